@@ -1,0 +1,376 @@
+package dht
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/ipfs/go-cid"
+	kad "github.com/libp2p/go-libp2p-kad-dht"
+	"github.com/libp2p/go-libp2p-kad-dht/records"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/protocol"
+)
+
+// DefaultPrefix is the protocol prefix of peer's DHT: its protocol is
+// /peer/kad/1.0.0, so it never joins the public IPFS DHT by accident.
+const DefaultPrefix protocol.ID = "/peer"
+
+// Defaults for Config's zero values.
+const (
+	DefaultProvideValidity   = 24 * time.Hour
+	DefaultReprovideInterval = 8 * time.Hour
+	DefaultBucketSize        = 20
+)
+
+// bootstrapWait bounds how long Bootstrap waits for a connected peer to enter
+// the routing table.
+const bootstrapWait = 10 * time.Second
+
+// ErrClosed is returned by calls on a closed DHT.
+var ErrClosed = errors.New("dht: closed")
+
+// Mode says whether this node answers DHT queries.
+type Mode int
+
+const (
+	// ModeServer answers queries and stores provider records: the default,
+	// right for publicly reachable nodes, private swarms and simulations.
+	ModeServer Mode = iota
+	// ModeClient only asks: for nodes that others can't dial.
+	ModeClient
+	// ModeAuto follows the node's reachability as AutoNAT sees it.
+	ModeAuto
+)
+
+// String names the mode as the CLI takes it.
+func (m Mode) String() string {
+	switch m {
+	case ModeServer:
+		return "server"
+	case ModeClient:
+		return "client"
+	case ModeAuto:
+		return "auto"
+	}
+	return fmt.Sprintf("Mode(%d)", int(m))
+}
+
+// ParseMode parses "server", "client" or "auto".
+func ParseMode(s string) (Mode, error) {
+	for _, m := range []Mode{ModeServer, ModeClient, ModeAuto} {
+		if m.String() == s {
+			return m, nil
+		}
+	}
+	return 0, fmt.Errorf("dht: unknown mode %q (want server, client or auto)", s)
+}
+
+// Config configures a DHT. The zero value is a server on DefaultPrefix with
+// no bootstrap peers.
+type Config struct {
+	// Mode is ModeServer unless set.
+	Mode Mode
+	// Prefix is the protocol prefix; empty means DefaultPrefix. Nodes with
+	// different prefixes do not see each other.
+	Prefix protocol.ID
+	// Bootstrap peers to join through. Empty means none: a node that
+	// knows no one waits to be contacted.
+	Bootstrap []peer.AddrInfo
+	// ProvideValidity is how long other nodes keep our provider records;
+	// zero means DefaultProvideValidity.
+	ProvideValidity time.Duration
+	// ReprovideInterval is how often every provided root is announced
+	// again; zero means DefaultReprovideInterval. It must be shorter than
+	// ProvideValidity.
+	ReprovideInterval time.Duration
+	// BucketSize is Kademlia's k; zero means DefaultBucketSize.
+	BucketSize int
+	// NoAutoRefresh turns off the periodic routing-table refresh: in a
+	// simulation of a thousand nodes a full refresh on every node costs
+	// O(N²) connections, and one self-lookup at Bootstrap is enough.
+	NoAutoRefresh bool
+	// Logger receives the DHT's logs; nil means slog.Default().
+	Logger *slog.Logger
+}
+
+func (c *Config) fill() error {
+	if c.Prefix == "" {
+		c.Prefix = DefaultPrefix
+	}
+	if c.ProvideValidity == 0 {
+		c.ProvideValidity = DefaultProvideValidity
+	}
+	if c.ReprovideInterval == 0 {
+		c.ReprovideInterval = DefaultReprovideInterval
+	}
+	if c.BucketSize == 0 {
+		c.BucketSize = DefaultBucketSize
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	switch {
+	case c.Mode < ModeServer || c.Mode > ModeAuto:
+		return fmt.Errorf("dht: unknown mode %d", c.Mode)
+	case c.ReprovideInterval >= c.ProvideValidity:
+		return fmt.Errorf("dht: reprovide interval %s must be shorter than the provide validity %s", c.ReprovideInterval, c.ProvideValidity)
+	case c.BucketSize < 2:
+		return fmt.Errorf("dht: bucket size %d is too small", c.BucketSize)
+	}
+	return nil
+}
+
+// DHT is a running Kademlia DHT on a libp2p host. Its methods are safe for
+// concurrent use.
+type DHT struct {
+	kad  *kad.IpfsDHT
+	host host.Host
+	cfg  Config
+	log  *slog.Logger
+
+	ctx    context.Context // cancelled by Close; ends the reprovide loop
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	once   sync.Once
+
+	mu       sync.Mutex
+	provided map[cid.Cid]time.Time // root → when it was last announced
+	closed   bool
+}
+
+// New starts a DHT on h. It does not contact anyone: call Bootstrap.
+func New(h host.Host, cfg Config) (*DHT, error) {
+	if err := cfg.fill(); err != nil {
+		return nil, err
+	}
+	mode := map[Mode]kad.ModeOpt{ModeServer: kad.ModeServer, ModeClient: kad.ModeClient, ModeAuto: kad.ModeAuto}[cfg.Mode]
+	opts := []kad.Option{
+		kad.Mode(mode),
+		kad.ProtocolPrefix(cfg.Prefix),
+		kad.BucketSize(cfg.BucketSize),
+		kad.BootstrapPeers(cfg.Bootstrap...),
+		kad.ProviderManagerOpts(records.ProvideValidity(cfg.ProvideValidity)),
+		kad.DisableValues(),
+	}
+	if cfg.NoAutoRefresh {
+		opts = append(opts, kad.DisableAutoRefresh())
+	}
+	k, err := kad.New(h, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("dht: start: %w", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	d := &DHT{
+		kad: k, host: h, cfg: cfg, ctx: ctx, cancel: cancel,
+		log:      cfg.Logger.With("component", "dht"),
+		provided: map[cid.Cid]time.Time{},
+	}
+	d.wg.Add(1)
+	go d.reprovideLoop()
+	return d, nil
+}
+
+// Bootstrap connects to the configured bootstrap peers and then looks up
+// this node's own ID once, which fills the routing table with the peers
+// nearest to it. It blocks until that lookup ends or ctx is done. It is not
+// an error for the lookup to find no one (the first node of a network).
+func (d *DHT) Bootstrap(ctx context.Context) error {
+	if d.isClosed() {
+		return ErrClosed
+	}
+	var (
+		wg       sync.WaitGroup
+		mu       sync.Mutex
+		failures []error
+	)
+	for _, ai := range d.cfg.Bootstrap {
+		if ai.ID == d.host.ID() {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := d.host.Connect(ctx, ai); err != nil {
+				mu.Lock()
+				failures = append(failures, fmt.Errorf("%s: %w", ai.ID, err))
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	if len(d.cfg.Bootstrap) > 0 && len(failures) == len(d.cfg.Bootstrap) {
+		return fmt.Errorf("dht: bootstrap: no bootstrap peer answered: %w", errors.Join(failures...))
+	}
+	for _, err := range failures {
+		d.log.Warn("bootstrap peer unreachable", "err", err)
+	}
+	if len(d.host.Network().Peers()) == 0 {
+		return nil // the first node of a network: nobody to ask yet
+	}
+	// kad-dht adds a connected peer to its table only after identify and a
+	// liveness check, both asynchronous: wait for the first one, bounded.
+	wait, cancel := context.WithTimeout(ctx, bootstrapWait)
+	defer cancel()
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for d.kad.RoutingTable().Size() == 0 {
+		select {
+		case <-wait.Done():
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			return fmt.Errorf("dht: bootstrap: connected to %d peers but none speaks %s/kad/1.0.0 in server mode", len(d.host.Network().Peers()), d.cfg.Prefix)
+		case <-d.ctx.Done():
+			return ErrClosed
+		case <-tick.C:
+		}
+	}
+	// One self-lookup: cheap at any scale, unlike a full refresh.
+	if _, err := d.kad.GetClosestPeers(ctx, string(d.host.ID())); err != nil && ctx.Err() == nil {
+		d.log.Debug("self lookup", "err", err)
+	}
+	return ctx.Err()
+}
+
+// Provide announces that this node provides root, and keeps announcing it
+// every ReprovideInterval until StopProviding or Close. It blocks until the
+// first announcement has reached the nodes closest to root, or ctx is done.
+func (d *DHT) Provide(ctx context.Context, root cid.Cid) error {
+	d.mu.Lock()
+	if d.closed {
+		d.mu.Unlock()
+		return ErrClosed
+	}
+	d.provided[root] = time.Now()
+	d.mu.Unlock()
+	if err := d.kad.Provide(ctx, root, true); err != nil {
+		return fmt.Errorf("dht: provide %s: %w", root, err)
+	}
+	return nil
+}
+
+// StopProviding stops announcing root. Records already stored elsewhere
+// expire by themselves.
+func (d *DHT) StopProviding(root cid.Cid) {
+	d.mu.Lock()
+	delete(d.provided, root)
+	d.mu.Unlock()
+}
+
+// Providing lists the roots this node announces, sorted.
+func (d *DHT) Providing() []cid.Cid {
+	d.mu.Lock()
+	out := make([]cid.Cid, 0, len(d.provided))
+	for c := range d.provided {
+		out = append(out, c)
+	}
+	d.mu.Unlock()
+	sort.Slice(out, func(i, j int) bool { return out[i].KeyString() < out[j].KeyString() })
+	return out
+}
+
+// FindProviders looks up the providers of root and sends each as it is
+// found, at most limit of them (0 means 20). The channel is closed when the
+// lookup ends; cancel ctx to end it early. This node itself is never sent.
+func (d *DHT) FindProviders(ctx context.Context, root cid.Cid, limit int) <-chan peer.AddrInfo {
+	if limit <= 0 {
+		limit = 20
+	}
+	out := make(chan peer.AddrInfo)
+	if d.isClosed() {
+		close(out)
+		return out
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	stop := context.AfterFunc(d.ctx, cancel)
+	in := d.kad.FindProvidersAsync(ctx, root, limit)
+	go func() {
+		defer close(out)
+		defer cancel()
+		defer stop()
+		for ai := range in { // kad closes in when ctx ends, so this drains it
+			if ai.ID == d.host.ID() {
+				continue
+			}
+			select {
+			case out <- ai:
+			case <-ctx.Done():
+			}
+		}
+	}()
+	return out
+}
+
+// Peers returns the number of peers in the routing table.
+func (d *DHT) Peers() int { return d.kad.RoutingTable().Size() }
+
+// Kad returns the underlying kad-dht, for a host's routing (relays,
+// peer lookups). Callers must not close it.
+func (d *DHT) Kad() *kad.IpfsDHT { return d.kad }
+
+// Close stops reproviding and the DHT. It is idempotent; it does not close
+// the host.
+func (d *DHT) Close() error {
+	var err error
+	d.once.Do(func() {
+		d.mu.Lock()
+		d.closed = true
+		d.mu.Unlock()
+		d.cancel()
+		d.wg.Wait()
+		err = d.kad.Close()
+	})
+	return err
+}
+
+func (d *DHT) isClosed() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.closed
+}
+
+// reprovideLoop announces again every root whose last announcement is older
+// than the reprovide interval. It wakes a few times per interval, so a root
+// provided at any moment is re-announced within 1.25 intervals.
+func (d *DHT) reprovideLoop() {
+	defer d.wg.Done()
+	t := time.NewTicker(d.cfg.ReprovideInterval / 4)
+	defer t.Stop()
+	for {
+		select {
+		case <-d.ctx.Done():
+			return
+		case <-t.C:
+		}
+		d.mu.Lock()
+		var due []cid.Cid
+		for c, at := range d.provided {
+			if time.Since(at) >= d.cfg.ReprovideInterval {
+				due = append(due, c)
+			}
+		}
+		d.mu.Unlock()
+		for _, c := range due {
+			ctx, cancel := context.WithTimeout(d.ctx, time.Minute)
+			err := d.kad.Provide(ctx, c, true)
+			cancel()
+			if d.ctx.Err() != nil {
+				return
+			}
+			d.mu.Lock()
+			if _, still := d.provided[c]; still {
+				d.provided[c] = time.Now()
+			}
+			d.mu.Unlock()
+			if err != nil {
+				d.log.Warn("reprovide", "root", c, "err", err)
+			}
+		}
+	}
+}

@@ -1,0 +1,19 @@
+// Package dht finds the peers that provide a root, and announces the roots
+// this node provides, over a Kademlia DHT of peer's own.
+//
+// It wraps go-libp2p-kad-dht behind a small type. The DHT speaks under
+// peer's own protocol prefix (DefaultPrefix, "/peer"), never the public IPFS
+// one, so a peer network is a network of its own; it runs in server mode by
+// default (the right mode for nodes of a private swarm and for simulations;
+// ModeClient and ModeAuto are there for nodes behind NAT). Bootstrap peers
+// come only from the Config: none are built in.
+//
+// Provide announces a root and keeps announcing it before the record
+// expires, until StopProviding or Close. FindProviders streams what it finds
+// on a channel that it closes when the lookup ends; cancel the context to
+// end it early, there is nothing else to drain.
+//
+// The package also runs mDNS discovery for peers on the local network
+// (StartMDNS). The node starts it only when it listens on a non-loopback
+// address: a node on loopback, and every test, sends no multicast.
+package dht
