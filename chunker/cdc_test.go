@@ -1,0 +1,225 @@
+package chunker
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"fmt"
+	"math/bits"
+	"strings"
+	"testing"
+)
+
+// refCDC cuts data as the description in cdc.go says, in the most direct
+// way, and returns the chunk sizes. The pipeline must agree with it.
+func refCDC(data []byte, p Params) []int {
+	var g [256]uint64
+	for i := range g {
+		sum := sha256.Sum256([]byte{byte(i)})
+		g[i] = binary.BigEndian.Uint64(sum[:8])
+	}
+	b := bits.Len(uint(p.Avg)) - 1
+	maskS, maskL := masks[b+2], masks[b-2]
+	sizes := []int{}
+	for len(data) > 0 {
+		limit := min(len(data), p.Max)
+		cut := limit
+		h := uint64(0)
+		for i := p.Min; i < limit; i++ {
+			h = h<<1 + g[data[i]]
+			mask := maskL
+			if i < p.Avg {
+				mask = maskS
+			}
+			if h&mask == 0 {
+				cut = i
+				break
+			}
+		}
+		sizes = append(sizes, cut)
+		data = data[cut:]
+	}
+	return sizes
+}
+
+func TestGearTable(t *testing.T) {
+	// From testdata/fastcdc_ref.py, which applies the rule with Python's hashlib.
+	if gear[0] != 0x6e340b9cffb37a98 || gear[255] != 0xa8100ae6aa1940d0 {
+		t.Fatalf("GEAR[0] = %#x, GEAR[255] = %#x", gear[0], gear[255])
+	}
+	if gearTable() != gear {
+		t.Fatal("the gear table changed after init")
+	}
+	seen := map[uint64]bool{}
+	for _, v := range gear {
+		seen[v] = true
+	}
+	if len(seen) != 256 {
+		t.Fatalf("gear table has %d distinct entries, want 256", len(seen))
+	}
+}
+
+func TestMasks(t *testing.T) {
+	for k := 5; k < len(masks); k++ {
+		m := masks[k]
+		if bits.OnesCount64(m) != k {
+			t.Errorf("masks[%d] = %#x has %d one-bits", k, m, bits.OnesCount64(m))
+		}
+		if m>>63 != 0 {
+			t.Errorf("masks[%d] = %#x has its top bit set: the two-byte step would lose it", k, m)
+		}
+	}
+	// Every valid Avg has both masks in the table.
+	for avg := MinSize; avg <= MaxSize; avg *= 2 {
+		c := newCutter(CDCParams(avg))
+		b := bits.Len(uint(avg)) - 1
+		if bits.OnesCount64(c.maskS) != b+2 || bits.OnesCount64(c.maskL) != b-2 {
+			t.Errorf("avg %d: masks with %d and %d bits, want %d and %d", avg,
+				bits.OnesCount64(c.maskS), bits.OnesCount64(c.maskL), b+2, b-2)
+		}
+	}
+}
+
+// TestCDCVectors checks the cut against vectors computed independently by
+// testdata/fastcdc_ref.py, a Python transcription of the description.
+func TestCDCVectors(t *testing.T) {
+	data := counterData(4 << 20)
+	tests := []struct {
+		name        string
+		data        []byte
+		p           Params
+		sizes       []int
+		first, last string
+		allCIDs     string // sha256 of the CIDs joined by "\n"
+	}{
+		{
+			name: "4MiB counter data, 16K/64K/256K", data: data, p: CDCParams(64 << 10),
+			sizes: []int{72392, 18675, 88128, 41585, 93189, 65650, 79690, 93221, 75392, 87907, 20374, 32504,
+				78427, 86881, 146773, 76360, 70934, 98028, 71581, 92750, 70316, 72502, 54361, 86060, 68057,
+				87247, 66692, 65837, 34071, 85077, 83246, 88462, 83075, 79799, 78445, 72803, 68194, 108695,
+				67203, 131534, 76852, 66413, 73174, 65730, 81909, 78577, 71686, 46589, 74572, 76932, 93812,
+				65942, 70380, 67014, 82405, 60200},
+			first:   "bafkreigausgyhgccjgw3fgtu6atgcjrlljlhyagbslgo36cbmknragjaoi",
+			last:    "bafkreidyz2h4osbu6mx7hmbkkjoxxhpbqqpi7jduihhgvikkmjww4lmdbe",
+			allCIDs: "5206c23f3f4af910904dfd408efcb3092eeead3fd9783f091c481c19e9affec2",
+		},
+		{
+			name: "4MiB counter data, 256K/1M/4M", data: data, p: CDCParams(1 << 20),
+			sizes:   []int{740467, 1355117, 1507463, 591257},
+			first:   "bafkreiec7o5ot3qluk7q6qblqwsyqqoddbqkceg3rl6t6vwn7jwcuv4oha",
+			last:    "bafkreiap3he3ppi3swvkxy2iyojbh2jqchdwb7q62pup6cq5jejvp4uqwq",
+			allCIDs: "6c011ec2008558577203f2e4faee13ad2153835a991a0f7b33b94d3d8e22d5f9",
+		},
+		{
+			name: "1MiB zeros: no cut, Max-sized chunks", data: make([]byte, 1<<20), p: CDCParams(64 << 10),
+			sizes: []int{262144, 262144, 262144, 262144},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if ref := refCDC(tt.data, tt.p); fmt.Sprint(ref) != fmt.Sprint(tt.sizes) {
+				t.Fatalf("reference cut %v, want %v", ref, tt.sizes)
+			}
+			for _, workers := range []int{1, 2} {
+				chunks := splitAll(t, bytes.NewReader(tt.data), tt.p, workers)
+				checkChunks(t, tt.data, chunks, tt.sizes)
+				if tt.first == "" {
+					continue
+				}
+				cids := make([]string, len(chunks))
+				for i, c := range chunks {
+					cids[i] = c.CID
+				}
+				sum := sha256.Sum256([]byte(strings.Join(cids, "\n")))
+				if cids[0] != tt.first || cids[len(cids)-1] != tt.last || hex.EncodeToString(sum[:]) != tt.allCIDs {
+					t.Fatalf("CIDs first %s last %s all %x, want %s %s %s",
+						cids[0], cids[len(cids)-1], sum, tt.first, tt.last, tt.allCIDs)
+				}
+			}
+		})
+	}
+}
+
+// TestCDCAgreesWithReference runs the pipeline over random data with many
+// parameter sets and slab sizes (slab = Max makes the unfinished chunk move
+// between slabs and the search resume all the time).
+func TestCDCAgreesWithReference(t *testing.T) {
+	data := randData(12, 200_000)
+	tests := []Params{
+		{Algorithm: FastCDC, Min: 1, Avg: 128, Max: 128},
+		{Algorithm: FastCDC, Min: 64, Avg: 256, Max: 1024},
+		{Algorithm: FastCDC, Min: 256, Avg: 256, Max: 300},
+		{Algorithm: FastCDC, Min: 1000, Avg: 1024, Max: 1025},
+		{Algorithm: FastCDC, Min: 512, Avg: 2048, Max: 8192},
+		{Algorithm: FastCDC, Min: 4096, Avg: 4096, Max: 4096},
+		{Algorithm: FastCDC, Min: 1, Avg: 8192, Max: 65536},
+	}
+	for _, p := range tests {
+		want := refCDC(data, p)
+		for _, slab := range []int{p.Max, p.Max + 1, 3*p.Max + 7, 1 << 20} {
+			t.Run(fmt.Sprintf("%s slab %d", p, slab), func(t *testing.T) {
+				chunks := runAll(t, bytes.NewReader(data), p, 2, slab)
+				checkChunks(t, data, chunks, want)
+			})
+		}
+	}
+}
+
+func TestCDCDeterministicAndBounded(t *testing.T) {
+	data := randData(13, 8<<20)
+	for _, p := range []Params{CDCParams(MinSize), CDCParams(64 << 10), CDCParams(256 << 10),
+		{Algorithm: FastCDC, Min: MinSize, Avg: 32 << 10, Max: 40 << 10}} {
+		a := splitAll(t, bytes.NewReader(data), p, 2)
+		b := splitAll(t, bytes.NewReader(data), p, 3)
+		if !same(a, b) {
+			t.Fatalf("%s: two runs over the same input differ", p)
+		}
+		checkChunks(t, data, a, nil)
+		for i, c := range a {
+			last := i == len(a)-1
+			if c.Size > p.Max || (!last && c.Size < p.Min) || c.Size < 1 {
+				t.Fatalf("%s: chunk %d of %d has %d bytes", p, i, len(a), c.Size)
+			}
+		}
+		t.Logf("%s: %d chunks over %d bytes, mean %d", p, len(a), len(data), len(data)/len(a))
+	}
+}
+
+// TestCDCShiftResistance inserts one byte at the front of a 64 MiB file and
+// counts the new version's chunks that the old one does not have.
+func TestCDCShiftResistance(t *testing.T) {
+	if testing.Short() {
+		t.Skip("chunks 2 x 64 MiB per parameter set")
+	}
+	old := randData(14, 64<<20)
+	edited := append([]byte{0x42}, old...)
+	for _, p := range []Params{CDCParams(1 << 20), CDCParams(64 << 10)} {
+		have := map[string]bool{}
+		n := 0
+		err := Split(context.Background(), bytes.NewReader(old), p, func(c Chunk) error {
+			have[c.CID.String()] = true
+			n++
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		fresh, m := 0, 0
+		err = Split(context.Background(), bytes.NewReader(edited), p, func(c Chunk) error {
+			if !have[c.CID.String()] {
+				fresh++
+			}
+			m++
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("%s: old %d chunks, edited %d chunks, %d of them new", p, n, m, fresh)
+		if fresh > 3 {
+			t.Errorf("%s: one byte inserted at the front changed %d chunks, want ≤ 3", p, fresh)
+		}
+	}
+}

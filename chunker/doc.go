@@ -1,0 +1,26 @@
+// Package chunker cuts a stream into chunks and names each by its CID.
+//
+// Two ways to cut are recorded in Params, so that anyone can cut a file the
+// same way again:
+//
+//   - Fixed: every chunk is Params.Size bytes but the last. With the same size
+//     the chunk CIDs equal those of
+//     `ipfs add --raw-leaves --cid-version=1 --chunker=size-N`.
+//   - FastCDC: content-defined chunking between Min and Max bytes around an
+//     average Avg, so that an edit in a big file changes only the chunks
+//     around it and a new version shares most chunks with the old one. cdc.go
+//     documents the exact algorithm and gear table.
+//
+// Split streams: one goroutine reads r into a bounded pool of large
+// buffers and finds the boundaries, worker goroutines hash the chunks with
+// SHA-256 in parallel, and the caller's goroutine receives them in order:
+//
+//	err := chunker.Split(ctx, f, chunker.DefaultParams(), func(c chunker.Chunk) error {
+//		fmt.Println(c.Index, c.Offset, c.Size, c.CID) // c.Data is valid only here
+//		return nil
+//	})
+//
+// Memory stays bounded (a few buffers per worker) whatever the stream's
+// length, and no goroutine outlives Split. The package is pure: readers and
+// bytes in, chunks and CIDs out; no package-level mutable state.
+package chunker

@@ -1,0 +1,347 @@
+package chunker
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io"
+	"runtime"
+	"sync"
+
+	"github.com/ipfs/go-cid"
+
+	"github.com/peer-project/peer/integrity"
+)
+
+// Chunk is one piece of a stream, handed to the callback of Split.
+type Chunk struct {
+	// Index is the chunk's position in the stream, from 0.
+	Index int64
+	// Offset is where the chunk starts in the stream.
+	Offset int64
+	// Size is the chunk's length in bytes, len(Data).
+	Size int
+	// CID names the chunk: CIDv1, raw codec, sha2-256, as integrity.Chunk.
+	CID cid.Cid
+	// Data holds the chunk's bytes. It is valid only during the callback:
+	// the buffer is reused afterwards. Copy what must outlive the call.
+	Data []byte
+}
+
+// ErrNilFunc is returned by Split when it is given no callback.
+var ErrNilFunc = errors.New("chunker: nil chunk callback")
+
+// ReadError reports that the stream failed: Err is what its Read returned,
+// Offset how many bytes of the stream had been read before. Chunks that ended
+// before Offset were delivered first.
+type ReadError struct {
+	Offset int64
+	Err    error
+}
+
+func (e *ReadError) Error() string {
+	return fmt.Sprintf("chunker: read at offset %d: %v", e.Offset, e.Err)
+}
+
+// Unwrap returns the reader's error.
+func (e *ReadError) Unwrap() error { return e.Err }
+
+// Splitter cuts streams into chunks with Params, hashing them on Workers
+// goroutines. A Splitter is a plain value: copy it freely, and call Split
+// from as many goroutines as you like.
+type Splitter struct {
+	// Params say where to cut. They must pass Params.Validate.
+	Params Params
+	// Workers is the number of goroutines that hash chunks; 0 means
+	// runtime.GOMAXPROCS(0). Negative is invalid.
+	Workers int
+}
+
+// Split cuts r into chunks per p, hashes them on runtime.GOMAXPROCS(0)
+// goroutines and calls fn for each chunk in order. It is
+// Splitter{Params: p}.Split(ctx, r, fn); see there.
+func Split(ctx context.Context, r io.Reader, p Params, fn func(Chunk) error) error {
+	return Splitter{Params: p}.Split(ctx, r, fn)
+}
+
+// Split cuts r into chunks per s.Params, hashes them (CIDv1, raw, sha2-256,
+// as integrity.Chunk) on s.Workers goroutines, and calls fn for each chunk in
+// stream order, from the calling goroutine, one call at a time. An empty
+// stream has no chunks, so fn is never called.
+//
+// Split blocks until the stream ends or it stops, and returns:
+//   - nil when every chunk was delivered;
+//   - the first error fn returns (Split stops at once);
+//   - ctx.Err() when ctx ends; ctx is checked before every chunk and
+//     between reads;
+//   - a *ReadError when r fails, after the chunks that ended before the
+//     failure were delivered;
+//   - an error wrapping ErrParams when s is invalid, before reading.
+//
+// r is read from one goroutine, in large blocks (a reader that returns short
+// reads gives the same chunks); Split does not close it. No goroutine that
+// Split starts outlives it, so a Read that blocks forever blocks Split even
+// after ctx ends: close the reader to unblock it.
+//
+// Memory is bounded whatever the stream's length: about (Workers + 2)
+// buffers of max(2*MaxChunk, 1 MiB) bytes for FastCDC, or of
+// max(MaxChunk, 1 MiB) for Fixed. Each chunk's bytes are copied once, from
+// the reader into a buffer, except for FastCDC's unfinished chunk at the end
+// of a buffer, which moves to the next buffer.
+//
+// Split is safe for concurrent use (each call has its own state).
+func (s Splitter) Split(ctx context.Context, r io.Reader, fn func(Chunk) error) error {
+	if err := s.Params.Validate(); err != nil {
+		return err
+	}
+	if s.Workers < 0 {
+		return fmt.Errorf("%w: %d workers", ErrParams, s.Workers)
+	}
+	if fn == nil {
+		return ErrNilFunc
+	}
+	workers := s.Workers
+	if workers == 0 {
+		workers = runtime.GOMAXPROCS(0)
+	}
+	return run(ctx, r, s.Params, workers, slabSize(s.Params), fn)
+}
+
+// slabSize returns the size of the buffers that Split reads into for p: at
+// least minSlab, a whole number of chunks for Fixed, and twice the largest
+// chunk for FastCDC so that the unfinished chunk moved from one buffer to
+// the next (about Avg bytes) is a small part of it.
+func slabSize(p Params) int {
+	const minSlab = 1 << 20
+	if p.Algorithm == Fixed {
+		return max(1, minSlab/p.Size) * p.Size
+	}
+	return max(2*p.Max, minSlab)
+}
+
+// A slab is one buffer of the pipeline with the chunks cut in it. The reader
+// fills and cuts it, a worker hashes its chunks, the delivering goroutine
+// hands them to fn and puts the slab back in the free pool. Channels pass it
+// from one to the next, so one goroutine at a time owns its fields; bytes
+// past the last chunk (the unfinished one) are only ever read by the reader.
+type slab struct {
+	buf   []byte
+	base  int64 // stream offset of buf[0]
+	index int64 // index of the first chunk
+	ends  []int // end of each chunk in buf; the first starts at 0
+	cids  []cid.Cid
+	err   error // a *ReadError after the chunks, if the stream failed
+	last  bool  // the stream ends with this slab
+	done  chan struct{}
+}
+
+// run is Split with checked arguments. Tests call it directly with small
+// parameters and slabs. slabLen must be at least p.MaxChunk().
+func run(ctx context.Context, r io.Reader, p Params, workers, slabLen int, fn func(Chunk) error) error {
+	nslabs := workers + 2
+	free := make(chan *slab, nslabs)
+	work := make(chan *slab, nslabs)
+	ordered := make(chan *slab, nslabs)
+	for range nslabs {
+		free <- &slab{buf: make([]byte, slabLen), done: make(chan struct{}, 1)}
+	}
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer close(stop)
+
+	rd := reader{ctx: ctx, r: r, cut: newCutter(p), free: free, work: work, ordered: ordered, stop: stop}
+	wg.Go(rd.run)
+	for range workers {
+		wg.Go(func() { hashSlabs(work, stop) })
+	}
+	return deliver(ctx, ordered, free, fn)
+}
+
+// deliver calls fn for every chunk of the slabs coming in order, once each
+// is hashed, and recycles the slabs.
+func deliver(ctx context.Context, ordered <-chan *slab, free chan<- *slab, fn func(Chunk) error) error {
+	for {
+		var s *slab
+		select {
+		case s = <-ordered:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		if s == nil { // the reader stopped early, which it does only when ctx ends
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			return errors.New("chunker: reader stopped early") // broken invariant
+		}
+		select {
+		case <-s.done:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		start := 0
+		for i, end := range s.ends {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			err := fn(Chunk{
+				Index:  s.index + int64(i),
+				Offset: s.base + int64(start),
+				Size:   end - start,
+				CID:    s.cids[i],
+				Data:   s.buf[start:end:end],
+			})
+			if err != nil {
+				return err
+			}
+			start = end
+		}
+		if s.err != nil {
+			return s.err
+		}
+		if s.last {
+			return nil
+		}
+		free <- s // never blocks: free holds every slab
+	}
+}
+
+// hashSlabs hashes the chunks of each slab from work until work closes or
+// stop does.
+func hashSlabs(work <-chan *slab, stop <-chan struct{}) {
+	for {
+		var s *slab
+		select {
+		case s = <-work:
+		case <-stop:
+			return
+		}
+		if s == nil {
+			return
+		}
+		start := 0
+		for i, end := range s.ends {
+			sum := sha256.Sum256(s.buf[start:end])
+			s.cids[i] = integrity.FromDigest(integrity.Raw, sum[:])
+			start = end
+		}
+		s.done <- struct{}{} // never blocks: one signal per use of s
+	}
+}
+
+// reader is the goroutine that fills slabs, cuts them and passes them on.
+type reader struct {
+	ctx     context.Context
+	r       io.Reader
+	cut     *cutter
+	free    chan *slab
+	work    chan<- *slab
+	ordered chan<- *slab
+	stop    <-chan struct{}
+}
+
+// maxEmptyReads is how many reads in a row may return nothing before the
+// reader is deemed stuck (io.ErrNoProgress), as bufio does.
+const maxEmptyReads = 100
+
+func (rd *reader) run() {
+	defer close(rd.work)
+	defer close(rd.ordered)
+
+	var (
+		offset int64  // stream offset of the next slab's buf[0]
+		index  int64  // index of the next chunk
+		carry  []byte // the unfinished chunk at the end of the last slab
+	)
+	for {
+		s := rd.acquire()
+		if s == nil {
+			return
+		}
+		n := copy(s.buf, carry)
+		m, err := rd.fill(s.buf[n:])
+		n += m
+		eof := err == io.EOF
+		s.base, s.index, s.err, s.last = offset, index, nil, eof
+		if err != nil && !eof {
+			if err == errStopped || rd.ctx.Err() != nil {
+				return // deliver has returned or is returning ctx.Err()
+			}
+			s.err = &ReadError{Offset: offset + int64(n), Err: err}
+		}
+
+		// Cut. After a read error the bytes read are not the end of the
+		// stream: cut only the chunks they complete.
+		s.ends = s.ends[:0]
+		start := 0
+		for {
+			l := rd.cut.next(s.buf[start:n], eof)
+			if l == 0 {
+				break
+			}
+			start += l
+			s.ends = append(s.ends, start)
+		}
+		if cap(s.cids) < len(s.ends) {
+			s.cids = make([]cid.Cid, len(s.ends), cap(s.ends))
+		}
+		s.cids = s.cids[:len(s.ends)]
+		index += int64(len(s.ends))
+		offset += int64(start)
+		carry = s.buf[start:n] // read below, by this goroutine only
+
+		rd.work <- s // neither send blocks: each channel can hold every slab
+		rd.ordered <- s
+		if eof || s.err != nil {
+			return
+		}
+	}
+}
+
+// acquire returns a free slab, or nil when Split is stopping.
+func (rd *reader) acquire() *slab {
+	select {
+	case s := <-rd.free:
+		return s
+	case <-rd.stop:
+		return nil
+	case <-rd.ctx.Done():
+		return nil
+	}
+}
+
+// fill reads into buf until it is full, the stream ends (io.EOF, with the
+// count read), or an error. It checks ctx between reads.
+func (rd *reader) fill(buf []byte) (int, error) {
+	n, empty := 0, 0
+	done := rd.ctx.Done()
+	for n < len(buf) {
+		select {
+		case <-done:
+			return n, rd.ctx.Err()
+		case <-rd.stop:
+			return n, errStopped
+		default:
+		}
+		m, err := rd.r.Read(buf[n:])
+		if m < 0 || m > len(buf)-n {
+			return n, fmt.Errorf("chunker: reader returned %d bytes for a %d-byte buffer", m, len(buf)-n)
+		}
+		n += m
+		if err != nil {
+			return n, err
+		}
+		if m == 0 {
+			if empty++; empty >= maxEmptyReads {
+				return n, io.ErrNoProgress
+			}
+		} else {
+			empty = 0
+		}
+	}
+	return n, nil
+}
+
+// errStopped ends the reader when Split returns early; nobody sees it.
+var errStopped = errors.New("chunker: stopped")
