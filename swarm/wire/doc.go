@@ -1,0 +1,129 @@
+// Package wire defines the messages of peer's exchange protocol and their
+// framing: pure encoding and decoding over an io.Reader and an io.Writer, with
+// no libp2p import. The I/O layer in swarm/ opens libp2p streams under
+// ProtocolID and reads and writes them with a Reader and a Writer.
+//
+// # Use
+//
+//	w := wire.NewWriter(stream)
+//	w.Write(&wire.Hello{Version: wire.Version, Root: root})
+//	w.Write(&wire.Want{Indices: []uint64{0, 1, 2}})
+//	w.Flush() // one write for the batch
+//
+//	r := wire.NewReader(stream, 0)
+//	r.SetBlockAlloc(pool.get) // optional: block data lands in pooled buffers
+//	for {
+//		m, err := r.Read()
+//		...
+//		switch m := m.(type) {
+//		case *wire.Block: ...
+//		}
+//	}
+//
+// Reader and Writer are each for one goroutine; a stream is full duplex, so a
+// session reads on one goroutine and writes on another. Byte slices of a
+// message Read returns (Block.Data, Node.Data, HaveBitfield.Bits) alias the
+// Reader's buffer until the next Read, unless a BlockAllocFunc supplied the
+// Block. The decoder checks structure and limits only: the session checks
+// the order of messages, indices against the chunk count
+// (HaveBitfield.Validate), and data against CIDs (package integrity).
+//
+// # Protocol specification
+//
+// This section is the spec: another implementation can follow it alone.
+//
+// Session. One libp2p stream per (peer, root), protocol ID
+// "/peer/xfer/1.0.0". The side that opens the stream sends HELLO first; after
+// that both sides may send any message but HELLO at any time. The stream is
+// full duplex, requests are pipelined and replies come in any order. A side
+// that receives a message it cannot decode sends ERROR (code 1) if it can,
+// then resets the stream. A side that sends ERROR closes the stream after it.
+//
+// Integers. Every integer in a frame is an unsigned LEB128 varint ("uvarint"):
+// seven bits per byte, least significant group first, high bit set on every
+// byte but the last. It must be minimal (no trailing 0x00 group; zero is the
+// single byte 0x00) and at most 10 bytes long, holding at most 2^64-1. A
+// varint that breaks these rules is malformed.
+//
+// Frame. A frame is
+//
+//	length (uvarint) | type (1 byte) | payload (length-1 bytes)
+//
+// where length counts the type byte and the payload, 1 ≤ length ≤
+// MaxMessageSize = 4 MiB + 64 KiB = 4259840. A receiver may set a smaller
+// limit. A receiver refuses a length over its limit, or a payload longer
+// than its type allows (below), as soon as it has read the length and type
+// byte, before reading the payload. An unknown type byte is an error; types
+// 0x00 and 0x0e-0xff are unassigned.
+//
+// Fields. A payload is a sequence of fields and must end exactly where its
+// last field ends. Field kinds:
+//
+//   - uint: a uvarint.
+//   - cid: uvarint n (≤ 64), then n bytes: a binary CID that is CIDv1,
+//     codec dag-cbor (0x71), multihash sha2-256 (0x12) with a 32-byte digest,
+//     i.e. 36 bytes 01 71 12 20 <digest>. Any other CID is malformed. (Chunk
+//     CIDs never travel: a chunk is named by its index in the root's chunk
+//     list, and its CID, raw codec 0x55, comes from the manifest.)
+//   - list: uvarint count (1 ≤ count ≤ MaxWant = 256), then count uints. An
+//     empty list is malformed.
+//   - rest: all remaining bytes of the payload (possibly none).
+//
+// Messages (type byte, name, payload fields, largest payload):
+//
+//	0x01 HELLO          version uint, root cid, chunks uint        ≤ 94 bytes
+//	0x02 HAVE_ALL       (empty)                                    0
+//	0x03 HAVE_NONE      (empty)                                    0
+//	0x04 HAVE_BITFIELD  bits rest                                  ≤ length limit
+//	0x05 HAVE           index uint                                 ≤ 10
+//	0x06 WANT           indices list                               ≤ 2562
+//	0x07 CANCEL         indices list                               ≤ 2562
+//	0x08 DONT_HAVE      indices list                               ≤ 2562
+//	0x09 BLOCK          index uint, data rest (≤ 4 MiB)            ≤ 10 + 4194304
+//	0x0a WANT_NODE      cid cid                                    ≤ 74
+//	0x0b NODE           cid cid, data rest (≤ 1 MiB)               ≤ 74 + 1048576
+//	0x0c NODE_MISSING   cid cid                                    ≤ 74
+//	0x0d ERROR          code uint (≤ 0xffff), msg rest (≤ 256 B)   ≤ 259
+//
+// HELLO: version is 1 for this spec; root is the CID of the root manifest;
+// chunks is the number of chunks of the root, 0 when the opener does not
+// know it yet.
+//
+// HAVE_ALL / HAVE_NONE: the sender has every chunk (and every manifest block)
+// of the root / no chunk yet.
+//
+// HAVE_BITFIELD: bit i of the root's chunk list is bit (i mod 8) of byte
+// (i div 8), least significant bit first: chunks 0 and 9 of 10 present is
+// 01 02. The field is exactly ceil(chunks/8) bytes long and has no bit set
+// at or past index chunks; a receiver checks this once it knows chunks.
+// Roots of more than MaxBitfieldChunks (34078712) chunks are announced with
+// HAVE_ALL or HAVE instead.
+//
+// HAVE: the sender now has chunk index (it verified it since its last
+// announcement).
+//
+// WANT: the sender asks for these chunks; the receiver answers each with
+// BLOCK or DONT_HAVE, in any order. CANCEL withdraws WANTs not yet answered
+// (a BLOCK already on its way may still arrive). DONT_HAVE: the sender does
+// not have, or will not send, these chunks.
+//
+// BLOCK: chunk index, data its bytes. The receiver verifies data against the
+// chunk's CID from the manifest before it trusts a byte of it.
+//
+// WANT_NODE / NODE / NODE_MISSING: request, delivery and refusal of a
+// manifest block (the root manifest or one of its pages) by CID. The
+// receiver of NODE verifies data against cid.
+//
+// ERROR: the sender's last message. Codes: 1 protocol error, 2 not found
+// (the root of HELLO), 3 rate limited, 4 too many requests, 5 banned, 6
+// internal error; an unknown code means 6. msg is UTF-8 for humans.
+//
+// Examples, as bytes on the wire:
+//
+//	HAVE_ALL                 01 02
+//	HAVE{300}                03 05 ac 02
+//	WANT{0, 1, 200}          06 06 03 00 01 c8 01
+//	BLOCK{7, "hi"}           04 09 07 68 69
+//	ERROR{5, "bye"}          05 0d 05 62 79 65
+//	HAVE_BITFIELD{01 02}     03 04 01 02
+package wire
