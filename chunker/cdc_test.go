@@ -9,17 +9,23 @@ import (
 	"fmt"
 	"math/bits"
 	"strings"
+	"sync"
 	"testing"
 )
 
-// refCDC cuts data as the description in cdc.go says, in the most direct
-// way, and returns the chunk sizes. The pipeline must agree with it.
-func refCDC(data []byte, p Params) []int {
-	var g [256]uint64
+// refGear computes the gear table by its rule, once.
+var refGear = sync.OnceValue(func() (g [256]uint64) {
 	for i := range g {
 		sum := sha256.Sum256([]byte{byte(i)})
 		g[i] = binary.BigEndian.Uint64(sum[:8])
 	}
+	return g
+})
+
+// refCDC cuts data as the description in cdc.go says, in the most direct
+// way, and returns the chunk sizes. The pipeline must agree with it.
+func refCDC(data []byte, p Params) []int {
+	g := refGear()
 	b := bits.Len(uint(p.Avg)) - 1
 	maskS, maskL := masks[b+2], masks[b-2]
 	sizes := []int{}
