@@ -152,7 +152,8 @@ func (*File) isNode() {}
 func (*Page) isNode() {}
 func (*Dir) isNode()  {}
 
-// Totals returns the bytes and chunks that the page's entries cover.
+// Totals returns the bytes and chunks that the page's entries cover. For a
+// page that Decode or Encode accepted the sums cannot overflow.
 func (p *Page) Totals() (size, count uint64) {
 	for _, e := range p.Entries {
 		size += e.Size

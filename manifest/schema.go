@@ -13,6 +13,7 @@ import (
 // Map keys of each schema, in DAG-CBOR's canonical order: shorter keys
 // first, then bytewise. The encoders write them in this order and the
 // reader accepts no other (TestKeyTablesCanonical checks the order).
+// They are read-only.
 var (
 	commonKeys   = []string{"t", "v"}
 	fileKeys     = []string{"t", "v", "name", "size", "count", "depth", "chunker", "entries"}

@@ -232,6 +232,9 @@ func Resolve(ctx context.Context, g Getter, root cid.Cid, path string) (cid.Cid,
 	if err != nil {
 		return cid.Undef, nil, err
 	}
+	if _, ok := n.(*Page); ok {
+		return cid.Undef, nil, fmt.Errorf("%w: block %s is a page, not a file or directory", ErrInvalid, root)
+	}
 	if path == "" {
 		return root, n, nil
 	}
