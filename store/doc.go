@@ -1,0 +1,64 @@
+// Package store keeps a node's state in one bbolt database file: manifest
+// blocks, the index of shared files, and download progress.
+//
+// # Blocks
+//
+// PutBlock and PutBlocks store manifest blocks (DAG-CBOR, at most
+// MaxBlockSize bytes) after verifying them against their CID; GetBlock
+// verifies them again on the way out. The store never parses them.
+//
+// # Shares
+//
+// Shared files are indexed in place, never copied: for every chunk the store
+// records the file, the offset and the size, and the file's size and
+// modification time when it was read. A share is built in steps so that a
+// huge folder never sits in one transaction:
+//
+//	t, err := st.BeginShare(dir)
+//	defer t.Abort() // no-op after Commit
+//	for each file, in batches of a few thousand chunks:
+//		err = t.AddFile(path, size, mtime, fileRoot, chunks)
+//	err = t.Commit(root, store.ShareInfo{Name: ..., Chunking: params})
+//
+// Until Commit nothing of the share is visible; if the process dies first, the
+// next Open removes it. Unshare removes a share in bounded batches the same
+// way. ReadChunk serves a chunk from the first location whose file still has
+// the indexed size and modification time and whose bytes still hash to the
+// chunk's CID; a location that fails marks its share Stale, so a file edited
+// behind the store's back is never served as the old content.
+//
+// # Downloads
+//
+// A Download records a fetch in progress and a bitfield of the chunks
+// verified on disk. MarkHave buffers marks in memory and writes them in one
+// transaction per flush (Flush, Close, or MarkHave itself when
+// Options.MaxPendingMarks marks wait or the oldest is Options.FlushInterval
+// old): at 1000 marks a second that is a couple of fsyncs a second, not a
+// thousand. A crash loses only unflushed marks; the fetcher re-verifies those
+// chunks from the partial file by hashing, so nothing verified is fetched
+// again. The bitfield is stored in pages of 4 KiB (32768 chunks), and a flush
+// rewrites only the pages it touched.
+//
+// # On disk
+//
+// Schema version SchemaVersion is kept in bucket "meta"; Open refuses a
+// database of a newer version (ErrSchema). Keys are binary CIDs and
+// big-endian integers; see keys.go for every bucket. Each value starts with
+// a record version byte (1), followed by its fields: unsigned integers as
+// uvarints, times as zig-zag varints of Unix nanoseconds, strings and CIDs
+// as a uvarint length and the bytes, flags as one byte. Block values are the
+// block bytes verbatim. Every value read back is decoded defensively: each
+// length is checked against the bytes left and a hard limit before use, and
+// a bad record is an error wrapping ErrCorrupt, never a panic or a huge
+// allocation.
+//
+// bbolt commits are atomic and, unless Options.NoSync is set, durable, so the
+// database is consistent after kill -9 or a power cut.
+//
+// # Concurrency
+//
+// A Store is safe for concurrent use and starts no goroutines. Reads run in
+// parallel; writes are serialized by bbolt, each one a committed
+// transaction. No lock of the store is held across file I/O except the one
+// that serializes flushes of marks.
+package store

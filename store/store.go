@@ -1,0 +1,236 @@
+package store
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
+)
+
+// SchemaVersion is the version of the database layout this package writes.
+// Open records it in a new database and refuses a database of a newer one.
+const SchemaVersion = 1
+
+// Defaults of Options.
+const (
+	DefaultTimeout         = time.Second
+	DefaultMaxPendingMarks = 4096
+	DefaultFlushInterval   = 500 * time.Millisecond
+)
+
+// Errors of the store. Every error a method returns wraps one of these or
+// comes from the operating system, integrity or the context.
+var (
+	// ErrNotFound: no such block, share, chunk or download.
+	ErrNotFound = errors.New("store: not found")
+	// ErrStale: every place a chunk was indexed at has changed since it was
+	// indexed, so it cannot be served. It wraps ErrNotFound, so callers that
+	// only need "can't serve this" test for ErrNotFound.
+	ErrStale = fmt.Errorf("store: indexed file changed on disk (%w)", ErrNotFound)
+	// ErrClosed: the Store was closed.
+	ErrClosed = errors.New("store: closed")
+	// ErrSchema: the database was written by a newer version of peer, or is
+	// not a peer store at all.
+	ErrSchema = errors.New("store: unsupported database schema")
+	// ErrLocked: another process holds the database open.
+	ErrLocked = errors.New("store: database in use by another process")
+	// ErrCorrupt: a record read from disk does not decode.
+	ErrCorrupt = errors.New("store: corrupt record")
+	// ErrInvalid: an argument is out of range or malformed.
+	ErrInvalid = errors.New("store: invalid argument")
+	// ErrShareDone: a ShareTx was used after Commit or Abort.
+	ErrShareDone = errors.New("store: share already committed or aborted")
+)
+
+// Options configure Open. The zero value is ready to use.
+type Options struct {
+	// NoSync skips fsync after each commit: much faster, for simulations and
+	// tests only. A crash of the process (kill -9) still leaves a consistent
+	// database; a crash of the machine may lose or corrupt it.
+	NoSync bool
+	// Timeout bounds the wait for another process to release the database
+	// file. Zero means DefaultTimeout; it must not be negative.
+	Timeout time.Duration
+	// Logger receives the few events worth a line (unfinished shares removed
+	// at Open, shares found stale). Nil discards them.
+	Logger *slog.Logger
+	// MaxPendingMarks is how many MarkHave indices may wait in memory before
+	// MarkHave flushes them itself. Zero means DefaultMaxPendingMarks.
+	MaxPendingMarks int
+	// FlushInterval is how old the oldest unflushed mark may grow before the
+	// next MarkHave flushes. Zero means DefaultFlushInterval; negative means
+	// never by age (only by count, Flush and Close).
+	FlushInterval time.Duration
+	// Now is the clock for Created times and FlushInterval. Nil means
+	// time.Now.
+	Now func() time.Time
+}
+
+func (o Options) withDefaults() (Options, error) {
+	if o.Timeout < 0 || o.MaxPendingMarks < 0 {
+		return o, fmt.Errorf("%w: negative Timeout or MaxPendingMarks", ErrInvalid)
+	}
+	if o.Timeout == 0 {
+		o.Timeout = DefaultTimeout
+	}
+	if o.MaxPendingMarks == 0 {
+		o.MaxPendingMarks = DefaultMaxPendingMarks
+	}
+	if o.FlushInterval == 0 {
+		o.FlushInterval = DefaultFlushInterval
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	return o, nil
+}
+
+// Store is the node's state in one bbolt database file. It is safe for
+// concurrent use by many goroutines and starts none of its own. Only one
+// process can hold a database open at a time.
+type Store struct {
+	db   *bolt.DB
+	opts Options
+	log  *slog.Logger
+
+	closed    atomic.Bool
+	closeOnce sync.Once
+
+	// flushMu serializes Flush with itself and with DeleteDownload, so that
+	// marks of a deleted download are never written after it is gone.
+	flushMu sync.Mutex
+	// mu guards the buffered marks.
+	mu       sync.Mutex
+	closing  bool               // no more marks accepted
+	pending  map[string][]int64 // root key → indices not yet flushed
+	inflight map[string][]int64 // being written by a Flush
+	npending int                // total len of pending
+	oldest   time.Time          // time of the oldest pending mark
+}
+
+// Open opens the database at path, creating it (mode 0600) if it does not
+// exist. It records SchemaVersion in a new database, refuses one written
+// under a newer schema with an error wrapping ErrSchema, and removes the
+// traces of shares a crash left unfinished. It fails with ErrLocked when
+// another process keeps the file open past opts.Timeout.
+//
+// Open blocks on disk I/O. On error nothing stays open.
+func Open(path string, opts Options) (*Store, error) {
+	opts, err := opts.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	db, err := bolt.Open(path, 0o600, &bolt.Options{
+		Timeout:      opts.Timeout,
+		NoSync:       opts.NoSync,
+		FreelistType: bolt.FreelistMapType,
+	})
+	if errors.Is(err, berrors.ErrTimeout) {
+		return nil, fmt.Errorf("%w: %s (waited %v)", ErrLocked, path, opts.Timeout)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("store: open %s: %w", path, err)
+	}
+	s := &Store{
+		db:      db,
+		opts:    opts,
+		log:     opts.Logger,
+		pending: make(map[string][]int64),
+	}
+	if err := s.initSchema(); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("store: open %s: %w", path, err)
+	}
+	if err := s.removeUnfinished(); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("store: open %s: %w", path, err)
+	}
+	return s, nil
+}
+
+// initSchema creates the buckets of a new database, or checks the version of
+// an existing one.
+func (s *Store) initSchema() error {
+	return s.db.Update(func(tx *bolt.Tx) error {
+		meta := tx.Bucket(bucketMeta)
+		if meta == nil {
+			empty := true
+			if err := tx.ForEach(func([]byte, *bolt.Bucket) error { empty = false; return nil }); err != nil {
+				return err
+			}
+			if !empty {
+				return fmt.Errorf("%w: no schema version: not a peer store", ErrSchema)
+			}
+			for _, name := range allBuckets {
+				if _, err := tx.CreateBucket(name); err != nil {
+					return err
+				}
+			}
+			return tx.Bucket(bucketMeta).Put(keySchema, encodeSchema(SchemaVersion))
+		}
+		v, err := decodeSchema(meta.Get(keySchema))
+		if err != nil {
+			return fmt.Errorf("%w: unreadable schema version: %v", ErrSchema, err)
+		}
+		switch {
+		case v > SchemaVersion:
+			return fmt.Errorf("%w: database has schema version %d, newer than this program's %d: upgrade peer",
+				ErrSchema, v, SchemaVersion)
+		case v < SchemaVersion:
+			// Version 1 is the first: there is nothing older to migrate.
+			return fmt.Errorf("%w: database has schema version %d, older than any this program reads (%d)",
+				ErrSchema, v, SchemaVersion)
+		}
+		for _, name := range allBuckets {
+			if tx.Bucket(name) == nil {
+				return fmt.Errorf("%w: bucket %q missing", ErrSchema, name)
+			}
+		}
+		return nil
+	})
+}
+
+// Close flushes the buffered marks and closes the database. It waits for the
+// operations in flight; later calls to other methods return ErrClosed. Close
+// is idempotent: calls after the first return nil.
+func (s *Store) Close() error {
+	var err error
+	s.closeOnce.Do(func() {
+		s.mu.Lock()
+		s.closing = true
+		s.mu.Unlock()
+		ferr := s.Flush()
+		s.closed.Store(true)
+		err = errors.Join(ferr, s.db.Close())
+	})
+	return err
+}
+
+func (s *Store) view(fn func(*bolt.Tx) error) error {
+	if s.closed.Load() {
+		return ErrClosed
+	}
+	return mapErr(s.db.View(fn))
+}
+
+func (s *Store) update(fn func(*bolt.Tx) error) error {
+	if s.closed.Load() {
+		return ErrClosed
+	}
+	return mapErr(s.db.Update(fn))
+}
+
+func mapErr(err error) error {
+	if errors.Is(err, berrors.ErrDatabaseNotOpen) {
+		return ErrClosed
+	}
+	return err
+}

@@ -1,0 +1,197 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/peer-project/peer/integrity"
+)
+
+func TestOpenReopen(t *testing.T) {
+	s, path := openTest(t, Options{})
+	c := integrity.Block([]byte{0xa0})
+	if err := s.PutBlock(c, []byte{0xa0}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatalf("second Close: %v", err)
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Perm() != 0o600 {
+		t.Errorf("database mode %v, want 0600", fi.Mode().Perm())
+	}
+	s2, err := Open(path, Options{NoSync: true})
+	if err != nil {
+		t.Fatalf("reopen: %v", err)
+	}
+	defer s2.Close()
+	if ok, err := s2.HasBlock(c); !ok || err != nil {
+		t.Fatalf("HasBlock after reopen = %v, %v", ok, err)
+	}
+	if err := checkConsistent(s2); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestClosedStore(t *testing.T) {
+	s, _ := openTest(t, Options{})
+	s.Close()
+	c := integrity.Block([]byte{0xa0})
+	ctx := context.Background()
+	checks := map[string]error{
+		"PutBlock": s.PutBlock(c, []byte{0xa0}),
+		"GetBlock": func() error { _, err := s.GetBlock(ctx, c); return err }(),
+		"Shares":   func() error { _, err := s.Shares(); return err }(),
+		"BeginShare": func() error {
+			_, err := s.BeginShare(t.TempDir())
+			return err
+		}(),
+		"ReadChunk": func() error { _, err := s.ReadChunk(ctx, integrity.Chunk(nil), nil); return err }(),
+		"Downloads": func() error { _, err := s.Downloads(); return err }(),
+		"Flush":     s.Flush(),
+	}
+	for name, err := range checks {
+		if name == "Flush" {
+			if err != nil {
+				t.Errorf("Flush with nothing buffered after Close = %v, want nil", err)
+			}
+			continue
+		}
+		if !errors.Is(err, ErrClosed) {
+			t.Errorf("%s after Close = %v, want ErrClosed", name, err)
+		}
+	}
+}
+
+func TestOptionsInvalid(t *testing.T) {
+	dir := t.TempDir()
+	for _, o := range []Options{{Timeout: -1}, {MaxPendingMarks: -1}} {
+		if _, err := Open(filepath.Join(dir, "x.db"), o); !errors.Is(err, ErrInvalid) {
+			t.Errorf("Open(%+v) = %v, want ErrInvalid", o, err)
+		}
+	}
+}
+
+func TestSchemaNewerRefused(t *testing.T) {
+	s, path := openTest(t, Options{})
+	s.Close()
+	db, err := bolt.Open(path, 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Update(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketMeta).Put(keySchema, encodeSchema(SchemaVersion+1))
+	}); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	_, err = Open(path, Options{})
+	if !errors.Is(err, ErrSchema) {
+		t.Fatalf("Open of a newer schema = %v, want ErrSchema", err)
+	}
+	for _, want := range []string{"schema version 2", "newer", "upgrade peer"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not say %q", err, want)
+		}
+	}
+	// Refusing must leave the file unlocked and unchanged.
+	db, err = bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second})
+	if err != nil {
+		t.Fatalf("database still locked after a refused Open: %v", err)
+	}
+	defer db.Close()
+	db.View(func(tx *bolt.Tx) error {
+		if v, _ := decodeSchema(tx.Bucket(bucketMeta).Get(keySchema)); v != SchemaVersion+1 {
+			t.Errorf("schema version rewritten to %d", v)
+		}
+		return nil
+	})
+}
+
+func TestNotAStore(t *testing.T) {
+	dir := t.TempDir()
+	// A bbolt database of some other program.
+	other := filepath.Join(dir, "other.db")
+	db, err := bolt.Open(other, 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.Update(func(tx *bolt.Tx) error { _, err := tx.CreateBucket([]byte("users")); return err })
+	db.Close()
+	if _, err := Open(other, Options{}); !errors.Is(err, ErrSchema) || !strings.Contains(err.Error(), "not a peer store") {
+		t.Errorf("Open of another program's database = %v, want ErrSchema", err)
+	}
+	// A file that is not a database at all.
+	junk := filepath.Join(dir, "junk.db")
+	os.WriteFile(junk, bytes.Repeat([]byte("not a database "), 1000), 0o600)
+	if _, err := Open(junk, Options{}); err == nil {
+		t.Error("Open of a junk file succeeded")
+	}
+	// A corrupt schema value.
+	bad := filepath.Join(dir, "bad.db")
+	s, err := Open(bad, Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketMeta).Put(keySchema, []byte{0xff}) })
+	s.Close()
+	if _, err := Open(bad, Options{}); !errors.Is(err, ErrSchema) {
+		t.Errorf("Open with a corrupt schema value = %v, want ErrSchema", err)
+	}
+}
+
+func TestLocked(t *testing.T) {
+	_, path := openTest(t, Options{})
+	_, err := Open(path, Options{Timeout: 50 * time.Millisecond})
+	if !errors.Is(err, ErrLocked) {
+		t.Fatalf("second Open = %v, want ErrLocked", err)
+	}
+}
+
+func TestImports(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs go list")
+	}
+	gobin, err := exec.LookPath("go")
+	if err != nil {
+		t.Skip("no go command")
+	}
+	out, err := exec.Command(gobin, "list", "-deps", ".").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go list: %v\n%s", err, out)
+	}
+	for _, dep := range strings.Fields(string(out)) {
+		if strings.HasPrefix(dep, "github.com/peer-project/peer/") {
+			switch strings.TrimPrefix(dep, "github.com/peer-project/peer/") {
+			case "store", "integrity", "chunker", "bitfield":
+			default:
+				t.Errorf("store imports %s", dep)
+			}
+		}
+		if strings.Contains(dep, "libp2p") {
+			t.Errorf("store imports %s", dep)
+		}
+	}
+}
+
+// logBuffer returns a logger writing to a buffer.
+func logBuffer() (*slog.Logger, *bytes.Buffer) {
+	var b bytes.Buffer
+	return slog.New(slog.NewTextHandler(&b, nil)), &b
+}
