@@ -1,0 +1,18 @@
+// Package importer turns a file or a folder on disk into chunks and
+// manifests, without copying any of it.
+//
+// Import walks the path, cuts each regular file into chunks with the
+// chunker, builds a file manifest per file and a directory manifest per
+// folder, and hands everything to a Sink: the manifest blocks to keep, and
+// for every file where each of its chunks lives (path, offset, size) together
+// with the file's size and modification time, so that a store can serve the
+// chunks straight from the user's files and notice when one is edited.
+// A nil Sink only computes the root (`peer share --only-hash`).
+//
+// Bad input is refused with an error that names the path and says what to
+// do: a missing path, an unreadable file, a file that changes while it is
+// read, a symbolic-link loop, a name that a manifest cannot carry. Special
+// files (sockets, devices, pipes) inside a folder are skipped and listed in
+// the Result. Import either succeeds or the Sink is told nothing is valid:
+// callers commit what the Sink gathered only when Import returns nil.
+package importer

@@ -1,0 +1,355 @@
+package importer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"syscall"
+	"time"
+
+	"github.com/ipfs/go-cid"
+
+	"github.com/peer-project/peer/chunker"
+	"github.com/peer-project/peer/manifest"
+)
+
+// Errors that Import wraps, for errors.Is.
+var (
+	// ErrChanged: a file changed while it was read, so its chunks would
+	// not describe one version of it.
+	ErrChanged = errors.New("importer: file changed while it was read")
+	// ErrLoop: following symbolic links leads back into a folder being
+	// imported.
+	ErrLoop = errors.New("importer: symbolic link loop")
+	// ErrName: a file or folder name that a manifest cannot carry.
+	ErrName = errors.New("importer: name cannot be shared")
+	// ErrNotShareable: the path is neither a regular file nor a folder.
+	ErrNotShareable = errors.New("importer: not a regular file or folder")
+)
+
+// batchSize is how many chunk locations are handed to the Sink at a time:
+// large enough to make few store transactions, small enough that a 1 TiB
+// file's million chunks never sit in memory together.
+const batchSize = 4096
+
+// Loc says where one chunk of a file lives.
+type Loc struct {
+	CID    cid.Cid
+	Offset int64
+	Size   uint32
+}
+
+// File describes one imported regular file as it was when it was read.
+type File struct {
+	Path    string    // absolute, cleaned
+	Size    int64     // bytes
+	ModTime time.Time // modification time when it was read
+	Root    cid.Cid   // its file manifest
+	Chunks  int64     // number of chunks
+}
+
+// Sink receives what Import produces. Calls come from the goroutine that
+// called Import, one at a time. An error from the Sink stops the import and
+// is returned, wrapped.
+type Sink interface {
+	// PutBlock keeps a manifest block.
+	PutBlock(b manifest.Block) error
+	// AddChunks records where chunks of the file at path live. It is
+	// called in order, in batches, before FileDone for that path.
+	AddChunks(path string, locs []Loc) error
+	// FileDone says the file at path has been read whole, unchanged.
+	FileDone(f File) error
+}
+
+// Options tune Import. The zero value chunks with chunker.DefaultParams on
+// every core.
+type Options struct {
+	// Params say how files are cut; the zero value means
+	// chunker.DefaultParams().
+	Params chunker.Params
+	// Workers hash chunks in parallel; 0 means one per core.
+	Workers int
+	// Progress, if not nil, is called after each file with the bytes read
+	// so far. It must not block.
+	Progress func(bytes int64)
+
+	// open opens a file for reading; nil means os.Open. Tests replace it
+	// to reach read errors that root's privileges would hide.
+	open func(name string) (io.ReadCloser, error)
+}
+
+// Result describes an import.
+type Result struct {
+	Root    cid.Cid  // the manifest people pass around
+	Name    string   // the base name of the imported path
+	Dir     bool     // a folder, not a single file
+	Size    int64    // bytes in all files
+	Files   int      // regular files imported
+	Chunks  int64    // chunks in all files (a chunk in two files counts twice)
+	Blocks  int      // manifest blocks built
+	Skipped []string // special files inside a folder that were left out
+}
+
+// Import imports the file or folder at path and returns its root. It blocks
+// until every file has been read and hashed, honouring ctx between chunks.
+// It is safe to run several Imports at once with different sinks.
+func Import(ctx context.Context, path string, opt Options, sink Sink) (Result, error) {
+	if opt.Params == (chunker.Params{}) {
+		opt.Params = chunker.DefaultParams()
+	}
+	if err := opt.Params.Validate(); err != nil {
+		return Result{}, err
+	}
+	if opt.open == nil {
+		opt.open = func(name string) (io.ReadCloser, error) { return os.Open(name) }
+	}
+	if sink == nil {
+		sink = discard{}
+	}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return Result{}, fmt.Errorf("import %s: %w", path, err)
+	}
+	info, err := os.Stat(abs)
+	if err != nil {
+		return Result{}, fmt.Errorf("import: %w", describe(err))
+	}
+	name := filepath.Base(abs)
+	if err := manifest.ValidName(name); err != nil {
+		return Result{}, fmt.Errorf("import %s: %w: %w (rename it, or share the folder it is in)", abs, ErrName, err)
+	}
+	im := &run{ctx: ctx, opt: opt, sink: sink, visiting: map[fileID]bool{}}
+	var res Result
+	switch {
+	case info.Mode().IsRegular():
+		f, err := im.file(abs, name, info)
+		if err != nil {
+			return Result{}, err
+		}
+		res = Result{Root: f.CID, Name: name, Size: int64(f.Size), Files: 1}
+	case info.IsDir():
+		d, err := im.dir(abs, name, info)
+		if err != nil {
+			return Result{}, err
+		}
+		res = Result{Root: d.CID, Name: name, Dir: true, Size: int64(d.Size), Files: im.files}
+	default:
+		return Result{}, fmt.Errorf("import %s: %w (it is a %s)", abs, ErrNotShareable, kind(info.Mode()))
+	}
+	res.Chunks, res.Blocks, res.Skipped = im.chunks, im.blocks, im.skipped
+	return res, nil
+}
+
+// run is the state of one Import.
+type run struct {
+	ctx      context.Context
+	opt      Options
+	sink     Sink
+	visiting map[fileID]bool // folders on the current path, to catch loops
+	bytes    int64
+	files    int
+	chunks   int64
+	blocks   int
+	skipped  []string
+}
+
+// fileID names a file across links: device and inode.
+type fileID struct{ dev, ino uint64 }
+
+func idOf(info fs.FileInfo) (fileID, bool) {
+	st, ok := info.Sys().(*syscall.Stat_t)
+	if !ok {
+		return fileID{}, false
+	}
+	return fileID{dev: uint64(st.Dev), ino: st.Ino}, true
+}
+
+func (im *run) putBlock(b manifest.Block) error {
+	im.blocks++
+	if err := im.sink.PutBlock(b); err != nil {
+		return fmt.Errorf("import: keeping manifest block %s: %w", b.CID, err)
+	}
+	return nil
+}
+
+// file imports one regular file and returns its entry for a directory.
+func (im *run) file(path, name string, before fs.FileInfo) (manifest.DirEntry, error) {
+	fb, err := manifest.NewFileBuilder(name, im.opt.Params, im.putBlock)
+	if err != nil {
+		return manifest.DirEntry{}, fmt.Errorf("import %s: %w", path, err)
+	}
+	r, err := im.opt.open(path)
+	if err != nil {
+		return manifest.DirEntry{}, fmt.Errorf("import: %w", describe(err))
+	}
+	defer r.Close()
+
+	var (
+		read  int64
+		count int64
+		batch = make([]Loc, 0, min(batchSize, before.Size()/int64(im.opt.Params.MinChunk())+1))
+	)
+	flush := func() error {
+		if len(batch) == 0 {
+			return nil
+		}
+		if err := im.sink.AddChunks(path, batch); err != nil {
+			return fmt.Errorf("import %s: recording chunks: %w", path, err)
+		}
+		batch = batch[:0]
+		return nil
+	}
+	sp := chunker.Splitter{Params: im.opt.Params, Workers: im.opt.Workers}
+	err = sp.Split(im.ctx, r, func(c chunker.Chunk) error {
+		if c.Offset+int64(c.Size) > before.Size() {
+			return fmt.Errorf("import %s: %w: it grew past %d bytes while being read; share it again once it is no longer written to",
+				path, ErrChanged, before.Size())
+		}
+		if err := fb.Add(manifest.ChunkRef{CID: c.CID, Size: uint32(c.Size)}); err != nil {
+			return fmt.Errorf("import %s: %w", path, err)
+		}
+		batch = append(batch, Loc{CID: c.CID, Offset: c.Offset, Size: uint32(c.Size)})
+		read += int64(c.Size)
+		count++
+		im.chunks++
+		if len(batch) == cap(batch) {
+			return flush()
+		}
+		return nil
+	})
+	if err != nil {
+		if errors.Is(err, ErrChanged) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+			return manifest.DirEntry{}, err
+		}
+		return manifest.DirEntry{}, fmt.Errorf("import %s: %w", path, err)
+	}
+	after, err := os.Stat(path)
+	if err != nil {
+		return manifest.DirEntry{}, fmt.Errorf("import: %w", describe(err))
+	}
+	if read != before.Size() || after.Size() != before.Size() || !after.ModTime().Equal(before.ModTime()) {
+		return manifest.DirEntry{}, fmt.Errorf("import %s: %w (size %d → %d, read %d bytes); share it again once it is no longer written to",
+			path, ErrChanged, before.Size(), after.Size(), read)
+	}
+	if err := flush(); err != nil {
+		return manifest.DirEntry{}, err
+	}
+	root, err := fb.Finish()
+	if err != nil {
+		return manifest.DirEntry{}, fmt.Errorf("import %s: %w", path, err)
+	}
+	if err := im.sink.FileDone(File{Path: path, Size: read, ModTime: before.ModTime(), Root: root.CID, Chunks: count}); err != nil {
+		return manifest.DirEntry{}, fmt.Errorf("import %s: %w", path, err)
+	}
+	im.files++
+	im.bytes += read
+	if im.opt.Progress != nil {
+		im.opt.Progress(im.bytes)
+	}
+	return manifest.DirEntry{Name: name, CID: root.CID, Size: uint64(read)}, nil
+}
+
+// dir imports a folder and everything below it, following symbolic links.
+func (im *run) dir(path, name string, info fs.FileInfo) (manifest.DirEntry, error) {
+	id, ok := idOf(info)
+	if ok {
+		if im.visiting[id] {
+			return manifest.DirEntry{}, fmt.Errorf("import %s: %w: it leads back to a folder that contains it; remove the link or share a folder inside the loop", path, ErrLoop)
+		}
+		im.visiting[id] = true
+		defer delete(im.visiting, id)
+	}
+	if err := im.ctx.Err(); err != nil {
+		return manifest.DirEntry{}, err
+	}
+	des, err := os.ReadDir(path)
+	if err != nil {
+		return manifest.DirEntry{}, fmt.Errorf("import: %w", describe(err))
+	}
+	sort.Slice(des, func(i, j int) bool { return des[i].Name() < des[j].Name() })
+	var (
+		entries []manifest.DirEntry
+		size    uint64
+	)
+	for _, de := range des {
+		child := filepath.Join(path, de.Name())
+		if err := manifest.ValidName(de.Name()); err != nil {
+			return manifest.DirEntry{}, fmt.Errorf("import %s: %w: %w (rename it or move it out of the folder)", child, ErrName, err)
+		}
+		ci, err := os.Stat(child) // follows links
+		if err != nil {
+			if errors.Is(err, syscall.ELOOP) {
+				return manifest.DirEntry{}, fmt.Errorf("import %s: %w: the link points back at itself; remove it", child, ErrLoop)
+			}
+			return manifest.DirEntry{}, fmt.Errorf("import: %w", describe(err))
+		}
+		var e manifest.DirEntry
+		switch {
+		case ci.Mode().IsRegular():
+			e, err = im.file(child, de.Name(), ci)
+		case ci.IsDir():
+			e, err = im.dir(child, de.Name(), ci)
+		default:
+			im.skipped = append(im.skipped, child)
+			continue
+		}
+		if err != nil {
+			return manifest.DirEntry{}, err
+		}
+		entries = append(entries, e)
+		size += e.Size
+	}
+	b, err := manifest.EncodeDir(manifest.Dir{Name: name, Size: size, Entries: entries})
+	if err != nil {
+		return manifest.DirEntry{}, fmt.Errorf("import %s: %w", path, err)
+	}
+	if err := im.putBlock(b); err != nil {
+		return manifest.DirEntry{}, err
+	}
+	return manifest.DirEntry{Name: name, CID: b.CID, Size: size, Dir: true}, nil
+}
+
+// describe turns a file-system error into one that says what to do.
+func describe(err error) error {
+	var pe *fs.PathError
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		if errors.As(err, &pe) {
+			return fmt.Errorf("%s does not exist: check the path: %w", pe.Path, fs.ErrNotExist)
+		}
+	case errors.Is(err, fs.ErrPermission):
+		if errors.As(err, &pe) {
+			return fmt.Errorf("%s cannot be read: permission denied; fix its permissions or share as its owner: %w", pe.Path, fs.ErrPermission)
+		}
+	case errors.Is(err, syscall.ELOOP):
+		if errors.As(err, &pe) {
+			return fmt.Errorf("%s: %w: a symbolic link points back at itself; remove it", pe.Path, ErrLoop)
+		}
+	}
+	return err
+}
+
+func kind(m fs.FileMode) string {
+	switch {
+	case m&fs.ModeSocket != 0:
+		return "socket"
+	case m&fs.ModeNamedPipe != 0:
+		return "named pipe"
+	case m&fs.ModeDevice != 0:
+		return "device"
+	default:
+		return "special file"
+	}
+}
+
+// discard is the Sink of an import that only computes the root.
+type discard struct{}
+
+func (discard) PutBlock(manifest.Block) error { return nil }
+func (discard) AddChunks(string, []Loc) error { return nil }
+func (discard) FileDone(File) error           { return nil }

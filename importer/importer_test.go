@@ -1,0 +1,419 @@
+package importer
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"io/fs"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ipfs/go-cid"
+
+	"github.com/peer-project/peer/chunker"
+	"github.com/peer-project/peer/integrity"
+	"github.com/peer-project/peer/manifest"
+)
+
+// memSink keeps everything an import produces, to check it.
+type memSink struct {
+	blocks map[cid.Cid][]byte
+	locs   map[string][]Loc
+	files  map[string]File
+}
+
+func newMemSink() *memSink {
+	return &memSink{blocks: map[cid.Cid][]byte{}, locs: map[string][]Loc{}, files: map[string]File{}}
+}
+
+func (s *memSink) PutBlock(b manifest.Block) error {
+	if err := integrity.Verify(b.CID, b.Data); err != nil {
+		return err
+	}
+	s.blocks[b.CID] = b.Data
+	return nil
+}
+
+func (s *memSink) AddChunks(path string, locs []Loc) error {
+	if _, done := s.files[path]; done {
+		return errors.New("AddChunks after FileDone")
+	}
+	s.locs[path] = append(s.locs[path], locs...)
+	return nil
+}
+
+func (s *memSink) FileDone(f File) error { s.files[f.Path] = f; return nil }
+
+func (s *memSink) GetBlock(_ context.Context, c cid.Cid) ([]byte, error) {
+	b, ok := s.blocks[c]
+	if !ok {
+		return nil, errors.New("no such block")
+	}
+	return b, nil
+}
+
+func randBytes(seed uint64, n int) []byte {
+	r := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
+	b := make([]byte, n)
+	for i := 0; i+8 <= n; i += 8 {
+		v := r.Uint64()
+		for j := 0; j < 8; j++ {
+			b[i+j] = byte(v >> (8 * j))
+		}
+	}
+	return b
+}
+
+func write(t *testing.T, path string, data []byte) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+const small = 16 << 10
+
+// checkFile reads the chunk list of the file manifest back and checks that
+// the chunks, read from disk at their recorded locations, make the file.
+func checkFile(t *testing.T, s *memSink, root cid.Cid, path string, data []byte) {
+	t.Helper()
+	n, err := manifest.Load(context.Background(), s, root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, ok := n.(*manifest.File)
+	if !ok {
+		t.Fatalf("root %s is a %T, want a file", root, n)
+	}
+	if f.Size != uint64(len(data)) {
+		t.Fatalf("manifest size %d, want %d", f.Size, len(data))
+	}
+	var got []byte
+	locs := s.locs[path]
+	err = manifest.Chunks(context.Background(), s, f, func(i, off int64, ref manifest.ChunkRef) error {
+		if i >= int64(len(locs)) || !locs[i].CID.Equals(ref.CID) || locs[i].Offset != off || locs[i].Size != ref.Size {
+			t.Fatalf("chunk %d: manifest says %s@%d+%d, locations say %+v", i, ref.CID, off, ref.Size, locs)
+		}
+		piece := data[off : off+int64(ref.Size)]
+		if err := integrity.Verify(ref.CID, piece); err != nil {
+			t.Fatalf("chunk %d: %v", i, err)
+		}
+		got = append(got, piece...)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, data) {
+		t.Fatal("chunks do not make the file")
+	}
+	if fd := s.files[path]; !fd.Root.Equals(root) || fd.Size != int64(len(data)) || fd.Chunks != int64(len(locs)) {
+		t.Fatalf("FileDone = %+v", fd)
+	}
+}
+
+func TestImportFileSizes(t *testing.T) {
+	p := chunker.FixedParams(small)
+	for _, n := range []int{0, 1, small - 1, small, small + 1, 5*small + 3} {
+		dir := t.TempDir()
+		path := filepath.Join(dir, "f.bin")
+		data := randBytes(uint64(n), n)
+		write(t, path, data)
+		s := newMemSink()
+		res, err := Import(context.Background(), path, Options{Params: p}, s)
+		if err != nil {
+			t.Fatalf("size %d: %v", n, err)
+		}
+		wantChunks := int64((n + small - 1) / small)
+		if res.Dir || res.Files != 1 || res.Size != int64(n) || res.Chunks != wantChunks || res.Name != "f.bin" {
+			t.Fatalf("size %d: result %+v, want %d chunks", n, res, wantChunks)
+		}
+		checkFile(t, s, res.Root, path, data)
+	}
+}
+
+func TestImportSameRoot(t *testing.T) {
+	dir := t.TempDir()
+	data := randBytes(7, 3*small+100)
+	write(t, filepath.Join(dir, "a", "x.bin"), data)
+	write(t, filepath.Join(dir, "b", "x.bin"), data)
+	ra, err := Import(context.Background(), filepath.Join(dir, "a", "x.bin"), Options{Params: chunker.FixedParams(small)}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rb, err := Import(context.Background(), filepath.Join(dir, "b", "x.bin"), Options{Params: chunker.FixedParams(small), Workers: 1}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !ra.Root.Equals(rb.Root) {
+		t.Fatalf("same content, name and params gave %s and %s", ra.Root, rb.Root)
+	}
+	rc, err := Import(context.Background(), filepath.Join(dir, "b", "x.bin"), Options{Params: chunker.FixedParams(2 * small)}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rc.Root.Equals(ra.Root) {
+		t.Fatal("another chunk size gave the same root")
+	}
+}
+
+func TestImportNestedDirectory(t *testing.T) {
+	top := filepath.Join(t.TempDir(), "photos")
+	files := map[string][]byte{
+		"a.txt":                   []byte("alpha\n"),
+		"empty":                   nil,
+		"sub/b.bin":               randBytes(2, 2*small+5),
+		"sub/deeper/c.bin":        randBytes(3, small),
+		"sub/deeper/even/d.txt":   []byte("d"),
+		"z/only-child/emptydir/.": nil,
+	}
+	for rel, data := range files {
+		if strings.HasSuffix(rel, "/.") {
+			os.MkdirAll(filepath.Join(top, rel), 0o755)
+			continue
+		}
+		write(t, filepath.Join(top, rel), data)
+	}
+	s := newMemSink()
+	res, err := Import(context.Background(), top, Options{Params: chunker.FixedParams(small)}, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var total int64
+	for rel, data := range files {
+		if strings.HasSuffix(rel, "/.") {
+			continue
+		}
+		total += int64(len(data))
+		c, n, err := manifest.Resolve(context.Background(), s, res.Root, rel)
+		if err != nil {
+			t.Fatalf("resolve %s: %v", rel, err)
+		}
+		if _, ok := n.(*manifest.File); !ok {
+			t.Fatalf("%s resolves to %T", rel, n)
+		}
+		checkFile(t, s, c, filepath.Join(top, rel), data)
+	}
+	if !res.Dir || res.Files != 5 || res.Size != total || res.Name != "photos" {
+		t.Fatalf("result %+v, want 5 files of %d bytes", res, total)
+	}
+	_, n, err := manifest.Resolve(context.Background(), s, res.Root, "z/only-child/emptydir")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d, ok := n.(*manifest.Dir); !ok || len(d.Entries) != 0 {
+		t.Fatalf("empty dir resolves to %#v", n)
+	}
+	// The same tree gives the same root.
+	again, err := Import(context.Background(), top, Options{Params: chunker.FixedParams(small)}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !again.Root.Equals(res.Root) {
+		t.Fatalf("second import gave %s, first %s", again.Root, res.Root)
+	}
+}
+
+func TestImportBadInput(t *testing.T) {
+	dir := t.TempDir()
+	write(t, filepath.Join(dir, "ok.txt"), []byte("ok"))
+
+	loop := filepath.Join(dir, "loop")
+	os.MkdirAll(filepath.Join(loop, "inner"), 0o755)
+	os.Symlink(loop, filepath.Join(loop, "inner", "back"))
+
+	self := filepath.Join(dir, "selflink")
+	os.MkdirAll(self, 0o755)
+	os.Symlink(filepath.Join(self, "me"), filepath.Join(self, "me"))
+
+	badName := filepath.Join(dir, "badname")
+	write(t, filepath.Join(badName, "a\\b"), []byte("x"))
+
+	tests := []struct {
+		name, path string
+		is         error
+		says       string
+	}{
+		{"missing path", filepath.Join(dir, "nope"), fs.ErrNotExist, "does not exist"},
+		{"directory loop", loop, ErrLoop, "leads back"},
+		{"self link", self, ErrLoop, "remove it"},
+		{"bad name", badName, ErrName, `a\b`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := newMemSink()
+			_, err := Import(context.Background(), tt.path, Options{Params: chunker.FixedParams(small)}, s)
+			if !errors.Is(err, tt.is) || !strings.Contains(err.Error(), tt.says) {
+				t.Fatalf("Import = %v, want %v saying %q", err, tt.is, tt.says)
+			}
+		})
+	}
+}
+
+func TestImportNotShareable(t *testing.T) {
+	if _, err := os.Stat("/dev/null"); err != nil {
+		t.Skip("no /dev/null")
+	}
+	_, err := Import(context.Background(), "/dev/null", Options{}, nil)
+	if !errors.Is(err, ErrNotShareable) || !strings.Contains(err.Error(), "device") {
+		t.Fatalf("Import(/dev/null) = %v, want ErrNotShareable naming a device", err)
+	}
+}
+
+func TestImportSkipsSpecialFiles(t *testing.T) {
+	dir := t.TempDir()
+	write(t, filepath.Join(dir, "a.txt"), []byte("a"))
+	if err := os.Symlink("/dev/null", filepath.Join(dir, "devnull")); err != nil {
+		t.Fatal(err)
+	}
+	res, err := Import(context.Background(), dir, Options{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Files != 1 || len(res.Skipped) != 1 || !strings.HasSuffix(res.Skipped[0], "devnull") {
+		t.Fatalf("result %+v, want a.txt imported and devnull skipped", res)
+	}
+}
+
+type failingReader struct{ n int }
+
+func (r *failingReader) Read(p []byte) (int, error) {
+	if r.n <= 0 {
+		return 0, errors.New("input/output error")
+	}
+	n := min(len(p), r.n)
+	clear(p[:n])
+	r.n -= n
+	return n, nil
+}
+func (r *failingReader) Close() error { return nil }
+
+func TestImportUnreadable(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "secret.bin")
+	write(t, path, make([]byte, 3*small))
+
+	if os.Geteuid() != 0 {
+		os.Chmod(path, 0)
+		_, err := Import(context.Background(), path, Options{Params: chunker.FixedParams(small)}, nil)
+		if !errors.Is(err, fs.ErrPermission) || !strings.Contains(err.Error(), "permission denied") {
+			t.Fatalf("Import of a 0000 file = %v, want a permission error", err)
+		}
+		os.Chmod(path, 0o644)
+	}
+	// Root reads anything, so reach the read error through the opener: a
+	// disk that fails after one chunk.
+	opt := Options{Params: chunker.FixedParams(small)}
+	opt.open = func(string) (io.ReadCloser, error) { return &failingReader{n: small + 10}, nil }
+	s := newMemSink()
+	_, err := Import(context.Background(), path, opt, s)
+	if err == nil || !strings.Contains(err.Error(), "input/output error") || !strings.Contains(err.Error(), path) {
+		t.Fatalf("Import with a failing disk = %v, want the read error naming the file", err)
+	}
+	if len(s.files) != 0 {
+		t.Fatalf("a file that failed to read was reported done: %v", s.files)
+	}
+}
+
+// growingReader reads a file and appends to it after the first read, as a
+// program still writing it would.
+type growingReader struct {
+	f    *os.File
+	path string
+	done bool
+}
+
+func (g *growingReader) Read(p []byte) (int, error) {
+	n, err := g.f.Read(p)
+	if !g.done {
+		g.done = true
+		f, _ := os.OpenFile(g.path, os.O_APPEND|os.O_WRONLY, 0)
+		f.Write(bytes.Repeat([]byte("more"), small))
+		f.Close()
+	}
+	return n, err
+}
+func (g *growingReader) Close() error { return g.f.Close() }
+
+func TestImportFileChanging(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		change func(path string) (io.ReadCloser, error)
+	}{
+		{"grows", func(path string) (io.ReadCloser, error) {
+			f, err := os.Open(path)
+			return &growingReader{f: f, path: path}, err
+		}},
+		{"touched", func(path string) (io.ReadCloser, error) {
+			f, err := os.Open(path)
+			later := time.Now().Add(time.Hour)
+			os.Chtimes(path, later, later)
+			return f, err
+		}},
+		{"shrinks", func(path string) (io.ReadCloser, error) {
+			f, err := os.Open(path)
+			os.Truncate(path, small)
+			return f, err
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "log.txt")
+			write(t, path, randBytes(9, 4*small))
+			opt := Options{Params: chunker.FixedParams(small)}
+			opt.open = tc.change
+			s := newMemSink()
+			_, err := Import(context.Background(), path, opt, s)
+			if !errors.Is(err, ErrChanged) || !strings.Contains(err.Error(), "share it again") {
+				t.Fatalf("Import = %v, want ErrChanged", err)
+			}
+			if len(s.files) != 0 {
+				t.Fatal("a file that changed was reported done")
+			}
+		})
+	}
+}
+
+func TestImportCancelled(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "big.bin")
+	write(t, path, make([]byte, 48<<20))
+	ctx, cancel := context.WithCancel(context.Background())
+	calls := 0
+	opt := Options{Params: chunker.FixedParams(small)}
+	opt.open = func(name string) (io.ReadCloser, error) {
+		f, err := os.Open(name)
+		return readerFunc{f, func() {
+			calls++
+			if calls == 3 {
+				cancel()
+			}
+		}}, err
+	}
+	_, err := Import(ctx, path, opt, nil)
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("Import after cancel = %v, want context.Canceled", err)
+	}
+}
+
+type readerFunc struct {
+	*os.File
+	hook func()
+}
+
+func (r readerFunc) Read(p []byte) (int, error) { r.hook(); return r.File.Read(p) }
+
+func TestImportInvalidParams(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "f")
+	write(t, path, []byte("x"))
+	_, err := Import(context.Background(), path, Options{Params: chunker.FixedParams(100)}, nil)
+	if !errors.Is(err, chunker.ErrParams) {
+		t.Fatalf("Import with a 100-byte chunk size = %v, want ErrParams", err)
+	}
+}

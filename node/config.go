@@ -1,0 +1,141 @@
+package node
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/peer-project/peer/chunker"
+	"github.com/peer-project/peer/dht"
+)
+
+// Version is the version of peer.
+const Version = "0.1.0"
+
+// Config configures a Node. Start from DefaultConfig; every zero value is
+// documented. A Config may be copied to make many nodes (simulations do).
+type Config struct {
+	// Home holds the identity key and the database. Empty means ~/.peer.
+	Home string
+	// Listen addresses (multiaddrs). Empty means DefaultConfig's.
+	// Ignored when Host is set.
+	Listen []string
+	// Bootstrap peers of the DHT, as /ip4/…/tcp/…/p2p/ID multiaddrs. None
+	// are built in.
+	Bootstrap []string
+	// DHTMode is dht.ModeServer (the zero value), ModeClient or ModeAuto.
+	DHTMode dht.Mode
+	// DHTPrefix is the DHT's protocol prefix; empty means dht.DefaultPrefix.
+	DHTPrefix string
+	// NoDHT runs no DHT at all: fetches use tickets, hints and connected
+	// peers only.
+	NoDHT bool
+	// NoMDNS keeps mDNS off even when the node listens on a LAN address.
+	// mDNS is never started for a node whose addresses are all loopback.
+	NoMDNS bool
+	// Chunking is how shared files are cut; the zero value means
+	// chunker.DefaultParams().
+	Chunking chunker.Params
+	// ConnLow and ConnHigh are the connection manager's watermarks; zero
+	// means 100 and 400.
+	ConnLow, ConnHigh int
+	// SwarmKey, if set, is a libp2p private-network key (the text of a
+	// swarm.key file): only nodes with the same key can connect. go-libp2p's
+	// QUIC does not support it, so such a node listens on TCP only.
+	SwarmKey []byte
+	// Host, if not nil, is used instead of building one (simulations pass
+	// mocknet hosts). The node does not close a host it did not build.
+	Host host.Host
+	// Logger receives the node's logs; nil means slog.Default().
+	Logger *slog.Logger
+	// Seed seeds the node's random choices (which chunk next among equally
+	// rare ones), so that a simulation replays; zero means a fresh seed.
+	Seed uint64
+	// NoSync skips fsync in the database: for tests and simulations only.
+	NoSync bool
+	// FindTimeout bounds how long a fetch waits without finding any peer
+	// that has the root; zero means 60 s.
+	FindTimeout time.Duration
+	// RequestTimeout is the base time one chunk request may take; zero
+	// means the scheduler's default.
+	RequestTimeout time.Duration
+	// Now returns the time; nil means time.Now.
+	Now func() time.Time
+}
+
+// DefaultConfig returns the configuration of a node that listens on every
+// interface on a random port, over TCP and QUIC, and joins no one.
+func DefaultConfig() Config {
+	return Config{
+		Listen: []string{
+			"/ip4/0.0.0.0/tcp/0",
+			"/ip4/0.0.0.0/udp/0/quic-v1",
+			"/ip6/::/tcp/0",
+			"/ip6/::/udp/0/quic-v1",
+		},
+		Chunking: chunker.DefaultParams(),
+		ConnLow:  100,
+		ConnHigh: 400,
+	}
+}
+
+// validate fills zero values and reports what is wrong, without panicking.
+func (c *Config) validate() error {
+	var errs []error
+	if c.Home == "" {
+		home, err := os.UserHomeDir()
+		if err != nil {
+			errs = append(errs, fmt.Errorf("no Home and no user home directory: %w", err))
+		}
+		c.Home = filepath.Join(home, ".peer")
+	}
+	if c.Host == nil && len(c.Listen) == 0 {
+		c.Listen = DefaultConfig().Listen
+	}
+	if c.Chunking == (chunker.Params{}) {
+		c.Chunking = chunker.DefaultParams()
+	}
+	if err := c.Chunking.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if c.ConnLow == 0 {
+		c.ConnLow = 100
+	}
+	if c.ConnHigh == 0 {
+		c.ConnHigh = 400
+	}
+	if c.ConnLow < 0 || c.ConnHigh < c.ConnLow {
+		errs = append(errs, fmt.Errorf("connection watermarks %d/%d: want 0 ≤ low ≤ high", c.ConnLow, c.ConnHigh))
+	}
+	if _, err := c.bootstrapPeers(); err != nil {
+		errs = append(errs, err)
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("node: invalid config: %w", err)
+	}
+	return nil
+}
+
+func (c *Config) bootstrapPeers() ([]peer.AddrInfo, error) {
+	var out []peer.AddrInfo
+	for _, s := range c.Bootstrap {
+		ai, err := peer.AddrInfoFromString(s)
+		if err != nil {
+			return nil, fmt.Errorf("bootstrap address %q: %w (want /ip4/ADDR/tcp/PORT/p2p/PEERID)", s, err)
+		}
+		out = append(out, *ai)
+	}
+	return out, nil
+}

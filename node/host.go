@@ -1,0 +1,143 @@
+package node
+
+import (
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+
+	"github.com/libp2p/go-libp2p"
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/pnet"
+	"github.com/libp2p/go-libp2p/p2p/host/resource-manager"
+	"github.com/libp2p/go-libp2p/p2p/muxer/yamux"
+	"github.com/libp2p/go-libp2p/p2p/net/connmgr"
+	"github.com/libp2p/go-libp2p/p2p/security/noise"
+	tls "github.com/libp2p/go-libp2p/p2p/security/tls"
+	quic "github.com/libp2p/go-libp2p/p2p/transport/quic"
+	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
+	ma "github.com/multiformats/go-multiaddr"
+
+	"github.com/peer-project/peer/swarm/wire"
+)
+
+// keyFile is the name of the identity key in the home directory.
+const keyFile = "identity.key"
+
+// loadIdentity reads the node's private key from home, or makes an Ed25519
+// key and writes it there (mode 0600) on first use.
+func loadIdentity(home string) (crypto.PrivKey, error) {
+	path := filepath.Join(home, keyFile)
+	b, err := os.ReadFile(path)
+	switch {
+	case err == nil:
+		if fi, err := os.Stat(path); err == nil && fi.Mode().Perm()&0o077 != 0 {
+			return nil, fmt.Errorf("node: identity key %s is readable by others (mode %v): run chmod 600 %s", path, fi.Mode().Perm(), path)
+		}
+		k, err := crypto.UnmarshalPrivateKey(b)
+		if err != nil {
+			return nil, fmt.Errorf("node: identity key %s is damaged: %w (move it away to make a new identity)", path, err)
+		}
+		return k, nil
+	case !errors.Is(err, fs.ErrNotExist):
+		return nil, fmt.Errorf("node: reading identity key: %w", err)
+	}
+	k, _, err := crypto.GenerateEd25519Key(rand.Reader)
+	if err != nil {
+		return nil, fmt.Errorf("node: making identity key: %w", err)
+	}
+	b, err = crypto.MarshalPrivateKey(k)
+	if err != nil {
+		return nil, err
+	}
+	// Write to a temporary file and rename, so a crash never leaves half a key.
+	tmp, err := os.CreateTemp(home, keyFile+".tmp*")
+	if err != nil {
+		return nil, fmt.Errorf("node: writing identity key: %w", err)
+	}
+	defer os.Remove(tmp.Name())
+	if err := tmp.Chmod(0o600); err != nil {
+		tmp.Close()
+		return nil, err
+	}
+	if _, err := tmp.Write(b); err != nil {
+		tmp.Close()
+		return nil, fmt.Errorf("node: writing identity key: %w", err)
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return nil, err
+	}
+	if err := tmp.Close(); err != nil {
+		return nil, err
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return nil, fmt.Errorf("node: writing identity key: %w", err)
+	}
+	return k, nil
+}
+
+// buildHost makes the libp2p host a node runs on when the caller brought
+// none: TCP and QUIC, TLS (first: with AES instructions it is the faster of
+// the two here) and Noise, yamux, a connection manager and a resource
+// manager whose limits scale with the machine.
+func buildHost(cfg *Config, key crypto.PrivKey) (host.Host, error) {
+	cm, err := connmgr.NewConnManager(cfg.ConnLow, cfg.ConnHigh)
+	if err != nil {
+		return nil, fmt.Errorf("node: connection manager: %w", err)
+	}
+	limits := rcmgr.DefaultLimits
+	libp2p.SetDefaultServiceLimits(&limits)
+	// The exchange protocol keeps one stream per peer and root, and a
+	// chunk in flight is at most 4 MiB.
+	limits.AddProtocolLimit(wire.ProtocolID,
+		rcmgr.BaseLimit{StreamsInbound: 1024, StreamsOutbound: 1024, Streams: 2048, Memory: 256 << 20},
+		rcmgr.BaseLimitIncrease{StreamsInbound: 256, StreamsOutbound: 256, Streams: 512, Memory: 64 << 20})
+	limits.AddProtocolPeerLimit(wire.ProtocolID,
+		rcmgr.BaseLimit{StreamsInbound: 64, StreamsOutbound: 64, Streams: 128, Memory: 64 << 20},
+		rcmgr.BaseLimitIncrease{})
+	rm, err := rcmgr.NewResourceManager(rcmgr.NewFixedLimiter(limits.AutoScale()))
+	if err != nil {
+		cm.Close()
+		return nil, fmt.Errorf("node: resource manager: %w", err)
+	}
+	listen := make([]ma.Multiaddr, 0, len(cfg.Listen))
+	for _, s := range cfg.Listen {
+		a, err := ma.NewMultiaddr(s)
+		if err != nil {
+			cm.Close()
+			rm.Close()
+			return nil, fmt.Errorf("node: listen address %q: %w", s, err)
+		}
+		listen = append(listen, a)
+	}
+	opts := []libp2p.Option{
+		libp2p.Identity(key),
+		libp2p.ListenAddrs(listen...),
+		libp2p.Transport(tcp.NewTCPTransport),
+		libp2p.Security(tls.ID, tls.New),
+		libp2p.Security(noise.ID, noise.New),
+		libp2p.Muxer(yamux.ID, yamux.DefaultTransport),
+		libp2p.ConnectionManager(cm),
+		libp2p.ResourceManager(rm),
+		libp2p.DisableRelay(),
+		libp2p.UserAgent("peer/" + Version),
+	}
+	if len(cfg.SwarmKey) > 0 {
+		// go-libp2p's QUIC refuses private networks: a keyed node runs
+		// over TCP only.
+		opts = append(opts, libp2p.PrivateNetwork(pnet.PSK(cfg.SwarmKey)))
+	} else {
+		opts = append(opts, libp2p.Transport(quic.NewTransport))
+	}
+	h, err := libp2p.New(opts...)
+	if err != nil {
+		cm.Close()
+		rm.Close()
+		return nil, fmt.Errorf("node: starting libp2p on %v: %w", cfg.Listen, err)
+	}
+	return h, nil
+}

@@ -1,0 +1,398 @@
+package node
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/ipfs/go-cid"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/protocol"
+	ma "github.com/multiformats/go-multiaddr"
+
+	"github.com/peer-project/peer/chunker"
+	"github.com/peer-project/peer/dht"
+	"github.com/peer-project/peer/importer"
+	"github.com/peer-project/peer/manifest"
+	"github.com/peer-project/peer/store"
+	"github.com/peer-project/peer/swarm"
+	"github.com/peer-project/peer/ticket"
+)
+
+// ErrClosed is returned by calls on a closed node.
+var ErrClosed = errors.New("node: closed")
+
+// dbFile is the database's name in the home directory.
+const dbFile = "peer.db"
+
+// Node is a peer: it shares files in place, serves them to other peers and
+// fetches roots from every peer that has them. Make one with New; its
+// methods are safe for concurrent use.
+type Node struct {
+	cfg      Config
+	log      *slog.Logger
+	host     host.Host
+	ownsHost bool
+	store    *store.Store
+	swarm    *swarm.Swarm
+	dht      *dht.DHT // nil with NoDHT
+	mdns     *dht.MDNS
+
+	ctx    context.Context // cancelled by Close
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	once   sync.Once
+
+	mu        sync.Mutex
+	closed    bool
+	transfers map[cid.Cid]*Progress
+}
+
+// New starts a node: it opens (or creates) its home directory, identity and
+// database, starts libp2p unless cfg.Host is given, the exchange, the DHT and
+// (on a LAN address) mDNS, and serves every share it had. It returns a
+// working node or an error with nothing left running. ctx bounds the
+// start-up (DHT bootstrap) only.
+func New(ctx context.Context, cfg Config) (_ *Node, err error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(cfg.Home, 0o700); err != nil {
+		return nil, fmt.Errorf("node: home %s: %w", cfg.Home, err)
+	}
+	if cfg.Seed == 0 {
+		var b [8]byte
+		rand.Read(b[:])
+		cfg.Seed = binary.LittleEndian.Uint64(b[:])
+	}
+	n := &Node{cfg: cfg, transfers: map[cid.Cid]*Progress{}}
+	var cleanup []func()
+	defer func() {
+		if err != nil {
+			for i := len(cleanup) - 1; i >= 0; i-- {
+				cleanup[i]()
+			}
+		}
+	}()
+
+	n.host = cfg.Host
+	if n.host == nil {
+		key, err := loadIdentity(cfg.Home)
+		if err != nil {
+			return nil, err
+		}
+		if n.host, err = buildHost(&n.cfg, key); err != nil {
+			return nil, err
+		}
+		n.ownsHost = true
+		cleanup = append(cleanup, func() { n.host.Close() })
+	}
+	n.log = cfg.Logger.With("node", n.host.ID().ShortString())
+
+	n.store, err = store.Open(filepath.Join(cfg.Home, dbFile), store.Options{NoSync: cfg.NoSync, Logger: n.log, Now: cfg.Now})
+	if err != nil {
+		return nil, fmt.Errorf("node: %w", err)
+	}
+	cleanup = append(cleanup, func() { n.store.Close() })
+
+	n.swarm = swarm.New(n.host, n.store, swarm.Config{
+		Logger: n.log, Seed: cfg.Seed, RequestTimeout: cfg.RequestTimeout, Now: cfg.Now, Lookup: n.lookup,
+	})
+	cleanup = append(cleanup, func() { n.swarm.Close() })
+
+	if !cfg.NoDHT {
+		boot, _ := cfg.bootstrapPeers()
+		n.dht, err = dht.New(n.host, dht.Config{Mode: cfg.DHTMode, Prefix: protocol.ID(cfg.DHTPrefix), Bootstrap: boot, Logger: n.log})
+		if err != nil {
+			return nil, fmt.Errorf("node: %w", err)
+		}
+		cleanup = append(cleanup, func() { n.dht.Close() })
+		if len(boot) > 0 {
+			if err := n.dht.Bootstrap(ctx); err != nil {
+				n.log.Warn("DHT bootstrap", "err", err)
+			}
+		}
+	}
+	if !cfg.NoMDNS && n.ownsHost && dht.ShouldRunMDNS(n.host.Addrs()) {
+		if n.mdns, err = dht.StartMDNS(n.host, n.log, nil); err != nil {
+			n.log.Warn("mDNS off", "err", err)
+			n.mdns, err = nil, nil
+		} else {
+			cleanup = append(cleanup, func() { n.mdns.Close() })
+		}
+	}
+	n.ctx, n.cancel = context.WithCancel(context.Background())
+	if err := n.serveShares(); err != nil {
+		n.cancel()
+		return nil, err
+	}
+	return n, nil
+}
+
+// serveShares registers every share in the database with the exchange and
+// announces it.
+func (n *Node) serveShares() error {
+	shares, err := n.store.Shares()
+	if err != nil {
+		return fmt.Errorf("node: %w", err)
+	}
+	for _, sh := range shares {
+		if err := n.serve(n.ctx, sh.Root); err != nil {
+			n.log.Warn("not serving a share", "root", sh.Root, "path", sh.Path, "err", err)
+		}
+	}
+	return nil
+}
+
+// serve builds the layout of a share from the database and registers it.
+func (n *Node) serve(ctx context.Context, root cid.Cid) error {
+	l, err := swarm.BuildLayout(ctx, n.store, root)
+	if err != nil {
+		return err
+	}
+	n.swarm.Serve(root, &shareSource{layout: l, store: n.store})
+	n.provide(root)
+	return nil
+}
+
+// provide announces root on the DHT in the background.
+func (n *Node) provide(root cid.Cid) {
+	if n.dht == nil {
+		return
+	}
+	n.goroutine(func() {
+		ctx, cancel := context.WithTimeout(n.ctx, 2*time.Minute)
+		defer cancel()
+		if err := n.dht.Provide(ctx, root); err != nil && n.ctx.Err() == nil {
+			n.log.Debug("provide", "root", root, "err", err)
+		}
+	})
+}
+
+func (n *Node) goroutine(fn func()) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.closed {
+		return
+	}
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		fn()
+	}()
+}
+
+// Close stops the node: fetches end (their partial files stay, to resume),
+// sessions close, the DHT and libp2p stop (unless the host was the
+// caller's), and the database is flushed and closed. It waits for every
+// goroutine of the node. It is idempotent; later calls return nil.
+func (n *Node) Close() error {
+	var errs []error
+	n.once.Do(func() {
+		n.mu.Lock()
+		n.closed = true
+		n.mu.Unlock()
+		n.cancel()
+		if n.mdns != nil {
+			n.mdns.Close()
+		}
+		n.swarm.Close()
+		n.wg.Wait()
+		if n.dht != nil {
+			errs = append(errs, n.dht.Close())
+		}
+		if n.ownsHost {
+			errs = append(errs, n.host.Close())
+		}
+		errs = append(errs, n.store.Close())
+	})
+	return errors.Join(errs...)
+}
+
+func (n *Node) isClosed() bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.closed
+}
+
+// ID returns the node's peer ID.
+func (n *Node) ID() peer.ID { return n.host.ID() }
+
+// Host returns the libp2p host the node runs on.
+func (n *Node) Host() host.Host { return n.host }
+
+// Addrs returns the node's listen addresses, each with /p2p/ID appended.
+func (n *Node) Addrs() []ma.Multiaddr {
+	addrs, _ := peer.AddrInfoToP2pAddrs(&peer.AddrInfo{ID: n.host.ID(), Addrs: n.host.Addrs()})
+	return addrs
+}
+
+// AddrInfo returns the node's ID and listen addresses.
+func (n *Node) AddrInfo() peer.AddrInfo {
+	return peer.AddrInfo{ID: n.host.ID(), Addrs: n.host.Addrs()}
+}
+
+// Connect connects to a peer (and adds it to the DHT's view).
+func (n *Node) Connect(ctx context.Context, ai peer.AddrInfo) error {
+	return n.host.Connect(ctx, ai)
+}
+
+// Peers lists the peers the node is connected to, sorted.
+func (n *Node) Peers() []peer.ID {
+	ps := n.host.Network().Peers()
+	sort.Slice(ps, func(i, j int) bool { return ps[i] < ps[j] })
+	return ps
+}
+
+// Stats returns the exchange's counters.
+func (n *Node) Stats() swarm.Stats { return n.swarm.Stats() }
+
+// Bans lists the peers banned now.
+func (n *Node) Bans() []peer.ID { return n.swarm.Bans() }
+
+// ShareResult is what Share returns.
+type ShareResult struct {
+	Root   cid.Cid
+	Ticket string
+	importer.Result
+}
+
+// ShareOptions tune Share.
+type ShareOptions struct {
+	// OnlyHash computes the root without storing or announcing anything.
+	OnlyHash bool
+	// Chunking overrides Config.Chunking for this share.
+	Chunking chunker.Params
+	// Progress, if not nil, is called after each file with the bytes
+	// read so far.
+	Progress func(bytes int64)
+}
+
+// Share indexes the file or folder at path in place (nothing is copied),
+// serves it and announces it. It blocks until every byte has been read and
+// hashed. Sharing the same path again replaces the earlier share.
+func (n *Node) Share(ctx context.Context, path string, opts ShareOptions) (*ShareResult, error) {
+	if n.isClosed() {
+		return nil, ErrClosed
+	}
+	params := n.cfg.Chunking
+	if opts.Chunking != (chunker.Params{}) {
+		params = opts.Chunking
+	}
+	iopts := importer.Options{Params: params, Progress: opts.Progress}
+	if opts.OnlyHash {
+		res, err := importer.Import(ctx, path, iopts, nil)
+		if err != nil {
+			return nil, err
+		}
+		return &ShareResult{Root: res.Root, Result: res}, nil
+	}
+	tx, err := n.store.BeginShare(path)
+	if err != nil {
+		return nil, fmt.Errorf("share %s: %w", path, err)
+	}
+	sink := &shareSink{tx: tx, store: n.store, pending: map[string][]store.ChunkLoc{}}
+	res, err := importer.Import(ctx, path, iopts, sink)
+	if err == nil {
+		err = sink.flushBlocks()
+	}
+	if err == nil {
+		err = tx.Commit(res.Root, store.ShareInfo{Name: res.Name, Size: res.Size, Files: int64(res.Files), Dir: res.Dir, Chunking: params})
+	}
+	if err != nil {
+		tx.Abort()
+		return nil, fmt.Errorf("share %s: %w", path, err)
+	}
+	if err := n.serve(ctx, res.Root); err != nil {
+		return nil, fmt.Errorf("share %s: %w", path, err)
+	}
+	return &ShareResult{Root: res.Root, Ticket: n.Ticket(res.Root), Result: res}, nil
+}
+
+// Ticket returns a ticket for root naming this node and its addresses.
+func (n *Node) Ticket(root cid.Cid) string {
+	return ticket.Ticket{Root: root, Provider: n.AddrInfo()}.String()
+}
+
+// Unshare stops serving and announcing root and forgets its index. The
+// files themselves are untouched.
+func (n *Node) Unshare(root cid.Cid) error {
+	if n.isClosed() {
+		return ErrClosed
+	}
+	if _, err := n.store.Share(root); err != nil {
+		return fmt.Errorf("unshare %s: %w", root, err)
+	}
+	n.swarm.StopServing(root)
+	if n.dht != nil {
+		n.dht.StopProviding(root)
+	}
+	if err := n.store.Unshare(root); err != nil {
+		return fmt.Errorf("unshare %s: %w", root, err)
+	}
+	return nil
+}
+
+// Shares lists what the node shares.
+func (n *Node) Shares() ([]store.Share, error) { return n.store.Shares() }
+
+// shareSink writes what the importer produces into a share transaction.
+// A file's chunk locations wait until its root is known (the store indexes
+// them under it).
+type shareSink struct {
+	tx      *store.ShareTx
+	store   *store.Store
+	blocks  []store.Block
+	pending map[string][]store.ChunkLoc
+}
+
+func (s *shareSink) PutBlock(b manifest.Block) error {
+	s.blocks = append(s.blocks, store.Block{CID: b.CID, Data: b.Data})
+	if len(s.blocks) >= 256 {
+		return s.flushBlocks()
+	}
+	return nil
+}
+
+func (s *shareSink) flushBlocks() error {
+	if len(s.blocks) == 0 {
+		return nil
+	}
+	err := s.store.PutBlocks(s.blocks)
+	s.blocks = s.blocks[:0]
+	return err
+}
+
+func (s *shareSink) AddChunks(path string, locs []importer.Loc) error {
+	p := s.pending[path]
+	for _, l := range locs {
+		p = append(p, store.ChunkLoc{CID: l.CID, Offset: l.Offset, Size: l.Size})
+	}
+	s.pending[path] = p
+	return nil
+}
+
+func (s *shareSink) FileDone(f importer.File) error {
+	locs := s.pending[f.Path]
+	delete(s.pending, f.Path)
+	for len(locs) > 0 || f.Chunks == 0 {
+		k := min(len(locs), 4096)
+		if err := s.tx.AddFile(f.Path, f.Size, f.ModTime, f.Root, locs[:k]); err != nil {
+			return err
+		}
+		locs = locs[k:]
+		if f.Chunks == 0 {
+			break
+		}
+	}
+	return nil
+}

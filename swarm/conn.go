@@ -1,0 +1,325 @@
+package swarm
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/ipfs/go-cid"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/peerstore"
+
+	"github.com/peer-project/peer/integrity"
+	"github.com/peer-project/peer/swarm/wire"
+)
+
+// dialTimeout bounds connecting to a peer and opening a stream.
+const dialTimeout = 15 * time.Second
+
+// Request states in conn.requested.
+const (
+	reqWanted    = 1
+	reqCancelled = 2
+)
+
+// conn is the fetching side of one stream: this node asks, the peer serves.
+type conn struct {
+	f      *fetch
+	peer   peer.ID
+	stream network.Stream
+	done   chan struct{} // closed when the reader ends
+
+	// Owned by the fetch loop (written under f.mu where noted).
+	up           bool     // under f.mu
+	firstHave    wire.Msg // under f.mu
+	joined       bool
+	pendingHaves []int64
+
+	mu        sync.Mutex
+	wake      chan struct{}
+	wants     []uint64
+	cancels   []uint64
+	nodes     []cid.Cid
+	nodeWait  map[cid.Cid][]chan []byte
+	requested map[int64]uint8
+	closeMsg  *wire.Error
+}
+
+// session connects to ai, says HELLO and serves the conn until it ends.
+// It runs on a goroutine of the fetch.
+func (f *fetch) session(ai peer.AddrInfo) {
+	h := f.sw.host
+	if len(ai.Addrs) > 0 {
+		h.Peerstore().AddAddrs(ai.ID, ai.Addrs, peerstore.TempAddrTTL)
+	}
+	ctx, cancel := context.WithTimeout(f.ctx, dialTimeout)
+	st, err := f.sw.openStream(ctx, ai.ID)
+	cancel()
+	if err != nil {
+		f.log.Debug("no session", "peer", ai.ID, "err", err)
+		f.post(event{kind: evDown, conn: &conn{peer: ai.ID}})
+		return
+	}
+	c := &conn{
+		f: f, peer: ai.ID, stream: st, done: make(chan struct{}), wake: make(chan struct{}, 1),
+		nodeWait: map[cid.Cid][]chan []byte{}, requested: map[int64]uint8{},
+	}
+	defer close(c.done)
+	w := wire.NewWriter(st)
+	st.SetDeadline(time.Now().Add(dialTimeout))
+	if err := w.Write(&wire.Hello{Version: wire.Version, Root: f.root}); err != nil || w.Flush() != nil {
+		st.Reset()
+		f.post(event{kind: evDown, conn: c})
+		return
+	}
+	r := wire.NewReader(st, 0)
+	first, err := r.Read()
+	st.SetDeadline(time.Time{})
+	if err != nil {
+		st.Reset()
+		f.post(event{kind: evDown, conn: c})
+		return
+	}
+	switch first.(type) {
+	case *wire.HaveAll, *wire.HaveNone, *wire.HaveBitfield:
+	case *wire.Error:
+		st.Close()
+		f.post(event{kind: evDown, conn: c})
+		return
+	default:
+		st.Reset()
+		f.post(event{kind: evDown, conn: c})
+		return
+	}
+	if bf, ok := first.(*wire.HaveBitfield); ok {
+		first = &wire.HaveBitfield{Bits: append([]byte(nil), bf.Bits...)}
+	}
+	if !f.sessionUp(c, first) {
+		st.Reset()
+		return
+	}
+	f.post(event{kind: evUp, conn: c})
+	f.goroutine(func() { c.writeLoop(w) })
+	err = c.readLoop(r)
+	if err != nil && f.ctx.Err() == nil {
+		f.log.Debug("session ended", "peer", c.peer, "err", err)
+	}
+	c.stream.Reset()
+	c.signal()
+	f.post(event{kind: evDown, conn: c})
+}
+
+func (c *conn) signal() {
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (c *conn) request(i int64) {
+	c.mu.Lock()
+	c.wants = append(c.wants, uint64(i))
+	c.requested[i] = reqWanted
+	c.mu.Unlock()
+}
+
+func (c *conn) cancel(i int64) {
+	c.mu.Lock()
+	if c.requested[i] == reqWanted {
+		c.cancels = append(c.cancels, uint64(i))
+		c.requested[i] = reqCancelled
+	}
+	c.mu.Unlock()
+}
+
+func (c *conn) flush() { c.signal() }
+
+// close sends ERROR and ends the session.
+func (c *conn) close(code wire.ErrCode, msg string) {
+	c.mu.Lock()
+	if c.closeMsg == nil {
+		c.closeMsg = wire.NewError(code, msg)
+	}
+	c.mu.Unlock()
+	c.signal()
+}
+
+// getNode asks the peer for a manifest block and waits for the answer.
+func (c *conn) getNode(ctx context.Context, id cid.Cid) ([]byte, error) {
+	ch := make(chan []byte, 1)
+	c.mu.Lock()
+	c.nodeWait[id] = append(c.nodeWait[id], ch)
+	c.nodes = append(c.nodes, id)
+	c.mu.Unlock()
+	c.signal()
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	select {
+	case data := <-ch:
+		if data == nil {
+			return nil, fmt.Errorf("swarm: %s does not have block %s", c.peer, id)
+		}
+		return data, nil
+	case <-c.done:
+		return nil, fmt.Errorf("swarm: session with %s ended", c.peer)
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// writeLoop sends what the loop queued, a batch at a time.
+func (c *conn) writeLoop(w *wire.Writer) {
+	for {
+		select {
+		case <-c.wake:
+		case <-c.done:
+			return
+		}
+		c.mu.Lock()
+		wants, cancels, nodes, closeMsg := c.wants, c.cancels, c.nodes, c.closeMsg
+		c.wants, c.cancels, c.nodes = nil, nil, nil
+		c.mu.Unlock()
+		if closeMsg != nil {
+			w.Write(closeMsg)
+			w.Flush()
+			c.stream.Reset()
+			return
+		}
+		var err error
+		for len(cancels) > 0 && err == nil {
+			n := min(len(cancels), wire.MaxWant)
+			err = w.Write(&wire.Cancel{Indices: cancels[:n]})
+			cancels = cancels[n:]
+		}
+		for _, id := range nodes {
+			if err == nil {
+				err = w.Write(&wire.WantNode{CID: id})
+			}
+		}
+		for len(wants) > 0 && err == nil {
+			n := min(len(wants), wire.MaxWant)
+			err = w.Write(&wire.Want{Indices: wants[:n]})
+			wants = wants[n:]
+		}
+		if err == nil {
+			err = w.Flush()
+		}
+		if err != nil {
+			c.stream.Reset()
+			return
+		}
+	}
+}
+
+// readLoop reads what the peer sends until the stream ends, verifying and
+// writing each block before it tells the loop.
+func (c *conn) readLoop(r *wire.Reader) error {
+	f := c.f
+	var (
+		layout *Layout
+		buf    = &wire.Block{}
+	)
+	r.SetBlockAlloc(func(_ uint64, size int) *wire.Block {
+		if cap(buf.Data) < size {
+			buf.Data = make([]byte, size)
+		}
+		return buf
+	})
+	for {
+		m, err := r.Read()
+		if err != nil {
+			if errors.Is(err, wire.ErrProtocol) {
+				f.post(event{kind: evMisbehaved, conn: c, err: err})
+			}
+			return err
+		}
+		switch m := m.(type) {
+		case *wire.Have:
+			f.post(event{kind: evHave, conn: c, index: int64(m.Index)})
+		case *wire.Block:
+			if layout == nil {
+				layout = f.layoutLocked()
+			}
+			if err := c.block(layout, m); err != nil {
+				return err
+			}
+		case *wire.DontHave:
+			for _, i := range m.Indices {
+				c.mu.Lock()
+				st := c.requested[int64(i)]
+				delete(c.requested, int64(i))
+				c.mu.Unlock()
+				if st == reqWanted {
+					f.post(event{kind: evDontHave, conn: c, index: int64(i)})
+				}
+			}
+		case *wire.Node:
+			c.deliver(m.CID, append([]byte(nil), m.Data...))
+		case *wire.NodeMissing:
+			c.deliver(m.CID, nil)
+		case *wire.Error:
+			return m
+		default:
+			err := fmt.Errorf("swarm: unexpected %s from the serving side", m.Type())
+			f.post(event{kind: evMisbehaved, conn: c, err: err})
+			return err
+		}
+	}
+}
+
+// block handles one BLOCK: it must have been asked for; it is verified
+// against its CID, then written, then reported.
+func (c *conn) block(l *Layout, m *wire.Block) error {
+	f := c.f
+	i := int64(m.Index)
+	c.mu.Lock()
+	st := c.requested[i]
+	delete(c.requested, i)
+	c.mu.Unlock()
+	n := int64(len(m.Data))
+	f.sw.count(func(s *Stats) { s.BytesDown += n })
+	switch {
+	case st == 0 || l == nil || i >= l.NumChunks():
+		f.sw.count(func(s *Stats) { s.UnrequestedBlocks++ })
+		err := fmt.Errorf("swarm: block %d was never requested", i)
+		f.post(event{kind: evMisbehaved, conn: c, err: err})
+		return err
+	}
+	// A block that was cancelled (it timed out, or another peer sent it
+	// first) is still checked and kept if it is new.
+	if err := integrity.VerifyFrom(l.Chunks[i].CID, m.Data, c.peer.String()); err != nil {
+		f.sw.count(func(s *Stats) { s.ChunksRejected++ })
+		f.log.Warn("bad block", "peer", c.peer, "index", i, "err", err)
+		f.post(event{kind: evBad, conn: c, index: i})
+		return nil
+	}
+	fresh, err := f.dl.write(i, m.Data)
+	switch {
+	case err != nil:
+		f.post(event{kind: evWriteFail, conn: c, index: i, err: err})
+	case !fresh:
+		f.sw.count(func(s *Stats) { s.DuplicateBytes += n })
+		f.post(event{kind: evDuplicate, conn: c, index: i, size: int(n)})
+	default:
+		f.sw.count(func(s *Stats) { s.ChunksVerified++ })
+		if f.opts.Verified != nil {
+			f.opts.Verified(i)
+		}
+		f.sw.Announce(f.root, i)
+		f.post(event{kind: evVerified, conn: c, index: i, size: int(n)})
+	}
+	return nil
+}
+
+func (c *conn) deliver(id cid.Cid, data []byte) {
+	c.mu.Lock()
+	ws := c.nodeWait[id]
+	delete(c.nodeWait, id)
+	c.mu.Unlock()
+	for _, ch := range ws {
+		ch <- data
+	}
+}

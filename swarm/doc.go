@@ -1,0 +1,29 @@
+// Package swarm is peer's exchange: it serves the chunks and manifest blocks
+// this node has, and fetches a root from every peer that has any of it.
+//
+// The wire format is package wire; which chunk to ask of whom is decided by
+// package sched, a pure state machine. This package is the thin I/O layer
+// between the two: it opens and accepts libp2p streams (one per peer and
+// root, protocol wire.ProtocolID), feeds what arrives to the scheduler as
+// events, and carries out the actions it returns.
+//
+// Serving. Serve registers a Source for a root: a share indexed in place, or
+// a download in progress (which serves the chunks it has verified and
+// announces each new one with HAVE). Every chunk is re-verified against its
+// CID as it is read, so a file edited behind the node's back is never served
+// as the old content.
+//
+// Fetching. Fetch gathers sources (ticket hints, the peers the caller's
+// discovery finds, the peers already connected), loads the manifest through
+// them, and then runs one event loop per fetch that owns the scheduler.
+// Each peer has a reader goroutine that verifies every block against its CID
+// and writes it at its offset in a pre-allocated partial file before telling
+// the loop; a block that fails its hash names its sender, who is struck and
+// then banned. The partial file (or folder) sits beside the destination as
+// ".NAME.peer-partial" and is renamed into place only when every chunk is
+// verified; a fetch started again resumes from it, verifying what it holds
+// instead of fetching it again.
+//
+// Every goroutine is owned: Close stops the stream handler, ends every
+// session and waits for all of them.
+package swarm

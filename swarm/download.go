@@ -1,0 +1,297 @@
+package swarm
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sync"
+
+	"github.com/peer-project/peer/bitfield"
+	"github.com/peer-project/peer/integrity"
+)
+
+// PartialSuffix marks a download in progress: ".NAME.peer-partial" beside
+// the destination NAME. A path with it is never a complete file.
+const PartialSuffix = ".peer-partial"
+
+// maxOpenFiles bounds the file handles one download keeps open; files past
+// it are opened for each read or write.
+const maxOpenFiles = 256
+
+// PartialPath returns where the download to dest is staged.
+func PartialPath(dest string) string {
+	return filepath.Join(filepath.Dir(dest), "."+filepath.Base(dest)+PartialSuffix)
+}
+
+// download is the on-disk side of one fetch: the staged files, which chunks
+// they hold verified, and the final rename. It is a Source, so a node serves
+// a root while it is still downloading it. Safe for concurrent use.
+type download struct {
+	layout  *Layout
+	dest    string
+	partial string
+
+	mu       sync.RWMutex
+	have     *bitfield.Bitfield
+	files    map[int]*os.File
+	complete bool // renamed into place
+}
+
+// openDownload prepares the staging area for l at dest: the partial file or
+// folder, every file of it allocated to its size. A staging area left by an
+// earlier fetch is kept: recheck finds what it already holds.
+func openDownload(l *Layout, dest string) (*download, error) {
+	d := &download{layout: l, dest: dest, partial: PartialPath(dest), have: bitfield.New(l.NumChunks()), files: map[int]*os.File{}}
+	if l.Dir {
+		if err := os.MkdirAll(d.partial, 0o755); err != nil {
+			return nil, fmt.Errorf("swarm: staging %s: %w", d.partial, err)
+		}
+		for _, sub := range l.Dirs {
+			if err := os.MkdirAll(filepath.Join(d.partial, filepath.FromSlash(sub)), 0o755); err != nil {
+				return nil, fmt.Errorf("swarm: staging %s: %w", sub, err)
+			}
+		}
+	}
+	for fi, f := range l.Files {
+		fh, err := os.OpenFile(d.pathLocked(fi), os.O_RDWR|os.O_CREATE, 0o644)
+		if err != nil {
+			d.closeFiles()
+			return nil, fmt.Errorf("swarm: staging: %w", err)
+		}
+		st, err := fh.Stat()
+		if err == nil && st.Size() != f.Size {
+			err = fh.Truncate(f.Size)
+		}
+		if err != nil {
+			fh.Close()
+			d.closeFiles()
+			return nil, fmt.Errorf("swarm: allocating %s: %w", fh.Name(), err)
+		}
+		if len(d.files) < maxOpenFiles {
+			d.files[fi] = fh
+		} else {
+			fh.Close()
+		}
+	}
+	return d, nil
+}
+
+// pathLocked returns where file fi is now.
+func (d *download) pathLocked(fi int) string {
+	base := d.partial
+	if d.complete {
+		base = d.dest
+	}
+	if !d.layout.Dir {
+		return base
+	}
+	return filepath.Join(base, filepath.FromSlash(d.layout.Files[fi].Path))
+}
+
+// withFile runs fn on an open handle of file fi.
+func (d *download) withFile(fi int, flag int, fn func(*os.File) error) error {
+	d.mu.RLock()
+	fh := d.files[fi]
+	path := d.pathLocked(fi)
+	if fh != nil {
+		defer d.mu.RUnlock()
+		return fn(fh)
+	}
+	d.mu.RUnlock()
+	fh, err := os.OpenFile(path, flag, 0)
+	if err != nil {
+		return err
+	}
+	defer fh.Close()
+	return fn(fh)
+}
+
+// recheck verifies every chunk the staging area holds, on every core, and
+// marks those that match. Chunks are written only after they are verified,
+// so this finds every chunk an interrupted fetch had, whatever it had
+// recorded. It returns how many it found.
+func (d *download) recheck(ctx context.Context) (int64, error) {
+	n := d.layout.NumChunks()
+	next := make(chan int64)
+	var (
+		wg    sync.WaitGroup
+		found int64
+		mu    sync.Mutex
+	)
+	for range runtime.GOMAXPROCS(0) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var buf []byte
+			for i := range next {
+				c := d.layout.Chunks[i]
+				buf = grow(buf, int(c.Size))
+				err := d.withFile(int(c.File), os.O_RDONLY, func(f *os.File) error {
+					_, err := f.ReadAt(buf, c.Offset)
+					return err
+				})
+				if err == nil && integrity.Verify(c.CID, buf) == nil {
+					d.mu.Lock()
+					d.have.Set(i)
+					d.mu.Unlock()
+					mu.Lock()
+					found++
+					mu.Unlock()
+				}
+			}
+		}()
+	}
+	var err error
+	for i := int64(0); i < n; i++ {
+		if d.layout.Chunks[i].Size == 0 {
+			continue
+		}
+		select {
+		case next <- i:
+		case <-ctx.Done():
+			err = ctx.Err()
+		}
+		if err != nil {
+			break
+		}
+	}
+	close(next)
+	wg.Wait()
+	return found, err
+}
+
+func grow(b []byte, n int) []byte {
+	if cap(b) < n {
+		return make([]byte, n)
+	}
+	return b[:n]
+}
+
+// write stores verified chunk i. It reports false when it was already had.
+func (d *download) write(i int64, data []byte) (bool, error) {
+	if d.Has(i) {
+		return false, nil
+	}
+	c := d.layout.Chunks[i]
+	err := d.withFile(int(c.File), os.O_WRONLY, func(f *os.File) error {
+		_, err := f.WriteAt(data, c.Offset)
+		return err
+	})
+	if err != nil {
+		return false, fmt.Errorf("swarm: writing chunk %d: %w", i, err)
+	}
+	d.mu.Lock()
+	fresh := d.have.Set(i)
+	d.mu.Unlock()
+	return fresh, nil
+}
+
+// finish syncs every file and renames the staging area into place. With
+// force, an existing destination is replaced; without, it is an error.
+func (d *download) finish(force bool) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.complete {
+		return nil
+	}
+	for fi := range d.layout.Files {
+		fh := d.files[fi]
+		if fh == nil {
+			var err error
+			if fh, err = os.OpenFile(d.pathLocked(fi), os.O_RDWR, 0); err != nil {
+				return err
+			}
+			defer fh.Close()
+		}
+		if err := fh.Sync(); err != nil {
+			return fmt.Errorf("swarm: syncing %s: %w", fh.Name(), err)
+		}
+	}
+	if _, err := os.Lstat(d.dest); err == nil {
+		if !force {
+			return fmt.Errorf("%w: %s (the download is complete in %s; move it, or fetch again with force)", ErrExists, d.dest, d.partial)
+		}
+		if err := os.RemoveAll(d.dest); err != nil {
+			return fmt.Errorf("swarm: replacing %s: %w", d.dest, err)
+		}
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	if err := os.Rename(d.partial, d.dest); err != nil {
+		return fmt.Errorf("swarm: moving the download into place: %w", err)
+	}
+	if dir, err := os.Open(filepath.Dir(d.dest)); err == nil {
+		dir.Sync()
+		dir.Close()
+	}
+	d.complete = true
+	return nil
+}
+
+func (d *download) closeFiles() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for fi, f := range d.files {
+		f.Close()
+		delete(d.files, fi)
+	}
+}
+
+// Layout implements Source.
+func (d *download) Layout() *Layout { return d.layout }
+
+// Has implements Source.
+func (d *download) Has(i int64) bool {
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	return d.have.Has(i)
+}
+
+// Complete implements Source.
+func (d *download) Complete() bool {
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	return d.have.Full()
+}
+
+// Bits implements Source.
+func (d *download) Bits() []byte {
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	return d.have.Bytes()
+}
+
+func (d *download) count() int64 {
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	return d.have.Count()
+}
+
+// ReadChunk implements Source: it reads chunk i from where the download
+// wrote it and verifies it again.
+func (d *download) ReadChunk(_ context.Context, i int64, buf []byte) ([]byte, error) {
+	if !d.Has(i) {
+		return nil, fmt.Errorf("swarm: chunk %d not downloaded yet", i)
+	}
+	c := d.layout.Chunks[i]
+	buf = grow(buf, int(c.Size))
+	err := d.withFile(int(c.File), os.O_RDONLY, func(f *os.File) error {
+		_, err := f.ReadAt(buf, c.Offset)
+		if errors.Is(err, io.EOF) {
+			err = io.ErrUnexpectedEOF
+		}
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := integrity.Verify(c.CID, buf); err != nil {
+		return nil, err
+	}
+	return buf, nil
+}

@@ -1,0 +1,672 @@
+package swarm
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"math/rand/v2"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/ipfs/go-cid"
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/peer-project/peer/integrity"
+	"github.com/peer-project/peer/manifest"
+	"github.com/peer-project/peer/swarm/sched"
+	"github.com/peer-project/peer/swarm/wire"
+)
+
+// tickInterval is how often a fetch's scheduler is told the time, for
+// timeouts; progress is reported at the same pace.
+const tickInterval = 50 * time.Millisecond
+
+// FetchOptions say where a fetch puts a root and where it looks for it.
+type FetchOptions struct {
+	// Dest is the path the root is written to: a file, or a folder for a
+	// directory root. Required.
+	Dest string
+	// Force replaces an existing Dest; without it an existing Dest is an
+	// error, found before anything is fetched.
+	Force bool
+	// Hints are peers to ask first (a ticket's provider, --peer flags).
+	Hints []peer.AddrInfo
+	// Discover, if not nil, is called to find providers (the DHT). The
+	// fetch cancels ctx when it no longer needs more; the channel must be
+	// closed when the lookup ends. It is called again, at most every
+	// RediscoverEvery, while the fetch has no peer with chunks it needs.
+	Discover func(ctx context.Context) <-chan peer.AddrInfo
+	// RediscoverEvery spaces lookups; zero means 10 s.
+	RediscoverEvery time.Duration
+	// FindTimeout is how long a fetch may go without any peer that has
+	// the root before it fails with ErrNoProviders; zero means 60 s.
+	FindTimeout time.Duration
+	// NoConnected stops the fetch from asking the peers the host is
+	// already connected to.
+	NoConnected bool
+	// Progress, if not nil, is called from the fetch's loop about every
+	// 50 ms and once at the end. It must not block.
+	Progress func(Progress)
+	// Started, if not nil, is called once with the layout and the source
+	// that serves the chunks fetched so far, before any chunk is
+	// requested (the node serves and announces the root from then on).
+	Started func(l *Layout, src Source)
+	// Verified, if not nil, is called from the peers' goroutines after each
+	// chunk is verified and written (the node records progress). It must
+	// not block for long.
+	Verified func(i int64)
+}
+
+// Progress describes a fetch in flight.
+type Progress struct {
+	Root         cid.Cid
+	Bytes, Total int64 // verified bytes, of all
+	Chunks, Of   int64 // verified chunks, of all
+	Resumed      int64 // chunks found on disk when the fetch started
+	Peers        int   // peers with a live session
+	Duplicate    int64 // bytes received for chunks already verified
+	Done         bool
+	PerPeer      map[peer.ID]int64 // verified bytes received from each peer
+	Bans         int
+}
+
+// Result describes a finished fetch.
+type Result struct {
+	Root     cid.Cid
+	Dest     string
+	Layout   *Layout
+	Progress Progress
+	Source   Source // serves the fetched root from where it was written
+}
+
+// Fetch downloads root to opts.Dest and returns when every chunk is verified
+// and renamed into place, when ctx is done, or when no peer can be found.
+// An interrupted fetch leaves its staging area, and the next Fetch of the
+// same root to the same Dest resumes from it.
+func (s *Swarm) Fetch(ctx context.Context, root cid.Cid, opts FetchOptions) (*Result, error) {
+	if err := integrity.CheckCodec(root, integrity.DagCBOR); err != nil {
+		return nil, fmt.Errorf("fetch %s: %w", root, err)
+	}
+	if opts.Dest == "" {
+		return nil, fmt.Errorf("fetch %s: no destination", root)
+	}
+	if !opts.Force {
+		if _, err := os.Lstat(opts.Dest); err == nil {
+			return nil, fmt.Errorf("fetch %s: %w: %s (choose another destination, or force)", root, ErrExists, opts.Dest)
+		}
+	}
+	if opts.RediscoverEvery == 0 {
+		opts.RediscoverEvery = 10 * time.Second
+	}
+	if opts.FindTimeout == 0 {
+		opts.FindTimeout = 60 * time.Second
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stop := context.AfterFunc(s.ctx, cancel)
+	defer stop()
+
+	f := s.newFetch(ctx, root, opts)
+	s.count(func(st *Stats) { st.FetchSessions++ })
+	defer s.count(func(st *Stats) { st.FetchSessions-- })
+	res, err := f.run()
+	f.shutdown()
+	if err != nil {
+		return nil, fmt.Errorf("fetch %s: %w", root, err)
+	}
+	return res, nil
+}
+
+func (s *Swarm) newFetch(ctx context.Context, root cid.Cid, opts FetchOptions) *fetch {
+	return &fetch{
+		sw: s, root: root, opts: opts, ctx: ctx,
+		events: make(chan event, 256),
+		conns:  map[peer.ID]*conn{},
+		tried:  map[peer.ID]bool{},
+		ready:  make(chan struct{}),
+		log:    s.log.With("root", root),
+	}
+}
+
+// GetBlock fetches one manifest block from the first peer that has it,
+// asking hints, the peers already connected, and those discover finds. It
+// verifies the block and keeps it in the BlockStore. It blocks until then
+// or until ctx is done.
+func (s *Swarm) GetBlock(ctx context.Context, c cid.Cid, hints []peer.AddrInfo, discover func(context.Context) <-chan peer.AddrInfo) ([]byte, error) {
+	if b, err := s.blocks.GetBlock(ctx, c); err == nil {
+		return b, nil
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	stop := context.AfterFunc(s.ctx, cancel)
+	defer stop()
+	f := s.newFetch(ctx, c, FetchOptions{Hints: hints, Discover: discover, RediscoverEvery: time.Hour})
+	f.goroutine(func() {
+		for {
+			select {
+			case ev := <-f.events:
+				if ev.kind == evFound {
+					f.dial(ev.peer)
+				}
+			case <-ctx.Done():
+				return
+			}
+		}
+	})
+	f.sources(f.sw.cfg.Now())
+	data, err := f.getBlock(ctx, c)
+	cancel()
+	f.shutdown()
+	if err != nil {
+		return nil, fmt.Errorf("swarm: block %s: %w", c, err)
+	}
+	return data, nil
+}
+
+// event is what the peers' goroutines tell a fetch's loop.
+type event struct {
+	kind  eventKind
+	conn  *conn
+	index int64
+	have  wire.Msg // HAVE_ALL, HAVE_NONE, HAVE_BITFIELD
+	err   error
+	size  int
+	peer  peer.AddrInfo
+}
+
+type eventKind int
+
+const (
+	evUp            eventKind = iota // a session opened; have is its first HAVE
+	evHave                           // HAVE index
+	evVerified                       // chunk verified and written
+	evDuplicate                      // chunk verified, already had
+	evBad                            // chunk failed its hash
+	evDontHave                       // peer lacks a chunk it was asked for
+	evWriteFail                      // chunk verified, could not be written
+	evMisbehaved                     // protocol violation
+	evDown                           // session ended
+	evFound                          // discovery found a peer
+	evDiscoveryDone                  // a discovery round ended
+)
+
+type fetch struct {
+	sw   *Swarm
+	root cid.Cid
+	opts FetchOptions
+	ctx  context.Context
+	log  interface {
+		Warn(string, ...any)
+		Debug(string, ...any)
+		Info(string, ...any)
+	}
+	events chan event
+
+	wg sync.WaitGroup // the fetch's own goroutines
+
+	mu     sync.Mutex // guards conns for the manifest getter
+	conns  map[peer.ID]*conn
+	tried  map[peer.ID]bool
+	layout *Layout
+	dl     *download
+	ready  chan struct{} // closed when a session is up, for the manifest getter
+
+	sched       *sched.Scheduler
+	progress    Progress
+	resumed     int64
+	lastSource  time.Time
+	discovering bool
+	lastLookup  time.Time
+}
+
+func (f *fetch) goroutine(fn func()) {
+	f.wg.Add(1)
+	go func() {
+		defer f.wg.Done()
+		fn()
+	}()
+}
+
+// post sends an event to the loop unless the fetch is over.
+func (f *fetch) post(ev event) {
+	select {
+	case f.events <- ev:
+	case <-f.ctx.Done():
+	}
+}
+
+func (f *fetch) run() (*Result, error) {
+	now := f.sw.cfg.Now()
+	f.lastSource = now
+	f.sources(now)
+
+	// The manifest: from the local store, or through the first sessions.
+	layoutDone := make(chan error, 1)
+	f.goroutine(func() {
+		l, err := BuildLayout(f.ctx, manifest.GetterFunc(f.getBlock), f.root)
+		if err == nil {
+			f.mu.Lock()
+			f.layout = l
+			f.mu.Unlock()
+		}
+		layoutDone <- err
+	})
+
+	tick := time.NewTicker(tickInterval)
+	defer tick.Stop()
+	for {
+		if f.sched != nil && f.sched.Done() {
+			return f.complete()
+		}
+		select {
+		case <-f.ctx.Done():
+			return nil, f.ctx.Err()
+		case err := <-layoutDone:
+			if err != nil {
+				if f.ctx.Err() != nil {
+					return nil, f.ctx.Err()
+				}
+				return nil, fmt.Errorf("loading the manifest: %w", err)
+			}
+			if err := f.start(); err != nil {
+				return nil, err
+			}
+			if f.sched == nil { // nothing to fetch: an empty file or folder
+				return f.complete()
+			}
+		case ev := <-f.events:
+			f.handle(ev)
+		case <-tick.C:
+			now := f.sw.cfg.Now()
+			if f.sched != nil {
+				f.sched.Tick(now)
+			}
+			if err := f.checkSources(now); err != nil {
+				return nil, err
+			}
+			f.report(false)
+		}
+		f.apply()
+	}
+}
+
+// sources asks the hints first, then the peers already connected, then
+// discovery.
+func (f *fetch) sources(now time.Time) {
+	for _, ai := range f.opts.Hints {
+		f.dial(ai)
+	}
+	if !f.opts.NoConnected {
+		for _, p := range f.sw.host.Network().Peers() {
+			f.dial(peer.AddrInfo{ID: p})
+		}
+	}
+	f.discover(now)
+}
+
+// start sets up the download once the layout is known.
+func (f *fetch) start() error {
+	l := f.layout
+	dl, err := openDownload(l, f.opts.Dest)
+	if err != nil {
+		return err
+	}
+	f.dl = dl
+	if f.resumed, err = dl.recheck(f.ctx); err != nil {
+		return err
+	}
+	f.progress = Progress{Root: f.root, Total: l.Size, Of: l.NumChunks(), Resumed: f.resumed, PerPeer: map[peer.ID]int64{}}
+	if l.NumChunks() == 0 {
+		return nil
+	}
+	if f.opts.Started != nil {
+		f.opts.Started(l, dl)
+	}
+	h := fnv.New64a()
+	h.Write(f.root.Bytes())
+	rng := rand.New(rand.NewPCG(f.sw.cfg.Seed, h.Sum64()))
+	chunkSize := int(l.Chunks[0].Size)
+	f.sched, err = sched.New(sched.Config{
+		Chunks:         l.NumChunks(),
+		ChunkSize:      max(chunkSize, 1),
+		SizeOf:         func(i int64) int { return int(l.Chunks[i].Size) },
+		MinWindow:      f.sw.cfg.MinWindow,
+		MaxWindow:      f.sw.cfg.MaxWindow,
+		RequestTimeout: f.sw.cfg.RequestTimeout,
+		MaxStrikes:     f.sw.cfg.MaxStrikes,
+	}, dl.Bits(), rng)
+	if err != nil {
+		return err
+	}
+	now := f.sw.cfg.Now()
+	f.mu.Lock()
+	conns := make([]*conn, 0, len(f.conns))
+	for _, c := range f.conns {
+		conns = append(conns, c)
+	}
+	f.mu.Unlock()
+	for _, c := range conns {
+		f.join(c, now)
+	}
+	return nil
+}
+
+// join tells the scheduler about a session and what it has.
+func (f *fetch) join(c *conn, now time.Time) {
+	if c.joined || c.firstHave == nil {
+		return
+	}
+	c.joined = true
+	id := sched.PeerID(c.peer)
+	f.sched.PeerJoined(id, now)
+	var err error
+	switch m := c.firstHave.(type) {
+	case *wire.HaveAll:
+		err = f.sched.HaveAll(id, now)
+	case *wire.HaveBitfield:
+		err = f.sched.HaveBitfield(id, m.Bits, now)
+	}
+	for _, i := range c.pendingHaves {
+		if err == nil {
+			err = f.sched.Have(id, i, now)
+		}
+	}
+	c.pendingHaves = nil
+	if err != nil {
+		f.sched.Misbehaved(id, err.Error(), now)
+	}
+}
+
+func (f *fetch) handle(ev event) {
+	now := f.sw.cfg.Now()
+	c := ev.conn
+	switch ev.kind {
+	case evFound:
+		f.dial(ev.peer)
+		return
+	case evDiscoveryDone:
+		f.discovering = false
+		return
+	case evUp:
+		if _, none := c.firstHave.(*wire.HaveNone); !none {
+			f.lastSource = now
+		}
+		if f.sched != nil {
+			f.join(c, now)
+		}
+		return
+	}
+	if f.sched == nil {
+		if ev.kind == evHave {
+			c.pendingHaves = append(c.pendingHaves, ev.index)
+		}
+		if ev.kind == evDown {
+			f.drop(c)
+		}
+		return
+	}
+	id := sched.PeerID(c.peer)
+	var err error
+	switch ev.kind {
+	case evHave:
+		if !c.joined {
+			c.pendingHaves = append(c.pendingHaves, ev.index)
+			return
+		}
+		f.lastSource = now
+		err = f.sched.Have(id, ev.index, now)
+	case evVerified:
+		f.progress.PerPeer[c.peer] += int64(ev.size)
+		err = f.sched.BlockVerified(id, ev.index, now)
+	case evDuplicate:
+		f.progress.Duplicate += int64(ev.size)
+		err = f.sched.BlockVerified(id, ev.index, now)
+	case evBad:
+		err = f.sched.BlockBad(id, ev.index, now)
+	case evDontHave:
+		err = f.sched.DontHave(id, ev.index, now)
+	case evWriteFail:
+		f.log.Warn("writing a chunk", "index", ev.index, "err", ev.err)
+		err = f.sched.BlockWriteFailed(id, ev.index, now)
+	case evMisbehaved:
+		err = f.sched.Misbehaved(id, ev.err.Error(), now)
+	case evDown:
+		if c.joined {
+			f.sched.PeerLeft(id, now)
+		}
+		f.drop(c)
+	}
+	if err != nil && !errors.Is(err, sched.ErrUnknownPeer) {
+		f.sched.Misbehaved(id, err.Error(), now)
+	}
+}
+
+// apply carries out the scheduler's actions: requests are batched into one
+// WANT per peer.
+func (f *fetch) apply() {
+	if f.sched == nil {
+		return
+	}
+	touched := map[*conn]bool{}
+	for _, a := range f.sched.Actions() {
+		f.mu.Lock()
+		c := f.conns[peer.ID(a.Peer)]
+		f.mu.Unlock()
+		switch a.Kind {
+		case sched.Request:
+			if c != nil {
+				touched[c] = true
+				c.request(a.Index)
+			}
+		case sched.Cancel:
+			if c != nil {
+				touched[c] = true
+				c.cancel(a.Index)
+			}
+		case sched.Ban:
+			f.progress.Bans++
+			f.sw.Ban(peer.ID(a.Peer), a.Reason)
+			if c != nil {
+				c.close(wire.CodeBanned, a.Reason)
+			}
+		}
+	}
+	for c := range touched {
+		c.flush()
+	}
+}
+
+// checkSources starts another lookup when no session has chunks to give,
+// and gives up after FindTimeout without any.
+func (f *fetch) checkSources(now time.Time) error {
+	f.mu.Lock()
+	useful := 0
+	for _, c := range f.conns {
+		if _, none := c.firstHave.(*wire.HaveNone); c.firstHave != nil && !none || len(c.pendingHaves) > 0 {
+			useful++
+		}
+	}
+	f.mu.Unlock()
+	if useful > 0 {
+		f.lastSource = now
+		return nil
+	}
+	if now.Sub(f.lastSource) > f.opts.FindTimeout {
+		return fmt.Errorf("%w: none found in %s; check that the sharer is online, or pass its address", ErrNoProviders, f.opts.FindTimeout)
+	}
+	f.discover(now)
+	return nil
+}
+
+// discover starts a discovery round unless one runs or ran recently.
+func (f *fetch) discover(now time.Time) {
+	if f.opts.Discover == nil || f.discovering || (!f.lastLookup.IsZero() && now.Sub(f.lastLookup) < f.opts.RediscoverEvery) {
+		return
+	}
+	f.discovering = true
+	f.lastLookup = now
+	f.goroutine(func() {
+		ctx, cancel := context.WithCancel(f.ctx)
+		defer cancel()
+		for ai := range f.opts.Discover(ctx) {
+			f.post(event{kind: evFound, peer: ai})
+		}
+		f.post(event{kind: evDiscoveryDone})
+	})
+}
+
+// dial opens a session to ai unless one was tried already.
+func (f *fetch) dial(ai peer.AddrInfo) {
+	if ai.ID == f.sw.host.ID() || ai.ID == "" {
+		return
+	}
+	f.mu.Lock()
+	if f.tried[ai.ID] {
+		f.mu.Unlock()
+		return
+	}
+	f.tried[ai.ID] = true
+	f.mu.Unlock()
+	f.goroutine(func() { f.session(ai) })
+}
+
+// drop forgets a session that ended, so that a later lookup may try the
+// peer again.
+func (f *fetch) drop(c *conn) {
+	f.mu.Lock()
+	if f.conns[c.peer] == c {
+		delete(f.conns, c.peer)
+	}
+	delete(f.tried, c.peer)
+	f.mu.Unlock()
+}
+
+// complete renames the download into place.
+func (f *fetch) complete() (*Result, error) {
+	if f.dl == nil {
+		return nil, errors.New("no download")
+	}
+	if err := f.dl.finish(f.opts.Force); err != nil {
+		return nil, err
+	}
+	f.report(true)
+	return &Result{Root: f.root, Dest: f.opts.Dest, Layout: f.layout, Progress: f.progress, Source: f.dl}, nil
+}
+
+func (f *fetch) report(done bool) {
+	if f.dl == nil {
+		return
+	}
+	p := f.progress
+	p.Chunks = f.dl.count()
+	p.Bytes = 0
+	if p.Chunks == p.Of {
+		p.Bytes = p.Total
+	} else {
+		for i := range f.layout.Chunks {
+			if f.dl.Has(int64(i)) {
+				p.Bytes += int64(f.layout.Chunks[i].Size)
+			}
+		}
+	}
+	f.mu.Lock()
+	p.Peers = len(f.conns)
+	f.mu.Unlock()
+	p.Done = done
+	f.progress.Chunks, f.progress.Bytes, f.progress.Peers, f.progress.Done = p.Chunks, p.Bytes, p.Peers, done
+	if f.opts.Progress != nil {
+		pp := make(map[peer.ID]int64, len(p.PerPeer))
+		for k, v := range p.PerPeer {
+			pp[k] = v
+		}
+		p.PerPeer = pp
+		f.opts.Progress(p)
+	}
+}
+
+// shutdown ends every session of the fetch and waits for its goroutines.
+func (f *fetch) shutdown() {
+	f.mu.Lock()
+	conns := make([]*conn, 0, len(f.conns))
+	for _, c := range f.conns {
+		conns = append(conns, c)
+	}
+	f.mu.Unlock()
+	for _, c := range conns {
+		c.stream.Reset()
+	}
+	// Goroutines blocked posting events see ctx done.
+	f.wg.Wait()
+	if f.dl != nil {
+		f.dl.closeFiles()
+	}
+}
+
+// getBlock returns a manifest block from the local store or, failing that,
+// from the sessions, verified and then kept in the store.
+func (f *fetch) getBlock(ctx context.Context, c cid.Cid) ([]byte, error) {
+	if b, err := f.sw.blocks.GetBlock(ctx, c); err == nil {
+		return b, nil
+	}
+	asked := map[peer.ID]bool{}
+	for {
+		f.mu.Lock()
+		var pick *conn
+		for id, cn := range f.conns {
+			if !asked[id] && cn.up {
+				pick = cn
+				break
+			}
+		}
+		ready := f.ready
+		f.mu.Unlock()
+		if pick == nil {
+			// Wait for a new session.
+			select {
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			case <-ready:
+				continue
+			}
+		}
+		asked[pick.peer] = true
+		data, err := pick.getNode(ctx, c)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
+			continue
+		}
+		if err := integrity.Verify(c, data); err != nil {
+			f.post(event{kind: evMisbehaved, conn: pick, err: err})
+			continue
+		}
+		if err := f.sw.blocks.PutBlock(c, data); err != nil {
+			f.log.Warn("keeping a manifest block", "cid", c, "err", err)
+		}
+		return data, nil
+	}
+}
+
+// sessionUp records an open session whose first message was first, and
+// wakes manifest getters.
+func (f *fetch) sessionUp(c *conn, first wire.Msg) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.ctx.Err() != nil {
+		return false
+	}
+	c.firstHave = first
+	f.conns[c.peer] = c
+	c.up = true
+	close(f.ready)
+	f.ready = make(chan struct{})
+	return true
+}
+
+func (f *fetch) layoutLocked() *Layout {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.layout
+}

@@ -1,0 +1,324 @@
+package swarm
+
+import (
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/ipfs/go-cid"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/peer-project/peer/swarm/wire"
+)
+
+// helloTimeout bounds how long an accepted stream may take to say HELLO.
+const helloTimeout = 20 * time.Second
+
+// maxClientMsg bounds a message from the fetching side: it sends WANT,
+// CANCEL and WANT_NODE only, all small.
+const maxClientMsg = 16 << 10
+
+// server is the serving side of one stream: a peer fetching a root from us.
+type server struct {
+	sw     *Swarm
+	stream network.Stream
+	peer   peer.ID
+	root   cid.Cid
+	src    Source // nil: we have manifest blocks but no chunks to serve
+
+	mu      sync.Mutex
+	wake    chan struct{} // one token: the queues changed
+	wants   []uint64      // chunk requests, in arrival order
+	nodes   []cid.Cid     // manifest block requests
+	haves   []uint64      // announcements to send
+	errMsg  *wire.Error   // a final ERROR to send, then close
+	done    bool
+	writeMu sync.Mutex
+}
+
+func (s *Swarm) handleStream(st network.Stream) {
+	p := st.Conn().RemotePeer()
+	if s.Banned(p) {
+		st.Reset()
+		return
+	}
+	if !s.goroutine(func() { s.serve(st, p) }) {
+		st.Reset()
+	}
+}
+
+func (s *Swarm) serve(st network.Stream, p peer.ID) {
+	st.SetReadDeadline(s.cfg.Now().Add(helloTimeout))
+	r := wire.NewReader(st, maxClientMsg)
+	m, err := r.Read()
+	if err != nil {
+		st.Reset()
+		return
+	}
+	hello, ok := m.(*wire.Hello)
+	if !ok || hello.Version != wire.Version {
+		w := wire.NewWriter(st)
+		w.Write(wire.NewError(wire.CodeProtocol, "expected HELLO version 1"))
+		w.Flush()
+		st.Reset()
+		s.count(func(st *Stats) { st.ProtocolViolations++ })
+		return
+	}
+	st.SetReadDeadline(time.Time{})
+	sv := &server{sw: s, stream: st, peer: p, root: hello.Root, wake: make(chan struct{}, 1)}
+	sv.src = s.source(hello.Root)
+	if sv.src == nil {
+		if _, err := s.blocks.GetBlock(s.ctx, hello.Root); err != nil {
+			w := wire.NewWriter(st)
+			w.Write(wire.NewError(wire.CodeNotFound, "root not provided here"))
+			w.Flush()
+			st.Close()
+			return
+		}
+	}
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		st.Reset()
+		return
+	}
+	set := s.serving[hello.Root]
+	if set == nil {
+		set = map[*server]struct{}{}
+		s.serving[hello.Root] = set
+	}
+	set[sv] = struct{}{}
+	s.stats.ServeSessions++
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.serving[hello.Root], sv)
+		if len(s.serving[hello.Root]) == 0 {
+			delete(s.serving, hello.Root)
+		}
+		s.stats.ServeSessions--
+		s.mu.Unlock()
+	}()
+
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		sv.sendLoop()
+	}()
+	sv.readLoop(r)
+	sv.stop()
+	wg.Wait()
+}
+
+// readLoop reads the fetcher's requests until the stream ends.
+func (sv *server) readLoop(r *wire.Reader) {
+	for {
+		m, err := r.Read()
+		if err != nil {
+			if errors.Is(err, wire.ErrProtocol) {
+				sv.sw.count(func(st *Stats) { st.ProtocolViolations++ })
+				sv.fail(wire.CodeProtocol, err.Error())
+			}
+			return
+		}
+		switch m := m.(type) {
+		case *wire.Want:
+			if !sv.want(m.Indices) {
+				return
+			}
+		case *wire.Cancel:
+			sv.cancel(m.Indices)
+		case *wire.WantNode:
+			sv.mu.Lock()
+			if len(sv.nodes) >= 64 {
+				sv.mu.Unlock()
+				sv.fail(wire.CodeTooManyRequests, "more than 64 manifest requests waiting")
+				return
+			}
+			sv.nodes = append(sv.nodes, m.CID)
+			sv.mu.Unlock()
+			sv.signal()
+		case *wire.Error:
+			return
+		default:
+			sv.sw.count(func(st *Stats) { st.ProtocolViolations++ })
+			sv.fail(wire.CodeProtocol, "unexpected "+m.Type().String()+" from the fetching side")
+			return
+		}
+	}
+}
+
+func (sv *server) want(idx []uint64) bool {
+	n := int64(-1)
+	if sv.src != nil {
+		n = sv.src.Layout().NumChunks()
+	}
+	sv.mu.Lock()
+	if len(sv.wants)+len(idx) > sv.sw.cfg.MaxQueue {
+		sv.mu.Unlock()
+		sv.fail(wire.CodeTooManyRequests, "too many requests outstanding")
+		return false
+	}
+	for _, i := range idx {
+		if int64(i) >= n {
+			sv.mu.Unlock()
+			sv.sw.count(func(st *Stats) { st.ProtocolViolations++ })
+			sv.fail(wire.CodeProtocol, "WANT of a chunk index past the end")
+			return false
+		}
+	}
+	sv.wants = append(sv.wants, idx...)
+	sv.mu.Unlock()
+	sv.signal()
+	return true
+}
+
+func (sv *server) cancel(idx []uint64) {
+	sv.mu.Lock()
+	defer sv.mu.Unlock()
+	for _, c := range idx {
+		for k, w := range sv.wants {
+			if w == c {
+				sv.wants = append(sv.wants[:k], sv.wants[k+1:]...)
+				break
+			}
+		}
+	}
+}
+
+func (sv *server) announce(i int64) {
+	sv.mu.Lock()
+	sv.haves = append(sv.haves, uint64(i))
+	sv.mu.Unlock()
+	sv.signal()
+}
+
+func (sv *server) signal() {
+	select {
+	case sv.wake <- struct{}{}:
+	default:
+	}
+}
+
+// fail sends ERROR and ends the session.
+func (sv *server) fail(code wire.ErrCode, msg string) {
+	sv.mu.Lock()
+	if sv.errMsg == nil && !sv.done {
+		sv.errMsg = wire.NewError(code, msg)
+	}
+	sv.mu.Unlock()
+	sv.signal()
+}
+
+// stop ends the send loop.
+func (sv *server) stop() {
+	sv.mu.Lock()
+	sv.done = true
+	sv.mu.Unlock()
+	sv.signal()
+}
+
+// sendLoop writes the answers: first HAVE, then blocks and manifest blocks
+// as they are asked for, announcements as they come.
+func (sv *server) sendLoop() {
+	w := wire.NewWriter(sv.stream)
+	ctx := sv.sw.ctx
+	defer sv.stream.Close()
+	var first wire.Msg = &wire.HaveNone{}
+	if sv.src != nil {
+		if sv.src.Complete() {
+			first = &wire.HaveAll{}
+		} else {
+			first = &wire.HaveBitfield{Bits: sv.src.Bits()}
+		}
+	}
+	if err := w.Write(first); err != nil || w.Flush() != nil {
+		sv.stream.Reset()
+		return
+	}
+	var buf []byte
+	for {
+		sv.mu.Lock()
+		for !sv.done && sv.errMsg == nil && len(sv.wants) == 0 && len(sv.nodes) == 0 && len(sv.haves) == 0 {
+			sv.mu.Unlock()
+			select {
+			case <-sv.wake:
+			case <-ctx.Done():
+				sv.stream.Reset()
+				return
+			}
+			sv.mu.Lock()
+		}
+		if sv.errMsg != nil {
+			e := sv.errMsg
+			sv.done = true
+			sv.mu.Unlock()
+			w.Write(e)
+			w.Flush()
+			sv.stream.Reset()
+			return
+		}
+		if sv.done {
+			sv.mu.Unlock()
+			return
+		}
+		haves := sv.haves
+		sv.haves = nil
+		nodes := sv.nodes
+		sv.nodes = nil
+		var idx uint64
+		have := false
+		if len(sv.wants) > 0 {
+			idx, have = sv.wants[0], true
+			sv.wants = sv.wants[1:]
+		}
+		more := len(sv.wants) > 0
+		sv.mu.Unlock()
+
+		for _, h := range haves {
+			if err := w.Write(&wire.Have{Index: h}); err != nil {
+				sv.stream.Reset()
+				return
+			}
+		}
+		for _, c := range nodes {
+			data, err := sv.sw.blocks.GetBlock(ctx, c)
+			var m wire.Msg = &wire.Node{CID: c, Data: data}
+			if err != nil {
+				m = &wire.NodeMissing{CID: c}
+			}
+			if err := w.Write(m); err != nil {
+				sv.stream.Reset()
+				return
+			}
+		}
+		if have {
+			var err error
+			if sv.src == nil || !sv.src.Has(int64(idx)) {
+				err = w.Write(&wire.DontHave{Indices: []uint64{idx}})
+			} else {
+				buf, err = sv.src.ReadChunk(ctx, int64(idx), buf[:0])
+				if err != nil {
+					sv.sw.log.Warn("serving a chunk", "root", sv.root, "index", idx, "err", err)
+					err = w.Write(&wire.DontHave{Indices: []uint64{idx}})
+				} else {
+					err = w.Write(&wire.Block{Index: idx, Data: buf})
+					n := int64(len(buf))
+					sv.sw.count(func(st *Stats) { st.BytesUp += n; st.ChunksServed++ })
+				}
+			}
+			if err != nil {
+				sv.stream.Reset()
+				return
+			}
+		}
+		if !more {
+			if err := w.Flush(); err != nil {
+				sv.stream.Reset()
+				return
+			}
+		}
+	}
+}

@@ -1,0 +1,315 @@
+package swarm
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/ipfs/go-cid"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/peer-project/peer/swarm/wire"
+)
+
+// Errors of the exchange.
+var (
+	ErrClosed      = errors.New("swarm: closed")
+	ErrNoProviders = errors.New("swarm: no peer provides this root")
+	ErrExists      = errors.New("swarm: destination exists")
+)
+
+// BlockStore keeps manifest blocks. The node's store implements it.
+type BlockStore interface {
+	// GetBlock returns the block's bytes, or an error if it has none.
+	GetBlock(ctx context.Context, c cid.Cid) ([]byte, error)
+	// PutBlock keeps a block that has been verified against c.
+	PutBlock(c cid.Cid, data []byte) error
+}
+
+// Source is what this node serves of one root. Implementations must be safe
+// for concurrent use; ReadChunk is called from many sessions at once.
+type Source interface {
+	// Layout returns the root's layout.
+	Layout() *Layout
+	// Has reports whether chunk i can be served.
+	Has(i int64) bool
+	// Complete reports whether every chunk can be served.
+	Complete() bool
+	// Bits returns which chunks can be served, in the wire's bitfield
+	// form.
+	Bits() []byte
+	// ReadChunk reads chunk i into buf (grown if too small) and returns it
+	// verified against its CID.
+	ReadChunk(ctx context.Context, i int64, buf []byte) ([]byte, error)
+}
+
+// Config tunes a Swarm. The zero value is usable.
+type Config struct {
+	// Logger receives the swarm's logs; nil means slog.Default().
+	Logger *slog.Logger
+	// Seed seeds every fetch's scheduler (each fetch mixes in its root),
+	// so a simulation replays the same choices.
+	Seed uint64
+	// MinWindow and MaxWindow bound the requests outstanding per peer;
+	// zero means the scheduler's defaults.
+	MinWindow, MaxWindow int
+	// RequestTimeout is the base time a request may take before it is
+	// moved to another peer; zero means the scheduler's default.
+	RequestTimeout time.Duration
+	// MaxStrikes is the number of bad blocks after which a peer is banned;
+	// zero means the scheduler's default (1: every chunk comes from one
+	// peer, so a hash failure names its sender without doubt).
+	MaxStrikes int
+	// MaxQueue is the most chunk requests one session may have waiting at
+	// this node; a peer that asks for more is cut off. Zero means 1024.
+	MaxQueue int
+	// BanTime is how long a banned peer is refused; zero means an hour.
+	BanTime time.Duration
+	// Now returns the time; nil means time.Now.
+	Now func() time.Time
+	// Lookup, if not nil, is asked for a Source when a peer wants a root
+	// that has none registered (a folder inside a share, say); what it
+	// returns is registered. It may return nil.
+	Lookup func(ctx context.Context, root cid.Cid) Source
+}
+
+func (c *Config) fill() {
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.MaxQueue == 0 {
+		c.MaxQueue = 1024
+	}
+	if c.BanTime == 0 {
+		c.BanTime = time.Hour
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+}
+
+// Swarm serves and fetches over one libp2p host. Its methods are safe for
+// concurrent use.
+type Swarm struct {
+	host   host.Host
+	blocks BlockStore
+	cfg    Config
+	log    *slog.Logger
+
+	ctx    context.Context // cancelled by Close
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	once   sync.Once
+
+	mu      sync.Mutex
+	closed  bool
+	sources map[cid.Cid]Source
+	serving map[cid.Cid]map[*server]struct{}
+	bans    map[peer.ID]time.Time // until when
+	stats   Stats
+}
+
+// Stats counts what a swarm has done since it started.
+type Stats struct {
+	BytesUp, BytesDown int64 // chunk bytes sent and received (verified or not)
+	ChunksServed       int64
+	ChunksVerified     int64
+	ChunksRejected     int64 // failed their hash
+	DuplicateBytes     int64 // received for chunks already verified
+	Bans               int64
+	ServeSessions      int64 // open now
+	FetchSessions      int64 // open now
+	UnrequestedBlocks  int64
+	ProtocolViolations int64
+}
+
+// New starts a swarm on h: it handles wire.ProtocolID streams until Close.
+func New(h host.Host, blocks BlockStore, cfg Config) *Swarm {
+	cfg.fill()
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &Swarm{
+		host: h, blocks: blocks, cfg: cfg,
+		log:     cfg.Logger.With("component", "swarm"),
+		ctx:     ctx,
+		cancel:  cancel,
+		sources: map[cid.Cid]Source{},
+		serving: map[cid.Cid]map[*server]struct{}{},
+		bans:    map[peer.ID]time.Time{},
+	}
+	h.SetStreamHandler(wire.ProtocolID, s.handleStream)
+	return s
+}
+
+// Close stops serving and every fetch, and waits for all sessions to end.
+// It is idempotent; it does not close the host.
+func (s *Swarm) Close() error {
+	s.once.Do(func() {
+		s.host.RemoveStreamHandler(wire.ProtocolID)
+		s.mu.Lock()
+		s.closed = true
+		var all []*server
+		for _, set := range s.serving {
+			for sv := range set {
+				all = append(all, sv)
+			}
+		}
+		s.mu.Unlock()
+		s.cancel()
+		for _, sv := range all {
+			sv.stream.Reset()
+		}
+		s.wg.Wait()
+	})
+	return nil
+}
+
+// goroutine runs fn on a goroutine that Close waits for. It reports false,
+// and runs nothing, once the swarm is closed.
+func (s *Swarm) goroutine(fn func()) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return false
+	}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		fn()
+	}()
+	return true
+}
+
+// Serve makes this node serve root from src, replacing any earlier source.
+func (s *Swarm) Serve(root cid.Cid, src Source) {
+	s.mu.Lock()
+	s.sources[root] = src
+	s.mu.Unlock()
+}
+
+// StopServing stops serving root and ends the sessions that fetch it.
+func (s *Swarm) StopServing(root cid.Cid) {
+	s.mu.Lock()
+	delete(s.sources, root)
+	var end []*server
+	for sv := range s.serving[root] {
+		end = append(end, sv)
+	}
+	s.mu.Unlock()
+	for _, sv := range end {
+		sv.fail(wire.CodeNotFound, "no longer shared")
+	}
+}
+
+// Serving reports whether root has a source.
+func (s *Swarm) Serving(root cid.Cid) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.sources[root] != nil
+}
+
+func (s *Swarm) source(root cid.Cid) Source {
+	s.mu.Lock()
+	src := s.sources[root]
+	s.mu.Unlock()
+	if src == nil && s.cfg.Lookup != nil {
+		if src = s.cfg.Lookup(s.ctx, root); src != nil {
+			s.Serve(root, src)
+		}
+	}
+	return src
+}
+
+// Announce tells every peer that fetches root from this node that chunk i
+// can now be had here.
+func (s *Swarm) Announce(root cid.Cid, i int64) {
+	s.mu.Lock()
+	var to []*server
+	for sv := range s.serving[root] {
+		to = append(to, sv)
+	}
+	s.mu.Unlock()
+	for _, sv := range to {
+		sv.announce(i)
+	}
+}
+
+// Ban refuses p for the ban time: its streams are reset and new ones
+// refused.
+func (s *Swarm) Ban(p peer.ID, reason string) {
+	s.mu.Lock()
+	s.bans[p] = s.cfg.Now().Add(s.cfg.BanTime)
+	s.stats.Bans++
+	var end []*server
+	for _, set := range s.serving {
+		for sv := range set {
+			if sv.peer == p {
+				end = append(end, sv)
+			}
+		}
+	}
+	s.mu.Unlock()
+	s.log.Warn("banned peer", "peer", p, "reason", reason)
+	for _, sv := range end {
+		sv.fail(wire.CodeBanned, "banned: "+reason)
+	}
+}
+
+// Banned reports whether p is banned now.
+func (s *Swarm) Banned(p peer.ID) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.bannedLocked(p)
+}
+
+func (s *Swarm) bannedLocked(p peer.ID) bool {
+	until, ok := s.bans[p]
+	if ok && s.cfg.Now().After(until) {
+		delete(s.bans, p)
+		return false
+	}
+	return ok
+}
+
+// Bans lists the peers banned now.
+func (s *Swarm) Bans() []peer.ID {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []peer.ID
+	for p := range s.bans {
+		if s.bannedLocked(p) {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// Stats returns the counters.
+func (s *Swarm) Stats() Stats {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.stats
+}
+
+func (s *Swarm) count(fn func(*Stats)) {
+	s.mu.Lock()
+	fn(&s.stats)
+	s.mu.Unlock()
+}
+
+// openStream opens a wire stream to p for root, writes HELLO and returns
+// the stream.
+func (s *Swarm) openStream(ctx context.Context, p peer.ID) (network.Stream, error) {
+	if s.Banned(p) {
+		return nil, fmt.Errorf("swarm: %s is banned", p)
+	}
+	st, err := s.host.NewStream(ctx, p, wire.ProtocolID)
+	if err != nil {
+		return nil, err
+	}
+	return st, nil
+}
