@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"io"
+	"log/slog"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -26,6 +28,7 @@ func testConfig(t testing.TB) Config {
 	cfg.Chunking = chunker.FixedParams(256 << 10)
 	cfg.FindTimeout = 20 * time.Second
 	cfg.RequestTimeout = 2 * time.Second
+	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	return cfg
 }
 

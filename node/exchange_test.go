@@ -1,0 +1,236 @@
+package node
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"path/filepath"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/libp2p/go-libp2p"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/peer-project/peer/swarm"
+	"github.com/peer-project/peer/swarm/wire"
+)
+
+func TestFourSeeders(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	path, data := randomFile(t, t.TempDir(), "big.bin", 32<<20, 2)
+	var seeders []*Node
+	var hints []peer.AddrInfo
+	var target Target
+	for range 4 {
+		s := startNode(t, testConfig(t))
+		sh, err := s.Share(ctx, path, ShareOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		target.Root = sh.Root
+		seeders = append(seeders, s)
+		hints = append(hints, s.AddrInfo())
+	}
+	f := startNode(t, testConfig(t))
+	dest := filepath.Join(t.TempDir(), "big.bin")
+	res, err := f.Fetch(ctx, target, dest, FetchOptions{Peers: hints})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sameFile(t, dest, data)
+	for i, s := range seeders {
+		got := res.Progress.PerPeer[s.ID()]
+		t.Logf("seeder %d served %d bytes (%.0f%%)", i, got, 100*float64(got)/float64(len(data)))
+		if got == 0 {
+			t.Errorf("seeder %d served nothing", i)
+		}
+	}
+}
+
+func TestFindThroughDHT(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	boot := startNode(t, testConfig(t))
+	cfgA := testConfig(t)
+	cfgA.Bootstrap = bootstrapOf(boot)
+	a := startNode(t, cfgA)
+	path, data := randomFile(t, t.TempDir(), "doc.bin", 3<<20, 3)
+	sh, err := a.Share(ctx, path, ShareOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Wait until the provider record is stored on the bootstrap node.
+	if err := a.dht.Provide(ctx, sh.Root); err != nil {
+		t.Fatal(err)
+	}
+	cfgC := testConfig(t)
+	cfgC.Bootstrap = bootstrapOf(boot)
+	c := startNode(t, cfgC)
+	dest := filepath.Join(t.TempDir(), "doc.bin")
+	res, err := c.Fetch(ctx, Target{Root: sh.Root}, dest, FetchOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sameFile(t, dest, data)
+	if res.Progress.PerPeer[a.ID()] != int64(len(data)) {
+		t.Fatalf("A served %d of %d bytes; per peer %v", res.Progress.PerPeer[a.ID()], len(data), res.Progress.PerPeer)
+	}
+}
+
+func TestSeederDiesMidTransfer(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	path, data := randomFile(t, t.TempDir(), "f.bin", 48<<20, 4)
+	a := startNode(t, testConfig(t))
+	a2 := startNode(t, testConfig(t))
+	sh, err := a.Share(ctx, path, ShareOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a2.Share(ctx, path, ShareOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	b := startNode(t, testConfig(t))
+	var once sync.Once
+	killed := make(chan struct{})
+	dest := filepath.Join(t.TempDir(), "f.bin")
+	_, err = b.Fetch(ctx, Target{Root: sh.Root}, dest, FetchOptions{
+		Peers: []peer.AddrInfo{a.AddrInfo(), a2.AddrInfo()},
+		Progress: func(p Progress) {
+			if p.Chunks > 0 && !p.Done {
+				once.Do(func() {
+					go func() { a2.Close(); close(killed) }()
+				})
+			}
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	<-killed
+	sameFile(t, dest, data)
+}
+
+func TestResumeFetchesNoVerifiedChunkTwice(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	path, data := randomFile(t, t.TempDir(), "f.bin", 64<<20, 5)
+	a := startNode(t, testConfig(t))
+	sh, err := a.Share(ctx, path, ShareOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := startNode(t, testConfig(t))
+	dest := filepath.Join(t.TempDir(), "f.bin")
+	fctx, stop := context.WithCancel(ctx)
+	var atCancel int64
+	_, err = b.Fetch(fctx, Target{Root: sh.Root}, dest, FetchOptions{
+		Peers: []peer.AddrInfo{a.AddrInfo()},
+		Progress: func(p Progress) {
+			if p.Chunks >= p.Of/2 && atCancel == 0 {
+				atCancel = p.Chunks
+				stop()
+			}
+		},
+	})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("first fetch = %v, want it cancelled half-way", err)
+	}
+	if _, err := filepath.Glob(dest); err != nil {
+		t.Fatal(err)
+	}
+	before := b.Stats().BytesDown
+	res, err := b.Fetch(ctx, Target{Root: sh.Root}, dest, FetchOptions{Peers: []peer.AddrInfo{a.AddrInfo()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sameFile(t, dest, data)
+	got := b.Stats().BytesDown - before
+	chunk := int64(256 << 10)
+	t.Logf("cancelled at %d chunks; resumed with %d of %d; second fetch received %d bytes", atCancel, res.Progress.Resumed, res.Progress.Of, got)
+	if res.Progress.Resumed < atCancel {
+		t.Fatalf("resumed %d chunks, but %d were verified before the cancel", res.Progress.Resumed, atCancel)
+	}
+	if want := (res.Progress.Of - res.Progress.Resumed) * chunk; got != want {
+		t.Fatalf("second fetch received %d bytes, want exactly the %d missing", got, want)
+	}
+}
+
+// liar serves the real manifest (from honest) but garbage chunks.
+func startLiar(t *testing.T, honest *Node) peer.AddrInfo {
+	t.Helper()
+	h, err := libp2p.New(libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"), libp2p.DisableRelay())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	t.Cleanup(func() { h.Close(); wg.Wait() })
+	h.SetStreamHandler(wire.ProtocolID, func(st network.Stream) {
+		wg.Add(1)
+		defer wg.Done()
+		defer st.Reset()
+		r, w := wire.NewReader(st, 0), wire.NewWriter(st)
+		m, err := r.Read()
+		hello, ok := m.(*wire.Hello)
+		if err != nil || !ok {
+			return
+		}
+		l, err := swarm.BuildLayout(context.Background(), honest.store, hello.Root)
+		if err != nil {
+			return
+		}
+		w.Write(&wire.HaveAll{})
+		w.Flush()
+		for {
+			m, err := r.Read()
+			if err != nil {
+				return
+			}
+			switch m := m.(type) {
+			case *wire.WantNode:
+				b, _ := honest.store.GetBlock(context.Background(), m.CID)
+				w.Write(&wire.Node{CID: m.CID, Data: b})
+			case *wire.Want:
+				for _, i := range m.Indices {
+					junk := make([]byte, l.Chunks[i].Size)
+					rand.Read(junk)
+					w.Write(&wire.Block{Index: i, Data: junk})
+				}
+			}
+			if w.Flush() != nil {
+				return
+			}
+		}
+	})
+	return peer.AddrInfo{ID: h.ID(), Addrs: h.Addrs()}
+}
+
+func TestCorruptPeerBanned(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	path, data := randomFile(t, t.TempDir(), "f.bin", 16<<20, 6)
+	a := startNode(t, testConfig(t))
+	sh, err := a.Share(ctx, path, ShareOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	liar := startLiar(t, a)
+	b := startNode(t, testConfig(t))
+	dest := filepath.Join(t.TempDir(), "f.bin")
+	// The liar is asked first, so that it surely gets requests.
+	res, err := b.Fetch(ctx, Target{Root: sh.Root, Hint: &liar}, dest, FetchOptions{Peers: []peer.AddrInfo{a.AddrInfo()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sameFile(t, dest, data)
+	if !slices.Contains(b.Bans(), liar.ID) {
+		t.Fatalf("liar %s not banned; bans %v", liar.ID, b.Bans())
+	}
+	if b.Stats().ChunksRejected == 0 || res.Progress.PerPeer[liar.ID] != 0 {
+		t.Fatalf("rejected %d chunks; liar credited with %d bytes", b.Stats().ChunksRejected, res.Progress.PerPeer[liar.ID])
+	}
+}
