@@ -7,6 +7,7 @@ import (
 	"hash/fnv"
 	"math/rand/v2"
 	"os"
+	"slices"
 	"sync"
 	"time"
 
@@ -36,9 +37,9 @@ type FetchOptions struct {
 	// Discover, if not nil, is called to find providers (the DHT). The
 	// fetch cancels ctx when it no longer needs more; the channel must be
 	// closed when the lookup ends. It is called again, at most every
-	// RediscoverEvery, while the fetch has no peer with chunks it needs.
+	// RediscoverEvery, while the fetch has few peers with chunks.
 	Discover func(ctx context.Context) <-chan peer.AddrInfo
-	// RediscoverEvery spaces lookups; zero means 10 s.
+	// RediscoverEvery spaces lookups; zero means 2 s.
 	RediscoverEvery time.Duration
 	// FindTimeout is how long a fetch may go without any peer that has
 	// the root before it fails with ErrNoProviders; zero means 60 s.
@@ -98,7 +99,7 @@ func (s *Swarm) Fetch(ctx context.Context, root cid.Cid, opts FetchOptions) (*Re
 		}
 	}
 	if opts.RediscoverEvery == 0 {
-		opts.RediscoverEvery = 10 * time.Second
+		opts.RediscoverEvery = 2 * time.Second
 	}
 	if opts.FindTimeout == 0 {
 		opts.FindTimeout = 60 * time.Second
@@ -109,8 +110,19 @@ func (s *Swarm) Fetch(ctx context.Context, root cid.Cid, opts FetchOptions) (*Re
 	defer stop()
 
 	f := s.newFetch(ctx, root, opts)
-	s.count(func(st *Stats) { st.FetchSessions++ })
-	defer s.count(func(st *Stats) { st.FetchSessions-- })
+	s.mu.Lock()
+	s.fetches[root] = append(s.fetches[root], f)
+	s.stats.FetchSessions++
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		s.fetches[root] = slices.DeleteFunc(s.fetches[root], func(g *fetch) bool { return g == f })
+		if len(s.fetches[root]) == 0 {
+			delete(s.fetches, root)
+		}
+		s.stats.FetchSessions--
+		s.mu.Unlock()
+	}()
 	res, err := f.run()
 	f.shutdown()
 	if err != nil {
@@ -490,14 +502,21 @@ func (f *fetch) checkSources(now time.Time) error {
 	f.mu.Unlock()
 	if useful > 0 {
 		f.lastSource = now
-		return nil
-	}
-	if now.Sub(f.lastSource) > f.opts.FindTimeout {
+	} else if now.Sub(f.lastSource) > f.opts.FindTimeout {
 		return fmt.Errorf("%w: none found in %s; check that the sharer is online, or pass its address", ErrNoProviders, f.opts.FindTimeout)
 	}
-	f.discover(now)
+	// Look again now and then: peers that started fetching after us
+	// announce themselves as they get their first chunk, and trading
+	// with them is what keeps the sharer's upload low.
+	if useful < wellConnected {
+		f.discover(now)
+	}
 	return nil
 }
+
+// wellConnected is the number of useful sessions past which a fetch stops
+// looking for more.
+const wellConnected = 8
 
 // discover starts a discovery round unless one runs or ran recently.
 func (f *fetch) discover(now time.Time) {

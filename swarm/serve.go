@@ -91,6 +91,7 @@ func (s *Swarm) serve(st network.Stream, p peer.ID) {
 	set[sv] = struct{}{}
 	s.stats.ServeSessions++
 	s.mu.Unlock()
+	s.fetching(hello.Root, p)
 	defer func() {
 		s.mu.Lock()
 		delete(s.serving[hello.Root], sv)

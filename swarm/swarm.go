@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -111,6 +112,7 @@ type Swarm struct {
 	sources map[cid.Cid]Source
 	serving map[cid.Cid]map[*server]struct{}
 	bans    map[peer.ID]time.Time // until when
+	fetches map[cid.Cid][]*fetch  // fetches in flight, by root
 	stats   Stats
 }
 
@@ -140,6 +142,7 @@ func New(h host.Host, blocks BlockStore, cfg Config) *Swarm {
 		sources: map[cid.Cid]Source{},
 		serving: map[cid.Cid]map[*server]struct{}{},
 		bans:    map[peer.ID]time.Time{},
+		fetches: map[cid.Cid][]*fetch{},
 	}
 	h.SetStreamHandler(wire.ProtocolID, s.handleStream)
 	return s
@@ -222,6 +225,21 @@ func (s *Swarm) source(root cid.Cid) Source {
 		}
 	}
 	return src
+}
+
+// fetching tells the fetches of root in flight that p fetches it too: a
+// peer that downloads the same root is worth asking (it trades, as in
+// BitTorrent, instead of only taking).
+func (s *Swarm) fetching(root cid.Cid, p peer.ID) {
+	s.mu.Lock()
+	fs := slices.Clone(s.fetches[root])
+	s.mu.Unlock()
+	for _, f := range fs {
+		select {
+		case f.events <- event{kind: evFound, peer: peer.AddrInfo{ID: p}}:
+		default: // the loop is busy; discovery will find p later
+		}
+	}
 }
 
 // Announce tells every peer that fetches root from this node that chunk i
