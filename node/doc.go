@@ -1,0 +1,19 @@
+// Package node is peer as a library: a node that shares files in place,
+// serves them to other peers and fetches roots from every peer that has
+// them, verifying every byte.
+//
+// Start from DefaultConfig, set Home (where the identity key and the
+// database live) and call New; Close stops everything the node started and
+// waits for it. Share indexes a file or folder where it is and announces it;
+// Fetch downloads a root (or a path below it, or a ticket's root) into a
+// destination, resuming an interrupted download, and then serves it from
+// there. All methods are safe for concurrent use; the long ones take a
+// context and block until done.
+//
+// A Config is a plain value: copy one to make many nodes. Config.Host lets a
+// caller bring its own libp2p host (simulations bring mocknet hosts); the
+// node then never closes it. Nothing in this package sends a packet off the
+// machine unless the configuration says so: there are no built-in bootstrap
+// peers, and mDNS runs only on a node that listens on a non-loopback
+// address.
+package node
