@@ -477,6 +477,25 @@ func TestInvalidArguments(t *testing.T) {
 	}
 }
 
+// TestFnPanics checks that a panic in fn reaches the caller and that Split's
+// goroutines still end.
+func TestFnPanics(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	var recovered any
+	func() {
+		defer func() { recovered = recover() }()
+		_ = Splitter{Params: FixedParams(MinSize), Workers: 2}.Split(context.Background(), endless{}, func(c Chunk) error {
+			if c.Index == 3 {
+				panic("fn failed")
+			}
+			return nil
+		})
+	}()
+	if recovered != "fn failed" {
+		t.Fatalf("recovered %v, want the panic of fn", recovered)
+	}
+}
+
 // TestDataIsCapped checks that fn cannot append into the next chunk's bytes.
 func TestDataIsCapped(t *testing.T) {
 	data := randData(11, 5*MinSize)

@@ -1,0 +1,301 @@
+package chunker
+
+import (
+	"bufio"
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"runtime"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// envMiB returns the size in bytes named by the environment variable key
+// (in MiB), or def MiB.
+func envMiB(b *testing.B, key string, def int64) int64 {
+	if v := os.Getenv(key); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n <= 0 {
+			b.Fatalf("%s=%q: want a positive number of MiB", key, v)
+		}
+		return n << 20
+	}
+	return def << 20
+}
+
+// patternReader is a fast deterministic stream of size bytes: a 1 MiB
+// pseudo-random pattern, each MiB stamped with its number so that no two are
+// equal.
+type patternReader struct {
+	pattern []byte
+	size    int64
+	off     int64
+}
+
+func newPatternReader(size int64) *patternReader {
+	return &patternReader{pattern: randData(99, 1<<20), size: size}
+}
+
+func (p *patternReader) Read(b []byte) (int, error) {
+	if p.off >= p.size {
+		return 0, io.EOF
+	}
+	n := 0
+	for n < len(b) && p.off < p.size {
+		block, in := p.off/int64(len(p.pattern)), int(p.off%int64(len(p.pattern)))
+		m := copy(b[n:], p.pattern[in:min(int64(len(p.pattern)), int64(in)+p.size-p.off)])
+		if in < 8 { // stamp the block number over the first 8 bytes
+			var stamp [8]byte
+			binary.BigEndian.PutUint64(stamp[:], uint64(block))
+			copy(b[n:n+m], stamp[in:])
+		}
+		n += m
+		p.off += int64(m)
+	}
+	return n, nil
+}
+
+// writeBenchFile writes size bytes of the pattern stream to path.
+func writeBenchFile(b *testing.B, path string, size int64) {
+	f, err := os.Create(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	w := bufio.NewWriterSize(f, 4<<20)
+	if _, err := io.Copy(w, newPatternReader(size)); err != nil {
+		b.Fatal(err)
+	}
+	if err := w.Flush(); err != nil {
+		b.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		b.Fatal(err)
+	}
+}
+
+// cpuTime returns the CPU time the process has used, user and system.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// mbps returns the throughput of n runs over size bytes each.
+func mbps(b *testing.B, n int, size int64) float64 {
+	return float64(size) * float64(n) / b.Elapsed().Seconds() / 1e6
+}
+
+// BenchmarkSplitFixed chunks a file in the page cache (PEER_BENCH_SIZE MiB,
+// default 1024) with 1 MiB fixed chunks and compares the throughput with
+// SHA-256 on one core over the same data.
+func BenchmarkSplitFixed(b *testing.B) { benchSplit(b, DefaultParams(), "fixed-1MiB") }
+
+// BenchmarkSplitCDC is BenchmarkSplitFixed with FastCDC around 1 MiB.
+func BenchmarkSplitCDC(b *testing.B) { benchSplit(b, CDCParams(1<<20), "fastcdc-1MiB") }
+
+func benchSplit(b *testing.B, p Params, label string) {
+	size := envMiB(b, "PEER_BENCH_SIZE", 1024)
+	path := filepath.Join(b.TempDir(), "bench.bin")
+	writeBenchFile(b, path, size)
+
+	// The yardsticks: SHA-256 of the file read in 1 MiB blocks on one
+	// goroutine (read + hash, as Split does), and of 1 MiB in memory
+	// (hashing alone).
+	var shaFile, shaMem float64
+	b.Run("sha256-file", func(b *testing.B) {
+		buf := make([]byte, 1<<20)
+		n := 0
+		for b.Loop() {
+			f, err := os.Open(path)
+			if err != nil {
+				b.Fatal(err)
+			}
+			for {
+				m, err := io.ReadFull(f, buf)
+				if m > 0 {
+					sha256.Sum256(buf[:m])
+				}
+				if err != nil {
+					break
+				}
+			}
+			f.Close()
+			n++
+		}
+		shaFile = mbps(b, n, size)
+		b.ReportMetric(shaFile, "MB/s")
+	})
+	b.Run("sha256-mem", func(b *testing.B) {
+		buf := randData(1, 1<<20)
+		n := 0
+		for b.Loop() {
+			for range size >> 20 {
+				sha256.Sum256(buf)
+			}
+			n++
+		}
+		shaMem = mbps(b, n, size)
+		b.ReportMetric(shaMem, "MB/s")
+	})
+
+	var lines []string
+	for _, workers := range []int{1, runtime.GOMAXPROCS(0)} {
+		target := 0.9
+		if workers > 1 {
+			target = 0.8 * float64(workers) // 1.6x on two cores
+		}
+		b.Run(fmt.Sprintf("workers=%d", workers), func(b *testing.B) {
+			s := Splitter{Params: p, Workers: workers}
+			n := 0
+			cpu0, wall0 := cpuTime(), time.Now()
+			for b.Loop() {
+				f, err := os.Open(path)
+				if err != nil {
+					b.Fatal(err)
+				}
+				var total int64
+				err = s.Split(context.Background(), f, func(c Chunk) error {
+					total += int64(c.Size)
+					return nil
+				})
+				f.Close()
+				if err != nil || total != size {
+					b.Fatalf("Split: %v after %d of %d bytes", err, total, size)
+				}
+				n++
+			}
+			cores := float64(cpuTime()-cpu0) / float64(time.Since(wall0))
+			got := mbps(b, n, size)
+			b.ReportMetric(got, "MB/s")
+			b.ReportMetric(cores, "cores")
+			b.ReportMetric(got/shaFile, "x-sha256")
+			b.ReportMetric(got/shaMem, "x-sha256-mem")
+			lines = append(lines, fmt.Sprintf(
+				"chunk %s workers=%d: %.0f MB/s = %.2fx one core sha256 (%.0f MB/s read+hash; %.2fx of %.0f MB/s hash alone); target >= %.1fx; used %.2f cores",
+				label, workers, got, got/shaFile, shaFile, got/shaMem, shaMem, target, cores))
+		})
+	}
+	// Printed rather than logged: a benchmark with sub-benchmarks shows its
+	// log only with -v.
+	fmt.Printf("--- %s over a %d MiB file in the page cache, GOMAXPROCS %d:\n    %s\n",
+		b.Name(), size>>20, runtime.GOMAXPROCS(0), strings.Join(lines, "\n    "))
+}
+
+// peakRSS returns the process's peak resident set size (VmHWM) in bytes.
+func peakRSS(b *testing.B) int64 {
+	status, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		b.Skipf("no /proc/self/status: %v", err)
+	}
+	for line := range strings.Lines(string(status)) {
+		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 10, 64)
+			if err != nil {
+				b.Fatalf("VmHWM %q: %v", rest, err)
+			}
+			return kb << 10
+		}
+	}
+	b.Skip("no VmHWM in /proc/self/status")
+	return 0
+}
+
+// resetPeakRSS frees what the heap can give back and resets VmHWM to the
+// current RSS, so that the next peak is Split's.
+func resetPeakRSS(b *testing.B) {
+	runtime.GC()
+	debug.FreeOSMemory()
+	if err := os.WriteFile("/proc/self/clear_refs", []byte("5"), 0); err != nil {
+		b.Skipf("cannot reset the peak RSS: %v", err)
+	}
+}
+
+// BenchmarkSplitRSS chunks a 4 GiB stream (PEER_RSS_SIZE MiB) made on the
+// fly, with fixed and FastCDC parameters, and reports the process's peak
+// RSS against a limit of 64 MiB. With PEER_BENCH_RSS_FILE=1 it also writes
+// the stream to a file in os.TempDir(), chunks that, and removes it.
+func BenchmarkSplitRSS(b *testing.B) {
+	const limit = 64 << 20
+	size := envMiB(b, "PEER_RSS_SIZE", 4096)
+	cases := []struct {
+		name string
+		p    Params
+		file bool
+	}{
+		{"stream/fixed-1MiB", DefaultParams(), false},
+		{"stream/fastcdc-1MiB", CDCParams(1 << 20), false},
+		{"stream/fixed-4MiB", FixedParams(MaxSize), false},
+		{"file/fixed-1MiB", DefaultParams(), true},
+	}
+	for _, tc := range cases {
+		peak, rate := int64(-1), 0.0
+		b.Run(tc.name, func(b *testing.B) {
+			if peak < 0 {
+				var r io.Reader = newPatternReader(size)
+				if tc.file {
+					if os.Getenv("PEER_BENCH_RSS_FILE") != "1" {
+						b.Skip("set PEER_BENCH_RSS_FILE=1 to write and chunk a real file in os.TempDir()")
+					}
+					dir, err := os.MkdirTemp("", "peer-chunker-rss-")
+					if err != nil {
+						b.Fatal(err)
+					}
+					defer os.RemoveAll(dir)
+					path := filepath.Join(dir, "rss.bin")
+					writeBenchFile(b, path, size)
+					f, err := os.Open(path)
+					if err != nil {
+						b.Fatal(err)
+					}
+					defer f.Close()
+					r = f
+				}
+				resetPeakRSS(b)
+				before := peakRSS(b)
+				b.ResetTimer()
+				var total int64
+				err := Split(context.Background(), r, tc.p, func(c Chunk) error {
+					total += int64(c.Size)
+					return nil
+				})
+				if err != nil || total != size {
+					b.Fatalf("Split: %v after %d of %d bytes", err, total, size)
+				}
+				rate = float64(size) / b.Elapsed().Seconds() / 1e6
+				peak = peakRSS(b)
+				fmt.Printf("--- %s, %d MiB: peak RSS %d MiB, limit %d MiB (RSS before Split %d MiB; %.0f MB/s)\n",
+					b.Name(), size>>20, peak>>20, limit>>20, before>>20, rate)
+				if peak > limit {
+					b.Errorf("peak RSS %d MiB is over the limit of %d MiB", peak>>20, limit>>20)
+				}
+			}
+			for b.Loop() {
+			}
+			b.ReportMetric(float64(peak)/(1<<20), "MiB-peak-RSS")
+			b.ReportMetric(rate, "MB/s")
+		})
+	}
+}
+
+// BenchmarkCut measures boundary detection alone (the sequential part of
+// FastCDC) over random data, per byte of stream.
+func BenchmarkCut(b *testing.B) {
+	data := randData(5, 64<<20)
+	b.SetBytes(int64(len(data)))
+	for b.Loop() {
+		c := newCutter(CDCParams(1 << 20))
+		for d := data; len(d) > 0; {
+			d = d[c.next(d, true):]
+		}
+	}
+}
