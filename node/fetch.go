@@ -7,6 +7,7 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/ipfs/go-cid"
@@ -108,7 +109,7 @@ func (n *Node) Fetch(ctx context.Context, target Target, dest string, opts Fetch
 		root = sub
 	}
 	rec := store.Download{Root: root, Dest: dest, Partial: swarm.PartialPath(dest), Created: n.cfg.Now()}
-	provided := false
+	var provideOnce sync.Once
 	var src swarm.Source
 	res, err := n.swarm.Fetch(ctx, root, swarm.FetchOptions{
 		Dest:        dest,
@@ -132,10 +133,8 @@ func (n *Node) Fetch(ctx context.Context, target Target, dest string, opts Fetch
 			if err := n.store.MarkHave(root, i); err != nil {
 				n.log.Warn("recording progress", "root", root, "err", err)
 			}
-			if !provided {
-				provided = true
-				n.provide(root)
-			}
+			// Announce as soon as there is something to give.
+			provideOnce.Do(func() { n.provide(root) })
 		},
 	})
 	if err != nil {

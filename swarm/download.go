@@ -38,6 +38,7 @@ type download struct {
 
 	mu       sync.RWMutex
 	have     *bitfield.Bitfield
+	bytes    int64 // in verified chunks
 	files    map[int]*os.File
 	complete bool // renamed into place
 }
@@ -137,7 +138,9 @@ func (d *download) recheck(ctx context.Context) (int64, error) {
 				})
 				if err == nil && integrity.Verify(c.CID, buf) == nil {
 					d.mu.Lock()
-					d.have.Set(i)
+					if d.have.Set(i) {
+						d.bytes += int64(c.Size)
+					}
 					d.mu.Unlock()
 					mu.Lock()
 					found++
@@ -187,6 +190,9 @@ func (d *download) write(i int64, data []byte) (bool, error) {
 	}
 	d.mu.Lock()
 	fresh := d.have.Set(i)
+	if fresh {
+		d.bytes += int64(c.Size)
+	}
 	d.mu.Unlock()
 	return fresh, nil
 }
@@ -266,10 +272,11 @@ func (d *download) Bits() []byte {
 	return d.have.Bytes()
 }
 
-func (d *download) count() int64 {
+// counts returns the verified chunks and their bytes.
+func (d *download) counts() (chunks, bytes int64) {
 	d.mu.RLock()
 	defer d.mu.RUnlock()
-	return d.have.Count()
+	return d.have.Count(), d.bytes
 }
 
 // ReadChunk implements Source: it reads chunk i from where the download

@@ -578,17 +578,7 @@ func (f *fetch) report(done bool) {
 		return
 	}
 	p := f.progress
-	p.Chunks = f.dl.count()
-	p.Bytes = 0
-	if p.Chunks == p.Of {
-		p.Bytes = p.Total
-	} else {
-		for i := range f.layout.Chunks {
-			if f.dl.Has(int64(i)) {
-				p.Bytes += int64(f.layout.Chunks[i].Size)
-			}
-		}
-	}
+	p.Chunks, p.Bytes = f.dl.counts()
 	f.mu.Lock()
 	p.Peers = len(f.conns)
 	f.mu.Unlock()
