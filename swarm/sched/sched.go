@@ -614,10 +614,10 @@ func (s *Scheduler) BlockWriteFailed(id PeerID, i int64, now time.Time) error {
 }
 
 // Tick times out the requests that are overdue: each is cancelled (a Cancel
-// action), its chunk goes to another peer, and its peer's window and rate
-// estimate are halved and the peer is held to one request until it delivers.
-// It also lets idle peers reconsider duplicating slow requests. Call it
-// every 100 ms or so.
+// action) and its chunk goes to another peer; each peer that timed out has
+// its window and rate estimate halved (once per Tick) and is held to one
+// request until it delivers. Tick also lets idle peers reconsider
+// duplicating slow requests. Call it every 100 ms or so.
 func (s *Scheduler) Tick(now time.Time) {
 	now = s.clock(now)
 	var late []*peer
@@ -631,7 +631,11 @@ func (s *Scheduler) Tick(now time.Time) {
 		s.st.cancels++
 		s.st.timeouts++
 		p.timeouts++
-		p.penalize(s.cfg.MinWindow)
+		if !slices.Contains(late, p) {
+			// Once per Tick: requests sent together time out together.
+			p.penalize(s.cfg.MinWindow)
+			late = append(late, p)
+		}
 		if s.state[r.i] != stHave {
 			if s.avoid == nil {
 				s.avoid = make(map[int32]*peer)
@@ -639,7 +643,6 @@ func (s *Scheduler) Tick(now time.Time) {
 			s.avoid[r.i] = p
 		}
 		s.dropAndRelease(r)
-		late = append(late, p)
 	}
 	// Everyone who found nothing may find something now (chunks came
 	// back, holders got slow); the peers that timed out go last.

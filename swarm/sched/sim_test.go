@@ -186,11 +186,11 @@ func runSim(t *testing.T, spec simSpec) simResult {
 				p := peers[k]
 				switch {
 				case !ok || p.dead:
-					t.Fatalf("%v: request of departed peer: %v", now, a)
+					t.Fatalf("seed %d at %v: request of departed peer: %v", spec.seed, now, a)
 				case !p.told[a.Index]:
-					t.Fatalf("%v: %v: the peer never said it had the chunk", now, a)
+					t.Fatalf("seed %d at %v: %v: the peer never said it had the chunk", spec.seed, now, a)
 				case s.Verified(a.Index):
-					t.Fatalf("%v: %v: chunk already verified", now, a)
+					t.Fatalf("seed %d at %v: %v: chunk already verified", spec.seed, now, a)
 				}
 				res.requests++
 				p.pending[a.Index] = true
@@ -201,7 +201,7 @@ func runSim(t *testing.T, spec simSpec) simResult {
 				push(now+peers[k].spec.lat, evCancelArrive, k, a.Index)
 			case Ban:
 				if !peers[k].spec.bad {
-					t.Fatalf("%v: honest peer banned: %v", now, a)
+					t.Fatalf("seed %d at %v: honest peer banned: %v", spec.seed, now, a)
 				}
 				peers[k].dead = true
 				res.bans++
@@ -211,7 +211,7 @@ func runSim(t *testing.T, spec simSpec) simResult {
 		}
 		for p := range got {
 			if len(p.out) > p.effWindow() {
-				t.Fatalf("%v: %s has %d requests, window %d", now, p.id, len(p.out), p.effWindow())
+				t.Fatalf("seed %d at %v: %s has %d requests, window %d", spec.seed, now, p.id, len(p.out), p.effWindow())
 			}
 		}
 	}
