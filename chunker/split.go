@@ -121,63 +121,69 @@ func slabSize(p Params) int {
 }
 
 // A slab is one buffer of the pipeline with the chunks cut in it. The reader
-// fills and cuts it, a worker hashes its chunks, the delivering goroutine
-// hands them to fn and puts the slab back in the free pool. Channels pass it
-// from one to the next, so one goroutine at a time owns its fields; bytes
-// past the last chunk (the unfinished one) are only ever read by the reader.
+// fills and cuts it and hands it to a worker, the worker hashes its chunks and
+// puts it in its delivery slot, and deliver hands the chunks to fn and puts
+// the slab back in the free pool. Channels pass it from one to the next, so
+// one goroutine at a time owns its fields; bytes past the last chunk (the
+// unfinished one) are only ever read by the reader.
 type slab struct {
 	buf   []byte
+	seq   int64 // position in the stream of slabs, from 0
 	base  int64 // stream offset of buf[0]
 	index int64 // index of the first chunk
 	ends  []int // end of each chunk in buf; the first starts at 0
 	cids  []cid.Cid
 	err   error // a *ReadError after the chunks, if the stream failed
 	last  bool  // the stream ends with this slab
-	done  chan struct{}
+}
+
+// pipeline is what the goroutines of one Split share.
+type pipeline struct {
+	free chan *slab // slabs to fill; holds every slab, so sends never block
+	work chan *slab // filled slabs to hash, in order; closed by the reader
+	// slots[seq % len(slots)] receives slab seq once hashed. As there are
+	// len(slots) slabs, the slabs in flight have distinct slots, and each
+	// slot (capacity 1) never holds more than one: sends never block.
+	// deliver waits on the slot of the next slab in order, so it is woken
+	// by the worker that hashed it, and never by the busy reader.
+	slots []chan *slab
+	stop  chan struct{} // closed when Split returns
 }
 
 // run is Split with checked arguments. Tests call it directly with small
 // parameters and slabs. slabLen must be at least p.MaxChunk().
 func run(ctx context.Context, r io.Reader, p Params, workers, slabLen int, fn func(Chunk) error) error {
 	nslabs := workers + 2
-	free := make(chan *slab, nslabs)
-	work := make(chan *slab, nslabs)
-	ordered := make(chan *slab, nslabs)
-	for range nslabs {
-		free <- &slab{buf: make([]byte, slabLen), done: make(chan struct{}, 1)}
+	pl := &pipeline{
+		free:  make(chan *slab, nslabs),
+		work:  make(chan *slab, nslabs),
+		slots: make([]chan *slab, nslabs),
+		stop:  make(chan struct{}),
 	}
-	stop := make(chan struct{})
+	for i := range nslabs {
+		pl.free <- &slab{buf: make([]byte, slabLen)}
+		pl.slots[i] = make(chan *slab, 1)
+	}
 	var wg sync.WaitGroup
 	defer wg.Wait()
-	defer close(stop)
+	defer close(pl.stop)
 
-	rd := reader{ctx: ctx, r: r, cut: newCutter(p), free: free, work: work, ordered: ordered, stop: stop}
+	rd := reader{ctx: ctx, r: r, cut: newCutter(p), pl: pl}
 	wg.Go(rd.run)
 	for range workers {
-		wg.Go(func() { hashSlabs(work, stop) })
+		wg.Go(pl.hash)
 	}
-	return deliver(ctx, ordered, free, fn)
+	return pl.deliver(ctx, fn)
 }
 
-// deliver calls fn for every chunk of the slabs coming in order, once each
-// is hashed, and recycles the slabs.
-func deliver(ctx context.Context, ordered <-chan *slab, free chan<- *slab, fn func(Chunk) error) error {
-	for {
+// deliver calls fn for every chunk of every slab, in order, and recycles the
+// slabs.
+func (pl *pipeline) deliver(ctx context.Context, fn func(Chunk) error) error {
+	for seq := 0; ; seq++ {
 		var s *slab
 		select {
-		case s = <-ordered:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-		if s == nil { // the reader stopped early, which it does only when ctx ends
-			if err := ctx.Err(); err != nil {
-				return err
-			}
-			return errors.New("chunker: reader stopped early") // broken invariant
-		}
-		select {
-		case <-s.done:
-		case <-ctx.Done():
+		case s = <-pl.slots[seq%len(pl.slots)]:
+		case <-ctx.Done(): // the reader stops too, without sending more
 			return ctx.Err()
 		}
 		start := 0
@@ -203,18 +209,18 @@ func deliver(ctx context.Context, ordered <-chan *slab, free chan<- *slab, fn fu
 		if s.last {
 			return nil
 		}
-		free <- s // never blocks: free holds every slab
+		pl.free <- s
 	}
 }
 
-// hashSlabs hashes the chunks of each slab from work until work closes or
-// stop does.
-func hashSlabs(work <-chan *slab, stop <-chan struct{}) {
+// hash hashes the chunks of each slab from work and puts the slab in its
+// slot, until work closes or Split returns.
+func (pl *pipeline) hash() {
 	for {
 		var s *slab
 		select {
-		case s = <-work:
-		case <-stop:
+		case s = <-pl.work:
+		case <-pl.stop:
 			return
 		}
 		if s == nil {
@@ -226,30 +232,35 @@ func hashSlabs(work <-chan *slab, stop <-chan struct{}) {
 			s.cids[i] = integrity.FromDigest(integrity.Raw, sum[:])
 			start = end
 		}
-		s.done <- struct{}{} // never blocks: one signal per use of s
+		pl.slots[s.seq%int64(len(pl.slots))] <- s
+		// Let deliver, which the send may have woken on this P, run now
+		// rather than after the next slab: it recycles the slabs that the
+		// reader needs, and the other Ps are busy reading and hashing.
+		runtime.Gosched()
 	}
 }
 
 // reader is the goroutine that fills slabs, cuts them and passes them on.
 type reader struct {
-	ctx     context.Context
-	r       io.Reader
-	cut     *cutter
-	free    chan *slab
-	work    chan<- *slab
-	ordered chan<- *slab
-	stop    <-chan struct{}
+	ctx context.Context
+	r   io.Reader
+	cut *cutter
+	pl  *pipeline
 }
+
+// readPiece is how much the reader reads before it cuts: small enough that
+// the bytes are still in the CPU's cache when the cutter scans them.
+const readPiece = 1 << 20
 
 // maxEmptyReads is how many reads in a row may return nothing before the
 // reader is deemed stuck (io.ErrNoProgress), as bufio does.
 const maxEmptyReads = 100
 
 func (rd *reader) run() {
-	defer close(rd.work)
-	defer close(rd.ordered)
+	defer close(rd.pl.work)
 
 	var (
+		seq    int64  // sequence number of the next slab
 		offset int64  // stream offset of the next slab's buf[0]
 		index  int64  // index of the next chunk
 		carry  []byte // the unfinished chunk at the end of the last slab
@@ -259,9 +270,29 @@ func (rd *reader) run() {
 		if s == nil {
 			return
 		}
+		// Read in pieces and cut as the bytes arrive, while they are still
+		// in the CPU's cache. After a read error the bytes read are not the
+		// end of the stream: cut only the chunks they complete.
 		n := copy(s.buf, carry)
-		m, err := rd.fill(s.buf[n:])
-		n += m
+		start := 0
+		s.ends = s.ends[:0]
+		var err error
+		for {
+			for {
+				l := rd.cut.next(s.buf[start:n], err == io.EOF)
+				if l == 0 {
+					break
+				}
+				start += l
+				s.ends = append(s.ends, start)
+			}
+			if err != nil || n == len(s.buf) {
+				break
+			}
+			var m int
+			m, err = rd.fill(s.buf[n:min(n+readPiece, len(s.buf))])
+			n += m
+		}
 		eof := err == io.EOF
 		s.base, s.index, s.err, s.last = offset, index, nil, eof
 		if err != nil && !eof {
@@ -269,19 +300,6 @@ func (rd *reader) run() {
 				return // deliver has returned or is returning ctx.Err()
 			}
 			s.err = &ReadError{Offset: offset + int64(n), Err: err}
-		}
-
-		// Cut. After a read error the bytes read are not the end of the
-		// stream: cut only the chunks they complete.
-		s.ends = s.ends[:0]
-		start := 0
-		for {
-			l := rd.cut.next(s.buf[start:n], eof)
-			if l == 0 {
-				break
-			}
-			start += l
-			s.ends = append(s.ends, start)
 		}
 		if cap(s.cids) < len(s.ends) {
 			s.cids = make([]cid.Cid, len(s.ends), cap(s.ends))
@@ -291,8 +309,9 @@ func (rd *reader) run() {
 		offset += int64(start)
 		carry = s.buf[start:n] // read below, by this goroutine only
 
-		rd.work <- s // neither send blocks: each channel can hold every slab
-		rd.ordered <- s
+		s.seq = seq
+		seq++
+		rd.pl.work <- s // never blocks: work can hold every slab
 		if eof || s.err != nil {
 			return
 		}
@@ -302,9 +321,9 @@ func (rd *reader) run() {
 // acquire returns a free slab, or nil when Split is stopping.
 func (rd *reader) acquire() *slab {
 	select {
-	case s := <-rd.free:
+	case s := <-rd.pl.free:
 		return s
-	case <-rd.stop:
+	case <-rd.pl.stop:
 		return nil
 	case <-rd.ctx.Done():
 		return nil
@@ -320,7 +339,7 @@ func (rd *reader) fill(buf []byte) (int, error) {
 		select {
 		case <-done:
 			return n, rd.ctx.Err()
-		case <-rd.stop:
+		case <-rd.pl.stop:
 			return n, errStopped
 		default:
 		}
