@@ -67,7 +67,8 @@ func Split(ctx context.Context, r io.Reader, p Params, fn func(Chunk) error) err
 
 // Split cuts r into chunks per s.Params, hashes them (CIDv1, raw, sha2-256,
 // as integrity.Chunk) on s.Workers goroutines, and calls fn for each chunk in
-// stream order, from the calling goroutine, one call at a time. An empty
+// stream order, from the calling goroutine, one call at a time (so a panic
+// in fn reaches the caller, after Split's goroutines have stopped). An empty
 // stream has no chunks, so fn is never called.
 //
 // Split blocks until the stream ends or it stops, and returns:
@@ -79,16 +80,16 @@ func Split(ctx context.Context, r io.Reader, p Params, fn func(Chunk) error) err
 //     failure were delivered;
 //   - an error wrapping ErrParams when s is invalid, before reading.
 //
-// r is read from one goroutine, in large blocks (a reader that returns short
-// reads gives the same chunks); Split does not close it. No goroutine that
+// r is read from one goroutine, in pieces of up to 1 MiB (a reader that
+// returns short reads gives the same chunks); Split does not close it. No goroutine that
 // Split starts outlives it, so a Read that blocks forever blocks Split even
 // after ctx ends: close the reader to unblock it.
 //
-// Memory is bounded whatever the stream's length: about (Workers + 2)
-// buffers of max(2*MaxChunk, 1 MiB) bytes for FastCDC, or of
-// max(MaxChunk, 1 MiB) for Fixed. Each chunk's bytes are copied once, from
-// the reader into a buffer, except for FastCDC's unfinished chunk at the end
-// of a buffer, which moves to the next buffer.
+// Memory is bounded whatever the stream's length: Workers + 2 buffers of
+// max(Size, 1 MiB) bytes for Fixed (1 MiB for the default 1 MiB chunks), or
+// of Max + 1 MiB for FastCDC. Each chunk's bytes are copied once, from the
+// reader into a buffer, except that FastCDC moves the unfinished chunk at the
+// end of a buffer to the start of the next.
 //
 // Split is safe for concurrent use (each call has its own state).
 func (s Splitter) Split(ctx context.Context, r io.Reader, fn func(Chunk) error) error {
@@ -108,16 +109,16 @@ func (s Splitter) Split(ctx context.Context, r io.Reader, fn func(Chunk) error) 
 	return run(ctx, r, s.Params, workers, slabSize(s.Params), fn)
 }
 
-// slabSize returns the size of the buffers that Split reads into for p: at
-// least minSlab, a whole number of chunks for Fixed, and twice the largest
-// chunk for FastCDC so that the unfinished chunk moved from one buffer to
-// the next (about Avg bytes) is a small part of it.
+// slabSize returns the size of the buffers that Split reads into for p. For
+// Fixed it is a whole number of chunks, at least 1 MiB. For FastCDC it is
+// Max plus one read piece: the unfinished chunk moved from one buffer to the
+// next is shorter than Max, so every buffer gets at least a piece of new
+// bytes and completes at least one chunk.
 func slabSize(p Params) int {
-	const minSlab = 1 << 20
 	if p.Algorithm == Fixed {
-		return max(1, minSlab/p.Size) * p.Size
+		return max(1, readPiece/p.Size) * p.Size
 	}
-	return max(2*p.Max, minSlab)
+	return p.Max + readPiece
 }
 
 // A slab is one buffer of the pipeline with the chunks cut in it. The reader
