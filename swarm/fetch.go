@@ -124,6 +124,7 @@ func (s *Swarm) Fetch(ctx context.Context, root cid.Cid, opts FetchOptions) (*Re
 		s.mu.Unlock()
 	}()
 	res, err := f.run()
+	cancel() // ends the sessions and any manifest lookup still waiting
 	f.shutdown()
 	if err != nil {
 		return nil, fmt.Errorf("fetch %s: %w", root, err)
