@@ -188,16 +188,9 @@ func (n *Node) adopt(ctx context.Context, res *swarm.Result) error {
 			c := l.Chunks[i]
 			locs = append(locs, store.ChunkLoc{CID: c.CID, Offset: c.Offset, Size: uint32(c.Size)})
 		}
-		for len(locs) > 0 || f.Count == 0 {
-			k := min(len(locs), 4096)
-			if err := tx.AddFile(p, f.Size, st.ModTime(), f.CID, locs[:k]); err != nil {
-				tx.Abort()
-				return err
-			}
-			locs = locs[k:]
-			if f.Count == 0 {
-				break
-			}
+		if err := addFile(tx, p, f.Size, st.ModTime(), f.CID, locs); err != nil {
+			tx.Abort()
+			return err
 		}
 	}
 	params := n.cfg.Chunking

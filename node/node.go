@@ -384,15 +384,19 @@ func (s *shareSink) AddChunks(path string, locs []importer.Loc) error {
 func (s *shareSink) FileDone(f importer.File) error {
 	locs := s.pending[f.Path]
 	delete(s.pending, f.Path)
-	for len(locs) > 0 || f.Chunks == 0 {
+	return addFile(s.tx, f.Path, f.Size, f.ModTime, f.Root, locs)
+}
+
+// addFile indexes a file's chunks in batches of a few thousand, one store
+// transaction each; a file without chunks is indexed too.
+func addFile(tx *store.ShareTx, path string, size int64, mtime time.Time, root cid.Cid, locs []store.ChunkLoc) error {
+	for {
 		k := min(len(locs), 4096)
-		if err := s.tx.AddFile(f.Path, f.Size, f.ModTime, f.Root, locs[:k]); err != nil {
+		if err := tx.AddFile(path, size, mtime, root, locs[:k]); err != nil {
 			return err
 		}
-		locs = locs[k:]
-		if f.Chunks == 0 {
-			break
+		if locs = locs[k:]; len(locs) == 0 {
+			return nil
 		}
 	}
-	return nil
 }
