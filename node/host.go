@@ -112,6 +112,12 @@ func buildHost(cfg *Config, key crypto.PrivKey) (host.Host, error) {
 			rm.Close()
 			return nil, fmt.Errorf("node: listen address %q: %w", s, err)
 		}
+		if len(cfg.SwarmKey) > 0 {
+			if _, err := a.ValueForProtocol(ma.P_QUIC_V1); err == nil {
+				cfg.Logger.Warn("private network: not listening on QUIC, which go-libp2p cannot run with a swarm key", "addr", s)
+				continue
+			}
+		}
 		listen = append(listen, a)
 	}
 	opts := []libp2p.Option{
