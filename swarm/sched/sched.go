@@ -283,6 +283,22 @@ func (s *Scheduler) index(i int64) (int32, error) {
 	return int32(i), nil
 }
 
+// chunkEvent is the common start of an event about chunk i from peer id: it
+// moves the clock and checks both. A nil peer means the event is to be
+// ignored: err is nil for a banned peer, and says what is wrong otherwise.
+func (s *Scheduler) chunkEvent(id PeerID, i int64, now time.Time) (*peer, int32, time.Time, error) {
+	now = s.clock(now)
+	p, err := s.lookup(id)
+	if p == nil {
+		return nil, 0, now, err
+	}
+	c, err := s.index(i)
+	if err != nil {
+		return nil, 0, now, err
+	}
+	return p, c, now, nil
+}
+
 // lookup returns the live peer p; nil with a nil error for a banned one.
 func (s *Scheduler) lookup(id PeerID) (*peer, error) {
 	p := s.peers[id]
@@ -395,13 +411,8 @@ func (s *Scheduler) HaveBitfield(id PeerID, wire []byte, now time.Time) error {
 
 // Have records that p has chunk i (a single HAVE).
 func (s *Scheduler) Have(id PeerID, i int64, now time.Time) error {
-	now = s.clock(now)
-	p, err := s.lookup(id)
+	p, c, now, err := s.chunkEvent(id, i, now)
 	if p == nil {
-		return err
-	}
-	c, err := s.index(i)
-	if err != nil {
 		return err
 	}
 	if p.has(c) {
@@ -427,13 +438,8 @@ func (s *Scheduler) Have(id PeerID, i int64, now time.Time) error {
 // request of it to p is dropped and the chunk goes to another peer. It is
 // not a strike: files change under sharers.
 func (s *Scheduler) DontHave(id PeerID, i int64, now time.Time) error {
-	now = s.clock(now)
-	p, err := s.lookup(id)
+	p, c, now, err := s.chunkEvent(id, i, now)
 	if p == nil {
-		return err
-	}
-	c, err := s.index(i)
-	if err != nil {
 		return err
 	}
 	if p.seeder {
@@ -458,13 +464,8 @@ func (s *Scheduler) DontHave(id PeerID, i int64, now time.Time) error {
 // one from a banned peer is ignored. When the last chunk is verified, Done
 // is emitted.
 func (s *Scheduler) BlockVerified(id PeerID, i int64, now time.Time) error {
-	now = s.clock(now)
-	p, err := s.lookup(id)
+	p, c, now, err := s.chunkEvent(id, i, now)
 	if p == nil {
-		return err
-	}
-	c, err := s.index(i)
-	if err != nil {
 		return err
 	}
 	size := s.size(c)
@@ -530,13 +531,8 @@ func (s *Scheduler) checkDone() {
 // (a Ban action) and all its requests go to other peers. Chunk i is
 // requested again, from another peer if one has it.
 func (s *Scheduler) BlockBad(id PeerID, i int64, now time.Time) error {
-	now = s.clock(now)
-	p, err := s.lookup(id)
+	p, c, now, err := s.chunkEvent(id, i, now)
 	if p == nil {
-		return err
-	}
-	c, err := s.index(i)
-	if err != nil {
 		return err
 	}
 	s.st.bad++
@@ -591,13 +587,8 @@ func (s *Scheduler) ban(p *peer, reason string) {
 // throughput is credited); the chunk goes back to the pool. The caller
 // should Pause if the failure will repeat.
 func (s *Scheduler) BlockWriteFailed(id PeerID, i int64, now time.Time) error {
-	now = s.clock(now)
-	p, err := s.lookup(id)
+	p, c, now, err := s.chunkEvent(id, i, now)
 	if p == nil {
-		return err
-	}
-	c, err := s.index(i)
-	if err != nil {
 		return err
 	}
 	s.st.writeFailed++
