@@ -277,20 +277,26 @@ func (d *DHT) Providing() []cid.Cid {
 
 // FindProviders looks up the providers of root and sends each as it is
 // found, at most limit of them (0 means 20). The channel is closed when the
-// lookup ends; cancel ctx to end it early. This node itself is never sent.
+// lookup ends; cancel ctx to end it early (Close ends it too, and waits for
+// it). This node itself is never sent.
 func (d *DHT) FindProviders(ctx context.Context, root cid.Cid, limit int) <-chan peer.AddrInfo {
 	if limit <= 0 {
 		limit = 20
 	}
 	out := make(chan peer.AddrInfo)
-	if d.isClosed() {
+	d.mu.Lock()
+	if d.closed {
+		d.mu.Unlock()
 		close(out)
 		return out
 	}
+	d.wg.Add(1) // Close waits for the lookup; it cancels it first
+	d.mu.Unlock()
 	ctx, cancel := context.WithCancel(ctx)
 	stop := context.AfterFunc(d.ctx, cancel)
 	in := d.kad.FindProvidersAsync(ctx, root, limit)
 	go func() {
+		defer d.wg.Done()
 		defer close(out)
 		defer cancel()
 		defer stop()

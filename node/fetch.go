@@ -82,13 +82,11 @@ func ParseTarget(s string) (Target, error) {
 // done, or no peer that has it can be found. An interrupted fetch resumes
 // when called again with the same dest.
 func (n *Node) Fetch(ctx context.Context, target Target, dest string, opts FetchOptions) (*swarm.Result, error) {
-	if n.isClosed() {
-		return nil, ErrClosed
+	ctx, done, err := n.enter(ctx)
+	if err != nil {
+		return nil, err
 	}
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	stop := context.AfterFunc(n.ctx, cancel)
-	defer stop()
+	defer done()
 
 	hints := append([]peer.AddrInfo(nil), opts.Peers...)
 	if target.Hint != nil {
@@ -109,8 +107,10 @@ func (n *Node) Fetch(ctx context.Context, target Target, dest string, opts Fetch
 		root = sub
 	}
 	rec := store.Download{Root: root, Dest: dest, Partial: swarm.PartialPath(dest), Created: n.cfg.Now()}
-	var provideOnce sync.Once
-	var src swarm.Source
+	var (
+		provideOnce sync.Once
+		servedHere  bool // the download itself serves root (no share did)
+	)
 	res, err := n.swarm.Fetch(ctx, root, swarm.FetchOptions{
 		Dest:        dest,
 		Force:       opts.Force,
@@ -119,7 +119,6 @@ func (n *Node) Fetch(ctx context.Context, target Target, dest string, opts Fetch
 		FindTimeout: n.cfg.FindTimeout,
 		Progress:    opts.Progress,
 		Started: func(l *swarm.Layout, s swarm.Source) {
-			src = s
 			rec.Size, rec.Chunks = l.Size, l.NumChunks()
 			if err := n.store.PutDownload(rec); err != nil {
 				n.log.Warn("recording a download", "root", root, "err", err)
@@ -127,6 +126,7 @@ func (n *Node) Fetch(ctx context.Context, target Target, dest string, opts Fetch
 			// A peer that is still downloading serves what it has.
 			if !n.swarm.Serving(root) {
 				n.swarm.Serve(root, s)
+				servedHere = true
 			}
 		},
 		Verified: func(i int64) {
@@ -138,8 +138,12 @@ func (n *Node) Fetch(ctx context.Context, target Target, dest string, opts Fetch
 		},
 	})
 	if err != nil {
-		n.store.Flush()
-		if src != nil {
+		if ferr := n.store.Flush(); ferr != nil {
+			n.log.Warn("recording progress", "root", root, "err", ferr)
+		}
+		// What was fetched stays in the partial file for the next try;
+		// it is served only while a fetch runs.
+		if servedHere {
 			n.swarm.StopServing(root)
 		}
 		return nil, err

@@ -12,8 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/libp2p/go-libp2p/core/peer"
-
 	"github.com/peer-project/peer/chunker"
 )
 
@@ -82,5 +80,3 @@ func sameFile(t testing.TB, path string, want []byte) {
 		t.Fatalf("%s: %d bytes, sha256 %x; want %d bytes, sha256 %x", path, len(got), sha256.Sum256(got), len(want), sha256.Sum256(want))
 	}
 }
-
-func info(n *Node) peer.AddrInfo { return n.AddrInfo() }

@@ -191,8 +191,8 @@ func (n *Node) goroutine(fn func()) {
 	}()
 }
 
-// Close stops the node: fetches end (their partial files stay, to resume),
-// sessions close, the DHT and libp2p stop (unless the host was the
+// Close stops the node: shares being indexed and fetches end (their partial
+// files stay, to resume) and Close waits for them; sessions close, the DHT and libp2p stop (unless the host was the
 // caller's), and the database is flushed and closed. It waits for every
 // goroutine of the node. It is idempotent; later calls return nil.
 func (n *Node) Close() error {
@@ -222,6 +222,25 @@ func (n *Node) isClosed() bool {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	return n.closed
+}
+
+// enter starts a long call (Share, Fetch): Close cancels the context it
+// returns and waits until done is called.
+func (n *Node) enter(ctx context.Context) (_ context.Context, done func(), _ error) {
+	n.mu.Lock()
+	if n.closed {
+		n.mu.Unlock()
+		return nil, nil, ErrClosed
+	}
+	n.wg.Add(1)
+	n.mu.Unlock()
+	ctx, cancel := context.WithCancel(ctx)
+	stop := context.AfterFunc(n.ctx, cancel)
+	return ctx, func() {
+		stop()
+		cancel()
+		n.wg.Done()
+	}, nil
 }
 
 // ID returns the node's peer ID.
@@ -261,9 +280,8 @@ func (n *Node) Bans() []peer.ID { return n.swarm.Bans() }
 
 // ShareResult is what Share returns.
 type ShareResult struct {
-	Root   cid.Cid
-	Ticket string
-	importer.Result
+	importer.Result        // Root is what people pass around
+	Ticket          string // root and this node's addresses; empty with OnlyHash
 }
 
 // ShareOptions tune Share.
@@ -281,9 +299,11 @@ type ShareOptions struct {
 // serves it and announces it. It blocks until every byte has been read and
 // hashed. Sharing the same path again replaces the earlier share.
 func (n *Node) Share(ctx context.Context, path string, opts ShareOptions) (*ShareResult, error) {
-	if n.isClosed() {
-		return nil, ErrClosed
+	ctx, done, err := n.enter(ctx)
+	if err != nil {
+		return nil, err
 	}
+	defer done()
 	params := n.cfg.Chunking
 	if opts.Chunking != (chunker.Params{}) {
 		params = opts.Chunking
@@ -294,7 +314,7 @@ func (n *Node) Share(ctx context.Context, path string, opts ShareOptions) (*Shar
 		if err != nil {
 			return nil, err
 		}
-		return &ShareResult{Root: res.Root, Result: res}, nil
+		return &ShareResult{Result: res}, nil
 	}
 	tx, err := n.store.BeginShare(path)
 	if err != nil {
@@ -315,7 +335,7 @@ func (n *Node) Share(ctx context.Context, path string, opts ShareOptions) (*Shar
 	if err := n.serve(ctx, res.Root); err != nil {
 		return nil, fmt.Errorf("share %s: %w", path, err)
 	}
-	return &ShareResult{Root: res.Root, Ticket: n.Ticket(res.Root), Result: res}, nil
+	return &ShareResult{Result: res, Ticket: n.Ticket(res.Root)}, nil
 }
 
 // Ticket returns a ticket for root naming this node and its addresses.

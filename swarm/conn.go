@@ -220,6 +220,7 @@ func (c *conn) readLoop(r *wire.Reader) error {
 	f := c.f
 	var (
 		layout *Layout
+		dl     *download
 		buf    = &wire.Block{}
 	)
 	r.SetBlockAlloc(func(_ uint64, size int) *wire.Block {
@@ -240,10 +241,10 @@ func (c *conn) readLoop(r *wire.Reader) error {
 		case *wire.Have:
 			f.post(event{kind: evHave, conn: c, index: int64(m.Index)})
 		case *wire.Block:
-			if layout == nil {
-				layout = f.layoutLocked()
+			if dl == nil {
+				layout, dl = f.current()
 			}
-			if err := c.block(layout, m); err != nil {
+			if err := c.block(layout, dl, m); err != nil {
 				return err
 			}
 		case *wire.DontHave:
@@ -272,7 +273,7 @@ func (c *conn) readLoop(r *wire.Reader) error {
 
 // block handles one BLOCK: it must have been asked for; it is verified
 // against its CID, then written, then reported.
-func (c *conn) block(l *Layout, m *wire.Block) error {
+func (c *conn) block(l *Layout, dl *download, m *wire.Block) error {
 	f := c.f
 	i := int64(m.Index)
 	c.mu.Lock()
@@ -282,7 +283,7 @@ func (c *conn) block(l *Layout, m *wire.Block) error {
 	n := int64(len(m.Data))
 	f.sw.count(func(s *Stats) { s.BytesDown += n })
 	switch {
-	case st == 0 || l == nil || i >= l.NumChunks():
+	case st == 0 || dl == nil || i >= l.NumChunks():
 		f.sw.count(func(s *Stats) { s.UnrequestedBlocks++ })
 		err := fmt.Errorf("swarm: block %d was never requested", i)
 		f.post(event{kind: evMisbehaved, conn: c, err: err})
@@ -296,7 +297,7 @@ func (c *conn) block(l *Layout, m *wire.Block) error {
 		f.post(event{kind: evBad, conn: c, index: i})
 		return nil
 	}
-	fresh, err := f.dl.write(i, m.Data)
+	fresh, err := dl.write(i, m.Data)
 	switch {
 	case err != nil:
 		f.post(event{kind: evWriteFail, conn: c, index: i, err: err})

@@ -94,7 +94,10 @@ func (d *download) pathLocked(fi int) string {
 	return filepath.Join(base, filepath.FromSlash(d.layout.Files[fi].Path))
 }
 
-// withFile runs fn on an open handle of file fi.
+// withFile runs fn on an open handle of file fi. A cached handle is used
+// under the read lock, which is what keeps closeFiles and finish from
+// closing or renaming it in the middle of the read or write; the lock
+// guards no other state during that I/O.
 func (d *download) withFile(fi int, flag int, fn func(*os.File) error) error {
 	d.mu.RLock()
 	fh := d.files[fi]
@@ -119,11 +122,7 @@ func (d *download) withFile(fi int, flag int, fn func(*os.File) error) error {
 func (d *download) recheck(ctx context.Context) (int64, error) {
 	n := d.layout.NumChunks()
 	next := make(chan int64)
-	var (
-		wg    sync.WaitGroup
-		found int64
-		mu    sync.Mutex
-	)
+	var wg sync.WaitGroup
 	for range runtime.GOMAXPROCS(0) {
 		wg.Add(1)
 		go func() {
@@ -142,29 +141,23 @@ func (d *download) recheck(ctx context.Context) (int64, error) {
 						d.bytes += int64(c.Size)
 					}
 					d.mu.Unlock()
-					mu.Lock()
-					found++
-					mu.Unlock()
 				}
 			}
 		}()
 	}
 	var err error
-	for i := int64(0); i < n; i++ {
-		if d.layout.Chunks[i].Size == 0 {
-			continue
-		}
+feed:
+	for i := range n {
 		select {
 		case next <- i:
 		case <-ctx.Done():
 			err = ctx.Err()
-		}
-		if err != nil {
-			break
+			break feed
 		}
 	}
 	close(next)
 	wg.Wait()
+	found, _ := d.counts()
 	return found, err
 }
 

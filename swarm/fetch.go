@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"log/slog"
 	"math/rand/v2"
 	"os"
 	"slices"
@@ -205,20 +206,16 @@ const (
 )
 
 type fetch struct {
-	sw   *Swarm
-	root cid.Cid
-	opts FetchOptions
-	ctx  context.Context
-	log  interface {
-		Warn(string, ...any)
-		Debug(string, ...any)
-		Info(string, ...any)
-	}
+	sw     *Swarm
+	root   cid.Cid
+	opts   FetchOptions
+	ctx    context.Context
+	log    *slog.Logger
 	events chan event
 
 	wg sync.WaitGroup // the fetch's own goroutines
 
-	mu     sync.Mutex // guards conns for the manifest getter
+	mu     sync.Mutex // guards conns, tried, layout, dl, ready, and conn.up and conn.firstHave
 	conns  map[peer.ID]*conn
 	tried  map[peer.ID]bool
 	layout *Layout
@@ -227,7 +224,6 @@ type fetch struct {
 
 	sched       *sched.Scheduler
 	progress    Progress
-	resumed     int64
 	lastSource  time.Time
 	discovering bool
 	lastLookup  time.Time
@@ -311,7 +307,10 @@ func (f *fetch) sources(now time.Time) {
 		f.dial(ai)
 	}
 	if !f.opts.NoConnected {
-		for _, p := range f.sw.host.Network().Peers() {
+		// A few of the peers already connected (DHT neighbours, earlier
+		// partners): asking each costs a stream, so not all of hundreds.
+		peers := f.sw.host.Network().Peers()
+		for _, p := range peers[:min(len(peers), maxConnectedProbe)] {
 			f.dial(peer.AddrInfo{ID: p})
 		}
 	}
@@ -325,11 +324,14 @@ func (f *fetch) start() error {
 	if err != nil {
 		return err
 	}
+	f.mu.Lock()
 	f.dl = dl
-	if f.resumed, err = dl.recheck(f.ctx); err != nil {
+	f.mu.Unlock()
+	resumed, err := dl.recheck(f.ctx)
+	if err != nil {
 		return err
 	}
-	f.progress = Progress{Root: f.root, Total: l.Size, Of: l.NumChunks(), Resumed: f.resumed, PerPeer: map[peer.ID]int64{}}
+	f.progress = Progress{Root: f.root, Total: l.Size, Of: l.NumChunks(), Resumed: resumed, PerPeer: map[peer.ID]int64{}}
 	if l.NumChunks() == 0 {
 		return nil
 	}
@@ -515,6 +517,10 @@ func (f *fetch) checkSources(now time.Time) error {
 	return nil
 }
 
+// maxConnectedProbe bounds how many already-connected peers a fetch asks
+// without any sign that they have the root.
+const maxConnectedProbe = 32
+
 // wellConnected is the number of useful sessions past which a fetch stops
 // looking for more.
 const wellConnected = 8
@@ -675,8 +681,9 @@ func (f *fetch) sessionUp(c *conn, first wire.Msg) bool {
 	return true
 }
 
-func (f *fetch) layoutLocked() *Layout {
+// current returns the layout and the download once the fetch has them.
+func (f *fetch) current() (*Layout, *download) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return f.layout
+	return f.layout, f.dl
 }

@@ -319,8 +319,8 @@ func (s *Swarm) count(fn func(*Stats)) {
 	s.mu.Unlock()
 }
 
-// openStream opens a wire stream to p for root, writes HELLO and returns
-// the stream.
+// openStream opens a wire stream to p unless p is banned. The caller says
+// HELLO.
 func (s *Swarm) openStream(ctx context.Context, p peer.ID) (network.Stream, error) {
 	if s.Banned(p) {
 		return nil, fmt.Errorf("swarm: %s is banned", p)
