@@ -25,16 +25,15 @@ type server struct {
 	stream network.Stream
 	peer   peer.ID
 	root   cid.Cid
-	src    Source // nil: we have manifest blocks but no chunks to serve
 
-	mu      sync.Mutex
-	wake    chan struct{} // one token: the queues changed
-	wants   []uint64      // chunk requests, in arrival order
-	nodes   []cid.Cid     // manifest block requests
-	haves   []uint64      // announcements to send
-	errMsg  *wire.Error   // a final ERROR to send, then close
-	done    bool
-	writeMu sync.Mutex
+	mu     sync.Mutex
+	src    Source        // nil until this node has chunks of root to serve
+	wake   chan struct{} // one token: the queues changed
+	wants  []uint64      // chunk requests, in arrival order
+	nodes  []cid.Cid     // manifest block requests
+	haves  []uint64      // announcements to send
+	errMsg *wire.Error   // a final ERROR to send, then close
+	done   bool
 }
 
 func (s *Swarm) handleStream(st network.Stream) {
@@ -67,8 +66,11 @@ func (s *Swarm) serve(st network.Stream, p peer.ID) {
 	}
 	st.SetReadDeadline(time.Time{})
 	sv := &server{sw: s, stream: st, peer: p, root: hello.Root, wake: make(chan struct{}, 1)}
+	// A node that is itself fetching root takes the session too, with
+	// HAVE_NONE, and announces each chunk as it gets it: peers that
+	// download the same root at the same time trade.
 	sv.src = s.source(hello.Root)
-	if sv.src == nil {
+	if sv.src == nil && !s.isFetching(hello.Root) {
 		if _, err := s.blocks.GetBlock(s.ctx, hello.Root); err != nil {
 			w := wire.NewWriter(st)
 			w.Write(wire.NewError(wire.CodeNotFound, "root not provided here"))
@@ -153,8 +155,8 @@ func (sv *server) readLoop(r *wire.Reader) {
 
 func (sv *server) want(idx []uint64) bool {
 	n := int64(-1)
-	if sv.src != nil {
-		n = sv.src.Layout().NumChunks()
+	if src := sv.source(); src != nil {
+		n = src.Layout().NumChunks()
 	}
 	sv.mu.Lock()
 	if len(sv.wants)+len(idx) > sv.sw.cfg.MaxQueue {
@@ -174,6 +176,23 @@ func (sv *server) want(idx []uint64) bool {
 	sv.mu.Unlock()
 	sv.signal()
 	return true
+}
+
+// source returns what serves the session's root, looking again while there
+// is none (the node may be fetching it and not have its layout yet).
+func (sv *server) source() Source {
+	sv.mu.Lock()
+	src := sv.src
+	sv.mu.Unlock()
+	if src != nil {
+		return src
+	}
+	if src = sv.sw.source(sv.root); src != nil {
+		sv.mu.Lock()
+		sv.src = src
+		sv.mu.Unlock()
+	}
+	return src
 }
 
 func (sv *server) cancel(idx []uint64) {
@@ -228,11 +247,11 @@ func (sv *server) sendLoop() {
 	ctx := sv.sw.ctx
 	defer sv.stream.Close()
 	var first wire.Msg = &wire.HaveNone{}
-	if sv.src != nil {
-		if sv.src.Complete() {
+	if src := sv.source(); src != nil {
+		if src.Complete() {
 			first = &wire.HaveAll{}
 		} else {
-			first = &wire.HaveBitfield{Bits: sv.src.Bits()}
+			first = &wire.HaveBitfield{Bits: src.Bits()}
 		}
 	}
 	if err := w.Write(first); err != nil || w.Flush() != nil {
@@ -297,10 +316,10 @@ func (sv *server) sendLoop() {
 		}
 		if have {
 			var err error
-			if sv.src == nil || !sv.src.Has(int64(idx)) {
+			if src := sv.source(); src == nil || !src.Has(int64(idx)) {
 				err = w.Write(&wire.DontHave{Indices: []uint64{idx}})
 			} else {
-				buf, err = sv.src.ReadChunk(ctx, int64(idx), buf[:0])
+				buf, err = src.ReadChunk(ctx, int64(idx), buf[:0])
 				if err != nil {
 					sv.sw.log.Warn("serving a chunk", "root", sv.root, "index", idx, "err", err)
 					err = w.Write(&wire.DontHave{Indices: []uint64{idx}})

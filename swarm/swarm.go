@@ -242,6 +242,13 @@ func (s *Swarm) fetching(root cid.Cid, p peer.ID) {
 	}
 }
 
+// isFetching reports whether a fetch of root is in flight.
+func (s *Swarm) isFetching(root cid.Cid) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.fetches[root]) > 0
+}
+
 // Announce tells every peer that fetches root from this node that chunk i
 // can now be had here.
 func (s *Swarm) Announce(root cid.Cid, i int64) {
