@@ -54,7 +54,8 @@ type Node struct {
 
 	mu        sync.Mutex
 	closed    bool
-	transfers map[cid.Cid]*Progress
+	transfers map[*Transfer]struct{} // fetches in progress, guarded by mu
+	metrics   nodeMetrics
 }
 
 // New starts a node: it opens (or creates) its home directory, identity and
@@ -74,7 +75,7 @@ func New(ctx context.Context, cfg Config) (_ *Node, err error) {
 		rand.Read(b[:])
 		cfg.Seed = binary.LittleEndian.Uint64(b[:])
 	}
-	n := &Node{cfg: cfg, transfers: map[cid.Cid]*Progress{}}
+	n := &Node{cfg: cfg, transfers: map[*Transfer]struct{}{}}
 	var cleanup []func()
 	defer func() {
 		if err != nil {
