@@ -132,14 +132,7 @@ func (n *Node) Inspect(ctx context.Context, target Target, peers []peer.AddrInfo
 		return nil, err
 	}
 	defer done()
-	g := &peerGetter{n: n, hints: append([]peer.AddrInfo(nil), peers...)}
-	if target.Hint != nil {
-		g.hints = append([]peer.AddrInfo{*target.Hint}, g.hints...)
-	}
-	if n.dht != nil {
-		top := target.Root
-		g.discover = func(ctx context.Context) <-chan peer.AddrInfo { return n.findProviders(ctx, top, 20) }
-	}
+	g := n.getterOf(target, peers)
 	root := target.Root
 	if target.Path != "" {
 		if root, _, err = manifest.Resolve(ctx, g, target.Root, target.Path); err != nil {
@@ -174,6 +167,57 @@ func (n *Node) Inspect(ctx context.Context, target Target, peers []peer.AddrInfo
 		return nil, fmt.Errorf("inspect %s: %w", root, err)
 	}
 	return m, nil
+}
+
+// Entry names what a target resolves to.
+type Entry struct {
+	Root cid.Cid // the manifest of the file or directory
+	Name string
+	Dir  bool
+	Size int64
+}
+
+// Describe resolves target (a root, or a path below it) to the file or
+// directory it names, loading only the manifest blocks on the way (from the
+// store, or from the target's provider, peers and the DHT). It blocks until
+// then or until ctx is done; it is safe for concurrent use.
+func (n *Node) Describe(ctx context.Context, target Target, peers []peer.AddrInfo) (Entry, error) {
+	ctx, done, err := n.enter(ctx)
+	if err != nil {
+		return Entry{}, err
+	}
+	defer done()
+	c, nd, err := manifest.Resolve(ctx, n.getterOf(target, peers), target.Root, target.Path)
+	if err != nil {
+		if target.Path != "" {
+			return Entry{}, fmt.Errorf("describe %s/%s: %w", target.Root, target.Path, err)
+		}
+		return Entry{}, fmt.Errorf("describe %s: %w", target.Root, err)
+	}
+	e := Entry{Root: c}
+	switch nd := nd.(type) {
+	case *manifest.File:
+		e.Name, e.Size = nd.Name, int64(nd.Size)
+	case *manifest.Dir:
+		e.Name, e.Size, e.Dir = nd.Name, int64(nd.Size), true
+	default:
+		return Entry{}, fmt.Errorf("describe %s: not a file or directory manifest", c)
+	}
+	return e, nil
+}
+
+// getterOf loads manifest blocks from the store, or from target's ticket
+// provider, peers and the DHT's providers of its top root.
+func (n *Node) getterOf(target Target, peers []peer.AddrInfo) *peerGetter {
+	g := &peerGetter{n: n, hints: append([]peer.AddrInfo(nil), peers...)}
+	if target.Hint != nil {
+		g.hints = append([]peer.AddrInfo{*target.Hint}, g.hints...)
+	}
+	if n.dht != nil {
+		top := target.Root
+		g.discover = func(ctx context.Context) <-chan peer.AddrInfo { return n.findProviders(ctx, top, 20) }
+	}
+	return g
 }
 
 // IdentityOf returns the peer ID of the node whose home is home (empty

@@ -1,0 +1,189 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"io"
+	"time"
+)
+
+// API is what the CLI asks of a node: a running daemon's (Client) or one in
+// this process (Local). Both are safe for concurrent use; every method
+// blocks until its answer is known or ctx is done.
+type API interface {
+	// ID returns the node's peer ID and listen addresses.
+	ID(ctx context.Context) (IDInfo, error)
+	// Status returns the node's state: addresses, peers, transfers,
+	// bandwidth.
+	Status(ctx context.Context) (StatusInfo, error)
+	// Peers lists the connected peers.
+	Peers(ctx context.Context) ([]PeerInfo, error)
+	// Shares lists what the node shares.
+	Shares(ctx context.Context) ([]ShareInfo, error)
+	// Share indexes a file or folder in place, serves and announces it.
+	Share(ctx context.Context, req ShareRequest) (ShareInfo, error)
+	// Unshare stops sharing a root.
+	Unshare(ctx context.Context, root string) error
+	// Inspect reads a root's manifest: files, sizes, chunk CIDs.
+	Inspect(ctx context.Context, req InspectRequest) (ManifestInfo, error)
+	// Get fetches a target to a path, calling progress (if not nil) with
+	// each report; it does not return before the fetch has ended.
+	Get(ctx context.Context, req GetRequest, progress func(ProgressInfo)) (GetResult, error)
+	// Cat fetches a target that names one file and writes its bytes to w
+	// in order.
+	Cat(ctx context.Context, req GetRequest, w io.Writer) error
+}
+
+// Errors that callers match with errors.Is.
+var (
+	// ErrNoDaemon: no daemon answers for this home.
+	ErrNoDaemon = errors.New("daemon: no daemon is running")
+	// ErrUnauthorized: the daemon refused the API token.
+	ErrUnauthorized = errors.New("daemon: API token refused")
+	// ErrNotFound: no peer provides the root, or the node has no such share.
+	ErrNotFound = errors.New("daemon: not found")
+	// ErrExists: the destination exists and Force was not given.
+	ErrExists = errors.New("daemon: destination exists")
+	// ErrBadRequest: the request itself is wrong (a malformed root, a
+	// relative path).
+	ErrBadRequest = errors.New("daemon: bad request")
+)
+
+// IDInfo is a node's identity.
+type IDInfo struct {
+	ID    string   `json:"id"`
+	Addrs []string `json:"addrs"` // with /p2p/ID
+}
+
+// PeerInfo is a connected peer.
+type PeerInfo struct {
+	ID     string   `json:"id"`
+	Addrs  []string `json:"addrs"` // remote addresses of its connections
+	Banned bool     `json:"banned,omitempty"`
+}
+
+// ShareRequest asks to share a path.
+type ShareRequest struct {
+	Path      string `json:"path"` // absolute
+	Chunker   string `json:"chunker,omitempty"`
+	ChunkSize string `json:"chunk_size,omitempty"`
+}
+
+// ShareInfo is a share.
+type ShareInfo struct {
+	Root    string    `json:"root"`
+	Ticket  string    `json:"ticket,omitempty"`
+	Path    string    `json:"path"`
+	Name    string    `json:"name"`
+	Dir     bool      `json:"dir"`
+	Size    int64     `json:"size"`
+	Files   int64     `json:"files"`
+	Chunks  int64     `json:"chunks,omitempty"`
+	Chunker string    `json:"chunker"`
+	Created time.Time `json:"created,omitzero"`
+	Stale   bool      `json:"stale,omitempty"`
+	Skipped []string  `json:"skipped,omitempty"`
+}
+
+// InspectRequest asks for a manifest.
+type InspectRequest struct {
+	Target string   `json:"target"` // ROOT, TICKET or ROOT/path
+	Peers  []string `json:"peers,omitempty"`
+}
+
+// ManifestInfo is what a root holds.
+type ManifestInfo struct {
+	Root  string     `json:"root"`
+	Name  string     `json:"name"`
+	Dir   bool       `json:"dir"`
+	Size  int64      `json:"size"`
+	Files []FileInfo `json:"files"`
+	Dirs  []string   `json:"dirs,omitempty"`
+}
+
+// FileInfo is one file of a manifest.
+type FileInfo struct {
+	Path    string      `json:"path"`
+	CID     string      `json:"cid"`
+	Size    int64       `json:"size"`
+	Chunker string      `json:"chunker"`
+	Chunks  []ChunkInfo `json:"chunks"`
+}
+
+// ChunkInfo is one chunk of a file.
+type ChunkInfo struct {
+	CID    string `json:"cid"`
+	Offset int64  `json:"offset"`
+	Size   uint32 `json:"size"`
+}
+
+// GetRequest asks to fetch a target.
+type GetRequest struct {
+	Target string `json:"target"` // ROOT, TICKET or ROOT/path
+	// Dest is the absolute path to write to; if empty, the target's own
+	// name inside Dir.
+	Dest  string   `json:"dest,omitempty"`
+	Dir   string   `json:"dir,omitempty"`
+	Force bool     `json:"force,omitempty"`
+	Peers []string `json:"peers,omitempty"` // multiaddrs with /p2p/ID
+}
+
+// ProgressInfo is one progress report of a fetch.
+type ProgressInfo struct {
+	Root    string  `json:"root"`
+	Bytes   int64   `json:"bytes"` // verified
+	Total   int64   `json:"total"`
+	Chunks  int64   `json:"chunks"`
+	Of      int64   `json:"of"`
+	Resumed int64   `json:"resumed"` // chunks found on disk at the start
+	Peers   int     `json:"peers"`
+	Rate    float64 `json:"rate"` // bytes per second, recent
+	ETA     float64 `json:"eta"`  // seconds; 0 when unknown or done
+	Elapsed float64 `json:"elapsed"`
+	Done    bool    `json:"done,omitempty"`
+}
+
+// GetResult is a finished fetch.
+type GetResult struct {
+	Root      string           `json:"root"`
+	Dest      string           `json:"dest"`
+	Name      string           `json:"name"`
+	Dir       bool             `json:"dir"`
+	Size      int64            `json:"size"`
+	Chunks    int64            `json:"chunks"`
+	Resumed   int64            `json:"resumed"`
+	Seconds   float64          `json:"seconds"`
+	Duplicate int64            `json:"duplicate_bytes"`
+	FromPeers map[string]int64 `json:"from_peers"`
+}
+
+// TransferInfo is a fetch in progress.
+type TransferInfo struct {
+	Target  string    `json:"target"`
+	Dest    string    `json:"dest"`
+	Started time.Time `json:"started"`
+	Bytes   int64     `json:"bytes"`
+	Total   int64     `json:"total"`
+	Peers   int       `json:"peers"`
+}
+
+// StatusInfo is a node's state.
+type StatusInfo struct {
+	ID        string         `json:"id"`
+	Addrs     []string       `json:"addrs"`
+	Version   string         `json:"version"`
+	Uptime    float64        `json:"uptime_seconds"`
+	Peers     int            `json:"peers"`
+	DHTPeers  int            `json:"dht_peers"`
+	Shares    int            `json:"shares"`
+	Transfers []TransferInfo `json:"transfers"`
+	Uploads   int64          `json:"upload_sessions"`
+	BytesUp   int64          `json:"bytes_up"`
+	BytesDown int64          `json:"bytes_down"`
+	RateUp    float64        `json:"rate_up"`   // bytes per second, last few seconds
+	RateDown  float64        `json:"rate_down"` // bytes per second, last few seconds
+	Verified  int64          `json:"chunks_verified"`
+	Rejected  int64          `json:"chunks_rejected"`
+	Served    int64          `json:"chunks_served"`
+	Banned    int            `json:"banned"`
+}

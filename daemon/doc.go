@@ -1,0 +1,31 @@
+// Package daemon runs a peer node behind a local HTTP+JSON API, and is the
+// API's Go client; cmd/peer is a thin layer of flags and printing over it.
+//
+// A daemon lives in a home directory (~/.peer by default) that holds the
+// node's identity key and database, a config file (config.json, Settings),
+// the API's address (api.addr) and its token (api.token, mode 0600). The API
+// listens on loopback only; every request must carry the token as
+// "Authorization: Bearer TOKEN" and name a loopback host, so neither another
+// user nor a web page can drive it. With a metrics address the daemon also
+// serves Prometheus metrics (see the Metric constants).
+//
+// API is what the CLI needs: Client speaks to a running daemon, Local runs
+// the same calls on a node in this process (when no daemon runs). The
+// endpoints, all under /v1, take and return JSON:
+//
+//	GET  /v1/id        IDInfo
+//	GET  /v1/status    StatusInfo
+//	GET  /v1/peers     []PeerInfo
+//	GET  /v1/shares    []ShareInfo
+//	POST /v1/share     ShareRequest → ShareInfo
+//	POST /v1/unshare   {"root": ROOT}
+//	POST /v1/inspect   InspectRequest → ManifestInfo
+//	POST /v1/get       GetRequest → NDJSON lines {"progress":…}, then {"result":…} or {"error":…}
+//	POST /v1/cat       GetRequest → the file's bytes
+//
+// An error is {"error": message, "kind": "not_found"|"exists"|"bad_request"|
+// "unauthorized"|"internal"} with a matching HTTP status; Client turns it
+// back into an *Error that matches ErrNotFound, ErrExists, ... with
+// errors.Is. A fetch runs as long as its request: a client that goes away
+// cancels it, and its partial file stays for the next get to resume.
+package daemon

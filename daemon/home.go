@@ -1,0 +1,245 @@
+package daemon
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/peer-project/peer/chunker"
+	"github.com/peer-project/peer/dht"
+	"github.com/peer-project/peer/node"
+)
+
+// Names of the files the daemon keeps in the home directory, beside the
+// node's identity key and database.
+const (
+	ConfigFile = "config.json" // Settings, made with the defaults on first use
+	AddrFile   = "api.addr"    // host:port of the running daemon's API
+	TokenFile  = "api.token"   // the API token, mode 0600
+	TempDir    = "tmp"         // downloads streamed to stdout are staged here
+)
+
+// HomeDir returns dir, or ~/.peer when dir is empty, as an absolute path.
+func HomeDir(dir string) (string, error) {
+	if dir == "" {
+		h, err := os.UserHomeDir()
+		if err != nil {
+			return "", fmt.Errorf("daemon: no --home and no user home directory: %w", err)
+		}
+		dir = filepath.Join(h, ".peer")
+	}
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return "", fmt.Errorf("daemon: home %s: %w", dir, err)
+	}
+	return abs, nil
+}
+
+// Settings are a node's settings as the config file, the PEER_* environment
+// variables and the command-line flags give them (in rising precedence;
+// cmd/peer applies the last two). Empty fields mean the default.
+type Settings struct {
+	// Listen addresses (multiaddrs); empty means every interface, TCP and
+	// QUIC, on a random port.
+	Listen []string `json:"listen"`
+	// Bootstrap peers of the DHT (/ip4/…/tcp/…/p2p/ID); none are built in.
+	Bootstrap []string `json:"bootstrap"`
+	// API is the daemon's HTTP API address, on loopback only; empty means
+	// 127.0.0.1 on a random port (written to api.addr).
+	API string `json:"api"`
+	// Metrics, if set, is where the daemon serves Prometheus metrics.
+	Metrics string `json:"metrics"`
+	// DHT is "server" (default), "client", "auto" or "off".
+	DHT string `json:"dht"`
+	// NoMDNS keeps mDNS off even on a LAN address.
+	NoMDNS bool `json:"no_mdns"`
+	// FindTimeout is how long a fetch looks for a peer that has the root,
+	// e.g. "60s" (the default).
+	FindTimeout string `json:"find_timeout"`
+	// Chunker ("fixed" or "fastcdc") and ChunkSize ("1MiB") are how shared
+	// files are cut.
+	Chunker   string `json:"chunker"`
+	ChunkSize string `json:"chunk_size"`
+}
+
+// DefaultSettings are what a new home's config file holds.
+func DefaultSettings() Settings {
+	return Settings{
+		Listen:      node.DefaultConfig().Listen,
+		Bootstrap:   []string{},
+		API:         "127.0.0.1:0",
+		DHT:         "server",
+		FindTimeout: "60s",
+		Chunker:     chunker.Fixed,
+		ChunkSize:   "1MiB",
+	}
+}
+
+// LoadSettings reads home's config file, writing one with DefaultSettings
+// first if there is none. It creates home (mode 0700) if needed.
+func LoadSettings(home string) (Settings, error) {
+	if err := os.MkdirAll(home, 0o700); err != nil {
+		return Settings{}, fmt.Errorf("daemon: home %s: %w", home, err)
+	}
+	path := filepath.Join(home, ConfigFile)
+	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		s := DefaultSettings()
+		b, _ = json.MarshalIndent(s, "", "  ")
+		if err := writeFileAtomic(path, append(b, '\n'), 0o600); err != nil {
+			return Settings{}, fmt.Errorf("daemon: writing %s: %w", path, err)
+		}
+		return s, nil
+	}
+	if err != nil {
+		return Settings{}, fmt.Errorf("daemon: reading %s: %w", path, err)
+	}
+	var s Settings
+	dec := json.NewDecoder(strings.NewReader(string(b)))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&s); err != nil {
+		return Settings{}, fmt.Errorf("daemon: config file %s: %w (fix it, or delete it to get the defaults)", path, err)
+	}
+	return s, nil
+}
+
+// NodeConfig maps the settings onto a node.Config for home.
+func (s Settings) NodeConfig(home string, log *slog.Logger) (node.Config, error) {
+	cfg := node.DefaultConfig()
+	cfg.Home = home
+	cfg.Logger = log
+	if len(s.Listen) > 0 {
+		cfg.Listen = s.Listen
+	}
+	cfg.Bootstrap = s.Bootstrap
+	cfg.NoMDNS = s.NoMDNS
+	switch strings.ToLower(s.DHT) {
+	case "", "server":
+	case "off", "none":
+		cfg.NoDHT = true
+	default:
+		m, err := dht.ParseMode(s.DHT)
+		if err != nil {
+			return cfg, fmt.Errorf("daemon: dht %q: want server, client, auto or off", s.DHT)
+		}
+		cfg.DHTMode = m
+	}
+	if s.FindTimeout != "" {
+		d, err := time.ParseDuration(s.FindTimeout)
+		if err != nil || d <= 0 {
+			return cfg, fmt.Errorf("daemon: find timeout %q: want a duration such as 30s or 2m", s.FindTimeout)
+		}
+		cfg.FindTimeout = d
+	}
+	p, err := ParseChunking(s.Chunker, s.ChunkSize)
+	if err != nil {
+		return cfg, err
+	}
+	cfg.Chunking = p
+	return cfg, nil
+}
+
+// ParseChunking reads a chunker name ("fixed" or "fastcdc"; empty means
+// fixed) and a size ("1MiB", "256KiB", "262144"; empty means 1 MiB).
+func ParseChunking(alg, size string) (chunker.Params, error) {
+	n := 1 << 20
+	if size != "" {
+		var err error
+		if n, err = ParseSize(size); err != nil {
+			return chunker.Params{}, fmt.Errorf("chunk size: %w", err)
+		}
+	}
+	var p chunker.Params
+	switch alg {
+	case "", chunker.Fixed:
+		p = chunker.FixedParams(n)
+	case chunker.FastCDC:
+		p = chunker.CDCParams(n)
+	default:
+		return p, fmt.Errorf("chunker %q: want %s or %s", alg, chunker.Fixed, chunker.FastCDC)
+	}
+	if err := p.Validate(); err != nil {
+		return p, fmt.Errorf("chunk size %s: %w", size, err)
+	}
+	return p, nil
+}
+
+// ParseSize reads "1048576", "256KiB", "1MiB", "4M", "2GiB".
+func ParseSize(s string) (int, error) {
+	t := strings.TrimSpace(s)
+	mult := 1
+	for _, u := range []struct {
+		suffix string
+		mult   int
+	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"K", 1 << 10}, {"M", 1 << 20}, {"G", 1 << 30}} {
+		if strings.HasSuffix(t, u.suffix) {
+			t, mult = strings.TrimSuffix(t, u.suffix), u.mult
+			break
+		}
+	}
+	n, err := strconv.Atoi(t)
+	if err != nil || n <= 0 || n > (1<<62)/mult {
+		return 0, fmt.Errorf("%q is not a size (try 1MiB or 262144)", s)
+	}
+	return n * mult, nil
+}
+
+// loadToken reads home's API token, making one (mode 0600) on first use. A
+// token readable by others is refused.
+func loadToken(home string) (string, error) {
+	path := filepath.Join(home, TokenFile)
+	b, err := os.ReadFile(path)
+	if err == nil {
+		if fi, err := os.Stat(path); err == nil && fi.Mode().Perm()&0o077 != 0 {
+			return "", fmt.Errorf("daemon: API token %s is readable by others (mode %v): run chmod 600 %s", path, fi.Mode().Perm(), path)
+		}
+		tok := strings.TrimSpace(string(b))
+		if tok == "" {
+			return "", fmt.Errorf("daemon: API token %s is empty: delete it and a new one is made", path)
+		}
+		return tok, nil
+	}
+	if !errors.Is(err, fs.ErrNotExist) {
+		return "", fmt.Errorf("daemon: reading API token: %w", err)
+	}
+	var raw [32]byte
+	if _, err := rand.Read(raw[:]); err != nil {
+		return "", err
+	}
+	tok := hex.EncodeToString(raw[:])
+	if err := writeFileAtomic(path, []byte(tok+"\n"), 0o600); err != nil {
+		return "", fmt.Errorf("daemon: writing API token: %w", err)
+	}
+	return tok, nil
+}
+
+// writeFileAtomic writes data to a temporary file beside path with mode
+// perm and renames it over path.
+func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+".tmp*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if err := tmp.Chmod(perm); err != nil {
+		tmp.Close()
+		return err
+	}
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
+}

@@ -1,0 +1,490 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/ipfs/go-cid"
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/peer-project/peer/integrity"
+	"github.com/peer-project/peer/node"
+	"github.com/peer-project/peer/store"
+	"github.com/peer-project/peer/swarm"
+)
+
+// Error is an API error: a Kind to match with errors.Is (ErrNotFound,
+// ErrExists, ErrBadRequest, ...) and a message for the user.
+type Error struct {
+	Kind error
+	Msg  string
+}
+
+func (e *Error) Error() string { return e.Msg }
+func (e *Error) Unwrap() error { return e.Kind }
+
+func errorf(kind error, format string, args ...any) error {
+	return &Error{Kind: kind, Msg: fmt.Sprintf(format, args...)}
+}
+
+// Local is the API over a node in this process: what the daemon serves, and
+// what the CLI uses when no daemon runs. It is safe for concurrent use.
+type Local struct {
+	n           *node.Node
+	home        string
+	findTimeout time.Duration
+	started     time.Time
+
+	mu                 sync.Mutex
+	lastAt             time.Time
+	lastUp, lastDown   int64
+	rateUp, rateDown   float64
+	sampled, haveRates bool
+}
+
+// NewLocal returns the API of n, whose home is home. findTimeout bounds how
+// long resolving a target's name waits for a provider (zero means 60 s).
+func NewLocal(n *node.Node, home string, findTimeout time.Duration) *Local {
+	if findTimeout <= 0 {
+		findTimeout = 60 * time.Second
+	}
+	return &Local{n: n, home: home, findTimeout: findTimeout, started: time.Now()}
+}
+
+// Node returns the node.
+func (l *Local) Node() *node.Node { return l.n }
+
+// sample updates the bandwidth rates from the node's byte counters; the
+// daemon calls it every second.
+func (l *Local) sample(now time.Time) {
+	st := l.n.Stats()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.sampled {
+		if dt := now.Sub(l.lastAt).Seconds(); dt > 0 {
+			up := float64(st.BytesUp-l.lastUp) / dt
+			down := float64(st.BytesDown-l.lastDown) / dt
+			if l.haveRates {
+				// Smooth over a few seconds.
+				l.rateUp, l.rateDown = 0.5*l.rateUp+0.5*up, 0.5*l.rateDown+0.5*down
+			} else {
+				l.rateUp, l.rateDown, l.haveRates = up, down, true
+			}
+		}
+	}
+	l.lastAt, l.lastUp, l.lastDown, l.sampled = now, st.BytesUp, st.BytesDown, true
+}
+
+// ID implements API.
+func (l *Local) ID(ctx context.Context) (IDInfo, error) {
+	return IDInfo{ID: l.n.ID().String(), Addrs: addrStrings(l.n)}, nil
+}
+
+func addrStrings(n *node.Node) []string {
+	out := []string{}
+	for _, a := range n.Addrs() {
+		out = append(out, a.String())
+	}
+	return out
+}
+
+// Status implements API.
+func (l *Local) Status(ctx context.Context) (StatusInfo, error) {
+	st, err := l.n.Status()
+	if err != nil {
+		return StatusInfo{}, err
+	}
+	m := st.Metrics
+	out := StatusInfo{
+		ID: st.ID.String(), Addrs: addrStrings(l.n), Version: node.Version,
+		Uptime: time.Since(l.started).Seconds(), Peers: st.Peers, DHTPeers: m.DHTPeers,
+		Shares: st.Shares, Transfers: []TransferInfo{}, Uploads: m.Swarm.ServeSessions,
+		BytesUp: m.Swarm.BytesUp, BytesDown: m.Swarm.BytesDown,
+		Verified: m.Swarm.ChunksVerified, Rejected: m.Swarm.ChunksRejected, Served: m.Swarm.ChunksServed,
+		Banned: m.Banned,
+	}
+	for _, t := range st.Transfers {
+		out.Transfers = append(out.Transfers, TransferInfo{
+			Target: targetString(t.Target), Dest: t.Dest, Started: t.Started,
+			Bytes: t.Progress.Bytes, Total: t.Progress.Total, Peers: t.Progress.Peers,
+		})
+	}
+	l.mu.Lock()
+	out.RateUp, out.RateDown = l.rateUp, l.rateDown
+	l.mu.Unlock()
+	return out, nil
+}
+
+func targetString(t node.Target) string {
+	if t.Path != "" {
+		return t.Root.String() + "/" + t.Path
+	}
+	return t.Root.String()
+}
+
+// Peers implements API.
+func (l *Local) Peers(ctx context.Context) ([]PeerInfo, error) {
+	out := []PeerInfo{}
+	banned := map[peer.ID]bool{}
+	for _, p := range l.n.Bans() {
+		banned[p] = true
+	}
+	for _, p := range l.n.Peers() {
+		pi := PeerInfo{ID: p.String(), Banned: banned[p], Addrs: []string{}}
+		for _, c := range l.n.Host().Network().ConnsToPeer(p) {
+			pi.Addrs = append(pi.Addrs, c.RemoteMultiaddr().String())
+		}
+		sort.Strings(pi.Addrs)
+		out = append(out, pi)
+	}
+	return out, nil
+}
+
+// Shares implements API.
+func (l *Local) Shares(ctx context.Context) ([]ShareInfo, error) {
+	shares, err := l.n.Shares()
+	if err != nil {
+		return nil, err
+	}
+	out := []ShareInfo{}
+	for _, s := range shares {
+		out = append(out, ShareInfo{
+			Root: s.Root.String(), Ticket: l.n.Ticket(s.Root), Path: s.Path, Name: s.Name, Dir: s.Dir,
+			Size: s.Size, Files: s.Files, Chunker: s.Chunking.String(), Created: s.Created, Stale: s.Stale,
+		})
+	}
+	return out, nil
+}
+
+// Share implements API.
+func (l *Local) Share(ctx context.Context, req ShareRequest) (ShareInfo, error) {
+	if !filepath.IsAbs(req.Path) {
+		return ShareInfo{}, errorf(ErrBadRequest, "share: %q is not an absolute path", req.Path)
+	}
+	var opts node.ShareOptions
+	if req.Chunker != "" || req.ChunkSize != "" {
+		p, err := ParseChunking(req.Chunker, req.ChunkSize)
+		if err != nil {
+			return ShareInfo{}, errorf(ErrBadRequest, "share: %v", err)
+		}
+		opts.Chunking = p
+	}
+	if _, err := os.Stat(req.Path); err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return ShareInfo{}, errorf(ErrNotFound, "share: %s does not exist", req.Path)
+		}
+		return ShareInfo{}, errorf(ErrBadRequest, "share: %v", err)
+	}
+	res, err := l.n.Share(ctx, req.Path, opts)
+	if err != nil {
+		return ShareInfo{}, err
+	}
+	sh, err := l.n.Shares()
+	chunking := ""
+	if err == nil {
+		for _, s := range sh {
+			if s.Root == res.Root {
+				chunking = s.Chunking.String()
+			}
+		}
+	}
+	return ShareInfo{
+		Root: res.Root.String(), Ticket: res.Ticket, Path: req.Path, Name: res.Name, Dir: res.Dir,
+		Size: res.Size, Files: int64(res.Files), Chunks: res.Chunks, Chunker: chunking, Skipped: res.Skipped,
+	}, nil
+}
+
+// Unshare implements API.
+func (l *Local) Unshare(ctx context.Context, root string) error {
+	c, err := cid.Decode(root)
+	if err != nil {
+		return errorf(ErrBadRequest, "unshare: %q is not a root CID: %v", root, err)
+	}
+	if err := l.n.Unshare(c); err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			return errorf(ErrNotFound, "unshare: this node does not share %s (see peer ls)", root)
+		}
+		return err
+	}
+	return nil
+}
+
+// Inspect implements API.
+func (l *Local) Inspect(ctx context.Context, req InspectRequest) (ManifestInfo, error) {
+	t, peers, err := parseTarget(req.Target, req.Peers)
+	if err != nil {
+		return ManifestInfo{}, err
+	}
+	m, err := l.n.Inspect(ctx, t, peers)
+	if err != nil {
+		return ManifestInfo{}, l.explain(t, err)
+	}
+	out := ManifestInfo{Root: m.Root.String(), Name: m.Name, Dir: m.Dir, Size: m.Size, Files: []FileInfo{}, Dirs: m.Dirs}
+	for _, f := range m.Files {
+		fi := FileInfo{Path: f.Path, CID: f.CID.String(), Size: f.Size, Chunker: f.Chunking, Chunks: make([]ChunkInfo, 0, len(f.Chunks))}
+		for _, c := range f.Chunks {
+			fi.Chunks = append(fi.Chunks, ChunkInfo{CID: c.CID.String(), Offset: c.Offset, Size: c.Size})
+		}
+		out.Files = append(out.Files, fi)
+	}
+	return out, nil
+}
+
+func parseTarget(s string, peerAddrs []string) (node.Target, []peer.AddrInfo, error) {
+	t, err := node.ParseTarget(s)
+	if err != nil {
+		return t, nil, errorf(ErrBadRequest, "%v", err)
+	}
+	var peers []peer.AddrInfo
+	for _, a := range peerAddrs {
+		ai, err := peer.AddrInfoFromString(a)
+		if err != nil {
+			return t, nil, errorf(ErrBadRequest, "peer address %q: %v (want /ip4/ADDR/tcp/PORT/p2p/PEERID)", a, err)
+		}
+		peers = append(peers, *ai)
+	}
+	return t, peers, nil
+}
+
+// explain turns the node's errors about a target into the API's.
+func (l *Local) explain(t node.Target, err error) error {
+	name := targetString(t)
+	switch {
+	case errors.Is(err, swarm.ErrNoProviders), errors.Is(err, context.DeadlineExceeded):
+		return errorf(ErrNotFound, "no peer provides %s: none found in %v; check the root, ask the sharer for a ticket, or name a peer with --peer", name, l.findTimeout)
+	case errors.Is(err, swarm.ErrExists):
+		return errorf(ErrExists, "%v", err)
+	}
+	return err
+}
+
+// describe resolves t, waiting at most the find timeout for a provider.
+func (l *Local) describe(ctx context.Context, t node.Target, peers []peer.AddrInfo) (node.Entry, error) {
+	dctx, cancel := context.WithTimeout(ctx, l.findTimeout)
+	defer cancel()
+	e, err := l.n.Describe(dctx, t, peers)
+	if err != nil {
+		if ctx.Err() != nil {
+			return e, ctx.Err()
+		}
+		return e, l.explain(t, err)
+	}
+	return e, nil
+}
+
+// checkDest refuses a destination that exists (without force) or whose
+// folder cannot be written, before anything is fetched.
+func checkDest(dest string, force bool) error {
+	if !filepath.IsAbs(dest) {
+		return errorf(ErrBadRequest, "destination %q is not an absolute path", dest)
+	}
+	if _, err := os.Lstat(dest); err == nil && !force {
+		return errorf(ErrExists, "%s exists: pass --force to replace it, or choose another path with -o", dest)
+	}
+	dir := filepath.Dir(dest)
+	fi, err := os.Stat(dir)
+	if err != nil {
+		return errorf(ErrBadRequest, "cannot write %s: %v (create the folder, or choose another path with -o)", dest, err)
+	}
+	if !fi.IsDir() {
+		return errorf(ErrBadRequest, "cannot write %s: %s is not a folder", dest, dir)
+	}
+	f, err := os.CreateTemp(dir, ".peer-probe-*")
+	if err != nil {
+		return errorf(ErrBadRequest, "cannot write in %s: %v (choose another path with -o)", dir, errors.Unwrap(err))
+	}
+	f.Close()
+	os.Remove(f.Name())
+	return nil
+}
+
+// Get implements API. progress is called from the fetch's loop and must not
+// block.
+func (l *Local) Get(ctx context.Context, req GetRequest, progress func(ProgressInfo)) (GetResult, error) {
+	t, peers, err := parseTarget(req.Target, req.Peers)
+	if err != nil {
+		return GetResult{}, err
+	}
+	dest := req.Dest
+	var entry node.Entry
+	if dest == "" {
+		if !filepath.IsAbs(req.Dir) {
+			return GetResult{}, errorf(ErrBadRequest, "get: no destination and no absolute folder to put it in")
+		}
+		if entry, err = l.describe(ctx, t, peers); err != nil {
+			return GetResult{}, err
+		}
+		dest = filepath.Join(req.Dir, entry.Name)
+	}
+	if err := checkDest(dest, req.Force); err != nil {
+		return GetResult{}, err
+	}
+	meter := newMeter(time.Now())
+	opts := node.FetchOptions{Force: req.Force, Peers: peers}
+	if progress != nil {
+		opts.Progress = func(p node.Progress) { progress(meter.update(p, time.Now())) }
+	}
+	res, err := l.n.Fetch(ctx, t, dest, opts)
+	if err != nil {
+		if ctx.Err() != nil {
+			return GetResult{}, ctx.Err()
+		}
+		return GetResult{}, l.explain(t, err)
+	}
+	out := GetResult{
+		Root: res.Root.String(), Dest: res.Dest, Name: res.Layout.Name, Dir: res.Layout.Dir, Size: res.Layout.Size,
+		Chunks: res.Layout.NumChunks(), Resumed: res.Progress.Resumed, Seconds: time.Since(meter.start).Seconds(),
+		Duplicate: res.Progress.Duplicate, FromPeers: map[string]int64{},
+	}
+	for p, b := range res.Progress.PerPeer {
+		out.FromPeers[p.String()] = b
+	}
+	return out, nil
+}
+
+// Cat implements API: it fetches the file into the home's tmp folder and
+// copies it to w, then forgets it. A file this node already shares is read
+// from where it is, every chunk verified against the manifest.
+func (l *Local) Cat(ctx context.Context, req GetRequest, w io.Writer) error {
+	t, peers, err := parseTarget(req.Target, req.Peers)
+	if err != nil {
+		return err
+	}
+	e, err := l.describe(ctx, t, peers)
+	if err != nil {
+		return err
+	}
+	if e.Dir {
+		return errorf(ErrBadRequest, "%s is a folder: -o - streams one file; name a file inside it (ROOT/path) or pass -o FOLDER", req.Target)
+	}
+	if shares, err := l.n.Shares(); err == nil {
+		for _, s := range shares {
+			if s.Root == e.Root && !s.Dir && !s.Stale {
+				return l.catShared(ctx, e.Root, s.Path, w)
+			}
+		}
+	}
+	tmp := filepath.Join(l.home, TempDir)
+	if err := os.MkdirAll(tmp, 0o700); err != nil {
+		return fmt.Errorf("daemon: %w", err)
+	}
+	dir, err := os.MkdirTemp(tmp, "cat-")
+	if err != nil {
+		return fmt.Errorf("daemon: %w", err)
+	}
+	defer os.RemoveAll(dir)
+	dest := filepath.Join(dir, e.Name)
+	res, err := l.n.Fetch(ctx, node.Target{Root: e.Root, Hint: t.Hint}, dest, node.FetchOptions{Peers: peers})
+	if err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return l.explain(t, err)
+	}
+	// The fetched copy was indexed as a share of dest: forget it before
+	// the file goes.
+	defer func() {
+		if s, err := l.shareOf(res.Root); err == nil && s.Path == dest {
+			l.n.Unshare(res.Root)
+		}
+	}()
+	f, err := os.Open(dest)
+	if err != nil {
+		return fmt.Errorf("daemon: %w", err)
+	}
+	defer f.Close()
+	_, err = io.Copy(w, f)
+	return err
+}
+
+func (l *Local) shareOf(root cid.Cid) (store.Share, error) {
+	shares, err := l.n.Shares()
+	if err != nil {
+		return store.Share{}, err
+	}
+	for _, s := range shares {
+		if s.Root == root {
+			return s, nil
+		}
+	}
+	return store.Share{}, store.ErrNotFound
+}
+
+// catShared copies a shared file to w, verifying each chunk against the
+// manifest before writing it.
+func (l *Local) catShared(ctx context.Context, root cid.Cid, path string, w io.Writer) error {
+	m, err := l.n.Inspect(ctx, node.Target{Root: root}, nil)
+	if err != nil {
+		return err
+	}
+	if len(m.Files) != 1 {
+		return fmt.Errorf("daemon: %s is not one file", root)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("daemon: reading the shared copy: %w", err)
+	}
+	defer f.Close()
+	var buf []byte
+	for _, c := range m.Files[0].Chunks {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if cap(buf) < int(c.Size) {
+			buf = make([]byte, c.Size)
+		}
+		b := buf[:c.Size]
+		if _, err := f.ReadAt(b, c.Offset); err != nil {
+			return fmt.Errorf("daemon: reading the shared copy %s: %w", path, err)
+		}
+		if err := integrity.Verify(c.CID, b); err != nil {
+			return fmt.Errorf("daemon: the shared copy %s changed since it was shared (share it again): %w", path, err)
+		}
+		if _, err := w.Write(b); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// meter turns the node's progress reports into ProgressInfo with a rate
+// and an ETA.
+type meter struct {
+	start    time.Time
+	lastAt   time.Time
+	last     int64
+	rate     float64
+	haveRate bool
+}
+
+func newMeter(now time.Time) *meter { return &meter{start: now, lastAt: now} }
+
+func (m *meter) update(p node.Progress, now time.Time) ProgressInfo {
+	if dt := now.Sub(m.lastAt).Seconds(); dt >= 0.25 || p.Done {
+		r := float64(p.Bytes-m.last) / max(dt, 1e-3)
+		if m.haveRate {
+			m.rate = 0.7*m.rate + 0.3*r
+		} else {
+			m.rate, m.haveRate = r, true
+		}
+		m.lastAt, m.last = now, p.Bytes
+	}
+	out := ProgressInfo{
+		Bytes: p.Bytes, Total: p.Total, Chunks: p.Chunks, Of: p.Of, Resumed: p.Resumed,
+		Peers: p.Peers, Rate: m.rate, Elapsed: now.Sub(m.start).Seconds(), Done: p.Done,
+	}
+	if p.Root.Defined() {
+		out.Root = p.Root.String()
+	}
+	if m.rate > 0 && !p.Done && p.Total > p.Bytes {
+		out.ETA = float64(p.Total-p.Bytes) / m.rate
+	}
+	return out
+}
