@@ -1,25 +1,28 @@
-// Command peer shares and fetches files peer to peer.
+// Command peer shares and fetches files peer to peer, verified chunk by
+// chunk.
 //
-// This first version hashes files the way a share would (`peer share
-// --only-hash`) and runs a local demonstration swarm (`peer demo`); the
-// daemon and the networked share and get commands build on the node
-// package next.
+// `peer daemon` runs a node from a home directory (--home, PEER_HOME,
+// ~/.peer) and serves a local API; `share`, `get`, `ls`, `status`, `peers`,
+// `unshare` and `inspect` talk to it, and `share` and `get` run a node in
+// the foreground when no daemon runs. `peer demo` runs a local swarm. This
+// package only maps flags onto the daemon and node packages and prints what
+// they return; every command prints only JSON on stdout with --json.
 package main
 
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
-	"strconv"
-	"strings"
 	"syscall"
 
 	"github.com/urfave/cli/v2"
 
 	"github.com/peer-project/peer/chunker"
+	"github.com/peer-project/peer/daemon"
 	"github.com/peer-project/peer/node"
 )
 
@@ -29,6 +32,9 @@ func main() {
 	stop()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "peer:", err)
+		if errors.Is(err, context.Canceled) {
+			os.Exit(130)
+		}
 		os.Exit(1)
 	}
 }
@@ -40,8 +46,18 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 		Version:   node.Version,
 		Writer:    stdout,
 		ErrWriter: stderr,
+		// Errors are printed once, by main (or the test), not by the app.
+		ExitErrHandler: func(*cli.Context, error) {},
 		Commands: []*cli.Command{
+			daemonCommand(),
 			shareCommand(),
+			getCommand(),
+			lsCommand(),
+			statusCommand(),
+			peersCommand(),
+			unshareCommand(),
+			inspectCommand(),
+			idCommand(),
 			demoCommand(),
 			{
 				Name:  "version",
@@ -67,48 +83,29 @@ func printJSON(w io.Writer, v any) error {
 	return enc.Encode(v)
 }
 
-// chunkingFlags are the flags that choose how files are cut.
-var chunkingFlags = []cli.Flag{
-	&cli.StringFlag{Name: "chunker", Value: chunker.Fixed, Usage: "fixed or fastcdc"},
-	&cli.StringFlag{Name: "chunk-size", Value: "1MiB", Usage: "chunk size (fixed) or average size (fastcdc), from 16KiB to 4MiB"},
+// printLine prints v as one line of JSON (NDJSON).
+func printLine(w io.Writer, v any) error {
+	return json.NewEncoder(w).Encode(v)
 }
 
-func chunkingOf(c *cli.Context) (chunker.Params, error) {
-	size, err := parseSize(c.String("chunk-size"))
-	if err != nil {
-		return chunker.Params{}, fmt.Errorf("--chunk-size: %w", err)
+// chunkingFlags are the flags that choose how files are cut.
+var chunkingFlags = []cli.Flag{
+	&cli.StringFlag{Name: "chunker", Value: chunker.Fixed, EnvVars: []string{"PEER_CHUNKER"}, Usage: "fixed or fastcdc"},
+	&cli.StringFlag{Name: "chunk-size", Value: "1MiB", EnvVars: []string{"PEER_CHUNK_SIZE"}, Usage: "chunk size (fixed) or average size (fastcdc), from 16KiB to 4MiB"},
+}
+
+// chunkingOf returns the chunking the flags, the environment or the config
+// file (in that order) ask for.
+func chunkingOf(c *cli.Context, s daemon.Settings) (chunker.Params, error) {
+	alg, size := s.Chunker, s.ChunkSize
+	if c.IsSet("chunker") || alg == "" {
+		alg = c.String("chunker")
 	}
-	var p chunker.Params
-	switch c.String("chunker") {
-	case chunker.Fixed:
-		p = chunker.FixedParams(size)
-	case chunker.FastCDC:
-		p = chunker.CDCParams(size)
-	default:
-		return p, fmt.Errorf("--chunker %q: want %s or %s", c.String("chunker"), chunker.Fixed, chunker.FastCDC)
+	if c.IsSet("chunk-size") || size == "" {
+		size = c.String("chunk-size")
 	}
-	if err := p.Validate(); err != nil {
-		return p, fmt.Errorf("--chunk-size %s: %w", c.String("chunk-size"), err)
-	}
-	return p, nil
+	return daemon.ParseChunking(alg, size)
 }
 
 // parseSize reads "1048576", "256KiB", "1MiB", "4M".
-func parseSize(s string) (int, error) {
-	t := strings.TrimSpace(s)
-	mult := 1
-	for _, u := range []struct {
-		suffix string
-		mult   int
-	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"K", 1 << 10}, {"M", 1 << 20}} {
-		if strings.HasSuffix(t, u.suffix) {
-			t, mult = strings.TrimSuffix(t, u.suffix), u.mult
-			break
-		}
-	}
-	n, err := strconv.Atoi(t)
-	if err != nil || n <= 0 {
-		return 0, fmt.Errorf("%q is not a size (try 1MiB or 262144)", s)
-	}
-	return n * mult, nil
-}
+func parseSize(s string) (int, error) { return daemon.ParseSize(s) }

@@ -65,7 +65,7 @@ func TestShareErrors(t *testing.T) {
 		{[]string{"share", "--only-hash", "--chunk-size", "1KiB", path}, "outside"},
 		{[]string{"share", "--only-hash", "--chunk-size", "big", path}, "not a size"},
 		{[]string{"share", "--only-hash", "--chunker", "rabin", path}, "want fixed or fastcdc"},
-		{[]string{"share", path}, "--only-hash"},
+		{[]string{"share", filepath.Join(dir, "missing")}, "does not exist"},
 	} {
 		_, _, err := run(t, tc.args...)
 		if err == nil || !strings.Contains(err.Error(), tc.says) {

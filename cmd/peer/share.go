@@ -7,50 +7,127 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/peer-project/peer/chunker"
+	"github.com/peer-project/peer/daemon"
 	"github.com/peer-project/peer/importer"
 	"github.com/peer-project/peer/manifest"
 )
 
 func shareCommand() *cli.Command {
 	return &cli.Command{
-		Name:      "share",
-		Usage:     "compute the root of files or folders, as sharing them would",
+		Name:  "share",
+		Usage: "index files or folders in place, serve and announce them; print the root and a ticket",
+		Description: "Through the daemon if one runs; otherwise a node runs in the foreground and seeds until\n" +
+			"Ctrl-C. Files are never copied: edit one and share it again to re-index it.",
 		ArgsUsage: "PATH...",
-		Flags: append([]cli.Flag{
-			&cli.BoolFlag{Name: "only-hash", Usage: "compute the root without storing or announcing anything (required in this version)"},
-			jsonFlag,
-		}, chunkingFlags...),
+		Flags: append(append([]cli.Flag{
+			homeFlag, jsonFlag,
+			&cli.BoolFlag{Name: "only-hash", Usage: "compute the root without storing or announcing anything (no daemon or node needed)"},
+		}, chunkingFlags...), nodeFlags...),
 		Action: func(c *cli.Context) error {
 			if c.NArg() == 0 {
 				return fmt.Errorf("share: name at least one file or folder")
 			}
-			if !c.Bool("only-hash") {
-				return fmt.Errorf("share: serving shares needs the daemon, which is not in this version yet: use --only-hash")
+			if c.Bool("only-hash") {
+				return shareOnlyHash(c)
 			}
-			p, err := chunkingOf(c)
-			if err != nil {
-				return err
-			}
-			var out []onlyHash
-			for _, path := range c.Args().Slice() {
-				r, err := hashOnly(c, path, p)
-				if err != nil {
-					return err
-				}
-				out = append(out, r)
-				if !c.Bool("json") {
-					fmt.Fprintf(c.App.Writer, "%s  %s  (%d bytes, %d files, %d chunks)\n", r.Root, path, r.Size, r.Files, len(r.Chunks))
-				}
-			}
-			if c.Bool("json") {
-				if len(out) == 1 {
-					return printJSON(c.App.Writer, out[0])
-				}
-				return printJSON(c.App.Writer, out)
-			}
-			return nil
+			return shareNet(c)
 		},
 	}
+}
+
+func shareOnlyHash(c *cli.Context) error {
+	_, s, err := settingsOf(c, false)
+	if err != nil {
+		return err
+	}
+	p, err := chunkingOf(c, s)
+	if err != nil {
+		return fmt.Errorf("share: %w", err)
+	}
+	var out []onlyHash
+	for _, path := range c.Args().Slice() {
+		r, err := hashOnly(c, path, p)
+		if err != nil {
+			return err
+		}
+		out = append(out, r)
+		if !c.Bool("json") {
+			fmt.Fprintf(c.App.Writer, "%s  %s  (%d bytes, %d files, %d chunks)\n", r.Root, path, r.Size, r.Files, len(r.Chunks))
+		}
+	}
+	if c.Bool("json") {
+		if len(out) == 1 {
+			return printJSON(c.App.Writer, out[0])
+		}
+		return printJSON(c.App.Writer, out)
+	}
+	return nil
+}
+
+func shareNet(c *cli.Context) error {
+	var paths []string
+	for _, p := range c.Args().Slice() {
+		a, err := absPath(p)
+		if err != nil {
+			return fmt.Errorf("share: %w", err)
+		}
+		if _, err := os.Stat(a); err != nil {
+			return fmt.Errorf("share: %s does not exist", p)
+		}
+		paths = append(paths, a)
+	}
+	api, done, err := connect(c, online)
+	if err != nil {
+		return err
+	}
+	defer done()
+	_, foreground := api.(*daemon.Local)
+	req := daemon.ShareRequest{}
+	if c.IsSet("chunker") || c.IsSet("chunk-size") {
+		req.Chunker, req.ChunkSize = c.String("chunker"), c.String("chunk-size")
+	}
+	var out []daemon.ShareInfo
+	for _, p := range paths {
+		req.Path = p
+		if !c.Bool("json") && !foreground {
+			fmt.Fprintf(c.App.ErrWriter, "indexing %s...\n", p)
+		}
+		sh, err := api.Share(c.Context, req)
+		if err != nil {
+			return fmt.Errorf("share: %w", err)
+		}
+		out = append(out, sh)
+		if !c.Bool("json") {
+			kind := "file"
+			if sh.Dir {
+				kind = fmt.Sprintf("folder, %d files", sh.Files)
+			}
+			fmt.Fprintf(c.App.Writer, "%s  %s  (%s, %s)\n", sh.Root, p, humanBytes(sh.Size), kind)
+			fmt.Fprintf(c.App.Writer, "ticket: %s\n", sh.Ticket)
+			for _, s := range sh.Skipped {
+				fmt.Fprintf(c.App.ErrWriter, "left out (not a regular file or folder): %s\n", s)
+			}
+		}
+	}
+	if c.Bool("json") {
+		var err error
+		if len(out) == 1 {
+			err = printJSON(c.App.Writer, out[0])
+		} else {
+			err = printJSON(c.App.Writer, out)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	if !foreground {
+		return nil
+	}
+	// No daemon: this process is the only one serving. Seed until Ctrl-C.
+	fmt.Fprintln(c.App.ErrWriter, "no daemon runs, so this process seeds the share: keep it running until the others have it, Ctrl-C stops (or run `peer daemon` to seed in the background)")
+	<-c.Context.Done()
+	fmt.Fprintln(c.App.ErrWriter, "stopped seeding")
+	return nil
 }
 
 type chunkJSON struct {

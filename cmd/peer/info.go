@@ -1,0 +1,235 @@
+package main
+
+import (
+	"fmt"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/peer-project/peer/daemon"
+	"github.com/peer-project/peer/node"
+)
+
+func lsCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "ls",
+		Usage: "list what this node shares",
+		Flags: []cli.Flag{homeFlag, jsonFlag},
+		Action: func(c *cli.Context) error {
+			api, done, err := connect(c, offline)
+			if err != nil {
+				return err
+			}
+			defer done()
+			shares, err := api.Shares(c.Context)
+			if err != nil {
+				return fmt.Errorf("ls: %w", err)
+			}
+			if c.Bool("json") {
+				return printJSON(c.App.Writer, shares)
+			}
+			if len(shares) == 0 {
+				fmt.Fprintln(c.App.ErrWriter, "nothing shared yet: peer share PATH")
+				return nil
+			}
+			w := tabwriter.NewWriter(c.App.Writer, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(w, "ROOT\tSIZE\tFILES\tPATH")
+			for _, s := range shares {
+				note := ""
+				if s.Stale {
+					note = "  (changed since shared: share it again)"
+				}
+				fmt.Fprintf(w, "%s\t%s\t%d\t%s%s\n", s.Root, humanBytes(s.Size), s.Files, s.Path, note)
+			}
+			return w.Flush()
+		},
+	}
+}
+
+func statusCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "status",
+		Usage: "show the daemon's node: ID, listen addresses, peers, transfers, bandwidth",
+		Flags: []cli.Flag{homeFlag, jsonFlag},
+		Action: func(c *cli.Context) error {
+			api, done, err := connect(c, needDaemon)
+			if err != nil {
+				return err
+			}
+			defer done()
+			st, err := api.Status(c.Context)
+			if err != nil {
+				return fmt.Errorf("status: %w", err)
+			}
+			if c.Bool("json") {
+				return printJSON(c.App.Writer, st)
+			}
+			w := tabwriter.NewWriter(c.App.Writer, 0, 4, 2, ' ', 0)
+			fmt.Fprintf(w, "peer ID\t%s\n", st.ID)
+			for i, a := range st.Addrs {
+				label := ""
+				if i == 0 {
+					label = "listening on"
+				}
+				fmt.Fprintf(w, "%s\t%s\n", label, a)
+			}
+			fmt.Fprintf(w, "up\t%s (peer %s)\n", (time.Duration(st.Uptime) * time.Second).String(), st.Version)
+			fmt.Fprintf(w, "peers\t%d connected, %d in the DHT table, %d banned\n", st.Peers, st.DHTPeers, st.Banned)
+			fmt.Fprintf(w, "shares\t%d\n", st.Shares)
+			fmt.Fprintf(w, "bandwidth\tup %s/s (%s in all), down %s/s (%s in all)\n",
+				humanBytes(int64(st.RateUp)), humanBytes(st.BytesUp), humanBytes(int64(st.RateDown)), humanBytes(st.BytesDown))
+			fmt.Fprintf(w, "chunks\t%d verified, %d rejected, %d served; %d upload sessions\n", st.Verified, st.Rejected, st.Served, st.Uploads)
+			fmt.Fprintf(w, "transfers\t%d\n", len(st.Transfers))
+			for _, t := range st.Transfers {
+				fmt.Fprintf(w, "\t%s → %s: %s of %s from %d %s\n", t.Target, t.Dest, humanBytes(t.Bytes), humanBytes(t.Total), t.Peers, plural(t.Peers, "peer", "peers"))
+			}
+			return w.Flush()
+		},
+	}
+}
+
+func peersCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "peers",
+		Usage: "list the peers the daemon is connected to",
+		Flags: []cli.Flag{homeFlag, jsonFlag},
+		Action: func(c *cli.Context) error {
+			api, done, err := connect(c, needDaemon)
+			if err != nil {
+				return err
+			}
+			defer done()
+			ps, err := api.Peers(c.Context)
+			if err != nil {
+				return fmt.Errorf("peers: %w", err)
+			}
+			if c.Bool("json") {
+				return printJSON(c.App.Writer, ps)
+			}
+			if len(ps) == 0 {
+				fmt.Fprintln(c.App.ErrWriter, "no peers connected")
+			}
+			for _, p := range ps {
+				note := ""
+				if p.Banned {
+					note = "  (banned)"
+				}
+				fmt.Fprintf(c.App.Writer, "%s  %s%s\n", p.ID, strings.Join(p.Addrs, " "), note)
+			}
+			return nil
+		},
+	}
+}
+
+func unshareCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "unshare",
+		Usage:     "stop sharing a root (the files stay where they are)",
+		ArgsUsage: "ROOT",
+		Flags:     []cli.Flag{homeFlag, jsonFlag},
+		Action: func(c *cli.Context) error {
+			if c.NArg() != 1 {
+				return fmt.Errorf("unshare: name one ROOT (see peer ls)")
+			}
+			api, done, err := connect(c, offline)
+			if err != nil {
+				return err
+			}
+			defer done()
+			root := c.Args().First()
+			if err := api.Unshare(c.Context, root); err != nil {
+				return fmt.Errorf("unshare: %w", err)
+			}
+			if c.Bool("json") {
+				return printJSON(c.App.Writer, map[string]string{"unshared": root})
+			}
+			fmt.Fprintf(c.App.Writer, "no longer sharing %s\n", root)
+			return nil
+		},
+	}
+}
+
+func inspectCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "inspect",
+		Usage:     "show a root's manifest: files, sizes and chunk CIDs",
+		ArgsUsage: "ROOT|TICKET|ROOT/path",
+		Flags: append([]cli.Flag{
+			homeFlag, jsonFlag,
+			&cli.StringSliceFlag{Name: "peer", Usage: "also ask the peer at `MULTIADDR` for the manifest (repeatable)"},
+			&cli.BoolFlag{Name: "chunks", Usage: "list every chunk (text output)"},
+		}, nodeFlags...),
+		Action: func(c *cli.Context) error {
+			if c.NArg() != 1 {
+				return fmt.Errorf("inspect: name one ROOT, TICKET or ROOT/path")
+			}
+			api, done, err := connect(c, online)
+			if err != nil {
+				return err
+			}
+			defer done()
+			m, err := api.Inspect(c.Context, daemon.InspectRequest{Target: c.Args().First(), Peers: splitList(c.StringSlice("peer"))})
+			if err != nil {
+				return fmt.Errorf("inspect: %w", err)
+			}
+			if c.Bool("json") {
+				return printJSON(c.App.Writer, m)
+			}
+			kind := "file"
+			if m.Dir {
+				kind = fmt.Sprintf("folder of %d files", len(m.Files))
+			}
+			fmt.Fprintf(c.App.Writer, "%s  %s  %s, %s\n", m.Root, m.Name, kind, humanBytes(m.Size))
+			w := tabwriter.NewWriter(c.App.Writer, 0, 4, 2, ' ', 0)
+			for _, f := range m.Files {
+				p := f.Path
+				if p == "" {
+					p = m.Name
+				}
+				fmt.Fprintf(w, "%s\t%d bytes\t%d chunks (%s)\t%s\n", p, f.Size, len(f.Chunks), f.Chunker, f.CID)
+				if c.Bool("chunks") {
+					for _, ch := range f.Chunks {
+						fmt.Fprintf(w, "\t  @%d\t%d\t%s\n", ch.Offset, ch.Size, ch.CID)
+					}
+				}
+			}
+			return w.Flush()
+		},
+	}
+}
+
+func idCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "id",
+		Usage: "print this node's peer ID (and, with a daemon running, its addresses)",
+		Flags: []cli.Flag{homeFlag, jsonFlag},
+		Action: func(c *cli.Context) error {
+			home, err := daemon.HomeDir(c.String("home"))
+			if err != nil {
+				return err
+			}
+			info := daemon.IDInfo{Addrs: []string{}}
+			if cl, err := daemon.Dial(c.Context, home); err == nil {
+				if info, err = cl.ID(c.Context); err != nil {
+					return fmt.Errorf("id: %w", err)
+				}
+			} else {
+				id, err := node.IdentityOf(home)
+				if err != nil {
+					return fmt.Errorf("id: %w", err)
+				}
+				info.ID = id.String()
+			}
+			if c.Bool("json") {
+				return printJSON(c.App.Writer, info)
+			}
+			fmt.Fprintln(c.App.Writer, info.ID)
+			for _, a := range info.Addrs {
+				fmt.Fprintln(c.App.Writer, a)
+			}
+			return nil
+		},
+	}
+}
