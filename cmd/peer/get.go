@@ -108,7 +108,7 @@ func progressPrinter(c *cli.Context) func(daemon.ProgressInfo) {
 			if p.Total == 0 && p.Bytes == 0 && p.Root == "" {
 				return
 			}
-			if now := time.Now(); p.Done || now.Sub(last) >= 200*time.Millisecond {
+			if now := time.Now(); p.Done || now.Sub(last) >= 100*time.Millisecond {
 				last = now
 				printLine(c.App.Writer, struct {
 					Event string `json:"event"`
