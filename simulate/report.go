@@ -36,16 +36,21 @@ type Report struct {
 	Intact      int     `json:"intact"`              // completed copies whose sha256 equals the original's
 	Corrupt     int     `json:"corrupt"`             // completed copies that differ (must be 0)
 
-	SeederUpload    float64 `json:"seeder_upload_x_file"`     // all seeders' upload / file size
-	MaxSeederUpload float64 `json:"max_seeder_upload_x_file"` // the busiest seeder's
-	BytesUp         int64   `json:"bytes_up"`                 // every honest node's upload
-	DuplicateBytes  int64   `json:"duplicate_bytes"`
-	Bans            int64   `json:"bans"`
-	Lookup          Lookups `json:"dht_lookups"`
+	SeederUpload    float64     `json:"seeder_upload_x_file"`     // all seeders' upload / file size
+	MaxSeederUpload float64     `json:"max_seeder_upload_x_file"` // the busiest seeder's
+	BytesUp         int64       `json:"bytes_up"`                 // every honest node's upload
+	DuplicateBytes  int64       `json:"duplicate_bytes"`
+	Bans            int64       `json:"bans"`
+	Lookup          Lookups     `json:"dht_probe_lookups"`
+	NodeLookups     NodeLookups `json:"dht_node_lookups"`
 
 	PeersOut    []PeerReport      `json:"peers_detail"`
 	Adversaries []AdversaryReport `json:"adversaries_detail,omitempty"`
 	Problems    []string          `json:"problems,omitempty"` // invariants that failed
+	// HonestBans lists bans of honest peers by honest peers: false
+	// positives of the exchange (kept apart from Problems while a known
+	// bug causes them).
+	HonestBans []string `json:"honest_bans,omitempty"`
 
 	SetupSeconds   float64 `json:"setup_seconds"` // file, hosts and links
 	StartSeconds   float64 `json:"start_seconds"` // nodes started and bootstrapped, shares indexed
@@ -92,6 +97,17 @@ type Lookups struct {
 	Found   int    `json:"found"`   // lookups that found a provider
 	Seconds Dist   `json:"seconds"` // time to the first provider, of those found
 	Error   string `json:"error,omitempty"`
+}
+
+// NodeLookups sums the provider lookups the honest nodes made themselves
+// (node.Metrics). P50 and P90 are histogram bucket bounds: the quantile is
+// at most that.
+type NodeLookups struct {
+	Count int64   `json:"count"`
+	Found int64   `json:"found"`
+	Mean  float64 `json:"mean_seconds"`
+	P50   float64 `json:"p50_at_most_seconds"`
+	P90   float64 `json:"p90_at_most_seconds"`
 }
 
 // PeerReport is one honest node.
@@ -158,20 +174,27 @@ func (r *Report) WriteText(w io.Writer) error {
 	}
 	b.WriteString("\n")
 	for _, e := range r.Events {
-		fmt.Fprintf(&b, "  event at %6.2fs: %s %s\n", e.At.Seconds(), e.Kind, peersList(e.Peers))
+		fmt.Fprintf(&b, "  event at %6.2fs (took %.2fs): %s %s\n", e.At.Seconds(), e.Took.Seconds(), e.Kind, peersList(e.Peers))
 	}
 	fmt.Fprintf(&b, "completed   %d of %d fetchers (%.1f%%); %d copies intact, %d corrupt\n", r.Completed, r.Fetchers, 100*r.SuccessRate, r.Intact, r.Corrupt)
 	fmt.Fprintf(&b, "completion  %s\n", r.Completion)
 	fmt.Fprintf(&b, "first chunk %s\n", r.FirstChunk)
 	fmt.Fprintf(&b, "seeders     uploaded %.2f× the file (busiest seeder %.2f×); all peers uploaded %s, %s duplicate\n", r.SeederUpload, r.MaxSeederUpload, size(r.BytesUp), size(r.DuplicateBytes))
 	if r.Lookup.Probes > 0 || r.Lookup.Error != "" {
-		fmt.Fprintf(&b, "DHT lookups %d of %d found a provider; %s", r.Lookup.Found, r.Lookup.Probes, r.Lookup.Seconds)
+		fmt.Fprintf(&b, "probe DHT   %d of %d found a provider; %s", r.Lookup.Found, r.Lookup.Probes, r.Lookup.Seconds)
 		if r.Lookup.Error != "" {
 			fmt.Fprintf(&b, " (probe: %s)", r.Lookup.Error)
 		}
 		b.WriteString("\n")
 	}
-	fmt.Fprintf(&b, "bans        %d\n", r.Bans)
+	if r.NodeLookups.Count > 0 {
+		fmt.Fprintf(&b, "node DHT    %d provider lookups by the nodes, %d found one; mean %.3fs, p50 ≤ %gs, p90 ≤ %gs\n",
+			r.NodeLookups.Count, r.NodeLookups.Found, r.NodeLookups.Mean, r.NodeLookups.P50, r.NodeLookups.P90)
+	}
+	fmt.Fprintf(&b, "bans        %d (%d of honest peers by honest peers)\n", r.Bans, len(r.HonestBans))
+	for _, h := range r.HonestBans {
+		fmt.Fprintf(&b, "  %s\n", h)
+	}
 	for _, a := range r.Adversaries {
 		fmt.Fprintf(&b, "adversary   %-8s %s: %d sessions, %d wants, %d corrupt blocks to %d peers, banned by %d (%d gone), cut off %d times\n",
 			a.Kind, short(a.ID), a.Sessions, a.Wants, a.BlocksSent, a.SentTo, a.BannedBy, a.Gone, a.CutOff)

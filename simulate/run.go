@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -50,6 +51,7 @@ type simPeer struct {
 	node   *node.Node
 	cancel context.CancelFunc // ends the current incarnation's fetch
 	fetch  chan struct{}      // closed when that fetch goroutine ends
+	gone   chan struct{}      // closed when the last Leave has stopped the node
 	ids    []peer.ID          // every identity it had, in order
 
 	mu         sync.Mutex
@@ -62,7 +64,7 @@ type simPeer struct {
 	lastErr    string
 	fromPeers  map[peer.ID]int64
 	duplicate  int64
-	past       swarm.Stats // counters of incarnations that ended
+	past       node.Metrics // counters of incarnations that ended
 }
 
 // runner is one Run.
@@ -89,6 +91,7 @@ type runner struct {
 	start  time.Time
 	cut    map[int]bool // the group a Partition cut off, nil when whole
 	fetchW sync.WaitGroup
+	bg     sync.WaitGroup // nodes that left, stopping
 }
 
 // Run runs the scenario and returns its report. It blocks until every
@@ -270,10 +273,11 @@ func (r *runner) run(ctx context.Context) (*Report, error) {
 		if fctx.Err() != nil {
 			break
 		}
+		at := time.Since(r.start)
 		if err := r.apply(fctx, e, ticket, hints); err != nil {
 			return nil, err
 		}
-		e.At = time.Since(r.start)
+		e.At, e.Took = at, time.Since(r.start)-at
 		applied = append(applied, e)
 	}
 	allDone := make(chan struct{})
@@ -590,13 +594,20 @@ func (r *runner) apply(ctx context.Context, e Event, ticket peer.AddrInfo, hints
 		for _, i := range e.Peers {
 			r.cut[i] = true
 		}
-		for _, a := range r.slots(r.advHosts()) {
-			for _, b := range r.slots(r.advHosts()) {
+		// Cut every link first (no new dial crosses), then the
+		// connections that stood.
+		var pairs [][2]peer.ID
+		all := r.slots(r.advHosts())
+		for _, a := range all {
+			for _, b := range all {
 				if a.idx < b.idx && r.side(a.idx) != r.side(b.idx) {
 					r.mn.UnlinkPeers(a.id, b.id)
-					r.mn.DisconnectPeers(a.id, b.id)
+					pairs = append(pairs, [2]peer.ID{a.id, b.id})
 				}
 			}
+		}
+		for _, pr := range pairs {
+			r.mn.DisconnectPeers(pr[0], pr[1])
 		}
 	case Heal:
 		if r.cut == nil {
@@ -627,30 +638,60 @@ func (r *runner) leave(p *simPeer) {
 	p.mu.Lock()
 	p.up = false
 	p.mu.Unlock()
-	if p.cancel != nil {
-		p.cancel()
-	}
-	st := p.node.Stats()
-	p.node.Close()
-	if p.fetch != nil {
-		<-p.fetch
-	}
-	p.mu.Lock()
-	p.past = addStats(p.past, st)
-	p.mu.Unlock()
+	// The peer vanishes from the network at once, as a crash or a pulled
+	// cable would: no one can dial it any more. Its host and node are
+	// stopped in the background (a mocknet host takes a while to close),
+	// and a Join of the same peer waits for that.
 	id := p.host.ID()
-	p.host.Close()
 	for _, s := range r.slots(r.advHosts()) {
 		if s.id != id {
 			r.mn.UnlinkPeers(id, s.id)
 		}
 	}
+	h, n, cancel, fetch := p.host, p.node, p.cancel, p.fetch
 	p.node, p.host, p.cancel, p.fetch = nil, nil, nil, nil
+	gone := make(chan struct{})
+	p.gone = gone
+	r.bg.Add(1)
+	go func() {
+		defer r.bg.Done()
+		defer close(gone)
+		if cancel != nil {
+			cancel()
+		}
+		start := time.Now()
+		// mocknet resets a connection's streams one by one, each
+		// waiting for its delivery goroutine: close them all at once.
+		var wg sync.WaitGroup
+		for _, q := range h.Network().Peers() {
+			wg.Add(1)
+			go func() { defer wg.Done(); h.Network().ClosePeer(q) }()
+		}
+		wg.Wait()
+		t1 := time.Now()
+		h.Close()
+		m := n.Metrics()
+		n.Close()
+		r.log.Info("left", "peer", p.idx, "conns closed in", t1.Sub(start), "host and node in", time.Since(t1))
+		if fetch != nil {
+			<-fetch
+		}
+		p.mu.Lock()
+		p.past = addMetrics(p.past, m)
+		p.mu.Unlock()
+	}()
 }
 
 func (r *runner) join(ctx context.Context, p *simPeer, ticket peer.AddrInfo, hints []peer.AddrInfo) error {
 	if p.node != nil {
 		return nil
+	}
+	if p.gone != nil {
+		select {
+		case <-p.gone:
+		case <-ctx.Done():
+			return nil
+		}
 	}
 	h, err := r.newHost(p.idx)
 	if err != nil {
@@ -715,18 +756,34 @@ func (r *runner) shutdown() {
 	}
 	wg.Wait()
 	r.fetchW.Wait()
+	r.bg.Wait()
 }
 
-func addStats(a, b swarm.Stats) swarm.Stats {
-	a.BytesUp += b.BytesUp
-	a.BytesDown += b.BytesDown
-	a.ChunksServed += b.ChunksServed
-	a.ChunksVerified += b.ChunksVerified
-	a.ChunksRejected += b.ChunksRejected
-	a.DuplicateBytes += b.DuplicateBytes
-	a.Bans += b.Bans
-	a.UnrequestedBlocks += b.UnrequestedBlocks
-	a.ProtocolViolations += b.ProtocolViolations
+// addMetrics adds b's counters to a's (gauges are left out).
+func addMetrics(a, b node.Metrics) node.Metrics {
+	a.Swarm.BytesUp += b.Swarm.BytesUp
+	a.Swarm.BytesDown += b.Swarm.BytesDown
+	a.Swarm.ChunksServed += b.Swarm.ChunksServed
+	a.Swarm.ChunksVerified += b.Swarm.ChunksVerified
+	a.Swarm.ChunksRejected += b.Swarm.ChunksRejected
+	a.Swarm.DuplicateBytes += b.Swarm.DuplicateBytes
+	a.Swarm.Bans += b.Swarm.Bans
+	a.Swarm.UnrequestedBlocks += b.Swarm.UnrequestedBlocks
+	a.Swarm.ProtocolViolations += b.Swarm.ProtocolViolations
+	a.DHTLookups += b.DHTLookups
+	a.DHTLookupsFound += b.DHTLookupsFound
+	h := &a.DHTLookupSeconds
+	if len(h.Bounds) == 0 {
+		h.Bounds = append([]float64(nil), b.DHTLookupSeconds.Bounds...)
+		h.Cumulative = make([]uint64, len(h.Bounds))
+	}
+	if slices.Equal(h.Bounds, b.DHTLookupSeconds.Bounds) {
+		for i, c := range b.DHTLookupSeconds.Cumulative {
+			h.Cumulative[i] += c
+		}
+		h.Count += b.DHTLookupSeconds.Count
+		h.Sum += b.DHTLookupSeconds.Sum
+	}
 	return a
 }
 
@@ -801,13 +858,16 @@ func (r *runner) report(applied []Event) *Report {
 	}
 	var done, first []float64
 	var seederUp int64
+	var all node.Metrics
 	for _, p := range r.peers {
 		p.mu.Lock()
-		st := p.past
+		m := p.past
 		p.mu.Unlock()
 		if p.node != nil {
-			st = addStats(st, p.node.Stats())
+			m = addMetrics(m, p.node.Metrics())
 		}
+		st := m.Swarm
+		all = addMetrics(all, m)
 		p.mu.Lock()
 		pr := PeerReport{
 			Index: p.idx, Seeder: p.seeder, Up: p.up, Completed: p.done, Restarts: p.restarts,
@@ -848,12 +908,31 @@ func (r *runner) report(applied []Event) *Report {
 		rep.SuccessRate = float64(rep.Completed) / float64(rep.Fetchers)
 	}
 	rep.Completion = distOf(done)
+	h := all.DHTLookupSeconds
+	rep.NodeLookups = NodeLookups{Count: all.DHTLookups, Found: all.DHTLookupsFound}
+	if h.Count > 0 {
+		rep.NodeLookups.Mean = h.Sum / float64(h.Count)
+		rep.NodeLookups.P50 = histQuantile(h, 0.5)
+		rep.NodeLookups.P90 = histQuantile(h, 0.9)
+	}
 	rep.FirstChunk = distOf(first)
 	sort.Float64s(done)
 	for i, s := range done {
 		rep.Curve = append(rep.Curve, Point{Seconds: s, Completed: i + 1})
 	}
 	return rep
+}
+
+// histQuantile returns the upper bound of the bucket that holds quantile q
+// (+Inf past the last bound).
+func histQuantile(h node.Histogram, q float64) float64 {
+	want := uint64(math.Ceil(q * float64(h.Count)))
+	for i, c := range h.Cumulative {
+		if c >= want {
+			return h.Bounds[i]
+		}
+	}
+	return math.Inf(1)
 }
 
 // check verifies every completed copy and the invariants.
@@ -898,6 +977,19 @@ func (r *runner) check(rep *Report) {
 		}
 		if p.node != nil && reach[r.side(p.idx)] {
 			rep.Problems = append(rep.Problems, fmt.Sprintf("peer %d: could reach a source but did not complete in %s (%d attempts; last error: %s)", p.idx, sc.Timeout, p.attempts, orNone(p.lastErr)))
+		}
+	}
+	// Honest nodes never send a bad byte or break the protocol: a ban of
+	// one by another is a false positive, reported apart (see
+	// TestNoHonestPeerBanned).
+	for _, p := range r.peers {
+		if p.node == nil {
+			continue
+		}
+		for _, b := range p.node.Bans() {
+			if q := byID[b]; q != nil {
+				rep.HonestBans = append(rep.HonestBans, fmt.Sprintf("peer %d banned honest peer %d", p.idx, q.idx))
+			}
 		}
 	}
 	for k, a := range r.advs {

@@ -51,6 +51,9 @@ type Event struct {
 	At    time.Duration `json:"at_ns"`
 	Kind  EventKind     `json:"kind"`
 	Peers []int         `json:"peers,omitempty"` // honest node indices
+	// Took is, in a Report's applied events, how long carrying the
+	// event out took (a leaving node's Close, say).
+	Took time.Duration `json:"took_ns,omitempty"`
 }
 
 func (e Event) String() string {
