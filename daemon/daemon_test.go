@@ -1,0 +1,194 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/peer-project/peer/chunker"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m,
+		goleak.IgnoreAnyFunction("github.com/ipfs/go-log/v2/writer.(*MirrorWriter).logRoutine"),
+		goleak.IgnoreTopFunction("go.opencensus.io/stats/view.(*worker).start"),
+		goleak.IgnoreAnyFunction("github.com/libp2p/go-libp2p-kad-dht/internal/net.(*peerMessageSender).ctxReadMsg"),
+	)
+}
+
+func startDaemon(t *testing.T, home string) *Daemon {
+	t.Helper()
+	s := DefaultSettings()
+	s.Listen = []string{"/ip4/127.0.0.1/tcp/0"}
+	s.NoMDNS = true
+	s.FindTimeout = "2s"
+	cfg, err := s.NodeConfig(home, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.NoSync = true
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	d, err := Start(ctx, Options{Home: home, Node: cfg, Metrics: "127.0.0.1:0", Logger: cfg.Logger})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Close() })
+	return d
+}
+
+// TestClientServer drives a daemon through its client: share, list,
+// inspect, get from another daemon with progress, cat, unshare; then
+// Close cleans up, and a second Close is harmless.
+func TestClientServer(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	homeA, homeB := t.TempDir(), t.TempDir()
+	a, b := startDaemon(t, homeA), startDaemon(t, homeB)
+	ca, err := Dial(ctx, homeA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cb, err := Dial(ctx, homeB)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := []byte(strings.Repeat("peer to peer ", 100000))
+	src := filepath.Join(t.TempDir(), "f.txt")
+	os.WriteFile(src, data, 0o644)
+	sh, err := ca.Share(ctx, ShareRequest{Path: src, ChunkSize: "64KiB"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sh.Chunker != chunker.FixedParams(64<<10).String() || sh.Size != int64(len(data)) {
+		t.Fatalf("share: %+v", sh)
+	}
+	if _, err := ca.Share(ctx, ShareRequest{Path: "relative/path"}); !errors.Is(err, ErrBadRequest) {
+		t.Fatalf("relative share: %v", err)
+	}
+	m, err := ca.Inspect(ctx, InspectRequest{Target: sh.Root})
+	if err != nil || len(m.Files) != 1 || len(m.Files[0].Chunks) != (len(data)+(64<<10)-1)/(64<<10) {
+		t.Fatalf("inspect: %+v, %v", m, err)
+	}
+	dest := filepath.Join(t.TempDir(), "got.txt")
+	var reports int
+	res, err := cb.Get(ctx, GetRequest{Target: sh.Ticket, Dest: dest}, func(p ProgressInfo) { reports++ })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := os.ReadFile(dest); string(got) != string(data) || res.Size != int64(len(data)) || reports == 0 {
+		t.Fatalf("get: %+v, %d reports", res, reports)
+	}
+	if _, err := cb.Get(ctx, GetRequest{Target: sh.Ticket, Dest: dest}, nil); !errors.Is(err, ErrExists) {
+		t.Fatalf("get onto an existing file: %v", err)
+	}
+	var buf strings.Builder
+	if err := cb.Cat(ctx, GetRequest{Target: sh.Root, Peers: []string{a.Node().Addrs()[0].String()}}, &buf); err != nil || buf.String() != string(data) {
+		t.Fatalf("cat: %d bytes, %v", buf.Len(), err)
+	}
+	if err := ca.Unshare(ctx, sh.Root); err != nil {
+		t.Fatal(err)
+	}
+	if err := ca.Unshare(ctx, sh.Root); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("second unshare: %v", err)
+	}
+	st, err := cb.Status(ctx)
+	if err != nil || st.BytesDown < int64(len(data)) || st.Shares != 1 {
+		t.Fatalf("status: %+v, %v", st, err)
+	}
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	b.Close()
+	if _, err := os.Stat(filepath.Join(homeB, AddrFile)); !os.IsNotExist(err) {
+		t.Fatalf("api.addr after Close: %v", err)
+	}
+	if _, err := Dial(ctx, homeB); !errors.Is(err, ErrNoDaemon) {
+		t.Fatalf("dial after Close: %v", err)
+	}
+}
+
+func TestDialErrors(t *testing.T) {
+	ctx := context.Background()
+	home := t.TempDir()
+	if _, err := Dial(ctx, home); !errors.Is(err, ErrNoDaemon) || !strings.Contains(err.Error(), "peer daemon") {
+		t.Fatalf("no addr file: %v", err)
+	}
+	// A stale addr file: nothing listens there any more.
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	addr := ln.Addr().String()
+	ln.Close()
+	os.WriteFile(filepath.Join(home, AddrFile), []byte(addr), 0o600)
+	os.WriteFile(filepath.Join(home, TokenFile), []byte("x"), 0o600)
+	if _, err := Dial(ctx, home); !errors.Is(err, ErrNoDaemon) {
+		t.Fatalf("stale addr file: %v", err)
+	}
+	// A wrong token.
+	d := startDaemon(t, home)
+	os.WriteFile(filepath.Join(home, TokenFile), []byte("wrong"), 0o600)
+	if _, err := Dial(ctx, home); !errors.Is(err, ErrUnauthorized) {
+		t.Fatalf("wrong token: %v", err)
+	}
+	d.Close()
+}
+
+func TestTokenFile(t *testing.T) {
+	home := t.TempDir()
+	tok, err := loadToken(home)
+	if err != nil || len(tok) != 64 {
+		t.Fatalf("token %q, %v", tok, err)
+	}
+	again, _ := loadToken(home)
+	if again != tok {
+		t.Fatal("the token changed between loads")
+	}
+	os.Chmod(filepath.Join(home, TokenFile), 0o644)
+	if _, err := loadToken(home); err == nil || !strings.Contains(err.Error(), "chmod 600") {
+		t.Fatalf("a token readable by others: %v", err)
+	}
+}
+
+func TestParse(t *testing.T) {
+	for in, want := range map[string]int{"1MiB": 1 << 20, "256KiB": 256 << 10, "262144": 262144, "4M": 4 << 20, "1GiB": 1 << 30} {
+		if got, err := ParseSize(in); err != nil || got != want {
+			t.Errorf("ParseSize(%q) = %d, %v; want %d", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"", "big", "-1", "0", "1TiB"} {
+		if _, err := ParseSize(in); err == nil {
+			t.Errorf("ParseSize(%q) succeeded", in)
+		}
+	}
+	for _, addr := range []string{"127.0.0.1:0", "[::1]:5001", "localhost:80"} {
+		if err := checkLoopback(addr); err != nil {
+			t.Errorf("checkLoopback(%q): %v", addr, err)
+		}
+	}
+	for _, addr := range []string{"0.0.0.0:0", "192.168.1.2:80", ":80", "nonsense"} {
+		if err := checkLoopback(addr); err == nil {
+			t.Errorf("checkLoopback(%q) accepted it", addr)
+		}
+	}
+	if _, err := (Settings{DHT: "sideways"}).NodeConfig("/tmp/x", nil); err == nil {
+		t.Error("a bad DHT mode was accepted")
+	}
+	if _, err := (Settings{FindTimeout: "soon"}).NodeConfig("/tmp/x", nil); err == nil {
+		t.Error("a bad find timeout was accepted")
+	}
+	// Errors survive the wire.
+	for _, kind := range []error{ErrNotFound, ErrExists, ErrBadRequest, ErrUnauthorized} {
+		we, _ := toWire(errorf(kind, "boom"))
+		if err := fromWire(we); !errors.Is(err, kind) || err.Error() != "boom" {
+			t.Errorf("%v: round trip gave %v", kind, err)
+		}
+	}
+}
