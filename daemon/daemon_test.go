@@ -2,12 +2,14 @@ package daemon
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -189,6 +191,48 @@ func TestParse(t *testing.T) {
 		we, _ := toWire(errorf(kind, "boom"))
 		if err := fromWire(we); !errors.Is(err, kind) || err.Error() != "boom" {
 			t.Errorf("%v: round trip gave %v", kind, err)
+		}
+	}
+}
+
+// TestDashboardMetrics: every peer_* metric the Grafana dashboard queries
+// is one the daemon exports, and every exported metric is charted.
+func TestDashboardMetrics(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join("..", "contrib", "grafana", "peer.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var dash struct {
+		Panels []struct {
+			Title   string `json:"title"`
+			Targets []struct {
+				Expr string `json:"expr"`
+			} `json:"targets"`
+		} `json:"panels"`
+	}
+	if err := json.Unmarshal(b, &dash); err != nil {
+		t.Fatalf("peer.json: %v", err)
+	}
+	exported := map[string]bool{}
+	for _, m := range []string{MetricBytesUp, MetricBytesDown, MetricChunksVerified, MetricChunksRejected, MetricChunksServed,
+		MetricDuplicateBytes, MetricPeers, MetricDHTPeers, MetricBanned, MetricBans, MetricDHTLookups, MetricDHTLookupSecs, MetricTransfers} {
+		exported[m] = false
+	}
+	name := regexp.MustCompile(`peer_[a-z_]+`)
+	for _, p := range dash.Panels {
+		for _, tg := range p.Targets {
+			for _, m := range name.FindAllString(tg.Expr, -1) {
+				base := strings.TrimSuffix(strings.TrimSuffix(strings.TrimSuffix(m, "_bucket"), "_sum"), "_count")
+				if _, ok := exported[base]; !ok {
+					t.Errorf("panel %q queries %s, which the daemon does not export", p.Title, m)
+				}
+				exported[base] = true
+			}
+		}
+	}
+	for m, used := range exported {
+		if !used {
+			t.Errorf("no panel charts %s", m)
 		}
 	}
 }
