@@ -84,15 +84,19 @@ func DefaultSettings() Settings {
 	}
 }
 
-// LoadSettings reads home's config file, writing one with DefaultSettings
-// first if there is none. It creates home (mode 0700) if needed.
-func LoadSettings(home string) (Settings, error) {
-	if err := os.MkdirAll(home, 0o700); err != nil {
-		return Settings{}, fmt.Errorf("daemon: home %s: %w", home, err)
-	}
+// LoadSettings reads home's config file. If there is none it returns
+// DefaultSettings, and with create it first makes home (mode 0700) and
+// writes them there.
+func LoadSettings(home string, create bool) (Settings, error) {
 	path := filepath.Join(home, ConfigFile)
 	b, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
+		if !create {
+			return DefaultSettings(), nil
+		}
+		if err := os.MkdirAll(home, 0o700); err != nil {
+			return Settings{}, fmt.Errorf("daemon: home %s: %w", home, err)
+		}
 		s := DefaultSettings()
 		b, _ = json.MarshalIndent(s, "", "  ")
 		if err := writeFileAtomic(path, append(b, '\n'), 0o600); err != nil {
