@@ -87,6 +87,9 @@ func (n *Node) Fetch(ctx context.Context, target Target, dest string, opts Fetch
 		return nil, err
 	}
 	defer done()
+	var untrack func()
+	opts.Progress, untrack = n.track(target, dest, opts.Progress)
+	defer untrack()
 
 	hints := append([]peer.AddrInfo(nil), opts.Peers...)
 	if target.Hint != nil {
@@ -95,7 +98,7 @@ func (n *Node) Fetch(ctx context.Context, target Target, dest string, opts Fetch
 	var discover func(context.Context) <-chan peer.AddrInfo
 	if n.dht != nil {
 		top := target.Root
-		discover = func(ctx context.Context) <-chan peer.AddrInfo { return n.dht.FindProviders(ctx, top, 20) }
+		discover = func(ctx context.Context) <-chan peer.AddrInfo { return n.findProviders(ctx, top, 20) }
 	}
 	root := target.Root
 	if target.Path != "" {
