@@ -334,8 +334,9 @@ func TestShareGetByTicketAndDHT(t *testing.T) {
 	sameTree(t, destC, files)
 	t.Logf("C got the root from %v", res.FromPeers)
 
-	// A file inside, streamed to stdout in order.
-	if out := ok(t, "get", "--home", c.home, "-o", "-", sh.Root+"/sub/three.bin"); out != string(files["sub/three.bin"]) {
+	// A file inside, streamed to stdout in order (flags after the target
+	// work too).
+	if out := ok(t, "get", "--home", c.home, sh.Root+"/sub/three.bin", "-o", "-"); out != string(files["sub/three.bin"]) {
 		t.Fatalf("get -o -: %d bytes, want %d equal bytes", len(out), len(files["sub/three.bin"]))
 	}
 	// Without -o, the target's own name in the working directory.

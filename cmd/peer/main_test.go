@@ -15,7 +15,8 @@ import (
 func run(t *testing.T, args ...string) (string, string, error) {
 	t.Helper()
 	var out, errOut bytes.Buffer
-	err := newApp(&out, &errOut).RunContext(context.Background(), append([]string{"peer"}, args...))
+	app := newApp(&out, &errOut)
+	err := app.RunContext(context.Background(), flagsFirst(app, append([]string{"peer"}, args...)))
 	return out.String(), errOut.String(), err
 }
 
@@ -92,5 +93,22 @@ func TestVersion(t *testing.T) {
 	out, _, err := run(t, "version")
 	if err != nil || !strings.HasPrefix(out, "peer ") {
 		t.Fatalf("version = %q, %v", out, err)
+	}
+}
+
+func TestFlagsFirst(t *testing.T) {
+	app := newApp(nil, nil)
+	for _, tc := range []struct{ in, want string }{
+		{"peer get ROOT -o DEST", "peer get -o DEST ROOT"},
+		{"peer get ROOT -o - --json", "peer get -o - --json ROOT"},
+		{"peer get --force ROOT --peer=A --peer B", "peer get --force --peer=A --peer B ROOT"},
+		{"peer share a --json b -- -c --home", "peer share --json a b -- -c --home"},
+		{"peer version", "peer version"},
+		{"peer nosuch x -y", "peer nosuch x -y"},
+	} {
+		got := strings.Join(flagsFirst(app, strings.Fields(tc.in)), " ")
+		if got != tc.want {
+			t.Errorf("flagsFirst(%q) = %q, want %q", tc.in, got, tc.want)
+		}
 	}
 }
