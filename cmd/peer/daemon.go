@@ -56,7 +56,7 @@ func runDaemon(c *cli.Context) error {
 	}
 	d, err := daemon.Start(c.Context, daemon.Options{Home: home, Node: cfg, API: s.API, Metrics: s.Metrics, Logger: log})
 	if err != nil {
-		return err
+		return explainBusy(err)
 	}
 	info := daemonInfo{ID: d.Node().ID().String(), API: d.APIAddr(), Metrics: d.MetricsAddr(), Home: home}
 	for _, a := range d.Node().Addrs() {

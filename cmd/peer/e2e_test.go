@@ -690,6 +690,8 @@ func TestForeground(t *testing.T) {
 	if b, _ := os.ReadFile(dest); string(b) != "seeded from the foreground\n" {
 		t.Fatalf("got %q", b)
 	}
+	// The home is busy while it seeds.
+	fails(t, "another peer process runs on this home", "ls", "--home", homeA)
 	if code := p.signal(t, os.Interrupt); code != 0 {
 		t.Fatalf("foreground share: exit %d after Ctrl-C; stderr:\n%s", code, p.stderr)
 	}

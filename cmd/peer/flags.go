@@ -122,10 +122,7 @@ func connect(c *cli.Context, use nodeUse) (daemon.API, func(), error) {
 	}
 	n, err := node.New(c.Context, cfg)
 	if err != nil {
-		if strings.Contains(err.Error(), "timeout") {
-			return nil, nil, fmt.Errorf("%w (another peer process holds the database in %s; is a daemon starting or stopping?)", err, home)
-		}
-		return nil, nil, err
+		return nil, nil, explainBusy(err)
 	}
 	return daemon.NewLocal(n, home, cfg.FindTimeout), func() { n.Close() }, nil
 }
@@ -153,4 +150,13 @@ func isTerminal(w io.Writer) bool {
 // interrupted tells whether err comes from Ctrl-C.
 func interrupted(ctx context.Context, err error) bool {
 	return ctx.Err() != nil || errors.Is(err, context.Canceled)
+}
+
+// explainBusy adds what to do when another process holds the home's
+// database.
+func explainBusy(err error) error {
+	if strings.Contains(err.Error(), "in use by another process") {
+		return fmt.Errorf("%w: another peer process runs on this home (a `peer share` seeding in the foreground, or a daemon starting or stopping); stop it, or use another --home", err)
+	}
+	return err
 }
