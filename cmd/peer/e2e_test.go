@@ -7,6 +7,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -234,11 +235,11 @@ func startDaemon(t *testing.T, extra ...string) *daemonProc {
 
 func randomBytes(n int, seed uint64) []byte {
 	r := rand.New(rand.NewPCG(seed, 7))
-	b := make([]byte, n)
-	for i := range b {
-		b[i] = byte(r.Uint32())
+	b := make([]byte, n+8)
+	for i := 0; i < n; i += 8 {
+		binary.LittleEndian.PutUint64(b[i:], r.Uint64())
 	}
-	return b
+	return b[:n]
 }
 
 func writeFile(t *testing.T, path string, data []byte) {
@@ -466,10 +467,10 @@ func metricValue(t *testing.T, body []byte, name string) float64 {
 }
 
 // TestGetResumesAfterSIGINT: a get interrupted by Ctrl-C leaves its partial
-// file, and the same command again fetches only what is missing.
+// file, and the same command again fetches only what is missing; through a
+// daemon, and with a node of its own when no daemon runs.
 func TestGetResumesAfterSIGINT(t *testing.T) {
 	a := startDaemon(t)
-	b := startDaemon(t)
 	data := randomBytes(64<<20, 9)
 	src := filepath.Join(t.TempDir(), "big.bin")
 	writeFile(t, src, data)
@@ -477,6 +478,21 @@ func TestGetResumesAfterSIGINT(t *testing.T) {
 	if err := json.Unmarshal([]byte(ok(t, "share", "--home", a.home, "--json", "--chunk-size", "256KiB", src)), &sh); err != nil {
 		t.Fatal(err)
 	}
+	t.Run("daemon", func(t *testing.T) {
+		b := startDaemon(t)
+		resumeAfterSIGINT(t, data, func(dest string) []string {
+			return []string{"get", "--home", b.home, "--json", "-o", dest, sh.Ticket}
+		}, func() { waitNoTransfers(t, b.home) })
+	})
+	t.Run("foreground", func(t *testing.T) {
+		home := t.TempDir()
+		resumeAfterSIGINT(t, data, func(dest string) []string {
+			return []string{"get", "--home", home, "--listen", "/ip4/127.0.0.1/tcp/0", "--dht", "off", "--json", "-o", dest, sh.Ticket}
+		}, func() {})
+	})
+}
+
+func resumeAfterSIGINT(t *testing.T, data []byte, argsFor func(dest string) []string, settle func()) {
 	dir := t.TempDir()
 	// The fetch runs at loopback speed: it is interrupted at its first
 	// report of verified bytes. Should a try finish before the signal
@@ -486,7 +502,7 @@ func TestGetResumesAfterSIGINT(t *testing.T) {
 			t.Fatal("three fetches finished before SIGINT reached them")
 		}
 		dest := filepath.Join(dir, fmt.Sprintf("big%d.bin", try))
-		args := []string{"get", "--home", b.home, "--json", "-o", dest, sh.Ticket}
+		args := argsFor(dest)
 		p := startProc(t, args...)
 		finished := false
 		for {
@@ -515,15 +531,13 @@ func TestGetResumesAfterSIGINT(t *testing.T) {
 			t.Logf("try %d finished before the interrupt", try)
 			continue
 		}
-		if code == 0 || !strings.Contains(p.stderr.String(), "resume") {
+		if code != 130 || !strings.Contains(p.stderr.String(), "resume") {
 			t.Fatalf("interrupted get: exit %d, stderr %q", code, p.stderr)
 		}
 		if _, err := os.Stat(dest); !os.IsNotExist(err) {
 			t.Fatalf("dest exists after an interrupted get: %v", err)
 		}
-		// The daemon's fetch ends with the request; status shows no
-		// transfer once it has (bounded wait).
-		waitNoTransfers(t, b.home)
+		settle()
 		res := lastDone(t, ok(t, args...))
 		if res.Resumed == 0 || res.Resumed >= res.Chunks {
 			t.Fatalf("second get resumed %d of %d chunks", res.Resumed, res.Chunks)
@@ -567,6 +581,14 @@ func TestBadInput(t *testing.T) {
 		t.Fatal(err)
 	}
 	out := t.TempDir()
+
+	// --peer names a source: B has no DHT and knows no one yet.
+	viaPeer := filepath.Join(out, "via-peer.txt")
+	ok(t, "get", "--home", b.home, sh.Root, "-o", viaPeer, "--peer", a.info.Addrs[0])
+	if got, _ := os.ReadFile(viaPeer); string(got) != "a small document\n" {
+		t.Fatalf("get --peer: %q", got)
+	}
+	fails(t, "peer address", "get", "--home", b.home, sh.Root, "-o", filepath.Join(out, "y"), "--peer", "/ip4/127.0.0.1/tcp/1")
 
 	fails(t, "neither a root CID nor a ticket", "get", "--home", b.home, "-o", filepath.Join(out, "x"), "not-a-root")
 	fails(t, "ticket", "get", "--home", b.home, "-o", filepath.Join(out, "x"), "peer1aaaaaaaa")
