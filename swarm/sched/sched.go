@@ -172,6 +172,7 @@ type Scheduler struct {
 	starved []*peer // peers that found nothing to request (lazy list)
 
 	prioLo, prioTo int32 // priority range: [prioLo, prioTo) less verified head
+	prioFrom       int32 // where the range started when it was set
 	paused         bool
 
 	actions []Action
@@ -658,21 +659,81 @@ func (s *Scheduler) Tick(now time.Time) {
 // Prioritize asks for chunks [from, to) before any other, in index order,
 // for streaming reads; a later call replaces the range (a seek) and an
 // empty range (from ≥ to) clears it. The range is clamped to the file.
-// Requests already sent are kept. Chunks of the range held by a slow peer
-// are duplicated to faster idle peers as in endgame.
+// Chunks of the range held by a slow peer are duplicated to faster idle
+// peers as in endgame.
+//
+// A seek (a range that does not start inside or right after the last one)
+// must not wait behind a pipeline of other chunks: each peer that could send
+// a chunk of the new range, but not among the oldest quarter of its window
+// of requests (at least one; those are likely on the wire already), gives up
+// every request but that quarter (Cancel actions), and its window is filled
+// again with the range first. A range that moves forward as a reader reads
+// cancels nothing.
 func (s *Scheduler) Prioritize(from, to int64, now time.Time) {
 	now = s.clock(now)
 	from, to = max(from, 0), min(to, int64(s.n))
 	if from >= to {
-		s.prioLo, s.prioTo = 0, 0
+		s.prioFrom, s.prioLo, s.prioTo = 0, 0, 0
 		return
 	}
-	s.prioLo, s.prioTo = int32(from), int32(to)
+	seek := s.prioFrom >= s.prioTo || int32(from) < s.prioFrom || int32(from) > s.prioTo
+	s.prioFrom, s.prioLo, s.prioTo = int32(from), int32(from), int32(to)
 	for s.prioLo < s.prioTo && s.state[s.prioLo] == stHave {
 		s.prioLo++
 	}
+	if seek && !s.paused && !s.done {
+		for _, p := range s.sortedPeers() {
+			s.preempt(p)
+		}
+	}
 	s.wakeAll()
 	s.fill(now)
+}
+
+// preempt makes room for a seek (see Prioritize): past p's oldest quarter
+// of requests, from the first one outside the range on, every request is
+// cancelled if a chunk of the range that p could send would otherwise wait
+// behind it; fill then asks for the range first.
+func (s *Scheduler) preempt(p *peer) {
+	if p.gone || p.banned || len(p.out) <= 1 {
+		return
+	}
+	reqs := make([]*request, 0, len(p.out))
+	for _, r := range p.out {
+		reqs = append(reqs, r)
+	}
+	slices.SortFunc(reqs, func(a, b *request) int { // oldest first; seqs are unique
+		if a.seq < b.seq {
+			return -1
+		}
+		return 1
+	})
+	inRange := func(i int32) bool { return i >= s.prioLo && i < s.prioTo }
+	j := max(1, min(len(p.out), p.effWindow())/4) // the kept prefix
+	for j < len(reqs) && inRange(reqs[j].i) {
+		j++
+	}
+	if j == len(reqs) {
+		return // nothing outside the range is queued ahead of it
+	}
+	late := false
+	for i := s.prioLo; i < s.prioTo && !late; i++ {
+		switch s.state[i] {
+		case stMissing:
+			late = p.has(i)
+		case stOut:
+			late = p.out[i] != nil && p.out[i].seq > reqs[j].seq
+		}
+	}
+	if !late {
+		return
+	}
+	for _, r := range reqs[j:] {
+		s.emit(Cancel, p, r.i, "")
+		s.st.cancels++
+		s.dropAndRelease(r)
+	}
+	p.noNormal = false // the cancelled chunks are unrequested again
 }
 
 // Pause stops new requests (outstanding ones stay and their events are
