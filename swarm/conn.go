@@ -19,11 +19,11 @@ import (
 // dialTimeout bounds connecting to a peer and opening a stream.
 const dialTimeout = 15 * time.Second
 
-// Request states in conn.requested.
-const (
-	reqWanted    = 1
-	reqCancelled = 2
-)
+// asked is what a conn has asked its peer for one chunk: WANTs the peer
+// may still answer (a cancelled one may cross its CANCEL on the wire), and
+// how many of them are not cancelled. A chunk can be wanted again after a
+// cancel, so a BLOCK or DONT_HAVE is expected while sent > 0.
+type asked struct{ sent, live uint8 }
 
 // conn is the fetching side of one stream: this node asks, the peer serves.
 type conn struct {
@@ -44,7 +44,7 @@ type conn struct {
 	cancels   []uint64
 	nodes     []cid.Cid
 	nodeWait  map[cid.Cid][]chan []byte
-	requested map[int64]uint8
+	requested map[int64]asked // by chunk; absent when nothing is expected
 	closeMsg  *wire.Error
 }
 
@@ -65,7 +65,7 @@ func (f *fetch) session(ai peer.AddrInfo) {
 	}
 	c := &conn{
 		f: f, peer: ai.ID, stream: st, done: make(chan struct{}), wake: make(chan struct{}, 1),
-		nodeWait: map[cid.Cid][]chan []byte{}, requested: map[int64]uint8{},
+		nodeWait: map[cid.Cid][]chan []byte{}, requested: map[int64]asked{},
 	}
 	defer close(c.done)
 	w := wire.NewWriter(st)
@@ -122,15 +122,21 @@ func (c *conn) signal() {
 func (c *conn) request(i int64) {
 	c.mu.Lock()
 	c.wants = append(c.wants, uint64(i))
-	c.requested[i] = reqWanted
+	a := c.requested[i]
+	if a.sent < 255 {
+		a.sent++
+		a.live++
+	}
+	c.requested[i] = a
 	c.mu.Unlock()
 }
 
 func (c *conn) cancel(i int64) {
 	c.mu.Lock()
-	if c.requested[i] == reqWanted {
+	if a := c.requested[i]; a.live > 0 {
 		c.cancels = append(c.cancels, uint64(i))
-		c.requested[i] = reqCancelled
+		a.live--
+		c.requested[i] = a
 	}
 	c.mu.Unlock()
 }
@@ -250,10 +256,9 @@ func (c *conn) readLoop(r *wire.Reader) error {
 		case *wire.DontHave:
 			for _, i := range m.Indices {
 				c.mu.Lock()
-				st := c.requested[int64(i)]
-				delete(c.requested, int64(i))
+				live := c.answered(int64(i))
 				c.mu.Unlock()
-				if st == reqWanted {
+				if live {
 					f.post(event{kind: evDontHave, conn: c, index: int64(i)})
 				}
 			}
@@ -277,13 +282,13 @@ func (c *conn) block(l *Layout, dl *download, m *wire.Block) error {
 	f := c.f
 	i := int64(m.Index)
 	c.mu.Lock()
-	st := c.requested[i]
-	delete(c.requested, i)
+	_, expected := c.requested[i]
+	c.answered(i)
 	c.mu.Unlock()
 	n := int64(len(m.Data))
 	f.sw.count(func(s *Stats) { s.BytesDown += n })
 	switch {
-	case st == 0 || dl == nil || i >= l.NumChunks():
+	case !expected || dl == nil || i >= l.NumChunks():
 		f.sw.count(func(s *Stats) { s.UnrequestedBlocks++ })
 		err := fmt.Errorf("swarm: block %d was never requested", i)
 		f.post(event{kind: evMisbehaved, conn: c, err: err})
@@ -313,6 +318,28 @@ func (c *conn) block(l *Layout, dl *download, m *wire.Block) error {
 		f.post(event{kind: evVerified, conn: c, index: i, size: int(n)})
 	}
 	return nil
+}
+
+// answered records an answer (BLOCK or DONT_HAVE) to a WANT of chunk i and
+// reports whether it was a live one. A cancelled WANT is taken to be
+// answered before live ones: the peer answers in order. c.mu is held.
+func (c *conn) answered(i int64) (live bool) {
+	a, ok := c.requested[i]
+	if !ok {
+		return false
+	}
+	cancelled := a.sent - a.live
+	live = cancelled == 0
+	a.sent--
+	if live {
+		a.live--
+	}
+	if a.sent == 0 {
+		delete(c.requested, i)
+	} else {
+		c.requested[i] = a
+	}
+	return live
 }
 
 func (c *conn) deliver(id cid.Cid, data []byte) {

@@ -59,7 +59,15 @@ type FetchOptions struct {
 	// chunk is verified and written (the node records progress). It must
 	// not block for long.
 	Verified func(i int64)
+	// Focus, if not nil, carries the chunks a streaming reader wants next:
+	// the fetch asks for them before any other, in order, until the next
+	// Range replaces them (a seek) or an empty one clears them. The fetch
+	// only receives from it; the caller never has to close it.
+	Focus <-chan Range
 }
+
+// Range is the chunks [From, To) of a Layout.
+type Range struct{ From, To int64 }
 
 // Progress describes a fetch in flight.
 type Progress struct {
@@ -223,10 +231,12 @@ type fetch struct {
 	ready  chan struct{} // closed when a session is up, for the manifest getter
 
 	sched       *sched.Scheduler
+	focus       Range // the latest Focus, applied once the scheduler exists
 	progress    Progress
 	lastSource  time.Time
 	discovering bool
 	lastLookup  time.Time
+	lastHints   time.Time // when the hints were last dialled
 }
 
 func (f *fetch) goroutine(fn func()) {
@@ -247,7 +257,7 @@ func (f *fetch) post(ev event) {
 
 func (f *fetch) run() (*Result, error) {
 	now := f.sw.cfg.Now()
-	f.lastSource = now
+	f.lastSource, f.lastHints = now, now
 	f.sources(now)
 
 	// The manifest: from the local store, or through the first sessions.
@@ -286,6 +296,11 @@ func (f *fetch) run() (*Result, error) {
 			}
 		case ev := <-f.events:
 			f.handle(ev)
+		case r := <-f.opts.Focus:
+			f.focus = r
+			if f.sched != nil {
+				f.sched.Prioritize(r.From, r.To, f.sw.cfg.Now())
+			}
 		case <-tick.C:
 			now := f.sw.cfg.Now()
 			if f.sched != nil {
@@ -355,6 +370,9 @@ func (f *fetch) start() error {
 		return err
 	}
 	now := f.sw.cfg.Now()
+	if f.focus.From < f.focus.To {
+		f.sched.Prioritize(f.focus.From, f.focus.To, now)
+	}
 	f.mu.Lock()
 	conns := make([]*conn, 0, len(f.conns))
 	for _, c := range f.conns {
@@ -513,6 +531,14 @@ func (f *fetch) checkSources(now time.Time) error {
 	// with them is what keeps the sharer's upload low.
 	if useful < wellConnected {
 		f.discover(now)
+		// A hint whose session ended (the peer restarted, a link
+		// dropped) is asked again, as often as discovery runs.
+		if now.Sub(f.lastHints) >= f.opts.RediscoverEvery {
+			f.lastHints = now
+			for _, ai := range f.opts.Hints {
+				f.dial(ai)
+			}
+		}
 	}
 	return nil
 }

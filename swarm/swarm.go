@@ -215,6 +215,11 @@ func (s *Swarm) Serving(root cid.Cid) bool {
 	return s.sources[root] != nil
 }
 
+// Source returns what serves root here, or nil: a share, a finished fetch,
+// or a fetch in flight (which has only some chunks). Safe for concurrent
+// use.
+func (s *Swarm) Source(root cid.Cid) Source { return s.source(root) }
+
 func (s *Swarm) source(root cid.Cid) Source {
 	s.mu.Lock()
 	src := s.sources[root]
