@@ -91,24 +91,49 @@ func (n *Node) Fetch(ctx context.Context, target Target, dest string, opts Fetch
 	opts.Progress, untrack = n.track(target, dest, opts.Progress)
 	defer untrack()
 
-	hints := append([]peer.AddrInfo(nil), opts.Peers...)
-	if target.Hint != nil {
-		hints = append([]peer.AddrInfo{*target.Hint}, hints...)
-	}
-	var discover func(context.Context) <-chan peer.AddrInfo
-	if n.dht != nil {
-		top := target.Root
-		discover = func(ctx context.Context) <-chan peer.AddrInfo { return n.findProviders(ctx, top, 20) }
-	}
+	src := n.sourcesOf(target, opts.Peers)
 	root := target.Root
 	if target.Path != "" {
 		// The providers of the top root serve the manifest blocks below it.
-		sub, err := n.resolve(ctx, target, hints, discover)
+		sub, _, err := n.resolve(ctx, target, src)
 		if err != nil {
 			return nil, err
 		}
 		root = sub
 	}
+	return n.fetch(ctx, root, dest, opts, src, fetchHooks{})
+}
+
+// sources are where a fetch looks for a root: hints first, then discovery.
+type sources struct {
+	hints    []peer.AddrInfo
+	discover func(context.Context) <-chan peer.AddrInfo // nil without a DHT
+}
+
+// sourcesOf returns the sources of target: its ticket's provider, peers, and
+// the DHT's providers of its top root (they serve the blocks below it too).
+func (n *Node) sourcesOf(target Target, peers []peer.AddrInfo) sources {
+	s := sources{hints: append([]peer.AddrInfo(nil), peers...)}
+	if target.Hint != nil {
+		s.hints = append([]peer.AddrInfo{*target.Hint}, s.hints...)
+	}
+	if n.dht != nil {
+		top := target.Root
+		s.discover = func(ctx context.Context) <-chan peer.AddrInfo { return n.findProviders(ctx, top, 20) }
+	}
+	return s
+}
+
+// fetchHooks let Open follow a fetch: started and verified are called after
+// the node's own bookkeeping, and focus steers the scheduler.
+type fetchHooks struct {
+	started  func(*swarm.Layout, swarm.Source)
+	verified func(int64)
+	focus    <-chan swarm.Range
+}
+
+// fetch downloads root (already resolved) into dest; the caller has entered.
+func (n *Node) fetch(ctx context.Context, root cid.Cid, dest string, opts FetchOptions, src sources, hooks fetchHooks) (*swarm.Result, error) {
 	rec := store.Download{Root: root, Dest: dest, Partial: swarm.PartialPath(dest), Created: n.cfg.Now()}
 	var (
 		provideOnce sync.Once
@@ -117,10 +142,11 @@ func (n *Node) Fetch(ctx context.Context, target Target, dest string, opts Fetch
 	res, err := n.swarm.Fetch(ctx, root, swarm.FetchOptions{
 		Dest:        dest,
 		Force:       opts.Force,
-		Hints:       hints,
-		Discover:    discover,
+		Hints:       src.hints,
+		Discover:    src.discover,
 		FindTimeout: n.cfg.FindTimeout,
 		Progress:    opts.Progress,
+		Focus:       hooks.focus,
 		Started: func(l *swarm.Layout, s swarm.Source) {
 			rec.Size, rec.Chunks = l.Size, l.NumChunks()
 			if err := n.store.PutDownload(rec); err != nil {
@@ -131,6 +157,9 @@ func (n *Node) Fetch(ctx context.Context, target Target, dest string, opts Fetch
 				n.swarm.Serve(root, s)
 				servedHere = true
 			}
+			if hooks.started != nil {
+				hooks.started(l, s)
+			}
 		},
 		Verified: func(i int64) {
 			if err := n.store.MarkHave(root, i); err != nil {
@@ -138,6 +167,9 @@ func (n *Node) Fetch(ctx context.Context, target Target, dest string, opts Fetch
 			}
 			// Announce as soon as there is something to give.
 			provideOnce.Do(func() { n.provide(root) })
+			if hooks.verified != nil {
+				hooks.verified(i)
+			}
 		},
 	})
 	if err != nil {
@@ -161,15 +193,18 @@ func (n *Node) Fetch(ctx context.Context, target Target, dest string, opts Fetch
 	return res, nil
 }
 
-// resolve finds the root of target.Path below target.Root, loading the
-// manifest blocks on the way from the store or from peers.
-func (n *Node) resolve(ctx context.Context, t Target, hints []peer.AddrInfo, discover func(context.Context) <-chan peer.AddrInfo) (cid.Cid, error) {
-	g := &peerGetter{n: n, hints: hints, discover: discover}
-	c, _, err := manifest.Resolve(ctx, g, t.Root, t.Path)
+// resolve finds the node target names (its root, or the path below it),
+// loading the manifest blocks on the way from the store or from peers.
+func (n *Node) resolve(ctx context.Context, t Target, src sources) (cid.Cid, manifest.Node, error) {
+	g := &peerGetter{n: n, hints: src.hints, discover: src.discover}
+	c, nd, err := manifest.Resolve(ctx, g, t.Root, t.Path)
 	if err != nil {
-		return cid.Undef, fmt.Errorf("fetch %s/%s: %w", t.Root, t.Path, err)
+		if t.Path == "" {
+			return cid.Undef, nil, fmt.Errorf("fetch %s: %w", t.Root, err)
+		}
+		return cid.Undef, nil, fmt.Errorf("fetch %s/%s: %w", t.Root, t.Path, err)
 	}
-	return c, nil
+	return c, nd, nil
 }
 
 // adopt indexes a finished download in place, so that it is served from

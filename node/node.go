@@ -56,6 +56,9 @@ type Node struct {
 	closed    bool
 	transfers map[*Transfer]struct{} // fetches in progress, guarded by mu
 	metrics   nodeMetrics
+
+	streamMu sync.Mutex
+	streams  map[cid.Cid]*stream // Open's fetches in flight, by root
 }
 
 // New starts a node: it opens (or creates) its home directory, identity and
@@ -75,7 +78,7 @@ func New(ctx context.Context, cfg Config) (_ *Node, err error) {
 		rand.Read(b[:])
 		cfg.Seed = binary.LittleEndian.Uint64(b[:])
 	}
-	n := &Node{cfg: cfg, transfers: map[*Transfer]struct{}{}}
+	n := &Node{cfg: cfg, transfers: map[*Transfer]struct{}{}, streams: map[cid.Cid]*stream{}}
 	var cleanup []func()
 	defer func() {
 		if err != nil {

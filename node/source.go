@@ -34,7 +34,9 @@ func (s *shareSource) ReadChunk(ctx context.Context, i int64, buf []byte) ([]byt
 }
 
 // lookup serves a root that was not shared as such but whose manifest and
-// chunks the node has: a folder or file inside a share.
+// chunks the node has: a folder or file inside a share. Having the manifest
+// is not enough (a fetch keeps the manifests it loads): every chunk must be
+// indexed in a share, or the node would claim chunks it cannot serve.
 func (n *Node) lookup(ctx context.Context, root cid.Cid) swarm.Source {
 	if ok, _ := n.store.HasBlock(root); !ok {
 		return nil
@@ -42,6 +44,14 @@ func (n *Node) lookup(ctx context.Context, root cid.Cid) swarm.Source {
 	l, err := swarm.BuildLayout(ctx, n.store, root)
 	if err != nil {
 		return nil
+	}
+	for i, c := range l.Chunks {
+		if i > 0 && c.CID == l.Chunks[i-1].CID {
+			continue // a run of equal chunks (zeros) is looked up once
+		}
+		if locs, err := n.store.Locations(c.CID); err != nil || len(locs) == 0 {
+			return nil
+		}
 	}
 	return &shareSource{layout: l, store: n.store}
 }

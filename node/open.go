@@ -1,0 +1,386 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sync"
+
+	"github.com/ipfs/go-cid"
+
+	"github.com/peer-project/peer/manifest"
+	"github.com/peer-project/peer/swarm"
+)
+
+// streamsDir is the folder of the home directory where Open keeps what it
+// fetches: one file per root, named by its CID, served like any download.
+const streamsDir = "streams"
+
+// readAhead is how many bytes past the read position a Reader asks the
+// fetch for first.
+const readAhead = 8 << 20
+
+// Open returns a reader of the file that target names (a file root, or a
+// path below a folder root). Reads are served as soon as the chunks under
+// the read position are verified, so a file can be read, played or copied
+// while it downloads: the fetch asks for the chunks at the read position
+// before any other, and a Seek moves that priority.
+//
+// A root this node shares or has fetched is read from where it lies. Any
+// other is fetched into the home directory's streams folder, with every
+// other source a fetch has (ticket hint, opts.Peers, the DHT, connected
+// peers); the fetch goes on while the reader is open, and when complete
+// the file is served like any download. Closing the last reader of a root
+// that is not complete stops its fetch; the next Open resumes it.
+//
+// Open blocks until it knows the file (its manifest), ctx is done, or no
+// peer has it. ctx bounds the whole life of the reader: once it is done,
+// reads that would wait fail with its error. Safe for concurrent use; each
+// Reader is for one goroutine at a time.
+func (n *Node) Open(ctx context.Context, target Target, opts FetchOptions) (*Reader, error) {
+	ectx, done, err := n.enter(ctx)
+	if err != nil {
+		return nil, err
+	}
+	src := n.sourcesOf(target, opts.Peers)
+	root, nd, err := n.resolve(ectx, target, src)
+	if err != nil {
+		done()
+		return nil, err
+	}
+	f, ok := nd.(*manifest.File)
+	if !ok {
+		done()
+		return nil, fmt.Errorf("open %s: it is a folder; open a file in it (ROOT/path/to/file)", root)
+	}
+	// Shared here, or fetched already: read it where it lies.
+	if s := n.swarm.Source(root); s != nil && s.Complete() {
+		done()
+		return newReader(ctx, &stream{layout: s.Layout(), src: s, done: closedChan}), nil
+	}
+	if f.Size == 0 {
+		done()
+		return newReader(ctx, &stream{layout: &swarm.Layout{Root: root, Name: f.Name, Files: []swarm.FileSpan{{}}}, done: closedChan}), nil
+	}
+
+	n.streamMu.Lock()
+	if st := n.streams[root]; st != nil {
+		st.refs++
+		n.streamMu.Unlock()
+		done()
+		return st.reader(ctx)
+	}
+	// The fetch belongs to the node and to every reader of the root, not
+	// to the first caller: it stops when the last reader closes.
+	fctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	stopOnClose := context.AfterFunc(n.ctx, cancel)
+	st := &stream{
+		refs:    1,
+		changed: make(chan struct{}),
+		focus:   make(chan swarm.Range, 1),
+		ready:   make(chan struct{}),
+		done:    make(chan struct{}),
+	}
+	st.unref = func() {
+		n.streamMu.Lock()
+		st.refs--
+		last := st.refs == 0
+		if last && n.streams[root] == st {
+			delete(n.streams, root)
+		}
+		n.streamMu.Unlock()
+		if last {
+			cancel() // a complete fetch has returned already
+		}
+	}
+	n.streams[root] = st
+	n.streamMu.Unlock()
+
+	dest := filepath.Join(n.cfg.Home, streamsDir, root.String())
+	go func() {
+		defer done()
+		defer close(st.done)
+		defer stopOnClose()
+		if err := os.MkdirAll(filepath.Dir(dest), 0o700); err != nil {
+			st.fail(fmt.Errorf("open %s: %w", root, err))
+			return
+		}
+		// A file left in the streams folder but no longer served (it was
+		// unshared, or moved) is fetched again: force replaces it.
+		fo := opts
+		fo.Force = true
+		_, err := n.fetch(fctx, root, dest, fo, src, fetchHooks{
+			started:  st.start,
+			verified: func(int64) { st.notify() },
+			focus:    st.focus,
+		})
+		if err != nil && n.ctx.Err() != nil {
+			err = ErrClosed
+		}
+		st.fail(err)
+	}()
+	return st.reader(ctx)
+}
+
+// closedChan is a closed channel: the done of a stream with no fetch.
+var closedChan = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
+
+// stream is the shared state of the readers of one root and of the fetch
+// that feeds them. A stream without a fetch (a complete source) has nil
+// focus and unref.
+type stream struct {
+	refs  int              // readers open; guarded by Node.streamMu
+	unref func()           // drops a reader; the last one stops the fetch
+	focus chan swarm.Range // to the fetch; the latest range wins
+	ready chan struct{}    // closed once layout and src are set, or the fetch ended
+	done  chan struct{}    // closed when the fetch has ended
+	once  sync.Once        // closes ready
+
+	// layout and src are set before ready is closed and never change.
+	layout *swarm.Layout
+	src    swarm.Source
+
+	mu      sync.Mutex
+	err     error         // why the fetch ended; nil while it runs or when complete
+	changed chan struct{} // closed and replaced when a chunk is verified
+}
+
+func (st *stream) start(l *swarm.Layout, src swarm.Source) {
+	st.layout, st.src = l, src
+	st.once.Do(func() { close(st.ready) })
+}
+
+func (st *stream) notify() {
+	st.mu.Lock()
+	close(st.changed)
+	st.changed = make(chan struct{})
+	st.mu.Unlock()
+}
+
+func (st *stream) fail(err error) {
+	st.mu.Lock()
+	if st.err == nil {
+		st.err = err
+	}
+	st.mu.Unlock()
+	st.once.Do(func() { close(st.ready) })
+}
+
+// reader waits until the fetch knows its layout and returns a reader.
+func (st *stream) reader(ctx context.Context) (*Reader, error) {
+	select {
+	case <-st.ready:
+	case <-ctx.Done():
+		st.unref()
+		return nil, ctx.Err()
+	}
+	if st.layout == nil {
+		st.mu.Lock()
+		err := st.err
+		st.mu.Unlock()
+		if err == nil {
+			err = errors.New("node: the fetch ended before it started")
+		}
+		st.unref()
+		return nil, err
+	}
+	return newReader(ctx, st), nil
+}
+
+// Reader reads one file of a root while it downloads; see Node.Open. It is
+// an io.ReadSeekCloser and an io.ReaderAt. A Reader is for one goroutine at
+// a time; Close may be called from any goroutine and unblocks a waiting
+// Read.
+type Reader struct {
+	st     *stream
+	ctx    context.Context
+	size   int64
+	closed chan struct{}
+	once   sync.Once
+	stop   func() bool // stops closing the reader when ctx is done
+
+	mu    sync.Mutex // guards the fields below
+	off   int64
+	buf   []byte // the chunk read last
+	bufAt int64  // its index, or -1
+	focus int64  // the chunk the last focus started at, or -1
+}
+
+func newReader(ctx context.Context, st *stream) *Reader {
+	r := &Reader{st: st, ctx: ctx, size: st.layout.Size, closed: make(chan struct{}), bufAt: -1, focus: -1}
+	r.stop = context.AfterFunc(ctx, func() { r.Close() })
+	return r
+}
+
+// Size returns the file's length in bytes.
+func (r *Reader) Size() int64 { return r.size }
+
+// Read reads from the current position. It blocks until the chunk there is
+// verified, the fetch fails, ctx is done or the reader is closed.
+func (r *Reader) Read(p []byte) (int, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	n, err := r.readAtLocked(p, r.off)
+	r.off += int64(n)
+	return n, err
+}
+
+// ReadAt reads len(p) bytes at off, waiting for them like Read; it moves
+// the fetch's priority but not the position Read uses.
+func (r *Reader) ReadAt(p []byte, off int64) (int, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	total := 0
+	for total < len(p) {
+		n, err := r.readAtLocked(p[total:], off+int64(total))
+		total += n
+		if err != nil {
+			return total, err
+		}
+	}
+	return total, nil
+}
+
+// readAtLocked reads what one chunk holds at off.
+func (r *Reader) readAtLocked(p []byte, off int64) (int, error) {
+	select {
+	case <-r.closed:
+		if err := r.ctx.Err(); err != nil {
+			return 0, err
+		}
+		return 0, os.ErrClosed
+	default:
+	}
+	if off >= r.size {
+		return 0, io.EOF
+	}
+	if len(p) == 0 {
+		return 0, nil
+	}
+	l := r.st.layout
+	i, _ := l.Span(0, off, 1)
+	if i != r.bufAt {
+		if err := r.wait(i); err != nil {
+			return 0, err
+		}
+		data, err := r.st.src.ReadChunk(r.ctx, i, r.buf)
+		if err != nil {
+			r.bufAt = -1
+			return 0, fmt.Errorf("node: reading chunk %d: %w", i, err)
+		}
+		r.buf, r.bufAt = data, i
+	}
+	n := copy(p, r.buf[off-l.Chunks[i].Offset:])
+	return n, nil
+}
+
+// wait blocks until chunk i is verified, asking the fetch for it and what
+// follows first.
+func (r *Reader) wait(i int64) error {
+	st := r.st
+	r.steer(i)
+	for {
+		st.mu.Lock()
+		changed, err := st.changed, st.err
+		st.mu.Unlock()
+		if st.src.Has(i) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		select {
+		case <-changed:
+		case <-st.done:
+			// The fetch ended: complete (every chunk is had) or failed.
+			st.mu.Lock()
+			err := st.err
+			st.mu.Unlock()
+			if st.src.Has(i) {
+				return nil
+			}
+			if err == nil {
+				err = errors.New("node: the fetch ended without the chunk")
+			}
+			return err
+		case <-r.closed:
+			if err := r.ctx.Err(); err != nil {
+				return err
+			}
+			return os.ErrClosed
+		}
+	}
+}
+
+// steer asks the fetch for chunks from i on before any other.
+func (r *Reader) steer(i int64) {
+	st := r.st
+	if st.focus == nil || i == r.focus {
+		return
+	}
+	r.focus = i
+	ahead := int64(1)
+	if cs := int64(st.layout.Chunks[0].Size); cs > 0 {
+		ahead = max(2, readAhead/cs)
+	}
+	rg := swarm.Range{From: i, To: i + ahead}
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	select {
+	case st.focus <- rg:
+	default:
+		select { // replace the range the fetch has not taken yet
+		case <-st.focus:
+		default:
+		}
+		st.focus <- rg
+	}
+}
+
+// Seek sets the position of the next Read (io.SeekStart, SeekCurrent or
+// SeekEnd) and moves the fetch's priority there at once.
+func (r *Reader) Seek(offset int64, whence int) (int64, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	switch whence {
+	case io.SeekStart:
+	case io.SeekCurrent:
+		offset += r.off
+	case io.SeekEnd:
+		offset += r.size
+	default:
+		return r.off, fmt.Errorf("node: seek: bad whence %d", whence)
+	}
+	if offset < 0 {
+		return r.off, fmt.Errorf("node: seek to %d: before the start", offset)
+	}
+	r.off = offset
+	if offset < r.size && r.st.src != nil {
+		i, _ := r.st.layout.Span(0, offset, 1)
+		if !r.st.src.Has(i) {
+			r.steer(i)
+		}
+	}
+	return offset, nil
+}
+
+// Close ends the reader; closing the last reader of a root that is still
+// downloading stops its fetch (the partial file stays, for the next Open).
+// It is idempotent, and called by itself when the ctx given to Open is
+// done.
+func (r *Reader) Close() error {
+	r.once.Do(func() {
+		r.stop()
+		close(r.closed)
+		if r.st.unref != nil {
+			r.st.unref()
+		}
+	})
+	return nil
+}
+
+// Root returns the CID of the file being read.
+func (r *Reader) Root() cid.Cid { return r.st.layout.Root }

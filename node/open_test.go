@@ -1,0 +1,289 @@
+package node
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+	mocknet "github.com/libp2p/go-libp2p/p2p/net/mock"
+)
+
+// mockNodes starts n nodes on one mocknet without links; the caller links
+// the pairs that may talk, with the bandwidth it wants.
+func mockNodes(t *testing.T, n int) (mocknet.Mocknet, []*Node) {
+	t.Helper()
+	mn := mocknet.New()
+	t.Cleanup(func() { mn.Close() }) // after the nodes: cleanups run last-in first-out
+	var nodes []*Node
+	for range n {
+		h, err := mn.GenPeer()
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg := testConfig(t)
+		cfg.Host = h
+		cfg.NoDHT = true
+		nodes = append(nodes, startNode(t, cfg))
+	}
+	return mn, nodes
+}
+
+// link lets a and b talk over a link capped at bw bytes/s (0: no cap).
+func link(t *testing.T, mn mocknet.Mocknet, a, b *Node, bw float64) {
+	t.Helper()
+	l, err := mn.LinkPeers(a.ID(), b.ID())
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.SetOptions(mocknet.LinkOptions{Bandwidth: bw})
+}
+
+// verifiedOf counts the chunks a reader's fetch holds.
+func verifiedOf(r *Reader) (have, of int64) {
+	of = r.st.layout.NumChunks()
+	for i := range of {
+		if r.st.src.Has(i) {
+			have++
+		}
+	}
+	return have, of
+}
+
+func TestOpenSeeksBeforeComplete(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	mn, nodes := mockNodes(t, 2)
+	a, b := nodes[0], nodes[1]
+	// 64 MiB at 32 MB/s takes two seconds: long enough to see that the
+	// chunks under the read position come first.
+	link(t, mn, a, b, 32e6)
+	path, data := randomFile(t, t.TempDir(), "video.bin", 64<<20, 7)
+	sh, err := a.Share(ctx, path, ShareOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ai := a.AddrInfo()
+	r, err := b.Open(ctx, Target{Root: sh.Root, Hint: &ai}, FetchOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if r.Size() != int64(len(data)) {
+		t.Fatalf("Size = %d, want %d", r.Size(), len(data))
+	}
+
+	check := func(off int64, n int) {
+		t.Helper()
+		if _, err := r.Seek(off, io.SeekStart); err != nil {
+			t.Fatal(err)
+		}
+		got := make([]byte, n)
+		if _, err := io.ReadFull(r, got); err != nil {
+			t.Fatalf("read %d bytes at %d: %v", n, off, err)
+		}
+		if !bytes.Equal(got, data[off:off+int64(n)]) {
+			t.Fatalf("wrong bytes at %d", off)
+		}
+		have, of := verifiedOf(r)
+		t.Logf("read %d bytes at %d with %d of %d chunks verified", n, off, have, of)
+		if have > of/2 {
+			t.Errorf("the read at %d waited for %d of %d chunks: the read position was not fetched first", off, have, of)
+		}
+	}
+	// The middle, not on a chunk boundary, then near the end: each seek
+	// moves the priority.
+	check(32<<20+12345, 1<<20)
+	check(int64(len(data))-300<<10, 300<<10)
+	if n, err := r.Read(make([]byte, 1)); n != 0 || err != io.EOF {
+		t.Fatalf("read at the end = %d, %v; want 0, EOF", n, err)
+	}
+
+	// The whole file, in order, through ReadAt.
+	all := make([]byte, len(data))
+	if _, err := r.ReadAt(all, 0); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(all, data) {
+		t.Fatal("ReadAt of the whole file: wrong bytes")
+	}
+}
+
+func TestOpenLocalAndErrors(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	a := startNode(t, testConfig(t))
+	dir := t.TempDir()
+	_, data := randomFile(t, dir, "sub/clip.bin", 3<<20+17, 8)
+	randomFile(t, dir, "empty.bin", 0, 9)
+	sh, err := a.Share(ctx, dir, ShareOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// A file of a folder this node shares is read where it lies.
+	r, err := a.Open(ctx, Target{Root: sh.Root, Path: "sub/clip.bin"}, FetchOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := io.ReadAll(r)
+	if err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("ReadAll: %d bytes, %v; want %d bytes", len(got), err, len(data))
+	}
+	if _, err := r.Seek(-1, io.SeekStart); err == nil {
+		t.Error("seek before the start: no error")
+	}
+	if pos, err := r.Seek(-10, io.SeekEnd); err != nil || pos != int64(len(data))-10 {
+		t.Errorf("Seek(-10, end) = %d, %v", pos, err)
+	}
+	tail, err := io.ReadAll(r)
+	if err != nil || !bytes.Equal(tail, data[len(data)-10:]) {
+		t.Errorf("tail: %q, %v", tail, err)
+	}
+	r.Close()
+	if _, err := r.Read(make([]byte, 1)); !errors.Is(err, os.ErrClosed) {
+		t.Errorf("read after Close: %v, want os.ErrClosed", err)
+	}
+	if err := r.Close(); err != nil {
+		t.Errorf("second Close: %v", err)
+	}
+
+	// An empty file reads as EOF at once.
+	r, err = a.Open(ctx, Target{Root: sh.Root, Path: "empty.bin"}, FetchOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, err := r.Read(make([]byte, 8)); n != 0 || err != io.EOF {
+		t.Errorf("empty file: %d, %v", n, err)
+	}
+	r.Close()
+
+	// A folder is not a file; a missing name says so.
+	if _, err := a.Open(ctx, Target{Root: sh.Root}, FetchOptions{}); err == nil {
+		t.Error("Open of a folder: no error")
+	}
+	if _, err := a.Open(ctx, Target{Root: sh.Root, Path: "sub/nope"}, FetchOptions{}); err == nil {
+		t.Error("Open of a missing path: no error")
+	}
+}
+
+// TestOpenCloseStopsFetch: closing the only reader before the file is
+// complete stops its fetch; a second Open resumes where it stopped.
+func TestOpenCloseStopsFetch(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	mn, nodes := mockNodes(t, 2)
+	a, b := nodes[0], nodes[1]
+	link(t, mn, a, b, 16e6)
+	path, data := randomFile(t, t.TempDir(), "f.bin", 16<<20, 10)
+	sh, err := a.Share(ctx, path, ShareOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ai := a.AddrInfo()
+	target := Target{Root: sh.Root, Hint: &ai}
+	r, err := b.Open(ctx, target, FetchOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.ReadFull(r, make([]byte, 1<<20)); err != nil {
+		t.Fatal(err)
+	}
+	st := r.st
+	r.Close()
+	select {
+	case <-st.done:
+	case <-ctx.Done():
+		t.Fatal("the fetch did not stop when its only reader closed")
+	}
+	if st.src.Complete() {
+		t.Fatal("the fetch completed before the reader closed; the test proves nothing")
+	}
+
+	r, err = b.Open(ctx, target, FetchOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	got, err := io.ReadAll(r)
+	if err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("ReadAll after reopening: %d bytes, %v", len(got), err)
+	}
+	if _, err := os.Stat(filepath.Join(b.cfg.Home, streamsDir)); err != nil {
+		t.Errorf("streams folder: %v", err)
+	}
+}
+
+// TestFetchFromPeerStillDownloading: B fetches from A over a slow link
+// while C, which can reach only B, fetches from B; C gets its chunks from
+// B before B has finished.
+func TestFetchFromPeerStillDownloading(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	mn, nodes := mockNodes(t, 3)
+	a, b, c := nodes[0], nodes[1], nodes[2]
+	link(t, mn, a, b, 8e6) // 16 MiB takes two seconds
+	link(t, mn, b, c, 0)   // no A–C link: C can only get chunks from B
+	path, data := randomFile(t, t.TempDir(), "f.bin", 16<<20, 11)
+	sh, err := a.Share(ctx, path, ShareOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var bDone atomic.Bool
+	bStarted := make(chan struct{})
+	var once atomic.Bool
+	bErr := make(chan error, 1)
+	go func() {
+		_, err := b.Fetch(ctx, Target{Root: sh.Root, Hint: ptr(a.AddrInfo())}, filepath.Join(t.TempDir(), "b.bin"), FetchOptions{
+			Progress: func(p Progress) {
+				if p.Chunks > 0 && once.CompareAndSwap(false, true) {
+					close(bStarted)
+				}
+				if p.Done {
+					bDone.Store(true)
+				}
+			},
+		})
+		bDone.Store(true)
+		bErr <- err
+	}()
+	select {
+	case <-bStarted:
+	case err := <-bErr:
+		t.Fatalf("B's fetch ended before its first chunk: %v", err)
+	}
+	var bDoneAtFirst atomic.Int32 // 1: B was not done when C got its first chunk; 2: it was
+	dest := filepath.Join(t.TempDir(), "c.bin")
+	res, err := c.Fetch(ctx, Target{Root: sh.Root, Hint: ptr(b.AddrInfo())}, dest, FetchOptions{
+		Progress: func(p Progress) {
+			if p.Chunks > 0 && bDoneAtFirst.Load() == 0 {
+				if bDone.Load() {
+					bDoneAtFirst.Store(2)
+				} else {
+					bDoneAtFirst.Store(1)
+				}
+			}
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := <-bErr; err != nil {
+		t.Fatalf("B: %v", err)
+	}
+	sameFile(t, dest, data)
+	if got := res.Progress.PerPeer[b.ID()]; got != int64(len(data)) {
+		t.Errorf("C got %d bytes from B, want all %d", got, len(data))
+	}
+	if bDoneAtFirst.Load() != 1 {
+		t.Error("C got its first chunk only after B had finished")
+	}
+}
+
+func ptr(ai peer.AddrInfo) *peer.AddrInfo { return &ai }
