@@ -121,15 +121,15 @@ func Start(ctx context.Context, opts Options) (_ *Daemon, err error) {
 		d.cancel()
 		return nil, fmt.Errorf("daemon: writing %s: %w", AddrFile, err)
 	}
-	d.go_(func() { d.serve(d.api, d.apiLn, "API") })
+	d.spawn(func() { d.serve(d.api, d.apiLn, "API") })
 	if d.met != nil {
-		d.go_(func() { d.serve(d.met, d.metLn, "metrics") })
+		d.spawn(func() { d.serve(d.met, d.metLn, "metrics") })
 	}
-	d.go_(d.sampleLoop)
+	d.spawn(d.sampleLoop)
 	return d, nil
 }
 
-func (d *Daemon) go_(fn func()) {
+func (d *Daemon) spawn(fn func()) {
 	d.wg.Add(1)
 	go func() {
 		defer d.wg.Done()
