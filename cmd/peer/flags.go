@@ -107,6 +107,11 @@ func connect(c *cli.Context, use nodeUse) (daemon.API, func(), error) {
 	}
 	cl, err := daemon.Dial(c.Context, home)
 	if err == nil {
+		for _, f := range nodeFlags {
+			if name := f.Names()[0]; c.IsSet(name) && !c.Bool("json") {
+				fmt.Fprintf(c.App.ErrWriter, "note: --%s (or its PEER_ variable) does not apply: the daemon at %s runs with its own settings\n", name, cl.Addr())
+			}
+		}
 		return cl, func() {}, nil
 	}
 	if !errors.Is(err, daemon.ErrNoDaemon) || use == needDaemon {
