@@ -596,19 +596,30 @@ func (r *runner) apply(ctx context.Context, e Event, ticket peer.AddrInfo, hints
 		}
 		// Cut every link first (no new dial crosses), then the
 		// connections that stood.
-		var pairs [][2]peer.ID
 		all := r.slots(r.advHosts())
+		side := map[peer.ID]bool{}
+		for _, a := range all {
+			side[a.id] = r.side(a.idx)
+		}
 		for _, a := range all {
 			for _, b := range all {
-				if a.idx < b.idx && r.side(a.idx) != r.side(b.idx) {
+				if a.idx < b.idx && side[a.id] != side[b.id] {
 					r.mn.UnlinkPeers(a.id, b.id)
-					pairs = append(pairs, [2]peer.ID{a.id, b.id})
 				}
 			}
 		}
-		for _, pr := range pairs {
-			r.mn.DisconnectPeers(pr[0], pr[1])
+		var pairs [][2]peer.ID
+		for _, a := range all {
+			if !side[a.id] {
+				continue
+			}
+			for _, q := range r.mn.Net(a.id).Peers() {
+				if cut, known := side[q]; known && !cut {
+					pairs = append(pairs, [2]peer.ID{a.id, q})
+				}
+			}
 		}
+		r.disconnect(pairs)
 	case Heal:
 		if r.cut == nil {
 			return nil
@@ -625,6 +636,24 @@ func (r *runner) apply(ctx context.Context, e Event, ticket peer.AddrInfo, hints
 		r.cut = nil
 	}
 	return nil
+}
+
+// disconnect closes the connections between each pair, many at once:
+// mocknet resets a connection's streams one by one, each waiting for its
+// delivery goroutine, which takes up to a second per connection.
+func (r *runner) disconnect(pairs [][2]peer.ID) {
+	sem := make(chan struct{}, 64)
+	var wg sync.WaitGroup
+	for _, pr := range pairs {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			r.mn.DisconnectPeers(pr[0], pr[1])
+		}()
+	}
+	wg.Wait()
 }
 
 // side says which side of a partition slot i is on (adversaries stay with
@@ -660,14 +689,11 @@ func (r *runner) leave(p *simPeer) {
 			cancel()
 		}
 		start := time.Now()
-		// mocknet resets a connection's streams one by one, each
-		// waiting for its delivery goroutine: close them all at once.
-		var wg sync.WaitGroup
+		var pairs [][2]peer.ID
 		for _, q := range h.Network().Peers() {
-			wg.Add(1)
-			go func() { defer wg.Done(); h.Network().ClosePeer(q) }()
+			pairs = append(pairs, [2]peer.ID{h.ID(), q})
 		}
-		wg.Wait()
+		r.disconnect(pairs)
 		t1 := time.Now()
 		h.Close()
 		m := n.Metrics()
@@ -1015,6 +1041,15 @@ func (r *runner) check(rep *Report) {
 			}
 			if slices.Contains(p.node.Bans(), a.host.ID()) {
 				ar.BannedBy++
+				continue
+			}
+			// A block sent as the peer completed may never have been
+			// read (the session ended first): that is not a miss.
+			p.mu.Lock()
+			done, doneAt := p.done, r.start.Add(p.doneAt)
+			p.mu.Unlock()
+			if done && a.lastSent(id).After(doneAt.Add(-sc.RequestTimeout)) {
+				ar.Late++
 			} else if a.kind == Corrupt {
 				rep.Problems = append(rep.Problems, fmt.Sprintf("adversary %d (%s): sent corrupt chunks to peer %d, which did not ban it", k, a.kind, p.idx))
 			}

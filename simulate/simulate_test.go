@@ -36,6 +36,9 @@ func run(t *testing.T, name string, peers int, seed uint64, tweak func(*Scenario
 	if err != nil {
 		t.Fatal(err)
 	}
+	if raceEnabled {
+		sc.FileSize = 2 << 20
+	}
 	if tweak != nil {
 		tweak(&sc)
 	}
@@ -54,6 +57,7 @@ func run(t *testing.T, name string, peers int, seed uint64, tweak func(*Scenario
 }
 
 func TestFlashCrowd(t *testing.T) {
+	t.Parallel()
 	rep := run(t, "flash-crowd", testPeers, 1, nil)
 	if rep.Completed != rep.Fetchers || rep.Intact != rep.Completed || rep.Corrupt != 0 {
 		t.Fatalf("completed %d of %d, %d intact, %d corrupt", rep.Completed, rep.Fetchers, rep.Intact, rep.Corrupt)
@@ -72,6 +76,7 @@ func TestFlashCrowd(t *testing.T) {
 }
 
 func TestChurn(t *testing.T) {
+	t.Parallel()
 	rep := run(t, "churn", testPeers, 2, nil)
 	if len(rep.Events) != len(rep.Schedule) {
 		t.Fatalf("applied %d of %d events", len(rep.Events), len(rep.Schedule))
@@ -91,6 +96,7 @@ func TestChurn(t *testing.T) {
 }
 
 func TestSeederLoss(t *testing.T) {
+	t.Parallel()
 	rep := run(t, "seeder-loss", testPeers, 3, nil)
 	dead := 0
 	for _, p := range rep.PeersOut {
@@ -107,6 +113,7 @@ func TestSeederLoss(t *testing.T) {
 }
 
 func TestPartitionHeals(t *testing.T) {
+	t.Parallel()
 	rep := run(t, "partition", testPeers, 4, nil)
 	if len(rep.Events) != 2 || rep.Events[0].Kind != Partition || rep.Events[1].Kind != Heal {
 		t.Fatalf("events %v", rep.Events)
@@ -126,6 +133,7 @@ func TestPartitionHeals(t *testing.T) {
 }
 
 func TestSlowLinks(t *testing.T) {
+	t.Parallel()
 	rep := run(t, "slow-links", testPeers, 5, nil)
 	if rep.Completed != rep.Fetchers {
 		t.Fatalf("completed %d of %d", rep.Completed, rep.Fetchers)
@@ -133,6 +141,7 @@ func TestSlowLinks(t *testing.T) {
 }
 
 func TestAdversarial(t *testing.T) {
+	t.Parallel()
 	rep := run(t, "adversarial", testPeers+10, 6, nil)
 	if rep.Completed != rep.Fetchers || rep.Corrupt != 0 {
 		t.Fatalf("completed %d of %d, %d corrupt", rep.Completed, rep.Fetchers, rep.Corrupt)
@@ -144,8 +153,8 @@ func TestAdversarial(t *testing.T) {
 			met[a.Kind] += a.SentTo
 			// Run already failed if one that received its data did not
 			// ban it; check the count agrees.
-			if a.BannedBy+a.Gone != a.SentTo {
-				t.Errorf("corrupter %s: sent to %d, banned by %d, %d gone", a.ID, a.SentTo, a.BannedBy, a.Gone)
+			if a.BannedBy+a.Gone+a.Late != a.SentTo {
+				t.Errorf("corrupter %s: sent to %d, banned by %d, %d gone, %d late", a.ID, a.SentTo, a.BannedBy, a.Gone, a.Late)
 			}
 		case Flood:
 			met[a.Kind] += a.CutOff
