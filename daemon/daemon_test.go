@@ -93,9 +93,22 @@ func TestClientServer(t *testing.T) {
 	if _, err := cb.Get(ctx, GetRequest{Target: sh.Ticket, Dest: dest}, nil); !errors.Is(err, ErrExists) {
 		t.Fatalf("get onto an existing file: %v", err)
 	}
+	// Cat of a root B has (read where it lies), and of one it has not
+	// (streamed while it downloads).
 	var buf strings.Builder
 	if err := cb.Cat(ctx, GetRequest{Target: sh.Root, Peers: []string{a.Node().Addrs()[0].String()}}, &buf); err != nil || buf.String() != string(data) {
 		t.Fatalf("cat: %d bytes, %v", buf.Len(), err)
+	}
+	other := []byte(strings.Repeat("streamed in order ", 200000))
+	src2 := filepath.Join(t.TempDir(), "g.txt")
+	os.WriteFile(src2, other, 0o644)
+	sh2, err := ca.Share(ctx, ShareRequest{Path: src2, ChunkSize: "64KiB"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	buf.Reset()
+	if err := cb.Cat(ctx, GetRequest{Target: sh2.Ticket}, &buf); err != nil || buf.String() != string(other) {
+		t.Fatalf("cat while fetching: %d bytes of %d, %v", buf.Len(), len(other), err)
 	}
 	if err := ca.Unshare(ctx, sh.Root); err != nil {
 		t.Fatal(err)
@@ -104,7 +117,7 @@ func TestClientServer(t *testing.T) {
 		t.Fatalf("second unshare: %v", err)
 	}
 	st, err := cb.Status(ctx)
-	if err != nil || st.BytesDown < int64(len(data)) || st.Shares != 1 {
+	if err != nil || st.BytesDown < int64(len(data)+len(other)) || st.Shares < 1 {
 		t.Fatalf("status: %+v, %v", st, err)
 	}
 	if err := b.Close(); err != nil {

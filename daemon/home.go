@@ -25,7 +25,6 @@ const (
 	ConfigFile = "config.json" // Settings, made with the defaults on first use
 	AddrFile   = "api.addr"    // host:port of the running daemon's API
 	TokenFile  = "api.token"   // the API token, mode 0600
-	TempDir    = "tmp"         // downloads streamed to stdout are staged here
 )
 
 // HomeDir returns dir, or ~/.peer when dir is empty, as an absolute path.

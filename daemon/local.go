@@ -14,7 +14,6 @@ import (
 	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p/core/peer"
 
-	"github.com/peer-project/peer/integrity"
 	"github.com/peer-project/peer/node"
 	"github.com/peer-project/peer/store"
 	"github.com/peer-project/peer/swarm"
@@ -349,9 +348,9 @@ func (l *Local) Get(ctx context.Context, req GetRequest, progress func(ProgressI
 	return out, nil
 }
 
-// Cat implements API: it fetches the file into the home's tmp folder and
-// copies it to w, then forgets it. A file this node already shares is read
-// from where it is, every chunk verified against the manifest.
+// Cat implements API: it reads the file through node.Open, which fetches
+// the chunks at the read position first (into the home's streams folder)
+// or reads a file this node has from where it lies, verifying every chunk.
 func (l *Local) Cat(ctx context.Context, req GetRequest, w io.Writer) error {
 	t, peers, err := parseTarget(req.Target, req.Peers)
 	if err != nil {
@@ -364,92 +363,19 @@ func (l *Local) Cat(ctx context.Context, req GetRequest, w io.Writer) error {
 	if e.Dir {
 		return errorf(ErrBadRequest, "%s is a folder: -o - streams one file; name a file inside it (ROOT/path) or pass -o FOLDER", req.Target)
 	}
-	if shares, err := l.n.Shares(); err == nil {
-		for _, s := range shares {
-			if s.Root == e.Root && !s.Dir && !s.Stale {
-				return l.catShared(ctx, e.Root, s.Path, w)
-			}
-		}
-	}
-	tmp := filepath.Join(l.home, TempDir)
-	if err := os.MkdirAll(tmp, 0o700); err != nil {
-		return fmt.Errorf("daemon: %w", err)
-	}
-	dir, err := os.MkdirTemp(tmp, "cat-")
-	if err != nil {
-		return fmt.Errorf("daemon: %w", err)
-	}
-	defer os.RemoveAll(dir)
-	dest := filepath.Join(dir, e.Name)
-	res, err := l.n.Fetch(ctx, node.Target{Root: e.Root, Hint: t.Hint}, dest, node.FetchOptions{Peers: peers})
+	r, err := l.n.Open(ctx, node.Target{Root: e.Root, Hint: t.Hint}, node.FetchOptions{Peers: peers})
 	if err != nil {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
 		return l.explain(t, err)
 	}
-	// The fetched copy was indexed as a share of dest: forget it before
-	// the file goes.
-	defer func() {
-		if s, err := l.shareOf(res.Root); err == nil && s.Path == dest {
-			l.n.Unshare(res.Root)
+	defer r.Close()
+	if _, err := io.Copy(w, r); err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
 		}
-	}()
-	f, err := os.Open(dest)
-	if err != nil {
-		return fmt.Errorf("daemon: %w", err)
-	}
-	defer f.Close()
-	_, err = io.Copy(w, f)
-	return err
-}
-
-func (l *Local) shareOf(root cid.Cid) (store.Share, error) {
-	shares, err := l.n.Shares()
-	if err != nil {
-		return store.Share{}, err
-	}
-	for _, s := range shares {
-		if s.Root == root {
-			return s, nil
-		}
-	}
-	return store.Share{}, store.ErrNotFound
-}
-
-// catShared copies a shared file to w, verifying each chunk against the
-// manifest before writing it.
-func (l *Local) catShared(ctx context.Context, root cid.Cid, path string, w io.Writer) error {
-	m, err := l.n.Inspect(ctx, node.Target{Root: root}, nil)
-	if err != nil {
-		return err
-	}
-	if len(m.Files) != 1 {
-		return fmt.Errorf("daemon: %s is not one file", root)
-	}
-	f, err := os.Open(path)
-	if err != nil {
-		return fmt.Errorf("daemon: reading the shared copy: %w", err)
-	}
-	defer f.Close()
-	var buf []byte
-	for _, c := range m.Files[0].Chunks {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		if cap(buf) < int(c.Size) {
-			buf = make([]byte, c.Size)
-		}
-		b := buf[:c.Size]
-		if _, err := f.ReadAt(b, c.Offset); err != nil {
-			return fmt.Errorf("daemon: reading the shared copy %s: %w", path, err)
-		}
-		if err := integrity.Verify(c.CID, b); err != nil {
-			return fmt.Errorf("daemon: the shared copy %s changed since it was shared (share it again): %w", path, err)
-		}
-		if _, err := w.Write(b); err != nil {
-			return err
-		}
+		return fmt.Errorf("daemon: streaming %s: %w", req.Target, err)
 	}
 	return nil
 }

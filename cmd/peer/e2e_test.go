@@ -334,17 +334,17 @@ func TestShareGetByTicketAndDHT(t *testing.T) {
 	}
 	sameTree(t, destB, files)
 
+	// A file inside, streamed to stdout in order while C fetches it (flags
+	// after the target work too).
+	if out := ok(t, "get", "--home", c.home, sh.Root+"/sub/three.bin", "-o", "-"); out != string(files["sub/three.bin"]) {
+		t.Fatalf("get -o -: %d bytes, want %d equal bytes", len(out), len(files["sub/three.bin"]))
+	}
 	// C by root alone: it knows B, and finds providers through the DHT.
 	destC := filepath.Join(t.TempDir(), "album")
 	res = lastDone(t, ok(t, "get", "--home", c.home, "--json", "-o", destC, sh.Root))
 	sameTree(t, destC, files)
 	t.Logf("C got the root from %v", res.FromPeers)
 
-	// A file inside, streamed to stdout in order (flags after the target
-	// work too).
-	if out := ok(t, "get", "--home", c.home, sh.Root+"/sub/three.bin", "-o", "-"); out != string(files["sub/three.bin"]) {
-		t.Fatalf("get -o -: %d bytes, want %d equal bytes", len(out), len(files["sub/three.bin"]))
-	}
 	// Without -o, the target's own name in the working directory.
 	wd := t.TempDir()
 	cmd := exec.Command(peerBin(t), "get", "--home", b.home, sh.Root+"/two.txt")
