@@ -220,21 +220,58 @@ func (c *conn) writeLoop(w *wire.Writer) {
 	}
 }
 
-// readLoop reads what the peer sends until the stream ends, verifying and
-// writing each block before it tells the loop.
+// blockBuffers is how many blocks a conn holds at once: one being read from
+// the stream and the others queued for, or being, verified and written.
+// Reading goes on while a block is hashed and written, so the stream keeps
+// flowing (a stalled reader closes the muxer's window on the sender).
+const blockBuffers = 4
+
+// readLoop reads what the peer sends until the stream ends. Blocks go to a
+// second goroutine that verifies and writes each before it tells the loop.
 func (c *conn) readLoop(r *wire.Reader) error {
 	f := c.f
-	var (
-		layout *Layout
-		dl     *download
-		buf    = &wire.Block{}
-	)
+	layout, dl := f.current()
+	free := make(chan *wire.Block, blockBuffers)
+	for range blockBuffers {
+		free <- &wire.Block{}
+	}
 	r.SetBlockAlloc(func(_ uint64, size int) *wire.Block {
-		if cap(buf.Data) < size {
-			buf.Data = make([]byte, size)
+		b := <-free // waits while every buffer is queued or in use
+		if cap(b.Data) < size {
+			b.Data = make([]byte, size)
 		}
-		return buf
+		return b
 	})
+	blocks := make(chan *wire.Block, blockBuffers-1)
+	var failed error // set by the block goroutine before it resets the stream
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for m := range blocks {
+			if failed == nil {
+				if layout == nil {
+					layout, dl = f.current()
+				}
+				if err := c.block(layout, dl, m); err != nil {
+					failed = err
+					c.stream.Reset() // ends the Read below
+				}
+			}
+			free <- m
+		}
+	}()
+	err := c.readMsgs(r, blocks)
+	close(blocks)
+	<-done
+	if failed != nil {
+		return failed
+	}
+	return err
+}
+
+// readMsgs reads messages until the stream ends, handing blocks on.
+func (c *conn) readMsgs(r *wire.Reader, blocks chan<- *wire.Block) error {
+	f := c.f
 	for {
 		m, err := r.Read()
 		if err != nil {
@@ -247,12 +284,7 @@ func (c *conn) readLoop(r *wire.Reader) error {
 		case *wire.Have:
 			f.post(event{kind: evHave, conn: c, index: int64(m.Index)})
 		case *wire.Block:
-			if dl == nil {
-				layout, dl = f.current()
-			}
-			if err := c.block(layout, dl, m); err != nil {
-				return err
-			}
+			blocks <- m
 		case *wire.DontHave:
 			for _, i := range m.Indices {
 				c.mu.Lock()

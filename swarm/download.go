@@ -36,6 +36,8 @@ type download struct {
 	dest    string
 	partial string
 
+	old []bool // file fi was staged by an earlier fetch: recheck reads it
+
 	mu       sync.RWMutex
 	have     *bitfield.Bitfield
 	bytes    int64 // in verified chunks
@@ -47,7 +49,7 @@ type download struct {
 // folder, every file of it allocated to its size. A staging area left by an
 // earlier fetch is kept: recheck finds what it already holds.
 func openDownload(l *Layout, dest string) (*download, error) {
-	d := &download{layout: l, dest: dest, partial: PartialPath(dest), have: bitfield.New(l.NumChunks()), files: map[int]*os.File{}}
+	d := &download{layout: l, dest: dest, partial: PartialPath(dest), have: bitfield.New(l.NumChunks()), files: map[int]*os.File{}, old: make([]bool, len(l.Files))}
 	if l.Dir {
 		if err := os.MkdirAll(d.partial, 0o755); err != nil {
 			return nil, fmt.Errorf("swarm: staging %s: %w", d.partial, err)
@@ -65,8 +67,12 @@ func openDownload(l *Layout, dest string) (*download, error) {
 			return nil, fmt.Errorf("swarm: staging: %w", err)
 		}
 		st, err := fh.Stat()
-		if err == nil && st.Size() != f.Size {
-			err = fh.Truncate(f.Size)
+		if err == nil {
+			// A new file is all holes: nothing in it to recheck.
+			d.old[fi] = st.Size() > 0
+			if st.Size() != f.Size {
+				err = fh.Truncate(f.Size)
+			}
 		}
 		if err != nil {
 			fh.Close()
@@ -116,7 +122,7 @@ func (d *download) withFile(fi int, flag int, fn func(*os.File) error) error {
 }
 
 // recheck verifies every chunk the staging area holds, on every core, and
-// marks those that match. Chunks are written only after they are verified,
+// marks those that match; files that openDownload created are skipped. Chunks are written only after they are verified,
 // so this finds every chunk an interrupted fetch had, whatever it had
 // recorded. It returns how many it found.
 func (d *download) recheck(ctx context.Context) (int64, error) {
@@ -148,6 +154,9 @@ func (d *download) recheck(ctx context.Context) (int64, error) {
 	var err error
 feed:
 	for i := range n {
+		if !d.old[d.layout.Chunks[i].File] {
+			continue
+		}
 		select {
 		case next <- i:
 		case <-ctx.Done():

@@ -1,6 +1,7 @@
 package swarm
 
 import (
+	"context"
 	"errors"
 	"sync"
 	"time"
@@ -240,6 +241,39 @@ func (sv *server) stop() {
 	sv.signal()
 }
 
+// preload is a chunk being read and verified ahead of its turn.
+type preload struct {
+	idx  uint64
+	data []byte
+	err  error
+	done chan struct{}
+}
+
+// preload starts reading the next chunk wanted into *buf, or returns nil
+// when none is queued.
+func (sv *server) preload(ctx context.Context, src Source, buf *[]byte) *preload {
+	sv.mu.Lock()
+	if len(sv.wants) == 0 {
+		sv.mu.Unlock()
+		return nil
+	}
+	idx := sv.wants[0]
+	sv.mu.Unlock()
+	if !src.Has(int64(idx)) {
+		return nil
+	}
+	p := &preload{idx: idx, done: make(chan struct{})}
+	b := (*buf)[:0]
+	go func() {
+		defer close(p.done)
+		p.data, p.err = src.ReadChunk(ctx, int64(idx), b)
+		if p.err == nil {
+			*buf = p.data[:0] // keep a grown buffer; only this goroutine touches *buf until done
+		}
+	}()
+	return p
+}
+
 // sendLoop writes the answers: first HAVE, then blocks and manifest blocks
 // as they are asked for, announcements as they come.
 func (sv *server) sendLoop() {
@@ -258,7 +292,18 @@ func (sv *server) sendLoop() {
 		sv.stream.Reset()
 		return
 	}
-	var buf []byte
+	// While one block is written, the next one wanted is read and verified
+	// on another goroutine: two buffers take turns.
+	var (
+		bufs [2][]byte
+		cur  int
+		pre  *preload
+	)
+	defer func() {
+		if pre != nil {
+			<-pre.done
+		}
+	}()
 	for {
 		sv.mu.Lock()
 		for !sv.done && sv.errMsg == nil && len(sv.wants) == 0 && len(sv.nodes) == 0 && len(sv.haves) == 0 {
@@ -319,7 +364,18 @@ func (sv *server) sendLoop() {
 			if src := sv.source(); src == nil || !src.Has(int64(idx)) {
 				err = w.Write(&wire.DontHave{Indices: []uint64{idx}})
 			} else {
-				buf, err = src.ReadChunk(ctx, int64(idx), buf[:0])
+				var buf []byte
+				if pre != nil && pre.idx == idx {
+					<-pre.done
+					buf, err, cur = pre.data, pre.err, 1-cur
+				} else {
+					if pre != nil {
+						<-pre.done // it was cancelled; its buffer is free again
+					}
+					buf, err = src.ReadChunk(ctx, int64(idx), bufs[cur][:0])
+				}
+				bufs[cur] = buf[:0]
+				pre = sv.preload(ctx, src, &bufs[1-cur])
 				if err != nil {
 					sv.sw.log.Warn("serving a chunk", "root", sv.root, "index", idx, "err", err)
 					err = w.Write(&wire.DontHave{Indices: []uint64{idx}})
