@@ -1,0 +1,327 @@
+package node
+
+// The end-to-end transfer benchmark: a seeder and a fetcher, each its own
+// process (this test binary run again in a child role), on 127.0.0.1 over
+// the transport a node uses by default (TCP, TLS, yamux). In the same run,
+// two more processes measure raw libp2p stream throughput between nodes
+// built the same way: the limit the transfer is held against.
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime/pprof"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	ma "github.com/multiformats/go-multiaddr"
+
+	"github.com/peer-project/peer/chunker"
+)
+
+// benchRoleEnv names the child role of the test binary; see benchChild.
+const benchRoleEnv = "PEER_BENCH_ROLE"
+
+// rawProtocol is the protocol of the raw stream measurement.
+const rawProtocol = "/peer/bench-raw/1.0.0"
+
+// childReport is what a child prints on its last line.
+type childReport struct {
+	Seconds   float64 `json:"seconds"`
+	Bytes     int64   `json:"bytes"`
+	Duplicate int64   `json:"duplicate"`
+	PeakRSS   int64   `json:"peak_rss"`
+	FirstByte float64 `json:"first_byte_seconds"`
+}
+
+// BenchmarkTransfer moves PEER_BENCH_TRANSFER_SIZE bytes (default 1 GiB)
+// from a seeder process to a fetcher process and prints the rate beside raw
+// libp2p stream throughput between two such processes, with both processes'
+// peak RSS and the duplicate bytes.
+func BenchmarkTransfer(b *testing.B) {
+	size := int64(1 << 30)
+	if s := os.Getenv("PEER_BENCH_TRANSFER_SIZE"); s != "" {
+		v, err := strconv.ParseInt(s, 10, 64)
+		if err != nil || v <= 0 {
+			b.Fatalf("PEER_BENCH_TRANSFER_SIZE=%q: want a byte count", s)
+		}
+		size = v
+	}
+	dir := b.TempDir()
+	path := filepath.Join(dir, "payload.bin")
+	writeRandom(b, path, size)
+
+	// The seeder shares the file once; every iteration fetches it anew.
+	seeder := startChild(b, "seed", map[string]string{"PEER_BENCH_FILE": path, "PEER_BENCH_HOME": filepath.Join(dir, "seeder")})
+	ticket := seeder.expect(b, "TICKET ")
+	raw := startChild(b, "rawserve", map[string]string{"PEER_BENCH_SIZE": strconv.FormatInt(size, 10), "PEER_BENCH_HOME": filepath.Join(dir, "rawserver")})
+	rawAddr := raw.expect(b, "ADDR ")
+
+	var fetchSec, rawSec, firstByte float64
+	var fetchRSS, dup int64
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		dest := filepath.Join(dir, fmt.Sprintf("got-%d.bin", i))
+		rep := runChild(b, "fetch", map[string]string{"PEER_BENCH_TICKET": ticket, "PEER_BENCH_DEST": dest, "PEER_BENCH_HOME": filepath.Join(dir, fmt.Sprintf("fetcher-%d", i))})
+		if rep.Bytes != size {
+			b.Fatalf("fetched %d bytes, want %d", rep.Bytes, size)
+		}
+		os.Remove(dest)
+		fetchSec += rep.Seconds
+		firstByte = max(firstByte, rep.FirstByte)
+		fetchRSS = max(fetchRSS, rep.PeakRSS)
+		dup += rep.Duplicate
+		rr := runChild(b, "rawfetch", map[string]string{"PEER_BENCH_ADDR": rawAddr, "PEER_BENCH_SIZE": strconv.FormatInt(size, 10), "PEER_BENCH_HOME": filepath.Join(dir, fmt.Sprintf("rawclient-%d", i))})
+		if rr.Bytes != size {
+			b.Fatalf("raw stream carried %d bytes, want %d", rr.Bytes, size)
+		}
+		rawSec += rr.Seconds
+	}
+	b.StopTimer()
+	seedRSS := seeder.finish(b).PeakRSS
+	raw.finish(b)
+
+	mb := float64(size) * float64(b.N) / 1e6
+	fetchRate, rawRate := mb/fetchSec, mb/rawSec
+	b.ReportMetric(fetchRate, "MB/s")
+	b.ReportMetric(rawRate, "raw-MB/s")
+	b.ReportMetric(fetchRate/rawRate, "x-raw")
+	b.ReportMetric(float64(fetchRSS)/(1<<20), "fetcher-MiB")
+	b.ReportMetric(float64(seedRSS)/(1<<20), "seeder-MiB")
+	dupPct := 100 * float64(dup) / (float64(size) * float64(b.N))
+	fmt.Printf("--- %s: %d MiB between two processes on 127.0.0.1 (TCP+TLS+yamux), %d run(s):\n"+
+		"    transfer %.0f MB/s = %.2fx raw libp2p stream %.0f MB/s (target >= 0.6x)\n"+
+		"    fetcher peak RSS %.0f MiB (limit 128 MiB); seeder peak RSS %.0f MiB (limit 96 MiB)\n"+
+		"    duplicate bytes %.2f%% of the file (limit 2%%); first progress report with verified bytes after %.0f ms (reports come every 50 ms)\n",
+		b.Name(), size>>20, b.N, fetchRate, fetchRate/rawRate, rawRate,
+		float64(fetchRSS)/(1<<20), float64(seedRSS)/(1<<20), dupPct, firstByte*1000)
+}
+
+// writeRandom writes size pseudo-random bytes to path, fast.
+func writeRandom(b *testing.B, path string, size int64) {
+	f, err := os.Create(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	w := bufio.NewWriterSize(f, 1<<20)
+	r := rand.New(rand.NewPCG(1, 2))
+	var buf [8]byte
+	for n := int64(0); n < size; n += 8 {
+		v := r.Uint64()
+		for j := range buf {
+			buf[j] = byte(v >> (8 * j))
+		}
+		if _, err := w.Write(buf[:min(8, size-n)]); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := w.Flush(); err != nil {
+		b.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		b.Fatal(err)
+	}
+}
+
+// child is a running child process: its stdin ends it, its stdout speaks
+// line by line.
+type child struct {
+	cmd   *exec.Cmd
+	stdin io.WriteCloser
+	out   *bufio.Scanner
+	role  string
+}
+
+func startChild(b *testing.B, role string, env map[string]string) *child {
+	b.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), benchRoleEnv+"="+role)
+	for k, v := range env {
+		cmd.Env = append(cmd.Env, k+"="+v)
+	}
+	cmd.Stderr = os.Stderr
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	c := &child{cmd: cmd, stdin: stdin, out: bufio.NewScanner(stdout), role: role}
+	b.Cleanup(func() { c.stdin.Close(); c.cmd.Process.Kill(); c.cmd.Wait() })
+	return c
+}
+
+// expect reads lines until one starts with prefix and returns the rest.
+func (c *child) expect(b *testing.B, prefix string) string {
+	b.Helper()
+	for c.out.Scan() {
+		if rest, ok := strings.CutPrefix(c.out.Text(), prefix); ok {
+			return rest
+		}
+	}
+	b.Fatalf("%s child ended without printing %q: %v", c.role, prefix, c.out.Err())
+	return ""
+}
+
+// finish closes the child's stdin and reads its report.
+func (c *child) finish(b *testing.B) childReport {
+	b.Helper()
+	c.stdin.Close()
+	var rep childReport
+	if err := json.Unmarshal([]byte(c.expect(b, "REPORT ")), &rep); err != nil {
+		b.Fatalf("%s child report: %v", c.role, err)
+	}
+	if err := c.cmd.Wait(); err != nil {
+		b.Fatalf("%s child: %v", c.role, err)
+	}
+	return rep
+}
+
+func runChild(b *testing.B, role string, env map[string]string) childReport {
+	b.Helper()
+	return startChild(b, role, env).finish(b)
+}
+
+// benchChild runs one child role and returns the exit code. Children talk
+// to the parent on stdout ("TICKET …", "ADDR …", "REPORT {json}") and end
+// when their stdin does.
+func benchChild(role string) int {
+	if err := runRole(role); err != nil {
+		fmt.Fprintf(os.Stderr, "bench child %s: %v\n", role, err)
+		return 1
+	}
+	return 0
+}
+
+func runRole(role string) error {
+	if p := os.Getenv("PEER_BENCH_CPUPROFILE"); p != "" && (role == "fetch" || role == "seed") {
+		f, err := os.Create(p + "." + role)
+		if err != nil {
+			return err
+		}
+		pprof.StartCPUProfile(f)
+		defer pprof.StopCPUProfile()
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	cfg := DefaultConfig()
+	cfg.Home = os.Getenv("PEER_BENCH_HOME")
+	cfg.Listen = []string{"/ip4/127.0.0.1/tcp/0"}
+	cfg.NoMDNS, cfg.NoDHT, cfg.NoSync = true, true, true
+	cfg.Chunking = chunker.DefaultParams()
+	cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	n, err := New(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer n.Close()
+	size, _ := strconv.ParseInt(os.Getenv("PEER_BENCH_SIZE"), 10, 64)
+	report := func(rep childReport) {
+		rep.PeakRSS = peakRSS()
+		b, _ := json.Marshal(rep)
+		fmt.Printf("REPORT %s\n", b)
+	}
+	switch role {
+	case "seed":
+		sh, err := n.Share(ctx, os.Getenv("PEER_BENCH_FILE"), ShareOptions{})
+		if err != nil {
+			return err
+		}
+		fmt.Printf("TICKET %s\n", sh.Ticket)
+		io.Copy(io.Discard, os.Stdin)
+		report(childReport{})
+	case "fetch":
+		t, err := ParseTarget(os.Getenv("PEER_BENCH_TICKET"))
+		if err != nil {
+			return err
+		}
+		start := time.Now()
+		var first time.Duration
+		res, err := n.Fetch(ctx, t, os.Getenv("PEER_BENCH_DEST"), FetchOptions{Progress: func(p Progress) {
+			if first == 0 && p.Bytes > 0 {
+				first = time.Since(start)
+			}
+			if os.Getenv("PEER_BENCH_TRACE") != "" {
+				fmt.Fprintf(os.Stderr, "TRACE %.2fs %d MiB peers %d done %v\n", time.Since(start).Seconds(), p.Bytes>>20, p.Peers, p.Done)
+			}
+		}})
+		if err != nil {
+			return err
+		}
+		report(childReport{Seconds: time.Since(start).Seconds(), Bytes: res.Progress.Bytes, Duplicate: res.Progress.Duplicate, FirstByte: first.Seconds()})
+	case "rawserve":
+		buf := make([]byte, 1<<20)
+		n.Host().SetStreamHandler(rawProtocol, func(s network.Stream) {
+			defer s.Close()
+			for left := size; left > 0; {
+				k, err := s.Write(buf[:min(int64(len(buf)), left)])
+				if err != nil {
+					s.Reset()
+					return
+				}
+				left -= int64(k)
+			}
+		})
+		fmt.Printf("ADDR %s\n", n.Addrs()[0])
+		io.Copy(io.Discard, os.Stdin)
+		report(childReport{})
+	case "rawfetch":
+		addr, err := ma.NewMultiaddr(os.Getenv("PEER_BENCH_ADDR"))
+		if err != nil {
+			return err
+		}
+		ai, err := peer.AddrInfoFromP2pAddr(addr)
+		if err != nil {
+			return err
+		}
+		if err := n.Connect(ctx, *ai); err != nil {
+			return err
+		}
+		start := time.Now()
+		s, err := n.Host().NewStream(ctx, ai.ID, rawProtocol)
+		if err != nil {
+			return err
+		}
+		got, err := io.CopyBuffer(io.Discard, s, make([]byte, 1<<20))
+		s.Close()
+		if err != nil {
+			return err
+		}
+		report(childReport{Seconds: time.Since(start).Seconds(), Bytes: got})
+	default:
+		return fmt.Errorf("unknown role %q", role)
+	}
+	return nil
+}
+
+// peakRSS returns this process's peak resident set size (VmHWM) in bytes,
+// or 0 where /proc is missing.
+func peakRSS() int64 {
+	status, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for line := range strings.Lines(string(status)) {
+		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 10, 64)
+			return kb << 10
+		}
+	}
+	return 0
+}
