@@ -20,11 +20,11 @@ func daemonCommand() *cli.Command {
 			"(api.addr) and its token (api.token, mode 0600). Flags override PEER_* variables, which\n" +
 			"override config.json.",
 		Flags: append([]cli.Flag{
-			homeFlag, jsonFlag,
+			homeFlag(), jsonFlag,
 			&cli.StringFlag{Name: "api", EnvVars: []string{"PEER_API"}, Usage: "serve the API on `ADDR` (loopback only; default 127.0.0.1 on a random port)"},
 			&cli.StringFlag{Name: "metrics", EnvVars: []string{"PEER_METRICS"}, Usage: "serve Prometheus metrics at http://`ADDR`/metrics"},
 			&cli.StringFlag{Name: "log-level", EnvVars: []string{"PEER_LOG_LEVEL"}, Value: "info", Usage: "debug, info, warn or error"},
-		}, append(nodeFlags, chunkingFlags...)...),
+		}, append(nodeFlags(), chunkingFlags()...)...),
 		Action: runDaemon,
 	}
 }

@@ -17,17 +17,21 @@ import (
 )
 
 // homeFlag names the home directory; every command takes it.
-var homeFlag = &cli.StringFlag{Name: "home", EnvVars: []string{"PEER_HOME"}, Usage: "home directory: identity, database, config.json, API address and token (default ~/.peer)"}
+func homeFlag() cli.Flag {
+	return &cli.StringFlag{Name: "home", EnvVars: []string{"PEER_HOME"}, Usage: "home directory: identity, database, config.json, API address and token (default ~/.peer)"}
+}
 
 // nodeFlags set what a node does on the network: `peer daemon` takes them,
 // and so do share and get for the node they run when no daemon runs. Each
 // overrides its PEER_* variable, which overrides the config file.
-var nodeFlags = []cli.Flag{
-	&cli.StringSliceFlag{Name: "listen", EnvVars: []string{"PEER_LISTEN"}, Usage: "listen on `MULTIADDR` (repeatable; default every interface, TCP and QUIC, random port)"},
-	&cli.StringSliceFlag{Name: "bootstrap", EnvVars: []string{"PEER_BOOTSTRAP"}, Usage: "join the DHT through `MULTIADDR` (/ip4/…/tcp/…/p2p/ID, repeatable)"},
-	&cli.StringFlag{Name: "dht", EnvVars: []string{"PEER_DHT"}, Usage: "DHT mode: server, client, auto or off (default server)"},
-	&cli.BoolFlag{Name: "no-mdns", EnvVars: []string{"PEER_NO_MDNS"}, Usage: "no mDNS discovery on the local network (never run on loopback-only addresses)"},
-	&cli.StringFlag{Name: "find-timeout", EnvVars: []string{"PEER_FIND_TIMEOUT"}, Usage: "how long a fetch looks for a peer that has the root (default 60s)"},
+func nodeFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringSliceFlag{Name: "listen", EnvVars: []string{"PEER_LISTEN"}, Usage: "listen on `MULTIADDR` (repeatable; default every interface, TCP and QUIC, random port)"},
+		&cli.StringSliceFlag{Name: "bootstrap", EnvVars: []string{"PEER_BOOTSTRAP"}, Usage: "join the DHT through `MULTIADDR` (/ip4/…/tcp/…/p2p/ID, repeatable)"},
+		&cli.StringFlag{Name: "dht", EnvVars: []string{"PEER_DHT"}, Usage: "DHT mode: server, client, auto or off (default server)"},
+		&cli.BoolFlag{Name: "no-mdns", EnvVars: []string{"PEER_NO_MDNS"}, Usage: "no mDNS discovery on the local network (never run on loopback-only addresses)"},
+		&cli.StringFlag{Name: "find-timeout", EnvVars: []string{"PEER_FIND_TIMEOUT"}, Usage: "how long a fetch looks for a peer that has the root (default 60s)"},
+	}
 }
 
 // settingsOf returns the home directory and its settings: the config file
@@ -107,7 +111,7 @@ func connect(c *cli.Context, use nodeUse) (daemon.API, func(), error) {
 	}
 	cl, err := daemon.Dial(c.Context, home)
 	if err == nil {
-		for _, f := range nodeFlags {
+		for _, f := range nodeFlags() {
 			if name := f.Names()[0]; c.IsSet(name) && !c.Bool("json") {
 				fmt.Fprintf(c.App.ErrWriter, "note: --%s (or its PEER_ variable) does not apply: the daemon at %s runs with its own settings\n", name, cl.Addr())
 			}

@@ -21,11 +21,11 @@ func getCommand() *cli.Command {
 			"file to stdout. An existing DEST is kept unless --force. Interrupted (Ctrl-C), the same\n" +
 			"command resumes where it stopped. Through the daemon if one runs, else a node runs for the fetch.",
 		Flags: append([]cli.Flag{
-			homeFlag, jsonFlag,
+			homeFlag(), jsonFlag,
 			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "write to `DEST` (a file, or a folder for a folder root); - streams a file to stdout"},
 			&cli.StringSliceFlag{Name: "peer", Usage: "also ask the peer at `MULTIADDR` (/ip4/…/tcp/…/p2p/ID, repeatable)"},
 			&cli.BoolFlag{Name: "force", Usage: "replace an existing DEST"},
-		}, nodeFlags...),
+		}, nodeFlags()...),
 		Action: runGet,
 	}
 }

@@ -16,7 +16,7 @@ func lsCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "ls",
 		Usage: "list what this node shares",
-		Flags: []cli.Flag{homeFlag, jsonFlag},
+		Flags: []cli.Flag{homeFlag(), jsonFlag},
 		Action: func(c *cli.Context) error {
 			api, done, err := connect(c, offline)
 			if err != nil {
@@ -52,7 +52,7 @@ func statusCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "status",
 		Usage: "show the daemon's node: ID, listen addresses, peers, transfers, bandwidth",
-		Flags: []cli.Flag{homeFlag, jsonFlag},
+		Flags: []cli.Flag{homeFlag(), jsonFlag},
 		Action: func(c *cli.Context) error {
 			api, done, err := connect(c, needDaemon)
 			if err != nil {
@@ -94,7 +94,7 @@ func peersCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "peers",
 		Usage: "list the peers the daemon is connected to",
-		Flags: []cli.Flag{homeFlag, jsonFlag},
+		Flags: []cli.Flag{homeFlag(), jsonFlag},
 		Action: func(c *cli.Context) error {
 			api, done, err := connect(c, needDaemon)
 			if err != nil {
@@ -128,7 +128,7 @@ func unshareCommand() *cli.Command {
 		Name:      "unshare",
 		Usage:     "stop sharing a root (the files stay where they are)",
 		ArgsUsage: "ROOT",
-		Flags:     []cli.Flag{homeFlag, jsonFlag},
+		Flags:     []cli.Flag{homeFlag(), jsonFlag},
 		Action: func(c *cli.Context) error {
 			if c.NArg() != 1 {
 				return fmt.Errorf("unshare: name one ROOT (see peer ls)")
@@ -157,10 +157,10 @@ func inspectCommand() *cli.Command {
 		Usage:     "show a root's manifest: files, sizes and chunk CIDs",
 		ArgsUsage: "ROOT|TICKET|ROOT/path",
 		Flags: append([]cli.Flag{
-			homeFlag, jsonFlag,
+			homeFlag(), jsonFlag,
 			&cli.StringSliceFlag{Name: "peer", Usage: "also ask the peer at `MULTIADDR` for the manifest (repeatable)"},
 			&cli.BoolFlag{Name: "chunks", Usage: "list every chunk (text output)"},
-		}, nodeFlags...),
+		}, nodeFlags()...),
 		Action: func(c *cli.Context) error {
 			if c.NArg() != 1 {
 				return fmt.Errorf("inspect: name one ROOT, TICKET or ROOT/path")
@@ -204,7 +204,7 @@ func idCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "id",
 		Usage: "print this node's peer ID (and, with a daemon running, its addresses)",
-		Flags: []cli.Flag{homeFlag, jsonFlag},
+		Flags: []cli.Flag{homeFlag(), jsonFlag},
 		Action: func(c *cli.Context) error {
 			home, err := daemon.HomeDir(c.String("home"))
 			if err != nil {

@@ -136,9 +136,11 @@ func printLine(w io.Writer, v any) error {
 }
 
 // chunkingFlags are the flags that choose how files are cut.
-var chunkingFlags = []cli.Flag{
-	&cli.StringFlag{Name: "chunker", Value: chunker.Fixed, EnvVars: []string{"PEER_CHUNKER"}, Usage: "fixed or fastcdc"},
-	&cli.StringFlag{Name: "chunk-size", Value: "1MiB", EnvVars: []string{"PEER_CHUNK_SIZE"}, Usage: "chunk size (fixed) or average size (fastcdc), from 16KiB to 4MiB"},
+func chunkingFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "chunker", Value: chunker.Fixed, EnvVars: []string{"PEER_CHUNKER"}, Usage: "fixed or fastcdc"},
+		&cli.StringFlag{Name: "chunk-size", Value: "1MiB", EnvVars: []string{"PEER_CHUNK_SIZE"}, Usage: "chunk size (fixed) or average size (fastcdc), from 16KiB to 4MiB"},
+	}
 }
 
 // chunkingOf returns the chunking the flags, the environment or the config

@@ -20,9 +20,9 @@ func shareCommand() *cli.Command {
 			"Ctrl-C. Files are never copied: edit one and share it again to re-index it.",
 		ArgsUsage: "PATH...",
 		Flags: append(append([]cli.Flag{
-			homeFlag, jsonFlag,
+			homeFlag(), jsonFlag,
 			&cli.BoolFlag{Name: "only-hash", Usage: "compute the root without storing or announcing anything (no daemon or node needed)"},
-		}, chunkingFlags...), nodeFlags...),
+		}, chunkingFlags()...), nodeFlags()...),
 		Action: func(c *cli.Context) error {
 			if c.NArg() == 0 {
 				return fmt.Errorf("share: name at least one file or folder")
