@@ -17,6 +17,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/peer-project/peer/chunker"
+	"github.com/peer-project/peer/node"
 )
 
 func TestMain(m *testing.M) {
@@ -247,5 +248,28 @@ func TestDashboardMetrics(t *testing.T) {
 		if !used {
 			t.Errorf("no panel charts %s", m)
 		}
+	}
+}
+
+func TestMeter(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	m := newMeter(t0)
+	at := func(ms int) time.Time { return t0.Add(time.Duration(ms) * time.Millisecond) }
+	// 1 MiB resumed from disk at the start, then 4 MiB/s.
+	p := m.update(node.Progress{Bytes: 1 << 20, Total: 9 << 20}, at(0))
+	if p.Rate != 0 || p.ETA != 0 {
+		t.Fatalf("first report: %+v", p)
+	}
+	p = m.update(node.Progress{Bytes: 1<<20 + 409600, Total: 9 << 20}, at(100))
+	if p.Rate != 4096000 || p.ETA <= 0 {
+		t.Fatalf("before the first window: rate %v, eta %v; want the average since the start, 4096000 B/s", p.Rate, p.ETA)
+	}
+	p = m.update(node.Progress{Bytes: 2 << 20, Total: 9 << 20}, at(250))
+	if p.Rate != 4<<20 || p.ETA != 7.0/4 {
+		t.Fatalf("first window: rate %v, eta %v", p.Rate, p.ETA)
+	}
+	p = m.update(node.Progress{Bytes: 9 << 20, Total: 9 << 20, Done: true}, at(2000))
+	if p.Rate != float64(8<<20)/2 || p.ETA != 0 || !p.Done || p.Elapsed != 2 {
+		t.Fatalf("done: %+v", p)
 	}
 }

@@ -381,26 +381,44 @@ func (l *Local) Cat(ctx context.Context, req GetRequest, w io.Writer) error {
 }
 
 // meter turns the node's progress reports into ProgressInfo with a rate
-// and an ETA.
+// (over quarter-second windows, smoothed; the average until the first
+// window and at the end) and an ETA.
 type meter struct {
-	start    time.Time
-	lastAt   time.Time
-	last     int64
-	rate     float64
-	haveRate bool
+	start   time.Time
+	lastAt  time.Time
+	last    int64
+	base    int64 // bytes at the first report (resumed from disk)
+	seen    bool
+	windows int
+	rate    float64
 }
 
 func newMeter(now time.Time) *meter { return &meter{start: now, lastAt: now} }
 
 func (m *meter) update(p node.Progress, now time.Time) ProgressInfo {
-	if dt := now.Sub(m.lastAt).Seconds(); dt >= 0.25 || p.Done {
-		r := float64(p.Bytes-m.last) / max(dt, 1e-3)
-		if m.haveRate {
-			m.rate = 0.7*m.rate + 0.3*r
-		} else {
-			m.rate, m.haveRate = r, true
+	if !m.seen {
+		m.seen, m.base, m.last, m.lastAt = true, p.Bytes, p.Bytes, now
+	}
+	average := func() float64 {
+		if el := now.Sub(m.start).Seconds(); el > 0 {
+			return float64(p.Bytes-m.base) / el
 		}
+		return 0
+	}
+	switch dt := now.Sub(m.lastAt).Seconds(); {
+	case p.Done:
+		m.rate = average()
+	case dt >= 0.25:
+		r := float64(p.Bytes-m.last) / dt
+		if m.windows == 0 {
+			m.rate = r
+		} else {
+			m.rate = 0.7*m.rate + 0.3*r
+		}
+		m.windows++
 		m.lastAt, m.last = now, p.Bytes
+	case m.windows == 0:
+		m.rate = average()
 	}
 	out := ProgressInfo{
 		Bytes: p.Bytes, Total: p.Total, Chunks: p.Chunks, Of: p.Of, Resumed: p.Resumed,
