@@ -7,7 +7,6 @@ import (
 	"math/rand/v2"
 	"sort"
 	"sync"
-	"time"
 
 	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p/core/host"
@@ -45,8 +44,7 @@ type adversary struct {
 
 	mu      sync.Mutex
 	rng     *rand.Rand               // corrupt bytes; under mu
-	sent    map[peer.ID]int          // BLOCK messages sent to each peer
-	last    map[peer.ID]time.Time    // when the last of them was sent
+	sent    map[peer.ID]int          // BLOCK messages written to each peer (not all may arrive)
 	wants   map[peer.ID]int          // chunk requests received from each peer
 	streams int                      // sessions opened or accepted
 	refused map[peer.ID]wire.ErrCode // flood: the ERROR each target ended a session with
@@ -59,7 +57,6 @@ func newAdversary(kind AdversaryKind, h host.Host, root cid.Cid, l *swarm.Layout
 		kind: kind, host: h, root: root, layout: l, blocks: blocks,
 		rng:     rand.New(rand.NewPCG(seed, 0xbad)),
 		sent:    map[peer.ID]int{},
-		last:    map[peer.ID]time.Time{},
 		wants:   map[peer.ID]int{},
 		refused: map[peer.ID]wire.ErrCode{},
 		cutoff:  map[peer.ID]int{},
@@ -144,17 +141,14 @@ func (a *adversary) handle(st network.Stream) {
 					if err = w.Write(&wire.Block{Index: i, Data: junk}); err != nil {
 						break
 					}
+					a.mu.Lock()
+					a.sent[from]++
+					a.mu.Unlock()
 				}
 			}
 		}
 		if err != nil || w.Flush() != nil {
 			return
-		}
-		if _, ok := m.(*wire.Want); ok && a.kind == Corrupt {
-			a.mu.Lock()
-			a.sent[from] += len(m.(*wire.Want).Indices)
-			a.last[from] = time.Now()
-			a.mu.Unlock()
 		}
 	}
 }
@@ -256,13 +250,6 @@ func (a *adversary) floodOnce(t peer.AddrInfo) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-}
-
-// lastSent returns when the adversary last sent p a BLOCK.
-func (a *adversary) lastSent(p peer.ID) time.Time {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return a.last[p]
 }
 
 // sentTo lists the peers the adversary sent a BLOCK, sorted.

@@ -13,13 +13,25 @@ import (
 	"github.com/peer-project/peer/swarm/wire"
 )
 
-// cappedHost is a host whose exchange-protocol streams share one upload
-// budget: what a node sends to all its peers together is limited, as an
-// uplink is. mocknet limits each link alone, which would let a seeder with
-// a hundred links upload a hundred times as fast.
+// cappedHost is the host under an honest node: it watches the node's
+// exchange-protocol streams without changing a byte.
+//
+// Its streams share one upload budget (bucket, nil for none): what a node
+// sends to all its peers together is limited, as an uplink is. mocknet
+// limits each link alone, which would let a seeder with a hundred links
+// upload a hundred times as fast.
+//
+// It also counts the BLOCK messages the node has read whole from each peer
+// (tally), so that the simulation knows, from the receiving side, who was
+// handed a corrupt chunk.
 type cappedHost struct {
 	host.Host
-	bucket *bucket
+	bucket *bucket // nil: no cap
+	tally  *tally
+}
+
+func (h *cappedHost) wrap(s network.Stream) network.Stream {
+	return &cappedStream{Stream: s, b: h.bucket, t: h.tally, from: s.Conn().RemotePeer(), done: make(chan struct{})}
 }
 
 func (h *cappedHost) NewStream(ctx context.Context, p peer.ID, pids ...protocol.ID) (network.Stream, error) {
@@ -27,7 +39,7 @@ func (h *cappedHost) NewStream(ctx context.Context, p peer.ID, pids ...protocol.
 	if err != nil || s.Protocol() != wire.ProtocolID {
 		return s, err
 	}
-	return &cappedStream{Stream: s, b: h.bucket, done: make(chan struct{})}, nil
+	return h.wrap(s), nil
 }
 
 func (h *cappedHost) SetStreamHandler(pid protocol.ID, handler network.StreamHandler) {
@@ -35,21 +47,75 @@ func (h *cappedHost) SetStreamHandler(pid protocol.ID, handler network.StreamHan
 		h.Host.SetStreamHandler(pid, handler)
 		return
 	}
-	h.Host.SetStreamHandler(pid, func(s network.Stream) {
-		handler(&cappedStream{Stream: s, b: h.bucket, done: make(chan struct{})})
-	})
+	h.Host.SetStreamHandler(pid, func(s network.Stream) { handler(h.wrap(s)) })
 }
 
-// cappedStream waits for the budget before each write. Reset and Close end
-// the wait.
+// cappedStream waits for the budget before each write (Reset and Close end
+// the wait) and follows the frames it reads.
 type cappedStream struct {
 	network.Stream
 	b    *bucket
+	t    *tally
+	from peer.ID
 	once sync.Once
 	done chan struct{}
+
+	// Frame parser state, touched only by the reading goroutine.
+	lenBuf  uint64 // length varint so far
+	lenSh   uint   // its shift
+	left    int64  // bytes of the current frame still to come; 0 between frames
+	typ     byte
+	typSeen bool
+}
+
+func (s *cappedStream) Read(p []byte) (int, error) {
+	n, err := s.Stream.Read(p)
+	s.follow(p[:n])
+	return n, err
+}
+
+// follow walks the frames in b (length uvarint, type byte, payload) and
+// tallies every BLOCK read to its last byte. A malformed length stops the
+// parsing: the node resets such a stream anyway.
+func (s *cappedStream) follow(b []byte) {
+	for len(b) > 0 {
+		if s.left == 0 { // in the length varint
+			c := b[0]
+			b = b[1:]
+			if s.lenSh > 63 {
+				s.left = -1
+				return
+			}
+			s.lenBuf |= uint64(c&0x7f) << s.lenSh
+			s.lenSh += 7
+			if c&0x80 == 0 {
+				s.left, s.lenBuf, s.lenSh, s.typSeen = int64(s.lenBuf), 0, 0, false
+				if s.left <= 0 {
+					s.left = -1 // broken framing: stop following
+					return
+				}
+			}
+			continue
+		}
+		if s.left < 0 {
+			return
+		}
+		if !s.typSeen {
+			s.typ, s.typSeen = b[0], true
+		}
+		k := min(int64(len(b)), s.left)
+		b = b[k:]
+		s.left -= k
+		if s.left == 0 && s.typ == byte(wire.TypeBlock) {
+			s.t.add(s.from)
+		}
+	}
 }
 
 func (s *cappedStream) Write(p []byte) (int, error) {
+	if s.b == nil {
+		return s.Stream.Write(p)
+	}
 	if d := s.b.take(len(p)); d > 0 {
 		t := time.NewTimer(d)
 		select {
@@ -104,4 +170,30 @@ func (b *bucket) take(n int) time.Duration {
 		return 0
 	}
 	return time.Duration(-b.tokens / b.rate * float64(time.Second))
+}
+
+// tally counts, per sending peer, the BLOCK messages a node has read whole,
+// and when it read the last one. It is safe for concurrent use.
+type tally struct {
+	mu   sync.Mutex
+	n    map[peer.ID]int
+	last map[peer.ID]time.Time
+}
+
+func newTally() *tally {
+	return &tally{n: map[peer.ID]int{}, last: map[peer.ID]time.Time{}}
+}
+
+func (t *tally) add(p peer.ID) {
+	t.mu.Lock()
+	t.n[p]++
+	t.last[p] = time.Now()
+	t.mu.Unlock()
+}
+
+// blocks returns how many BLOCKs were read from p, and when the last was.
+func (t *tally) blocks(p peer.ID) (int, time.Time) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.n[p], t.last[p]
 }

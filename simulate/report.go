@@ -138,9 +138,9 @@ type AdversaryReport struct {
 	Wants      int           `json:"wants"`       // chunk requests received (or, flooding, sent)
 	BlocksSent int           `json:"blocks_sent"` // corrupt blocks sent
 	SentTo     int           `json:"sent_to"`     // honest peers it sent blocks
+	ReadBy     int           `json:"read_by"`     // live honest peers that read a block of it whole
 	BannedBy   int           `json:"banned_by"`   // of those, how many ban it now
-	Gone       int           `json:"gone"`        // of those, how many had left
-	Late       int           `json:"late"`        // of those, how many completed as it sent (the block may never have been read)
+	Late       int           `json:"late"`        // of those, how many completed as they read it (the fetch may have ended first)
 	CutOff     int           `json:"cut_off"`     // flooding sessions the targets ended
 }
 
@@ -197,8 +197,8 @@ func (r *Report) WriteText(w io.Writer) error {
 		fmt.Fprintf(&b, "  %s\n", h)
 	}
 	for _, a := range r.Adversaries {
-		fmt.Fprintf(&b, "adversary   %-8s %s: %d sessions, %d wants, %d corrupt blocks to %d peers, banned by %d (%d gone, %d late), cut off %d times\n",
-			a.Kind, short(a.ID), a.Sessions, a.Wants, a.BlocksSent, a.SentTo, a.BannedBy, a.Gone, a.Late, a.CutOff)
+		fmt.Fprintf(&b, "adversary   %-8s %s: %d sessions, %d wants, %d corrupt blocks to %d peers, read by %d, banned by %d (%d late), cut off %d times\n",
+			a.Kind, short(a.ID), a.Sessions, a.Wants, a.BlocksSent, a.SentTo, a.ReadBy, a.BannedBy, a.Late, a.CutOff)
 	}
 	fmt.Fprintf(&b, "time        setup %.2fs, start %.2fs, fetch %.2fs, wall %.2fs; peak RSS %s, peak goroutines %d\n",
 		r.SetupSeconds, r.StartSeconds, r.FetchSeconds, r.WallSeconds, size(r.PeakRSS), r.PeakGoroutines)

@@ -385,10 +385,14 @@ func (r *runner) newHost(idx int) (host.Host, error) {
 	if err != nil {
 		return nil, fmt.Errorf("simulate: mocknet host: %w", err)
 	}
-	if idx >= 0 && r.sc.UploadCap > 0 {
-		return &cappedHost{Host: h, bucket: newBucket(r.sc.UploadCap, r.closed)}, nil
+	if idx < 0 {
+		return h, nil
 	}
-	return h, nil
+	ch := &cappedHost{Host: h, tally: newTally()}
+	if r.sc.UploadCap > 0 {
+		ch.bucket = newBucket(r.sc.UploadCap, r.closed)
+	}
+	return ch, nil
 }
 
 // hostIndex maps a host to its profile slot: honest peers first, then
@@ -1032,26 +1036,31 @@ func (r *runner) check(rep *Report) {
 			ar.CutOff += n
 		}
 		a.mu.Unlock()
-		for _, id := range a.sentTo() {
-			ar.SentTo++
-			p := byID[id]
-			if p == nil || p.node == nil {
-				ar.Gone++
+		ar.SentTo = len(a.sentTo())
+		// Who received its data is counted where it lands: the BLOCK
+		// messages each honest node read whole from it.
+		for _, p := range r.peers {
+			if p.host == nil {
 				continue
 			}
+			n, last := p.host.(*cappedHost).tally.blocks(a.host.ID())
+			if n == 0 {
+				continue
+			}
+			ar.ReadBy++
 			if slices.Contains(p.node.Bans(), a.host.ID()) {
 				ar.BannedBy++
 				continue
 			}
-			// A block sent as the peer completed may never have been
-			// read (the session ended first): that is not a miss.
+			// A block read as the peer completed may never have reached
+			// its fetch loop (the fetch ended first): not a miss.
 			p.mu.Lock()
 			done, doneAt := p.done, r.start.Add(p.doneAt)
 			p.mu.Unlock()
-			if done && a.lastSent(id).After(doneAt.Add(-sc.RequestTimeout)) {
+			if done && last.After(doneAt.Add(-sc.RequestTimeout)) {
 				ar.Late++
 			} else if a.kind == Corrupt {
-				rep.Problems = append(rep.Problems, fmt.Sprintf("adversary %d (%s): sent corrupt chunks to peer %d, which did not ban it", k, a.kind, p.idx))
+				rep.Problems = append(rep.Problems, fmt.Sprintf("adversary %d (%s): peer %d read %d corrupt blocks from it, the last %.2fs into the fetch, and did not ban it", k, a.kind, p.idx, n, last.Sub(r.start).Seconds()))
 			}
 		}
 		rep.Adversaries = append(rep.Adversaries, ar)

@@ -150,11 +150,11 @@ func TestAdversarial(t *testing.T) {
 	for _, a := range rep.Adversaries {
 		switch a.Kind {
 		case Corrupt:
-			met[a.Kind] += a.SentTo
+			met[a.Kind] += a.ReadBy
 			// Run already failed if one that received its data did not
 			// ban it; check the count agrees.
-			if a.BannedBy+a.Gone+a.Late != a.SentTo {
-				t.Errorf("corrupter %s: sent to %d, banned by %d, %d gone, %d late", a.ID, a.SentTo, a.BannedBy, a.Gone, a.Late)
+			if a.BannedBy+a.Late != a.ReadBy {
+				t.Errorf("corrupter %s: read by %d, banned by %d, %d late", a.ID, a.ReadBy, a.BannedBy, a.Late)
 			}
 		case Flood:
 			met[a.Kind] += a.CutOff

@@ -1,0 +1,96 @@
+package simulate
+
+import (
+	"context"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// Goals of issue 5: in flash-crowd with 100 peers and capped uploads the
+// seeder uploads at most 3× the file; 1000 peers complete in under 5
+// minutes and 8 GiB on a 2-core machine.
+const (
+	goalSeederUpload = 3.0
+	goalScaleWall    = 5 * time.Minute
+	goalScaleRSS     = 8 << 30
+)
+
+func benchRun(b *testing.B, sc Scenario) *Report {
+	b.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
+	defer cancel()
+	rep, err := Run(ctx, sc)
+	if rep != nil {
+		var out strings.Builder
+		rep.WriteText(&out)
+		lines := strings.Split(out.String(), "\n")
+		var keep []string
+		for _, l := range lines { // the summary, not a line per peer
+			if f := strings.Fields(l); len(f) > 2 && (f[1] == "fetch" || f[1] == "seed") {
+				continue
+			}
+			keep = append(keep, l)
+		}
+		b.Log("\n" + strings.Join(keep, "\n"))
+	}
+	if err != nil {
+		b.Fatal(err)
+	}
+	return rep
+}
+
+// BenchmarkFlashCrowd100 measures swarming: 100 peers, every upload capped,
+// one seeder. It reports the seeder's upload as a multiple of the file and
+// as a ratio to the 3× goal (≤ 1 meets it).
+func BenchmarkFlashCrowd100(b *testing.B) {
+	for i := 0; i < b.N; i++ {
+		sc, _ := Named("flash-crowd", 100, uint64(i+1))
+		rep := benchRun(b, sc)
+		b.ReportMetric(rep.SeederUpload, "seeder_x_file")
+		b.ReportMetric(rep.SeederUpload/goalSeederUpload, "seeder/goal")
+		b.ReportMetric(float64(rep.DuplicateBytes)/float64(rep.FileSize*int64(rep.Fetchers)), "dup/fetched")
+		b.ReportMetric(rep.Completion.Max, "s_last_done")
+		b.Logf("seeder uploaded %.2f× the file against a goal of %.0f×: ratio %.2f", rep.SeederUpload, goalSeederUpload, rep.SeederUpload/goalSeederUpload)
+	}
+}
+
+// BenchmarkFlashCrowd1000 is the scale run (make sim): 1000 peers (or
+// PEER_SIM_PEERS) in flash-crowd. It prints wall time, peak RSS and peak
+// goroutines beside the goals. It runs only with PEER_SIM_SCALE=1:
+//
+//	PEER_SIM_SCALE=1 go test -run '^$' -bench FlashCrowd1000 -benchtime 1x -timeout 40m ./simulate
+func BenchmarkFlashCrowd1000(b *testing.B) {
+	if os.Getenv("PEER_SIM_SCALE") == "" {
+		b.Skip("the scale run takes minutes and gigabytes: set PEER_SIM_SCALE=1")
+	}
+	peers := 1000
+	if s := os.Getenv("PEER_SIM_PEERS"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil {
+			b.Fatalf("PEER_SIM_PEERS=%q: %v", s, err)
+		}
+		peers = n
+	}
+	for i := 0; i < b.N; i++ {
+		sc, err := Named("flash-crowd", peers, uint64(i+1))
+		if err != nil {
+			b.Fatal(err)
+		}
+		sc.Timeout = 20 * time.Minute
+		sc.FindTimeout = time.Minute
+		rep := benchRun(b, sc)
+		wall := time.Duration(rep.WallSeconds * float64(time.Second))
+		b.ReportMetric(rep.WallSeconds, "s_wall")
+		b.ReportMetric(wall.Seconds()/goalScaleWall.Seconds(), "wall/goal")
+		b.ReportMetric(float64(rep.PeakRSS)/(1<<30), "GiB_peak_rss")
+		b.ReportMetric(float64(rep.PeakRSS)/goalScaleRSS, "rss/goal")
+		b.ReportMetric(float64(rep.PeakGoroutines), "goroutines")
+		b.Logf("%d peers: %d of %d completed; wall %s (goal %s, ratio %.2f: setup %.1fs, start %.1fs, fetch %.1fs); peak RSS %.2f GiB (goal 8 GiB, ratio %.2f); peak goroutines %d; seeder %.2f× the file",
+			peers, rep.Completed, rep.Fetchers, wall.Round(time.Second), goalScaleWall, wall.Seconds()/goalScaleWall.Seconds(),
+			rep.SetupSeconds, rep.StartSeconds, rep.FetchSeconds,
+			float64(rep.PeakRSS)/(1<<30), float64(rep.PeakRSS)/goalScaleRSS, rep.PeakGoroutines, rep.SeederUpload)
+	}
+}
