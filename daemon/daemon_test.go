@@ -256,7 +256,7 @@ func TestMeter(t *testing.T) {
 	m := newMeter(t0)
 	at := func(ms int) time.Time { return t0.Add(time.Duration(ms) * time.Millisecond) }
 	// 1 MiB resumed from disk at the start, then 4 MiB/s.
-	p := m.update(node.Progress{Bytes: 1 << 20, Total: 9 << 20}, at(0))
+	p := m.update(node.Progress{Bytes: 1 << 20, Total: 9 << 20, Resumed: 1}, at(0))
 	if p.Rate != 0 || p.ETA != 0 {
 		t.Fatalf("first report: %+v", p)
 	}

@@ -387,7 +387,7 @@ type meter struct {
 	start   time.Time
 	lastAt  time.Time
 	last    int64
-	base    int64 // bytes at the first report (resumed from disk)
+	base    int64 // bytes at the first report of a resumed fetch (found on disk)
 	seen    bool
 	windows int
 	rate    float64
@@ -397,7 +397,10 @@ func newMeter(now time.Time) *meter { return &meter{start: now, lastAt: now} }
 
 func (m *meter) update(p node.Progress, now time.Time) ProgressInfo {
 	if !m.seen {
-		m.seen, m.base, m.last, m.lastAt = true, p.Bytes, p.Bytes, now
+		m.seen, m.last, m.lastAt = true, p.Bytes, now
+		if p.Resumed > 0 {
+			m.base = p.Bytes // found on disk, not transferred
+		}
 	}
 	average := func() float64 {
 		if el := now.Sub(m.start).Seconds(); el > 0 {

@@ -148,9 +148,15 @@ func progressLine(p daemon.ProgressInfo, width int) string {
 	eta := "ETA --"
 	switch {
 	case p.Done:
-		eta = fmt.Sprintf("in %s", (time.Duration(p.Elapsed*10) * time.Second / 10).String())
+		eta = "in " + time.Duration(p.Elapsed*float64(time.Second)).Round(100*time.Millisecond).String()
 	case p.ETA > 0:
-		eta = "ETA " + (time.Duration(p.ETA) * time.Second).String()
+		d := time.Duration(p.ETA * float64(time.Second))
+		if d < 10*time.Second {
+			d = d.Round(100 * time.Millisecond)
+		} else {
+			d = d.Round(time.Second)
+		}
+		eta = "ETA " + d.String()
 	}
 	return fmt.Sprintf("%s %3.0f%%  %s / %s  %s/s  %d %s  %s", bar, 100*frac, humanBytes(p.Bytes), humanBytes(p.Total),
 		humanBytes(int64(p.Rate)), p.Peers, plural(p.Peers, "peer", "peers"), eta)
