@@ -29,6 +29,9 @@ import (
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	// The first Ctrl-C stops the command cleanly; a second one, during
+	// that, kills the process as usual.
+	context.AfterFunc(ctx, stop)
 	app := newApp(os.Stdout, os.Stderr)
 	err := app.RunContext(ctx, flagsFirst(app, os.Args))
 	stop()
