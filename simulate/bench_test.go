@@ -3,6 +3,8 @@ package simulate
 import (
 	"context"
 	"os"
+	"runtime"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"testing"
@@ -59,7 +61,9 @@ func BenchmarkFlashCrowd100(b *testing.B) {
 
 // BenchmarkFlashCrowd1000 is the scale run (make sim): 1000 peers (or
 // PEER_SIM_PEERS) in flash-crowd. It prints wall time, peak RSS and peak
-// goroutines beside the goals. It runs only with PEER_SIM_SCALE=1:
+// goroutines beside the goals; PEER_SIM_GOROUTINES=FILE writes where the
+// goroutines are once they pass 100 per peer. It runs only with
+// PEER_SIM_SCALE=1:
 //
 //	PEER_SIM_SCALE=1 go test -run '^$' -bench FlashCrowd1000 -benchtime 1x -timeout 40m ./simulate
 func BenchmarkFlashCrowd1000(b *testing.B) {
@@ -73,6 +77,29 @@ func BenchmarkFlashCrowd1000(b *testing.B) {
 			b.Fatalf("PEER_SIM_PEERS=%q: %v", s, err)
 		}
 		peers = n
+	}
+	if f := os.Getenv("PEER_SIM_GOROUTINES"); f != "" {
+		// Where the goroutines are, written once they pass 1000 per peer/10.
+		stop := make(chan struct{})
+		defer close(stop)
+		go func() {
+			t := time.NewTicker(time.Second)
+			defer t.Stop()
+			for {
+				select {
+				case <-stop:
+					return
+				case <-t.C:
+				}
+				if runtime.NumGoroutine() > 100*peers {
+					if out, err := os.Create(f); err == nil {
+						pprof.Lookup("goroutine").WriteTo(out, 1)
+						out.Close()
+					}
+					return
+				}
+			}
+		}()
 	}
 	for i := 0; i < b.N; i++ {
 		sc, err := Named("flash-crowd", peers, uint64(i+1))

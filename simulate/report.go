@@ -144,7 +144,8 @@ type AdversaryReport struct {
 	CutOff     int           `json:"cut_off"`     // flooding sessions the targets ended
 }
 
-// OK reports whether every invariant held.
+// OK reports whether every invariant held. Report's methods only read it:
+// they are safe for concurrent use.
 func (r *Report) OK() bool { return len(r.Problems) == 0 }
 
 // ReplayHint says how to run the same simulation again.
@@ -155,14 +156,15 @@ func (r *Report) ReplayHint() string {
 	return fmt.Sprintf("seed %d; replay with the same Scenario and Seed: %d", r.Seed, r.Seed)
 }
 
-// WriteJSON writes the report as indented JSON.
+// WriteJSON writes the report as indented JSON. It blocks while w does.
 func (r *Report) WriteJSON(w io.Writer) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	return enc.Encode(r)
 }
 
-// WriteText writes the report as a summary and a table of peers.
+// WriteText writes the report as a summary and a table of peers. It blocks
+// while w does.
 func (r *Report) WriteText(w io.Writer) error {
 	var b strings.Builder
 	name := r.Scenario
@@ -278,7 +280,7 @@ func size(n int64) string {
 // WriteSVG draws the completion curves of reports (the share of fetchers
 // done against seconds since the fetch phase began), one line per report,
 // as a standalone SVG document. It needs no network: no fonts, scripts or
-// styles are fetched.
+// styles are fetched. It blocks while w does and only reads the reports.
 func WriteSVG(w io.Writer, reports ...*Report) error {
 	const (
 		width, height = 720, 420

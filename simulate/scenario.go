@@ -128,7 +128,7 @@ type Scenario struct {
 
 const defaultFileSize = 4 << 20
 
-// Names lists the named scenarios.
+// Names lists the named scenarios. It does not block.
 func Names() []string {
 	return []string{"flash-crowd", "churn", "seeder-loss", "partition", "slow-links", "adversarial"}
 }
@@ -175,7 +175,7 @@ func Named(name string, peers int, seed uint64) (Scenario, error) {
 		sortEvents(sc.Events)
 	case "seeder-loss":
 		// Half the seeders die 500 ms into the transfer.
-		sc.Seeders = max(4, peers/10)
+		sc.Seeders = max(min(4, peers/2), peers/10)
 		order := make([]int, sc.Seeders)
 		for i := range order {
 			order[i] = i
@@ -207,6 +207,9 @@ func Named(name string, peers int, seed uint64) (Scenario, error) {
 		// A fifth of the peers are dishonest, of every kind.
 		sc.Seeders = 1
 		bad := max(len(adversaryKinds), peers/5)
+		if peers-bad < 3 {
+			return Scenario{}, fmt.Errorf("%w: adversarial needs at least %d peers (one adversary of each kind and 3 honest)", ErrScenario, len(adversaryKinds)+3)
+		}
 		sc.Peers = peers - bad
 		for i, k := range adversaryKinds {
 			n := bad / len(adversaryKinds)
@@ -320,7 +323,7 @@ func (sc *Scenario) fill() error {
 }
 
 // Replay returns the command that runs the scenario again, or "" for a
-// custom one.
+// custom one. It does not block.
 func (sc *Scenario) Replay() string {
 	if sc.Name == "" {
 		return ""

@@ -295,6 +295,21 @@ func TestBadScenarios(t *testing.T) {
 	if _, err := Named("churn", 1, 1); !errors.Is(err, ErrScenario) {
 		t.Fatalf("one peer: %v", err)
 	}
+	if _, err := Named("adversarial", 6, 1); !errors.Is(err, ErrScenario) {
+		t.Fatalf("adversarial with 2 honest peers: %v", err)
+	}
+	// Every named scenario is valid at the smallest size it accepts.
+	for _, name := range Names() {
+		for peers := 4; peers <= 8; peers++ {
+			sc, err := Named(name, peers, 1)
+			if err != nil {
+				continue
+			}
+			if err := sc.fill(); err != nil {
+				t.Errorf("%s with %d peers: %v", name, peers, err)
+			}
+		}
+	}
 	for _, sc := range []Scenario{
 		{Peers: 1},
 		{Peers: 3, Seeders: 3},
