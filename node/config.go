@@ -1,6 +1,7 @@
 package node
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/pnet"
 
 	"github.com/peer-project/peer/chunker"
 	"github.com/peer-project/peer/dht"
@@ -54,6 +56,11 @@ type Config struct {
 	Host host.Host
 	// Logger receives the node's logs; nil means slog.Default().
 	Logger *slog.Logger
+	// AllowPeers, if not empty, are the only peers this node connects to or
+	// accepts connections from (a connection gater on the host it builds;
+	// the exchange refuses anyone else on a host the caller brought too).
+	// Empty means everyone.
+	AllowPeers []peer.ID
 	// Seed seeds the node's random choices (which chunk next among equally
 	// rare ones), so that a simulation replays; zero means a fresh seed.
 	Seed uint64
@@ -116,6 +123,11 @@ func (c *Config) validate() error {
 	if _, err := c.bootstrapPeers(); err != nil {
 		errs = append(errs, err)
 	}
+	if len(c.SwarmKey) > 0 {
+		if _, err := c.psk(); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
@@ -138,4 +150,16 @@ func (c *Config) bootstrapPeers() ([]peer.AddrInfo, error) {
 		out = append(out, *ai)
 	}
 	return out, nil
+}
+
+// psk decodes SwarmKey, the text of a swarm.key file, into the 32-byte key.
+func (c *Config) psk() (pnet.PSK, error) {
+	k, err := pnet.DecodeV1PSK(bytes.NewReader(c.SwarmKey))
+	if err != nil {
+		return nil, fmt.Errorf("swarm key: %w (want a swarm.key file: /key/swarm/psk/1.0.0/, /base16/ and 64 hex digits, one per line)", err)
+	}
+	if len(k) != 32 {
+		return nil, fmt.Errorf("swarm key: %d bytes, want 32", len(k))
+	}
+	return k, nil
 }

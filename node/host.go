@@ -11,7 +11,6 @@ import (
 	"github.com/libp2p/go-libp2p"
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/host"
-	"github.com/libp2p/go-libp2p/core/pnet"
 	"github.com/libp2p/go-libp2p/p2p/host/resource-manager"
 	"github.com/libp2p/go-libp2p/p2p/muxer/yamux"
 	"github.com/libp2p/go-libp2p/p2p/net/connmgr"
@@ -132,10 +131,19 @@ func buildHost(cfg *Config, key crypto.PrivKey) (host.Host, error) {
 		libp2p.DisableRelay(),
 		libp2p.UserAgent("peer/" + Version),
 	}
+	if len(cfg.AllowPeers) > 0 {
+		opts = append(opts, libp2p.ConnectionGater(newAllowGater(cfg.AllowPeers)))
+	}
 	if len(cfg.SwarmKey) > 0 {
 		// go-libp2p's QUIC refuses private networks: a keyed node runs
 		// over TCP only.
-		opts = append(opts, libp2p.PrivateNetwork(pnet.PSK(cfg.SwarmKey)))
+		psk, err := cfg.psk()
+		if err != nil {
+			cm.Close()
+			rm.Close()
+			return nil, fmt.Errorf("node: %w", err)
+		}
+		opts = append(opts, libp2p.PrivateNetwork(psk))
 	} else {
 		opts = append(opts, libp2p.Transport(quic.NewTransport))
 	}

@@ -108,9 +108,13 @@ func New(ctx context.Context, cfg Config) (_ *Node, err error) {
 	}
 	cleanup = append(cleanup, func() { n.store.Close() })
 
-	n.swarm = swarm.New(n.host, n.store, swarm.Config{
+	scfg := swarm.Config{
 		Logger: n.log, Seed: cfg.Seed, RequestTimeout: cfg.RequestTimeout, Now: cfg.Now, Lookup: n.lookup,
-	})
+	}
+	if len(cfg.AllowPeers) > 0 {
+		scfg.Allow = newAllowGater(cfg.AllowPeers).allowed
+	}
+	n.swarm = swarm.New(n.host, n.store, scfg)
 	cleanup = append(cleanup, func() { n.swarm.Close() })
 
 	if !cfg.NoDHT {

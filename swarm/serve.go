@@ -39,7 +39,7 @@ type server struct {
 
 func (s *Swarm) handleStream(st network.Stream) {
 	p := st.Conn().RemotePeer()
-	if s.Banned(p) {
+	if s.Banned(p) || s.cfg.Allow != nil && !s.cfg.Allow(p) {
 		st.Reset()
 		return
 	}

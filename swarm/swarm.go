@@ -77,6 +77,9 @@ type Config struct {
 	// that has none registered (a folder inside a share, say); what it
 	// returns is registered. It may return nil.
 	Lookup func(ctx context.Context, root cid.Cid) Source
+	// Allow, if not nil, says which peers may exchange with this swarm:
+	// others get no session either way (a node's allowlist).
+	Allow func(peer.ID) bool
 }
 
 func (c *Config) fill() {
@@ -336,6 +339,9 @@ func (s *Swarm) count(fn func(*Stats)) {
 func (s *Swarm) openStream(ctx context.Context, p peer.ID) (network.Stream, error) {
 	if s.Banned(p) {
 		return nil, fmt.Errorf("swarm: %s is banned", p)
+	}
+	if s.cfg.Allow != nil && !s.cfg.Allow(p) {
+		return nil, fmt.Errorf("swarm: %s is not on the allowlist", p)
 	}
 	st, err := s.host.NewStream(ctx, p, wire.ProtocolID)
 	if err != nil {
