@@ -221,6 +221,11 @@ func (l *Local) Inspect(ctx context.Context, req InspectRequest) (ManifestInfo, 
 	if err != nil {
 		return ManifestInfo{}, err
 	}
+	// Find the root's manifest within the find timeout first: the rest of
+	// it comes from the peers that gave it.
+	if _, err := l.describe(ctx, t, peers); err != nil {
+		return ManifestInfo{}, err
+	}
 	m, err := l.n.Inspect(ctx, t, peers)
 	if err != nil {
 		return ManifestInfo{}, l.explain(t, err)

@@ -613,8 +613,9 @@ func TestBadInput(t *testing.T) {
 	start := time.Now()
 	fails(t, "no peer provides", "get", "--home", b.home, "-o", filepath.Join(out, "nobody"), oh.Root)
 	fails(t, "no peer provides", "get", "--home", b.home, oh.Root) // no -o: resolving the name waits as long
+	fails(t, "no peer provides", "inspect", "--home", b.home, oh.Root)
 	if d := time.Since(start); d > 30*time.Second {
-		t.Errorf("two gets of a root nobody has took %v", d)
+		t.Errorf("two gets and an inspect of a root nobody has took %v", d)
 	}
 
 	// DEST exists: kept as it was.
