@@ -37,7 +37,6 @@ func errorf(kind error, format string, args ...any) error {
 // what the CLI uses when no daemon runs. It is safe for concurrent use.
 type Local struct {
 	n           *node.Node
-	home        string
 	findTimeout time.Duration
 	started     time.Time
 
@@ -48,13 +47,13 @@ type Local struct {
 	sampled, haveRates bool
 }
 
-// NewLocal returns the API of n, whose home is home. findTimeout bounds how
-// long resolving a target's name waits for a provider (zero means 60 s).
-func NewLocal(n *node.Node, home string, findTimeout time.Duration) *Local {
+// NewLocal returns the API of n. findTimeout bounds how long resolving a
+// target waits for a provider (zero means 60 s).
+func NewLocal(n *node.Node, findTimeout time.Duration) *Local {
 	if findTimeout <= 0 {
 		findTimeout = 60 * time.Second
 	}
-	return &Local{n: n, home: home, findTimeout: findTimeout, started: time.Now()}
+	return &Local{n: n, findTimeout: findTimeout, started: time.Now()}
 }
 
 // Node returns the node.

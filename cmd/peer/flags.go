@@ -133,7 +133,7 @@ func connect(c *cli.Context, use nodeUse) (daemon.API, func(), error) {
 	if err != nil {
 		return nil, nil, explainBusy(err)
 	}
-	return daemon.NewLocal(n, home, cfg.FindTimeout), func() { n.Close() }, nil
+	return daemon.NewLocal(n, cfg.FindTimeout), func() { n.Close() }, nil
 }
 
 // absPath makes p absolute against the working directory (the daemon has
