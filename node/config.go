@@ -61,6 +61,31 @@ type Config struct {
 	// the exchange refuses anyone else on a host the caller brought too).
 	// Empty means everyone.
 	AllowPeers []peer.ID
+	// NATPortMap asks the local router for a port mapping over UPnP or
+	// NAT-PMP (multicast on the LAN). Off unless set, and never used by a
+	// node whose listen addresses are all loopback.
+	NATPortMap bool
+	// Relays are circuit-relay v2 relays (multiaddrs with /p2p/ID) on which
+	// AutoRelay reserves a slot while AutoNAT finds the node unreachable (or
+	// has not decided yet): their circuit addresses then join the node's
+	// addresses and tickets. None are built in; empty means no AutoRelay.
+	Relays []string
+	// RelayService runs a circuit-relay v2 relay for other peers within
+	// RelayLimits, whatever AutoNAT says; it also answers AutoNAT, so the
+	// relay's clients learn whether they need it.
+	RelayService bool
+	// RelayLimits bound what RelayService carries; the zero value is
+	// go-libp2p's defaults (enough for a hole punch, not for a transfer).
+	RelayLimits RelayLimits
+	// AutoNATService answers other peers' AutoNAT dial-back requests (for a
+	// node that is publicly reachable).
+	AutoNATService bool
+	// NoHolePunch turns hole punching (DCUtR) off: relayed connections are
+	// never upgraded to direct ones.
+	NoHolePunch bool
+	// ForceReachability, unless ReachUnknown (the zero value), is taken as
+	// the node's reachability instead of what AutoNAT finds.
+	ForceReachability ReachState
 	// Seed seeds the node's random choices (which chunk next among equally
 	// rare ones), so that a simulation replays; zero means a fresh seed.
 	Seed uint64
@@ -121,6 +146,9 @@ func (c *Config) validate() error {
 		errs = append(errs, fmt.Errorf("connection watermarks %d/%d: want 0 ≤ low ≤ high", c.ConnLow, c.ConnHigh))
 	}
 	if _, err := c.bootstrapPeers(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := c.validateReach(); err != nil {
 		errs = append(errs, err)
 	}
 	if len(c.SwarmKey) > 0 {

@@ -81,8 +81,9 @@ func loadIdentity(home string) (crypto.PrivKey, error) {
 
 // buildHost makes the libp2p host a node runs on when the caller brought
 // none: TCP and QUIC, TLS (first: with AES instructions it is the faster of
-// the two here) and Noise, yamux, a connection manager and a resource
-// manager whose limits scale with the machine.
+// the two here) and Noise, yamux, a connection manager, a resource
+// manager whose limits scale with the machine, and the reachability stack
+// of reachOptions (relays, hole punching, AutoNAT, port mapping).
 func buildHost(cfg *Config, key crypto.PrivKey) (host.Host, error) {
 	cm, err := connmgr.NewConnManager(cfg.ConnLow, cfg.ConnHigh)
 	if err != nil {
@@ -128,9 +129,15 @@ func buildHost(cfg *Config, key crypto.PrivKey) (host.Host, error) {
 		libp2p.Muxer(yamux.ID, yamux.DefaultTransport),
 		libp2p.ConnectionManager(cm),
 		libp2p.ResourceManager(rm),
-		libp2p.DisableRelay(),
 		libp2p.UserAgent("peer/" + Version),
 	}
+	reach, err := reachOptions(cfg, listen)
+	if err != nil {
+		cm.Close()
+		rm.Close()
+		return nil, fmt.Errorf("node: %w", err)
+	}
+	opts = append(opts, reach...)
 	if len(cfg.AllowPeers) > 0 {
 		opts = append(opts, libp2p.ConnectionGater(newAllowGater(cfg.AllowPeers)))
 	}

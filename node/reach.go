@@ -1,0 +1,442 @@
+package node
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/libp2p/go-libp2p"
+	"github.com/libp2p/go-libp2p/core/event"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/client"
+	relayv2 "github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/relay"
+	ma "github.com/multiformats/go-multiaddr"
+	manet "github.com/multiformats/go-multiaddr/net"
+	"go.uber.org/fx"
+)
+
+// ReachState is whether other peers can dial a node.
+type ReachState int
+
+const (
+	// ReachUnknown: AutoNAT has not decided (no peer has answered a
+	// dial-back request yet).
+	ReachUnknown ReachState = iota
+	// ReachPublic: peers can dial the node's own addresses.
+	ReachPublic
+	// ReachPrivate: the node is behind a NAT or firewall; peers reach it
+	// through a relay (and a hole punch).
+	ReachPrivate
+)
+
+// String returns "unknown", "public" or "private".
+func (s ReachState) String() string {
+	switch s {
+	case ReachUnknown:
+		return "unknown"
+	case ReachPublic:
+		return "public"
+	case ReachPrivate:
+		return "private"
+	}
+	return fmt.Sprintf("ReachState(%d)", int(s))
+}
+
+// ParseReachState parses "public", "private", or "unknown" ("auto" and ""
+// mean unknown: let AutoNAT decide).
+func ParseReachState(s string) (ReachState, error) {
+	switch strings.ToLower(strings.TrimSpace(s)) {
+	case "", "auto", "unknown":
+		return ReachUnknown, nil
+	case "public":
+		return ReachPublic, nil
+	case "private":
+		return ReachPrivate, nil
+	}
+	return 0, fmt.Errorf("node: reachability %q: want public, private or auto", s)
+}
+
+// RelayLimits bound what a node's relay service carries for others. The
+// zero value is go-libp2p's defaults: 128 KiB and 2 minutes per relayed
+// connection, enough for a hole punch but not for a file. A relayed
+// connection under limits is "limited": the exchange does not open streams
+// on it and waits for the hole punch to give a direct connection instead.
+type RelayLimits struct {
+	// Unlimited lets relayed connections carry anything for as long as they
+	// last: they are not limited, so a transfer goes through the relay
+	// when a hole punch fails. Data and Duration are then ignored.
+	Unlimited bool
+	// Data is how many bytes one relayed connection carries each way
+	// before the relay cuts it; zero means 128 KiB.
+	Data int64
+	// Duration is how long one relayed connection may last; zero means
+	// 2 minutes.
+	Duration time.Duration
+	// Reservations is how many peers may hold a slot at once; zero means
+	// 128.
+	Reservations int
+	// Circuits is how many relayed connections one peer may have open at
+	// once; zero means 16.
+	Circuits int
+}
+
+// resources returns the go-libp2p relay resources for l, defaults filled.
+func (l RelayLimits) resources() relayv2.Resources {
+	rc := relayv2.DefaultResources()
+	if l.Unlimited {
+		rc.Limit = nil
+	} else {
+		if l.Data > 0 {
+			rc.Limit.Data = l.Data
+		}
+		if l.Duration > 0 {
+			rc.Limit.Duration = l.Duration
+		}
+	}
+	if l.Reservations > 0 {
+		rc.MaxReservations = l.Reservations
+	}
+	if l.Circuits > 0 {
+		rc.MaxCircuits = l.Circuits
+	}
+	// go-libp2p's 2 KiB copy buffer holds a relayed transfer to a crawl.
+	rc.BufferSize = 16 << 10
+	return rc
+}
+
+// withDefaults returns l with its zero fields replaced by what the relay
+// uses.
+func (l RelayLimits) withDefaults() RelayLimits {
+	rc := l.resources()
+	out := RelayLimits{Unlimited: rc.Limit == nil, Reservations: rc.MaxReservations, Circuits: rc.MaxCircuits}
+	if rc.Limit != nil {
+		out.Data, out.Duration = rc.Limit.Data, rc.Limit.Duration
+	}
+	return out
+}
+
+// String describes the limits for people, e.g. "128 KiB and 2m0s per
+// connection".
+func (l RelayLimits) String() string {
+	l = l.withDefaults()
+	if l.Unlimited {
+		return fmt.Sprintf("no limit per connection, %d reservations, %d circuits per peer", l.Reservations, l.Circuits)
+	}
+	return fmt.Sprintf("%s and %v per connection, %d reservations, %d circuits per peer", sizeString(l.Data), l.Duration, l.Reservations, l.Circuits)
+}
+
+func sizeString(n int64) string {
+	switch {
+	case n >= 1<<30 && n%(1<<30) == 0:
+		return fmt.Sprintf("%d GiB", n>>30)
+	case n >= 1<<20 && n%(1<<20) == 0:
+		return fmt.Sprintf("%d MiB", n>>20)
+	case n >= 1<<10 && n%(1<<10) == 0:
+		return fmt.Sprintf("%d KiB", n>>10)
+	}
+	return fmt.Sprintf("%d B", n)
+}
+
+// validateReach checks the reachability fields of a Config.
+func (c *Config) validateReach() error {
+	var errs []error
+	if _, err := c.relayPeers(); err != nil {
+		errs = append(errs, err)
+	}
+	l := c.RelayLimits
+	if l.Data < 0 || l.Duration < 0 || l.Reservations < 0 || l.Circuits < 0 {
+		errs = append(errs, errors.New("relay limits must not be negative (zero means go-libp2p's default)"))
+	}
+	if c.ForceReachability < ReachUnknown || c.ForceReachability > ReachPrivate {
+		errs = append(errs, fmt.Errorf("unknown reachability %d", c.ForceReachability))
+	}
+	return errors.Join(errs...)
+}
+
+// relayPeers parses Config.Relays.
+func (c *Config) relayPeers() ([]peer.AddrInfo, error) {
+	var out []peer.AddrInfo
+	for _, s := range c.Relays {
+		ai, err := peer.AddrInfoFromString(s)
+		if err != nil {
+			return nil, fmt.Errorf("relay address %q: %w (want /ip4/ADDR/tcp/PORT/p2p/PEERID)", s, err)
+		}
+		out = append(out, *ai)
+	}
+	return out, nil
+}
+
+// allLoopback reports whether every address is a loopback one (an empty
+// list counts as loopback: nothing to map).
+func allLoopback(addrs []ma.Multiaddr) bool {
+	for _, a := range addrs {
+		if !manet.IsIPLoopback(a) {
+			return false
+		}
+	}
+	return true
+}
+
+// reachOptions returns the libp2p options of the reachability stack:
+// the circuit-relay v2 transport (to dial and accept relayed
+// connections), hole punching, AutoNAT (client always, service when
+// asked), NAT port mapping when asked and not on loopback only, AutoRelay
+// on the static relays, and the relay service.
+func reachOptions(cfg *Config, listen []ma.Multiaddr) ([]libp2p.Option, error) {
+	opts := []libp2p.Option{libp2p.EnableRelay()}
+	if cfg.NATPortMap && !allLoopback(listen) {
+		opts = append(opts, libp2p.NATPortMap())
+	}
+	if !cfg.NoHolePunch {
+		opts = append(opts, libp2p.EnableHolePunching())
+	}
+	switch cfg.ForceReachability {
+	case ReachPublic:
+		opts = append(opts, libp2p.ForceReachabilityPublic())
+	case ReachPrivate:
+		opts = append(opts, libp2p.ForceReachabilityPrivate())
+	}
+	if cfg.AutoNATService || cfg.RelayService {
+		opts = append(opts, libp2p.EnableNATService())
+	}
+	relays, err := cfg.relayPeers()
+	if err != nil {
+		return nil, err
+	}
+	if len(relays) > 0 {
+		opts = append(opts, libp2p.EnableAutoRelayWithStaticRelays(relays))
+	}
+	if cfg.RelayService {
+		// Not libp2p.EnableRelayService: that one waits until AutoNAT
+		// finds the node public, which never happens where no peer runs
+		// an AutoNAT service. The operator asked for a relay: run it.
+		rc := cfg.RelayLimits.resources()
+		opts = append(opts, libp2p.WithFxOption(fx.Invoke(func(h host.Host, lc fx.Lifecycle) error {
+			r, err := relayv2.New(h, relayv2.WithResources(rc))
+			if err != nil {
+				return fmt.Errorf("relay service: %w", err)
+			}
+			lc.Append(fx.StopHook(r.Close))
+			return nil
+		})))
+	}
+	return opts, nil
+}
+
+// Reachability is how a node can be reached and how it reaches its peers.
+type Reachability struct {
+	// State is what AutoNAT found, or Config.ForceReachability.
+	State ReachState
+	// Forced says State comes from the Config, not from AutoNAT.
+	Forced bool
+	// PublicAddrs are the node's own addresses that look public (listen
+	// addresses, port mappings and addresses peers observed), whether or
+	// not they are reachable: a hole punch uses them.
+	PublicAddrs []ma.Multiaddr
+	// Reservations are the relays holding a slot for this node now.
+	Reservations []Reservation
+	// RelayService is the limits of this node's relay service; nil when
+	// it runs none.
+	RelayService *RelayLimits
+	// Peers are the peers connected now, sorted by ID.
+	Peers []PeerPath
+}
+
+// Reservation is a relay slot the node holds.
+type Reservation struct {
+	Relay peer.ID
+	// Addrs are this node's circuit addresses through the relay.
+	Addrs []ma.Multiaddr
+}
+
+// PeerPath says how the node is connected to one peer.
+type PeerPath struct {
+	Peer peer.ID
+	// Direct: at least one connection goes straight to the peer.
+	Direct bool
+	// Relays are the relays of the relayed connections to the peer.
+	Relays []peer.ID
+	// Addr is the remote address of the connection streams go over first
+	// (a direct one when there is one).
+	Addr ma.Multiaddr
+	// Limited: the only connections are relayed under limits, so the
+	// exchange waits for a hole punch. LimitData (bytes each way) and
+	// LimitDuration are the relay's limits, zero when it sent none.
+	Limited       bool
+	LimitData     int64
+	LimitDuration time.Duration
+}
+
+// Reachability returns whether the node is publicly reachable, the relays
+// it holds reservations on, its relay service's limits and, for each
+// connected peer, whether the connection is direct or relayed. It does not
+// block on the network and is safe for concurrent use. On a host the
+// caller brought it reports what that host exposes.
+func (n *Node) Reachability() Reachability {
+	h := n.host
+	r := Reachability{Forced: n.cfg.ForceReachability != ReachUnknown}
+	if rh, ok := h.(interface{ Reachability() network.Reachability }); ok {
+		r.State = reachState(rh.Reachability())
+	} else if ev, ok := lastEvent[event.EvtLocalReachabilityChanged](h); ok {
+		r.State = reachState(ev.Reachability)
+	}
+	direct := h.Addrs()
+	if ah, ok := h.(interface{ AllAddrs() []ma.Multiaddr }); ok {
+		direct = ah.AllAddrs()
+	}
+	for _, a := range direct {
+		if manet.IsPublicAddr(a) && !isCircuit(a) {
+			r.PublicAddrs = append(r.PublicAddrs, a)
+		}
+	}
+	if ev, ok := lastEvent[event.EvtAutoRelayAddrsUpdated](h); ok {
+		r.Reservations = reservations(ev.RelayAddrs)
+	}
+	if n.ownsHost && n.cfg.RelayService {
+		l := n.cfg.RelayLimits.withDefaults()
+		r.RelayService = &l
+	}
+	r.Peers = peerPaths(h)
+	return r
+}
+
+func reachState(r network.Reachability) ReachState {
+	switch r {
+	case network.ReachabilityPublic:
+		return ReachPublic
+	case network.ReachabilityPrivate:
+		return ReachPrivate
+	}
+	return ReachUnknown
+}
+
+// lastEvent returns the last event of type T that a stateful emitter on
+// h's bus sent, if any. It does not block.
+func lastEvent[T any](h host.Host) (T, bool) {
+	var zero T
+	sub, err := h.EventBus().Subscribe(new(T))
+	if err != nil {
+		return zero, false
+	}
+	defer sub.Close()
+	select {
+	case e := <-sub.Out():
+		ev, ok := e.(T)
+		return ev, ok
+	default:
+		return zero, false
+	}
+}
+
+func isCircuit(a ma.Multiaddr) bool {
+	_, err := a.ValueForProtocol(ma.P_CIRCUIT)
+	return err == nil
+}
+
+// relayOf returns the relay of a circuit address
+// (/ip4/…/p2p/RELAY/p2p-circuit[/p2p/PEER]).
+func relayOf(a ma.Multiaddr) (peer.ID, bool) {
+	var relay peer.ID
+	found := false
+	for _, c := range a {
+		switch c.Code() {
+		case ma.P_P2P:
+			if id, err := peer.Decode(c.Value()); err == nil {
+				relay = id
+			}
+		case ma.P_CIRCUIT:
+			found = relay != ""
+			return relay, found
+		}
+	}
+	return "", false
+}
+
+// reservations groups circuit addresses by relay, sorted by relay.
+func reservations(addrs []ma.Multiaddr) []Reservation {
+	byRelay := map[peer.ID][]ma.Multiaddr{}
+	for _, a := range addrs {
+		if id, ok := relayOf(a); ok {
+			byRelay[id] = append(byRelay[id], a)
+		}
+	}
+	out := make([]Reservation, 0, len(byRelay))
+	for id, as := range byRelay {
+		slices.SortFunc(as, ma.Multiaddr.Compare)
+		out = append(out, Reservation{Relay: id, Addrs: as})
+	}
+	slices.SortFunc(out, func(a, b Reservation) int { return strings.Compare(string(a.Relay), string(b.Relay)) })
+	return out
+}
+
+// peerPaths describes the connections to every connected peer.
+func peerPaths(h host.Host) []PeerPath {
+	var out []PeerPath
+	for _, p := range h.Network().Peers() {
+		pp := PeerPath{Peer: p}
+		conns := h.Network().ConnsToPeer(p)
+		if len(conns) == 0 {
+			continue
+		}
+		allLimited := true
+		var best network.Conn
+		for _, c := range conns {
+			st := c.Stat()
+			if !st.Limited {
+				allLimited = false
+			}
+			if id, ok := relayOf(c.RemoteMultiaddr()); ok {
+				if !slices.Contains(pp.Relays, id) {
+					pp.Relays = append(pp.Relays, id)
+				}
+				if best == nil {
+					best = c
+				}
+				if st.Limited {
+					if d, ok := st.Extra[client.StatLimitData].(uint64); ok {
+						pp.LimitData = int64(d)
+					}
+					if d, ok := st.Extra[client.StatLimitDuration].(time.Duration); ok {
+						pp.LimitDuration = d
+					}
+				}
+				continue
+			}
+			pp.Direct = true
+			if best == nil || isCircuit(best.RemoteMultiaddr()) {
+				best = c
+			}
+		}
+		pp.Limited = allLimited
+		pp.Addr = best.RemoteMultiaddr()
+		slices.SortFunc(pp.Relays, func(a, b peer.ID) int { return strings.Compare(string(a), string(b)) })
+		out = append(out, pp)
+	}
+	slices.SortFunc(out, func(a, b PeerPath) int { return strings.Compare(string(a.Peer), string(b.Peer)) })
+	return out
+}
+
+// String describes how the peer is connected, e.g. "direct
+// /ip4/…/tcp/4001" or "relayed via 12D3…abc (limited: 128 KiB, 2m0s)".
+func (p PeerPath) String() string {
+	if p.Direct {
+		return "direct " + p.Addr.String()
+	}
+	var b strings.Builder
+	b.WriteString("relayed via")
+	for _, r := range p.Relays {
+		b.WriteString(" " + r.String())
+	}
+	if p.Limited {
+		if p.LimitData > 0 || p.LimitDuration > 0 {
+			fmt.Fprintf(&b, " (limited: %s, %v; waits for a hole punch)", sizeString(p.LimitData), p.LimitDuration)
+		} else {
+			b.WriteString(" (limited; waits for a hole punch)")
+		}
+	}
+	return b.String()
+}
