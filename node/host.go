@@ -85,9 +85,25 @@ func loadIdentity(home string) (crypto.PrivKey, error) {
 // manager whose limits scale with the machine, and the reachability stack
 // of reachOptions (relays, hole punching, AutoNAT, port mapping).
 func buildHost(cfg *Config, key crypto.PrivKey) (host.Host, error) {
+	opts, release, err := hostOptions(cfg, key)
+	if err != nil {
+		return nil, err
+	}
+	h, err := libp2p.New(opts...)
+	if err != nil {
+		release()
+		return nil, fmt.Errorf("node: starting libp2p on %v: %w", cfg.Listen, err)
+	}
+	return h, nil
+}
+
+// hostOptions returns the libp2p options of buildHost, and release, which
+// closes the connection and resource managers they hold: call it when
+// libp2p.New fails (a host closes them itself).
+func hostOptions(cfg *Config, key crypto.PrivKey) (_ []libp2p.Option, release func(), _ error) {
 	cm, err := connmgr.NewConnManager(cfg.ConnLow, cfg.ConnHigh)
 	if err != nil {
-		return nil, fmt.Errorf("node: connection manager: %w", err)
+		return nil, nil, fmt.Errorf("node: connection manager: %w", err)
 	}
 	limits := rcmgr.DefaultLimits
 	libp2p.SetDefaultServiceLimits(&limits)
@@ -102,7 +118,7 @@ func buildHost(cfg *Config, key crypto.PrivKey) (host.Host, error) {
 	rm, err := rcmgr.NewResourceManager(rcmgr.NewFixedLimiter(limits.AutoScale()))
 	if err != nil {
 		cm.Close()
-		return nil, fmt.Errorf("node: resource manager: %w", err)
+		return nil, nil, fmt.Errorf("node: resource manager: %w", err)
 	}
 	listen := make([]ma.Multiaddr, 0, len(cfg.Listen))
 	for _, s := range cfg.Listen {
@@ -110,7 +126,7 @@ func buildHost(cfg *Config, key crypto.PrivKey) (host.Host, error) {
 		if err != nil {
 			cm.Close()
 			rm.Close()
-			return nil, fmt.Errorf("node: listen address %q: %w", s, err)
+			return nil, nil, fmt.Errorf("node: listen address %q: %w", s, err)
 		}
 		if len(cfg.SwarmKey) > 0 {
 			if _, err := a.ValueForProtocol(ma.P_QUIC_V1); err == nil {
@@ -135,7 +151,7 @@ func buildHost(cfg *Config, key crypto.PrivKey) (host.Host, error) {
 	if err != nil {
 		cm.Close()
 		rm.Close()
-		return nil, fmt.Errorf("node: %w", err)
+		return nil, nil, fmt.Errorf("node: %w", err)
 	}
 	opts = append(opts, reach...)
 	if len(cfg.AllowPeers) > 0 {
@@ -148,17 +164,11 @@ func buildHost(cfg *Config, key crypto.PrivKey) (host.Host, error) {
 		if err != nil {
 			cm.Close()
 			rm.Close()
-			return nil, fmt.Errorf("node: %w", err)
+			return nil, nil, fmt.Errorf("node: %w", err)
 		}
 		opts = append(opts, libp2p.PrivateNetwork(psk))
 	} else {
 		opts = append(opts, libp2p.Transport(quic.NewTransport))
 	}
-	h, err := libp2p.New(opts...)
-	if err != nil {
-		cm.Close()
-		rm.Close()
-		return nil, fmt.Errorf("node: starting libp2p on %v: %w", cfg.Listen, err)
-	}
-	return h, nil
+	return opts, func() { cm.Close(); rm.Close() }, nil
 }

@@ -237,7 +237,8 @@ type Reachability struct {
 	// addresses, port mappings and addresses peers observed), whether or
 	// not they are reachable: a hole punch uses them.
 	PublicAddrs []ma.Multiaddr
-	// Reservations are the relays holding a slot for this node now.
+	// Reservations are the relays holding a slot for this node now
+	// (AutoRelay on Config.Relays).
 	Reservations []Reservation
 	// RelayService is the limits of this node's relay service; nil when
 	// it runs none.
@@ -293,9 +294,11 @@ func (n *Node) Reachability() Reachability {
 			r.PublicAddrs = append(r.PublicAddrs, a)
 		}
 	}
+	var published []ma.Multiaddr
 	if ev, ok := lastEvent[event.EvtAutoRelayAddrsUpdated](h); ok {
-		r.Reservations = reservations(ev.RelayAddrs)
+		published = ev.RelayAddrs
 	}
+	r.Reservations = reservations(h, published)
 	if n.ownsHost && n.cfg.RelayService {
 		l := n.cfg.RelayLimits.withDefaults()
 		r.RelayService = &l
@@ -356,18 +359,41 @@ func relayOf(a ma.Multiaddr) (peer.ID, bool) {
 	return "", false
 }
 
-// reservations groups circuit addresses by relay, sorted by relay.
-func reservations(addrs []ma.Multiaddr) []Reservation {
+// autorelayTag is the tag go-libp2p's AutoRelay protects the connection
+// to a relay with while it holds a reservation there.
+const autorelayTag = "autorelay"
+
+// reservations lists the relays that hold a slot for h (AutoRelay protects
+// its connection to each), sorted by relay. A reservation's addresses are
+// those AutoRelay published (it publishes only relays' public addresses),
+// or else circuit addresses over the addresses h reached the relay on.
+func reservations(h host.Host, published []ma.Multiaddr) []Reservation {
 	byRelay := map[peer.ID][]ma.Multiaddr{}
-	for _, a := range addrs {
+	for _, a := range published {
 		if id, ok := relayOf(a); ok {
 			byRelay[id] = append(byRelay[id], a)
 		}
 	}
-	out := make([]Reservation, 0, len(byRelay))
-	for id, as := range byRelay {
-		slices.SortFunc(as, ma.Multiaddr.Compare)
-		out = append(out, Reservation{Relay: id, Addrs: as})
+	var out []Reservation
+	for _, p := range h.Network().Peers() {
+		if !h.ConnManager().IsProtected(p, autorelayTag) {
+			continue
+		}
+		addrs := byRelay[p]
+		if len(addrs) == 0 {
+			circuit, err := ma.NewMultiaddr("/p2p/" + p.String() + "/p2p-circuit")
+			if err != nil {
+				continue
+			}
+			for _, c := range h.Network().ConnsToPeer(p) {
+				if ra := c.RemoteMultiaddr(); !isCircuit(ra) {
+					addrs = append(addrs, ra.Encapsulate(circuit))
+				}
+			}
+		}
+		addrs = ma.Unique(addrs)
+		slices.SortFunc(addrs, ma.Multiaddr.Compare)
+		out = append(out, Reservation{Relay: p, Addrs: addrs})
 	}
 	slices.SortFunc(out, func(a, b Reservation) int { return strings.Compare(string(a.Relay), string(b.Relay)) })
 	return out

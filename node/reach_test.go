@@ -1,0 +1,191 @@
+package node
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/libp2p/go-libp2p"
+	"github.com/libp2p/go-libp2p/core/control"
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/event"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	ma "github.com/multiformats/go-multiaddr"
+
+	"github.com/peer-project/peer/ticket"
+)
+
+// relayOnlyGater lets a host link to the peers in blocked only through a
+// relay: a direct dial to them, or a direct connection from them, is
+// refused. Everyone else (the relay) is dialled and accepted as usual.
+type relayOnlyGater struct{ blocked map[peer.ID]bool }
+
+func (g relayOnlyGater) InterceptPeerDial(peer.ID) bool { return true }
+
+func (g relayOnlyGater) InterceptAddrDial(p peer.ID, a ma.Multiaddr) bool {
+	return !g.blocked[p] || isCircuit(a)
+}
+
+func (g relayOnlyGater) InterceptAccept(network.ConnMultiaddrs) bool { return true }
+
+func (g relayOnlyGater) InterceptSecured(_ network.Direction, p peer.ID, c network.ConnMultiaddrs) bool {
+	return !g.blocked[p] || isCircuit(c.RemoteMultiaddr())
+}
+
+func (g relayOnlyGater) InterceptUpgraded(network.Conn) (bool, control.DisconnectReason) {
+	return true, 0
+}
+
+// gatedNode starts a node on a host built with the node's own options
+// (buildHost's) plus a relayOnlyGater that blocks direct links to the
+// peers with the given keys.
+func gatedNode(t *testing.T, cfg Config, key crypto.PrivKey, blocked ...crypto.PrivKey) *Node {
+	t.Helper()
+	if err := cfg.validate(); err != nil {
+		t.Fatal(err)
+	}
+	g := relayOnlyGater{blocked: map[peer.ID]bool{}}
+	for _, k := range blocked {
+		id, err := peer.IDFromPrivateKey(k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		g.blocked[id] = true
+	}
+	opts, release, err := hostOptions(&cfg, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := libp2p.New(append(opts, libp2p.ConnectionGater(g))...)
+	if err != nil {
+		release()
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { h.Close() })
+	cfg.Host = h
+	return startNode(t, cfg)
+}
+
+func newKey(t *testing.T) crypto.PrivKey {
+	t.Helper()
+	k, _, err := crypto.GenerateEd25519Key(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+// waitReservation waits until n holds a relay reservation, or ctx ends.
+// go-libp2p emits no event when a reservation is made on a relay without
+// public addresses, so besides AutoRelay's address events this looks
+// again every 50 ms.
+func waitReservation(ctx context.Context, n *Node) (Reservation, error) {
+	sub, err := n.Host().EventBus().Subscribe([]any{new(event.EvtLocalAddressesUpdated), new(event.EvtAutoRelayAddrsUpdated)})
+	if err != nil {
+		return Reservation{}, err
+	}
+	defer sub.Close()
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		r := n.Reachability()
+		if len(r.Reservations) > 0 {
+			return r.Reservations[0], nil
+		}
+		select {
+		case <-sub.Out():
+		case <-tick.C:
+		case <-ctx.Done():
+			return Reservation{}, fmt.Errorf("no relay reservation: reachability %s, addrs %v", r.State, n.Host().Addrs())
+		}
+	}
+}
+
+// TestRelayOnlyFetch: two peers that can link only to a relay (a gater on
+// each refuses direct links to the other) still fetch from each other
+// through it, on 127.0.0.1. go-libp2p's circuit v2 needs a transport
+// network (client.AddTransport wants a transport.TransportNetwork), which
+// mocknet is not, so this runs over real TCP on loopback.
+func TestRelayOnlyFetch(t *testing.T) {
+	t.Run("unlimited relay", func(t *testing.T) { testRelayOnlyFetch(t, RelayLimits{Unlimited: true}) })
+	t.Run("limited relay", func(t *testing.T) { testRelayOnlyFetch(t, RelayLimits{}) })
+}
+
+func testRelayOnlyFetch(t *testing.T, limits RelayLimits) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+
+	rcfg := testConfig(t)
+	rcfg.NoDHT = true
+	rcfg.RelayService = true
+	rcfg.RelayLimits = limits
+	relay := startNode(t, rcfg)
+	if r := relay.Reachability(); r.RelayService == nil || *r.RelayService != limits.withDefaults() {
+		t.Fatalf("relay reachability %+v: want a relay service with limits %+v", r, limits.withDefaults())
+	}
+
+	ka, kb := newKey(t), newKey(t)
+	acfg := testConfig(t)
+	acfg.NoDHT = true
+	acfg.Relays = []string{relay.Addrs()[0].String()}
+	// AutoNAT can't decide on loopback (no public address to dial back):
+	// this peer says it is behind a NAT, and AutoRelay reserves a slot.
+	acfg.ForceReachability = ReachPrivate
+	a := gatedNode(t, acfg, ka, kb)
+	rsv, err := waitReservation(ctx, a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ra := a.Reachability()
+	if ra.State != ReachPrivate || !ra.Forced || len(ra.Reservations) != 1 || rsv.Relay != relay.ID() || len(rsv.Addrs) == 0 {
+		t.Fatalf("sharer reachability %+v: want private (forced) with a reservation on the relay %s", ra, relay.ID())
+	}
+
+	bcfg := testConfig(t)
+	bcfg.NoDHT = true
+	bcfg.FindTimeout = 5 * time.Second
+	b := gatedNode(t, bcfg, kb, ka)
+
+	path, data := randomFile(t, t.TempDir(), "through-relay.bin", 3<<20, 7)
+	sh, err := a.Share(ctx, path, ShareOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// AutoRelay publishes circuit addresses only for relays with public
+	// addresses, so the node's own ticket has none here: this one names
+	// the sharer by its reservation's circuit addresses alone.
+	tk := ticket.Ticket{Root: sh.Root, Provider: peer.AddrInfo{ID: a.ID(), Addrs: rsv.Addrs}}
+	target, err := ParseTarget(tk.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	dest := filepath.Join(t.TempDir(), "got.bin")
+	start := time.Now()
+	_, err = b.Fetch(ctx, target, dest, FetchOptions{})
+	if !limits.Unlimited {
+		t.Logf("fetch through a limited relay (%s): %v after %v", limits, err, time.Since(start).Round(time.Millisecond))
+		t.Logf("fetcher sees %v", b.Reachability().Peers)
+		if err == nil {
+			t.Fatal("fetch through a relay with go-libp2p's default limits (128 KiB) succeeded")
+		}
+		return
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	sameFile(t, dest, data)
+
+	var path2 *PeerPath
+	for _, p := range b.Reachability().Peers {
+		if p.Peer == a.ID() {
+			path2 = &p
+		}
+	}
+	if path2 == nil || path2.Direct || len(path2.Relays) != 1 || path2.Relays[0] != relay.ID() || path2.Limited {
+		t.Fatalf("fetcher's path to the sharer %+v: want relayed through %s, not limited", path2, relay.ID())
+	}
+	t.Logf("fetched %d bytes, %s", len(data), path2)
+}
