@@ -97,6 +97,13 @@ type Config struct {
 	// RequestTimeout is the base time one chunk request may take; zero
 	// means the scheduler's default.
 	RequestTimeout time.Duration
+	// UploadRate and DownloadRate cap the chunk bytes per second the node
+	// sends and receives over all peers; PeerUploadRate and
+	// PeerDownloadRate cap them for each peer. Zero means no cap.
+	UploadRate, DownloadRate, PeerUploadRate, PeerDownloadRate int64
+	// UploadSlots bounds how many blocks the node sends at once, first come
+	// first served; zero means swarm.DefaultUploadSlots.
+	UploadSlots int
 	// Now returns the time; nil means time.Now.
 	Now func() time.Time
 }
@@ -147,6 +154,9 @@ func (c *Config) validate() error {
 	}
 	if _, err := c.bootstrapPeers(); err != nil {
 		errs = append(errs, err)
+	}
+	if c.UploadRate < 0 || c.DownloadRate < 0 || c.PeerUploadRate < 0 || c.PeerDownloadRate < 0 || c.UploadSlots < 0 {
+		errs = append(errs, errors.New("rates and upload slots must not be negative (zero means no cap, or the default slots)"))
 	}
 	if err := c.validateReach(); err != nil {
 		errs = append(errs, err)

@@ -110,6 +110,9 @@ func New(ctx context.Context, cfg Config) (_ *Node, err error) {
 
 	scfg := swarm.Config{
 		Logger: n.log, Seed: cfg.Seed, RequestTimeout: cfg.RequestTimeout, Now: cfg.Now, Lookup: n.lookup,
+		UploadRate: cfg.UploadRate, DownloadRate: cfg.DownloadRate,
+		PeerUploadRate: cfg.PeerUploadRate, PeerDownloadRate: cfg.PeerDownloadRate,
+		UploadSlots: cfg.UploadSlots,
 	}
 	if len(cfg.AllowPeers) > 0 {
 		scfg.Allow = newAllowGater(cfg.AllowPeers).allowed

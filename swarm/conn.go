@@ -247,9 +247,17 @@ func (c *conn) readLoop(r *wire.Reader) error {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
+		pl := f.sw.lim.peer(c.peer)
+		defer f.sw.lim.release(c.peer, pl)
 		for m := range blocks {
 			if failed == nil {
-				if layout == nil {
+				if err := f.sw.lim.received(f.ctx, pl, len(m.Data)); err != nil {
+					failed = err
+					c.stream.Reset()
+					free <- m
+					continue
+				}
+				if dl == nil {
 					layout, dl = f.current()
 				}
 				if err := c.block(layout, dl, m); err != nil {

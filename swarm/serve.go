@@ -3,6 +3,7 @@ package swarm
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"time"
 
@@ -33,6 +34,7 @@ type server struct {
 	wants  []uint64      // chunk requests, in arrival order
 	nodes  []cid.Cid     // manifest block requests
 	haves  []uint64      // announcements to send
+	lim    *peerLimit    // the peer's upload cap
 	errMsg *wire.Error   // a final ERROR to send, then close
 	done   bool
 }
@@ -66,7 +68,8 @@ func (s *Swarm) serve(st network.Stream, p peer.ID) {
 		return
 	}
 	st.SetReadDeadline(time.Time{})
-	sv := &server{sw: s, stream: st, peer: p, root: hello.Root, wake: make(chan struct{}, 1)}
+	sv := &server{sw: s, stream: st, peer: p, root: hello.Root, wake: make(chan struct{}, 1), lim: s.lim.peer(p)}
+	defer s.lim.release(p, sv.lim)
 	// A node that is itself fetching root takes the session too, with
 	// HAVE_NONE, and announces each chunk as it gets it: peers that
 	// download the same root at the same time trade.
@@ -162,7 +165,10 @@ func (sv *server) want(idx []uint64) bool {
 	sv.mu.Lock()
 	if len(sv.wants)+len(idx) > sv.sw.cfg.MaxQueue {
 		sv.mu.Unlock()
+		// Only a flooder gets here: a fetcher's window is far smaller.
 		sv.fail(wire.CodeTooManyRequests, "too many requests outstanding")
+		sv.sw.count(func(st *Stats) { st.ProtocolViolations++ })
+		sv.sw.Ban(sv.peer, fmt.Sprintf("more than %d requests waiting", sv.sw.cfg.MaxQueue))
 		return false
 	}
 	for _, i := range idx {
@@ -379,8 +385,9 @@ func (sv *server) sendLoop() {
 				if err != nil {
 					sv.sw.log.Warn("serving a chunk", "root", sv.root, "index", idx, "err", err)
 					err = w.Write(&wire.DontHave{Indices: []uint64{idx}})
-				} else {
+				} else if err = sv.sw.lim.sending(ctx, sv.lim, len(buf)); err == nil {
 					err = w.Write(&wire.Block{Index: idx, Data: buf})
+					sv.sw.lim.sent()
 					n := int64(len(buf))
 					sv.sw.count(func(st *Stats) { st.BytesUp += n; st.ChunksServed++ })
 				}

@@ -67,8 +67,17 @@ type Config struct {
 	// peer, so a hash failure names its sender without doubt).
 	MaxStrikes int
 	// MaxQueue is the most chunk requests one session may have waiting at
-	// this node; a peer that asks for more is cut off. Zero means 1024.
+	// this node; a peer that asks for more (a flooder) is banned for
+	// BanTime. Zero means 1024.
 	MaxQueue int
+	// UploadRate and DownloadRate cap the chunk bytes per second this
+	// swarm sends and receives over all peers; PeerUploadRate and
+	// PeerDownloadRate cap them for each peer. Zero means no cap.
+	UploadRate, DownloadRate, PeerUploadRate, PeerDownloadRate int64
+	// UploadSlots bounds how many blocks are sent at once over all peers:
+	// the others wait their turn, first come first served, so one greedy
+	// peer cannot crowd out the rest. Zero means DefaultUploadSlots.
+	UploadSlots int
 	// BanTime is how long a banned peer is refused; zero means an hour.
 	BanTime time.Duration
 	// Now returns the time; nil means time.Now.
@@ -92,6 +101,9 @@ func (c *Config) fill() {
 	if c.BanTime == 0 {
 		c.BanTime = time.Hour
 	}
+	if c.UploadSlots <= 0 {
+		c.UploadSlots = DefaultUploadSlots
+	}
 	if c.Now == nil {
 		c.Now = time.Now
 	}
@@ -108,6 +120,7 @@ type Swarm struct {
 	ctx    context.Context // cancelled by Close
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
+	lim    *limits
 	once   sync.Once
 
 	mu      sync.Mutex
@@ -146,6 +159,7 @@ func New(h host.Host, blocks BlockStore, cfg Config) *Swarm {
 		serving: map[cid.Cid]map[*server]struct{}{},
 		bans:    map[peer.ID]time.Time{},
 		fetches: map[cid.Cid][]*fetch{},
+		lim:     newLimits(&cfg),
 	}
 	h.SetStreamHandler(wire.ProtocolID, s.handleStream)
 	return s
