@@ -294,18 +294,22 @@ func (d *DHT) FindProviders(ctx context.Context, root cid.Cid, limit int) <-chan
 	d.mu.Unlock()
 	ctx, cancel := context.WithCancel(ctx)
 	stop := context.AfterFunc(d.ctx, cancel)
-	in := d.kad.FindProvidersAsync(ctx, root, limit)
+	// kad counts this node's own record toward the limit, and this node
+	// is left out below: ask for one more.
+	in := d.kad.FindProvidersAsync(ctx, root, limit+1)
 	go func() {
 		defer d.wg.Done()
 		defer close(out)
 		defer cancel()
 		defer stop()
+		sent := 0
 		for ai := range in { // kad closes in when ctx ends, so this drains it
-			if ai.ID == d.host.ID() {
+			if ai.ID == d.host.ID() || sent == limit {
 				continue
 			}
 			select {
 			case out <- ai:
+				sent++
 			case <-ctx.Done():
 			}
 		}
