@@ -28,10 +28,11 @@ type cappedHost struct {
 	host.Host
 	bucket *bucket // nil: no cap
 	tally  *tally
+	cuts   *cuts
 }
 
 func (h *cappedHost) wrap(s network.Stream) network.Stream {
-	return &cappedStream{Stream: s, b: h.bucket, t: h.tally, from: s.Conn().RemotePeer(), done: make(chan struct{})}
+	return &cappedStream{Stream: s, b: h.bucket, t: h.tally, cuts: h.cuts, me: h.ID(), from: s.Conn().RemotePeer(), done: make(chan struct{})}
 }
 
 func (h *cappedHost) NewStream(ctx context.Context, p peer.ID, pids ...protocol.ID) (network.Stream, error) {
@@ -56,6 +57,8 @@ type cappedStream struct {
 	network.Stream
 	b    *bucket
 	t    *tally
+	cuts *cuts
+	me   peer.ID
 	from peer.ID
 	once sync.Once
 	done chan struct{}
@@ -70,6 +73,10 @@ type cappedStream struct {
 
 func (s *cappedStream) Read(p []byte) (int, error) {
 	n, err := s.Stream.Read(p)
+	if s.cuts.blocked(s.me, s.from) {
+		s.Reset()
+		return 0, network.ErrReset
+	}
 	s.follow(p[:n])
 	return n, err
 }
@@ -113,6 +120,10 @@ func (s *cappedStream) follow(b []byte) {
 }
 
 func (s *cappedStream) Write(p []byte) (int, error) {
+	if s.cuts.blocked(s.me, s.from) {
+		s.Reset()
+		return 0, network.ErrReset
+	}
 	if s.b == nil {
 		return s.Stream.Write(p)
 	}
@@ -196,4 +207,34 @@ func (t *tally) blocks(p peer.ID) (int, time.Time) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return t.n[p], t.last[p]
+}
+
+// cuts says which exchange streams the faults have cut: those of a peer
+// that left, and those across a partition. mocknet takes up to a second
+// per connection to close one, so a cut must not wait for that: the
+// exchange streams of honest nodes fail at their next read or write, while
+// the connections are closed in the background. It is safe for concurrent
+// use.
+type cuts struct {
+	mu   sync.RWMutex
+	dead map[peer.ID]bool
+	cut  map[peer.ID]bool // the side a partition cut off; nil when whole
+}
+
+func (c *cuts) blocked(a, b peer.ID) bool {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.dead[a] || c.dead[b] || (c.cut != nil && c.cut[a] != c.cut[b])
+}
+
+func (c *cuts) kill(p peer.ID) {
+	c.mu.Lock()
+	c.dead[p] = true
+	c.mu.Unlock()
+}
+
+func (c *cuts) partition(side map[peer.ID]bool) {
+	c.mu.Lock()
+	c.cut = side
+	c.mu.Unlock()
 }

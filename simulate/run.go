@@ -92,6 +92,8 @@ type runner struct {
 	cut    map[int]bool // the group a Partition cut off, nil when whole
 	fetchW sync.WaitGroup
 	bg     sync.WaitGroup // nodes that left, stopping
+	cuts   *cuts
+	cutBg  sync.WaitGroup // connections across a partition, closing
 }
 
 // Run runs the scenario and returns its report. It blocks until every
@@ -110,6 +112,7 @@ func Run(ctx context.Context, sc Scenario) (*Report, error) {
 		log:    sc.Logger,
 		rng:    rand.New(rand.NewPCG(sc.Seed, 0x5eed)),
 		closed: make(chan struct{}),
+		cuts:   &cuts{dead: map[peer.ID]bool{}},
 	}
 	var kseed [32]byte
 	binary.LittleEndian.PutUint64(kseed[:], sc.Seed)
@@ -388,7 +391,7 @@ func (r *runner) newHost(idx int) (host.Host, error) {
 	if idx < 0 {
 		return h, nil
 	}
-	ch := &cappedHost{Host: h, tally: newTally()}
+	ch := &cappedHost{Host: h, tally: newTally(), cuts: r.cuts}
 	if r.sc.UploadCap > 0 {
 		ch.bucket = newBucket(r.sc.UploadCap, r.closed)
 	}
@@ -612,6 +615,7 @@ func (r *runner) apply(ctx context.Context, e Event, ticket peer.AddrInfo, hints
 				}
 			}
 		}
+		r.cuts.partition(side)
 		var pairs [][2]peer.ID
 		for _, a := range all {
 			if !side[a.id] {
@@ -623,11 +627,16 @@ func (r *runner) apply(ctx context.Context, e Event, ticket peer.AddrInfo, hints
 				}
 			}
 		}
-		r.disconnect(pairs)
+		r.cutBg.Add(1)
+		go func() {
+			defer r.cutBg.Done()
+			r.disconnect(pairs)
+		}()
 	case Heal:
 		if r.cut == nil {
 			return nil
 		}
+		r.cutBg.Wait() // no late disconnect may close a new connection
 		for _, a := range r.slots(r.advHosts()) {
 			for _, b := range r.slots(r.advHosts()) {
 				if a.idx < b.idx && r.side(a.idx) != r.side(b.idx) {
@@ -638,6 +647,7 @@ func (r *runner) apply(ctx context.Context, e Event, ticket peer.AddrInfo, hints
 			}
 		}
 		r.cut = nil
+		r.cuts.partition(nil)
 	}
 	return nil
 }
@@ -676,6 +686,7 @@ func (r *runner) leave(p *simPeer) {
 	// stopped in the background (a mocknet host takes a while to close),
 	// and a Join of the same peer waits for that.
 	id := p.host.ID()
+	r.cuts.kill(id)
 	for _, s := range r.slots(r.advHosts()) {
 		if s.id != id {
 			r.mn.UnlinkPeers(id, s.id)
@@ -688,27 +699,27 @@ func (r *runner) leave(p *simPeer) {
 	r.bg.Add(1)
 	go func() {
 		defer r.bg.Done()
-		defer close(gone)
 		if cancel != nil {
 			cancel()
 		}
-		start := time.Now()
-		var pairs [][2]peer.ID
-		for _, q := range h.Network().Peers() {
-			pairs = append(pairs, [2]peer.ID{h.ID(), q})
-		}
-		r.disconnect(pairs)
-		t1 := time.Now()
-		h.Close()
+		// Its exchange streams already fail (cuts); stop the node
+		// first, which a Join of the same home waits for, and then let
+		// mocknet take its time over the connections.
 		m := n.Metrics()
 		n.Close()
-		r.log.Info("left", "peer", p.idx, "conns closed in", t1.Sub(start), "host and node in", time.Since(t1))
 		if fetch != nil {
 			<-fetch
 		}
 		p.mu.Lock()
 		p.past = addMetrics(p.past, m)
 		p.mu.Unlock()
+		close(gone)
+		var pairs [][2]peer.ID
+		for _, q := range h.Network().Peers() {
+			pairs = append(pairs, [2]peer.ID{h.ID(), q})
+		}
+		r.disconnect(pairs)
+		h.Close()
 	}()
 }
 
@@ -787,6 +798,7 @@ func (r *runner) shutdown() {
 	wg.Wait()
 	r.fetchW.Wait()
 	r.bg.Wait()
+	r.cutBg.Wait()
 }
 
 // addMetrics adds b's counters to a's (gauges are left out).
