@@ -1,8 +1,10 @@
 package node
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"strings"
 	"time"
@@ -209,6 +211,28 @@ func reachOptions(cfg *Config, listen []ma.Multiaddr) ([]libp2p.Option, error) {
 	}
 	if len(relays) > 0 {
 		opts = append(opts, libp2p.EnableAutoRelayWithStaticRelays(relays))
+		// AutoRelay starts only when AutoNAT has an answer, and AutoNAT
+		// asks only connected peers: without a DHT or other peers, a node
+		// behind a NAT would wait forever. Keep a connection to the relays
+		// (which answer AutoNAT) until AutoRelay holds its reservations.
+		opts = append(opts, libp2p.WithFxOption(fx.Invoke(func(h host.Host, lc fx.Lifecycle) {
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan struct{})
+			lc.Append(fx.Hook{
+				OnStart: func(context.Context) error {
+					go func() {
+						defer close(done)
+						keepRelaysConnected(ctx, h, relays, cfg.Logger)
+					}()
+					return nil
+				},
+				OnStop: func(context.Context) error {
+					cancel()
+					<-done
+					return nil
+				},
+			})
+		})))
 	}
 	if cfg.RelayService {
 		// Not libp2p.EnableRelayService: that one waits until AutoNAT
@@ -225,6 +249,36 @@ func reachOptions(cfg *Config, listen []ma.Multiaddr) ([]libp2p.Option, error) {
 		})))
 	}
 	return opts, nil
+}
+
+// relayRedial is how often keepRelaysConnected dials a relay it is not
+// connected to.
+const relayRedial = 30 * time.Second
+
+// keepRelaysConnected dials each relay that h is not connected to, at once
+// and then every relayRedial, until ctx ends.
+func keepRelaysConnected(ctx context.Context, h host.Host, relays []peer.AddrInfo, log *slog.Logger) {
+	t := time.NewTimer(0)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		for _, ai := range relays {
+			if h.Network().Connectedness(ai.ID) == network.Connected {
+				continue
+			}
+			dctx, cancel := context.WithTimeout(ctx, relayRedial)
+			err := h.Connect(dctx, ai)
+			cancel()
+			if err != nil && ctx.Err() == nil {
+				log.Debug("relay unreachable", "relay", ai.ID, "err", err)
+			}
+		}
+		t.Reset(relayRedial)
+	}
 }
 
 // Reachability is how a node can be reached and how it reaches its peers.
@@ -447,12 +501,22 @@ func peerPaths(h host.Host) []PeerPath {
 }
 
 // String describes how the peer is connected, e.g. "direct
-// /ip4/…/tcp/4001" or "relayed via 12D3…abc (limited: 128 KiB, 2m0s)".
+// /ip4/…/tcp/4001", "direct /ip4/…/tcp/4001 (and relayed via 12D3…abc)"
+// after a hole punch, or "relayed via 12D3…abc (limited: 128 KiB, 2m0s;
+// waits for a hole punch)".
 func (p PeerPath) String() string {
-	if p.Direct {
-		return "direct " + p.Addr.String()
-	}
 	var b strings.Builder
+	if p.Direct {
+		b.WriteString("direct " + p.Addr.String())
+		if len(p.Relays) > 0 {
+			b.WriteString(" (and relayed via")
+			for _, r := range p.Relays {
+				b.WriteString(" " + r.String())
+			}
+			b.WriteString(")")
+		}
+		return b.String()
+	}
 	b.WriteString("relayed via")
 	for _, r := range p.Relays {
 		b.WriteString(" " + r.String())
