@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/peer-project/peer/internal/benchrec"
 )
 
 // envMiB returns the size in bytes named by the environment variable key
@@ -180,6 +182,10 @@ func benchSplit(b *testing.B, p Params, label string) {
 			b.ReportMetric(cores, "cores")
 			b.ReportMetric(got/shaFile, "x-sha256")
 			b.ReportMetric(got/shaMem, "x-sha256-mem")
+			benchrec.Add(benchrec.Record{
+				Name: fmt.Sprintf("chunking %s, %d worker(s)", label, workers), Figure: got, Unit: "MB/s",
+				Limit: shaFile, LimitName: "MB/s sha256 on one core", Target: fmt.Sprintf(">= %.1fx", target), Met: got/shaFile >= target,
+			})
 			lines = append(lines, fmt.Sprintf(
 				"chunk %s workers=%d: %.0f MB/s = %.2fx one core sha256 (%.0f MB/s read+hash; %.2fx of %.0f MB/s hash alone); target >= %.1fx; used %.2f cores",
 				label, workers, got, got/shaFile, shaFile, got/shaMem, shaMem, target, cores))
@@ -275,6 +281,10 @@ func BenchmarkSplitRSS(b *testing.B) {
 				peak = peakRSS(b)
 				fmt.Printf("--- %s, %d MiB: peak RSS %d MiB, limit %d MiB (RSS before Split %d MiB; %.0f MB/s)\n",
 					b.Name(), size>>20, peak>>20, limit>>20, before>>20, rate)
+				benchrec.Add(benchrec.Record{
+					Name: fmt.Sprintf("chunking peak RSS, %s", b.Name()), Figure: float64(peak >> 20), Unit: "MiB",
+					Target: fmt.Sprintf("<= %d MiB", limit>>20), Met: peak <= limit,
+				})
 				if peak > limit {
 					b.Errorf("peak RSS %d MiB is over the limit of %d MiB", peak>>20, limit>>20)
 				}

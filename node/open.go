@@ -98,6 +98,9 @@ func (n *Node) Open(ctx context.Context, target Target, opts FetchOptions) (*Rea
 	}
 	n.streams[root] = st
 	n.streamMu.Unlock()
+	// Readers start at the beginning, most of them: the fetch's first
+	// requests are for it, not for chunks a Read would then cancel.
+	st.focus <- swarm.Range{From: 0, To: 8}
 
 	dest := filepath.Join(n.cfg.Home, streamsDir, root.String())
 	go func() {

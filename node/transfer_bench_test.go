@@ -28,6 +28,7 @@ import (
 	ma "github.com/multiformats/go-multiaddr"
 
 	"github.com/peer-project/peer/chunker"
+	"github.com/peer-project/peer/internal/benchrec"
 )
 
 // benchRoleEnv names the child role of the test binary; see benchChild.
@@ -68,7 +69,7 @@ func BenchmarkTransfer(b *testing.B) {
 	raw := startChild(b, "rawserve", map[string]string{"PEER_BENCH_SIZE": strconv.FormatInt(size, 10), "PEER_BENCH_HOME": filepath.Join(dir, "rawserver")})
 	rawAddr := raw.expect(b, "ADDR ")
 
-	var fetchSec, rawSec, firstByte float64
+	var fetchSec, rawSec, firstByte, ttfb float64
 	var fetchRSS, dup int64
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
@@ -87,6 +88,8 @@ func BenchmarkTransfer(b *testing.B) {
 			b.Fatalf("raw stream carried %d bytes, want %d", rr.Bytes, size)
 		}
 		rawSec += rr.Seconds
+		tf := runChild(b, "ttfb", map[string]string{"PEER_BENCH_TICKET": ticket, "PEER_BENCH_HOME": filepath.Join(dir, fmt.Sprintf("reader-%d", i))})
+		ttfb += tf.FirstByte
 	}
 	b.StopTimer()
 	seedRSS := seeder.finish(b).PeakRSS
@@ -100,12 +103,21 @@ func BenchmarkTransfer(b *testing.B) {
 	b.ReportMetric(float64(fetchRSS)/(1<<20), "fetcher-MiB")
 	b.ReportMetric(float64(seedRSS)/(1<<20), "seeder-MiB")
 	dupPct := 100 * float64(dup) / (float64(size) * float64(b.N))
+	ttfb /= float64(b.N)
+	mib := func(v int64) float64 { return float64(v) / (1 << 20) }
+	benchrec.Add(benchrec.Record{Name: fmt.Sprintf("transfer %d MiB, two processes, TCP+TLS+yamux", size>>20), Figure: fetchRate, Unit: "MB/s",
+		Limit: rawRate, LimitName: "MB/s raw libp2p stream", Target: ">= 0.6x", Met: fetchRate/rawRate >= 0.6})
+	benchrec.Add(benchrec.Record{Name: fmt.Sprintf("fetcher peak RSS, %d MiB", size>>20), Figure: mib(fetchRSS), Unit: "MiB", Target: "<= 128 MiB", Met: mib(fetchRSS) <= 128})
+	benchrec.Add(benchrec.Record{Name: fmt.Sprintf("seeder peak RSS, %d MiB", size>>20), Figure: mib(seedRSS), Unit: "MiB", Target: "<= 96 MiB", Met: mib(seedRSS) <= 96})
+	benchrec.Add(benchrec.Record{Name: "duplicate bytes, one seeder", Figure: dupPct, Unit: "% of file", Target: "<= 2%", Met: dupPct <= 2})
+	benchrec.Add(benchrec.Record{Name: "time to first verified byte (Open, known peer)", Figure: ttfb * 1000, Unit: "ms", Target: "<= 50 ms", Met: ttfb <= 0.05})
 	fmt.Printf("--- %s: %d MiB between two processes on 127.0.0.1 (TCP+TLS+yamux), %d run(s):\n"+
 		"    transfer %.0f MB/s = %.2fx raw libp2p stream %.0f MB/s (target >= 0.6x)\n"+
 		"    fetcher peak RSS %.0f MiB (limit 128 MiB); seeder peak RSS %.0f MiB (limit 96 MiB)\n"+
-		"    duplicate bytes %.2f%% of the file (limit 2%%); first progress report with verified bytes after %.0f ms (reports come every 50 ms)\n",
+		"    duplicate bytes %.2f%% of the file (limit 2%%); first progress report with verified bytes after %.0f ms (reports come every 50 ms)\n"+
+		"    time to first verified byte through Open from a known peer (dial, manifest, first chunk): %.1f ms (target <= 50 ms)\n",
 		b.Name(), size>>20, b.N, fetchRate, fetchRate/rawRate, rawRate,
-		float64(fetchRSS)/(1<<20), float64(seedRSS)/(1<<20), dupPct, firstByte*1000)
+		float64(fetchRSS)/(1<<20), float64(seedRSS)/(1<<20), dupPct, firstByte*1000, ttfb*1000)
 }
 
 // writeRandom writes size pseudo-random bytes to path, fast.
@@ -265,6 +277,25 @@ func runRole(role string) error {
 			return err
 		}
 		report(childReport{Seconds: time.Since(start).Seconds(), Bytes: res.Progress.Bytes, Duplicate: res.Progress.Duplicate, FirstByte: first.Seconds()})
+	case "ttfb":
+		t, err := ParseTarget(os.Getenv("PEER_BENCH_TICKET"))
+		if err != nil {
+			return err
+		}
+		start := time.Now()
+		r, err := n.Open(ctx, t, FetchOptions{})
+		if err != nil {
+			return err
+		}
+		if os.Getenv("PEER_BENCH_TRACE") != "" {
+			fmt.Fprintf(os.Stderr, "TRACE Open returned after %v\n", time.Since(start))
+		}
+		if _, err := io.ReadFull(r, make([]byte, 1)); err != nil {
+			return err
+		}
+		first := time.Since(start)
+		r.Close()
+		report(childReport{FirstByte: first.Seconds(), Bytes: 1})
 	case "rawserve":
 		buf := make([]byte, 1<<20)
 		n.Host().SetStreamHandler(rawProtocol, func(s network.Stream) {

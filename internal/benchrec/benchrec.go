@@ -1,0 +1,61 @@
+// Package benchrec lets benchmarks add a line to the report that `make
+// bench` prints at the end: a figure, the limit it is measured against in
+// the same run, their ratio, and the target.
+//
+// A benchmark calls Add; when the environment variable PEER_BENCH_REPORT
+// names a file, the record is appended to it as one JSON line, else Add
+// does nothing. The command in internal/benchreport turns the file into the
+// table and a JSON document. Add is safe for concurrent use by processes
+// (each line is written with a single append) and goroutines.
+package benchrec
+
+import (
+	"encoding/json"
+	"os"
+)
+
+// EnvFile names the file records are appended to.
+const EnvFile = "PEER_BENCH_REPORT"
+
+// Record is one line of the report.
+type Record struct {
+	// Name says what was measured, e.g. "transfer 1 GiB, two processes".
+	Name string `json:"name"`
+	// Figure and Unit are the measurement.
+	Figure float64 `json:"figure"`
+	Unit   string  `json:"unit"`
+	// Limit is what the figure is held against, measured in the same run
+	// (e.g. raw libp2p stream throughput), with what it is; zero when the
+	// target is absolute.
+	Limit     float64 `json:"limit,omitempty"`
+	LimitName string  `json:"limit_name,omitempty"`
+	// Ratio is Figure/Limit when there is a limit.
+	Ratio float64 `json:"ratio,omitempty"`
+	// Target says what passes, e.g. ">= 0.6x" or "<= 128 MiB".
+	Target string `json:"target"`
+	// Met says whether the figure meets the target.
+	Met bool `json:"met"`
+}
+
+// Add appends r to the report file, if one is set. It computes Ratio when
+// Limit is set. Errors are ignored: a report is a convenience, the
+// benchmark's own output stays the record.
+func Add(r Record) {
+	path := os.Getenv(EnvFile)
+	if path == "" {
+		return
+	}
+	if r.Limit != 0 && r.Ratio == 0 {
+		r.Ratio = r.Figure / r.Limit
+	}
+	b, err := json.Marshal(r)
+	if err != nil {
+		return
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+	if err != nil {
+		return
+	}
+	defer f.Close()
+	f.Write(append(b, '\n'))
+}
