@@ -62,6 +62,19 @@ func ParseReachState(s string) (ReachState, error) {
 	return 0, fmt.Errorf("node: reachability %q: want public, private or auto", s)
 }
 
+// MarshalText encodes s as its String, so that JSON shows "public".
+func (s ReachState) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
+
+// UnmarshalText decodes what MarshalText or ParseReachState accept.
+func (s *ReachState) UnmarshalText(b []byte) error {
+	v, err := ParseReachState(string(b))
+	if err != nil {
+		return err
+	}
+	*s = v
+	return nil
+}
+
 // RelayLimits bound what a node's relay service carries for others. The
 // zero value is go-libp2p's defaults: 128 KiB and 2 minutes per relayed
 // connection, enough for a hole punch but not for a file. A relayed

@@ -2,8 +2,10 @@ package node
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -188,4 +190,122 @@ func testRelayOnlyFetch(t *testing.T, limits RelayLimits) {
 		t.Fatalf("fetcher's path to the sharer %+v: want relayed through %s, not limited", path2, relay.ID())
 	}
 	t.Logf("fetched %d bytes, %s", len(data), path2)
+}
+
+// TestReachDefaults: the relay and AutoNAT services are opt-in, and bad
+// reachability settings are refused.
+func TestReachDefaults(t *testing.T) {
+	const hop, autonat = "/libp2p/circuit/relay/0.2.0/hop", "/libp2p/autonat/1.0.0"
+	for _, tc := range []struct {
+		name             string
+		edit             func(*Config)
+		wantHop, wantNAT bool
+		wantRelayLimits  bool
+		wantState        ReachState
+	}{
+		{"default", func(*Config) {}, false, false, false, ReachUnknown},
+		{"autonat service", func(c *Config) { c.AutoNATService = true }, false, true, false, ReachUnknown},
+		{"relay service", func(c *Config) { c.RelayService = true }, true, true, true, ReachUnknown},
+		{"forced public", func(c *Config) { c.ForceReachability = ReachPublic }, false, false, false, ReachPublic},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := testConfig(t)
+			cfg.NoDHT = true
+			tc.edit(&cfg)
+			n := startNode(t, cfg)
+			protos := n.Host().Mux().Protocols()
+			hasHop, hasNAT := false, false
+			for _, p := range protos {
+				hasHop = hasHop || p == hop
+				hasNAT = hasNAT || p == autonat
+			}
+			if hasHop != tc.wantHop || hasNAT != tc.wantNAT {
+				t.Errorf("relay hop served %v, AutoNAT served %v; want %v, %v", hasHop, hasNAT, tc.wantHop, tc.wantNAT)
+			}
+			r := n.Reachability()
+			if (r.RelayService != nil) != tc.wantRelayLimits || r.State != tc.wantState || r.Forced != (tc.wantState != ReachUnknown) {
+				t.Errorf("reachability %+v", r)
+			}
+			if len(r.PublicAddrs) != 0 || len(r.Reservations) != 0 {
+				t.Errorf("a node on 127.0.0.1 with no relays: %+v", r)
+			}
+		})
+	}
+	for _, tc := range []struct {
+		name string
+		edit func(*Config)
+		want string
+	}{
+		{"bad relay", func(c *Config) { c.Relays = []string{"/ip4/192.0.2.1/tcp/1"} }, "relay address"},
+		{"negative limit", func(c *Config) { c.RelayLimits.Data = -1 }, "relay limits"},
+		{"bad reachability", func(c *Config) { c.ForceReachability = 7 }, "reachability"},
+	} {
+		cfg := testConfig(t)
+		tc.edit(&cfg)
+		if err := cfg.validate(); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: validate() = %v, want an error about %s", tc.name, err, tc.want)
+		}
+	}
+}
+
+func TestReachHelpers(t *testing.T) {
+	for _, s := range []string{"public", "private", "unknown"} {
+		st, err := ParseReachState(s)
+		if err != nil || st.String() != s {
+			t.Errorf("ParseReachState(%q) = %v, %v", s, st, err)
+		}
+	}
+	if st, err := ParseReachState("auto"); err != nil || st != ReachUnknown {
+		t.Errorf("ParseReachState(auto) = %v, %v", st, err)
+	}
+	if _, err := ParseReachState("sometimes"); err == nil {
+		t.Error("ParseReachState(sometimes): no error")
+	}
+	for _, tc := range []struct {
+		l    RelayLimits
+		want string
+	}{
+		{RelayLimits{}, "128 KiB and 2m0s per connection, 128 reservations, 16 circuits per peer"},
+		{RelayLimits{Data: 64 << 20, Duration: time.Hour, Reservations: 4, Circuits: 2}, "64 MiB and 1h0m0s per connection, 4 reservations, 2 circuits per peer"},
+		{RelayLimits{Unlimited: true, Data: 5}, "no limit per connection, 128 reservations, 16 circuits per peer"},
+	} {
+		if got := tc.l.String(); got != tc.want {
+			t.Errorf("%+v: %q, want %q", tc.l, got, tc.want)
+		}
+	}
+	for _, tc := range []struct {
+		addrs []string
+		want  bool
+	}{
+		{[]string{"/ip4/127.0.0.1/tcp/0", "/ip6/::1/udp/0/quic-v1"}, true},
+		{[]string{"/ip4/127.0.0.1/tcp/0", "/ip4/0.0.0.0/tcp/0"}, false},
+		{[]string{"/ip4/10.0.0.2/tcp/0"}, false},
+	} {
+		var as []ma.Multiaddr
+		for _, s := range tc.addrs {
+			as = append(as, ma.StringCast(s))
+		}
+		if got := allLoopback(as); got != tc.want {
+			t.Errorf("allLoopback(%v) = %v", tc.addrs, got)
+		}
+	}
+	relay, _ := peer.Decode("12D3KooWEZ1kYJbuT58DWS7bWRvgMeZbyyRkrEexaSqUxjzLBLBQ")
+	got, ok := relayOf(ma.StringCast("/ip4/192.0.0.129/tcp/4001/p2p/" + relay.String() + "/p2p-circuit"))
+	if !ok || got != relay {
+		t.Errorf("relayOf = %v, %v", got, ok)
+	}
+	if _, ok := relayOf(ma.StringCast("/ip4/192.0.0.129/tcp/4001/p2p/" + relay.String())); ok {
+		t.Error("relayOf a direct address: ok")
+	}
+}
+
+func TestReachStateJSON(t *testing.T) {
+	b, err := json.Marshal(Reachability{State: ReachPrivate})
+	if err != nil || !strings.Contains(string(b), `"State":"private"`) {
+		t.Fatalf("%s, %v", b, err)
+	}
+	var r Reachability
+	if err := json.Unmarshal(b, &r); err != nil || r.State != ReachPrivate {
+		t.Fatalf("%+v, %v", r, err)
+	}
 }
