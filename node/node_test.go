@@ -11,6 +11,7 @@ import (
 )
 
 func TestMain(m *testing.M) {
+	crashChildMain() // a child of the crash tests: exits when PEER_CRASH_ROLE is set
 	reachChildMain() // a child node of TestNATTraversal: exits when PEER_REACH_ROLE is set
 	if role := os.Getenv(benchRoleEnv); role != "" {
 		os.Exit(benchChild(role)) // a child process of BenchmarkTransfer
