@@ -15,6 +15,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
 
+	"github.com/peer-project/peer/internal/benchrec"
 	"github.com/peer-project/peer/swarm/wire"
 )
 
@@ -225,6 +226,8 @@ func BenchmarkFlooder(b *testing.B) {
 	}
 	alone, flooded = alone/float64(b.N), flooded/float64(b.N)
 	b.ReportMetric(flooded/alone, "x-alone")
+	benchrec.Add(benchrec.Record{Name: "honest fetch beside a flooder", Figure: flooded, Unit: "MB/s",
+		Limit: alone, LimitName: "MB/s without it", Target: ">= 0.7x", Met: flooded/alone >= 0.7})
 	fmt.Printf("--- %s: honest fetch of 64 MiB: %.0f MB/s alone, %.0f MB/s beside a flooder = %.2fx (target >= 0.7x); the flooder was cut off or refused %d times\n",
 		b.Name(), alone, flooded, flooded/alone, cutoffs.Load())
 }
