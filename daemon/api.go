@@ -60,6 +60,14 @@ type PeerInfo struct {
 	ID     string   `json:"id"`
 	Addrs  []string `json:"addrs"` // remote addresses of its connections
 	Banned bool     `json:"banned,omitempty"`
+	// Direct: at least one connection goes straight to the peer; else
+	// they go through Relays. Limited: only relayed connections under the
+	// relay's limits (the exchange waits for a hole punch).
+	Direct  bool     `json:"direct"`
+	Relays  []string `json:"relays,omitempty"`
+	Limited bool     `json:"limited,omitempty"`
+	// Path says it for people: "direct ADDR" or "relayed via RELAY …".
+	Path string `json:"path"`
 }
 
 // ShareRequest asks to share a path.
@@ -186,4 +194,65 @@ type StatusInfo struct {
 	Rejected  int64          `json:"chunks_rejected"`
 	Served    int64          `json:"chunks_served"`
 	Banned    int            `json:"banned"`
+	// Limits are the configured caps.
+	Limits LimitsInfo `json:"limits"`
+	// PrivateNetwork: the node has a swarm key, and talks only to nodes
+	// with the same key (over TCP only).
+	PrivateNetwork bool `json:"private_network"`
+	// AllowPeers, if not empty, are the only peers the node talks to.
+	AllowPeers []string `json:"allow_peers"`
+	// Reachability is whether peers can dial the node, and how.
+	Reachability ReachInfo `json:"reachability"`
+	// StaleShares are the shares whose files changed since they were
+	// shared: they serve only the chunks that still verify until shared
+	// again (`peer share PATH`).
+	StaleShares []ShareInfo `json:"stale_shares"`
+}
+
+// LimitsInfo are a node's caps, in bytes per second; 0 means no cap.
+type LimitsInfo struct {
+	UploadRate       int64 `json:"upload_rate"`
+	DownloadRate     int64 `json:"download_rate"`
+	PeerUploadRate   int64 `json:"peer_upload_rate"`
+	PeerDownloadRate int64 `json:"peer_download_rate"`
+	// UploadSlots is how many blocks the node sends at once.
+	UploadSlots int `json:"upload_slots"`
+}
+
+// ReachInfo is how a node can be reached (see node.Reachability).
+type ReachInfo struct {
+	// State is "public", "private" or "unknown" (AutoNAT has not decided).
+	State string `json:"state"`
+	// Forced: State comes from the settings, not from AutoNAT.
+	Forced bool `json:"forced,omitempty"`
+	// PublicAddrs are the node's own addresses that look public.
+	PublicAddrs []string `json:"public_addrs"`
+	// Relays are the configured relays; Reservations the slots held on
+	// them now.
+	Relays       []string          `json:"relays"`
+	Reservations []ReservationInfo `json:"reservations"`
+	// RelayService is the node's relay service, nil when it runs none.
+	RelayService   *RelayServiceInfo `json:"relay_service,omitempty"`
+	NATPortMap     bool              `json:"nat_portmap"`
+	HolePunching   bool              `json:"hole_punching"`
+	AutoNATService bool              `json:"autonat_service"`
+	// Direct and Relayed count the connected peers by how they connect.
+	Direct  int `json:"peers_direct"`
+	Relayed int `json:"peers_relayed"`
+}
+
+// ReservationInfo is a slot a relay holds for the node.
+type ReservationInfo struct {
+	Relay string   `json:"relay"`
+	Addrs []string `json:"addrs"` // the node's circuit addresses through it
+}
+
+// RelayServiceInfo are the limits of a node's relay service.
+type RelayServiceInfo struct {
+	Unlimited    bool    `json:"unlimited"`
+	Data         int64   `json:"data_bytes,omitempty"`       // per relayed connection, each way
+	Duration     float64 `json:"duration_seconds,omitempty"` // per relayed connection
+	Reservations int     `json:"reservations"`
+	Circuits     int     `json:"circuits_per_peer"`
+	Summary      string  `json:"summary"`
 }

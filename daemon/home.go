@@ -68,6 +68,59 @@ type Settings struct {
 	// files are cut.
 	Chunker   string `json:"chunker"`
 	ChunkSize string `json:"chunk_size"`
+
+	// UploadRate and DownloadRate cap the chunk bytes per second sent and
+	// received over all peers, PeerUploadRate and PeerDownloadRate for each
+	// peer: a size per second such as "10MB" (10^6 bytes), "8MiB" or
+	// "512KiB/s"; "0" or empty means no cap (see ParseRate).
+	UploadRate       string `json:"upload_rate"`
+	DownloadRate     string `json:"download_rate"`
+	PeerUploadRate   string `json:"peer_upload_rate"`
+	PeerDownloadRate string `json:"peer_download_rate"`
+	// UploadSlots bounds how many blocks are sent at once; 0 means 16.
+	UploadSlots int `json:"upload_slots"`
+	// AllowPeers, if not empty, are the only peers the node talks to: peer
+	// IDs (or multiaddrs ending in /p2p/ID).
+	AllowPeers []string `json:"allow_peers"`
+	// SwarmKey is the path of a libp2p swarm.key file (mode 0600; a
+	// relative path is relative to the home). Empty means the home's
+	// swarm.key when there is one, else a public network. A node with a key
+	// talks only to nodes with the same key, over TCP only.
+	SwarmKey string `json:"swarm_key"`
+	// NATPortMap asks the router for a port mapping (UPnP, NAT-PMP).
+	NATPortMap bool `json:"nat_portmap"`
+	// Relays are circuit-relay v2 relays (multiaddrs with /p2p/ID) to hold a
+	// reservation on while the node is not publicly reachable.
+	Relays []string `json:"relays"`
+	// RelayService runs a relay for other peers within RelayLimits.
+	RelayService bool `json:"relay_service"`
+	// RelayLimits bound the relay service; zero fields mean go-libp2p's
+	// defaults (128 KiB and 2 minutes per relayed connection).
+	RelayLimits RelayLimitSettings `json:"relay_limits"`
+	// AutoNATService answers other peers' AutoNAT dial-back requests.
+	AutoNATService bool `json:"autonat_service"`
+	// NoHolePunch turns hole punching off.
+	NoHolePunch bool `json:"no_hole_punch"`
+	// Reachability is "auto" (or empty: AutoNAT decides), "public" or
+	// "private".
+	Reachability string `json:"reachability"`
+}
+
+// RelayLimitSettings are node.RelayLimits as the config file gives them.
+type RelayLimitSettings struct {
+	// Unlimited lets relayed connections carry anything (a transfer can
+	// then go through the relay); Data and Duration are ignored.
+	Unlimited bool `json:"unlimited"`
+	// Data is how much one relayed connection carries each way, e.g.
+	// "128KiB"; empty means 128 KiB.
+	Data string `json:"data"`
+	// Duration is how long one relayed connection may last, e.g. "2m";
+	// empty means 2 minutes.
+	Duration string `json:"duration"`
+	// Reservations is how many peers may hold a slot at once (0: 128);
+	// Circuits how many relayed connections one peer may have (0: 16).
+	Reservations int `json:"reservations"`
+	Circuits     int `json:"circuits"`
 }
 
 // DefaultSettings are what a new home's config file holds.
@@ -80,6 +133,10 @@ func DefaultSettings() Settings {
 		FindTimeout: "60s",
 		Chunker:     chunker.Fixed,
 		ChunkSize:   "1MiB",
+		UploadRate:  "0", DownloadRate: "0", PeerUploadRate: "0", PeerDownloadRate: "0",
+		AllowPeers:   []string{},
+		Relays:       []string{},
+		Reachability: "auto",
 	}
 }
 
@@ -148,6 +205,9 @@ func (s Settings) NodeConfig(home string, log *slog.Logger) (node.Config, error)
 		return cfg, err
 	}
 	cfg.Chunking = p
+	if err := s.netConfig(home, &cfg); err != nil {
+		return cfg, err
+	}
 	return cfg, nil
 }
 
@@ -176,24 +236,46 @@ func ParseChunking(alg, size string) (chunker.Params, error) {
 	return p, nil
 }
 
-// ParseSize reads "1048576", "256KiB", "1MiB", "4M", "2GiB".
+// ParseSize reads a positive size: "1048576", "256KiB", "1MiB", "4M",
+// "2GiB", "1.5MB". K, M, G, KiB, MiB and GiB are powers of 1024; KB, MB
+// and GB powers of 1000; a trailing B is allowed ("512B"); case does not
+// matter.
 func ParseSize(s string) (int, error) {
-	t := strings.TrimSpace(s)
-	mult := 1
+	n, err := parseBytes(s)
+	if err != nil || n <= 0 {
+		return 0, fmt.Errorf("%q is not a size (try 1MiB or 262144)", s)
+	}
+	return int(n), nil
+}
+
+// parseBytes reads a size of zero or more bytes (see ParseSize).
+func parseBytes(s string) (int64, error) {
+	t := strings.ToLower(strings.TrimSpace(s))
+	mult := int64(1)
 	for _, u := range []struct {
 		suffix string
-		mult   int
-	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"K", 1 << 10}, {"M", 1 << 20}, {"G", 1 << 30}} {
+		mult   int64
+	}{
+		{"kib", 1 << 10}, {"mib", 1 << 20}, {"gib", 1 << 30},
+		{"kb", 1e3}, {"mb", 1e6}, {"gb", 1e9},
+		{"k", 1 << 10}, {"m", 1 << 20}, {"g", 1 << 30}, {"b", 1},
+	} {
 		if strings.HasSuffix(t, u.suffix) {
-			t, mult = strings.TrimSuffix(t, u.suffix), u.mult
+			t, mult = strings.TrimSpace(strings.TrimSuffix(t, u.suffix)), u.mult
 			break
 		}
 	}
-	n, err := strconv.Atoi(t)
-	if err != nil || n <= 0 || n > (1<<62)/mult {
-		return 0, fmt.Errorf("%q is not a size (try 1MiB or 262144)", s)
+	if n, err := strconv.ParseInt(t, 10, 64); err == nil {
+		if n < 0 || n > (1<<62)/mult {
+			return 0, fmt.Errorf("%q is out of range", s)
+		}
+		return n * mult, nil
 	}
-	return n * mult, nil
+	f, err := strconv.ParseFloat(t, 64)
+	if err != nil || !(f >= 0) || f*float64(mult) > 1<<62 || strings.ContainsAny(t, "einfaxp_") {
+		return 0, fmt.Errorf("%q is not a size", s)
+	}
+	return int64(f * float64(mult)), nil
 }
 
 // loadToken reads home's API token, making one (mode 0600) on first use. A

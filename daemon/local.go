@@ -37,6 +37,7 @@ func errorf(kind error, format string, args ...any) error {
 // what the CLI uses when no daemon runs. It is safe for concurrent use.
 type Local struct {
 	n           *node.Node
+	cfg         node.Config
 	findTimeout time.Duration
 	started     time.Time
 
@@ -47,13 +48,15 @@ type Local struct {
 	sampled, haveRates bool
 }
 
-// NewLocal returns the API of n. findTimeout bounds how long resolving a
-// target waits for a provider (zero means 60 s).
-func NewLocal(n *node.Node, findTimeout time.Duration) *Local {
+// NewLocal returns the API of n, which was made with cfg: cfg.FindTimeout
+// bounds how long resolving a target waits for a provider (zero means
+// 60 s), and Status reports cfg's caps, access and reachability settings.
+func NewLocal(n *node.Node, cfg node.Config) *Local {
+	findTimeout := cfg.FindTimeout
 	if findTimeout <= 0 {
 		findTimeout = 60 * time.Second
 	}
-	return &Local{n: n, findTimeout: findTimeout, started: time.Now()}
+	return &Local{n: n, cfg: cfg, findTimeout: findTimeout, started: time.Now()}
 }
 
 // Node returns the node.
@@ -117,7 +120,65 @@ func (l *Local) Status(ctx context.Context) (StatusInfo, error) {
 	l.mu.Lock()
 	out.RateUp, out.RateDown = l.rateUp, l.rateDown
 	l.mu.Unlock()
+	out.Limits = LimitsInfo{
+		UploadRate: l.cfg.UploadRate, DownloadRate: l.cfg.DownloadRate,
+		PeerUploadRate: l.cfg.PeerUploadRate, PeerDownloadRate: l.cfg.PeerDownloadRate,
+		UploadSlots: l.cfg.UploadSlots,
+	}
+	if out.Limits.UploadSlots == 0 {
+		out.Limits.UploadSlots = swarm.DefaultUploadSlots
+	}
+	out.PrivateNetwork = len(l.cfg.SwarmKey) > 0
+	out.AllowPeers = []string{}
+	for _, p := range l.cfg.AllowPeers {
+		out.AllowPeers = append(out.AllowPeers, p.String())
+	}
+	out.Reachability = l.reachability()
+	shares, err := l.n.Shares()
+	if err != nil {
+		return StatusInfo{}, err
+	}
+	out.StaleShares = []ShareInfo{}
+	for _, s := range shares {
+		if s.Stale {
+			out.StaleShares = append(out.StaleShares, l.shareInfo(s))
+		}
+	}
 	return out, nil
+}
+
+// reachability reports the node's reachability and its settings.
+func (l *Local) reachability() ReachInfo {
+	r := l.n.Reachability()
+	out := ReachInfo{
+		State: r.State.String(), Forced: r.Forced, PublicAddrs: []string{},
+		Relays: append([]string{}, l.cfg.Relays...), Reservations: []ReservationInfo{},
+		NATPortMap: l.cfg.NATPortMap, HolePunching: !l.cfg.NoHolePunch, AutoNATService: l.cfg.AutoNATService,
+	}
+	for _, a := range r.PublicAddrs {
+		out.PublicAddrs = append(out.PublicAddrs, a.String())
+	}
+	for _, rv := range r.Reservations {
+		ri := ReservationInfo{Relay: rv.Relay.String(), Addrs: []string{}}
+		for _, a := range rv.Addrs {
+			ri.Addrs = append(ri.Addrs, a.String())
+		}
+		out.Reservations = append(out.Reservations, ri)
+	}
+	if rs := r.RelayService; rs != nil {
+		out.RelayService = &RelayServiceInfo{
+			Unlimited: rs.Unlimited, Data: rs.Data, Duration: rs.Duration.Seconds(),
+			Reservations: rs.Reservations, Circuits: rs.Circuits, Summary: rs.String(),
+		}
+	}
+	for _, p := range r.Peers {
+		if p.Direct {
+			out.Direct++
+		} else {
+			out.Relayed++
+		}
+	}
+	return out
 }
 
 func targetString(t node.Target) string {
@@ -134,8 +195,18 @@ func (l *Local) Peers(ctx context.Context) ([]PeerInfo, error) {
 	for _, p := range l.n.Bans() {
 		banned[p] = true
 	}
+	paths := map[peer.ID]node.PeerPath{}
+	for _, pp := range l.n.Reachability().Peers {
+		paths[pp.Peer] = pp
+	}
 	for _, p := range l.n.Peers() {
 		pi := PeerInfo{ID: p.String(), Banned: banned[p], Addrs: []string{}}
+		if pp, ok := paths[p]; ok {
+			pi.Direct, pi.Limited, pi.Path = pp.Direct, pp.Limited, pp.String()
+			for _, r := range pp.Relays {
+				pi.Relays = append(pi.Relays, r.String())
+			}
+		}
 		for _, c := range l.n.Host().Network().ConnsToPeer(p) {
 			pi.Addrs = append(pi.Addrs, c.RemoteMultiaddr().String())
 		}
@@ -153,12 +224,16 @@ func (l *Local) Shares(ctx context.Context) ([]ShareInfo, error) {
 	}
 	out := []ShareInfo{}
 	for _, s := range shares {
-		out = append(out, ShareInfo{
-			Root: s.Root.String(), Ticket: l.n.Ticket(s.Root), Path: s.Path, Name: s.Name, Dir: s.Dir,
-			Size: s.Size, Files: s.Files, Chunker: s.Chunking.String(), Created: s.Created, Stale: s.Stale,
-		})
+		out = append(out, l.shareInfo(s))
 	}
 	return out, nil
+}
+
+func (l *Local) shareInfo(s store.Share) ShareInfo {
+	return ShareInfo{
+		Root: s.Root.String(), Ticket: l.n.Ticket(s.Root), Path: s.Path, Name: s.Name, Dir: s.Dir,
+		Size: s.Size, Files: s.Files, Chunker: s.Chunking.String(), Created: s.Created, Stale: s.Stale,
+	}
 }
 
 // Share implements API.

@@ -107,7 +107,7 @@ func Start(ctx context.Context, opts Options) (_ *Daemon, err error) {
 		return nil, fmt.Errorf("daemon: starting the node: %w", explainListen(err, "--listen"))
 	}
 	cleanup = append(cleanup, func() { n.Close() })
-	d.local = NewLocal(n, opts.Node.FindTimeout)
+	d.local = NewLocal(n, opts.Node)
 	d.base, d.cancel = context.WithCancel(context.Background())
 	d.api = &http.Server{
 		Handler:           d.handler(),

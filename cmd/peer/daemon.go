@@ -80,6 +80,17 @@ func runDaemon(c *cli.Context) error {
 		if info.Metrics != "" {
 			fmt.Fprintf(w, "metrics\thttp://%s/metrics\n", info.Metrics)
 		}
+		if len(cfg.SwarmKey) > 0 {
+			kp, _ := s.SwarmKeyPath(home)
+			fmt.Fprintf(w, "private network\tswarm key %s: only nodes with the same key connect, over TCP only\n", kp)
+		}
+		if n := len(cfg.AllowPeers); n > 0 {
+			fmt.Fprintf(w, "allowed peers\t%d (no other peer can connect)\n", n)
+		}
+		if cfg.UploadRate|cfg.DownloadRate|cfg.PeerUploadRate|cfg.PeerDownloadRate != 0 {
+			fmt.Fprintf(w, "caps\tupload %s (each peer %s), download %s (each peer %s)\n",
+				rateString(cfg.UploadRate), rateString(cfg.PeerUploadRate), rateString(cfg.DownloadRate), rateString(cfg.PeerDownloadRate))
+		}
 		fmt.Fprintf(w, "home\t%s\n", home)
 		w.Flush()
 		fmt.Fprintln(c.App.Writer, "Ctrl-C stops it.")

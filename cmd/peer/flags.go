@@ -31,6 +31,24 @@ func nodeFlags() []cli.Flag {
 		&cli.StringFlag{Name: "dht", EnvVars: []string{"PEER_DHT"}, Usage: "DHT mode: server, client, auto or off (default server)"},
 		&cli.BoolFlag{Name: "no-mdns", EnvVars: []string{"PEER_NO_MDNS"}, Usage: "no mDNS discovery on the local network (never run on loopback-only addresses)"},
 		&cli.StringFlag{Name: "find-timeout", EnvVars: []string{"PEER_FIND_TIMEOUT"}, Usage: "how long a fetch looks for a peer that has the root (default 60s)"},
+		&cli.StringFlag{Name: "upload-rate", EnvVars: []string{"PEER_UPLOAD_RATE"}, Usage: "send at most `RATE` bytes per second to all peers together, e.g. 10MB or 8MiB (per second; 0: no cap, the default)"},
+		&cli.StringFlag{Name: "download-rate", EnvVars: []string{"PEER_DOWNLOAD_RATE"}, Usage: "receive at most `RATE` bytes per second from all peers together, e.g. 10MB or 8MiB (per second; 0: no cap)"},
+		&cli.StringFlag{Name: "peer-upload-rate", EnvVars: []string{"PEER_PEER_UPLOAD_RATE"}, Usage: "send at most `RATE` bytes per second to each peer, e.g. 2MB (per second; 0: no cap)"},
+		&cli.StringFlag{Name: "peer-download-rate", EnvVars: []string{"PEER_PEER_DOWNLOAD_RATE"}, Usage: "receive at most `RATE` bytes per second from each peer, e.g. 2MB (per second; 0: no cap)"},
+		&cli.IntFlag{Name: "upload-slots", EnvVars: []string{"PEER_UPLOAD_SLOTS"}, Usage: "send at most `N` blocks at once, first come first served (default 16)"},
+		&cli.StringSliceFlag{Name: "allow-peer", EnvVars: []string{"PEER_ALLOW_PEERS"}, Usage: "talk only to the peer `ID` (repeatable; default everyone; `peer id` prints a node's ID)"},
+		&cli.StringFlag{Name: "swarm-key", EnvVars: []string{"PEER_SWARM_KEY"}, Usage: "private network: talk only to nodes with the swarm key in `FILE` (mode 0600; TCP only; default HOME/swarm.key if it exists)"},
+		&cli.BoolFlag{Name: "nat-portmap", EnvVars: []string{"PEER_NAT_PORTMAP"}, Usage: "ask the router for a port mapping (UPnP, NAT-PMP); never on loopback-only addresses"},
+		&cli.StringSliceFlag{Name: "relay", EnvVars: []string{"PEER_RELAYS"}, Usage: "hold a reservation on the circuit relay at `MULTIADDR` (/ip4/…/tcp/…/p2p/ID, repeatable) while not publicly reachable"},
+		&cli.BoolFlag{Name: "relay-service", EnvVars: []string{"PEER_RELAY_SERVICE"}, Usage: "relay connections for other peers, within the relay limits"},
+		&cli.BoolFlag{Name: "relay-unlimited", EnvVars: []string{"PEER_RELAY_UNLIMITED"}, Usage: "relay service: no data or time limit per relayed connection (transfers may go through it)"},
+		&cli.StringFlag{Name: "relay-data", EnvVars: []string{"PEER_RELAY_DATA"}, Usage: "relay service: carry at most `SIZE` each way per relayed connection (default 128KiB)"},
+		&cli.StringFlag{Name: "relay-duration", EnvVars: []string{"PEER_RELAY_DURATION"}, Usage: "relay service: cut a relayed connection after `D` (default 2m)"},
+		&cli.IntFlag{Name: "relay-reservations", EnvVars: []string{"PEER_RELAY_RESERVATIONS"}, Usage: "relay service: at most `N` peers hold a slot at once (default 128)"},
+		&cli.IntFlag{Name: "relay-circuits", EnvVars: []string{"PEER_RELAY_CIRCUITS"}, Usage: "relay service: at most `N` relayed connections per peer (default 16)"},
+		&cli.BoolFlag{Name: "autonat-service", EnvVars: []string{"PEER_AUTONAT_SERVICE"}, Usage: "answer other peers' AutoNAT dial-back requests (for a publicly reachable node)"},
+		&cli.BoolFlag{Name: "no-hole-punch", EnvVars: []string{"PEER_NO_HOLE_PUNCH"}, Usage: "never upgrade a relayed connection to a direct one by hole punching"},
+		&cli.StringFlag{Name: "reachability", EnvVars: []string{"PEER_REACHABILITY"}, Usage: "public, private, or auto (AutoNAT decides; the default)"},
 	}
 }
 
@@ -72,6 +90,46 @@ func settingsOf(c *cli.Context, create bool) (string, daemon.Settings, error) {
 	}
 	if c.IsSet("chunk-size") {
 		s.ChunkSize = c.String("chunk-size")
+	}
+	for flag, dst := range map[string]*string{
+		"upload-rate": &s.UploadRate, "download-rate": &s.DownloadRate,
+		"peer-upload-rate": &s.PeerUploadRate, "peer-download-rate": &s.PeerDownloadRate,
+		"relay-data": &s.RelayLimits.Data, "relay-duration": &s.RelayLimits.Duration,
+		"reachability": &s.Reachability,
+	} {
+		if c.IsSet(flag) {
+			*dst = c.String(flag)
+		}
+	}
+	for flag, dst := range map[string]*int{
+		"upload-slots": &s.UploadSlots, "relay-reservations": &s.RelayLimits.Reservations, "relay-circuits": &s.RelayLimits.Circuits,
+	} {
+		if c.IsSet(flag) {
+			*dst = c.Int(flag)
+		}
+	}
+	for flag, dst := range map[string]*bool{
+		"nat-portmap": &s.NATPortMap, "relay-service": &s.RelayService, "relay-unlimited": &s.RelayLimits.Unlimited,
+		"autonat-service": &s.AutoNATService, "no-hole-punch": &s.NoHolePunch,
+	} {
+		if c.IsSet(flag) {
+			*dst = c.Bool(flag)
+		}
+	}
+	if c.IsSet("allow-peer") {
+		s.AllowPeers = splitList(c.StringSlice("allow-peer"))
+	}
+	if c.IsSet("relay") {
+		s.Relays = splitList(c.StringSlice("relay"))
+	}
+	if c.IsSet("swarm-key") {
+		// A path on the command line or in PEER_SWARM_KEY is relative to
+		// the working directory; in config.json, to the home.
+		if k := strings.TrimSpace(c.String("swarm-key")); k != "" {
+			if s.SwarmKey, err = absPath(k); err != nil {
+				return "", s, err
+			}
+		}
 	}
 	return home, s, nil
 }
@@ -133,7 +191,7 @@ func connect(c *cli.Context, use nodeUse) (daemon.API, func(), error) {
 	if err != nil {
 		return nil, nil, explainBusy(err)
 	}
-	return daemon.NewLocal(n, cfg.FindTimeout), func() { n.Close() }, nil
+	return daemon.NewLocal(n, cfg), func() { n.Close() }, nil
 }
 
 // absPath makes p absolute against the working directory (the daemon has

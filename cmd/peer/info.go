@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -85,7 +86,13 @@ func statusCommand() *cli.Command {
 			for _, t := range st.Transfers {
 				fmt.Fprintf(w, "\t%s → %s: %s of %s from %d %s\n", t.Target, t.Dest, humanBytes(t.Bytes), humanBytes(t.Total), t.Peers, plural(t.Peers, "peer", "peers"))
 			}
-			return w.Flush()
+			printLimits(w, st)
+			printReach(w, st.Reachability)
+			if err := w.Flush(); err != nil {
+				return err
+			}
+			printStale(c.App.Writer, st.StaleShares)
+			return nil
 		},
 	}
 }
@@ -111,14 +118,15 @@ func peersCommand() *cli.Command {
 			if len(ps) == 0 {
 				fmt.Fprintln(c.App.ErrWriter, "no peers connected")
 			}
+			w := tabwriter.NewWriter(c.App.Writer, 0, 4, 2, ' ', 0)
 			for _, p := range ps {
 				note := ""
 				if p.Banned {
 					note = "  (banned)"
 				}
-				fmt.Fprintf(c.App.Writer, "%s  %s%s\n", p.ID, strings.Join(p.Addrs, " "), note)
+				fmt.Fprintf(w, "%s\t%s\t%s%s\n", p.ID, peerPath(p), strings.Join(p.Addrs, " "), note)
 			}
-			return nil
+			return w.Flush()
 		},
 	}
 }
@@ -232,4 +240,97 @@ func idCommand() *cli.Command {
 			return nil
 		},
 	}
+}
+
+// peerPath says how a peer is connected: direct, or relayed via whom.
+func peerPath(p daemon.PeerInfo) string {
+	if p.Direct {
+		return "direct"
+	}
+	if len(p.Relays) == 0 {
+		return "?"
+	}
+	out := "relayed via " + strings.Join(p.Relays, ", ")
+	if p.Limited {
+		out += " (limited: waits for a hole punch)"
+	}
+	return out
+}
+
+// rateString prints a cap in bytes per second; 0 is no cap.
+func rateString(n int64) string {
+	if n == 0 {
+		return "no cap"
+	}
+	return humanBytes(n) + "/s"
+}
+
+func printLimits(w io.Writer, st daemon.StatusInfo) {
+	l := st.Limits
+	fmt.Fprintf(w, "caps\tupload %s (each peer %s), download %s (each peer %s), %d upload slots\n",
+		rateString(l.UploadRate), rateString(l.PeerUploadRate), rateString(l.DownloadRate), rateString(l.PeerDownloadRate), l.UploadSlots)
+	access := "public network"
+	if st.PrivateNetwork {
+		access = "private network (swarm key; TCP only)"
+	}
+	if n := len(st.AllowPeers); n > 0 {
+		access += fmt.Sprintf(", only %d allowed %s", n, plural(n, "peer", "peers"))
+	} else {
+		access += ", every peer allowed"
+	}
+	fmt.Fprintf(w, "access\t%s\n", access)
+}
+
+func printReach(w io.Writer, r daemon.ReachInfo) {
+	how := "AutoNAT"
+	if r.Forced {
+		how = "set by --reachability"
+	}
+	fmt.Fprintf(w, "reachability\t%s (%s); peers %d direct, %d relayed\n", r.State, how, r.Direct, r.Relayed)
+	var on []string
+	if r.NATPortMap {
+		on = append(on, "NAT port mapping")
+	}
+	if r.HolePunching {
+		on = append(on, "hole punching")
+	} else {
+		on = append(on, "no hole punching")
+	}
+	if r.AutoNATService {
+		on = append(on, "AutoNAT service")
+	}
+	fmt.Fprintf(w, "\t%s\n", strings.Join(on, ", "))
+	for _, a := range r.PublicAddrs {
+		fmt.Fprintf(w, "\tpublic address %s\n", a)
+	}
+	switch {
+	case len(r.Reservations) > 0:
+		fmt.Fprintf(w, "relays\t%d %s of %d configured\n", len(r.Reservations), plural(len(r.Reservations), "reservation", "reservations"), len(r.Relays))
+		for _, rv := range r.Reservations {
+			fmt.Fprintf(w, "\t%s\n", rv.Relay)
+			for _, a := range rv.Addrs {
+				fmt.Fprintf(w, "\t  %s\n", a)
+			}
+		}
+	case len(r.Relays) > 0:
+		fmt.Fprintf(w, "relays\tno reservation yet on the %d configured (one is made while the node is not publicly reachable)\n", len(r.Relays))
+	default:
+		fmt.Fprintf(w, "relays\tnone configured (--relay MULTIADDR)\n")
+	}
+	if r.RelayService != nil {
+		fmt.Fprintf(w, "relay service\ton: %s\n", r.RelayService.Summary)
+	}
+}
+
+// printStale lists the shares whose files changed since they were shared,
+// and what to do.
+func printStale(w io.Writer, stale []daemon.ShareInfo) {
+	if len(stale) == 0 {
+		return
+	}
+	fmt.Fprintf(w, "\n%d %s changed on disk since shared (only the chunks that still verify are served):\n", len(stale), plural(len(stale), "share", "shares"))
+	for _, s := range stale {
+		fmt.Fprintf(w, "  %s  %s\n", s.Root, s.Path)
+	}
+	fmt.Fprintln(w, "Share each again to serve what is there now: peer share PATH (then peer unshare OLDROOT).")
 }

@@ -1,0 +1,214 @@
+package daemon
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/pnet"
+
+	"github.com/peer-project/peer/node"
+)
+
+// SwarmKeyFile is the name of the swarm key a home may hold (as Kubo's
+// repository does): a node started on the home uses it unless another key
+// file is named.
+const SwarmKeyFile = "swarm.key"
+
+// ParseRate reads a rate in bytes per second: a size as ParseSize reads it
+// ("10MB", "8MiB", "512KiB"), optionally followed by "/s". "0" and ""
+// mean no cap (0).
+func ParseRate(s string) (int64, error) {
+	t := strings.TrimSpace(s)
+	t = strings.TrimSpace(strings.TrimSuffix(strings.TrimSuffix(t, "/s"), "/S"))
+	if t == "" {
+		return 0, nil
+	}
+	n, err := parseBytes(t)
+	if err != nil {
+		return 0, fmt.Errorf("rate %q: want bytes per second such as 10MB, 8MiB or 512KiB/s (0 means no cap)", s)
+	}
+	return n, nil
+}
+
+// SwarmKeyPath returns the swarm key file a node on home uses: SwarmKey
+// (relative to home unless absolute), or the home's swarm.key if there is
+// one, or "" for none. It does not read the file.
+func (s Settings) SwarmKeyPath(home string) (string, error) {
+	if s.SwarmKey != "" {
+		p := s.SwarmKey
+		if !filepath.IsAbs(p) {
+			p = filepath.Join(home, p)
+		}
+		return p, nil
+	}
+	p := filepath.Join(home, SwarmKeyFile)
+	if _, err := os.Stat(p); err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return "", nil
+		}
+		return "", fmt.Errorf("daemon: swarm key %s: %w", p, err)
+	}
+	return p, nil
+}
+
+// readSwarmKey reads and checks a swarm key file: it must be readable by
+// its owner only, and hold a libp2p swarm.key (/key/swarm/psk/1.0.0/,
+// /base16/, 64 hex digits).
+func readSwarmKey(path string) ([]byte, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("daemon: swarm key %s does not exist (check --swarm-key, PEER_SWARM_KEY or \"swarm_key\" in %s)", path, ConfigFile)
+		}
+		return nil, fmt.Errorf("daemon: swarm key: %w", err)
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("daemon: swarm key %s is not a regular file", path)
+	}
+	if perm := fi.Mode().Perm(); perm&0o077 != 0 {
+		return nil, fmt.Errorf("daemon: swarm key %s is readable by others (mode %v): anyone who reads it can join the private network; run chmod 600 %s", path, perm, path)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("daemon: swarm key: %w", err)
+	}
+	if len(b) > 4096 {
+		return nil, fmt.Errorf("daemon: swarm key %s: %d bytes is not a swarm.key file", path, len(b))
+	}
+	k, err := pnet.DecodeV1PSK(bytes.NewReader(b))
+	if err != nil || len(k) != 32 {
+		if err == nil {
+			err = fmt.Errorf("%d-byte key, want 32", len(k))
+		}
+		return nil, fmt.Errorf("daemon: swarm key %s: %v (want three lines: /key/swarm/psk/1.0.0/, /base16/ and 64 hex digits)", path, err)
+	}
+	return b, nil
+}
+
+// parseAllowPeer reads a peer ID, or a multiaddr ending in /p2p/ID.
+func parseAllowPeer(s string) (peer.ID, error) {
+	if strings.HasPrefix(s, "/") {
+		ai, err := peer.AddrInfoFromString(s)
+		if err != nil {
+			return "", fmt.Errorf("allowed peer %q: %v (want a peer ID such as 12D3KooW…, or a multiaddr ending in /p2p/ID)", s, err)
+		}
+		return ai.ID, nil
+	}
+	id, err := peer.Decode(s)
+	if err != nil {
+		return "", fmt.Errorf("allowed peer %q: %v (want a peer ID such as 12D3KooW…; `peer id` prints a node's)", s, err)
+	}
+	return id, nil
+}
+
+// netConfig maps the rate, access and reachability settings onto cfg.
+func (s Settings) netConfig(home string, cfg *node.Config) error {
+	var errs []error
+	for _, r := range []struct {
+		name string
+		val  string
+		dst  *int64
+	}{
+		{"upload rate", s.UploadRate, &cfg.UploadRate},
+		{"download rate", s.DownloadRate, &cfg.DownloadRate},
+		{"peer upload rate", s.PeerUploadRate, &cfg.PeerUploadRate},
+		{"peer download rate", s.PeerDownloadRate, &cfg.PeerDownloadRate},
+	} {
+		n, err := ParseRate(r.val)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", r.name, err))
+		}
+		*r.dst = n
+	}
+	if s.UploadSlots < 0 {
+		errs = append(errs, fmt.Errorf("upload slots %d: want 0 (the default, 16) or more", s.UploadSlots))
+	}
+	cfg.UploadSlots = s.UploadSlots
+	for _, a := range s.AllowPeers {
+		id, err := parseAllowPeer(a)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		cfg.AllowPeers = append(cfg.AllowPeers, id)
+	}
+	if p, err := s.SwarmKeyPath(home); err != nil {
+		errs = append(errs, err)
+	} else if p != "" {
+		k, err := readSwarmKey(p)
+		if err != nil {
+			errs = append(errs, err)
+		}
+		cfg.SwarmKey = k
+		// go-libp2p's QUIC cannot run with a swarm key: listen on the
+		// TCP addresses only (the node would skip the others, warning
+		// for each).
+		var tcp []string
+		for _, a := range cfg.Listen {
+			if !strings.Contains(a, "/quic") && !strings.Contains(a, "/webtransport") {
+				tcp = append(tcp, a)
+			}
+		}
+		if len(tcp) > 0 {
+			cfg.Listen = tcp
+		}
+		if cfg.Logger != nil && err == nil {
+			cfg.Logger.Info("private network: only nodes with the same swarm key can connect; TCP only (go-libp2p's QUIC cannot run with a swarm key)", "swarm_key", p)
+		}
+	}
+	cfg.NATPortMap = s.NATPortMap
+	for _, r := range s.Relays {
+		if _, err := peer.AddrInfoFromString(r); err != nil {
+			errs = append(errs, fmt.Errorf("relay %q: %v (want /ip4/ADDR/tcp/PORT/p2p/PEERID)", r, err))
+		}
+	}
+	cfg.Relays = s.Relays
+	cfg.RelayService = s.RelayService
+	l, err := s.RelayLimits.limits()
+	if err != nil {
+		errs = append(errs, err)
+	}
+	cfg.RelayLimits = l
+	cfg.AutoNATService = s.AutoNATService
+	cfg.NoHolePunch = s.NoHolePunch
+	r, err := node.ParseReachState(s.Reachability)
+	if err != nil {
+		errs = append(errs, fmt.Errorf("reachability %q: want auto, public or private", s.Reachability))
+	}
+	cfg.ForceReachability = r
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("daemon: settings: %w", err)
+	}
+	return nil
+}
+
+// limits maps the relay limits onto node.RelayLimits.
+func (r RelayLimitSettings) limits() (node.RelayLimits, error) {
+	l := node.RelayLimits{Unlimited: r.Unlimited, Reservations: r.Reservations, Circuits: r.Circuits}
+	var errs []error
+	if r.Data != "" {
+		n, err := parseBytes(r.Data)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("relay data limit %q: want a size such as 128KiB or 1GiB", r.Data))
+		}
+		l.Data = n
+	}
+	if r.Duration != "" {
+		d, err := time.ParseDuration(r.Duration)
+		if err != nil || d < 0 {
+			errs = append(errs, fmt.Errorf("relay duration limit %q: want a duration such as 2m or 1h", r.Duration))
+		}
+		l.Duration = d
+	}
+	if r.Reservations < 0 || r.Circuits < 0 {
+		errs = append(errs, errors.New("relay reservations and circuits must not be negative (0 means the default)"))
+	}
+	return l, errors.Join(errs...)
+}
