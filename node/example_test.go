@@ -94,3 +94,31 @@ func ExampleNode_Fetch() {
 	fmt.Println(res.Progress.Bytes, "bytes")
 	// Output: 18 bytes
 }
+
+// Open reads a file while it downloads: here the last line of a log that a
+// peer shares, read by seeking to the end, which the fetch asks for first.
+func ExampleNode_Open() {
+	ctx := context.Background()
+	dir, _ := os.MkdirTemp("", "peer-example-")
+	defer os.RemoveAll(dir)
+	file := filepath.Join(dir, "app.log")
+	os.WriteFile(file, []byte("started\nworking\nstopped\n"), 0o644)
+
+	seeder, _ := node.New(ctx, loopback(filepath.Join(dir, "seeder")))
+	defer seeder.Close()
+	sh, _ := seeder.Share(ctx, file, node.ShareOptions{})
+
+	reader, _ := node.New(ctx, loopback(filepath.Join(dir, "reader")))
+	defer reader.Close()
+	target, _ := node.ParseTarget(sh.Ticket)
+	r, err := reader.Open(ctx, target, node.FetchOptions{})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer r.Close()
+	r.Seek(-8, io.SeekEnd)
+	tail, _ := io.ReadAll(r)
+	fmt.Printf("%d bytes, ends with %q\n", r.Size(), tail)
+	// Output: 24 bytes, ends with "stopped\n"
+}
