@@ -223,7 +223,12 @@ type daemonProc struct {
 // JSON.
 func startDaemon(t *testing.T, extra ...string) *daemonProc {
 	t.Helper()
-	home := t.TempDir()
+	return startDaemonIn(t, t.TempDir(), extra...)
+}
+
+// startDaemonIn is startDaemon on a home the caller prepared.
+func startDaemonIn(t *testing.T, home string, extra ...string) *daemonProc {
+	t.Helper()
 	args := append([]string{"daemon", "--home", home, "--json", "--listen", "/ip4/127.0.0.1/tcp/0", "--no-mdns", "--log-level", "warn"}, extra...)
 	p := startProc(t, args...)
 	l, ok := p.line(t, 30*time.Second)
