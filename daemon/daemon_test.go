@@ -30,10 +30,20 @@ func TestMain(m *testing.M) {
 
 func startDaemon(t *testing.T, home string) *Daemon {
 	t.Helper()
+	return startDaemonWith(t, home, nil)
+}
+
+// startDaemonWith starts a daemon on loopback with the settings edit
+// changes (if not nil).
+func startDaemonWith(t *testing.T, home string, edit func(*Settings)) *Daemon {
+	t.Helper()
 	s := DefaultSettings()
 	s.Listen = []string{"/ip4/127.0.0.1/tcp/0"}
 	s.NoMDNS = true
 	s.FindTimeout = "2s"
+	if edit != nil {
+		edit(&s)
+	}
 	cfg, err := s.NodeConfig(home, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
@@ -271,5 +281,77 @@ func TestMeter(t *testing.T) {
 	p = m.update(node.Progress{Bytes: 9 << 20, Total: 9 << 20, Done: true}, at(2000))
 	if p.Rate != float64(8<<20)/2 || p.ETA != 0 || !p.Done || p.Elapsed != 2 {
 		t.Fatalf("done: %+v", p)
+	}
+}
+
+func TestParseRate(t *testing.T) {
+	for in, want := range map[string]int64{
+		"": 0, "0": 0, "0/s": 0, "10MB": 10e6, "8MiB": 8 << 20, "512KiB/s": 512 << 10, "1.5MB": 15e5,
+		"2G": 2 << 30, "1gb": 1e9, "4096": 4096, "100B/s": 100, " 3 MiB ": 3 << 20,
+	} {
+		if got, err := ParseRate(in); err != nil || got != want {
+			t.Errorf("ParseRate(%q) = %d, %v; want %d", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"fast", "-1MB", "1e6", "NaN", "Inf", "10 MB per hour", "0x10", "99999999999GiB"} {
+		if _, err := ParseRate(in); err == nil || !strings.Contains(err.Error(), "bytes per second") {
+			t.Errorf("ParseRate(%q): %v; want an error", in, err)
+		}
+	}
+	for in, want := range map[string]int{"1MB": 1e6, "64kib": 64 << 10} {
+		if got, err := ParseSize(in); err != nil || got != want {
+			t.Errorf("ParseSize(%q) = %d, %v; want %d", in, got, err, want)
+		}
+	}
+}
+
+// TestStatusSettings: status reports the caps, the allowlist, the forced
+// reachability and the relay service a daemon runs with, and peers says
+// how each peer is connected.
+func TestStatusSettings(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	homeA, homeB := t.TempDir(), t.TempDir()
+	idB, err := node.IdentityOf(homeB)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := startDaemonWith(t, homeA, func(s *Settings) {
+		s.UploadRate, s.PeerDownloadRate, s.UploadSlots = "2MiB", "1MB/s", 3
+		s.AllowPeers = []string{idB.String()}
+		s.Reachability = "public"
+		s.RelayService, s.RelayLimits.Unlimited = true, true
+	})
+	b := startDaemon(t, homeB)
+	if err := b.Node().Connect(ctx, a.Node().AddrInfo()); err != nil {
+		t.Fatal(err)
+	}
+	ca, err := Dial(ctx, homeA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := ca.Status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := LimitsInfo{UploadRate: 2 << 20, PeerDownloadRate: 1e6, UploadSlots: 3}
+	if st.Limits != want || st.PrivateNetwork || len(st.AllowPeers) != 1 || st.AllowPeers[0] != idB.String() {
+		t.Fatalf("status: limits %+v (want %+v), private %v, allow %v", st.Limits, want, st.PrivateNetwork, st.AllowPeers)
+	}
+	r := st.Reachability
+	if r.State != "public" || !r.Forced || r.RelayService == nil || !r.RelayService.Unlimited || !r.HolePunching || r.Direct != 1 || r.Relayed != 0 {
+		t.Fatalf("reachability: %+v", r)
+	}
+	ps, err := ca.Peers(ctx)
+	if err != nil || len(ps) != 1 || ps[0].ID != idB.String() || !ps[0].Direct || !strings.HasPrefix(ps[0].Path, "direct /ip4/127.0.0.1/tcp/") {
+		t.Fatalf("peers: %+v, %v", ps, err)
+	}
+	// B runs with the defaults: 16 slots, no caps, AutoNAT undecided.
+	cb, err := Dial(ctx, homeB)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st, err := cb.Status(ctx); err != nil || st.Limits != (LimitsInfo{UploadSlots: 16}) || st.Reachability.Forced || st.Reachability.RelayService != nil || len(st.AllowPeers) != 0 {
+		t.Fatalf("status of B: %+v, %v", st, err)
 	}
 }
