@@ -26,4 +26,25 @@
 // Named scenarios: flash-crowd, churn, seeder-loss, partition, slow-links,
 // adversarial (see Names). `peer simulate --scenario NAME --peers N --seed S`
 // runs the same from the command line.
+//
+// # How the network is simulated
+//
+// Every pair of hosts is linked once (mocknet dials only over links); a
+// link's latency is the sum of its ends' profile latencies and its bandwidth
+// the smaller of theirs. mocknet applies latency to each write and does not
+// overlap the writes of one stream, so a stream moves about one write
+// (a chunk, or 64 KiB) per latency. Honest nodes bootstrap their DHT from
+// Degree random earlier nodes with one self-lookup each, in server mode with
+// peer's own protocol prefix. UploadCap is one token bucket per node over
+// all its exchange streams (mocknet alone caps each link). A Leave or a
+// Partition makes the nodes' exchange streams fail at once and then closes
+// the connections in the background (mocknet takes up to a second per
+// connection); DHT traffic on those connections may go on until then.
+//
+// The invariants checked: every fetcher that is up at the end and can reach
+// a complete copy completed; every completed copy hashes to the original;
+// no incomplete fetch left a file at its destination; every honest node
+// that read a corrupt block whole from an adversary bans it (unless it
+// completed as it read it). Bans of honest peers by honest peers are listed
+// apart (Report.HonestBans).
 package simulate
