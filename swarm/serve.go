@@ -34,6 +34,7 @@ type server struct {
 	wants  []uint64      // chunk requests, in arrival order
 	nodes  []cid.Cid     // manifest block requests
 	haves  []uint64      // announcements to send
+	none   bool          // the session began with HAVE_NONE and no source yet
 	lim    *peerLimit    // the peer's upload cap
 	errMsg *wire.Error   // a final ERROR to send, then close
 	done   bool
@@ -286,14 +287,21 @@ func (sv *server) sendLoop() {
 	w := wire.NewWriter(sv.stream)
 	ctx := sv.sw.ctx
 	defer sv.stream.Close()
+	// The first HAVE, decided under sv.mu so that a Serve of the root
+	// racing with it either is seen here or sees none set (see Serve).
 	var first wire.Msg = &wire.HaveNone{}
-	if src := sv.source(); src != nil {
-		if src.Complete() {
-			first = &wire.HaveAll{}
-		} else {
-			first = &wire.HaveBitfield{Bits: src.Bits()}
-		}
+	sv.mu.Lock()
+	if sv.src == nil {
+		sv.src = sv.sw.source(sv.root)
 	}
+	if src := sv.src; src == nil {
+		sv.none = true
+	} else if src.Complete() {
+		first = &wire.HaveAll{}
+	} else {
+		first = &wire.HaveBitfield{Bits: src.Bits()}
+	}
+	sv.mu.Unlock()
 	if err := w.Write(first); err != nil || w.Flush() != nil {
 		sv.stream.Reset()
 		return

@@ -208,7 +208,35 @@ func (s *Swarm) goroutine(fn func()) bool {
 func (s *Swarm) Serve(root cid.Cid, src Source) {
 	s.mu.Lock()
 	s.sources[root] = src
+	var waiting []*server
+	for sv := range s.serving[root] {
+		waiting = append(waiting, sv)
+	}
 	s.mu.Unlock()
+	// Sessions that began with HAVE_NONE (this node was fetching root and
+	// had nothing to serve yet) hear of every chunk src has now: a resumed
+	// download holds chunks that no HAVE will ever announce otherwise.
+	for _, sv := range waiting {
+		sv.mu.Lock()
+		if sv.none {
+			sv.none = false
+			sv.src = src
+			if src.Complete() {
+				for i := range src.Layout().NumChunks() {
+					sv.haves = append(sv.haves, uint64(i))
+				}
+			} else {
+				bits := src.Bits() // wire order: chunk i is bit 7-i%8 of byte i/8
+				for i := range src.Layout().NumChunks() {
+					if bits[i/8]&(0x80>>(i%8)) != 0 {
+						sv.haves = append(sv.haves, uint64(i))
+					}
+				}
+			}
+		}
+		sv.mu.Unlock()
+		sv.signal()
+	}
 }
 
 // StopServing stops serving root and ends the sessions that fetch it.
