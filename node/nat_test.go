@@ -294,7 +294,7 @@ func (c *reachChild) report() reachReport {
 //   - symmetric NATs, default limits: no way through; the fetch fails.
 func TestNATTraversal(t *testing.T) {
 	if testing.Short() {
-		t.Skip("NAT traversal in network namespaces takes ~40 s: not with -short")
+		t.Skip("NAT traversal in network namespaces takes ~45 s under -race: not with -short")
 	}
 	netns.Require(t)
 	for _, tc := range []struct {
@@ -321,6 +321,9 @@ func TestNATTraversal(t *testing.T) {
 			peerCfg := reachChildConfig{
 				Listen: []string{"/ip4/0.0.0.0/tcp/4001", "/ip4/0.0.0.0/udp/4001/quic-v1"},
 				Relays: relays, FindTimeout: 20 * time.Second,
+			}
+			if !tc.wantFetch {
+				peerCfg.FindTimeout = 10 * time.Second
 			}
 			fetcher := startReachChild(t, lab, top.Sites[0].NS, "peer0", peerCfg)
 			sharer := startReachChild(t, lab, top.Sites[1].NS, "peer1", peerCfg)
