@@ -17,6 +17,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"runtime/pprof"
 	"strconv"
 	"strings"
@@ -229,6 +230,15 @@ func runRole(role string) error {
 		}
 		pprof.StartCPUProfile(f)
 		defer pprof.StopCPUProfile()
+	}
+	if p := os.Getenv("PEER_BENCH_MEMPROFILE"); p != "" && (role == "fetch" || role == "seed") {
+		runtime.MemProfileRate = 64 << 10
+		defer func() {
+			if f, err := os.Create(p + "." + role); err == nil {
+				pprof.Lookup("allocs").WriteTo(f, 0)
+				f.Close()
+			}
+		}()
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
