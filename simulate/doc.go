@@ -45,6 +45,5 @@
 // a complete copy completed; every completed copy hashes to the original;
 // no incomplete fetch left a file at its destination; every honest node
 // that read a corrupt block whole from an adversary bans it (unless it
-// completed as it read it). Bans of honest peers by honest peers are listed
-// apart (Report.HonestBans).
+// completed as it read it); no honest node bans an honest one.
 package simulate

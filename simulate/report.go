@@ -48,8 +48,7 @@ type Report struct {
 	Adversaries []AdversaryReport `json:"adversaries_detail,omitempty"`
 	Problems    []string          `json:"problems,omitempty"` // invariants that failed
 	// HonestBans lists bans of honest peers by honest peers: false
-	// positives of the exchange (kept apart from Problems while a known
-	// bug causes them).
+	// positives of the exchange (each is a Problem too).
 	HonestBans []string `json:"honest_bans,omitempty"`
 
 	SetupSeconds   float64 `json:"setup_seconds"` // file, hosts and links

@@ -1022,15 +1022,16 @@ func (r *runner) check(rep *Report) {
 		}
 	}
 	// Honest nodes never send a bad byte or break the protocol: a ban of
-	// one by another is a false positive, reported apart (see
-	// TestNoHonestPeerBanned).
+	// one by another is a false positive.
 	for _, p := range r.peers {
 		if p.node == nil {
 			continue
 		}
 		for _, b := range p.node.Bans() {
 			if q := byID[b]; q != nil {
-				rep.HonestBans = append(rep.HonestBans, fmt.Sprintf("peer %d banned honest peer %d", p.idx, q.idx))
+				h := fmt.Sprintf("peer %d banned honest peer %d", p.idx, q.idx)
+				rep.HonestBans = append(rep.HonestBans, h)
+				rep.Problems = append(rep.Problems, h)
 			}
 		}
 	}

