@@ -84,6 +84,7 @@ func reportOf(n *Node) reachReport {
 // each, with "OK <result>" or "ERR <message>":
 //
 //	reserve SECONDS          wait for a relay reservation; OK reachReport
+//	state STATE SECONDS      wait until AutoNAT says STATE; OK reachReport
 //	share PATH               OK ticket
 //	fetch TICKET DEST SECS   OK reachReport after the fetch
 //	reach                    OK reachReport
@@ -155,6 +156,11 @@ func runReachChild(role string) error {
 			_, err = n.Fetch(fctx, t, f[2], FetchOptions{})
 			fcancel()
 			reply(reportOf(n), err)
+		case f[0] == "state" && len(f) == 3:
+			wctx, wcancel := context.WithTimeout(ctx, secs(f[2]))
+			err := waitState(wctx, n, f[1])
+			wcancel()
+			reply(reportOf(n), err)
 		case f[0] == "reach":
 			reply(reportOf(n), nil)
 		default:
@@ -188,6 +194,23 @@ func waitRelayAddr(ctx context.Context, n *Node) error {
 			return fmt.Errorf("no relay address: reachability %s, reservations %v, addrs %v", r.State, r.Reservations, n.Host().Addrs())
 		}
 	}
+}
+
+// waitState waits until n's reachability is state, or ctx ends.
+func waitState(ctx context.Context, n *Node, state string) error {
+	sub, err := n.Host().EventBus().Subscribe(new(event.EvtLocalReachabilityChanged))
+	if err != nil {
+		return err
+	}
+	defer sub.Close()
+	for n.Reachability().State.String() != state {
+		select {
+		case <-sub.Out():
+		case <-ctx.Done():
+			return fmt.Errorf("reachability %s, not %s", n.Reachability().State, state)
+		}
+	}
+	return nil
 }
 
 // reachChild is a child node process of TestNATTraversal.
@@ -297,96 +320,124 @@ func TestNATTraversal(t *testing.T) {
 		t.Skip("NAT traversal in network namespaces takes ~45 s under -race: not with -short")
 	}
 	netns.Require(t)
-	for _, tc := range []struct {
-		name       string
-		nat        netns.NATKind
-		limits     RelayLimits
-		wantFetch  bool
-		wantDirect bool
-	}{
-		{"cone NAT, limited relay", netns.ConeNAT, RelayLimits{}, true, true},
-		{"symmetric NAT, unlimited relay", netns.SymmetricNAT, RelayLimits{Unlimited: true}, true, false},
-		{"symmetric NAT, limited relay", netns.SymmetricNAT, RelayLimits{}, false, false},
+	for _, tc := range []natCase{
+		{name: "cone NAT, limited relay", nats: [2]netns.NATKind{netns.ConeNAT, netns.ConeNAT}, wantFetch: true, wantDirect: true},
+		{name: "symmetric NAT, unlimited relay", nats: [2]netns.NATKind{netns.SymmetricNAT, netns.SymmetricNAT}, limits: RelayLimits{Unlimited: true}, wantFetch: true},
+		{name: "symmetric NAT, limited relay", nats: [2]netns.NATKind{netns.SymmetricNAT, netns.SymmetricNAT}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			lab := netns.New(t)
-			top := lab.TwoNATs([2]netns.NATKind{tc.nat, tc.nat})
-			t.Logf("%s; relay limits: %s", tc.nat, tc.limits)
-			relay := startReachChild(t, lab, top.Public, "relay", reachChildConfig{
-				Listen:       []string{"/ip4/" + top.PublicIP + "/tcp/4001", "/ip4/" + top.PublicIP + "/udp/4001/quic-v1"},
-				RelayService: true, RelayLimits: tc.limits,
-			})
-			relays := []string{fmt.Sprintf("/ip4/%s/tcp/4001/p2p/%s", top.PublicIP, relay.id)}
-			peerCfg := reachChildConfig{
-				Listen: []string{"/ip4/0.0.0.0/tcp/4001", "/ip4/0.0.0.0/udp/4001/quic-v1"},
-				Relays: relays, FindTimeout: 20 * time.Second,
-			}
-			if !tc.wantFetch {
-				peerCfg.FindTimeout = 10 * time.Second
-			}
-			fetcher := startReachChild(t, lab, top.Sites[0].NS, "peer0", peerCfg)
-			sharer := startReachChild(t, lab, top.Sites[1].NS, "peer1", peerCfg)
-
-			start := time.Now()
-			sharer.send("reserve 60")
-			rep := sharer.report()
-			t.Logf("sharer: %s after %v, reservations on %v, addrs %v", rep.State, time.Since(start).Round(time.Millisecond), rep.Reservations, rep.Addrs)
-			if rep.State != "private" || len(rep.Reservations) != 1 || rep.Reservations[0] != relay.id.String() {
-				t.Fatalf("sharer %+v: want private (AutoNAT) with a reservation on the relay %s", rep, relay.id)
-			}
-
-			dir := t.TempDir()
-			path, data := randomFile(t, dir, "shared.bin", 4<<20, 11)
-			sharer.send("share " + path)
-			tk, err := sharer.answer()
-			if err != nil {
-				t.Fatal(err)
-			}
-			target, err := ParseTarget(tk)
-			if err != nil {
-				t.Fatal(err)
-			}
-			var circuit int
-			for _, a := range target.Hint.Addrs {
-				if isCircuit(a) {
-					circuit++
-				}
-			}
-			if circuit == 0 {
-				t.Fatalf("ticket addresses %v: no relay address", target.Hint.Addrs)
-			}
-
-			dest := filepath.Join(dir, "fetched.bin")
-			start = time.Now()
-			fetcher.send("fetch " + tk + " " + dest + " 90")
-			s, err := fetcher.answer()
-			took := time.Since(start).Round(time.Millisecond)
-			if !tc.wantFetch {
-				if err == nil {
-					t.Fatalf("fetch succeeded through a relay with go-libp2p's default limits and a symmetric NAT: %s", s)
-				}
-				t.Logf("fetch failed as expected after %v: %v", took, err)
-				fetcher.send("reach")
-				t.Logf("fetcher's paths: %v", fetcher.report().Peers)
-				return
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			var frep reachReport
-			if err := json.Unmarshal([]byte(s), &frep); err != nil {
-				t.Fatal(err)
-			}
-			sameFile(t, dest, data)
-			p := frep.Peers[sharer.id.String()]
-			t.Logf("fetched %d bytes in %v; fetcher's path to the sharer: %s", len(data), took, p)
-			if frep.Direct[sharer.id.String()] != tc.wantDirect {
-				t.Fatalf("path to the sharer %q: want direct %v", p, tc.wantDirect)
-			}
-			if !tc.wantDirect && !strings.Contains(p, "relayed via "+relay.id.String()) {
-				t.Fatalf("path to the sharer %q: want relayed via %s", p, relay.id)
-			}
+			runNATCase(t, tc)
 		})
+	}
+}
+
+// natCase is one run of TestNATTraversal: peer 0 behind nats[0] fetches
+// what peer 1 behind nats[1] shares, with a relay on the public bridge.
+type natCase struct {
+	name   string
+	nats   [2]netns.NATKind
+	limits RelayLimits
+	// quic runs the peers and the relay on QUIC only (TCP otherwise).
+	quic bool
+	// setup, if not nil, changes the topology before the nodes start.
+	setup func(*netns.Lab, netns.Topology)
+	// wantState is what AutoNAT must find for the sharer; "" means
+	// "private", which also wants a reservation on the relay.
+	wantState             string
+	wantFetch, wantDirect bool
+}
+
+func runNATCase(t *testing.T, tc natCase) {
+	lab := netns.New(t)
+	top := lab.TwoNATs(tc.nats)
+	if tc.setup != nil {
+		tc.setup(lab, top)
+	}
+	t.Logf("%s / %s; relay limits: %s", tc.nats[0], tc.nats[1], tc.limits)
+	listen := []string{"/ip4/%s/tcp/4001", "/ip4/%s/udp/4001/quic-v1"}
+	relayAddr := "/ip4/%s/tcp/4001/p2p/%s"
+	if tc.quic {
+		listen = listen[1:]
+		relayAddr = "/ip4/%s/udp/4001/quic-v1/p2p/%s"
+	}
+	on := func(ip string) []string {
+		var out []string
+		for _, l := range listen {
+			out = append(out, fmt.Sprintf(l, ip))
+		}
+		return out
+	}
+	relay := startReachChild(t, lab, top.Public, "relay", reachChildConfig{
+		Listen: on(top.PublicIP), RelayService: true, RelayLimits: tc.limits,
+	})
+	peerCfg := reachChildConfig{
+		Listen: on("0.0.0.0"), Relays: []string{fmt.Sprintf(relayAddr, top.PublicIP, relay.id)},
+		FindTimeout: 20 * time.Second,
+	}
+	if !tc.wantFetch {
+		peerCfg.FindTimeout = 10 * time.Second
+	}
+	fetcher := startReachChild(t, lab, top.Sites[0].NS, "peer0", peerCfg)
+	sharer := startReachChild(t, lab, top.Sites[1].NS, "peer1", peerCfg)
+
+	start := time.Now()
+	wantState := tc.wantState
+	if wantState == "" {
+		wantState = "private"
+		sharer.send("reserve 60")
+	} else {
+		sharer.send("state " + wantState + " 60")
+	}
+	rep := sharer.report()
+	t.Logf("sharer: %s after %v, reservations on %v, addrs %v", rep.State, time.Since(start).Round(time.Millisecond), rep.Reservations, rep.Addrs)
+	if rep.State != wantState || (wantState == "private" && (len(rep.Reservations) != 1 || rep.Reservations[0] != relay.id.String())) {
+		t.Fatalf("sharer %+v: want %s (AutoNAT), and a reservation on the relay %s if private", rep, wantState, relay.id)
+	}
+
+	dir := t.TempDir()
+	path, data := randomFile(t, dir, "shared.bin", 4<<20, 11)
+	sharer.send("share " + path)
+	tk, err := sharer.answer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	target, err := ParseTarget(tk)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if wantState == "private" && !slices.ContainsFunc(target.Hint.Addrs, isCircuit) {
+		t.Fatalf("ticket addresses %v: no relay address", target.Hint.Addrs)
+	}
+
+	dest := filepath.Join(dir, "fetched.bin")
+	start = time.Now()
+	fetcher.send("fetch " + tk + " " + dest + " 90")
+	s, err := fetcher.answer()
+	took := time.Since(start).Round(time.Millisecond)
+	if !tc.wantFetch {
+		if err == nil {
+			t.Fatalf("fetch succeeded: %s", s)
+		}
+		t.Logf("fetch failed as expected after %v: %v", took, err)
+		fetcher.send("reach")
+		t.Logf("fetcher's paths: %v", fetcher.report().Peers)
+		return
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	var frep reachReport
+	if err := json.Unmarshal([]byte(s), &frep); err != nil {
+		t.Fatal(err)
+	}
+	sameFile(t, dest, data)
+	p := frep.Peers[sharer.id.String()]
+	t.Logf("fetched %d bytes in %v; fetcher's path to the sharer: %s", len(data), took, p)
+	if frep.Direct[sharer.id.String()] != tc.wantDirect {
+		t.Fatalf("path to the sharer %q: want direct %v", p, tc.wantDirect)
+	}
+	if !tc.wantDirect && !strings.Contains(p, "relayed via "+relay.id.String()) {
+		t.Fatalf("path to the sharer %q: want relayed via %s", p, relay.id)
 	}
 }
