@@ -3,7 +3,8 @@
 //
 // A daemon lives in a home directory (~/.peer by default) that holds the
 // node's identity key and database, a config file (config.json, Settings),
-// the API's address (api.addr) and its token (api.token, mode 0600). The API
+// the API's address (api.addr) and its token (api.token, mode 0600), and
+// may hold a swarm.key (mode 0600) that makes the node's network private. The API
 // listens on loopback only; every request must carry the token as
 // "Authorization: Bearer TOKEN" and name a loopback host, so neither another
 // user nor a web page can drive it. With a metrics address the daemon also

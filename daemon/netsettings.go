@@ -41,6 +41,14 @@ func ParseRate(s string) (int64, error) {
 // (relative to home unless absolute), or the home's swarm.key if there is
 // one, or "" for none. It does not read the file.
 func (s Settings) SwarmKeyPath(home string) (string, error) {
+	p, err := s.swarmKeyPath(home)
+	if err != nil {
+		return "", fmt.Errorf("daemon: %w", err)
+	}
+	return p, nil
+}
+
+func (s Settings) swarmKeyPath(home string) (string, error) {
 	if s.SwarmKey != "" {
 		p := s.SwarmKey
 		if !filepath.IsAbs(p) {
@@ -53,7 +61,7 @@ func (s Settings) SwarmKeyPath(home string) (string, error) {
 		if errors.Is(err, fs.ErrNotExist) {
 			return "", nil
 		}
-		return "", fmt.Errorf("daemon: swarm key %s: %w", p, err)
+		return "", fmt.Errorf("swarm key %s: %w", p, err)
 	}
 	return p, nil
 }
@@ -65,29 +73,29 @@ func readSwarmKey(path string) ([]byte, error) {
 	fi, err := os.Stat(path)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
-			return nil, fmt.Errorf("daemon: swarm key %s does not exist (check --swarm-key, PEER_SWARM_KEY or \"swarm_key\" in %s)", path, ConfigFile)
+			return nil, fmt.Errorf("swarm key %s does not exist (check --swarm-key, PEER_SWARM_KEY or \"swarm_key\" in %s)", path, ConfigFile)
 		}
-		return nil, fmt.Errorf("daemon: swarm key: %w", err)
+		return nil, fmt.Errorf("swarm key: %w", err)
 	}
 	if !fi.Mode().IsRegular() {
-		return nil, fmt.Errorf("daemon: swarm key %s is not a regular file", path)
+		return nil, fmt.Errorf("swarm key %s is not a regular file", path)
 	}
 	if perm := fi.Mode().Perm(); perm&0o077 != 0 {
-		return nil, fmt.Errorf("daemon: swarm key %s is readable by others (mode %v): anyone who reads it can join the private network; run chmod 600 %s", path, perm, path)
+		return nil, fmt.Errorf("swarm key %s is readable by others (mode %v): anyone who reads it can join the private network; run chmod 600 %s", path, perm, path)
 	}
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("daemon: swarm key: %w", err)
+		return nil, fmt.Errorf("swarm key: %w", err)
 	}
 	if len(b) > 4096 {
-		return nil, fmt.Errorf("daemon: swarm key %s: %d bytes is not a swarm.key file", path, len(b))
+		return nil, fmt.Errorf("swarm key %s: %d bytes is not a swarm.key file", path, len(b))
 	}
 	k, err := pnet.DecodeV1PSK(bytes.NewReader(b))
 	if err != nil || len(k) != 32 {
 		if err == nil {
 			err = fmt.Errorf("%d-byte key, want 32", len(k))
 		}
-		return nil, fmt.Errorf("daemon: swarm key %s: %v (want three lines: /key/swarm/psk/1.0.0/, /base16/ and 64 hex digits)", path, err)
+		return nil, fmt.Errorf("swarm key %s: %v (want three lines: /key/swarm/psk/1.0.0/, /base16/ and 64 hex digits)", path, err)
 	}
 	return b, nil
 }
@@ -139,7 +147,7 @@ func (s Settings) netConfig(home string, cfg *node.Config) error {
 		}
 		cfg.AllowPeers = append(cfg.AllowPeers, id)
 	}
-	if p, err := s.SwarmKeyPath(home); err != nil {
+	if p, err := s.swarmKeyPath(home); err != nil {
 		errs = append(errs, err)
 	} else if p != "" {
 		k, err := readSwarmKey(p)
@@ -184,7 +192,7 @@ func (s Settings) netConfig(home string, cfg *node.Config) error {
 	}
 	cfg.ForceReachability = r
 	if err := errors.Join(errs...); err != nil {
-		return fmt.Errorf("daemon: settings: %w", err)
+		return fmt.Errorf("daemon: %w", err)
 	}
 	return nil
 }

@@ -52,7 +52,7 @@ func lsCommand() *cli.Command {
 func statusCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "status",
-		Usage: "show the daemon's node: ID, listen addresses, peers, transfers, bandwidth",
+		Usage: "show the daemon's node: ID, addresses, peers, transfers, bandwidth, caps, reachability and relays, stale shares",
 		Flags: []cli.Flag{homeFlag(), jsonFlag},
 		Action: func(c *cli.Context) error {
 			api, done, err := connect(c, needDaemon)
@@ -100,7 +100,7 @@ func statusCommand() *cli.Command {
 func peersCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "peers",
-		Usage: "list the peers the daemon is connected to",
+		Usage: "list the peers the daemon is connected to, and whether each is direct or relayed",
 		Flags: []cli.Flag{homeFlag(), jsonFlag},
 		Action: func(c *cli.Context) error {
 			api, done, err := connect(c, needDaemon)
