@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/peer"
+	ma "github.com/multiformats/go-multiaddr"
 	"go.uber.org/goleak"
 
 	"github.com/peer-project/peer/chunker"
@@ -354,4 +356,68 @@ func TestStatusSettings(t *testing.T) {
 	if st, err := cb.Status(ctx); err != nil || st.Limits != (LimitsInfo{UploadSlots: 16}) || st.Reachability.Forced || st.Reachability.RelayService != nil || len(st.AllowPeers) != 0 {
 		t.Fatalf("status of B: %+v, %v", st, err)
 	}
+}
+
+// TestStatusRelayed: a daemon told it is private holds a reservation on
+// its relay, status lists it, and a peer that reached it only through the
+// relay is listed as relayed via it (hole punching is off, so the
+// connection stays relayed).
+func TestStatusRelayed(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	r := startDaemonWith(t, t.TempDir(), func(s *Settings) { s.RelayService = true; s.DHT = "off" })
+	homeA := t.TempDir()
+	a := startDaemonWith(t, homeA, func(s *Settings) {
+		s.Relays = []string{r.Node().Addrs()[0].String()}
+		s.Reachability, s.NoHolePunch, s.DHT = "private", true, "off"
+	})
+	b := startDaemonWith(t, t.TempDir(), func(s *Settings) { s.NoHolePunch, s.DHT = true, "off" })
+	ca, err := Dial(ctx, homeA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// AutoRelay reserves a slot in its own time: look every 100 ms, for at
+	// most the test's minute.
+	var st StatusInfo
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for len(st.Reachability.Reservations) == 0 {
+		select {
+		case <-ctx.Done():
+			t.Fatalf("no reservation on the relay: %+v", st.Reachability)
+		case <-tick.C:
+		}
+		if st, err = ca.Status(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rv := st.Reachability.Reservations[0]
+	if st.Reachability.State != "private" || !st.Reachability.Forced || rv.Relay != r.Node().ID().String() || len(rv.Addrs) == 0 ||
+		len(st.Reachability.Relays) != 1 || st.Reachability.HolePunching {
+		t.Fatalf("reachability of A: %+v", st.Reachability)
+	}
+	circuit, err := ma.NewMultiaddr(rv.Addrs[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Node().Connect(ctx, peer.AddrInfo{ID: a.Node().ID(), Addrs: []ma.Multiaddr{circuit}}); err != nil {
+		t.Fatal(err)
+	}
+	ps, err := ca.Peers(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pb *PeerInfo
+	for i := range ps {
+		if ps[i].ID == b.Node().ID().String() {
+			pb = &ps[i]
+		}
+	}
+	if pb == nil || pb.Direct || len(pb.Relays) != 1 || pb.Relays[0] != r.Node().ID().String() || !strings.HasPrefix(pb.Path, "relayed via") {
+		t.Fatalf("A's peers %+v: want B relayed via %s", ps, r.Node().ID())
+	}
+	if st, err = ca.Status(ctx); err != nil || st.Reachability.Relayed < 1 {
+		t.Fatalf("status of A: %+v, %v", st.Reachability, err)
+	}
+	t.Logf("B at A: %s", pb.Path)
 }
