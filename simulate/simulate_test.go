@@ -7,6 +7,7 @@ import (
 	"encoding/xml"
 	"errors"
 	"io"
+	"os"
 	"reflect"
 	"slices"
 	"strings"
@@ -325,5 +326,22 @@ func TestBadScenarios(t *testing.T) {
 		if _, err := Run(context.Background(), sc); !errors.Is(err, ErrScenario) {
 			t.Errorf("%+v: %v, want ErrScenario", sc, err)
 		}
+	}
+}
+
+// TestStallerDelaysStart reproduces a robustness bug: a peer that answers
+// HELLO with HAVE_ALL and then never answers WANT_NODE holds up the start of
+// every fetch that asks it for the manifest for 30 s (swarm/conn.go getNode
+// waits on one peer with a fixed 30 s timeout), while a RequestTimeout (2 s
+// here) moves chunk requests on.
+func TestStallerDelaysStart(t *testing.T) {
+	if os.Getenv("PEER_SIM_BUGS") == "" {
+		t.Skip("bug: a staller delays a fetch's start by getNode's fixed 30 s (see the simulate report of issue 5); set PEER_SIM_BUGS=1 to run")
+	}
+	rep := run(t, "adversarial", 40, 6, func(sc *Scenario) {
+		sc.Adversaries = []Adversaries{{Kind: Stall, Count: 2}}
+	})
+	if rep.FirstChunk.P90 > 10 {
+		t.Fatalf("first chunk p90 %.1fs, max %.1fs: stallers hold fetches up far past the 2 s request timeout", rep.FirstChunk.P90, rep.FirstChunk.Max)
 	}
 }
