@@ -255,3 +255,43 @@ func TestNetSettingsDefaultsAndErrors(t *testing.T) {
 		t.Errorf("a malformed key: %v", err)
 	}
 }
+
+// TestStatusText: the status lines for caps, access, reachability, relays
+// and stale shares, and how peers says a peer is connected.
+func TestStatusText(t *testing.T) {
+	var b strings.Builder
+	st := daemon.StatusInfo{
+		Limits:         daemon.LimitsInfo{UploadRate: 1 << 20, PeerDownloadRate: 512 << 10, UploadSlots: 16},
+		PrivateNetwork: true, AllowPeers: []string{"a", "b"},
+		Reachability: daemon.ReachInfo{
+			State: "private", Relays: []string{"/ip4/192.0.2.1/tcp/4001/p2p/R"}, HolePunching: true, Direct: 2, Relayed: 1,
+			Reservations: []daemon.ReservationInfo{{Relay: "RELAYID", Addrs: []string{"/ip4/192.0.2.1/tcp/4001/p2p/RELAYID/p2p-circuit"}}},
+			RelayService: &daemon.RelayServiceInfo{Summary: "128 KiB and 2m0s per connection"},
+		},
+	}
+	printLimits(&b, st)
+	printReach(&b, st.Reachability)
+	printStale(&b, []daemon.ShareInfo{{Root: "bafyroot", Path: "/home/u/draft.txt", Stale: true}})
+	out := b.String()
+	for _, want := range []string{
+		"upload 1.0 MiB/s (each peer no cap), download no cap (each peer 512.0 KiB/s), 16 upload slots",
+		"private network (swarm key; TCP only), only 2 allowed peers",
+		"private (AutoNAT); peers 2 direct, 1 relayed",
+		"1 reservation of 1 configured", "RELAYID", "/p2p/RELAYID/p2p-circuit",
+		"relay service\ton: 128 KiB and 2m0s per connection",
+		"1 share changed on disk since shared", "bafyroot  /home/u/draft.txt", "peer share PATH",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("status text lacks %q:\n%s", want, out)
+		}
+	}
+	for p, want := range map[*daemon.PeerInfo]string{
+		{Direct: true, Relays: []string{"R"}}:  "direct",
+		{Relays: []string{"R1", "R2"}}:         "relayed via R1, R2",
+		{Relays: []string{"R"}, Limited: true}: "relayed via R (limited: waits for a hole punch)",
+	} {
+		if got := peerPath(*p); got != want {
+			t.Errorf("peerPath(%+v) = %q, want %q", *p, got, want)
+		}
+	}
+}
