@@ -59,6 +59,20 @@ func BenchmarkFlashCrowd100(b *testing.B) {
 	}
 }
 
+// BenchmarkFlashCrowd100NodeCap is BenchmarkFlashCrowd100 with the cap
+// enforced by the nodes' own limiter (node.Config.UploadRate, with its
+// upload slots) instead of the simulated uplink.
+func BenchmarkFlashCrowd100NodeCap(b *testing.B) {
+	for i := 0; i < b.N; i++ {
+		sc, _ := Named("flash-crowd", 100, uint64(i+1))
+		sc.NodeUploadRate, sc.UploadCap = int64(sc.UploadCap), 0
+		rep := benchRun(b, sc)
+		b.ReportMetric(rep.SeederUpload, "seeder_x_file")
+		b.ReportMetric(rep.SeederUpload/goalSeederUpload, "seeder/goal")
+		b.ReportMetric(rep.Completion.Max, "s_last_done")
+	}
+}
+
 // BenchmarkFlashCrowd1000 is the scale run (make sim): 1000 peers (or
 // PEER_SIM_PEERS) in flash-crowd. It prints wall time, peak RSS and peak
 // goroutines beside the goals; PEER_SIM_GOROUTINES=FILE writes where the

@@ -21,8 +21,9 @@ type Report struct {
 	Seed           uint64  `json:"seed"`
 	FileSize       int64   `json:"file_size"`
 	ChunkSize      int     `json:"chunk_size"`
-	UploadCap      float64 `json:"upload_cap,omitempty"` // bytes/s per honest node
-	Replay         string  `json:"replay,omitempty"`     // the command that runs it again
+	UploadCap      float64 `json:"upload_cap,omitempty"`       // bytes/s per honest node (simulated uplink)
+	NodeUploadRate int64   `json:"node_upload_rate,omitempty"` // bytes/s per honest node (node.Config.UploadRate)
+	Replay         string  `json:"replay,omitempty"`           // the command that runs it again
 
 	Schedule []Event `json:"schedule,omitempty"` // the faults as planned
 	Events   []Event `json:"events,omitempty"`   // as applied, with the time they were
@@ -173,6 +174,9 @@ func (r *Report) WriteText(w io.Writer) error {
 	fmt.Fprintf(&b, "scenario %s: %d peers (%d seeders) + %d adversaries, seed %d, file %s in %s chunks", name, r.Peers, r.Seeders, r.AdversaryCount, r.Seed, size(r.FileSize), size(int64(r.ChunkSize)))
 	if r.UploadCap > 0 {
 		fmt.Fprintf(&b, ", upload cap %s/s per peer", size(int64(r.UploadCap)))
+	}
+	if r.NodeUploadRate > 0 {
+		fmt.Fprintf(&b, ", node upload rate %s/s", size(r.NodeUploadRate))
 	}
 	b.WriteString("\n")
 	for _, e := range r.Events {

@@ -477,6 +477,7 @@ func (r *runner) nodeConfig(p *simPeer, boot []*simPeer) node.Config {
 	cfg.Seed = r.sc.Seed*1_000_003 + uint64(p.idx)*7919 + uint64(len(p.ids))
 	cfg.FindTimeout = r.sc.FindTimeout
 	cfg.RequestTimeout = r.sc.RequestTimeout
+	cfg.UploadRate = r.sc.NodeUploadRate
 	cfg.Logger = r.log.With("peer", p.idx)
 	for _, b := range boot {
 		for _, a := range b.node.Addrs() {
@@ -892,7 +893,7 @@ func (r *runner) report(applied []Event) *Report {
 	sc := &r.sc
 	rep := &Report{
 		Scenario: sc.Name, Peers: sc.Peers, Seeders: sc.Seeders, Seed: sc.Seed,
-		FileSize: sc.FileSize, ChunkSize: sc.ChunkSize, UploadCap: sc.UploadCap,
+		FileSize: sc.FileSize, ChunkSize: sc.ChunkSize, UploadCap: sc.UploadCap, NodeUploadRate: sc.NodeUploadRate,
 		Events: applied, Schedule: sc.Events, Replay: sc.Replay(),
 	}
 	for _, a := range sc.Adversaries {

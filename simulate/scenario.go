@@ -100,6 +100,10 @@ type Scenario struct {
 	// UploadCap limits what each honest node sends over the exchange
 	// protocol, in bytes per second, across all its peers; zero is none.
 	UploadCap float64
+	// NodeUploadRate is node.Config.UploadRate of every honest node: the
+	// node's own limiter, in bytes per second, where UploadCap is the
+	// simulated uplink under it. Zero is none.
+	NodeUploadRate int64
 	// Adversaries are dishonest peers besides the honest ones.
 	Adversaries []Adversaries
 	// Events are the faults, in time order.
@@ -269,6 +273,9 @@ func (sc *Scenario) fill() error {
 	}
 	if sc.ChunkSize < 16<<10 || sc.ChunkSize > 4<<20 {
 		errs = append(errs, fmt.Errorf("chunk size %d: want 16 KiB to 4 MiB", sc.ChunkSize))
+	}
+	if sc.NodeUploadRate < 0 {
+		errs = append(errs, fmt.Errorf("node upload rate %d: want ≥ 0", sc.NodeUploadRate))
 	}
 	if sc.UploadCap < 0 {
 		errs = append(errs, fmt.Errorf("upload cap %v: want ≥ 0", sc.UploadCap))
