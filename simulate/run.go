@@ -398,8 +398,8 @@ func (r *runner) newHost(idx int) (host.Host, error) {
 	return ch, nil
 }
 
-// hostIndex maps a host to its profile slot: honest peers first, then
-// adversaries in order.
+// linkOptions are the options of the link between the hosts in profile
+// slots i and j (honest peers first, then adversaries in order).
 func (r *runner) linkOptions(i, j int) mocknet.LinkOptions {
 	a, b := r.sc.Profiles[r.profile[i]], r.sc.Profiles[r.profile[j]]
 	o := mocknet.LinkOptions{Latency: a.Latency + b.Latency}

@@ -27,7 +27,7 @@ const (
 	Flood AdversaryKind = "flood"
 )
 
-// AdversaryKinds lists every kind.
+// adversaryKinds lists every kind.
 var adversaryKinds = []AdversaryKind{Corrupt, LieHave, Stall, Flood}
 
 // EventKind is a fault.
