@@ -373,8 +373,26 @@ func (n *Node) Unshare(root cid.Cid) error {
 	return nil
 }
 
-// Shares lists what the node shares.
-func (n *Node) Shares() ([]store.Share, error) { return n.store.Shares() }
+// Shares lists what the node shares. A share one of whose files changed on
+// disk since it was indexed (size or modification time: the files are
+// looked at, not read) is marked Stale: share the path again. It is safe
+// for concurrent use.
+func (n *Node) Shares() ([]store.Share, error) {
+	shares, err := n.store.Shares()
+	if err != nil {
+		return nil, err
+	}
+	changed := false
+	for _, sh := range shares {
+		if !sh.Stale && n.edited(sh) {
+			changed = true
+		}
+	}
+	if changed {
+		return n.store.Shares()
+	}
+	return shares, nil
+}
 
 // shareSink writes what the importer produces into a share transaction.
 // A file's chunk locations wait until its root is known (the store indexes

@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"os"
 
 	"github.com/ipfs/go-cid"
 
@@ -54,4 +55,39 @@ func (n *Node) lookup(ctx context.Context, root cid.Cid) swarm.Source {
 		}
 	}
 	return &shareSource{layout: l, store: n.store}
+}
+
+// edited looks at the files of share sh on disk without reading them and
+// reports whether one was changed since it was indexed (its size or
+// modification time differ). Such a file has one chunk read, through the
+// store, which finds it changed and marks the share stale: the share is
+// stale from then on as it would be after a peer's read.
+func (n *Node) edited(sh store.Share) bool {
+	src, ok := n.swarm.Source(sh.Root).(*shareSource)
+	if !ok {
+		return false
+	}
+	l := src.layout
+	for _, f := range l.Files {
+		if f.Count == 0 {
+			continue
+		}
+		c := l.Chunks[f.First].CID
+		locs, err := n.store.Locations(c)
+		if err != nil {
+			continue
+		}
+		for _, loc := range locs {
+			if loc.Share != sh.Root || loc.File != f.CID {
+				continue
+			}
+			st, err := os.Stat(loc.Path)
+			if err == nil && st.Size() == loc.FileSize && st.ModTime().Equal(loc.ModTime) {
+				continue
+			}
+			n.store.ReadChunk(n.ctx, c, nil) // fails on this location, and says so
+			return true
+		}
+	}
+	return false
 }
