@@ -86,6 +86,13 @@ type Config struct {
 	// ForceReachability, unless ReachUnknown (the zero value), is taken as
 	// the node's reachability instead of what AutoNAT finds.
 	ForceReachability ReachState
+	// AnnounceAddrs (multiaddrs, without /p2p) join the addresses the node
+	// advertises and puts in tickets: a port forwarded on the router, or a
+	// public address libp2p can't see. go-libp2p takes an address that
+	// peers observe only once four of them agree, so a port-forwarded node
+	// with few peers needs this to be dialled directly. AutoNAT checks
+	// them like the rest.
+	AnnounceAddrs []string
 	// Seed seeds the node's random choices (which chunk next among equally
 	// rare ones), so that a simulation replays; zero means a fresh seed.
 	Seed uint64

@@ -37,6 +37,7 @@ type reachChildConfig struct {
 	RelayService bool
 	RelayLimits  RelayLimits
 	FindTimeout  time.Duration
+	Announce     []string
 }
 
 // reachChildMain runs this process as a child node of TestNATTraversal
@@ -102,6 +103,7 @@ func runReachChild(role string) error {
 	cfg.RelayService = cc.RelayService
 	cfg.RelayLimits = cc.RelayLimits
 	cfg.FindTimeout = cc.FindTimeout
+	cfg.AnnounceAddrs = cc.Announce
 	cfg.NoDHT, cfg.NoMDNS, cfg.NoSync = true, true, true
 	cfg.Chunking = chunker.FixedParams(256 << 10)
 	cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})).With("role", role)
@@ -324,11 +326,25 @@ func TestNATTraversal(t *testing.T) {
 		{name: "cone NAT, limited relay", nats: [2]netns.NATKind{netns.ConeNAT, netns.ConeNAT}, wantFetch: true, wantDirect: true},
 		{name: "symmetric NAT, unlimited relay", nats: [2]netns.NATKind{netns.SymmetricNAT, netns.SymmetricNAT}, limits: RelayLimits{Unlimited: true}, wantFetch: true},
 		{name: "symmetric NAT, limited relay", nats: [2]netns.NATKind{netns.SymmetricNAT, netns.SymmetricNAT}},
+		{name: "port forwarded, announced", nats: [2]netns.NATKind{netns.ConeNAT, netns.ConeNAT}, setup: forwardPort(1, 4001),
+			announce: true, wantState: "public", wantFetch: true, wantDirect: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			runNATCase(t, tc)
 		})
+	}
+}
+
+// forwardPort forwards port (TCP and UDP) on site's NAT to the host
+// behind it, as a user would on a home router.
+func forwardPort(site int, port int) func(*netns.Lab, netns.Topology) {
+	return func(l *netns.Lab, top netns.Topology) {
+		s, p := top.Sites[site], strconv.Itoa(port)
+		for _, proto := range []string{"tcp", "udp"} {
+			l.Run(s.NAT, "iptables", "-t", "nat", "-A", "PREROUTING", "-i", "wan", "-p", proto, "--dport", p, "-j", "DNAT", "--to-destination", s.IP+":"+p)
+			l.Run(s.NAT, "iptables", "-I", "FORWARD", "1", "-i", "wan", "-p", proto, "-d", s.IP, "--dport", p, "-j", "ACCEPT")
+		}
 	}
 }
 
@@ -342,6 +358,8 @@ type natCase struct {
 	quic bool
 	// setup, if not nil, changes the topology before the nodes start.
 	setup func(*netns.Lab, netns.Topology)
+	// announce makes the sharer announce its NAT's outside address.
+	announce bool
 	// wantState is what AutoNAT must find for the sharer; "" means
 	// "private", which also wants a reservation on the relay.
 	wantState             string
@@ -379,6 +397,9 @@ func runNATCase(t *testing.T, tc natCase) {
 		peerCfg.FindTimeout = 10 * time.Second
 	}
 	fetcher := startReachChild(t, lab, top.Sites[0].NS, "peer0", peerCfg)
+	if tc.announce {
+		peerCfg.Announce = on(top.Sites[1].PublicIP)
+	}
 	sharer := startReachChild(t, lab, top.Sites[1].NS, "peer1", peerCfg)
 
 	start := time.Now()

@@ -166,6 +166,9 @@ func (c *Config) validateReach() error {
 	if l.Data < 0 || l.Duration < 0 || l.Reservations < 0 || l.Circuits < 0 {
 		errs = append(errs, errors.New("relay limits must not be negative (zero means go-libp2p's default)"))
 	}
+	if _, err := c.announceAddrs(); err != nil {
+		errs = append(errs, err)
+	}
 	if c.ForceReachability < ReachUnknown || c.ForceReachability > ReachPrivate {
 		errs = append(errs, fmt.Errorf("unknown reachability %d", c.ForceReachability))
 	}
@@ -181,6 +184,22 @@ func (c *Config) relayPeers() ([]peer.AddrInfo, error) {
 			return nil, fmt.Errorf("relay address %q: %w (want /ip4/ADDR/tcp/PORT/p2p/PEERID)", s, err)
 		}
 		out = append(out, *ai)
+	}
+	return out, nil
+}
+
+// announceAddrs parses Config.AnnounceAddrs.
+func (c *Config) announceAddrs() ([]ma.Multiaddr, error) {
+	var out []ma.Multiaddr
+	for _, s := range c.AnnounceAddrs {
+		a, err := ma.NewMultiaddr(s)
+		if err != nil {
+			return nil, fmt.Errorf("announce address %q: %w (want e.g. /ip4/ADDR/tcp/PORT)", s, err)
+		}
+		if _, err := a.ValueForProtocol(ma.P_P2P); err == nil {
+			return nil, fmt.Errorf("announce address %q: leave out /p2p/ID", s)
+		}
+		out = append(out, a)
 	}
 	return out, nil
 }
@@ -217,6 +236,15 @@ func reachOptions(cfg *Config, listen []ma.Multiaddr) ([]libp2p.Option, error) {
 	}
 	if cfg.AutoNATService || cfg.RelayService {
 		opts = append(opts, libp2p.EnableNATService())
+	}
+	announce, err := cfg.announceAddrs()
+	if err != nil {
+		return nil, err
+	}
+	if len(announce) > 0 {
+		opts = append(opts, libp2p.AddrsFactory(func(addrs []ma.Multiaddr) []ma.Multiaddr {
+			return ma.Unique(append(slices.Clone(addrs), announce...))
+		}))
 	}
 	relays, err := cfg.relayPeers()
 	if err != nil {
@@ -347,14 +375,17 @@ type PeerPath struct {
 func (n *Node) Reachability() Reachability {
 	h := n.host
 	r := Reachability{Forced: n.cfg.ForceReachability != ReachUnknown}
-	if rh, ok := h.(interface{ Reachability() network.Reachability }); ok {
-		r.State = reachState(rh.Reachability())
-	} else if ev, ok := lastEvent[event.EvtLocalReachabilityChanged](h); ok {
+	// AutoNAT's last event, not BasicHost.Reachability, which its address
+	// manager updates from that event a moment later.
+	if ev, ok := lastEvent[event.EvtLocalReachabilityChanged](h); ok {
 		r.State = reachState(ev.Reachability)
+	} else if rh, ok := h.(interface{ Reachability() network.Reachability }); ok {
+		r.State = reachState(rh.Reachability())
 	}
 	direct := h.Addrs()
 	if ah, ok := h.(interface{ AllAddrs() []ma.Multiaddr }); ok {
-		direct = ah.AllAddrs()
+		direct = ma.Unique(append(direct, ah.AllAddrs()...))
+		slices.SortFunc(direct, ma.Multiaddr.Compare)
 	}
 	for _, a := range direct {
 		if manet.IsPublicAddr(a) && !isCircuit(a) {

@@ -239,6 +239,9 @@ func TestReachDefaults(t *testing.T) {
 		{"bad relay", func(c *Config) { c.Relays = []string{"/ip4/192.0.2.1/tcp/1"} }, "relay address"},
 		{"negative limit", func(c *Config) { c.RelayLimits.Data = -1 }, "relay limits"},
 		{"bad reachability", func(c *Config) { c.ForceReachability = 7 }, "reachability"},
+		{"announce with an ID", func(c *Config) {
+			c.AnnounceAddrs = []string{"/ip4/192.0.2.1/tcp/1/p2p/12D3KooWEZ1kYJbuT58DWS7bWRvgMeZbyyRkrEexaSqUxjzLBLBQ"}
+		}, "announce address"},
 	} {
 		cfg := testConfig(t)
 		tc.edit(&cfg)
