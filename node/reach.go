@@ -254,8 +254,8 @@ func reachOptions(cfg *Config, listen []ma.Multiaddr) ([]libp2p.Option, error) {
 		opts = append(opts, libp2p.EnableAutoRelayWithStaticRelays(relays))
 		// AutoRelay starts only when AutoNAT has an answer, and AutoNAT
 		// asks only connected peers: without a DHT or other peers, a node
-		// behind a NAT would wait forever. Keep a connection to the relays
-		// (which answer AutoNAT) until AutoRelay holds its reservations.
+		// behind a NAT would wait forever. Keep a connection to each relay
+		// (a relay service answers AutoNAT too) for the node's lifetime.
 		opts = append(opts, libp2p.WithFxOption(fx.Invoke(func(h host.Host, lc fx.Lifecycle) {
 			ctx, cancel := context.WithCancel(context.Background())
 			done := make(chan struct{})
