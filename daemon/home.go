@@ -57,7 +57,8 @@ type Settings struct {
 	API string `json:"api"`
 	// Metrics, if set, is where the daemon serves Prometheus metrics.
 	Metrics string `json:"metrics"`
-	// DHT is "server" (default), "client", "auto" or "off".
+	// DHT is "auto" (default: a server unless AutoNAT finds the node
+	// behind NAT), "server", "client" or "off".
 	DHT string `json:"dht"`
 	// NoMDNS keeps mDNS off even on a LAN address.
 	NoMDNS bool `json:"no_mdns"`
@@ -129,7 +130,7 @@ func DefaultSettings() Settings {
 		Listen:      node.DefaultConfig().Listen,
 		Bootstrap:   []string{},
 		API:         "127.0.0.1:0",
-		DHT:         "server",
+		DHT:         "auto",
 		FindTimeout: "60s",
 		Chunker:     chunker.Fixed,
 		ChunkSize:   "1MiB",
@@ -183,7 +184,7 @@ func (s Settings) NodeConfig(home string, log *slog.Logger) (node.Config, error)
 	cfg.Bootstrap = s.Bootstrap
 	cfg.NoMDNS = s.NoMDNS
 	switch strings.ToLower(s.DHT) {
-	case "", "server":
+	case "":
 	case "off", "none":
 		cfg.NoDHT = true
 	default:

@@ -44,7 +44,9 @@ const (
 	ModeServer Mode = iota
 	// ModeClient only asks: for nodes that others can't dial.
 	ModeClient
-	// ModeAuto follows the node's reachability as AutoNAT sees it.
+	// ModeAuto follows the node's reachability as AutoNAT sees it: a
+	// server unless AutoNAT finds the node private (so a LAN or a swarm
+	// without AutoNAT servers still has servers).
 	ModeAuto
 )
 
@@ -149,7 +151,7 @@ func New(h host.Host, cfg Config) (*DHT, error) {
 	if err := cfg.fill(); err != nil {
 		return nil, err
 	}
-	mode := map[Mode]kad.ModeOpt{ModeServer: kad.ModeServer, ModeClient: kad.ModeClient, ModeAuto: kad.ModeAuto}[cfg.Mode]
+	mode := map[Mode]kad.ModeOpt{ModeServer: kad.ModeServer, ModeClient: kad.ModeClient, ModeAuto: kad.ModeAutoServer}[cfg.Mode]
 	opts := []kad.Option{
 		kad.Mode(mode),
 		kad.ProtocolPrefix(cfg.Prefix),

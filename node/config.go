@@ -31,7 +31,9 @@ type Config struct {
 	// Bootstrap peers of the DHT, as /ip4/…/tcp/…/p2p/ID multiaddrs. None
 	// are built in.
 	Bootstrap []string
-	// DHTMode is dht.ModeServer (the zero value), ModeClient or ModeAuto.
+	// DHTMode is dht.ModeServer (the zero value: simulations and private
+	// swarms), ModeClient or ModeAuto (DefaultConfig: a server unless
+	// AutoNAT finds the node behind NAT).
 	DHTMode dht.Mode
 	// DHTPrefix is the DHT's protocol prefix; empty means dht.DefaultPrefix.
 	DHTPrefix string
@@ -126,6 +128,7 @@ func DefaultConfig() Config {
 			"/ip6/::/udp/0/quic-v1",
 		},
 		Chunking: chunker.DefaultParams(),
+		DHTMode:  dht.ModeAuto,
 		ConnLow:  100,
 		ConnHigh: 400,
 	}

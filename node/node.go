@@ -268,7 +268,23 @@ func (n *Node) Addrs() []ma.Multiaddr {
 
 // AddrInfo returns the node's ID and listen addresses.
 func (n *Node) AddrInfo() peer.AddrInfo {
-	return peer.AddrInfo{ID: n.host.ID(), Addrs: n.host.Addrs()}
+	addrs := n.host.Addrs()
+	// AutoRelay publishes circuit addresses only through relays with public
+	// addresses; a node behind NAT that holds a reservation elsewhere (a
+	// relay on a LAN, say) still needs them in its tickets.
+	circuit := false
+	for _, a := range addrs {
+		if _, err := a.ValueForProtocol(ma.P_CIRCUIT); err == nil {
+			circuit = true
+			break
+		}
+	}
+	if !circuit {
+		for _, r := range n.Reachability().Reservations {
+			addrs = append(addrs, r.Addrs...)
+		}
+	}
+	return peer.AddrInfo{ID: n.host.ID(), Addrs: addrs}
 }
 
 // Connect connects to a peer (and adds it to the DHT's view).

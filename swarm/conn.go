@@ -60,7 +60,7 @@ func (f *fetch) session(ai peer.AddrInfo) {
 	cancel()
 	if err != nil {
 		f.log.Debug("no session", "peer", ai.ID, "err", err)
-		f.post(event{kind: evDown, conn: &conn{peer: ai.ID}})
+		f.post(event{kind: evDown, conn: &conn{peer: ai.ID}, err: err})
 		return
 	}
 	c := &conn{

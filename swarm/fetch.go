@@ -237,6 +237,7 @@ type fetch struct {
 	discovering bool
 	lastLookup  time.Time
 	lastHints   time.Time // when the hints were last dialled
+	lastErr     error     // why the last session could not open, for ErrNoProviders
 }
 
 func (f *fetch) goroutine(fn func()) {
@@ -421,6 +422,10 @@ func (f *fetch) handle(ev event) {
 	case evDiscoveryDone:
 		f.discovering = false
 		return
+	case evDown:
+		if ev.err != nil {
+			f.lastErr = ev.err
+		}
 	case evUp:
 		if _, none := c.firstHave.(*wire.HaveNone); !none {
 			f.lastSource = now
@@ -524,6 +529,9 @@ func (f *fetch) checkSources(now time.Time) error {
 	if useful > 0 {
 		f.lastSource = now
 	} else if now.Sub(f.lastSource) > f.opts.FindTimeout {
+		if f.lastErr != nil {
+			return fmt.Errorf("%w: none found in %s (the last peer tried: %v); check that the sharer is online, or pass its address", ErrNoProviders, f.opts.FindTimeout, f.lastErr)
+		}
 		return fmt.Errorf("%w: none found in %s; check that the sharer is online, or pass its address", ErrNoProviders, f.opts.FindTimeout)
 	}
 	// Look again now and then: peers that started fetching after us
@@ -645,49 +653,83 @@ func (f *fetch) shutdown() {
 	}
 }
 
+// hedgeAfter is how long a manifest block request may go unanswered before
+// the same block is asked of one more peer as well (a staller must not hold
+// a fetch's start); at most maxHedge peers are asked at once.
+const (
+	hedgeAfter = time.Second
+	maxHedge   = 4
+)
+
 // getBlock returns a manifest block from the local store or, failing that,
-// from the sessions, verified and then kept in the store.
+// from the sessions, verified and then kept in the store. It asks one peer,
+// and one more each hedgeAfter while none has answered; the first block
+// that verifies wins.
 func (f *fetch) getBlock(ctx context.Context, c cid.Cid) ([]byte, error) {
 	if b, err := f.sw.blocks.GetBlock(ctx, c); err == nil {
 		return b, nil
 	}
+	ctx, cancel := context.WithCancel(ctx)
+	type answer struct {
+		from *conn
+		data []byte
+		err  error
+	}
+	answers := make(chan answer, maxHedge)
+	var wg sync.WaitGroup
+	defer func() {
+		cancel() // getNode returns when ctx ends
+		wg.Wait()
+	}()
 	asked := map[peer.ID]bool{}
+	inflight := 0
+	more := true // ask one more peer as soon as there is one
+	var hedge <-chan time.Time
 	for {
 		f.mu.Lock()
 		var pick *conn
-		for id, cn := range f.conns {
-			if !asked[id] && cn.up {
-				pick = cn
-				break
+		if more && inflight < maxHedge {
+			for id, cn := range f.conns {
+				if !asked[id] && cn.up {
+					pick = cn
+					break
+				}
 			}
 		}
 		ready := f.ready
 		f.mu.Unlock()
-		if pick == nil {
-			// Wait for a new session.
-			select {
-			case <-ctx.Done():
-				return nil, ctx.Err()
-			case <-ready:
-				continue
+		if pick != nil {
+			asked[pick.peer] = true
+			inflight++
+			more = false
+			hedge = time.After(hedgeAfter)
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				data, err := pick.getNode(ctx, c)
+				answers <- answer{pick, data, err}
+			}()
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case a := <-answers:
+			inflight--
+			if a.err == nil {
+				if err := integrity.Verify(c, a.data); err != nil {
+					f.post(event{kind: evMisbehaved, conn: a.from, err: err})
+				} else {
+					if err := f.sw.blocks.PutBlock(c, a.data); err != nil {
+						f.log.Warn("keeping a manifest block", "cid", c, "err", err)
+					}
+					return a.data, nil
+				}
 			}
+			more = more || inflight == 0
+		case <-hedge:
+			more = true
+		case <-ready: // a new session: asked next if more is set
 		}
-		asked[pick.peer] = true
-		data, err := pick.getNode(ctx, c)
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil, ctx.Err()
-			}
-			continue
-		}
-		if err := integrity.Verify(c, data); err != nil {
-			f.post(event{kind: evMisbehaved, conn: pick, err: err})
-			continue
-		}
-		if err := f.sw.blocks.PutBlock(c, data); err != nil {
-			f.log.Warn("keeping a manifest block", "cid", c, "err", err)
-		}
-		return data, nil
 	}
 }
 

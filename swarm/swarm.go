@@ -13,6 +13,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/client"
 
 	"github.com/peer-project/peer/swarm/wire"
 )
@@ -387,7 +388,25 @@ func (s *Swarm) openStream(ctx context.Context, p peer.ID) (network.Stream, erro
 	}
 	st, err := s.host.NewStream(ctx, p, wire.ProtocolID)
 	if err != nil {
-		return nil, err
+		return nil, limitedRelayError(s.host.Network().ConnsToPeer(p), p, err)
 	}
 	return st, nil
+}
+
+// limitedRelayError explains err when every connection to p goes through a
+// relay that limits it (circuit v2's default: enough for a hole punch, not
+// for a transfer), which is why libp2p opens no stream on it.
+func limitedRelayError(conns []network.Conn, p peer.ID, err error) error {
+	if len(conns) == 0 {
+		return err
+	}
+	for _, c := range conns {
+		if !c.Stat().Limited {
+			return err
+		}
+	}
+	st := conns[0].Stat()
+	data, _ := st.Extra[client.StatLimitData].(uint64)
+	dur, _ := st.Extra[client.StatLimitDuration].(time.Duration)
+	return fmt.Errorf("swarm: %s is reachable only through a relay that limits each connection (%d bytes, %v): enough for a hole punch, not a transfer, and no hole punch gave a direct connection; use a relay without limits (peer daemon --relay-service --relay-unlimited on a public node) or forward a port to the sharer: %w", p, data, dur, err)
 }

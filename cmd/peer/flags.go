@@ -28,7 +28,7 @@ func nodeFlags() []cli.Flag {
 	return []cli.Flag{
 		&cli.StringSliceFlag{Name: "listen", EnvVars: []string{"PEER_LISTEN"}, Usage: "listen on `MULTIADDR` (repeatable; default every interface, TCP and QUIC, random port)"},
 		&cli.StringSliceFlag{Name: "bootstrap", EnvVars: []string{"PEER_BOOTSTRAP"}, Usage: "join the DHT through `MULTIADDR` (/ip4/…/tcp/…/p2p/ID, repeatable)"},
-		&cli.StringFlag{Name: "dht", EnvVars: []string{"PEER_DHT"}, Usage: "DHT mode: server, client, auto or off (default server)"},
+		&cli.StringFlag{Name: "dht", EnvVars: []string{"PEER_DHT"}, Usage: "DHT mode: auto (a server unless AutoNAT finds this node behind NAT), server, client or off (default auto)"},
 		&cli.BoolFlag{Name: "no-mdns", EnvVars: []string{"PEER_NO_MDNS"}, Usage: "no mDNS discovery on the local network (never run on loopback-only addresses)"},
 		&cli.StringFlag{Name: "find-timeout", EnvVars: []string{"PEER_FIND_TIMEOUT"}, Usage: "how long a fetch looks for a peer that has the root (default 60s)"},
 		&cli.StringFlag{Name: "upload-rate", EnvVars: []string{"PEER_UPLOAD_RATE"}, Usage: "send at most `RATE` bytes per second to all peers together, e.g. 10MB or 8MiB (per second; 0: no cap, the default)"},

@@ -44,7 +44,7 @@ func TestPrecedence(t *testing.T) {
 	home := t.TempDir()
 	// A new home gets a config file with the defaults.
 	s := settingsWith(t, "--home", home)
-	if s.FindTimeout != "60s" || s.DHT != "server" || len(s.Bootstrap) != 0 || s.API != "127.0.0.1:0" {
+	if s.FindTimeout != "60s" || s.DHT != "auto" || len(s.Bootstrap) != 0 || s.API != "127.0.0.1:0" {
 		t.Fatalf("defaults: %+v", s)
 	}
 	if _, err := os.Stat(filepath.Join(home, daemon.ConfigFile)); err != nil {
