@@ -64,6 +64,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			inspectCommand(),
 			idCommand(),
 			demoCommand(),
+			simulateCommand(),
 			{
 				Name:  "version",
 				Usage: "print the version",
