@@ -297,11 +297,18 @@ func checkChild(e DirEntry, n Node) error {
 	return nil
 }
 
+// MaxWalkNodes bounds the files and directories one Walk visits. Honest
+// trees may repeat a subtree (two equal folders are one manifest), so a few
+// blocks can describe an exponential tree: the bound is on visits, not on
+// blocks.
+const MaxWalkNodes = 1 << 20
+
 // Walk visits root and, if it is a directory, everything below it, depth
 // first in name order, calling fn with each node's path relative to root
 // ("" for root itself, then "a", "a/b", ...), CID and node (*File or
 // *Dir). Children are checked against their entries as Resolve checks
-// them; directories nest at most MaxPathDepth deep (else ErrTooLarge). If
+// them; directories nest at most MaxPathDepth deep and a walk visits at
+// most MaxWalkNodes nodes (else ErrTooLarge). If
 // fn returns fs.SkipDir for a directory, Walk skips its contents; any other
 // error from fn stops the walk and is returned as is.
 //
@@ -316,14 +323,18 @@ func Walk(ctx context.Context, g Getter, root cid.Cid, fn func(path string, c ci
 	if _, ok := n.(*Page); ok {
 		return fmt.Errorf("%w: block %s is a page, not a file or directory", ErrInvalid, root)
 	}
-	err = walkNode(ctx, g, "", root, n, 0, fn)
+	visits := 0
+	err = walkNode(ctx, g, "", root, n, 0, &visits, fn)
 	if errors.Is(err, fs.SkipDir) {
 		return nil
 	}
 	return err
 }
 
-func walkNode(ctx context.Context, g Getter, path string, c cid.Cid, n Node, depth int, fn func(string, cid.Cid, Node) error) error {
+func walkNode(ctx context.Context, g Getter, path string, c cid.Cid, n Node, depth int, visits *int, fn func(string, cid.Cid, Node) error) error {
+	if *visits++; *visits > MaxWalkNodes {
+		return fmt.Errorf("%w: more than %d files and directories", ErrTooLarge, MaxWalkNodes)
+	}
 	if err := fn(path, c, n); err != nil {
 		return err
 	}
@@ -346,7 +357,7 @@ func walkNode(ctx context.Context, g Getter, path string, c cid.Cid, n Node, dep
 		if err := checkChild(e, child); err != nil {
 			return fmt.Errorf("walk %q: %w", p, err)
 		}
-		err = walkNode(ctx, g, p, e.CID, child, depth+1, fn)
+		err = walkNode(ctx, g, p, e.CID, child, depth+1, visits, fn)
 		if err != nil && !(errors.Is(err, fs.SkipDir) && e.Dir) {
 			return err
 		}

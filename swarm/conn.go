@@ -80,6 +80,9 @@ func (f *fetch) session(ai peer.AddrInfo) {
 	st.SetDeadline(time.Time{})
 	if err != nil {
 		st.Reset()
+		if errors.Is(err, wire.ErrProtocol) {
+			f.strikeEarly(ai.ID, fmt.Errorf("first message: %w", err))
+		}
 		f.post(event{kind: evDown, conn: c})
 		return
 	}
@@ -91,6 +94,7 @@ func (f *fetch) session(ai peer.AddrInfo) {
 		return
 	default:
 		st.Reset()
+		f.strikeEarly(ai.ID, fmt.Errorf("first message %s, want a HAVE", first.Type()))
 		f.post(event{kind: evDown, conn: c})
 		return
 	}

@@ -238,6 +238,7 @@ type fetch struct {
 	lastLookup  time.Time
 	lastHints   time.Time // when the hints were last dialled
 	lastErr     error     // why the last session could not open, for ErrNoProviders
+	fatal       error     // ends the fetch: a verified chunk could not be written
 }
 
 func (f *fetch) goroutine(fn func()) {
@@ -297,6 +298,9 @@ func (f *fetch) run() (*Result, error) {
 			}
 		case ev := <-f.events:
 			f.handle(ev)
+			if f.fatal != nil {
+				return nil, f.fatal
+			}
 		case r := <-f.opts.Focus:
 			f.focus = r
 			if f.sched != nil {
@@ -436,6 +440,11 @@ func (f *fetch) handle(ev event) {
 		return
 	}
 	if f.sched == nil {
+		if ev.kind == evMisbehaved {
+			f.strikeEarly(c.peer, ev.err)
+			c.close(wire.CodeProtocol, ev.err.Error())
+			return
+		}
 		if ev.kind == evHave {
 			c.pendingHaves = append(c.pendingHaves, ev.index)
 		}
@@ -465,8 +474,15 @@ func (f *fetch) handle(ev event) {
 	case evDontHave:
 		err = f.sched.DontHave(id, ev.index, now)
 	case evWriteFail:
+		// A chunk that verified could not be written: the disk is the
+		// trouble (full, read-only, gone), not the peer, and asking again
+		// would only fetch it again. The fetch ends; what it verified stays.
 		f.log.Warn("writing a chunk", "index", ev.index, "err", ev.err)
 		err = f.sched.BlockWriteFailed(id, ev.index, now)
+		if f.fatal == nil {
+			kept, _ := f.dl.counts()
+			f.fatal = fmt.Errorf("%w; free space or fix the disk, then fetch again: the %d verified chunks in %s are kept", ev.err, kept, f.dl.partial)
+		}
 	case evMisbehaved:
 		err = f.sched.Misbehaved(id, ev.err.Error(), now)
 	case evDown:
@@ -478,6 +494,16 @@ func (f *fetch) handle(ev event) {
 	if err != nil && !errors.Is(err, sched.ErrUnknownPeer) {
 		f.sched.Misbehaved(id, err.Error(), now)
 	}
+}
+
+// strikeEarly deals with a peer that broke the protocol before the
+// scheduler exists (while the manifest loads), which has no strike count
+// yet: with the default of one strike, it is banned.
+func (f *fetch) strikeEarly(p peer.ID, err error) {
+	if f.sw.cfg.MaxStrikes > 1 {
+		return
+	}
+	f.sw.Ban(p, err.Error())
 }
 
 // apply carries out the scheduler's actions: requests are batched into one

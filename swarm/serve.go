@@ -173,7 +173,7 @@ func (sv *server) want(idx []uint64) bool {
 		return false
 	}
 	for _, i := range idx {
-		if int64(i) >= n {
+		if n < 0 || i >= uint64(n) { // unsigned: an index of 2^63 or more is past any end
 			sv.mu.Unlock()
 			sv.sw.count(func(st *Stats) { st.ProtocolViolations++ })
 			sv.fail(wire.CodeProtocol, "WANT of a chunk index past the end")
