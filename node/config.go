@@ -37,6 +37,10 @@ type Config struct {
 	DHTMode dht.Mode
 	// DHTPrefix is the DHT's protocol prefix; empty means dht.DefaultPrefix.
 	DHTPrefix string
+	// DHTNoAutoRefresh turns off the DHT's periodic routing-table refresh:
+	// for large simulations, where every node refreshing costs O(N²)
+	// lookups; a node on a real network keeps it.
+	DHTNoAutoRefresh bool
 	// NoDHT runs no DHT at all: fetches use tickets, hints and connected
 	// peers only.
 	NoDHT bool

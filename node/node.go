@@ -122,7 +122,7 @@ func New(ctx context.Context, cfg Config) (_ *Node, err error) {
 
 	if !cfg.NoDHT {
 		boot, _ := cfg.bootstrapPeers()
-		n.dht, err = dht.New(n.host, dht.Config{Mode: cfg.DHTMode, Prefix: protocol.ID(cfg.DHTPrefix), Bootstrap: boot, Logger: n.log})
+		n.dht, err = dht.New(n.host, dht.Config{Mode: cfg.DHTMode, Prefix: protocol.ID(cfg.DHTPrefix), Bootstrap: boot, NoAutoRefresh: cfg.DHTNoAutoRefresh, Logger: n.log})
 		if err != nil {
 			return nil, fmt.Errorf("node: %w", err)
 		}
