@@ -205,9 +205,14 @@ func waitState(ctx context.Context, n *Node, state string) error {
 		return err
 	}
 	defer sub.Close()
+	// The state may change without an event on this bus (Reachability also
+	// reads AutoNAT's own view): look again now and then too.
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
 	for n.Reachability().State.String() != state {
 		select {
 		case <-sub.Out():
+		case <-tick.C:
 		case <-ctx.Done():
 			return fmt.Errorf("reachability %s, not %s", n.Reachability().State, state)
 		}
