@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"sync"
+	"sync/atomic"
 
 	"github.com/peer-project/peer/bitfield"
 	"github.com/peer-project/peer/integrity"
@@ -18,6 +19,10 @@ import (
 // PartialSuffix marks a download in progress: ".NAME.peer-partial" beside
 // the destination NAME. A path with it is never a complete file.
 const PartialSuffix = ".peer-partial"
+
+// writebackEvery is how many bytes a download writes between two requests
+// to the kernel to start writing them to disk.
+const writebackEvery = 32 << 20
 
 // maxOpenFiles bounds the file handles one download keeps open; files past
 // it are opened for each read or write.
@@ -36,7 +41,8 @@ type download struct {
 	dest    string
 	partial string
 
-	old []bool // file fi was staged by an earlier fetch: recheck reads it
+	old      []bool       // file fi was staged by an earlier fetch: recheck reads it
+	unsynced atomic.Int64 // bytes written since the last writeback was started
 
 	mu       sync.RWMutex
 	have     *bitfield.Bitfield
@@ -184,8 +190,14 @@ func (d *download) write(i int64, data []byte) (bool, error) {
 	}
 	c := d.layout.Chunks[i]
 	err := d.withFile(int(c.File), os.O_WRONLY, func(f *os.File) error {
-		_, err := f.WriteAt(data, c.Offset)
-		return err
+		if _, err := f.WriteAt(data, c.Offset); err != nil {
+			return err
+		}
+		if d.unsynced.Add(int64(len(data))) >= writebackEvery {
+			d.unsynced.Store(0)
+			startWriteback(f)
+		}
+		return nil
 	})
 	if err != nil {
 		return false, fmt.Errorf("swarm: writing chunk %d: %w", i, err)
