@@ -162,14 +162,15 @@ func (n *Node) fetch(ctx context.Context, root cid.Cid, dest string, opts FetchO
 			}
 		},
 		Verified: func(i int64) {
+			// A streaming reader waits for this chunk: wake it first.
+			if hooks.verified != nil {
+				hooks.verified(i)
+			}
 			if err := n.store.MarkHave(root, i); err != nil {
 				n.log.Warn("recording progress", "root", root, "err", err)
 			}
 			// Announce as soon as there is something to give.
 			provideOnce.Do(func() { n.provide(root) })
-			if hooks.verified != nil {
-				hooks.verified(i)
-			}
 		},
 	})
 	if err != nil {
