@@ -132,15 +132,7 @@ func startCrashChild(t *testing.T, role string, env ...string) *crashProc {
 	cmd.Env = append(cmd.Env, env...)
 	p := &crashProc{cmd: cmd, stderr: &bytes.Buffer{}}
 	cmd.Stderr = p.stderr
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	p.out = bufio.NewScanner(out)
+	_, p.out = startPiped(t, cmd)
 	return p
 }
 

@@ -241,20 +241,8 @@ func startReachChild(t *testing.T, lab *netns.Lab, ns, name string, cc reachChil
 	cmd := lab.Command(ns, exe, "-test.run=^$")
 	cmd.Env = append(os.Environ(), reachRoleEnv+"="+name, reachConfigEnv+"="+string(b))
 	cmd.Stderr = os.Stderr
-	in, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	c := &reachChild{t: t, name: name, cmd: cmd, in: in, out: bufio.NewScanner(out)}
-	c.out.Buffer(make([]byte, 64<<10), 1<<20)
-	t.Cleanup(func() { in.Close(); cmd.Process.Kill(); cmd.Wait() })
+	in, out := startPiped(t, cmd)
+	c := &reachChild{t: t, name: name, cmd: cmd, in: in, out: out}
 	id, err := peer.Decode(c.expect("ID "))
 	if err != nil {
 		t.Fatalf("%s: %v", name, err)

@@ -164,20 +164,8 @@ func startChild(b *testing.B, role string, env map[string]string) *child {
 		cmd.Env = append(cmd.Env, k+"="+v)
 	}
 	cmd.Stderr = os.Stderr
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		b.Fatal(err)
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		b.Fatal(err)
-	}
-	c := &child{cmd: cmd, stdin: stdin, out: bufio.NewScanner(stdout), role: role}
-	b.Cleanup(func() { c.stdin.Close(); c.cmd.Process.Kill(); c.cmd.Wait() })
-	return c
+	stdin, out := startPiped(b, cmd)
+	return &child{cmd: cmd, stdin: stdin, out: out, role: role}
 }
 
 // expect reads lines until one starts with prefix and returns the rest.
