@@ -434,6 +434,9 @@ func runNATCase(t *testing.T, tc natCase) {
 			t.Fatalf("fetch succeeded: %s", s)
 		}
 		t.Logf("fetch failed as expected after %v: %v", took, err)
+		if !strings.Contains(err.Error(), "relay that limits") {
+			t.Errorf("the error does not say the relay's limits are why: %v", err)
+		}
 		fetcher.send("reach")
 		t.Logf("fetcher's paths: %v", fetcher.report().Peers)
 		return

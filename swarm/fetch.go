@@ -555,6 +555,17 @@ func (f *fetch) checkSources(now time.Time) error {
 	if useful > 0 {
 		f.lastSource = now
 	} else if now.Sub(f.lastSource) > f.opts.FindTimeout {
+		if f.lastErr == nil {
+			// A stream over a relayed connection with limits waits for a
+			// hole punch that may never come: say so rather than nothing.
+			for _, ai := range f.opts.Hints {
+				waiting := errors.New("waiting for a direct connection")
+				if err := limitedRelayError(f.sw.host.Network().ConnsToPeer(ai.ID), ai.ID, waiting); err != waiting {
+					f.lastErr = err
+					break
+				}
+			}
+		}
 		if f.lastErr != nil {
 			return fmt.Errorf("%w: none found in %s (the last peer tried: %v); check that the sharer is online, or pass its address", ErrNoProviders, f.opts.FindTimeout, f.lastErr)
 		}
