@@ -2,6 +2,7 @@ package simulate
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"runtime"
 	"runtime/pprof"
@@ -9,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/peer-project/peer/internal/benchrec"
 )
 
 // Goals of issue 5: in flash-crowd with 100 peers and capped uploads the
@@ -56,6 +59,8 @@ func BenchmarkFlashCrowd100(b *testing.B) {
 		b.ReportMetric(float64(rep.DuplicateBytes)/float64(rep.FileSize*int64(rep.Fetchers)), "dup/fetched")
 		b.ReportMetric(rep.Completion.Max, "s_last_done")
 		b.Logf("seeder uploaded %.2f× the file against a goal of %.0f×: ratio %.2f", rep.SeederUpload, goalSeederUpload, rep.SeederUpload/goalSeederUpload)
+		benchrec.Add(benchrec.Record{Name: "flash crowd, 100 peers, capped uploads: seeder upload", Figure: rep.SeederUpload, Unit: "x file",
+			Target: fmt.Sprintf("<= %.0fx", goalSeederUpload), Met: rep.SeederUpload <= goalSeederUpload})
 	}
 }
 
@@ -129,6 +134,11 @@ func BenchmarkFlashCrowd1000(b *testing.B) {
 		b.ReportMetric(float64(rep.PeakRSS)/(1<<30), "GiB_peak_rss")
 		b.ReportMetric(float64(rep.PeakRSS)/goalScaleRSS, "rss/goal")
 		b.ReportMetric(float64(rep.PeakGoroutines), "goroutines")
+		name := fmt.Sprintf("flash crowd, %d peers", rep.Peers)
+		benchrec.Add(benchrec.Record{Name: name + ": wall time", Figure: rep.WallSeconds, Unit: "s",
+			Target: fmt.Sprintf("<= %.0f s", goalScaleWall.Seconds()), Met: wall <= goalScaleWall})
+		benchrec.Add(benchrec.Record{Name: name + ": peak RSS", Figure: float64(rep.PeakRSS) / (1 << 30), Unit: "GiB",
+			Target: fmt.Sprintf("<= %d GiB", goalScaleRSS>>30), Met: rep.PeakRSS <= goalScaleRSS})
 		b.Logf("%d peers: %d of %d completed; wall %s (goal %s, ratio %.2f: setup %.1fs, start %.1fs, fetch %.1fs); peak RSS %.2f GiB (goal 8 GiB, ratio %.2f); peak goroutines %d; seeder %.2f× the file",
 			peers, rep.Completed, rep.Fetchers, wall.Round(time.Second), goalScaleWall, wall.Seconds()/goalScaleWall.Seconds(),
 			rep.SetupSeconds, rep.StartSeconds, rep.FetchSeconds,
