@@ -18,19 +18,9 @@ func lsCommand() *cli.Command {
 		Name:  "ls",
 		Usage: "list what this node shares",
 		Flags: []cli.Flag{homeFlag(), jsonFlag},
-		Action: func(c *cli.Context) error {
-			api, done, err := connect(c, offline)
-			if err != nil {
-				return err
-			}
-			defer done()
-			shares, err := api.Shares(c.Context)
-			if err != nil {
-				return fmt.Errorf("ls: %w", err)
-			}
-			if c.Bool("json") {
-				return printJSON(c.App.Writer, shares)
-			}
+		Action: callAPI(offline, func(c *cli.Context, api daemon.API) ([]daemon.ShareInfo, error) {
+			return api.Shares(c.Context)
+		}, func(c *cli.Context, shares []daemon.ShareInfo) error {
 			if len(shares) == 0 {
 				fmt.Fprintln(c.App.ErrWriter, "nothing shared yet: peer share PATH")
 				return nil
@@ -45,7 +35,7 @@ func lsCommand() *cli.Command {
 				fmt.Fprintf(w, "%s\t%s\t%d\t%s%s\n", s.Root, humanBytes(s.Size), s.Files, s.Path, note)
 			}
 			return w.Flush()
-		},
+		}),
 	}
 }
 
@@ -54,19 +44,9 @@ func statusCommand() *cli.Command {
 		Name:  "status",
 		Usage: "show the daemon's node: ID, addresses, peers, transfers, bandwidth, caps, reachability and relays, stale shares",
 		Flags: []cli.Flag{homeFlag(), jsonFlag},
-		Action: func(c *cli.Context) error {
-			api, done, err := connect(c, needDaemon)
-			if err != nil {
-				return err
-			}
-			defer done()
-			st, err := api.Status(c.Context)
-			if err != nil {
-				return fmt.Errorf("status: %w", err)
-			}
-			if c.Bool("json") {
-				return printJSON(c.App.Writer, st)
-			}
+		Action: callAPI(needDaemon, func(c *cli.Context, api daemon.API) (daemon.StatusInfo, error) {
+			return api.Status(c.Context)
+		}, func(c *cli.Context, st daemon.StatusInfo) error {
 			w := tabwriter.NewWriter(c.App.Writer, 0, 4, 2, ' ', 0)
 			fmt.Fprintf(w, "peer ID\t%s\n", st.ID)
 			for i, a := range st.Addrs {
@@ -93,7 +73,7 @@ func statusCommand() *cli.Command {
 			}
 			printStale(c.App.Writer, st.StaleShares)
 			return nil
-		},
+		}),
 	}
 }
 
@@ -102,19 +82,9 @@ func peersCommand() *cli.Command {
 		Name:  "peers",
 		Usage: "list the peers the daemon is connected to, and whether each is direct or relayed",
 		Flags: []cli.Flag{homeFlag(), jsonFlag},
-		Action: func(c *cli.Context) error {
-			api, done, err := connect(c, needDaemon)
-			if err != nil {
-				return err
-			}
-			defer done()
-			ps, err := api.Peers(c.Context)
-			if err != nil {
-				return fmt.Errorf("peers: %w", err)
-			}
-			if c.Bool("json") {
-				return printJSON(c.App.Writer, ps)
-			}
+		Action: callAPI(needDaemon, func(c *cli.Context, api daemon.API) ([]daemon.PeerInfo, error) {
+			return api.Peers(c.Context)
+		}, func(c *cli.Context, ps []daemon.PeerInfo) error {
 			if len(ps) == 0 {
 				fmt.Fprintln(c.App.ErrWriter, "no peers connected")
 			}
@@ -127,7 +97,7 @@ func peersCommand() *cli.Command {
 				fmt.Fprintf(w, "%s\t%s\t%s%s\n", p.ID, peerPath(p), strings.Join(p.Addrs, " "), note)
 			}
 			return w.Flush()
-		},
+		}),
 	}
 }
 
@@ -173,39 +143,34 @@ func inspectCommand() *cli.Command {
 			if c.NArg() != 1 {
 				return fmt.Errorf("inspect: name one ROOT, TICKET or ROOT/path")
 			}
-			api, done, err := connect(c, online)
-			if err != nil {
-				return err
-			}
-			defer done()
-			m, err := api.Inspect(c.Context, daemon.InspectRequest{Target: c.Args().First(), Peers: splitList(c.StringSlice("peer"))})
-			if err != nil {
-				return fmt.Errorf("inspect: %w", err)
-			}
-			if c.Bool("json") {
-				return printJSON(c.App.Writer, m)
-			}
-			kind := "file"
-			if m.Dir {
-				kind = fmt.Sprintf("folder of %d files", len(m.Files))
-			}
-			fmt.Fprintf(c.App.Writer, "%s  %s  %s, %s\n", m.Root, m.Name, kind, humanBytes(m.Size))
-			w := tabwriter.NewWriter(c.App.Writer, 0, 4, 2, ' ', 0)
-			for _, f := range m.Files {
-				p := f.Path
-				if p == "" {
-					p = m.Name
-				}
-				fmt.Fprintf(w, "%s\t%d bytes\t%d chunks (%s)\t%s\n", p, f.Size, len(f.Chunks), f.Chunker, f.CID)
-				if c.Bool("chunks") {
-					for _, ch := range f.Chunks {
-						fmt.Fprintf(w, "\t  @%d\t%d\t%s\n", ch.Offset, ch.Size, ch.CID)
-					}
-				}
-			}
-			return w.Flush()
+			return callAPI(online, func(c *cli.Context, api daemon.API) (daemon.ManifestInfo, error) {
+				return api.Inspect(c.Context, daemon.InspectRequest{Target: c.Args().First(), Peers: splitList(c.StringSlice("peer"))})
+			}, printManifest)(c)
 		},
 	}
+}
+
+// printManifest prints what inspect found, with every chunk under --chunks.
+func printManifest(c *cli.Context, m daemon.ManifestInfo) error {
+	kind := "file"
+	if m.Dir {
+		kind = fmt.Sprintf("folder of %d files", len(m.Files))
+	}
+	fmt.Fprintf(c.App.Writer, "%s  %s  %s, %s\n", m.Root, m.Name, kind, humanBytes(m.Size))
+	w := tabwriter.NewWriter(c.App.Writer, 0, 4, 2, ' ', 0)
+	for _, f := range m.Files {
+		p := f.Path
+		if p == "" {
+			p = m.Name
+		}
+		fmt.Fprintf(w, "%s\t%d bytes\t%d chunks (%s)\t%s\n", p, f.Size, len(f.Chunks), f.Chunker, f.CID)
+		if c.Bool("chunks") {
+			for _, ch := range f.Chunks {
+				fmt.Fprintf(w, "\t  @%d\t%d\t%s\n", ch.Offset, ch.Size, ch.CID)
+			}
+		}
+	}
+	return w.Flush()
 }
 
 func idCommand() *cli.Command {
@@ -333,4 +298,25 @@ func printStale(w io.Writer, stale []daemon.ShareInfo) {
 		fmt.Fprintf(w, "  %s  %s\n", s.Root, s.Path)
 	}
 	fmt.Fprintln(w, "Share each again to serve what is there now: peer share PATH (then peer unshare OLDROOT).")
+}
+
+// callAPI returns the action of a command that asks the node one thing: it
+// connects as use says, calls do, and prints the answer, as JSON with
+// --json or else through text. Errors carry the command's name.
+func callAPI[T any](use nodeUse, do func(*cli.Context, daemon.API) (T, error), text func(*cli.Context, T) error) cli.ActionFunc {
+	return func(c *cli.Context) error {
+		api, done, err := connect(c, use)
+		if err != nil {
+			return err
+		}
+		defer done()
+		v, err := do(c, api)
+		if err != nil {
+			return fmt.Errorf("%s: %w", c.Command.Name, err)
+		}
+		if c.Bool("json") {
+			return printJSON(c.App.Writer, v)
+		}
+		return text(c, v)
+	}
 }
