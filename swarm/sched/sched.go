@@ -929,6 +929,15 @@ func (s *Scheduler) dropAndRelease(r *request) {
 	i := r.i
 	s.state[i] = stMissing
 	s.bk.insert(i)
+	// A peer that found every chunk it has requested already (noNormal)
+	// may hold this one: it must look again, starved or not, or a chunk
+	// only it has would never be asked for again.
+	for _, p := range s.sortedPeers() {
+		if p.noNormal && !p.starved && !p.gone && !p.banned && p.has(i) {
+			p.noNormal = false
+			s.markDirty(p)
+		}
+	}
 	keep := s.starved[:0]
 	for _, p := range s.starved {
 		switch {
