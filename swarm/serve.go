@@ -61,11 +61,13 @@ func (s *Swarm) serve(st network.Stream, p peer.ID) {
 	}
 	hello, ok := m.(*wire.Hello)
 	if !ok || hello.Version != wire.Version {
+		// Counted before the reset, so that whoever sees the stream end
+		// sees the count too.
+		s.count(func(st *Stats) { st.ProtocolViolations++ })
 		w := wire.NewWriter(st)
 		w.Write(wire.NewError(wire.CodeProtocol, "expected HELLO version 1"))
 		w.Flush()
 		st.Reset()
-		s.count(func(st *Stats) { st.ProtocolViolations++ })
 		return
 	}
 	st.SetReadDeadline(time.Time{})
@@ -167,8 +169,8 @@ func (sv *server) want(idx []uint64) bool {
 	if len(sv.wants)+len(idx) > sv.sw.cfg.MaxQueue {
 		sv.mu.Unlock()
 		// Only a flooder gets here: a fetcher's window is far smaller.
-		sv.fail(wire.CodeTooManyRequests, "too many requests outstanding")
 		sv.sw.count(func(st *Stats) { st.ProtocolViolations++ })
+		sv.fail(wire.CodeTooManyRequests, "too many requests outstanding")
 		sv.sw.Ban(sv.peer, fmt.Sprintf("more than %d requests waiting", sv.sw.cfg.MaxQueue))
 		return false
 	}
