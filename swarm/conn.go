@@ -36,6 +36,7 @@ type conn struct {
 	up           bool     // under f.mu
 	firstHave    wire.Msg // under f.mu
 	joined       bool
+	hasSome      bool // it said it has a chunk; the fetch loop's own
 	pendingHaves []int64
 
 	mu        sync.Mutex

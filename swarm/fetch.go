@@ -431,7 +431,13 @@ func (f *fetch) handle(ev event) {
 			f.lastErr = ev.err
 		}
 	case evUp:
-		if _, none := c.firstHave.(*wire.HaveNone); !none {
+		switch m := c.firstHave.(type) {
+		case *wire.HaveAll:
+			c.hasSome = true
+		case *wire.HaveBitfield:
+			c.hasSome = slices.ContainsFunc(m.Bits, func(b byte) bool { return b != 0 })
+		}
+		if c.hasSome {
 			f.lastSource = now
 		}
 		if f.sched != nil {
@@ -446,6 +452,7 @@ func (f *fetch) handle(ev event) {
 			return
 		}
 		if ev.kind == evHave {
+			c.hasSome = true
 			c.pendingHaves = append(c.pendingHaves, ev.index)
 		}
 		if ev.kind == evDown {
@@ -457,6 +464,7 @@ func (f *fetch) handle(ev event) {
 	var err error
 	switch ev.kind {
 	case evHave:
+		c.hasSome = true
 		if !c.joined {
 			c.pendingHaves = append(c.pendingHaves, ev.index)
 			return
@@ -547,7 +555,7 @@ func (f *fetch) checkSources(now time.Time) error {
 	f.mu.Lock()
 	useful := 0
 	for _, c := range f.conns {
-		if _, none := c.firstHave.(*wire.HaveNone); c.firstHave != nil && !none || len(c.pendingHaves) > 0 {
+		if c.hasSome {
 			useful++
 		}
 	}
@@ -696,12 +704,15 @@ func (f *fetch) shutdown() {
 const (
 	hedgeAfter = time.Second
 	maxHedge   = 4
+	reaskAfter = 2 * time.Second
 )
 
 // getBlock returns a manifest block from the local store or, failing that,
 // from the sessions, verified and then kept in the store. It asks one peer,
 // and one more each hedgeAfter while none has answered; the first block
-// that verifies wins.
+// that verifies wins. When every session has been asked in vain, it asks
+// them again every reaskAfter: they may be fetching the root too, and get
+// the block later (peers cut off from every source by a partition do).
 func (f *fetch) getBlock(ctx context.Context, c cid.Cid) ([]byte, error) {
 	if b, err := f.sw.blocks.GetBlock(ctx, c); err == nil {
 		return b, nil
@@ -721,7 +732,7 @@ func (f *fetch) getBlock(ctx context.Context, c cid.Cid) ([]byte, error) {
 	asked := map[peer.ID]bool{}
 	inflight := 0
 	more := true // ask one more peer as soon as there is one
-	var hedge <-chan time.Time
+	var hedge, reask <-chan time.Time
 	for {
 		f.mu.Lock()
 		var pick *conn
@@ -735,6 +746,9 @@ func (f *fetch) getBlock(ctx context.Context, c cid.Cid) ([]byte, error) {
 		}
 		ready := f.ready
 		f.mu.Unlock()
+		if pick == nil && inflight == 0 && len(asked) > 0 && reask == nil {
+			reask = time.After(reaskAfter)
+		}
 		if pick != nil {
 			asked[pick.peer] = true
 			inflight++
@@ -765,6 +779,12 @@ func (f *fetch) getBlock(ctx context.Context, c cid.Cid) ([]byte, error) {
 			more = more || inflight == 0
 		case <-hedge:
 			more = true
+		case <-reask:
+			reask = nil
+			if inflight == 0 {
+				clear(asked)
+				more = true
+			}
 		case <-ready: // a new session: asked next if more is set
 		}
 	}
