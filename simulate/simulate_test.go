@@ -336,7 +336,7 @@ func TestStallersDoNotDelayStart(t *testing.T) {
 	rep := run(t, "adversarial", 40, 6, func(sc *Scenario) {
 		sc.Adversaries = []Adversaries{{Kind: Stall, Count: 2}}
 	})
-	if rep.FirstChunk.P90 > 10 {
-		t.Fatalf("first chunk p90 %.1fs, max %.1fs: stallers hold fetches up far past the 2 s request timeout", rep.FirstChunk.P90, rep.FirstChunk.Max)
+	if rep.FirstChunk.P90 > 20 { // the bug this guards against held starts 30 s; a loaded machine took 10.3 s without it
+		t.Fatalf("first chunk p90 %.1fs, max %.1fs: stallers hold fetches up for as long as a manifest request waits on one peer", rep.FirstChunk.P90, rep.FirstChunk.Max)
 	}
 }
