@@ -15,6 +15,7 @@
 //	// on DONT_HAVE:    s.DontHave(p, i, now)
 //	// on BLOCK:        verify, write, then s.BlockVerified(p, i, now),
 //	//                  or s.BlockBad(p, i, now) / s.BlockWriteFailed(p, i, now)
+//	// on CHOKE:        s.Choke(p, now)    on UNCHOKE: s.Unchoke(p, now)
 //	// on disconnect:   s.PeerLeft(p, now)
 //	// every ~100 ms:   s.Tick(now)
 //	// on a seek:       s.Prioritize(from, to, now)
@@ -47,6 +48,11 @@
 // expected to take). Thus equal peers produce no duplicates, while a peer
 // four times slower than the others, or one that stopped answering, does
 // not hold up the end: the simulations in sim_test.go measure both.
+//
+// Choking. A serving peer sends to a few peers at a time and chokes the
+// rest (CHOKE): a choked peer gets no request until it unchokes, and its
+// outstanding requests go back to the pool at once, with no penalty, so no
+// chunk waits on a peer that will not send it.
 //
 // Windows. A peer's window is ⌈rate × (InFlight + RTT) / ChunkSize⌉
 // clamped to [MinWindow, MaxWindow]: enough requests to keep its pipe full

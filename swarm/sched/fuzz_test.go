@@ -73,7 +73,7 @@ func runEvents(t *testing.T, data []byte) {
 		now := epoch
 		ids := []PeerID{"A", "B", "C", "D"}
 		for k := 2; k+2 < len(data); k += 3 {
-			op, id, arg := data[k]%16, ids[data[k+1]%4], data[k+2]
+			op, id, arg := data[k]%18, ids[data[k+1]%4], data[k+2]
 			i := int64(arg) % n
 			switch op {
 			case 0:
@@ -123,6 +123,10 @@ func runEvents(t *testing.T, data []byte) {
 				_ = s.Misbehaved(id, "fuzz", now)
 			case 15:
 				_ = s.BlockVerified(id, i, now)
+			case 16:
+				_ = s.Choke(id, now)
+			case 17:
+				_ = s.Unchoke(id, now)
 			}
 			if err := checkActions(s, s.Actions()); err != nil {
 				t.Fatalf("op %d (%d %s %d): %v", k/3, op, id, arg, err)

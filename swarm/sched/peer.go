@@ -43,6 +43,7 @@ type peer struct {
 
 	window  int
 	snubbed bool // timed out since its last block: one request at a time
+	choked  bool // said CHOKE: no request until UNCHOKE
 	strikes int
 	banned  bool
 	gone    bool // left; pointers to it may linger in lazy lists
@@ -74,8 +75,12 @@ func (p *peer) has(i int32) bool {
 	return p.have != nil && p.have.get(i)
 }
 
-// effWindow is how many requests the peer may have outstanding now.
+// effWindow is how many requests the peer may have outstanding now: none
+// while it chokes us.
 func (p *peer) effWindow() int {
+	if p.choked {
+		return 0
+	}
 	if p.snubbed {
 		return 1
 	}

@@ -182,8 +182,8 @@ type Scheduler struct {
 }
 
 type counters struct {
-	requests, dupRequests, cancels, timeouts, bad, writeFailed int64
-	bytes, blocks, dupBytes, dupBlocks, bans, strikes, unasked int64
+	requests, dupRequests, cancels, timeouts, chokes, bad, writeFailed int64
+	bytes, blocks, dupBytes, dupBlocks, bans, strikes, unasked         int64
 }
 
 // New returns a Scheduler for the download cfg describes. have, if not nil,
@@ -455,6 +455,41 @@ func (s *Scheduler) DontHave(id PeerID, i int64, now time.Time) error {
 		s.dropAndRelease(r)
 		s.markDirty(p)
 	}
+	s.fill(now)
+	return nil
+}
+
+// Choke records that p will not answer requests for now (CHOKE: it serves
+// other peers): its outstanding requests are dropped without a Cancel (p
+// has dropped them too) and without a penalty, and their chunks go to other
+// peers. p gets no request until Unchoke; what it has still counts for
+// rarity. A block p sent before the CHOKE may still arrive and is used as
+// any late block. Choking a choked peer is a no-op.
+func (s *Scheduler) Choke(id PeerID, now time.Time) error {
+	now = s.clock(now)
+	p, err := s.lookup(id)
+	if p == nil || p.choked {
+		return err
+	}
+	p.choked = true
+	s.st.chokes++
+	for _, i := range sortedKeys(p.out) {
+		s.dropAndRelease(p.out[i])
+	}
+	s.fill(now)
+	return nil
+}
+
+// Unchoke records that p answers requests again (UNCHOKE): it is given
+// requests at once. Unchoking an unchoked peer is a no-op.
+func (s *Scheduler) Unchoke(id PeerID, now time.Time) error {
+	now = s.clock(now)
+	p, err := s.lookup(id)
+	if p == nil || !p.choked {
+		return err
+	}
+	p.choked = false
+	s.interested(p)
 	s.fill(now)
 	return nil
 }

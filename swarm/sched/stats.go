@@ -22,6 +22,7 @@ type Stats struct {
 	DupRequests    int64 // of which duplicates of an outstanding request
 	Cancels        int64 // Cancel actions so far
 	Timeouts       int64 // requests timed out
+	Chokes         int64 // Choke events that choked an unchoked peer
 	BadBlocks      int64 // BlockBad events
 	WriteFailures  int64 // BlockWriteFailed events
 	Strikes, Bans  int64
@@ -49,6 +50,7 @@ type PeerStats struct {
 	// snubbed).
 	Window  int
 	Snubbed bool // timed out and has delivered nothing since
+	Choked  bool // said CHOKE and not UNCHOKE since
 	Banned  bool
 	Strikes int
 	// Rate is the measured throughput in bytes/s (0 until its first block
@@ -78,6 +80,7 @@ func (s *Scheduler) Stats() Stats {
 		DupRequests:     s.st.dupRequests,
 		Cancels:         s.st.cancels,
 		Timeouts:        s.st.timeouts,
+		Chokes:          s.st.chokes,
 		BadBlocks:       s.st.bad,
 		WriteFailures:   s.st.writeFailed,
 		Strikes:         s.st.strikes,
@@ -96,6 +99,7 @@ func (s *Scheduler) Stats() Stats {
 			Outstanding:    len(p.out),
 			Window:         p.effWindow(),
 			Snubbed:        p.snubbed,
+			Choked:         p.choked,
 			Banned:         p.banned,
 			Strikes:        p.strikes,
 			Rate:           p.rate,

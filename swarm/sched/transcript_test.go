@@ -30,6 +30,7 @@ var epoch = time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
 //	donthave A RANGES
 //	block A RANGES ok|bad|fail
 //	misbehave A REASON...
+//	choke A | unchoke A
 //	tick D                    (advance the clock by D, then Tick)
 //	wait D                    (advance the clock only)
 //	prio FROM TO | prio off
@@ -178,6 +179,10 @@ func (d *driver) run(f []string) ([]string, error) {
 				break
 			}
 		}
+	case "choke":
+		err = s.Choke(PeerID(arg(1)), d.now)
+	case "unchoke":
+		err = s.Unchoke(PeerID(arg(1)), d.now)
 	case "misbehave":
 		err = s.Misbehaved(PeerID(arg(1)), strings.Join(f[2:], " "), d.now)
 	case "tick":
@@ -313,6 +318,9 @@ func statsLines(st Stats) []string {
 		}
 		if p.Snubbed {
 			line += " snubbed"
+		}
+		if p.Choked {
+			line += " choked"
 		}
 		if p.Banned {
 			line += " banned"

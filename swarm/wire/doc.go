@@ -54,7 +54,7 @@
 // limit. A receiver refuses a length over its limit, or a payload longer
 // than its type allows (below), as soon as it has read the length and type
 // byte, before reading the payload. An unknown type byte is an error; types
-// 0x00 and 0x0e-0xff are unassigned.
+// 0x00 and 0x10-0xff are unassigned.
 //
 // Fields. A payload is a sequence of fields and must end exactly where its
 // last field ends. Field kinds:
@@ -84,6 +84,8 @@
 //	0x0b NODE           cid cid, data rest (≤ 1 MiB)               ≤ 74 + 1048576
 //	0x0c NODE_MISSING   cid cid                                    ≤ 74
 //	0x0d ERROR          code uint (≤ 0xffff), msg rest (≤ 256 B)   ≤ 259
+//	0x0e CHOKE          (empty)                                    0
+//	0x0f UNCHOKE        (empty)                                    0
 //
 // HELLO: version is 1 for this spec; root is the CID of the root manifest;
 // chunks is the number of chunks of the root, 0 when the opener does not
@@ -113,6 +115,15 @@
 // WANT_NODE / NODE / NODE_MISSING: request, delivery and refusal of a
 // manifest block (the root manifest or one of its pages) by CID. The
 // receiver of NODE verifies data against cid.
+//
+// CHOKE / UNCHOKE (sent by the serving side, which has upload slots for a
+// few peers at a time): after CHOKE the sender drops every WANT it has not
+// answered and every WANT that arrives until it sends UNCHOKE; BLOCKs sent
+// before CHOKE arrive before it. The receiver forgets its unanswered
+// requests and sends no WANT until UNCHOKE; it must still accept a BLOCK
+// for a chunk it asked for before the CHOKE (a WANT that crossed the CHOKE
+// on the wire may be answered after an UNCHOKE). A session begins
+// unchoked; WANT_NODE is answered choked or not.
 //
 // ERROR: the sender's last message. Codes: 1 protocol error, 2 not found
 // (the root of HELLO), 3 rate limited, 4 too many requests, 5 banned, 6

@@ -13,7 +13,8 @@ import (
 
 // Msg is one message of the protocol. The concrete types are *Hello,
 // *HaveAll, *HaveNone, *HaveBitfield, *Have, *Want, *Cancel, *DontHave,
-// *Block, *WantNode, *Node, *NodeMissing and *Error; the interface is sealed
+// *Block, *WantNode, *Node, *NodeMissing, *Error, *Choke and *Unchoke; the
+// interface is sealed
 // so that every Msg is one the Writer can encode.
 type Msg interface {
 	// Type returns the message's type byte.
@@ -39,6 +40,17 @@ type HaveAll struct{}
 
 // HaveNone says that the sender has no chunk of the root yet.
 type HaveNone struct{}
+
+// Choke says that the sender has dropped every WANT of the receiver it had
+// not answered and will drop the ones that arrive until it sends Unchoke:
+// it is serving other peers for now. The receiver forgets its unanswered
+// requests (a BLOCK already sent for one may still arrive) and sends no WANT
+// until Unchoke.
+type Choke struct{}
+
+// Unchoke says that the sender answers WANTs again. A session begins
+// unchoked.
+type Unchoke struct{}
 
 // HaveBitfield says which chunks of the root the sender has: chunk i is
 // present when bit i%8 (least significant first) of Bits[i/8] is set.
@@ -190,6 +202,12 @@ func (*NodeMissing) Type() Type { return TypeNodeMissing }
 // Type implements Msg.
 func (*Error) Type() Type { return TypeError }
 
+// Type implements Msg.
+func (*Choke) Type() Type { return TypeChoke }
+
+// Type implements Msg.
+func (*Unchoke) Type() Type { return TypeUnchoke }
+
 func (*Hello) isMsg()        {}
 func (*HaveAll) isMsg()      {}
 func (*HaveNone) isMsg()     {}
@@ -203,6 +221,8 @@ func (*WantNode) isMsg()     {}
 func (*Node) isMsg()         {}
 func (*NodeMissing) isMsg()  {}
 func (*Error) isMsg()        {}
+func (*Choke) isMsg()        {}
+func (*Unchoke) isMsg()      {}
 
 // encode appends to b the type byte and the payload of m, all but a trailing
 // byte string (Block.Data, Node.Data, HaveBitfield.Bits) that it returns as
@@ -231,6 +251,14 @@ func encode(b []byte, m Msg) (head, tail []byte, err error) {
 	case *HaveNone:
 		if m != nil {
 			return append(b, byte(TypeHaveNone)), nil, nil
+		}
+	case *Choke:
+		if m != nil {
+			return append(b, byte(TypeChoke)), nil, nil
+		}
+	case *Unchoke:
+		if m != nil {
+			return append(b, byte(TypeUnchoke)), nil, nil
 		}
 	case *HaveBitfield:
 		if m == nil {
@@ -363,6 +391,10 @@ func decode(t Type, p []byte) (Msg, error) {
 		m = &HaveAll{}
 	case TypeHaveNone:
 		m = &HaveNone{}
+	case TypeChoke:
+		m = &Choke{}
+	case TypeUnchoke:
+		m = &Unchoke{}
 	case TypeHaveBitfield:
 		m = &HaveBitfield{Bits: d.rest()}
 	case TypeHave:

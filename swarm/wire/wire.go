@@ -61,6 +61,8 @@ const (
 	TypeNode         Type = 0x0b
 	TypeNodeMissing  Type = 0x0c
 	TypeError        Type = 0x0d
+	TypeChoke        Type = 0x0e
+	TypeUnchoke      Type = 0x0f
 )
 
 var typeNames = [...]string{
@@ -77,6 +79,8 @@ var typeNames = [...]string{
 	TypeNode:         "NODE",
 	TypeNodeMissing:  "NODE_MISSING",
 	TypeError:        "ERROR",
+	TypeChoke:        "CHOKE",
+	TypeUnchoke:      "UNCHOKE",
 }
 
 // String returns the name of t as the protocol spec writes it, e.g. "WANT".
@@ -98,7 +102,7 @@ func maxPayload(t Type) int {
 	switch t {
 	case TypeHello:
 		return maxVarintLen + cidField + maxVarintLen
-	case TypeHaveAll, TypeHaveNone:
+	case TypeHaveAll, TypeHaveNone, TypeChoke, TypeUnchoke:
 		return 0
 	case TypeHaveBitfield:
 		return MaxMessageSize - 1

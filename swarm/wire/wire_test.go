@@ -43,6 +43,8 @@ func allMessages() []struct {
 		{"hello max", &Hello{Version: ^uint64(0), Root: nodeCID, Chunks: ^uint64(0)}},
 		{"have all", &HaveAll{}},
 		{"have none", &HaveNone{}},
+		{"choke", &Choke{}},
+		{"unchoke", &Unchoke{}},
 		{"bitfield", &HaveBitfield{Bits: []byte{0x01, 0x02}}},
 		{"bitfield empty", &HaveBitfield{}},
 		{"bitfield 1 MiB", &HaveBitfield{Bits: bytes.Repeat([]byte{0xa5}, 1<<20)}},
@@ -180,6 +182,8 @@ func TestVectors(t *testing.T) {
 	}{
 		{&HaveAll{}, "0102"},
 		{&HaveNone{}, "0103"},
+		{&Choke{}, "010e"},
+		{&Unchoke{}, "010f"},
 		{&Have{Index: 300}, "0305ac02"},
 		{&Want{Indices: []uint64{0, 1, 200}}, "0606030001c801"},
 		{&Cancel{Indices: []uint64{5}}, "03070105"},
@@ -256,7 +260,7 @@ func TestMalformed(t *testing.T) {
 		{"length overflows 64 bits", bytes.Repeat([]byte{0xff}, 11), ErrMalformed},
 		{"length of 10 bytes over 64 bits", append(bytes.Repeat([]byte{0xff}, 9), 0x02), ErrMalformed},
 		{"type 0", frame(0x00), ErrUnknownType},
-		{"type 0x0e", frame(0x0e), ErrUnknownType},
+		{"type 0x10", frame(0x10), ErrUnknownType},
 		{"type 0xff", frame(0xff, 1, 2, 3), ErrUnknownType},
 		{"have all with payload", frame(0x02, 0), ErrTooLarge},
 		{"have trailing", frame(0x05, 1, 2), ErrMalformed},
@@ -341,6 +345,8 @@ func TestTypeLimitBeforePayload(t *testing.T) {
 	}{
 		{TypeHave, 11},
 		{TypeHaveAll, 1},
+		{TypeChoke, 1},
+		{TypeUnchoke, 1},
 		{TypeWant, 2563},
 		{TypeError, 260},
 		{TypeWantNode, 75},
@@ -645,7 +651,7 @@ func TestNames(t *testing.T) {
 			t.Errorf("%T has no name", tt.msg)
 		}
 	}
-	if Type(0).Known() || Type(0x0e).Known() || Type(0).String() != "TYPE(0x00)" {
+	if Type(0).Known() || Type(0x10).Known() || Type(0).String() != "TYPE(0x00)" {
 		t.Errorf("type 0 is known or misnamed: %v", Type(0))
 	}
 	for c := CodeProtocol; c <= CodeInternal; c++ {
