@@ -215,7 +215,7 @@ type LimitsInfo struct {
 	DownloadRate     int64 `json:"download_rate"`
 	PeerUploadRate   int64 `json:"peer_upload_rate"`
 	PeerDownloadRate int64 `json:"peer_download_rate"`
-	// UploadSlots is how many blocks the node sends at once.
+	// UploadSlots is how many peers the node sends blocks to at once.
 	UploadSlots int `json:"upload_slots"`
 }
 

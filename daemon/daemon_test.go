@@ -20,6 +20,7 @@ import (
 
 	"github.com/peer-project/peer/chunker"
 	"github.com/peer-project/peer/node"
+	"github.com/peer-project/peer/swarm"
 )
 
 func TestMain(m *testing.M) {
@@ -348,12 +349,12 @@ func TestStatusSettings(t *testing.T) {
 	if err != nil || len(ps) != 1 || ps[0].ID != idB.String() || !ps[0].Direct || !strings.HasPrefix(ps[0].Path, "direct /ip4/127.0.0.1/tcp/") {
 		t.Fatalf("peers: %+v, %v", ps, err)
 	}
-	// B runs with the defaults: 16 slots, no caps, AutoNAT undecided.
+	// B runs with the defaults: 4 slots, no caps, AutoNAT undecided.
 	cb, err := Dial(ctx, homeB)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st, err := cb.Status(ctx); err != nil || st.Limits != (LimitsInfo{UploadSlots: 16}) || st.Reachability.Forced || st.Reachability.RelayService != nil || len(st.AllowPeers) != 0 {
+	if st, err := cb.Status(ctx); err != nil || st.Limits != (LimitsInfo{UploadSlots: swarm.DefaultUploadSlots}) || st.Reachability.Forced || st.Reachability.RelayService != nil || len(st.AllowPeers) != 0 {
 		t.Fatalf("status of B: %+v, %v", st, err)
 	}
 }

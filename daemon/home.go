@@ -78,7 +78,8 @@ type Settings struct {
 	DownloadRate     string `json:"download_rate"`
 	PeerUploadRate   string `json:"peer_upload_rate"`
 	PeerDownloadRate string `json:"peer_download_rate"`
-	// UploadSlots bounds how many blocks are sent at once; 0 means 16.
+	// UploadSlots is how many peers are sent blocks at once (the others
+	// wait their turn); 0 means 4.
 	UploadSlots int `json:"upload_slots"`
 	// AllowPeers, if not empty, are the only peers the node talks to: peer
 	// IDs (or multiaddrs ending in /p2p/ID).

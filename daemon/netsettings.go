@@ -136,7 +136,7 @@ func (s Settings) netConfig(home string, cfg *node.Config) error {
 		*r.dst = n
 	}
 	if s.UploadSlots < 0 {
-		errs = append(errs, fmt.Errorf("upload slots %d: want 0 (the default, 16) or more", s.UploadSlots))
+		errs = append(errs, fmt.Errorf("upload slots %d: want 0 (the default, 4) or more", s.UploadSlots))
 	}
 	cfg.UploadSlots = s.UploadSlots
 	for _, a := range s.AllowPeers {

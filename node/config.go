@@ -114,8 +114,10 @@ type Config struct {
 	// sends and receives over all peers; PeerUploadRate and
 	// PeerDownloadRate cap them for each peer. Zero means no cap.
 	UploadRate, DownloadRate, PeerUploadRate, PeerDownloadRate int64
-	// UploadSlots bounds how many blocks the node sends at once, first come
-	// first served; zero means swarm.DefaultUploadSlots.
+	// UploadSlots is how many peers the node sends blocks to at once; the
+	// others are choked and wait their turn, and a peer yields its slot
+	// after a few blocks while others wait. Zero means
+	// swarm.DefaultUploadSlots (4).
 	UploadSlots int
 	// Now returns the time; nil means time.Now.
 	Now func() time.Time

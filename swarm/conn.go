@@ -37,6 +37,7 @@ type conn struct {
 	firstHave    wire.Msg // under f.mu
 	joined       bool
 	hasSome      bool // it said it has a chunk; the fetch loop's own
+	choked       bool // it said CHOKE last; the fetch loop's own
 	pendingHaves []int64
 
 	mu        sync.Mutex
@@ -47,6 +48,7 @@ type conn struct {
 	nodeWait  map[cid.Cid][]chan []byte
 	requested map[int64]asked // by chunk; absent when nothing is expected
 	closeMsg  *wire.Error
+	notInt    bool // send NOT_INTERESTED
 }
 
 // session connects to ai, says HELLO and serves the conn until it ends.
@@ -148,6 +150,14 @@ func (c *conn) cancel(i int64) {
 
 func (c *conn) flush() { c.signal() }
 
+// notInterested has NOT_INTERESTED sent, unless a WANT goes first.
+func (c *conn) notInterested() {
+	c.mu.Lock()
+	c.notInt = true
+	c.mu.Unlock()
+	c.signal()
+}
+
 // close sends ERROR and ends the session.
 func (c *conn) close(code wire.ErrCode, msg string) {
 	c.mu.Lock()
@@ -191,7 +201,8 @@ func (c *conn) writeLoop(w *wire.Writer) {
 		}
 		c.mu.Lock()
 		wants, cancels, nodes, closeMsg := c.wants, c.cancels, c.nodes, c.closeMsg
-		c.wants, c.cancels, c.nodes = nil, nil, nil
+		notInt := c.notInt && len(wants) == 0
+		c.wants, c.cancels, c.nodes, c.notInt = nil, nil, nil, false
 		c.mu.Unlock()
 		if closeMsg != nil {
 			w.Write(closeMsg)
@@ -209,6 +220,9 @@ func (c *conn) writeLoop(w *wire.Writer) {
 			if err == nil {
 				err = w.Write(&wire.WantNode{CID: id})
 			}
+		}
+		if notInt && err == nil {
+			err = w.Write(&wire.NotInterested{})
 		}
 		for len(wants) > 0 && err == nil {
 			n := min(len(wants), wire.MaxWant)
@@ -307,6 +321,11 @@ func (c *conn) readMsgs(r *wire.Reader, blocks chan<- *wire.Block) error {
 					f.post(event{kind: evDontHave, conn: c, index: int64(i)})
 				}
 			}
+		case *wire.Choke:
+			c.dropRequests()
+			f.post(event{kind: evChoke, conn: c})
+		case *wire.Unchoke:
+			f.post(event{kind: evUnchoke, conn: c})
 		case *wire.Node:
 			c.deliver(m.CID, append([]byte(nil), m.Data...))
 		case *wire.NodeMissing:
@@ -363,6 +382,33 @@ func (c *conn) block(l *Layout, dl *download, m *wire.Block) error {
 		f.post(event{kind: evVerified, conn: c, index: i, size: int(n)})
 	}
 	return nil
+}
+
+// dropRequests forgets the requests the peer dropped when it sent CHOKE: the
+// ones not yet written are never sent, and the others stay expected but
+// count as cancelled, because a WANT that crossed the CHOKE on the wire may
+// be answered after an UNCHOKE, and that BLOCK is no violation.
+func (c *conn) dropRequests() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, i := range c.wants {
+		a := c.requested[int64(i)]
+		if a.sent == 0 {
+			continue
+		}
+		a.sent--
+		a.live = min(a.live, a.sent)
+		if a.sent == 0 {
+			delete(c.requested, int64(i))
+		} else {
+			c.requested[int64(i)] = a
+		}
+	}
+	c.wants = nil
+	for i, a := range c.requested {
+		a.live = 0
+		c.requested[i] = a
+	}
 }
 
 // answered records an answer (BLOCK or DONT_HAVE) to a WANT of chunk i and

@@ -208,6 +208,8 @@ const (
 	evDontHave                       // peer lacks a chunk it was asked for
 	evWriteFail                      // chunk verified, could not be written
 	evMisbehaved                     // protocol violation
+	evChoke                          // CHOKE: the peer dropped our requests
+	evUnchoke                        // UNCHOKE
 	evDown                           // session ended
 	evFound                          // discovery found a peer
 	evDiscoveryDone                  // a discovery round ended
@@ -398,6 +400,9 @@ func (f *fetch) join(c *conn, now time.Time) {
 	c.joined = true
 	id := sched.PeerID(c.peer)
 	f.sched.PeerJoined(id, now)
+	if c.choked {
+		f.sched.Choke(id, now) // it said CHOKE before the scheduler knew it
+	}
 	var err error
 	switch m := c.firstHave.(type) {
 	case *wire.HaveAll:
@@ -442,6 +447,21 @@ func (f *fetch) handle(ev event) {
 		}
 		if f.sched != nil {
 			f.join(c, now)
+		}
+		return
+	}
+	switch ev.kind {
+	case evChoke, evUnchoke:
+		c.choked = ev.kind == evChoke
+		if !c.joined {
+			return // join tells the scheduler
+		}
+		id := sched.PeerID(c.peer)
+		if c.choked {
+			f.sched.Choke(id, now)
+		} else if f.sched.Unchoke(id, now); f.sched.Requested(id) == 0 {
+			// Nothing to ask of it: its slot may go to someone else.
+			c.notInterested()
 		}
 		return
 	}

@@ -8,16 +8,10 @@ import (
 	"golang.org/x/time/rate"
 )
 
-// DefaultUploadSlots is how many blocks a swarm sends at once unless
-// Config.UploadSlots says otherwise.
-const DefaultUploadSlots = 16
-
-// limits holds a swarm's bandwidth caps and upload slots. Safe for
-// concurrent use.
+// limits holds a swarm's bandwidth caps. Safe for concurrent use.
 type limits struct {
 	up, down         *rate.Limiter // over all peers; nil: no cap
 	peerUp, peerDown int64         // bytes/s per peer; 0: no cap
-	slots            chan struct{} // a token per block being sent
 
 	mu    sync.Mutex
 	peers map[peer.ID]*peerLimit
@@ -33,7 +27,6 @@ func newLimits(c *Config) *limits {
 	return &limits{
 		up: newLimiter(c.UploadRate), down: newLimiter(c.DownloadRate),
 		peerUp: c.PeerUploadRate, peerDown: c.PeerDownloadRate,
-		slots: make(chan struct{}, c.UploadSlots),
 		peers: map[peer.ID]*peerLimit{},
 	}
 }
@@ -69,25 +62,14 @@ func (l *limits) release(p peer.ID, pl *peerLimit) {
 	}
 }
 
-// sending waits until n more bytes may go to the peer of pl, then takes an
-// upload slot; the caller gives it back with sent. It blocks until then or
-// until ctx is done.
+// sending waits until n more bytes may go to the peer of pl. It blocks
+// until then or until ctx is done.
 func (l *limits) sending(ctx context.Context, pl *peerLimit, n int) error {
 	if err := waitBytes(ctx, pl.up, n); err != nil {
 		return err
 	}
-	if err := waitBytes(ctx, l.up, n); err != nil {
-		return err
-	}
-	select {
-	case l.slots <- struct{}{}:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+	return waitBytes(ctx, l.up, n)
 }
-
-func (l *limits) sent() { <-l.slots }
 
 // received waits until n more bytes may come from the peer of pl. It
 // blocks until then or until ctx is done; the stream is not read

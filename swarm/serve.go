@@ -35,6 +35,9 @@ type server struct {
 	nodes  []cid.Cid     // manifest block requests
 	haves  []uint64      // announcements to send
 	none   bool          // the session began with HAVE_NONE and no source yet
+	choked bool          // told (or about to be told) CHOKE: WANTs are dropped
+	ctl    []wire.Msg    // CHOKE and UNCHOKE to send, in order
+	cs     chokeState    // guarded by the swarm's choker
 	lim    *peerLimit    // the peer's upload cap
 	errMsg *wire.Error   // a final ERROR to send, then close
 	done   bool
@@ -120,6 +123,7 @@ func (s *Swarm) serve(st network.Stream, p peer.ID) {
 	sv.readLoop(r)
 	sv.stop()
 	wg.Wait()
+	s.chk.leave(sv)
 }
 
 // readLoop reads the fetcher's requests until the stream ends.
@@ -140,6 +144,8 @@ func (sv *server) readLoop(r *wire.Reader) {
 			}
 		case *wire.Cancel:
 			sv.cancel(m.Indices)
+		case *wire.NotInterested:
+			sv.sw.chk.notInterested(sv)
 		case *wire.WantNode:
 			sv.mu.Lock()
 			if len(sv.nodes) >= 64 {
@@ -182,10 +188,15 @@ func (sv *server) want(idx []uint64) bool {
 			return false
 		}
 	}
-	sv.wants = append(sv.wants, idx...)
 	sv.mu.Unlock()
-	sv.signal()
+	sv.sw.chk.want(sv, idx)
 	return true
+}
+
+func (sv *server) hasWants() bool {
+	sv.mu.Lock()
+	defer sv.mu.Unlock()
+	return len(sv.wants) > 0
 }
 
 // source returns what serves the session's root, looking again while there
@@ -322,7 +333,7 @@ func (sv *server) sendLoop() {
 	}()
 	for {
 		sv.mu.Lock()
-		for !sv.done && sv.errMsg == nil && len(sv.wants) == 0 && len(sv.nodes) == 0 && len(sv.haves) == 0 {
+		for !sv.done && sv.errMsg == nil && len(sv.wants) == 0 && len(sv.nodes) == 0 && len(sv.haves) == 0 && len(sv.ctl) == 0 {
 			sv.mu.Unlock()
 			select {
 			case <-sv.wake:
@@ -345,6 +356,8 @@ func (sv *server) sendLoop() {
 			sv.mu.Unlock()
 			return
 		}
+		ctl := sv.ctl
+		sv.ctl = nil
 		haves := sv.haves
 		sv.haves = nil
 		nodes := sv.nodes
@@ -355,9 +368,15 @@ func (sv *server) sendLoop() {
 			idx, have = sv.wants[0], true
 			sv.wants = sv.wants[1:]
 		}
-		more := len(sv.wants) > 0
+		more := len(sv.wants) > 0 || len(sv.ctl) > 0
 		sv.mu.Unlock()
 
+		for _, m := range ctl {
+			if err := w.Write(m); err != nil {
+				sv.stream.Reset()
+				return
+			}
+		}
 		for _, h := range haves {
 			if err := w.Write(&wire.Have{Index: h}); err != nil {
 				sv.stream.Reset()
@@ -376,6 +395,7 @@ func (sv *server) sendLoop() {
 			}
 		}
 		if have {
+			sv.sw.chk.writing(sv)
 			var err error
 			if src := sv.source(); src == nil || !src.Has(int64(idx)) {
 				err = w.Write(&wire.DontHave{Indices: []uint64{idx}})
@@ -397,11 +417,11 @@ func (sv *server) sendLoop() {
 					err = w.Write(&wire.DontHave{Indices: []uint64{idx}})
 				} else if err = sv.sw.lim.sending(ctx, sv.lim, len(buf)); err == nil {
 					err = w.Write(&wire.Block{Index: idx, Data: buf})
-					sv.sw.lim.sent()
 					n := int64(len(buf))
 					sv.sw.count(func(st *Stats) { st.BytesUp += n; st.ChunksServed++ })
 				}
 			}
+			sv.sw.chk.sent(sv)
 			if err != nil {
 				sv.stream.Reset()
 				return

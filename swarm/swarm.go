@@ -75,9 +75,11 @@ type Config struct {
 	// swarm sends and receives over all peers; PeerUploadRate and
 	// PeerDownloadRate cap them for each peer. Zero means no cap.
 	UploadRate, DownloadRate, PeerUploadRate, PeerDownloadRate int64
-	// UploadSlots bounds how many blocks are sent at once over all peers:
-	// the others wait their turn, first come first served, so one greedy
-	// peer cannot crowd out the rest. Zero means DefaultUploadSlots.
+	// UploadSlots is how many peers are sent blocks at once, over all
+	// roots: the others are choked (wire.Choke) and wait their turn in
+	// line, and a peer gives up its slot after a few blocks while others
+	// wait, so that each block goes out fast and the peers that get it can
+	// pass it on. Zero means DefaultUploadSlots.
 	UploadSlots int
 	// BanTime is how long a banned peer is refused; zero means an hour.
 	BanTime time.Duration
@@ -122,6 +124,7 @@ type Swarm struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 	lim    *limits
+	chk    *choker
 	once   sync.Once
 
 	mu      sync.Mutex
@@ -145,6 +148,7 @@ type Stats struct {
 	FetchSessions      int64 // open now
 	UnrequestedBlocks  int64
 	ProtocolViolations int64
+	Chokes             int64 // CHOKE messages decided: a peer had to wait its turn
 }
 
 // New starts a swarm on h: it handles wire.ProtocolID streams until Close.
@@ -161,6 +165,7 @@ func New(h host.Host, blocks BlockStore, cfg Config) *Swarm {
 		bans:    map[peer.ID]time.Time{},
 		fetches: map[cid.Cid][]*fetch{},
 		lim:     newLimits(&cfg),
+		chk:     newChoker(cfg.UploadSlots, cfg.Now),
 	}
 	h.SetStreamHandler(wire.ProtocolID, s.handleStream)
 	return s
@@ -181,6 +186,7 @@ func (s *Swarm) Close() error {
 		}
 		s.mu.Unlock()
 		s.cancel()
+		s.chk.close()
 		for _, sv := range all {
 			sv.stream.Reset()
 		}

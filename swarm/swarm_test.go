@@ -96,15 +96,26 @@ func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)
 
 // TestFetchOverMocknet: three seeders on mocknet, each serving from
 // memory, one fetcher; every seeder serves some, the file is exact, and
-// nothing leaks.
+// nothing leaks. Each link carries 16 MB/s, so that no seeder whose session
+// opens first can send the whole file before the others' open (it did under
+// a loaded machine with uncapped links).
 func TestFetchOverMocknet(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	mn, err := mocknet.FullMeshConnected(4)
-	if err != nil {
+	mn := mocknet.New()
+	defer mn.Close()
+	for range 4 {
+		if _, err := mn.GenPeer(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mn.SetLinkDefaults(mocknet.LinkOptions{Bandwidth: 16 << 20})
+	if err := mn.LinkAll(); err != nil {
 		t.Fatal(err)
 	}
-	defer mn.Close()
+	if err := mn.ConnectAllButSelf(); err != nil {
+		t.Fatal(err)
+	}
 	r := rand.New(rand.NewPCG(7, 7))
 	data := make([]byte, 8<<20+12345)
 	for i := range data {

@@ -494,6 +494,15 @@ func (s *Scheduler) Unchoke(id PeerID, now time.Time) error {
 	return nil
 }
 
+// Requested returns how many requests p has outstanding (0 for a peer
+// unknown or banned).
+func (s *Scheduler) Requested(id PeerID) int {
+	if p := s.peers[id]; p != nil && !p.banned {
+		return len(p.out)
+	}
+	return 0
+}
+
 // BlockVerified records that chunk i arrived from p, matched its CID and was
 // stored. Other requests of i are cancelled (Cancel actions) and p gets its
 // next request. A block for a chunk already verified counts as a duplicate;

@@ -54,7 +54,7 @@
 // limit. A receiver refuses a length over its limit, or a payload longer
 // than its type allows (below), as soon as it has read the length and type
 // byte, before reading the payload. An unknown type byte is an error; types
-// 0x00 and 0x10-0xff are unassigned.
+// 0x00 and 0x11-0xff are unassigned.
 //
 // Fields. A payload is a sequence of fields and must end exactly where its
 // last field ends. Field kinds:
@@ -86,6 +86,7 @@
 //	0x0d ERROR          code uint (≤ 0xffff), msg rest (≤ 256 B)   ≤ 259
 //	0x0e CHOKE          (empty)                                    0
 //	0x0f UNCHOKE        (empty)                                    0
+//	0x10 NOT_INTERESTED (empty)                                    0
 //
 // HELLO: version is 1 for this spec; root is the CID of the root manifest;
 // chunks is the number of chunks of the root, 0 when the opener does not
@@ -123,7 +124,11 @@
 // requests and sends no WANT until UNCHOKE; it must still accept a BLOCK
 // for a chunk it asked for before the CHOKE (a WANT that crossed the CHOKE
 // on the wire may be answered after an UNCHOKE). A session begins
-// unchoked; WANT_NODE is answered choked or not.
+// unchoked; WANT_NODE is answered choked or not. NOT_INTERESTED (sent by
+// the fetching side, typically right after an UNCHOKE) says that it wants
+// nothing of the receiver for now: the receiver may give its upload slot to
+// another peer without choking it; its next WANT is served or choked as
+// any.
 //
 // ERROR: the sender's last message. Codes: 1 protocol error, 2 not found
 // (the root of HELLO), 3 rate limited, 4 too many requests, 5 banned, 6

@@ -24,7 +24,7 @@ func FuzzRead(f *testing.F) {
 		&Want{Indices: []uint64{0, 2}}, &Block{Index: 0, Data: []byte("zero")}, &DontHave{Indices: []uint64{2}}))
 	f.Add([]byte{0x00})
 	f.Add([]byte{0xff, 0xff, 0xff, 0xff, 0x0f, 0x09})
-	f.Add(frame(0x10))
+	f.Add(frame(0x11))
 
 	f.Fuzz(func(t *testing.T, data []byte) {
 		for _, useAlloc := range []bool{false, true} {

@@ -13,8 +13,8 @@ import (
 
 // Msg is one message of the protocol. The concrete types are *Hello,
 // *HaveAll, *HaveNone, *HaveBitfield, *Have, *Want, *Cancel, *DontHave,
-// *Block, *WantNode, *Node, *NodeMissing, *Error, *Choke and *Unchoke; the
-// interface is sealed
+// *Block, *WantNode, *Node, *NodeMissing, *Error, *Choke, *Unchoke and
+// *NotInterested; the interface is sealed
 // so that every Msg is one the Writer can encode.
 type Msg interface {
 	// Type returns the message's type byte.
@@ -51,6 +51,11 @@ type Choke struct{}
 // Unchoke says that the sender answers WANTs again. A session begins
 // unchoked.
 type Unchoke struct{}
+
+// NotInterested says that the sender (the fetching side) wants no chunk of
+// the receiver for now, so that an upload slot it was just given can go to
+// another peer. Its next WANT says otherwise.
+type NotInterested struct{}
 
 // HaveBitfield says which chunks of the root the sender has: chunk i is
 // present when bit i%8 (least significant first) of Bits[i/8] is set.
@@ -208,21 +213,25 @@ func (*Choke) Type() Type { return TypeChoke }
 // Type implements Msg.
 func (*Unchoke) Type() Type { return TypeUnchoke }
 
-func (*Hello) isMsg()        {}
-func (*HaveAll) isMsg()      {}
-func (*HaveNone) isMsg()     {}
-func (*HaveBitfield) isMsg() {}
-func (*Have) isMsg()         {}
-func (*Want) isMsg()         {}
-func (*Cancel) isMsg()       {}
-func (*DontHave) isMsg()     {}
-func (*Block) isMsg()        {}
-func (*WantNode) isMsg()     {}
-func (*Node) isMsg()         {}
-func (*NodeMissing) isMsg()  {}
-func (*Error) isMsg()        {}
-func (*Choke) isMsg()        {}
-func (*Unchoke) isMsg()      {}
+// Type implements Msg.
+func (*NotInterested) Type() Type { return TypeNotInterested }
+
+func (*Hello) isMsg()         {}
+func (*HaveAll) isMsg()       {}
+func (*HaveNone) isMsg()      {}
+func (*HaveBitfield) isMsg()  {}
+func (*Have) isMsg()          {}
+func (*Want) isMsg()          {}
+func (*Cancel) isMsg()        {}
+func (*DontHave) isMsg()      {}
+func (*Block) isMsg()         {}
+func (*WantNode) isMsg()      {}
+func (*Node) isMsg()          {}
+func (*NodeMissing) isMsg()   {}
+func (*Error) isMsg()         {}
+func (*Choke) isMsg()         {}
+func (*Unchoke) isMsg()       {}
+func (*NotInterested) isMsg() {}
 
 // encode appends to b the type byte and the payload of m, all but a trailing
 // byte string (Block.Data, Node.Data, HaveBitfield.Bits) that it returns as
@@ -259,6 +268,10 @@ func encode(b []byte, m Msg) (head, tail []byte, err error) {
 	case *Unchoke:
 		if m != nil {
 			return append(b, byte(TypeUnchoke)), nil, nil
+		}
+	case *NotInterested:
+		if m != nil {
+			return append(b, byte(TypeNotInterested)), nil, nil
 		}
 	case *HaveBitfield:
 		if m == nil {
@@ -395,6 +408,8 @@ func decode(t Type, p []byte) (Msg, error) {
 		m = &Choke{}
 	case TypeUnchoke:
 		m = &Unchoke{}
+	case TypeNotInterested:
+		m = &NotInterested{}
 	case TypeHaveBitfield:
 		m = &HaveBitfield{Bits: d.rest()}
 	case TypeHave:

@@ -48,39 +48,41 @@ type Type uint8
 // Message types. The values are the bytes on the wire; 0 and every value not
 // listed are unknown and refused.
 const (
-	TypeHello        Type = 0x01
-	TypeHaveAll      Type = 0x02
-	TypeHaveNone     Type = 0x03
-	TypeHaveBitfield Type = 0x04
-	TypeHave         Type = 0x05
-	TypeWant         Type = 0x06
-	TypeCancel       Type = 0x07
-	TypeDontHave     Type = 0x08
-	TypeBlock        Type = 0x09
-	TypeWantNode     Type = 0x0a
-	TypeNode         Type = 0x0b
-	TypeNodeMissing  Type = 0x0c
-	TypeError        Type = 0x0d
-	TypeChoke        Type = 0x0e
-	TypeUnchoke      Type = 0x0f
+	TypeHello         Type = 0x01
+	TypeHaveAll       Type = 0x02
+	TypeHaveNone      Type = 0x03
+	TypeHaveBitfield  Type = 0x04
+	TypeHave          Type = 0x05
+	TypeWant          Type = 0x06
+	TypeCancel        Type = 0x07
+	TypeDontHave      Type = 0x08
+	TypeBlock         Type = 0x09
+	TypeWantNode      Type = 0x0a
+	TypeNode          Type = 0x0b
+	TypeNodeMissing   Type = 0x0c
+	TypeError         Type = 0x0d
+	TypeChoke         Type = 0x0e
+	TypeUnchoke       Type = 0x0f
+	TypeNotInterested Type = 0x10
 )
 
 var typeNames = [...]string{
-	TypeHello:        "HELLO",
-	TypeHaveAll:      "HAVE_ALL",
-	TypeHaveNone:     "HAVE_NONE",
-	TypeHaveBitfield: "HAVE_BITFIELD",
-	TypeHave:         "HAVE",
-	TypeWant:         "WANT",
-	TypeCancel:       "CANCEL",
-	TypeDontHave:     "DONT_HAVE",
-	TypeBlock:        "BLOCK",
-	TypeWantNode:     "WANT_NODE",
-	TypeNode:         "NODE",
-	TypeNodeMissing:  "NODE_MISSING",
-	TypeError:        "ERROR",
-	TypeChoke:        "CHOKE",
-	TypeUnchoke:      "UNCHOKE",
+	TypeHello:         "HELLO",
+	TypeHaveAll:       "HAVE_ALL",
+	TypeHaveNone:      "HAVE_NONE",
+	TypeHaveBitfield:  "HAVE_BITFIELD",
+	TypeHave:          "HAVE",
+	TypeWant:          "WANT",
+	TypeCancel:        "CANCEL",
+	TypeDontHave:      "DONT_HAVE",
+	TypeBlock:         "BLOCK",
+	TypeWantNode:      "WANT_NODE",
+	TypeNode:          "NODE",
+	TypeNodeMissing:   "NODE_MISSING",
+	TypeError:         "ERROR",
+	TypeChoke:         "CHOKE",
+	TypeUnchoke:       "UNCHOKE",
+	TypeNotInterested: "NOT_INTERESTED",
 }
 
 // String returns the name of t as the protocol spec writes it, e.g. "WANT".
@@ -102,7 +104,7 @@ func maxPayload(t Type) int {
 	switch t {
 	case TypeHello:
 		return maxVarintLen + cidField + maxVarintLen
-	case TypeHaveAll, TypeHaveNone, TypeChoke, TypeUnchoke:
+	case TypeHaveAll, TypeHaveNone, TypeChoke, TypeUnchoke, TypeNotInterested:
 		return 0
 	case TypeHaveBitfield:
 		return MaxMessageSize - 1
