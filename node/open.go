@@ -46,25 +46,33 @@ func (n *Node) Open(ctx context.Context, target Target, opts FetchOptions) (*Rea
 		return nil, err
 	}
 	src := n.sourcesOf(target, opts.Peers)
-	root, nd, err := n.resolve(ectx, target, src)
-	if err != nil {
-		done()
-		return nil, err
+	root := target.Root
+	if _, err := n.store.GetBlock(ectx, root); target.Path != "" || err == nil {
+		// The manifest is here, or the path must be looked up in it.
+		var nd manifest.Node
+		root, nd, err = n.resolve(ectx, target, src)
+		if err != nil {
+			done()
+			return nil, err
+		}
+		f, ok := nd.(*manifest.File)
+		if !ok {
+			done()
+			return nil, folderError(root)
+		}
+		// Shared here, or fetched already: read it where it lies.
+		if s := n.swarm.Source(root); s != nil && s.Complete() {
+			done()
+			return newReader(ctx, &stream{layout: s.Layout(), src: s, done: closedChan}), nil
+		}
+		if f.Size == 0 {
+			done()
+			return newReader(ctx, &stream{layout: &swarm.Layout{Root: root, Name: f.Name, Files: []swarm.FileSpan{{}}}, done: closedChan}), nil
+		}
 	}
-	f, ok := nd.(*manifest.File)
-	if !ok {
-		done()
-		return nil, fmt.Errorf("open %s: it is a folder; open a file in it (ROOT/path/to/file)", root)
-	}
-	// Shared here, or fetched already: read it where it lies.
-	if s := n.swarm.Source(root); s != nil && s.Complete() {
-		done()
-		return newReader(ctx, &stream{layout: s.Layout(), src: s, done: closedChan}), nil
-	}
-	if f.Size == 0 {
-		done()
-		return newReader(ctx, &stream{layout: &swarm.Layout{Root: root, Name: f.Name, Files: []swarm.FileSpan{{}}}, done: closedChan}), nil
-	}
+	// Else the fetch loads the manifest over the sessions it then fetches
+	// the chunks with (a session less before the first byte), and the
+	// reader finds out from the layout whether it is a file.
 
 	n.streamMu.Lock()
 	if st := n.streams[root]; st != nil {
@@ -190,7 +198,15 @@ func (st *stream) reader(ctx context.Context) (*Reader, error) {
 		st.unref()
 		return nil, err
 	}
+	if st.layout.Dir {
+		st.unref()
+		return nil, folderError(st.layout.Root)
+	}
 	return newReader(ctx, st), nil
+}
+
+func folderError(root cid.Cid) error {
+	return fmt.Errorf("open %s: it is a folder; open a file in it (ROOT/path/to/file)", root)
 }
 
 // Reader reads one file of a root while it downloads; see Node.Open. It is

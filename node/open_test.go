@@ -7,12 +7,15 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
 	mocknet "github.com/libp2p/go-libp2p/p2p/net/mock"
+
+	"github.com/peer-project/peer/integrity"
 )
 
 // mockNodes starts n nodes on one mocknet without links; the caller links
@@ -171,6 +174,68 @@ func TestOpenLocalAndErrors(t *testing.T) {
 	if _, err := a.Open(ctx, Target{Root: sh.Root, Path: "sub/nope"}, FetchOptions{}); err == nil {
 		t.Error("Open of a missing path: no error")
 	}
+}
+
+// TestOpenRemoteErrors: a root whose manifest is not here is opened
+// through the fetch alone (no lookup first): a remote folder is refused
+// with the same message as a local one, leaving no reader behind; a remote
+// empty file reads as empty; a root nobody has fails.
+func TestOpenRemoteErrors(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	mn, nodes := mockNodes(t, 2)
+	a, b := nodes[0], nodes[1]
+	link(t, mn, a, b, 0)
+	dir := t.TempDir()
+	randomFile(t, dir, "x.bin", 1<<20, 12)
+	folder, err := a.Share(ctx, dir, ShareOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	empty := filepath.Join(t.TempDir(), "empty")
+	if err := os.WriteFile(empty, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	esh, err := a.Share(ctx, empty, ShareOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ai := a.AddrInfo()
+
+	_, err = b.Open(ctx, Target{Root: folder.Root, Hint: &ai}, FetchOptions{})
+	if err == nil || !strings.Contains(err.Error(), "it is a folder") {
+		t.Errorf("Open of a remote folder: %v, want \"it is a folder\"", err)
+	}
+	b.streamMu.Lock()
+	left := len(b.streams)
+	b.streamMu.Unlock()
+	if left != 0 {
+		t.Errorf("%d streams left after a refused Open", left)
+	}
+
+	r, err := b.Open(ctx, Target{Root: esh.Root, Hint: &ai}, FetchOptions{})
+	if err != nil {
+		t.Fatalf("Open of a remote empty file: %v", err)
+	}
+	if n, err := r.Read(make([]byte, 8)); n != 0 || err != io.EOF || r.Size() != 0 {
+		t.Errorf("remote empty file: read %d, %v; size %d", n, err, r.Size())
+	}
+	r.Close()
+
+	// A root nobody has, asked by a node that gives up after 2 s.
+	h, err := mn.GenPeer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := testConfig(t)
+	cfg.Host, cfg.NoDHT, cfg.FindTimeout = h, true, 2*time.Second
+	c := startNode(t, cfg)
+	link(t, mn, a, c, 0)
+	_, err = c.Open(ctx, Target{Root: integrity.Block([]byte("a manifest nobody has")), Hint: &ai}, FetchOptions{})
+	if err == nil || !strings.Contains(err.Error(), "no peer provides this root") {
+		t.Fatalf("Open of a root nobody has: %v, want \"no peer provides this root\"", err)
+	}
+	t.Logf("Open of a root nobody has: %v", err)
 }
 
 // TestOpenCloseStopsFetch: closing the only reader before the file is

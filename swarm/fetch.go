@@ -354,11 +354,11 @@ func (f *fetch) start() error {
 		return err
 	}
 	f.progress = Progress{Root: f.root, Total: l.Size, Of: l.NumChunks(), Resumed: resumed, PerPeer: map[peer.ID]int64{}}
-	if l.NumChunks() == 0 {
-		return nil
-	}
 	if f.opts.Started != nil {
 		f.opts.Started(l, dl)
+	}
+	if l.NumChunks() == 0 {
+		return nil
 	}
 	h := fnv.New64a()
 	h.Write(f.root.Bytes())
