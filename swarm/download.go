@@ -44,6 +44,12 @@ type download struct {
 	old      []bool       // file fi was staged by an earlier fetch: recheck reads it
 	unsynced atomic.Int64 // bytes written since the last writeback was started
 
+	// io is held (shared) over every read and write of the files and
+	// (exclusive) while they are closed or moved; mu guards the state
+	// below and is held only briefly, so that marking a chunk had never
+	// waits for a read or a write of another. Lock io before mu.
+	io sync.RWMutex
+
 	mu       sync.RWMutex
 	have     *bitfield.Bitfield
 	bytes    int64 // in verified chunks
@@ -111,14 +117,15 @@ func (d *download) pathLocked(fi int) string {
 // closing or renaming it in the middle of the read or write; the lock
 // guards no other state during that I/O.
 func (d *download) withFile(fi int, flag int, fn func(*os.File) error) error {
+	d.io.RLock()
+	defer d.io.RUnlock()
 	d.mu.RLock()
 	fh := d.files[fi]
 	path := d.pathLocked(fi)
+	d.mu.RUnlock()
 	if fh != nil {
-		defer d.mu.RUnlock()
 		return fn(fh)
 	}
-	d.mu.RUnlock()
 	fh, err := os.OpenFile(path, flag, 0)
 	if err != nil {
 		return err
@@ -214,6 +221,8 @@ func (d *download) write(i int64, data []byte) (bool, error) {
 // finish syncs every file and renames the staging area into place. With
 // force, an existing destination is replaced; without, it is an error.
 func (d *download) finish(force bool) error {
+	d.io.Lock()
+	defer d.io.Unlock()
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.complete {
@@ -254,6 +263,8 @@ func (d *download) finish(force bool) error {
 }
 
 func (d *download) closeFiles() {
+	d.io.Lock()
+	defer d.io.Unlock()
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	for fi, f := range d.files {
