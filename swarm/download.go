@@ -46,7 +46,7 @@ type download struct {
 
 	// io is held (shared) over every read and write of the files and
 	// (exclusive) while they are closed or moved; mu guards the state
-	// below and is held only briefly, so that marking a chunk had never
+	// below and is held only briefly, so that marking a chunk as had never
 	// waits for a read or a write of another. Lock io before mu.
 	io sync.RWMutex
 
@@ -112,8 +112,8 @@ func (d *download) pathLocked(fi int) string {
 	return filepath.Join(base, filepath.FromSlash(d.layout.Files[fi].Path))
 }
 
-// withFile runs fn on an open handle of file fi. A cached handle is used
-// under the read lock, which is what keeps closeFiles and finish from
+// withFile runs fn on an open handle of file fi. It is used under io's read
+// lock, which is what keeps closeFiles and finish from
 // closing or renaming it in the middle of the read or write; the lock
 // guards no other state during that I/O.
 func (d *download) withFile(fi int, flag int, fn func(*os.File) error) error {
