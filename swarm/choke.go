@@ -17,7 +17,7 @@ const DefaultUploadSlots = 4
 const (
 	// turnBlocks is how many blocks a peer gets per turn while others
 	// wait for a slot.
-	turnBlocks = 4
+	turnBlocks = 2
 	// idleRelease is how long a slot holder may go without a request
 	// before its slot goes to a waiting peer.
 	idleRelease = 500 * time.Millisecond
