@@ -309,3 +309,32 @@ func BenchmarkCut(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkScan compares the gear scan in lanes with the serial one over
+// random data with the mask of the 1 MiB average (22 bits, so a cut is
+// rare), and prints the ratio.
+func BenchmarkScan(b *testing.B) {
+	data := randData(6, 64<<20)
+	mask := masks[22]
+	rate := map[string]float64{}
+	for _, tc := range []struct {
+		name string
+		scan func([]byte, int, uint64, uint64) (int, uint64)
+	}{{"serial", scanSerial}, {"lanes", scanLanes}} {
+		b.Run(tc.name, func(b *testing.B) {
+			b.SetBytes(int64(len(data)))
+			for b.Loop() {
+				for i, h := 0, uint64(0); i < len(data); i++ {
+					var cut int
+					if cut, h = tc.scan(data, i, h, mask); cut < 0 {
+						break
+					}
+					i, h = cut, 0
+				}
+			}
+			rate[tc.name] = float64(len(data)) * float64(b.N) / b.Elapsed().Seconds() / 1e6
+		})
+	}
+	fmt.Printf("--- %s: lanes %.0f MB/s = %.2fx serial (%.0f MB/s)\n",
+		b.Name(), rate["lanes"], rate["lanes"]/rate["serial"], rate["serial"])
+}

@@ -7,10 +7,13 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"fmt"
+	"io"
 	"math/bits"
+	"math/rand/v2"
 	"strings"
 	"sync"
 	"testing"
+	"testing/iotest"
 )
 
 // refGear computes the gear table by its rule, once.
@@ -226,6 +229,153 @@ func TestCDCShiftResistance(t *testing.T) {
 		t.Logf("%s: old %d chunks, edited %d chunks, %d of them new", p, n, m, fresh)
 		if fresh > 3 {
 			t.Errorf("%s: one byte inserted at the front changed %d chunks, want ≤ 3", p, fresh)
+		}
+	}
+}
+
+// TestScanLanes checks that the gear scan in lanes finds the same cut and
+// hash as the serial one wherever the cut falls in a block: in each lane,
+// at the edges between lanes, within the 63 bytes a lane hashes before it
+// starts, and in no lane at all (the hash at the end must then agree).
+func TestScanLanes(t *testing.T) {
+	data := randData(21, 8*laneBlock+333)
+	// A mask with 12 bits cuts about every 4 KiB (a lane's length), 14 bits
+	// every 16 KiB (a block): sweeping the start moves the first cut over
+	// the positions of a block. With 5 bits the first lane cuts at once;
+	// with 25 there is rarely a cut, and the hash after the last byte is
+	// compared.
+	sweep := []int{}
+	for i := 0; i < laneBlock+100; i += 7 + i%5 {
+		sweep = append(sweep, i)
+	}
+	// edges(mask) are the starts that put a cut of the serial scan exactly
+	// on the first or last index of a lane, or next to it.
+	edges := func(mask uint64) []int {
+		var starts []int
+		for i := 0; ; {
+			cut, _ := scanSerial(data, i, 0, mask)
+			if cut < 0 {
+				return starts
+			}
+			for j := 1; j < laneCount; j++ {
+				for d := -2; d <= 2; d++ {
+					if s := cut - j*laneLen + d; s >= 0 {
+						starts = append(starts, s)
+					}
+				}
+			}
+			i = cut + 1
+		}
+	}
+	// A mask with bit 62 (none of the table has it) tests the hash of
+	// each of the 63 bytes a lane hashes before it starts.
+	high := masks[12] | 1<<62
+	for _, tc := range []struct {
+		mask   uint64
+		starts []int
+	}{
+		{masks[5], []int{0, 1, 2, 63, 64, laneLen - 1, laneBlock}},
+		{masks[12], sweep},
+		{masks[14], sweep},
+		{masks[12], edges(masks[12])},
+		{masks[14], edges(masks[14])},
+		{high, edges(high)},
+		{masks[25], []int{0, 1, 63, 64, laneLen - 1, laneBlock - 1, laneBlock + 1}},
+	} {
+		mask := tc.mask
+		hits := 0
+		for n, i := range tc.starts {
+			h0 := uint64(0)
+			if n%2 == 1 {
+				h0 = 0x9e3779b97f4a7c15
+			}
+			for _, end := range []int{len(data), min(len(data), i+laneBlock+1)} {
+				cut, h := scanSerial(data[:end], i, h0, mask)
+				lcut, lh := scanLanes(data[:end], i, h0, mask)
+				if cut != lcut || h != lh {
+					t.Fatalf("mask %#x, from %d with h %#x to %d: lanes cut at %d (hash %#x), serial at %d (hash %#x)",
+						mask, i, h0, end, lcut, lh, cut, h)
+				}
+				if cut >= 0 {
+					hits++
+				}
+			}
+		}
+		t.Logf("mask %#x: %d cuts in %d scans", mask, hits, 2*len(tc.starts))
+	}
+}
+
+// FuzzScan compares the gear scan in lanes with the serial one over a
+// stream of at least 3 blocks with the fuzzer's bytes laid over it, from
+// any start and hash, with a mask of the table (5 to 25 bits, so that cuts
+// are frequent or rare) and maybe one more bit from 48 to 62 (which no
+// mask of the table has, so that a lane must hash all of its 63 bytes
+// before it starts).
+func FuzzScan(f *testing.F) {
+	f.Add([]byte{}, uint32(0), uint64(0), uint16(17), uint16(0))
+	f.Add([]byte("gear"), uint32(laneLen-1), uint64(1), uint16(7), uint16(7))
+	f.Add(make([]byte, 300), uint32(laneBlock-40), uint64(0), uint16(9|0x100), uint16(999))
+	f.Fuzz(func(t *testing.T, over []byte, at uint32, h uint64, m, extra uint16) {
+		data := randData(uint64(at)^h, 3*laneBlock+int(extra)%laneBlock)
+		copy(data[int(at)%len(data):], over)
+		mask := masks[5+int(m)%21]
+		if m&0x100 != 0 {
+			mask |= 1 << (48 + int(m>>9)%15)
+		}
+		i := int(at>>16) % len(data)
+		cut, hh := scanSerial(data, i, h, mask)
+		lcut, lh := scanLanes(data, i, h, mask)
+		if cut != lcut || hh != lh {
+			t.Fatalf("mask %#x from %d, hash %#x: lanes cut at %d (hash %#x), serial at %d (hash %#x)",
+				mask, i, h, lcut, lh, cut, hh)
+		}
+	})
+}
+
+// TestCDCLanesInPipeline cuts with parameters whose masks take the lanes
+// (16 or more bits, Avg ≥ 256 KiB) through the whole pipeline, with slabs
+// and reads that put the read-buffer edges and the resumption of a search
+// anywhere, and compares with the reference cut. Tiny inputs and inputs
+// just past Min, Avg and Max are included.
+func TestCDCLanesInPipeline(t *testing.T) {
+	p := Params{Algorithm: FastCDC, Min: 1000, Avg: 256 << 10, Max: 600 << 10}
+	data := randData(22, 3<<20+12345)
+	// 0x00 runs make hashes with many low zero bits; keep a cut-free run
+	// longer than Max too, so that Max-sized chunks appear.
+	copy(data[1<<20:], make([]byte, 700<<10))
+	want := refCDC(data, p)
+	sizes := map[int]bool{}
+	for _, s := range want {
+		sizes[s] = true
+	}
+	t.Logf("%d chunks; sizes include Max: %v", len(want), sizes[p.Max])
+	type reader struct {
+		name string
+		r    func([]byte) io.Reader
+	}
+	rdrs := []reader{
+		{"bytes", func(d []byte) io.Reader { return bytes.NewReader(d) }},
+		{"half", func(d []byte) io.Reader { return iotest.HalfReader(bytes.NewReader(d)) }},
+		{"data+EOF", func(d []byte) io.Reader { return iotest.DataErrReader(bytes.NewReader(d)) }},
+		{"1..4096 bytes", func(d []byte) io.Reader {
+			return &jerky{src: bytes.NewReader(d), rng: rand.New(rand.NewPCG(3, 4)), max: 4096}
+		}},
+	}
+	for _, slab := range []int{p.Max, p.Max + 1, p.Max + laneBlock - 1, p.Max + readPiece} {
+		for _, workers := range []int{1, 2, 3} {
+			for _, rd := range rdrs {
+				chunks := runAll(t, rd.r(data), p, workers, slab)
+				checkChunks(t, data, chunks, want)
+			}
+		}
+	}
+	// Short streams: every length around the bounds gives the reference.
+	for _, n := range []int{0, 1, 2, 63, 64, 999, 1000, 1001, 1063, 1064, laneBlock + 1000, laneBlock + 1063,
+		p.Avg - 1, p.Avg, p.Avg + 1, p.Max - 1, p.Max, p.Max + 1, p.Max + p.Min, 2*p.Max + 1} {
+		d := data[:n]
+		for _, workers := range []int{1, 2} {
+			chunks := runAll(t, iotest.HalfReader(bytes.NewReader(d)), p, workers, p.Max+1)
+			checkChunks(t, d, chunks, refCDC(d, p))
 		}
 	}
 }

@@ -11,9 +11,10 @@
 //     around it and a new version shares most chunks with the old one. cdc.go
 //     documents the exact algorithm and gear table.
 //
-// Split streams: one goroutine reads r into a bounded pool of large
-// buffers and finds the boundaries, worker goroutines hash the chunks with
-// SHA-256 in parallel, and the caller's goroutine receives them in order:
+// Split streams: worker goroutines take turns to read r into a bounded pool
+// of large buffers and find the boundaries (one at a time, reading first),
+// and hash the chunks with SHA-256 in parallel otherwise; the caller's
+// goroutine receives the chunks in order:
 //
 //	err := chunker.Split(ctx, f, chunker.DefaultParams(), func(c chunker.Chunk) error {
 //		fmt.Println(c.Index, c.Offset, c.Size, c.CID) // c.Data is valid only here

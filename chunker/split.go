@@ -53,8 +53,11 @@ func (e *ReadError) Unwrap() error { return e.Err }
 type Splitter struct {
 	// Params say where to cut. They must pass Params.Validate.
 	Params Params
-	// Workers is the number of goroutines that hash chunks; 0 means
-	// runtime.GOMAXPROCS(0). Negative is invalid.
+	// Workers is how many goroutines hash chunks at once; 0 means
+	// runtime.GOMAXPROCS(0). Negative is invalid. Split runs max(Workers, 2)
+	// goroutines, which take turns to read the stream and find the
+	// boundaries (one at a time, and in preference to hashing) and hash
+	// chunks otherwise.
 	Workers int
 }
 
@@ -80,10 +83,12 @@ func Split(ctx context.Context, r io.Reader, p Params, fn func(Chunk) error) err
 //     failure were delivered;
 //   - an error wrapping ErrParams when s is invalid, before reading.
 //
-// r is read from one goroutine, in pieces of up to 1 MiB (a reader that
-// returns short reads gives the same chunks); Split does not close it. No goroutine that
-// Split starts outlives it, so a Read that blocks forever blocks Split even
-// after ctx ends: close the reader to unblock it.
+// r is read by one goroutine at a time (whichever worker is free to read;
+// each Read happens after the previous one returned), in pieces of up to
+// 1 MiB (a reader that returns short reads gives the same chunks); Split
+// does not close it. No goroutine that Split starts outlives it, so a Read
+// that blocks forever blocks Split even after ctx ends: close the reader to
+// unblock it.
 //
 // Memory is bounded whatever the stream's length: Workers + 2 buffers of
 // max(Size, 1 MiB) bytes for Fixed (1 MiB for the default 1 MiB chunks), or
@@ -121,12 +126,14 @@ func slabSize(p Params) int {
 	return p.Max + readPiece
 }
 
-// A slab is one buffer of the pipeline with the chunks cut in it. The reader
-// fills and cuts it and hands it to a worker, the worker hashes its chunks and
-// puts it in its delivery slot, and deliver hands the chunks to fn and puts
-// the slab back in the free pool. Channels pass it from one to the next, so
-// one goroutine at a time owns its fields; bytes past the last chunk (the
-// unfinished one) are only ever read by the reader.
+// A slab is one buffer of the pipeline with the chunks cut in it. A worker
+// that reads fills and cuts it and queues it, workers hash its chunks, the
+// last of them puts it in its delivery slot, and deliver hands the chunks to
+// fn and puts the slab back in the free pool. Its fields are written by one
+// goroutine at a time, handed on through the pipeline's lock or a channel;
+// next and pending are under the lock; each chunk's CID is written by the
+// worker that hashes it. Bytes past the last chunk (the unfinished one) are
+// only ever read by the reader.
 type slab struct {
 	buf   []byte
 	seq   int64 // position in the stream of slabs, from 0
@@ -136,43 +143,73 @@ type slab struct {
 	cids  []cid.Cid
 	err   error // a *ReadError after the chunks, if the stream failed
 	last  bool  // the stream ends with this slab
+
+	next    int // the next chunk to hand out for hashing
+	pending int // chunks not hashed yet
 }
 
 // pipeline is what the goroutines of one Split share.
+//
+// Its workers are symmetric: each reads and cuts the next slab when a slab
+// is free and no other worker is reading, and otherwise hashes the next
+// chunk waiting. Reading goes first because it is the one part that cannot
+// be shared out: it feeds every worker. So the goroutine that reads is never
+// one more than there are CPUs to run it, as a dedicated reader goroutine
+// was (with Workers = GOMAXPROCS it got its CPU only part of the time, and
+// the stream was read more slowly than the workers could hash it).
 type pipeline struct {
-	free chan *slab // slabs to fill; holds every slab, so sends never block
-	work chan *slab // filled slabs to hash, in order; closed by the reader
 	// slots[seq % len(slots)] receives slab seq once hashed. As there are
 	// len(slots) slabs, the slabs in flight have distinct slots, and each
 	// slot (capacity 1) never holds more than one: sends never block.
 	// deliver waits on the slot of the next slab in order, so it is woken
-	// by the worker that hashed it, and never by the busy reader.
+	// by the worker that hashed it last.
 	slots []chan *slab
 	stop  chan struct{} // closed when Split returns
+
+	mu      sync.Mutex
+	cond    sync.Cond // on mu: a worker waits on it for something to do
+	free    []*slab   // slabs to fill
+	queue   []*slab   // cut slabs with chunks not handed out yet, in order
+	hashing int       // workers hashing a chunk now
+	maxHash int       // at most so many hash at once (Splitter.Workers)
+	reading bool      // a worker is reading; only that one uses rd
+	readEnd bool      // the reader has queued its last slab, or stopped
+	stopped bool      // Split is returning
+
+	rd reader
 }
 
 // run is Split with checked arguments. Tests call it directly with small
 // parameters and slabs. slabLen must be at least p.MaxChunk().
+//
+// It starts max(workers, 2) goroutines, of which at most workers hash at a
+// time, so that with one worker reading and hashing still overlap.
 func run(ctx context.Context, r io.Reader, p Params, workers, slabLen int, fn func(Chunk) error) error {
 	nslabs := workers + 2
 	pl := &pipeline{
-		free:  make(chan *slab, nslabs),
-		work:  make(chan *slab, nslabs),
-		slots: make([]chan *slab, nslabs),
-		stop:  make(chan struct{}),
+		free:    make([]*slab, 0, nslabs),
+		queue:   make([]*slab, 0, nslabs),
+		slots:   make([]chan *slab, nslabs),
+		stop:    make(chan struct{}),
+		maxHash: workers,
 	}
+	pl.cond.L = &pl.mu
+	pl.rd = reader{ctx: ctx, r: r, cut: newCutter(p), stop: pl.stop}
 	for i := range nslabs {
-		pl.free <- &slab{buf: make([]byte, slabLen)}
+		pl.free = append(pl.free, &slab{buf: make([]byte, slabLen)})
 		pl.slots[i] = make(chan *slab, 1)
 	}
 	var wg sync.WaitGroup
 	defer wg.Wait()
-	defer close(pl.stop)
-
-	rd := reader{ctx: ctx, r: r, cut: newCutter(p), pl: pl}
-	wg.Go(rd.run)
-	for range workers {
-		wg.Go(pl.hash)
+	defer func() {
+		close(pl.stop)
+		pl.mu.Lock()
+		pl.stopped = true
+		pl.cond.Broadcast()
+		pl.mu.Unlock()
+	}()
+	for range max(workers, 2) {
+		wg.Go(pl.work)
 	}
 	return pl.deliver(ctx, fn)
 }
@@ -210,43 +247,87 @@ func (pl *pipeline) deliver(ctx context.Context, fn func(Chunk) error) error {
 		if s.last {
 			return nil
 		}
-		pl.free <- s
+		pl.mu.Lock()
+		pl.free = append(pl.free, s)
+		pl.cond.Signal() // any waiting worker can read into it
+		pl.mu.Unlock()
 	}
 }
 
-// hash hashes the chunks of each slab from work and puts the slab in its
-// slot, until work closes or Split returns.
-func (pl *pipeline) hash() {
-	for {
-		var s *slab
-		select {
-		case s = <-pl.work:
-		case <-pl.stop:
-			return
-		}
-		if s == nil {
-			return
-		}
-		start := 0
-		for i, end := range s.ends {
-			sum := sha256.Sum256(s.buf[start:end])
+// work is a worker: it reads and cuts a slab when it can, hashes a chunk
+// otherwise, and waits when there is neither, until Split returns.
+func (pl *pipeline) work() {
+	pl.mu.Lock()
+	defer pl.mu.Unlock()
+	for !pl.stopped {
+		switch {
+		case !pl.reading && !pl.readEnd && len(pl.free) > 0:
+			s := pl.free[len(pl.free)-1]
+			pl.free = pl.free[:len(pl.free)-1]
+			pl.reading = true
+			pl.mu.Unlock()
+			queue, last := pl.rd.fill(s)
+			pl.mu.Lock()
+			pl.reading = false
+			pl.readEnd = last
+			if !queue {
+				continue
+			}
+			if len(s.ends) == 0 { // nothing to hash: an empty end or an error
+				pl.mu.Unlock()
+				pl.slots[s.seq%int64(len(pl.slots))] <- s
+				pl.mu.Lock()
+				continue
+			}
+			s.next, s.pending = 0, len(s.ends)
+			pl.queue = append(pl.queue, s)
+			pl.cond.Broadcast() // chunks for every worker
+		case len(pl.queue) > 0 && pl.hashing < pl.maxHash:
+			s := pl.queue[0]
+			i := s.next
+			if s.next++; s.next == len(s.ends) {
+				pl.queue = append(pl.queue[:0], pl.queue[1:]...)
+			}
+			pl.hashing++
+			pl.mu.Unlock()
+			start := 0
+			if i > 0 {
+				start = s.ends[i-1]
+			}
+			sum := sha256.Sum256(s.buf[start:s.ends[i]])
 			s.cids[i] = integrity.FromDigest(integrity.Raw, sum[:])
-			start = end
+			pl.mu.Lock()
+			pl.hashing--
+			if len(pl.queue) > 0 {
+				pl.cond.Signal() // a worker held back by maxHash may go on
+			}
+			if s.pending--; s.pending == 0 {
+				pl.mu.Unlock()
+				pl.slots[s.seq%int64(len(pl.slots))] <- s
+				// Let deliver, which the send may have woken on this P,
+				// run now rather than after the next chunk: it recycles
+				// the slabs that the reader needs, and the other Ps are
+				// busy reading and hashing.
+				runtime.Gosched()
+				pl.mu.Lock()
+			}
+		default:
+			pl.cond.Wait()
 		}
-		pl.slots[s.seq%int64(len(pl.slots))] <- s
-		// Let deliver, which the send may have woken on this P, run now
-		// rather than after the next slab: it recycles the slabs that the
-		// reader needs, and the other Ps are busy reading and hashing.
-		runtime.Gosched()
 	}
 }
 
-// reader is the goroutine that fills slabs, cuts them and passes them on.
+// reader is the state of the reading, used by one worker at a time.
 type reader struct {
-	ctx context.Context
-	r   io.Reader
-	cut *cutter
-	pl  *pipeline
+	ctx  context.Context
+	r    io.Reader
+	cut  *cutter
+	stop <-chan struct{} // closed when Split returns
+
+	seq    int64  // sequence number of the next slab
+	offset int64  // stream offset of the next slab's buf[0]
+	index  int64  // index of the next chunk
+	carry  []byte // the unfinished chunk at the end of the last slab
 }
 
 // readPiece is how much the reader reads before it cuts: small enough that
@@ -257,90 +338,64 @@ const readPiece = 1 << 20
 // reader is deemed stuck (io.ErrNoProgress), as bufio does.
 const maxEmptyReads = 100
 
-func (rd *reader) run() {
-	defer close(rd.pl.work)
-
-	var (
-		seq    int64  // sequence number of the next slab
-		offset int64  // stream offset of the next slab's buf[0]
-		index  int64  // index of the next chunk
-		carry  []byte // the unfinished chunk at the end of the last slab
-	)
+// fill reads the next part of the stream into s after the carried
+// unfinished chunk, and cuts it. It reports whether s is to be queued (not
+// when Split is stopping) and whether it is the last slab (the stream
+// ended or failed, or Split is stopping).
+func (rd *reader) fill(s *slab) (queue, last bool) {
+	// Read in pieces and cut as the bytes arrive, while they are still in
+	// the CPU's cache. After a read error the bytes read are not the end of
+	// the stream: cut only the chunks they complete.
+	n := copy(s.buf, rd.carry)
+	start := 0
+	s.ends = s.ends[:0]
+	var err error
 	for {
-		s := rd.acquire()
-		if s == nil {
-			return
-		}
-		// Read in pieces and cut as the bytes arrive, while they are still
-		// in the CPU's cache. After a read error the bytes read are not the
-		// end of the stream: cut only the chunks they complete.
-		n := copy(s.buf, carry)
-		start := 0
-		s.ends = s.ends[:0]
-		var err error
 		for {
-			for {
-				l := rd.cut.next(s.buf[start:n], err == io.EOF)
-				if l == 0 {
-					break
-				}
-				start += l
-				s.ends = append(s.ends, start)
-			}
-			if err != nil || n == len(s.buf) {
+			l := rd.cut.next(s.buf[start:n], err == io.EOF)
+			if l == 0 {
 				break
 			}
-			var m int
-			m, err = rd.fill(s.buf[n:min(n+readPiece, len(s.buf))])
-			n += m
+			start += l
+			s.ends = append(s.ends, start)
 		}
-		eof := err == io.EOF
-		s.base, s.index, s.err, s.last = offset, index, nil, eof
-		if err != nil && !eof {
-			if err == errStopped || rd.ctx.Err() != nil {
-				return // deliver has returned or is returning ctx.Err()
-			}
-			s.err = &ReadError{Offset: offset + int64(n), Err: err}
+		if err != nil || n == len(s.buf) {
+			break
 		}
-		if cap(s.cids) < len(s.ends) {
-			s.cids = make([]cid.Cid, len(s.ends), cap(s.ends))
-		}
-		s.cids = s.cids[:len(s.ends)]
-		index += int64(len(s.ends))
-		offset += int64(start)
-		carry = s.buf[start:n] // read below, by this goroutine only
-
-		s.seq = seq
-		seq++
-		rd.pl.work <- s // never blocks: work can hold every slab
-		if eof || s.err != nil {
-			return
-		}
+		var m int
+		m, err = rd.read(s.buf[n:min(n+readPiece, len(s.buf))])
+		n += m
 	}
+	eof := err == io.EOF
+	s.base, s.index, s.err, s.last = rd.offset, rd.index, nil, eof
+	if err != nil && !eof {
+		if err == errStopped || rd.ctx.Err() != nil {
+			return false, true // deliver has returned or is returning ctx.Err()
+		}
+		s.err = &ReadError{Offset: rd.offset + int64(n), Err: err}
+	}
+	if cap(s.cids) < len(s.ends) {
+		s.cids = make([]cid.Cid, len(s.ends), cap(s.ends))
+	}
+	s.cids = s.cids[:len(s.ends)]
+	rd.index += int64(len(s.ends))
+	rd.offset += int64(start)
+	rd.carry = s.buf[start:n] // read by the next fill only
+	s.seq = rd.seq
+	rd.seq++
+	return true, eof || s.err != nil
 }
 
-// acquire returns a free slab, or nil when Split is stopping.
-func (rd *reader) acquire() *slab {
-	select {
-	case s := <-rd.pl.free:
-		return s
-	case <-rd.pl.stop:
-		return nil
-	case <-rd.ctx.Done():
-		return nil
-	}
-}
-
-// fill reads into buf until it is full, the stream ends (io.EOF, with the
+// read reads into buf until it is full, the stream ends (io.EOF, with the
 // count read), or an error. It checks ctx between reads.
-func (rd *reader) fill(buf []byte) (int, error) {
+func (rd *reader) read(buf []byte) (int, error) {
 	n, empty := 0, 0
 	done := rd.ctx.Done()
 	for n < len(buf) {
 		select {
 		case <-done:
 			return n, rd.ctx.Err()
-		case <-rd.pl.stop:
+		case <-rd.stop:
 			return n, errStopped
 		default:
 		}

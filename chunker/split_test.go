@@ -10,7 +10,9 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"runtime"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"testing/iotest"
 
@@ -512,4 +514,43 @@ func TestDataIsCapped(t *testing.T) {
 
 func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
+}
+
+// overlapReader fails the test if two Reads run at once: workers take
+// turns to read, and must never overlap.
+type overlapReader struct {
+	r        io.Reader
+	inflight atomic.Int32
+	overlaps atomic.Int32
+	reads    atomic.Int32
+}
+
+func (o *overlapReader) Read(p []byte) (int, error) {
+	if o.inflight.Add(1) != 1 {
+		o.overlaps.Add(1)
+	}
+	defer o.inflight.Add(-1)
+	o.reads.Add(1)
+	runtime.Gosched() // give another worker the chance to read now, if it could
+	return o.r.Read(p[:min(len(p), 999)])
+}
+
+// TestReadsTakeTurns runs many workers over a stream read in short pieces
+// and checks that no two Reads overlap and that the chunks are the same as
+// with one worker.
+func TestReadsTakeTurns(t *testing.T) {
+	data := randData(23, 600_000)
+	for _, p := range []Params{FixedParams(1000), {Algorithm: FastCDC, Min: 256, Avg: 1024, Max: 4096}} {
+		want := runAll(t, bytes.NewReader(data), p, 1, p.MaxChunk())
+		for _, workers := range []int{2, 4, 8} {
+			or := &overlapReader{r: bytes.NewReader(data)}
+			got := runAll(t, or, p, workers, p.MaxChunk())
+			if n := or.overlaps.Load(); n > 0 {
+				t.Errorf("%s, %d workers: %d of %d reads overlapped another", p, workers, n, or.reads.Load())
+			}
+			if !same(got, want) {
+				t.Errorf("%s, %d workers: chunks differ from one worker's", p, workers)
+			}
+		}
+	}
 }
