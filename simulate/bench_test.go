@@ -80,9 +80,11 @@ func BenchmarkFlashCrowd100NodeCap(b *testing.B) {
 
 // BenchmarkFlashCrowd1000 is the scale run (make sim): 1000 peers (or
 // PEER_SIM_PEERS) in flash-crowd. It prints wall time, peak RSS and peak
-// goroutines beside the goals; PEER_SIM_GOROUTINES=FILE writes where the
-// goroutines are once they pass 100 per peer. It runs only with
-// PEER_SIM_SCALE=1:
+// goroutines beside the goals, and where the memory went at its peak (heap
+// in use, stacks). PEER_SIM_GOROUTINES=FILE writes where the goroutines
+// are once they pass 100 per peer (and again as they grow), and
+// PEER_SIM_MEMPROFILE=FILE a heap profile taken near the largest heap in
+// use. It runs only with PEER_SIM_SCALE=1:
 //
 //	PEER_SIM_SCALE=1 go test -run '^$' -bench FlashCrowd1000 -benchtime 1x -timeout 40m ./simulate
 func BenchmarkFlashCrowd1000(b *testing.B) {
@@ -97,29 +99,8 @@ func BenchmarkFlashCrowd1000(b *testing.B) {
 		}
 		peers = n
 	}
-	if f := os.Getenv("PEER_SIM_GOROUTINES"); f != "" {
-		// Where the goroutines are, written once they pass 1000 per peer/10.
-		stop := make(chan struct{})
-		defer close(stop)
-		go func() {
-			t := time.NewTicker(time.Second)
-			defer t.Stop()
-			for {
-				select {
-				case <-stop:
-					return
-				case <-t.C:
-				}
-				if runtime.NumGoroutine() > 100*peers {
-					if out, err := os.Create(f); err == nil {
-						pprof.Lookup("goroutine").WriteTo(out, 1)
-						out.Close()
-					}
-					return
-				}
-			}
-		}()
-	}
+	w := watchMemory(peers, os.Getenv("PEER_SIM_GOROUTINES"), os.Getenv("PEER_SIM_MEMPROFILE"))
+	defer w.stop()
 	for i := 0; i < b.N; i++ {
 		sc, err := Named("flash-crowd", peers, uint64(i+1))
 		if err != nil {
@@ -128,6 +109,7 @@ func BenchmarkFlashCrowd1000(b *testing.B) {
 		sc.Timeout = 20 * time.Minute
 		sc.FindTimeout = time.Minute
 		rep := benchRun(b, sc)
+		w.stop()
 		wall := time.Duration(rep.WallSeconds * float64(time.Second))
 		b.ReportMetric(rep.WallSeconds, "s_wall")
 		b.ReportMetric(wall.Seconds()/goalScaleWall.Seconds(), "wall/goal")
@@ -139,9 +121,72 @@ func BenchmarkFlashCrowd1000(b *testing.B) {
 			Target: fmt.Sprintf("<= %.0f s", goalScaleWall.Seconds()), Met: wall <= goalScaleWall})
 		benchrec.Add(benchrec.Record{Name: name + ": peak RSS", Figure: float64(rep.PeakRSS) / (1 << 30), Unit: "GiB",
 			Target: fmt.Sprintf("<= %d GiB", goalScaleRSS>>30), Met: rep.PeakRSS <= goalScaleRSS})
+		b.Logf("memory at its peak (sampled each second): heap in use %.2f GiB, stacks %.2f GiB, heap obtained from the OS %.2f GiB, %d goroutines",
+			float64(w.heap)/(1<<30), float64(w.stack)/(1<<30), float64(w.sys)/(1<<30), w.goroutines)
 		b.Logf("%d peers: %d of %d completed; wall %s (goal %s, ratio %.2f: setup %.1fs, start %.1fs, fetch %.1fs); peak RSS %.2f GiB (goal 8 GiB, ratio %.2f); peak goroutines %d; seeder %.2f× the file",
 			peers, rep.Completed, rep.Fetchers, wall.Round(time.Second), goalScaleWall, wall.Seconds()/goalScaleWall.Seconds(),
 			rep.SetupSeconds, rep.StartSeconds, rep.FetchSeconds,
 			float64(rep.PeakRSS)/(1<<30), float64(rep.PeakRSS)/goalScaleRSS, rep.PeakGoroutines, rep.SeederUpload)
 	}
+}
+
+// memWatch samples the runtime's memory each second while a scale run
+// goes, keeping the peaks, and writes profiles near them.
+type memWatch struct {
+	stopc, done chan struct{}
+	// Peaks, readable after stop.
+	heap, stack, sys uint64
+	goroutines       int
+}
+
+// watchMemory starts a memWatch. A non-empty goFile gets a goroutine dump
+// once the goroutines pass 100 per peer and again each time they grow by
+// a tenth past the last dump; a non-empty heapFile gets a heap profile
+// each time the heap in use grows by a tenth past the last one, so both
+// end up near the peak.
+func watchMemory(peers int, goFile, heapFile string) *memWatch {
+	w := &memWatch{stopc: make(chan struct{}), done: make(chan struct{})}
+	write := func(file, profile string, debug int) {
+		if out, err := os.Create(file); err == nil {
+			pprof.Lookup(profile).WriteTo(out, debug)
+			out.Close()
+		}
+	}
+	go func() {
+		defer close(w.done)
+		t := time.NewTicker(time.Second)
+		defer t.Stop()
+		var heapDumped uint64
+		goDumped := 100 * peers
+		for {
+			select {
+			case <-w.stopc:
+				return
+			case <-t.C:
+			}
+			var ms runtime.MemStats
+			runtime.ReadMemStats(&ms)
+			n := runtime.NumGoroutine()
+			w.heap, w.stack = max(w.heap, ms.HeapInuse), max(w.stack, ms.StackInuse)
+			w.sys, w.goroutines = max(w.sys, ms.HeapSys-ms.HeapReleased), max(w.goroutines, n)
+			if goFile != "" && n > goDumped {
+				goDumped = n + n/10
+				write(goFile, "goroutine", 1)
+			}
+			if heapFile != "" && ms.HeapInuse > heapDumped {
+				heapDumped = ms.HeapInuse + ms.HeapInuse/10
+				write(heapFile, "heap", 0)
+			}
+		}
+	}()
+	return w
+}
+
+func (w *memWatch) stop() {
+	select {
+	case <-w.stopc:
+	default:
+		close(w.stopc)
+	}
+	<-w.done
 }

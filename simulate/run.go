@@ -147,7 +147,7 @@ func Run(ctx context.Context, sc Scenario) (*Report, error) {
 func (r *runner) run(ctx context.Context) (*Report, error) {
 	sc := &r.sc
 	t0 := time.Now()
-	sampler := startSampler()
+	sampler := startSampler(r.mn)
 	defer sampler.stop()
 
 	// The file, its root and manifest (adversaries serve the real one).
@@ -301,7 +301,7 @@ func (r *runner) run(ctx context.Context) (*Report, error) {
 	rep.FetchSeconds = fetchPhase.Seconds()
 	r.probeLookups(ctx, rep)
 	r.check(rep)
-	rep.PeakGoroutines = sampler.stop()
+	rep.PeakGoroutines, rep.PeakConns, rep.PeakStreams = sampler.stop()
 	rep.PeakRSS = peakRSS()
 	rep.WallSeconds = time.Since(t0).Seconds()
 	return rep, nil
@@ -1125,41 +1125,53 @@ func peakRSS() int64 {
 	return 0
 }
 
-// sampler records the most goroutines seen, every 100 ms.
+// sampler records the most goroutines seen, every 100 ms, and the most
+// connections and streams over the mocknet's hosts, every second.
 type sampler struct {
 	stopc chan struct{}
-	out   chan int
+	done  chan struct{}
+	peak  [3]int // goroutines, connections, streams; read after done
 }
 
-func startSampler() *sampler {
-	s := &sampler{stopc: make(chan struct{}), out: make(chan int, 1)}
+func startSampler(mn mocknet.Mocknet) *sampler {
+	s := &sampler{stopc: make(chan struct{}), done: make(chan struct{})}
 	go func() {
-		peak := runtime.NumGoroutine()
+		defer close(s.done)
+		s.peak[0] = runtime.NumGoroutine()
 		t := time.NewTicker(100 * time.Millisecond)
 		defer t.Stop()
-		for {
+		for k := 0; ; k++ {
 			select {
 			case <-t.C:
-				peak = max(peak, runtime.NumGoroutine())
 			case <-s.stopc:
-				s.out <- max(peak, runtime.NumGoroutine())
+				s.peak[0] = max(s.peak[0], runtime.NumGoroutine())
 				return
 			}
+			s.peak[0] = max(s.peak[0], runtime.NumGoroutine())
+			if k%10 != 0 {
+				continue
+			}
+			conns, streams := 0, 0
+			for _, n := range mn.Nets() {
+				for _, c := range n.Conns() {
+					conns++
+					streams += len(c.GetStreams())
+				}
+			}
+			s.peak[1], s.peak[2] = max(s.peak[1], conns), max(s.peak[2], streams)
 		}
 	}()
 	return s
 }
 
-// stop ends the sampler and returns the peak; later calls return the same.
-func (s *sampler) stop() int {
+// stop ends the sampler and returns the peaks of goroutines, connections
+// and streams; later calls return the same.
+func (s *sampler) stop() (goroutines, conns, streams int) {
 	select {
 	case <-s.stopc:
 	default:
 		close(s.stopc)
-		v := <-s.out
-		s.out <- v
 	}
-	v := <-s.out
-	s.out <- v
-	return v
+	<-s.done
+	return s.peak[0], s.peak[1], s.peak[2]
 }
