@@ -11,7 +11,7 @@ import (
 const writeBufferSize = 64 << 10
 
 // writeBuffers holds the buffers of idle Writers: a Writer takes one for its
-// first Write after a Flush and gives it back when a Flush empties it, so a
+// first Write after a Flush and gives it back whenever it is empty again, so a
 // node with hundreds of quiet sessions holds buffers only for those that
 // are writing.
 var writeBuffers = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, writeBufferSize) }}
@@ -101,7 +101,9 @@ func (w *Writer) Write(m Msg) error {
 			return w.release(err)
 		}
 	}
-	return nil
+	// A large tail went straight through and left the buffer empty: give
+	// it back now rather than at the next Flush, which may be a while.
+	return w.release(nil)
 }
 
 // Flush writes everything buffered to the underlying writer. It blocks while
