@@ -5,9 +5,12 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"runtime/debug"
+	"runtime/metrics"
 	"runtime/pprof"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -21,6 +24,9 @@ const (
 	goalSeederUpload = 3.0
 	goalScaleWall    = 5 * time.Minute
 	goalScaleRSS     = 8 << 30
+	// defaultScaleMemLimit is the Go memory limit of the scale run, in GiB:
+	// below the RSS goal, with room for what the runtime does not count.
+	defaultScaleMemLimit = 6.0
 )
 
 func benchRun(b *testing.B, sc Scenario) *Report {
@@ -99,6 +105,20 @@ func BenchmarkFlashCrowd1000(b *testing.B) {
 		}
 		peers = n
 	}
+	// The Go runtime's soft memory limit: the collector works harder as
+	// the process nears it instead of letting the heap double past what is
+	// live. PEER_SIM_MEMLIMIT sets it in GiB; 0 leaves none.
+	limit := defaultScaleMemLimit
+	if s := os.Getenv("PEER_SIM_MEMLIMIT"); s != "" {
+		v, err := strconv.ParseFloat(s, 64)
+		if err != nil || v < 0 {
+			b.Fatalf("PEER_SIM_MEMLIMIT=%q: want GiB, 0 for none", s)
+		}
+		limit = v
+	}
+	if limit > 0 {
+		defer debug.SetMemoryLimit(debug.SetMemoryLimit(int64(limit * (1 << 30))))
+	}
 	w := watchMemory(peers, os.Getenv("PEER_SIM_GOROUTINES"), os.Getenv("PEER_SIM_MEMPROFILE"))
 	defer w.stop()
 	for i := 0; i < b.N; i++ {
@@ -121,8 +141,13 @@ func BenchmarkFlashCrowd1000(b *testing.B) {
 			Target: fmt.Sprintf("<= %.0f s", goalScaleWall.Seconds()), Met: wall <= goalScaleWall})
 		benchrec.Add(benchrec.Record{Name: name + ": peak RSS", Figure: float64(rep.PeakRSS) / (1 << 30), Unit: "GiB",
 			Target: fmt.Sprintf("<= %d GiB", goalScaleRSS>>30), Met: rep.PeakRSS <= goalScaleRSS})
-		b.Logf("memory at its peak (sampled each second): heap in use %.2f GiB, stacks %.2f GiB, heap obtained from the OS %.2f GiB, %d goroutines",
-			float64(w.heap)/(1<<30), float64(w.stack)/(1<<30), float64(w.sys)/(1<<30), w.goroutines)
+		limitText := "none"
+		if limit > 0 {
+			limitText = fmt.Sprintf("%.1f GiB", limit)
+		}
+		b.Logf("memory at its peak (sampled each second): heap in use %.2f GiB, stacks %.2f GiB, heap obtained from the OS %.2f GiB, %d goroutines; Go memory limit %s, GOGC %s; CPU %.0f s over a wall of %.0f s (%.2f of %d cores), %.0f s of it the collector's",
+			float64(w.heap)/(1<<30), float64(w.stack)/(1<<30), float64(w.sys)/(1<<30), w.goroutines, limitText, orDefault(os.Getenv("GOGC"), "100"),
+			w.cpu.Seconds(), rep.WallSeconds, w.cpu.Seconds()/rep.WallSeconds, runtime.GOMAXPROCS(0), w.gcCPU)
 		b.Logf("%d peers: %d of %d completed; wall %s (goal %s, ratio %.2f: setup %.1fs, start %.1fs, fetch %.1fs); peak RSS %.2f GiB (goal 8 GiB, ratio %.2f); peak goroutines %d; seeder %.2f× the file",
 			peers, rep.Completed, rep.Fetchers, wall.Round(time.Second), goalScaleWall, wall.Seconds()/goalScaleWall.Seconds(),
 			rep.SetupSeconds, rep.StartSeconds, rep.FetchSeconds,
@@ -137,6 +162,8 @@ type memWatch struct {
 	// Peaks, readable after stop.
 	heap, stack, sys uint64
 	goroutines       int
+	cpu              time.Duration // process CPU time (user and system) from start to stop
+	gcCPU            float64       // seconds of it the garbage collector took
 }
 
 // watchMemory starts a memWatch. A non-empty goFile gets a goroutine dump
@@ -146,6 +173,7 @@ type memWatch struct {
 // end up near the peak.
 func watchMemory(peers int, goFile, heapFile string) *memWatch {
 	w := &memWatch{stopc: make(chan struct{}), done: make(chan struct{})}
+	cpu0, gc0 := cpuTime(), gcSeconds()
 	write := func(file, profile string, debug int) {
 		if out, err := os.Create(file); err == nil {
 			pprof.Lookup(profile).WriteTo(out, debug)
@@ -161,6 +189,7 @@ func watchMemory(peers int, goFile, heapFile string) *memWatch {
 		for {
 			select {
 			case <-w.stopc:
+				w.cpu, w.gcCPU = cpuTime()-cpu0, gcSeconds()-gc0
 				return
 			case <-t.C:
 			}
@@ -189,4 +218,31 @@ func (w *memWatch) stop() {
 		close(w.stopc)
 	}
 	<-w.done
+}
+
+// gcSeconds returns the CPU time the garbage collector has used (an
+// estimate of the runtime's).
+func gcSeconds() float64 {
+	m := []metrics.Sample{{Name: "/cpu/classes/gc/total:cpu-seconds"}}
+	metrics.Read(m)
+	if m[0].Value.Kind() != metrics.KindFloat64 {
+		return 0
+	}
+	return m[0].Value.Float64()
+}
+
+func orDefault(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}
+
+// cpuTime returns the CPU time the process has used, user and system.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
