@@ -5,9 +5,12 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"runtime/debug"
+	"runtime/metrics"
 	"runtime/pprof"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -21,6 +24,9 @@ const (
 	goalSeederUpload = 3.0
 	goalScaleWall    = 5 * time.Minute
 	goalScaleRSS     = 8 << 30
+	// defaultScaleMemLimit is the Go memory limit of the scale run, in GiB:
+	// below the RSS goal, with room for what the runtime does not count.
+	defaultScaleMemLimit = 6.0
 )
 
 func benchRun(b *testing.B, sc Scenario) *Report {
@@ -80,9 +86,11 @@ func BenchmarkFlashCrowd100NodeCap(b *testing.B) {
 
 // BenchmarkFlashCrowd1000 is the scale run (make sim): 1000 peers (or
 // PEER_SIM_PEERS) in flash-crowd. It prints wall time, peak RSS and peak
-// goroutines beside the goals; PEER_SIM_GOROUTINES=FILE writes where the
-// goroutines are once they pass 100 per peer. It runs only with
-// PEER_SIM_SCALE=1:
+// goroutines beside the goals, and where the memory went at its peak (heap
+// in use, stacks). PEER_SIM_GOROUTINES=FILE writes where the goroutines
+// are once they pass 100 per peer (and again as they grow), and
+// PEER_SIM_MEMPROFILE=FILE a heap profile taken near the largest heap in
+// use. It runs only with PEER_SIM_SCALE=1:
 //
 //	PEER_SIM_SCALE=1 go test -run '^$' -bench FlashCrowd1000 -benchtime 1x -timeout 40m ./simulate
 func BenchmarkFlashCrowd1000(b *testing.B) {
@@ -97,29 +105,22 @@ func BenchmarkFlashCrowd1000(b *testing.B) {
 		}
 		peers = n
 	}
-	if f := os.Getenv("PEER_SIM_GOROUTINES"); f != "" {
-		// Where the goroutines are, written once they pass 1000 per peer/10.
-		stop := make(chan struct{})
-		defer close(stop)
-		go func() {
-			t := time.NewTicker(time.Second)
-			defer t.Stop()
-			for {
-				select {
-				case <-stop:
-					return
-				case <-t.C:
-				}
-				if runtime.NumGoroutine() > 100*peers {
-					if out, err := os.Create(f); err == nil {
-						pprof.Lookup("goroutine").WriteTo(out, 1)
-						out.Close()
-					}
-					return
-				}
-			}
-		}()
+	// The Go runtime's soft memory limit: the collector works harder as
+	// the process nears it instead of letting the heap double past what is
+	// live. PEER_SIM_MEMLIMIT sets it in GiB; 0 leaves none.
+	limit := defaultScaleMemLimit
+	if s := os.Getenv("PEER_SIM_MEMLIMIT"); s != "" {
+		v, err := strconv.ParseFloat(s, 64)
+		if err != nil || v < 0 {
+			b.Fatalf("PEER_SIM_MEMLIMIT=%q: want GiB, 0 for none", s)
+		}
+		limit = v
 	}
+	if limit > 0 {
+		defer debug.SetMemoryLimit(debug.SetMemoryLimit(int64(limit * (1 << 30))))
+	}
+	w := watchMemory(peers, os.Getenv("PEER_SIM_GOROUTINES"), os.Getenv("PEER_SIM_MEMPROFILE"))
+	defer w.stop()
 	for i := 0; i < b.N; i++ {
 		sc, err := Named("flash-crowd", peers, uint64(i+1))
 		if err != nil {
@@ -128,6 +129,10 @@ func BenchmarkFlashCrowd1000(b *testing.B) {
 		sc.Timeout = 20 * time.Minute
 		sc.FindTimeout = time.Minute
 		rep := benchRun(b, sc)
+		w.stop()
+		// rep.PeakRSS is read before the nodes are stopped; stopping a
+		// thousand of them takes memory too.
+		withStop := peakRSS()
 		wall := time.Duration(rep.WallSeconds * float64(time.Second))
 		b.ReportMetric(rep.WallSeconds, "s_wall")
 		b.ReportMetric(wall.Seconds()/goalScaleWall.Seconds(), "wall/goal")
@@ -139,9 +144,109 @@ func BenchmarkFlashCrowd1000(b *testing.B) {
 			Target: fmt.Sprintf("<= %.0f s", goalScaleWall.Seconds()), Met: wall <= goalScaleWall})
 		benchrec.Add(benchrec.Record{Name: name + ": peak RSS", Figure: float64(rep.PeakRSS) / (1 << 30), Unit: "GiB",
 			Target: fmt.Sprintf("<= %d GiB", goalScaleRSS>>30), Met: rep.PeakRSS <= goalScaleRSS})
+		limitText := "none"
+		if limit > 0 {
+			limitText = fmt.Sprintf("%.1f GiB", limit)
+		}
+		b.Logf("peak RSS %.2f GiB up to the report, %.2f GiB with the shutdown of every node", float64(rep.PeakRSS)/(1<<30), float64(withStop)/(1<<30))
+		b.Logf("memory at its peak, shutdown included (sampled each second): heap in use %.2f GiB, stacks %.2f GiB, heap obtained from the OS %.2f GiB, %d goroutines; Go memory limit %s, GOGC %s; CPU %.0f s over a wall of %.0f s (%.2f of %d cores), %.0f s of it the collector's",
+			float64(w.heap)/(1<<30), float64(w.stack)/(1<<30), float64(w.sys)/(1<<30), w.goroutines, limitText, orDefault(os.Getenv("GOGC"), "100"),
+			w.cpu.Seconds(), rep.WallSeconds, w.cpu.Seconds()/rep.WallSeconds, runtime.GOMAXPROCS(0), w.gcCPU)
 		b.Logf("%d peers: %d of %d completed; wall %s (goal %s, ratio %.2f: setup %.1fs, start %.1fs, fetch %.1fs); peak RSS %.2f GiB (goal 8 GiB, ratio %.2f); peak goroutines %d; seeder %.2f× the file",
 			peers, rep.Completed, rep.Fetchers, wall.Round(time.Second), goalScaleWall, wall.Seconds()/goalScaleWall.Seconds(),
 			rep.SetupSeconds, rep.StartSeconds, rep.FetchSeconds,
 			float64(rep.PeakRSS)/(1<<30), float64(rep.PeakRSS)/goalScaleRSS, rep.PeakGoroutines, rep.SeederUpload)
 	}
+}
+
+// memWatch samples the runtime's memory each second while a scale run
+// goes, keeping the peaks, and writes profiles near them.
+type memWatch struct {
+	stopc, done chan struct{}
+	// Peaks, readable after stop.
+	heap, stack, sys uint64
+	goroutines       int
+	cpu              time.Duration // process CPU time (user and system) from start to stop
+	gcCPU            float64       // seconds of it the garbage collector took
+}
+
+// watchMemory starts a memWatch. A non-empty goFile gets a goroutine dump
+// once the goroutines pass 100 per peer and again each time they grow by
+// a tenth past the last dump; a non-empty heapFile gets a heap profile
+// each time the heap in use grows by a tenth past the last one, so both
+// end up near the peak.
+func watchMemory(peers int, goFile, heapFile string) *memWatch {
+	w := &memWatch{stopc: make(chan struct{}), done: make(chan struct{})}
+	cpu0, gc0 := cpuTime(), gcSeconds()
+	write := func(file, profile string, debug int) {
+		if out, err := os.Create(file); err == nil {
+			pprof.Lookup(profile).WriteTo(out, debug)
+			out.Close()
+		}
+	}
+	go func() {
+		defer close(w.done)
+		t := time.NewTicker(time.Second)
+		defer t.Stop()
+		var heapDumped uint64
+		goDumped := 100 * peers
+		for {
+			select {
+			case <-w.stopc:
+				w.cpu, w.gcCPU = cpuTime()-cpu0, gcSeconds()-gc0
+				return
+			case <-t.C:
+			}
+			var ms runtime.MemStats
+			runtime.ReadMemStats(&ms)
+			n := runtime.NumGoroutine()
+			w.heap, w.stack = max(w.heap, ms.HeapInuse), max(w.stack, ms.StackInuse)
+			w.sys, w.goroutines = max(w.sys, ms.HeapSys-ms.HeapReleased), max(w.goroutines, n)
+			if goFile != "" && n > goDumped {
+				goDumped = n + n/10
+				write(goFile, "goroutine", 1)
+			}
+			if heapFile != "" && ms.HeapInuse > heapDumped {
+				heapDumped = ms.HeapInuse + ms.HeapInuse/10
+				write(heapFile, "heap", 0)
+			}
+		}
+	}()
+	return w
+}
+
+func (w *memWatch) stop() {
+	select {
+	case <-w.stopc:
+	default:
+		close(w.stopc)
+	}
+	<-w.done
+}
+
+// gcSeconds returns the CPU time the garbage collector has used (an
+// estimate of the runtime's).
+func gcSeconds() float64 {
+	m := []metrics.Sample{{Name: "/cpu/classes/gc/total:cpu-seconds"}}
+	metrics.Read(m)
+	if m[0].Value.Kind() != metrics.KindFloat64 {
+		return 0
+	}
+	return m[0].Value.Float64()
+}
+
+func orDefault(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}
+
+// cpuTime returns the CPU time the process has used, user and system.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

@@ -24,11 +24,20 @@ import (
 // It also counts the BLOCK messages the node has read whole from each peer
 // (tally), so that the simulation knows, from the receiving side, who was
 // handed a corrupt chunk.
+//
+// It tells the simulation, through dialing, whenever the node may dial a
+// peer, so that their mocknet link is made then.
 type cappedHost struct {
 	host.Host
-	bucket *bucket // nil: no cap
-	tally  *tally
-	cuts   *cuts
+	bucket  *bucket // nil: no cap
+	tally   *tally
+	cuts    *cuts
+	dialing func(peer.ID) // links this host to the peer if the network allows
+}
+
+func (h *cappedHost) Connect(ctx context.Context, ai peer.AddrInfo) error {
+	h.dialing(ai.ID)
+	return h.Host.Connect(ctx, ai)
 }
 
 func (h *cappedHost) wrap(s network.Stream) network.Stream {
@@ -36,6 +45,7 @@ func (h *cappedHost) wrap(s network.Stream) network.Stream {
 }
 
 func (h *cappedHost) NewStream(ctx context.Context, p peer.ID, pids ...protocol.ID) (network.Stream, error) {
+	h.dialing(p)
 	s, err := h.Host.NewStream(ctx, p, pids...)
 	if err != nil || s.Protocol() != wire.ProtocolID {
 		return s, err
@@ -236,5 +246,14 @@ func (c *cuts) kill(p peer.ID) {
 func (c *cuts) partition(side map[peer.ID]bool) {
 	c.mu.Lock()
 	c.cut = side
+	c.mu.Unlock()
+}
+
+// place puts a host that joined during a partition on its side.
+func (c *cuts) place(p peer.ID, side bool) {
+	c.mu.Lock()
+	if c.cut != nil {
+		c.cut[p] = side
+	}
 	c.mu.Unlock()
 }

@@ -29,11 +29,13 @@
 //
 // # How the network is simulated
 //
-// Every pair of hosts is linked once (mocknet dials only over links); a
-// link's latency is the sum of its ends' profile latencies and its bandwidth
-// the smaller of theirs. mocknet applies latency to each write and does not
-// overlap the writes of one stream, so a stream moves about one write
-// (a chunk, or 64 KiB) per latency. Honest nodes bootstrap their DHT from
+// Two hosts are linked (mocknet dials only over links) when one of them
+// first dials the other, unless a Partition or a Leave stands between
+// them; adversaries, which dial through bare hosts, are linked to every
+// host up front. A link's latency is the sum of its ends' profile
+// latencies and its bandwidth the smaller of theirs. mocknet applies
+// latency to each write and does not overlap the writes of one stream, so
+// a stream moves about one write (a chunk, or 64 KiB) per latency. Honest nodes bootstrap their DHT from
 // Degree random earlier nodes with one self-lookup each, in server mode with
 // peer's own protocol prefix. UploadCap is one token bucket per node over
 // all its exchange streams (mocknet alone caps each link). A Leave or a

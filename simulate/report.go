@@ -58,6 +58,11 @@ type Report struct {
 	WallSeconds    float64 `json:"wall_seconds"`
 	PeakRSS        int64   `json:"peak_rss_bytes"` // of the whole process (VmHWM)
 	PeakGoroutines int     `json:"peak_goroutines"`
+	// PeakConns and PeakStreams are the most connections and streams
+	// open at once over every host (each counted at both ends), sampled
+	// each second.
+	PeakConns   int `json:"peak_conns"`
+	PeakStreams int `json:"peak_streams"`
 }
 
 // Dist summarises a sample.
@@ -207,6 +212,11 @@ func (r *Report) WriteText(w io.Writer) error {
 	}
 	fmt.Fprintf(&b, "time        setup %.2fs, start %.2fs, fetch %.2fs, wall %.2fs; peak RSS %s, peak goroutines %d\n",
 		r.SetupSeconds, r.StartSeconds, r.FetchSeconds, r.WallSeconds, size(r.PeakRSS), r.PeakGoroutines)
+	if r.PeakConns > 0 {
+		n := r.Peers + r.AdversaryCount
+		fmt.Fprintf(&b, "network     peak %d connection ends (%.1f per host), %d stream ends (%.1f per host)\n",
+			r.PeakConns, float64(r.PeakConns)/float64(n), r.PeakStreams, float64(r.PeakStreams)/float64(n))
+	}
 	if _, err := io.WriteString(w, b.String()); err != nil {
 		return err
 	}

@@ -94,6 +94,15 @@ type runner struct {
 	bg     sync.WaitGroup // nodes that left, stopping
 	cuts   *cuts
 	cutBg  sync.WaitGroup // connections across a partition, closing
+
+	// Links. Two honest hosts are linked when one first dials the other
+	// (through cappedHost), not all N² pairs up front: a thousand peers
+	// would hold half a million links, most never used. Adversaries and
+	// the probe, which dial through bare mocknet hosts, are linked to
+	// everyone up front.
+	linkMu sync.Mutex
+	linked map[peer.ID]map[peer.ID]bool // both directions
+	slotOf map[peer.ID]int              // live honest hosts and adversaries: profile slot
 }
 
 // Run runs the scenario and returns its report. It blocks until every
@@ -113,6 +122,8 @@ func Run(ctx context.Context, sc Scenario) (*Report, error) {
 		rng:    rand.New(rand.NewPCG(sc.Seed, 0x5eed)),
 		closed: make(chan struct{}),
 		cuts:   &cuts{dead: map[peer.ID]bool{}},
+		linked: map[peer.ID]map[peer.ID]bool{},
+		slotOf: map[peer.ID]int{},
 	}
 	var kseed [32]byte
 	binary.LittleEndian.PutUint64(kseed[:], sc.Seed)
@@ -147,7 +158,7 @@ func Run(ctx context.Context, sc Scenario) (*Report, error) {
 func (r *runner) run(ctx context.Context) (*Report, error) {
 	sc := &r.sc
 	t0 := time.Now()
-	sampler := startSampler()
+	sampler := startSampler(r.mn)
 	defer sampler.stop()
 
 	// The file, its root and manifest (adversaries serve the real one).
@@ -301,7 +312,7 @@ func (r *runner) run(ctx context.Context) (*Report, error) {
 	rep.FetchSeconds = fetchPhase.Seconds()
 	r.probeLookups(ctx, rep)
 	r.check(rep)
-	rep.PeakGoroutines = sampler.stop()
+	rep.PeakGoroutines, rep.PeakConns, rep.PeakStreams = sampler.stop()
 	rep.PeakRSS = peakRSS()
 	rep.WallSeconds = time.Since(t0).Seconds()
 	return rep, nil
@@ -391,7 +402,11 @@ func (r *runner) newHost(idx int) (host.Host, error) {
 	if idx < 0 {
 		return h, nil
 	}
-	ch := &cappedHost{Host: h, tally: newTally(), cuts: r.cuts}
+	r.linkMu.Lock()
+	r.slotOf[h.ID()] = idx
+	r.linkMu.Unlock()
+	me := h.ID()
+	ch := &cappedHost{Host: h, tally: newTally(), cuts: r.cuts, dialing: func(p peer.ID) { r.ensureLink(me, p) }}
 	if r.sc.UploadCap > 0 {
 		ch.bucket = newBucket(r.sc.UploadCap, r.closed)
 	}
@@ -442,8 +457,18 @@ func (r *runner) advHosts() []host.Host {
 	return out
 }
 
-// link links two hosts once.
+// link links two hosts unless they are linked already.
 func (r *runner) link(a, b slot) error {
+	r.linkMu.Lock()
+	defer r.linkMu.Unlock()
+	return r.linkLocked(a, b)
+}
+
+// linkLocked is link with r.linkMu held.
+func (r *runner) linkLocked(a, b slot) error {
+	if r.linked[a.id][b.id] {
+		return nil
+	}
 	l, err := r.mn.LinkPeers(a.id, b.id)
 	if err != nil {
 		return fmt.Errorf("simulate: link: %w", err)
@@ -451,14 +476,60 @@ func (r *runner) link(a, b slot) error {
 	if o := r.linkOptions(a.idx, b.idx); o != (mocknet.LinkOptions{}) {
 		l.SetOptions(o)
 	}
+	for _, e := range [][2]peer.ID{{a.id, b.id}, {b.id, a.id}} {
+		m := r.linked[e[0]]
+		if m == nil {
+			m = map[peer.ID]bool{}
+			r.linked[e[0]] = m
+		}
+		m[e[1]] = true
+	}
 	return nil
 }
 
+// unlinkLocked removes the link between a and b, if any. r.linkMu is held.
+func (r *runner) unlinkLocked(a, b peer.ID) {
+	if !r.linked[a][b] {
+		return
+	}
+	r.mn.UnlinkPeers(a, b)
+	delete(r.linked[a], b)
+	delete(r.linked[b], a)
+}
+
+// ensureLink links honest host a to host b as a dials it, unless a fault
+// stands between them (a partition, a peer that left) or b is no live
+// host: then the dial fails as it would over a cut link. It is safe for
+// concurrent use.
+func (r *runner) ensureLink(a, b peer.ID) {
+	r.linkMu.Lock()
+	defer r.linkMu.Unlock()
+	if a == b || r.linked[a][b] || r.cuts.blocked(a, b) {
+		return
+	}
+	ia, oka := r.slotOf[a]
+	ib, okb := r.slotOf[b]
+	if !oka || !okb {
+		return
+	}
+	r.linkLocked(slot{a, ia}, slot{b, ib}) // mocknet fails only for unknown hosts, checked above
+}
+
+// linkAll links every adversary to every other host, and records the
+// adversaries' slots; honest hosts link as they dial (ensureLink).
 func (r *runner) linkAll(adv []host.Host) error {
 	s := r.slots(adv)
+	r.linkMu.Lock()
+	defer r.linkMu.Unlock()
+	for _, a := range s {
+		r.slotOf[a.id] = a.idx
+	}
 	for i := range s {
 		for j := i + 1; j < len(s); j++ {
-			if err := r.link(s[i], s[j]); err != nil {
+			if s[i].idx < r.sc.Peers && s[j].idx < r.sc.Peers {
+				continue
+			}
+			if err := r.linkLocked(s[i], s[j]); err != nil {
 				return err
 			}
 		}
@@ -614,14 +685,16 @@ func (r *runner) apply(ctx context.Context, e Event, ticket peer.AddrInfo, hints
 		for _, a := range all {
 			side[a.id] = r.side(a.idx)
 		}
+		r.linkMu.Lock()
+		r.cuts.partition(side) // under linkMu: no dial links across from now on
 		for _, a := range all {
-			for _, b := range all {
-				if a.idx < b.idx && side[a.id] != side[b.id] {
-					r.mn.UnlinkPeers(a.id, b.id)
+			for b := range r.linked[a.id] {
+				if cut, known := side[b]; known && side[a.id] != cut {
+					r.unlinkLocked(a.id, b)
 				}
 			}
 		}
-		r.cuts.partition(side)
+		r.linkMu.Unlock()
 		var pairs [][2]peer.ID
 		for _, a := range all {
 			if !side[a.id] {
@@ -643,9 +716,11 @@ func (r *runner) apply(ctx context.Context, e Event, ticket peer.AddrInfo, hints
 			return nil
 		}
 		r.cutBg.Wait() // no late disconnect may close a new connection
+		// Honest hosts link again as they dial; adversaries (bare hosts)
+		// are linked back now.
 		for _, a := range r.slots(r.advHosts()) {
 			for _, b := range r.slots(r.advHosts()) {
-				if a.idx < b.idx && r.side(a.idx) != r.side(b.idx) {
+				if a.idx < b.idx && b.idx >= r.sc.Peers && r.side(a.idx) != r.side(b.idx) {
 					if err := r.link(a, b); err != nil {
 						return err
 					}
@@ -692,12 +767,14 @@ func (r *runner) leave(p *simPeer) {
 	// stopped in the background (a mocknet host takes a while to close),
 	// and a Join of the same peer waits for that.
 	id := p.host.ID()
-	r.cuts.kill(id)
-	for _, s := range r.slots(r.advHosts()) {
-		if s.id != id {
-			r.mn.UnlinkPeers(id, s.id)
-		}
+	r.linkMu.Lock()
+	r.cuts.kill(id) // under linkMu: no dial links to it from now on
+	for q := range r.linked[id] {
+		r.unlinkLocked(id, q)
 	}
+	delete(r.linked, id)
+	delete(r.slotOf, id)
+	r.linkMu.Unlock()
 	h, n, cancel, fetch := p.host, p.node, p.cancel, p.fetch
 	p.node, p.host, p.cancel, p.fetch = nil, nil, nil, nil
 	gone := make(chan struct{})
@@ -747,8 +824,11 @@ func (r *runner) join(ctx context.Context, p *simPeer, ticket peer.AddrInfo, hin
 	p.host = h
 	p.ids = append(p.ids, h.ID())
 	me := slot{h.ID(), p.idx}
-	for _, s := range r.slots(r.advHosts()) {
-		if s.id != me.id && r.side(s.idx) == r.side(p.idx) {
+	if r.cut != nil {
+		r.cuts.place(me.id, r.side(p.idx)) // the new identity is on its peer's side
+	}
+	for i, a := range r.advHosts() { // honest hosts link as they dial
+		if s := (slot{a.ID(), r.sc.Peers + i}); r.side(s.idx) == r.side(p.idx) {
 			if err := r.link(me, s); err != nil {
 				return err
 			}
@@ -1125,41 +1205,53 @@ func peakRSS() int64 {
 	return 0
 }
 
-// sampler records the most goroutines seen, every 100 ms.
+// sampler records the most goroutines seen, every 100 ms, and the most
+// connections and streams over the mocknet's hosts, every second.
 type sampler struct {
 	stopc chan struct{}
-	out   chan int
+	done  chan struct{}
+	peak  [3]int // goroutines, connections, streams; read after done
 }
 
-func startSampler() *sampler {
-	s := &sampler{stopc: make(chan struct{}), out: make(chan int, 1)}
+func startSampler(mn mocknet.Mocknet) *sampler {
+	s := &sampler{stopc: make(chan struct{}), done: make(chan struct{})}
 	go func() {
-		peak := runtime.NumGoroutine()
+		defer close(s.done)
+		s.peak[0] = runtime.NumGoroutine()
 		t := time.NewTicker(100 * time.Millisecond)
 		defer t.Stop()
-		for {
+		for k := 0; ; k++ {
 			select {
 			case <-t.C:
-				peak = max(peak, runtime.NumGoroutine())
 			case <-s.stopc:
-				s.out <- max(peak, runtime.NumGoroutine())
+				s.peak[0] = max(s.peak[0], runtime.NumGoroutine())
 				return
 			}
+			s.peak[0] = max(s.peak[0], runtime.NumGoroutine())
+			if k%10 != 0 {
+				continue
+			}
+			conns, streams := 0, 0
+			for _, n := range mn.Nets() {
+				for _, c := range n.Conns() {
+					conns++
+					streams += len(c.GetStreams())
+				}
+			}
+			s.peak[1], s.peak[2] = max(s.peak[1], conns), max(s.peak[2], streams)
 		}
 	}()
 	return s
 }
 
-// stop ends the sampler and returns the peak; later calls return the same.
-func (s *sampler) stop() int {
+// stop ends the sampler and returns the peaks of goroutines, connections
+// and streams; later calls return the same.
+func (s *sampler) stop() (goroutines, conns, streams int) {
 	select {
 	case <-s.stopc:
 	default:
 		close(s.stopc)
-		v := <-s.out
-		s.out <- v
 	}
-	v := <-s.out
-	s.out <- v
-	return v
+	<-s.done
+	return s.peak[0], s.peak[1], s.peak[2]
 }

@@ -254,13 +254,18 @@ func (c *conn) readLoop(r *wire.Reader) error {
 	for range blockBuffers {
 		free <- &wire.Block{}
 	}
+	// A Block's Data comes from the shared pool as its header arrives and
+	// goes back once the block is handled.
 	r.SetBlockAlloc(func(_ uint64, size int) *wire.Block {
 		b := <-free // waits while every buffer is queued or in use
-		if cap(b.Data) < size {
-			b.Data = make([]byte, size)
-		}
+		b.Data = getBuf(size)
 		return b
 	})
+	recycle := func(m *wire.Block) {
+		putBuf(m.Data)
+		m.Data = nil
+		free <- m
+	}
 	blocks := make(chan *wire.Block, blockBuffers-1)
 	var failed error // set by the block goroutine before it resets the stream
 	done := make(chan struct{})
@@ -273,7 +278,7 @@ func (c *conn) readLoop(r *wire.Reader) error {
 				if err := f.sw.lim.received(f.ctx, pl, len(m.Data)); err != nil {
 					failed = err
 					c.stream.Reset()
-					free <- m
+					recycle(m)
 					continue
 				}
 				if dl == nil {
@@ -284,7 +289,7 @@ func (c *conn) readLoop(r *wire.Reader) error {
 					c.stream.Reset() // ends the Read below
 				}
 			}
-			free <- m
+			recycle(m)
 		}
 	}()
 	err := c.readMsgs(r, blocks)

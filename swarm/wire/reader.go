@@ -4,11 +4,19 @@ import (
 	"bufio"
 	"fmt"
 	"io"
+	"sync"
 )
 
 // readBufferSize is the Reader's read-ahead buffer. Payloads larger than it
 // are read straight from the underlying reader into their destination.
 const readBufferSize = 32 << 10
+
+// readBuffers holds the read-ahead buffers of idle Readers. A Reader waits
+// for the first byte of a frame with no buffer, takes one from the pool for
+// the rest of the frame, and gives it back when it has nothing read ahead:
+// a node with hundreds of quiet sessions holds buffers only for those that
+// are receiving.
+var readBuffers = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, readBufferSize) }}
 
 // growStep is the most the payload buffer grows ahead of the bytes that have
 // actually arrived, so that a peer that claims a large message and sends
@@ -37,7 +45,10 @@ type BlockAllocFunc func(index uint64, size int) *Block
 // reads. Its errors are sticky: after Read fails, every later call returns
 // the same error, so a stream that broke the protocol can't be read on.
 type Reader struct {
-	br    *bufio.Reader
+	src   io.Reader
+	br    *bufio.Reader // from readBuffers; nil while nothing is read ahead
+	first int           // the frame's first byte, read without a buffer; -1 when none
+	one   [1]byte
 	max   int
 	buf   []byte // payload buffer, reused; byte slices of messages alias it
 	alloc BlockAllocFunc
@@ -52,7 +63,40 @@ func NewReader(r io.Reader, maxSize int) *Reader {
 	if maxSize <= 0 || maxSize > MaxMessageSize {
 		maxSize = MaxMessageSize
 	}
-	return &Reader{br: bufio.NewReaderSize(r, readBufferSize), max: maxSize}
+	return &Reader{src: r, first: -1, max: maxSize}
+}
+
+// begin waits for the first byte of a frame with no buffer held, then takes
+// a buffer for the rest of it.
+func (r *Reader) begin() error {
+	if r.br == nil {
+		if _, err := io.ReadFull(r.src, r.one[:]); err != nil {
+			return err
+		}
+		r.first = int(r.one[0])
+		r.br = readBuffers.Get().(*bufio.Reader)
+		r.br.Reset(r.src)
+	}
+	return nil
+}
+
+// end gives the buffer back once nothing is read ahead in it.
+func (r *Reader) end() {
+	if r.br != nil && r.br.Buffered() == 0 {
+		r.br.Reset(nil)
+		readBuffers.Put(r.br)
+		r.br = nil
+	}
+}
+
+// readByte returns the next byte of the frame.
+func (r *Reader) readByte() (byte, error) {
+	if r.first >= 0 {
+		c := byte(r.first)
+		r.first = -1
+		return c, nil
+	}
+	return r.br.ReadByte()
 }
 
 // SetBlockAlloc makes Read decode BLOCK messages into Blocks that fn
@@ -82,7 +126,12 @@ func (r *Reader) Read() (Msg, error) {
 	if r.err != nil {
 		return nil, r.err
 	}
+	if err := r.begin(); err != nil {
+		r.err = err
+		return nil, err
+	}
 	m, err := r.read()
+	r.end()
 	if err != nil {
 		r.err = err
 		return nil, err
@@ -101,7 +150,7 @@ func (r *Reader) read() (Msg, error) {
 	if n > uint64(r.max) {
 		return nil, tooLarge("frame of %d bytes exceeds %d", n, r.max)
 	}
-	b, err := r.br.ReadByte()
+	b, err := r.readByte()
 	if err != nil {
 		return nil, noEOF(err)
 	}
@@ -130,7 +179,7 @@ func (r *Reader) readLength() (uint64, error) {
 	var x uint64
 	var s uint
 	for i := 0; ; i++ {
-		c, err := r.br.ReadByte()
+		c, err := r.readByte()
 		if err != nil {
 			if i > 0 {
 				return 0, noEOF(err)

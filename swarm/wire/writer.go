@@ -3,11 +3,18 @@ package wire
 import (
 	"bufio"
 	"io"
+	"sync"
 )
 
 // writeBufferSize is the Writer's buffer: large enough for a batch of WANTs
 // and HAVEs, small next to a block, which mostly bypasses it.
 const writeBufferSize = 64 << 10
+
+// writeBuffers holds the buffers of idle Writers: a Writer takes one for its
+// first Write after a Flush and gives it back whenever it is empty again, so a
+// node with hundreds of quiet sessions holds buffers only for those that
+// are writing.
+var writeBuffers = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, writeBufferSize) }}
 
 // Writer frames messages onto an io.Writer through a buffer. Write encodes
 // into the buffer; Flush sends what is buffered. Make one with NewWriter.
@@ -16,13 +23,41 @@ const writeBufferSize = 64 << 10
 // mutex) that writes. After the underlying writer fails, every later Write
 // and Flush returns that error.
 type Writer struct {
-	bw      *bufio.Writer
-	scratch []byte // head of the message being written, reused
+	w       io.Writer
+	bw      *bufio.Writer // from writeBuffers; nil while nothing is buffered
+	err     error         // the underlying writer's first error, sticky
+	scratch []byte        // head of the message being written, reused
 }
 
 // NewWriter returns a Writer that writes frames to w.
 func NewWriter(w io.Writer) *Writer {
-	return &Writer{bw: bufio.NewWriterSize(w, writeBufferSize), scratch: make([]byte, maxVarintLen, 512)}
+	return &Writer{w: w, scratch: make([]byte, maxVarintLen, 512)}
+}
+
+// buffer returns the Writer's buffer, taking one from the pool if it has none.
+func (w *Writer) buffer() *bufio.Writer {
+	if w.bw == nil {
+		w.bw = writeBuffers.Get().(*bufio.Writer)
+		w.bw.Reset(w.w)
+	}
+	return w.bw
+}
+
+// release gives an empty buffer back to the pool, or keeps the error of a
+// failed one (bufio's errors are sticky, the pool's buffers must not be).
+func (w *Writer) release(err error) error {
+	if err != nil {
+		if w.err == nil {
+			w.err = err
+		}
+		return w.err
+	}
+	if w.bw != nil && w.bw.Buffered() == 0 {
+		w.bw.Reset(nil)
+		writeBuffers.Put(w.bw)
+		w.bw = nil
+	}
+	return nil
 }
 
 // Write encodes m into the buffer, which is written to the underlying writer
@@ -54,21 +89,40 @@ func (w *Writer) Write(m Msg) error {
 	}
 	start := maxVarintLen - uvarintLen(uint64(n))
 	appendUvarint(head[start:start], uint64(n))
-	if _, err := w.bw.Write(head[start:]); err != nil {
-		return err
+	if w.err != nil {
+		return w.err
+	}
+	bw := w.buffer()
+	if _, err := bw.Write(head[start:]); err != nil {
+		return w.release(err)
 	}
 	if len(tail) > 0 {
-		if _, err := w.bw.Write(tail); err != nil {
-			return err
+		if _, err := bw.Write(tail); err != nil {
+			return w.release(err)
 		}
 	}
-	return nil
+	// A large tail went straight through and left the buffer empty: give
+	// it back now rather than at the next Flush, which may be a while.
+	return w.release(nil)
 }
 
 // Flush writes everything buffered to the underlying writer. It blocks while
 // the underlying writer does.
-func (w *Writer) Flush() error { return w.bw.Flush() }
+func (w *Writer) Flush() error {
+	if w.err != nil {
+		return w.err
+	}
+	if w.bw == nil {
+		return nil
+	}
+	return w.release(w.bw.Flush())
+}
 
 // Buffered returns the number of bytes written into the buffer and not yet
 // flushed.
-func (w *Writer) Buffered() int { return w.bw.Buffered() }
+func (w *Writer) Buffered() int {
+	if w.bw == nil {
+		return 0
+	}
+	return w.bw.Buffered()
+}
