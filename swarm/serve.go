@@ -283,6 +283,9 @@ func (sv *server) preload(ctx context.Context, src Source, buf *[]byte) *preload
 		return nil
 	}
 	p := &preload{idx: idx, done: make(chan struct{})}
+	if *buf == nil {
+		*buf = getBuf(int(src.Layout().Chunks[idx].Size))
+	}
 	b := (*buf)[:0]
 	go func() {
 		defer close(p.done)
@@ -320,19 +323,34 @@ func (sv *server) sendLoop() {
 		return
 	}
 	// While one block is written, the next one wanted is read and verified
-	// on another goroutine: two buffers take turns.
+	// on another goroutine: two buffers take turns. They come from the
+	// process's pool and go back whenever nothing is queued, so that a
+	// node with many quiet sessions holds few.
 	var (
 		bufs [2][]byte
 		cur  int
 		pre  *preload
 	)
-	defer func() {
+	release := func() {
 		if pre != nil {
 			<-pre.done
+			pre = nil
 		}
-	}()
+		for k, b := range bufs {
+			if b != nil {
+				putBuf(b)
+				bufs[k] = nil
+			}
+		}
+	}
+	defer release()
 	for {
 		sv.mu.Lock()
+		if len(sv.wants) == 0 {
+			sv.mu.Unlock()
+			release() // waits for a preload first: it writes into bufs
+			sv.mu.Lock()
+		}
 		for !sv.done && sv.errMsg == nil && len(sv.wants) == 0 && len(sv.nodes) == 0 && len(sv.haves) == 0 && len(sv.ctl) == 0 {
 			sv.mu.Unlock()
 			select {
@@ -407,6 +425,9 @@ func (sv *server) sendLoop() {
 				} else {
 					if pre != nil {
 						<-pre.done // it was cancelled; its buffer is free again
+					}
+					if bufs[cur] == nil {
+						bufs[cur] = getBuf(int(src.Layout().Chunks[idx].Size))
 					}
 					buf, err = src.ReadChunk(ctx, int64(idx), bufs[cur][:0])
 				}
