@@ -3,7 +3,6 @@ package swarm
 import (
 	"bytes"
 	"context"
-	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"sync"
@@ -11,7 +10,6 @@ import (
 	"time"
 
 	"github.com/ipfs/go-cid"
-	mocknet "github.com/libp2p/go-libp2p/p2p/net/mock"
 )
 
 // TestChokeTakesTurns: a seeder with one upload slot and two fetchers at
@@ -21,26 +19,9 @@ import (
 func TestChokeTakesTurns(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	mn := mocknet.New()
-	defer mn.Close()
-	for range 3 {
-		if _, err := mn.GenPeer(); err != nil {
-			t.Fatal(err)
-		}
-	}
 	// 2 MiB over 8 MB/s links: a quarter of a second per fetcher alone.
-	mn.SetLinkDefaults(mocknet.LinkOptions{Bandwidth: 8 << 20})
-	if err := mn.LinkAll(); err != nil {
-		t.Fatal(err)
-	}
-	if err := mn.ConnectAllButSelf(); err != nil {
-		t.Fatal(err)
-	}
-	r := rand.New(rand.NewPCG(3, 3))
-	data := make([]byte, 2<<20)
-	for i := range data {
-		data[i] = byte(r.Uint32())
-	}
+	mn := cappedMesh(t, 3, 8<<20)
+	data := randomData(2<<20, 3)
 	hosts := mn.Hosts()
 	blocks := &memBlocks{m: map[cid.Cid][]byte{}}
 	root := build(t, blocks, "data.bin", data, 32<<10)

@@ -92,6 +92,37 @@ func build(t *testing.T, blocks *memBlocks, name string, data []byte, size int) 
 	return root.CID
 }
 
+// cappedMesh returns a mocknet of n connected hosts whose links carry bw
+// bytes/s each; it is closed when the test ends.
+func cappedMesh(t *testing.T, n int, bw float64) mocknet.Mocknet {
+	t.Helper()
+	mn := mocknet.New()
+	t.Cleanup(func() { mn.Close() })
+	for range n {
+		if _, err := mn.GenPeer(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mn.SetLinkDefaults(mocknet.LinkOptions{Bandwidth: bw})
+	if err := mn.LinkAll(); err != nil {
+		t.Fatal(err)
+	}
+	if err := mn.ConnectAllButSelf(); err != nil {
+		t.Fatal(err)
+	}
+	return mn
+}
+
+// randomData returns n bytes drawn from seed.
+func randomData(n int, seed uint64) []byte {
+	r := rand.New(rand.NewPCG(seed, seed))
+	data := make([]byte, n)
+	for i := range data {
+		data[i] = byte(r.Uint32())
+	}
+	return data
+}
+
 func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
 // TestFetchOverMocknet: three seeders on mocknet, each serving from
@@ -102,25 +133,8 @@ func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)
 func TestFetchOverMocknet(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	mn := mocknet.New()
-	defer mn.Close()
-	for range 4 {
-		if _, err := mn.GenPeer(); err != nil {
-			t.Fatal(err)
-		}
-	}
-	mn.SetLinkDefaults(mocknet.LinkOptions{Bandwidth: 16 << 20})
-	if err := mn.LinkAll(); err != nil {
-		t.Fatal(err)
-	}
-	if err := mn.ConnectAllButSelf(); err != nil {
-		t.Fatal(err)
-	}
-	r := rand.New(rand.NewPCG(7, 7))
-	data := make([]byte, 8<<20+12345)
-	for i := range data {
-		data[i] = byte(r.Uint32())
-	}
+	mn := cappedMesh(t, 4, 16<<20)
+	data := randomData(8<<20+12345, 7)
 	hosts := mn.Hosts()
 	seedBlocks := &memBlocks{m: map[cid.Cid][]byte{}}
 	root := build(t, seedBlocks, "data.bin", data, 64<<10)
