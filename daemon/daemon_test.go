@@ -242,7 +242,7 @@ func TestDashboardMetrics(t *testing.T) {
 	}
 	exported := map[string]bool{}
 	for _, m := range []string{MetricBytesUp, MetricBytesDown, MetricChunksVerified, MetricChunksRejected, MetricChunksServed,
-		MetricDuplicateBytes, MetricPeers, MetricDHTPeers, MetricBanned, MetricBans, MetricDHTLookups, MetricDHTLookupSecs, MetricTransfers} {
+		MetricDuplicateBytes, MetricPeers, MetricDHTPeers, MetricBanned, MetricBans, MetricDHTLookups, MetricDHTLookupSecs, MetricTransfers, MetricChokes} {
 		exported[m] = false
 	}
 	name := regexp.MustCompile(`peer_[a-z_]+`)

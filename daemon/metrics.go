@@ -25,13 +25,14 @@ const (
 	MetricDHTLookups     = "peer_dht_lookups_total"
 	MetricDHTLookupSecs  = "peer_dht_lookup_seconds"
 	MetricTransfers      = "peer_active_transfers"
+	MetricChokes         = "peer_chokes_total"
 )
 
 // collector reads a node's counters at each scrape.
 type collector struct {
 	n                                                         *node.Node
 	up, down, verified, rejected, served, dup, peers, dhtPeer *prometheus.Desc
-	banned, bans, lookups, lookupSecs, transfers              *prometheus.Desc
+	banned, bans, lookups, lookupSecs, transfers, chokes      *prometheus.Desc
 }
 
 func newCollector(n *node.Node) *collector {
@@ -53,12 +54,13 @@ func newCollector(n *node.Node) *collector {
 		lookups:    d(MetricDHTLookups, "DHT provider lookups, by whether they found a provider.", "result"),
 		lookupSecs: d(MetricDHTLookupSecs, "DHT provider lookup latency: to the first provider, or to the end when none was found."),
 		transfers:  d(MetricTransfers, "Transfers in progress: fetches (download) and sessions served (upload).", "direction"),
+		chokes:     d(MetricChokes, "Peers told CHOKE: they asked for blocks while every upload slot was taken, or their turn ended while others waited."),
 	}
 }
 
 // Describe implements prometheus.Collector.
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.up, c.down, c.verified, c.rejected, c.served, c.dup, c.peers, c.dhtPeer, c.banned, c.bans, c.lookups, c.lookupSecs, c.transfers} {
+	for _, d := range []*prometheus.Desc{c.up, c.down, c.verified, c.rejected, c.served, c.dup, c.peers, c.dhtPeer, c.banned, c.bans, c.lookups, c.lookupSecs, c.transfers, c.chokes} {
 		ch <- d
 	}
 }
@@ -82,6 +84,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	gauge(c.dhtPeer, int64(m.DHTPeers))
 	gauge(c.banned, int64(m.Banned))
 	counter(c.bans, m.Swarm.Bans)
+	counter(c.chokes, m.Swarm.Chokes)
 	counter(c.lookups, m.DHTLookupsFound, "found")
 	counter(c.lookups, m.DHTLookups-m.DHTLookupsFound, "none")
 	h := m.DHTLookupSeconds

@@ -414,7 +414,7 @@ func TestShareGetByTicketAndDHT(t *testing.T) {
 		"peer_bytes_up_total", "peer_bytes_down_total", "peer_chunks_verified_total", "peer_chunks_rejected_total 0",
 		"peer_peers", "peer_banned_peers 0", "peer_bans_total 0", `peer_dht_lookups_total{result="found"}`,
 		"peer_dht_lookup_seconds_bucket", "peer_dht_lookup_seconds_count", `peer_active_transfers{direction="download"} 0`,
-		`peer_active_transfers{direction="upload"}`,
+		`peer_active_transfers{direction="upload"}`, "peer_chokes_total 0",
 	} {
 		if !bytes.Contains(body, []byte(want)) {
 			t.Errorf("/metrics lacks %q", want)
