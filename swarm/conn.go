@@ -368,7 +368,7 @@ func (c *conn) block(l *Layout, dl *download, m *wire.Block) error {
 	if err := integrity.VerifyFrom(l.Chunks[i].CID, m.Data, c.peer.String()); err != nil {
 		f.sw.count(func(s *Stats) { s.ChunksRejected++ })
 		f.log.Warn("bad block", "peer", c.peer, "index", i, "err", err)
-		f.post(event{kind: evBad, conn: c, index: i})
+		f.badBlock(c, i)
 		return nil
 	}
 	fresh, err := dl.write(i, m.Data)

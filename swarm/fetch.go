@@ -251,11 +251,24 @@ func (f *fetch) goroutine(fn func()) {
 	}()
 }
 
-// post sends an event to the loop unless the fetch is over.
-func (f *fetch) post(ev event) {
+// post sends an event to the loop unless the fetch is over, and reports
+// whether it did.
+func (f *fetch) post(ev event) bool {
 	select {
 	case f.events <- ev:
+		return true
 	case <-f.ctx.Done():
+		return false
+	}
+}
+
+// badBlock reports that p sent chunk i and it failed its hash. The loop
+// strikes p; once the loop has ended (the last chunk came from someone
+// else meanwhile), p is struck here, so that a liar whose block arrived as
+// the fetch completed does not go unpunished.
+func (f *fetch) badBlock(c *conn, i int64) {
+	if !f.post(event{kind: evBad, conn: c, index: i}) {
+		f.strikeEarly(c.peer, fmt.Errorf("chunk %d failed its hash", i))
 	}
 }
 
@@ -526,7 +539,8 @@ func (f *fetch) handle(ev event) {
 
 // strikeEarly deals with a peer that broke the protocol before the
 // scheduler exists (while the manifest loads), which has no strike count
-// yet: with the default of one strike, it is banned.
+// yet, or after the loop has ended: with the default of one strike, it is
+// banned.
 func (f *fetch) strikeEarly(p peer.ID, err error) {
 	if f.sw.cfg.MaxStrikes > 1 {
 		return
@@ -713,6 +727,18 @@ func (f *fetch) shutdown() {
 	}
 	// Goroutines blocked posting events see ctx done.
 	f.wg.Wait()
+	// Bad blocks the loop did not get to still strike their senders.
+	for {
+		select {
+		case ev := <-f.events:
+			if ev.kind == evBad {
+				f.strikeEarly(ev.conn.peer, fmt.Errorf("chunk %d failed its hash", ev.index))
+			}
+			continue
+		default:
+		}
+		break
+	}
 	if f.dl != nil {
 		f.dl.closeFiles()
 	}

@@ -27,6 +27,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	mocknet "github.com/libp2p/go-libp2p/p2p/net/mock"
 
+	"github.com/peer-project/peer/integrity"
 	"github.com/peer-project/peer/swarm/wire"
 )
 
@@ -414,5 +415,33 @@ func TestHostileSeeder(t *testing.T) {
 				t.Fatal("honest fetch after the attack: wrong bytes")
 			}
 		})
+	}
+}
+
+// TestBadBlockAfterTheLoop: a block that fails its hash as the fetch
+// completes (the loop no longer reads events) still gets its sender
+// banned, whether it is posted after the fetch's context ended or was left
+// in the queue the loop did not get to.
+func TestBadBlockAfterTheLoop(t *testing.T) {
+	mn, err := mocknet.FullMeshConnected(3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mn.Close()
+	hosts := mn.Hosts()
+	s := New(hosts[0], &memBlocks{m: map[cid.Cid][]byte{}}, Config{Logger: quiet()})
+	defer s.Close()
+	queued, late := hosts[1].ID(), hosts[2].ID()
+
+	ctx, cancel := context.WithCancel(context.Background())
+	f := s.newFetch(ctx, integrity.Block([]byte("root")), FetchOptions{})
+	f.events <- event{kind: evBad, conn: &conn{peer: queued}, index: 3} // never handled by a loop
+	cancel()
+	f.badBlock(&conn{peer: late}, 4) // the loop is over: post fails
+	f.shutdown()
+	for _, p := range []peer.ID{queued, late} {
+		if !s.Banned(p) {
+			t.Errorf("%s sent a bad block as the fetch ended and is not banned", p)
+		}
 	}
 }
