@@ -126,14 +126,13 @@ func randomData(n int, seed uint64) []byte {
 func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
 // TestFetchOverMocknet: three seeders on mocknet, each serving from
-// memory, one fetcher; every seeder serves some, the file is exact, and
-// nothing leaks. Each link carries 16 MB/s, so that no seeder whose session
-// opens first can send the whole file before the others' open (it did under
-// a loaded machine with uncapped links).
+// memory, one fetcher; the seeders share the work, the file is exact, and
+// nothing leaks. Each link carries 2 MiB/s, so that the fetch takes more
+// than a second even from all three.
 func TestFetchOverMocknet(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	mn := cappedMesh(t, 4, 16<<20)
+	mn := cappedMesh(t, 4, 2<<20)
 	data := randomData(8<<20+12345, 7)
 	hosts := mn.Hosts()
 	seedBlocks := &memBlocks{m: map[cid.Cid][]byte{}}
@@ -167,10 +166,19 @@ func TestFetchOverMocknet(t *testing.T) {
 	if _, err := os.Stat(PartialPath(dest)); !os.IsNotExist(err) {
 		t.Fatalf("partial file left behind: %v", err)
 	}
+	// At least two of the three served: a multi-source fetch. Not all
+	// three: under a loaded machine a seeder whose first block comes late
+	// can have every later request duplicated to the faster two and
+	// cancelled before it starts it (seen at 1 in 18 runs before choking,
+	// too); see the scheduler's duplicate rule for peers of unknown rate.
+	served := 0
 	for _, h := range hosts[:3] {
-		if res.Progress.PerPeer[h.ID()] == 0 {
-			t.Errorf("seeder %s served nothing: %v", h.ID(), res.Progress.PerPeer)
+		if res.Progress.PerPeer[h.ID()] > 0 {
+			served++
 		}
+	}
+	if served < 2 {
+		t.Errorf("%d of 3 seeders served: %v", served, res.Progress.PerPeer)
 	}
 	// A second fetch to the same place is refused before anything moves.
 	if _, err := fetcher.Fetch(ctx, root, FetchOptions{Dest: dest}); !errors.Is(err, ErrExists) {
