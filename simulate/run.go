@@ -498,10 +498,16 @@ func (r *runner) unlinkLocked(a, b peer.ID) {
 }
 
 // ensureLink links honest host a to host b as a dials it, unless a fault
-// stands between them (a partition, a peer that left) or b is no live
-// host: then the dial fails as it would over a cut link. It is safe for
+// stands between them (a partition, a peer that left), b is no live host,
+// or the run is shutting down: then the dial fails as it would over a cut
+// link. It is safe for
 // concurrent use.
 func (r *runner) ensureLink(a, b peer.ID) {
+	select {
+	case <-r.closed:
+		return // shutting down: no new connections to tear down
+	default:
+	}
 	r.linkMu.Lock()
 	defer r.linkMu.Unlock()
 	if a == b || r.linked[a][b] || r.cuts.blocked(a, b) {
