@@ -121,13 +121,19 @@ func TestPartitionHeals(t *testing.T) {
 	}
 	cut, healed := rep.Events[0], rep.Events[1].At
 	// The stranded side has no source: none of it can complete before
-	// the heal (the seeder's capped upload cannot have given it a whole
-	// copy before the cut), and every one of it completes after.
+	// the heal, as long as the seeder's capped upload cannot have given it
+	// a whole copy before the cut (a loaded machine can apply the cut
+	// late), and every one of it completes after.
+	burst := max(64<<10, rep.UploadCap/10) // the uplink bucket's (caphost.go)
+	sealed := rep.UploadCap > 0 && rep.UploadCap*cut.At.Seconds()+burst < float64(rep.FileSize)
+	if !sealed {
+		t.Logf("the cut came at %.2fs, when the seeder could have sent a whole copy: not checking that the stranded side waits for the heal", cut.At.Seconds())
+	}
 	for _, i := range cut.Peers {
 		p := rep.PeersOut[i]
 		if !p.Completed {
 			t.Errorf("stranded peer %d did not complete", i)
-		} else if p.Seconds < healed.Seconds() {
+		} else if sealed && p.Seconds < healed.Seconds() {
 			t.Errorf("stranded peer %d completed at %.2fs, before the heal at %.2fs", i, p.Seconds, healed.Seconds())
 		}
 	}
