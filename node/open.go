@@ -47,7 +47,7 @@ func (n *Node) Open(ctx context.Context, target Target, opts FetchOptions) (*Rea
 	}
 	src := n.sourcesOf(target, opts.Peers)
 	root := target.Root
-	if _, err := n.store.GetBlock(ectx, root); target.Path != "" || err == nil {
+	if here, _ := n.store.HasBlock(root); target.Path != "" || here {
 		// The manifest is here, or the path must be looked up in it.
 		var nd manifest.Node
 		root, nd, err = n.resolve(ectx, target, src)

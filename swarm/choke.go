@@ -71,14 +71,14 @@ func newChoker(slots int, now func() time.Time) *choker {
 
 // want queues the chunk requests idx of sv, or drops them: when sv is
 // choked (they crossed the CHOKE on the wire), or when no slot is free (sv
-// is choked now). It reports whether they were queued.
-func (c *choker) want(sv *server, idx []uint64) bool {
+// is choked now).
+func (c *choker) want(sv *server, idx []uint64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	sv.mu.Lock()
 	if sv.choked || c.closed || sv.cs.gone {
 		sv.mu.Unlock()
-		return false
+		return
 	}
 	sv.wants = append(sv.wants, idx...)
 	sv.mu.Unlock()
@@ -92,7 +92,6 @@ func (c *choker) want(sv *server, idx []uint64) bool {
 		}
 	}
 	sv.signal()
-	return sv.cs.slot
 }
 
 // writing records that sv starts sending a block.
