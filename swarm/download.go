@@ -20,9 +20,10 @@ import (
 // the destination NAME. A path with it is never a complete file.
 const PartialSuffix = ".peer-partial"
 
-// writebackEvery is how many bytes a download writes between two requests
-// to the kernel to start writing them to disk.
-const writebackEvery = 32 << 20
+// writeBehindEvery is how many bytes a download writes between two calls of
+// writeBehind, which start writing them to disk and drop from the page cache
+// those written before.
+const writeBehindEvery = 8 << 20
 
 // maxOpenFiles bounds the file handles one download keeps open; files past
 // it are opened for each read or write.
@@ -200,9 +201,9 @@ func (d *download) write(i int64, data []byte) (bool, error) {
 		if _, err := f.WriteAt(data, c.Offset); err != nil {
 			return err
 		}
-		if d.unsynced.Add(int64(len(data))) >= writebackEvery {
+		if d.unsynced.Add(int64(len(data))) >= writeBehindEvery {
 			d.unsynced.Store(0)
-			startWriteback(f)
+			writeBehind(f)
 		}
 		return nil
 	})

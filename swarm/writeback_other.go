@@ -4,5 +4,5 @@ package swarm
 
 import "os"
 
-// startWriteback does nothing here: the final fsync writes everything.
-func startWriteback(*os.File) {}
+// writeBehind does nothing here: the final fsync writes everything.
+func writeBehind(*os.File) {}
