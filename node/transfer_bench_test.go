@@ -19,6 +19,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/pprof"
+	"runtime/trace"
 	"strconv"
 	"strings"
 	"testing"
@@ -211,7 +212,7 @@ func benchChild(role string) int {
 }
 
 func runRole(role string) error {
-	if p := os.Getenv("PEER_BENCH_CPUPROFILE"); p != "" && (role == "fetch" || role == "seed") {
+	if p := os.Getenv("PEER_BENCH_CPUPROFILE"); p != "" && profiled(role) {
 		f, err := os.Create(p + "." + role)
 		if err != nil {
 			return err
@@ -219,7 +220,15 @@ func runRole(role string) error {
 		pprof.StartCPUProfile(f)
 		defer pprof.StopCPUProfile()
 	}
-	if p := os.Getenv("PEER_BENCH_MEMPROFILE"); p != "" && (role == "fetch" || role == "seed") {
+	if p := os.Getenv("PEER_BENCH_TRACE"); p != "" && profiled(role) {
+		f, err := os.Create(p + "." + role)
+		if err != nil {
+			return err
+		}
+		trace.Start(f)
+		defer trace.Stop()
+	}
+	if p := os.Getenv("PEER_BENCH_MEMPROFILE"); p != "" && profiled(role) {
 		runtime.MemProfileRate = 64 << 10
 		defer func() {
 			if f, err := os.Create(p + "." + role); err == nil {
@@ -353,4 +362,15 @@ func peakRSS() int64 {
 		}
 	}
 	return 0
+}
+
+// profiled reports whether a child role writes the profiles and traces
+// that PEER_BENCH_CPUPROFILE, PEER_BENCH_MEMPROFILE and PEER_BENCH_TRACE
+// ask for: the transfer's two processes and the raw stream's two.
+func profiled(role string) bool {
+	switch role {
+	case "fetch", "seed", "rawfetch", "rawserve":
+		return true
+	}
+	return false
 }
