@@ -116,7 +116,8 @@ type Config struct {
 	UploadRate, DownloadRate, PeerUploadRate, PeerDownloadRate int64
 	// UploadSlots is how many peers the node sends blocks to at once; the
 	// others are choked and wait their turn, and a peer yields its slot
-	// after a few blocks while others wait. Zero means
+	// after a few blocks while others wait. Peers that send the node
+	// blocks get most turns, as in BitTorrent's tit-for-tat. Zero means
 	// swarm.DefaultUploadSlots (4).
 	UploadSlots int
 	// Now returns the time; nil means time.Now.

@@ -28,6 +28,12 @@ const (
 	// chokeCheck is how often idle and stuck slot holders are looked for
 	// while peers wait.
 	chokeCheck = 200 * time.Millisecond
+	// optimisticEvery: every optimisticEvery-th slot given from the line
+	// goes to the peer that has waited longest, whatever it has sent us
+	// (BitTorrent's optimistic unchoke: a newcomer gets a chance to trade,
+	// and nobody waits for good). Every other goes to the waiting peer
+	// with the most credit (see peerLimit).
+	optimisticEvery = 3
 )
 
 // choker gives a swarm's upload slots to the sessions that want blocks,
@@ -37,12 +43,19 @@ const (
 //
 // A session that asks for a block (WANT) takes a free slot; if there is
 // none it is choked: its requests are dropped, it is told CHOKE and it
-// waits in line. A slot goes to the first in line (UNCHOKE) when its holder
-// has had turnBlocks blocks while others waited (the holder is choked and
-// goes to the back of the line), has asked for nothing for idleRelease, has
-// been stuck on one block for stuckRevoke, or has ended. A swarm's slots
-// serve all its roots. Safe for concurrent use; lock order: choker.mu, then
-// server.mu.
+// waits in line. A slot is passed on (UNCHOKE) when its holder has had
+// turnBlocks blocks while others waited (the holder is choked and goes to
+// the back of the line), has asked for nothing for idleRelease, has been
+// stuck on one block for stuckRevoke, or has ended.
+//
+// Who gets it is BitTorrent's tit-for-tat: the waiting peer that has sent
+// us the most lately (its credit), so that peers which trade with us are
+// served first and a free rider gets only the spare turns; but every
+// optimisticEvery-th slot goes to the first in line. A seeder, or a node
+// whose peers send it nothing, thus serves in turn, first come first
+// served. A swarm's slots serve all its roots, and credit earned on one
+// root counts for all. Safe for concurrent use; lock order: choker.mu,
+// then server.mu or peerLimit.mu.
 type choker struct {
 	slots int
 	now   func() time.Time
@@ -50,6 +63,7 @@ type choker struct {
 	mu      sync.Mutex
 	holders []*server // hold a slot
 	waiting []*server // choked, in line for a slot
+	grants  int       // slots given from the line
 	timer   *time.Timer
 	armed   bool // timer runs check soon
 	closed  bool
@@ -218,11 +232,12 @@ func (c *choker) enqueue(sv *server) {
 	c.arm()
 }
 
-// next unchokes the first in line while slots are free; c.mu is held.
+// next unchokes peers from the line while slots are free; c.mu is held.
 func (c *choker) next() {
 	for len(c.holders) < c.slots && len(c.waiting) > 0 {
-		sv := c.waiting[0]
-		c.waiting = c.waiting[1:]
+		k := c.pick()
+		sv := c.waiting[k]
+		c.waiting = slices.Delete(c.waiting, k, k+1)
 		sv.cs.queued = false
 		c.grant(sv)
 		sv.mu.Lock()
@@ -231,6 +246,24 @@ func (c *choker) next() {
 		sv.mu.Unlock()
 		sv.signal()
 	}
+}
+
+// pick returns the index in the line of the next peer to unchoke: the
+// first in line at every optimisticEvery-th grant, else the one with the
+// most credit (the first in line of equals); c.mu is held.
+func (c *choker) pick() int {
+	c.grants++
+	if c.grants%optimisticEvery == 0 {
+		return 0
+	}
+	now := c.now()
+	best, most := 0, 0.0
+	for k, sv := range c.waiting {
+		if cr := sv.lim.credited(now); cr > most {
+			best, most = k, cr
+		}
+	}
+	return best
 }
 
 // arm runs check after chokeCheck while peers wait; c.mu is held.

@@ -284,7 +284,7 @@ func (c *conn) readLoop(r *wire.Reader) error {
 				if dl == nil {
 					layout, dl = f.current()
 				}
-				if err := c.block(layout, dl, m); err != nil {
+				if err := c.block(layout, dl, pl, m); err != nil {
 					failed = err
 					c.stream.Reset() // ends the Read below
 				}
@@ -346,8 +346,9 @@ func (c *conn) readMsgs(r *wire.Reader, blocks chan<- *wire.Block) error {
 }
 
 // block handles one BLOCK: it must have been asked for; it is verified
-// against its CID, then written, then reported.
-func (c *conn) block(l *Layout, dl *download, m *wire.Block) error {
+// against its CID, credited to the peer of pl, then written, then
+// reported.
+func (c *conn) block(l *Layout, dl *download, pl *peerLimit, m *wire.Block) error {
 	f := c.f
 	i := int64(m.Index)
 	c.mu.Lock()
@@ -371,6 +372,9 @@ func (c *conn) block(l *Layout, dl *download, m *wire.Block) error {
 		f.badBlock(c, i)
 		return nil
 	}
+	// Verified: the peer gave us something, and earns its credit with
+	// our choker (a duplicate too: we asked for it).
+	pl.addCredit(len(m.Data), f.sw.cfg.Now())
 	fresh, err := dl.write(i, m.Data)
 	switch {
 	case err != nil:

@@ -79,7 +79,8 @@ type Config struct {
 	// roots: the others are choked (wire.Choke) and wait their turn in
 	// line, and a peer gives up its slot after a few blocks while others
 	// wait, so that each block goes out fast and the peers that get it can
-	// pass it on. Zero means DefaultUploadSlots.
+	// pass it on. Peers that send us blocks are served first (see
+	// choker). Zero means DefaultUploadSlots.
 	UploadSlots int
 	// BanTime is how long a banned peer is refused; zero means an hour.
 	BanTime time.Duration
