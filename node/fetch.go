@@ -124,9 +124,11 @@ func (n *Node) sourcesOf(target Target, peers []peer.AddrInfo) sources {
 	return s
 }
 
-// fetchHooks let Open follow a fetch: started and verified are called after
-// the node's own bookkeeping, and focus steers the scheduler.
+// fetchHooks let Open follow a fetch: accept may refuse the layout before
+// anything is written, started and verified are called after the node's
+// own bookkeeping, and focus steers the scheduler.
 type fetchHooks struct {
+	accept   func(*swarm.Layout) error
 	started  func(*swarm.Layout, swarm.Source)
 	verified func(int64)
 	focus    <-chan swarm.Range
@@ -147,6 +149,7 @@ func (n *Node) fetch(ctx context.Context, root cid.Cid, dest string, opts FetchO
 		FindTimeout: n.cfg.FindTimeout,
 		Progress:    opts.Progress,
 		Focus:       hooks.focus,
+		Accept:      hooks.accept,
 		Started: func(l *swarm.Layout, s swarm.Source) {
 			rec.Size, rec.Chunks = l.Size, l.NumChunks()
 			if err := n.store.PutDownload(rec); err != nil {

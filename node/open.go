@@ -124,6 +124,14 @@ func (n *Node) Open(ctx context.Context, target Target, opts FetchOptions) (*Rea
 		fo := opts
 		fo.Force = true
 		_, err := n.fetch(fctx, root, dest, fo, src, fetchHooks{
+			// A folder is refused before its tree is laid out in the
+			// streams folder, where nothing would ever read it.
+			accept: func(l *swarm.Layout) error {
+				if l.Dir {
+					return folderError(root)
+				}
+				return nil
+			},
 			started:  st.start,
 			verified: func(int64) { st.notify() },
 			focus:    st.focus,

@@ -212,6 +212,10 @@ func TestOpenRemoteErrors(t *testing.T) {
 	if left != 0 {
 		t.Errorf("%d streams left after a refused Open", left)
 	}
+	// Refused before its tree was laid out: nothing in the streams folder.
+	if ents, _ := os.ReadDir(filepath.Join(b.cfg.Home, streamsDir)); len(ents) != 0 {
+		t.Errorf("the refused folder left %d entries in the streams folder, the first %q", len(ents), ents[0].Name())
+	}
 
 	r, err := b.Open(ctx, Target{Root: esh.Root, Hint: &ai}, FetchOptions{})
 	if err != nil {

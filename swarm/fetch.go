@@ -51,6 +51,9 @@ type FetchOptions struct {
 	// Progress, if not nil, is called from the fetch's loop about every
 	// 50 ms and once at the end. It must not block.
 	Progress func(Progress)
+	// Accept, if not nil, is called once the layout is known, before
+	// anything is written to Dest: an error ends the fetch with it.
+	Accept func(l *Layout) error
 	// Started, if not nil, is called once with the layout and the source
 	// that serves the chunks fetched so far, before any chunk is
 	// requested (the node serves and announces the root from then on).
@@ -355,6 +358,11 @@ func (f *fetch) sources(now time.Time) {
 // start sets up the download once the layout is known.
 func (f *fetch) start() error {
 	l := f.layout
+	if f.opts.Accept != nil {
+		if err := f.opts.Accept(l); err != nil {
+			return err
+		}
+	}
 	dl, err := openDownload(l, f.opts.Dest)
 	if err != nil {
 		return err
