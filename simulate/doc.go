@@ -24,8 +24,8 @@
 //	rep.WriteText(os.Stdout)
 //
 // Named scenarios: flash-crowd, churn, seeder-loss, partition, slow-links,
-// adversarial (see Names). `peer simulate --scenario NAME --peers N --seed S`
-// runs the same from the command line.
+// adversarial, free-riders (see Names). `peer simulate --scenario NAME
+// --peers N --seed S` runs the same from the command line.
 //
 // # How the network is simulated
 //

@@ -31,11 +31,16 @@ type Report struct {
 	Fetchers    int     `json:"fetchers"`
 	Completed   int     `json:"completed"`
 	SuccessRate float64 `json:"success_rate"`
-	Completion  Dist    `json:"completion_seconds"`  // of the fetchers that completed, from the start of the fetch phase
-	FirstChunk  Dist    `json:"first_chunk_seconds"` // when each fetcher got its first chunk
-	Curve       []Point `json:"curve,omitempty"`     // completions over time
-	Intact      int     `json:"intact"`              // completed copies whose sha256 equals the original's
-	Corrupt     int     `json:"corrupt"`             // completed copies that differ (must be 0)
+	Completion  Dist    `json:"completion_seconds"` // of the fetchers that completed, from the start of the fetch phase
+	// With free riders (Scenario.FreeRiders): how many, and the completion
+	// of those and of the other fetchers apart.
+	FreeRiders          int     `json:"free_riders,omitempty"`
+	FreeRiderCompletion Dist    `json:"free_rider_completion_seconds,omitzero"`
+	TraderCompletion    Dist    `json:"trader_completion_seconds,omitzero"`
+	FirstChunk          Dist    `json:"first_chunk_seconds"` // when each fetcher got its first chunk
+	Curve               []Point `json:"curve,omitempty"`     // completions over time
+	Intact              int     `json:"intact"`              // completed copies whose sha256 equals the original's
+	Corrupt             int     `json:"corrupt"`             // completed copies that differ (must be 0)
 
 	SeederUpload    float64     `json:"seeder_upload_x_file"`     // all seeders' upload / file size
 	MaxSeederUpload float64     `json:"max_seeder_upload_x_file"` // the busiest seeder's
@@ -120,6 +125,7 @@ type PeerReport struct {
 	Index      int      `json:"index"`
 	IDs        []string `json:"ids"` // one per incarnation
 	Seeder     bool     `json:"seeder,omitempty"`
+	FreeRider  bool     `json:"free_rider,omitempty"`
 	Up         bool     `json:"up"` // running at the end
 	Completed  bool     `json:"completed"`
 	Intact     bool     `json:"intact,omitempty"`
@@ -189,6 +195,10 @@ func (r *Report) WriteText(w io.Writer) error {
 	}
 	fmt.Fprintf(&b, "completed   %d of %d fetchers (%.1f%%); %d copies intact, %d corrupt\n", r.Completed, r.Fetchers, 100*r.SuccessRate, r.Intact, r.Corrupt)
 	fmt.Fprintf(&b, "completion  %s\n", r.Completion)
+	if r.FreeRiders > 0 {
+		fmt.Fprintf(&b, "  traders     %s\n", r.TraderCompletion)
+		fmt.Fprintf(&b, "  free riders %s (of %d)\n", r.FreeRiderCompletion, r.FreeRiders)
+	}
 	fmt.Fprintf(&b, "first chunk %s\n", r.FirstChunk)
 	fmt.Fprintf(&b, "seeders     uploaded %.2f× the file (busiest seeder %.2f×); all peers uploaded %s, %s duplicate\n", r.SeederUpload, r.MaxSeederUpload, size(r.BytesUp), size(r.DuplicateBytes))
 	if r.Lookup.Probes > 0 || r.Lookup.Error != "" {
@@ -224,6 +234,9 @@ func (r *Report) WriteText(w io.Writer) error {
 	fmt.Fprintln(tw, "peer\trole\tdone\tseconds\tfirst\tup\tdown\tdup\tbans\trestarts\tattempts\tsha256\t")
 	for _, p := range r.PeersOut {
 		role, done, sum := "fetch", "no", ""
+		if p.FreeRider {
+			role = "free ride"
+		}
 		if p.Seeder {
 			role, done = "seed", "-"
 		} else if p.Completed {

@@ -32,6 +32,7 @@ import (
 	"github.com/peer-project/peer/manifest"
 	"github.com/peer-project/peer/node"
 	"github.com/peer-project/peer/swarm"
+	"github.com/peer-project/peer/swarm/wire"
 )
 
 // ErrInvariant is wrapped by the error Run returns when the simulation ran
@@ -569,6 +570,17 @@ func (r *runner) nodeConfig(p *simPeer, boot []*simPeer) node.Config {
 	return cfg
 }
 
+// freeRider reports whether node i is one of the scenario's free riders.
+func (r *runner) freeRider(i int) bool { return i >= r.sc.Peers-r.sc.FreeRiders }
+
+// freeRide makes p's node, just started, take sessions of no one if it is a
+// free rider: peers see it refuse the exchange protocol and ask others.
+func (r *runner) freeRide(p *simPeer) {
+	if r.freeRider(p.idx) {
+		p.host.RemoveStreamHandler(wire.ProtocolID)
+	}
+}
+
 // startNodes starts node 0, then the others in batches, each bootstrapping
 // from Degree random nodes of the earlier batches (one self-lookup each,
 // not a full refresh).
@@ -581,6 +593,7 @@ func (r *runner) startNodes(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("simulate: peer %d: %w", p.idx, err)
 		}
+		r.freeRide(p)
 		p.node = n
 		p.up = true
 		return nil
@@ -856,6 +869,7 @@ func (r *runner) join(ctx context.Context, p *simPeer, ticket peer.AddrInfo, hin
 	if err != nil {
 		return fmt.Errorf("simulate: peer %d rejoins: %w", p.idx, err)
 	}
+	r.freeRide(p)
 	p.node = n
 	p.mu.Lock()
 	p.up = true
@@ -990,7 +1004,7 @@ func (r *runner) report(applied []Event) *Report {
 	for _, a := range sc.Adversaries {
 		rep.AdversaryCount += a.Count
 	}
-	var done, first []float64
+	var done, first, riders, others []float64
 	var seederUp int64
 	var all node.Metrics
 	for _, p := range r.peers {
@@ -1004,7 +1018,7 @@ func (r *runner) report(applied []Event) *Report {
 		all = addMetrics(all, m)
 		p.mu.Lock()
 		pr := PeerReport{
-			Index: p.idx, Seeder: p.seeder, Up: p.up, Completed: p.done, Restarts: p.restarts,
+			Index: p.idx, Seeder: p.seeder, FreeRider: r.freeRider(p.idx), Up: p.up, Completed: p.done, Restarts: p.restarts,
 			Attempts: p.attempts, BytesUp: st.BytesUp, BytesDown: st.BytesDown,
 			Duplicate: st.DuplicateBytes, Rejected: st.ChunksRejected, LastError: p.lastErr,
 		}
@@ -1030,6 +1044,11 @@ func (r *runner) report(applied []Event) *Report {
 			if p.done {
 				rep.Completed++
 				done = append(done, pr.Seconds)
+				if pr.FreeRider {
+					riders = append(riders, pr.Seconds)
+				} else {
+					others = append(others, pr.Seconds)
+				}
 			}
 		}
 		rep.DuplicateBytes += st.DuplicateBytes
@@ -1042,6 +1061,10 @@ func (r *runner) report(applied []Event) *Report {
 		rep.SuccessRate = float64(rep.Completed) / float64(rep.Fetchers)
 	}
 	rep.Completion = distOf(done)
+	if sc.FreeRiders > 0 {
+		rep.FreeRiders = sc.FreeRiders
+		rep.FreeRiderCompletion, rep.TraderCompletion = distOf(riders), distOf(others)
+	}
 	h := all.DHTLookupSeconds
 	rep.NodeLookups = NodeLookups{Count: all.DHTLookups, Found: all.DHTLookupsFound}
 	if h.Count > 0 {

@@ -104,6 +104,12 @@ type Scenario struct {
 	// node's own limiter, in bytes per second, where UploadCap is the
 	// simulated uplink under it. Zero is none.
 	NodeUploadRate int64
+	// FreeRiders is how many fetchers (the last ones: nodes
+	// Peers-FreeRiders…Peers-1) fetch like the others but upload nothing:
+	// they take no sessions (their hosts drop the exchange protocol), so
+	// peers see them refuse and ask others. The report gives their
+	// completion apart.
+	FreeRiders int
 	// Adversaries are dishonest peers besides the honest ones.
 	Adversaries []Adversaries
 	// Events are the faults, in time order.
@@ -134,7 +140,7 @@ const defaultFileSize = 4 << 20
 
 // Names lists the named scenarios. It does not block.
 func Names() []string {
-	return []string{"flash-crowd", "churn", "seeder-loss", "partition", "slow-links", "adversarial"}
+	return []string{"flash-crowd", "churn", "seeder-loss", "partition", "slow-links", "adversarial", "free-riders"}
 }
 
 // ErrScenario is wrapped by every error about a scenario's description.
@@ -222,6 +228,15 @@ func Named(name string, peers int, seed uint64) (Scenario, error) {
 			}
 			sc.Adversaries = append(sc.Adversaries, Adversaries{Kind: k, Count: n})
 		}
+	case "free-riders":
+		// Half the fetchers take no sessions: they fetch, and upload
+		// nothing. The others serve first the peers that serve them
+		// (tit-for-tat) and finish sooner; the free riders still finish,
+		// on the turns that go to whoever has waited longest.
+		// Several seeders, so that the fetchers' uplinks, not the rate at
+		// which new chunks enter the swarm, decide who finishes first.
+		sc.Seeders = max(1, min(4, peers/10))
+		sc.FreeRiders = max(1, (peers-sc.Seeders)/2)
 	default:
 		return Scenario{}, fmt.Errorf("%w: unknown scenario %q (want one of %s)", ErrScenario, name, strings.Join(Names(), ", "))
 	}
@@ -279,6 +294,9 @@ func (sc *Scenario) fill() error {
 	}
 	if sc.UploadCap < 0 {
 		errs = append(errs, fmt.Errorf("upload cap %v: want ≥ 0", sc.UploadCap))
+	}
+	if sc.FreeRiders < 0 || sc.FreeRiders > sc.Peers-sc.Seeders-1 {
+		errs = append(errs, fmt.Errorf("%d free riders of %d fetchers: want at least one fetcher that is not", sc.FreeRiders, sc.Peers-sc.Seeders))
 	}
 	var w float64
 	for _, p := range sc.Profiles {

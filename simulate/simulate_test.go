@@ -147,6 +147,36 @@ func TestSlowLinks(t *testing.T) {
 	}
 }
 
+// TestFreeRiders: fetchers that take no sessions still get the file (the
+// turns given to the longest waiting reach them), and upload nothing. That
+// they finish later than the traders is measured by BenchmarkFreeRiders,
+// not asserted here: with the small file CI moves under the race detector,
+// the gap is within the noise.
+func TestFreeRiders(t *testing.T) {
+	t.Parallel()
+	rep := run(t, "free-riders", testPeers, 8, nil)
+	if rep.Completed != rep.Fetchers || rep.Intact != rep.Completed {
+		t.Fatalf("completed %d of %d, %d intact", rep.Completed, rep.Fetchers, rep.Intact)
+	}
+	if rep.FreeRiders == 0 || rep.FreeRiderCompletion.N != rep.FreeRiders || rep.TraderCompletion.N != rep.Fetchers-rep.FreeRiders {
+		t.Fatalf("%d free riders; completion counted for %d of them and %d traders, of %d fetchers",
+			rep.FreeRiders, rep.FreeRiderCompletion.N, rep.TraderCompletion.N, rep.Fetchers)
+	}
+	riders := 0
+	for _, p := range rep.PeersOut {
+		if !p.FreeRider {
+			continue
+		}
+		riders++
+		if p.BytesUp != 0 {
+			t.Errorf("free rider %d uploaded %d bytes", p.Index, p.BytesUp)
+		}
+	}
+	if riders != rep.FreeRiders {
+		t.Errorf("%d peers marked free riders, want %d", riders, rep.FreeRiders)
+	}
+}
+
 func TestAdversarial(t *testing.T) {
 	t.Parallel()
 	rep := run(t, "adversarial", testPeers+10, 6, nil)
