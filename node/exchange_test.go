@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/libp2p/go-libp2p"
+	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 
@@ -166,8 +167,9 @@ func TestResumeFetchesNoVerifiedChunkTwice(t *testing.T) {
 	}
 }
 
-// liar serves the real manifest (from honest) but garbage chunks.
-func startLiar(t *testing.T, honest *Node) peer.AddrInfo {
+// liar serves the real manifest (from honest) but garbage chunks. It
+// returns its address and its host.
+func startLiar(t *testing.T, honest *Node) (peer.AddrInfo, host.Host) {
 	t.Helper()
 	h, err := libp2p.New(libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"), libp2p.DisableRelay())
 	if err != nil {
@@ -212,7 +214,7 @@ func startLiar(t *testing.T, honest *Node) peer.AddrInfo {
 			}
 		}
 	})
-	return peer.AddrInfo{ID: h.ID(), Addrs: h.Addrs()}
+	return peer.AddrInfo{ID: h.ID(), Addrs: h.Addrs()}, h
 }
 
 func TestCorruptPeerBanned(t *testing.T) {
@@ -224,7 +226,7 @@ func TestCorruptPeerBanned(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	liar := startLiar(t, a)
+	liar, liarHost := startLiar(t, a)
 	b := startNode(t, testConfig(t))
 	dest := filepath.Join(t.TempDir(), "f.bin")
 	// The liar is asked first, so that it surely gets requests.
@@ -238,5 +240,21 @@ func TestCorruptPeerBanned(t *testing.T) {
 	}
 	if b.Stats().ChunksRejected == 0 || res.Progress.PerPeer[liar.ID] != 0 {
 		t.Fatalf("rejected %d chunks; liar credited with %d bytes", b.Stats().ChunksRejected, res.Progress.PerPeer[liar.ID])
+	}
+	// Banned means cut off: the connection closes, and neither side can
+	// connect again while the ban lasts.
+	deadline := time.Now().Add(10 * time.Second)
+	for b.host.Network().Connectedness(liar.ID) == network.Connected {
+		if time.Now().After(deadline) {
+			t.Fatal("still connected to the banned liar 10 s after the fetch")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err := b.Connect(ctx, liar); err == nil {
+		t.Error("connected to the banned liar again")
+	}
+	liarHost.Connect(ctx, b.AddrInfo())
+	if b.host.Network().Connectedness(liar.ID) == network.Connected {
+		t.Error("the banned liar connected again")
 	}
 }

@@ -84,8 +84,8 @@ func loadIdentity(home string) (crypto.PrivKey, error) {
 // the two here) and Noise, yamux, a connection manager, a resource
 // manager whose limits scale with the machine, and the reachability stack
 // of reachOptions (relays, hole punching, AutoNAT, port mapping).
-func buildHost(cfg *Config, key crypto.PrivKey) (host.Host, error) {
-	opts, release, err := hostOptions(cfg, key)
+func buildHost(cfg *Config, key crypto.PrivKey, g *gater) (host.Host, error) {
+	opts, release, err := hostOptions(cfg, key, g)
 	if err != nil {
 		return nil, err
 	}
@@ -97,10 +97,11 @@ func buildHost(cfg *Config, key crypto.PrivKey) (host.Host, error) {
 	return h, nil
 }
 
-// hostOptions returns the libp2p options of buildHost, and release, which
-// closes the connection and resource managers they hold: call it when
-// libp2p.New fails (a host closes them itself).
-func hostOptions(cfg *Config, key crypto.PrivKey) (_ []libp2p.Option, release func(), _ error) {
+// hostOptions returns the libp2p options of buildHost, with g as the
+// connection gater (nil: none), and release, which closes the connection
+// and resource managers they hold: call it when libp2p.New fails (a host
+// closes them itself).
+func hostOptions(cfg *Config, key crypto.PrivKey, g *gater) (_ []libp2p.Option, release func(), _ error) {
 	cm, err := connmgr.NewConnManager(cfg.ConnLow, cfg.ConnHigh)
 	if err != nil {
 		return nil, nil, fmt.Errorf("node: connection manager: %w", err)
@@ -154,8 +155,8 @@ func hostOptions(cfg *Config, key crypto.PrivKey) (_ []libp2p.Option, release fu
 		return nil, nil, fmt.Errorf("node: %w", err)
 	}
 	opts = append(opts, reach...)
-	if len(cfg.AllowPeers) > 0 {
-		opts = append(opts, libp2p.ConnectionGater(newAllowGater(cfg.AllowPeers)))
+	if g != nil {
+		opts = append(opts, libp2p.ConnectionGater(g))
 	}
 	if len(cfg.SwarmKey) > 0 {
 		// go-libp2p's QUIC refuses private networks: a keyed node runs

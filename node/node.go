@@ -89,12 +89,14 @@ func New(ctx context.Context, cfg Config) (_ *Node, err error) {
 	}()
 
 	n.host = cfg.Host
+	var gate *gater // of the host the node builds
 	if n.host == nil {
 		key, err := loadIdentity(cfg.Home)
 		if err != nil {
 			return nil, err
 		}
-		if n.host, err = buildHost(&n.cfg, key); err != nil {
+		gate = newGater(cfg.AllowPeers)
+		if n.host, err = buildHost(&n.cfg, key, gate); err != nil {
 			return nil, err
 		}
 		n.ownsHost = true
@@ -115,10 +117,21 @@ func New(ctx context.Context, cfg Config) (_ *Node, err error) {
 		UploadSlots: cfg.UploadSlots,
 	}
 	if len(cfg.AllowPeers) > 0 {
-		scfg.Allow = newAllowGater(cfg.AllowPeers).allowed
+		scfg.Allow = newGater(cfg.AllowPeers).allowed
+	}
+	if gate != nil {
+		// A banned peer is cut off, not only refused the exchange: its
+		// connections close and it may not connect again (DHT included)
+		// until the ban ends.
+		scfg.OnBan = func(p peer.ID) {
+			n.goroutine(func() { n.host.Network().ClosePeer(p) })
+		}
 	}
 	n.swarm = swarm.New(n.host, n.store, scfg)
 	cleanup = append(cleanup, func() { n.swarm.Close() })
+	if gate != nil {
+		gate.setBanned(n.swarm.Banned)
+	}
 
 	if !cfg.NoDHT {
 		boot, _ := cfg.bootstrapPeers()

@@ -84,6 +84,9 @@ type Config struct {
 	UploadSlots int
 	// BanTime is how long a banned peer is refused; zero means an hour.
 	BanTime time.Duration
+	// OnBan, if not nil, is called after a peer is banned, on the
+	// goroutine that banned it; it must not block.
+	OnBan func(p peer.ID)
 	// Now returns the time; nil means time.Now.
 	Now func() time.Time
 	// Lookup, if not nil, is asked for a Source when a peer wants a root
@@ -339,6 +342,9 @@ func (s *Swarm) Ban(p peer.ID, reason string) {
 	s.log.Warn("banned peer", "peer", p, "reason", reason)
 	for _, sv := range end {
 		sv.fail(wire.CodeBanned, "banned: "+reason)
+	}
+	if s.cfg.OnBan != nil {
+		s.cfg.OnBan(p)
 	}
 }
 
