@@ -210,12 +210,12 @@ func TestChokerServesTradersFirst(t *testing.T) {
 	}
 
 	var (
-		wg         sync.WaitGroup
-		mu         sync.Mutex
-		done       []string
-		first, end [2]time.Time
-		errs       [2]error
-		bStarted   = make(chan struct{})
+		wg       sync.WaitGroup
+		mu       sync.Mutex
+		done     []string
+		first    [2]time.Time
+		errs     [2]error
+		bStarted = make(chan struct{})
 	)
 	for k, f := range []*Swarm{a, b} {
 		name := []string{"A", "B"}[k]
@@ -243,7 +243,6 @@ func TestChokerServesTradersFirst(t *testing.T) {
 			}})
 			mu.Lock()
 			done = append(done, name)
-			end[k] = time.Now()
 			mu.Unlock()
 			if errs[k] == nil {
 				if got, _ := os.ReadFile(dest); !bytes.Equal(got, xData) {
