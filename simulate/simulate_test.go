@@ -27,8 +27,8 @@ func TestMain(m *testing.M) {
 const testPeers = 30
 
 // run runs a named scenario, logs its report when the test is verbose or
-// fails, and fails the test with the replay command when an invariant
-// fails.
+// fails (the caller's own checks included), and fails the test with the
+// replay command when an invariant fails.
 func run(t *testing.T, name string, peers int, seed uint64, tweak func(*Scenario)) *Report {
 	t.Helper()
 	sc, err := Named(name, peers, seed)
@@ -46,10 +46,21 @@ func run(t *testing.T, name string, peers int, seed uint64, tweak func(*Scenario
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 	rep, err := Run(ctx, sc)
-	if rep != nil && (testing.Verbose() || err != nil) {
-		var b strings.Builder
-		rep.WriteText(&b)
-		t.Log("\n" + b.String())
+	if rep != nil {
+		logReport := func() {
+			var b strings.Builder
+			rep.WriteText(&b)
+			t.Log("\n" + b.String())
+		}
+		if testing.Verbose() || err != nil {
+			logReport()
+		} else {
+			t.Cleanup(func() {
+				if t.Failed() {
+					logReport()
+				}
+			})
+		}
 	}
 	if err != nil {
 		t.Fatalf("%s: %v", name, err)
