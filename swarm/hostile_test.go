@@ -93,8 +93,9 @@ const allocLimit = 64 << 20
 
 // TestHostileFetcher opens sessions to a serving Swarm and sends, after
 // (or instead of) HELLO, what no fetcher should. Each must end the stream
-// (the server sends ERROR and resets it, or resets it) and count a
-// protocol violation; the server must then still serve an honest fetch.
+// (the server sends ERROR with the code expected and closes it, or resets
+// it) and count a protocol violation; the server must then still serve an
+// honest fetch.
 func TestHostileFetcher(t *testing.T) {
 	blocks, root, l, data := hostileRoot(t)
 	tests := []struct {
@@ -176,12 +177,14 @@ func TestHostileFetcher(t *testing.T) {
 			if end == nil || errors.Is(end, os.ErrDeadlineExceeded) {
 				t.Fatalf("the server did not end the stream: %v", end)
 			}
-			// The server writes ERROR and resets the stream at once; over
-			// mocknet the reset overtakes it, so it is not required here.
 			if tc.code != 0 {
-				// The server counts a violation before it resets the stream.
+				// The server counts a violation, says why (ERROR), and
+				// closes the stream, in that order.
 				if v := server.Stats().ProtocolViolations; v != 1 {
 					t.Errorf("%d protocol violations counted, want 1", v)
+				}
+				if len(codes) != 1 || codes[0] != tc.code {
+					t.Errorf("ERROR codes %v before the end of the stream, want [%v]", codes, tc.code)
 				}
 			}
 			if alloc > allocLimit {

@@ -70,7 +70,7 @@ func (s *Swarm) serve(st network.Stream, p peer.ID) {
 		w := wire.NewWriter(st)
 		w.Write(wire.NewError(wire.CodeProtocol, "expected HELLO version 1"))
 		w.Flush()
-		st.Reset()
+		st.Close() // not Reset, which would drop the ERROR unread
 		return
 	}
 	st.SetReadDeadline(time.Time{})
@@ -362,12 +362,14 @@ func (sv *server) sendLoop() {
 			sv.mu.Lock()
 		}
 		if sv.errMsg != nil {
+			// The ERROR, then the end of the stream (the deferred Close):
+			// a Reset would have the peer drop the ERROR unread. Closing
+			// our reading side also ends readLoop.
 			e := sv.errMsg
 			sv.done = true
 			sv.mu.Unlock()
 			w.Write(e)
 			w.Flush()
-			sv.stream.Reset()
 			return
 		}
 		if sv.done {
