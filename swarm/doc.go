@@ -11,7 +11,10 @@
 // a download in progress (which serves the chunks it has verified and
 // announces each new one with HAVE). Every chunk is re-verified against its
 // CID as it is read, so a file edited behind the node's back is never served
-// as the old content.
+// as the old content. A few peers are sent blocks at once (upload slots);
+// the others are choked and wait in line, and a freed slot goes first to
+// the peer that has sent this node the most lately (tit-for-tat), every
+// third to the one that has waited longest (see choker).
 //
 // Fetching. Fetch gathers sources (ticket hints, the peers the caller's
 // discovery finds, the peers already connected), loads the manifest through
@@ -22,7 +25,8 @@
 // then banned. The partial file (or folder) sits beside the destination as
 // ".NAME.peer-partial" and is renamed into place only when every chunk is
 // verified; a fetch started again resumes from it, verifying what it holds
-// instead of fetching it again.
+// instead of fetching it again. Written pages go to disk and leave the page
+// cache as the download goes (see writeBehind).
 //
 // Every goroutine is owned: Close stops the stream handler, ends every
 // session and waits for all of them.
