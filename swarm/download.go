@@ -25,6 +25,13 @@ const PartialSuffix = ".peer-partial"
 // those written before.
 const writeBehindEvery = 8 << 20
 
+// syncEvery is how many bytes a download writes between two fsyncs of the
+// file, each on a goroutine of its own while the download goes on. Data is
+// on disk by then (writeBehind), but the file system's own work is not:
+// without these, the fsync that ends a 1 GiB download took 0.1 to 0.5 s
+// on ext4 here, with them under 1 ms.
+const syncEvery = 128 << 20
+
 // maxOpenFiles bounds the file handles one download keeps open; files past
 // it are opened for each read or write.
 const maxOpenFiles = 256
@@ -43,7 +50,11 @@ type download struct {
 	partial string
 
 	old      []bool       // file fi was staged by an earlier fetch: recheck reads it
-	unsynced atomic.Int64 // bytes written since the last writeback was started
+	unsynced atomic.Int64 // bytes written since the last writeBehind
+	unsaved  atomic.Int64 // bytes written since the last background fsync began
+	saveAt   int64        // syncEvery; tests lower it
+	syncing  atomic.Bool  // a background fsync runs
+	bg       sync.WaitGroup
 
 	// io is held (shared) over every read and write of the files and
 	// (exclusive) while they are closed or moved; mu guards the state
@@ -55,14 +66,15 @@ type download struct {
 	have     *bitfield.Bitfield
 	bytes    int64 // in verified chunks
 	files    map[int]*os.File
-	complete bool // renamed into place
+	syncErr  error // of a background fsync (syncBehind)
+	complete bool  // renamed into place
 }
 
 // openDownload prepares the staging area for l at dest: the partial file or
 // folder, every file of it allocated to its size. A staging area left by an
 // earlier fetch is kept: recheck finds what it already holds.
 func openDownload(l *Layout, dest string) (*download, error) {
-	d := &download{layout: l, dest: dest, partial: PartialPath(dest), have: bitfield.New(l.NumChunks()), files: map[int]*os.File{}, old: make([]bool, len(l.Files))}
+	d := &download{layout: l, dest: dest, partial: PartialPath(dest), have: bitfield.New(l.NumChunks()), files: map[int]*os.File{}, old: make([]bool, len(l.Files)), saveAt: syncEvery}
 	if l.Dir {
 		if err := os.MkdirAll(d.partial, 0o755); err != nil {
 			return nil, fmt.Errorf("swarm: staging %s: %w", d.partial, err)
@@ -205,6 +217,11 @@ func (d *download) write(i int64, data []byte) (bool, error) {
 			d.unsynced.Store(0)
 			writeBehind(f)
 		}
+		if d.unsaved.Add(int64(len(data))) >= d.saveAt && d.syncing.CompareAndSwap(false, true) {
+			d.unsaved.Store(0)
+			d.bg.Add(1)
+			go d.syncBehind(int(c.File))
+		}
 		return nil
 	})
 	if err != nil {
@@ -219,9 +236,33 @@ func (d *download) write(i int64, data []byte) (bool, error) {
 	return fresh, nil
 }
 
+// syncBehind fsyncs file fi if the download holds it open (see syncEvery).
+// Its error is kept for finish to return: Linux reports a failed writeback
+// to one fsync of a file, not to every later one.
+func (d *download) syncBehind(fi int) {
+	defer d.bg.Done()
+	defer d.syncing.Store(false)
+	d.io.RLock()
+	defer d.io.RUnlock()
+	d.mu.RLock()
+	fh := d.files[fi]
+	d.mu.RUnlock()
+	if fh == nil {
+		return
+	}
+	if err := fh.Sync(); err != nil {
+		d.mu.Lock()
+		if d.syncErr == nil {
+			d.syncErr = fmt.Errorf("swarm: syncing %s: %w", fh.Name(), err)
+		}
+		d.mu.Unlock()
+	}
+}
+
 // finish syncs every file and renames the staging area into place. With
 // force, an existing destination is replaced; without, it is an error.
 func (d *download) finish(force bool) error {
+	d.bg.Wait() // before io: a background fsync holds it shared
 	d.io.Lock()
 	defer d.io.Unlock()
 	d.mu.Lock()
@@ -241,6 +282,11 @@ func (d *download) finish(force bool) error {
 		if err := fh.Sync(); err != nil {
 			return fmt.Errorf("swarm: syncing %s: %w", fh.Name(), err)
 		}
+	}
+	if d.syncErr != nil {
+		// The data may not be on disk: the partial stays, and a fetch
+		// started again re-verifies it.
+		return d.syncErr
 	}
 	if _, err := os.Lstat(d.dest); err == nil {
 		if !force {
@@ -263,7 +309,10 @@ func (d *download) finish(force bool) error {
 	return nil
 }
 
+// closeFiles closes the files the download holds open, once a background
+// fsync has ended.
 func (d *download) closeFiles() {
+	d.bg.Wait() // before io: a background fsync holds it shared
 	d.io.Lock()
 	defer d.io.Unlock()
 	d.mu.Lock()
