@@ -324,12 +324,12 @@ func BenchmarkScan(b *testing.B) {
 		b.Run(tc.name, func(b *testing.B) {
 			b.SetBytes(int64(len(data)))
 			for b.Loop() {
-				for i, h := 0, uint64(0); i < len(data); i++ {
-					var cut int
-					if cut, h = tc.scan(data, i, h, mask); cut < 0 {
+				for i := 0; i < len(data); i++ {
+					cut, _ := tc.scan(data, i, 0, mask)
+					if cut < 0 {
 						break
 					}
-					i, h = cut, 0
+					i = cut
 				}
 			}
 			rate[tc.name] = float64(len(data)) * float64(b.N) / b.Elapsed().Seconds() / 1e6

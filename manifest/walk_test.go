@@ -132,10 +132,6 @@ func TestHostileTrees(t *testing.T) {
 	fixed := chunker.DefaultParams()
 	ch := func(i uint64, size uint64) Entry { return Entry{CID: fakeRef(i, 1).CID, Size: size, Count: 1} }
 
-	type tree struct {
-		store *memStore
-		file  *File
-	}
 	depth1 := func(s *memStore, pages ...*Page) *File {
 		f := &File{Name: "f", Chunking: fixed, Depth: 1}
 		for _, p := range pages {

@@ -190,9 +190,10 @@ func TestKill9Child(t *testing.T) {
 		t.Fatal(err)
 	}
 	if _, err := s.Download(crashDownload().Root); errors.Is(err, ErrNotFound) {
-		err = s.PutDownload(crashDownload())
-	}
-	if err != nil {
+		if err := s.PutDownload(crashDownload()); err != nil {
+			t.Fatal(err)
+		}
+	} else if err != nil {
 		t.Fatal(err)
 	}
 	for i := start; i < int(crashDownload().Chunks); i++ {

@@ -194,7 +194,6 @@ type event struct {
 	kind  eventKind
 	conn  *conn
 	index int64
-	have  wire.Msg // HAVE_ALL, HAVE_NONE, HAVE_BITFIELD
 	err   error
 	size  int
 	peer  peer.AddrInfo

@@ -10,6 +10,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"go/build"
 	"io"
 	"math/rand/v2"
 	"net"
@@ -17,7 +18,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -49,7 +49,7 @@ func peerBin(t *testing.T) string {
 		binPath = filepath.Join(dir, "peer")
 		goBin, err := exec.LookPath("go")
 		if err != nil {
-			goBin = filepath.Join(runtime.GOROOT(), "bin", "go")
+			goBin = filepath.Join(build.Default.GOROOT, "bin", "go")
 		}
 		out, err := exec.Command(goBin, "build", "-o", binPath, ".").CombinedOutput()
 		if err != nil {
