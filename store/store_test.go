@@ -6,7 +6,6 @@ import (
 	"errors"
 	"log/slog"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -161,32 +160,6 @@ func TestLocked(t *testing.T) {
 	_, err := Open(path, Options{Timeout: 50 * time.Millisecond})
 	if !errors.Is(err, ErrLocked) {
 		t.Fatalf("second Open = %v, want ErrLocked", err)
-	}
-}
-
-func TestImports(t *testing.T) {
-	if testing.Short() {
-		t.Skip("runs go list")
-	}
-	gobin, err := exec.LookPath("go")
-	if err != nil {
-		t.Skip("no go command")
-	}
-	out, err := exec.Command(gobin, "list", "-deps", ".").CombinedOutput()
-	if err != nil {
-		t.Fatalf("go list: %v\n%s", err, out)
-	}
-	for _, dep := range strings.Fields(string(out)) {
-		if strings.HasPrefix(dep, "github.com/peer-project/peer/") {
-			switch strings.TrimPrefix(dep, "github.com/peer-project/peer/") {
-			case "store", "integrity", "chunker", "bitfield":
-			default:
-				t.Errorf("store imports %s", dep)
-			}
-		}
-		if strings.Contains(dep, "libp2p") {
-			t.Errorf("store imports %s", dep)
-		}
 	}
 }
 

@@ -5,7 +5,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"io"
-	"os/exec"
 	"reflect"
 	"runtime"
 	"strings"
@@ -664,23 +663,6 @@ func TestNames(t *testing.T) {
 	}
 	if ErrCode(99).String() != "error code 99" {
 		t.Errorf("ErrCode(99) = %s", ErrCode(99))
-	}
-}
-
-// TestImports keeps the package pure: no libp2p, no network.
-func TestImports(t *testing.T) {
-	goBin, err := exec.LookPath("go")
-	if err != nil {
-		t.Skip("no go command")
-	}
-	out, err := exec.Command(goBin, "list", "-deps", ".").Output()
-	if err != nil {
-		t.Fatalf("go list: %v", err)
-	}
-	for _, dep := range strings.Fields(string(out)) {
-		if strings.Contains(dep, "libp2p") || dep == "net" || strings.HasPrefix(dep, "net/") {
-			t.Errorf("wire depends on %s", dep)
-		}
 	}
 }
 

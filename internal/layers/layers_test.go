@@ -1,0 +1,124 @@
+package layers
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"io"
+	"os/exec"
+	"slices"
+	"strings"
+	"testing"
+)
+
+const module = "github.com/peer-project/peer/"
+
+// rule says what one package may depend on.
+type rule struct {
+	// imports lists the module's packages that the package may import
+	// directly (paths relative to the module).
+	imports []string
+	// pure packages take bytes and readers and give values: they import
+	// no os, os/exec or logger, and nothing among their dependencies
+	// speaks to the network (net, libp2p).
+	pure bool
+}
+
+// house is the package map, bottom to top. A package may import only what
+// its row names; every package of the module must have a row.
+var house = map[string]rule{
+	// Bytes and their names: pure, no module imports.
+	"integrity":   {pure: true},
+	"bitfield":    {pure: true},
+	"swarm/sched": {imports: []string{"bitfield"}, pure: true}, // the scheduler: a state machine (purity_test.go says more)
+	"chunker":     {imports: []string{"integrity"}, pure: true},
+	"ticket":      {imports: []string{"integrity"}}, // peer IDs and multiaddrs come from libp2p's core
+	"manifest":    {imports: []string{"integrity", "chunker"}, pure: true},
+	"swarm/wire":  {imports: []string{"integrity", "chunker", "bitfield"}, pure: true},
+
+	// State, import and discovery.
+	"store":    {imports: []string{"integrity", "chunker", "bitfield"}},
+	"importer": {imports: []string{"chunker", "manifest", "integrity"}},
+	"dht":      {},
+
+	// The exchange, and the node that embeds everything.
+	"swarm": {imports: []string{"integrity", "bitfield", "manifest", "swarm/sched", "swarm/wire"}},
+	"node": {imports: []string{"integrity", "bitfield", "chunker", "manifest", "ticket", "store", "importer",
+		"dht", "swarm", "swarm/wire"}},
+
+	// On top: the daemon and its API, the simulator, the CLI.
+	"daemon":   {imports: []string{"node", "chunker", "store", "swarm", "dht"}},
+	"simulate": {imports: []string{"node", "chunker", "importer", "manifest", "dht", "swarm", "swarm/wire"}},
+	"cmd/peer": {imports: []string{"node", "daemon", "simulate", "chunker", "importer", "manifest"}},
+
+	// Test and benchmark support.
+	"internal/netns":       {},
+	"internal/benchrec":    {},
+	"internal/benchreport": {imports: []string{"internal/benchrec"}},
+	"internal/layers":      {},
+}
+
+// pkg is what go list -json says of a package.
+type pkg struct {
+	ImportPath string
+	Imports    []string
+	Deps       []string
+}
+
+func TestLayers(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs go list")
+	}
+	gobin, err := exec.LookPath("go")
+	if err != nil {
+		t.Skip("no go command")
+	}
+	cmd := exec.Command(gobin, "list", "-deps=false", "-json=ImportPath,Imports,Deps", module+"...")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("go list: %v\n%s", err, stderr.Bytes())
+	}
+	seen := map[string]bool{}
+	dec := json.NewDecoder(bytes.NewReader(out))
+	for {
+		var p pkg
+		if err := dec.Decode(&p); errors.Is(err, io.EOF) {
+			break
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		name := strings.TrimPrefix(p.ImportPath, module)
+		seen[name] = true
+		r, ok := house[name]
+		if !ok {
+			t.Errorf("%s has no row in the package map (layers_test.go): say what it may import", name)
+			continue
+		}
+		for _, imp := range p.Imports {
+			if dep, ok := strings.CutPrefix(imp, module); ok && !slices.Contains(r.imports, dep) {
+				t.Errorf("%s imports %s, which the package map does not allow", name, dep)
+			}
+		}
+		if !r.pure {
+			continue
+		}
+		for _, imp := range p.Imports {
+			switch imp {
+			case "os", "os/exec", "log", "log/slog":
+				t.Errorf("%s imports %s: it must stay pure (no files, processes or logs of its own)", name, imp)
+			}
+		}
+		for _, dep := range p.Deps {
+			if dep == "net" || strings.HasPrefix(dep, "net/") || strings.Contains(dep, "libp2p") {
+				t.Errorf("%s depends on %s: it must stay pure (nothing that speaks to the network)", name, dep)
+			}
+		}
+	}
+	for name := range house {
+		if !seen[name] {
+			t.Errorf("the package map names %s, which go list does not know", name)
+		}
+	}
+}
