@@ -83,6 +83,8 @@ type Node struct {
 	Mtime    int64
 	MtimeNs  uint32
 	MtimeSet bool
+
+	raw []byte // the block
 }
 
 // NamedLink is a link of a decoded node.
@@ -137,7 +139,7 @@ func Decode(c cid.Cid, data []byte) (*Node, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %s: UnixFS data: %v", ErrBadNode, c, err)
 	}
-	n := &Node{CID: c, Data: fsn.Data()}
+	n := &Node{CID: c, Data: fsn.Data(), raw: data}
 	if m := fsn.Mode(); m != 0 {
 		n.Mode = uint32(m.Perm())
 	}

@@ -115,7 +115,9 @@ func TestDecodeHostile(t *testing.T) {
 	file := typ(pb.Data_File)
 	dir := typ(pb.Data_Directory)
 	hamt := typ(pb.Data_HAMTShard)
-	l := func(name string, c cid.Cid, size uint64) *ipld.Link { return &ipld.Link{Name: name, Cid: c, Size: size} }
+	l := func(name string, c cid.Cid, size uint64) *ipld.Link {
+		return &ipld.Link{Name: name, Cid: c, Size: size}
+	}
 	u := proto.Uint64
 	for _, tc := range []struct {
 		name string

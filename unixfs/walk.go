@@ -1,0 +1,321 @@
+package unixfs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+
+	dag "github.com/ipfs/boxo/ipld/merkledag"
+	"github.com/ipfs/boxo/ipld/unixfs/hamt"
+	"github.com/ipfs/go-cid"
+	ipld "github.com/ipfs/go-ipld-format"
+)
+
+// Getter gives the bytes of a block. They need not be verified: the Walker
+// checks every block against its CID before it uses it.
+type Getter interface {
+	GetBlock(ctx context.Context, c cid.Cid) ([]byte, error)
+}
+
+// GetterFunc is a Getter made of a function.
+type GetterFunc func(ctx context.Context, c cid.Cid) ([]byte, error)
+
+// GetBlock calls f.
+func (f GetterFunc) GetBlock(ctx context.Context, c cid.Cid) ([]byte, error) { return f(ctx, c) }
+
+// Limits bound what one walk may read, whatever the DAG claims: a small
+// root whose nodes link to one another many times over is cut off at these
+// counts, before it costs more.
+type Limits struct {
+	// Visits is the most nodes read; a node reached twice counts twice.
+	Visits int64
+	// Bytes is the most bytes of nodes read (raw leaves of files are not
+	// read by a walk, only named).
+	Bytes int64
+	// Depth is the deepest a node may sit below the root.
+	Depth int
+}
+
+// DefaultLimits fit the largest DAGs of the profile with room to spare,
+// and bound what a hostile one costs: a 16 TiB file has 16 Mi leaves under
+// 16 Ki nodes of about 46 KB (0.75 GB); a 100,000-entry folder is about 400
+// shards. At the limits a walk decodes about 1 GiB of nodes, which costs
+// about a minute of CPU (decoding a node of 1024 links allocates about
+// 300 KB, all of it garbage once the node is walked).
+func DefaultLimits() Limits {
+	return Limits{Visits: 1 << 17, Bytes: 1 << 30, Depth: 64}
+}
+
+// ErrLimit is wrapped by the error of a walk that went past its Limits.
+var ErrLimit = errors.New("unixfs: the DAG is larger than the walk's limits")
+
+// ErrNotFound is returned by Resolve for a path that names nothing.
+var ErrNotFound = errors.New("unixfs: no such entry")
+
+// Walker reads a DAG through a Getter within Limits, counting every node it
+// reads. Not safe for concurrent use; use one Walker per walk.
+type Walker struct {
+	g      Getter
+	lim    Limits
+	visits int64
+	bytes  int64
+}
+
+// NewWalker returns a Walker on g within lim.
+func NewWalker(g Getter, lim Limits) *Walker {
+	return &Walker{g: g, lim: lim}
+}
+
+// Visits and Bytes report what the walk has read so far.
+func (w *Walker) Visits() int64 { return w.visits }
+
+// Bytes reports the bytes of the nodes read so far.
+func (w *Walker) Bytes() int64 { return w.bytes }
+
+// Node reads and decodes the node c, within the limits.
+func (w *Walker) Node(ctx context.Context, c cid.Cid) (*Node, error) {
+	if err := CheckCID(c); err != nil {
+		return nil, err
+	}
+	if w.visits++; w.visits > w.lim.Visits {
+		return nil, fmt.Errorf("%w: more than %d nodes", ErrLimit, w.lim.Visits)
+	}
+	data, err := w.g.GetBlock(ctx, c)
+	if err != nil {
+		return nil, fmt.Errorf("unixfs: get %s: %w", c, err)
+	}
+	if w.bytes += int64(len(data)); w.bytes > w.lim.Bytes {
+		return nil, fmt.Errorf("%w: more than %d bytes of nodes", ErrLimit, w.lim.Bytes)
+	}
+	return Decode(c, data)
+}
+
+// Leaves calls fn for every leaf of the file root, in order, with its
+// offset in the file, and returns the file's size. A raw leaf is named, not
+// read (its Link says its CID and the size its parent declares for it,
+// which the block must match when it is fetched), except a raw root, which
+// is read for its size. A dag-pb leaf (older profiles keep content in
+// them) is read and checked, and handed over with its FileSize. Every
+// node's FileSize must equal what its parent declares for it.
+func (w *Walker) Leaves(ctx context.Context, root cid.Cid, fn func(off uint64, leaf Link) error) (uint64, error) {
+	if err := CheckCID(root); err != nil {
+		return 0, err
+	}
+	if root.Prefix().Codec == cid.Raw {
+		n, err := w.Node(ctx, root)
+		if err != nil {
+			return 0, err
+		}
+		return n.FileSize, fn(0, Link{CID: root, Size: n.FileSize, FileSize: n.FileSize})
+	}
+	n, err := w.Node(ctx, root)
+	if err != nil {
+		return 0, err
+	}
+	if n.Kind != KindFile {
+		return 0, fmt.Errorf("unixfs: %s is a %s, not a file", root, n.Kind)
+	}
+	var off uint64
+	if err := w.leaves(ctx, n, 0, &off, fn); err != nil {
+		return 0, err
+	}
+	return n.FileSize, nil
+}
+
+func (w *Walker) leaves(ctx context.Context, n *Node, depth int, off *uint64, fn func(uint64, Link) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if len(n.Data) > 0 {
+		if len(n.Links) > 0 {
+			return fmt.Errorf("%w: %s holds both content and links", ErrBadNode, n.CID)
+		}
+		if err := fn(*off, Link{CID: n.CID, Size: n.FileSize, FileSize: n.FileSize}); err != nil {
+			return err
+		}
+		*off += n.FileSize
+		return nil
+	}
+	if depth >= w.lim.Depth {
+		return fmt.Errorf("%w: deeper than %d", ErrLimit, w.lim.Depth)
+	}
+	for _, l := range n.Links {
+		if l.CID.Prefix().Codec == cid.Raw {
+			if err := fn(*off, Link{CID: l.CID, Size: l.FileSize, FileSize: l.FileSize}); err != nil {
+				return err
+			}
+			*off += l.FileSize
+			continue
+		}
+		child, err := w.Node(ctx, l.CID)
+		if err != nil {
+			return err
+		}
+		if child.Kind != KindFile {
+			return fmt.Errorf("%w: file %s links to a %s", ErrBadNode, n.CID, child.Kind)
+		}
+		if child.FileSize != l.FileSize {
+			return fmt.Errorf("%w: %s declares %d bytes under %s, which holds %d", ErrBadNode, n.CID, l.FileSize, l.CID, child.FileSize)
+		}
+		if err := w.leaves(ctx, child, depth+1, off, fn); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// List calls fn for every entry of the folder dir (plain or sharded), in
+// the order the folder's nodes hold them.
+func (w *Walker) List(ctx context.Context, dir cid.Cid, fn func(name string, l Link) error) error {
+	n, err := w.Node(ctx, dir)
+	if err != nil {
+		return err
+	}
+	switch n.Kind {
+	case KindDir:
+		for _, l := range n.Links {
+			if err := fn(l.Name, l.Link); err != nil {
+				return err
+			}
+		}
+		return nil
+	case KindHAMT:
+		return w.listShard(ctx, n, 0, fn)
+	}
+	return fmt.Errorf("unixfs: %s is a %s, not a folder", dir, n.Kind)
+}
+
+func (w *Walker) listShard(ctx context.Context, n *Node, depth int, fn func(string, Link) error) error {
+	if depth >= w.lim.Depth {
+		return fmt.Errorf("%w: deeper than %d", ErrLimit, w.lim.Depth)
+	}
+	width := len(strconv.FormatUint(n.Fanout-1, 16))
+	for _, l := range n.Links {
+		if name := l.Name[width:]; name != "" {
+			if err := fn(name, l.Link); err != nil {
+				return err
+			}
+			continue
+		}
+		child, err := w.Node(ctx, l.CID)
+		if err != nil {
+			return err
+		}
+		if child.Kind != KindHAMT || child.Fanout != n.Fanout {
+			return fmt.Errorf("%w: shard %s links to a %s as a shard", ErrBadNode, n.CID, child.Kind)
+		}
+		if err := w.listShard(ctx, child, depth+1, fn); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Resolve follows path (entry names, one per folder) from root and returns
+// the link it ends at. A sharded folder is looked up by the entry's hash,
+// with boxo's HAMT, reading only the shards on the way.
+func (w *Walker) Resolve(ctx context.Context, root cid.Cid, path []string) (Link, error) {
+	cur := Link{CID: root}
+	if len(path) > w.lim.Depth {
+		return Link{}, fmt.Errorf("%w: a path of %d names", ErrLimit, len(path))
+	}
+	for i, name := range path {
+		if err := CheckName(name); err != nil {
+			return Link{}, err
+		}
+		n, err := w.Node(ctx, cur.CID)
+		if err != nil {
+			return Link{}, err
+		}
+		switch n.Kind {
+		case KindDir:
+			found := false
+			for _, l := range n.Links {
+				if l.Name == name {
+					cur, found = l.Link, true
+					break
+				}
+			}
+			if !found {
+				return Link{}, fmt.Errorf("%w: %q in %s", ErrNotFound, name, cur.CID)
+			}
+		case KindHAMT:
+			if cur, err = w.findInShard(ctx, n, name); err != nil {
+				return Link{}, err
+			}
+		default:
+			return Link{}, fmt.Errorf("unixfs: %q: %s is a %s, not a folder", path[:i+1], cur.CID, n.Kind)
+		}
+	}
+	return cur, nil
+}
+
+// findInShard looks name up in the sharded folder whose root shard is n.
+func (w *Walker) findInShard(ctx context.Context, n *Node, name string) (Link, error) {
+	ds := &walkDAG{w: w}
+	nd, err := ds.protoNode(ctx, n.CID)
+	if err != nil {
+		return Link{}, err
+	}
+	sh, err := hamt.NewHamtFromDag(ds, nd)
+	if err != nil {
+		return Link{}, fmt.Errorf("%w: shard %s: %v", ErrBadNode, n.CID, err)
+	}
+	l, err := sh.Find(ctx, name)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		return Link{}, fmt.Errorf("%w: %q in %s", ErrNotFound, name, n.CID)
+	case err != nil:
+		return Link{}, fmt.Errorf("unixfs: %q in %s: %w", name, n.CID, err)
+	}
+	return Link{CID: l.Cid, Size: l.Size}, nil
+}
+
+// walkDAG is the read-only DAGService that boxo's HAMT reads shards from:
+// each through the Walker, so within its limits and checked by Decode.
+type walkDAG struct{ w *Walker }
+
+func (d *walkDAG) protoNode(ctx context.Context, c cid.Cid) (ipld.Node, error) {
+	if c.Prefix().Codec != cid.DagProtobuf {
+		return nil, fmt.Errorf("%w: %s is not a shard", ErrBadNode, c)
+	}
+	n, err := d.w.Node(ctx, c)
+	if err != nil {
+		return nil, err
+	}
+	if n.Kind != KindHAMT {
+		return nil, fmt.Errorf("%w: %s is a %s, not a shard", ErrBadNode, c, n.Kind)
+	}
+	pn, err := dag.DecodeProtobuf(n.raw)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s: %v", ErrBadNode, c, err)
+	}
+	if err := pn.SetCidBuilder(c.Prefix()); err != nil {
+		return nil, err
+	}
+	if pn.Cid() != c {
+		return nil, fmt.Errorf("%w: %s re-encodes as %s", ErrBadNode, c, pn.Cid())
+	}
+	return pn, nil
+}
+
+func (d *walkDAG) Get(ctx context.Context, c cid.Cid) (ipld.Node, error) { return d.protoNode(ctx, c) }
+
+func (d *walkDAG) GetMany(ctx context.Context, cs []cid.Cid) <-chan *ipld.NodeOption {
+	out := make(chan *ipld.NodeOption, len(cs))
+	for _, c := range cs {
+		n, err := d.Get(ctx, c)
+		out <- &ipld.NodeOption{Node: n, Err: err}
+	}
+	close(out)
+	return out
+}
+
+var errReadOnly = errors.New("unixfs: a walk does not write")
+
+func (d *walkDAG) Add(context.Context, ipld.Node) error        { return errReadOnly }
+func (d *walkDAG) AddMany(context.Context, []ipld.Node) error  { return errReadOnly }
+func (d *walkDAG) Remove(context.Context, cid.Cid) error       { return errReadOnly }
+func (d *walkDAG) RemoveMany(context.Context, []cid.Cid) error { return errReadOnly }
