@@ -209,6 +209,10 @@ func (d *download) write(i int64, data []byte) (bool, error) {
 		return false, nil
 	}
 	c := d.layout.Chunks[i]
+	if len(data) != int(c.Size) {
+		// conn.block refuses such a block before it gets here.
+		return false, fmt.Errorf("swarm: chunk %d is %d bytes, the root declares %d", i, len(data), c.Size)
+	}
 	err := d.withFile(int(c.File), os.O_WRONLY, func(f *os.File) error {
 		if _, err := f.WriteAt(data, c.Offset); err != nil {
 			return err
