@@ -136,7 +136,7 @@ type fetchHooks struct {
 
 // fetch downloads root (already resolved) into dest; the caller has entered.
 func (n *Node) fetch(ctx context.Context, root cid.Cid, dest string, opts FetchOptions, src sources, hooks fetchHooks) (*swarm.Result, error) {
-	rec := store.Download{Root: root, Dest: dest, Partial: swarm.PartialPath(dest), Created: n.cfg.Now()}
+	rec := store.Download{Root: root, Dest: dest, Partial: swarm.PartialPath(dest, root), Created: n.cfg.Now()}
 	var (
 		provideOnce sync.Once
 		servedHere  bool // the download itself serves root (no share did)
