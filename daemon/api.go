@@ -149,6 +149,9 @@ type ProgressInfo struct {
 	ETA     float64 `json:"eta"`  // seconds; 0 when unknown or done
 	Elapsed float64 `json:"elapsed"`
 	Done    bool    `json:"done,omitempty"`
+	// Dest is where the fetch writes; the first report, sent before
+	// anything is fetched, carries only it.
+	Dest string `json:"dest,omitempty"`
 }
 
 // GetResult is a finished fetch.

@@ -399,7 +399,11 @@ func (l *Local) Get(ctx context.Context, req GetRequest, progress func(ProgressI
 		if entry, err = l.describe(ctx, t, peers); err != nil {
 			return GetResult{}, err
 		}
-		dest = filepath.Join(req.Dir, entry.Name)
+		// The sharer picked this name: one the user would not see is
+		// refused.
+		if dest, err = node.DefaultDest(req.Dir, entry.Name); err != nil {
+			return GetResult{}, errorf(ErrBadRequest, "%v", err)
+		}
 	}
 	if err := checkDest(dest, req.Force); err != nil {
 		return GetResult{}, err
@@ -407,7 +411,13 @@ func (l *Local) Get(ctx context.Context, req GetRequest, progress func(ProgressI
 	meter := newMeter(time.Now())
 	opts := node.FetchOptions{Force: req.Force, Peers: peers}
 	if progress != nil {
-		opts.Progress = func(p node.Progress) { progress(meter.update(p, time.Now())) }
+		// Where it goes is said before anything is written.
+		progress(ProgressInfo{Dest: dest})
+		opts.Progress = func(p node.Progress) {
+			pi := meter.update(p, time.Now())
+			pi.Dest = dest
+			progress(pi)
+		}
 	}
 	res, err := l.n.Fetch(ctx, t, dest, opts)
 	if err != nil {

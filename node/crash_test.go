@@ -255,7 +255,7 @@ func TestCrashFetchResumes(t *testing.T) {
 		t.Fatalf("killed %d times, want %d (the file is too small or the link too fast)", killed, kills)
 	}
 	sameFile(t, dest, data)
-	if _, err := os.Stat(swarm.PartialPath(dest)); !os.IsNotExist(err) {
+	if _, err := os.Stat(swarm.PartialPath(dest, sh.Root)); !os.IsNotExist(err) {
 		t.Errorf("staging path left after the fetch completed (err %v)", err)
 	}
 	// Everything the seeder sent was either verified once (printed) or in
@@ -289,7 +289,7 @@ func checkAfterFetchKill(t *testing.T, home, dest string, root cid.Cid, data []b
 	if err != nil {
 		t.Fatalf("after a kill, the download record: %v", err)
 	}
-	if d.Chunks != int64(len(data)/crashChunk) || d.Partial != swarm.PartialPath(dest) {
+	if d.Chunks != int64(len(data)/crashChunk) || d.Partial != swarm.PartialPath(dest, root) {
 		t.Fatalf("after a kill, the download record is %+v", d)
 	}
 	have, err := s.Have(root)

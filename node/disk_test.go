@@ -90,7 +90,7 @@ func TestFetchDiskFull(t *testing.T) {
 	if err != nil {
 		t.Fatalf("after the failed fetch, no progress record: %v", err)
 	}
-	kept := checkStaged(t, swarm.PartialPath(dest), have, data)
+	kept := checkStaged(t, swarm.PartialPath(dest, sh.Root), have, data)
 	if kept == 0 {
 		t.Fatalf("no verified chunk kept after the disk filled up")
 	}
@@ -223,7 +223,7 @@ func testEditedShare(t *testing.T, keepTime bool) {
 	if have.Has(edited) {
 		t.Errorf("chunk %d, edited at the sharer, was verified by the fetcher", edited)
 	}
-	got := checkStaged(t, swarm.PartialPath(dest), have, data)
+	got := checkStaged(t, swarm.PartialPath(dest, sh.Root), have, data)
 	t.Logf("the fetcher verified %d of the %d unchanged chunks", got, unchanged)
 	if keepTime && got != unchanged {
 		t.Errorf("the fetcher verified %d chunks; want every unchanged one, %d", got, unchanged)

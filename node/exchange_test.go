@@ -148,7 +148,7 @@ func TestResumeFetchesNoVerifiedChunkTwice(t *testing.T) {
 	if _, err := os.Stat(dest); !os.IsNotExist(err) {
 		t.Fatalf("after the cancel, %s exists (err %v)", dest, err)
 	}
-	if _, err := os.Stat(swarm.PartialPath(dest)); err != nil {
+	if _, err := os.Stat(swarm.PartialPath(dest, sh.Root)); err != nil {
 		t.Fatalf("no partial file to resume from: %v", err)
 	}
 	before := b.Stats().BytesDown

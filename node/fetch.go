@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path"
@@ -9,6 +10,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -76,6 +79,44 @@ func ParseTarget(s string) (Target, error) {
 	return t, nil
 }
 
+// ErrUnseenName is wrapped when a target's own name is not taken as the
+// name of its destination: the user chooses one with -o (see DefaultDest).
+var ErrUnseenName = errors.New("node: the target's own name is hidden or does not print as written")
+
+// DefaultDest returns where a fetch puts a target named name (the name its
+// sharer gave it) when the user named a folder, dir, but no destination:
+// dir/name. The sharer picks that name, so a name the user would not see as
+// written is refused with ErrUnseenName and a message that says to choose
+// one: a name that starts with '.' (a shared folder named ".ssh" fetched in
+// the home folder would become ~/.ssh), that starts or ends with a space, or
+// that holds a character that does not print as itself (a zero-width space,
+// a right-to-left override). It is pure and safe for concurrent use.
+func DefaultDest(dir, name string) (string, error) {
+	if err := manifest.ValidName(name); err != nil {
+		return "", fmt.Errorf("node: the target's own name: %w; pass -o NAME to choose where it is written", err)
+	}
+	problem := ""
+	first, _ := utf8.DecodeRuneInString(name)
+	last, _ := utf8.DecodeLastRuneInString(name)
+	switch {
+	case first == '.':
+		problem = "that starts with '.' (hidden, like .ssh or .bashrc)"
+	case unicode.IsSpace(first) || unicode.IsSpace(last):
+		problem = "that starts or ends with a space"
+	default:
+		for _, r := range name {
+			if !unicode.IsPrint(r) {
+				problem = fmt.Sprintf("with %U in it, which does not print as itself", r)
+				break
+			}
+		}
+	}
+	if problem != "" {
+		return "", fmt.Errorf("%w: its sharer named it %q, a name %s; pass -o NAME to choose the name it is written to", ErrUnseenName, name, problem)
+	}
+	return filepath.Join(dir, name), nil
+}
+
 // Fetch downloads what target names into dest (a file, or a folder for a
 // directory) from every peer that has it, and then serves it from there. It
 // blocks until the download is complete and renamed into place, ctx is
@@ -136,7 +177,7 @@ type fetchHooks struct {
 
 // fetch downloads root (already resolved) into dest; the caller has entered.
 func (n *Node) fetch(ctx context.Context, root cid.Cid, dest string, opts FetchOptions, src sources, hooks fetchHooks) (*swarm.Result, error) {
-	rec := store.Download{Root: root, Dest: dest, Partial: swarm.PartialPath(dest), Created: n.cfg.Now()}
+	rec := store.Download{Root: root, Dest: dest, Partial: swarm.PartialPath(dest, root), Created: n.cfg.Now()}
 	var (
 		provideOnce sync.Once
 		servedHere  bool // the download itself serves root (no share did)

@@ -365,7 +365,17 @@ func (c *conn) block(l *Layout, dl *download, pl *peerLimit, m *wire.Block) erro
 		return err
 	}
 	// A block that was cancelled (it timed out, or another peer sent it
-	// first) is still checked and kept if it is new.
+	// first) is still checked and kept if it is new. Its length is checked
+	// first: bytes that hash to the chunk's CID but are not as long as the
+	// root declares (a sharer's manifest that lies) would overwrite a
+	// neighbour or change the file's size. Its sender is struck as for a
+	// hash failure.
+	if want := int(l.Chunks[i].Size); len(m.Data) != want {
+		f.sw.count(func(s *Stats) { s.ChunksRejected++ })
+		f.log.Warn("bad block", "peer", c.peer, "index", i, "err", fmt.Sprintf("%d bytes, the root declares %d", len(m.Data), want))
+		f.badBlock(c, i)
+		return nil
+	}
 	if err := integrity.VerifyFrom(l.Chunks[i].CID, m.Data, c.peer.String()); err != nil {
 		f.sw.count(func(s *Stats) { s.ChunksRejected++ })
 		f.log.Warn("bad block", "peer", c.peer, "index", i, "err", err)

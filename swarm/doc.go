@@ -19,13 +19,17 @@
 // Fetching. Fetch gathers sources (ticket hints, the peers the caller's
 // discovery finds, the peers already connected), loads the manifest through
 // them, and then runs one event loop per fetch that owns the scheduler.
-// Each peer has a reader goroutine that verifies every block against its CID
-// and writes it at its offset in a pre-allocated partial file before telling
-// the loop; a block that fails its hash names its sender, who is struck and
-// then banned. The partial file (or folder) sits beside the destination as
-// ".NAME.peer-partial" and is renamed into place only when every chunk is
-// verified; a fetch started again resumes from it, verifying what it holds
-// instead of fetching it again. Written pages go to disk and leave the page
+// Each peer has a reader goroutine that checks every block's length against
+// the size the root declares and verifies it against its CID, and writes it
+// at its offset in a pre-allocated partial file before telling the loop; a
+// block that fails either names its sender, who is struck and then banned.
+// The partial file (or folder, made 0700) sits beside the destination as
+// ".NAME.ROOT.peer-partial", one per root, locked while a fetch uses it and
+// never opened through a symlink, and is renamed into place only when every
+// chunk is verified and every file is its declared size; a folder's is
+// renamed only if it holds nothing the root does not list. A fetch started
+// again resumes from it, verifying what it holds instead of fetching it
+// again. Written pages go to disk and leave the page
 // cache as the download goes (see writeBehind).
 //
 // Every goroutine is owned: Close stops the stream handler, ends every

@@ -9,16 +9,36 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"sync"
 	"sync/atomic"
+	"unicode/utf8"
+
+	"github.com/ipfs/go-cid"
 
 	"github.com/peer-project/peer/bitfield"
 	"github.com/peer-project/peer/integrity"
 )
 
-// PartialSuffix marks a download in progress: ".NAME.peer-partial" beside
-// the destination NAME. A path with it is never a complete file.
+// PartialSuffix marks a download in progress: ".NAME.ROOT.peer-partial"
+// beside the destination NAME, where ROOT is the root's CID. A path with it
+// is never a complete file.
 const PartialSuffix = ".peer-partial"
+
+// Errors of the staging area and the destination.
+var (
+	// ErrStagingBusy: another fetch, in this process or another, uses the
+	// staging area of the same root and destination.
+	ErrStagingBusy = errors.New("swarm: another fetch of this root to this destination is running")
+	// ErrStagingUnsafe: the staging path is a symlink or not what a fetch
+	// makes there, another user made it or can change it, or it holds what
+	// the root does not list.
+	ErrStagingUnsafe = errors.New("swarm: unsafe staging area")
+	// ErrWontReplace: force was given, but the destination is not one that
+	// a fetch replaces: a folder for a file or a file for a folder, or a
+	// folder that holds what the root does not list.
+	ErrWontReplace = errors.New("swarm: force does not replace this destination")
+)
 
 // writeBehindEvery is how many bytes a download writes between two calls of
 // writeBehind, which start writing them to disk and drop from the page cache
@@ -36,9 +56,18 @@ const syncEvery = 128 << 20
 // it are opened for each read or write.
 const maxOpenFiles = 256
 
-// PartialPath returns where the download to dest is staged.
-func PartialPath(dest string) string {
-	return filepath.Join(filepath.Dir(dest), "."+filepath.Base(dest)+PartialSuffix)
+// PartialPath returns where the download of root to dest is staged: each
+// root has its own staging area, so that two roots fetched to one name never
+// mix. NAME is cut short if the whole name would be longer than 255 bytes.
+func PartialPath(dest string, root cid.Cid) string {
+	base, suffix := filepath.Base(dest), "."+root.String()+PartialSuffix
+	if n := 255 - 1 - len(suffix); len(base) > n {
+		for n > 0 && !utf8.RuneStart(base[n]) {
+			n--
+		}
+		base = base[:n]
+	}
+	return filepath.Join(filepath.Dir(dest), "."+base+suffix)
 }
 
 // download is the on-disk side of one fetch: the staged files, which chunks
@@ -55,6 +84,7 @@ type download struct {
 	saveAt   int64        // syncEvery; tests lower it
 	syncing  atomic.Bool  // a background fsync runs
 	bg       sync.WaitGroup
+	fsync    func(*os.File) error // nil means (*os.File).Sync; tests record
 
 	// io is held (shared) over every read and write of the files and
 	// (exclusive) while they are closed or moved; mu guards the state
@@ -66,51 +96,219 @@ type download struct {
 	have     *bitfield.Bitfield
 	bytes    int64 // in verified chunks
 	files    map[int]*os.File
-	syncErr  error // of a background fsync (syncBehind)
-	complete bool  // renamed into place
+	lock     *os.File // a folder root's staging folder, open and locked
+	syncErr  error    // of a background fsync (syncBehind)
+	complete bool     // renamed into place
 }
 
 // openDownload prepares the staging area for l at dest: the partial file or
 // folder, every file of it allocated to its size. A staging area left by an
-// earlier fetch is kept: recheck finds what it already holds.
+// earlier fetch of the same root is kept: recheck finds what it already
+// holds. The staging area is locked until closeFiles: a second download of
+// the same root to dest fails with ErrStagingBusy meanwhile. A staging path
+// that is a symlink, that another user made or can write, or (a folder)
+// that holds what the root does not list is refused with ErrStagingUnsafe.
 func openDownload(l *Layout, dest string) (*download, error) {
-	d := &download{layout: l, dest: dest, partial: PartialPath(dest), have: bitfield.New(l.NumChunks()), files: map[int]*os.File{}, old: make([]bool, len(l.Files)), saveAt: syncEvery}
+	d := &download{layout: l, dest: dest, partial: PartialPath(dest, l.Root), have: bitfield.New(l.NumChunks()), files: map[int]*os.File{}, old: make([]bool, len(l.Files)), saveAt: syncEvery}
+	if err := d.open(); err != nil {
+		d.closeFiles()
+		return nil, err
+	}
+	return d, nil
+}
+
+func (d *download) open() error {
+	l := d.layout
 	if l.Dir {
-		if err := os.MkdirAll(d.partial, 0o755); err != nil {
-			return nil, fmt.Errorf("swarm: staging %s: %w", d.partial, err)
+		// A folder of our own (0700 until finish), locked before anything
+		// in it is touched.
+		lock, err := stagingDir(d.partial)
+		if err != nil {
+			return err
+		}
+		d.lock = lock
+		if err := lockStaging(lock); err != nil {
+			return err
+		}
+		extra, err := unlisted(l, d.partial)
+		if err != nil {
+			return fmt.Errorf("swarm: staging %s: %w", d.partial, err)
+		}
+		if len(extra) > 0 {
+			return fmt.Errorf("%w: %s holds %s, which the root does not list: move it out of there (a fetch never moves it into the destination), then fetch again", ErrStagingUnsafe, d.partial, listNames(extra))
 		}
 		for _, sub := range l.Dirs {
-			if err := os.MkdirAll(filepath.Join(d.partial, filepath.FromSlash(sub)), 0o755); err != nil {
-				return nil, fmt.Errorf("swarm: staging %s: %w", sub, err)
+			if err := stagingSubdir(filepath.Join(d.partial, filepath.FromSlash(sub))); err != nil {
+				return err
 			}
 		}
 	}
 	for fi, f := range l.Files {
-		fh, err := os.OpenFile(d.pathLocked(fi), os.O_RDWR|os.O_CREATE, 0o644)
+		fh, reused, err := openStaged(d.pathLocked(fi))
 		if err != nil {
-			d.closeFiles()
-			return nil, fmt.Errorf("swarm: staging: %w", err)
+			return err
+		}
+		if !l.Dir {
+			// The file is the staging area: lock it before it is
+			// truncated.
+			if err := lockStaging(fh); err != nil {
+				fh.Close()
+				return err
+			}
 		}
 		st, err := fh.Stat()
 		if err == nil {
 			// A new file is all holes: nothing in it to recheck.
-			d.old[fi] = st.Size() > 0
+			d.old[fi] = reused && st.Size() > 0
 			if st.Size() != f.Size {
 				err = fh.Truncate(f.Size)
 			}
 		}
 		if err != nil {
 			fh.Close()
-			d.closeFiles()
-			return nil, fmt.Errorf("swarm: allocating %s: %w", fh.Name(), err)
+			return fmt.Errorf("swarm: allocating %s: %w", fh.Name(), err)
 		}
-		if len(d.files) < maxOpenFiles {
+		if len(d.files) < maxOpenFiles || !l.Dir {
 			d.files[fi] = fh
 		} else {
 			fh.Close()
 		}
 	}
-	return d, nil
+	return nil
+}
+
+// stagingDir makes the staging folder at path (mode 0700), or opens the one
+// an earlier fetch left there if it is a folder this user owns and no other
+// can write, and returns it open.
+func stagingDir(path string) (*os.File, error) {
+	if err := os.Mkdir(path, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
+		return nil, fmt.Errorf("swarm: staging: %w", err)
+	}
+	fi, err := os.Lstat(path)
+	if err != nil {
+		return nil, fmt.Errorf("swarm: staging: %w", err)
+	}
+	if err := checkStagingType(path, fi, true); err != nil {
+		return nil, err
+	}
+	f, err := os.OpenFile(path, os.O_RDONLY|noFollow, 0)
+	if err != nil {
+		return nil, fmt.Errorf("swarm: staging: %w", err)
+	}
+	if st, err := f.Stat(); err != nil || !os.SameFile(fi, st) {
+		f.Close()
+		return nil, fmt.Errorf("%w: %s changed while it was opened: fetch again", ErrStagingUnsafe, path)
+	}
+	return f, nil
+}
+
+// stagingSubdir makes a folder inside the staging folder, or checks that
+// the one there is a folder and not a symlink.
+func stagingSubdir(path string) error {
+	err := os.Mkdir(path, 0o755)
+	if err == nil {
+		return nil
+	}
+	if !errors.Is(err, fs.ErrExist) {
+		return fmt.Errorf("swarm: staging: %w", err)
+	}
+	fi, err := os.Lstat(path)
+	if err != nil {
+		return fmt.Errorf("swarm: staging: %w", err)
+	}
+	return checkStagingType(path, fi, true)
+}
+
+// openStaged opens a staged file for reading and writing: created (never
+// through a symlink), or reused if it is a regular file this user owns, no
+// other can write, with one link. It reports whether it was reused.
+func openStaged(path string) (*os.File, bool, error) {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL|noFollow, 0o644)
+	if err == nil {
+		return f, false, nil
+	}
+	if !errors.Is(err, fs.ErrExist) {
+		return nil, false, fmt.Errorf("swarm: staging: %w", err)
+	}
+	fi, err := os.Lstat(path)
+	if err != nil {
+		return nil, false, fmt.Errorf("swarm: staging: %w", err)
+	}
+	if err := checkStagingType(path, fi, false); err != nil {
+		return nil, false, err
+	}
+	if f, err = os.OpenFile(path, os.O_RDWR|noFollow, 0); err != nil {
+		return nil, false, fmt.Errorf("swarm: staging: %w", err)
+	}
+	if st, err := f.Stat(); err != nil || !os.SameFile(fi, st) {
+		f.Close()
+		return nil, false, fmt.Errorf("%w: %s changed while it was opened: fetch again", ErrStagingUnsafe, path)
+	}
+	return f, true, nil
+}
+
+// checkStagingType refuses a staging path that is a symlink, not a folder
+// (dir) or not a regular file (!dir), or not safely ours (checkOwned).
+func checkStagingType(path string, fi fs.FileInfo, dir bool) error {
+	switch {
+	case fi.Mode()&fs.ModeSymlink != 0:
+		return fmt.Errorf("%w: %s is a symlink, and a fetch never writes through one: remove it, or choose another destination", ErrStagingUnsafe, path)
+	case dir && !fi.IsDir():
+		return fmt.Errorf("%w: %s is not a folder: remove it, or choose another destination", ErrStagingUnsafe, path)
+	case !dir && !fi.Mode().IsRegular():
+		return fmt.Errorf("%w: %s is not a regular file: remove it, or choose another destination", ErrStagingUnsafe, path)
+	}
+	return checkOwned(path, fi)
+}
+
+// unlisted returns what the folder dir holds that l does not list, as
+// slash-separated paths below it: anything but l's folders (as folders) and
+// l's files (as regular files). It does not look inside what it returns.
+func unlisted(l *Layout, dir string) ([]string, error) {
+	dirs := make(map[string]bool, len(l.Dirs))
+	for _, p := range l.Dirs {
+		dirs[p] = true
+	}
+	files := make(map[string]bool, len(l.Files))
+	for _, f := range l.Files {
+		files[f.Path] = true
+	}
+	var extra []string
+	err := filepath.WalkDir(dir, func(p string, e fs.DirEntry, err error) error {
+		if err != nil || p == dir {
+			return err
+		}
+		rel, err := filepath.Rel(dir, p)
+		if err != nil {
+			return err
+		}
+		rel = filepath.ToSlash(rel)
+		switch {
+		case e.IsDir() && dirs[rel]:
+			return nil
+		case e.Type().IsRegular() && files[rel]:
+			return nil
+		}
+		extra = append(extra, rel)
+		if e.IsDir() {
+			return fs.SkipDir
+		}
+		return nil
+	})
+	return extra, err
+}
+
+// listNames names the first few of paths for an error message.
+func listNames(paths []string) string {
+	const show = 3
+	s := strconv.Quote(paths[0])
+	for _, p := range paths[1:min(len(paths), show)] {
+		s += ", " + strconv.Quote(p)
+	}
+	if len(paths) > show {
+		s += fmt.Sprintf(" and %d more", len(paths)-show)
+	}
+	return s
 }
 
 // pathLocked returns where file fi is now.
@@ -139,7 +337,7 @@ func (d *download) withFile(fi int, flag int, fn func(*os.File) error) error {
 	if fh != nil {
 		return fn(fh)
 	}
-	fh, err := os.OpenFile(path, flag, 0)
+	fh, err := os.OpenFile(path, flag|noFollow, 0)
 	if err != nil {
 		return err
 	}
@@ -209,6 +407,10 @@ func (d *download) write(i int64, data []byte) (bool, error) {
 		return false, nil
 	}
 	c := d.layout.Chunks[i]
+	if len(data) != int(c.Size) {
+		// conn.block refuses such a block before it gets here.
+		return false, fmt.Errorf("swarm: chunk %d is %d bytes, the root declares %d", i, len(data), c.Size)
+	}
 	err := d.withFile(int(c.File), os.O_WRONLY, func(f *os.File) error {
 		if _, err := f.WriteAt(data, c.Offset); err != nil {
 			return err
@@ -259,8 +461,12 @@ func (d *download) syncBehind(fi int) {
 	}
 }
 
-// finish syncs every file and renames the staging area into place. With
-// force, an existing destination is replaced; without, it is an error.
+// finish syncs every file, checks that each is the size the root declares,
+// syncs every folder of the staging area, and renames it into place, then
+// syncs the folder it went into. Without force, an existing destination is
+// an error (ErrExists); with force, see checkReplace. An existing file is
+// replaced by the rename, and an existing folder is moved aside before the
+// rename and removed after it, never before.
 func (d *download) finish(force bool) error {
 	d.bg.Wait() // before io: a background fsync holds it shared
 	d.io.Lock()
@@ -270,17 +476,24 @@ func (d *download) finish(force bool) error {
 	if d.complete {
 		return nil
 	}
-	for fi := range d.layout.Files {
+	for fi, f := range d.layout.Files {
 		fh := d.files[fi]
 		if fh == nil {
 			var err error
-			if fh, err = os.OpenFile(d.pathLocked(fi), os.O_RDWR, 0); err != nil {
+			if fh, err = os.OpenFile(d.pathLocked(fi), os.O_RDWR|noFollow, 0); err != nil {
 				return err
 			}
 			defer fh.Close()
 		}
-		if err := fh.Sync(); err != nil {
+		if err := d.sync(fh); err != nil {
 			return fmt.Errorf("swarm: syncing %s: %w", fh.Name(), err)
+		}
+		st, err := fh.Stat()
+		if err != nil {
+			return err
+		}
+		if st.Size() != f.Size {
+			return fmt.Errorf("swarm: %s is %d bytes, but the root declares %d: something other than this fetch changed it; remove it and fetch again", fh.Name(), st.Size(), f.Size)
 		}
 	}
 	if d.syncErr != nil {
@@ -288,24 +501,133 @@ func (d *download) finish(force bool) error {
 		// started again re-verifies it.
 		return d.syncErr
 	}
-	if _, err := os.Lstat(d.dest); err == nil {
-		if !force {
-			return fmt.Errorf("%w: %s (the download is complete in %s; move it, or fetch again with force)", ErrExists, d.dest, d.partial)
+	if d.layout.Dir {
+		extra, err := unlisted(d.layout, d.partial)
+		if err != nil {
+			return fmt.Errorf("swarm: staging %s: %w", d.partial, err)
 		}
-		if err := os.RemoveAll(d.dest); err != nil {
-			return fmt.Errorf("swarm: replacing %s: %w", d.dest, err)
+		if len(extra) > 0 {
+			return fmt.Errorf("%w: %s holds %s, which the root does not list: move it out of there (a fetch never moves it into the destination), then fetch again", ErrStagingUnsafe, d.partial, listNames(extra))
 		}
-	} else if !errors.Is(err, fs.ErrNotExist) {
+		// Every entry on disk before the rename: folders deepest first,
+		// then the staging folder itself, which takes the mode of a
+		// folder made as usual.
+		for i := len(d.layout.Dirs) - 1; i >= 0; i-- {
+			if err := d.syncDir(filepath.Join(d.partial, filepath.FromSlash(d.layout.Dirs[i]))); err != nil {
+				return err
+			}
+		}
+		if err := os.Chmod(d.partial, 0o755&^umask()); err != nil {
+			return fmt.Errorf("swarm: staging: %w", err)
+		}
+		if err := d.syncDir(d.partial); err != nil {
+			return err
+		}
+	}
+	aside, err := d.moveIntoPlaceLocked(force)
+	if err != nil {
 		return err
 	}
-	if err := os.Rename(d.partial, d.dest); err != nil {
-		return fmt.Errorf("swarm: moving the download into place: %w", err)
-	}
-	if dir, err := os.Open(filepath.Dir(d.dest)); err == nil {
-		dir.Sync()
-		dir.Close()
-	}
 	d.complete = true
+	if err := d.syncDir(filepath.Dir(d.dest)); err != nil {
+		return err
+	}
+	if aside != "" {
+		// What was replaced: a folder of this root's files only.
+		os.RemoveAll(aside)
+	}
+	return nil
+}
+
+// moveIntoPlaceLocked renames the staging area to the destination. A
+// folder that was there is moved into a new folder beside it first, whose
+// path it returns for the caller to remove. d.io and d.mu are held.
+func (d *download) moveIntoPlaceLocked(force bool) (string, error) {
+	exists, err := checkReplace(d.layout, d.dest, force)
+	if errors.Is(err, ErrExists) {
+		return "", fmt.Errorf("%w: %s (the download is complete in %s; move it, or fetch again with force)", ErrExists, d.dest, d.partial)
+	}
+	if err != nil {
+		return "", err
+	}
+	if !exists || !d.layout.Dir {
+		// A file, or a symlink, is replaced by the rename itself.
+		if err := os.Rename(d.partial, d.dest); err != nil {
+			return "", fmt.Errorf("swarm: moving the download into place: %w", err)
+		}
+		return "", nil
+	}
+	aside, err := os.MkdirTemp(filepath.Dir(d.dest), ".peer-replaced-*")
+	if err != nil {
+		return "", fmt.Errorf("swarm: replacing %s: %w", d.dest, err)
+	}
+	if err := os.Rename(d.dest, filepath.Join(aside, filepath.Base(d.dest))); err != nil {
+		os.Remove(aside)
+		return "", fmt.Errorf("swarm: replacing %s: %w", d.dest, err)
+	}
+	if err := os.Rename(d.partial, d.dest); err != nil {
+		if rerr := os.Rename(filepath.Join(aside, filepath.Base(d.dest)), d.dest); rerr != nil {
+			return "", fmt.Errorf("swarm: moving the download into place: %w (the folder it replaces is in %s)", err, aside)
+		}
+		os.Remove(aside)
+		return "", fmt.Errorf("swarm: moving the download into place: %w", err)
+	}
+	return aside, nil
+}
+
+// checkReplace reports whether dest exists, and refuses it when a fetch of
+// l must not replace it: any existing dest without force (ErrExists); with
+// force (ErrWontReplace), a folder when l is a file, anything but a folder
+// when l is a folder, and a folder that holds what l does not list, so that
+// force never deletes anything but an older version of the same files.
+func checkReplace(l *Layout, dest string, force bool) (bool, error) {
+	fi, err := os.Lstat(dest)
+	if errors.Is(err, fs.ErrNotExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("swarm: %w", err)
+	}
+	if !force {
+		return true, fmt.Errorf("%w: %s", ErrExists, dest)
+	}
+	switch {
+	case !l.Dir && fi.IsDir():
+		return true, fmt.Errorf("%w: %s is a folder and the root is a file; force replaces a file with a file, never a folder: move the folder away, or choose another destination", ErrWontReplace, dest)
+	case l.Dir && !fi.IsDir():
+		return true, fmt.Errorf("%w: %s is a file or a link and the root is a folder; force replaces a folder only with a newer version of it: move the file away, or choose another destination", ErrWontReplace, dest)
+	case l.Dir:
+		extra, err := unlisted(l, dest)
+		if err != nil {
+			return true, fmt.Errorf("swarm: %w", err)
+		}
+		if len(extra) > 0 {
+			return true, fmt.Errorf("%w: %s holds %s, which the root does not list, and force never deletes that: move it away, or choose another destination", ErrWontReplace, dest, listNames(extra))
+		}
+	}
+	return true, nil
+}
+
+func (d *download) sync(f *os.File) error {
+	if d.fsync != nil {
+		return d.fsync(f)
+	}
+	return f.Sync()
+}
+
+// syncDir fsyncs the folder at path, so that its entries survive a crash.
+func (d *download) syncDir(path string) error {
+	if !dirSync {
+		return nil
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("swarm: syncing %s: %w", path, err)
+	}
+	defer f.Close()
+	if err := d.sync(f); err != nil {
+		return fmt.Errorf("swarm: syncing %s: %w", path, err)
+	}
 	return nil
 }
 
@@ -320,6 +642,10 @@ func (d *download) closeFiles() {
 	for fi, f := range d.files {
 		f.Close()
 		delete(d.files, fi)
+	}
+	if d.lock != nil {
+		d.lock.Close()
+		d.lock = nil
 	}
 }
 

@@ -362,6 +362,11 @@ func (f *fetch) start() error {
 			return err
 		}
 	}
+	// With force, a destination the fetch would not replace is refused
+	// before anything is fetched; finish checks again.
+	if _, err := checkReplace(l, f.opts.Dest, f.opts.Force); err != nil {
+		return err
+	}
 	dl, err := openDownload(l, f.opts.Dest)
 	if err != nil {
 		return err

@@ -163,7 +163,7 @@ func TestFetchOverMocknet(t *testing.T) {
 	if !bytes.Equal(got, data) {
 		t.Fatal("fetched file differs")
 	}
-	if _, err := os.Stat(PartialPath(dest)); !os.IsNotExist(err) {
+	if _, err := os.Stat(PartialPath(dest, root)); !os.IsNotExist(err) {
 		t.Fatalf("partial file left behind: %v", err)
 	}
 	// At least two of the three served: a multi-source fetch. Not all

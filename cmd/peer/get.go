@@ -17,14 +17,16 @@ func getCommand() *cli.Command {
 		Name:      "get",
 		Usage:     "fetch a root, a ticket or ROOT/path from every peer that has it",
 		ArgsUsage: "ROOT|TICKET|ROOT/path",
-		Description: "Writes to the target's own name in the current folder, or to -o DEST; -o - streams one\n" +
-			"file to stdout. An existing DEST is kept unless --force. Interrupted (Ctrl-C), the same\n" +
+		Description: "Writes to the target's own name in the current folder (said before anything is written;\n" +
+			"a name that starts with '.' or does not print as itself needs -o), or to -o DEST; -o - streams\n" +
+			"one file to stdout. An existing DEST is kept unless --force, which replaces a file with a file,\n" +
+			"and a folder only if it holds nothing the target does not list. Interrupted (Ctrl-C), the same\n" +
 			"command resumes where it stopped. Through the daemon if one runs, else a node runs for the fetch.",
 		Flags: append([]cli.Flag{
 			homeFlag(), jsonFlag,
 			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "write to `DEST` (a file, or a folder for a folder root); - streams a file to stdout"},
 			&cli.StringSliceFlag{Name: "peer", Usage: "also ask the peer at `MULTIADDR` (/ip4/…/tcp/…/p2p/ID, repeatable)"},
-			&cli.BoolFlag{Name: "force", Usage: "replace an existing DEST"},
+			&cli.BoolFlag{Name: "force", Usage: "replace an existing DEST (a file; a folder only if it holds nothing the target does not list)"},
 		}, nodeFlags()...),
 		Action: runGet,
 	}
@@ -65,7 +67,7 @@ func runGet(c *cli.Context) error {
 		}
 		return nil
 	}
-	show := progressPrinter(c)
+	show := progressPrinter(c, out == "")
 	res, err := api.Get(c.Context, req, show)
 	show(daemon.ProgressInfo{}) // ends the bar's line
 	if err != nil {
@@ -99,13 +101,31 @@ func runGet(c *cli.Context) error {
 }
 
 // progressPrinter returns what shows a fetch's progress: NDJSON events on
-// stdout with --json, a bar on stderr when it is a terminal, else nothing.
-// Called with a zero ProgressInfo, it ends the bar's line.
-func progressPrinter(c *cli.Context) func(daemon.ProgressInfo) {
+// stdout with --json (the first says where the fetch writes), a bar on
+// stderr when it is a terminal, else nothing. With named (the target's own
+// name is written, not one the user chose), where it writes is said on
+// stderr before anything is written. Called with a zero ProgressInfo, it
+// ends the bar's line.
+func progressPrinter(c *cli.Context, named bool) func(daemon.ProgressInfo) {
+	show := barPrinter(c)
+	if !named || c.Bool("json") {
+		return show
+	}
+	said := false
+	return func(p daemon.ProgressInfo) {
+		if !said && p.Dest != "" {
+			said = true
+			fmt.Fprintf(c.App.ErrWriter, "writing %s\n", p.Dest)
+		}
+		show(p)
+	}
+}
+
+func barPrinter(c *cli.Context) func(daemon.ProgressInfo) {
 	if c.Bool("json") {
 		var last time.Time
 		return func(p daemon.ProgressInfo) {
-			if p.Total == 0 && p.Bytes == 0 && p.Root == "" {
+			if p.Total == 0 && p.Bytes == 0 && p.Root == "" && p.Dest == "" {
 				return
 			}
 			if now := time.Now(); p.Done || now.Sub(last) >= 100*time.Millisecond {
