@@ -393,9 +393,10 @@ func (l Limits) withDefaults() Limits {
 //
 // A Walker is for one goroutine at a time.
 type Walker struct {
-	g    Getter
-	lim  Limits
-	used Limits
+	g      Getter
+	lim    Limits
+	used   Limits
+	onLoad func(cid.Cid)
 }
 
 // NewWalker returns a Walker that loads blocks through g within lim (zero
@@ -403,6 +404,10 @@ type Walker struct {
 func NewWalker(g Getter, lim Limits) *Walker {
 	return &Walker{g: g, lim: lim.withDefaults()}
 }
+
+// OnLoad has fn called with the CID of each block the walker loads and
+// accepts, each time it is met.
+func (w *Walker) OnLoad(fn func(c cid.Cid)) { w.onLoad = fn }
 
 // Used returns what the walker has visited, loaded and made so far, in
 // the units of its Limits.
@@ -433,7 +438,11 @@ func (w *Walker) load(ctx context.Context, c cid.Cid) (Node, error) {
 		return nil, w.over("bytes of blocks loaded", w.lim.Bytes, fmt.Sprintf("block %s is %d bytes", c, len(data)))
 	}
 	w.used.Bytes += int64(len(data))
-	return Decode(c, data)
+	n, err := Decode(c, data)
+	if err == nil && w.onLoad != nil {
+		w.onLoad(c)
+	}
+	return n, err
 }
 
 // loadRoot loads the root of a walk, which must be a file or a directory.

@@ -186,3 +186,6 @@ func Tree(data []byte, put func(manifest.Block) error) (cid.Cid, error) {
 	}
 	return b.CID, put(b)
 }
+
+// Params returns the chunking parameters of the files Tree makes.
+func Params() chunker.Params { return chunker.FixedParams(ChunkSize) }
