@@ -209,7 +209,7 @@ func (n *Node) Describe(ctx context.Context, target Target, peers []peer.AddrInf
 // getterOf loads manifest blocks from the store, or from target's ticket
 // provider, peers and the DHT's providers of its top root.
 func (n *Node) getterOf(target Target, peers []peer.AddrInfo) *peerGetter {
-	g := &peerGetter{n: n, hints: append([]peer.AddrInfo(nil), peers...)}
+	g := &peerGetter{n: n, root: target.Root, hints: append([]peer.AddrInfo(nil), peers...)}
 	if target.Hint != nil {
 		g.hints = append([]peer.AddrInfo{*target.Hint}, g.hints...)
 	}
