@@ -23,6 +23,14 @@
 // and check each page against its parent and each child against its
 // directory entry, so a tree that lies anywhere is refused where it lies.
 //
+// A few blocks can claim a huge tree (a page or a folder linked many
+// times; honest trees do it too), so a walk is bounded by what it visits,
+// not by the blocks that exist: a Walker charges every node, chunk, block,
+// block byte and path byte to one budget, its Limits, checked before what
+// it counts is loaded or handed out. Walk, Chunks and Resolve are a
+// Walker's with DefaultLimits; a caller that walks a tree and its files'
+// chunks uses one Walker for both.
+//
 // # Schema
 //
 // In IPLD schema notation, with the encoding spelled out. Every block is a

@@ -166,3 +166,72 @@ func isDir(t *testing.T, s *memStore, c cid.Cid) bool {
 	_, ok := n.(*Dir)
 	return ok
 }
+
+// reusedPageFile returns a file of depth 1 whose pages entries all link to
+// one page of FanOut chunks of 1 MiB: two blocks of about 760 KiB together
+// that claim pages × 8 GiB in pages × FanOut chunks (issue 15, finding 2:
+// inspect of such a root with 8192 pages, 64 Mi chunks, grew a daemon to
+// 2.25 GB).
+func reusedPageFile(t testing.TB, s *memStore, pages int) *File {
+	t.Helper()
+	p := &Page{Entries: make([]Entry, FanOut)}
+	for i := range p.Entries {
+		p.Entries[i] = Entry{CID: fakeRef(uint64(i), 1).CID, Size: 1 << 20, Count: 1}
+	}
+	b, err := Encode(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.put(b)
+	size, count := p.Totals()
+	f := &File{Name: "huge.bin", Chunking: chunker.DefaultParams(), Depth: 1, Entries: make([]Entry, pages)}
+	for i := range f.Entries {
+		f.Entries[i] = Entry{CID: b.CID, Size: size, Count: count}
+	}
+	f.Size, f.Count = size*uint64(pages), count*uint64(pages)
+	fb, err := Encode(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.put(fb)
+	return f
+}
+
+// loadCap is a Getter over s that refuses to load more than max blocks,
+// so that a test of a walker that has no cap of its own ends.
+type loadCap struct {
+	s     *memStore
+	max   int
+	loads int
+}
+
+func (g *loadCap) GetBlock(ctx context.Context, c cid.Cid) ([]byte, error) {
+	if g.loads++; g.loads > g.max {
+		return nil, errors.New("test getter: the walk loaded more blocks than the test allows")
+	}
+	return g.s.GetBlock(ctx, c)
+}
+
+// TestReusedPageCapped is finding 2 of issue 15 at its source: a 64 Mi
+// chunk file of two blocks is refused by Chunks before any page is loaded
+// and before fn is called, having allocated next to nothing, because its
+// claimed chunk count is past the walk's cap.
+func TestReusedPageCapped(t *testing.T) {
+	ctx := context.Background()
+	s := newMemStore()
+	f := reusedPageFile(t, s, FanOut)
+	g := &loadCap{s: s, max: 16}
+	chunks := 0
+	var err error
+	n := allocated(func() {
+		err = Chunks(ctx, g, f, func(int64, int64, ChunkRef) error { chunks++; return nil })
+	})
+	t.Logf("%d chunks visited, %d blocks loaded, %d KiB allocated: %v", chunks, g.loads, n>>10, err)
+	checkErr(t, err, []error{ErrTooLarge}, "more than 16777216 chunks")
+	if chunks != 0 || g.loads != 0 {
+		t.Errorf("Chunks visited %d chunks and loaded %d blocks before refusing", chunks, g.loads)
+	}
+	if n > 64<<10 {
+		t.Errorf("refusing it allocated %d bytes (limit 64 KiB)", n)
+	}
+}

@@ -47,6 +47,21 @@ func loadPage(ctx context.Context, g Getter, e Entry, depth int) (*Page, error) 
 	if err != nil {
 		return nil, err
 	}
+	return checkPage(n, e, depth)
+}
+
+// loadPage is the package's loadPage on w's budget.
+func (w *Walker) loadPage(ctx context.Context, e Entry, depth int) (*Page, error) {
+	n, err := w.load(ctx, e.CID)
+	if err != nil {
+		return nil, err
+	}
+	return checkPage(n, e, depth)
+}
+
+// checkPage checks that n, loaded for entry e, is the page of depth depth
+// that e claims.
+func checkPage(n Node, e Entry, depth int) (*Page, error) {
 	p, ok := n.(*Page)
 	if !ok {
 		return nil, fmt.Errorf("%w: block %s is a %s where a page belongs", ErrInvalid, e.CID, kindOf(n))
@@ -90,54 +105,68 @@ func checkFile(f *File) error {
 // parent, covering exactly the bytes and chunks its parent claims, and
 // every chunk fits the file's chunking parameters; so the totals match the
 // file's. An error from fn stops the walk and is returned as is; any other
-// error wraps ErrInvalid (a bad tree), ctx's error or g's.
+// error wraps ErrInvalid (a bad tree), ErrTooLarge (past DefaultLimits:
+// f claims more chunks, or its pages more blocks or bytes, than one walk
+// may visit), ctx's error or g's.
 //
 // Chunks holds one page per level: memory O(FanOut × depth). It blocks as
 // long as g and fn do; it is safe for concurrent use if g is and f is not
-// modified.
+// modified. It is NewWalker(g, Limits{}).Chunks.
 func Chunks(ctx context.Context, g Getter, f *File, fn func(index int64, offset int64, ref ChunkRef) error) error {
+	return NewWalker(g, Limits{}).Chunks(ctx, f, fn)
+}
+
+// Chunks is the package's Chunks on w's budget: f's claimed chunk count is
+// charged before any page is loaded (so a file that claims more than is
+// left is refused having loaded nothing), and each page loaded is charged
+// to Blocks and Bytes, every time it is met.
+func (w *Walker) Chunks(ctx context.Context, f *File, fn func(index int64, offset int64, ref ChunkRef) error) error {
 	if err := checkFile(f); err != nil {
 		return err
 	}
-	w := chunkWalker{ctx: ctx, g: g, f: f, fn: fn}
-	if err := w.walk(f.Entries, f.Depth, true); err != nil {
+	if f.Count > uint64(w.lim.Chunks-w.used.Chunks) {
+		return w.over("chunks", w.lim.Chunks, fmt.Sprintf("file %s has %d, %d were walked before it", quoteName(f.Name), f.Count, w.used.Chunks))
+	}
+	w.used.Chunks += int64(f.Count)
+	cw := chunkWalker{ctx: ctx, w: w, f: f, fn: fn}
+	if err := cw.walk(f.Entries, f.Depth, true); err != nil {
 		return err
 	}
-	if w.index != f.Count || w.offset != f.Size {
+	if cw.index != f.Count || cw.offset != f.Size {
 		return fmt.Errorf("%w: file %s: walked %d bytes in %d chunks, the file claims %d in %d",
-			ErrInvalid, quoteName(f.Name), w.offset, w.index, f.Size, f.Count)
+			ErrInvalid, quoteName(f.Name), cw.offset, cw.index, f.Size, f.Count)
 	}
 	return nil
 }
 
 type chunkWalker struct {
 	ctx           context.Context
-	g             Getter
+	w             *Walker
 	f             *File
 	fn            func(index int64, offset int64, ref ChunkRef) error
 	index, offset uint64
 }
 
 // walk visits entries of depth d; last says whether they end the file.
-func (w *chunkWalker) walk(entries []Entry, d int, last bool) error {
+func (cw *chunkWalker) walk(entries []Entry, d int, last bool) error {
 	for i, e := range entries {
 		isLast := last && i == len(entries)-1
-		if err := checkSpan(w.f.Chunking, e.Count, e.Size, isLast); err != nil {
-			return fmt.Errorf("%w: file %s: %s %s: %w", ErrInvalid, quoteName(w.f.Name), entryKind(d), e.CID, err)
+		if err := checkSpan(cw.f.Chunking, e.Count, e.Size, isLast); err != nil {
+			return fmt.Errorf("%w: file %s: %s %s: %w", ErrInvalid, quoteName(cw.f.Name), entryKind(d), e.CID, err)
 		}
 		if d == 0 {
-			if err := w.fn(int64(w.index), int64(w.offset), ChunkRef{CID: e.CID, Size: uint32(e.Size)}); err != nil {
+			if err := cw.fn(int64(cw.index), int64(cw.offset), ChunkRef{CID: e.CID, Size: uint32(e.Size)}); err != nil {
 				return err
 			}
-			w.index++
-			w.offset += e.Size
+			cw.index++
+			cw.offset += e.Size
 			continue
 		}
-		p, err := loadPage(w.ctx, w.g, e, d-1)
+		p, err := cw.w.loadPage(cw.ctx, e, d-1)
 		if err != nil {
 			return err
 		}
-		if err := w.walk(p.Entries, d-1, isLast); err != nil {
+		if err := cw.walk(p.Entries, d-1, isLast); err != nil {
 			return err
 		}
 	}
@@ -226,27 +255,33 @@ func descend(ctx context.Context, g Getter, f *File, target uint64, byOffset boo
 // when the entry says so (else ErrInvalid).
 //
 // Resolve blocks as long as g does: one fetch per element. It is safe for
-// concurrent use if g is.
+// concurrent use if g is. It is NewWalker(g, Limits{}).Resolve.
 func Resolve(ctx context.Context, g Getter, root cid.Cid, path string) (cid.Cid, Node, error) {
-	n, err := Load(ctx, g, root)
+	return NewWalker(g, Limits{}).Resolve(ctx, root, path)
+}
+
+// Resolve is the package's Resolve on w's budget: each block it loads is
+// charged to Blocks and Bytes.
+func (w *Walker) Resolve(ctx context.Context, root cid.Cid, path string) (cid.Cid, Node, error) {
+	if path != "" {
+		// The path is the caller's: checked before anything is loaded.
+		if n := strings.Count(path, "/") + 1; n > MaxPathDepth {
+			return cid.Undef, nil, fmt.Errorf("%w: path of %d elements, limit %d", ErrTooLarge, n, MaxPathDepth)
+		}
+		for el := range strings.SplitSeq(path, "/") {
+			if err := ValidName(el); err != nil {
+				return cid.Undef, nil, fmt.Errorf("resolve %q: %w", path, err)
+			}
+		}
+	}
+	n, err := w.loadRoot(ctx, root)
 	if err != nil {
 		return cid.Undef, nil, err
-	}
-	if _, ok := n.(*Page); ok {
-		return cid.Undef, nil, fmt.Errorf("%w: block %s is a page, not a file or directory", ErrInvalid, root)
 	}
 	if path == "" {
 		return root, n, nil
 	}
 	elems := strings.Split(path, "/")
-	if len(elems) > MaxPathDepth {
-		return cid.Undef, nil, fmt.Errorf("%w: path of %d elements, limit %d", ErrTooLarge, len(elems), MaxPathDepth)
-	}
-	for _, el := range elems {
-		if err := ValidName(el); err != nil {
-			return cid.Undef, nil, fmt.Errorf("resolve %q: %w", path, err)
-		}
-	}
 	c := root
 	for i, el := range elems {
 		d, ok := n.(*Dir)
@@ -258,7 +293,7 @@ func Resolve(ctx context.Context, g Getter, root cid.Cid, path string) (cid.Cid,
 			return cid.Undef, nil, fmt.Errorf("%w: %q in %q", ErrNotFound, strings.Join(elems[:i+1], "/"), path)
 		}
 		e := d.Entries[j]
-		if n, err = Load(ctx, g, e.CID); err != nil {
+		if n, err = w.load(ctx, e.CID); err != nil {
 			return cid.Undef, nil, err
 		}
 		if err := checkChild(e, n); err != nil {
@@ -297,44 +332,168 @@ func checkChild(e DirEntry, n Node) error {
 	return nil
 }
 
-// MaxWalkNodes bounds the files and directories one Walk visits. Honest
-// trees may repeat a subtree (two equal folders are one manifest), so a few
-// blocks can describe an exponential tree: the bound is on visits, not on
-// blocks.
-const MaxWalkNodes = 1 << 20
+// Limits of one walk. A few blocks can describe an exponential tree:
+// honest trees repeat subtrees (two equal folders are one manifest, a
+// file of zeros is one page linked many times), so reuse cannot be
+// refused, and what a walk costs is bounded by what it visits, counted
+// every time it meets a block, not by the blocks that exist.
+const (
+	// MaxWalkNodes bounds the files and directories one walk visits.
+	MaxWalkNodes = 1 << 20
+	// MaxWalkChunks bounds the chunks of all files one walk visits: 16 Mi,
+	// 16 TiB at 1 MiB a chunk. A node keeps a record of each chunk of a
+	// root it fetches or serves, about 60 bytes: 1 GiB at the limit.
+	MaxWalkChunks = 1 << 24
+	// MaxWalkBlocks bounds the blocks one walk loads: files, directories
+	// and pages.
+	MaxWalkBlocks = 1 << 21
+	// MaxWalkBytes bounds the encoded bytes of the blocks one walk loads.
+	// An honest tree at MaxWalkChunks loads about 760 MiB of pages.
+	MaxWalkBytes = 1 << 30
+	// MaxWalkPathBytes bounds the bytes of the paths one walk hands out
+	// (a caller that keeps them keeps that much).
+	MaxWalkPathBytes = 256 << 20
+)
+
+// Limits bound one walk: what a Walker may visit, load and make. A field
+// of zero (or less) means its default, the Max constants above.
+type Limits struct {
+	Nodes     int64 // files and directories visited, each time met
+	Chunks    int64 // chunks of the files visited (Walker.Chunks)
+	Blocks    int64 // blocks loaded: files, directories, pages, each time met
+	Bytes     int64 // encoded bytes of those blocks
+	PathBytes int64 // bytes of the paths handed to Walk's fn
+}
+
+// DefaultLimits returns the limits that the package's Walk, Chunks and
+// Resolve use, and that every walk of a tree from a peer should.
+func DefaultLimits() Limits {
+	return Limits{Nodes: MaxWalkNodes, Chunks: MaxWalkChunks, Blocks: MaxWalkBlocks, Bytes: MaxWalkBytes, PathBytes: MaxWalkPathBytes}
+}
+
+func (l Limits) withDefaults() Limits {
+	d := DefaultLimits()
+	for _, f := range []struct{ v, d *int64 }{
+		{&l.Nodes, &d.Nodes}, {&l.Chunks, &d.Chunks}, {&l.Blocks, &d.Blocks}, {&l.Bytes, &d.Bytes}, {&l.PathBytes, &d.PathBytes},
+	} {
+		if *f.v <= 0 {
+			*f.v = *f.d
+		}
+	}
+	return l
+}
+
+// Walker walks trees of manifests fetched through a Getter on one budget,
+// its Limits: Walk, Chunks and Resolve called on the same Walker share it,
+// so that a root's walk and the walks of its files' chunks together stay
+// within one set of limits. Each limit is checked before what it counts is
+// loaded or handed out: past one, the call returns an error wrapping
+// ErrTooLarge that says which, and nothing of the excess was allocated.
+// The cost of a walk is linear in what it visits.
+//
+// A Walker is for one goroutine at a time.
+type Walker struct {
+	g      Getter
+	lim    Limits
+	used   Limits
+	onLoad func(cid.Cid)
+}
+
+// NewWalker returns a Walker that loads blocks through g within lim (zero
+// fields mean the defaults).
+func NewWalker(g Getter, lim Limits) *Walker {
+	return &Walker{g: g, lim: lim.withDefaults()}
+}
+
+// OnLoad has fn called with the CID of each block the walker loads and
+// accepts, each time it is met.
+func (w *Walker) OnLoad(fn func(c cid.Cid)) { w.onLoad = fn }
+
+// Used returns what the walker has visited, loaded and made so far, in
+// the units of its Limits.
+func (w *Walker) Used() Limits { return w.used }
+
+// over returns the error of a walk stopped at limit what.
+func (w *Walker) over(what string, limit int64, detail string) error {
+	return tooLargef("manifest: walk stopped: more than %d %s (%s); this node walks no more of one root, "+
+		"a limit against trees that repeat one block to claim far more than they hold; "+
+		"if the root is honest, fetch or inspect a part of it (ROOT/path)", limit, what, detail)
+}
+
+// load fetches and decodes block c, charging it to Blocks and Bytes: the
+// count before the fetch, the bytes before they are decoded.
+func (w *Walker) load(ctx context.Context, c cid.Cid) (Node, error) {
+	if w.used.Blocks >= w.lim.Blocks {
+		return nil, w.over("blocks loaded", w.lim.Blocks, "files, directories and pages, each time met")
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	w.used.Blocks++
+	data, err := w.g.GetBlock(ctx, c)
+	if err != nil {
+		return nil, fmt.Errorf("manifest: get %s: %w", c, err)
+	}
+	if int64(len(data)) > w.lim.Bytes-w.used.Bytes {
+		return nil, w.over("bytes of blocks loaded", w.lim.Bytes, fmt.Sprintf("block %s is %d bytes", c, len(data)))
+	}
+	w.used.Bytes += int64(len(data))
+	n, err := Decode(c, data)
+	if err == nil && w.onLoad != nil {
+		w.onLoad(c)
+	}
+	return n, err
+}
+
+// loadRoot loads the root of a walk, which must be a file or a directory.
+func (w *Walker) loadRoot(ctx context.Context, root cid.Cid) (Node, error) {
+	n, err := w.load(ctx, root)
+	if err != nil {
+		return nil, err
+	}
+	if _, ok := n.(*Page); ok {
+		return nil, fmt.Errorf("%w: block %s is a page, not a file or directory", ErrInvalid, root)
+	}
+	return n, nil
+}
 
 // Walk visits root and, if it is a directory, everything below it, depth
 // first in name order, calling fn with each node's path relative to root
 // ("" for root itself, then "a", "a/b", ...), CID and node (*File or
-// *Dir). Children are checked against their entries as Resolve checks
-// them; directories nest at most MaxPathDepth deep and a walk visits at
-// most MaxWalkNodes nodes (else ErrTooLarge). If
-// fn returns fs.SkipDir for a directory, Walk skips its contents; any other
-// error from fn stops the walk and is returned as is.
+// *Dir): parents before their children. Children are checked against
+// their entries as Resolve checks them; directories nest at most
+// MaxPathDepth deep, and a walk stays within DefaultLimits (else
+// ErrTooLarge). If fn returns fs.SkipDir for a directory, Walk skips its
+// contents; any other error from fn stops the walk and is returned as is.
 //
 // Walk holds the directories on the current path: memory
 // O(MaxBlockSize × depth) at worst. It blocks as long as g and fn do; it is
-// safe for concurrent use if g is.
+// safe for concurrent use if g is. It is NewWalker(g, Limits{}).Walk.
 func Walk(ctx context.Context, g Getter, root cid.Cid, fn func(path string, c cid.Cid, n Node) error) error {
-	n, err := Load(ctx, g, root)
+	return NewWalker(g, Limits{}).Walk(ctx, root, fn)
+}
+
+// Walk is the package's Walk on w's budget: each node visited is charged
+// to Nodes before fn is called, each block loaded to Blocks and Bytes, and
+// each path to PathBytes before it is made. fn may call w.Chunks for the
+// files it is given, on the same budget.
+func (w *Walker) Walk(ctx context.Context, root cid.Cid, fn func(path string, c cid.Cid, n Node) error) error {
+	n, err := w.loadRoot(ctx, root)
 	if err != nil {
 		return err
 	}
-	if _, ok := n.(*Page); ok {
-		return fmt.Errorf("%w: block %s is a page, not a file or directory", ErrInvalid, root)
-	}
-	visits := 0
-	err = walkNode(ctx, g, "", root, n, 0, &visits, fn)
+	err = w.walkNode(ctx, "", root, n, 0, fn)
 	if errors.Is(err, fs.SkipDir) {
 		return nil
 	}
 	return err
 }
 
-func walkNode(ctx context.Context, g Getter, path string, c cid.Cid, n Node, depth int, visits *int, fn func(string, cid.Cid, Node) error) error {
-	if *visits++; *visits > MaxWalkNodes {
-		return fmt.Errorf("%w: more than %d files and directories", ErrTooLarge, MaxWalkNodes)
+func (w *Walker) walkNode(ctx context.Context, path string, c cid.Cid, n Node, depth int, fn func(string, cid.Cid, Node) error) error {
+	if w.used.Nodes >= w.lim.Nodes {
+		return w.over("files and directories", w.lim.Nodes, "each time met")
 	}
+	w.used.Nodes++
 	if err := fn(path, c, n); err != nil {
 		return err
 	}
@@ -346,10 +505,21 @@ func walkNode(ctx context.Context, g Getter, path string, c cid.Cid, n Node, dep
 		return fmt.Errorf("%w: directory %q nests deeper than %d", ErrTooLarge, path, MaxPathDepth)
 	}
 	for _, e := range d.Entries {
-		child, err := Load(ctx, g, e.CID)
+		size := int64(len(e.Name))
+		if path != "" {
+			size += int64(len(path)) + 1
+		}
+		if size > w.lim.PathBytes-w.used.PathBytes {
+			return w.over("bytes of paths", w.lim.PathBytes, fmt.Sprintf("%d directories deep", depth))
+		}
+		if w.used.Nodes >= w.lim.Nodes { // before the child is loaded
+			return w.over("files and directories", w.lim.Nodes, "each time met")
+		}
+		child, err := w.load(ctx, e.CID)
 		if err != nil {
 			return err
 		}
+		w.used.PathBytes += size
 		p := e.Name
 		if path != "" {
 			p = path + "/" + e.Name
@@ -357,7 +527,7 @@ func walkNode(ctx context.Context, g Getter, path string, c cid.Cid, n Node, dep
 		if err := checkChild(e, child); err != nil {
 			return fmt.Errorf("walk %q: %w", p, err)
 		}
-		err = walkNode(ctx, g, p, e.CID, child, depth+1, visits, fn)
+		err = w.walkNode(ctx, p, e.CID, child, depth+1, fn)
 		if err != nil && !(errors.Is(err, fs.SkipDir) && e.Dir) {
 			return err
 		}

@@ -241,7 +241,7 @@ func (n *Node) fetch(ctx context.Context, root cid.Cid, dest string, opts FetchO
 // resolve finds the node target names (its root, or the path below it),
 // loading the manifest blocks on the way from the store or from peers.
 func (n *Node) resolve(ctx context.Context, t Target, src sources) (cid.Cid, manifest.Node, error) {
-	g := &peerGetter{n: n, hints: src.hints, discover: src.discover}
+	g := &peerGetter{n: n, root: t.Root, hints: src.hints, discover: src.discover}
 	c, nd, err := manifest.Resolve(ctx, g, t.Root, t.Path)
 	if err != nil {
 		if t.Path == "" {
@@ -298,6 +298,7 @@ func (n *Node) adopt(ctx context.Context, res *swarm.Result) error {
 // that has them, through a short fetch session of the swarm.
 type peerGetter struct {
 	n        *Node
+	root     cid.Cid // the top root: peers serve its blocks in its sessions
 	hints    []peer.AddrInfo
 	discover func(context.Context) <-chan peer.AddrInfo
 }
@@ -308,5 +309,5 @@ func (g *peerGetter) GetBlock(ctx context.Context, c cid.Cid) ([]byte, error) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
-	return g.n.swarm.GetBlock(ctx, c, g.hints, g.discover)
+	return g.n.swarm.GetBlock(ctx, g.root, c, g.hints, g.discover)
 }

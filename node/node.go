@@ -383,8 +383,10 @@ func (n *Node) Ticket(root cid.Cid) string {
 	return ticket.Ticket{Root: root, Provider: n.AddrInfo()}.String()
 }
 
-// Unshare stops serving and announcing root and forgets its index. The
-// files themselves are untouched.
+// Unshare stops serving and announcing root and forgets its index: from
+// then on nothing of it is answered to peers (no HAVE, no manifest block,
+// no chunk), unless another share holds it. The files themselves are
+// untouched.
 func (n *Node) Unshare(root cid.Cid) error {
 	if n.isClosed() {
 		return ErrClosed
@@ -399,6 +401,9 @@ func (n *Node) Unshare(root cid.Cid) error {
 	if err := n.store.Unshare(root); err != nil {
 		return fmt.Errorf("unshare %s: %w", root, err)
 	}
+	// Folders and files of it that were served on their own go too,
+	// unless another share still holds them.
+	n.swarm.ForgetLookups(func(c cid.Cid, _ swarm.Source) bool { return n.inShare(c) })
 	return nil
 }
 

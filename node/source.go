@@ -34,27 +34,34 @@ func (s *shareSource) ReadChunk(ctx context.Context, i int64, buf []byte) ([]byt
 	return s.store.ReadChunk(ctx, s.layout.Chunks[i].CID, buf)
 }
 
-// lookup serves a root that was not shared as such but whose manifest and
-// chunks the node has: a folder or file inside a share. Having the manifest
-// is not enough (a fetch keeps the manifests it loads): every chunk must be
-// indexed in a share, or the node would claim chunks it cannot serve.
+// lookup serves a root that was not shared as such but is a folder or
+// file inside a share: one of the manifest blocks of a share served here.
+// Having the manifest is not enough (a fetch, an inspect keep the blocks
+// they load): a root only stored is not served, and is refused without a
+// walk of it.
 func (n *Node) lookup(ctx context.Context, root cid.Cid) swarm.Source {
-	if ok, _ := n.store.HasBlock(root); !ok {
+	if !n.inShare(root) {
 		return nil
 	}
 	l, err := swarm.BuildLayout(ctx, n.store, root)
 	if err != nil {
 		return nil
 	}
-	for i, c := range l.Chunks {
-		if i > 0 && c.CID == l.Chunks[i-1].CID {
-			continue // a run of equal chunks (zeros) is looked up once
-		}
-		if locs, err := n.store.Locations(c.CID); err != nil || len(locs) == 0 {
-			return nil
+	return &shareSource{layout: l, store: n.store}
+}
+
+// inShare reports whether c is a manifest block of a share served here.
+func (n *Node) inShare(c cid.Cid) bool {
+	shares, err := n.store.Shares()
+	if err != nil {
+		return false
+	}
+	for _, sh := range shares {
+		if src, ok := n.swarm.Registered(sh.Root).(*shareSource); ok && src.layout.HasBlock(c) {
+			return true
 		}
 	}
-	return &shareSource{layout: l, store: n.store}
+	return false
 }
 
 // edited looks at the files of share sh on disk without reading them and
@@ -63,7 +70,7 @@ func (n *Node) lookup(ctx context.Context, root cid.Cid) swarm.Source {
 // store, which finds it changed and marks the share stale: the share is
 // stale from then on as it would be after a peer's read.
 func (n *Node) edited(sh store.Share) bool {
-	src, ok := n.swarm.Source(sh.Root).(*shareSource)
+	src, ok := n.swarm.Registered(sh.Root).(*shareSource)
 	if !ok {
 		return false
 	}

@@ -124,7 +124,8 @@ type ManifestChunk struct {
 // Inspect reads the manifest of what target names (a root, or a path below
 // it): its files, their sizes and chunk CIDs. Blocks this node lacks are
 // fetched from the target's ticket provider, peers and the DHT's providers,
-// and kept. It blocks until the whole manifest is read or ctx is done; it is
+// and kept. It reads within manifest.DefaultLimits, as a fetch does (else
+// an error wrapping manifest.ErrTooLarge). It blocks until the whole manifest is read or ctx is done; it is
 // safe for concurrent use.
 func (n *Node) Inspect(ctx context.Context, target Target, peers []peer.AddrInfo) (*Manifest, error) {
 	ctx, done, err := n.enter(ctx)
@@ -132,15 +133,18 @@ func (n *Node) Inspect(ctx context.Context, target Target, peers []peer.AddrInfo
 		return nil, err
 	}
 	defer done()
-	g := n.getterOf(target, peers)
+	// One walker, one budget, for the path, the tree and every file's
+	// chunks: a root that claims more than a walk may visit is refused
+	// before what it claims is loaded or listed.
+	w := manifest.NewWalker(n.getterOf(target, peers), manifest.DefaultLimits())
 	root := target.Root
 	if target.Path != "" {
-		if root, _, err = manifest.Resolve(ctx, g, target.Root, target.Path); err != nil {
+		if root, _, err = w.Resolve(ctx, target.Root, target.Path); err != nil {
 			return nil, fmt.Errorf("inspect %s/%s: %w", target.Root, target.Path, err)
 		}
 	}
 	m := &Manifest{Root: root}
-	err = manifest.Walk(ctx, g, root, func(p string, c cid.Cid, nd manifest.Node) error {
+	err = w.Walk(ctx, root, func(p string, c cid.Cid, nd manifest.Node) error {
 		switch nd := nd.(type) {
 		case *manifest.Dir:
 			if p == "" {
@@ -153,7 +157,7 @@ func (n *Node) Inspect(ctx context.Context, target Target, peers []peer.AddrInfo
 				m.Name, m.Size = nd.Name, int64(nd.Size)
 			}
 			f := ManifestFile{Path: p, CID: c, Size: int64(nd.Size), Chunking: nd.Chunking.String()}
-			if err := manifest.Chunks(ctx, g, nd, func(_, off int64, ref manifest.ChunkRef) error {
+			if err := w.Chunks(ctx, nd, func(_, off int64, ref manifest.ChunkRef) error {
 				f.Chunks = append(f.Chunks, ManifestChunk{CID: ref.CID, Offset: off, Size: ref.Size})
 				return nil
 			}); err != nil {
@@ -209,7 +213,7 @@ func (n *Node) Describe(ctx context.Context, target Target, peers []peer.AddrInf
 // getterOf loads manifest blocks from the store, or from target's ticket
 // provider, peers and the DHT's providers of its top root.
 func (n *Node) getterOf(target Target, peers []peer.AddrInfo) *peerGetter {
-	g := &peerGetter{n: n, hints: append([]peer.AddrInfo(nil), peers...)}
+	g := &peerGetter{n: n, root: target.Root, hints: append([]peer.AddrInfo(nil), peers...)}
 	if target.Hint != nil {
 		g.hints = append([]peer.AddrInfo{*target.Hint}, g.hints...)
 	}

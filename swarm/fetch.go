@@ -155,18 +155,20 @@ func (s *Swarm) newFetch(ctx context.Context, root cid.Cid, opts FetchOptions) *
 	}
 }
 
-// GetBlock fetches one manifest block from the first peer that has it,
-// asking hints, the peers already connected, and those discover finds. It
-// verifies the block and keeps it in the BlockStore. It blocks until then
-// or until ctx is done.
-func (s *Swarm) GetBlock(ctx context.Context, c cid.Cid, hints []peer.AddrInfo, discover func(context.Context) <-chan peer.AddrInfo) ([]byte, error) {
+// GetBlock fetches manifest block c of root (root itself, or a block
+// below it) from the first peer that has it, asking hints, the peers
+// already connected, and those discover finds, in sessions for root: a
+// peer answers only for the roots it serves, and only with their own
+// blocks. It verifies the block and keeps it in the BlockStore. It blocks
+// until then or until ctx is done.
+func (s *Swarm) GetBlock(ctx context.Context, root, c cid.Cid, hints []peer.AddrInfo, discover func(context.Context) <-chan peer.AddrInfo) ([]byte, error) {
 	if b, err := s.blocks.GetBlock(ctx, c); err == nil {
 		return b, nil
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	stop := context.AfterFunc(s.ctx, cancel)
 	defer stop()
-	f := s.newFetch(ctx, c, FetchOptions{Hints: hints, Discover: discover, RediscoverEvery: time.Hour})
+	f := s.newFetch(ctx, root, FetchOptions{Hints: hints, Discover: discover, RediscoverEvery: time.Hour})
 	f.goroutine(func() {
 		for {
 			select {

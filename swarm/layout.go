@@ -2,9 +2,9 @@ package swarm
 
 import (
 	"context"
-	"fmt"
-	"path"
+	"slices"
 	"sort"
+	"strings"
 
 	"github.com/ipfs/go-cid"
 
@@ -12,8 +12,9 @@ import (
 )
 
 // MaxLayoutChunks bounds the chunks of one root that a node keeps a table of
-// in memory (about 60 bytes each): 16 Mi chunks is 16 TiB at 1 MiB.
-const MaxLayoutChunks = 1 << 24
+// in memory (about 60 bytes each): 16 Mi chunks is 16 TiB at 1 MiB. It is
+// the chunk limit of every walk (manifest.MaxWalkChunks).
+const MaxLayoutChunks = manifest.MaxWalkChunks
 
 // Layout is the flat view of a root that the exchange works on: its files in
 // manifest order (directories depth first, names sorted) and its chunks
@@ -29,6 +30,10 @@ type Layout struct {
 	Files  []FileSpan
 	Dirs   []string // every directory below the root, parents first ("" not listed)
 	Chunks []ChunkInfo
+	// Blocks are the CIDs of the root's manifest blocks (files,
+	// directories, pages), each once, sorted by their bytes: what a peer
+	// fetching Root may be sent.
+	Blocks []cid.Cid
 }
 
 // FileSpan is one file of a Layout.
@@ -49,11 +54,22 @@ type ChunkInfo struct {
 }
 
 // BuildLayout walks the manifest below root through g and returns its
-// Layout. Every block is verified against its CID by the manifest decoder.
-// It blocks while g does.
+// Layout. Every block is verified against its CID by the manifest decoder,
+// and the walk stays within manifest.DefaultLimits, the limits of every
+// walk of a tree from a peer (else an error wrapping manifest.ErrTooLarge):
+// its cost is linear in what it visits. It blocks while g does.
 func BuildLayout(ctx context.Context, g manifest.Getter, root cid.Cid) (*Layout, error) {
+	return buildLayout(ctx, g, root, manifest.Limits{})
+}
+
+func buildLayout(ctx context.Context, g manifest.Getter, root cid.Cid, lim manifest.Limits) (*Layout, error) {
 	l := &Layout{Root: root}
-	err := manifest.Walk(ctx, g, root, func(p string, c cid.Cid, n manifest.Node) error {
+	w := manifest.NewWalker(g, lim)
+	blocks := map[cid.Cid]struct{}{}
+	w.OnLoad(func(c cid.Cid) { blocks[c] = struct{}{} })
+	// Walk visits parents before their children, so Dirs are in the
+	// order that creating them needs.
+	err := w.Walk(ctx, root, func(p string, c cid.Cid, n manifest.Node) error {
 		switch n := n.(type) {
 		case *manifest.Dir:
 			if p == "" {
@@ -65,14 +81,11 @@ func BuildLayout(ctx context.Context, g manifest.Getter, root cid.Cid) (*Layout,
 			if p == "" {
 				l.Name = n.Name
 			}
-			if int64(len(l.Chunks))+int64(n.Count) > MaxLayoutChunks {
-				return fmt.Errorf("swarm: %s has more than %d chunks, more than this node can track", root, MaxLayoutChunks)
-			}
 			fi := int32(len(l.Files))
 			span := FileSpan{Path: p, CID: c, Size: int64(n.Size), First: int64(len(l.Chunks)), Count: int64(n.Count)}
 			l.Files = append(l.Files, span)
 			l.Size += int64(n.Size)
-			return manifest.Chunks(ctx, g, n, func(_ int64, off int64, ref manifest.ChunkRef) error {
+			return w.Chunks(ctx, n, func(_ int64, off int64, ref manifest.ChunkRef) error {
 				l.Chunks = append(l.Chunks, ChunkInfo{CID: ref.CID, File: fi, Size: int32(ref.Size), Offset: off})
 				return nil
 			})
@@ -82,22 +95,18 @@ func BuildLayout(ctx context.Context, g manifest.Getter, root cid.Cid) (*Layout,
 	if err != nil {
 		return nil, err
 	}
-	// Walk visits in manifest order already; keep Dirs sorted so that
-	// parents come before children whatever the walk's order.
-	sort.SliceStable(l.Dirs, func(i, j int) bool { return depth(l.Dirs[i]) < depth(l.Dirs[j]) })
+	l.Blocks = make([]cid.Cid, 0, len(blocks))
+	for c := range blocks {
+		l.Blocks = append(l.Blocks, c)
+	}
+	slices.SortFunc(l.Blocks, func(a, b cid.Cid) int { return strings.Compare(a.KeyString(), b.KeyString()) })
 	return l, nil
 }
 
-func depth(p string) int {
-	n := 0
-	for p != "." && p != "" {
-		p = path.Dir(p)
-		n++
-		if p == "." {
-			break
-		}
-	}
-	return n
+// HasBlock reports whether c is one of the root's manifest blocks.
+func (l *Layout) HasBlock(c cid.Cid) bool {
+	_, ok := slices.BinarySearchFunc(l.Blocks, c, func(a, b cid.Cid) int { return strings.Compare(a.KeyString(), b.KeyString()) })
+	return ok
 }
 
 // NumChunks returns the number of chunks.

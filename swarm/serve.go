@@ -14,6 +14,9 @@ import (
 	"github.com/peer-project/peer/swarm/wire"
 )
 
+// errNotProvided is said to a peer that asks for a root not served here.
+var errNotProvided = errors.New("root not provided here")
+
 // helloTimeout bounds how long an accepted stream may take to say HELLO.
 const helloTimeout = 20 * time.Second
 
@@ -79,16 +82,25 @@ func (s *Swarm) serve(st network.Stream, p peer.ID) {
 	// A node that is itself fetching root takes the session too, with
 	// HAVE_NONE, and announces each chunk as it gets it: peers that
 	// download the same root at the same time trade.
-	sv.src = s.source(hello.Root)
-	if sv.src == nil && !s.isFetching(hello.Root) {
-		if _, err := s.blocks.GetBlock(s.ctx, hello.Root); err != nil {
-			w := wire.NewWriter(st)
-			w.Write(wire.NewError(wire.CodeNotFound, "root not provided here"))
-			w.Flush()
-			st.Close()
-			return
-		}
+	// Only roots served here are answered: shared (or inside a share), or
+	// being fetched. A root whose manifest is merely stored (inspected,
+	// unshared, a failed fetch) is not.
+	src, err := s.sourceFor(p, hello.Root)
+	if err == nil && src == nil && !s.isFetching(hello.Root) {
+		err = errNotProvided
 	}
+	if err != nil {
+		code := wire.CodeNotFound
+		if err == errTooManyLookups {
+			code = wire.CodeTooManyRequests
+		}
+		w := wire.NewWriter(st)
+		w.Write(wire.NewError(code, err.Error()))
+		w.Flush()
+		st.Close()
+		return
+	}
+	sv.src = src
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
@@ -208,7 +220,7 @@ func (sv *server) source() Source {
 	if src != nil {
 		return src
 	}
-	if src = sv.sw.source(sv.root); src != nil {
+	if src = sv.sw.Registered(sv.root); src != nil {
 		sv.mu.Lock()
 		sv.src = src
 		sv.mu.Unlock()
@@ -308,7 +320,7 @@ func (sv *server) sendLoop() {
 	var first wire.Msg = &wire.HaveNone{}
 	sv.mu.Lock()
 	if sv.src == nil {
-		sv.src = sv.sw.source(sv.root)
+		sv.src = sv.sw.Registered(sv.root)
 	}
 	if src := sv.src; src == nil {
 		sv.none = true
@@ -404,10 +416,14 @@ func (sv *server) sendLoop() {
 			}
 		}
 		for _, c := range nodes {
-			data, err := sv.sw.blocks.GetBlock(ctx, c)
-			var m wire.Msg = &wire.Node{CID: c, Data: data}
-			if err != nil {
-				m = &wire.NodeMissing{CID: c}
+			// Only the session root's own blocks: not another root's
+			// (not served, or served to whoever names it), and none
+			// before this node knows the root's layout.
+			var m wire.Msg = &wire.NodeMissing{CID: c}
+			if src := sv.source(); src != nil && src.Layout().HasBlock(c) {
+				if data, err := sv.sw.blocks.GetBlock(ctx, c); err == nil {
+					m = &wire.Node{CID: c, Data: data}
+				}
 			}
 			if err := w.Write(m); err != nil {
 				sv.stream.Reset()

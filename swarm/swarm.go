@@ -91,7 +91,9 @@ type Config struct {
 	Now func() time.Time
 	// Lookup, if not nil, is asked for a Source when a peer wants a root
 	// that has none registered (a folder inside a share, say); what it
-	// returns is registered. It may return nil.
+	// returns is kept in a bounded cache (the least recently used of
+	// maxDerived dropped first). It may return nil. One lookup runs at a
+	// time, and a peer may cause lookupBurst a minute.
 	Lookup func(ctx context.Context, root cid.Cid) Source
 	// Allow, if not nil, says which peers may exchange with this swarm:
 	// others get no session either way (a node's allowlist).
@@ -138,6 +140,8 @@ type Swarm struct {
 	bans    map[peer.ID]time.Time // until when
 	fetches map[cid.Cid][]*fetch  // fetches in flight, by root
 	stats   Stats
+
+	lookups lookups // roots found by Config.Lookup; see lookup.go
 }
 
 // Stats counts what a swarm has done since it started.
@@ -217,6 +221,7 @@ func (s *Swarm) goroutine(fn func()) bool {
 
 // Serve makes this node serve root from src, replacing any earlier source.
 func (s *Swarm) Serve(root cid.Cid, src Source) {
+	s.forgetDerived(root) // registered now: the cache need not keep it
 	s.mu.Lock()
 	s.sources[root] = src
 	var waiting []*server
@@ -252,6 +257,7 @@ func (s *Swarm) Serve(root cid.Cid, src Source) {
 
 // StopServing stops serving root and ends the sessions that fetch it.
 func (s *Swarm) StopServing(root cid.Cid) {
+	s.forgetDerived(root)
 	s.mu.Lock()
 	delete(s.sources, root)
 	var end []*server
@@ -272,20 +278,13 @@ func (s *Swarm) Serving(root cid.Cid) bool {
 }
 
 // Source returns what serves root here, or nil: a share, a finished fetch,
-// or a fetch in flight (which has only some chunks). Safe for concurrent
-// use.
-func (s *Swarm) Source(root cid.Cid) Source { return s.source(root) }
-
-func (s *Swarm) source(root cid.Cid) Source {
-	s.mu.Lock()
-	src := s.sources[root]
-	s.mu.Unlock()
-	if src == nil && s.cfg.Lookup != nil {
-		if src = s.cfg.Lookup(s.ctx, root); src != nil {
-			s.Serve(root, src)
-		}
+// a fetch in flight (which has only some chunks), or what Config.Lookup
+// finds. Safe for concurrent use.
+func (s *Swarm) Source(root cid.Cid) Source {
+	if src := s.Registered(root); src != nil || s.cfg.Lookup == nil {
+		return src
 	}
-	return src
+	return s.lookup(root)
 }
 
 // fetching tells the fetches of root in flight that p fetches it too: a

@@ -90,7 +90,9 @@
 //
 // HELLO: version is 1 for this spec; root is the CID of the root manifest;
 // chunks is the number of chunks of the root, 0 when the opener does not
-// know it yet.
+// know it yet. The receiver answers only for a root it serves (shares,
+// holds inside a share, or is fetching), else with ERROR not found: a root
+// whose manifest it merely stored is not served.
 //
 // HAVE_ALL / HAVE_NONE: the sender has every chunk (and every manifest block)
 // of the root / no chunk yet.
@@ -115,7 +117,10 @@
 //
 // WANT_NODE / NODE / NODE_MISSING: request, delivery and refusal of a
 // manifest block (the root manifest or one of its pages) by CID. The
-// receiver of NODE verifies data against cid.
+// receiver of NODE verifies data against cid. Only the blocks of the
+// session's root (its manifest, the directories, files and pages below it)
+// are sent, and only once the sender knows the root's layout; any other
+// CID is answered NODE_MISSING.
 //
 // CHOKE / UNCHOKE (sent by the serving side, which has upload slots for a
 // few peers at a time): after CHOKE the sender drops every WANT it has not

@@ -1,0 +1,176 @@
+package swarm
+
+import (
+	"context"
+	"runtime"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/ipfs/go-cid"
+
+	"github.com/peer-project/peer/manifest"
+	"github.com/peer-project/peer/manifest/manifesttest"
+)
+
+// countBlocks is a manifest.Getter over memBlocks that counts the blocks
+// and bytes it hands out.
+type countBlocks struct {
+	*memBlocks
+	mu            sync.Mutex
+	loads, nbytes int64
+}
+
+func (c *countBlocks) GetBlock(ctx context.Context, id cid.Cid) ([]byte, error) {
+	d, err := c.memBlocks.GetBlock(ctx, id)
+	c.mu.Lock()
+	c.loads++
+	c.nbytes += int64(len(d))
+	c.mu.Unlock()
+	return d, err
+}
+
+func allocated(fn func()) uint64 {
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	fn()
+	runtime.ReadMemStats(&after)
+	return after.TotalAlloc - before.TotalAlloc
+}
+
+// layoutBound is what building l may allocate, linear in what the walk
+// loaded and made: the blocks (decoded and checked: a few times their
+// bytes), the paths it kept and a record per node and chunk.
+func layoutBound(l *Layout, g *countBlocks) uint64 {
+	var paths int64
+	for _, d := range l.Dirs {
+		paths += int64(len(d))
+	}
+	for _, f := range l.Files {
+		paths += int64(len(f.Path))
+	}
+	nodes := int64(len(l.Dirs) + len(l.Files))
+	return uint64(6*g.nbytes + 3*paths + 2048*g.loads + 512*nodes + 128*l.NumChunks() + 64<<10)
+}
+
+// reusedDirs builds levels of two directories with names of 255 bytes,
+// each holding both of the level below, over an empty file: 2^(levels+1)
+// nodes in 2 blocks a level, whose paths grow by 256 bytes a level.
+func reusedDirs(t testing.TB, blocks *memBlocks, levels int) cid.Cid {
+	t.Helper()
+	put := func(b manifest.Block) {
+		if err := blocks.PutBlock(b.CID, b.Data); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f, err := manifest.Encode(&manifest.File{Name: "f", Chunking: manifesttest.Params()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	put(f)
+	entries := []manifest.DirEntry{{Name: "f", CID: f.CID}}
+	for range levels {
+		var next []manifest.DirEntry
+		for _, c := range "ab" {
+			name := string(c) + strings.Repeat("x", manifest.MaxNameLen-1)
+			b, err := manifest.EncodeDir(manifest.Dir{Name: name, Entries: entries})
+			if err != nil {
+				t.Fatal(err)
+			}
+			put(b)
+			next = append(next, manifest.DirEntry{Name: name, CID: b.CID, Dir: true})
+		}
+		entries = next
+	}
+	root, err := manifest.EncodeDir(manifest.Dir{Name: "root", Entries: entries})
+	if err != nil {
+		t.Fatal(err)
+	}
+	put(root)
+	return root.CID
+}
+
+// cpuTime returns the CPU time that fn takes, the least of three runs
+// (user and system, of the whole process: the test runs alone).
+func cpuTime(t *testing.T, fn func()) time.Duration {
+	t.Helper()
+	usage := func() time.Duration {
+		var ru syscall.Rusage
+		if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+			t.Fatal(err)
+		}
+		return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	}
+	best := time.Duration(-1)
+	for range 3 {
+		runtime.GC()
+		start := usage()
+		fn()
+		if d := usage() - start; best < 0 || d < best {
+			best = d
+		}
+	}
+	return best
+}
+
+// TestLayoutLinear is finding 4 of issue 15: a layout of reused
+// directories with 255-byte names cost minutes of CPU, because putting
+// parents before children sorted the directories with a comparison that
+// rebuilt every parent path of both (n log n comparisons of O(path)
+// each). 12 levels are 26 blocks of 13 KiB and 8190 directories: the
+// sort took 2.6 s of the test's 2.63 s before the fix. BuildLayout must
+// load each block once per visit, allocate no more than a linear bound of
+// what it loaded and kept, keep parents before children, and take no
+// more CPU than a few times a bare walk of the same tree that keeps the
+// same paths (a ratio, not a duration: it holds on a slow machine).
+func TestLayoutLinear(t *testing.T) {
+	ctx := context.Background()
+	blocks := &memBlocks{m: map[cid.Cid][]byte{}}
+	root := reusedDirs(t, blocks, 12)
+	g := &countBlocks{memBlocks: blocks}
+	var (
+		l   *Layout
+		err error
+	)
+	n := allocated(func() { l, err = BuildLayout(ctx, g, root) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	bound := layoutBound(l, g)
+	t.Logf("%d dirs, %d files, %d blocks (%d bytes) loaded: %d MiB allocated, bound %d MiB",
+		len(l.Dirs), len(l.Files), g.loads, g.nbytes, n>>20, bound>>20)
+	if nodes := int64(len(l.Dirs) + len(l.Files) + 1); g.loads != nodes {
+		t.Errorf("%d blocks loaded for %d nodes visited", g.loads, nodes)
+	}
+	walk := cpuTime(t, func() {
+		var paths []string
+		manifest.Walk(ctx, blocks, root, func(p string, _ cid.Cid, _ manifest.Node) error {
+			paths = append(paths, p)
+			return nil
+		})
+	})
+	build := cpuTime(t, func() { BuildLayout(ctx, blocks, root) })
+	t.Logf("CPU: layout %v, bare walk %v", build, walk)
+	if build > 4*walk+50*time.Millisecond {
+		t.Errorf("the layout took %v of CPU, a bare walk of the same tree %v: more than linear", build, walk)
+	}
+	if n > bound {
+		t.Errorf("BuildLayout allocated %d bytes, more than the linear bound %d", n, bound)
+	}
+	seen := map[string]bool{"": true}
+	for _, d := range l.Dirs {
+		parent := ""
+		if i := strings.LastIndexByte(d, '/'); i >= 0 {
+			parent = d[:i]
+		}
+		if !seen[parent] {
+			t.Fatalf("directory %.40q… comes before its parent", d)
+		}
+		seen[d] = true
+	}
+	if len(l.Dirs) != 1<<13-2 {
+		t.Errorf("%d directories, want %d", len(l.Dirs), 1<<13-2)
+	}
+}
