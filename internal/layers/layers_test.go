@@ -54,10 +54,10 @@ var house = map[string]rule{
 
 	// Test and benchmark support.
 	"manifest/manifesttest": {imports: []string{"manifest", "chunker", "integrity"}, pure: true},
-	"internal/netns":       {},
-	"internal/benchrec":    {},
-	"internal/benchreport": {imports: []string{"internal/benchrec"}},
-	"internal/layers":      {},
+	"internal/netns":        {},
+	"internal/benchrec":     {},
+	"internal/benchreport":  {imports: []string{"internal/benchrec"}},
+	"internal/layers":       {},
 }
 
 // pkg is what go list -json says of a package.
