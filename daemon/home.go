@@ -60,7 +60,8 @@ type Settings struct {
 	// DHT is "auto" (default: a server unless AutoNAT finds the node
 	// behind NAT), "server", "client" or "off".
 	DHT string `json:"dht"`
-	// NoMDNS keeps mDNS off even on a LAN address.
+	// NoMDNS keeps mDNS off even on a LAN address (it is always off with
+	// a swarm key or an allowlist).
 	NoMDNS bool `json:"no_mdns"`
 	// FindTimeout is how long a fetch looks for a peer that has the root,
 	// e.g. "60s" (the default).

@@ -146,7 +146,7 @@ func New(ctx context.Context, cfg Config) (_ *Node, err error) {
 			}
 		}
 	}
-	if !cfg.NoMDNS && n.ownsHost && dht.ShouldRunMDNS(n.host.Addrs()) {
+	if n.ownsHost && cfg.mdnsOn(n.host.Addrs()) {
 		if n.mdns, err = dht.StartMDNS(n.host, n.log, nil); err != nil {
 			n.log.Warn("mDNS off", "err", err)
 			n.mdns, err = nil, nil
