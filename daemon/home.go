@@ -311,8 +311,25 @@ func loadToken(home string) (string, error) {
 }
 
 // writeFileAtomic writes data to a temporary file beside path with mode
-// perm and renames it over path.
+// perm, flushes it to disk, renames it over path and flushes the folder, so
+// that after a crash path holds either the old content or the new, whole.
 func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
+	return writeFileAtomicOps(path, data, perm, osOps())
+}
+
+// fileOps are the calls writeFileAtomic makes that a test cannot see from
+// the outside: it records them to check their order.
+type fileOps struct {
+	syncFile func(f *os.File) error
+	rename   func(oldpath, newpath string) error
+	syncDir  func(dir string) error
+}
+
+func osOps() fileOps {
+	return fileOps{syncFile: (*os.File).Sync, rename: os.Rename, syncDir: syncDir}
+}
+
+func writeFileAtomicOps(path string, data []byte, perm os.FileMode, ops fileOps) error {
 	tmp, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+".tmp*")
 	if err != nil {
 		return err
@@ -326,8 +343,25 @@ func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
 		tmp.Close()
 		return err
 	}
+	if err := ops.syncFile(tmp); err != nil {
+		tmp.Close()
+		return err
+	}
 	if err := tmp.Close(); err != nil {
 		return err
 	}
-	return os.Rename(tmp.Name(), path)
+	if err := ops.rename(tmp.Name(), path); err != nil {
+		return err
+	}
+	return ops.syncDir(filepath.Dir(path))
+}
+
+// syncDir flushes a folder's entries (a rename in it) to disk.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
 }
