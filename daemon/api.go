@@ -75,6 +75,9 @@ type ShareRequest struct {
 	Path      string `json:"path"` // absolute
 	Chunker   string `json:"chunker,omitempty"`
 	ChunkSize string `json:"chunk_size,omitempty"`
+	// FollowLinks shares what symbolic links that lead out of the folder
+	// point at; without it they are left out (ShareInfo.SkippedLinks).
+	FollowLinks bool `json:"follow_links,omitempty"`
 }
 
 // ShareInfo is a share.
@@ -91,6 +94,9 @@ type ShareInfo struct {
 	Created time.Time `json:"created,omitzero"`
 	Stale   bool      `json:"stale,omitempty"`
 	Skipped []string  `json:"skipped,omitempty"`
+	// SkippedLinks are symbolic links that lead out of the folder, left
+	// out.
+	SkippedLinks []string `json:"skipped_links,omitempty"`
 }
 
 // InspectRequest asks for a manifest.
