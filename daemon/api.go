@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"time"
 )
@@ -38,6 +39,12 @@ type API interface {
 var (
 	// ErrNoDaemon: no daemon answers for this home.
 	ErrNoDaemon = errors.New("daemon: no daemon is running")
+	// ErrImpostor: what answers at the home's API address is not the
+	// home's daemon (it cannot sign with the node's identity key): most
+	// likely another program took the port of a daemon that stopped
+	// without cleaning up. Nothing was sent to it. It matches ErrNoDaemon
+	// too.
+	ErrImpostor = fmt.Errorf("daemon: the API address is not answered by this home's daemon: %w", ErrNoDaemon)
 	// ErrUnauthorized: the daemon refused the API token.
 	ErrUnauthorized = errors.New("daemon: API token refused")
 	// ErrNotFound: no peer provides the root, or the node has no such share.

@@ -24,7 +24,7 @@ import (
 const (
 	ConfigFile = "config.json" // Settings, made with the defaults on first use
 	AddrFile   = "api.addr"    // host:port of the running daemon's API
-	TokenFile  = "api.token"   // the API token, mode 0600
+	TokenFile  = "api.token"   // the API token, mode 0600, made anew at each start
 )
 
 // HomeDir returns dir, or ~/.peer when dir is empty, as an absolute path.
@@ -281,30 +281,15 @@ func parseBytes(s string) (int64, error) {
 	return int64(f * float64(mult)), nil
 }
 
-// loadToken reads home's API token, making one (mode 0600) on first use. A
-// token readable by others is refused.
-func loadToken(home string) (string, error) {
-	path := filepath.Join(home, TokenFile)
-	b, err := os.ReadFile(path)
-	if err == nil {
-		if fi, err := os.Stat(path); err == nil && fi.Mode().Perm()&0o077 != 0 {
-			return "", fmt.Errorf("daemon: API token %s is readable by others (mode %v): run chmod 600 %s", path, fi.Mode().Perm(), path)
-		}
-		tok := strings.TrimSpace(string(b))
-		if tok == "" {
-			return "", fmt.Errorf("daemon: API token %s is empty: delete it and a new one is made", path)
-		}
-		return tok, nil
-	}
-	if !errors.Is(err, fs.ErrNotExist) {
-		return "", fmt.Errorf("daemon: reading API token: %w", err)
-	}
+// newToken makes a new API token and writes it to home's api.token (mode
+// 0600), replacing the one an earlier daemon made.
+func newToken(home string) (string, error) {
 	var raw [32]byte
 	if _, err := rand.Read(raw[:]); err != nil {
 		return "", err
 	}
 	tok := hex.EncodeToString(raw[:])
-	if err := writeFileAtomic(path, []byte(tok+"\n"), 0o600); err != nil {
+	if err := writeFileAtomic(filepath.Join(home, TokenFile), []byte(tok+"\n"), 0o600); err != nil {
 		return "", fmt.Errorf("daemon: writing API token: %w", err)
 	}
 	return tok, nil

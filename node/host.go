@@ -23,8 +23,11 @@ import (
 	"github.com/peer-project/peer/swarm/wire"
 )
 
-// keyFile is the name of the identity key in the home directory.
-const keyFile = "identity.key"
+// KeyFile is the name of the node's identity key in its home directory
+// (mode 0600).
+const KeyFile = "identity.key"
+
+const keyFile = KeyFile
 
 // loadIdentity reads the node's private key from home, or makes an Ed25519
 // key and writes it there (mode 0600) on first use.
