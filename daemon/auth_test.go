@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"encoding/hex"
 	"errors"
 	"io"
 	"net"
@@ -15,6 +16,10 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/libp2p/go-libp2p/core/crypto"
+
+	"github.com/peer-project/peer/node"
 )
 
 // squatter listens at addr (the port of a daemon that stopped without
@@ -150,4 +155,89 @@ func TestDialRefusesSquatter(t *testing.T) {
 			t.Errorf("a request with credentials crossed the relay:\n%s", r)
 		}
 	}
+}
+
+// FuzzAuthorized: the daemon reads the Authorization header of anyone who
+// connects. Whatever it holds, checking it never panics, and only the proof
+// made with the token for this address (or the token itself) is accepted.
+func FuzzAuthorized(f *testing.F) {
+	const token, addr = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef", "127.0.0.1:5001"
+	nc, ns := make([]byte, authNonceLen), make([]byte, authNonceLen)
+	for i := range nc {
+		nc[i], ns[i] = byte(i), byte(255-i)
+	}
+	good := clientAuth(token, nc, ns, addr)
+	f.Add(good)
+	f.Add("Bearer " + token)
+	f.Add("Bearer ")
+	f.Add(AuthScheme + " ..")
+	f.Add(AuthScheme + " " + strings.Repeat("zz", authNonceLen) + "." + strings.Repeat("00", authNonceLen) + ".00")
+	f.Fuzz(func(t *testing.T, h string) {
+		ok := authorized(h, token, addr)
+		if ok && h != good && h != "Bearer "+token {
+			// Another header can only be accepted if it is the same
+			// proof spelled in other hex case.
+			if !strings.EqualFold(h, good) {
+				t.Fatalf("accepted %q", h)
+			}
+		}
+		if authorized(h, token, "127.0.0.1:5002") && !strings.HasPrefix(h, "Bearer ") {
+			t.Fatalf("a proof for another address accepted: %q", h)
+		}
+	})
+}
+
+// TestAuthRoundTrip: the daemon's answer passes the client's checks only
+// for the address it was made for, the identity that signed it and the
+// token it was made with; the proof the client then sends opens the API
+// at that address only.
+func TestAuthRoundTrip(t *testing.T) {
+	home := t.TempDir()
+	id, err := node.IdentityOf(home)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := loadKeyForTest(home)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := node.IdentityOf(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	const token, addr = "secret", "127.0.0.1:5001"
+	nc, _ := newNonce()
+	a, err := answerAuth(key, token, authHello{Nonce: hex.EncodeToString(nc)}, addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ns, err := checkAnswer(a, id, token, nc, addr)
+	if err != nil {
+		t.Fatalf("the daemon's own answer: %v", err)
+	}
+	if _, err := checkAnswer(a, id, token, nc, "127.0.0.1:5002"); !errors.Is(err, ErrImpostor) {
+		t.Errorf("an answer made at another address: %v, want ErrImpostor", err)
+	}
+	if _, err := checkAnswer(a, other, token, nc, addr); !errors.Is(err, ErrImpostor) {
+		t.Errorf("an answer signed by another node: %v, want ErrImpostor", err)
+	}
+	if _, err := checkAnswer(a, id, "another token", nc, addr); !errors.Is(err, ErrUnauthorized) {
+		t.Errorf("an answer made with another token: %v, want ErrUnauthorized", err)
+	}
+	h := clientAuth(token, nc, ns, addr)
+	if !authorized(h, token, addr) || authorized(h, token, "127.0.0.1:5002") || authorized(h, "another token", addr) || strings.Contains(h, token) {
+		t.Errorf("the client's proof %q", h)
+	}
+	if _, err := answerAuth(key, token, authHello{Nonce: "00"}, addr); !errors.Is(err, ErrBadRequest) {
+		t.Errorf("a short nonce: %v", err)
+	}
+}
+
+// loadKeyForTest reads the node's identity key from home, as node does.
+func loadKeyForTest(home string) (crypto.PrivKey, error) {
+	b, err := os.ReadFile(filepath.Join(home, node.KeyFile))
+	if err != nil {
+		return nil, err
+	}
+	return crypto.UnmarshalPrivateKey(b)
 }
