@@ -154,8 +154,11 @@ func (s *recordStore) Delete(_ context.Context, k ds.Key) error {
 	return nil
 }
 
-// Query returns a snapshot of the records under q.Prefix. A prefix that
-// names one group (a root's records) reads only that group.
+// Query returns a snapshot of the records under q.Prefix. A prefix of two
+// elements or more names a root (/providers/ROOT, as kad-dht's GET_PROVIDERS
+// asks), and only that root's records are read, whether it has any or not:
+// a lookup of a root nobody provides costs nothing. A shorter prefix (kad-dht's
+// garbage collection asks for /providers/) reads them all.
 func (s *recordStore) Query(_ context.Context, q dsq.Query) (dsq.Results, error) {
 	var entries []dsq.Entry
 	add := func(g string, grp map[string][]byte) {
@@ -167,9 +170,10 @@ func (s *recordStore) Query(_ context.Context, q dsq.Query) (dsq.Results, error)
 			entries = append(entries, e)
 		}
 	}
+	prefix := ds.NewKey(q.Prefix)
 	s.mu.Lock()
-	if grp, ok := s.groups[ds.NewKey(q.Prefix).String()]; ok && q.Prefix != "" {
-		add(ds.NewKey(q.Prefix).String(), grp)
+	if len(prefix.List()) >= 2 {
+		add(prefix.String(), s.groups[prefix.String()])
 	} else {
 		for g, grp := range s.groups {
 			add(g, grp)

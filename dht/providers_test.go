@@ -1,14 +1,17 @@
 package dht
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/binary"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
 	ds "github.com/ipfs/go-datastore"
+	dsq "github.com/ipfs/go-datastore/query"
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/peer"
 	ma "github.com/multiformats/go-multiaddr"
@@ -115,5 +118,39 @@ func TestProviderRecordsCapped(t *testing.T) {
 	}
 	if total, perRoot, dropped := s.counts(); total != 2 || perRoot != 2 || dropped != 1 {
 		t.Fatalf("store: %d records, %d for the root, %d dropped; want 2, 2, 1", total, perRoot, dropped)
+	}
+}
+
+// TestRecordStoreQuery: a query for a root reads that root's records (none
+// for a root nobody provides), one for the namespace reads them all, and
+// the records come back as they were put.
+func TestRecordStoreQuery(t *testing.T) {
+	ctx := context.Background()
+	s := newRecordStore(100, 10, time.Hour)
+	b := make([]byte, 16)
+	v := b[:binary.PutVarint(b, time.Now().UnixNano())]
+	for _, k := range []string{"/providers/R1/a", "/providers/R1/b", "/providers/R2/a"} {
+		s.Put(ctx, ds.NewKey(k), v)
+	}
+	count := func(prefix string) int {
+		res, err := s.Query(ctx, dsq.Query{Prefix: prefix})
+		if err != nil {
+			t.Fatal(err)
+		}
+		es, err := res.Rest()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range es {
+			if !strings.HasPrefix(e.Key, strings.TrimSuffix(prefix, "/")+"/") || !bytes.Equal(e.Value, v) {
+				t.Fatalf("query %s gave %s = %x", prefix, e.Key, e.Value)
+			}
+		}
+		return len(es)
+	}
+	for prefix, want := range map[string]int{"/providers/R1": 2, "/providers/R2": 1, "/providers/R3": 0, "/providers/": 3, "/providers/R": 0} {
+		if got := count(prefix); got != want {
+			t.Errorf("query %s: %d records, want %d", prefix, got, want)
+		}
 	}
 }
