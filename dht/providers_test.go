@@ -154,3 +154,23 @@ func TestRecordStoreQuery(t *testing.T) {
 		}
 	}
 }
+
+// TestRecordStoreUnknownRootIsCheap: a GET_PROVIDERS for a root nobody
+// provides must not read the whole store (a peer can ask for random roots
+// in a loop). Allocations stand for the work, as they are counted exactly.
+func TestRecordStoreUnknownRootIsCheap(t *testing.T) {
+	ctx := context.Background()
+	s := newRecordStore(1<<16, 128, time.Hour)
+	b := make([]byte, 16)
+	v := b[:binary.PutVarint(b, time.Now().UnixNano())]
+	for i := range 1 << 16 {
+		s.Put(ctx, ds.NewKey(fmt.Sprintf("/providers/ROOT%d/PEER", i)), v)
+	}
+	allocs := testing.AllocsPerRun(5, func() {
+		res, _ := s.Query(ctx, dsq.Query{Prefix: "/providers/UNKNOWN"})
+		res.Rest()
+	})
+	if allocs > 100 {
+		t.Fatalf("a query for an unknown root in a store of %d records made %.0f allocations; want a few", 1<<16, allocs)
+	}
+}
