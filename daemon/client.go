@@ -69,7 +69,8 @@ func Dial(ctx context.Context, home string) (*Client, error) {
 	if err := c.handshake(pctx); err != nil {
 		switch {
 		case errors.Is(err, ErrImpostor):
-			return nil, errorf(ErrImpostor, "%s in %s names %s, but what answers there is not this home's daemon (%v), so nothing was sent to it: the daemon probably stopped without cleaning up and another program took its port. Start the daemon with `peer daemon` (it writes a new address and token)", AddrFile, home, addr, err)
+			why := strings.TrimPrefix(err.Error(), ErrImpostor.Error()+": ")
+			return nil, errorf(ErrImpostor, "%s in %s names %s, but what answers there is not this home's daemon (%s), so nothing was sent to it: the daemon probably stopped without cleaning up and another program took its port. Start the daemon with `peer daemon` (it writes a new address and token)", AddrFile, home, addr, why)
 		case errors.Is(err, ErrUnauthorized):
 			return c, refused()
 		}

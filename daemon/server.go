@@ -77,7 +77,7 @@ func Start(ctx context.Context, opts Options) (_ *Daemon, err error) {
 	} else if errors.Is(err, ErrImpostor) {
 		// Not ours: the node's database lock stops a second daemon of
 		// this home, and api.addr and the token are replaced below.
-		opts.Logger.Warn("the API address of an earlier daemon is answered by another program; starting anyway", "err", err)
+		opts.Logger.Warn("another program answers at the API address an earlier daemon left in api.addr (nothing was sent to it); starting anyway")
 	}
 	d := &Daemon{home: opts.Home, log: opts.Logger, stop: make(chan struct{})}
 	var cleanup []func()
