@@ -32,6 +32,22 @@ const keyFile = KeyFile
 // loadIdentity reads the node's private key from home, or makes an Ed25519
 // key and writes it there (mode 0600) on first use.
 func loadIdentity(home string) (crypto.PrivKey, error) {
+	return loadIdentityWith(home, syncDir)
+}
+
+// syncDir flushes a folder's entries (a rename in it) to disk.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
+
+// loadIdentityWith is loadIdentity with the call that flushes the home
+// after the key is renamed into it (tests record it).
+func loadIdentityWith(home string, syncDir func(string) error) (crypto.PrivKey, error) {
 	path := filepath.Join(home, keyFile)
 	b, err := os.ReadFile(path)
 	switch {
@@ -78,6 +94,9 @@ func loadIdentity(home string) (crypto.PrivKey, error) {
 	}
 	if err := os.Rename(tmp.Name(), path); err != nil {
 		return nil, fmt.Errorf("node: writing identity key: %w", err)
+	}
+	if err := syncDir(home); err != nil {
+		return nil, fmt.Errorf("node: writing identity key: flushing %s: %w", home, err)
 	}
 	return k, nil
 }
