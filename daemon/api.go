@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"time"
 )
@@ -38,6 +39,12 @@ type API interface {
 var (
 	// ErrNoDaemon: no daemon answers for this home.
 	ErrNoDaemon = errors.New("daemon: no daemon is running")
+	// ErrImpostor: what answers at the home's API address is not the
+	// home's daemon (it cannot sign with the node's identity key): most
+	// likely another program took the port of a daemon that stopped
+	// without cleaning up. Nothing was sent to it. It matches ErrNoDaemon
+	// too.
+	ErrImpostor = fmt.Errorf("daemon: the API address is not answered by this home's daemon: %w", ErrNoDaemon)
 	// ErrUnauthorized: the daemon refused the API token.
 	ErrUnauthorized = errors.New("daemon: API token refused")
 	// ErrNotFound: no peer provides the root, or the node has no such share.
@@ -75,6 +82,9 @@ type ShareRequest struct {
 	Path      string `json:"path"` // absolute
 	Chunker   string `json:"chunker,omitempty"`
 	ChunkSize string `json:"chunk_size,omitempty"`
+	// FollowLinks shares what symbolic links that lead out of the folder
+	// point at; without it they are left out (ShareInfo.SkippedLinks).
+	FollowLinks bool `json:"follow_links,omitempty"`
 }
 
 // ShareInfo is a share.
@@ -91,6 +101,9 @@ type ShareInfo struct {
 	Created time.Time `json:"created,omitzero"`
 	Stale   bool      `json:"stale,omitempty"`
 	Skipped []string  `json:"skipped,omitempty"`
+	// SkippedLinks are symbolic links that lead out of the folder, left
+	// out.
+	SkippedLinks []string `json:"skipped_links,omitempty"`
 }
 
 // InspectRequest asks for a manifest.

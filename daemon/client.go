@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,11 +12,14 @@ import (
 	"io/fs"
 	"net"
 	"net/http"
+	"net/http/httptrace"
 	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/peer-project/peer/node"
 )
 
 // Client is the API of a running daemon, over HTTP on loopback. It is safe
@@ -24,12 +28,17 @@ type Client struct {
 	addr  string
 	home  string
 	token string
+	auth  string // the Authorization header: a proof of the token, never the token
 	http  *http.Client
 }
 
-// Dial finds the daemon of home (from its api.addr and api.token) and checks
-// that it answers and accepts the token. It returns an error wrapping
-// ErrNoDaemon when none runs, ErrUnauthorized when the token is refused.
+// Dial finds the daemon of home (from its api.addr and api.token), makes
+// sure that what answers there is that daemon (it signs with the node's
+// identity key and proves it knows the token) before it sends anything, and
+// proves the token to it without sending it (see AuthScheme). It returns an
+// error wrapping ErrNoDaemon when none runs, ErrImpostor (which matches
+// ErrNoDaemon) when something else answers at api.addr, and ErrUnauthorized
+// when the daemon's token is not the one in api.token.
 func Dial(ctx context.Context, home string) (*Client, error) {
 	b, err := os.ReadFile(filepath.Join(home, AddrFile))
 	if errors.Is(err, fs.ErrNotExist) {
@@ -46,16 +55,24 @@ func Dial(ctx context.Context, home string) (*Client, error) {
 		Proxy:       nil, // never through a proxy: the API is on loopback
 		DialContext: (&net.Dialer{Timeout: 5 * time.Second}).DialContext,
 	}}}
-	tok, err := os.ReadFile(filepath.Join(home, TokenFile))
+	tokFile := filepath.Join(home, TokenFile)
+	tok, err := os.ReadFile(tokFile)
 	if err != nil {
-		return nil, errorf(ErrUnauthorized, "daemon: the API token %s cannot be read: %v", filepath.Join(home, TokenFile), err)
+		return nil, errorf(ErrUnauthorized, "daemon: the API token %s cannot be read: %v", tokFile, err)
 	}
 	c.token = strings.TrimSpace(string(tok))
 	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	if _, err := c.ID(pctx); err != nil {
-		if errors.Is(err, ErrUnauthorized) {
-			return c, errorf(ErrUnauthorized, "the daemon at %s refused the API token in %s: it belongs to another daemon; use that daemon's --home, or restart this one", addr, filepath.Join(home, TokenFile))
+	refused := func() error {
+		return errorf(ErrUnauthorized, "the daemon at %s refused the API token in %s: it is not the token this daemon made when it started (another daemon's, or an old one); use that daemon's --home, or restart this one", addr, tokFile)
+	}
+	if err := c.handshake(pctx); err != nil {
+		switch {
+		case errors.Is(err, ErrImpostor):
+			why := strings.TrimPrefix(err.Error(), ErrImpostor.Error()+": ")
+			return nil, errorf(ErrImpostor, "%s in %s names %s, but what answers there is not this home's daemon (%s), so nothing was sent to it: the daemon probably stopped without cleaning up and another program took its port. Start the daemon with `peer daemon` (it writes a new address and token)", AddrFile, home, addr, why)
+		case errors.Is(err, ErrUnauthorized):
+			return c, refused()
 		}
 		var ne net.Error
 		var oe *net.OpError
@@ -64,7 +81,57 @@ func Dial(ctx context.Context, home string) (*Client, error) {
 		}
 		return nil, err
 	}
+	if _, err := c.ID(pctx); err != nil {
+		if errors.Is(err, ErrUnauthorized) {
+			return c, refused()
+		}
+		return nil, err
+	}
 	return c, nil
+}
+
+// handshake checks that the API at c.addr is the home's daemon and sets
+// c.auth, the proof of the token that every request carries.
+func (c *Client) handshake(ctx context.Context) error {
+	nc, err := newNonce()
+	if err != nil {
+		return err
+	}
+	body, _ := json.Marshal(authHello{Nonce: hex.EncodeToString(nc)})
+	// The proofs cover the address the connection reached: the daemon's
+	// side of it, as the client sees it.
+	var reached string
+	trace := &httptrace.ClientTrace{GotConn: func(info httptrace.GotConnInfo) { reached = info.Conn.RemoteAddr().String() }}
+	req, err := http.NewRequestWithContext(httptrace.WithClientTrace(ctx, trace), "POST", c.url("/v1/auth"), bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%w: it answered the handshake with HTTP %s", ErrImpostor, resp.Status)
+	}
+	var a authAnswer
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 64<<10)).Decode(&a); err != nil {
+		return fmt.Errorf("%w: its answer to the handshake is not one: %v", ErrImpostor, err)
+	}
+	if _, err := os.Stat(filepath.Join(c.home, node.KeyFile)); err != nil {
+		return fmt.Errorf("%w: the home has no identity key to check it against (%v)", ErrImpostor, err)
+	}
+	want, err := node.IdentityOf(c.home)
+	if err != nil {
+		return fmt.Errorf("daemon: the home's identity: %w", err)
+	}
+	ns, err := checkAnswer(a, want, c.token, nc, reached)
+	if err != nil {
+		return err
+	}
+	c.auth = clientAuth(c.token, nc, ns, reached)
+	return nil
 }
 
 // Addr returns the daemon's API address.
@@ -89,7 +156,7 @@ func (c *Client) do(ctx context.Context, method, path string, body any) (*http.R
 	if err != nil {
 		return nil, err
 	}
-	req.Header.Set("Authorization", "Bearer "+c.token)
+	req.Header.Set("Authorization", c.auth)
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -170,19 +171,46 @@ func TestDialErrors(t *testing.T) {
 	d.Close()
 }
 
-func TestTokenFile(t *testing.T) {
+// TestTokenRotates: each start of a daemon makes a new token (mode 0600),
+// so a token captured from an earlier run is worth nothing once the daemon
+// is back; the client follows without being told.
+func TestTokenRotates(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
 	home := t.TempDir()
-	tok, err := loadToken(home)
-	if err != nil || len(tok) != 64 {
-		t.Fatalf("token %q, %v", tok, err)
+	var toks []string
+	for range 2 {
+		d := startDaemon(t, home)
+		path := filepath.Join(home, TokenFile)
+		b, err := os.ReadFile(path)
+		fi, serr := os.Stat(path)
+		if err != nil || serr != nil || fi.Mode().Perm() != 0o600 || len(strings.TrimSpace(string(b))) != 64 {
+			t.Fatalf("token file: %q, %v, %v", b, err, serr)
+		}
+		toks = append(toks, strings.TrimSpace(string(b)))
+		c, err := Dial(ctx, home)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.Status(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if len(toks) == 2 {
+			req, _ := http.NewRequestWithContext(ctx, "GET", "http://"+d.APIAddr()+"/v1/status", nil)
+			req.Header.Set("Authorization", "Bearer "+toks[0])
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusUnauthorized {
+				t.Fatalf("the first start's token after a restart: HTTP %d, want 401", resp.StatusCode)
+			}
+		}
+		d.Close()
 	}
-	again, _ := loadToken(home)
-	if again != tok {
-		t.Fatal("the token changed between loads")
-	}
-	os.Chmod(filepath.Join(home, TokenFile), 0o644)
-	if _, err := loadToken(home); err == nil || !strings.Contains(err.Error(), "chmod 600") {
-		t.Fatalf("a token readable by others: %v", err)
+	if toks[0] == toks[1] {
+		t.Fatal("the token is the same after a restart")
 	}
 }
 

@@ -3,17 +3,24 @@
 //
 // A daemon lives in a home directory (~/.peer by default) that holds the
 // node's identity key and database, a config file (config.json, Settings),
-// the API's address (api.addr) and its token (api.token, mode 0600), and
-// may hold a swarm.key (mode 0600) that makes the node's network private. The API
-// listens on loopback only; every request must carry the token as
-// "Authorization: Bearer TOKEN" and name a loopback host, so neither another
-// user nor a web page can drive it. With a metrics address the daemon also
-// serves Prometheus metrics (see the Metric constants).
+// the API's address (api.addr) and its token (api.token, mode 0600, made
+// anew at each start), and may hold a swarm.key (mode 0600) that makes the
+// node's network private. The API listens on loopback only; every request
+// must prove the token and name a loopback host, so neither another user nor
+// a web page can drive it. Dial first makes sure that what answers at
+// api.addr is the home's daemon (it signs a challenge with the node's
+// identity key and proves it knows the token, both bound to the address), so
+// a program that took the port of a daemon that crashed learns nothing; it
+// then sends a proof of the token with each request, never the token (see
+// AuthScheme). Scripts may send "Authorization: Bearer TOKEN". With a
+// metrics address the daemon also serves Prometheus metrics (see the Metric
+// constants).
 //
 // API is what the CLI needs: Client speaks to a running daemon, Local runs
 // the same calls on a node in this process (when no daemon runs). The
 // endpoints, all under /v1, take and return JSON:
 //
+//	POST /v1/auth      the handshake (no token): {"nonce"} → {"nonce","id","sig","proof"}
 //	GET  /v1/id        IDInfo
 //	GET  /v1/status    StatusInfo
 //	GET  /v1/peers     []PeerInfo

@@ -24,7 +24,7 @@ import (
 const (
 	ConfigFile = "config.json" // Settings, made with the defaults on first use
 	AddrFile   = "api.addr"    // host:port of the running daemon's API
-	TokenFile  = "api.token"   // the API token, mode 0600
+	TokenFile  = "api.token"   // the API token, mode 0600, made anew at each start
 )
 
 // HomeDir returns dir, or ~/.peer when dir is empty, as an absolute path.
@@ -60,7 +60,8 @@ type Settings struct {
 	// DHT is "auto" (default: a server unless AutoNAT finds the node
 	// behind NAT), "server", "client" or "off".
 	DHT string `json:"dht"`
-	// NoMDNS keeps mDNS off even on a LAN address.
+	// NoMDNS keeps mDNS off even on a LAN address (it is always off with
+	// a swarm key or an allowlist).
 	NoMDNS bool `json:"no_mdns"`
 	// FindTimeout is how long a fetch looks for a peer that has the root,
 	// e.g. "60s" (the default).
@@ -280,38 +281,40 @@ func parseBytes(s string) (int64, error) {
 	return int64(f * float64(mult)), nil
 }
 
-// loadToken reads home's API token, making one (mode 0600) on first use. A
-// token readable by others is refused.
-func loadToken(home string) (string, error) {
-	path := filepath.Join(home, TokenFile)
-	b, err := os.ReadFile(path)
-	if err == nil {
-		if fi, err := os.Stat(path); err == nil && fi.Mode().Perm()&0o077 != 0 {
-			return "", fmt.Errorf("daemon: API token %s is readable by others (mode %v): run chmod 600 %s", path, fi.Mode().Perm(), path)
-		}
-		tok := strings.TrimSpace(string(b))
-		if tok == "" {
-			return "", fmt.Errorf("daemon: API token %s is empty: delete it and a new one is made", path)
-		}
-		return tok, nil
-	}
-	if !errors.Is(err, fs.ErrNotExist) {
-		return "", fmt.Errorf("daemon: reading API token: %w", err)
-	}
+// newToken makes a new API token and writes it to home's api.token (mode
+// 0600), replacing the one an earlier daemon made.
+func newToken(home string) (string, error) {
 	var raw [32]byte
 	if _, err := rand.Read(raw[:]); err != nil {
 		return "", err
 	}
 	tok := hex.EncodeToString(raw[:])
-	if err := writeFileAtomic(path, []byte(tok+"\n"), 0o600); err != nil {
+	if err := writeFileAtomic(filepath.Join(home, TokenFile), []byte(tok+"\n"), 0o600); err != nil {
 		return "", fmt.Errorf("daemon: writing API token: %w", err)
 	}
 	return tok, nil
 }
 
 // writeFileAtomic writes data to a temporary file beside path with mode
-// perm and renames it over path.
+// perm, flushes it to disk, renames it over path and flushes the folder, so
+// that after a crash path holds either the old content or the new, whole.
 func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
+	return writeFileAtomicOps(path, data, perm, osOps())
+}
+
+// fileOps are the calls writeFileAtomic makes that a test cannot see from
+// the outside: it records them to check their order.
+type fileOps struct {
+	syncFile func(f *os.File) error
+	rename   func(oldpath, newpath string) error
+	syncDir  func(dir string) error
+}
+
+func osOps() fileOps {
+	return fileOps{syncFile: (*os.File).Sync, rename: os.Rename, syncDir: syncDir}
+}
+
+func writeFileAtomicOps(path string, data []byte, perm os.FileMode, ops fileOps) error {
 	tmp, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+".tmp*")
 	if err != nil {
 		return err
@@ -325,8 +328,25 @@ func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
 		tmp.Close()
 		return err
 	}
+	if err := ops.syncFile(tmp); err != nil {
+		tmp.Close()
+		return err
+	}
 	if err := tmp.Close(); err != nil {
 		return err
 	}
-	return os.Rename(tmp.Name(), path)
+	if err := ops.rename(tmp.Name(), path); err != nil {
+		return err
+	}
+	return ops.syncDir(filepath.Dir(path))
+}
+
+// syncDir flushes a folder's entries (a rename in it) to disk.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
 }

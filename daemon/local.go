@@ -14,6 +14,7 @@ import (
 	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p/core/peer"
 
+	"github.com/peer-project/peer/importer"
 	"github.com/peer-project/peer/node"
 	"github.com/peer-project/peer/store"
 	"github.com/peer-project/peer/swarm"
@@ -241,7 +242,7 @@ func (l *Local) Share(ctx context.Context, req ShareRequest) (ShareInfo, error) 
 	if !filepath.IsAbs(req.Path) {
 		return ShareInfo{}, errorf(ErrBadRequest, "share: %q is not an absolute path", req.Path)
 	}
-	var opts node.ShareOptions
+	opts := node.ShareOptions{FollowLinks: req.FollowLinks}
 	if req.Chunker != "" || req.ChunkSize != "" {
 		p, err := ParseChunking(req.Chunker, req.ChunkSize)
 		if err != nil {
@@ -256,6 +257,9 @@ func (l *Local) Share(ctx context.Context, req ShareRequest) (ShareInfo, error) 
 		return ShareInfo{}, errorf(ErrBadRequest, "share: %v", err)
 	}
 	res, err := l.n.Share(ctx, req.Path, opts)
+	if errors.Is(err, importer.ErrPrivate) {
+		return ShareInfo{}, errorf(ErrBadRequest, "%v", err)
+	}
 	if err != nil {
 		return ShareInfo{}, err
 	}
@@ -271,6 +275,7 @@ func (l *Local) Share(ctx context.Context, req ShareRequest) (ShareInfo, error) 
 	return ShareInfo{
 		Root: res.Root.String(), Ticket: res.Ticket, Path: req.Path, Name: res.Name, Dir: res.Dir,
 		Size: res.Size, Files: int64(res.Files), Chunks: res.Chunks, Chunker: chunking, Skipped: res.Skipped,
+		SkippedLinks: res.SkippedLinks,
 	}, nil
 }
 

@@ -2,7 +2,6 @@ package daemon
 
 import (
 	"context"
-	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -15,6 +14,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/libp2p/go-libp2p/core/crypto"
 
 	"github.com/peer-project/peer/node"
 )
@@ -41,7 +42,8 @@ type Daemon struct {
 	home    string
 	local   *Local
 	log     *slog.Logger
-	token   string
+	token   string         // made anew at each start
+	key     crypto.PrivKey // the node's identity: the daemon signs the handshake with it
 	apiLn   net.Listener
 	api     *http.Server
 	metLn   net.Listener
@@ -72,6 +74,10 @@ func Start(ctx context.Context, opts Options) (_ *Daemon, err error) {
 			addr = c.addr
 		}
 		return nil, fmt.Errorf("daemon: a daemon already runs for %s (API %s): stop it first, or use another --home", opts.Home, addr)
+	} else if errors.Is(err, ErrImpostor) {
+		// Not ours: the node's database lock stops a second daemon of
+		// this home, and api.addr and the token are replaced below.
+		opts.Logger.Warn("another program answers at the API address an earlier daemon left in api.addr (nothing was sent to it); starting anyway")
 	}
 	d := &Daemon{home: opts.Home, log: opts.Logger, stop: make(chan struct{})}
 	var cleanup []func()
@@ -82,9 +88,6 @@ func Start(ctx context.Context, opts Options) (_ *Daemon, err error) {
 			}
 		}
 	}()
-	if d.token, err = loadToken(opts.Home); err != nil {
-		return nil, err
-	}
 	apiAddr := opts.API
 	if apiAddr == "" {
 		apiAddr = "127.0.0.1:0"
@@ -107,6 +110,15 @@ func Start(ctx context.Context, opts Options) (_ *Daemon, err error) {
 		return nil, fmt.Errorf("daemon: starting the node: %w", explainListen(err, "--listen"))
 	}
 	cleanup = append(cleanup, func() { n.Close() })
+	// A new token at each start (once the node holds the home's database,
+	// so a second daemon that fails to start never replaces it): whatever
+	// an old one was worth ends with the daemon that made it.
+	if d.token, err = newToken(opts.Home); err != nil {
+		return nil, err
+	}
+	if d.key = n.Host().Peerstore().PrivKey(n.ID()); d.key == nil {
+		return nil, fmt.Errorf("daemon: the node's identity key is not in its peerstore")
+	}
 	d.local = NewLocal(n, opts.Node)
 	d.base, d.cancel = context.WithCancel(context.Background())
 	d.api = &http.Server{
@@ -252,6 +264,13 @@ func (d *Daemon) handler() http.Handler {
 	}))
 	mux.HandleFunc("POST /v1/get", d.handleGet)
 	mux.HandleFunc("POST /v1/cat", d.handleCat)
+	auth := d.jsonHandler(func(r *http.Request) (any, error) {
+		var hello authHello
+		if err := decode(r, &hello); err != nil {
+			return nil, err
+		}
+		return answerAuth(d.key, d.token, hello, localAddr(r))
+	})
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		host, _, err := net.SplitHostPort(r.Host)
 		if err != nil {
@@ -261,13 +280,24 @@ func (d *Daemon) handler() http.Handler {
 			writeError(w, errorf(ErrBadRequest, "daemon: the API answers requests for loopback hosts only"))
 			return
 		}
-		tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-		if !ok || subtle.ConstantTimeCompare([]byte(tok), []byte(d.token)) != 1 {
+		if r.Method == "POST" && r.URL.Path == "/v1/auth" {
+			auth(w, r) // the handshake, before any token
+			return
+		}
+		if !authorized(r.Header.Get("Authorization"), d.token, localAddr(r)) {
 			writeError(w, errorf(ErrUnauthorized, "daemon: missing or wrong API token"))
 			return
 		}
 		mux.ServeHTTP(w, r)
 	})
+}
+
+// localAddr is the address the request's connection reached the daemon at.
+func localAddr(r *http.Request) string {
+	if a, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr); ok {
+		return a.String()
+	}
+	return ""
 }
 
 func decode(r *http.Request, v any) error {

@@ -93,6 +93,12 @@ type Config struct {
 	ReprovideInterval time.Duration
 	// BucketSize is Kademlia's k; zero means DefaultBucketSize.
 	BucketSize int
+	// MaxProviderRecords bounds the provider records a server keeps for
+	// other peers, over all roots; MaxProvidersPerRoot for one root. A
+	// record past a cap is dropped, except one that refreshes a record
+	// kept. Zero means DefaultMaxProviderRecords and
+	// DefaultMaxProvidersPerRoot.
+	MaxProviderRecords, MaxProvidersPerRoot int
 	// NoAutoRefresh turns off the periodic routing-table refresh: in a
 	// simulation of a thousand nodes a full refresh on every node costs
 	// O(N²) connections, and one self-lookup at Bootstrap is enough.
@@ -114,6 +120,12 @@ func (c *Config) fill() error {
 	if c.BucketSize == 0 {
 		c.BucketSize = DefaultBucketSize
 	}
+	if c.MaxProviderRecords == 0 {
+		c.MaxProviderRecords = DefaultMaxProviderRecords
+	}
+	if c.MaxProvidersPerRoot == 0 {
+		c.MaxProvidersPerRoot = DefaultMaxProvidersPerRoot
+	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
@@ -124,6 +136,8 @@ func (c *Config) fill() error {
 		return fmt.Errorf("dht: reprovide interval %s must be shorter than the provide validity %s", c.ReprovideInterval, c.ProvideValidity)
 	case c.BucketSize < 2:
 		return fmt.Errorf("dht: bucket size %d is too small", c.BucketSize)
+	case c.MaxProviderRecords < 1 || c.MaxProvidersPerRoot < 1:
+		return fmt.Errorf("dht: provider record caps %d and %d per root must be positive", c.MaxProviderRecords, c.MaxProvidersPerRoot)
 	}
 	return nil
 }
@@ -131,10 +145,11 @@ func (c *Config) fill() error {
 // DHT is a running Kademlia DHT on a libp2p host. Its methods are safe for
 // concurrent use.
 type DHT struct {
-	kad  *kad.IpfsDHT
-	host host.Host
-	cfg  Config
-	log  *slog.Logger
+	kad     *kad.IpfsDHT
+	records *recordStore // the provider records kept for others
+	host    host.Host
+	cfg     Config
+	log     *slog.Logger
 
 	ctx    context.Context // cancelled by Close; ends the reprovide loop
 	cancel context.CancelFunc
@@ -152,12 +167,14 @@ func New(h host.Host, cfg Config) (*DHT, error) {
 		return nil, err
 	}
 	mode := map[Mode]kad.ModeOpt{ModeServer: kad.ModeServer, ModeClient: kad.ModeClient, ModeAuto: kad.ModeAutoServer}[cfg.Mode]
+	recs := newRecordStore(cfg.MaxProviderRecords, cfg.MaxProvidersPerRoot, cfg.ProvideValidity)
 	opts := []kad.Option{
 		kad.Mode(mode),
 		kad.ProtocolPrefix(cfg.Prefix),
 		kad.BucketSize(cfg.BucketSize),
 		kad.BootstrapPeers(cfg.Bootstrap...),
-		kad.ProviderManagerOpts(records.ProvideValidity(cfg.ProvideValidity)),
+		kad.ProviderDatastore(recs),
+		kad.ProviderManagerOpts(records.ProvideValidity(cfg.ProvideValidity), records.Cache(noCache{})),
 		kad.DisableValues(),
 	}
 	if cfg.NoAutoRefresh {
@@ -169,7 +186,7 @@ func New(h host.Host, cfg Config) (*DHT, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	d := &DHT{
-		kad: k, host: h, cfg: cfg, ctx: ctx, cancel: cancel,
+		kad: k, records: recs, host: h, cfg: cfg, ctx: ctx, cancel: cancel,
 		log:      cfg.Logger.With("component", "dht"),
 		provided: map[cid.Cid]time.Time{},
 	}
@@ -277,10 +294,22 @@ func (d *DHT) Providing() []cid.Cid {
 	return out
 }
 
-// FindProviders looks up the providers of root and sends each as it is
-// found, at most limit of them (0 means 20). The channel is closed when the
-// lookup ends; cancel ctx to end it early (Close ends it too, and waits for
-// it). This node itself is never sent.
+// Bounds of a provider lookup: how many providers it considers, how many
+// it dials at once, and how long one dial may take.
+const (
+	maxCandidates       = 1024
+	providerDials       = 32
+	providerDialTimeout = 5 * time.Second
+)
+
+// FindProviders looks up the providers of root and sends each that answers
+// as it is found, at most limit of them (0 means 20). A provider is sent
+// once this node is connected to it: one that cannot be dialled is skipped
+// and the lookup goes on past it (up to 1024 providers considered, 32
+// dialled at once, 5 s each), so fake providers that fill a root's records
+// do not hide the real one. The channel is closed when the lookup ends;
+// cancel ctx to end it early (Close ends it too, and waits for it). This
+// node itself is never sent.
 func (d *DHT) FindProviders(ctx context.Context, root cid.Cid, limit int) <-chan peer.AddrInfo {
 	if limit <= 0 {
 		limit = 20
@@ -296,22 +325,64 @@ func (d *DHT) FindProviders(ctx context.Context, root cid.Cid, limit int) <-chan
 	d.mu.Unlock()
 	ctx, cancel := context.WithCancel(ctx)
 	stop := context.AfterFunc(d.ctx, cancel)
-	// kad counts this node's own record toward the limit, and this node
-	// is left out below: ask for one more.
-	in := d.kad.FindProvidersAsync(ctx, root, limit+1)
+	in := d.kad.FindProvidersAsync(ctx, root, maxCandidates)
 	go func() {
 		defer d.wg.Done()
 		defer close(out)
 		defer cancel()
 		defer stop()
+		var (
+			dials     sync.WaitGroup
+			slots     = make(chan struct{}, providerDials)
+			reachable = make(chan peer.AddrInfo)
+			fed       = make(chan struct{})
+		)
+		// The feeder drains in (kad closes it when ctx ends) and dials
+		// each provider, a bounded number at once.
+		go func() {
+			defer close(fed)
+			for ai := range in {
+				if ai.ID == d.host.ID() || ctx.Err() != nil {
+					continue
+				}
+				select {
+				case slots <- struct{}{}:
+				case <-ctx.Done():
+					continue
+				}
+				dials.Add(1)
+				go func() {
+					defer dials.Done()
+					defer func() { <-slots }()
+					dctx, dcancel := context.WithTimeout(ctx, providerDialTimeout)
+					err := d.host.Connect(dctx, ai)
+					dcancel()
+					if err != nil {
+						d.log.Debug("provider does not answer", "root", root, "peer", ai.ID, "err", err)
+						return
+					}
+					select {
+					case reachable <- ai:
+					case <-ctx.Done():
+					}
+				}()
+			}
+		}()
+		go func() {
+			<-fed
+			dials.Wait()
+			close(reachable)
+		}()
 		sent := 0
-		for ai := range in { // kad closes in when ctx ends, so this drains it
-			if ai.ID == d.host.ID() || sent == limit {
+		for ai := range reachable {
+			if sent == limit {
 				continue
 			}
 			select {
 			case out <- ai:
-				sent++
+				if sent++; sent == limit {
+					cancel() // enough: end the lookup and the dials
+				}
 			case <-ctx.Done():
 			}
 		}

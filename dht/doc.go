@@ -11,7 +11,14 @@
 // Provide announces a root and keeps announcing it before the record
 // expires, until StopProviding or Close. FindProviders streams what it finds
 // on a channel that it closes when the lookup ends; cancel the context to
-// end it early, there is nothing else to drain.
+// end it early, there is nothing else to drain. It sends only providers it
+// could connect to, and looks past those that do not answer, so fake
+// providers that crowd a root's records do not hide the real one.
+//
+// A server keeps the provider records of others in memory, within caps
+// (Config.MaxProviderRecords, MaxProvidersPerRoot): a peer that mints IDs
+// and announces anything cannot fill the node's memory, and a root's first
+// providers keep their places however many come after them.
 //
 // The package also runs mDNS discovery for peers on the local network
 // (StartMDNS). The node starts it only when it listens on a non-loopback

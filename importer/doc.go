@@ -13,6 +13,16 @@
 // do: a missing path, an unreadable file, a file that changes while it is
 // read, a symbolic-link loop, a name that a manifest cannot carry. Special
 // files (sockets, devices, pipes) inside a folder are skipped and listed in
-// the Result. Import either succeeds or the Sink is told nothing is valid:
+// the Result.
+//
+// Symbolic links: the path given is followed, and so is a link inside the
+// folder whose target lies inside the folder too (its content is shared
+// already; loops are caught). A link that leads out of the folder is left
+// out and listed in Result.SkippedLinks, unless Options.FollowLinks. The
+// folders in Options.Private (the node's home, with its identity key and
+// API token) are never shared: a path that is one, lies inside one or holds
+// one, even through a followed link, is refused with ErrPrivate.
+//
+// Import either succeeds or the Sink is told nothing is valid:
 // callers commit what the Sink gathered only when Import returns nil.
 package importer

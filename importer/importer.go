@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 	"syscall"
 	"time"
 
@@ -30,6 +31,9 @@ var (
 	ErrName = errors.New("importer: name cannot be shared")
 	// ErrNotShareable: the path is neither a regular file nor a folder.
 	ErrNotShareable = errors.New("importer: not a regular file or folder")
+	// ErrPrivate: the path is one of Options.Private (the node's home),
+	// is inside one, or holds one.
+	ErrPrivate = errors.New("importer: the node's home cannot be shared")
 )
 
 // batchSize is how many chunk locations are handed to the Sink at a time:
@@ -77,6 +81,18 @@ type Options struct {
 	// Progress, if not nil, is called after each file with the bytes read
 	// so far. It must not block.
 	Progress func(bytes int64)
+	// Private are folders that are never shared, whole or in part: the
+	// node passes its home, which holds its identity key and API token. A
+	// path that is one of them, lies inside one or holds one (directly or
+	// through a followed link) is refused with ErrPrivate. Folders are
+	// compared by device and inode, so another path to the same folder
+	// is caught too.
+	Private []string
+	// FollowLinks follows symbolic links that lead out of the shared
+	// folder. Without it such a link is left out and listed in
+	// Result.SkippedLinks; a link whose target lies inside the shared
+	// folder is always followed (what it leads to is shared already).
+	FollowLinks bool
 
 	// open opens a file for reading; nil means os.Open. Tests replace it
 	// to reach read errors that root's privileges would hide.
@@ -93,6 +109,9 @@ type Result struct {
 	Chunks  int64    // chunks in all files (a chunk in two files counts twice)
 	Blocks  int      // manifest blocks built
 	Skipped []string // special files inside a folder that were left out
+	// SkippedLinks are the symbolic links inside a folder that lead out of
+	// it and were left out (see Options.FollowLinks).
+	SkippedLinks []string
 }
 
 // Import imports the file or folder at path and returns its root. It blocks
@@ -123,7 +142,16 @@ func Import(ctx context.Context, path string, opt Options, sink Sink) (Result, e
 	if err := manifest.ValidName(name); err != nil {
 		return Result{}, fmt.Errorf("import %s: %w: %w (rename it, or share the folder it is in)", abs, ErrName, err)
 	}
-	im := &run{ctx: ctx, opt: opt, sink: sink, visiting: map[fileID]bool{}}
+	// The shared tree is where abs really is: links inside it are judged
+	// against that.
+	top, err := filepath.EvalSymlinks(abs)
+	if err != nil {
+		return Result{}, fmt.Errorf("import: %w", describe(err))
+	}
+	im := &run{ctx: ctx, opt: opt, sink: sink, visiting: map[fileID]bool{}, top: top, private: privateDirs(opt.Private)}
+	if err := im.checkPrivate(abs, top); err != nil {
+		return Result{}, err
+	}
 	var res Result
 	switch {
 	case info.Mode().IsRegular():
@@ -141,21 +169,24 @@ func Import(ctx context.Context, path string, opt Options, sink Sink) (Result, e
 	default:
 		return Result{}, fmt.Errorf("import %s: %w (it is a %s)", abs, ErrNotShareable, kind(info.Mode()))
 	}
-	res.Chunks, res.Blocks, res.Skipped = im.chunks, im.blocks, im.skipped
+	res.Chunks, res.Blocks, res.Skipped, res.SkippedLinks = im.chunks, im.blocks, im.skipped, im.skippedLinks
 	return res, nil
 }
 
 // run is the state of one Import.
 type run struct {
-	ctx      context.Context
-	opt      Options
-	sink     Sink
-	visiting map[fileID]bool // folders on the current path, to catch loops
-	bytes    int64
-	files    int
-	chunks   int64
-	blocks   int
-	skipped  []string
+	ctx          context.Context
+	opt          Options
+	sink         Sink
+	visiting     map[fileID]bool // folders on the current path, to catch loops
+	top          string          // the shared path with every link resolved
+	private      []privateDir    // Options.Private that exist
+	bytes        int64
+	files        int
+	chunks       int64
+	blocks       int
+	skipped      []string
+	skippedLinks []string
 }
 
 // fileID names a file across links: device and inode.
@@ -258,6 +289,11 @@ func (im *run) file(path, name string, before fs.FileInfo) (manifest.DirEntry, e
 func (im *run) dir(path, name string, info fs.FileInfo) (manifest.DirEntry, error) {
 	id, ok := idOf(info)
 	if ok {
+		for _, p := range im.private {
+			if p.id == id {
+				return manifest.DirEntry{}, privateError(path, p.path)
+			}
+		}
 		if im.visiting[id] {
 			return manifest.DirEntry{}, fmt.Errorf("import %s: %w: it leads back to a folder that contains it; remove the link or share a folder inside the loop", path, ErrLoop)
 		}
@@ -288,6 +324,16 @@ func (im *run) dir(path, name string, info fs.FileInfo) (manifest.DirEntry, erro
 			}
 			return manifest.DirEntry{}, fmt.Errorf("import: %w", describe(err))
 		}
+		if de.Type()&fs.ModeSymlink != 0 {
+			follow, err := im.link(child)
+			if err != nil {
+				return manifest.DirEntry{}, err
+			}
+			if !follow {
+				im.skippedLinks = append(im.skippedLinks, child)
+				continue
+			}
+		}
 		var e manifest.DirEntry
 		switch {
 		case ci.Mode().IsRegular():
@@ -312,6 +358,78 @@ func (im *run) dir(path, name string, info fs.FileInfo) (manifest.DirEntry, erro
 		return manifest.DirEntry{}, err
 	}
 	return manifest.DirEntry{Name: name, CID: b.CID, Size: size, Dir: true}, nil
+}
+
+// link decides whether to follow the symbolic link at path: yes when its
+// target lies inside the shared tree, or with FollowLinks; an error when
+// the target is private.
+func (im *run) link(path string) (bool, error) {
+	target, err := filepath.EvalSymlinks(path)
+	if err != nil {
+		return false, fmt.Errorf("import: %w", describe(err))
+	}
+	if !within(im.top, target) && !im.opt.FollowLinks {
+		return false, nil
+	}
+	return true, im.checkPrivate(path, target)
+}
+
+// within reports whether path is dir or lies below it (both cleaned,
+// without links).
+func within(dir, path string) bool {
+	rel, err := filepath.Rel(dir, path)
+	return err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator))
+}
+
+// privateDir is one of Options.Private.
+type privateDir struct {
+	path string
+	id   fileID
+}
+
+// privateDirs returns the folders of paths that exist, with their IDs.
+func privateDirs(paths []string) []privateDir {
+	var out []privateDir
+	for _, p := range paths {
+		info, err := os.Stat(p)
+		if err != nil {
+			continue // nothing there to protect
+		}
+		if id, ok := idOf(info); ok {
+			out = append(out, privateDir{path: p, id: id})
+		}
+	}
+	return out
+}
+
+// checkPrivate refuses path (whose target, links resolved, is real) when
+// real is a private folder or lies inside one: the folders from real up to
+// the root are compared with them.
+func (im *run) checkPrivate(path, real string) error {
+	if len(im.private) == 0 {
+		return nil
+	}
+	for dir := real; ; dir = filepath.Dir(dir) {
+		if info, err := os.Stat(dir); err == nil {
+			if id, ok := idOf(info); ok {
+				for _, p := range im.private {
+					if p.id == id {
+						return privateError(path, p.path)
+					}
+				}
+			}
+		}
+		if parent := filepath.Dir(dir); parent == dir {
+			return nil
+		}
+	}
+}
+
+func privateError(path, home string) error {
+	if path == home {
+		return fmt.Errorf("import %s: %w: it is the node's home (identity key, API token, database), which must never be shared; share the folders you mean to share instead", path, ErrPrivate)
+	}
+	return fmt.Errorf("import %s: %w: it is, holds or leads into %s, the node's home (identity key, API token, database), which must never be shared; share the folders you mean to share instead, or move the home out of the way with --home", path, ErrPrivate, home)
 }
 
 // describe turns a file-system error into one that says what to do.

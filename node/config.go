@@ -12,6 +12,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/pnet"
+	ma "github.com/multiformats/go-multiaddr"
 
 	"github.com/peer-project/peer/chunker"
 	"github.com/peer-project/peer/dht"
@@ -45,7 +46,9 @@ type Config struct {
 	// peers only.
 	NoDHT bool
 	// NoMDNS keeps mDNS off even when the node listens on a LAN address.
-	// mDNS is never started for a node whose addresses are all loopback.
+	// mDNS is never started for a node whose addresses are all loopback,
+	// nor for one with a SwarmKey or AllowPeers (it would announce the node
+	// to everyone on the LAN).
 	NoMDNS bool
 	// Chunking is how shared files are cut; the zero value means
 	// chunker.DefaultParams().
@@ -217,4 +220,12 @@ func (c *Config) psk() (pnet.PSK, error) {
 		return nil, fmt.Errorf("swarm key: %d bytes, want 32", len(k))
 	}
 	return k, nil
+}
+
+// mdnsOn reports whether a node of this config listening on addrs runs mDNS:
+// only on a LAN address, and never for a node of a private network (a swarm
+// key) or with an allowlist, which mDNS would announce to everyone on the
+// LAN.
+func (c *Config) mdnsOn(addrs []ma.Multiaddr) bool {
+	return !c.NoMDNS && len(c.SwarmKey) == 0 && len(c.AllowPeers) == 0 && dht.ShouldRunMDNS(addrs)
 }

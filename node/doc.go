@@ -15,5 +15,5 @@
 // node then never closes it. Nothing in this package sends a packet off the
 // machine unless the configuration says so: there are no built-in bootstrap
 // peers, and mDNS runs only on a node that listens on a non-loopback
-// address.
+// address and has neither a swarm key nor an allowlist.
 package node

@@ -23,12 +23,31 @@ import (
 	"github.com/peer-project/peer/swarm/wire"
 )
 
-// keyFile is the name of the identity key in the home directory.
-const keyFile = "identity.key"
+// KeyFile is the name of the node's identity key in its home directory
+// (mode 0600).
+const KeyFile = "identity.key"
+
+const keyFile = KeyFile
 
 // loadIdentity reads the node's private key from home, or makes an Ed25519
 // key and writes it there (mode 0600) on first use.
 func loadIdentity(home string) (crypto.PrivKey, error) {
+	return loadIdentityWith(home, syncDir)
+}
+
+// syncDir flushes a folder's entries (a rename in it) to disk.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
+
+// loadIdentityWith is loadIdentity with the call that flushes the home
+// after the key is renamed into it (tests record it).
+func loadIdentityWith(home string, syncDir func(string) error) (crypto.PrivKey, error) {
 	path := filepath.Join(home, keyFile)
 	b, err := os.ReadFile(path)
 	switch {
@@ -75,6 +94,9 @@ func loadIdentity(home string) (crypto.PrivKey, error) {
 	}
 	if err := os.Rename(tmp.Name(), path); err != nil {
 		return nil, fmt.Errorf("node: writing identity key: %w", err)
+	}
+	if err := syncDir(home); err != nil {
+		return nil, fmt.Errorf("node: writing identity key: flushing %s: %w", home, err)
 	}
 	return k, nil
 }

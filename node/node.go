@@ -146,7 +146,7 @@ func New(ctx context.Context, cfg Config) (_ *Node, err error) {
 			}
 		}
 	}
-	if !cfg.NoMDNS && n.ownsHost && dht.ShouldRunMDNS(n.host.Addrs()) {
+	if n.ownsHost && cfg.mdnsOn(n.host.Addrs()) {
 		if n.mdns, err = dht.StartMDNS(n.host, n.log, nil); err != nil {
 			n.log.Warn("mDNS off", "err", err)
 			n.mdns, err = nil, nil
@@ -333,6 +333,9 @@ type ShareOptions struct {
 	// Progress, if not nil, is called after each file with the bytes
 	// read so far.
 	Progress func(bytes int64)
+	// FollowLinks shares what symbolic links that lead out of the folder
+	// point at; without it they are left out (ShareResult.SkippedLinks).
+	FollowLinks bool
 }
 
 // Share indexes the file or folder at path in place (nothing is copied),
@@ -348,7 +351,8 @@ func (n *Node) Share(ctx context.Context, path string, opts ShareOptions) (*Shar
 	if opts.Chunking != (chunker.Params{}) {
 		params = opts.Chunking
 	}
-	iopts := importer.Options{Params: params, Progress: opts.Progress}
+	// The home (identity key, API token, database) is never shared.
+	iopts := importer.Options{Params: params, Progress: opts.Progress, Private: []string{n.cfg.Home}, FollowLinks: opts.FollowLinks}
 	if opts.OnlyHash {
 		res, err := importer.Import(ctx, path, iopts, nil)
 		if err != nil {

@@ -256,8 +256,12 @@ func (r *Reader) Read(p []byte) (int, error) {
 }
 
 // ReadAt reads len(p) bytes at off, waiting for them like Read; it moves
-// the fetch's priority but not the position Read uses.
+// the fetch's priority but not the position Read uses. A negative off is an
+// error.
 func (r *Reader) ReadAt(p []byte, off int64) (int, error) {
+	if off < 0 {
+		return 0, fmt.Errorf("node: read at %d: negative offset (offsets run from 0 to the file's size, %d)", off, r.size)
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	total := 0

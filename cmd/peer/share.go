@@ -22,6 +22,7 @@ func shareCommand() *cli.Command {
 		Flags: append(append([]cli.Flag{
 			homeFlag(), jsonFlag,
 			&cli.BoolFlag{Name: "only-hash", Usage: "compute the root without storing or announcing anything (no daemon or node needed)"},
+			&cli.BoolFlag{Name: "follow-links", Usage: "share what symbolic links that lead out of the folder point at (left out by default)"},
 		}, chunkingFlags()...), nodeFlags()...),
 		Action: func(c *cli.Context) error {
 			if c.NArg() == 0 {
@@ -82,7 +83,7 @@ func shareNet(c *cli.Context) error {
 	}
 	defer done()
 	_, foreground := api.(*daemon.Local)
-	req := daemon.ShareRequest{}
+	req := daemon.ShareRequest{FollowLinks: c.Bool("follow-links")}
 	if c.IsSet("chunker") || c.IsSet("chunk-size") {
 		req.Chunker, req.ChunkSize = c.String("chunker"), c.String("chunk-size")
 	}
@@ -106,6 +107,9 @@ func shareNet(c *cli.Context) error {
 			fmt.Fprintf(c.App.Writer, "ticket: %s\n", sh.Ticket)
 			for _, s := range sh.Skipped {
 				fmt.Fprintf(c.App.ErrWriter, "left out (not a regular file or folder): %s\n", s)
+			}
+			for _, s := range sh.SkippedLinks {
+				fmt.Fprintf(c.App.ErrWriter, "left out (a symbolic link out of the folder; --follow-links shares it): %s\n", s)
 			}
 		}
 	}
