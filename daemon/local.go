@@ -14,7 +14,6 @@ import (
 	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p/core/peer"
 
-	"github.com/peer-project/peer/importer"
 	"github.com/peer-project/peer/node"
 	"github.com/peer-project/peer/store"
 	"github.com/peer-project/peer/swarm"
@@ -257,7 +256,7 @@ func (l *Local) Share(ctx context.Context, req ShareRequest) (ShareInfo, error) 
 		return ShareInfo{}, errorf(ErrBadRequest, "share: %v", err)
 	}
 	res, err := l.n.Share(ctx, req.Path, opts)
-	if errors.Is(err, importer.ErrPrivate) {
+	if errors.Is(err, node.ErrPrivate) {
 		return ShareInfo{}, errorf(ErrBadRequest, "%v", err)
 	}
 	if err != nil {

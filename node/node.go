@@ -31,6 +31,10 @@ import (
 // ErrClosed is returned by calls on a closed node.
 var ErrClosed = errors.New("node: closed")
 
+// ErrPrivate is returned by Share for a path that is the node's home, holds
+// it or lies inside it (identity key, API token, database): never shared.
+var ErrPrivate = importer.ErrPrivate
+
 // dbFile is the database's name in the home directory.
 const dbFile = "peer.db"
 
