@@ -630,19 +630,19 @@ func (f *fetch) checkSources(now time.Time) error {
 	if useful > 0 {
 		f.lastSource = now
 	} else if now.Sub(f.lastSource) > f.opts.FindTimeout {
-		if f.lastErr == nil {
-			// A stream over a relayed connection with limits waits for a
-			// hole punch that may never come: say so rather than nothing.
-			for _, ai := range f.opts.Hints {
-				waiting := errors.New("waiting for a direct connection")
-				if err := limitedRelayError(f.sw.host.Network().ConnsToPeer(ai.ID), ai.ID, waiting); err != waiting {
-					f.lastErr = err
-					break
-				}
+		// A stream over a relayed connection with limits waits for a
+		// hole punch that may never come: that is why, whatever else the
+		// other peers said.
+		why := f.lastErr
+		for _, ai := range f.opts.Hints {
+			waiting := errors.New("waiting for a direct connection")
+			if err := limitedRelayError(f.sw.host.Network().ConnsToPeer(ai.ID), ai.ID, waiting); err != waiting {
+				why = err
+				break
 			}
 		}
-		if f.lastErr != nil {
-			return fmt.Errorf("%w: none found in %s (the last peer tried: %v%s); check that the sharer is online, or pass its address", ErrNoProviders, f.opts.FindTimeout, f.lastErr, f.peersSaid("; "))
+		if why != nil {
+			return fmt.Errorf("%w: none found in %s (the last peer tried: %v%s); check that the sharer is online, or pass its address", ErrNoProviders, f.opts.FindTimeout, why, f.peersSaid("; "))
 		}
 		return fmt.Errorf("%w: none found in %s%s; check that the sharer is online, or pass its address", ErrNoProviders, f.opts.FindTimeout, f.peersSaid(" ("))
 	}
