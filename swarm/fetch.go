@@ -49,10 +49,11 @@ type FetchOptions struct {
 	// StallTimeout is how long a fetch may go without progress (a chunk or
 	// a manifest block verified) before it fails with ErrStalled, which
 	// names the peers it tried and what each said. While it waits, from
-	// RediscoverEvery without progress on, it looks for sources again every
-	// RediscoverEvery: a lookup, the hints, the peers it knew whose
-	// sessions ended (a link that dropped may be back), and the peers the
-	// host is connected to. Zero means 2 minutes.
+	// an eighth of StallTimeout without progress on (but not sooner than
+	// RediscoverEvery), it looks for sources again every RediscoverEvery
+	// however many sessions it has: a lookup, the hints, the peers it knew
+	// whose sessions ended (a link that dropped may be back), and the
+	// peers the host is connected to. Zero means 2 minutes.
 	StallTimeout time.Duration
 	// NoConnected stops the fetch from asking the peers the host is
 	// already connected to.
@@ -658,9 +659,12 @@ func (f *fetch) checkSources(now time.Time) error {
 	// Look again now and then: peers that started fetching after us
 	// announce themselves as they get their first chunk, and trading
 	// with them is what keeps the sharer's upload low. A fetch that makes
-	// no progress looks however many sessions it has: they may all be
-	// choking it, or cut off from every source with it.
-	stalled := idle >= f.opts.RediscoverEvery
+	// no progress for a while looks however many sessions it has: they
+	// may all be choking it, or cut off from every source with it. Not at
+	// once: in a flash crowd most fetchers wait a while for a first chunk,
+	// and a lookup and a round of dials each every RediscoverEvery would
+	// only add load.
+	stalled := idle >= max(f.opts.RediscoverEvery, f.opts.StallTimeout/8)
 	if useful < wellConnected || stalled {
 		f.discover(now)
 		// A hint whose session ended (the peer restarted, a link
