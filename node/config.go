@@ -108,8 +108,14 @@ type Config struct {
 	// NoSync skips fsync in the database: for tests and simulations only.
 	NoSync bool
 	// FindTimeout bounds how long a fetch waits without finding any peer
-	// that has the root; zero means 60 s.
+	// that has a chunk it lacks; zero means 60 s.
 	FindTimeout time.Duration
+	// StallTimeout bounds how long a fetch may go without verifying
+	// anything: it looks for sources again meanwhile (the DHT, its hints,
+	// the peers it knew), then fails with swarm.ErrStalled, naming the
+	// peers it tried and what each did. Zero means
+	// swarm.DefaultStallTimeout (2 minutes).
+	StallTimeout time.Duration
 	// RequestTimeout is the base time one chunk request may take; zero
 	// means the scheduler's default.
 	RequestTimeout time.Duration
@@ -174,6 +180,9 @@ func (c *Config) validate() error {
 	}
 	if _, err := c.bootstrapPeers(); err != nil {
 		errs = append(errs, err)
+	}
+	if c.FindTimeout < 0 || c.StallTimeout < 0 {
+		errs = append(errs, fmt.Errorf("find timeout %s, stall timeout %s: want positive durations (zero means the default)", c.FindTimeout, c.StallTimeout))
 	}
 	if c.UploadRate < 0 || c.DownloadRate < 0 || c.PeerUploadRate < 0 || c.PeerDownloadRate < 0 || c.UploadSlots < 0 {
 		errs = append(errs, errors.New("rates and upload slots must not be negative (zero means no cap, or the default slots)"))

@@ -183,14 +183,15 @@ func (n *Node) fetch(ctx context.Context, root cid.Cid, dest string, opts FetchO
 		servedHere  bool // the download itself serves root (no share did)
 	)
 	res, err := n.swarm.Fetch(ctx, root, swarm.FetchOptions{
-		Dest:        dest,
-		Force:       opts.Force,
-		Hints:       src.hints,
-		Discover:    src.discover,
-		FindTimeout: n.cfg.FindTimeout,
-		Progress:    opts.Progress,
-		Focus:       hooks.focus,
-		Accept:      hooks.accept,
+		Dest:         dest,
+		Force:        opts.Force,
+		Hints:        src.hints,
+		Discover:     src.discover,
+		FindTimeout:  n.cfg.FindTimeout,
+		StallTimeout: n.cfg.StallTimeout,
+		Progress:     opts.Progress,
+		Focus:        hooks.focus,
+		Accept:       hooks.accept,
 		Started: func(l *swarm.Layout, s swarm.Source) {
 			rec.Size, rec.Chunks = l.Size, l.NumChunks()
 			if err := n.store.PutDownload(rec); err != nil {

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -60,62 +61,64 @@ func verifiedOf(r *Reader) (have, of int64) {
 }
 
 func TestOpenSeeksBeforeComplete(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	mn, nodes := mockNodes(t, 2)
-	a, b := nodes[0], nodes[1]
-	// 64 MiB at 32 MB/s takes two seconds: long enough to see that the
-	// chunks under the read position come first.
-	link(t, mn, a, b, 32e6)
-	path, data := randomFile(t, t.TempDir(), "video.bin", 64<<20, 7)
-	sh, err := a.Share(ctx, path, ShareOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ai := a.AddrInfo()
-	r, err := b.Open(ctx, Target{Root: sh.Root, Hint: &ai}, FetchOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
-	if r.Size() != int64(len(data)) {
-		t.Fatalf("Size = %d, want %d", r.Size(), len(data))
-	}
-
-	check := func(off int64, n int) {
-		t.Helper()
-		if _, err := r.Seek(off, io.SeekStart); err != nil {
+	synctest.Test(t, func(t *testing.T) {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		mn, nodes := mockNodes(t, 2)
+		a, b := nodes[0], nodes[1]
+		// 64 MiB at 32 MB/s takes two seconds: long enough to see that the
+		// chunks under the read position come first.
+		link(t, mn, a, b, 32e6)
+		path, data := randomFile(t, t.TempDir(), "video.bin", 64<<20, 7)
+		sh, err := a.Share(ctx, path, ShareOptions{})
+		if err != nil {
 			t.Fatal(err)
 		}
-		got := make([]byte, n)
-		if _, err := io.ReadFull(r, got); err != nil {
-			t.Fatalf("read %d bytes at %d: %v", n, off, err)
+		ai := a.AddrInfo()
+		r, err := b.Open(ctx, Target{Root: sh.Root, Hint: &ai}, FetchOptions{})
+		if err != nil {
+			t.Fatal(err)
 		}
-		if !bytes.Equal(got, data[off:off+int64(n)]) {
-			t.Fatalf("wrong bytes at %d", off)
+		defer r.Close()
+		if r.Size() != int64(len(data)) {
+			t.Fatalf("Size = %d, want %d", r.Size(), len(data))
 		}
-		have, of := verifiedOf(r)
-		t.Logf("read %d bytes at %d with %d of %d chunks verified", n, off, have, of)
-		if have > of/2 {
-			t.Errorf("the read at %d waited for %d of %d chunks: the read position was not fetched first", off, have, of)
-		}
-	}
-	// The middle, not on a chunk boundary, then near the end: each seek
-	// moves the priority.
-	check(32<<20+12345, 1<<20)
-	check(int64(len(data))-300<<10, 300<<10)
-	if n, err := r.Read(make([]byte, 1)); n != 0 || err != io.EOF {
-		t.Fatalf("read at the end = %d, %v; want 0, EOF", n, err)
-	}
 
-	// The whole file, in order, through ReadAt.
-	all := make([]byte, len(data))
-	if _, err := r.ReadAt(all, 0); err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Equal(all, data) {
-		t.Fatal("ReadAt of the whole file: wrong bytes")
-	}
+		check := func(off int64, n int) {
+			t.Helper()
+			if _, err := r.Seek(off, io.SeekStart); err != nil {
+				t.Fatal(err)
+			}
+			got := make([]byte, n)
+			if _, err := io.ReadFull(r, got); err != nil {
+				t.Fatalf("read %d bytes at %d: %v", n, off, err)
+			}
+			if !bytes.Equal(got, data[off:off+int64(n)]) {
+				t.Fatalf("wrong bytes at %d", off)
+			}
+			have, of := verifiedOf(r)
+			t.Logf("read %d bytes at %d with %d of %d chunks verified", n, off, have, of)
+			if have > of/2 {
+				t.Errorf("the read at %d waited for %d of %d chunks: the read position was not fetched first", off, have, of)
+			}
+		}
+		// The middle, not on a chunk boundary, then near the end: each seek
+		// moves the priority.
+		check(32<<20+12345, 1<<20)
+		check(int64(len(data))-300<<10, 300<<10)
+		if n, err := r.Read(make([]byte, 1)); n != 0 || err != io.EOF {
+			t.Fatalf("read at the end = %d, %v; want 0, EOF", n, err)
+		}
+
+		// The whole file, in order, through ReadAt.
+		all := make([]byte, len(data))
+		if _, err := r.ReadAt(all, 0); err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(all, data) {
+			t.Fatal("ReadAt of the whole file: wrong bytes")
+		}
+	})
 }
 
 func TestOpenLocalAndErrors(t *testing.T) {
@@ -293,66 +296,68 @@ func TestOpenCloseStopsFetch(t *testing.T) {
 // while C, which can reach only B, fetches from B; C gets its chunks from
 // B before B has finished.
 func TestFetchFromPeerStillDownloading(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	mn, nodes := mockNodes(t, 3)
-	a, b, c := nodes[0], nodes[1], nodes[2]
-	link(t, mn, a, b, 8e6) // 16 MiB takes two seconds
-	link(t, mn, b, c, 0)   // no A–C link: C can only get chunks from B
-	path, data := randomFile(t, t.TempDir(), "f.bin", 16<<20, 11)
-	sh, err := a.Share(ctx, path, ShareOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var bDone atomic.Bool
-	bStarted := make(chan struct{})
-	var once atomic.Bool
-	bErr := make(chan error, 1)
-	go func() {
-		_, err := b.Fetch(ctx, Target{Root: sh.Root, Hint: ptr(a.AddrInfo())}, filepath.Join(t.TempDir(), "b.bin"), FetchOptions{
+	synctest.Test(t, func(t *testing.T) {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		mn, nodes := mockNodes(t, 3)
+		a, b, c := nodes[0], nodes[1], nodes[2]
+		link(t, mn, a, b, 8e6) // 16 MiB takes two seconds
+		link(t, mn, b, c, 0)   // no A–C link: C can only get chunks from B
+		path, data := randomFile(t, t.TempDir(), "f.bin", 16<<20, 11)
+		sh, err := a.Share(ctx, path, ShareOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var bDone atomic.Bool
+		bStarted := make(chan struct{})
+		var once atomic.Bool
+		bErr := make(chan error, 1)
+		go func() {
+			_, err := b.Fetch(ctx, Target{Root: sh.Root, Hint: ptr(a.AddrInfo())}, filepath.Join(t.TempDir(), "b.bin"), FetchOptions{
+				Progress: func(p Progress) {
+					if p.Chunks > 0 && once.CompareAndSwap(false, true) {
+						close(bStarted)
+					}
+					if p.Done {
+						bDone.Store(true)
+					}
+				},
+			})
+			bDone.Store(true)
+			bErr <- err
+		}()
+		select {
+		case <-bStarted:
+		case err := <-bErr:
+			t.Fatalf("B's fetch ended before its first chunk: %v", err)
+		}
+		var bDoneAtFirst atomic.Int32 // 1: B was not done when C got its first chunk; 2: it was
+		dest := filepath.Join(t.TempDir(), "c.bin")
+		res, err := c.Fetch(ctx, Target{Root: sh.Root, Hint: ptr(b.AddrInfo())}, dest, FetchOptions{
 			Progress: func(p Progress) {
-				if p.Chunks > 0 && once.CompareAndSwap(false, true) {
-					close(bStarted)
-				}
-				if p.Done {
-					bDone.Store(true)
+				if p.Chunks > 0 && bDoneAtFirst.Load() == 0 {
+					if bDone.Load() {
+						bDoneAtFirst.Store(2)
+					} else {
+						bDoneAtFirst.Store(1)
+					}
 				}
 			},
 		})
-		bDone.Store(true)
-		bErr <- err
-	}()
-	select {
-	case <-bStarted:
-	case err := <-bErr:
-		t.Fatalf("B's fetch ended before its first chunk: %v", err)
-	}
-	var bDoneAtFirst atomic.Int32 // 1: B was not done when C got its first chunk; 2: it was
-	dest := filepath.Join(t.TempDir(), "c.bin")
-	res, err := c.Fetch(ctx, Target{Root: sh.Root, Hint: ptr(b.AddrInfo())}, dest, FetchOptions{
-		Progress: func(p Progress) {
-			if p.Chunks > 0 && bDoneAtFirst.Load() == 0 {
-				if bDone.Load() {
-					bDoneAtFirst.Store(2)
-				} else {
-					bDoneAtFirst.Store(1)
-				}
-			}
-		},
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := <-bErr; err != nil {
+			t.Fatalf("B: %v", err)
+		}
+		sameFile(t, dest, data)
+		if got := res.Progress.PerPeer[b.ID()]; got != int64(len(data)) {
+			t.Errorf("C got %d bytes from B, want all %d", got, len(data))
+		}
+		if bDoneAtFirst.Load() != 1 {
+			t.Error("C got its first chunk only after B had finished")
+		}
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := <-bErr; err != nil {
-		t.Fatalf("B: %v", err)
-	}
-	sameFile(t, dest, data)
-	if got := res.Progress.PerPeer[b.ID()]; got != int64(len(data)) {
-		t.Errorf("C got %d bytes from B, want all %d", got, len(data))
-	}
-	if bDoneAtFirst.Load() != 1 {
-		t.Error("C got its first chunk only after B had finished")
-	}
 }
 
 func ptr(ai peer.AddrInfo) *peer.AddrInfo { return &ai }

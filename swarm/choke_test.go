@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/ipfs/go-cid"
@@ -18,71 +19,73 @@ import (
 // passes back and forth every few blocks, so each fetcher gets blocks
 // before the other has finished, and both files are exact.
 func TestChokeTakesTurns(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	// 2 MiB over 8 MB/s links: a quarter of a second per fetcher alone.
-	mn := cappedMesh(t, 3, 8<<20)
-	data := randomData(2<<20, 3)
-	hosts := mn.Hosts()
-	blocks := &memBlocks{m: map[cid.Cid][]byte{}}
-	root := build(t, blocks, "data.bin", data, 32<<10)
-	l, err := BuildLayout(ctx, blocks, root)
-	if err != nil {
-		t.Fatal(err)
-	}
-	seeder := New(hosts[0], blocks, Config{Logger: quiet(), UploadSlots: 1})
-	defer seeder.Close()
-	seeder.Serve(root, &memSource{l: l, data: data})
-
-	dir := t.TempDir()
-	var (
-		wg          sync.WaitGroup
-		mu          sync.Mutex
-		first, done [2]time.Time
-		errs        [2]error
-	)
-	for k, h := range hosts[1:] {
-		f := New(h, &memBlocks{m: map[cid.Cid][]byte{}}, Config{Logger: quiet(), Seed: uint64(k + 1)})
-		defer f.Close()
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			dest := filepath.Join(dir, string(rune('a'+k)))
-			_, errs[k] = f.Fetch(ctx, root, FetchOptions{Dest: dest, Verified: func(int64) {
-				mu.Lock()
-				if first[k].IsZero() {
-					first[k] = time.Now()
-				}
-				mu.Unlock()
-			}})
-			mu.Lock()
-			done[k] = time.Now()
-			mu.Unlock()
-			if errs[k] == nil {
-				if got, _ := os.ReadFile(dest); !bytes.Equal(got, data) {
-					t.Errorf("fetcher %d: file differs", k)
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	for k, err := range errs {
+	synctest.Test(t, func(t *testing.T) {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		// 2 MiB over 8 MB/s links: a quarter of a second per fetcher alone.
+		mn := cappedMesh(t, 3, 8<<20)
+		data := randomData(2<<20, 3)
+		hosts := mn.Hosts()
+		blocks := &memBlocks{m: map[cid.Cid][]byte{}}
+		root := build(t, blocks, "data.bin", data, 32<<10)
+		l, err := BuildLayout(ctx, blocks, root)
 		if err != nil {
-			t.Fatalf("fetcher %d: %v", k, err)
+			t.Fatal(err)
 		}
-	}
-	if n := seeder.Stats().Chokes; n == 0 {
-		t.Error("the seeder never choked anyone with one slot and two fetchers")
-	}
-	for k := range 2 {
-		if !first[k].Before(done[1-k]) {
-			t.Errorf("fetcher %d got its first block at %v, after fetcher %d had finished at %v: no turns",
-				k, first[k].Format(time.StampMicro), 1-k, done[1-k].Format(time.StampMicro))
+		seeder := New(hosts[0], blocks, Config{Logger: quiet(), UploadSlots: 1})
+		defer seeder.Close()
+		seeder.Serve(root, &memSource{l: l, data: data})
+
+		dir := t.TempDir()
+		var (
+			wg          sync.WaitGroup
+			mu          sync.Mutex
+			first, done [2]time.Time
+			errs        [2]error
+		)
+		for k, h := range hosts[1:] {
+			f := New(h, &memBlocks{m: map[cid.Cid][]byte{}}, Config{Logger: quiet(), Seed: uint64(k + 1)})
+			defer f.Close()
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				dest := filepath.Join(dir, string(rune('a'+k)))
+				_, errs[k] = f.Fetch(ctx, root, FetchOptions{Dest: dest, Verified: func(int64) {
+					mu.Lock()
+					if first[k].IsZero() {
+						first[k] = time.Now()
+					}
+					mu.Unlock()
+				}})
+				mu.Lock()
+				done[k] = time.Now()
+				mu.Unlock()
+				if errs[k] == nil {
+					if got, _ := os.ReadFile(dest); !bytes.Equal(got, data) {
+						t.Errorf("fetcher %d: file differs", k)
+					}
+				}
+			}()
 		}
-	}
-	if st := seeder.Stats(); st.ChunksServed < 2*l.NumChunks() {
-		t.Errorf("seeder served %d blocks for two fetches of %d", st.ChunksServed, l.NumChunks())
-	}
+		wg.Wait()
+		for k, err := range errs {
+			if err != nil {
+				t.Fatalf("fetcher %d: %v", k, err)
+			}
+		}
+		if n := seeder.Stats().Chokes; n == 0 {
+			t.Error("the seeder never choked anyone with one slot and two fetchers")
+		}
+		for k := range 2 {
+			if !first[k].Before(done[1-k]) {
+				t.Errorf("fetcher %d got its first block at %v, after fetcher %d had finished at %v: no turns",
+					k, first[k].Format(time.StampMicro), 1-k, done[1-k].Format(time.StampMicro))
+			}
+		}
+		if st := seeder.Stats(); st.ChunksServed < 2*l.NumChunks() {
+			t.Errorf("seeder served %d blocks for two fetches of %d", st.ChunksServed, l.NumChunks())
+		}
+	})
 }
 
 // TestChokerPrefersCredit drives the choker by hand, one upload slot, with
@@ -172,95 +175,106 @@ func TestChokerPrefersCredit(t *testing.T) {
 // ones) and finishes too. Taking turns first come, first served, B would
 // finish first.
 func TestChokerServesTradersFirst(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	// 2 MiB at 2 MB/s: about a second for each fetcher alone, and B's head
-	// start of a block or two is small beside it.
-	mn := cappedMesh(t, 3, 2<<20)
-	hosts := mn.Hosts()
-	dir := t.TempDir()
+	synctest.Test(t, func(t *testing.T) {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		// 2 MiB at 2 MB/s: about a second for each fetcher alone, and B's head
+		// start of a block or two is small beside it.
+		mn := cappedMesh(t, 3, 2<<20)
+		hosts := mn.Hosts()
+		dir := t.TempDir()
 
-	// A's file, which X fetches first: A's credit with X.
-	aBlocks := &memBlocks{m: map[cid.Cid][]byte{}}
-	aData := randomData(1<<20, 5)
-	aRoot := build(t, aBlocks, "a.bin", aData, 32<<10)
-	al, err := BuildLayout(ctx, aBlocks, aRoot)
-	if err != nil {
-		t.Fatal(err)
-	}
-	// X's file, which A and B then fetch at once.
-	xBlocks := &memBlocks{m: map[cid.Cid][]byte{}}
-	xData := randomData(2<<20, 6)
-	xRoot := build(t, xBlocks, "x.bin", xData, 32<<10)
-	xl, err := BuildLayout(ctx, xBlocks, xRoot)
-	if err != nil {
-		t.Fatal(err)
-	}
-	x := New(hosts[0], xBlocks, Config{Logger: quiet(), UploadSlots: 1, Seed: 1})
-	defer x.Close()
-	x.Serve(xRoot, &memSource{l: xl, data: xData})
-	a := New(hosts[1], aBlocks, Config{Logger: quiet(), Seed: 2})
-	defer a.Close()
-	a.Serve(aRoot, &memSource{l: al, data: aData})
-	b := New(hosts[2], &memBlocks{m: map[cid.Cid][]byte{}}, Config{Logger: quiet(), Seed: 3})
-	defer b.Close()
+		// A's file, which X fetches first: A's credit with X.
+		aBlocks := &memBlocks{m: map[cid.Cid][]byte{}}
+		aData := randomData(1<<20, 5)
+		aRoot := build(t, aBlocks, "a.bin", aData, 32<<10)
+		al, err := BuildLayout(ctx, aBlocks, aRoot)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// X's file, which A and B then fetch at once.
+		xBlocks := &memBlocks{m: map[cid.Cid][]byte{}}
+		xData := randomData(2<<20, 6)
+		xRoot := build(t, xBlocks, "x.bin", xData, 32<<10)
+		xl, err := BuildLayout(ctx, xBlocks, xRoot)
+		if err != nil {
+			t.Fatal(err)
+		}
+		x := New(hosts[0], xBlocks, Config{Logger: quiet(), UploadSlots: 1, Seed: 1})
+		defer x.Close()
+		x.Serve(xRoot, &memSource{l: xl, data: xData})
+		a := New(hosts[1], aBlocks, Config{Logger: quiet(), Seed: 2})
+		defer a.Close()
+		a.Serve(aRoot, &memSource{l: al, data: aData})
+		b := New(hosts[2], &memBlocks{m: map[cid.Cid][]byte{}}, Config{Logger: quiet(), Seed: 3})
+		defer b.Close()
 
-	if _, err := x.Fetch(ctx, aRoot, FetchOptions{Dest: filepath.Join(dir, "x-got-a")}); err != nil {
-		t.Fatal(err)
-	}
+		if _, err := x.Fetch(ctx, aRoot, FetchOptions{Dest: filepath.Join(dir, "x-got-a")}); err != nil {
+			t.Fatal(err)
+		}
 
-	var (
-		wg       sync.WaitGroup
-		mu       sync.Mutex
-		done     []string
-		first    [2]time.Time
-		errs     [2]error
-		bStarted = make(chan struct{})
-	)
-	for k, f := range []*Swarm{a, b} {
-		name := []string{"A", "B"}[k]
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if name == "A" {
-				select {
-				case <-bStarted:
-				case <-ctx.Done():
-					errs[k] = ctx.Err()
-					return
-				}
+		// A mocknet link that has been idle sends a second's worth of
+		// bytes at once (its allowance): X's link to B has saved it all
+		// while X fetched A's file, and would give B half of the file
+		// before A asks. Start with nothing saved.
+		for _, h := range hosts[1:] {
+			for _, l := range mn.LinksBetweenPeers(hosts[0].ID(), h.ID()) {
+				l.SetOptions(l.Options())
 			}
-			dest := filepath.Join(dir, name)
-			_, errs[k] = f.Fetch(ctx, xRoot, FetchOptions{Dest: dest, Verified: func(int64) {
-				mu.Lock()
-				if first[k].IsZero() {
-					first[k] = time.Now()
-					if name == "B" {
-						close(bStarted)
+		}
+		var (
+			wg       sync.WaitGroup
+			mu       sync.Mutex
+			done     []string
+			first    [2]time.Time
+			errs     [2]error
+			bStarted = make(chan struct{})
+		)
+		for k, f := range []*Swarm{a, b} {
+			name := []string{"A", "B"}[k]
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if name == "A" {
+					select {
+					case <-bStarted:
+					case <-ctx.Done():
+						errs[k] = ctx.Err()
+						return
 					}
 				}
+				dest := filepath.Join(dir, name)
+				_, errs[k] = f.Fetch(ctx, xRoot, FetchOptions{Dest: dest, Verified: func(int64) {
+					mu.Lock()
+					if first[k].IsZero() {
+						first[k] = time.Now()
+						if name == "B" {
+							close(bStarted)
+						}
+					}
+					mu.Unlock()
+				}})
+				mu.Lock()
+				done = append(done, name)
 				mu.Unlock()
-			}})
-			mu.Lock()
-			done = append(done, name)
-			mu.Unlock()
-			if errs[k] == nil {
-				if got, _ := os.ReadFile(dest); !bytes.Equal(got, xData) {
-					t.Errorf("%s: file differs", name)
+				if errs[k] == nil {
+					if got, _ := os.ReadFile(dest); !bytes.Equal(got, xData) {
+						t.Errorf("%s: file differs", name)
+					}
 				}
-			}
-		}()
-	}
-	wg.Wait()
-	for k, err := range errs {
-		if err != nil {
-			t.Fatalf("fetcher %d: %v", k, err)
+			}()
 		}
-	}
-	if x.Stats().Chokes == 0 {
-		t.Fatal("X never choked anyone with one slot and two fetchers")
-	}
-	if done[0] != "A" {
-		t.Errorf("finished in the order %v: the peer that had sent X a file should finish first", done)
-	}
+		wg.Wait()
+		for k, err := range errs {
+			if err != nil {
+				t.Fatalf("fetcher %d: %v", k, err)
+			}
+		}
+		if x.Stats().Chokes == 0 {
+			t.Fatal("X never choked anyone with one slot and two fetchers")
+		}
+		if done[0] != "A" {
+			t.Errorf("finished in the order %v: the peer that had sent X a file should finish first", done)
+		}
+	})
 }

@@ -75,7 +75,7 @@ func (f *fetch) session(ai peer.AddrInfo) {
 	st.SetDeadline(time.Now().Add(dialTimeout))
 	if err := w.Write(&wire.Hello{Version: wire.Version, Root: f.root}); err != nil || w.Flush() != nil {
 		st.Reset()
-		f.post(event{kind: evDown, conn: c})
+		f.post(event{kind: evDown, conn: c, err: errors.New("sending HELLO failed")})
 		return
 	}
 	r := wire.NewReader(st, 0)
@@ -86,14 +86,14 @@ func (f *fetch) session(ai peer.AddrInfo) {
 		if errors.Is(err, wire.ErrProtocol) {
 			f.strikeEarly(ai.ID, fmt.Errorf("first message: %w", err))
 		}
-		f.post(event{kind: evDown, conn: c})
+		f.post(event{kind: evDown, conn: c, err: fmt.Errorf("no answer to HELLO: %w", err)})
 		return
 	}
-	switch first.(type) {
+	switch m := first.(type) {
 	case *wire.HaveAll, *wire.HaveNone, *wire.HaveBitfield:
 	case *wire.Error:
 		st.Close()
-		f.post(event{kind: evDown, conn: c})
+		f.post(event{kind: evDown, conn: c, err: fmt.Errorf("it answered: %w", m)})
 		return
 	default:
 		st.Reset()
@@ -116,7 +116,10 @@ func (f *fetch) session(ai peer.AddrInfo) {
 	}
 	c.stream.Reset()
 	c.signal()
-	f.post(event{kind: evDown, conn: c})
+	if err != nil {
+		err = fmt.Errorf("the session ended: %w", err)
+	}
+	f.post(event{kind: evDown, conn: c, err: err})
 }
 
 func (c *conn) signal() {

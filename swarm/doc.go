@@ -32,6 +32,17 @@
 // again. Written pages go to disk and leave the page
 // cache as the download goes (see writeBehind).
 //
+// Looking again. While fewer than a handful of sessions have a chunk the
+// fetch lacks (a peer that holds only chunks it has, as one cut off from
+// every source with it does, is no source), it runs discovery and dials its
+// hints again every RediscoverEvery. When it has made no progress for an
+// eighth of StallTimeout, it does so whatever its sessions, and also dials
+// again the peers it knew whose sessions ended and the peers the host is
+// connected to, so that a partition that heals or a link that comes back is
+// found; after StallTimeout without progress it fails with ErrStalled,
+// which names the peers it tried and what each did. A fetch never waits
+// without end and without a word.
+//
 // Every goroutine is owned: Close stops the stream handler, ends every
 // session and waits for all of them.
 package swarm

@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -43,8 +44,17 @@ type FetchOptions struct {
 	// RediscoverEvery spaces lookups; zero means 2 s.
 	RediscoverEvery time.Duration
 	// FindTimeout is how long a fetch may go without any peer that has
-	// the root before it fails with ErrNoProviders; zero means 60 s.
+	// a chunk it lacks before it fails with ErrNoProviders; zero means 60 s.
 	FindTimeout time.Duration
+	// StallTimeout is how long a fetch may go without progress (a chunk or
+	// a manifest block verified) before it fails with ErrStalled, which
+	// names the peers it tried and what each said. While it waits, from
+	// an eighth of StallTimeout without progress on (but not sooner than
+	// RediscoverEvery), it looks for sources again every RediscoverEvery
+	// however many sessions it has: a lookup, the hints, the peers it knew
+	// whose sessions ended (a link that dropped may be back), and the
+	// peers the host is connected to. Zero means 2 minutes.
+	StallTimeout time.Duration
 	// NoConnected stops the fetch from asking the peers the host is
 	// already connected to.
 	NoConnected bool
@@ -110,11 +120,17 @@ func (s *Swarm) Fetch(ctx context.Context, root cid.Cid, opts FetchOptions) (*Re
 			return nil, fmt.Errorf("fetch %s: %w: %s (choose another destination, or force)", root, ErrExists, opts.Dest)
 		}
 	}
+	if opts.RediscoverEvery < 0 || opts.FindTimeout < 0 || opts.StallTimeout < 0 {
+		return nil, fmt.Errorf("fetch %s: negative RediscoverEvery, FindTimeout or StallTimeout (zero means the default)", root)
+	}
 	if opts.RediscoverEvery == 0 {
 		opts.RediscoverEvery = 2 * time.Second
 	}
 	if opts.FindTimeout == 0 {
 		opts.FindTimeout = 60 * time.Second
+	}
+	if opts.StallTimeout == 0 {
+		opts.StallTimeout = DefaultStallTimeout
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -150,6 +166,8 @@ func (s *Swarm) newFetch(ctx context.Context, root cid.Cid, opts FetchOptions) *
 		events: make(chan event, 256),
 		conns:  map[peer.ID]*conn{},
 		tried:  map[peer.ID]bool{},
+		known:  map[peer.ID]peer.AddrInfo{},
+		said:   map[peer.ID]string{},
 		ready:  make(chan struct{}),
 		log:    s.log.With("root", root),
 	}
@@ -217,6 +235,7 @@ const (
 	evDown                           // session ended
 	evFound                          // discovery found a peer
 	evDiscoveryDone                  // a discovery round ended
+	evNode                           // a manifest block was verified
 )
 
 type fetch struct {
@@ -229,9 +248,10 @@ type fetch struct {
 
 	wg sync.WaitGroup // the fetch's own goroutines
 
-	mu     sync.Mutex // guards conns, tried, layout, dl, ready, and conn.up and conn.firstHave
+	mu     sync.Mutex // guards conns, tried, known, layout, dl, ready, and conn.up and conn.firstHave
 	conns  map[peer.ID]*conn
 	tried  map[peer.ID]bool
+	known  map[peer.ID]peer.AddrInfo // every peer dialled, for the re-dials of a stalled fetch
 	layout *Layout
 	dl     *download
 	ready  chan struct{} // closed when a session is up, for the manifest getter
@@ -242,9 +262,13 @@ type fetch struct {
 	lastSource  time.Time
 	discovering bool
 	lastLookup  time.Time
-	lastHints   time.Time // when the hints were last dialled
-	lastErr     error     // why the last session could not open, for ErrNoProviders
-	fatal       error     // ends the fetch: a verified chunk could not be written
+	lastHints   time.Time          // when the hints were last dialled
+	lastErr     error              // why the last session could not open, for ErrNoProviders
+	said        map[peer.ID]string // why each peer's last session ended, for ErrStalled
+	progressed  time.Time          // when a chunk or manifest block was last verified
+	lastRedial  time.Time          // when the known peers were last dialled again
+	redialNext  int                // where the next re-dial round starts in the known peers
+	fatal       error              // ends the fetch: a verified chunk could not be written
 }
 
 func (f *fetch) goroutine(fn func()) {
@@ -278,7 +302,7 @@ func (f *fetch) badBlock(c *conn, i int64) {
 
 func (f *fetch) run() (*Result, error) {
 	now := f.sw.cfg.Now()
-	f.lastSource, f.lastHints = now, now
+	f.lastSource, f.lastHints, f.progressed, f.lastRedial = now, now, now, now
 	f.sources(now)
 
 	// The manifest: from the local store, or through the first sessions.
@@ -458,9 +482,15 @@ func (f *fetch) handle(ev event) {
 	case evDiscoveryDone:
 		f.discovering = false
 		return
+	case evNode:
+		f.progressed = now
+		return
 	case evDown:
 		if ev.err != nil {
 			f.lastErr = ev.err
+			f.said[c.peer] = ev.err.Error()
+		} else {
+			f.said[c.peer] = "the session ended"
 		}
 	case evUp:
 		switch m := c.firstHave.(type) {
@@ -519,6 +549,7 @@ func (f *fetch) handle(ev event) {
 		f.lastSource = now
 		err = f.sched.Have(id, ev.index, now)
 	case evVerified:
+		f.progressed = now
 		f.progress.PerPeer[c.peer] += int64(ev.size)
 		err = f.sched.BlockVerified(id, ev.index, now)
 	case evDuplicate:
@@ -597,40 +628,50 @@ func (f *fetch) apply() {
 	}
 }
 
-// checkSources starts another lookup when no session has chunks to give,
-// and gives up after FindTimeout without any.
+// checkSources starts another lookup when few sessions have chunks to
+// give, looks everywhere again while the fetch makes no progress, and gives
+// up after FindTimeout without any peer that has a chunk it lacks, or after
+// StallTimeout without progress.
 func (f *fetch) checkSources(now time.Time) error {
-	f.mu.Lock()
-	useful := 0
-	for _, c := range f.conns {
-		if c.hasSome {
-			useful++
-		}
-	}
-	f.mu.Unlock()
+	useful := f.usefulSessions()
 	if useful > 0 {
 		f.lastSource = now
 	} else if now.Sub(f.lastSource) > f.opts.FindTimeout {
-		if f.lastErr == nil {
-			// A stream over a relayed connection with limits waits for a
-			// hole punch that may never come: say so rather than nothing.
-			for _, ai := range f.opts.Hints {
-				waiting := errors.New("waiting for a direct connection")
-				if err := limitedRelayError(f.sw.host.Network().ConnsToPeer(ai.ID), ai.ID, waiting); err != waiting {
-					f.lastErr = err
-					break
-				}
+		// A stream over a relayed connection with limits waits for a
+		// hole punch that may never come: that is why, whatever else the
+		// other peers said.
+		why := f.lastErr
+		for _, ai := range f.opts.Hints {
+			waiting := errors.New("waiting for a direct connection")
+			if err := limitedRelayError(f.sw.host.Network().ConnsToPeer(ai.ID), ai.ID, waiting); err != waiting {
+				why = err
+				break
 			}
 		}
-		if f.lastErr != nil {
-			return fmt.Errorf("%w: none found in %s (the last peer tried: %v); check that the sharer is online, or pass its address", ErrNoProviders, f.opts.FindTimeout, f.lastErr)
+		if why != nil {
+			return fmt.Errorf("%w: none found in %s (the last peer tried: %v%s); check that the sharer is online, or pass its address", ErrNoProviders, f.opts.FindTimeout, why, f.peersSaid("; "))
 		}
-		return fmt.Errorf("%w: none found in %s; check that the sharer is online, or pass its address", ErrNoProviders, f.opts.FindTimeout)
+		return fmt.Errorf("%w: none found in %s%s; check that the sharer is online, or pass its address", ErrNoProviders, f.opts.FindTimeout, f.peersSaid(" ("))
+	}
+	idle := now.Sub(f.progressed)
+	if idle > f.opts.StallTimeout {
+		kept := ""
+		if f.dl != nil {
+			n, _ := f.dl.counts()
+			kept = fmt.Sprintf("; the %d verified chunks in %s are kept", n, f.dl.partial)
+		}
+		return fmt.Errorf("%w: nothing verified in %s from %d peers%s; check that a peer with the root is online, or pass its address, then fetch again%s", ErrStalled, f.opts.StallTimeout, len(f.said)+f.sessions(), f.peersSaid(": "), kept)
 	}
 	// Look again now and then: peers that started fetching after us
 	// announce themselves as they get their first chunk, and trading
-	// with them is what keeps the sharer's upload low.
-	if useful < wellConnected {
+	// with them is what keeps the sharer's upload low. A fetch that makes
+	// no progress for a while looks however many sessions it has: they
+	// may all be choking it, or cut off from every source with it. Not at
+	// once: in a flash crowd most fetchers wait a while for a first chunk,
+	// and a lookup and a round of dials each every RediscoverEvery would
+	// only add load.
+	stalled := idle >= max(f.opts.RediscoverEvery, f.opts.StallTimeout/8)
+	if useful < wellConnected || stalled {
 		f.discover(now)
 		// A hint whose session ended (the peer restarted, a link
 		// dropped) is asked again, as often as discovery runs.
@@ -641,8 +682,139 @@ func (f *fetch) checkSources(now time.Time) error {
 			}
 		}
 	}
+	if stalled && now.Sub(f.lastRedial) >= f.opts.RediscoverEvery {
+		f.lastRedial = now
+		f.redial()
+	}
 	return nil
 }
+
+// usefulSessions counts the sessions with a chunk the fetch lacks: once the
+// layout is known, as the scheduler sees it; before, any that has a chunk.
+func (f *fetch) usefulSessions() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	useful := 0
+	for _, c := range f.conns {
+		if f.sched != nil {
+			if c.joined && f.sched.Useful(sched.PeerID(c.peer)) {
+				useful++
+			}
+		} else if c.hasSome {
+			useful++
+		}
+	}
+	return useful
+}
+
+// sessions returns the number of live sessions whose peer said nothing yet
+// in f.said.
+func (f *fetch) sessions() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	n := 0
+	for id := range f.conns {
+		if _, ok := f.said[id]; !ok {
+			n++
+		}
+	}
+	return n
+}
+
+// redial dials again up to maxConnectedProbe of the peers the fetch knew
+// and has no session with (after a partition heals, a dropped link comes
+// back, or a peer restarts, nothing else would ask them again), then the
+// peers the host is connected to now.
+func (f *fetch) redial() {
+	f.mu.Lock()
+	ids := make([]peer.ID, 0, len(f.known))
+	for id := range f.known {
+		if !f.tried[id] {
+			ids = append(ids, id)
+		}
+	}
+	slices.Sort(ids)
+	var again []peer.AddrInfo
+	for k := range min(len(ids), maxConnectedProbe) {
+		again = append(again, f.known[ids[(f.redialNext+k)%len(ids)]])
+	}
+	f.redialNext += len(again)
+	f.mu.Unlock()
+	for _, ai := range again {
+		f.dial(ai)
+	}
+	if !f.opts.NoConnected {
+		peers := f.sw.host.Network().Peers()
+		for _, p := range peers[:min(len(peers), maxConnectedProbe)] {
+			f.dial(peer.AddrInfo{ID: p})
+		}
+	}
+}
+
+// maxSaid is how many peers an error names.
+const maxSaid = 8
+
+// peersSaid describes, after lead, what each peer the fetch tried said:
+// the live sessions first, then those that ended, at most maxSaid.
+func (f *fetch) peersSaid(lead string) string {
+	type note struct {
+		id   peer.ID
+		what string
+	}
+	var live, ended []note
+	f.mu.Lock()
+	for id, c := range f.conns {
+		var what string
+		switch {
+		case !c.joined || f.sched == nil:
+			what = "connected; the manifest is not loaded yet"
+			if !c.hasSome {
+				what = "has no chunk"
+			}
+		case !f.sched.Useful(sched.PeerID(id)):
+			what = "has no chunk we lack"
+		case c.choked:
+			what = "chokes us (it serves others)"
+		case f.sched.Requested(sched.PeerID(id)) > 0:
+			what = fmt.Sprintf("sent none of the %d chunks asked of it in time", f.sched.Requested(sched.PeerID(id)))
+		default:
+			what = "has chunks we lack"
+		}
+		live = append(live, note{id, what})
+	}
+	for id, what := range f.said {
+		if f.conns[id] == nil {
+			ended = append(ended, note{id, what})
+		}
+	}
+	f.mu.Unlock()
+	byID := func(a, b note) int { return strings.Compare(string(a.id), string(b.id)) }
+	slices.SortFunc(live, byID)
+	slices.SortFunc(ended, byID)
+	all := append(live, ended...)
+	if len(all) == 0 {
+		return ""
+	}
+	var b strings.Builder
+	b.WriteString(lead)
+	for k, n := range all[:min(len(all), maxSaid)] {
+		if k > 0 {
+			b.WriteString("; ")
+		}
+		fmt.Fprintf(&b, "%s: %s", n.id, n.what)
+	}
+	if len(all) > maxSaid {
+		fmt.Fprintf(&b, "; and %d more", len(all)-maxSaid)
+	}
+	if lead == " (" {
+		b.WriteString(")")
+	}
+	return b.String()
+}
+
+// DefaultStallTimeout is FetchOptions.StallTimeout's default: long enough
+// for a 1 MiB chunk over a 10 KB/s link.
+const DefaultStallTimeout = 2 * time.Minute
 
 // maxConnectedProbe bounds how many already-connected peers a fetch asks
 // without any sign that they have the root.
@@ -680,6 +852,14 @@ func (f *fetch) dial(ai peer.AddrInfo) {
 		return
 	}
 	f.tried[ai.ID] = true
+	k := f.known[ai.ID]
+	k.ID = ai.ID
+	for _, a := range ai.Addrs {
+		if !slices.ContainsFunc(k.Addrs, a.Equal) {
+			k.Addrs = append(k.Addrs, a)
+		}
+	}
+	f.known[ai.ID] = k
 	f.mu.Unlock()
 	f.goroutine(func() { f.session(ai) })
 }
@@ -833,6 +1013,7 @@ func (f *fetch) getBlock(ctx context.Context, c cid.Cid) ([]byte, error) {
 					if err := f.sw.blocks.PutBlock(c, a.data); err != nil {
 						f.log.Warn("keeping a manifest block", "cid", c, "err", err)
 					}
+					f.post(event{kind: evNode})
 					return a.data, nil
 				}
 			}

@@ -23,6 +23,7 @@ var (
 	ErrClosed      = errors.New("swarm: closed")
 	ErrNoProviders = errors.New("swarm: no peer provides this root")
 	ErrExists      = errors.New("swarm: destination exists")
+	ErrStalled     = errors.New("swarm: fetch stalled")
 )
 
 // BlockStore keeps manifest blocks. The node's store implements it.

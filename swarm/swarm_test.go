@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/ipfs/go-cid"
@@ -130,61 +131,61 @@ func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)
 // nothing leaks. Each link carries 2 MiB/s, so that the fetch takes more
 // than a second even from all three.
 func TestFetchOverMocknet(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	mn := cappedMesh(t, 4, 2<<20)
-	data := randomData(8<<20+12345, 7)
-	hosts := mn.Hosts()
-	seedBlocks := &memBlocks{m: map[cid.Cid][]byte{}}
-	root := build(t, seedBlocks, "data.bin", data, 64<<10)
-	l, err := BuildLayout(ctx, seedBlocks, root)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var swarms []*Swarm
-	for _, h := range hosts[:3] {
-		s := New(h, seedBlocks, Config{Logger: quiet()})
-		s.Serve(root, &memSource{l: l, data: data})
-		swarms = append(swarms, s)
-	}
-	fetcher := New(hosts[3], &memBlocks{m: map[cid.Cid][]byte{}}, Config{Logger: quiet(), Seed: 1})
-	swarms = append(swarms, fetcher)
-	defer func() {
-		for _, s := range swarms {
-			s.Close()
+	synctest.Test(t, func(t *testing.T) {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		mn := cappedMesh(t, 4, 2<<20)
+		data := randomData(8<<20+12345, 7)
+		hosts := mn.Hosts()
+		seedBlocks := &memBlocks{m: map[cid.Cid][]byte{}}
+		root := build(t, seedBlocks, "data.bin", data, 64<<10)
+		l, err := BuildLayout(ctx, seedBlocks, root)
+		if err != nil {
+			t.Fatal(err)
 		}
-	}()
-	dest := filepath.Join(t.TempDir(), "data.bin")
-	res, err := fetcher.Fetch(ctx, root, FetchOptions{Dest: dest})
-	if err != nil {
-		t.Fatal(err)
-	}
-	got, _ := os.ReadFile(dest)
-	if !bytes.Equal(got, data) {
-		t.Fatal("fetched file differs")
-	}
-	if _, err := os.Stat(PartialPath(dest, root)); !os.IsNotExist(err) {
-		t.Fatalf("partial file left behind: %v", err)
-	}
-	// At least two of the three served: a multi-source fetch. Not all
-	// three: on a loaded machine one session can come up so late that
-	// every chunk is already asked of the other two, and in endgame a peer
-	// with no measured rate is given no duplicate of a request that is not
-	// stalled. With three busy loops on two cores, 2 runs in 30 had one
-	// seeder send nothing at all (its BytesUp was 0).
-	served := 0
-	for _, h := range hosts[:3] {
-		if res.Progress.PerPeer[h.ID()] > 0 {
-			served++
+		var swarms []*Swarm
+		for _, h := range hosts[:3] {
+			s := New(h, seedBlocks, Config{Logger: quiet()})
+			s.Serve(root, &memSource{l: l, data: data})
+			swarms = append(swarms, s)
 		}
-	}
-	if served < 2 {
-		t.Errorf("%d of 3 seeders served: %v", served, res.Progress.PerPeer)
-	}
-	// A second fetch to the same place is refused before anything moves.
-	if _, err := fetcher.Fetch(ctx, root, FetchOptions{Dest: dest}); !errors.Is(err, ErrExists) {
-		t.Fatalf("fetch onto an existing file = %v, want ErrExists", err)
-	}
+		fetcher := New(hosts[3], &memBlocks{m: map[cid.Cid][]byte{}}, Config{Logger: quiet(), Seed: 1})
+		swarms = append(swarms, fetcher)
+		defer func() {
+			for _, s := range swarms {
+				s.Close()
+			}
+		}()
+		dest := filepath.Join(t.TempDir(), "data.bin")
+		res, err := fetcher.Fetch(ctx, root, FetchOptions{Dest: dest})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, _ := os.ReadFile(dest)
+		if !bytes.Equal(got, data) {
+			t.Fatal("fetched file differs")
+		}
+		if _, err := os.Stat(PartialPath(dest, root)); !os.IsNotExist(err) {
+			t.Fatalf("partial file left behind: %v", err)
+		}
+		// All three served: a multi-source fetch. (On the wall clock a
+		// loaded machine could bring one session up so late that every
+		// chunk was already asked of the other two; in virtual time the
+		// sessions come up together, whatever the load.)
+		served := 0
+		for _, h := range hosts[:3] {
+			if res.Progress.PerPeer[h.ID()] > 0 {
+				served++
+			}
+		}
+		if served < 3 {
+			t.Errorf("%d of 3 seeders served: %v", served, res.Progress.PerPeer)
+		}
+		// A second fetch to the same place is refused before anything moves.
+		if _, err := fetcher.Fetch(ctx, root, FetchOptions{Dest: dest}); !errors.Is(err, ErrExists) {
+			t.Fatalf("fetch onto an existing file = %v, want ErrExists", err)
+		}
+	})
 }
 
 // TestNoProviders: a root nobody has fails after the find timeout with a

@@ -64,6 +64,10 @@ type peer struct {
 	inList   bool // in Scheduler.starved
 	noNormal bool // has no unrequested chunk: only duplicates can help
 
+	// Usefulness (see Scheduler.Useful).
+	lack  int32 // a chunk it has that was not verified when last looked
+	spent bool  // has no chunk we lack; cleared when it announces one
+
 	// Counters for Stats.
 	bytes, blocks, dups, dupBytes, bad, timeouts int64
 }

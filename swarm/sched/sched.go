@@ -156,6 +156,7 @@ type Scheduler struct {
 
 	state    []uint8
 	verified int64
+	got      bitfield // the chunks in state stHave, for Useful
 	bk       buckets
 	out      map[int32]*outChunk
 	outHead  *outChunk
@@ -213,6 +214,7 @@ func New(cfg Config, have []byte, rng *rand.Rand) (*Scheduler, error) {
 		rng:   rng,
 		n:     n,
 		state: make([]uint8, n),
+		got:   newBitfield(n),
 		bk:    newBuckets(n),
 		out:   make(map[int32]*outChunk),
 		peers: make(map[PeerID]*peer),
@@ -220,6 +222,7 @@ func New(cfg Config, have []byte, rng *rand.Rand) (*Scheduler, error) {
 	for i := range n {
 		if had != nil && had.get(i) {
 			s.state[i] = stHave
+			s.got.set(i)
 			s.verified++
 			continue
 		}
@@ -503,6 +506,56 @@ func (s *Scheduler) Requested(id PeerID) int {
 	return 0
 }
 
+// Useful reports whether p has a chunk that is not verified yet: whether it
+// can still give the download anything. A peer that has only chunks we
+// have (a neighbour cut off from every source with us) is not a source,
+// however many chunks it has; nor is one unknown, banned, or any peer once
+// the download is done.
+//
+// A peer is scanned from the chunk found last time, and one found to have
+// nothing we lack is not scanned again until it announces a chunk (verified
+// chunks only grow), so asking about every peer on each Tick costs O(1)
+// per peer but for a rescan of O(Chunks/64) words after the chunk found
+// last time is verified.
+func (s *Scheduler) Useful(id PeerID) bool {
+	p := s.peers[id]
+	switch {
+	case p == nil || p.banned || p.gone || s.done:
+		return false
+	case p.seeder:
+		return true
+	case p.have == nil || p.spent:
+		return false
+	case p.have.get(p.lack) && s.state[p.lack] != stHave:
+		return true
+	}
+	// Round from the last find: the chunks after it first.
+	for _, r := range [2][2]int32{{p.lack, s.n}, {0, p.lack}} {
+		if i, ok := nextAndNot(p.have, s.got, r[0], r[1]); ok {
+			p.lack = i
+			return true
+		}
+	}
+	p.spent = true
+	return false
+}
+
+// nextAndNot returns the lowest i in [from, to) set in a and not in b.
+func nextAndNot(a, b bitfield, from, to int32) (int32, bool) {
+	if from >= to {
+		return 0, false
+	}
+	mask := ^uint64(0) << (uint(from) & 63)
+	for w := int(from >> 6); w <= int((to-1)>>6); w++ {
+		if word := a[w] &^ b[w] & mask; word != 0 {
+			i := int32(w*64 + bits.TrailingZeros64(word))
+			return i, i < to
+		}
+		mask = ^uint64(0)
+	}
+	return 0, false
+}
+
 // BlockVerified records that chunk i arrived from p, matched its CID and was
 // stored. Other requests of i are cancelled (Cancel actions) and p gets its
 // next request. A block for a chunk already verified counts as a duplicate;
@@ -556,6 +609,7 @@ func (s *Scheduler) BlockVerified(id PeerID, i int64, now time.Time) error {
 // verify marks c verified; its requests are already dropped.
 func (s *Scheduler) verify(c int32) {
 	s.state[c] = stHave
+	s.got.set(c)
 	s.verified++
 	delete(s.avoid, c)
 	for s.prioLo < s.prioTo && s.state[s.prioLo] == stHave {
@@ -844,6 +898,7 @@ func (s *Scheduler) becomePartial(p *peer) {
 // interested wakes p after it announced a chunk we may want.
 func (s *Scheduler) interested(p *peer) {
 	p.noNormal = false
+	p.spent = false
 	p.starved = false
 	s.markDirty(p)
 }

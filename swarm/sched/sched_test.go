@@ -351,3 +351,79 @@ func TestDeterministic(t *testing.T) {
 		t.Fatal("no actions digested")
 	}
 }
+
+// TestUseful: a peer is useful while it has a chunk that is not verified,
+// whatever else it has. Random HAVEs, DONT_HAVEs, blocks, joins and leaves
+// over chunks that span several words; after each, Useful must agree with
+// a plain model of what every peer has.
+func TestUseful(t *testing.T) {
+	const chunks = 150
+	for seed := range uint64(20) {
+		r := rand.New(rand.NewPCG(seed, 9))
+		s := newTest(t, Config{Chunks: chunks, ChunkSize: 1}, seed)
+		now := epoch
+		ids := []PeerID{"A", "B", "C", "D"}
+		has := map[PeerID]map[int64]bool{}
+		got := map[int64]bool{}
+		for step := range 400 {
+			now = now.Add(time.Millisecond)
+			id := ids[r.IntN(len(ids))]
+			i := int64(r.IntN(chunks))
+			var what string
+			switch k := r.IntN(20); {
+			case has[id] == nil || k == 0:
+				what = "join"
+				s.PeerJoined(id, now)
+				if has[id] == nil {
+					has[id] = map[int64]bool{}
+				}
+			case k == 1:
+				what = "leave"
+				s.PeerLeft(id, now)
+				delete(has, id)
+			case k == 2 && r.IntN(4) == 0:
+				what = "have all"
+				s.HaveAll(id, now)
+				for j := range int64(chunks) {
+					has[id][j] = true
+				}
+			case k < 6:
+				what = fmt.Sprintf("dont have %d", i)
+				s.DontHave(id, i, now)
+				delete(has[id], i)
+			case k < 12:
+				what = fmt.Sprintf("block %d", i)
+				s.BlockVerified(id, i, now)
+				got[i] = true
+			default:
+				what = fmt.Sprintf("have %d", i)
+				s.Have(id, i, now)
+				has[id][i] = true
+			}
+			s.Actions()
+			for _, p := range ids {
+				want := false
+				for j := range has[p] {
+					if !got[j] {
+						want = true
+						break
+					}
+				}
+				if g := s.Useful(p); g != want {
+					t.Fatalf("seed %d step %d (%s %s): Useful(%s) = %v, want %v", seed, step, id, what, p, g, want)
+				}
+			}
+		}
+	}
+	s := newTest(t, Config{Chunks: 2, ChunkSize: 1}, 1)
+	if s.Useful("nobody") {
+		t.Error("an unknown peer is useful")
+	}
+	s.PeerJoined("A", epoch)
+	s.HaveAll("A", epoch)
+	s.BlockVerified("A", 0, epoch)
+	s.BlockVerified("A", 1, epoch)
+	if s.Useful("A") {
+		t.Error("a seeder is useful to a download that is done")
+	}
+}
