@@ -95,10 +95,23 @@
 // HAVE_ALL / HAVE_NONE: the sender has every chunk (and every manifest block)
 // of the root / no chunk yet.
 //
-// HAVE_BITFIELD: bit i of the root's chunk list is bit (i mod 8) of byte
-// (i div 8), least significant bit first: chunks 0 and 9 of 10 present is
-// 01 02. The field is exactly ceil(chunks/8) bytes long and has no bit set
-// at or past index chunks; a receiver checks this once it knows chunks.
+// HAVE_BITFIELD: chunk i of the root's chunk list is the bit of value
+// 0x80 >> (i mod 8) in byte (i div 8): most significant bit first, as in
+// BitTorrent, so chunk 0 is the high bit of the first byte. The field is
+// exactly ceil(chunks/8) bytes long and has no bit set at or past index
+// chunks (the low bits of the last byte past the end are zero); a receiver
+// checks this once it knows chunks and ends the session with ERROR (code 1)
+// if it fails. Worked example, chunks 0, 2 and 9 present of 10:
+//
+//	chunk   0 1 2 3 4 5 6 7 | 8 9 - - - - - -
+//	bit     1 0 1 0 0 0 0 0 | 0 1 0 0 0 0 0 0
+//	byte    a0              | 40
+//
+// so the field is a0 40 and the frame 03 04 a0 40. With 10 chunks, a0 60
+// (bit 10 set) and a0 (one byte) are malformed. (An earlier text of this
+// spec said least significant bit first while every implementation sent the
+// most significant first; the spec was changed to what runs, so that no
+// deployed node's bitfield changes meaning.)
 // Roots of more than MaxBitfieldChunks (34078712) chunks are announced with
 // HAVE_ALL or HAVE instead.
 //
@@ -141,5 +154,5 @@
 //	WANT{0, 1, 200}          06 06 03 00 01 c8 01
 //	BLOCK{7, "hi"}           04 09 07 68 69
 //	ERROR{5, "bye"}          05 0d 05 62 79 65
-//	HAVE_BITFIELD{01 02}     03 04 01 02
+//	HAVE_BITFIELD{a0 40}     03 04 a0 40
 package wire
