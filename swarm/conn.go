@@ -19,6 +19,20 @@ import (
 // dialTimeout bounds connecting to a peer and opening a stream.
 const dialTimeout = 15 * time.Second
 
+// closeTimeout bounds writing the final ERROR of a session: a peer that
+// does not read it does not hold the session open.
+const closeTimeout = 5 * time.Second
+
+// endWith writes e, the session's last message, and closes st (not Reset,
+// which would have the peer drop the ERROR unread), as the serving side
+// does. It blocks for at most closeTimeout.
+func endWith(st network.Stream, w *wire.Writer, e *wire.Error, now time.Time) {
+	st.SetWriteDeadline(now.Add(closeTimeout))
+	w.Write(e)
+	w.Flush()
+	st.Close()
+}
+
 // asked is what a conn has asked its peer for one chunk: WANTs the peer
 // may still answer (a cancelled one may cross its CANCEL on the wire), and
 // how many of them are not cancelled. A chunk can be wanted again after a
@@ -31,6 +45,7 @@ type conn struct {
 	peer   peer.ID
 	stream network.Stream
 	done   chan struct{} // closed when the reader ends
+	wdone  chan struct{} // closed when the writeLoop ends
 
 	// Owned by the fetch loop (written under f.mu where noted).
 	up           bool     // under f.mu
@@ -67,7 +82,7 @@ func (f *fetch) session(ai peer.AddrInfo) {
 		return
 	}
 	c := &conn{
-		f: f, peer: ai.ID, stream: st, done: make(chan struct{}), wake: make(chan struct{}, 1),
+		f: f, peer: ai.ID, stream: st, done: make(chan struct{}), wdone: make(chan struct{}), wake: make(chan struct{}, 1),
 		nodeWait: map[cid.Cid][]chan []byte{}, requested: map[int64]asked{},
 	}
 	defer close(c.done)
@@ -82,9 +97,12 @@ func (f *fetch) session(ai peer.AddrInfo) {
 	first, err := r.Read()
 	st.SetDeadline(time.Time{})
 	if err != nil {
-		st.Reset()
 		if errors.Is(err, wire.ErrProtocol) {
-			f.strikeEarly(ai.ID, fmt.Errorf("first message: %w", err))
+			err = fmt.Errorf("first message: %w", err)
+			endWith(st, w, wire.NewError(wire.CodeProtocol, err.Error()), f.sw.cfg.Now())
+			f.strikeEarly(ai.ID, err)
+		} else {
+			st.Reset()
 		}
 		f.post(event{kind: evDown, conn: c})
 		return
@@ -96,8 +114,9 @@ func (f *fetch) session(ai peer.AddrInfo) {
 		f.post(event{kind: evDown, conn: c})
 		return
 	default:
-		st.Reset()
-		f.strikeEarly(ai.ID, fmt.Errorf("first message %s, want a HAVE", first.Type()))
+		err := fmt.Errorf("first message %s, want a HAVE", first.Type())
+		endWith(st, w, wire.NewError(wire.CodeProtocol, err.Error()), f.sw.cfg.Now())
+		f.strikeEarly(ai.ID, err)
 		f.post(event{kind: evDown, conn: c})
 		return
 	}
@@ -109,12 +128,30 @@ func (f *fetch) session(ai peer.AddrInfo) {
 		return
 	}
 	f.post(event{kind: evUp, conn: c})
-	f.goroutine(func() { c.writeLoop(w) })
+	f.goroutine(func() {
+		defer close(c.wdone)
+		c.writeLoop(w)
+	})
 	err = c.readLoop(r)
 	if err != nil && f.ctx.Err() == nil {
 		f.log.Debug("session ended", "peer", c.peer, "err", err)
 	}
-	c.stream.Reset()
+	c.mu.Lock()
+	final := c.closeMsg != nil
+	c.mu.Unlock()
+	var peerErr *wire.Error
+	switch {
+	case final:
+		// The writer sends the ERROR and closes the stream (endWith); a
+		// write it is stuck in (the peer reads nothing) fails by then.
+		c.stream.SetWriteDeadline(f.sw.cfg.Now().Add(closeTimeout))
+		c.signal()
+		<-c.wdone
+	case errors.As(err, &peerErr):
+		c.stream.Close() // the peer said why; nothing to answer
+	default:
+		c.stream.Reset()
+	}
 	c.signal()
 	f.post(event{kind: evDown, conn: c})
 }
@@ -158,7 +195,8 @@ func (c *conn) notInterested() {
 	c.signal()
 }
 
-// close sends ERROR and ends the session.
+// close sends ERROR and ends the session: the writer sends it and closes
+// the stream, which ends the reader. The first reason given is the one sent.
 func (c *conn) close(code wire.ErrCode, msg string) {
 	c.mu.Lock()
 	if c.closeMsg == nil {
@@ -166,6 +204,15 @@ func (c *conn) close(code wire.ErrCode, msg string) {
 	}
 	c.mu.Unlock()
 	c.signal()
+}
+
+// violation ends the session for a breach of the protocol that the reader
+// found: ERROR (code 1) is sent, the reading side is closed so that the
+// read loop ends, and the fetch's loop is told, to strike the peer.
+func (c *conn) violation(err error) {
+	c.close(wire.CodeProtocol, err.Error())
+	c.stream.CloseRead()
+	c.f.post(event{kind: evMisbehaved, conn: c, err: err})
 }
 
 // getNode asks the peer for a manifest block and waits for the answer.
@@ -205,9 +252,7 @@ func (c *conn) writeLoop(w *wire.Writer) {
 		c.wants, c.cancels, c.nodes, c.notInt = nil, nil, nil, false
 		c.mu.Unlock()
 		if closeMsg != nil {
-			w.Write(closeMsg)
-			w.Flush()
-			c.stream.Reset()
+			endWith(c.stream, w, closeMsg, c.f.sw.cfg.Now())
 			return
 		}
 		var err error
@@ -267,7 +312,7 @@ func (c *conn) readLoop(r *wire.Reader) error {
 		free <- m
 	}
 	blocks := make(chan *wire.Block, blockBuffers-1)
-	var failed error // set by the block goroutine before it resets the stream
+	var failed error // set by the block goroutine before it ends the stream
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -285,8 +330,7 @@ func (c *conn) readLoop(r *wire.Reader) error {
 					layout, dl = f.current()
 				}
 				if err := c.block(layout, dl, pl, m); err != nil {
-					failed = err
-					c.stream.Reset() // ends the Read below
+					failed = err // a violation: its ERROR ends the Read below
 				}
 			}
 			recycle(m)
@@ -308,7 +352,7 @@ func (c *conn) readMsgs(r *wire.Reader, blocks chan<- *wire.Block) error {
 		m, err := r.Read()
 		if err != nil {
 			if errors.Is(err, wire.ErrProtocol) {
-				f.post(event{kind: evMisbehaved, conn: c, err: err})
+				c.violation(err)
 			}
 			return err
 		}
@@ -339,7 +383,7 @@ func (c *conn) readMsgs(r *wire.Reader, blocks chan<- *wire.Block) error {
 			return m
 		default:
 			err := fmt.Errorf("swarm: unexpected %s from the serving side", m.Type())
-			f.post(event{kind: evMisbehaved, conn: c, err: err})
+			c.violation(err)
 			return err
 		}
 	}
@@ -361,7 +405,7 @@ func (c *conn) block(l *Layout, dl *download, pl *peerLimit, m *wire.Block) erro
 	case !expected || dl == nil || i >= l.NumChunks():
 		f.sw.count(func(s *Stats) { s.UnrequestedBlocks++ })
 		err := fmt.Errorf("swarm: block %d was never requested", i)
-		f.post(event{kind: evMisbehaved, conn: c, err: err})
+		c.violation(err)
 		return err
 	}
 	// A block that was cancelled (it timed out, or another peer sent it

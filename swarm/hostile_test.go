@@ -17,6 +17,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -446,5 +447,126 @@ func TestBadBlockAfterTheLoop(t *testing.T) {
 		if !s.Banned(p) {
 			t.Errorf("%s sent a bad block as the fetch ended and is not banned", p)
 		}
+	}
+}
+
+// TestFetcherSaysWhy: when the fetching side ends a session (it bans the
+// seeder, or the seeder broke the protocol), it sends ERROR with the code
+// and then closes the stream, as the serving side does, so that the seeder
+// reads why instead of seeing a reset.
+func TestFetcherSaysWhy(t *testing.T) {
+	blocks, root, l, data := hostileRoot(t)
+	right := func(i uint64) []byte { c := l.Chunks[i]; return data[c.Offset : c.Offset+int64(c.Size)] }
+	tests := []struct {
+		name  string
+		first wire.Msg
+		// onWant returns what the seeder sends for the first WANT; nil
+		// onWant: the attack is sent right after first.
+		onWant func(t *testing.T, w *wire.Want) []byte
+		now    []byte
+		code   wire.ErrCode
+	}{
+		{"bad block", &wire.HaveAll{}, func(t *testing.T, w *wire.Want) []byte {
+			bad := append([]byte(nil), right(w.Indices[0])...)
+			bad[0] ^= 1
+			return encode(t, &wire.Block{Index: w.Indices[0], Data: bad})
+		}, nil, wire.CodeBanned},
+		{"unknown message type", &wire.HaveAll{}, func(*testing.T, *wire.Want) []byte {
+			return frame(1, 0x7f, nil)
+		}, nil, wire.CodeProtocol},
+		{"BLOCK never requested", &wire.HaveAll{}, func(t *testing.T, w *wire.Want) []byte {
+			i := uint64(hostileChunks - 1)
+			for slices.Contains(w.Indices, i) {
+				i--
+			}
+			return encode(t, &wire.Block{Index: i, Data: right(i)})
+		}, nil, wire.CodeProtocol},
+		{"WANT from the serving side (manifest phase)", &wire.HaveAll{}, nil,
+			encode(t, &wire.Want{Indices: []uint64{0}}), wire.CodeProtocol},
+		{"WANT instead of a HAVE", &wire.Want{Indices: []uint64{0}}, nil, nil, wire.CodeProtocol},
+		{"unknown type instead of a HAVE", nil, nil, frame(1, 0x7f, nil), wire.CodeProtocol},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			mn, err := mocknet.FullMeshConnected(2)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer mn.Close()
+			hosts := mn.Hosts()
+			// The seeder's last read: the ERROR it got, or the error that
+			// ended its stream.
+			type end struct {
+				msg *wire.Error
+				err error
+			}
+			ends := make(chan end, 1)
+			hosts[0].SetStreamHandler(wire.ProtocolID, func(st network.Stream) {
+				defer st.Reset()
+				r := wire.NewReader(st, 0)
+				if m, err := r.Read(); err != nil || m.Type() != wire.TypeHello {
+					return
+				}
+				var out []byte
+				if tc.first != nil {
+					out = encode(t, tc.first)
+				}
+				out = append(out, tc.now...)
+				if _, err := st.Write(out); err != nil {
+					return
+				}
+				sentWant := false
+				for {
+					m, err := r.Read()
+					if err != nil {
+						ends <- end{err: err}
+						return
+					}
+					var out []byte
+					switch m := m.(type) {
+					case *wire.Error:
+						ends <- end{msg: m}
+						return
+					case *wire.WantNode:
+						b, _ := blocks.GetBlock(ctx, m.CID)
+						out = encode(t, &wire.Node{CID: m.CID, Data: b})
+					case *wire.Want:
+						if tc.onWant != nil && !sentWant {
+							sentWant = true
+							out = tc.onWant(t, m)
+						}
+					}
+					if _, err := st.Write(out); err != nil {
+						ends <- end{err: err}
+						return
+					}
+				}
+			})
+			fetcher := New(hosts[1], &memBlocks{m: map[cid.Cid][]byte{}}, Config{Logger: quiet(), Seed: 1})
+			defer fetcher.Close()
+			dest := filepath.Join(t.TempDir(), "f.bin")
+			_, err = fetcher.Fetch(ctx, root, FetchOptions{Dest: dest, Hints: []peer.AddrInfo{{ID: hosts[0].ID()}}, NoConnected: true, FindTimeout: time.Second})
+			if err == nil {
+				t.Fatal("the fetch from a hostile seeder alone completed")
+			}
+			var e end
+			select {
+			case e = <-ends:
+			case <-ctx.Done():
+				t.Fatal("the seeder's stream never ended")
+			}
+			t.Logf("fetch: %v; the seeder read %v / %v", err, e.msg, e.err)
+			if e.msg == nil {
+				t.Fatalf("the seeder's stream ended with %v, not an ERROR", e.err)
+			}
+			if e.msg.Code != tc.code {
+				t.Errorf("ERROR %v, want code %v", e.msg, tc.code)
+			}
+			if !fetcher.Banned(hosts[0].ID()) {
+				t.Error("the seeder was not banned")
+			}
+		})
 	}
 }
