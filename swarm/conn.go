@@ -376,9 +376,17 @@ func (c *conn) readMsgs(r *wire.Reader, blocks chan<- *wire.Block) error {
 		case *wire.Unchoke:
 			f.post(event{kind: evUnchoke, conn: c})
 		case *wire.Node:
-			c.deliver(m.CID, append([]byte(nil), m.Data...))
+			if !c.deliver(m.CID, m.Data) {
+				err := fmt.Errorf("swarm: NODE %s was never requested", m.CID)
+				c.violation(err)
+				return err
+			}
 		case *wire.NodeMissing:
-			c.deliver(m.CID, nil)
+			if !c.deliver(m.CID, nil) {
+				err := fmt.Errorf("swarm: NODE_MISSING %s was never requested", m.CID)
+				c.violation(err)
+				return err
+			}
 		case *wire.Error:
 			return m
 		default:
@@ -486,12 +494,38 @@ func (c *conn) answered(i int64) (live bool) {
 	return live
 }
 
-func (c *conn) deliver(id cid.Cid, data []byte) {
+// deliver hands a manifest block (nil: NODE_MISSING) to those waiting for
+// it, each its own copy of data, which aliases the reader's buffer. It
+// reports false when nobody asked for it: an unrequested NODE costs no
+// copy, and ends the session.
+func (c *conn) deliver(id cid.Cid, data []byte) bool {
 	c.mu.Lock()
 	ws := c.nodeWait[id]
 	delete(c.nodeWait, id)
 	c.mu.Unlock()
 	for _, ch := range ws {
-		ch <- data
+		var b []byte
+		if data != nil {
+			b = append(make([]byte, 0, len(data)), data...)
+		}
+		ch <- b
 	}
+	return len(ws) > 0
+}
+
+// badNode strikes the peer for a manifest block that failed its hash, and
+// ends the session with ERROR: a NODE names its sender without doubt, as a
+// BLOCK does. It is called where the block is verified, so that it holds on
+// every path that reads one (a fetch, and GetBlock: inspect, Open,
+// ROOT/path).
+func (c *conn) badNode(id cid.Cid, err error) {
+	err = fmt.Errorf("manifest block %s: %w", id, err)
+	c.f.log.Warn("bad manifest block", "peer", c.peer, "err", err)
+	c.f.sw.count(func(s *Stats) { s.ProtocolViolations++ })
+	c.f.strikeEarly(c.peer, err)
+	code := wire.CodeProtocol
+	if c.f.sw.Banned(c.peer) {
+		code = wire.CodeBanned
+	}
+	c.close(code, err.Error())
 }

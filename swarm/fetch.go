@@ -822,7 +822,9 @@ func (f *fetch) getBlock(ctx context.Context, c cid.Cid) ([]byte, error) {
 			inflight--
 			if a.err == nil {
 				if err := integrity.Verify(c, a.data); err != nil {
-					f.post(event{kind: evMisbehaved, conn: a.from, err: err})
+					// Here, not in the fetch's loop: GetBlock (inspect,
+					// Open, ROOT/path) has no loop to strike the peer.
+					a.from.badNode(c, err)
 				} else {
 					if err := f.sw.blocks.PutBlock(c, a.data); err != nil {
 						f.log.Warn("keeping a manifest block", "cid", c, "err", err)

@@ -351,6 +351,11 @@ func TestHostileSeeder(t *testing.T) {
 				return encode(t, &wire.Block{Index: i, Data: right(i)[:100]})
 			})
 		}, true},
+		{"NODE never requested", &wire.HaveAll{}, func(t *testing.T) func(wire.Msg) []byte {
+			return once(func(wire.Msg) []byte {
+				return encode(t, &wire.Node{CID: integrity.Block([]byte("unasked")), Data: make([]byte, wire.MaxNodeSize)})
+			})
+		}, true},
 		{"HELLO in the middle", &wire.HaveAll{}, func(t *testing.T) func(wire.Msg) []byte {
 			return onWant(func(*wire.Want) []byte { return encode(t, &wire.Hello{Version: wire.Version, Root: root}) })
 		}, true},
@@ -566,6 +571,97 @@ func TestFetcherSaysWhy(t *testing.T) {
 			}
 			if !fetcher.Banned(hosts[0].ID()) {
 				t.Error("the seeder was not banned")
+			}
+		})
+	}
+}
+
+// TestBadNodeBanned: a seeder that answers WANT_NODE with bytes that fail
+// the block's hash is banned, and reads ERROR (banned), on every path that
+// reads a manifest block: a fetch, and GetBlock, which the node's inspect,
+// Open and ROOT/path use.
+func TestBadNodeBanned(t *testing.T) {
+	_, root, _, _ := hostileRoot(t)
+	for _, path := range []string{"Fetch", "GetBlock"} {
+		t.Run(path, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			mn, err := mocknet.FullMeshConnected(2)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer mn.Close()
+			hosts := mn.Hosts()
+			codes := make(chan wire.ErrCode, 1)
+			hosts[0].SetStreamHandler(wire.ProtocolID, func(st network.Stream) {
+				defer st.Reset()
+				r := wire.NewReader(st, 0)
+				if m, err := r.Read(); err != nil || m.Type() != wire.TypeHello {
+					return
+				}
+				if _, err := st.Write(encode(t, &wire.HaveAll{})); err != nil {
+					return
+				}
+				for {
+					m, err := r.Read()
+					if err != nil {
+						close(codes)
+						return
+					}
+					switch m := m.(type) {
+					case *wire.Error:
+						codes <- m.Code
+						return
+					case *wire.WantNode:
+						if _, err := st.Write(encode(t, &wire.Node{CID: m.CID, Data: []byte("not the block")})); err != nil {
+							close(codes)
+							return
+						}
+					}
+				}
+			})
+			banned := make(chan peer.ID, 1)
+			fetcher := New(hosts[1], &memBlocks{m: map[cid.Cid][]byte{}}, Config{Logger: quiet(), OnBan: func(p peer.ID) {
+				select {
+				case banned <- p:
+				default:
+				}
+			}})
+			defer fetcher.Close()
+			hints := []peer.AddrInfo{{ID: hosts[0].ID()}}
+			done := make(chan error, 1)
+			gctx, gcancel := context.WithCancel(ctx)
+			defer gcancel()
+			go func() {
+				var err error
+				if path == "Fetch" {
+					_, err = fetcher.Fetch(gctx, root, FetchOptions{Dest: filepath.Join(t.TempDir(), "f"), Hints: hints, NoConnected: true})
+				} else {
+					_, err = fetcher.GetBlock(gctx, root, hints, nil)
+				}
+				done <- err
+			}()
+			select {
+			case p := <-banned:
+				if p != hosts[0].ID() {
+					t.Errorf("banned %s, want the seeder", p)
+				}
+			case err := <-done:
+				t.Fatalf("%s returned %v before the seeder was banned", path, err)
+			case <-ctx.Done():
+				t.Fatalf("the seeder of a bad manifest block was not banned (%s)", path)
+			}
+			select {
+			case code, ok := <-codes:
+				if !ok || code != wire.CodeBanned {
+					t.Errorf("the seeder read ERROR code %v (ok %v), want %v", code, ok, wire.CodeBanned)
+				}
+			case <-ctx.Done():
+				t.Error("the seeder's session did not end")
+			}
+			gcancel()
+			if err := <-done; err == nil {
+				t.Errorf("%s of a root whose only seeder lies returned no error", path)
 			}
 		})
 	}
