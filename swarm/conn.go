@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -175,14 +176,29 @@ func (c *conn) request(i int64) {
 	c.mu.Unlock()
 }
 
+// cancel withdraws a request of chunk i. One not written yet is simply
+// never sent: the peer sees no WANT and no CANCEL of it (a CANCEL written
+// before its WANT, as the batch order would have it, would look to the
+// peer like a CANCEL of what was never asked for).
 func (c *conn) cancel(i int64) {
 	c.mu.Lock()
-	if a := c.requested[i]; a.live > 0 {
+	defer c.mu.Unlock()
+	a := c.requested[i]
+	if a.live == 0 {
+		return
+	}
+	a.live--
+	if k := slices.Index(c.wants, uint64(i)); k >= 0 {
+		c.wants = slices.Delete(c.wants, k, k+1)
+		a.sent--
+	} else {
 		c.cancels = append(c.cancels, uint64(i))
-		a.live--
+	}
+	if a.sent == 0 {
+		delete(c.requested, i)
+	} else {
 		c.requested[i] = a
 	}
-	c.mu.Unlock()
 }
 
 func (c *conn) flush() { c.signal() }

@@ -666,3 +666,88 @@ func TestBadNodeBanned(t *testing.T) {
 		})
 	}
 }
+
+// TestCancelFloodBanned: CANCELs of chunks that were never asked for, past
+// the slack a WANT and CANCEL written out of order may take, end the
+// session with ERROR (protocol) and ban the peer; within the budget (a
+// CANCEL per chunk asked for) a session goes on.
+func TestCancelFloodBanned(t *testing.T) {
+	blocks, root, l, data := hostileRoot(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	mn, err := mocknet.FullMeshConnected(2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mn.Close()
+	hosts := mn.Hosts()
+	server := New(hosts[0], blocks, Config{Logger: quiet()})
+	defer server.Close()
+	server.Serve(root, strictSource{&memSource{l: l, data: data}})
+	st, err := hosts[1].NewStream(ctx, hosts[0].ID(), wire.ProtocolID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Reset()
+	w := wire.NewWriter(st)
+	r := wire.NewReader(st, 0)
+	w.Write(&wire.Hello{Version: wire.Version, Root: root})
+	w.Flush()
+	if m, err := r.Read(); err != nil || m.Type() != wire.TypeHaveAll {
+		t.Fatalf("answer to HELLO: %v %v", m, err)
+	}
+	// Within the budget: CANCELs of what was asked, and of more, up to the
+	// slack; the session answers a WANT_NODE after them.
+	w.Write(&wire.Want{Indices: []uint64{1, 2}})
+	w.Write(&wire.Cancel{Indices: []uint64{1, 2, 3}})
+	w.Write(&wire.WantNode{CID: root})
+	w.Flush()
+	for {
+		m, err := r.Read()
+		if err != nil {
+			t.Fatalf("the session ended within the CANCEL budget: %v", err)
+		}
+		if _, ok := m.(*wire.Node); ok {
+			break
+		}
+		if e, ok := m.(*wire.Error); ok {
+			t.Fatalf("ERROR within the CANCEL budget: %v", e)
+		}
+	}
+	// The flood: 8 CANCELs of 256 chunks never asked for, then a
+	// WANT_NODE that a server that took the flood answers.
+	absent := make([]uint64, wire.MaxWant)
+	for i := range absent {
+		absent[i] = uint64(i % hostileChunks)
+	}
+	for range 8 {
+		w.Write(&wire.Cancel{Indices: absent})
+	}
+	w.Write(&wire.WantNode{CID: root})
+	w.Flush()
+	var got wire.Msg
+	for got == nil {
+		m, err := r.Read()
+		if err != nil {
+			t.Fatalf("the stream ended with %v and no ERROR", err)
+		}
+		switch m.(type) {
+		case *wire.Error, *wire.Node:
+			got = m
+		}
+	}
+	e, ok := got.(*wire.Error)
+	if !ok {
+		t.Fatalf("after 2048 CANCELs of chunks never asked for, the server answered %v: no ERROR", got.Type())
+	}
+	t.Logf("ERROR: %v", e)
+	if e.Code != wire.CodeProtocol {
+		t.Errorf("ERROR %v, want code %v", e, wire.CodeProtocol)
+	}
+	if !server.Banned(hosts[1].ID()) {
+		t.Error("the CANCEL flooder was not banned")
+	}
+	if v := server.Stats().ProtocolViolations; v != 1 {
+		t.Errorf("%d protocol violations counted, want 1", v)
+	}
+}

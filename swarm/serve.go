@@ -31,7 +31,8 @@ type server struct {
 	mu     sync.Mutex
 	src    Source        // nil until this node has chunks of root to serve
 	wake   chan struct{} // one token: the queues changed
-	wants  []uint64      // chunk requests, in arrival order
+	wants  wantQueue     // chunk requests, in arrival order
+	asked  int64         // chunks WANTed minus chunks CANCELled: the CANCEL budget
 	nodes  []cid.Cid     // manifest block requests
 	haves  []uint64      // announcements to send
 	none   bool          // the session began with HAVE_NONE and no source yet
@@ -143,7 +144,9 @@ func (sv *server) readLoop(r *wire.Reader) {
 				return
 			}
 		case *wire.Cancel:
-			sv.cancel(m.Indices)
+			if !sv.cancel(m.Indices) {
+				return
+			}
 		case *wire.NotInterested:
 			sv.sw.chk.notInterested(sv)
 		case *wire.WantNode:
@@ -172,7 +175,8 @@ func (sv *server) want(idx []uint64) bool {
 		n = src.Layout().NumChunks()
 	}
 	sv.mu.Lock()
-	if len(sv.wants)+len(idx) > sv.sw.cfg.MaxQueue {
+	sv.asked += int64(len(idx))
+	if sv.wants.len()+len(idx) > sv.sw.cfg.MaxQueue {
 		sv.mu.Unlock()
 		// Only a flooder gets here: a fetcher's window is far smaller.
 		sv.sw.count(func(st *Stats) { st.ProtocolViolations++ })
@@ -196,7 +200,7 @@ func (sv *server) want(idx []uint64) bool {
 func (sv *server) hasWants() bool {
 	sv.mu.Lock()
 	defer sv.mu.Unlock()
-	return len(sv.wants) > 0
+	return sv.wants.len() > 0
 }
 
 // source returns what serves the session's root, looking again while there
@@ -216,17 +220,28 @@ func (sv *server) source() Source {
 	return src
 }
 
-func (sv *server) cancel(idx []uint64) {
+// cancel withdraws requests, at O(1) each. A fetcher cancels only what it
+// asked for, so more chunks CANCELled than WANTed (beyond a slack of
+// MaxQueue, for a WANT and its CANCEL written in the wrong order) is a flood:
+// the session ends with ERROR and the peer is banned. It reports whether the
+// session goes on.
+func (sv *server) cancel(idx []uint64) bool {
 	sv.mu.Lock()
-	defer sv.mu.Unlock()
-	for _, c := range idx {
-		for k, w := range sv.wants {
-			if w == c {
-				sv.wants = append(sv.wants[:k], sv.wants[k+1:]...)
-				break
-			}
+	sv.asked -= int64(len(idx))
+	over := sv.asked < -int64(sv.sw.cfg.MaxQueue)
+	if !over {
+		for _, i := range idx {
+			sv.wants.cancel(i)
 		}
 	}
+	sv.mu.Unlock()
+	if over {
+		sv.sw.count(func(st *Stats) { st.ProtocolViolations++ })
+		sv.fail(wire.CodeProtocol, "CANCEL of more chunks than were asked for")
+		sv.sw.Ban(sv.peer, "CANCEL of more chunks than it asked for")
+		return false
+	}
+	return true
 }
 
 func (sv *server) announce(i int64) {
@@ -273,12 +288,11 @@ type preload struct {
 // when none is queued.
 func (sv *server) preload(ctx context.Context, src Source, buf *[]byte) *preload {
 	sv.mu.Lock()
-	if len(sv.wants) == 0 {
-		sv.mu.Unlock()
+	idx, ok := sv.wants.peek()
+	sv.mu.Unlock()
+	if !ok {
 		return nil
 	}
-	idx := sv.wants[0]
-	sv.mu.Unlock()
 	if !src.Has(int64(idx)) {
 		return nil
 	}
@@ -346,12 +360,12 @@ func (sv *server) sendLoop() {
 	defer release()
 	for {
 		sv.mu.Lock()
-		if len(sv.wants) == 0 {
+		if sv.wants.len() == 0 {
 			sv.mu.Unlock()
 			release() // waits for a preload first: it writes into bufs
 			sv.mu.Lock()
 		}
-		for !sv.done && sv.errMsg == nil && len(sv.wants) == 0 && len(sv.nodes) == 0 && len(sv.haves) == 0 && len(sv.ctl) == 0 {
+		for !sv.done && sv.errMsg == nil && sv.wants.len() == 0 && len(sv.nodes) == 0 && len(sv.haves) == 0 && len(sv.ctl) == 0 {
 			sv.mu.Unlock()
 			select {
 			case <-sv.wake:
@@ -382,13 +396,8 @@ func (sv *server) sendLoop() {
 		sv.haves = nil
 		nodes := sv.nodes
 		sv.nodes = nil
-		var idx uint64
-		have := false
-		if len(sv.wants) > 0 {
-			idx, have = sv.wants[0], true
-			sv.wants = sv.wants[1:]
-		}
-		more := len(sv.wants) > 0 || len(sv.ctl) > 0
+		idx, have := sv.wants.pop()
+		more := sv.wants.len() > 0 || len(sv.ctl) > 0
 		sv.mu.Unlock()
 
 		for _, m := range ctl {
