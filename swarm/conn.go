@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/bits"
 	"slices"
 	"sync"
 	"time"
@@ -49,12 +50,11 @@ type conn struct {
 	wdone  chan struct{} // closed when the writeLoop ends
 
 	// Owned by the fetch loop (written under f.mu where noted).
-	up           bool     // under f.mu
-	firstHave    wire.Msg // under f.mu
-	joined       bool
-	hasSome      bool // it said it has a chunk; the fetch loop's own
-	choked       bool // it said CHOKE last; the fetch loop's own
-	pendingHaves []int64
+	up        bool     // under f.mu
+	firstHave wire.Msg // under f.mu
+	joined    bool
+	hasSome   bool // it said it has a chunk; the fetch loop's own
+	choked    bool // it said CHOKE last; the fetch loop's own
 
 	mu        sync.Mutex
 	wake      chan struct{}
@@ -64,7 +64,67 @@ type conn struct {
 	nodeWait  map[cid.Cid][]chan []byte
 	requested map[int64]asked // by chunk; absent when nothing is expected
 	closeMsg  *wire.Error
-	notInt    bool // send NOT_INTERESTED
+	notInt    bool     // send NOT_INTERESTED
+	haves     []uint64 // chunks announced with HAVE, a bit each (bit i%64 of word i/64)
+	dupHaves  int      // HAVEs of a chunk announced before
+	missing   bool     // its last answer to WANT_NODE was NODE_MISSING or none
+}
+
+// maxDupHaves is how many HAVEs of chunks it announced already a session
+// may send before it is a violation: a peer announces each chunk once
+// (a race between a late source and its announcements may repeat a few).
+const maxDupHaves = 1024
+
+// have records a HAVE of chunk i and reports whether it is news, to be told
+// the fetch. A HAVE past the end of the root (of any root while the
+// manifest loads), or more repeated HAVEs than maxDupHaves, is an error.
+// The record is a bit per chunk up to the highest announced, so a flood
+// costs at most MaxLayoutChunks/8 bytes (2 MiB) before the manifest is
+// known, and one bit per chunk of the root after.
+func (c *conn) have(i uint64) (bool, error) {
+	limit := uint64(MaxLayoutChunks)
+	if l, _ := c.f.current(); l != nil {
+		limit = uint64(l.NumChunks())
+	}
+	if i >= limit {
+		return false, fmt.Errorf("swarm: HAVE of chunk %d, past the end (%d chunks at most)", i, limit)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	w, bit := int(i/64), uint64(1)<<(i%64)
+	if w >= len(c.haves) {
+		c.haves = append(c.haves, make([]uint64, w+1-len(c.haves))...)
+	}
+	if c.haves[w]&bit != 0 {
+		if c.dupHaves++; c.dupHaves > maxDupHaves {
+			return false, fmt.Errorf("swarm: more than %d HAVEs of chunks already announced", maxDupHaves)
+		}
+		return false, nil
+	}
+	c.haves[w] |= bit
+	return true, nil
+}
+
+// announced returns the chunks announced with HAVE so far, ascending.
+func (c *conn) announced() []int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out []int64
+	for w, word := range c.haves {
+		for word != 0 {
+			out = append(out, int64(w*64+bits.TrailingZeros64(word)))
+			word &= word - 1
+		}
+	}
+	return out
+}
+
+// noManifest reports whether the peer failed the last manifest block it was
+// asked for (NODE_MISSING, or no answer in time).
+func (c *conn) noManifest() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.missing
 }
 
 // session connects to ai, says HELLO and serves the conn until it ends.
@@ -243,6 +303,9 @@ func (c *conn) getNode(ctx context.Context, id cid.Cid) ([]byte, error) {
 	defer cancel()
 	select {
 	case data := <-ch:
+		c.mu.Lock()
+		c.missing = data == nil
+		c.mu.Unlock()
 		if data == nil {
 			return nil, fmt.Errorf("swarm: %s does not have block %s", c.peer, id)
 		}
@@ -250,6 +313,11 @@ func (c *conn) getNode(ctx context.Context, id cid.Cid) ([]byte, error) {
 	case <-c.done:
 		return nil, fmt.Errorf("swarm: session with %s ended", c.peer)
 	case <-ctx.Done():
+		if ctx.Err() == context.DeadlineExceeded {
+			c.mu.Lock()
+			c.missing = true // no answer in time
+			c.mu.Unlock()
+		}
 		return nil, ctx.Err()
 	}
 }
@@ -374,7 +442,14 @@ func (c *conn) readMsgs(r *wire.Reader, blocks chan<- *wire.Block) error {
 		}
 		switch m := m.(type) {
 		case *wire.Have:
-			f.post(event{kind: evHave, conn: c, index: int64(m.Index)})
+			news, err := c.have(m.Index)
+			if err != nil {
+				c.violation(err)
+				return err
+			}
+			if news {
+				f.post(event{kind: evHave, conn: c, index: int64(m.Index)})
+			}
 		case *wire.Block:
 			blocks <- m
 		case *wire.DontHave:

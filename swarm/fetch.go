@@ -431,12 +431,11 @@ func (f *fetch) join(c *conn, now time.Time) {
 	case *wire.HaveBitfield:
 		err = f.sched.HaveBitfield(id, m.Bits, now)
 	}
-	for _, i := range c.pendingHaves {
+	for _, i := range c.announced() { // the HAVEs that came before
 		if err == nil {
 			err = f.sched.Have(id, i, now)
 		}
 	}
-	c.pendingHaves = nil
 	if err != nil {
 		f.sched.Misbehaved(id, err.Error(), now)
 	}
@@ -493,8 +492,7 @@ func (f *fetch) handle(ev event) {
 			return
 		}
 		if ev.kind == evHave {
-			c.hasSome = true
-			c.pendingHaves = append(c.pendingHaves, ev.index)
+			c.hasSome = true // the conn keeps the index for join
 		}
 		if ev.kind == evDown {
 			f.drop(c)
@@ -507,8 +505,7 @@ func (f *fetch) handle(ev event) {
 	case evHave:
 		c.hasSome = true
 		if !c.joined {
-			c.pendingHaves = append(c.pendingHaves, ev.index)
-			return
+			return // the conn keeps the index for join
 		}
 		f.lastSource = now
 		err = f.sched.Have(id, ev.index, now)
@@ -597,7 +594,10 @@ func (f *fetch) checkSources(now time.Time) error {
 	f.mu.Lock()
 	useful := 0
 	for _, c := range f.conns {
-		if c.hasSome {
+		// While the manifest loads, a peer that says it has chunks but
+		// did not give the manifest block it was asked for is no
+		// source (a HAVE flooder would keep the fetch waiting forever).
+		if c.hasSome && (f.layout != nil || !c.noManifest()) {
 			useful++
 		}
 	}

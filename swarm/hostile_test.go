@@ -751,3 +751,102 @@ func TestCancelFloodBanned(t *testing.T) {
 		t.Errorf("%d protocol violations counted, want 1", v)
 	}
 }
+
+// TestHaveFloodWhileManifestLoads: a seeder answers HELLO with HAVE_NONE,
+// then floods 100,000 HAVEs, and answers every WANT_NODE with NODE_MISSING. It has
+// no manifest to give, so it is no source: the fetch must fail for want of
+// providers after FindTimeout rather than wait on it forever; the flood
+// must cost the fetch a bit per chunk announced, not a list entry per
+// message; and HAVEs repeated past the budget must get it banned.
+func TestHaveFloodWhileManifestLoads(t *testing.T) {
+	_, root, _, _ := hostileRoot(t)
+	const n = 100_000
+	for _, tc := range []struct {
+		name  string
+		index func(k uint64) uint64
+		ban   bool
+	}{
+		{"different chunks", func(k uint64) uint64 { return k }, false},
+		{"one chunk again and again", func(uint64) uint64 { return 7 }, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			mn, err := mocknet.FullMeshConnected(2)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer mn.Close()
+			hosts := mn.Hosts()
+			var flood [][]byte // pieces of whole frames
+			var piece []byte
+			size := 0
+			for k := range uint64(n) {
+				piece = append(piece, encode(t, &wire.Have{Index: tc.index(k)})...)
+				if len(piece) >= 32<<10 || k == n-1 {
+					size += len(piece)
+					flood, piece = append(flood, piece), nil
+				}
+			}
+			var wg sync.WaitGroup
+			defer wg.Wait()
+			hosts[0].SetStreamHandler(wire.ProtocolID, func(st network.Stream) {
+				wg.Add(1)
+				defer wg.Done()
+				defer st.Reset()
+				r := wire.NewReader(st, 0)
+				if m, err := r.Read(); err != nil || m.Type() != wire.TypeHello {
+					return
+				}
+				if _, err := st.Write(encode(t, &wire.HaveNone{})); err != nil {
+					return
+				}
+				var mu sync.Mutex // one writer at a time: whole frames
+				write := func(b []byte) error {
+					mu.Lock()
+					defer mu.Unlock()
+					_, err := st.Write(b)
+					return err
+				}
+				wg.Add(1)
+				go func() { // the flood, beside the answers
+					defer wg.Done()
+					for _, p := range flood {
+						if write(p) != nil {
+							return
+						}
+					}
+				}()
+				for {
+					m, err := r.Read()
+					if err != nil {
+						return
+					}
+					if wn, ok := m.(*wire.WantNode); ok {
+						if write(encode(t, &wire.NodeMissing{CID: wn.CID})) != nil {
+							return
+						}
+					}
+				}
+			})
+			fetcher := New(hosts[1], &memBlocks{m: map[cid.Cid][]byte{}}, Config{Logger: quiet(), Seed: 1})
+			defer fetcher.Close()
+			runtime.GC()
+			before := totalAlloc()
+			_, err = fetcher.Fetch(ctx, root, FetchOptions{Dest: filepath.Join(t.TempDir(), "f"), Hints: []peer.AddrInfo{{ID: hosts[0].ID()}}, NoConnected: true, FindTimeout: time.Second})
+			alloc := totalAlloc() - before
+			t.Logf("fetch: %v; banned %v; %d KiB allocated for %d KiB of HAVEs", err, fetcher.Banned(hosts[0].ID()), alloc>>10, size>>10)
+			if !errors.Is(err, ErrNoProviders) {
+				t.Errorf("fetch from a seeder with no manifest: %v, want ErrNoProviders", err)
+			}
+			if tc.ban != fetcher.Banned(hosts[0].ID()) {
+				t.Errorf("banned %v, want %v", !tc.ban, tc.ban)
+			}
+			// What the wire allocates to decode a HAVE (8 bytes) and the
+			// fetch's own running, with room; not a list of every HAVE.
+			if limit := uint64(12*n + 2<<20); alloc > limit {
+				t.Errorf("%d KiB allocated for %d HAVEs, more than %d KiB", alloc>>10, n, limit>>10)
+			}
+		})
+	}
+}
