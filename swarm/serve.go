@@ -42,6 +42,8 @@ type server struct {
 	lim    *peerLimit    // the peer's upload cap
 	errMsg *wire.Error   // a final ERROR to send, then close
 	done   bool
+	active time.Time   // the last message read or batch written
+	idle   *time.Timer // runs idleCheck
 }
 
 func (s *Swarm) handleStream(st network.Stream) {
@@ -121,10 +123,50 @@ func (s *Swarm) serve(st network.Stream, p peer.ID) {
 		defer wg.Done()
 		sv.sendLoop()
 	}()
+	sv.touch()
+	sv.mu.Lock()
+	sv.idle = time.AfterFunc(s.cfg.IdleTimeout, sv.idleCheck)
+	sv.mu.Unlock()
 	sv.readLoop(r)
-	sv.stop()
+	sv.stop() // before Stop: idleCheck re-arms the timer only before done
+	sv.idle.Stop()
 	wg.Wait()
 	s.chk.leave(sv)
+}
+
+// touch records traffic on the session, either way.
+func (sv *server) touch() {
+	now := sv.sw.cfg.Now()
+	sv.mu.Lock()
+	sv.active = now
+	sv.mu.Unlock()
+}
+
+// idleCheck ends the session with ERROR (idle) when nothing went either
+// way for IdleTimeout while the peer waited on nothing of ours (no request
+// queued, not waiting for UNCHOKE): a session past HELLO is not kept for
+// ever. Otherwise it checks again when the session could next be idle.
+func (sv *server) idleCheck() {
+	idle := sv.sw.cfg.IdleTimeout
+	now := sv.sw.cfg.Now()
+	sv.mu.Lock()
+	if sv.done || sv.errMsg != nil {
+		sv.mu.Unlock()
+		return
+	}
+	waiting := sv.choked || sv.wants.len() > 0 || len(sv.nodes) > 0
+	quiet := now.Sub(sv.active)
+	if waiting || quiet < idle {
+		next := idle
+		if !waiting {
+			next = idle - quiet
+		}
+		sv.idle.Reset(next)
+		sv.mu.Unlock()
+		return
+	}
+	sv.mu.Unlock()
+	sv.fail(wire.CodeIdle, fmt.Sprintf("nothing asked for %v; open a new session to ask again", idle))
 }
 
 // readLoop reads the fetcher's requests until the stream ends.
@@ -138,6 +180,7 @@ func (sv *server) readLoop(r *wire.Reader) {
 			}
 			return
 		}
+		sv.touch()
 		switch m := m.(type) {
 		case *wire.Want:
 			if !sv.want(m.Indices) {
@@ -399,6 +442,7 @@ func (sv *server) sendLoop() {
 		idx, have := sv.wants.pop()
 		more := sv.wants.len() > 0 || len(sv.ctl) > 0
 		sv.mu.Unlock()
+		sv.touch()
 
 		for _, m := range ctl {
 			if err := w.Write(m); err != nil {

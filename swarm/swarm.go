@@ -85,6 +85,10 @@ type Config struct {
 	UploadSlots int
 	// BanTime is how long a banned peer is refused; zero means an hour.
 	BanTime time.Duration
+	// IdleTimeout ends a serving session (ERROR, code idle) when nothing
+	// went either way for that long while the peer waited on nothing of
+	// ours; zero means DefaultIdleTimeout.
+	IdleTimeout time.Duration
 	// OnBan, if not nil, is called after a peer is banned, on the
 	// goroutine that banned it; it must not block.
 	OnBan func(p peer.ID)
@@ -99,6 +103,10 @@ type Config struct {
 	Allow func(peer.ID) bool
 }
 
+// DefaultIdleTimeout is how long a serving session may be idle: long
+// enough for a peer that waits for news (HAVEs) from a slow co-fetcher.
+const DefaultIdleTimeout = 2 * time.Minute
+
 func (c *Config) fill() {
 	if c.Logger == nil {
 		c.Logger = slog.Default()
@@ -108,6 +116,9 @@ func (c *Config) fill() {
 	}
 	if c.BanTime == 0 {
 		c.BanTime = time.Hour
+	}
+	if c.IdleTimeout <= 0 {
+		c.IdleTimeout = DefaultIdleTimeout
 	}
 	if c.UploadSlots <= 0 {
 		c.UploadSlots = DefaultUploadSlots

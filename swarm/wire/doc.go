@@ -145,7 +145,25 @@
 //
 // ERROR: the sender's last message. Codes: 1 protocol error, 2 not found
 // (the root of HELLO), 3 rate limited, 4 too many requests, 5 banned, 6
-// internal error; an unknown code means 6. msg is UTF-8 for humans.
+// internal error, 7 idle (nothing went either way for a while and the
+// receiver waited on nothing: it may open a new session when it wants
+// something); an unknown code means 6. msg is UTF-8 for humans.
+//
+// Budgets. Every message costs its receiver a bounded amount of work, and
+// a peer that sends more than the protocol gives it cause to is ended with
+// ERROR (code 1, or 5 when it is banned for it):
+//
+//   - CANCEL: the chunks a session CANCELs may not exceed the chunks it
+//     WANTed (a receiver allows a slack of its queue length, for a WANT and
+//     its CANCEL written out of order).
+//   - WANT: no more requests waiting than the receiver queues (1024 here;
+//     code 4).
+//   - HAVE: an index below the root's chunk count; each chunk announced
+//     once per session (a receiver tolerates a few repeats, 1024 here).
+//   - NODE, NODE_MISSING: only in answer to a WANT_NODE of that CID.
+//   - Idle: a session with no message either way for a while (2 minutes
+//     here), while its peer waits on nothing (no request queued, not
+//     choked), may be ended with code 7.
 //
 // Examples, as bytes on the wire:
 //
