@@ -68,6 +68,8 @@ type conn struct {
 	haves     []uint64 // chunks announced with HAVE, a bit each (bit i%64 of word i/64)
 	dupHaves  int      // HAVEs of a chunk announced before
 	missing   bool     // its last answer to WANT_NODE was NODE_MISSING or none
+	choking   bool     // it said CHOKE last (the reader's view)
+	wanted    bool     // a WANT was written since its last UNCHOKE
 }
 
 // maxDupHaves is how many HAVEs of chunks it announced already a session
@@ -353,6 +355,11 @@ func (c *conn) writeLoop(w *wire.Writer) {
 		if notInt && err == nil {
 			err = w.Write(&wire.NotInterested{})
 		}
+		if len(wants) > 0 {
+			c.mu.Lock()
+			c.wanted = true // before the WANT can reach the peer
+			c.mu.Unlock()
+		}
 		for len(wants) > 0 && err == nil {
 			n := min(len(wants), wire.MaxWant)
 			err = w.Write(&wire.Want{Indices: wants[:n]})
@@ -461,11 +468,17 @@ func (c *conn) readMsgs(r *wire.Reader, blocks chan<- *wire.Block) error {
 					f.post(event{kind: evDontHave, conn: c, index: int64(i)})
 				}
 			}
-		case *wire.Choke:
-			c.dropRequests()
-			f.post(event{kind: evChoke, conn: c})
-		case *wire.Unchoke:
-			f.post(event{kind: evUnchoke, conn: c})
+		case *wire.Choke, *wire.Unchoke:
+			if err := c.chokeMsg(m.Type() == wire.TypeChoke); err != nil {
+				c.violation(err)
+				return err
+			}
+			if m.Type() == wire.TypeChoke {
+				c.dropRequests()
+				f.post(event{kind: evChoke, conn: c})
+			} else {
+				f.post(event{kind: evUnchoke, conn: c})
+			}
 		case *wire.Node:
 			if !c.deliver(m.CID, m.Data) {
 				err := fmt.Errorf("swarm: NODE %s was never requested", m.CID)
@@ -533,6 +546,27 @@ func (c *conn) block(l *Layout, dl *download, pl *peerLimit, m *wire.Block) erro
 		f.sw.Announce(f.root, i)
 		f.post(event{kind: evVerified, conn: c, index: i, size: int(n)})
 	}
+	return nil
+}
+
+// chokeMsg checks a CHOKE (choke true) or UNCHOKE against the protocol:
+// they alternate, starting with CHOKE, and a server chokes a peer only for
+// a WANT, so a CHOKE needs a WANT written since the last UNCHOKE. Each costs
+// the fetch work (requests dropped, then asked again on UNCHOKE), so a flood
+// of them is a violation from the second message on.
+func (c *conn) chokeMsg(choke bool) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	switch {
+	case choke == c.choking && choke:
+		return errors.New("swarm: CHOKE while choked")
+	case choke == c.choking:
+		return errors.New("swarm: UNCHOKE while not choked")
+	case choke && !c.wanted:
+		return errors.New("swarm: CHOKE with no WANT since the last UNCHOKE")
+	}
+	c.choking = choke
+	c.wanted = false
 	return nil
 }
 

@@ -356,6 +356,16 @@ func TestHostileSeeder(t *testing.T) {
 				return encode(t, &wire.Node{CID: integrity.Block([]byte("unasked")), Data: make([]byte, wire.MaxNodeSize)})
 			})
 		}, true},
+		{"CHOKE and UNCHOKE flood", &wire.HaveAll{}, func(t *testing.T) func(wire.Msg) []byte {
+			return onWant(func(*wire.Want) []byte {
+				var b []byte
+				for range 1000 {
+					b = append(b, encode(t, &wire.Choke{})...)
+					b = append(b, encode(t, &wire.Unchoke{})...)
+				}
+				return b
+			})
+		}, true},
 		{"HELLO in the middle", &wire.HaveAll{}, func(t *testing.T) func(wire.Msg) []byte {
 			return onWant(func(*wire.Want) []byte { return encode(t, &wire.Hello{Version: wire.Version, Root: root}) })
 		}, true},

@@ -141,7 +141,9 @@
 // the fetching side, typically right after an UNCHOKE) says that it wants
 // nothing of the receiver for now: the receiver may give its upload slot to
 // another peer without choking it; its next WANT is served or choked as
-// any.
+// any. CHOKE and UNCHOKE alternate, CHOKE first, and a CHOKE answers a
+// WANT: one with no WANT received since the last UNCHOKE (or since the
+// session began), or a repeated one, is a protocol error.
 //
 // ERROR: the sender's last message. Codes: 1 protocol error, 2 not found
 // (the root of HELLO), 3 rate limited, 4 too many requests, 5 banned, 6
