@@ -69,7 +69,7 @@ type conn struct {
 	dupHaves  int      // HAVEs of a chunk announced before
 	missing   bool     // its last answer to WANT_NODE was NODE_MISSING or none
 	choking   bool     // it said CHOKE last (the reader's view)
-	wanted    bool     // a WANT was written since its last UNCHOKE
+	wantMsgs  int64    // WANT messages written, less one per CHOKE read
 }
 
 // maxDupHaves is how many HAVEs of chunks it announced already a session
@@ -357,7 +357,7 @@ func (c *conn) writeLoop(w *wire.Writer) {
 		}
 		if len(wants) > 0 {
 			c.mu.Lock()
-			c.wanted = true // before the WANT can reach the peer
+			c.wantMsgs += int64((len(wants) + wire.MaxWant - 1) / wire.MaxWant) // before they can reach the peer
 			c.mu.Unlock()
 		}
 		for len(wants) > 0 && err == nil {
@@ -462,8 +462,15 @@ func (c *conn) readMsgs(r *wire.Reader, blocks chan<- *wire.Block) error {
 		case *wire.DontHave:
 			for _, i := range m.Indices {
 				c.mu.Lock()
+				_, expected := c.requested[int64(i)]
 				live := c.answered(int64(i))
 				c.mu.Unlock()
+				if !expected {
+					// Like a BLOCK never requested: it answers nothing.
+					err := fmt.Errorf("swarm: DONT_HAVE of chunk %d, which was never requested", i)
+					c.violation(err)
+					return err
+				}
 				if live {
 					f.post(event{kind: evDontHave, conn: c, index: int64(i)})
 				}
@@ -551,9 +558,12 @@ func (c *conn) block(l *Layout, dl *download, pl *peerLimit, m *wire.Block) erro
 
 // chokeMsg checks a CHOKE (choke true) or UNCHOKE against the protocol:
 // they alternate, starting with CHOKE, and a server chokes a peer only for
-// a WANT, so a CHOKE needs a WANT written since the last UNCHOKE. Each costs
-// the fetch work (requests dropped, then asked again on UNCHOKE), so a flood
-// of them is a violation from the second message on.
+// a WANT it received while the peer was unchoked (it queued it, or served
+// it), a different one for each CHOKE: so no more CHOKEs than WANT messages
+// written before them. (Counting WANTs since the last UNCHOKE would be
+// wrong: a WANT written while choked can reach the server after its
+// UNCHOKE.) Each costs the fetch work (requests dropped, then asked again
+// on UNCHOKE), so a blind flood of them is a violation at once.
 func (c *conn) chokeMsg(choke bool) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -562,11 +572,13 @@ func (c *conn) chokeMsg(choke bool) error {
 		return errors.New("swarm: CHOKE while choked")
 	case choke == c.choking:
 		return errors.New("swarm: UNCHOKE while not choked")
-	case choke && !c.wanted:
-		return errors.New("swarm: CHOKE with no WANT since the last UNCHOKE")
+	case choke && c.wantMsgs <= 0:
+		return errors.New("swarm: more CHOKEs than WANTs")
 	}
 	c.choking = choke
-	c.wanted = false
+	if choke {
+		c.wantMsgs--
+	}
 	return nil
 }
 

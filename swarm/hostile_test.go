@@ -356,6 +356,18 @@ func TestHostileSeeder(t *testing.T) {
 				return encode(t, &wire.Node{CID: integrity.Block([]byte("unasked")), Data: make([]byte, wire.MaxNodeSize)})
 			})
 		}, true},
+		{"DONT_HAVE never requested", &wire.HaveAll{}, func(t *testing.T) func(wire.Msg) []byte {
+			return once(func(m wire.Msg) []byte {
+				if m == nil {
+					return nil
+				}
+				idx := make([]uint64, wire.MaxWant)
+				for i := range idx {
+					idx[i] = uint64(i % hostileChunks)
+				}
+				return encode(t, &wire.DontHave{Indices: idx})
+			})
+		}, true},
 		{"CHOKE and UNCHOKE flood", &wire.HaveAll{}, func(t *testing.T) func(wire.Msg) []byte {
 			return onWant(func(*wire.Want) []byte {
 				var b []byte

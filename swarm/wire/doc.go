@@ -141,9 +141,10 @@
 // the fetching side, typically right after an UNCHOKE) says that it wants
 // nothing of the receiver for now: the receiver may give its upload slot to
 // another peer without choking it; its next WANT is served or choked as
-// any. CHOKE and UNCHOKE alternate, CHOKE first, and a CHOKE answers a
-// WANT: one with no WANT received since the last UNCHOKE (or since the
-// session began), or a repeated one, is a protocol error.
+// any. CHOKE and UNCHOKE alternate, CHOKE first, and each CHOKE answers a
+// WANT received while the peer was unchoked, a different one each time: a
+// repeated CHOKE or UNCHOKE, or more CHOKEs than WANT messages, is a
+// protocol error.
 //
 // ERROR: the sender's last message. Codes: 1 protocol error, 2 not found
 // (the root of HELLO), 3 rate limited, 4 too many requests, 5 banned, 6
@@ -162,6 +163,8 @@
 //     code 4).
 //   - HAVE: an index below the root's chunk count; each chunk announced
 //     once per session (a receiver tolerates a few repeats, 1024 here).
+//   - BLOCK, DONT_HAVE: only in answer to a WANT of that chunk (one
+//     cancelled may still be answered).
 //   - NODE, NODE_MISSING: only in answer to a WANT_NODE of that CID.
 //   - Idle: a session with no message either way for a while (2 minutes
 //     here), while its peer waits on nothing (no request queued, not
