@@ -62,6 +62,7 @@ type conn struct {
 	cancels   []uint64
 	nodes     []cid.Cid
 	nodeWait  map[cid.Cid][]chan []byte
+	nodeAsked map[cid.Cid]int // WANT_NODEs not answered yet, by CID
 	requested map[int64]asked // by chunk; absent when nothing is expected
 	closeMsg  *wire.Error
 	notInt    bool     // send NOT_INTERESTED
@@ -146,7 +147,7 @@ func (f *fetch) session(ai peer.AddrInfo) {
 	}
 	c := &conn{
 		f: f, peer: ai.ID, stream: st, done: make(chan struct{}), wdone: make(chan struct{}), wake: make(chan struct{}, 1),
-		nodeWait: map[cid.Cid][]chan []byte{}, requested: map[int64]asked{},
+		nodeWait: map[cid.Cid][]chan []byte{}, nodeAsked: map[cid.Cid]int{}, requested: map[int64]asked{},
 	}
 	defer close(c.done)
 	w := wire.NewWriter(st)
@@ -298,6 +299,7 @@ func (c *conn) getNode(ctx context.Context, id cid.Cid) ([]byte, error) {
 	ch := make(chan []byte, 1)
 	c.mu.Lock()
 	c.nodeWait[id] = append(c.nodeWait[id], ch)
+	c.nodeAsked[id]++
 	c.nodes = append(c.nodes, id)
 	c.mu.Unlock()
 	c.signal()
@@ -633,11 +635,21 @@ func (c *conn) answered(i int64) (live bool) {
 
 // deliver hands a manifest block (nil: NODE_MISSING) to those waiting for
 // it, each its own copy of data, which aliases the reader's buffer. It
-// reports false when nobody asked for it: an unrequested NODE costs no
-// copy, and ends the session.
+// reports false when it answers no WANT_NODE of ours (each has one answer):
+// an unrequested NODE costs no copy, and ends the session.
 func (c *conn) deliver(id cid.Cid, data []byte) bool {
 	c.mu.Lock()
-	ws := c.nodeWait[id]
+	n := c.nodeAsked[id]
+	if n == 0 {
+		c.mu.Unlock()
+		return false
+	}
+	if n == 1 {
+		delete(c.nodeAsked, id)
+	} else {
+		c.nodeAsked[id] = n - 1
+	}
+	ws := c.nodeWait[id] // none when every asker gave up waiting
 	delete(c.nodeWait, id)
 	c.mu.Unlock()
 	for _, ch := range ws {
@@ -647,7 +659,7 @@ func (c *conn) deliver(id cid.Cid, data []byte) bool {
 		}
 		ch <- b
 	}
-	return len(ws) > 0
+	return true
 }
 
 // badNode strikes the peer for a manifest block that failed its hash, and

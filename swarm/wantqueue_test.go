@@ -4,6 +4,10 @@ import (
 	"math/rand/v2"
 	"slices"
 	"testing"
+
+	"github.com/ipfs/go-cid"
+
+	"github.com/peer-project/peer/integrity"
 )
 
 // TestWantQueueModel checks wantQueue against the obvious slice (a cancel
@@ -118,5 +122,25 @@ func TestCancelBeforeWritten(t *testing.T) {
 	}
 	if a := c.requested[6]; a.sent != 1 || a.live != 0 {
 		t.Fatalf("chunk 6 after its CANCEL: %+v, want sent 1 live 0", a)
+	}
+}
+
+// TestNodeAnswers: each WANT_NODE written has one answer; two asks of the
+// same block (two walkers) take two answers, the first of which wakes both
+// waiters, and a third answer is unrequested.
+func TestNodeAnswers(t *testing.T) {
+	c := &conn{nodeWait: map[cid.Cid][]chan []byte{}, nodeAsked: map[cid.Cid]int{}, requested: map[int64]asked{}, wake: make(chan struct{}, 1)}
+	id := integrity.Block([]byte("node"))
+	a, b := make(chan []byte, 1), make(chan []byte, 1)
+	c.nodeWait[id] = []chan []byte{a, b}
+	c.nodeAsked[id] = 2
+	if !c.deliver(id, []byte("x")) || !c.deliver(id, []byte("x")) {
+		t.Fatal("an answer to one of two WANT_NODEs was refused")
+	}
+	if string(<-a) != "x" || string(<-b) != "x" {
+		t.Fatal("a waiter did not get the block")
+	}
+	if c.deliver(id, []byte("x")) {
+		t.Fatal("a third answer to two WANT_NODEs was taken")
 	}
 }
