@@ -872,3 +872,53 @@ func TestHaveFloodWhileManifestLoads(t *testing.T) {
 		})
 	}
 }
+
+// TestWantNodeAgainBanned: a fetcher that asks for a manifest block it was
+// sent twice already (74 bytes that cost the server a store read and up to
+// 1 MiB) gets ERROR (protocol) and a ban instead of a third copy.
+func TestWantNodeAgainBanned(t *testing.T) {
+	blocks, root, l, data := hostileRoot(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	mn, err := mocknet.FullMeshConnected(2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mn.Close()
+	hosts := mn.Hosts()
+	server := New(hosts[0], blocks, Config{Logger: quiet()})
+	defer server.Close()
+	server.Serve(root, strictSource{&memSource{l: l, data: data}})
+	st, err := hosts[1].NewStream(ctx, hosts[0].ID(), wire.ProtocolID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Reset()
+	w := wire.NewWriter(st)
+	r := wire.NewReader(st, 0)
+	w.Write(&wire.Hello{Version: wire.Version, Root: root})
+	w.Flush()
+	if m, err := r.Read(); err != nil || m.Type() != wire.TypeHaveAll {
+		t.Fatalf("answer to HELLO: %v %v", m, err)
+	}
+	var got []wire.Type
+	for range 3 {
+		w.Write(&wire.WantNode{CID: root})
+		w.Flush()
+		m, err := r.Read()
+		if err != nil {
+			t.Fatalf("after %v: %v", got, err)
+		}
+		got = append(got, m.Type())
+		if e, ok := m.(*wire.Error); ok {
+			if len(got) != 3 || e.Code != wire.CodeProtocol {
+				t.Fatalf("answers %v, ERROR %v; want NODE, NODE, then ERROR (protocol)", got, e)
+			}
+			if !server.Banned(hosts[1].ID()) {
+				t.Error("not banned")
+			}
+			return
+		}
+	}
+	t.Fatalf("answers %v to three WANT_NODEs of one block: no ERROR", got)
+}

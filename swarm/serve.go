@@ -21,6 +21,11 @@ const helloTimeout = 20 * time.Second
 // CANCEL and WANT_NODE only, all small.
 const maxClientMsg = 16 << 10
 
+// maxNodeResends is how many times a session is sent one manifest block: a
+// fetcher asks again only when the first answer was late (it waits 30 s)
+// or could not be kept.
+const maxNodeResends = 2
+
 // server is the serving side of one stream: a peer fetching a root from us.
 type server struct {
 	sw     *Swarm
@@ -29,18 +34,19 @@ type server struct {
 	root   cid.Cid
 
 	mu     sync.Mutex
-	src    Source        // nil until this node has chunks of root to serve
-	wake   chan struct{} // one token: the queues changed
-	wants  wantQueue     // chunk requests, in arrival order
-	asked  int64         // chunks WANTed minus chunks CANCELled: the CANCEL budget
-	nodes  []cid.Cid     // manifest block requests
-	haves  []uint64      // announcements to send
-	none   bool          // the session began with HAVE_NONE and no source yet
-	choked bool          // told (or about to be told) CHOKE: WANTs are dropped
-	ctl    []wire.Msg    // CHOKE and UNCHOKE to send, in order
-	cs     chokeState    // guarded by the swarm's choker
-	lim    *peerLimit    // the peer's upload cap
-	errMsg *wire.Error   // a final ERROR to send, then close
+	src    Source          // nil until this node has chunks of root to serve
+	wake   chan struct{}   // one token: the queues changed
+	wants  wantQueue       // chunk requests, in arrival order
+	asked  int64           // chunks WANTed minus chunks CANCELled: the CANCEL budget
+	nodes  []cid.Cid       // manifest block requests
+	sent   map[cid.Cid]int // NODEs sent, by CID: the WANT_NODE budget
+	haves  []uint64        // announcements to send
+	none   bool            // the session began with HAVE_NONE and no source yet
+	choked bool            // told (or about to be told) CHOKE: WANTs are dropped
+	ctl    []wire.Msg      // CHOKE and UNCHOKE to send, in order
+	cs     chokeState      // guarded by the swarm's choker
+	lim    *peerLimit      // the peer's upload cap
+	errMsg *wire.Error     // a final ERROR to send, then close
 	done   bool
 	active time.Time   // the last message read or batch written
 	idle   *time.Timer // runs idleCheck
@@ -197,6 +203,15 @@ func (sv *server) readLoop(r *wire.Reader) {
 			if len(sv.nodes) >= 64 {
 				sv.mu.Unlock()
 				sv.fail(wire.CodeTooManyRequests, "more than 64 manifest requests waiting")
+				return
+			}
+			if sv.sent[m.CID] >= maxNodeResends {
+				// A fetcher keeps what it got: asking again is a flood
+				// (74 bytes in, up to 1 MiB out).
+				sv.mu.Unlock()
+				sv.sw.count(func(st *Stats) { st.ProtocolViolations++ })
+				sv.fail(wire.CodeProtocol, fmt.Sprintf("WANT_NODE of %s, sent %d times already", m.CID, maxNodeResends))
+				sv.sw.Ban(sv.peer, "WANT_NODE of a block it was sent again and again")
 				return
 			}
 			sv.nodes = append(sv.nodes, m.CID)
@@ -461,6 +476,13 @@ func (sv *server) sendLoop() {
 			var m wire.Msg = &wire.Node{CID: c, Data: data}
 			if err != nil {
 				m = &wire.NodeMissing{CID: c}
+			} else {
+				sv.mu.Lock()
+				if sv.sent == nil {
+					sv.sent = map[cid.Cid]int{}
+				}
+				sv.sent[c]++
+				sv.mu.Unlock()
 			}
 			if err := w.Write(m); err != nil {
 				sv.stream.Reset()
