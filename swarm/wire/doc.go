@@ -166,6 +166,9 @@
 //   - BLOCK, DONT_HAVE: only in answer to a WANT of that chunk (one
 //     cancelled may still be answered).
 //   - NODE, NODE_MISSING: only in answer to a WANT_NODE of that CID.
+//   - WANT_NODE: a block already sent twice in the session is not asked
+//     for again (a fetcher keeps what it gets).
+//   - CHOKE, UNCHOKE: as said above, alternating, a CHOKE per WANT at most.
 //   - Idle: a session with no message either way for a while (2 minutes
 //     here), while its peer waits on nothing (no request queued, not
 //     choked), may be ended with code 7.
