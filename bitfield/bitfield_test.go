@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"math/bits"
+	"slices"
 	"testing"
 )
 
@@ -182,6 +183,84 @@ func FuzzFromBytes(f *testing.F) {
 		}
 		if bf.Has(n) || bf.Has(-1) {
 			t.Fatal("Has true outside the range")
+		}
+	})
+}
+
+// TestWordsVectors: the 64-bit word form puts bit i at 1<<(i%64) of word
+// i/64, whatever the byte order of the encoding; Get reads the encoding
+// directly.
+func TestWordsVectors(t *testing.T) {
+	tests := []struct {
+		n     int64
+		b     []byte
+		words []uint64
+	}{
+		{0, []byte{}, []uint64{}},
+		{10, []byte{0xa0, 0x40}, []uint64{1<<0 | 1<<2 | 1<<9}},
+		{8, []byte{0x01}, []uint64{1 << 7}},
+		{65, append(make([]byte, 8), 0x80), []uint64{0, 1}},
+		{64, []byte{0x80, 0, 0, 0, 0, 0, 0, 0x01}, []uint64{1 | 1<<63}},
+	}
+	for _, tt := range tests {
+		w, err := Words(nil, tt.n, tt.b)
+		if err != nil {
+			t.Fatalf("Words(%d, % x): %v", tt.n, tt.b, err)
+		}
+		if !slices.Equal(w, tt.words) {
+			t.Errorf("Words(%d, % x) = %x, want %x", tt.n, tt.b, w, tt.words)
+		}
+		if got := FromWords(tt.n, tt.words); !bytes.Equal(got, tt.b) {
+			t.Errorf("FromWords(%d, %x) = % x, want % x", tt.n, tt.words, got, tt.b)
+		}
+		for i := range tt.n {
+			if Get(tt.b, i) != (tt.words[i/64]&(1<<(i%64)) != 0) {
+				t.Errorf("Get(% x, %d) disagrees with the words", tt.b, i)
+			}
+		}
+	}
+	if _, err := Words(nil, 10, []byte{0xa0, 0x60}); !errors.Is(err, ErrInvalid) {
+		t.Errorf("Words of a spare bit set: %v, want ErrInvalid", err)
+	}
+	if Get([]byte{0xff}, 8) || Get([]byte{0xff}, -1) {
+		t.Error("Get true past the encoding")
+	}
+}
+
+// FuzzWords: any bytes for any length either fail Validate (and Words and
+// FromBytes with it) or convert to words and back to the same bytes, with
+// Get, Has and the words agreeing on every bit.
+func FuzzWords(f *testing.F) {
+	f.Add(int64(10), []byte{0xa0, 0x40})
+	f.Add(int64(10), []byte{0xa0, 0x60})
+	f.Add(int64(65), append(make([]byte, 8), 0x80))
+	f.Add(int64(1), []byte{0x01})
+	f.Fuzz(func(t *testing.T, n int64, b []byte) {
+		n %= 1 << 16
+		verr := Validate(n, b)
+		w, err := Words(nil, n, b)
+		_, ferr := FromBytes(n, b)
+		if (verr == nil) != (err == nil) || (verr == nil) != (ferr == nil) {
+			t.Fatalf("Validate %v, Words %v, FromBytes %v disagree", verr, err, ferr)
+		}
+		if err != nil {
+			if !errors.Is(err, ErrInvalid) {
+				t.Fatalf("error %v does not wrap ErrInvalid", err)
+			}
+			return
+		}
+		if int64(len(w)) != (n+63)/64 {
+			t.Fatalf("%d words for %d bits", len(w), n)
+		}
+		if got := FromWords(n, w); !bytes.Equal(got, b) {
+			t.Fatalf("round trip % x -> % x", b, got)
+		}
+		bf, _ := FromBytes(n, b)
+		for i := range n {
+			inWords := w[i/64]&(1<<(i%64)) != 0
+			if Get(b, i) != inWords || bf.Has(i) != inWords {
+				t.Fatalf("bit %d: Get %v, Has %v, words %v", i, Get(b, i), bf.Has(i), inWords)
+			}
 		}
 	})
 }

@@ -94,7 +94,7 @@ func (c *choker) want(sv *server, idx []uint64) {
 		sv.mu.Unlock()
 		return
 	}
-	sv.wants = append(sv.wants, idx...)
+	sv.wants.push(idx)
 	sv.mu.Unlock()
 	sv.cs.active = c.now()
 	if !sv.cs.slot {
@@ -213,7 +213,7 @@ func (c *choker) choke(sv *server) {
 	fresh := !sv.choked
 	if fresh {
 		sv.choked = true
-		sv.wants = nil
+		sv.wants.reset()
 		sv.ctl = append(sv.ctl, &wire.Choke{})
 	}
 	sv.mu.Unlock()

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/bits"
+	"slices"
 	"sync"
 	"time"
 
@@ -19,6 +21,20 @@ import (
 // dialTimeout bounds connecting to a peer and opening a stream.
 const dialTimeout = 15 * time.Second
 
+// closeTimeout bounds writing the final ERROR of a session: a peer that
+// does not read it does not hold the session open.
+const closeTimeout = 5 * time.Second
+
+// endWith writes e, the session's last message, and closes st (not Reset,
+// which would have the peer drop the ERROR unread), as the serving side
+// does. It blocks for at most closeTimeout.
+func endWith(st network.Stream, w *wire.Writer, e *wire.Error, now time.Time) {
+	st.SetWriteDeadline(now.Add(closeTimeout))
+	w.Write(e)
+	w.Flush()
+	st.Close()
+}
+
 // asked is what a conn has asked its peer for one chunk: WANTs the peer
 // may still answer (a cancelled one may cross its CANCEL on the wire), and
 // how many of them are not cancelled. A chunk can be wanted again after a
@@ -31,14 +47,14 @@ type conn struct {
 	peer   peer.ID
 	stream network.Stream
 	done   chan struct{} // closed when the reader ends
+	wdone  chan struct{} // closed when the writeLoop ends
 
 	// Owned by the fetch loop (written under f.mu where noted).
-	up           bool     // under f.mu
-	firstHave    wire.Msg // under f.mu
-	joined       bool
-	hasSome      bool // it said it has a chunk; the fetch loop's own
-	choked       bool // it said CHOKE last; the fetch loop's own
-	pendingHaves []int64
+	up        bool     // under f.mu
+	firstHave wire.Msg // under f.mu
+	joined    bool
+	hasSome   bool // it said it has a chunk; the fetch loop's own
+	choked    bool // it said CHOKE last; the fetch loop's own
 
 	mu        sync.Mutex
 	wake      chan struct{}
@@ -46,9 +62,72 @@ type conn struct {
 	cancels   []uint64
 	nodes     []cid.Cid
 	nodeWait  map[cid.Cid][]chan []byte
+	nodeAsked map[cid.Cid]int // WANT_NODEs not answered yet, by CID
 	requested map[int64]asked // by chunk; absent when nothing is expected
 	closeMsg  *wire.Error
-	notInt    bool // send NOT_INTERESTED
+	notInt    bool     // send NOT_INTERESTED
+	haves     []uint64 // chunks announced with HAVE, a bit each (bit i%64 of word i/64)
+	dupHaves  int      // HAVEs of a chunk announced before
+	missing   bool     // its last answer to WANT_NODE was NODE_MISSING or none
+	choking   bool     // it said CHOKE last (the reader's view)
+	wantMsgs  int64    // WANT messages written, less one per CHOKE read
+}
+
+// maxDupHaves is how many HAVEs of chunks it announced already a session
+// may send before it is a violation: a peer announces each chunk once
+// (a race between a late source and its announcements may repeat a few).
+const maxDupHaves = 1024
+
+// have records a HAVE of chunk i and reports whether it is news, to be told
+// the fetch. A HAVE past the end of the root (of any root while the
+// manifest loads), or more repeated HAVEs than maxDupHaves, is an error.
+// The record is a bit per chunk up to the highest announced, so a flood
+// costs at most MaxLayoutChunks/8 bytes (2 MiB) before the manifest is
+// known, and one bit per chunk of the root after.
+func (c *conn) have(i uint64) (bool, error) {
+	limit := uint64(MaxLayoutChunks)
+	if l, _ := c.f.current(); l != nil {
+		limit = uint64(l.NumChunks())
+	}
+	if i >= limit {
+		return false, fmt.Errorf("swarm: HAVE of chunk %d, past the end (%d chunks at most)", i, limit)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	w, bit := int(i/64), uint64(1)<<(i%64)
+	if w >= len(c.haves) {
+		c.haves = append(c.haves, make([]uint64, w+1-len(c.haves))...)
+	}
+	if c.haves[w]&bit != 0 {
+		if c.dupHaves++; c.dupHaves > maxDupHaves {
+			return false, fmt.Errorf("swarm: more than %d HAVEs of chunks already announced", maxDupHaves)
+		}
+		return false, nil
+	}
+	c.haves[w] |= bit
+	return true, nil
+}
+
+// announced returns the chunks announced with HAVE so far, ascending.
+func (c *conn) announced() []int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out []int64
+	for w, word := range c.haves {
+		for word != 0 {
+			out = append(out, int64(w*64+bits.TrailingZeros64(word)))
+			word &= word - 1
+		}
+	}
+	return out
+}
+
+// noManifest reports whether the peer failed the last manifest block it was
+// asked for (NODE_MISSING, or no answer in time).
+func (c *conn) noManifest() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.missing
 }
 
 // session connects to ai, says HELLO and serves the conn until it ends.
@@ -67,8 +146,8 @@ func (f *fetch) session(ai peer.AddrInfo) {
 		return
 	}
 	c := &conn{
-		f: f, peer: ai.ID, stream: st, done: make(chan struct{}), wake: make(chan struct{}, 1),
-		nodeWait: map[cid.Cid][]chan []byte{}, requested: map[int64]asked{},
+		f: f, peer: ai.ID, stream: st, done: make(chan struct{}), wdone: make(chan struct{}), wake: make(chan struct{}, 1),
+		nodeWait: map[cid.Cid][]chan []byte{}, nodeAsked: map[cid.Cid]int{}, requested: map[int64]asked{},
 	}
 	defer close(c.done)
 	w := wire.NewWriter(st)
@@ -82,9 +161,12 @@ func (f *fetch) session(ai peer.AddrInfo) {
 	first, err := r.Read()
 	st.SetDeadline(time.Time{})
 	if err != nil {
-		st.Reset()
 		if errors.Is(err, wire.ErrProtocol) {
-			f.strikeEarly(ai.ID, fmt.Errorf("first message: %w", err))
+			err = fmt.Errorf("first message: %w", err)
+			endWith(st, w, wire.NewError(wire.CodeProtocol, err.Error()), f.sw.cfg.Now())
+			f.strikeEarly(ai.ID, err)
+		} else {
+			st.Reset()
 		}
 		f.post(event{kind: evDown, conn: c, err: fmt.Errorf("no answer to HELLO: %w", err)})
 		return
@@ -96,8 +178,9 @@ func (f *fetch) session(ai peer.AddrInfo) {
 		f.post(event{kind: evDown, conn: c, err: fmt.Errorf("it answered: %w", m)})
 		return
 	default:
-		st.Reset()
-		f.strikeEarly(ai.ID, fmt.Errorf("first message %s, want a HAVE", first.Type()))
+		err := fmt.Errorf("first message %s, want a HAVE", first.Type())
+		endWith(st, w, wire.NewError(wire.CodeProtocol, err.Error()), f.sw.cfg.Now())
+		f.strikeEarly(ai.ID, err)
 		f.post(event{kind: evDown, conn: c})
 		return
 	}
@@ -109,12 +192,30 @@ func (f *fetch) session(ai peer.AddrInfo) {
 		return
 	}
 	f.post(event{kind: evUp, conn: c})
-	f.goroutine(func() { c.writeLoop(w) })
+	f.goroutine(func() {
+		defer close(c.wdone)
+		c.writeLoop(w)
+	})
 	err = c.readLoop(r)
 	if err != nil && f.ctx.Err() == nil {
 		f.log.Debug("session ended", "peer", c.peer, "err", err)
 	}
-	c.stream.Reset()
+	c.mu.Lock()
+	final := c.closeMsg != nil
+	c.mu.Unlock()
+	var peerErr *wire.Error
+	switch {
+	case final:
+		// The writer sends the ERROR and closes the stream (endWith); a
+		// write it is stuck in (the peer reads nothing) fails by then.
+		c.stream.SetWriteDeadline(f.sw.cfg.Now().Add(closeTimeout))
+		c.signal()
+		<-c.wdone
+	case errors.As(err, &peerErr):
+		c.stream.Close() // the peer said why; nothing to answer
+	default:
+		c.stream.Reset()
+	}
 	c.signal()
 	if err != nil {
 		err = fmt.Errorf("the session ended: %w", err)
@@ -141,14 +242,29 @@ func (c *conn) request(i int64) {
 	c.mu.Unlock()
 }
 
+// cancel withdraws a request of chunk i. One not written yet is simply
+// never sent: the peer sees no WANT and no CANCEL of it (a CANCEL written
+// before its WANT, as the batch order would have it, would look to the
+// peer like a CANCEL of what was never asked for).
 func (c *conn) cancel(i int64) {
 	c.mu.Lock()
-	if a := c.requested[i]; a.live > 0 {
+	defer c.mu.Unlock()
+	a := c.requested[i]
+	if a.live == 0 {
+		return
+	}
+	a.live--
+	if k := slices.Index(c.wants, uint64(i)); k >= 0 {
+		c.wants = slices.Delete(c.wants, k, k+1)
+		a.sent--
+	} else {
 		c.cancels = append(c.cancels, uint64(i))
-		a.live--
+	}
+	if a.sent == 0 {
+		delete(c.requested, i)
+	} else {
 		c.requested[i] = a
 	}
-	c.mu.Unlock()
 }
 
 func (c *conn) flush() { c.signal() }
@@ -161,7 +277,8 @@ func (c *conn) notInterested() {
 	c.signal()
 }
 
-// close sends ERROR and ends the session.
+// close sends ERROR and ends the session: the writer sends it and closes
+// the stream, which ends the reader. The first reason given is the one sent.
 func (c *conn) close(code wire.ErrCode, msg string) {
 	c.mu.Lock()
 	if c.closeMsg == nil {
@@ -171,11 +288,21 @@ func (c *conn) close(code wire.ErrCode, msg string) {
 	c.signal()
 }
 
+// violation ends the session for a breach of the protocol that the reader
+// found: ERROR (code 1) is sent, the reading side is closed so that the
+// read loop ends, and the fetch's loop is told, to strike the peer.
+func (c *conn) violation(err error) {
+	c.close(wire.CodeProtocol, err.Error())
+	c.stream.CloseRead()
+	c.f.post(event{kind: evMisbehaved, conn: c, err: err})
+}
+
 // getNode asks the peer for a manifest block and waits for the answer.
 func (c *conn) getNode(ctx context.Context, id cid.Cid) ([]byte, error) {
 	ch := make(chan []byte, 1)
 	c.mu.Lock()
 	c.nodeWait[id] = append(c.nodeWait[id], ch)
+	c.nodeAsked[id]++
 	c.nodes = append(c.nodes, id)
 	c.mu.Unlock()
 	c.signal()
@@ -183,6 +310,9 @@ func (c *conn) getNode(ctx context.Context, id cid.Cid) ([]byte, error) {
 	defer cancel()
 	select {
 	case data := <-ch:
+		c.mu.Lock()
+		c.missing = data == nil
+		c.mu.Unlock()
 		if data == nil {
 			return nil, fmt.Errorf("swarm: %s does not have block %s", c.peer, id)
 		}
@@ -190,6 +320,11 @@ func (c *conn) getNode(ctx context.Context, id cid.Cid) ([]byte, error) {
 	case <-c.done:
 		return nil, fmt.Errorf("swarm: session with %s ended", c.peer)
 	case <-ctx.Done():
+		if ctx.Err() == context.DeadlineExceeded {
+			c.mu.Lock()
+			c.missing = true // no answer in time
+			c.mu.Unlock()
+		}
 		return nil, ctx.Err()
 	}
 }
@@ -208,9 +343,7 @@ func (c *conn) writeLoop(w *wire.Writer) {
 		c.wants, c.cancels, c.nodes, c.notInt = nil, nil, nil, false
 		c.mu.Unlock()
 		if closeMsg != nil {
-			w.Write(closeMsg)
-			w.Flush()
-			c.stream.Reset()
+			endWith(c.stream, w, closeMsg, c.f.sw.cfg.Now())
 			return
 		}
 		var err error
@@ -226,6 +359,11 @@ func (c *conn) writeLoop(w *wire.Writer) {
 		}
 		if notInt && err == nil {
 			err = w.Write(&wire.NotInterested{})
+		}
+		if len(wants) > 0 {
+			c.mu.Lock()
+			c.wantMsgs += int64((len(wants) + wire.MaxWant - 1) / wire.MaxWant) // before they can reach the peer
+			c.mu.Unlock()
 		}
 		for len(wants) > 0 && err == nil {
 			n := min(len(wants), wire.MaxWant)
@@ -270,7 +408,7 @@ func (c *conn) readLoop(r *wire.Reader) error {
 		free <- m
 	}
 	blocks := make(chan *wire.Block, blockBuffers-1)
-	var failed error // set by the block goroutine before it resets the stream
+	var failed error // set by the block goroutine before it ends the stream
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -288,8 +426,7 @@ func (c *conn) readLoop(r *wire.Reader) error {
 					layout, dl = f.current()
 				}
 				if err := c.block(layout, dl, pl, m); err != nil {
-					failed = err
-					c.stream.Reset() // ends the Read below
+					failed = err // a violation: its ERROR ends the Read below
 				}
 			}
 			recycle(m)
@@ -311,38 +448,66 @@ func (c *conn) readMsgs(r *wire.Reader, blocks chan<- *wire.Block) error {
 		m, err := r.Read()
 		if err != nil {
 			if errors.Is(err, wire.ErrProtocol) {
-				f.post(event{kind: evMisbehaved, conn: c, err: err})
+				c.violation(err)
 			}
 			return err
 		}
 		switch m := m.(type) {
 		case *wire.Have:
-			f.post(event{kind: evHave, conn: c, index: int64(m.Index)})
+			news, err := c.have(m.Index)
+			if err != nil {
+				c.violation(err)
+				return err
+			}
+			if news {
+				f.post(event{kind: evHave, conn: c, index: int64(m.Index)})
+			}
 		case *wire.Block:
 			blocks <- m
 		case *wire.DontHave:
 			for _, i := range m.Indices {
 				c.mu.Lock()
+				_, expected := c.requested[int64(i)]
 				live := c.answered(int64(i))
 				c.mu.Unlock()
+				if !expected {
+					// Like a BLOCK never requested: it answers nothing.
+					err := fmt.Errorf("swarm: DONT_HAVE of chunk %d, which was never requested", i)
+					c.violation(err)
+					return err
+				}
 				if live {
 					f.post(event{kind: evDontHave, conn: c, index: int64(i)})
 				}
 			}
-		case *wire.Choke:
-			c.dropRequests()
-			f.post(event{kind: evChoke, conn: c})
-		case *wire.Unchoke:
-			f.post(event{kind: evUnchoke, conn: c})
+		case *wire.Choke, *wire.Unchoke:
+			if err := c.chokeMsg(m.Type() == wire.TypeChoke); err != nil {
+				c.violation(err)
+				return err
+			}
+			if m.Type() == wire.TypeChoke {
+				c.dropRequests()
+				f.post(event{kind: evChoke, conn: c})
+			} else {
+				f.post(event{kind: evUnchoke, conn: c})
+			}
 		case *wire.Node:
-			c.deliver(m.CID, append([]byte(nil), m.Data...))
+			if !c.deliver(m.CID, m.Data) {
+				err := fmt.Errorf("swarm: NODE %s was never requested", m.CID)
+				c.violation(err)
+				return err
+			}
 		case *wire.NodeMissing:
-			c.deliver(m.CID, nil)
+			if !c.deliver(m.CID, nil) {
+				err := fmt.Errorf("swarm: NODE_MISSING %s was never requested", m.CID)
+				c.violation(err)
+				return err
+			}
 		case *wire.Error:
 			return m
 		default:
 			err := fmt.Errorf("swarm: unexpected %s from the serving side", m.Type())
-			f.post(event{kind: evMisbehaved, conn: c, err: err})
+			c.violation(err)
 			return err
 		}
 	}
@@ -364,7 +529,7 @@ func (c *conn) block(l *Layout, dl *download, pl *peerLimit, m *wire.Block) erro
 	case !expected || dl == nil || i >= l.NumChunks():
 		f.sw.count(func(s *Stats) { s.UnrequestedBlocks++ })
 		err := fmt.Errorf("swarm: block %d was never requested", i)
-		f.post(event{kind: evMisbehaved, conn: c, err: err})
+		c.violation(err)
 		return err
 	}
 	// A block that was cancelled (it timed out, or another peer sent it
@@ -402,6 +567,32 @@ func (c *conn) block(l *Layout, dl *download, pl *peerLimit, m *wire.Block) erro
 		}
 		f.sw.Announce(f.root, i)
 		f.post(event{kind: evVerified, conn: c, index: i, size: int(n)})
+	}
+	return nil
+}
+
+// chokeMsg checks a CHOKE (choke true) or UNCHOKE against the protocol:
+// they alternate, starting with CHOKE, and a server chokes a peer only for
+// a WANT it received while the peer was unchoked (it queued it, or served
+// it), a different one for each CHOKE: so no more CHOKEs than WANT messages
+// written before them. (Counting WANTs since the last UNCHOKE would be
+// wrong: a WANT written while choked can reach the server after its
+// UNCHOKE.) Each costs the fetch work (requests dropped, then asked again
+// on UNCHOKE), so a blind flood of them is a violation at once.
+func (c *conn) chokeMsg(choke bool) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	switch {
+	case choke == c.choking && choke:
+		return errors.New("swarm: CHOKE while choked")
+	case choke == c.choking:
+		return errors.New("swarm: UNCHOKE while not choked")
+	case choke && c.wantMsgs <= 0:
+		return errors.New("swarm: more CHOKEs than WANTs")
+	}
+	c.choking = choke
+	if choke {
+		c.wantMsgs--
 	}
 	return nil
 }
@@ -455,12 +646,48 @@ func (c *conn) answered(i int64) (live bool) {
 	return live
 }
 
-func (c *conn) deliver(id cid.Cid, data []byte) {
+// deliver hands a manifest block (nil: NODE_MISSING) to those waiting for
+// it, each its own copy of data, which aliases the reader's buffer. It
+// reports false when it answers no WANT_NODE of ours (each has one answer):
+// an unrequested NODE costs no copy, and ends the session.
+func (c *conn) deliver(id cid.Cid, data []byte) bool {
 	c.mu.Lock()
-	ws := c.nodeWait[id]
+	n := c.nodeAsked[id]
+	if n == 0 {
+		c.mu.Unlock()
+		return false
+	}
+	if n == 1 {
+		delete(c.nodeAsked, id)
+	} else {
+		c.nodeAsked[id] = n - 1
+	}
+	ws := c.nodeWait[id] // none when every asker gave up waiting
 	delete(c.nodeWait, id)
 	c.mu.Unlock()
 	for _, ch := range ws {
-		ch <- data
+		var b []byte
+		if data != nil {
+			b = append(make([]byte, 0, len(data)), data...)
+		}
+		ch <- b
 	}
+	return true
+}
+
+// badNode strikes the peer for a manifest block that failed its hash, and
+// ends the session with ERROR: a NODE names its sender without doubt, as a
+// BLOCK does. It is called where the block is verified, so that it holds on
+// every path that reads one (a fetch, and GetBlock: inspect, Open,
+// ROOT/path).
+func (c *conn) badNode(id cid.Cid, err error) {
+	err = fmt.Errorf("manifest block %s: %w", id, err)
+	c.f.log.Warn("bad manifest block", "peer", c.peer, "err", err)
+	c.f.sw.count(func(s *Stats) { s.ProtocolViolations++ })
+	c.f.strikeEarly(c.peer, err)
+	code := wire.CodeProtocol
+	if c.f.sw.Banned(c.peer) {
+		code = wire.CodeBanned
+	}
+	c.close(code, err.Error())
 }

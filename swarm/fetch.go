@@ -461,12 +461,11 @@ func (f *fetch) join(c *conn, now time.Time) {
 	case *wire.HaveBitfield:
 		err = f.sched.HaveBitfield(id, m.Bits, now)
 	}
-	for _, i := range c.pendingHaves {
+	for _, i := range c.announced() { // the HAVEs that came before
 		if err == nil {
 			err = f.sched.Have(id, i, now)
 		}
 	}
-	c.pendingHaves = nil
 	if err != nil {
 		f.sched.Misbehaved(id, err.Error(), now)
 	}
@@ -529,8 +528,7 @@ func (f *fetch) handle(ev event) {
 			return
 		}
 		if ev.kind == evHave {
-			c.hasSome = true
-			c.pendingHaves = append(c.pendingHaves, ev.index)
+			c.hasSome = true // the conn keeps the index for join
 		}
 		if ev.kind == evDown {
 			f.drop(c)
@@ -543,8 +541,7 @@ func (f *fetch) handle(ev event) {
 	case evHave:
 		c.hasSome = true
 		if !c.joined {
-			c.pendingHaves = append(c.pendingHaves, ev.index)
-			return
+			return // the conn keeps the index for join
 		}
 		f.lastSource = now
 		err = f.sched.Have(id, ev.index, now)
@@ -690,7 +687,8 @@ func (f *fetch) checkSources(now time.Time) error {
 }
 
 // usefulSessions counts the sessions with a chunk the fetch lacks: once the
-// layout is known, as the scheduler sees it; before, any that has a chunk.
+// layout is known, as the scheduler sees it; before, any that has a chunk
+// and has not failed to give a manifest block.
 func (f *fetch) usefulSessions() int {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -700,7 +698,10 @@ func (f *fetch) usefulSessions() int {
 			if c.joined && f.sched.Useful(sched.PeerID(c.peer)) {
 				useful++
 			}
-		} else if c.hasSome {
+		} else if c.hasSome && !c.noManifest() {
+			// While the manifest loads, a peer that says it has chunks but
+			// did not give the manifest block it was asked for is no
+			// source (a HAVE flooder would keep the fetch waiting forever).
 			useful++
 		}
 	}
@@ -1008,7 +1009,9 @@ func (f *fetch) getBlock(ctx context.Context, c cid.Cid) ([]byte, error) {
 			inflight--
 			if a.err == nil {
 				if err := integrity.Verify(c, a.data); err != nil {
-					f.post(event{kind: evMisbehaved, conn: a.from, err: err})
+					// Here, not in the fetch's loop: GetBlock (inspect,
+					// Open, ROOT/path) has no loop to strike the peer.
+					a.from.badNode(c, err)
 				} else {
 					if err := f.sw.blocks.PutBlock(c, a.data); err != nil {
 						f.log.Warn("keeping a manifest block", "cid", c, "err", err)

@@ -17,6 +17,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -350,6 +351,33 @@ func TestHostileSeeder(t *testing.T) {
 				return encode(t, &wire.Block{Index: i, Data: right(i)[:100]})
 			})
 		}, true},
+		{"NODE never requested", &wire.HaveAll{}, func(t *testing.T) func(wire.Msg) []byte {
+			return once(func(wire.Msg) []byte {
+				return encode(t, &wire.Node{CID: integrity.Block([]byte("unasked")), Data: make([]byte, wire.MaxNodeSize)})
+			})
+		}, true},
+		{"DONT_HAVE never requested", &wire.HaveAll{}, func(t *testing.T) func(wire.Msg) []byte {
+			return once(func(m wire.Msg) []byte {
+				if m == nil {
+					return nil
+				}
+				idx := make([]uint64, wire.MaxWant)
+				for i := range idx {
+					idx[i] = uint64(i % hostileChunks)
+				}
+				return encode(t, &wire.DontHave{Indices: idx})
+			})
+		}, true},
+		{"CHOKE and UNCHOKE flood", &wire.HaveAll{}, func(t *testing.T) func(wire.Msg) []byte {
+			return onWant(func(*wire.Want) []byte {
+				var b []byte
+				for range 1000 {
+					b = append(b, encode(t, &wire.Choke{})...)
+					b = append(b, encode(t, &wire.Unchoke{})...)
+				}
+				return b
+			})
+		}, true},
 		{"HELLO in the middle", &wire.HaveAll{}, func(t *testing.T) func(wire.Msg) []byte {
 			return onWant(func(*wire.Want) []byte { return encode(t, &wire.Hello{Version: wire.Version, Root: root}) })
 		}, true},
@@ -447,4 +475,450 @@ func TestBadBlockAfterTheLoop(t *testing.T) {
 			t.Errorf("%s sent a bad block as the fetch ended and is not banned", p)
 		}
 	}
+}
+
+// TestFetcherSaysWhy: when the fetching side ends a session (it bans the
+// seeder, or the seeder broke the protocol), it sends ERROR with the code
+// and then closes the stream, as the serving side does, so that the seeder
+// reads why instead of seeing a reset.
+func TestFetcherSaysWhy(t *testing.T) {
+	blocks, root, l, data := hostileRoot(t)
+	right := func(i uint64) []byte { c := l.Chunks[i]; return data[c.Offset : c.Offset+int64(c.Size)] }
+	tests := []struct {
+		name  string
+		first wire.Msg
+		// onWant returns what the seeder sends for the first WANT; nil
+		// onWant: the attack is sent right after first.
+		onWant func(t *testing.T, w *wire.Want) []byte
+		now    []byte
+		code   wire.ErrCode
+	}{
+		{"bad block", &wire.HaveAll{}, func(t *testing.T, w *wire.Want) []byte {
+			bad := append([]byte(nil), right(w.Indices[0])...)
+			bad[0] ^= 1
+			return encode(t, &wire.Block{Index: w.Indices[0], Data: bad})
+		}, nil, wire.CodeBanned},
+		{"unknown message type", &wire.HaveAll{}, func(*testing.T, *wire.Want) []byte {
+			return frame(1, 0x7f, nil)
+		}, nil, wire.CodeProtocol},
+		{"BLOCK never requested", &wire.HaveAll{}, func(t *testing.T, w *wire.Want) []byte {
+			i := uint64(hostileChunks - 1)
+			for slices.Contains(w.Indices, i) {
+				i--
+			}
+			return encode(t, &wire.Block{Index: i, Data: right(i)})
+		}, nil, wire.CodeProtocol},
+		{"WANT from the serving side (manifest phase)", &wire.HaveAll{}, nil,
+			encode(t, &wire.Want{Indices: []uint64{0}}), wire.CodeProtocol},
+		{"WANT instead of a HAVE", &wire.Want{Indices: []uint64{0}}, nil, nil, wire.CodeProtocol},
+		{"unknown type instead of a HAVE", nil, nil, frame(1, 0x7f, nil), wire.CodeProtocol},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			mn, err := mocknet.FullMeshConnected(2)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer mn.Close()
+			hosts := mn.Hosts()
+			// The seeder's last read: the ERROR it got, or the error that
+			// ended its stream.
+			type end struct {
+				msg *wire.Error
+				err error
+			}
+			ends := make(chan end, 1)
+			hosts[0].SetStreamHandler(wire.ProtocolID, func(st network.Stream) {
+				defer st.Reset()
+				r := wire.NewReader(st, 0)
+				if m, err := r.Read(); err != nil || m.Type() != wire.TypeHello {
+					return
+				}
+				var out []byte
+				if tc.first != nil {
+					out = encode(t, tc.first)
+				}
+				out = append(out, tc.now...)
+				if _, err := st.Write(out); err != nil {
+					return
+				}
+				sentWant := false
+				for {
+					m, err := r.Read()
+					if err != nil {
+						ends <- end{err: err}
+						return
+					}
+					var out []byte
+					switch m := m.(type) {
+					case *wire.Error:
+						ends <- end{msg: m}
+						return
+					case *wire.WantNode:
+						b, _ := blocks.GetBlock(ctx, m.CID)
+						out = encode(t, &wire.Node{CID: m.CID, Data: b})
+					case *wire.Want:
+						if tc.onWant != nil && !sentWant {
+							sentWant = true
+							out = tc.onWant(t, m)
+						}
+					}
+					if _, err := st.Write(out); err != nil {
+						ends <- end{err: err}
+						return
+					}
+				}
+			})
+			fetcher := New(hosts[1], &memBlocks{m: map[cid.Cid][]byte{}}, Config{Logger: quiet(), Seed: 1})
+			defer fetcher.Close()
+			dest := filepath.Join(t.TempDir(), "f.bin")
+			_, err = fetcher.Fetch(ctx, root, FetchOptions{Dest: dest, Hints: []peer.AddrInfo{{ID: hosts[0].ID()}}, NoConnected: true, FindTimeout: time.Second})
+			if err == nil {
+				t.Fatal("the fetch from a hostile seeder alone completed")
+			}
+			var e end
+			select {
+			case e = <-ends:
+			case <-ctx.Done():
+				t.Fatal("the seeder's stream never ended")
+			}
+			t.Logf("fetch: %v; the seeder read %v / %v", err, e.msg, e.err)
+			if e.msg == nil {
+				t.Fatalf("the seeder's stream ended with %v, not an ERROR", e.err)
+			}
+			if e.msg.Code != tc.code {
+				t.Errorf("ERROR %v, want code %v", e.msg, tc.code)
+			}
+			if !fetcher.Banned(hosts[0].ID()) {
+				t.Error("the seeder was not banned")
+			}
+		})
+	}
+}
+
+// TestBadNodeBanned: a seeder that answers WANT_NODE with bytes that fail
+// the block's hash is banned, and reads ERROR (banned), on every path that
+// reads a manifest block: a fetch, and GetBlock, which the node's inspect,
+// Open and ROOT/path use.
+func TestBadNodeBanned(t *testing.T) {
+	_, root, _, _ := hostileRoot(t)
+	for _, path := range []string{"Fetch", "GetBlock"} {
+		t.Run(path, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			mn, err := mocknet.FullMeshConnected(2)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer mn.Close()
+			hosts := mn.Hosts()
+			codes := make(chan wire.ErrCode, 1)
+			hosts[0].SetStreamHandler(wire.ProtocolID, func(st network.Stream) {
+				defer st.Reset()
+				r := wire.NewReader(st, 0)
+				if m, err := r.Read(); err != nil || m.Type() != wire.TypeHello {
+					return
+				}
+				if _, err := st.Write(encode(t, &wire.HaveAll{})); err != nil {
+					return
+				}
+				for {
+					m, err := r.Read()
+					if err != nil {
+						close(codes)
+						return
+					}
+					switch m := m.(type) {
+					case *wire.Error:
+						codes <- m.Code
+						return
+					case *wire.WantNode:
+						if _, err := st.Write(encode(t, &wire.Node{CID: m.CID, Data: []byte("not the block")})); err != nil {
+							close(codes)
+							return
+						}
+					}
+				}
+			})
+			banned := make(chan peer.ID, 1)
+			fetcher := New(hosts[1], &memBlocks{m: map[cid.Cid][]byte{}}, Config{Logger: quiet(), OnBan: func(p peer.ID) {
+				select {
+				case banned <- p:
+				default:
+				}
+			}})
+			defer fetcher.Close()
+			hints := []peer.AddrInfo{{ID: hosts[0].ID()}}
+			done := make(chan error, 1)
+			gctx, gcancel := context.WithCancel(ctx)
+			defer gcancel()
+			go func() {
+				var err error
+				if path == "Fetch" {
+					_, err = fetcher.Fetch(gctx, root, FetchOptions{Dest: filepath.Join(t.TempDir(), "f"), Hints: hints, NoConnected: true})
+				} else {
+					_, err = fetcher.GetBlock(gctx, root, root, hints, nil)
+				}
+				done <- err
+			}()
+			select {
+			case p := <-banned:
+				if p != hosts[0].ID() {
+					t.Errorf("banned %s, want the seeder", p)
+				}
+			case err := <-done:
+				t.Fatalf("%s returned %v before the seeder was banned", path, err)
+			case <-ctx.Done():
+				t.Fatalf("the seeder of a bad manifest block was not banned (%s)", path)
+			}
+			select {
+			case code, ok := <-codes:
+				if !ok || code != wire.CodeBanned {
+					t.Errorf("the seeder read ERROR code %v (ok %v), want %v", code, ok, wire.CodeBanned)
+				}
+			case <-ctx.Done():
+				t.Error("the seeder's session did not end")
+			}
+			gcancel()
+			if err := <-done; err == nil {
+				t.Errorf("%s of a root whose only seeder lies returned no error", path)
+			}
+		})
+	}
+}
+
+// TestCancelFloodBanned: CANCELs of chunks that were never asked for, past
+// the slack a WANT and CANCEL written out of order may take, end the
+// session with ERROR (protocol) and ban the peer; within the budget (a
+// CANCEL per chunk asked for) a session goes on.
+func TestCancelFloodBanned(t *testing.T) {
+	blocks, root, l, data := hostileRoot(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	mn, err := mocknet.FullMeshConnected(2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mn.Close()
+	hosts := mn.Hosts()
+	server := New(hosts[0], blocks, Config{Logger: quiet()})
+	defer server.Close()
+	server.Serve(root, strictSource{&memSource{l: l, data: data}})
+	st, err := hosts[1].NewStream(ctx, hosts[0].ID(), wire.ProtocolID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Reset()
+	w := wire.NewWriter(st)
+	r := wire.NewReader(st, 0)
+	w.Write(&wire.Hello{Version: wire.Version, Root: root})
+	w.Flush()
+	if m, err := r.Read(); err != nil || m.Type() != wire.TypeHaveAll {
+		t.Fatalf("answer to HELLO: %v %v", m, err)
+	}
+	// Within the budget: CANCELs of what was asked, and of more, up to the
+	// slack; the session answers a WANT_NODE after them.
+	w.Write(&wire.Want{Indices: []uint64{1, 2}})
+	w.Write(&wire.Cancel{Indices: []uint64{1, 2, 3}})
+	w.Write(&wire.WantNode{CID: root})
+	w.Flush()
+	for {
+		m, err := r.Read()
+		if err != nil {
+			t.Fatalf("the session ended within the CANCEL budget: %v", err)
+		}
+		if _, ok := m.(*wire.Node); ok {
+			break
+		}
+		if e, ok := m.(*wire.Error); ok {
+			t.Fatalf("ERROR within the CANCEL budget: %v", e)
+		}
+	}
+	// The flood: 8 CANCELs of 256 chunks never asked for, then a
+	// WANT_NODE that a server that took the flood answers.
+	absent := make([]uint64, wire.MaxWant)
+	for i := range absent {
+		absent[i] = uint64(i % hostileChunks)
+	}
+	for range 8 {
+		w.Write(&wire.Cancel{Indices: absent})
+	}
+	w.Write(&wire.WantNode{CID: root})
+	w.Flush()
+	var got wire.Msg
+	for got == nil {
+		m, err := r.Read()
+		if err != nil {
+			t.Fatalf("the stream ended with %v and no ERROR", err)
+		}
+		switch m.(type) {
+		case *wire.Error, *wire.Node:
+			got = m
+		}
+	}
+	e, ok := got.(*wire.Error)
+	if !ok {
+		t.Fatalf("after 2048 CANCELs of chunks never asked for, the server answered %v: no ERROR", got.Type())
+	}
+	t.Logf("ERROR: %v", e)
+	if e.Code != wire.CodeProtocol {
+		t.Errorf("ERROR %v, want code %v", e, wire.CodeProtocol)
+	}
+	if !server.Banned(hosts[1].ID()) {
+		t.Error("the CANCEL flooder was not banned")
+	}
+	if v := server.Stats().ProtocolViolations; v != 1 {
+		t.Errorf("%d protocol violations counted, want 1", v)
+	}
+}
+
+// TestHaveFloodWhileManifestLoads: a seeder answers HELLO with HAVE_NONE,
+// then floods 100,000 HAVEs, and answers every WANT_NODE with NODE_MISSING. It has
+// no manifest to give, so it is no source: the fetch must fail for want of
+// providers after FindTimeout rather than wait on it forever; the flood
+// must cost the fetch a bit per chunk announced, not a list entry per
+// message; and HAVEs repeated past the budget must get it banned.
+func TestHaveFloodWhileManifestLoads(t *testing.T) {
+	_, root, _, _ := hostileRoot(t)
+	const n = 100_000
+	for _, tc := range []struct {
+		name  string
+		index func(k uint64) uint64
+		ban   bool
+	}{
+		{"different chunks", func(k uint64) uint64 { return k }, false},
+		{"one chunk again and again", func(uint64) uint64 { return 7 }, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			mn, err := mocknet.FullMeshConnected(2)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer mn.Close()
+			hosts := mn.Hosts()
+			var flood [][]byte // pieces of whole frames
+			var piece []byte
+			size := 0
+			for k := range uint64(n) {
+				piece = append(piece, encode(t, &wire.Have{Index: tc.index(k)})...)
+				if len(piece) >= 32<<10 || k == n-1 {
+					size += len(piece)
+					flood, piece = append(flood, piece), nil
+				}
+			}
+			var wg sync.WaitGroup
+			defer wg.Wait()
+			hosts[0].SetStreamHandler(wire.ProtocolID, func(st network.Stream) {
+				wg.Add(1)
+				defer wg.Done()
+				defer st.Reset()
+				r := wire.NewReader(st, 0)
+				if m, err := r.Read(); err != nil || m.Type() != wire.TypeHello {
+					return
+				}
+				if _, err := st.Write(encode(t, &wire.HaveNone{})); err != nil {
+					return
+				}
+				var mu sync.Mutex // one writer at a time: whole frames
+				write := func(b []byte) error {
+					mu.Lock()
+					defer mu.Unlock()
+					_, err := st.Write(b)
+					return err
+				}
+				wg.Add(1)
+				go func() { // the flood, beside the answers
+					defer wg.Done()
+					for _, p := range flood {
+						if write(p) != nil {
+							return
+						}
+					}
+				}()
+				for {
+					m, err := r.Read()
+					if err != nil {
+						return
+					}
+					if wn, ok := m.(*wire.WantNode); ok {
+						if write(encode(t, &wire.NodeMissing{CID: wn.CID})) != nil {
+							return
+						}
+					}
+				}
+			})
+			fetcher := New(hosts[1], &memBlocks{m: map[cid.Cid][]byte{}}, Config{Logger: quiet(), Seed: 1})
+			defer fetcher.Close()
+			runtime.GC()
+			before := totalAlloc()
+			_, err = fetcher.Fetch(ctx, root, FetchOptions{Dest: filepath.Join(t.TempDir(), "f"), Hints: []peer.AddrInfo{{ID: hosts[0].ID()}}, NoConnected: true, FindTimeout: time.Second})
+			alloc := totalAlloc() - before
+			t.Logf("fetch: %v; banned %v; %d KiB allocated for %d KiB of HAVEs", err, fetcher.Banned(hosts[0].ID()), alloc>>10, size>>10)
+			if !errors.Is(err, ErrNoProviders) {
+				t.Errorf("fetch from a seeder with no manifest: %v, want ErrNoProviders", err)
+			}
+			if tc.ban != fetcher.Banned(hosts[0].ID()) {
+				t.Errorf("banned %v, want %v", !tc.ban, tc.ban)
+			}
+			// What the wire allocates to decode a HAVE (8 bytes) and the
+			// fetch's own running, with room; not a list of every HAVE.
+			if limit := uint64(12*n + 2<<20); alloc > limit {
+				t.Errorf("%d KiB allocated for %d HAVEs, more than %d KiB", alloc>>10, n, limit>>10)
+			}
+		})
+	}
+}
+
+// TestWantNodeAgainBanned: a fetcher that asks for a manifest block it was
+// sent twice already (74 bytes that cost the server a store read and up to
+// 1 MiB) gets ERROR (protocol) and a ban instead of a third copy.
+func TestWantNodeAgainBanned(t *testing.T) {
+	blocks, root, l, data := hostileRoot(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	mn, err := mocknet.FullMeshConnected(2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mn.Close()
+	hosts := mn.Hosts()
+	server := New(hosts[0], blocks, Config{Logger: quiet()})
+	defer server.Close()
+	server.Serve(root, strictSource{&memSource{l: l, data: data}})
+	st, err := hosts[1].NewStream(ctx, hosts[0].ID(), wire.ProtocolID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Reset()
+	w := wire.NewWriter(st)
+	r := wire.NewReader(st, 0)
+	w.Write(&wire.Hello{Version: wire.Version, Root: root})
+	w.Flush()
+	if m, err := r.Read(); err != nil || m.Type() != wire.TypeHaveAll {
+		t.Fatalf("answer to HELLO: %v %v", m, err)
+	}
+	var got []wire.Type
+	for range 3 {
+		w.Write(&wire.WantNode{CID: root})
+		w.Flush()
+		m, err := r.Read()
+		if err != nil {
+			t.Fatalf("after %v: %v", got, err)
+		}
+		got = append(got, m.Type())
+		if e, ok := m.(*wire.Error); ok {
+			if len(got) != 3 || e.Code != wire.CodeProtocol {
+				t.Fatalf("answers %v, ERROR %v; want NODE, NODE, then ERROR (protocol)", got, e)
+			}
+			if !server.Banned(hosts[1].ID()) {
+				t.Error("not banned")
+			}
+			return
+		}
+	}
+	t.Fatalf("answers %v to three WANT_NODEs of one block: no ERROR", got)
 }

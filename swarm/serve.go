@@ -24,6 +24,11 @@ const helloTimeout = 20 * time.Second
 // CANCEL and WANT_NODE only, all small.
 const maxClientMsg = 16 << 10
 
+// maxNodeResends is how many times a session is sent one manifest block: a
+// fetcher asks again only when the first answer was late (it waits 30 s)
+// or could not be kept.
+const maxNodeResends = 2
+
 // server is the serving side of one stream: a peer fetching a root from us.
 type server struct {
 	sw     *Swarm
@@ -32,18 +37,22 @@ type server struct {
 	root   cid.Cid
 
 	mu     sync.Mutex
-	src    Source        // nil until this node has chunks of root to serve
-	wake   chan struct{} // one token: the queues changed
-	wants  []uint64      // chunk requests, in arrival order
-	nodes  []cid.Cid     // manifest block requests
-	haves  []uint64      // announcements to send
-	none   bool          // the session began with HAVE_NONE and no source yet
-	choked bool          // told (or about to be told) CHOKE: WANTs are dropped
-	ctl    []wire.Msg    // CHOKE and UNCHOKE to send, in order
-	cs     chokeState    // guarded by the swarm's choker
-	lim    *peerLimit    // the peer's upload cap
-	errMsg *wire.Error   // a final ERROR to send, then close
+	src    Source          // nil until this node has chunks of root to serve
+	wake   chan struct{}   // one token: the queues changed
+	wants  wantQueue       // chunk requests, in arrival order
+	asked  int64           // chunks WANTed minus chunks CANCELled: the CANCEL budget
+	nodes  []cid.Cid       // manifest block requests
+	sent   map[cid.Cid]int // NODEs sent, by CID: the WANT_NODE budget
+	haves  []uint64        // announcements to send
+	none   bool            // the session began with HAVE_NONE and no source yet
+	choked bool            // told (or about to be told) CHOKE: WANTs are dropped
+	ctl    []wire.Msg      // CHOKE and UNCHOKE to send, in order
+	cs     chokeState      // guarded by the swarm's choker
+	lim    *peerLimit      // the peer's upload cap
+	errMsg *wire.Error     // a final ERROR to send, then close
 	done   bool
+	active time.Time   // the last message read or batch written
+	idle   *time.Timer // runs idleCheck
 }
 
 func (s *Swarm) handleStream(st network.Stream) {
@@ -132,10 +141,50 @@ func (s *Swarm) serve(st network.Stream, p peer.ID) {
 		defer wg.Done()
 		sv.sendLoop()
 	}()
+	sv.touch()
+	sv.mu.Lock()
+	sv.idle = time.AfterFunc(s.cfg.IdleTimeout, sv.idleCheck)
+	sv.mu.Unlock()
 	sv.readLoop(r)
-	sv.stop()
+	sv.stop() // before Stop: idleCheck re-arms the timer only before done
+	sv.idle.Stop()
 	wg.Wait()
 	s.chk.leave(sv)
+}
+
+// touch records traffic on the session, either way.
+func (sv *server) touch() {
+	now := sv.sw.cfg.Now()
+	sv.mu.Lock()
+	sv.active = now
+	sv.mu.Unlock()
+}
+
+// idleCheck ends the session with ERROR (idle) when nothing went either
+// way for IdleTimeout while the peer waited on nothing of ours (no request
+// queued, not waiting for UNCHOKE): a session past HELLO is not kept for
+// ever. Otherwise it checks again when the session could next be idle.
+func (sv *server) idleCheck() {
+	idle := sv.sw.cfg.IdleTimeout
+	now := sv.sw.cfg.Now()
+	sv.mu.Lock()
+	if sv.done || sv.errMsg != nil {
+		sv.mu.Unlock()
+		return
+	}
+	waiting := sv.choked || sv.wants.len() > 0 || len(sv.nodes) > 0
+	quiet := now.Sub(sv.active)
+	if waiting || quiet < idle {
+		next := idle
+		if !waiting {
+			next = idle - quiet
+		}
+		sv.idle.Reset(next)
+		sv.mu.Unlock()
+		return
+	}
+	sv.mu.Unlock()
+	sv.fail(wire.CodeIdle, fmt.Sprintf("nothing asked for %v; open a new session to ask again", idle))
 }
 
 // readLoop reads the fetcher's requests until the stream ends.
@@ -149,13 +198,16 @@ func (sv *server) readLoop(r *wire.Reader) {
 			}
 			return
 		}
+		sv.touch()
 		switch m := m.(type) {
 		case *wire.Want:
 			if !sv.want(m.Indices) {
 				return
 			}
 		case *wire.Cancel:
-			sv.cancel(m.Indices)
+			if !sv.cancel(m.Indices) {
+				return
+			}
 		case *wire.NotInterested:
 			sv.sw.chk.notInterested(sv)
 		case *wire.WantNode:
@@ -163,6 +215,15 @@ func (sv *server) readLoop(r *wire.Reader) {
 			if len(sv.nodes) >= 64 {
 				sv.mu.Unlock()
 				sv.fail(wire.CodeTooManyRequests, "more than 64 manifest requests waiting")
+				return
+			}
+			if sv.sent[m.CID] >= maxNodeResends {
+				// A fetcher keeps what it got: asking again is a flood
+				// (74 bytes in, up to 1 MiB out).
+				sv.mu.Unlock()
+				sv.sw.count(func(st *Stats) { st.ProtocolViolations++ })
+				sv.fail(wire.CodeProtocol, fmt.Sprintf("WANT_NODE of %s, sent %d times already", m.CID, maxNodeResends))
+				sv.sw.Ban(sv.peer, "WANT_NODE of a block it was sent again and again")
 				return
 			}
 			sv.nodes = append(sv.nodes, m.CID)
@@ -184,7 +245,8 @@ func (sv *server) want(idx []uint64) bool {
 		n = src.Layout().NumChunks()
 	}
 	sv.mu.Lock()
-	if len(sv.wants)+len(idx) > sv.sw.cfg.MaxQueue {
+	sv.asked += int64(len(idx))
+	if sv.wants.len()+len(idx) > sv.sw.cfg.MaxQueue {
 		sv.mu.Unlock()
 		// Only a flooder gets here: a fetcher's window is far smaller.
 		sv.sw.count(func(st *Stats) { st.ProtocolViolations++ })
@@ -208,7 +270,7 @@ func (sv *server) want(idx []uint64) bool {
 func (sv *server) hasWants() bool {
 	sv.mu.Lock()
 	defer sv.mu.Unlock()
-	return len(sv.wants) > 0
+	return sv.wants.len() > 0
 }
 
 // source returns what serves the session's root, looking again while there
@@ -228,17 +290,28 @@ func (sv *server) source() Source {
 	return src
 }
 
-func (sv *server) cancel(idx []uint64) {
+// cancel withdraws requests, at O(1) each. A fetcher cancels only what it
+// asked for, so more chunks CANCELled than WANTed (beyond a slack of
+// MaxQueue, for a WANT and its CANCEL written in the wrong order) is a flood:
+// the session ends with ERROR and the peer is banned. It reports whether the
+// session goes on.
+func (sv *server) cancel(idx []uint64) bool {
 	sv.mu.Lock()
-	defer sv.mu.Unlock()
-	for _, c := range idx {
-		for k, w := range sv.wants {
-			if w == c {
-				sv.wants = append(sv.wants[:k], sv.wants[k+1:]...)
-				break
-			}
+	sv.asked -= int64(len(idx))
+	over := sv.asked < -int64(sv.sw.cfg.MaxQueue)
+	if !over {
+		for _, i := range idx {
+			sv.wants.cancel(i)
 		}
 	}
+	sv.mu.Unlock()
+	if over {
+		sv.sw.count(func(st *Stats) { st.ProtocolViolations++ })
+		sv.fail(wire.CodeProtocol, "CANCEL of more chunks than were asked for")
+		sv.sw.Ban(sv.peer, "CANCEL of more chunks than it asked for")
+		return false
+	}
+	return true
 }
 
 func (sv *server) announce(i int64) {
@@ -285,12 +358,11 @@ type preload struct {
 // when none is queued.
 func (sv *server) preload(ctx context.Context, src Source, buf *[]byte) *preload {
 	sv.mu.Lock()
-	if len(sv.wants) == 0 {
-		sv.mu.Unlock()
+	idx, ok := sv.wants.peek()
+	sv.mu.Unlock()
+	if !ok {
 		return nil
 	}
-	idx := sv.wants[0]
-	sv.mu.Unlock()
 	if !src.Has(int64(idx)) {
 		return nil
 	}
@@ -358,12 +430,12 @@ func (sv *server) sendLoop() {
 	defer release()
 	for {
 		sv.mu.Lock()
-		if len(sv.wants) == 0 {
+		if sv.wants.len() == 0 {
 			sv.mu.Unlock()
 			release() // waits for a preload first: it writes into bufs
 			sv.mu.Lock()
 		}
-		for !sv.done && sv.errMsg == nil && len(sv.wants) == 0 && len(sv.nodes) == 0 && len(sv.haves) == 0 && len(sv.ctl) == 0 {
+		for !sv.done && sv.errMsg == nil && sv.wants.len() == 0 && len(sv.nodes) == 0 && len(sv.haves) == 0 && len(sv.ctl) == 0 {
 			sv.mu.Unlock()
 			select {
 			case <-sv.wake:
@@ -394,14 +466,10 @@ func (sv *server) sendLoop() {
 		sv.haves = nil
 		nodes := sv.nodes
 		sv.nodes = nil
-		var idx uint64
-		have := false
-		if len(sv.wants) > 0 {
-			idx, have = sv.wants[0], true
-			sv.wants = sv.wants[1:]
-		}
-		more := len(sv.wants) > 0 || len(sv.ctl) > 0
+		idx, have := sv.wants.pop()
+		more := sv.wants.len() > 0 || len(sv.ctl) > 0
 		sv.mu.Unlock()
+		sv.touch()
 
 		for _, m := range ctl {
 			if err := w.Write(m); err != nil {
@@ -423,6 +491,12 @@ func (sv *server) sendLoop() {
 			if src := sv.source(); src != nil && src.Layout().HasBlock(c) {
 				if data, err := sv.sw.blocks.GetBlock(ctx, c); err == nil {
 					m = &wire.Node{CID: c, Data: data}
+					sv.mu.Lock()
+					if sv.sent == nil {
+						sv.sent = map[cid.Cid]int{}
+					}
+					sv.sent[c]++
+					sv.mu.Unlock()
 				}
 			}
 			if err := w.Write(m); err != nil {

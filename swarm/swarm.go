@@ -15,6 +15,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/client"
 
+	"github.com/peer-project/peer/bitfield"
 	"github.com/peer-project/peer/swarm/wire"
 )
 
@@ -43,8 +44,8 @@ type Source interface {
 	Has(i int64) bool
 	// Complete reports whether every chunk can be served.
 	Complete() bool
-	// Bits returns which chunks can be served, in the wire's bitfield
-	// form.
+	// Bits returns which chunks can be served, encoded by package
+	// bitfield (the HAVE_BITFIELD form): Layout().NumChunks() bits.
 	Bits() []byte
 	// ReadChunk reads chunk i into buf (grown if too small) and returns it
 	// verified against its CID.
@@ -85,6 +86,10 @@ type Config struct {
 	UploadSlots int
 	// BanTime is how long a banned peer is refused; zero means an hour.
 	BanTime time.Duration
+	// IdleTimeout ends a serving session (ERROR, code idle) when nothing
+	// went either way for that long while the peer waited on nothing of
+	// ours; zero means DefaultIdleTimeout.
+	IdleTimeout time.Duration
 	// OnBan, if not nil, is called after a peer is banned, on the
 	// goroutine that banned it; it must not block.
 	OnBan func(p peer.ID)
@@ -101,6 +106,10 @@ type Config struct {
 	Allow func(peer.ID) bool
 }
 
+// DefaultIdleTimeout is how long a serving session may be idle: long
+// enough for a peer that waits for news (HAVEs) from a slow co-fetcher.
+const DefaultIdleTimeout = 2 * time.Minute
+
 func (c *Config) fill() {
 	if c.Logger == nil {
 		c.Logger = slog.Default()
@@ -110,6 +119,9 @@ func (c *Config) fill() {
 	}
 	if c.BanTime == 0 {
 		c.BanTime = time.Hour
+	}
+	if c.IdleTimeout <= 0 {
+		c.IdleTimeout = DefaultIdleTimeout
 	}
 	if c.UploadSlots <= 0 {
 		c.UploadSlots = DefaultUploadSlots
@@ -242,10 +254,13 @@ func (s *Swarm) Serve(root cid.Cid, src Source) {
 				for i := range src.Layout().NumChunks() {
 					sv.haves = append(sv.haves, uint64(i))
 				}
+			} else if bits, err := bitfield.FromBytes(src.Layout().NumChunks(), src.Bits()); err != nil {
+				// A source of our own that breaks its contract: its
+				// peers learn of its chunks from HAVEs as they come.
+				s.log.Error("a source's bitfield", "root", root, "err", err)
 			} else {
-				bits := src.Bits() // wire order: chunk i is bit 7-i%8 of byte i/8
-				for i := range src.Layout().NumChunks() {
-					if bits[i/8]&(0x80>>(i%8)) != 0 {
+				for i := range bits.Len() {
+					if bits.Has(i) {
 						sv.haves = append(sv.haves, uint64(i))
 					}
 				}

@@ -3,6 +3,8 @@ package sched
 import (
 	"fmt"
 	"math/bits"
+
+	wirebits "github.com/peer-project/peer/bitfield"
 )
 
 // bitfield is a set of chunk indices, one bit each, 64 to a word. It is the
@@ -75,40 +77,17 @@ func nextAnd(a, b bitfield, from, to int32, budget int) (i int32, ok, exhausted 
 	return 0, false, false
 }
 
-// wireLen is the length in bytes of the wire form of a bitfield of n bits.
-func wireLen(n int32) int { return (int(n) + 7) / 8 }
-
-// parseWire decodes the wire form of a set of n chunks: ⌈n/8⌉ bytes, chunk
-// i in byte i/8 under mask 0x80>>(i%8) (most significant bit first, as in
-// BitTorrent), the spare bits of the last byte zero. The length is checked
+// parseWire decodes the wire form of a set of n chunks (HAVE_BITFIELD),
+// which package bitfield defines: ⌈n/8⌉ bytes, chunk i under mask
+// 0x80>>(i%8) of byte i/8, the spare bits zero. The length is checked
 // before anything is allocated.
 func parseWire(n int32, wire []byte) (bitfield, error) {
-	if len(wire) != wireLen(n) {
-		return nil, fmt.Errorf("%w: %d bytes for %d chunks, want %d", ErrBitfield, len(wire), n, wireLen(n))
+	w, err := wirebits.Words(nil, int64(n), wire)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrBitfield, err)
 	}
-	if r := uint(n) & 7; r != 0 && wire[len(wire)-1]&(0xff>>r) != 0 {
-		return nil, fmt.Errorf("%w: spare bits set after chunk %d", ErrBitfield, n-1)
-	}
-	b := newBitfield(n)
-	for k, c := range wire {
-		if c == 0 {
-			continue
-		}
-		// Reverse so that the wire's first (most significant) bit is
-		// the lowest index, then place the byte in its word.
-		b[k>>3] |= uint64(bits.Reverse8(c)) << (uint(k&7) * 8)
-	}
-	return b, nil
+	return bitfield(w), nil
 }
 
 // wire encodes the first n bits of b in the form parseWire reads.
-func (b bitfield) wire(n int32) []byte {
-	out := make([]byte, wireLen(n))
-	for k := range out {
-		out[k] = bits.Reverse8(byte(b[k>>3] >> (uint(k&7) * 8)))
-	}
-	if r := uint(n) & 7; r != 0 {
-		out[len(out)-1] &^= 0xff >> r
-	}
-	return out
-}
+func (b bitfield) wire(n int32) []byte { return wirebits.FromWords(int64(n), b) }

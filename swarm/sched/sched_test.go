@@ -1,9 +1,14 @@
 package sched
 
 import (
+	"bytes"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -425,5 +430,41 @@ func TestUseful(t *testing.T) {
 	s.BlockVerified("A", 1, epoch)
 	if s.Useful("A") {
 		t.Error("a seeder is useful to a download that is done")
+	}
+}
+
+// TestSpecBitfield feeds the HAVE_BITFIELD example of the protocol spec
+// (swarm/wire/doc.go, read as text) through the scheduler's decoder: the
+// spec says its bytes mean chunks 0, 2 and 9 of 10, so a peer written from
+// the spec must be understood, not refused.
+func TestSpecBitfield(t *testing.T) {
+	src, err := os.ReadFile(filepath.Join("..", "wire", "doc.go"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`(?m)^//\tHAVE_BITFIELD\{[^}]*\}\s+03 04 ([0-9a-f]{2}) ([0-9a-f]{2})$`).FindSubmatch(src)
+	if m == nil {
+		t.Fatal("no HAVE_BITFIELD example of two bytes in the spec")
+	}
+	wire, err := hex.DecodeString(string(m[1]) + string(m[2]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := parseWire(10, wire)
+	if err != nil {
+		t.Fatalf("the spec's bitfield % x for 10 chunks is refused: %v", wire, err)
+	}
+	if !bytes.Contains(src, []byte("chunks 0, 2 and 9 present of 10")) {
+		t.Fatal("the spec no longer says what its example means; update this test with it")
+	}
+	var got []int32
+	b.each(func(i int32) { got = append(got, i) })
+	if !slices.Equal(got, []int32{0, 2, 9}) {
+		t.Errorf("the spec's bitfield % x decodes to chunks %v, the spec says [0 2 9]", wire, got)
+	}
+	s := newTest(t, Config{Chunks: 10, ChunkSize: 1024}, 1)
+	s.PeerJoined("A", epoch)
+	if err := s.HaveBitfield("A", wire, epoch); err != nil {
+		t.Fatalf("HaveBitfield of the spec's example: %v", err)
 	}
 }

@@ -97,10 +97,23 @@
 // HAVE_ALL / HAVE_NONE: the sender has every chunk (and every manifest block)
 // of the root / no chunk yet.
 //
-// HAVE_BITFIELD: bit i of the root's chunk list is bit (i mod 8) of byte
-// (i div 8), least significant bit first: chunks 0 and 9 of 10 present is
-// 01 02. The field is exactly ceil(chunks/8) bytes long and has no bit set
-// at or past index chunks; a receiver checks this once it knows chunks.
+// HAVE_BITFIELD: chunk i of the root's chunk list is the bit of value
+// 0x80 >> (i mod 8) in byte (i div 8): most significant bit first, as in
+// BitTorrent, so chunk 0 is the high bit of the first byte. The field is
+// exactly ceil(chunks/8) bytes long and has no bit set at or past index
+// chunks (the low bits of the last byte past the end are zero); a receiver
+// checks this once it knows chunks and ends the session with ERROR (code 1)
+// if it fails. Worked example, chunks 0, 2 and 9 present of 10:
+//
+//	chunk   0 1 2 3 4 5 6 7 | 8 9 - - - - - -
+//	bit     1 0 1 0 0 0 0 0 | 0 1 0 0 0 0 0 0
+//	byte    a0              | 40
+//
+// so the field is a0 40 and the frame 03 04 a0 40. With 10 chunks, a0 60
+// (bit 10 set) and a0 (one byte) are malformed. (An earlier text of this
+// spec said least significant bit first while every implementation sent the
+// most significant first; the spec was changed to what runs, so that no
+// deployed node's bitfield changes meaning.)
 // Roots of more than MaxBitfieldChunks (34078712) chunks are announced with
 // HAVE_ALL or HAVE instead.
 //
@@ -133,11 +146,37 @@
 // the fetching side, typically right after an UNCHOKE) says that it wants
 // nothing of the receiver for now: the receiver may give its upload slot to
 // another peer without choking it; its next WANT is served or choked as
-// any.
+// any. CHOKE and UNCHOKE alternate, CHOKE first, and each CHOKE answers a
+// WANT received while the peer was unchoked, a different one each time: a
+// repeated CHOKE or UNCHOKE, or more CHOKEs than WANT messages, is a
+// protocol error.
 //
 // ERROR: the sender's last message. Codes: 1 protocol error, 2 not found
 // (the root of HELLO), 3 rate limited, 4 too many requests, 5 banned, 6
-// internal error; an unknown code means 6. msg is UTF-8 for humans.
+// internal error, 7 idle (nothing went either way for a while and the
+// receiver waited on nothing: it may open a new session when it wants
+// something); an unknown code means 6. msg is UTF-8 for humans.
+//
+// Budgets. Every message costs its receiver a bounded amount of work, and
+// a peer that sends more than the protocol gives it cause to is ended with
+// ERROR (code 1, or 5 when it is banned for it):
+//
+//   - CANCEL: the chunks a session CANCELs may not exceed the chunks it
+//     WANTed (a receiver allows a slack of its queue length, for a WANT and
+//     its CANCEL written out of order).
+//   - WANT: no more requests waiting than the receiver queues (1024 here;
+//     code 4).
+//   - HAVE: an index below the root's chunk count; each chunk announced
+//     once per session (a receiver tolerates a few repeats, 1024 here).
+//   - BLOCK, DONT_HAVE: only in answer to a WANT of that chunk (one
+//     cancelled may still be answered).
+//   - NODE, NODE_MISSING: only in answer to a WANT_NODE of that CID.
+//   - WANT_NODE: a block already sent twice in the session is not asked
+//     for again (a fetcher keeps what it gets).
+//   - CHOKE, UNCHOKE: as said above, alternating, a CHOKE per WANT at most.
+//   - Idle: a session with no message either way for a while (2 minutes
+//     here), while its peer waits on nothing (no request queued, not
+//     choked), may be ended with code 7.
 //
 // Examples, as bytes on the wire:
 //
@@ -146,5 +185,5 @@
 //	WANT{0, 1, 200}          06 06 03 00 01 c8 01
 //	BLOCK{7, "hi"}           04 09 07 68 69
 //	ERROR{5, "bye"}          05 0d 05 62 79 65
-//	HAVE_BITFIELD{01 02}     03 04 01 02
+//	HAVE_BITFIELD{a0 40}     03 04 a0 40
 package wire

@@ -6,6 +6,8 @@ import (
 	"io"
 	"reflect"
 	"testing"
+
+	"github.com/peer-project/peer/bitfield"
 )
 
 // FuzzRead feeds arbitrary bytes to a Reader. It must never panic; it must
@@ -73,6 +75,38 @@ func FuzzRead(f *testing.F) {
 			if _, err := r2.Read(); err != io.EOF {
 				t.Fatalf("re-read ends with %v, want io.EOF", err)
 			}
+		}
+	})
+}
+
+// FuzzHaveBitfieldValidate: HaveBitfield.Validate and Has agree with
+// package bitfield, the one codec of the encoding, for any bytes and any
+// chunk count: Validate accepts exactly what bitfield.Validate accepts
+// (counts past MaxBitfieldChunks never), every refusal wraps ErrMalformed,
+// and Has reads the bits as bitfield.Get does, false past the end.
+func FuzzHaveBitfieldValidate(f *testing.F) {
+	f.Add(uint64(10), []byte{0xa0, 0x40})
+	f.Add(uint64(10), []byte{0xa0, 0x60})
+	f.Add(uint64(10), []byte{0x01, 0x02})
+	f.Add(uint64(MaxBitfieldChunks+1), []byte{0})
+	f.Add(^uint64(0), []byte{0xff})
+	f.Fuzz(func(t *testing.T, chunks uint64, bits []byte) {
+		m := &HaveBitfield{Bits: bits}
+		err := m.Validate(chunks)
+		want := chunks <= MaxBitfieldChunks && bitfield.Validate(int64(chunks), bits) == nil
+		if (err == nil) != want {
+			t.Fatalf("Validate(%d, % x) = %v, want ok %v", chunks, bits, err, want)
+		}
+		if err != nil && !errors.Is(err, ErrMalformed) {
+			t.Fatalf("Validate error %v does not wrap ErrMalformed", err)
+		}
+		for i := range uint64(len(bits))*8 + 9 {
+			if m.Has(i) != bitfield.Get(bits, int64(i)) {
+				t.Fatalf("Has(%d) of % x = %v, bitfield.Get says otherwise", i, bits, m.Has(i))
+			}
+		}
+		if m.Has(1<<63) || m.Has(^uint64(0)) {
+			t.Fatal("Has true far past the end")
 		}
 	})
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/ipfs/go-cid"
 
+	"github.com/peer-project/peer/bitfield"
 	"github.com/peer-project/peer/integrity"
 )
 
@@ -57,8 +58,10 @@ type Unchoke struct{}
 // another peer. Its next WANT says otherwise.
 type NotInterested struct{}
 
-// HaveBitfield says which chunks of the root the sender has: chunk i is
-// present when bit i%8 (least significant first) of Bits[i/8] is set.
+// HaveBitfield says which chunks of the root the sender has, in the
+// encoding of package bitfield (the one codec of it): chunk i is present
+// when bit 0x80>>(i%8) of Bits[i/8] is set, most significant bit first, as
+// in BitTorrent.
 //
 // The decoder cannot know the root's chunk count, so it checks only the size
 // limit; the receiver must call Validate with the chunk count before using
@@ -71,22 +74,19 @@ type HaveBitfield struct {
 // ceil(chunks/8) bytes long and have no bit set at or past index chunks. The
 // error wraps ErrMalformed. It does not block and is safe for concurrent use.
 func (m *HaveBitfield) Validate(chunks uint64) error {
-	want := chunks/8 + min(chunks%8, 1)
-	if uint64(len(m.Bits)) != want {
-		return malformed("HAVE_BITFIELD of %d bytes for %d chunks, want %d bytes", len(m.Bits), chunks, want)
+	if chunks > MaxBitfieldChunks {
+		return malformed("HAVE_BITFIELD for %d chunks, more than %d", chunks, MaxBitfieldChunks)
 	}
-	if r := chunks % 8; r != 0 && m.Bits[len(m.Bits)-1]>>r != 0 {
-		return malformed("HAVE_BITFIELD has bits set past chunk %d", chunks)
+	if err := bitfield.Validate(int64(chunks), m.Bits); err != nil {
+		return malformed("HAVE_BITFIELD for %d chunks: %w", chunks, err)
 	}
 	return nil
 }
 
-// Has reports whether bit i is set; false when i is past the end of Bits.
+// Has reports whether the bit of chunk i is set; false when i is past the
+// end of Bits.
 func (m *HaveBitfield) Has(i uint64) bool {
-	if i/8 >= uint64(len(m.Bits)) {
-		return false
-	}
-	return m.Bits[i/8]&(1<<(i%8)) != 0
+	return i < 1<<62 && bitfield.Get(m.Bits, int64(i))
 }
 
 // Have announces one more chunk the sender has (a peer still downloading

@@ -145,6 +145,9 @@ const (
 	CodeBanned ErrCode = 5
 	// CodeInternal: the sender failed on its own side (a disk error, say).
 	CodeInternal ErrCode = 6
+	// CodeIdle: nothing went either way for too long while the receiver
+	// asked nothing; it may open a new session when it wants something.
+	CodeIdle ErrCode = 7
 )
 
 var codeNames = [...]string{
@@ -154,6 +157,7 @@ var codeNames = [...]string{
 	CodeTooManyRequests: "too many requests",
 	CodeBanned:          "banned",
 	CodeInternal:        "internal error",
+	CodeIdle:            "idle",
 }
 
 // String returns a short description of c, e.g. "rate limited".

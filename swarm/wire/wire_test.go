@@ -191,7 +191,7 @@ func TestVectors(t *testing.T) {
 		{&DontHave{Indices: []uint64{5}}, "03080105"},
 		{&Block{Index: 7, Data: []byte("hi")}, "04090768" + "69"},
 		{&Error{Code: CodeBanned, Msg: "bye"}, "050d05627965"},
-		{&HaveBitfield{Bits: []byte{0x01, 0x02}}, "03040102"},
+		{&HaveBitfield{Bits: []byte{0xa0, 0x40}}, "0304a040"},
 		{&Hello{Version: 1, Root: nodeCID, Chunks: 10}, "28" + "01" + "01" + "24" + cidHex + "0a"},
 		{&WantNode{CID: nodeCID}, "26" + "0a" + "24" + cidHex},
 		{&NodeMissing{CID: nodeCID}, "26" + "0c" + "24" + cidHex},
@@ -416,15 +416,17 @@ func TestBitfieldValidate(t *testing.T) {
 	}{
 		{0, nil, true},
 		{0, []byte{0}, false},
-		{1, []byte{0x01}, true},
-		{1, []byte{0x02}, false},
+		{1, []byte{0x80}, true},
+		{1, []byte{0x40}, false},
+		{1, []byte{0x01}, false},
 		{1, nil, false},
-		{7, []byte{0x7f}, true},
-		{7, []byte{0x80}, false},
+		{7, []byte{0xfe}, true},
+		{7, []byte{0x01}, false},
 		{8, []byte{0xff}, true},
 		{8, []byte{0xff, 0x00}, false},
-		{9, []byte{0xff, 0x01}, true},
-		{9, []byte{0xff, 0x03}, false},
+		{9, []byte{0xff, 0x80}, true},
+		{9, []byte{0xff, 0xc0}, false},
+		{9, []byte{0xff, 0x01}, false},
 		{9, []byte{0xff}, false},
 		{16, []byte{0xff, 0xff}, true},
 		{17, []byte{0, 0, 0}, true},
@@ -439,8 +441,8 @@ func TestBitfieldValidate(t *testing.T) {
 			t.Errorf("Validate error %v does not wrap ErrMalformed", err)
 		}
 	}
-	m := &HaveBitfield{Bits: []byte{0x01, 0x02}} // chunks 0 and 9
-	for i := uint64(0); i < 20; i++ {
+	m := &HaveBitfield{Bits: []byte{0x80, 0x40}} // chunks 0 and 9
+	for _, i := range []uint64{0, 1, 7, 8, 9, 15, 16, 20, 1 << 62, 1<<63 + 9, ^uint64(0)} {
 		if got, want := m.Has(i), i == 0 || i == 9; got != want {
 			t.Errorf("Has(%d) = %v", i, got)
 		}
