@@ -124,6 +124,13 @@ func TestChurn(t *testing.T) {
 	if len(rep.Events) != len(rep.Schedule) {
 		t.Fatalf("applied %d of %d events", len(rep.Events), len(rep.Schedule))
 	}
+	// On the virtual clock every fault lands when the schedule says, a
+	// Leave at the instant of a Join too.
+	for i, e := range rep.Events {
+		if s := rep.Schedule[i]; e.At != s.At || e.Kind != s.Kind || !slices.Equal(e.Peers, s.Peers) {
+			t.Errorf("event %d applied as %v (at %v), scheduled as %v (at %v)", i, e, e.At, s, s.At)
+		}
+	}
 	restarted := 0
 	for _, p := range rep.PeersOut {
 		if p.Restarts > 0 {
