@@ -113,6 +113,11 @@ type runner struct {
 // ErrInvariant (with the report) when an invariant failed, or says what
 // kept the simulation from running. Runs are independent: Run is safe for
 // concurrent use, but each run takes cores and memory.
+//
+// Inside a testing/synctest bubble the run goes on the bubble's virtual
+// clock (see the package doc); ctx must then come from inside the bubble
+// (or be context.Background()): a channel from outside it in a select
+// keeps the clock from moving. RunVirtual hosts a bubble outside tests.
 func Run(ctx context.Context, sc Scenario) (*Report, error) {
 	if err := sc.fill(); err != nil {
 		return nil, err
