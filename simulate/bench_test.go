@@ -133,6 +133,16 @@ const (
 // with PEER_SIM_SCALE=1:
 //
 //	PEER_SIM_SCALE=1 go test -run '^TestFlashCrowdScale$' -count=1 -v -timeout 40m ./simulate
+//
+// Two runs at 1000 peers (2 cores): one beside make soak and other
+// tests, one on an idle machine. Virtual: fetch 4.90 s and 5.61 s, first
+// chunk p50 0.85 s both (100 peers: 0.55 s), seeder 2.38x and 2.75x, the
+// nodes' lookups found a provider in 629 and 478 of 999 (mean 42 and 40
+// ms: lookups that ended, not timed out); wall 1131 s and 294 s, peak RSS
+// 7.2 and 7.1 GiB (stacks 4 GiB of it, 650 000 goroutines). On the wall
+// clock the same run had given first chunk p50 26.7 s, seeder 10.1x and
+// 452 of 1042 lookups found (mean 29 s): the first two were the machine
+// starving, the lookups' misses are the DHT's own.
 func TestFlashCrowdScale(t *testing.T) {
 	if os.Getenv("PEER_SIM_SCALE") == "" {
 		t.Skip("the scale run takes minutes and gigabytes: make sim, or set PEER_SIM_SCALE=1")
