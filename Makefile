@@ -6,7 +6,7 @@ PKGS      := ./...
 FUZZTIME  ?= 20s
 BIN       := bin/peer
 
-.PHONY: all build test test-short race lint vet fmt-check tidy-check staticcheck fuzz bench sim clean
+.PHONY: all build test test-short race lint vet fmt-check tidy-check staticcheck fuzz bench sim soak clean
 
 all: build
 
@@ -60,11 +60,28 @@ bench:
 	PEER_BENCH_REPORT=$(CURDIR)/bench-records.jsonl $(GO) test -run '^$$' -bench . -benchtime 1x -timeout 30m $(PKGS)
 	@echo; $(GO) run ./internal/benchreport bench-records.jsonl $(BENCH_JSON)
 
-# The scale run of the simulation: 1000 peers in flash-crowd on this machine,
-# printing wall time, peak RSS and goroutines beside the goals (5 min, 8 GiB).
-# PEER_SIM_PEERS sets another size.
+# The scale run of the simulation: flash-crowd at 1000 peers, after the same
+# at 100, both on a virtual clock, printing virtual and wall time, provider
+# lookups found, the seeder's upload and the first chunk's p50 beside their
+# goals, then peak RSS and goroutines. PEER_SIM_PEERS sets another size,
+# PEER_SIM_CLOCK=wall runs it on the machine's clock.
 sim:
-	PEER_SIM_SCALE=1 $(GO) test -run '^$$' -bench FlashCrowd1000 -benchtime 1x -timeout 40m ./simulate
+	PEER_SIM_SCALE=1 $(GO) test -run '^TestFlashCrowdScale$$' -count=1 -v -timeout 40m ./simulate
+
+# The soak: every scenario at 40 peers for SOAK_SEEDS seeds (1…N), each on
+# a virtual clock, with two busy loops burning the CPU beside it (started
+# here, killed when the soak ends, and each stopped by timeout after
+# SOAK_BUSY_MAX seconds whatever happens). It prints a line per run and a
+# table: scenario, seeds passed, completion p50 and p99 in virtual time.
+SOAK_SEEDS    ?= 20
+SOAK_BUSY_MAX ?= 7200
+soak:
+	@busy=""; \
+	for i in 1 2; do timeout $(SOAK_BUSY_MAX) sh -c 'while :; do :; done' & busy="$$busy $$!"; done; \
+	trap 'kill $$busy 2>/dev/null' EXIT INT TERM; \
+	echo "soak: two busy loops running (pids$$busy)"; \
+	PEER_SOAK=1 PEER_SOAK_SEEDS=$(SOAK_SEEDS) $(GO) test -run '^TestSoak$$' -count=1 -v -timeout 3h ./simulate; \
+	status=$$?; kill $$busy 2>/dev/null; exit $$status
 
 clean:
 	rm -rf bin

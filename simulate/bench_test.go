@@ -12,6 +12,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"text/tabwriter"
 	"time"
 
 	"github.com/peer-project/peer/internal/benchrec"
@@ -110,26 +111,50 @@ func BenchmarkFlashCrowd100NodeCap(b *testing.B) {
 	}
 }
 
-// BenchmarkFlashCrowd1000 is the scale run (make sim): 1000 peers (or
-// PEER_SIM_PEERS) in flash-crowd. It prints wall time, peak RSS and peak
-// goroutines beside the goals, and where the memory went at its peak (heap
-// in use, stacks). PEER_SIM_GOROUTINES=FILE writes where the goroutines
-// are once they pass 100 per peer (and again as they grow), and
-// PEER_SIM_MEMPROFILE=FILE a heap profile taken near the largest heap in
-// use. It runs only with PEER_SIM_SCALE=1:
+// Goals of the scale run at 1000 peers in virtual time (issue 14): the
+// nodes' own provider lookups find a provider, the seeder uploads little,
+// and the first chunk comes about as soon as in a swarm a tenth the size.
+const (
+	goalLookupsFound    = 0.99
+	goalFirstChunkVs100 = 3.0
+)
+
+// TestFlashCrowdScale is the scale run (make sim): flash-crowd at 1000
+// peers (PEER_SIM_PEERS), after the same at 100 (PEER_SIM_BASE) for the
+// first-chunk figure it is held against, both on a virtual clock
+// (PEER_SIM_CLOCK=wall runs them on the machine's). It prints virtual and
+// wall time, the nodes' provider lookups found, the seeder's upload and
+// the first chunk's p50 beside their goals, then peak RSS, goroutines and
+// where the memory went at its peak (heap in use, stacks).
+// PEER_SIM_GOROUTINES=FILE writes where the goroutines are once they pass
+// 100 per peer (and again as they grow), and PEER_SIM_MEMPROFILE=FILE a
+// heap profile taken near the largest heap in use. Each run gets 20
+// minutes of (virtual) time and its lookups a minute each. It runs only
+// with PEER_SIM_SCALE=1:
 //
-//	PEER_SIM_SCALE=1 go test -run '^$' -bench FlashCrowd1000 -benchtime 1x -timeout 40m ./simulate
-func BenchmarkFlashCrowd1000(b *testing.B) {
+//	PEER_SIM_SCALE=1 go test -run '^TestFlashCrowdScale$' -count=1 -v -timeout 40m ./simulate
+//
+// Two runs at 1000 peers (2 cores): one beside make soak and other
+// tests, one on an idle machine. Virtual: fetch 4.90 s and 5.61 s, first
+// chunk p50 0.85 s both (100 peers: 0.55 s), seeder 2.38x and 2.75x, the
+// nodes' lookups found a provider in 629 and 478 of 999 (mean 42 and 40
+// ms: lookups that ended, not timed out); wall 1131 s and 294 s, peak RSS
+// 7.2 and 7.1 GiB (stacks 4 GiB of it, 650 000 goroutines). On the wall
+// clock the same run had given first chunk p50 26.7 s, seeder 10.1x and
+// 452 of 1042 lookups found (mean 29 s): the first two were the machine
+// starving, the lookups' misses are the DHT's own.
+func TestFlashCrowdScale(t *testing.T) {
 	if os.Getenv("PEER_SIM_SCALE") == "" {
-		b.Skip("the scale run takes minutes and gigabytes: set PEER_SIM_SCALE=1")
+		t.Skip("the scale run takes minutes and gigabytes: make sim, or set PEER_SIM_SCALE=1")
 	}
-	peers := 1000
-	if s := os.Getenv("PEER_SIM_PEERS"); s != "" {
-		n, err := strconv.Atoi(s)
-		if err != nil {
-			b.Fatalf("PEER_SIM_PEERS=%q: %v", s, err)
-		}
-		peers = n
+	peers, base := envInt(t, "PEER_SIM_PEERS", 1000), envInt(t, "PEER_SIM_BASE", 100)
+	runner := runVirtual
+	switch c := os.Getenv("PEER_SIM_CLOCK"); c {
+	case "", "virtual":
+	case "wall":
+		runner = runWall
+	default:
+		t.Fatalf("PEER_SIM_CLOCK=%q: want virtual or wall", c)
 	}
 	// The Go runtime's soft memory limit: the collector works harder as
 	// the process nears it instead of letting the heap double past what is
@@ -138,51 +163,90 @@ func BenchmarkFlashCrowd1000(b *testing.B) {
 	if s := os.Getenv("PEER_SIM_MEMLIMIT"); s != "" {
 		v, err := strconv.ParseFloat(s, 64)
 		if err != nil || v < 0 {
-			b.Fatalf("PEER_SIM_MEMLIMIT=%q: want GiB, 0 for none", s)
+			t.Fatalf("PEER_SIM_MEMLIMIT=%q: want GiB, 0 for none", s)
 		}
 		limit = v
 	}
 	if limit > 0 {
 		defer debug.SetMemoryLimit(debug.SetMemoryLimit(int64(limit * (1 << 30))))
 	}
-	w := watchMemory(peers, os.Getenv("PEER_SIM_GOROUTINES"), os.Getenv("PEER_SIM_MEMPROFILE"))
-	defer w.stop()
-	for i := 0; i < b.N; i++ {
-		sc, err := Named("flash-crowd", peers, uint64(i+1))
+	scenario := func(n int) Scenario {
+		sc, err := Named("flash-crowd", n, 1)
 		if err != nil {
-			b.Fatal(err)
+			t.Fatal(err)
 		}
 		sc.Timeout = 20 * time.Minute
 		sc.FindTimeout = time.Minute
-		rep := benchRun(b, sc)
-		w.stop()
-		// rep.PeakRSS is read before the nodes are stopped; stopping a
-		// thousand of them takes memory too.
-		withStop := peakRSS()
-		wall := time.Duration(rep.WallSeconds * float64(time.Second))
-		b.ReportMetric(rep.WallSeconds, "s_wall")
-		b.ReportMetric(wall.Seconds()/goalScaleWall.Seconds(), "wall/goal")
-		b.ReportMetric(float64(rep.PeakRSS)/(1<<30), "GiB_peak_rss")
-		b.ReportMetric(float64(rep.PeakRSS)/goalScaleRSS, "rss/goal")
-		b.ReportMetric(float64(rep.PeakGoroutines), "goroutines")
-		name := fmt.Sprintf("flash crowd, %d peers", rep.Peers)
-		benchrec.Add(benchrec.Record{Name: name + ": wall time", Figure: rep.WallSeconds, Unit: "s",
-			Target: fmt.Sprintf("<= %.0f s", goalScaleWall.Seconds()), Met: wall <= goalScaleWall})
-		benchrec.Add(benchrec.Record{Name: name + ": peak RSS", Figure: float64(rep.PeakRSS) / (1 << 30), Unit: "GiB",
-			Target: fmt.Sprintf("<= %d GiB", goalScaleRSS>>30), Met: rep.PeakRSS <= goalScaleRSS})
-		limitText := "none"
-		if limit > 0 {
-			limitText = fmt.Sprintf("%.1f GiB", limit)
-		}
-		b.Logf("peak RSS %.2f GiB up to the report, %.2f GiB with the shutdown of every node", float64(rep.PeakRSS)/(1<<30), float64(withStop)/(1<<30))
-		b.Logf("memory at its peak, shutdown included (sampled each second): heap in use %.2f GiB, stacks %.2f GiB, heap obtained from the OS %.2f GiB, %d goroutines; Go memory limit %s, GOGC %s; CPU %.0f s over a wall of %.0f s (%.2f of %d cores), %.0f s of it the collector's",
-			float64(w.heap)/(1<<30), float64(w.stack)/(1<<30), float64(w.sys)/(1<<30), w.goroutines, limitText, orDefault(os.Getenv("GOGC"), "100"),
-			w.cpu.Seconds(), rep.WallSeconds, w.cpu.Seconds()/rep.WallSeconds, runtime.GOMAXPROCS(0), w.gcCPU)
-		b.Logf("%d peers: %d of %d completed; wall %s (goal %s, ratio %.2f: setup %.1fs, start %.1fs, fetch %.1fs); peak RSS %.2f GiB (goal 8 GiB, ratio %.2f); peak goroutines %d; seeder %.2f× the file",
-			peers, rep.Completed, rep.Fetchers, wall.Round(time.Second), goalScaleWall, wall.Seconds()/goalScaleWall.Seconds(),
-			rep.SetupSeconds, rep.StartSeconds, rep.FetchSeconds,
-			float64(rep.PeakRSS)/(1<<30), float64(rep.PeakRSS)/goalScaleRSS, rep.PeakGoroutines, rep.SeederUpload)
+		return sc
 	}
+	summary := func(rep *Report) string {
+		var out strings.Builder
+		rep.WriteText(&out)
+		var keep []string
+		for _, l := range strings.Split(out.String(), "\n") { // the summary, not a line per peer
+			if f := strings.Fields(l); len(f) > 2 && (f[1] == "fetch" || f[1] == "seed" || f[1] == "free") {
+				continue
+			}
+			keep = append(keep, l)
+		}
+		return strings.Join(keep, "\n")
+	}
+	ref, err := runner(t, scenario(base))
+	if ref == nil {
+		t.Fatal(err)
+	}
+	fmt.Printf("reference run, %d peers:\n%s\n", base, summary(ref))
+	if err != nil {
+		t.Error(err)
+	}
+
+	w := watchMemory(peers, os.Getenv("PEER_SIM_GOROUTINES"), os.Getenv("PEER_SIM_MEMPROFILE"))
+	defer w.stop()
+	rep, err := runner(t, scenario(peers))
+	w.stop()
+	if rep == nil {
+		t.Fatal(err)
+	}
+	// rep.PeakRSS is read before the nodes are stopped; stopping a
+	// thousand of them takes memory too.
+	withStop := peakRSS()
+	fmt.Printf("scale run, %d peers:\n%s\n", peers, summary(rep))
+	if err != nil {
+		t.Error(err)
+	}
+
+	found := 0.0
+	if rep.NodeLookups.Count > 0 {
+		found = float64(rep.NodeLookups.Found) / float64(rep.NodeLookups.Count)
+	}
+	firstGoal := goalFirstChunkVs100 * ref.FirstChunk.P50
+	wall := time.Duration(rep.WallSeconds * float64(time.Second))
+	met := func(ok bool) string {
+		if ok {
+			return "met"
+		}
+		return "MISSED"
+	}
+	tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(tw, "\nflash crowd, %d peers (%s clock)\tfigure\tgoal\t\n", peers, rep.Clock)
+	fmt.Fprintf(tw, "completed\t%d of %d\tall\t%s\n", rep.Completed, rep.Fetchers, met(rep.Completed == rep.Fetchers))
+	fmt.Fprintf(tw, "simulated time (fetch)\t%.1f s (%.1f s)\t\t\n", rep.SimSeconds, rep.FetchSeconds)
+	fmt.Fprintf(tw, "wall time (fetch)\t%.1f s (%.1f s)\t<= %.0f s\t%s\n", rep.WallSeconds, rep.FetchWallSeconds, goalScaleWall.Seconds(), met(wall <= goalScaleWall))
+	fmt.Fprintf(tw, "provider lookups found\t%d of %d (%.1f%%)\t>= %.0f%%\t%s\n", rep.NodeLookups.Found, rep.NodeLookups.Count, 100*found, 100*goalLookupsFound, met(found >= goalLookupsFound))
+	fmt.Fprintf(tw, "seeder upload\t%.2fx the file\t<= %.0fx\t%s\n", rep.SeederUpload, goalSeederUpload, met(rep.SeederUpload <= goalSeederUpload))
+	fmt.Fprintf(tw, "first chunk p50\t%.2f s\t<= %.0fx the %d-peer %.2f s = %.2f s\t%s\n", rep.FirstChunk.P50, goalFirstChunkVs100, base, ref.FirstChunk.P50, firstGoal, met(rep.FirstChunk.P50 <= firstGoal))
+	fmt.Fprintf(tw, "peak RSS\t%.2f GiB\t<= %d GiB\t%s\n", float64(rep.PeakRSS)/(1<<30), goalScaleRSS>>30, met(rep.PeakRSS <= goalScaleRSS))
+	tw.Flush()
+
+	limitText := "none"
+	if limit > 0 {
+		limitText = fmt.Sprintf("%.1f GiB", limit)
+	}
+	fmt.Printf("peak RSS %.2f GiB up to the report, %.2f GiB with the shutdown of every node; peak goroutines %d\n",
+		float64(rep.PeakRSS)/(1<<30), float64(withStop)/(1<<30), rep.PeakGoroutines)
+	fmt.Printf("memory at its peak, shutdown included (sampled each wall second): heap in use %.2f GiB, stacks %.2f GiB, heap obtained from the OS %.2f GiB, %d goroutines; Go memory limit %s, GOGC %s; CPU %.0f s over a wall of %.0f s (%.2f of %d cores), %.0f s of it the collector's\n",
+		float64(w.heap)/(1<<30), float64(w.stack)/(1<<30), float64(w.sys)/(1<<30), w.goroutines, limitText, orDefault(os.Getenv("GOGC"), "100"),
+		w.cpu.Seconds(), rep.WallSeconds, w.cpu.Seconds()/rep.WallSeconds, runtime.GOMAXPROCS(0), w.gcCPU)
 }
 
 // memWatch samples the runtime's memory each second while a scale run

@@ -27,6 +27,35 @@
 // adversarial, free-riders (see Names). `peer simulate --scenario NAME
 // --peers N --seed S` runs the same from the command line.
 //
+// # Virtual time
+//
+// Run reads time only through the time package, and so do mocknet (link
+// latency and bandwidth) and kad-dht: inside a testing/synctest bubble the
+// whole run goes on the bubble's virtual clock, which moves only when every
+// goroutine of the run waits. CPU the machine lacks then slows a run down
+// without firing a timeout or stretching a figure: a request timeout is two
+// seconds of simulated network, not of a starved scheduler. The tests run
+// every scenario that way (synctest.Test); RunVirtual hosts a bubble for a
+// program that is not a test (peer simulate). The report says which clock
+// it was read from (Report.Clock) and gives the wall time beside it.
+//
+// What a bubble needs, and Run keeps to: no real socket or other I/O that
+// waits on the outside world (mocknet is in-process; mDNS is off; files
+// are read and written, which does not wait), no goroutine outside the
+// bubble that the run waits on, a ctx made inside the bubble (a select on
+// a channel from outside it is not durable, so the clock would stop), and
+// every goroutine ended when Run returns (synctest.Test waits for them).
+// The wall times in the report are read from the kernel's clocks (a
+// system call the bubble does not fake).
+//
+// The same seed does not give the same report to the byte: goroutines that
+// are ready at the same virtual instant still run in the order the Go
+// scheduler picks, on every core, and a different order (which chunk is
+// asked of whom first) changes later timings. The schedule, the
+// identities, the fault times and the invariants are the seed's; the
+// completion times and bytes per peer vary from run to run by what those
+// orders change (see the soak's table for how much).
+//
 // # How the network is simulated
 //
 // Two hosts are linked (mocknet dials only over links) when one of them

@@ -57,12 +57,25 @@ type Report struct {
 	// positives of the exchange (each is a Problem too).
 	HonestBans []string `json:"honest_bans,omitempty"`
 
-	SetupSeconds   float64 `json:"setup_seconds"` // file, hosts and links
-	StartSeconds   float64 `json:"start_seconds"` // nodes started and bootstrapped, shares indexed
-	FetchSeconds   float64 `json:"fetch_seconds"`
-	WallSeconds    float64 `json:"wall_seconds"`
-	PeakRSS        int64   `json:"peak_rss_bytes"` // of the whole process (VmHWM)
-	PeakGoroutines int     `json:"peak_goroutines"`
+	// Clock is the clock every time in the report but the wall times was
+	// read from: "virtual" when the run went inside a testing/synctest
+	// bubble (time moved only when every goroutine waited, so the
+	// figures do not depend on how busy the machine was), "wall" when it
+	// ran on the machine's clock, "unknown" where the machine's clock
+	// cannot be read apart from the bubble's.
+	Clock        string  `json:"clock"`
+	SetupSeconds float64 `json:"setup_seconds"` // file, hosts and links
+	StartSeconds float64 `json:"start_seconds"` // nodes started and bootstrapped, shares indexed
+	FetchSeconds float64 `json:"fetch_seconds"`
+	SimSeconds   float64 `json:"sim_seconds"` // the whole run, on Clock
+	// FetchWallSeconds and WallSeconds are the fetch phase and the whole
+	// run on the machine's clock, whatever Clock is: what the run cost,
+	// not what it simulated.
+	FetchWallSeconds float64 `json:"fetch_wall_seconds"`
+	WallSeconds      float64 `json:"wall_seconds"`
+	// The peaks below are the machine's too: they vary from run to run.
+	PeakRSS        int64 `json:"peak_rss_bytes"` // of the whole process (VmHWM)
+	PeakGoroutines int   `json:"peak_goroutines"`
 	// PeakConns and PeakStreams are the most connections and streams
 	// open at once over every host (each counted at both ends), sampled
 	// each second.
@@ -220,8 +233,12 @@ func (r *Report) WriteText(w io.Writer) error {
 		fmt.Fprintf(&b, "adversary   %-8s %s: %d sessions, %d wants, %d corrupt blocks to %d peers, read by %d, banned by %d (%d late), cut off %d times\n",
 			a.Kind, short(a.ID), a.Sessions, a.Wants, a.BlocksSent, a.SentTo, a.ReadBy, a.BannedBy, a.Late, a.CutOff)
 	}
-	fmt.Fprintf(&b, "time        setup %.2fs, start %.2fs, fetch %.2fs, wall %.2fs; peak RSS %s, peak goroutines %d\n",
-		r.SetupSeconds, r.StartSeconds, r.FetchSeconds, r.WallSeconds, size(r.PeakRSS), r.PeakGoroutines)
+	fmt.Fprintf(&b, "time        %s clock: setup %.2fs, start %.2fs, fetch %.2fs, total %.2fs", orUnknown(r.Clock), r.SetupSeconds, r.StartSeconds, r.FetchSeconds, r.SimSeconds)
+	if r.Clock != "wall" {
+		fmt.Fprintf(&b, "; wall clock: fetch %.2fs, total %.2fs", r.FetchWallSeconds, r.WallSeconds)
+	}
+	b.WriteString("\n")
+	fmt.Fprintf(&b, "machine     peak RSS %s, peak goroutines %d\n", size(r.PeakRSS), r.PeakGoroutines)
 	if r.PeakConns > 0 {
 		n := r.Peers + r.AdversaryCount
 		fmt.Fprintf(&b, "network     peak %d connection ends (%.1f per host), %d stream ends (%.1f per host)\n",
@@ -265,6 +282,13 @@ func (r *Report) WriteText(w io.Writer) error {
 	}
 	_, err := io.WriteString(w, tail.String())
 	return err
+}
+
+func orUnknown(s string) string {
+	if s == "" {
+		return "unknown"
+	}
+	return s
 }
 
 func (d Dist) String() string {

@@ -113,6 +113,11 @@ type runner struct {
 // ErrInvariant (with the report) when an invariant failed, or says what
 // kept the simulation from running. Runs are independent: Run is safe for
 // concurrent use, but each run takes cores and memory.
+//
+// Inside a testing/synctest bubble the run goes on the bubble's virtual
+// clock (see the package doc); ctx must then come from inside the bubble
+// (or be context.Background()): a channel from outside it in a select
+// keeps the clock from moving. RunVirtual hosts a bubble outside tests.
 func Run(ctx context.Context, sc Scenario) (*Report, error) {
 	if err := sc.fill(); err != nil {
 		return nil, err
@@ -158,7 +163,17 @@ func Run(ctx context.Context, sc Scenario) (*Report, error) {
 
 func (r *runner) run(ctx context.Context) (*Report, error) {
 	sc := &r.sc
-	t0 := time.Now()
+	t0 := time.Now() // the run's clock: virtual in a synctest bubble
+	var wall wallClock
+	w0 := wall.mono()
+	clock := "wall"
+	switch {
+	case !wall.real():
+		clock = "unknown"
+	case time.Since(wall.now()).Abs() > time.Hour:
+		// A bubble's clock starts at midnight UTC 2000-01-01.
+		clock = "virtual"
+	}
 	sampler := startSampler(r.mn)
 	defer sampler.stop()
 
@@ -271,6 +286,7 @@ func (r *runner) run(ctx context.Context) (*Report, error) {
 
 	// The fetch phase: every fetcher at once, by the ticket of seeder 0.
 	r.start = time.Now()
+	wStart := wall.mono()
 	fctx, cancel := context.WithTimeout(ctx, sc.Timeout)
 	defer cancel()
 	ticket := r.peers[0].node.AddrInfo()
@@ -303,6 +319,7 @@ func (r *runner) run(ctx context.Context) (*Report, error) {
 		<-allDone // every fetch ends with fctx
 	}
 	fetchPhase := time.Since(r.start)
+	fetchWall := wall.mono() - wStart
 	if ctx.Err() != nil {
 		return nil, fmt.Errorf("simulate: %w", ctx.Err())
 	}
@@ -311,11 +328,14 @@ func (r *runner) run(ctx context.Context) (*Report, error) {
 	rep.SetupSeconds = setup.Seconds()
 	rep.StartSeconds = (started - setup).Seconds()
 	rep.FetchSeconds = fetchPhase.Seconds()
+	rep.FetchWallSeconds = fetchWall.Seconds()
+	rep.Clock = clock
 	r.probeLookups(ctx, rep)
 	r.check(rep)
 	rep.PeakGoroutines, rep.PeakConns, rep.PeakStreams = sampler.stop()
 	rep.PeakRSS = peakRSS()
-	rep.WallSeconds = time.Since(t0).Seconds()
+	rep.SimSeconds = time.Since(t0).Seconds()
+	rep.WallSeconds = (wall.mono() - w0).Seconds()
 	return rep, nil
 }
 

@@ -1,6 +1,7 @@
 package simulate
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -243,8 +244,23 @@ func Named(name string, peers int, seed uint64) (Scenario, error) {
 	return sc, nil
 }
 
+// sortEvents puts events in time order, and at one instant every Leave
+// before any Join: Run applies events one after another, and a Join takes
+// time (a node starts and bootstraps), which would make a Leave queued
+// behind it land late.
 func sortEvents(ev []Event) {
-	slices.SortStableFunc(ev, func(a, b Event) int { return int(a.At - b.At) })
+	slices.SortStableFunc(ev, func(a, b Event) int {
+		if a.At != b.At {
+			return cmp.Compare(a.At, b.At)
+		}
+		leaveFirst := func(e Event) int {
+			if e.Kind == Leave {
+				return 0
+			}
+			return 1
+		}
+		return cmp.Compare(leaveFirst(a), leaveFirst(b))
+	})
 }
 
 // fill sets defaults and checks the scenario.
