@@ -1,11 +1,7 @@
 package swarm
 
 import (
-	"context"
 	"testing"
-	"time"
-
-	mocknet "github.com/libp2p/go-libp2p/p2p/net/mock"
 
 	"github.com/peer-project/peer/swarm/wire"
 )
@@ -17,25 +13,7 @@ import (
 // again, within every budget. A linear CANCEL scans past the 992 requests of
 // chunk 0 for each. One op is one WANT and one CANCEL (about 40 bytes).
 func BenchmarkCancelFlood(b *testing.B) {
-	blocks, root, l, data := hostileRoot(&testing.T{})
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	mn, err := mocknet.FullMeshConnected(2)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer mn.Close()
-	hosts := mn.Hosts()
-	server := New(hosts[0], blocks, Config{Logger: quiet()})
-	defer server.Close()
-	server.Serve(root, strictSource{&memSource{l: l, data: data}})
-	st, err := hosts[1].NewStream(ctx, hosts[0].ID(), wire.ProtocolID)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer st.Reset()
-	w := wire.NewWriter(st)
-	w.Write(&wire.Hello{Version: wire.Version, Root: root})
+	w := newRawSession(b).w
 	for range 992 / 16 {
 		w.Write(&wire.Want{Indices: make([]uint64, 16)})
 	}

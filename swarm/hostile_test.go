@@ -39,7 +39,7 @@ const (
 )
 
 // hostileRoot builds a 1 MiB root of 16 chunks in blocks.
-func hostileRoot(t *testing.T) (*memBlocks, cid.Cid, *Layout, []byte) {
+func hostileRoot(t testing.TB) (*memBlocks, cid.Cid, *Layout, []byte) {
 	t.Helper()
 	r := rand.New(rand.NewPCG(11, 11))
 	data := make([]byte, hostileChunk*hostileChunks)
@@ -53,6 +53,43 @@ func hostileRoot(t *testing.T) (*memBlocks, cid.Cid, *Layout, []byte) {
 		t.Fatal(err)
 	}
 	return blocks, root, l, data
+}
+
+// rawSession is a hand-written fetcher's session with a swarm that serves
+// the hostile root, past HELLO and its HAVE_ALL. Everything it opens is
+// closed when tb ends.
+type rawSession struct {
+	server  *Swarm
+	fetcher peer.ID // the hand-written side's host
+	root    cid.Cid
+	w       *wire.Writer
+	r       *wire.Reader
+}
+
+func newRawSession(tb testing.TB) *rawSession {
+	tb.Helper()
+	blocks, root, l, data := hostileRoot(tb)
+	mn, err := mocknet.FullMeshConnected(2)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { mn.Close() })
+	hosts := mn.Hosts()
+	server := New(hosts[0], blocks, Config{Logger: quiet()})
+	tb.Cleanup(func() { server.Close() })
+	server.Serve(root, strictSource{&memSource{l: l, data: data}})
+	st, err := hosts[1].NewStream(context.Background(), hosts[0].ID(), wire.ProtocolID)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { st.Reset() })
+	rs := &rawSession{server: server, fetcher: hosts[1].ID(), root: root, w: wire.NewWriter(st), r: wire.NewReader(st, 0)}
+	rs.w.Write(&wire.Hello{Version: wire.Version, Root: root})
+	rs.w.Flush()
+	if m, err := rs.r.Read(); err != nil || m.Type() != wire.TypeHaveAll {
+		tb.Fatalf("answer to HELLO: %v %v", m, err)
+	}
+	return rs
 }
 
 // strictSource is a memSource whose Has answers like the node's sources:
@@ -694,30 +731,8 @@ func TestBadNodeBanned(t *testing.T) {
 // session with ERROR (protocol) and ban the peer; within the budget (a
 // CANCEL per chunk asked for) a session goes on.
 func TestCancelFloodBanned(t *testing.T) {
-	blocks, root, l, data := hostileRoot(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	mn, err := mocknet.FullMeshConnected(2)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer mn.Close()
-	hosts := mn.Hosts()
-	server := New(hosts[0], blocks, Config{Logger: quiet()})
-	defer server.Close()
-	server.Serve(root, strictSource{&memSource{l: l, data: data}})
-	st, err := hosts[1].NewStream(ctx, hosts[0].ID(), wire.ProtocolID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Reset()
-	w := wire.NewWriter(st)
-	r := wire.NewReader(st, 0)
-	w.Write(&wire.Hello{Version: wire.Version, Root: root})
-	w.Flush()
-	if m, err := r.Read(); err != nil || m.Type() != wire.TypeHaveAll {
-		t.Fatalf("answer to HELLO: %v %v", m, err)
-	}
+	rs := newRawSession(t)
+	server, root, w, r := rs.server, rs.root, rs.w, rs.r
 	// Within the budget: CANCELs of what was asked, and of more, up to the
 	// slack; the session answers a WANT_NODE after them.
 	w.Write(&wire.Want{Indices: []uint64{1, 2}})
@@ -766,7 +781,7 @@ func TestCancelFloodBanned(t *testing.T) {
 	if e.Code != wire.CodeProtocol {
 		t.Errorf("ERROR %v, want code %v", e, wire.CodeProtocol)
 	}
-	if !server.Banned(hosts[1].ID()) {
+	if !server.Banned(rs.fetcher) {
 		t.Error("the CANCEL flooder was not banned")
 	}
 	if v := server.Stats().ProtocolViolations; v != 1 {
@@ -877,30 +892,8 @@ func TestHaveFloodWhileManifestLoads(t *testing.T) {
 // sent twice already (74 bytes that cost the server a store read and up to
 // 1 MiB) gets ERROR (protocol) and a ban instead of a third copy.
 func TestWantNodeAgainBanned(t *testing.T) {
-	blocks, root, l, data := hostileRoot(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	mn, err := mocknet.FullMeshConnected(2)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer mn.Close()
-	hosts := mn.Hosts()
-	server := New(hosts[0], blocks, Config{Logger: quiet()})
-	defer server.Close()
-	server.Serve(root, strictSource{&memSource{l: l, data: data}})
-	st, err := hosts[1].NewStream(ctx, hosts[0].ID(), wire.ProtocolID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Reset()
-	w := wire.NewWriter(st)
-	r := wire.NewReader(st, 0)
-	w.Write(&wire.Hello{Version: wire.Version, Root: root})
-	w.Flush()
-	if m, err := r.Read(); err != nil || m.Type() != wire.TypeHaveAll {
-		t.Fatalf("answer to HELLO: %v %v", m, err)
-	}
+	rs := newRawSession(t)
+	server, root, w, r := rs.server, rs.root, rs.w, rs.r
 	var got []wire.Type
 	for range 3 {
 		w.Write(&wire.WantNode{CID: root})
@@ -914,7 +907,7 @@ func TestWantNodeAgainBanned(t *testing.T) {
 			if len(got) != 3 || e.Code != wire.CodeProtocol {
 				t.Fatalf("answers %v, ERROR %v; want NODE, NODE, then ERROR (protocol)", got, e)
 			}
-			if !server.Banned(hosts[1].ID()) {
+			if !server.Banned(rs.fetcher) {
 				t.Error("not banned")
 			}
 			return

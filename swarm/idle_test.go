@@ -1,12 +1,9 @@
 package swarm
 
 import (
-	"context"
 	"testing"
 	"testing/synctest"
 	"time"
-
-	mocknet "github.com/libp2p/go-libp2p/p2p/net/mock"
 
 	"github.com/peer-project/peer/swarm/wire"
 )
@@ -16,30 +13,9 @@ import (
 // keeps the session while messages come, and ends it with ERROR (idle)
 // DefaultIdleTimeout after the last one, not before.
 func TestServeIdleSessionEnds(t *testing.T) {
-	blocks, root, l, data := hostileRoot(t)
 	synctest.Test(t, func(t *testing.T) {
-		ctx := context.Background()
-		mn, err := mocknet.FullMeshConnected(2)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer mn.Close()
-		hosts := mn.Hosts()
-		server := New(hosts[0], blocks, Config{Logger: quiet()})
-		defer server.Close()
-		server.Serve(root, strictSource{&memSource{l: l, data: data}})
-		st, err := hosts[1].NewStream(ctx, hosts[0].ID(), wire.ProtocolID)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer st.Reset()
-		w := wire.NewWriter(st)
-		r := wire.NewReader(st, 0)
-		w.Write(&wire.Hello{Version: wire.Version, Root: root})
-		w.Flush()
-		if m, err := r.Read(); err != nil || m.Type() != wire.TypeHaveAll {
-			t.Fatalf("answer to HELLO: %v %v", m, err)
-		}
+		rs := newRawSession(t)
+		w, r := rs.w, rs.r
 		type read struct {
 			m   wire.Msg
 			err error

@@ -72,7 +72,7 @@ func (s *memSource) ReadChunk(_ context.Context, i int64, buf []byte) ([]byte, e
 }
 
 // build makes the manifest of data in blocks and returns its root.
-func build(t *testing.T, blocks *memBlocks, name string, data []byte, size int) cid.Cid {
+func build(t testing.TB, blocks *memBlocks, name string, data []byte, size int) cid.Cid {
 	t.Helper()
 	b, err := manifest.NewFileBuilder(name, chunker.FixedParams(size), func(bl manifest.Block) error {
 		return blocks.PutBlock(bl.CID, bl.Data)
