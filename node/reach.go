@@ -375,9 +375,13 @@ type PeerPath struct {
 func (n *Node) Reachability() Reachability {
 	h := n.host
 	r := Reachability{Forced: n.cfg.ForceReachability != ReachUnknown}
+	// A forced state is the Config's, as soon as New returns (the host
+	// reports it through an event that comes a moment later); else
 	// AutoNAT's last event, not BasicHost.Reachability, which its address
 	// manager updates from that event a moment later.
-	if ev, ok := lastEvent[event.EvtLocalReachabilityChanged](h); ok {
+	if r.Forced {
+		r.State = n.cfg.ForceReachability
+	} else if ev, ok := lastEvent[event.EvtLocalReachabilityChanged](h); ok {
 		r.State = reachState(ev.Reachability)
 	} else if rh, ok := h.(interface{ Reachability() network.Reachability }); ok {
 		r.State = reachState(rh.Reachability())
