@@ -9,7 +9,6 @@ import (
 	"slices"
 	"sync"
 	"testing"
-	"testing/synctest"
 	"time"
 
 	"github.com/libp2p/go-libp2p"
@@ -18,6 +17,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 
+	"github.com/peer-project/peer/internal/bubble"
 	"github.com/peer-project/peer/swarm"
 	"github.com/peer-project/peer/swarm/wire"
 )
@@ -27,7 +27,7 @@ import (
 // machine can bring one session up so late that every chunk has been asked
 // of the others.
 func TestFourSeeders(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
+	bubble.Test(t, func(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 		defer cancel()
 		path, data := randomFile(t, t.TempDir(), "big.bin", 32<<20, 2)

@@ -10,13 +10,13 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
-	"testing/synctest"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
 	mocknet "github.com/libp2p/go-libp2p/p2p/net/mock"
 
 	"github.com/peer-project/peer/integrity"
+	"github.com/peer-project/peer/internal/bubble"
 )
 
 // mockNodes starts n nodes on one mocknet without links; the caller links
@@ -61,7 +61,7 @@ func verifiedOf(r *Reader) (have, of int64) {
 }
 
 func TestOpenSeeksBeforeComplete(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
+	bubble.Test(t, func(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 		defer cancel()
 		mn, nodes := mockNodes(t, 2)
@@ -296,7 +296,7 @@ func TestOpenCloseStopsFetch(t *testing.T) {
 // while C, which can reach only B, fetches from B; C gets its chunks from
 // B before B has finished.
 func TestFetchFromPeerStillDownloading(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
+	bubble.Test(t, func(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 		defer cancel()
 		mn, nodes := mockNodes(t, 3)

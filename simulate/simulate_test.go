@@ -11,10 +11,11 @@ import (
 	"slices"
 	"strings"
 	"testing"
-	"testing/synctest"
 	"time"
 
 	"go.uber.org/goleak"
+
+	"github.com/peer-project/peer/internal/bubble"
 )
 
 func TestMain(m *testing.M) {
@@ -79,7 +80,7 @@ func runOn(t *testing.T, runner func(*testing.T, Scenario) (*Report, error), nam
 // be called from a bubble.
 func runVirtual(t *testing.T, sc Scenario) (rep *Report, err error) {
 	t.Helper()
-	synctest.Test(t, func(*testing.T) {
+	bubble.Test(t, func(*testing.T) {
 		// Virtual minutes: the test binary's -timeout bounds the wall time.
 		ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 		defer cancel()

@@ -8,10 +8,11 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"testing/synctest"
 	"time"
 
 	"github.com/ipfs/go-cid"
+
+	"github.com/peer-project/peer/internal/bubble"
 )
 
 // TestChokeTakesTurns: a seeder with one upload slot and two fetchers at
@@ -19,7 +20,7 @@ import (
 // passes back and forth every few blocks, so each fetcher gets blocks
 // before the other has finished, and both files are exact.
 func TestChokeTakesTurns(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
+	bubble.Test(t, func(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
 		// 2 MiB over 8 MB/s links: a quarter of a second per fetcher alone.
@@ -175,7 +176,7 @@ func TestChokerPrefersCredit(t *testing.T) {
 // ones) and finishes too. Taking turns first come, first served, B would
 // finish first.
 func TestChokerServesTradersFirst(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
+	bubble.Test(t, func(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
 		// 2 MiB at 2 MB/s: about a second for each fetcher alone, and B's head

@@ -5,6 +5,7 @@ import (
 	"testing/synctest"
 	"time"
 
+	"github.com/peer-project/peer/internal/bubble"
 	"github.com/peer-project/peer/swarm/wire"
 )
 
@@ -13,7 +14,7 @@ import (
 // keeps the session while messages come, and ends it with ERROR (idle)
 // DefaultIdleTimeout after the last one, not before.
 func TestServeIdleSessionEnds(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
+	bubble.Test(t, func(t *testing.T) {
 		rs := newRawSession(t)
 		w, r := rs.w, rs.r
 		type read struct {

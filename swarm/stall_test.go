@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"testing/synctest"
 	"time"
 
 	"github.com/ipfs/go-cid"
@@ -17,6 +16,7 @@ import (
 	mocknet "github.com/libp2p/go-libp2p/p2p/net/mock"
 
 	"github.com/peer-project/peer/bitfield"
+	"github.com/peer-project/peer/internal/bubble"
 	"github.com/peer-project/peer/swarm/wire"
 )
 
@@ -88,7 +88,7 @@ func (sn *stallNet) hints() []peer.AddrInfo {
 // and wait without end: the stall of the partition scenario, where the
 // cut-off half holds a chunk or two after the heal.
 func TestFetchAfterHeal(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
+	bubble.Test(t, func(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 		defer cancel()
 		sn := newStallNet(t, wellConnected)
@@ -146,7 +146,7 @@ func TestFetchAfterHeal(t *testing.T) {
 // another has only what the fetch has, the seeder cannot be reached. It
 // used to wait without end and say nothing.
 func TestFetchStalls(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
+	bubble.Test(t, func(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 		defer cancel()
 		sn := newStallNet(t, 1)

@@ -11,7 +11,6 @@ import (
 	"path/filepath"
 	"sync"
 	"testing"
-	"testing/synctest"
 	"time"
 
 	"github.com/ipfs/go-cid"
@@ -20,6 +19,7 @@ import (
 
 	"github.com/peer-project/peer/chunker"
 	"github.com/peer-project/peer/integrity"
+	"github.com/peer-project/peer/internal/bubble"
 	"github.com/peer-project/peer/manifest"
 )
 
@@ -131,7 +131,7 @@ func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)
 // nothing leaks. Each link carries 2 MiB/s, so that the fetch takes more
 // than a second even from all three.
 func TestFetchOverMocknet(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
+	bubble.Test(t, func(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
 		mn := cappedMesh(t, 4, 2<<20)

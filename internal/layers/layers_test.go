@@ -53,6 +53,7 @@ var house = map[string]rule{
 	"cmd/peer": {imports: []string{"node", "daemon", "simulate", "chunker", "importer", "manifest"}},
 
 	// Test and benchmark support.
+	"internal/bubble":       {pure: true},
 	"manifest/manifesttest": {imports: []string{"manifest", "chunker", "integrity"}, pure: true},
 	"internal/netns":        {},
 	"internal/benchrec":     {},
