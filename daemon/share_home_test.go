@@ -17,8 +17,12 @@ func TestShareHomeRefused(t *testing.T) {
 	defer cancel()
 	user := t.TempDir()
 	home := filepath.Join(user, ".peer")
-	os.WriteFile(filepath.Join(user, "notes.txt"), []byte("notes"), 0o644)
-	os.Mkdir(home, 0o700)
+	if err := os.WriteFile(filepath.Join(user, "notes.txt"), []byte("notes"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(home, 0o700); err != nil {
+		t.Fatal(err)
+	}
 	startDaemon(t, home)
 	c, err := Dial(ctx, home)
 	if err != nil {

@@ -8,8 +8,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/peer-project/peer/importer"
 )
 
 // TestShareRefusesHome: the node's home holds its identity key (and a
@@ -26,8 +24,8 @@ func TestShareRefusesHome(t *testing.T) {
 	for _, p := range []string{user, cfg.Home, filepath.Join(cfg.Home, keyFile)} {
 		for _, only := range []bool{false, true} {
 			_, err := n.Share(ctx, p, ShareOptions{OnlyHash: only})
-			if !errors.Is(err, importer.ErrPrivate) || !strings.Contains(err.Error(), cfg.Home) {
-				t.Errorf("Share(%s, only hash %v) = %v; want importer.ErrPrivate naming the home", p, only, err)
+			if !errors.Is(err, ErrPrivate) || !strings.Contains(err.Error(), cfg.Home) {
+				t.Errorf("Share(%s, only hash %v) = %v; want ErrPrivate naming the home", p, only, err)
 			}
 		}
 	}

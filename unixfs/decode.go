@@ -84,7 +84,7 @@ type Node struct {
 	MtimeNs  uint32
 	MtimeSet bool
 
-	raw []byte // the block
+	pn *dag.ProtoNode // the decoded dag-pb node, named by CID (nil for a raw leaf)
 }
 
 // NamedLink is a link of a decoded node.
@@ -139,7 +139,10 @@ func Decode(c cid.Cid, data []byte) (*Node, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %s: UnixFS data: %v", ErrBadNode, c, err)
 	}
-	n := &Node{CID: c, Data: fsn.Data(), raw: data}
+	if err := pn.SetCidBuilder(c.Prefix()); err != nil { // a decoded node defaults to CIDv0
+		return nil, fmt.Errorf("%w: %s: %v", ErrBadNode, c, err)
+	}
+	n := &Node{CID: c, Data: fsn.Data(), pn: pn}
 	if m := fsn.Mode(); m != 0 {
 		n.Mode = uint32(m.Perm())
 	}

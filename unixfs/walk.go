@@ -7,7 +7,6 @@ import (
 	"os"
 	"strconv"
 
-	dag "github.com/ipfs/boxo/ipld/merkledag"
 	"github.com/ipfs/boxo/ipld/unixfs/hamt"
 	"github.com/ipfs/go-cid"
 	ipld "github.com/ipfs/go-ipld-format"
@@ -288,17 +287,7 @@ func (d *walkDAG) protoNode(ctx context.Context, c cid.Cid) (ipld.Node, error) {
 	if n.Kind != KindHAMT {
 		return nil, fmt.Errorf("%w: %s is a %s, not a shard", ErrBadNode, c, n.Kind)
 	}
-	pn, err := dag.DecodeProtobuf(n.raw)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %s: %v", ErrBadNode, c, err)
-	}
-	if err := pn.SetCidBuilder(c.Prefix()); err != nil {
-		return nil, err
-	}
-	if pn.Cid() != c {
-		return nil, fmt.Errorf("%w: %s re-encodes as %s", ErrBadNode, c, pn.Cid())
-	}
-	return pn, nil
+	return n.pn, nil // decoded once, by Decode
 }
 
 func (d *walkDAG) Get(ctx context.Context, c cid.Cid) (ipld.Node, error) { return d.protoNode(ctx, c) }
