@@ -10,7 +10,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"io"
 	"log/slog"
 	"math/rand/v2"
 	"os"
@@ -270,8 +269,10 @@ func TestCrashFetchResumes(t *testing.T) {
 	}
 }
 
-// checkAfterFetchKill checks what a killed fetcher left: no file at dest,
-// a database that opens and whose recorded chunks are all on disk.
+// checkAfterFetchKill checks what a killed fetcher left: no file at dest, a
+// database that opens and holds the root, and the staging file that the next
+// run resumes from (by re-verifying it: the test above counts what the
+// seeder served to show that nothing verified is fetched again).
 func checkAfterFetchKill(t *testing.T, home, dest string, root cid.Cid, data []byte) {
 	t.Helper()
 	if _, err := os.Lstat(dest); !os.IsNotExist(err) {
@@ -285,30 +286,12 @@ func checkAfterFetchKill(t *testing.T, home, dest string, root cid.Cid, data []b
 	if _, err := s.GetBlock(context.Background(), root); err != nil {
 		t.Fatalf("after a kill, the root manifest is gone from the database: %v", err)
 	}
-	d, err := s.Download(root)
-	if err != nil {
-		t.Fatalf("after a kill, the download record: %v", err)
-	}
-	if d.Chunks != int64(len(data)/crashChunk) || d.Partial != swarm.PartialPath(dest, root) {
-		t.Fatalf("after a kill, the download record is %+v", d)
-	}
-	have, err := s.Have(root)
-	if err != nil {
-		t.Fatalf("after a kill, the progress record: %v", err)
-	}
-	f, err := os.Open(d.Partial)
+	st, err := os.Stat(swarm.PartialPath(dest, root))
 	if err != nil {
 		t.Fatalf("after a kill, no staging file: %v", err)
 	}
-	defer f.Close()
-	buf := make([]byte, crashChunk)
-	for i := range d.Chunks {
-		if !have.Has(i) {
-			continue
-		}
-		if _, err := io.ReadFull(io.NewSectionReader(f, i*crashChunk, crashChunk), buf); err != nil || !bytes.Equal(buf, data[i*crashChunk:(i+1)*crashChunk]) {
-			t.Fatalf("after a kill, chunk %d is recorded as had but is not on disk (err %v)", i, err)
-		}
+	if st.Size() > int64(len(data)) {
+		t.Fatalf("after a kill, the staging file holds %d bytes, more than the file's %d", st.Size(), len(data))
 	}
 }
 

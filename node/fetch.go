@@ -177,7 +177,6 @@ type fetchHooks struct {
 
 // fetch downloads root (already resolved) into dest; the caller has entered.
 func (n *Node) fetch(ctx context.Context, root cid.Cid, dest string, opts FetchOptions, src sources, hooks fetchHooks) (*swarm.Result, error) {
-	rec := store.Download{Root: root, Dest: dest, Partial: swarm.PartialPath(dest, root), Created: n.cfg.Now()}
 	var (
 		provideOnce sync.Once
 		servedHere  bool // the download itself serves root (no share did)
@@ -193,10 +192,6 @@ func (n *Node) fetch(ctx context.Context, root cid.Cid, dest string, opts FetchO
 		Focus:        hooks.focus,
 		Accept:       hooks.accept,
 		Started: func(l *swarm.Layout, s swarm.Source) {
-			rec.Size, rec.Chunks = l.Size, l.NumChunks()
-			if err := n.store.PutDownload(rec); err != nil {
-				n.log.Warn("recording a download", "root", root, "err", err)
-			}
 			// A peer that is still downloading serves what it has.
 			if !n.swarm.Serving(root) {
 				n.swarm.Serve(root, s)
@@ -211,17 +206,11 @@ func (n *Node) fetch(ctx context.Context, root cid.Cid, dest string, opts FetchO
 			if hooks.verified != nil {
 				hooks.verified(i)
 			}
-			if err := n.store.MarkHave(root, i); err != nil {
-				n.log.Warn("recording progress", "root", root, "err", err)
-			}
 			// Announce as soon as there is something to give.
 			provideOnce.Do(func() { n.provide(root) })
 		},
 	})
 	if err != nil {
-		if ferr := n.store.Flush(); ferr != nil {
-			n.log.Warn("recording progress", "root", root, "err", ferr)
-		}
 		// What was fetched stays in the partial file for the next try;
 		// it is served only while a fetch runs.
 		if servedHere {
@@ -234,7 +223,6 @@ func (n *Node) fetch(ctx context.Context, root cid.Cid, dest string, opts FetchO
 		n.log.Warn("indexing a finished download", "dest", dest, "err", err)
 		n.swarm.Serve(root, res.Source)
 	}
-	n.store.DeleteDownload(root)
 	n.provide(root)
 	return res, nil
 }

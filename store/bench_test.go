@@ -9,58 +9,6 @@ import (
 	"github.com/peer-project/peer/integrity"
 )
 
-// BenchmarkMarkHave measures MarkHave with fsync on, as a fetcher calls it
-// once per verified chunk. One op is one second of a 1 GB/s fetch in 1 MiB
-// chunks: 1000 marks and a Flush. The target is 1000 marks/s with room to
-// spare.
-func BenchmarkMarkHave(b *testing.B) {
-	s, err := Open(filepath.Join(b.TempDir(), "peer.db"), Options{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer s.Close()
-	d := testDownload("bench", MaxChunks)
-	if err := s.PutDownload(d); err != nil {
-		b.Fatal(err)
-	}
-	const perOp = 1000
-	b.ResetTimer()
-	for i := range b.N {
-		for j := range perOp {
-			if err := s.MarkHave(d.Root, int64(i*perOp+j)%d.Chunks); err != nil {
-				b.Fatal(err)
-			}
-		}
-		if err := s.Flush(); err != nil {
-			b.Fatal(err)
-		}
-	}
-	b.ReportMetric(float64(b.N*perOp)/b.Elapsed().Seconds(), "marks/s")
-	b.ReportMetric(1000, "target-marks/s")
-}
-
-// BenchmarkMarkHaveUnbatched is the cost MarkHave avoids: one committed
-// transaction per mark.
-func BenchmarkMarkHaveUnbatched(b *testing.B) {
-	s, err := Open(filepath.Join(b.TempDir(), "peer.db"), Options{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer s.Close()
-	d := testDownload("bench", MaxChunks)
-	if err := s.PutDownload(d); err != nil {
-		b.Fatal(err)
-	}
-	b.ResetTimer()
-	for i := range b.N {
-		s.MarkHave(d.Root, int64(i)%d.Chunks)
-		if err := s.Flush(); err != nil {
-			b.Fatal(err)
-		}
-	}
-	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "marks/s")
-}
-
 // BenchmarkReadChunk serves 1 MiB chunks from a shared file, re-verifying
 // each: the cost of answering a peer, which should allow ≥ 1 GB/s per core
 // less the sha2-256 cost.

@@ -22,9 +22,6 @@ const recordVersion = 1
 const (
 	maxString = 1 << 15 // a path or a name, in bytes
 	maxCID    = 64      // a binary CID; ours are cidLen
-	// MaxChunks is the largest chunk count a download may have: its progress
-	// bitfield is then 32 MiB (256 TiB in 1 MiB chunks).
-	MaxChunks = 1 << 28
 )
 
 // cidLen is the length of every binary CID the store accepts (integrity.Check
@@ -42,9 +39,6 @@ const (
 	flagDir   = 1 << 0
 	flagStale = 1 << 1
 )
-
-// Download record flags.
-const flagDone = 1 << 0
 
 // shareRecord is the value of shares[id].
 type shareRecord struct {
@@ -66,16 +60,6 @@ type fileRecord struct {
 	size  int64
 	mtime int64 // Unix nanoseconds
 	root  cid.Cid
-}
-
-// downloadRecord is the value of downloads[root]; the root is the key.
-type downloadRecord struct {
-	dest    string
-	partial string
-	size    int64
-	chunks  int64
-	created int64
-	done    bool
 }
 
 func appendString(b []byte, s string) []byte {
@@ -193,61 +177,6 @@ func decodeLoc(v []byte) (uint32, error) {
 		return 0, d.errorf("chunk of %d bytes exceeds %d", size, chunker.MaxSize)
 	}
 	return uint32(size), nil
-}
-
-func encodeDownload(r downloadRecord) []byte {
-	var flags byte
-	if r.done {
-		flags |= flagDone
-	}
-	b := []byte{recordVersion, flags}
-	b = appendString(b, r.dest)
-	b = appendString(b, r.partial)
-	b = binary.AppendUvarint(b, uint64(r.size))
-	b = binary.AppendUvarint(b, uint64(r.chunks))
-	return binary.AppendVarint(b, r.created)
-}
-
-func decodeDownload(v []byte) (downloadRecord, error) {
-	var r downloadRecord
-	d := decoder{b: v, what: "download"}
-	d.version()
-	flags := d.byte()
-	r.dest = d.str()
-	r.partial = d.str()
-	r.size = d.int64()
-	r.chunks = d.int64()
-	r.created = d.varint()
-	if err := d.finish(); err != nil {
-		return downloadRecord{}, err
-	}
-	if flags&^flagDone != 0 {
-		return downloadRecord{}, d.errorf("unknown flags %#x", flags)
-	}
-	r.done = flags&flagDone != 0
-	if r.chunks > MaxChunks {
-		return downloadRecord{}, d.errorf("%d chunks exceed %d", r.chunks, MaxChunks)
-	}
-	return r, nil
-}
-
-// encodePage encodes one page of a download's bitfield.
-func encodePage(bits []byte) []byte {
-	return append([]byte{recordVersion}, bits...)
-}
-
-// decodePage returns the bits of a page that must hold want bytes. The result
-// aliases v.
-func decodePage(v []byte, want int) ([]byte, error) {
-	d := decoder{b: v, what: "progress page"}
-	d.version()
-	if err := d.err; err != nil {
-		return nil, err
-	}
-	if len(d.b) != want {
-		return nil, d.errorf("%d bytes, want %d", len(d.b), want)
-	}
-	return d.b, nil
 }
 
 func encodeSchema(v uint64) []byte { return binary.AppendUvarint(nil, v) }

@@ -32,13 +32,6 @@ func TestRecordRoundTrip(t *testing.T) {
 	if got, err := decodeLoc(encodeLoc(chunker.MaxSize)); err != nil || got != chunker.MaxSize {
 		t.Errorf("location decoded as %d, %v", got, err)
 	}
-	d := downloadRecord{dest: "/x", partial: "/x.part", size: 9, chunks: MaxChunks, created: 7, done: true}
-	if got, err := decodeDownload(encodeDownload(d)); err != nil || got != d {
-		t.Errorf("download %+v decoded as %+v, %v", d, got, err)
-	}
-	if got, err := decodePage(encodePage([]byte{1, 2}), 2); err != nil || string(got) != "\x01\x02" {
-		t.Errorf("page decoded as %x, %v", got, err)
-	}
 	if v, err := decodeSchema(encodeSchema(SchemaVersion)); err != nil || v != SchemaVersion {
 		t.Errorf("schema decoded as %d, %v", v, err)
 	}
@@ -70,9 +63,6 @@ func TestDecodeRejects(t *testing.T) {
 		{"file with a size past int64", fileErr, []byte{1, 1, 'a', 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01}},
 		{"location over MaxSize", locErr, encodeLoc(chunker.MaxSize + 1)},
 		{"location with a bad varint", locErr, []byte{1, 0x80}},
-		{"download over MaxChunks", downloadErr, encodeDownload(downloadRecord{dest: "x", chunks: MaxChunks + 1})},
-		{"download with unknown flags", downloadErr, []byte{1, 2, 0, 0, 0, 0, 0}},
-		{"short page", func(b []byte) error { _, err := decodePage(b, 3); return err }, []byte{1, 0, 0}},
 		{"schema with trailing bytes", func(b []byte) error { _, err := decodeSchema(b); return err }, []byte{1, 1}},
 	}
 	for _, tt := range tests {
@@ -84,18 +74,15 @@ func TestDecodeRejects(t *testing.T) {
 	}
 }
 
-func shareErr(b []byte) error    { _, err := decodeShare(b); return err }
-func fileErr(b []byte) error     { _, err := decodeFile(b); return err }
-func locErr(b []byte) error      { _, err := decodeLoc(b); return err }
-func downloadErr(b []byte) error { _, err := decodeDownload(b); return err }
+func shareErr(b []byte) error { _, err := decodeShare(b); return err }
+func fileErr(b []byte) error  { _, err := decodeFile(b); return err }
+func locErr(b []byte) error   { _, err := decodeLoc(b); return err }
 
 // Record kinds of FuzzDecodeRecord.
 const (
 	kindShare = iota
 	kindFile
 	kindLoc
-	kindDownload
-	kindPage
 	kindSchema
 	kindLocKey
 	numKinds
@@ -111,8 +98,6 @@ func FuzzDecodeRecord(f *testing.F) {
 	f.Add(uint8(kindShare), encodeShare(shareRecord{state: statePending, path: "/p"}))
 	f.Add(uint8(kindFile), encodeFile(fileRecord{path: "a/b", size: 5, mtime: -3, root: root}))
 	f.Add(uint8(kindLoc), encodeLoc(1<<20))
-	f.Add(uint8(kindDownload), encodeDownload(downloadRecord{dest: "/d", partial: "/d.part", size: 1, chunks: 1, done: true}))
-	f.Add(uint8(kindPage), encodePage([]byte{0xff, 0x80}))
 	f.Add(uint8(kindSchema), encodeSchema(SchemaVersion))
 	f.Add(uint8(kindLocKey), locKey(integrity.Chunk(nil).Bytes(), 1, 2, 3))
 	f.Fuzz(func(t *testing.T, kind uint8, data []byte) {
@@ -144,19 +129,6 @@ func FuzzDecodeRecord(f *testing.F) {
 					t.Fatalf("location %d round-trips to %d, %v", n, n2, err)
 				}
 			}
-		case kindDownload:
-			r, err := decodeDownload(data)
-			if check(err) {
-				if r2, err := decodeDownload(encodeDownload(r)); err != nil || r != r2 {
-					t.Fatalf("download %+v round-trips to %+v, %v", r, r2, err)
-				}
-			}
-		case kindPage:
-			want := max(len(data)-1, 0)
-			b, err := decodePage(data, want)
-			if check(err) && len(b) != want {
-				t.Fatalf("page of %d bytes, want %d", len(b), want)
-			}
 		case kindSchema:
 			v, err := decodeSchema(data)
 			if check(err) {
@@ -170,9 +142,6 @@ func FuzzDecodeRecord(f *testing.F) {
 				if k := locKey(c, id, fileNo, off); string(k) != string(data) {
 					t.Fatalf("location key %x round-trips to %x", data, k)
 				}
-			}
-			if p, err := parsePageKey(data); check(err) && string(pageKey(data[:cidLen], p)) != string(data) {
-				t.Fatalf("page key %x does not round-trip", data)
 			}
 		}
 	})

@@ -1,5 +1,5 @@
 // Package store keeps a node's state in one bbolt database file: manifest
-// blocks, the index of shared files, and download progress.
+// blocks and the index of shared files.
 //
 // # Blocks
 //
@@ -27,18 +27,6 @@
 // chunk's CID; a location that fails marks its share Stale, so a file edited
 // behind the store's back is never served as the old content.
 //
-// # Downloads
-//
-// A Download records a fetch in progress and a bitfield of the chunks
-// verified on disk. MarkHave buffers marks in memory and writes them in one
-// transaction per flush (Flush, Close, or MarkHave itself when
-// Options.MaxPendingMarks marks wait or the oldest is Options.FlushInterval
-// old): at 1000 marks a second that is a couple of fsyncs a second, not a
-// thousand. A crash loses only unflushed marks; the fetcher re-verifies those
-// chunks from the partial file by hashing, so nothing verified is fetched
-// again. The bitfield is stored in pages of 4 KiB (32768 chunks), and a flush
-// rewrites only the pages it touched.
-//
 // # On disk
 //
 // Schema version SchemaVersion is kept in bucket "meta"; Open refuses a
@@ -59,6 +47,5 @@
 //
 // A Store is safe for concurrent use and starts no goroutines. Reads run in
 // parallel; writes are serialized by bbolt, each one a committed
-// transaction. No lock of the store is held across file I/O except the one
-// that serializes flushes of marks.
+// transaction. No lock of the store is held across file I/O.
 package store

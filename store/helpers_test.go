@@ -209,26 +209,6 @@ func checkConsistent(s *Store) error {
 		if n := tx.Bucket(bucketRev).Stats().KeyN; n != nlocs {
 			bad("%d reverse entries for %d locations", n, nlocs)
 		}
-		tx.Bucket(bucketHave).ForEach(func(k, v []byte) error {
-			p, err := parsePageKey(k)
-			if err != nil {
-				bad("page %x: %v", k, err)
-				return nil
-			}
-			dv := tx.Bucket(bucketDownloads).Get(k[:cidLen])
-			if dv == nil {
-				bad("page %x of no download", k)
-				return nil
-			}
-			d, err := decodeDownload(dv)
-			if err == nil {
-				_, err = decodePage(v, pageLen(d.chunks, p))
-			}
-			if err != nil {
-				bad("page %x: %v", k, err)
-			}
-			return nil
-		})
 		return errors.Join(errs...)
 	})
 }

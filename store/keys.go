@@ -23,22 +23,17 @@ var (
 	// rev: id (8) | fileNo (8) | offset (8) → chunk CID, to remove a share's
 	// locations without its chunk list.
 	bucketRev = []byte("rev")
-	// downloads: root CID → downloadRecord.
-	bucketDownloads = []byte("downloads")
-	// have: root CID (36) | page (4) → bitfield page.
-	bucketHave = []byte("have")
 
 	allBuckets = [][]byte{bucketMeta, bucketBlocks, bucketShares, bucketRoots, bucketFiles,
-		bucketLocs, bucketRev, bucketDownloads, bucketHave}
+		bucketLocs, bucketRev}
+
+	// obsoleteBuckets held download progress records ("downloads": root →
+	// record, "have": root | page → bitfield page) that were written and
+	// never read: a resumed fetch re-verifies its partial file instead.
+	// Open removes them from a database that still has them.
+	obsoleteBuckets = [][]byte{[]byte("downloads"), []byte("have")}
 
 	keySchema = []byte("schema")
-)
-
-// pageBytes is the size of one page of a download's progress bitfield: a
-// flush rewrites only the pages it touched.
-const (
-	pageBytes = 4096
-	pageBits  = pageBytes * 8
 )
 
 func idKey(id uint64) []byte { return binary.BigEndian.AppendUint64(nil, id) }
@@ -76,17 +71,4 @@ func parseLocKey(k []byte) (c []byte, id, fileNo uint64, off int64, err error) {
 	}
 	id, fileNo, off, err = parseRevKey(k[cidLen:])
 	return k[:cidLen], id, fileNo, off, err
-}
-
-func pageKey(root []byte, page uint32) []byte {
-	k := make([]byte, 0, len(root)+4)
-	k = append(k, root...)
-	return binary.BigEndian.AppendUint32(k, page)
-}
-
-func parsePageKey(k []byte) (page uint32, err error) {
-	if len(k) != cidLen+4 {
-		return 0, fmt.Errorf("%w: progress key of %d bytes", ErrCorrupt, len(k))
-	}
-	return binary.BigEndian.Uint32(k[cidLen:]), nil
 }

@@ -17,11 +17,7 @@ import (
 const SchemaVersion = 1
 
 // Defaults of Options.
-const (
-	DefaultTimeout         = time.Second
-	DefaultMaxPendingMarks = 4096
-	DefaultFlushInterval   = 500 * time.Millisecond
-)
+const DefaultTimeout = time.Second
 
 // Errors of the store. Every error a method returns wraps one of these or
 // comes from the operating system, integrity or the context.
@@ -59,30 +55,16 @@ type Options struct {
 	// Logger receives the few events worth a line (unfinished shares removed
 	// at Open, shares found stale). Nil discards them.
 	Logger *slog.Logger
-	// MaxPendingMarks is how many MarkHave indices may wait in memory before
-	// MarkHave flushes them itself. Zero means DefaultMaxPendingMarks.
-	MaxPendingMarks int
-	// FlushInterval is how old the oldest unflushed mark may grow before the
-	// next MarkHave flushes. Zero means DefaultFlushInterval; negative means
-	// never by age (only by count, Flush and Close).
-	FlushInterval time.Duration
-	// Now is the clock for Created times and FlushInterval. Nil means
-	// time.Now.
+	// Now is the clock for Created times. Nil means time.Now.
 	Now func() time.Time
 }
 
 func (o Options) withDefaults() (Options, error) {
-	if o.Timeout < 0 || o.MaxPendingMarks < 0 {
-		return o, fmt.Errorf("%w: negative Timeout or MaxPendingMarks", ErrInvalid)
+	if o.Timeout < 0 {
+		return o, fmt.Errorf("%w: negative Timeout", ErrInvalid)
 	}
 	if o.Timeout == 0 {
 		o.Timeout = DefaultTimeout
-	}
-	if o.MaxPendingMarks == 0 {
-		o.MaxPendingMarks = DefaultMaxPendingMarks
-	}
-	if o.FlushInterval == 0 {
-		o.FlushInterval = DefaultFlushInterval
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
@@ -103,17 +85,6 @@ type Store struct {
 
 	closed    atomic.Bool
 	closeOnce sync.Once
-
-	// flushMu serializes Flush with itself and with DeleteDownload, so that
-	// marks of a deleted download are never written after it is gone.
-	flushMu sync.Mutex
-	// mu guards the buffered marks.
-	mu       sync.Mutex
-	closing  bool               // no more marks accepted
-	pending  map[string][]int64 // root key → indices not yet flushed
-	inflight map[string][]int64 // being written by a Flush
-	npending int                // total len of pending
-	oldest   time.Time          // time of the oldest pending mark
 }
 
 // Open opens the database at path, creating it (mode 0600) if it does not
@@ -139,12 +110,7 @@ func Open(path string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("store: open %s: %w", path, err)
 	}
-	s := &Store{
-		db:      db,
-		opts:    opts,
-		log:     opts.Logger,
-		pending: make(map[string][]int64),
-	}
+	s := &Store{db: db, opts: opts, log: opts.Logger}
 	if err := s.initSchema(); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("store: open %s: %w", path, err)
@@ -194,22 +160,26 @@ func (s *Store) initSchema() error {
 				return fmt.Errorf("%w: bucket %q missing", ErrSchema, name)
 			}
 		}
+		// Buckets that earlier builds wrote and nothing reads any more.
+		for _, name := range obsoleteBuckets {
+			if tx.Bucket(name) != nil {
+				if err := tx.DeleteBucket(name); err != nil {
+					return err
+				}
+			}
+		}
 		return nil
 	})
 }
 
-// Close flushes the buffered marks and closes the database. It waits for the
-// operations in flight; later calls to other methods return ErrClosed. Close
-// is idempotent: calls after the first return nil.
+// Close closes the database. It waits for the operations in flight; later
+// calls to other methods return ErrClosed. Close is idempotent: calls after
+// the first return nil.
 func (s *Store) Close() error {
 	var err error
 	s.closeOnce.Do(func() {
-		s.mu.Lock()
-		s.closing = true
-		s.mu.Unlock()
-		ferr := s.Flush()
 		s.closed.Store(true)
-		err = errors.Join(ferr, s.db.Close())
+		err = s.db.Close()
 	})
 	return err
 }

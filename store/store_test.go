@@ -62,16 +62,8 @@ func TestClosedStore(t *testing.T) {
 			return err
 		}(),
 		"ReadChunk": func() error { _, err := s.ReadChunk(ctx, integrity.Chunk(nil), nil); return err }(),
-		"Downloads": func() error { _, err := s.Downloads(); return err }(),
-		"Flush":     s.Flush(),
 	}
 	for name, err := range checks {
-		if name == "Flush" {
-			if err != nil {
-				t.Errorf("Flush with nothing buffered after Close = %v, want nil", err)
-			}
-			continue
-		}
 		if !errors.Is(err, ErrClosed) {
 			t.Errorf("%s after Close = %v, want ErrClosed", name, err)
 		}
@@ -80,11 +72,64 @@ func TestClosedStore(t *testing.T) {
 
 func TestOptionsInvalid(t *testing.T) {
 	dir := t.TempDir()
-	for _, o := range []Options{{Timeout: -1}, {MaxPendingMarks: -1}} {
+	for _, o := range []Options{{Timeout: -1}} {
 		if _, err := Open(filepath.Join(dir, "x.db"), o); !errors.Is(err, ErrInvalid) {
 			t.Errorf("Open(%+v) = %v, want ErrInvalid", o, err)
 		}
 	}
+}
+
+// TestObsoleteBucketsRemoved opens a database that an earlier build left with
+// download progress records, which nothing reads any more: Open removes them
+// and keeps everything else.
+func TestObsoleteBucketsRemoved(t *testing.T) {
+	s, path := openTest(t, Options{})
+	data := []byte("kept")
+	c := integrity.Block(data)
+	if err := s.PutBlock(c, data); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	db, err := bolt.Open(path, 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Update(func(tx *bolt.Tx) error {
+		for _, name := range []string{"downloads", "have"} {
+			b, err := tx.CreateBucket([]byte(name))
+			if err != nil {
+				return err
+			}
+			if err := b.Put([]byte("k"), []byte("v")); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	s, err = Open(path, Options{})
+	if err != nil {
+		t.Fatalf("Open of a database with the old download buckets: %v", err)
+	}
+	if got, err := s.GetBlock(context.Background(), c); err != nil || !bytes.Equal(got, data) {
+		t.Errorf("block after Open = %q, %v; want it kept", got, err)
+	}
+	s.Close()
+	db, err = bolt.Open(path, 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	db.View(func(tx *bolt.Tx) error {
+		for _, name := range []string{"downloads", "have"} {
+			if tx.Bucket([]byte(name)) != nil {
+				t.Errorf("bucket %q still there after Open", name)
+			}
+		}
+		return nil
+	})
 }
 
 func TestSchemaNewerRefused(t *testing.T) {
