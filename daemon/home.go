@@ -14,8 +14,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/peer-project/peer/chunker"
-	"github.com/peer-project/peer/dht"
 	"github.com/peer-project/peer/node"
 )
 
@@ -134,7 +132,7 @@ func DefaultSettings() Settings {
 		API:         "127.0.0.1:0",
 		DHT:         "auto",
 		FindTimeout: "60s",
-		Chunker:     chunker.Fixed,
+		Chunker:     node.ChunkerFixed,
 		ChunkSize:   "1MiB",
 		UploadRate:  "0", DownloadRate: "0", PeerUploadRate: "0", PeerDownloadRate: "0",
 		AllowPeers:   []string{},
@@ -190,7 +188,7 @@ func (s Settings) NodeConfig(home string, log *slog.Logger) (node.Config, error)
 	case "off", "none":
 		cfg.NoDHT = true
 	default:
-		m, err := dht.ParseMode(s.DHT)
+		m, err := node.ParseDHTMode(s.DHT)
 		if err != nil {
 			return cfg, fmt.Errorf("daemon: dht %q: want server, client, auto or off", s.DHT)
 		}
@@ -215,28 +213,17 @@ func (s Settings) NodeConfig(home string, log *slog.Logger) (node.Config, error)
 }
 
 // ParseChunking reads a chunker name ("fixed" or "fastcdc"; empty means
-// fixed) and a size ("1MiB", "256KiB", "262144"; empty means 1 MiB).
-func ParseChunking(alg, size string) (chunker.Params, error) {
-	n := 1 << 20
+// fixed) and a size ("1MiB", "256KiB", "262144"; empty means 1 MiB), as
+// node.NewChunking takes them.
+func ParseChunking(alg, size string) (node.Chunking, error) {
+	n := 0
 	if size != "" {
 		var err error
 		if n, err = ParseSize(size); err != nil {
-			return chunker.Params{}, fmt.Errorf("chunk size: %w", err)
+			return node.Chunking{}, fmt.Errorf("chunk size: %w", err)
 		}
 	}
-	var p chunker.Params
-	switch alg {
-	case "", chunker.Fixed:
-		p = chunker.FixedParams(n)
-	case chunker.FastCDC:
-		p = chunker.CDCParams(n)
-	default:
-		return p, fmt.Errorf("chunker %q: want %s or %s", alg, chunker.Fixed, chunker.FastCDC)
-	}
-	if err := p.Validate(); err != nil {
-		return p, fmt.Errorf("chunk size %s: %w", size, err)
-	}
-	return p, nil
+	return node.NewChunking(alg, n)
 }
 
 // ParseSize reads a positive size: "1048576", "256KiB", "1MiB", "4M",

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/host"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/peer-project/peer/chunker"
 	"github.com/peer-project/peer/dht"
+	"github.com/peer-project/peer/swarm"
 )
 
 // Version is the version of peer.
@@ -32,10 +34,10 @@ type Config struct {
 	// Bootstrap peers of the DHT, as /ip4/…/tcp/…/p2p/ID multiaddrs. None
 	// are built in.
 	Bootstrap []string
-	// DHTMode is dht.ModeServer (the zero value: simulations and private
-	// swarms), ModeClient or ModeAuto (DefaultConfig: a server unless
-	// AutoNAT finds the node behind NAT).
-	DHTMode dht.Mode
+	// DHTMode is DHTAuto (the zero value: a server unless AutoNAT finds
+	// the node behind NAT), DHTServer (simulations and private swarms,
+	// whose nodes can all dial each other) or DHTClient.
+	DHTMode DHTMode
 	// DHTPrefix is the DHT's protocol prefix; empty means dht.DefaultPrefix.
 	DHTPrefix string
 	// DHTNoAutoRefresh turns off the DHT's periodic routing-table refresh:
@@ -50,9 +52,9 @@ type Config struct {
 	// nor for one with a SwarmKey or AllowPeers (it would announce the node
 	// to everyone on the LAN).
 	NoMDNS bool
-	// Chunking is how shared files are cut; the zero value means
-	// chunker.DefaultParams().
-	Chunking chunker.Params
+	// Chunking is how shared files are cut; the zero value means fixed
+	// 1 MiB chunks.
+	Chunking Chunking
 	// ConnLow and ConnHigh are the connection manager's watermarks; zero
 	// means 100 and 400.
 	ConnLow, ConnHigh int
@@ -127,11 +129,15 @@ type Config struct {
 	// others are choked and wait their turn, and a peer yields its slot
 	// after a few blocks while others wait. Peers that send the node
 	// blocks get most turns, as in BitTorrent's tit-for-tat. Zero means
-	// swarm.DefaultUploadSlots (4).
+	// DefaultUploadSlots (4).
 	UploadSlots int
 	// Now returns the time; nil means time.Now.
 	Now func() time.Time
 }
+
+// DefaultUploadSlots is how many peers a node sends blocks to at once
+// unless Config.UploadSlots says otherwise.
+const DefaultUploadSlots = swarm.DefaultUploadSlots
 
 // DefaultConfig returns the configuration of a node that listens on every
 // interface on a random port, over TCP and QUIC, and joins no one.
@@ -144,7 +150,7 @@ func DefaultConfig() Config {
 			"/ip6/::/udp/0/quic-v1",
 		},
 		Chunking: chunker.DefaultParams(),
-		DHTMode:  dht.ModeAuto,
+		DHTMode:  DHTAuto,
 		ConnLow:  100,
 		ConnHigh: 400,
 	}
@@ -163,7 +169,10 @@ func (c *Config) validate() error {
 	if c.Host == nil && len(c.Listen) == 0 {
 		c.Listen = DefaultConfig().Listen
 	}
-	if c.Chunking == (chunker.Params{}) {
+	if c.DHTMode < DHTAuto || c.DHTMode > DHTClient {
+		errs = append(errs, fmt.Errorf("unknown DHT mode %d", c.DHTMode))
+	}
+	if c.Chunking == (Chunking{}) {
 		c.Chunking = chunker.DefaultParams()
 	}
 	if err := c.Chunking.Validate(); err != nil {
@@ -237,4 +246,87 @@ func (c *Config) psk() (pnet.PSK, error) {
 // LAN.
 func (c *Config) mdnsOn(addrs []ma.Multiaddr) bool {
 	return !c.NoMDNS && len(c.SwarmKey) == 0 && len(c.AllowPeers) == 0 && dht.ShouldRunMDNS(addrs)
+}
+
+// Chunking is how shared files are cut into chunks: fixed size, or
+// content-defined (FastCDC) around an average size. NewChunking makes one;
+// the zero value means the default, fixed 1 MiB chunks.
+type Chunking = chunker.Params
+
+// Chunker names, as NewChunking takes them.
+const (
+	ChunkerFixed   = chunker.Fixed
+	ChunkerFastCDC = chunker.FastCDC
+)
+
+// NewChunking returns the chunking alg names (ChunkerFixed, or "" for it,
+// or ChunkerFastCDC) with chunks of size bytes (fixed) or of size bytes on
+// average (FastCDC, a power of two); size 0 means 1 MiB. A size out of
+// range is an error that gives the range.
+func NewChunking(alg string, size int) (Chunking, error) {
+	if size == 0 {
+		size = chunker.DefaultSize
+	}
+	var p Chunking
+	switch alg {
+	case "", chunker.Fixed:
+		p = chunker.FixedParams(size)
+	case chunker.FastCDC:
+		p = chunker.CDCParams(size)
+	default:
+		return p, fmt.Errorf("node: chunker %q: want %s or %s", alg, chunker.Fixed, chunker.FastCDC)
+	}
+	if err := p.Validate(); err != nil {
+		return Chunking{}, fmt.Errorf("node: chunk size %d: %w", size, err)
+	}
+	return p, nil
+}
+
+// DHTMode says whether a node's DHT answers other peers' queries.
+type DHTMode int
+
+const (
+	// DHTAuto (the zero value) follows the node's reachability as AutoNAT
+	// sees it: a server when publicly reachable, else a client.
+	DHTAuto DHTMode = iota
+	// DHTServer answers queries and stores provider records.
+	DHTServer
+	// DHTClient only asks: for nodes that others can't dial.
+	DHTClient
+)
+
+func (m DHTMode) String() string {
+	switch m {
+	case DHTAuto:
+		return "auto"
+	case DHTServer:
+		return "server"
+	case DHTClient:
+		return "client"
+	}
+	return fmt.Sprintf("DHTMode(%d)", int(m))
+}
+
+// ParseDHTMode reads "auto" (or ""), "server" or "client", in any case.
+func ParseDHTMode(s string) (DHTMode, error) {
+	switch strings.ToLower(strings.TrimSpace(s)) {
+	case "", "auto":
+		return DHTAuto, nil
+	case "server":
+		return DHTServer, nil
+	case "client":
+		return DHTClient, nil
+	}
+	return DHTAuto, fmt.Errorf("node: DHT mode %q: want auto, server or client", s)
+}
+
+// dhtMode is m in the dht package's terms.
+func (m DHTMode) dhtMode() dht.Mode {
+	switch m {
+	case DHTServer:
+		return dht.ModeServer
+	case DHTClient:
+		return dht.ModeClient
+	}
+	return dht.ModeAuto
 }

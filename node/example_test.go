@@ -122,3 +122,23 @@ func ExampleNode_Open() {
 	fmt.Printf("%d bytes, ends with %q\n", r.Size(), tail)
 	// Output: 24 bytes, ends with "stopped\n"
 }
+
+// Hash computes the root that sharing a file would announce, and its chunks,
+// with no node at all (what `peer share --only-hash` prints).
+func ExampleHash() {
+	dir, _ := os.MkdirTemp("", "peer-example-")
+	defer os.RemoveAll(dir)
+	file := filepath.Join(dir, "hello.txt")
+	os.WriteFile(file, []byte("hello, peer\n"), 0o644)
+
+	h, err := node.Hash(context.Background(), file, node.HashOptions{})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	fmt.Println(h.Root)
+	fmt.Println(h.Size, "bytes,", len(h.Chunks), "chunk,", h.Chunking)
+	// Output:
+	// bafyreifohasyreq5b4cmr3hdtnyuad6lotal26fjqm5hhnt4vff63jrj4y
+	// 12 bytes, 1 chunk, fixed-1048576
+}

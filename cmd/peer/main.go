@@ -22,7 +22,6 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/peer-project/peer/chunker"
 	"github.com/peer-project/peer/daemon"
 	"github.com/peer-project/peer/node"
 )
@@ -142,14 +141,14 @@ func printLine(w io.Writer, v any) error {
 // chunkingFlags are the flags that choose how files are cut.
 func chunkingFlags() []cli.Flag {
 	return []cli.Flag{
-		&cli.StringFlag{Name: "chunker", Value: chunker.Fixed, EnvVars: []string{"PEER_CHUNKER"}, Usage: "fixed or fastcdc"},
+		&cli.StringFlag{Name: "chunker", Value: node.ChunkerFixed, EnvVars: []string{"PEER_CHUNKER"}, Usage: "fixed or fastcdc"},
 		&cli.StringFlag{Name: "chunk-size", Value: "1MiB", EnvVars: []string{"PEER_CHUNK_SIZE"}, Usage: "chunk size (fixed) or average size (fastcdc), from 16KiB to 4MiB"},
 	}
 }
 
 // chunkingOf returns the chunking the flags, the environment or the config
 // file (in that order) ask for.
-func chunkingOf(c *cli.Context, s daemon.Settings) (chunker.Params, error) {
+func chunkingOf(c *cli.Context, s daemon.Settings) (node.Chunking, error) {
 	alg, size := s.Chunker, s.ChunkSize
 	if c.IsSet("chunker") || alg == "" {
 		alg = c.String("chunker")
