@@ -78,7 +78,7 @@ type Settings struct {
 	PeerUploadRate   string `json:"peer_upload_rate"`
 	PeerDownloadRate string `json:"peer_download_rate"`
 	// UploadSlots is how many peers are sent blocks at once (the others
-	// wait their turn); 0 means 4.
+	// wait their turn); 0 means node.DefaultUploadSlots (4).
 	UploadSlots int `json:"upload_slots"`
 	// AllowPeers, if not empty, are the only peers the node talks to: peer
 	// IDs (or multiaddrs ending in /p2p/ID).
@@ -124,16 +124,18 @@ type RelayLimitSettings struct {
 	Circuits     int `json:"circuits"`
 }
 
-// DefaultSettings are what a new home's config file holds.
+// DefaultSettings are what a new home's config file holds: node's
+// defaults, written out.
 func DefaultSettings() Settings {
+	def := node.DefaultConfig()
 	return Settings{
-		Listen:      node.DefaultConfig().Listen,
+		Listen:      def.Listen,
 		Bootstrap:   []string{},
 		API:         "127.0.0.1:0",
-		DHT:         "auto",
-		FindTimeout: "60s",
-		Chunker:     node.ChunkerFixed,
-		ChunkSize:   "1MiB",
+		DHT:         def.DHTMode.String(),
+		FindTimeout: fmt.Sprintf("%gs", def.FindTimeout.Seconds()),
+		Chunker:     def.Chunking.Algorithm,
+		ChunkSize:   sizeText(def.Chunking.Size),
 		UploadRate:  "0", DownloadRate: "0", PeerUploadRate: "0", PeerDownloadRate: "0",
 		AllowPeers:   []string{},
 		Relays:       []string{},
@@ -173,18 +175,12 @@ func LoadSettings(home string, create bool) (Settings, error) {
 	return s, nil
 }
 
-// NodeConfig maps the settings onto a node.Config for home.
+// NodeConfig maps the settings onto a node.Config for home. It parses;
+// the node fills the defaults of what is left empty and checks the rest
+// (node.Config.WithDefaults).
 func (s Settings) NodeConfig(home string, log *slog.Logger) (node.Config, error) {
-	cfg := node.DefaultConfig()
-	cfg.Home = home
-	cfg.Logger = log
-	if len(s.Listen) > 0 {
-		cfg.Listen = s.Listen
-	}
-	cfg.Bootstrap = s.Bootstrap
-	cfg.NoMDNS = s.NoMDNS
-	switch strings.ToLower(s.DHT) {
-	case "":
+	cfg := node.Config{Home: home, Logger: log, Listen: s.Listen, Bootstrap: s.Bootstrap, NoMDNS: s.NoMDNS}
+	switch strings.ToLower(strings.TrimSpace(s.DHT)) {
 	case "off", "none":
 		cfg.NoDHT = true
 	default:
@@ -196,7 +192,7 @@ func (s Settings) NodeConfig(home string, log *slog.Logger) (node.Config, error)
 	}
 	if s.FindTimeout != "" {
 		d, err := time.ParseDuration(s.FindTimeout)
-		if err != nil || d <= 0 {
+		if err != nil {
 			return cfg, fmt.Errorf("daemon: find timeout %q: want a duration such as 30s or 2m", s.FindTimeout)
 		}
 		cfg.FindTimeout = d
@@ -236,6 +232,17 @@ func ParseSize(s string) (int, error) {
 		return 0, fmt.Errorf("%q is not a size (try 1MiB or 262144)", s)
 	}
 	return int(n), nil
+}
+
+// sizeText writes n bytes as ParseSize reads them: "1MiB", "256KiB", "1000".
+func sizeText(n int) string {
+	switch {
+	case n > 0 && n%(1<<20) == 0:
+		return fmt.Sprintf("%dMiB", n>>20)
+	case n > 0 && n%(1<<10) == 0:
+		return fmt.Sprintf("%dKiB", n>>10)
+	}
+	return strconv.Itoa(n)
 }
 
 // parseBytes reads a size of zero or more bytes (see ParseSize).

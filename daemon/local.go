@@ -34,10 +34,9 @@ func errorf(kind error, format string, args ...any) error {
 // Local is the API over a node in this process: what the daemon serves, and
 // what the CLI uses when no daemon runs. It is safe for concurrent use.
 type Local struct {
-	n           *node.Node
-	cfg         node.Config
-	findTimeout time.Duration
-	started     time.Time
+	n       *node.Node
+	cfg     node.Config // what n runs with, defaults filled in
+	started time.Time
 
 	mu                 sync.Mutex
 	lastAt             time.Time
@@ -46,15 +45,11 @@ type Local struct {
 	sampled, haveRates bool
 }
 
-// NewLocal returns the API of n, which was made with cfg: cfg.FindTimeout
-// bounds how long resolving a target waits for a provider (zero means
-// 60 s), and Status reports cfg's caps, access and reachability settings.
-func NewLocal(n *node.Node, cfg node.Config) *Local {
-	findTimeout := cfg.FindTimeout
-	if findTimeout <= 0 {
-		findTimeout = 60 * time.Second
-	}
-	return &Local{n: n, cfg: cfg, findTimeout: findTimeout, started: time.Now()}
+// NewLocal returns the API of n: the node's FindTimeout bounds how long
+// resolving a target waits for a provider, and Status reports the caps,
+// access and reachability settings it runs with (n.Config).
+func NewLocal(n *node.Node) *Local {
+	return &Local{n: n, cfg: n.Config(), started: time.Now()}
 }
 
 // Node returns the node.
@@ -122,9 +117,6 @@ func (l *Local) Status(ctx context.Context) (StatusInfo, error) {
 		UploadRate: l.cfg.UploadRate, DownloadRate: l.cfg.DownloadRate,
 		PeerUploadRate: l.cfg.PeerUploadRate, PeerDownloadRate: l.cfg.PeerDownloadRate,
 		UploadSlots: l.cfg.UploadSlots,
-	}
-	if out.Limits.UploadSlots == 0 {
-		out.Limits.UploadSlots = node.DefaultUploadSlots
 	}
 	out.PrivateNetwork = len(l.cfg.SwarmKey) > 0
 	out.AllowPeers = []string{}
@@ -329,7 +321,7 @@ func (l *Local) explain(t node.Target, err error) error {
 	name := targetString(t)
 	switch {
 	case errors.Is(err, node.ErrNoProviders), errors.Is(err, context.DeadlineExceeded):
-		return errorf(ErrNotFound, "no peer provides %s: none found in %v; check the root, ask the sharer for a ticket, or name a peer with --peer", name, l.findTimeout)
+		return errorf(ErrNotFound, "no peer provides %s: none found in %v; check the root, ask the sharer for a ticket, or name a peer with --peer", name, l.cfg.FindTimeout)
 	case errors.Is(err, node.ErrExists):
 		return errorf(ErrExists, "%v", err)
 	}
@@ -338,7 +330,7 @@ func (l *Local) explain(t node.Target, err error) error {
 
 // describe resolves t, waiting at most the find timeout for a provider.
 func (l *Local) describe(ctx context.Context, t node.Target, peers []peer.AddrInfo) (node.Entry, error) {
-	dctx, cancel := context.WithTimeout(ctx, l.findTimeout)
+	dctx, cancel := context.WithTimeout(ctx, l.cfg.FindTimeout)
 	defer cancel()
 	e, err := l.n.Describe(dctx, t, peers)
 	if err != nil {

@@ -103,3 +103,25 @@ func TestHash(t *testing.T) {
 		t.Error("Hash took 1-byte chunks")
 	}
 }
+
+// TestNodeConfig: a node reports the configuration it runs with, defaults
+// filled in, as a copy.
+func TestNodeConfig(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.NoDHT = true
+	cfg.UploadSlots, cfg.FindTimeout, cfg.StallTimeout, cfg.DHTMode = 0, 0, 0, DHTAuto
+	n := startNode(t, cfg)
+	got := n.Config()
+	if got.UploadSlots != DefaultUploadSlots || got.FindTimeout != DefaultFindTimeout || got.StallTimeout != DefaultStallTimeout ||
+		got.Home != cfg.Home || got.Seed == 0 || got.Logger == nil || got.Now == nil {
+		t.Fatalf("n.Config() = %+v", got)
+	}
+	got.Listen[0] = "changed"
+	if n.Config().Listen[0] == "changed" {
+		t.Error("n.Config() shares its Listen with the node")
+	}
+	// WithDefaults checks what it fills: a negative is an error.
+	if _, err := (Config{Home: t.TempDir(), UploadSlots: -1}).WithDefaults(); err == nil || !strings.Contains(err.Error(), "upload slots -1") {
+		t.Errorf("negative upload slots: %v", err)
+	}
+}

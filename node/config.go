@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -60,7 +61,8 @@ type Config struct {
 	ConnLow, ConnHigh int
 	// SwarmKey, if set, is a libp2p private-network key (the text of a
 	// swarm.key file): only nodes with the same key can connect. go-libp2p's
-	// QUIC does not support it, so such a node listens on TCP only.
+	// QUIC does not support it, so such a node listens on TCP only: its UDP
+	// listen addresses are left out (an error if none is left).
 	SwarmKey []byte
 	// Host, if not nil, is used instead of building one (simulations pass
 	// mocknet hosts). The node does not close a host it did not build.
@@ -110,13 +112,13 @@ type Config struct {
 	// NoSync skips fsync in the database: for tests and simulations only.
 	NoSync bool
 	// FindTimeout bounds how long a fetch waits without finding any peer
-	// that has a chunk it lacks; zero means 60 s.
+	// that has a chunk it lacks; zero means DefaultFindTimeout (60 s).
 	FindTimeout time.Duration
 	// StallTimeout bounds how long a fetch may go without verifying
 	// anything: it looks for sources again meanwhile (the DHT, its hints,
 	// the peers it knew), then fails with swarm.ErrStalled, naming the
-	// peers it tried and what each did. Zero means
-	// swarm.DefaultStallTimeout (2 minutes).
+	// peers it tried and what each did. Zero means DefaultStallTimeout
+	// (2 minutes).
 	StallTimeout time.Duration
 	// RequestTimeout is the base time one chunk request may take; zero
 	// means the scheduler's default.
@@ -135,12 +137,19 @@ type Config struct {
 	Now func() time.Time
 }
 
-// DefaultUploadSlots is how many peers a node sends blocks to at once
-// unless Config.UploadSlots says otherwise.
-const DefaultUploadSlots = swarm.DefaultUploadSlots
+// Defaults of the Config fields whose zero value means a default.
+const (
+	DefaultFindTimeout  = 60 * time.Second
+	DefaultStallTimeout = swarm.DefaultStallTimeout
+	DefaultUploadSlots  = swarm.DefaultUploadSlots
+	DefaultConnLow      = 100
+	DefaultConnHigh     = 400
+)
 
 // DefaultConfig returns the configuration of a node that listens on every
-// interface on a random port, over TCP and QUIC, and joins no one.
+// interface on a random port, over TCP and QUIC, and joins no one: the zero
+// Config's defaults, spelled out (Home, Logger and Now stay empty: New fills
+// them).
 func DefaultConfig() Config {
 	return Config{
 		Listen: []string{
@@ -149,16 +158,39 @@ func DefaultConfig() Config {
 			"/ip6/::/tcp/0",
 			"/ip6/::/udp/0/quic-v1",
 		},
-		Chunking: chunker.DefaultParams(),
-		DHTMode:  DHTAuto,
-		ConnLow:  100,
-		ConnHigh: 400,
+		Chunking:     chunker.DefaultParams(),
+		DHTMode:      DHTAuto,
+		ConnLow:      DefaultConnLow,
+		ConnHigh:     DefaultConnHigh,
+		FindTimeout:  DefaultFindTimeout,
+		StallTimeout: DefaultStallTimeout,
+		UploadSlots:  DefaultUploadSlots,
 	}
 }
 
+// WithDefaults returns c as New runs it: every zero value that means a
+// default replaced by it, and every field checked. Its error says what is
+// wrong with each bad field. It is pure but for Home (the user's home
+// folder when empty) and a log line when a swarm key leaves out UDP
+// addresses.
+func (c Config) WithDefaults() (Config, error) {
+	c.Listen = slices.Clone(c.Listen)
+	err := c.validate()
+	return c, err
+}
+
 // validate fills zero values and reports what is wrong, without panicking.
+// It is where every default and every check of a Config lives: the daemon
+// and the CLI parse, and leave the rest to it.
 func (c *Config) validate() error {
 	var errs []error
+	def := DefaultConfig()
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
 	if c.Home == "" {
 		home, err := os.UserHomeDir()
 		if err != nil {
@@ -167,22 +199,27 @@ func (c *Config) validate() error {
 		c.Home = filepath.Join(home, ".peer")
 	}
 	if c.Host == nil && len(c.Listen) == 0 {
-		c.Listen = DefaultConfig().Listen
+		c.Listen = def.Listen
 	}
-	if c.DHTMode < DHTAuto || c.DHTMode > DHTClient {
-		errs = append(errs, fmt.Errorf("unknown DHT mode %d", c.DHTMode))
+	if c.Host == nil {
+		if err := c.checkListen(); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	if c.Chunking == (Chunking{}) {
-		c.Chunking = chunker.DefaultParams()
+		c.Chunking = def.Chunking
 	}
 	if err := c.Chunking.Validate(); err != nil {
 		errs = append(errs, err)
 	}
+	if c.DHTMode < DHTAuto || c.DHTMode > DHTClient {
+		errs = append(errs, fmt.Errorf("unknown DHT mode %d", c.DHTMode))
+	}
 	if c.ConnLow == 0 {
-		c.ConnLow = 100
+		c.ConnLow = def.ConnLow
 	}
 	if c.ConnHigh == 0 {
-		c.ConnHigh = 400
+		c.ConnHigh = def.ConnHigh
 	}
 	if c.ConnLow < 0 || c.ConnHigh < c.ConnLow {
 		errs = append(errs, fmt.Errorf("connection watermarks %d/%d: want 0 ≤ low ≤ high", c.ConnLow, c.ConnHigh))
@@ -190,11 +227,24 @@ func (c *Config) validate() error {
 	if _, err := c.bootstrapPeers(); err != nil {
 		errs = append(errs, err)
 	}
-	if c.FindTimeout < 0 || c.StallTimeout < 0 {
-		errs = append(errs, fmt.Errorf("find timeout %s, stall timeout %s: want positive durations (zero means the default)", c.FindTimeout, c.StallTimeout))
+	if c.FindTimeout < 0 || c.StallTimeout < 0 || c.RequestTimeout < 0 {
+		errs = append(errs, fmt.Errorf("find timeout %s, stall timeout %s, request timeout %s: want positive durations (zero means the default)", c.FindTimeout, c.StallTimeout, c.RequestTimeout))
 	}
-	if c.UploadRate < 0 || c.DownloadRate < 0 || c.PeerUploadRate < 0 || c.PeerDownloadRate < 0 || c.UploadSlots < 0 {
-		errs = append(errs, errors.New("rates and upload slots must not be negative (zero means no cap, or the default slots)"))
+	if c.FindTimeout == 0 {
+		c.FindTimeout = def.FindTimeout
+	}
+	if c.StallTimeout == 0 {
+		c.StallTimeout = def.StallTimeout
+	}
+	if c.UploadRate < 0 || c.DownloadRate < 0 || c.PeerUploadRate < 0 || c.PeerDownloadRate < 0 {
+		errs = append(errs, fmt.Errorf("rates %d, %d, %d, %d (upload, download, per peer up, per peer down): must not be negative (zero means no cap)",
+			c.UploadRate, c.DownloadRate, c.PeerUploadRate, c.PeerDownloadRate))
+	}
+	if c.UploadSlots < 0 {
+		errs = append(errs, fmt.Errorf("upload slots %d: want 1 or more (zero means the default, %d)", c.UploadSlots, DefaultUploadSlots))
+	}
+	if c.UploadSlots == 0 {
+		c.UploadSlots = def.UploadSlots
 	}
 	if err := c.validateReach(); err != nil {
 		errs = append(errs, err)
@@ -204,15 +254,36 @@ func (c *Config) validate() error {
 			errs = append(errs, err)
 		}
 	}
-	if c.Logger == nil {
-		c.Logger = slog.Default()
-	}
-	if c.Now == nil {
-		c.Now = time.Now
-	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("node: invalid config: %w", err)
 	}
+	return nil
+}
+
+// checkListen parses the listen addresses and, for a node with a swarm
+// key, leaves out the UDP ones (QUIC, WebTransport, WebRTC): go-libp2p runs
+// none of them on a private network.
+func (c *Config) checkListen() error {
+	var tcp, udp []string
+	for _, s := range c.Listen {
+		a, err := ma.NewMultiaddr(s)
+		if err != nil {
+			return fmt.Errorf("listen address %q: %w (want e.g. /ip4/0.0.0.0/tcp/4001)", s, err)
+		}
+		if _, err := a.ValueForProtocol(ma.P_UDP); err == nil {
+			udp = append(udp, s)
+		} else {
+			tcp = append(tcp, s)
+		}
+	}
+	if len(c.SwarmKey) == 0 || len(udp) == 0 {
+		return nil
+	}
+	if len(tcp) == 0 {
+		return fmt.Errorf("listen addresses %v: a node with a swarm key listens on TCP only (go-libp2p's QUIC cannot run on a private network); add a TCP address such as /ip4/0.0.0.0/tcp/0", udp)
+	}
+	c.Logger.Info("private network: listening on TCP only (go-libp2p's QUIC cannot run with a swarm key)", "left_out", udp)
+	c.Listen = tcp
 	return nil
 }
 
@@ -230,12 +301,29 @@ func (c *Config) bootstrapPeers() ([]peer.AddrInfo, error) {
 
 // psk decodes SwarmKey, the text of a swarm.key file, into the 32-byte key.
 func (c *Config) psk() (pnet.PSK, error) {
-	k, err := pnet.DecodeV1PSK(bytes.NewReader(c.SwarmKey))
+	k, err := decodePSK(c.SwarmKey)
 	if err != nil {
-		return nil, fmt.Errorf("swarm key: %w (want a swarm.key file: /key/swarm/psk/1.0.0/, /base16/ and 64 hex digits, one per line)", err)
+		return nil, fmt.Errorf("swarm key: %w", err)
 	}
-	if len(k) != 32 {
-		return nil, fmt.Errorf("swarm key: %d bytes, want 32", len(k))
+	return k, nil
+}
+
+// CheckSwarmKey reports what is wrong with text as the text of a libp2p
+// swarm.key file, the check New makes of Config.SwarmKey; nil if nothing.
+// The error says what a swarm.key holds but not where the text came from:
+// the caller names its file.
+func CheckSwarmKey(text []byte) error {
+	_, err := decodePSK(text)
+	return err
+}
+
+func decodePSK(text []byte) (pnet.PSK, error) {
+	k, err := pnet.DecodeV1PSK(bytes.NewReader(text))
+	if err == nil && len(k) != 32 {
+		err = fmt.Errorf("%d-byte key, want 32", len(k))
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%w (want three lines: /key/swarm/psk/1.0.0/, /base16/ and 64 hex digits)", err)
 	}
 	return k, nil
 }

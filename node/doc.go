@@ -2,8 +2,9 @@
 // serves them to other peers and fetches roots from every peer that has
 // them, verifying every byte.
 //
-// Start from DefaultConfig, set Home (where the identity key and the
-// database live) and call New; Close stops everything the node started and
+// Start from a Config (the zero value means the defaults; DefaultConfig
+// spells them out), set Home (where the identity key and the database
+// live) and call New; Close stops everything the node started and
 // waits for it. Share indexes a file or folder where it is and announces it;
 // Fetch downloads a root (or a path below it, or a ticket's root) into a
 // destination, resuming an interrupted download, and then serves it from

@@ -142,3 +142,21 @@ func ExampleHash() {
 	// bafyreifohasyreq5b4cmr3hdtnyuad6lotal26fjqm5hhnt4vff63jrj4y
 	// 12 bytes, 1 chunk, fixed-1048576
 }
+
+// The zero Config means the defaults; WithDefaults shows them as New will
+// run them, and checks every field.
+func ExampleConfig_WithDefaults() {
+	dir, _ := os.MkdirTemp("", "peer-example-")
+	defer os.RemoveAll(dir)
+	cfg, err := node.Config{Home: dir}.WithDefaults()
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	fmt.Println(cfg.UploadSlots, cfg.FindTimeout, cfg.DHTMode, cfg.Chunking)
+	_, err = node.Config{Home: dir, UploadSlots: -1}.WithDefaults()
+	fmt.Println(err)
+	// Output:
+	// 4 1m0s auto fixed-1048576
+	// node: invalid config: upload slots -1: want 1 or more (zero means the default, 4)
+}

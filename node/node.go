@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -261,6 +262,16 @@ func (n *Node) enter(ctx context.Context) (_ context.Context, done func(), _ err
 		cancel()
 		n.wg.Done()
 	}, nil
+}
+
+// Config returns the configuration the node runs with: the one New was
+// given, with every default filled in (see Config.WithDefaults) and Seed
+// set. It is safe for concurrent use; the caller may change the copy.
+func (n *Node) Config() Config {
+	c := n.cfg
+	c.Listen, c.Bootstrap, c.Relays, c.AnnounceAddrs = slices.Clone(c.Listen), slices.Clone(c.Bootstrap), slices.Clone(c.Relays), slices.Clone(c.AnnounceAddrs)
+	c.AllowPeers, c.SwarmKey = slices.Clone(c.AllowPeers), slices.Clone(c.SwarmKey)
+	return c
 }
 
 // ID returns the node's peer ID.

@@ -39,7 +39,7 @@ func shareOnlyHash(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	p, err := chunkingOf(c, s)
+	p, err := chunkingOf(s)
 	if err != nil {
 		return fmt.Errorf("share: %w", err)
 	}
