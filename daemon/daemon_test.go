@@ -19,9 +19,7 @@ import (
 	ma "github.com/multiformats/go-multiaddr"
 	"go.uber.org/goleak"
 
-	"github.com/peer-project/peer/chunker"
 	"github.com/peer-project/peer/node"
-	"github.com/peer-project/peer/swarm"
 )
 
 func TestMain(m *testing.M) {
@@ -86,7 +84,7 @@ func TestClientServer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if sh.Chunker != chunker.FixedParams(64<<10).String() || sh.Size != int64(len(data)) {
+	if sh.Chunker != "fixed-65536" || sh.Size != int64(len(data)) {
 		t.Fatalf("share: %+v", sh)
 	}
 	if _, err := ca.Share(ctx, ShareRequest{Path: "relative/path"}); !errors.Is(err, ErrBadRequest) {
@@ -382,7 +380,7 @@ func TestStatusSettings(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st, err := cb.Status(ctx); err != nil || st.Limits != (LimitsInfo{UploadSlots: swarm.DefaultUploadSlots}) || st.Reachability.Forced || st.Reachability.RelayService != nil || len(st.AllowPeers) != 0 {
+	if st, err := cb.Status(ctx); err != nil || st.Limits != (LimitsInfo{UploadSlots: node.DefaultUploadSlots}) || st.Reachability.Forced || st.Reachability.RelayService != nil || len(st.AllowPeers) != 0 {
 		t.Fatalf("status of B: %+v, %v", st, err)
 	}
 }

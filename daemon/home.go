@@ -14,8 +14,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/peer-project/peer/chunker"
-	"github.com/peer-project/peer/dht"
 	"github.com/peer-project/peer/node"
 )
 
@@ -80,7 +78,7 @@ type Settings struct {
 	PeerUploadRate   string `json:"peer_upload_rate"`
 	PeerDownloadRate string `json:"peer_download_rate"`
 	// UploadSlots is how many peers are sent blocks at once (the others
-	// wait their turn); 0 means 4.
+	// wait their turn); 0 means node.DefaultUploadSlots (4).
 	UploadSlots int `json:"upload_slots"`
 	// AllowPeers, if not empty, are the only peers the node talks to: peer
 	// IDs (or multiaddrs ending in /p2p/ID).
@@ -126,16 +124,18 @@ type RelayLimitSettings struct {
 	Circuits     int `json:"circuits"`
 }
 
-// DefaultSettings are what a new home's config file holds.
+// DefaultSettings are what a new home's config file holds: node's
+// defaults, written out.
 func DefaultSettings() Settings {
+	def := node.DefaultConfig()
 	return Settings{
-		Listen:      node.DefaultConfig().Listen,
+		Listen:      def.Listen,
 		Bootstrap:   []string{},
 		API:         "127.0.0.1:0",
-		DHT:         "auto",
-		FindTimeout: "60s",
-		Chunker:     chunker.Fixed,
-		ChunkSize:   "1MiB",
+		DHT:         def.DHTMode.String(),
+		FindTimeout: fmt.Sprintf("%gs", def.FindTimeout.Seconds()),
+		Chunker:     def.Chunking.Algorithm,
+		ChunkSize:   sizeText(def.Chunking.Size),
 		UploadRate:  "0", DownloadRate: "0", PeerUploadRate: "0", PeerDownloadRate: "0",
 		AllowPeers:   []string{},
 		Relays:       []string{},
@@ -175,22 +175,16 @@ func LoadSettings(home string, create bool) (Settings, error) {
 	return s, nil
 }
 
-// NodeConfig maps the settings onto a node.Config for home.
+// NodeConfig maps the settings onto a node.Config for home. It parses;
+// the node fills the defaults of what is left empty and checks the rest
+// (node.Config.WithDefaults).
 func (s Settings) NodeConfig(home string, log *slog.Logger) (node.Config, error) {
-	cfg := node.DefaultConfig()
-	cfg.Home = home
-	cfg.Logger = log
-	if len(s.Listen) > 0 {
-		cfg.Listen = s.Listen
-	}
-	cfg.Bootstrap = s.Bootstrap
-	cfg.NoMDNS = s.NoMDNS
-	switch strings.ToLower(s.DHT) {
-	case "":
+	cfg := node.Config{Home: home, Logger: log, Listen: s.Listen, Bootstrap: s.Bootstrap, NoMDNS: s.NoMDNS}
+	switch strings.ToLower(strings.TrimSpace(s.DHT)) {
 	case "off", "none":
 		cfg.NoDHT = true
 	default:
-		m, err := dht.ParseMode(s.DHT)
+		m, err := node.ParseDHTMode(s.DHT)
 		if err != nil {
 			return cfg, fmt.Errorf("daemon: dht %q: want server, client, auto or off", s.DHT)
 		}
@@ -198,7 +192,7 @@ func (s Settings) NodeConfig(home string, log *slog.Logger) (node.Config, error)
 	}
 	if s.FindTimeout != "" {
 		d, err := time.ParseDuration(s.FindTimeout)
-		if err != nil || d <= 0 {
+		if err != nil {
 			return cfg, fmt.Errorf("daemon: find timeout %q: want a duration such as 30s or 2m", s.FindTimeout)
 		}
 		cfg.FindTimeout = d
@@ -215,28 +209,17 @@ func (s Settings) NodeConfig(home string, log *slog.Logger) (node.Config, error)
 }
 
 // ParseChunking reads a chunker name ("fixed" or "fastcdc"; empty means
-// fixed) and a size ("1MiB", "256KiB", "262144"; empty means 1 MiB).
-func ParseChunking(alg, size string) (chunker.Params, error) {
-	n := 1 << 20
+// fixed) and a size ("1MiB", "256KiB", "262144"; empty means 1 MiB), as
+// node.NewChunking takes them.
+func ParseChunking(alg, size string) (node.Chunking, error) {
+	n := 0
 	if size != "" {
 		var err error
 		if n, err = ParseSize(size); err != nil {
-			return chunker.Params{}, fmt.Errorf("chunk size: %w", err)
+			return node.Chunking{}, fmt.Errorf("chunk size: %w", err)
 		}
 	}
-	var p chunker.Params
-	switch alg {
-	case "", chunker.Fixed:
-		p = chunker.FixedParams(n)
-	case chunker.FastCDC:
-		p = chunker.CDCParams(n)
-	default:
-		return p, fmt.Errorf("chunker %q: want %s or %s", alg, chunker.Fixed, chunker.FastCDC)
-	}
-	if err := p.Validate(); err != nil {
-		return p, fmt.Errorf("chunk size %s: %w", size, err)
-	}
-	return p, nil
+	return node.NewChunking(alg, n)
 }
 
 // ParseSize reads a positive size: "1048576", "256KiB", "1MiB", "4M",
@@ -249,6 +232,17 @@ func ParseSize(s string) (int, error) {
 		return 0, fmt.Errorf("%q is not a size (try 1MiB or 262144)", s)
 	}
 	return int(n), nil
+}
+
+// sizeText writes n bytes as ParseSize reads them: "1MiB", "256KiB", "1000".
+func sizeText(n int) string {
+	switch {
+	case n > 0 && n%(1<<20) == 0:
+		return fmt.Sprintf("%dMiB", n>>20)
+	case n > 0 && n%(1<<10) == 0:
+		return fmt.Sprintf("%dKiB", n>>10)
+	}
+	return strconv.Itoa(n)
 }
 
 // parseBytes reads a size of zero or more bytes (see ParseSize).

@@ -15,8 +15,6 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/peer-project/peer/node"
-	"github.com/peer-project/peer/store"
-	"github.com/peer-project/peer/swarm"
 )
 
 // Error is an API error: a Kind to match with errors.Is (ErrNotFound,
@@ -36,10 +34,9 @@ func errorf(kind error, format string, args ...any) error {
 // Local is the API over a node in this process: what the daemon serves, and
 // what the CLI uses when no daemon runs. It is safe for concurrent use.
 type Local struct {
-	n           *node.Node
-	cfg         node.Config
-	findTimeout time.Duration
-	started     time.Time
+	n       *node.Node
+	cfg     node.Config // what n runs with, defaults filled in
+	started time.Time
 
 	mu                 sync.Mutex
 	lastAt             time.Time
@@ -48,15 +45,11 @@ type Local struct {
 	sampled, haveRates bool
 }
 
-// NewLocal returns the API of n, which was made with cfg: cfg.FindTimeout
-// bounds how long resolving a target waits for a provider (zero means
-// 60 s), and Status reports cfg's caps, access and reachability settings.
-func NewLocal(n *node.Node, cfg node.Config) *Local {
-	findTimeout := cfg.FindTimeout
-	if findTimeout <= 0 {
-		findTimeout = 60 * time.Second
-	}
-	return &Local{n: n, cfg: cfg, findTimeout: findTimeout, started: time.Now()}
+// NewLocal returns the API of n: the node's FindTimeout bounds how long
+// resolving a target waits for a provider, and Status reports the caps,
+// access and reachability settings it runs with (n.Config).
+func NewLocal(n *node.Node) *Local {
+	return &Local{n: n, cfg: n.Config(), started: time.Now()}
 }
 
 // Node returns the node.
@@ -124,9 +117,6 @@ func (l *Local) Status(ctx context.Context) (StatusInfo, error) {
 		UploadRate: l.cfg.UploadRate, DownloadRate: l.cfg.DownloadRate,
 		PeerUploadRate: l.cfg.PeerUploadRate, PeerDownloadRate: l.cfg.PeerDownloadRate,
 		UploadSlots: l.cfg.UploadSlots,
-	}
-	if out.Limits.UploadSlots == 0 {
-		out.Limits.UploadSlots = swarm.DefaultUploadSlots
 	}
 	out.PrivateNetwork = len(l.cfg.SwarmKey) > 0
 	out.AllowPeers = []string{}
@@ -229,10 +219,10 @@ func (l *Local) Shares(ctx context.Context) ([]ShareInfo, error) {
 	return out, nil
 }
 
-func (l *Local) shareInfo(s store.Share) ShareInfo {
+func (l *Local) shareInfo(s node.Share) ShareInfo {
 	return ShareInfo{
 		Root: s.Root.String(), Ticket: l.n.Ticket(s.Root), Path: s.Path, Name: s.Name, Dir: s.Dir,
-		Size: s.Size, Files: s.Files, Chunker: s.Chunking.String(), Created: s.Created, Stale: s.Stale,
+		Size: s.Size, Files: s.Files, Chunker: s.Chunking, Created: s.Created, Stale: s.Stale,
 	}
 }
 
@@ -262,18 +252,9 @@ func (l *Local) Share(ctx context.Context, req ShareRequest) (ShareInfo, error) 
 	if err != nil {
 		return ShareInfo{}, err
 	}
-	sh, err := l.n.Shares()
-	chunking := ""
-	if err == nil {
-		for _, s := range sh {
-			if s.Root == res.Root {
-				chunking = s.Chunking.String()
-			}
-		}
-	}
 	return ShareInfo{
 		Root: res.Root.String(), Ticket: res.Ticket, Path: req.Path, Name: res.Name, Dir: res.Dir,
-		Size: res.Size, Files: int64(res.Files), Chunks: res.Chunks, Chunker: chunking, Skipped: res.Skipped,
+		Size: res.Size, Files: int64(res.Files), Chunks: res.Chunks, Chunker: res.Chunking, Skipped: res.Skipped,
 		SkippedLinks: res.SkippedLinks,
 	}, nil
 }
@@ -285,7 +266,7 @@ func (l *Local) Unshare(ctx context.Context, root string) error {
 		return errorf(ErrBadRequest, "unshare: %q is not a root CID: %v", root, err)
 	}
 	if err := l.n.Unshare(c); err != nil {
-		if errors.Is(err, store.ErrNotFound) {
+		if errors.Is(err, node.ErrNotFound) {
 			return errorf(ErrNotFound, "unshare: this node does not share %s (see peer ls)", root)
 		}
 		return err
@@ -339,9 +320,9 @@ func parseTarget(s string, peerAddrs []string) (node.Target, []peer.AddrInfo, er
 func (l *Local) explain(t node.Target, err error) error {
 	name := targetString(t)
 	switch {
-	case errors.Is(err, swarm.ErrNoProviders), errors.Is(err, context.DeadlineExceeded):
-		return errorf(ErrNotFound, "no peer provides %s: none found in %v; check the root, ask the sharer for a ticket, or name a peer with --peer", name, l.findTimeout)
-	case errors.Is(err, swarm.ErrExists):
+	case errors.Is(err, node.ErrNoProviders), errors.Is(err, context.DeadlineExceeded):
+		return errorf(ErrNotFound, "no peer provides %s: none found in %v; check the root, ask the sharer for a ticket, or name a peer with --peer", name, l.cfg.FindTimeout)
+	case errors.Is(err, node.ErrExists):
 		return errorf(ErrExists, "%v", err)
 	}
 	return err
@@ -349,7 +330,7 @@ func (l *Local) explain(t node.Target, err error) error {
 
 // describe resolves t, waiting at most the find timeout for a provider.
 func (l *Local) describe(ctx context.Context, t node.Target, peers []peer.AddrInfo) (node.Entry, error) {
-	dctx, cancel := context.WithTimeout(ctx, l.findTimeout)
+	dctx, cancel := context.WithTimeout(ctx, l.cfg.FindTimeout)
 	defer cancel()
 	e, err := l.n.Describe(dctx, t, peers)
 	if err != nil {
@@ -431,8 +412,8 @@ func (l *Local) Get(ctx context.Context, req GetRequest, progress func(ProgressI
 		return GetResult{}, l.explain(t, err)
 	}
 	out := GetResult{
-		Root: res.Root.String(), Dest: res.Dest, Name: res.Layout.Name, Dir: res.Layout.Dir, Size: res.Layout.Size,
-		Chunks: res.Layout.NumChunks(), Resumed: res.Progress.Resumed, Seconds: time.Since(meter.start).Seconds(),
+		Root: res.Root.String(), Dest: res.Dest, Name: res.Name, Dir: res.Dir, Size: res.Size,
+		Chunks: res.Chunks, Resumed: res.Progress.Resumed, Seconds: time.Since(meter.start).Seconds(),
 		Duplicate: res.Progress.Duplicate, FromPeers: map[string]int64{},
 	}
 	for p, b := range res.Progress.PerPeer {

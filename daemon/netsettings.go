@@ -1,7 +1,6 @@
 package daemon
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -11,7 +10,6 @@ import (
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
-	"github.com/libp2p/go-libp2p/core/pnet"
 
 	"github.com/peer-project/peer/node"
 )
@@ -90,12 +88,8 @@ func readSwarmKey(path string) ([]byte, error) {
 	if len(b) > 4096 {
 		return nil, fmt.Errorf("swarm key %s: %d bytes is not a swarm.key file", path, len(b))
 	}
-	k, err := pnet.DecodeV1PSK(bytes.NewReader(b))
-	if err != nil || len(k) != 32 {
-		if err == nil {
-			err = fmt.Errorf("%d-byte key, want 32", len(k))
-		}
-		return nil, fmt.Errorf("swarm key %s: %v (want three lines: /key/swarm/psk/1.0.0/, /base16/ and 64 hex digits)", path, err)
+	if err := node.CheckSwarmKey(b); err != nil {
+		return nil, fmt.Errorf("swarm key %s: %w", path, err)
 	}
 	return b, nil
 }
@@ -135,9 +129,6 @@ func (s Settings) netConfig(home string, cfg *node.Config) error {
 		}
 		*r.dst = n
 	}
-	if s.UploadSlots < 0 {
-		errs = append(errs, fmt.Errorf("upload slots %d: want 0 (the default, 4) or more", s.UploadSlots))
-	}
 	cfg.UploadSlots = s.UploadSlots
 	for _, a := range s.AllowPeers {
 		id, err := parseAllowPeer(a)
@@ -154,29 +145,13 @@ func (s Settings) netConfig(home string, cfg *node.Config) error {
 		if err != nil {
 			errs = append(errs, err)
 		}
+		// The node listens on TCP only with it (node.Config.SwarmKey).
 		cfg.SwarmKey = k
-		// go-libp2p's QUIC cannot run with a swarm key: listen on the
-		// TCP addresses only (the node would skip the others, warning
-		// for each).
-		var tcp []string
-		for _, a := range cfg.Listen {
-			if !strings.Contains(a, "/quic") && !strings.Contains(a, "/webtransport") {
-				tcp = append(tcp, a)
-			}
-		}
-		if len(tcp) > 0 {
-			cfg.Listen = tcp
-		}
 		if cfg.Logger != nil && err == nil {
-			cfg.Logger.Info("private network: only nodes with the same swarm key can connect; TCP only (go-libp2p's QUIC cannot run with a swarm key)", "swarm_key", p)
+			cfg.Logger.Info("private network: only nodes with the same swarm key can connect", "swarm_key", p)
 		}
 	}
 	cfg.NATPortMap = s.NATPortMap
-	for _, r := range s.Relays {
-		if _, err := peer.AddrInfoFromString(r); err != nil {
-			errs = append(errs, fmt.Errorf("relay %q: %v (want /ip4/ADDR/tcp/PORT/p2p/PEERID)", r, err))
-		}
-	}
 	cfg.Relays = s.Relays
 	cfg.RelayService = s.RelayService
 	l, err := s.RelayLimits.limits()
@@ -197,7 +172,7 @@ func (s Settings) netConfig(home string, cfg *node.Config) error {
 	return nil
 }
 
-// limits maps the relay limits onto node.RelayLimits.
+// limits maps the relay limits onto node.RelayLimits, which checks them.
 func (r RelayLimitSettings) limits() (node.RelayLimits, error) {
 	l := node.RelayLimits{Unlimited: r.Unlimited, Reservations: r.Reservations, Circuits: r.Circuits}
 	var errs []error
@@ -210,13 +185,10 @@ func (r RelayLimitSettings) limits() (node.RelayLimits, error) {
 	}
 	if r.Duration != "" {
 		d, err := time.ParseDuration(r.Duration)
-		if err != nil || d < 0 {
+		if err != nil {
 			errs = append(errs, fmt.Errorf("relay duration limit %q: want a duration such as 2m or 1h", r.Duration))
 		}
 		l.Duration = d
-	}
-	if r.Reservations < 0 || r.Circuits < 0 {
-		errs = append(errs, errors.New("relay reservations and circuits must not be negative (0 means the default)"))
 	}
 	return l, errors.Join(errs...)
 }

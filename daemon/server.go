@@ -119,7 +119,7 @@ func Start(ctx context.Context, opts Options) (_ *Daemon, err error) {
 	if d.key = n.Host().Peerstore().PrivKey(n.ID()); d.key == nil {
 		return nil, fmt.Errorf("daemon: the node's identity key is not in its peerstore")
 	}
-	d.local = NewLocal(n, opts.Node)
+	d.local = NewLocal(n)
 	d.base, d.cancel = context.WithCancel(context.Background())
 	d.api = &http.Server{
 		Handler:           d.handler(),

@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/host"
@@ -16,6 +18,7 @@ import (
 
 	"github.com/peer-project/peer/chunker"
 	"github.com/peer-project/peer/dht"
+	"github.com/peer-project/peer/swarm"
 )
 
 // Version is the version of peer.
@@ -32,10 +35,10 @@ type Config struct {
 	// Bootstrap peers of the DHT, as /ip4/…/tcp/…/p2p/ID multiaddrs. None
 	// are built in.
 	Bootstrap []string
-	// DHTMode is dht.ModeServer (the zero value: simulations and private
-	// swarms), ModeClient or ModeAuto (DefaultConfig: a server unless
-	// AutoNAT finds the node behind NAT).
-	DHTMode dht.Mode
+	// DHTMode is DHTAuto (the zero value: a server unless AutoNAT finds
+	// the node behind NAT), DHTServer (simulations and private swarms,
+	// whose nodes can all dial each other) or DHTClient.
+	DHTMode DHTMode
 	// DHTPrefix is the DHT's protocol prefix; empty means dht.DefaultPrefix.
 	DHTPrefix string
 	// DHTNoAutoRefresh turns off the DHT's periodic routing-table refresh:
@@ -50,15 +53,16 @@ type Config struct {
 	// nor for one with a SwarmKey or AllowPeers (it would announce the node
 	// to everyone on the LAN).
 	NoMDNS bool
-	// Chunking is how shared files are cut; the zero value means
-	// chunker.DefaultParams().
-	Chunking chunker.Params
+	// Chunking is how shared files are cut; the zero value means fixed
+	// 1 MiB chunks.
+	Chunking Chunking
 	// ConnLow and ConnHigh are the connection manager's watermarks; zero
 	// means 100 and 400.
 	ConnLow, ConnHigh int
 	// SwarmKey, if set, is a libp2p private-network key (the text of a
 	// swarm.key file): only nodes with the same key can connect. go-libp2p's
-	// QUIC does not support it, so such a node listens on TCP only.
+	// QUIC does not support it, so such a node listens on TCP only: its UDP
+	// listen addresses are left out (an error if none is left).
 	SwarmKey []byte
 	// Host, if not nil, is used instead of building one (simulations pass
 	// mocknet hosts). The node does not close a host it did not build.
@@ -108,13 +112,13 @@ type Config struct {
 	// NoSync skips fsync in the database: for tests and simulations only.
 	NoSync bool
 	// FindTimeout bounds how long a fetch waits without finding any peer
-	// that has a chunk it lacks; zero means 60 s.
+	// that has a chunk it lacks; zero means DefaultFindTimeout (60 s).
 	FindTimeout time.Duration
 	// StallTimeout bounds how long a fetch may go without verifying
 	// anything: it looks for sources again meanwhile (the DHT, its hints,
 	// the peers it knew), then fails with swarm.ErrStalled, naming the
-	// peers it tried and what each did. Zero means
-	// swarm.DefaultStallTimeout (2 minutes).
+	// peers it tried and what each did. Zero means DefaultStallTimeout
+	// (2 minutes).
 	StallTimeout time.Duration
 	// RequestTimeout is the base time one chunk request may take; zero
 	// means the scheduler's default.
@@ -127,14 +131,25 @@ type Config struct {
 	// others are choked and wait their turn, and a peer yields its slot
 	// after a few blocks while others wait. Peers that send the node
 	// blocks get most turns, as in BitTorrent's tit-for-tat. Zero means
-	// swarm.DefaultUploadSlots (4).
+	// DefaultUploadSlots (4).
 	UploadSlots int
 	// Now returns the time; nil means time.Now.
 	Now func() time.Time
 }
 
+// Defaults of the Config fields whose zero value means a default.
+const (
+	DefaultFindTimeout  = 60 * time.Second
+	DefaultStallTimeout = swarm.DefaultStallTimeout
+	DefaultUploadSlots  = swarm.DefaultUploadSlots
+	DefaultConnLow      = 100
+	DefaultConnHigh     = 400
+)
+
 // DefaultConfig returns the configuration of a node that listens on every
-// interface on a random port, over TCP and QUIC, and joins no one.
+// interface on a random port, over TCP and QUIC, and joins no one: the zero
+// Config's defaults, spelled out (Home, Logger and Now stay empty: New fills
+// them).
 func DefaultConfig() Config {
 	return Config{
 		Listen: []string{
@@ -143,16 +158,39 @@ func DefaultConfig() Config {
 			"/ip6/::/tcp/0",
 			"/ip6/::/udp/0/quic-v1",
 		},
-		Chunking: chunker.DefaultParams(),
-		DHTMode:  dht.ModeAuto,
-		ConnLow:  100,
-		ConnHigh: 400,
+		Chunking:     chunker.DefaultParams(),
+		DHTMode:      DHTAuto,
+		ConnLow:      DefaultConnLow,
+		ConnHigh:     DefaultConnHigh,
+		FindTimeout:  DefaultFindTimeout,
+		StallTimeout: DefaultStallTimeout,
+		UploadSlots:  DefaultUploadSlots,
 	}
 }
 
+// WithDefaults returns c as New runs it: every zero value that means a
+// default replaced by it, and every field checked. Its error says what is
+// wrong with each bad field. It is pure but for Home (the user's home
+// folder when empty) and a log line when a swarm key leaves out UDP
+// addresses.
+func (c Config) WithDefaults() (Config, error) {
+	c.Listen = slices.Clone(c.Listen)
+	err := c.validate()
+	return c, err
+}
+
 // validate fills zero values and reports what is wrong, without panicking.
+// It is where every default and every check of a Config lives: the daemon
+// and the CLI parse, and leave the rest to it.
 func (c *Config) validate() error {
 	var errs []error
+	def := DefaultConfig()
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
 	if c.Home == "" {
 		home, err := os.UserHomeDir()
 		if err != nil {
@@ -161,19 +199,27 @@ func (c *Config) validate() error {
 		c.Home = filepath.Join(home, ".peer")
 	}
 	if c.Host == nil && len(c.Listen) == 0 {
-		c.Listen = DefaultConfig().Listen
+		c.Listen = def.Listen
 	}
-	if c.Chunking == (chunker.Params{}) {
-		c.Chunking = chunker.DefaultParams()
+	if c.Host == nil {
+		if err := c.checkListen(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if c.Chunking == (Chunking{}) {
+		c.Chunking = def.Chunking
 	}
 	if err := c.Chunking.Validate(); err != nil {
 		errs = append(errs, err)
 	}
+	if c.DHTMode < DHTAuto || c.DHTMode > DHTClient {
+		errs = append(errs, fmt.Errorf("unknown DHT mode %d", c.DHTMode))
+	}
 	if c.ConnLow == 0 {
-		c.ConnLow = 100
+		c.ConnLow = def.ConnLow
 	}
 	if c.ConnHigh == 0 {
-		c.ConnHigh = 400
+		c.ConnHigh = def.ConnHigh
 	}
 	if c.ConnLow < 0 || c.ConnHigh < c.ConnLow {
 		errs = append(errs, fmt.Errorf("connection watermarks %d/%d: want 0 ≤ low ≤ high", c.ConnLow, c.ConnHigh))
@@ -181,11 +227,24 @@ func (c *Config) validate() error {
 	if _, err := c.bootstrapPeers(); err != nil {
 		errs = append(errs, err)
 	}
-	if c.FindTimeout < 0 || c.StallTimeout < 0 {
-		errs = append(errs, fmt.Errorf("find timeout %s, stall timeout %s: want positive durations (zero means the default)", c.FindTimeout, c.StallTimeout))
+	if c.FindTimeout < 0 || c.StallTimeout < 0 || c.RequestTimeout < 0 {
+		errs = append(errs, fmt.Errorf("find timeout %s, stall timeout %s, request timeout %s: want positive durations (zero means the default)", c.FindTimeout, c.StallTimeout, c.RequestTimeout))
 	}
-	if c.UploadRate < 0 || c.DownloadRate < 0 || c.PeerUploadRate < 0 || c.PeerDownloadRate < 0 || c.UploadSlots < 0 {
-		errs = append(errs, errors.New("rates and upload slots must not be negative (zero means no cap, or the default slots)"))
+	if c.FindTimeout == 0 {
+		c.FindTimeout = def.FindTimeout
+	}
+	if c.StallTimeout == 0 {
+		c.StallTimeout = def.StallTimeout
+	}
+	if c.UploadRate < 0 || c.DownloadRate < 0 || c.PeerUploadRate < 0 || c.PeerDownloadRate < 0 {
+		errs = append(errs, fmt.Errorf("rates %d, %d, %d, %d (upload, download, per peer up, per peer down): must not be negative (zero means no cap)",
+			c.UploadRate, c.DownloadRate, c.PeerUploadRate, c.PeerDownloadRate))
+	}
+	if c.UploadSlots < 0 {
+		errs = append(errs, fmt.Errorf("upload slots %d: want 1 or more (zero means the default, %d)", c.UploadSlots, DefaultUploadSlots))
+	}
+	if c.UploadSlots == 0 {
+		c.UploadSlots = def.UploadSlots
 	}
 	if err := c.validateReach(); err != nil {
 		errs = append(errs, err)
@@ -195,15 +254,36 @@ func (c *Config) validate() error {
 			errs = append(errs, err)
 		}
 	}
-	if c.Logger == nil {
-		c.Logger = slog.Default()
-	}
-	if c.Now == nil {
-		c.Now = time.Now
-	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("node: invalid config: %w", err)
 	}
+	return nil
+}
+
+// checkListen parses the listen addresses and, for a node with a swarm
+// key, leaves out the UDP ones (QUIC, WebTransport, WebRTC): go-libp2p runs
+// none of them on a private network.
+func (c *Config) checkListen() error {
+	var tcp, udp []string
+	for _, s := range c.Listen {
+		a, err := ma.NewMultiaddr(s)
+		if err != nil {
+			return fmt.Errorf("listen address %q: %w (want e.g. /ip4/0.0.0.0/tcp/4001)", s, err)
+		}
+		if _, err := a.ValueForProtocol(ma.P_UDP); err == nil {
+			udp = append(udp, s)
+		} else {
+			tcp = append(tcp, s)
+		}
+	}
+	if len(c.SwarmKey) == 0 || len(udp) == 0 {
+		return nil
+	}
+	if len(tcp) == 0 {
+		return fmt.Errorf("listen addresses %v: a node with a swarm key listens on TCP only (go-libp2p's QUIC cannot run on a private network); add a TCP address such as /ip4/0.0.0.0/tcp/0", udp)
+	}
+	c.Logger.Info("private network: listening on TCP only (go-libp2p's QUIC cannot run with a swarm key)", "left_out", udp)
+	c.Listen = tcp
 	return nil
 }
 
@@ -221,12 +301,29 @@ func (c *Config) bootstrapPeers() ([]peer.AddrInfo, error) {
 
 // psk decodes SwarmKey, the text of a swarm.key file, into the 32-byte key.
 func (c *Config) psk() (pnet.PSK, error) {
-	k, err := pnet.DecodeV1PSK(bytes.NewReader(c.SwarmKey))
+	k, err := decodePSK(c.SwarmKey)
 	if err != nil {
-		return nil, fmt.Errorf("swarm key: %w (want a swarm.key file: /key/swarm/psk/1.0.0/, /base16/ and 64 hex digits, one per line)", err)
+		return nil, fmt.Errorf("swarm key: %w", err)
 	}
-	if len(k) != 32 {
-		return nil, fmt.Errorf("swarm key: %d bytes, want 32", len(k))
+	return k, nil
+}
+
+// CheckSwarmKey reports what is wrong with text as the text of a libp2p
+// swarm.key file, the check New makes of Config.SwarmKey; nil if nothing.
+// The error says what a swarm.key holds but not where the text came from:
+// the caller names its file.
+func CheckSwarmKey(text []byte) error {
+	_, err := decodePSK(text)
+	return err
+}
+
+func decodePSK(text []byte) (pnet.PSK, error) {
+	k, err := pnet.DecodeV1PSK(bytes.NewReader(text))
+	if err == nil && len(k) != 32 {
+		err = fmt.Errorf("%d-byte key, want 32", len(k))
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%w (want three lines: /key/swarm/psk/1.0.0/, /base16/ and 64 hex digits)", err)
 	}
 	return k, nil
 }
@@ -237,4 +334,87 @@ func (c *Config) psk() (pnet.PSK, error) {
 // LAN.
 func (c *Config) mdnsOn(addrs []ma.Multiaddr) bool {
 	return !c.NoMDNS && len(c.SwarmKey) == 0 && len(c.AllowPeers) == 0 && dht.ShouldRunMDNS(addrs)
+}
+
+// Chunking is how shared files are cut into chunks: fixed size, or
+// content-defined (FastCDC) around an average size. NewChunking makes one;
+// the zero value means the default, fixed 1 MiB chunks.
+type Chunking = chunker.Params
+
+// Chunker names, as NewChunking takes them.
+const (
+	ChunkerFixed   = chunker.Fixed
+	ChunkerFastCDC = chunker.FastCDC
+)
+
+// NewChunking returns the chunking alg names (ChunkerFixed, or "" for it,
+// or ChunkerFastCDC) with chunks of size bytes (fixed) or of size bytes on
+// average (FastCDC, a power of two); size 0 means 1 MiB. A size out of
+// range is an error that gives the range.
+func NewChunking(alg string, size int) (Chunking, error) {
+	if size == 0 {
+		size = chunker.DefaultSize
+	}
+	var p Chunking
+	switch alg {
+	case "", chunker.Fixed:
+		p = chunker.FixedParams(size)
+	case chunker.FastCDC:
+		p = chunker.CDCParams(size)
+	default:
+		return p, fmt.Errorf("node: chunker %q: want %s or %s", alg, chunker.Fixed, chunker.FastCDC)
+	}
+	if err := p.Validate(); err != nil {
+		return Chunking{}, fmt.Errorf("node: chunk size %d: %w", size, err)
+	}
+	return p, nil
+}
+
+// DHTMode says whether a node's DHT answers other peers' queries.
+type DHTMode int
+
+const (
+	// DHTAuto (the zero value) follows the node's reachability as AutoNAT
+	// sees it: a server when publicly reachable, else a client.
+	DHTAuto DHTMode = iota
+	// DHTServer answers queries and stores provider records.
+	DHTServer
+	// DHTClient only asks: for nodes that others can't dial.
+	DHTClient
+)
+
+func (m DHTMode) String() string {
+	switch m {
+	case DHTAuto:
+		return "auto"
+	case DHTServer:
+		return "server"
+	case DHTClient:
+		return "client"
+	}
+	return fmt.Sprintf("DHTMode(%d)", int(m))
+}
+
+// ParseDHTMode reads "auto" (or ""), "server" or "client", in any case.
+func ParseDHTMode(s string) (DHTMode, error) {
+	switch strings.ToLower(strings.TrimSpace(s)) {
+	case "", "auto":
+		return DHTAuto, nil
+	case "server":
+		return DHTServer, nil
+	case "client":
+		return DHTClient, nil
+	}
+	return DHTAuto, fmt.Errorf("node: DHT mode %q: want auto, server or client", s)
+}
+
+// dhtMode is m in the dht package's terms.
+func (m DHTMode) dhtMode() dht.Mode {
+	switch m {
+	case DHTServer:
+		return dht.ModeServer
+	case DHTClient:
+		return dht.ModeClient
+	}
+	return dht.ModeAuto
 }

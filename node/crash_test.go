@@ -348,7 +348,7 @@ func TestCrashWhileSharing(t *testing.T) {
 			t.Errorf("round %d: after a kill while sharing, Shares() = %+v, %v; want none (a half share)", round, shares, err)
 		}
 		if round == 2 {
-			want, err := n.Share(ctx, dir, ShareOptions{OnlyHash: true})
+			want, err := Hash(ctx, dir, HashOptions{Chunking: cfg.Chunking})
 			if err != nil {
 				t.Fatal(err)
 			}

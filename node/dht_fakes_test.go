@@ -61,7 +61,7 @@ func TestFetchPastFakeProviders(t *testing.T) {
 			boot = append(boot, a.String()+"/p2p/"+s.ID().String())
 		}
 	}
-	start := func(h host.Host, mode dht.Mode) *Node {
+	start := func(h host.Host, mode DHTMode) *Node {
 		cfg := testConfig(t)
 		cfg.Host, cfg.DHTMode, cfg.DHTNoAutoRefresh = h, mode, true
 		cfg.FindTimeout = 20 * time.Second
@@ -69,7 +69,7 @@ func TestFetchPastFakeProviders(t *testing.T) {
 	}
 	var nodes []*Node
 	for _, s := range servers {
-		nodes = append(nodes, start(s, dht.ModeServer))
+		nodes = append(nodes, start(s, DHTServer))
 	}
 	// The servers know each other, then the sharer and the fetcher (both
 	// clients, as behind NAT) join through them.
@@ -82,7 +82,7 @@ func TestFetchPastFakeProviders(t *testing.T) {
 	}
 	startClient := func(h host.Host) *Node {
 		cfg := testConfig(t)
-		cfg.Host, cfg.DHTMode, cfg.DHTNoAutoRefresh, cfg.Bootstrap = h, dht.ModeClient, true, boot
+		cfg.Host, cfg.DHTMode, cfg.DHTNoAutoRefresh, cfg.Bootstrap = h, DHTClient, true, boot
 		cfg.FindTimeout = 20 * time.Second
 		return startNode(t, cfg)
 	}

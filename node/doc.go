@@ -2,13 +2,16 @@
 // serves them to other peers and fetches roots from every peer that has
 // them, verifying every byte.
 //
-// Start from DefaultConfig, set Home (where the identity key and the
-// database live) and call New; Close stops everything the node started and
+// Start from a Config (the zero value means the defaults; DefaultConfig
+// spells them out), set Home (where the identity key and the database
+// live) and call New; Close stops everything the node started and
 // waits for it. Share indexes a file or folder where it is and announces it;
 // Fetch downloads a root (or a path below it, or a ticket's root) into a
 // destination, resuming an interrupted download, and then serves it from
-// there. All methods are safe for concurrent use; the long ones take a
-// context and block until done.
+// there; Hash computes a root with no node at all. All methods are safe for
+// concurrent use; the long ones take a context and block until done. The
+// errors they return match this package's sentinels (ErrNotFound,
+// ErrNoProviders, ErrExists, ...) with errors.Is.
 //
 // A Config is a plain value: copy one to make many nodes. Config.Host lets a
 // caller bring its own libp2p host (simulations bring mocknet hosts); the

@@ -122,3 +122,41 @@ func ExampleNode_Open() {
 	fmt.Printf("%d bytes, ends with %q\n", r.Size(), tail)
 	// Output: 24 bytes, ends with "stopped\n"
 }
+
+// Hash computes the root that sharing a file would announce, and its chunks,
+// with no node at all (what `peer share --only-hash` prints).
+func ExampleHash() {
+	dir, _ := os.MkdirTemp("", "peer-example-")
+	defer os.RemoveAll(dir)
+	file := filepath.Join(dir, "hello.txt")
+	os.WriteFile(file, []byte("hello, peer\n"), 0o644)
+
+	h, err := node.Hash(context.Background(), file, node.HashOptions{})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	fmt.Println(h.Root)
+	fmt.Println(h.Size, "bytes,", len(h.Chunks), "chunk,", h.Chunking)
+	// Output:
+	// bafyreifohasyreq5b4cmr3hdtnyuad6lotal26fjqm5hhnt4vff63jrj4y
+	// 12 bytes, 1 chunk, fixed-1048576
+}
+
+// The zero Config means the defaults; WithDefaults shows them as New will
+// run them, and checks every field.
+func ExampleConfig_WithDefaults() {
+	dir, _ := os.MkdirTemp("", "peer-example-")
+	defer os.RemoveAll(dir)
+	cfg, err := node.Config{Home: dir}.WithDefaults()
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	fmt.Println(cfg.UploadSlots, cfg.FindTimeout, cfg.DHTMode, cfg.Chunking)
+	_, err = node.Config{Home: dir, UploadSlots: -1}.WithDefaults()
+	fmt.Println(err)
+	// Output:
+	// 4 1m0s auto fixed-1048576
+	// node: invalid config: upload slots -1: want 1 or more (zero means the default, 4)
+}

@@ -23,9 +23,6 @@ import (
 	"github.com/peer-project/peer/ticket"
 )
 
-// Progress describes a fetch in flight; see swarm.Progress.
-type Progress = swarm.Progress
-
 // FetchOptions tune Fetch.
 type FetchOptions struct {
 	// Force replaces an existing destination.
@@ -122,7 +119,15 @@ func DefaultDest(dir, name string) (string, error) {
 // blocks until the download is complete and renamed into place, ctx is
 // done, or no peer that has it can be found. An interrupted fetch resumes
 // when called again with the same dest.
-func (n *Node) Fetch(ctx context.Context, target Target, dest string, opts FetchOptions) (*swarm.Result, error) {
+func (n *Node) Fetch(ctx context.Context, target Target, dest string, opts FetchOptions) (*Result, error) {
+	res, err := n.fetchTarget(ctx, target, dest, opts)
+	if err != nil {
+		return nil, translate(err)
+	}
+	return resultOf(res), nil
+}
+
+func (n *Node) fetchTarget(ctx context.Context, target Target, dest string, opts FetchOptions) (*swarm.Result, error) {
 	ctx, done, err := n.enter(ctx)
 	if err != nil {
 		return nil, err
@@ -188,7 +193,7 @@ func (n *Node) fetch(ctx context.Context, root cid.Cid, dest string, opts FetchO
 		Discover:     src.discover,
 		FindTimeout:  n.cfg.FindTimeout,
 		StallTimeout: n.cfg.StallTimeout,
-		Progress:     opts.Progress,
+		Progress:     progressFunc(opts.Progress),
 		Focus:        hooks.focus,
 		Accept:       hooks.accept,
 		Started: func(l *swarm.Layout, s swarm.Source) {

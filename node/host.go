@@ -151,13 +151,7 @@ func hostOptions(cfg *Config, key crypto.PrivKey, g *gater) (_ []libp2p.Option, 
 			rm.Close()
 			return nil, nil, fmt.Errorf("node: listen address %q: %w", s, err)
 		}
-		if len(cfg.SwarmKey) > 0 {
-			if _, err := a.ValueForProtocol(ma.P_QUIC_V1); err == nil {
-				cfg.Logger.Warn("private network: not listening on QUIC, which go-libp2p cannot run with a swarm key", "addr", s)
-				continue
-			}
-		}
-		listen = append(listen, a)
+		listen = append(listen, a) // a keyed node's are TCP only: see Config.checkListen
 	}
 	opts := []libp2p.Option{
 		libp2p.Identity(key),

@@ -7,8 +7,6 @@ import (
 
 	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p/core/peer"
-
-	"github.com/peer-project/peer/swarm"
 )
 
 // lookupBounds are the upper bounds, in seconds, of the DHT lookup latency
@@ -54,11 +52,11 @@ type Histogram struct {
 // Metrics is a snapshot of what a node has done since it started and what
 // it is doing now: what a daemon exports to Prometheus.
 type Metrics struct {
-	Swarm     swarm.Stats
-	Peers     int // connected now
-	Banned    int // banned now
-	DHTPeers  int // in the DHT's routing table; 0 without a DHT
-	Transfers int // fetches in progress
+	Swarm     Stats // the exchange's counters
+	Peers     int   // connected now
+	Banned    int   // banned now
+	DHTPeers  int   // in the DHT's routing table; 0 without a DHT
+	Transfers int   // fetches in progress
 	// DHTLookups counts provider lookups; DHTLookupsFound those that found
 	// at least one provider.
 	DHTLookups, DHTLookupsFound int64
@@ -71,7 +69,7 @@ type Metrics struct {
 // the network and is safe for concurrent use.
 func (n *Node) Metrics() Metrics {
 	m := Metrics{
-		Swarm:           n.swarm.Stats(),
+		Swarm:           n.Stats(),
 		Peers:           len(n.host.Network().Peers()),
 		Banned:          len(n.swarm.Bans()),
 		DHTLookups:      n.metrics.lookups.Load(),

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -19,7 +20,6 @@ import (
 	"github.com/libp2p/go-libp2p/core/protocol"
 	ma "github.com/multiformats/go-multiaddr"
 
-	"github.com/peer-project/peer/chunker"
 	"github.com/peer-project/peer/dht"
 	"github.com/peer-project/peer/importer"
 	"github.com/peer-project/peer/manifest"
@@ -27,13 +27,6 @@ import (
 	"github.com/peer-project/peer/swarm"
 	"github.com/peer-project/peer/ticket"
 )
-
-// ErrClosed is returned by calls on a closed node.
-var ErrClosed = errors.New("node: closed")
-
-// ErrPrivate is returned by Share for a path that is the node's home, holds
-// it or lies inside it (identity key, API token, database): never shared.
-var ErrPrivate = importer.ErrPrivate
 
 // dbFile is the database's name in the home directory.
 const dbFile = "peer.db"
@@ -139,7 +132,7 @@ func New(ctx context.Context, cfg Config) (_ *Node, err error) {
 
 	if !cfg.NoDHT {
 		boot, _ := cfg.bootstrapPeers()
-		n.dht, err = dht.New(n.host, dht.Config{Mode: cfg.DHTMode, Prefix: protocol.ID(cfg.DHTPrefix), Bootstrap: boot, NoAutoRefresh: cfg.DHTNoAutoRefresh, Logger: n.log})
+		n.dht, err = dht.New(n.host, dht.Config{Mode: cfg.DHTMode.dhtMode(), Prefix: protocol.ID(cfg.DHTPrefix), Bootstrap: boot, NoAutoRefresh: cfg.DHTNoAutoRefresh, Logger: n.log})
 		if err != nil {
 			return nil, fmt.Errorf("node: %w", err)
 		}
@@ -271,6 +264,16 @@ func (n *Node) enter(ctx context.Context) (_ context.Context, done func(), _ err
 	}, nil
 }
 
+// Config returns the configuration the node runs with: the one New was
+// given, with every default filled in (see Config.WithDefaults) and Seed
+// set. It is safe for concurrent use; the caller may change the copy.
+func (n *Node) Config() Config {
+	c := n.cfg
+	c.Listen, c.Bootstrap, c.Relays, c.AnnounceAddrs = slices.Clone(c.Listen), slices.Clone(c.Bootstrap), slices.Clone(c.Relays), slices.Clone(c.AnnounceAddrs)
+	c.AllowPeers, c.SwarmKey = slices.Clone(c.AllowPeers), slices.Clone(c.SwarmKey)
+	return c
+}
+
 // ID returns the node's peer ID.
 func (n *Node) ID() peer.ID { return n.host.ID() }
 
@@ -316,24 +319,33 @@ func (n *Node) Peers() []peer.ID {
 	return ps
 }
 
-// Stats returns the exchange's counters.
-func (n *Node) Stats() swarm.Stats { return n.swarm.Stats() }
+// Stats returns the exchange's counters. It is safe for concurrent use.
+func (n *Node) Stats() Stats { return statsOf(n.swarm.Stats()) }
 
 // Bans lists the peers banned now.
 func (n *Node) Bans() []peer.ID { return n.swarm.Bans() }
 
 // ShareResult is what Share returns.
 type ShareResult struct {
-	importer.Result        // Root is what people pass around
-	Ticket          string // root and this node's addresses; empty with OnlyHash
+	Root     cid.Cid // what people pass around
+	Ticket   string  // root and this node's addresses
+	Name     string  // the base name of the shared path
+	Dir      bool    // a folder, not a single file
+	Size     int64   // bytes in all files
+	Files    int     // regular files shared
+	Chunks   int64   // chunks in all files (a chunk in two files counts twice)
+	Chunking string  // how the files were cut, as Chunking.String says
+	// Skipped are special files inside a folder that were left out.
+	Skipped []string
+	// SkippedLinks are the symbolic links inside a folder that lead out of
+	// it and were left out (see ShareOptions.FollowLinks).
+	SkippedLinks []string
 }
 
 // ShareOptions tune Share.
 type ShareOptions struct {
-	// OnlyHash computes the root without storing or announcing anything.
-	OnlyHash bool
 	// Chunking overrides Config.Chunking for this share.
-	Chunking chunker.Params
+	Chunking Chunking
 	// Progress, if not nil, is called after each file with the bytes
 	// read so far.
 	Progress func(bytes int64)
@@ -344,26 +356,25 @@ type ShareOptions struct {
 
 // Share indexes the file or folder at path in place (nothing is copied),
 // serves it and announces it. It blocks until every byte has been read and
-// hashed. Sharing the same path again replaces the earlier share.
+// hashed. Sharing the same path again replaces the earlier share. Hash
+// computes the same root without a node.
 func (n *Node) Share(ctx context.Context, path string, opts ShareOptions) (*ShareResult, error) {
+	res, err := n.share(ctx, path, opts)
+	return res, translate(err)
+}
+
+func (n *Node) share(ctx context.Context, path string, opts ShareOptions) (*ShareResult, error) {
 	ctx, done, err := n.enter(ctx)
 	if err != nil {
 		return nil, err
 	}
 	defer done()
 	params := n.cfg.Chunking
-	if opts.Chunking != (chunker.Params{}) {
+	if opts.Chunking != (Chunking{}) {
 		params = opts.Chunking
 	}
 	// The home (identity key, API token, database) is never shared.
 	iopts := importer.Options{Params: params, Progress: opts.Progress, Private: []string{n.cfg.Home}, FollowLinks: opts.FollowLinks}
-	if opts.OnlyHash {
-		res, err := importer.Import(ctx, path, iopts, nil)
-		if err != nil {
-			return nil, err
-		}
-		return &ShareResult{Result: res}, nil
-	}
 	tx, err := n.store.BeginShare(path)
 	if err != nil {
 		return nil, fmt.Errorf("share %s: %w", path, err)
@@ -383,7 +394,10 @@ func (n *Node) Share(ctx context.Context, path string, opts ShareOptions) (*Shar
 	if err := n.serve(ctx, res.Root); err != nil {
 		return nil, fmt.Errorf("share %s: %w", path, err)
 	}
-	return &ShareResult{Result: res, Ticket: n.Ticket(res.Root)}, nil
+	return &ShareResult{
+		Root: res.Root, Ticket: n.Ticket(res.Root), Name: res.Name, Dir: res.Dir, Size: res.Size, Files: res.Files,
+		Chunks: res.Chunks, Chunking: params.String(), Skipped: res.Skipped, SkippedLinks: res.SkippedLinks,
+	}, nil
 }
 
 // Ticket returns a ticket for root naming this node and its addresses.
@@ -400,7 +414,7 @@ func (n *Node) Unshare(root cid.Cid) error {
 		return ErrClosed
 	}
 	if _, err := n.store.Share(root); err != nil {
-		return fmt.Errorf("unshare %s: %w", root, err)
+		return translate(fmt.Errorf("unshare %s: %w", root, err))
 	}
 	n.swarm.StopServing(root)
 	if n.dht != nil {
@@ -419,10 +433,10 @@ func (n *Node) Unshare(root cid.Cid) error {
 // disk since it was indexed (size or modification time: the files are
 // looked at, not read) is marked Stale: share the path again. It is safe
 // for concurrent use.
-func (n *Node) Shares() ([]store.Share, error) {
+func (n *Node) Shares() ([]Share, error) {
 	shares, err := n.store.Shares()
 	if err != nil {
-		return nil, err
+		return nil, translate(fmt.Errorf("node: shares: %w", err))
 	}
 	changed := false
 	for _, sh := range shares {
@@ -431,9 +445,15 @@ func (n *Node) Shares() ([]store.Share, error) {
 		}
 	}
 	if changed {
-		return n.store.Shares()
+		if shares, err = n.store.Shares(); err != nil {
+			return nil, translate(fmt.Errorf("node: shares: %w", err))
+		}
 	}
-	return shares, nil
+	out := make([]Share, 0, len(shares))
+	for _, sh := range shares {
+		out = append(out, shareOf(sh))
+	}
+	return out, nil
 }
 
 // shareSink writes what the importer produces into a share transaction.

@@ -41,6 +41,11 @@ const readAhead = 8 << 20
 // reads that would wait fail with its error. Safe for concurrent use; each
 // Reader is for one goroutine at a time.
 func (n *Node) Open(ctx context.Context, target Target, opts FetchOptions) (*Reader, error) {
+	r, err := n.open(ctx, target, opts)
+	return r, translate(err)
+}
+
+func (n *Node) open(ctx context.Context, target Target, opts FetchOptions) (*Reader, error) {
 	ectx, done, err := n.enter(ctx)
 	if err != nil {
 		return nil, err
@@ -182,7 +187,7 @@ func (st *stream) notify() {
 func (st *stream) fail(err error) {
 	st.mu.Lock()
 	if st.err == nil {
-		st.err = err
+		st.err = translate(err)
 	}
 	st.mu.Unlock()
 	st.once.Do(func() { close(st.ready) })

@@ -23,7 +23,12 @@ func TestShareRefusesHome(t *testing.T) {
 	randomFile(t, user, "photos/a.jpg", 1000, 1)
 	for _, p := range []string{user, cfg.Home, filepath.Join(cfg.Home, keyFile)} {
 		for _, only := range []bool{false, true} {
-			_, err := n.Share(ctx, p, ShareOptions{OnlyHash: only})
+			var err error
+			if only {
+				_, err = Hash(ctx, p, HashOptions{Private: []string{cfg.Home}})
+			} else {
+				_, err = n.Share(ctx, p, ShareOptions{})
+			}
 			if !errors.Is(err, ErrPrivate) || !strings.Contains(err.Error(), cfg.Home) {
 				t.Errorf("Share(%s, only hash %v) = %v; want ErrPrivate naming the home", p, only, err)
 			}

@@ -125,9 +125,14 @@ type ManifestChunk struct {
 // it): its files, their sizes and chunk CIDs. Blocks this node lacks are
 // fetched from the target's ticket provider, peers and the DHT's providers,
 // and kept. It reads within manifest.DefaultLimits, as a fetch does (else
-// an error wrapping manifest.ErrTooLarge). It blocks until the whole manifest is read or ctx is done; it is
+// an error wrapping ErrTooLarge). It blocks until the whole manifest is read or ctx is done; it is
 // safe for concurrent use.
 func (n *Node) Inspect(ctx context.Context, target Target, peers []peer.AddrInfo) (*Manifest, error) {
+	m, err := n.inspect(ctx, target, peers)
+	return m, translate(err)
+}
+
+func (n *Node) inspect(ctx context.Context, target Target, peers []peer.AddrInfo) (*Manifest, error) {
 	ctx, done, err := n.enter(ctx)
 	if err != nil {
 		return nil, err
@@ -186,6 +191,11 @@ type Entry struct {
 // store, or from the target's provider, peers and the DHT). It blocks until
 // then or until ctx is done; it is safe for concurrent use.
 func (n *Node) Describe(ctx context.Context, target Target, peers []peer.AddrInfo) (Entry, error) {
+	e, err := n.describe(ctx, target, peers)
+	return e, translate(err)
+}
+
+func (n *Node) describe(ctx context.Context, target Target, peers []peer.AddrInfo) (Entry, error) {
 	ctx, done, err := n.enter(ctx)
 	if err != nil {
 		return Entry{}, err

@@ -574,7 +574,7 @@ func (r *runner) nodeConfig(p *simPeer, boot []*simPeer) node.Config {
 	// Every simulated node is a DHT server (no AutoNAT on mocknet), and none
 	// refreshes its routing table on a timer: the one self-lookup at start
 	// fills it, and N nodes refreshing cost O(N²) lookups.
-	cfg.DHTMode = dht.ModeServer
+	cfg.DHTMode = node.DHTServer
 	cfg.DHTNoAutoRefresh = true
 	cfg.Chunking = chunker.FixedParams(r.sc.ChunkSize)
 	cfg.Seed = r.sc.Seed*1_000_003 + uint64(p.idx)*7919 + uint64(len(p.ids))

@@ -30,12 +30,12 @@ func nodeFlags() []cli.Flag {
 		&cli.StringSliceFlag{Name: "bootstrap", EnvVars: []string{"PEER_BOOTSTRAP"}, Usage: "join the DHT through `MULTIADDR` (/ip4/…/tcp/…/p2p/ID, repeatable)"},
 		&cli.StringFlag{Name: "dht", EnvVars: []string{"PEER_DHT"}, Usage: "DHT mode: auto (a server unless AutoNAT finds this node behind NAT), server, client or off (default auto)"},
 		&cli.BoolFlag{Name: "no-mdns", EnvVars: []string{"PEER_NO_MDNS"}, Usage: "no mDNS discovery on the local network (never run on loopback-only addresses)"},
-		&cli.StringFlag{Name: "find-timeout", EnvVars: []string{"PEER_FIND_TIMEOUT"}, Usage: "how long a fetch looks for a peer that has the root (default 60s)"},
+		&cli.StringFlag{Name: "find-timeout", EnvVars: []string{"PEER_FIND_TIMEOUT"}, Usage: fmt.Sprintf("how long a fetch looks for a peer that has the root (default %v)", node.DefaultFindTimeout)},
 		&cli.StringFlag{Name: "upload-rate", EnvVars: []string{"PEER_UPLOAD_RATE"}, Usage: "send at most `RATE` bytes per second to all peers together, e.g. 10MB or 8MiB (per second; 0: no cap, the default)"},
 		&cli.StringFlag{Name: "download-rate", EnvVars: []string{"PEER_DOWNLOAD_RATE"}, Usage: "receive at most `RATE` bytes per second from all peers together, e.g. 10MB or 8MiB (per second; 0: no cap)"},
 		&cli.StringFlag{Name: "peer-upload-rate", EnvVars: []string{"PEER_PEER_UPLOAD_RATE"}, Usage: "send at most `RATE` bytes per second to each peer, e.g. 2MB (per second; 0: no cap)"},
 		&cli.StringFlag{Name: "peer-download-rate", EnvVars: []string{"PEER_PEER_DOWNLOAD_RATE"}, Usage: "receive at most `RATE` bytes per second from each peer, e.g. 2MB (per second; 0: no cap)"},
-		&cli.IntFlag{Name: "upload-slots", EnvVars: []string{"PEER_UPLOAD_SLOTS"}, Usage: "send blocks to `N` peers at once; the others wait their turn (default 4)"},
+		&cli.IntFlag{Name: "upload-slots", EnvVars: []string{"PEER_UPLOAD_SLOTS"}, Usage: fmt.Sprintf("send blocks to `N` peers at once; the others wait their turn (default %d)", node.DefaultUploadSlots)},
 		&cli.StringSliceFlag{Name: "allow-peer", EnvVars: []string{"PEER_ALLOW_PEERS"}, Usage: "talk only to the peer `ID` (repeatable; default everyone; `peer id` prints a node's ID)"},
 		&cli.StringFlag{Name: "swarm-key", EnvVars: []string{"PEER_SWARM_KEY"}, Usage: "private network: talk only to nodes with the swarm key in `FILE` (mode 0600; TCP only; default HOME/swarm.key if it exists)"},
 		&cli.BoolFlag{Name: "nat-portmap", EnvVars: []string{"PEER_NAT_PORTMAP"}, Usage: "ask the router for a port mapping (UPnP, NAT-PMP); never on loopback-only addresses"},
@@ -191,7 +191,7 @@ func connect(c *cli.Context, use nodeUse) (daemon.API, func(), error) {
 	if err != nil {
 		return nil, nil, explainBusy(err)
 	}
-	return daemon.NewLocal(n, cfg), func() { n.Close() }, nil
+	return daemon.NewLocal(n), func() { n.Close() }, nil
 }
 
 // absPath makes p absolute against the working directory (the daemon has

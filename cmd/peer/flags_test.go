@@ -216,6 +216,11 @@ func TestNetSettingsDefaultsAndErrors(t *testing.T) {
 	if err != nil || string(cfg.SwarmKey) != string(keyText(9)) {
 		t.Fatalf("home's swarm.key: %q, %v", cfg.SwarmKey, err)
 	}
+	// The node leaves out its QUIC addresses (node.Config.WithDefaults is
+	// what node.New runs).
+	if cfg, err = cfg.WithDefaults(); err != nil {
+		t.Fatal(err)
+	}
 	for _, a := range cfg.Listen {
 		if strings.Contains(a, "quic") {
 			t.Fatalf("a keyed node listens on %s", a)
@@ -244,7 +249,11 @@ func TestNetSettingsDefaultsAndErrors(t *testing.T) {
 		{[]string{"--reachability", "sideways"}, "reachability"},
 		{[]string{"--swarm-key", filepath.Join(home, "missing.key")}, "does not exist"},
 	} {
-		_, err := settingsWith(t, append([]string{"--home", home}, tc.args...)...).NodeConfig(home, nil)
+		// The daemon parses, the node checks the values: either says.
+		cfg, err := settingsWith(t, append([]string{"--home", home}, tc.args...)...).NodeConfig(home, nil)
+		if err == nil {
+			_, err = cfg.WithDefaults()
+		}
 		if err == nil || !strings.Contains(err.Error(), tc.says) {
 			t.Errorf("%v: %v; want an error saying %q", tc.args, err, tc.says)
 		}

@@ -22,7 +22,6 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/peer-project/peer/chunker"
 	"github.com/peer-project/peer/daemon"
 	"github.com/peer-project/peer/node"
 )
@@ -142,22 +141,16 @@ func printLine(w io.Writer, v any) error {
 // chunkingFlags are the flags that choose how files are cut.
 func chunkingFlags() []cli.Flag {
 	return []cli.Flag{
-		&cli.StringFlag{Name: "chunker", Value: chunker.Fixed, EnvVars: []string{"PEER_CHUNKER"}, Usage: "fixed or fastcdc"},
-		&cli.StringFlag{Name: "chunk-size", Value: "1MiB", EnvVars: []string{"PEER_CHUNK_SIZE"}, Usage: "chunk size (fixed) or average size (fastcdc), from 16KiB to 4MiB"},
+		&cli.StringFlag{Name: "chunker", EnvVars: []string{"PEER_CHUNKER"}, Usage: "fixed or fastcdc (default fixed)"},
+		&cli.StringFlag{Name: "chunk-size", EnvVars: []string{"PEER_CHUNK_SIZE"}, Usage: "chunk size (fixed) or average size (fastcdc), from 16KiB to 4MiB (default 1MiB)"},
 	}
 }
 
 // chunkingOf returns the chunking the flags, the environment or the config
-// file (in that order) ask for.
-func chunkingOf(c *cli.Context, s daemon.Settings) (chunker.Params, error) {
-	alg, size := s.Chunker, s.ChunkSize
-	if c.IsSet("chunker") || alg == "" {
-		alg = c.String("chunker")
-	}
-	if c.IsSet("chunk-size") || size == "" {
-		size = c.String("chunk-size")
-	}
-	return daemon.ParseChunking(alg, size)
+// file (in that order: settingsOf applies them) ask for; what none of them
+// says is the node's default.
+func chunkingOf(s daemon.Settings) (node.Chunking, error) {
+	return daemon.ParseChunking(s.Chunker, s.ChunkSize)
 }
 
 // parseSize reads "1048576", "256KiB", "1MiB", "4M".

@@ -6,10 +6,8 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/peer-project/peer/chunker"
 	"github.com/peer-project/peer/daemon"
-	"github.com/peer-project/peer/importer"
-	"github.com/peer-project/peer/manifest"
+	"github.com/peer-project/peer/node"
 )
 
 func shareCommand() *cli.Command {
@@ -41,7 +39,7 @@ func shareOnlyHash(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	p, err := chunkingOf(c, s)
+	p, err := chunkingOf(s)
 	if err != nil {
 		return fmt.Errorf("share: %w", err)
 	}
@@ -151,36 +149,17 @@ type onlyHash struct {
 	Chunks  []chunkJSON `json:"chunks"`
 }
 
-// chunkList is an importer sink that keeps only the chunk list.
-type chunkList struct {
-	dir    string
-	chunks []chunkJSON
-}
-
-func (l *chunkList) PutBlock(manifest.Block) error { return nil }
-func (l *chunkList) FileDone(importer.File) error  { return nil }
-func (l *chunkList) AddChunks(path string, locs []importer.Loc) error {
-	for _, x := range locs {
-		cj := chunkJSON{CID: x.CID.String(), Offset: x.Offset, Size: x.Size}
-		if l.dir != "" {
-			cj.Path = path
-		}
-		l.chunks = append(l.chunks, cj)
-	}
-	return nil
-}
-
-func hashOnly(c *cli.Context, path string, p chunker.Params) (onlyHash, error) {
-	list := &chunkList{}
-	if fi, err := os.Stat(path); err == nil && fi.IsDir() {
-		list.dir = path
-	}
-	res, err := importer.Import(c.Context, path, importer.Options{Params: p}, list)
+func hashOnly(c *cli.Context, path string, p node.Chunking) (onlyHash, error) {
+	res, err := node.Hash(c.Context, path, node.HashOptions{Chunking: p})
 	if err != nil {
 		return onlyHash{}, err
 	}
-	return onlyHash{
+	out := onlyHash{
 		Root: res.Root.String(), Name: res.Name, Dir: res.Dir, Size: res.Size, Files: res.Files,
-		Chunker: p.String(), Chunks: list.chunks,
-	}, nil
+		Chunker: res.Chunking, Chunks: make([]chunkJSON, 0, len(res.Chunks)),
+	}
+	for _, x := range res.Chunks {
+		out.Chunks = append(out.Chunks, chunkJSON{CID: x.CID.String(), Path: x.Path, Offset: x.Offset, Size: x.Size})
+	}
+	return out, nil
 }

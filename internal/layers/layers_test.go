@@ -48,9 +48,11 @@ var house = map[string]rule{
 		"dht", "swarm", "swarm/wire"}},
 
 	// On top: the daemon and its API, the simulator, the CLI.
-	"daemon":   {imports: []string{"node", "chunker", "store", "swarm", "dht"}},
+	// The daemon and the CLI speak node's vocabulary only: its types, its
+	// errors, its settings. The CLI runs a daemon, a node or a simulation.
+	"daemon":   {imports: []string{"node"}},
 	"simulate": {imports: []string{"node", "chunker", "importer", "manifest", "dht", "swarm", "swarm/wire"}},
-	"cmd/peer": {imports: []string{"node", "daemon", "simulate", "chunker", "importer", "manifest"}},
+	"cmd/peer": {imports: []string{"node", "daemon", "simulate"}},
 
 	// Test and benchmark support.
 	"internal/bubble":       {pure: true},
