@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/ipfs/go-cid"
 	car "github.com/ipld/go-car/v2"
@@ -100,6 +101,14 @@ func buildTree(t testing.TB, m mapStore) cid.Cid {
 		hamtEntries[fmt.Sprintf("entry with a long name to pass the threshold %05d", i)] = m.leaf([]byte{byte(i), byte(i >> 8)})
 	}
 	hamt := dir(hamtEntries)
+	link, err := unixfs.Symlink("../big", m.put, unixfs.WithMeta(unixfs.Meta{Mtime: time.Unix(1700000000, 1)}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	withMeta, err := unixfs.NewFileBuilder(m.put, unixfs.WithMeta(unixfs.Meta{Mode: 0o640})).Finish()
+	if err != nil {
+		t.Fatal(err)
+	}
 	return dir(map[string]unixfs.Link{
 		"big":        file,
 		"big again":  file,
@@ -107,6 +116,8 @@ func buildTree(t testing.TB, m mapStore) cid.Cid {
 		"empty":      empty,
 		"nested":     dir(map[string]unixfs.Link{"inner": dir(map[string]unixfs.Link{"x": m.leaf([]byte("x"))})}),
 		"sharded":    hamt,
+		"link":       link,
+		"with mode":  withMeta,
 		"ünïcødé 🌍":  m.leaf([]byte("hi")),
 	}).CID
 }
