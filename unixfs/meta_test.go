@@ -364,3 +364,42 @@ func TestDecodeMetaHostile(t *testing.T) {
 	c, data := encodeNode(t, &d)
 	checkMeta(t, c, data, KindFile, Meta{Mode: 0o777, Mtime: time.Unix(-1000, 999_999_999)})
 }
+
+// TestFileMetaLeaves walks the files whose root exists only to hold
+// metadata: the empty one (no leaf) and one of a single leaf.
+func TestFileMetaLeaves(t *testing.T) {
+	ctx := context.Background()
+	for _, content := range []string{"", "one leaf"} {
+		bl := newBlocks()
+		fb := NewFileBuilder(bl.put, WithMeta(Meta{Mode: 0o600}))
+		if content != "" {
+			if err := fb.Add(Leaf(integrity.Chunk([]byte(content)), len(content))); err != nil {
+				t.Fatal(err)
+			}
+		}
+		root, err := fb.Finish()
+		if err != nil {
+			t.Fatal(err)
+		}
+		w := NewWalker(GetterFunc(func(_ context.Context, c cid.Cid) ([]byte, error) {
+			if d, ok := bl.got[c]; ok {
+				return d, nil
+			}
+			return nil, errors.New("no such block")
+		}), DefaultLimits())
+		var got []Link
+		size, err := w.Leaves(ctx, root.CID, func(off uint64, l Link) error {
+			got = append(got, l)
+			return nil
+		})
+		if err != nil {
+			t.Fatalf("%q: %v", content, err)
+		}
+		if size != uint64(len(content)) || root.FileSize != size {
+			t.Errorf("%q: size %d, root says %d", content, size, root.FileSize)
+		}
+		if content == "" && len(got) != 0 || content != "" && (len(got) != 1 || got[0].CID != integrity.Chunk([]byte(content))) {
+			t.Errorf("%q: leaves %v", content, got)
+		}
+	}
+}
