@@ -12,7 +12,7 @@
 // does not hold whole are reported. Neither buffers the CAR: Export holds
 // one block and the path from the root; Import one block, and for the
 // completeness check a set of the CIDs it has seen or been pointed at
-// (about 60 bytes each), bounded by Limits.
+// (about 100 bytes each), bounded by Limits.
 //
 // The CAR header is written and read with go-car/v2, the maintained
 // module that Kubo uses for both commands; the sections are plain
