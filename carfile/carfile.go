@@ -66,7 +66,8 @@ func keyOf(c cid.Cid) key {
 // and the set of blocks written (about 100 bytes each: 100 MB for a 1 TiB
 // file of 1 MiB leaves). It blocks until the CAR is written; w is written
 // through a buffer and never seeked; a block of g that no longer matches
-// its CID (a shared file edited meanwhile) fails the export.
+// its CID (a shared file edited meanwhile) fails the export, and w then
+// holds a CAR cut short. Calls share no state: they may run concurrently.
 func Export(ctx context.Context, g unixfs.Getter, root cid.Cid, w io.Writer) (Stats, error) {
 	var st Stats
 	if err := unixfs.CheckCID(root); err != nil {
@@ -211,7 +212,8 @@ func (e *IncompleteError) Unwrap() error { return ErrIncomplete }
 // set of CIDs it has seen, within DefaultLimits. When the CAR ends, every
 // root whose DAG it does not hold whole is listed in the Result's
 // Incomplete, and the error is an *IncompleteError (the blocks it held
-// have been put). It blocks until r ends or fails.
+// have been put). It blocks until r ends or fails. Calls share no state:
+// they may run concurrently (put is called from the caller's goroutine).
 func Import(ctx context.Context, r io.Reader, put func(unixfs.Block) error) (Result, error) {
 	return ImportLimits(ctx, r, put, DefaultLimits())
 }
