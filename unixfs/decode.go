@@ -12,6 +12,7 @@ import (
 	"github.com/ipfs/boxo/ipld/unixfs/pb"
 	"github.com/ipfs/go-cid"
 	mh "github.com/multiformats/go-multihash"
+	"google.golang.org/protobuf/proto"
 )
 
 // MaxNodeSize is the largest block Decode reads: bitswap's limit, far
@@ -139,6 +140,9 @@ func Decode(c cid.Cid, data []byte) (*Node, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %s: UnixFS data: %v", ErrBadNode, c, err)
 	}
+	if err := checkMtime(pn.Data()); err != nil {
+		return nil, fmt.Errorf("%w: %s: %v", ErrBadNode, c, err)
+	}
 	if err := pn.SetCidBuilder(c.Prefix()); err != nil { // a decoded node defaults to CIDv0
 		return nil, fmt.Errorf("%w: %s: %v", ErrBadNode, c, err)
 	}
@@ -171,6 +175,8 @@ func Decode(c cid.Cid, data []byte) (*Node, error) {
 		n.Kind = KindSymlink
 		if len(n.Links) > 0 {
 			err = errors.New("a symlink with links")
+		} else {
+			err = CheckSymlinkTarget(string(n.Data))
 		}
 	default:
 		err = fmt.Errorf("UnixFS type %v is not supported", fsn.Type())
@@ -273,5 +279,26 @@ func (n *Node) checkHAMT(fsn *ft.FSNode) error {
 		}
 	}
 	n.Fanout, n.Bitfield, n.Data = fanout, n.Data, nil
+	return nil
+}
+
+// checkMtime checks a UnixFS 1.5 mtime: its fraction of a second, when
+// stored, is 1 to 999,999,999 nanoseconds (the spec has a node with
+// another value refused; boxo's FSNode would drop the mtime silently).
+func checkMtime(data []byte) error {
+	var d pb.Data
+	if err := proto.Unmarshal(data, &d); err != nil {
+		return fmt.Errorf("UnixFS data: %v", err)
+	}
+	mt := d.GetMtime()
+	if mt == nil {
+		return nil
+	}
+	if mt.Seconds == nil {
+		return errors.New("an mtime without seconds")
+	}
+	if mt.Nanos != nil && (*mt.Nanos < 1 || *mt.Nanos > 999_999_999) {
+		return fmt.Errorf("mtime nanoseconds %d, want 1 to 999999999", *mt.Nanos)
+	}
 	return nil
 }

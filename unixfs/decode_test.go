@@ -6,6 +6,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	dag "github.com/ipfs/boxo/ipld/merkledag"
 	"github.com/ipfs/boxo/ipld/unixfs/pb"
@@ -196,6 +197,12 @@ func FuzzDecode(f *testing.F) {
 	d, _ := NewDirBuilder(bl.put)
 	d.Add(context.Background(), "a", Leaf(integrity.Chunk(nil), 0))
 	d.Finish(context.Background())
+	// UnixFS 1.5 metadata and a symlink.
+	meta := WithMeta(Meta{Mode: 0o640, Mtime: time.Unix(1604320482, 54321)})
+	NewFileBuilder(bl.put, meta).Finish()
+	md, _ := NewDirBuilder(bl.put, meta)
+	md.Finish(context.Background())
+	Symlink("../target", bl.put, meta)
 	for _, data := range bl.got {
 		f.Add(data)
 	}
@@ -223,6 +230,13 @@ func FuzzDecode(f *testing.F) {
 					t.Fatalf("folder entry %q accepted", l.Name)
 				}
 			}
+		case KindSymlink:
+			if CheckSymlinkTarget(string(n.Data)) != nil {
+				t.Fatalf("symlink target %q accepted", n.Data)
+			}
+		}
+		if n.MtimeNs > 999_999_999 || (!n.MtimeSet && n.MtimeNs != 0) {
+			t.Fatalf("mtime %d.%09d (set %v) accepted", n.Mtime, n.MtimeNs, n.MtimeSet)
 		}
 		for _, l := range n.Links {
 			if CheckCID(l.CID) != nil {

@@ -32,12 +32,21 @@ type DirBuilder struct {
 }
 
 // NewDirBuilder returns a builder for an empty folder whose nodes go to put.
-func NewDirBuilder(put func(Block) error) (*DirBuilder, error) {
+// WithMeta stores metadata in the folder's node (the root shard of a
+// sharded folder), as Kubo does with --preserve-mode and --preserve-mtime;
+// it counts in the block size that decides sharding.
+func NewDirBuilder(put func(Block) error, opts ...Option) (*DirBuilder, error) {
+	o := applyOptions(opts)
 	sink := &nodeSink{put: put, nodes: map[cid.Cid]ipld.Node{}}
-	dir, err := uio.NewDirectory(sink,
-		uio.WithCidBuilder(cidBuilder),
+	dopts := []uio.DirectoryOption{
+		uio.WithCidBuilder(o.prefix),
 		uio.WithSizeEstimationMode(uio.SizeEstimationBlock),
-		uio.WithMaxHAMTFanout(HAMTFanout))
+		uio.WithMaxHAMTFanout(HAMTFanout),
+	}
+	if !o.meta.IsZero() {
+		dopts = append(dopts, uio.WithStat(o.meta.Mode, o.meta.Mtime))
+	}
+	dir, err := uio.NewDirectory(sink, dopts...)
 	if err != nil {
 		return nil, fmt.Errorf("unixfs: new folder: %w", err)
 	}

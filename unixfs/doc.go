@@ -16,4 +16,9 @@
 // file's size. Nodes are encoded with boxo's merkledag and unixfs packages,
 // and folders are built with boxo's unixfs/io directories, the code that
 // Kubo runs, rather than with a codec of our own.
+//
+// UnixFS 1.5 metadata is opt-in: WithMeta gives a file's root or a
+// folder's node a mode and an mtime, Symlink makes a symlink node, Decode
+// checks both (a symlink target is bounded bytes, never a path followed
+// here) and Walker.Stat reports them for a folder's entries.
 package unixfs

@@ -60,22 +60,28 @@ var ErrFinished = errors.New("unixfs: builder already finished")
 type FileBuilder struct {
 	maxLinks int
 	put      func(Block) error
+	opts     options
 	// levels[k] holds the finished subtrees of height k (leaves at 0) that
 	// wait for their parent; each holds fewer than maxLinks.
 	levels [][]Link
-	done   bool
+	// last[k] holds the children of the last node made over level k, kept
+	// only when the root gets metadata: if that node turns out to be the
+	// root, it is made again with the metadata.
+	last [][]Link
+	done bool
 }
 
 // NewFileBuilder returns a builder with the profile's MaxLinks that calls
-// put for every interior node it makes.
-func NewFileBuilder(put func(Block) error) *FileBuilder {
-	return newFileBuilder(MaxLinks, put)
+// put for every interior node it makes. WithMeta stores metadata in the
+// file's root.
+func NewFileBuilder(put func(Block) error, opts ...Option) *FileBuilder {
+	return newFileBuilder(MaxLinks, put, opts...)
 }
 
 // newFileBuilder is NewFileBuilder with another width (tests use small ones
 // to reach deep trees with few leaves).
-func newFileBuilder(maxLinks int, put func(Block) error) *FileBuilder {
-	return &FileBuilder{maxLinks: maxLinks, put: put}
+func newFileBuilder(maxLinks int, put func(Block) error, opts ...Option) *FileBuilder {
+	return &FileBuilder{maxLinks: maxLinks, put: put, opts: applyOptions(opts)}
 }
 
 // Add appends the next leaf of the file. A full node is made and put at
@@ -101,9 +107,15 @@ func (b *FileBuilder) push(k int, l Link) error {
 	}
 	// The level is full: its node is made now. If no leaf follows, that
 	// node is alone at the top and Finish returns it as the root.
-	n, err := b.node(b.levels[k])
+	n, err := b.node(b.levels[k], false)
 	if err != nil {
 		return err
+	}
+	if !b.opts.meta.IsZero() {
+		for len(b.last) <= k {
+			b.last = append(b.last, make([]Link, 0, b.maxLinks))
+		}
+		b.last[k] = append(b.last[k][:0], b.levels[k]...)
 	}
 	b.levels[k] = b.levels[k][:0]
 	return b.push(k+1, n)
@@ -111,17 +123,23 @@ func (b *FileBuilder) push(k int, l Link) error {
 
 // Finish makes the nodes that are still open and returns the file's root:
 // the leaf itself for a file of one leaf, the empty raw block for a file of
-// none. The builder takes no more leaves.
+// none. With metadata (WithMeta) the root is always a dag-pb node that
+// holds it: over the one leaf, or over none. The builder takes no more
+// leaves.
 func (b *FileBuilder) Finish() (Link, error) {
 	if b.done {
 		return Link{}, ErrFinished
 	}
 	b.done = true
+	meta := !b.opts.meta.IsZero()
 	top := len(b.levels) - 1
 	for top >= 0 && len(b.levels[top]) == 0 {
 		top--
 	}
 	if top < 0 {
+		if meta {
+			return b.node(nil, true)
+		}
 		return Leaf(integrity.Chunk(nil), 0), nil
 	}
 	// Every open node below the top is closed into its parent, so that
@@ -132,7 +150,7 @@ func (b *FileBuilder) Finish() (Link, error) {
 		if len(b.levels[k]) == 0 {
 			continue
 		}
-		n, err := b.node(b.levels[k])
+		n, err := b.node(b.levels[k], false)
 		if err != nil {
 			return Link{}, err
 		}
@@ -140,16 +158,30 @@ func (b *FileBuilder) Finish() (Link, error) {
 		b.levels[k+1] = append(b.levels[k+1], n)
 	}
 	if len(b.levels[top]) == 1 {
-		return b.levels[top][0], nil
+		switch {
+		case !meta:
+			return b.levels[top][0], nil
+		case top == 0: // a lone leaf gets a node to hold the metadata
+			return b.node(b.levels[0], true)
+		default:
+			// The root is the last node made over the level below, put
+			// without the metadata when it was full (that block is left
+			// unreferenced); made again with it.
+			return b.node(b.last[top-1], true)
+		}
 	}
-	return b.node(b.levels[top])
+	return b.node(b.levels[top], meta)
 }
 
-// node makes and puts a file node over children.
-func (b *FileBuilder) node(children []Link) (Link, error) {
+// node makes and puts a file node over children, with the builder's
+// metadata if meta.
+func (b *FileBuilder) node(children []Link, meta bool) (Link, error) {
 	fs := ft.NewFSNode(ft.TFile)
+	if meta {
+		b.opts.meta.set(fs)
+	}
 	pn := new(dag.ProtoNode)
-	if err := pn.SetCidBuilder(cidBuilder); err != nil {
+	if err := pn.SetCidBuilder(b.opts.prefix); err != nil {
 		return Link{}, err
 	}
 	for _, c := range children {

@@ -36,6 +36,7 @@ var house = map[string]rule{
 	"manifest":    {imports: []string{"integrity", "chunker"}, pure: true},
 	"swarm/wire":  {imports: []string{"integrity", "chunker", "bitfield"}, pure: true},
 	"unixfs":      {imports: []string{"integrity"}}, // pure itself, but boxo brings net/http among its dependencies
+	"carfile":     {imports: []string{"unixfs"}},    // CAR export and import of UnixFS DAGs
 
 	// State, import and discovery.
 	"store":    {imports: []string{"integrity", "chunker", "bitfield"}},
