@@ -147,7 +147,7 @@ func TestFileVectors(t *testing.T) {
 		size   int64
 		kubo   string // the expectation from Kubo's tests, if any
 		pinned string // else boxo's root, pinned
-		long   bool   // skipped under -short
+		long   bool   // skipped under -short and -race
 	}{
 		{"0 B", func(testing.TB) io.Reader { return strings.NewReader("") }, 0, kuboEmptyFile, "", false},
 		{"1 B", func(t testing.TB) io.Reader { return seeded(t, "chunk-v1-seed", 1) }, 1, "", boxoOneByte, false},
@@ -157,8 +157,8 @@ func TestFileVectors(t *testing.T) {
 		{"sparse 5 GiB", sparseFile(5 << 30), 5 << 30, "", boxoSparse5G, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if tc.long && testing.Short() {
-				t.Skip("hashes more than a GiB")
+			if tc.long && (testing.Short() || raceEnabled) {
+				t.Skip("hashes more than a GiB (skipped under -short and -race)")
 			}
 			got, _ := buildFile(t, tc.input(t), ChunkSize, MaxLinks, 0)
 			if got.FileSize != uint64(tc.size) {

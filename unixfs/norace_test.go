@@ -1,0 +1,5 @@
+//go:build !race
+
+package unixfs
+
+const raceEnabled = false
