@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"io"
 	"log/slog"
 	"math/rand/v2"
 	"os"
@@ -77,6 +78,14 @@ type FetchOptions struct {
 	// Range replaces them (a seek) or an empty one clears them. The fetch
 	// only receives from it; the caller never has to close it.
 	Focus <-chan Range
+	// Record, if not nil, gets the transcript of the fetch's scheduler
+	// (see package sched): a "new" line with its Config and seed, then
+	// every event the fetch gives it, with the time between them, and the
+	// actions each gave. sched.Replay runs it through a new Scheduler and
+	// gives the same actions. It is written from the fetch's loop, a
+	// few lines at a time; a write that fails ends the recording (with a
+	// warning in the log), not the fetch. Nil costs nothing.
+	Record io.Writer
 }
 
 // Range is the chunks [From, To) of a Layout.
@@ -163,13 +172,15 @@ func (s *Swarm) Fetch(ctx context.Context, root cid.Cid, opts FetchOptions) (*Re
 func (s *Swarm) newFetch(ctx context.Context, root cid.Cid, opts FetchOptions) *fetch {
 	return &fetch{
 		sw: s, root: root, opts: opts, ctx: ctx,
-		events: make(chan event, 256),
-		conns:  map[peer.ID]*conn{},
-		tried:  map[peer.ID]bool{},
-		known:  map[peer.ID]peer.AddrInfo{},
-		said:   map[peer.ID]string{},
-		ready:  make(chan struct{}),
-		log:    s.log.With("root", root),
+		events:  make(chan event, 256),
+		conns:   map[peer.ID]*conn{},
+		tried:   map[peer.ID]bool{},
+		known:   map[peer.ID]peer.AddrInfo{},
+		said:    map[peer.ID]string{},
+		ids:     map[peer.ID]sched.PeerID{},
+		peerIDs: map[sched.PeerID]peer.ID{},
+		ready:   make(chan struct{}),
+		log:     s.log.With("root", root),
 	}
 }
 
@@ -258,8 +269,12 @@ type fetch struct {
 	ready  chan struct{} // closed when a session is up, for the manifest getter
 
 	sched       *sched.Scheduler
-	actions     []sched.Action // what the scheduler decided, for apply
-	focus       Range          // the latest Focus, applied once the scheduler exists
+	actions     []sched.Action           // what the scheduler decided, for apply
+	ids         map[peer.ID]sched.PeerID // see schedID
+	peerIDs     map[sched.PeerID]peer.ID
+	rec         *sched.Recorder // writes the scheduler's transcript to opts.Record
+	recBuf      []byte
+	focus       Range // the latest Focus, applied once the scheduler exists
 	progress    Progress
 	lastSource  time.Time
 	discovering bool
@@ -426,11 +441,17 @@ func (f *fetch) start() error {
 		RequestTimeout: f.sw.cfg.RequestTimeout,
 		MaxStrikes:     f.sw.cfg.MaxStrikes,
 	}
-	f.sched, err = sched.New(cfg, dl.Bits(), rng)
+	have := dl.Bits()
+	f.sched, err = sched.New(cfg, have, rng)
 	if err != nil {
 		return err
 	}
 	now := f.sw.cfg.Now()
+	if f.opts.Record != nil {
+		var first []byte
+		f.rec, first = sched.NewRecorder(sched.NewHeader(cfg, have, f.sw.cfg.Seed, h.Sum64()), now)
+		f.write(first)
+	}
 	if f.focus.From < f.focus.To {
 		f.step(sched.Event{Kind: sched.Prioritize, Index: f.focus.From, To: f.focus.To, Time: now})
 	}
@@ -452,7 +473,7 @@ func (f *fetch) join(c *conn, now time.Time) {
 		return
 	}
 	c.joined = true
-	id := sched.PeerID(c.peer)
+	id := f.schedID(c.peer)
 	f.step(sched.Event{Kind: sched.PeerJoined, Peer: id, Time: now})
 	if c.choked {
 		// It said CHOKE before the scheduler knew it.
@@ -512,13 +533,13 @@ func (f *fetch) handle(ev event) {
 	}
 	if ev.kind == evDown {
 		if f.sched != nil && c.joined {
-			f.step(sched.Event{Kind: sched.PeerLeft, Peer: sched.PeerID(c.peer), Time: now})
+			f.step(sched.Event{Kind: sched.PeerLeft, Peer: f.schedID(c.peer), Time: now})
 		}
 		f.drop(c)
 		return
 	}
 	e := ev.what
-	e.Peer, e.Time = sched.PeerID(c.peer), now
+	e.Peer, e.Time = f.schedID(c.peer), now
 	if e.Kind == sched.Misbehaved && ev.err != nil {
 		e.Reason = ev.err.Error()
 	}
@@ -575,10 +596,50 @@ func (f *fetch) handle(ev event) {
 	}
 }
 
-// step gives e to the scheduler and keeps the actions for apply.
+// record writes e and what it gave to opts.Record.
+func (f *fetch) record(e sched.Event, acts []sched.Action, stepErr error) {
+	b, err := f.rec.Record(f.recBuf[:0], e, acts, stepErr)
+	f.recBuf = b
+	if err == nil {
+		f.write(b)
+		return
+	}
+	f.log.Warn("recording the scheduler's transcript: stopped", "err", err)
+	f.rec = nil
+}
+
+// write writes b to opts.Record, or ends the recording if it fails.
+func (f *fetch) write(b []byte) {
+	if _, err := f.opts.Record.Write(b); err != nil {
+		f.log.Warn("recording the scheduler's transcript: stopped", "err", err)
+		f.rec = nil
+	}
+}
+
+// schedID is p as the scheduler knows it: its string form, which a
+// transcript can print, remembered so that an event costs no encoding.
+// For the loop only.
+func (f *fetch) schedID(p peer.ID) sched.PeerID {
+	id, ok := f.ids[p]
+	if !ok {
+		id = sched.PeerID(p.String())
+		f.ids[p] = id
+		f.peerIDs[id] = p
+	}
+	return id
+}
+
+// peerOf is the peer the scheduler knows as id (see schedID); "" for none.
+func (f *fetch) peerOf(id sched.PeerID) peer.ID { return f.peerIDs[id] }
+
+// step gives e to the scheduler, writes it to the transcript if one is
+// asked for, and keeps the actions for apply.
 func (f *fetch) step(e sched.Event) error {
 	acts, err := f.sched.Step(e)
 	f.actions = append(f.actions, acts...)
+	if f.rec != nil {
+		f.record(e, acts, err)
+	}
 	return err
 }
 
@@ -607,7 +668,7 @@ func (f *fetch) apply() {
 			continue // the loop sees Done()
 		}
 		f.mu.Lock()
-		c := f.conns[peer.ID(a.Peer)]
+		c := f.conns[f.peerOf(a.Peer)]
 		f.mu.Unlock()
 		switch a.Kind {
 		case sched.Request:
@@ -622,7 +683,7 @@ func (f *fetch) apply() {
 			}
 		case sched.Ban:
 			f.progress.Bans++
-			f.sw.Ban(peer.ID(a.Peer), a.Reason)
+			f.sw.Ban(f.peerOf(a.Peer), a.Reason)
 			if c != nil {
 				c.close(wire.CodeBanned, a.Reason)
 			}
@@ -703,7 +764,7 @@ func (f *fetch) usefulSessions() int {
 	useful := 0
 	for _, c := range f.conns {
 		if f.sched != nil {
-			if c.joined && f.sched.Useful(sched.PeerID(c.peer)) {
+			if c.joined && f.sched.Useful(f.schedID(c.peer)) {
 				useful++
 			}
 		} else if c.hasSome && !c.noManifest() {
@@ -780,12 +841,12 @@ func (f *fetch) peersSaid(lead string) string {
 			if !c.hasSome {
 				what = "has no chunk"
 			}
-		case !f.sched.Useful(sched.PeerID(id)):
+		case !f.sched.Useful(f.schedID(id)):
 			what = "has no chunk we lack"
 		case c.choked:
 			what = "chokes us (it serves others)"
-		case f.sched.Requested(sched.PeerID(id)) > 0:
-			what = fmt.Sprintf("sent none of the %d chunks asked of it in time", f.sched.Requested(sched.PeerID(id)))
+		case f.sched.Requested(f.schedID(id)) > 0:
+			what = fmt.Sprintf("sent none of the %d chunks asked of it in time", f.sched.Requested(f.schedID(id)))
 		default:
 			what = "has chunks we lack"
 		}
