@@ -297,5 +297,31 @@ func FuzzHeader(f *testing.F) {
 		if s2 := h2.String(); s2 != s || !reflect.DeepEqual(h, h2) {
 			t.Fatalf("%q printed as %q reads back as %+v (printed %q), want %+v", line, s, h2, s2, h)
 		}
+		// A small one makes the Scheduler it describes, or says why not;
+		// its chunks have the sizes the runs give.
+		if h.Config.Chunks > 4096 {
+			return
+		}
+		sch, err := h.New()
+		if err != nil {
+			if !errors.Is(err, ErrConfig) && !errors.Is(err, ErrBitfield) {
+				t.Fatalf("%q: New: %v wraps neither ErrConfig nor ErrBitfield", line, err)
+			}
+			return
+		}
+		var want []int
+		for _, r := range h.Sizes {
+			for range r.Count {
+				want = append(want, r.Size)
+			}
+		}
+		for i := range int32(h.Config.Chunks) {
+			if len(want) > 0 && sch.size(i) != want[i] {
+				t.Fatalf("%q: chunk %d has %d bytes, want %d", line, i, sch.size(i), want[i])
+			}
+		}
+		if got := NewHeader(sch.cfg, h.Have, h.Seed, h.Seq); got.String() != NewHeader(sch.cfg, h2.Have, h2.Seed, h2.Seq).String() {
+			t.Fatalf("%q: NewHeader differs", line)
+		}
 	})
 }

@@ -526,6 +526,9 @@ func ParseHeader(line string) (Header, error) {
 		if out != nil {
 			return bad("have: chunk %d not in [0, %d)", out[0], n)
 		}
+		if !slices.ContainsFunc(h.Have, func(b byte) bool { return b != 0 }) {
+			h.Have = nil // empty ranges: nothing had, as with no have=
+		}
 	}
 	return h, nil
 }
