@@ -468,3 +468,53 @@ func TestSpecBitfield(t *testing.T) {
 		t.Fatalf("HaveBitfield of the spec's example: %v", err)
 	}
 }
+
+// TestStep: Step returns what is pending (the Done of a download resumed
+// with every chunk, on the first event), refuses an event of no known
+// kind with ErrEvent and changes nothing, and every kind's text form reads
+// back as the same event.
+func TestStep(t *testing.T) {
+	s, err := New(Config{Chunks: 3, ChunkSize: 1}, []byte{0xe0}, rand.New(rand.NewPCG(1, 0)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	as, err := s.Step(Event{Kind: Tick, Time: epoch})
+	if err != nil || len(as) != 1 || as[0].Kind != Done {
+		t.Fatalf("first Step of a download with every chunk: %v, %v; want [done]", as, err)
+	}
+	for _, k := range []EventKind{0, maxEventKind + 1, 255} {
+		as, err := s.Step(Event{Kind: k, Peer: "A", Time: epoch})
+		if !errors.Is(err, ErrEvent) || len(as) != 0 {
+			t.Errorf("Step of kind %d: %v, %v; want ErrEvent and no action", k, as, err)
+		}
+		if _, err := (Event{Kind: k}).MarshalText(); !errors.Is(err, ErrTranscript) {
+			t.Errorf("MarshalText of kind %d: %v, want ErrTranscript", k, err)
+		}
+	}
+	at := epoch.Add(time.Second)
+	for k := EventKind(1); k <= maxEventKind; k++ {
+		e := Event{Kind: k, Time: at}
+		switch k {
+		case Tick, Pause, Resume:
+		case Prioritize:
+			e.Index, e.To = 3, 9
+		default:
+			e.Peer = "QmPeer"
+			switch k {
+			case HaveBitfield:
+				e.Bits = []byte{0xa0}
+			case Misbehaved:
+				e.Reason = "a \"quoted\"\nreason"
+			case Have, DontHave, BlockVerified, BlockBad, BlockWriteFailed:
+				e.Index = 7
+			}
+		}
+		back, err := ParseEvent(e.String(), at)
+		if err != nil || !sameEvent(back, e) {
+			t.Errorf("%v: %q reads back as %+v, %v", k, e.String(), back, err)
+		}
+	}
+	if _, err := (Event{Kind: Have, Peer: "two words"}).MarshalText(); !errors.Is(err, ErrTranscript) {
+		t.Errorf("a peer ID with a space: %v, want ErrTranscript", err)
+	}
+}

@@ -41,7 +41,8 @@ import (
 func transcriptEpoch() time.Time { return time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC) }
 
 // Parser reads the event lines of a transcript, keeping its clock.
-// The zero Parser starts at the transcript epoch (see above).
+// The zero Parser starts at the transcript epoch (see above). It is not
+// safe for concurrent use; no method blocks.
 type Parser struct {
 	now     time.Time
 	started bool
@@ -278,7 +279,8 @@ func formatRanges(b []byte, n int64) string {
 
 // Printer writes events as the lines of a transcript, with the time
 // between them as "wait D" lines (or in "tick D"). Times that go backwards
-// print as no wait: the scheduler's clock never goes back.
+// print as no wait: the scheduler's clock never goes back. It is not safe
+// for concurrent use; no method blocks.
 type Printer struct {
 	now time.Time
 }
