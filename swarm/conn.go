@@ -15,6 +15,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peerstore"
 
 	"github.com/peer-project/peer/integrity"
+	"github.com/peer-project/peer/swarm/sched"
 	"github.com/peer-project/peer/swarm/wire"
 )
 
@@ -294,7 +295,7 @@ func (c *conn) close(code wire.ErrCode, msg string) {
 func (c *conn) violation(err error) {
 	c.close(wire.CodeProtocol, err.Error())
 	c.stream.CloseRead()
-	c.f.post(event{kind: evMisbehaved, conn: c, err: err})
+	c.f.post(event{kind: evSched, what: sched.Event{Kind: sched.Misbehaved}, conn: c, err: err})
 }
 
 // getNode asks the peer for a manifest block and waits for the answer.
@@ -460,7 +461,7 @@ func (c *conn) readMsgs(r *wire.Reader, blocks chan<- *wire.Block) error {
 				return err
 			}
 			if news {
-				f.post(event{kind: evHave, conn: c, index: int64(m.Index)})
+				f.post(peerSaid(c, sched.Have, int64(m.Index)))
 			}
 		case *wire.Block:
 			blocks <- m
@@ -477,7 +478,7 @@ func (c *conn) readMsgs(r *wire.Reader, blocks chan<- *wire.Block) error {
 					return err
 				}
 				if live {
-					f.post(event{kind: evDontHave, conn: c, index: int64(i)})
+					f.post(peerSaid(c, sched.DontHave, int64(i)))
 				}
 			}
 		case *wire.Choke, *wire.Unchoke:
@@ -487,9 +488,9 @@ func (c *conn) readMsgs(r *wire.Reader, blocks chan<- *wire.Block) error {
 			}
 			if m.Type() == wire.TypeChoke {
 				c.dropRequests()
-				f.post(event{kind: evChoke, conn: c})
+				f.post(peerSaid(c, sched.Choke, 0))
 			} else {
-				f.post(event{kind: evUnchoke, conn: c})
+				f.post(peerSaid(c, sched.Unchoke, 0))
 			}
 		case *wire.Node:
 			if !c.deliver(m.CID, m.Data) {
@@ -556,17 +557,17 @@ func (c *conn) block(l *Layout, dl *download, pl *peerLimit, m *wire.Block) erro
 	fresh, err := dl.write(i, m.Data)
 	switch {
 	case err != nil:
-		f.post(event{kind: evWriteFail, conn: c, index: i, err: err})
+		f.post(event{kind: evSched, what: sched.Event{Kind: sched.BlockWriteFailed, Index: i}, conn: c, err: err})
 	case !fresh:
 		f.sw.count(func(s *Stats) { s.DuplicateBytes += n })
-		f.post(event{kind: evDuplicate, conn: c, index: i, size: int(n)})
+		f.post(event{kind: evSched, what: sched.Event{Kind: sched.BlockVerified, Index: i}, conn: c, size: int(n), dup: true})
 	default:
 		f.sw.count(func(s *Stats) { s.ChunksVerified++ })
 		if f.opts.Verified != nil {
 			f.opts.Verified(i)
 		}
 		f.sw.Announce(f.root, i)
-		f.post(event{kind: evVerified, conn: c, index: i, size: int(n)})
+		f.post(event{kind: evSched, what: sched.Event{Kind: sched.BlockVerified, Index: i}, conn: c, size: int(n)})
 	}
 	return nil
 }

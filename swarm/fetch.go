@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"io"
 	"log/slog"
 	"math/rand/v2"
 	"os"
@@ -77,6 +78,14 @@ type FetchOptions struct {
 	// Range replaces them (a seek) or an empty one clears them. The fetch
 	// only receives from it; the caller never has to close it.
 	Focus <-chan Range
+	// Record, if not nil, gets the transcript of the fetch's scheduler
+	// (see package sched): a "new" line with its Config and seed, then
+	// every event the fetch gives it, with the time between them, and the
+	// actions each gave. sched.Replay runs it through a new Scheduler and
+	// gives the same actions. It is written from the fetch's loop, a
+	// few lines at a time; a write that fails ends the recording (with a
+	// warning in the log), not the fetch. Nil costs nothing.
+	Record io.Writer
 }
 
 // Range is the chunks [From, To) of a Layout.
@@ -163,13 +172,15 @@ func (s *Swarm) Fetch(ctx context.Context, root cid.Cid, opts FetchOptions) (*Re
 func (s *Swarm) newFetch(ctx context.Context, root cid.Cid, opts FetchOptions) *fetch {
 	return &fetch{
 		sw: s, root: root, opts: opts, ctx: ctx,
-		events: make(chan event, 256),
-		conns:  map[peer.ID]*conn{},
-		tried:  map[peer.ID]bool{},
-		known:  map[peer.ID]peer.AddrInfo{},
-		said:   map[peer.ID]string{},
-		ready:  make(chan struct{}),
-		log:    s.log.With("root", root),
+		events:  make(chan event, 256),
+		conns:   map[peer.ID]*conn{},
+		tried:   map[peer.ID]bool{},
+		known:   map[peer.ID]peer.AddrInfo{},
+		said:    map[peer.ID]string{},
+		ids:     map[peer.ID]sched.PeerID{},
+		peerIDs: map[sched.PeerID]peer.ID{},
+		ready:   make(chan struct{}),
+		log:     s.log.With("root", root),
 	}
 }
 
@@ -209,34 +220,35 @@ func (s *Swarm) GetBlock(ctx context.Context, root, c cid.Cid, hints []peer.Addr
 	return data, nil
 }
 
-// event is what the peers' goroutines tell a fetch's loop.
+// event is what the peers' goroutines tell a fetch's loop. What a peer
+// said or sent is told in the scheduler's words (evSched: a sched.Event,
+// whose Peer and Time the loop fills in); the rest is the fetch's own.
 type event struct {
-	kind  eventKind
-	conn  *conn
-	index int64
-	err   error
-	size  int
-	peer  peer.AddrInfo
+	kind eventKind
+	what sched.Event // evSched: Kind and Index; Reason comes from err
+	conn *conn
+	err  error // evSched: why (Misbehaved, BlockWriteFailed); evDown: why
+	size int   // evSched BlockVerified: the chunk's size
+	dup  bool  // evSched BlockVerified: the chunk was had already
+	peer peer.AddrInfo
 }
 
 type eventKind int
 
 const (
-	evUp            eventKind = iota // a session opened; have is its first HAVE
-	evHave                           // HAVE index
-	evVerified                       // chunk verified and written
-	evDuplicate                      // chunk verified, already had
-	evBad                            // chunk failed its hash
-	evDontHave                       // peer lacks a chunk it was asked for
-	evWriteFail                      // chunk verified, could not be written
-	evMisbehaved                     // protocol violation
-	evChoke                          // CHOKE: the peer dropped our requests
-	evUnchoke                        // UNCHOKE
+	evSched         eventKind = iota // what a session's peer said or sent
+	evUp                             // a session opened; have is its first HAVE
 	evDown                           // session ended
 	evFound                          // discovery found a peer
 	evDiscoveryDone                  // a discovery round ended
 	evNode                           // a manifest block was verified
 )
+
+// peerSaid returns the event of c's peer saying or sending what k says
+// about chunk i.
+func peerSaid(c *conn, k sched.EventKind, i int64) event {
+	return event{kind: evSched, what: sched.Event{Kind: k, Index: i}, conn: c}
+}
 
 type fetch struct {
 	sw     *Swarm
@@ -257,6 +269,11 @@ type fetch struct {
 	ready  chan struct{} // closed when a session is up, for the manifest getter
 
 	sched       *sched.Scheduler
+	actions     []sched.Action           // what the scheduler decided, for apply
+	ids         map[peer.ID]sched.PeerID // see schedID
+	peerIDs     map[sched.PeerID]peer.ID
+	rec         *sched.Recorder // writes the scheduler's transcript to opts.Record
+	recBuf      []byte
 	focus       Range // the latest Focus, applied once the scheduler exists
 	progress    Progress
 	lastSource  time.Time
@@ -295,7 +312,7 @@ func (f *fetch) post(ev event) bool {
 // else meanwhile), p is struck here, so that a liar whose block arrived as
 // the fetch completed does not go unpunished.
 func (f *fetch) badBlock(c *conn, i int64) {
-	if !f.post(event{kind: evBad, conn: c, index: i}) {
+	if !f.post(peerSaid(c, sched.BlockBad, i)) {
 		f.strikeEarly(c.peer, fmt.Errorf("chunk %d failed its hash", i))
 	}
 }
@@ -347,12 +364,12 @@ func (f *fetch) run() (*Result, error) {
 		case r := <-f.opts.Focus:
 			f.focus = r
 			if f.sched != nil {
-				f.sched.Prioritize(r.From, r.To, f.sw.cfg.Now())
+				f.step(sched.Event{Kind: sched.Prioritize, Index: r.From, To: r.To, Time: f.sw.cfg.Now()})
 			}
 		case <-tick.C:
 			now := f.sw.cfg.Now()
 			if f.sched != nil {
-				f.sched.Tick(now)
+				f.step(sched.Event{Kind: sched.Tick, Time: now})
 			}
 			if err := f.checkSources(now); err != nil {
 				return nil, err
@@ -415,7 +432,7 @@ func (f *fetch) start() error {
 	h.Write(f.root.Bytes())
 	rng := rand.New(rand.NewPCG(f.sw.cfg.Seed, h.Sum64()))
 	chunkSize := int(l.Chunks[0].Size)
-	f.sched, err = sched.New(sched.Config{
+	cfg := sched.Config{
 		Chunks:         l.NumChunks(),
 		ChunkSize:      max(chunkSize, 1),
 		SizeOf:         func(i int64) int { return int(l.Chunks[i].Size) },
@@ -423,13 +440,20 @@ func (f *fetch) start() error {
 		MaxWindow:      f.sw.cfg.MaxWindow,
 		RequestTimeout: f.sw.cfg.RequestTimeout,
 		MaxStrikes:     f.sw.cfg.MaxStrikes,
-	}, dl.Bits(), rng)
+	}
+	have := dl.Bits()
+	f.sched, err = sched.New(cfg, have, rng)
 	if err != nil {
 		return err
 	}
 	now := f.sw.cfg.Now()
+	if f.opts.Record != nil {
+		var first []byte
+		f.rec, first = sched.NewRecorder(sched.NewHeader(cfg, have, f.sw.cfg.Seed, h.Sum64()), now)
+		f.write(first)
+	}
 	if f.focus.From < f.focus.To {
-		f.sched.Prioritize(f.focus.From, f.focus.To, now)
+		f.step(sched.Event{Kind: sched.Prioritize, Index: f.focus.From, To: f.focus.To, Time: now})
 	}
 	f.mu.Lock()
 	conns := make([]*conn, 0, len(f.conns))
@@ -449,25 +473,26 @@ func (f *fetch) join(c *conn, now time.Time) {
 		return
 	}
 	c.joined = true
-	id := sched.PeerID(c.peer)
-	f.sched.PeerJoined(id, now)
+	id := f.schedID(c.peer)
+	f.step(sched.Event{Kind: sched.PeerJoined, Peer: id, Time: now})
 	if c.choked {
-		f.sched.Choke(id, now) // it said CHOKE before the scheduler knew it
+		// It said CHOKE before the scheduler knew it.
+		f.step(sched.Event{Kind: sched.Choke, Peer: id, Time: now})
 	}
 	var err error
 	switch m := c.firstHave.(type) {
 	case *wire.HaveAll:
-		err = f.sched.HaveAll(id, now)
+		err = f.step(sched.Event{Kind: sched.HaveAll, Peer: id, Time: now})
 	case *wire.HaveBitfield:
-		err = f.sched.HaveBitfield(id, m.Bits, now)
+		err = f.step(sched.Event{Kind: sched.HaveBitfield, Peer: id, Bits: m.Bits, Time: now})
 	}
 	for _, i := range c.announced() { // the HAVEs that came before
 		if err == nil {
-			err = f.sched.Have(id, i, now)
+			err = f.step(sched.Event{Kind: sched.Have, Peer: id, Index: i, Time: now})
 		}
 	}
 	if err != nil {
-		f.sched.Misbehaved(id, err.Error(), now)
+		f.step(sched.Event{Kind: sched.Misbehaved, Peer: id, Reason: err.Error(), Time: now})
 	}
 }
 
@@ -506,77 +531,116 @@ func (f *fetch) handle(ev event) {
 		}
 		return
 	}
-	switch ev.kind {
-	case evChoke, evUnchoke:
-		c.choked = ev.kind == evChoke
+	if ev.kind == evDown {
+		if f.sched != nil && c.joined {
+			f.step(sched.Event{Kind: sched.PeerLeft, Peer: f.schedID(c.peer), Time: now})
+		}
+		f.drop(c)
+		return
+	}
+	e := ev.what
+	e.Peer, e.Time = f.schedID(c.peer), now
+	if e.Kind == sched.Misbehaved && ev.err != nil {
+		e.Reason = ev.err.Error()
+	}
+	switch e.Kind {
+	case sched.Choke, sched.Unchoke:
+		c.choked = e.Kind == sched.Choke
 		if !c.joined {
 			return // join tells the scheduler
 		}
-		id := sched.PeerID(c.peer)
-		if c.choked {
-			f.sched.Choke(id, now)
-		} else if f.sched.Unchoke(id, now); f.sched.Requested(id) == 0 {
+		f.step(e)
+		if !c.choked && f.sched.Requested(e.Peer) == 0 {
 			// Nothing to ask of it: its slot may go to someone else.
 			c.notInterested()
 		}
 		return
 	}
 	if f.sched == nil {
-		if ev.kind == evMisbehaved {
+		if e.Kind == sched.Misbehaved {
 			f.strikeEarly(c.peer, ev.err)
 			c.close(wire.CodeProtocol, ev.err.Error())
 			return
 		}
-		if ev.kind == evHave {
+		if e.Kind == sched.Have {
 			c.hasSome = true // the conn keeps the index for join
-		}
-		if ev.kind == evDown {
-			f.drop(c)
 		}
 		return
 	}
-	id := sched.PeerID(c.peer)
-	var err error
-	switch ev.kind {
-	case evHave:
+	switch e.Kind {
+	case sched.Have:
 		c.hasSome = true
 		if !c.joined {
 			return // the conn keeps the index for join
 		}
 		f.lastSource = now
-		err = f.sched.Have(id, ev.index, now)
-	case evVerified:
-		f.progressed = now
-		f.progress.PerPeer[c.peer] += int64(ev.size)
-		err = f.sched.BlockVerified(id, ev.index, now)
-	case evDuplicate:
-		f.progress.Duplicate += int64(ev.size)
-		err = f.sched.BlockVerified(id, ev.index, now)
-	case evBad:
-		err = f.sched.BlockBad(id, ev.index, now)
-	case evDontHave:
-		err = f.sched.DontHave(id, ev.index, now)
-	case evWriteFail:
+	case sched.BlockVerified:
+		if ev.dup {
+			f.progress.Duplicate += int64(ev.size)
+		} else {
+			f.progressed = now
+			f.progress.PerPeer[c.peer] += int64(ev.size)
+		}
+	case sched.BlockWriteFailed:
 		// A chunk that verified could not be written: the disk is the
 		// trouble (full, read-only, gone), not the peer, and asking again
 		// would only fetch it again. The fetch ends; what it verified stays.
-		f.log.Warn("writing a chunk", "index", ev.index, "err", ev.err)
-		err = f.sched.BlockWriteFailed(id, ev.index, now)
+		f.log.Warn("writing a chunk", "index", e.Index, "err", ev.err)
 		if f.fatal == nil {
 			kept, _ := f.dl.counts()
 			f.fatal = fmt.Errorf("%w; free space or fix the disk, then fetch again: the %d verified chunks in %s are kept", ev.err, kept, f.dl.partial)
 		}
-	case evMisbehaved:
-		err = f.sched.Misbehaved(id, ev.err.Error(), now)
-	case evDown:
-		if c.joined {
-			f.sched.PeerLeft(id, now)
-		}
-		f.drop(c)
 	}
-	if err != nil && !errors.Is(err, sched.ErrUnknownPeer) {
-		f.sched.Misbehaved(id, err.Error(), now)
+	if err := f.step(e); err != nil && !errors.Is(err, sched.ErrUnknownPeer) {
+		f.step(sched.Event{Kind: sched.Misbehaved, Peer: e.Peer, Reason: err.Error(), Time: now})
 	}
+}
+
+// record writes e and what it gave to opts.Record.
+func (f *fetch) record(e sched.Event, acts []sched.Action, stepErr error) {
+	b, err := f.rec.Record(f.recBuf[:0], e, acts, stepErr)
+	f.recBuf = b
+	if err == nil {
+		f.write(b)
+		return
+	}
+	f.log.Warn("recording the scheduler's transcript: stopped", "err", err)
+	f.rec = nil
+}
+
+// write writes b to opts.Record, or ends the recording if it fails.
+func (f *fetch) write(b []byte) {
+	if _, err := f.opts.Record.Write(b); err != nil {
+		f.log.Warn("recording the scheduler's transcript: stopped", "err", err)
+		f.rec = nil
+	}
+}
+
+// schedID is p as the scheduler knows it: its string form, which a
+// transcript can print, remembered so that an event costs no encoding.
+// For the loop only.
+func (f *fetch) schedID(p peer.ID) sched.PeerID {
+	id, ok := f.ids[p]
+	if !ok {
+		id = sched.PeerID(p.String())
+		f.ids[p] = id
+		f.peerIDs[id] = p
+	}
+	return id
+}
+
+// peerOf is the peer the scheduler knows as id (see schedID); "" for none.
+func (f *fetch) peerOf(id sched.PeerID) peer.ID { return f.peerIDs[id] }
+
+// step gives e to the scheduler, writes it to the transcript if one is
+// asked for, and keeps the actions for apply.
+func (f *fetch) step(e sched.Event) error {
+	acts, err := f.sched.Step(e)
+	f.actions = append(f.actions, acts...)
+	if f.rec != nil {
+		f.record(e, acts, err)
+	}
+	return err
 }
 
 // strikeEarly deals with a peer that broke the protocol before the
@@ -597,9 +661,14 @@ func (f *fetch) apply() {
 		return
 	}
 	touched := map[*conn]bool{}
-	for _, a := range f.sched.Actions() {
+	acts := f.actions
+	f.actions = nil
+	for _, a := range acts {
+		if a.Kind == sched.Done {
+			continue // the loop sees Done()
+		}
 		f.mu.Lock()
-		c := f.conns[peer.ID(a.Peer)]
+		c := f.conns[f.peerOf(a.Peer)]
 		f.mu.Unlock()
 		switch a.Kind {
 		case sched.Request:
@@ -614,7 +683,7 @@ func (f *fetch) apply() {
 			}
 		case sched.Ban:
 			f.progress.Bans++
-			f.sw.Ban(peer.ID(a.Peer), a.Reason)
+			f.sw.Ban(f.peerOf(a.Peer), a.Reason)
 			if c != nil {
 				c.close(wire.CodeBanned, a.Reason)
 			}
@@ -695,7 +764,7 @@ func (f *fetch) usefulSessions() int {
 	useful := 0
 	for _, c := range f.conns {
 		if f.sched != nil {
-			if c.joined && f.sched.Useful(sched.PeerID(c.peer)) {
+			if c.joined && f.sched.Useful(f.schedID(c.peer)) {
 				useful++
 			}
 		} else if c.hasSome && !c.noManifest() {
@@ -772,12 +841,12 @@ func (f *fetch) peersSaid(lead string) string {
 			if !c.hasSome {
 				what = "has no chunk"
 			}
-		case !f.sched.Useful(sched.PeerID(id)):
+		case !f.sched.Useful(f.schedID(id)):
 			what = "has no chunk we lack"
 		case c.choked:
 			what = "chokes us (it serves others)"
-		case f.sched.Requested(sched.PeerID(id)) > 0:
-			what = fmt.Sprintf("sent none of the %d chunks asked of it in time", f.sched.Requested(sched.PeerID(id)))
+		case f.sched.Requested(f.schedID(id)) > 0:
+			what = fmt.Sprintf("sent none of the %d chunks asked of it in time", f.sched.Requested(f.schedID(id)))
 		default:
 			what = "has chunks we lack"
 		}
@@ -926,8 +995,8 @@ func (f *fetch) shutdown() {
 	for {
 		select {
 		case ev := <-f.events:
-			if ev.kind == evBad {
-				f.strikeEarly(ev.conn.peer, fmt.Errorf("chunk %d failed its hash", ev.index))
+			if ev.kind == evSched && ev.what.Kind == sched.BlockBad {
+				f.strikeEarly(ev.conn.peer, fmt.Errorf("chunk %d failed its hash", ev.what.Index))
 			}
 			continue
 		default:

@@ -29,6 +29,7 @@ import (
 	mocknet "github.com/libp2p/go-libp2p/p2p/net/mock"
 
 	"github.com/peer-project/peer/integrity"
+	"github.com/peer-project/peer/swarm/sched"
 	"github.com/peer-project/peer/swarm/wire"
 )
 
@@ -503,7 +504,7 @@ func TestBadBlockAfterTheLoop(t *testing.T) {
 
 	ctx, cancel := context.WithCancel(context.Background())
 	f := s.newFetch(ctx, integrity.Block([]byte("root")), FetchOptions{})
-	f.events <- event{kind: evBad, conn: &conn{peer: queued}, index: 3} // never handled by a loop
+	f.events <- peerSaid(&conn{peer: queued}, sched.BlockBad, 3) // never handled by a loop
 	cancel()
 	f.badBlock(&conn{peer: late}, 4) // the loop is over: post fails
 	f.shutdown()

@@ -21,9 +21,9 @@ func benchSwarm(b *testing.B, seeders, partial int, fraction float64) (*Schedule
 	now := epoch
 	for k := range seeders + partial {
 		id := PeerID(fmt.Sprintf("p%04d", k))
-		s.PeerJoined(id, now)
+		s.step(Event{Kind: PeerJoined, Peer: id, Time: now})
 		if k < seeders {
-			if err := s.HaveAll(id, now); err != nil {
+			if err := s.step(Event{Kind: HaveAll, Peer: id, Time: now}); err != nil {
 				b.Fatal(err)
 			}
 			continue
@@ -34,11 +34,11 @@ func benchSwarm(b *testing.B, seeders, partial int, fraction float64) (*Schedule
 				bf.set(i)
 			}
 		}
-		if err := s.HaveBitfield(id, bf.wire(chunks), now); err != nil {
+		if err := s.step(Event{Kind: HaveBitfield, Peer: id, Bits: bf.wire(chunks), Time: now}); err != nil {
 			b.Fatal(err)
 		}
 	}
-	return s, s.Actions()
+	return s, s.pending()
 }
 
 // BenchmarkPick measures the steady state of a 1 TiB download from 1000
@@ -74,10 +74,10 @@ func BenchmarkPick(b *testing.B) {
 				a := queue[0]
 				queue = queue[1:]
 				now = now.Add(time.Millisecond)
-				if err := s.BlockVerified(a.Peer, a.Index, now); err != nil {
+				if err := s.step(Event{Kind: BlockVerified, Peer: a.Peer, Index: a.Index, Time: now}); err != nil {
 					b.Fatal(err)
 				}
-				for _, x := range s.Actions() {
+				for _, x := range s.pending() {
 					if x.Kind == Request {
 						picks++
 						queue = append(queue, x)

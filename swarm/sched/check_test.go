@@ -138,3 +138,15 @@ func containsReq(rs []*request, r *request) bool {
 	}
 	return false
 }
+
+// step hands e to s.Step and keeps the actions it returns queued, so that
+// a test can send several events and then take what they gave together
+// with pending.
+func (s *Scheduler) step(e Event) error {
+	acts, err := s.Step(e)
+	s.actions = acts
+	return err
+}
+
+// pending returns the actions queued since the last call (see step).
+func (s *Scheduler) pending() []Action { return s.drain() }

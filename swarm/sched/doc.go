@@ -7,19 +7,27 @@
 // from the seeded *rand.Rand it is given, so that the same events always
 // give the same actions; its tests replay golden transcripts
 // (testdata/*.txt) and simulate swarms in virtual time. The swarm package's
-// I/O layer drives it:
+// I/O layer drives it. Every input is an Event value given to Step, which
+// returns the decisions (Actions) it took, as etcd-io/raft's Step takes its
+// messages:
 //
 //	s, err := sched.New(sched.Config{Chunks: n, ChunkSize: size}, resumeBits, rng)
-//	// on connect:      s.PeerJoined(p, now)
-//	// on HAVE:         s.HaveAll(p, now) / s.HaveBitfield(p, bits, now) / s.Have(p, i, now)
-//	// on DONT_HAVE:    s.DontHave(p, i, now)
-//	// on BLOCK:        verify, write, then s.BlockVerified(p, i, now),
-//	//                  or s.BlockBad(p, i, now) / s.BlockWriteFailed(p, i, now)
-//	// on CHOKE:        s.Choke(p, now)    on UNCHOKE: s.Unchoke(p, now)
-//	// on disconnect:   s.PeerLeft(p, now)
-//	// every ~100 ms:   s.Tick(now)
-//	// on a seek:       s.Prioritize(from, to, now)
-//	// after each:      for _, a := range s.Actions() { send WANT / CANCEL, disconnect, finish }
+//	// on connect:      s.Step(sched.Event{Kind: sched.PeerJoined, Peer: p, Time: now})
+//	// on HAVE:         HaveAll, HaveBitfield (Bits) or Have (Index)
+//	// on DONT_HAVE:    DontHave
+//	// on BLOCK:        verify, write, then BlockVerified,
+//	//                  or BlockBad / BlockWriteFailed
+//	// on CHOKE:        Choke          on UNCHOKE: Unchoke
+//	// on disconnect:   PeerLeft
+//	// every ~100 ms:   Tick
+//	// on a seek:       Prioritize (Index, To)
+//	// each Step returns the actions: send WANT / CANCEL, disconnect, finish
+//
+// Each Event has a text form, a line of a transcript (transcript.go):
+// "join P", "have P all", "block P 7 ok", "tick 50ms". A Recorder writes
+// the transcript of a live Scheduler (the swarm writes one for a fetch when
+// asked, see swarm.FetchOptions.Record) and Replay runs one through a new
+// Scheduler, so that a real download can be replayed, step by step, here.
 //
 // # Policy
 //

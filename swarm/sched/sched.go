@@ -50,6 +50,12 @@ var (
 	// ErrBitfield is returned for a HAVE bitfield (or resume bitfield) of
 	// the wrong length or with spare bits set.
 	ErrBitfield = errors.New("sched: malformed bitfield")
+	// ErrEvent is returned by Step for an Event of no known kind.
+	ErrEvent = errors.New("sched: unknown event")
+	// ErrTranscript is wrapped by the errors of the transcript reader
+	// and writers for a line they cannot read or an event they cannot
+	// write.
+	ErrTranscript = errors.New("sched: malformed transcript")
 )
 
 // Config describes one download. Zero fields take the defaults named in
@@ -140,9 +146,9 @@ type outChunk struct {
 }
 
 // Scheduler decides which chunk to request from which peer. It is a
-// single-threaded state machine: the caller reports events (each method
-// below but the getters), passing the current time, then drains the
-// decisions with Actions and carries them out. It does no I/O, starts no
+// single-threaded state machine: the caller reports each event, with the
+// current time, to Step, and carries out the decisions it returns. The
+// other methods only read its state. It does no I/O, starts no
 // goroutine, reads no clock and draws randomness only from the *rand.Rand
 // given to New, so the same events give the same actions.
 //
@@ -193,7 +199,7 @@ type counters struct {
 // breaks ties between equally rare chunks; it must not be nil and the
 // Scheduler uses it from its own goroutine only.
 //
-// If every chunk is already had, the first Actions holds Done.
+// If every chunk is already had, the first Step returns Done.
 func New(cfg Config, have []byte, rng *rand.Rand) (*Scheduler, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
@@ -232,9 +238,9 @@ func New(cfg Config, have []byte, rng *rand.Rand) (*Scheduler, error) {
 	return s, nil
 }
 
-// Actions returns the decisions taken since the last call, in order, and
-// forgets them. The caller owns the slice.
-func (s *Scheduler) Actions() []Action {
+// drain returns the decisions taken since the last call, in order, and
+// forgets them.
+func (s *Scheduler) drain() []Action {
 	a := s.actions
 	s.actions = nil
 	return a
@@ -315,10 +321,8 @@ func (s *Scheduler) lookup(id PeerID) (*peer, error) {
 	return p, nil
 }
 
-// PeerJoined adds p as a possible source. It has nothing until it sends
-// HAVE (HaveAll, HaveBitfield, Have). Joining again is a no-op; a banned
-// peer stays banned.
-func (s *Scheduler) PeerJoined(id PeerID, now time.Time) {
+// peerJoined handles a PeerJoined event (see EventKind).
+func (s *Scheduler) peerJoined(id PeerID, now time.Time) {
 	now = s.clock(now)
 	if s.peers[id] != nil {
 		return
@@ -330,10 +334,8 @@ func (s *Scheduler) PeerJoined(id PeerID, now time.Time) {
 	s.fill(now)
 }
 
-// PeerLeft forgets p: its outstanding requests go back to the pool (no
-// Cancel is emitted: the connection is gone) and are given to other peers.
-// A banned peer's record is kept so that it stays banned if it comes back.
-func (s *Scheduler) PeerLeft(id PeerID, now time.Time) {
+// peerLeft handles a PeerLeft event (see EventKind).
+func (s *Scheduler) peerLeft(id PeerID, now time.Time) {
 	now = s.clock(now)
 	p := s.peers[id]
 	if p == nil || p.banned {
@@ -358,8 +360,8 @@ func (s *Scheduler) detach(p *peer) {
 	p.gone = true
 }
 
-// HaveAll records that p has every chunk (HAVE all).
-func (s *Scheduler) HaveAll(id PeerID, now time.Time) error {
+// haveAll handles a HaveAll event (see EventKind).
+func (s *Scheduler) haveAll(id PeerID, now time.Time) error {
 	now = s.clock(now)
 	p, err := s.lookup(id)
 	if p == nil {
@@ -373,13 +375,8 @@ func (s *Scheduler) HaveAll(id PeerID, now time.Time) error {
 	return nil
 }
 
-// HaveBitfield records that p has the chunks set in wire, the HAVE
-// bitfield: ⌈Chunks/8⌉ bytes, chunk i in byte i/8 under mask 0x80>>(i%8),
-// spare bits zero. Bits add to what p had. A bitfield of another length or
-// with spare bits set is refused with an error wrapping ErrBitfield and
-// changes nothing (the caller should treat it as a protocol violation, see
-// Misbehaved).
-func (s *Scheduler) HaveBitfield(id PeerID, wire []byte, now time.Time) error {
+// haveBitfield handles a HaveBitfield event (see EventKind).
+func (s *Scheduler) haveBitfield(id PeerID, wire []byte, now time.Time) error {
 	now = s.clock(now)
 	p, err := s.lookup(id)
 	if p == nil {
@@ -413,8 +410,8 @@ func (s *Scheduler) HaveBitfield(id PeerID, wire []byte, now time.Time) error {
 	return nil
 }
 
-// Have records that p has chunk i (a single HAVE).
-func (s *Scheduler) Have(id PeerID, i int64, now time.Time) error {
+// have handles a Have event (see EventKind).
+func (s *Scheduler) have(id PeerID, i int64, now time.Time) error {
 	p, c, now, err := s.chunkEvent(id, i, now)
 	if p == nil {
 		return err
@@ -438,10 +435,8 @@ func (s *Scheduler) Have(id PeerID, i int64, now time.Time) error {
 	return nil
 }
 
-// DontHave records that p does not have chunk i after all (DONT_HAVE); a
-// request of it to p is dropped and the chunk goes to another peer. It is
-// not a strike: files change under sharers.
-func (s *Scheduler) DontHave(id PeerID, i int64, now time.Time) error {
+// dontHave handles a DontHave event (see EventKind).
+func (s *Scheduler) dontHave(id PeerID, i int64, now time.Time) error {
 	p, c, now, err := s.chunkEvent(id, i, now)
 	if p == nil {
 		return err
@@ -462,13 +457,8 @@ func (s *Scheduler) DontHave(id PeerID, i int64, now time.Time) error {
 	return nil
 }
 
-// Choke records that p will not answer requests for now (CHOKE: it serves
-// other peers): its outstanding requests are dropped without a Cancel (p
-// has dropped them too) and without a penalty, and their chunks go to other
-// peers. p gets no request until Unchoke; what it has still counts for
-// rarity. A block p sent before the CHOKE may still arrive and is used as
-// any late block. Choking a choked peer is a no-op.
-func (s *Scheduler) Choke(id PeerID, now time.Time) error {
+// choke handles a Choke event (see EventKind).
+func (s *Scheduler) choke(id PeerID, now time.Time) error {
 	now = s.clock(now)
 	p, err := s.lookup(id)
 	if p == nil || p.choked {
@@ -483,9 +473,8 @@ func (s *Scheduler) Choke(id PeerID, now time.Time) error {
 	return nil
 }
 
-// Unchoke records that p answers requests again (UNCHOKE): it is given
-// requests at once. Unchoking an unchoked peer is a no-op.
-func (s *Scheduler) Unchoke(id PeerID, now time.Time) error {
+// unchoke handles a Unchoke event (see EventKind).
+func (s *Scheduler) unchoke(id PeerID, now time.Time) error {
 	now = s.clock(now)
 	p, err := s.lookup(id)
 	if p == nil || !p.choked {
@@ -556,12 +545,8 @@ func nextAndNot(a, b bitfield, from, to int32) (int32, bool) {
 	return 0, false
 }
 
-// BlockVerified records that chunk i arrived from p, matched its CID and was
-// stored. Other requests of i are cancelled (Cancel actions) and p gets its
-// next request. A block for a chunk already verified counts as a duplicate;
-// one from a banned peer is ignored. When the last chunk is verified, Done
-// is emitted.
-func (s *Scheduler) BlockVerified(id PeerID, i int64, now time.Time) error {
+// blockVerified handles a BlockVerified event (see EventKind).
+func (s *Scheduler) blockVerified(id PeerID, i int64, now time.Time) error {
 	p, c, now, err := s.chunkEvent(id, i, now)
 	if p == nil {
 		return err
@@ -625,11 +610,8 @@ func (s *Scheduler) checkDone() {
 	}
 }
 
-// BlockBad records that the bytes p sent for chunk i did not match its CID.
-// Each chunk comes from one peer, so p is struck; at MaxStrikes it is banned
-// (a Ban action) and all its requests go to other peers. Chunk i is
-// requested again, from another peer if one has it.
-func (s *Scheduler) BlockBad(id PeerID, i int64, now time.Time) error {
+// blockBad handles a BlockBad event (see EventKind).
+func (s *Scheduler) blockBad(id PeerID, i int64, now time.Time) error {
 	p, c, now, err := s.chunkEvent(id, i, now)
 	if p == nil {
 		return err
@@ -652,9 +634,8 @@ func (s *Scheduler) BlockBad(id PeerID, i int64, now time.Time) error {
 	return nil
 }
 
-// Misbehaved strikes p for a protocol violation the caller detected (a
-// malformed message, a refused bitfield), and bans it at MaxStrikes.
-func (s *Scheduler) Misbehaved(id PeerID, reason string, now time.Time) error {
+// misbehaved handles a Misbehaved event (see EventKind).
+func (s *Scheduler) misbehaved(id PeerID, reason string, now time.Time) error {
 	now = s.clock(now)
 	p, err := s.lookup(id)
 	if p == nil {
@@ -681,11 +662,8 @@ func (s *Scheduler) ban(p *peer, reason string) {
 	s.emit(Ban, p, 0, reason)
 }
 
-// BlockWriteFailed records that chunk i arrived from p and matched its CID
-// but could not be stored (disk full, I/O error). p is not blamed (its
-// throughput is credited); the chunk goes back to the pool. The caller
-// should Pause if the failure will repeat.
-func (s *Scheduler) BlockWriteFailed(id PeerID, i int64, now time.Time) error {
+// blockWriteFailed handles a BlockWriteFailed event (see EventKind).
+func (s *Scheduler) blockWriteFailed(id PeerID, i int64, now time.Time) error {
 	p, c, now, err := s.chunkEvent(id, i, now)
 	if p == nil {
 		return err
@@ -703,12 +681,8 @@ func (s *Scheduler) BlockWriteFailed(id PeerID, i int64, now time.Time) error {
 	return nil
 }
 
-// Tick times out the requests that are overdue: each is cancelled (a Cancel
-// action) and its chunk goes to another peer; each peer that timed out has
-// its window and rate estimate halved (once per Tick) and is held to one
-// request until it delivers. Tick also lets idle peers reconsider
-// duplicating slow requests. Call it every 100 ms or so.
-func (s *Scheduler) Tick(now time.Time) {
+// tick handles a Tick event (see EventKind).
+func (s *Scheduler) tick(now time.Time) {
 	now = s.clock(now)
 	var late []*peer
 	for len(s.timers) > 0 && !s.timers[0].due.After(now) {
@@ -754,20 +728,8 @@ func (s *Scheduler) Tick(now time.Time) {
 	s.fill(now)
 }
 
-// Prioritize asks for chunks [from, to) before any other, in index order,
-// for streaming reads; a later call replaces the range (a seek) and an
-// empty range (from ≥ to) clears it. The range is clamped to the file.
-// Chunks of the range held by a slow peer are duplicated to faster idle
-// peers as in endgame.
-//
-// A seek (a range that does not start inside or right after the last one)
-// must not wait behind a pipeline of other chunks: each peer that could send
-// a chunk of the new range, but not among the oldest quarter of its window
-// of requests (at least one; those are likely on the wire already), gives up
-// every request but that quarter (Cancel actions), and its window is filled
-// again with the range first. A range that moves forward as a reader reads
-// cancels nothing.
-func (s *Scheduler) Prioritize(from, to int64, now time.Time) {
+// prioritize handles a Prioritize event (see EventKind).
+func (s *Scheduler) prioritize(from, to int64, now time.Time) {
 	now = s.clock(now)
 	from, to = max(from, 0), min(to, int64(s.n))
 	if from >= to {
@@ -834,15 +796,14 @@ func (s *Scheduler) preempt(p *peer) {
 	p.noNormal = false // the cancelled chunks are unrequested again
 }
 
-// Pause stops new requests (outstanding ones stay and their events are
-// handled), e.g. while the disk is full.
-func (s *Scheduler) Pause(now time.Time) {
+// pause handles a Pause event (see EventKind).
+func (s *Scheduler) pause(now time.Time) {
 	s.clock(now)
 	s.paused = true
 }
 
-// Resume undoes Pause.
-func (s *Scheduler) Resume(now time.Time) {
+// resume handles a Resume event (see EventKind).
+func (s *Scheduler) resume(now time.Time) {
 	now = s.clock(now)
 	if !s.paused {
 		return

@@ -150,11 +150,11 @@ func requests(as []Action, of PeerID) []int64 {
 func TestTieBreakIsSeeded(t *testing.T) {
 	order := func(seed uint64) string {
 		s := newTest(t, Config{Chunks: 1024, ChunkSize: 1, MinWindow: 8, MaxWindow: 8}, seed)
-		s.PeerJoined("A", epoch)
-		if err := s.HaveAll("A", epoch); err != nil {
+		s.step(Event{Kind: PeerJoined, Peer: "A", Time: epoch})
+		if err := s.step(Event{Kind: HaveAll, Peer: "A", Time: epoch}); err != nil {
 			t.Fatal(err)
 		}
-		return fmt.Sprint(requests(s.Actions(), "A"))
+		return fmt.Sprint(requests(s.pending(), "A"))
 	}
 	seen := map[string]bool{}
 	for seed := range uint64(20) {
@@ -177,24 +177,24 @@ func TestRarestFirst(t *testing.T) {
 		r := rand.New(rand.NewPCG(seed, 5))
 		const n = 200
 		s := newTest(t, Config{Chunks: n, ChunkSize: 1}, seed)
-		s.Pause(epoch) // announcements only: picks are made below
+		s.step(Event{Kind: Pause, Time: epoch}) // announcements only: picks are made below
 		var ps []*peer
 		for k := range 6 {
 			id := PeerID(fmt.Sprint("P", k))
-			s.PeerJoined(id, epoch)
+			s.step(Event{Kind: PeerJoined, Peer: id, Time: epoch})
 			b := newBitfield(n)
 			for i := range int32(n) {
 				if r.IntN(4) > 0 {
 					b.set(i)
 				}
 			}
-			if err := s.HaveBitfield(id, b.wire(n), epoch); err != nil {
+			if err := s.step(Event{Kind: HaveBitfield, Peer: id, Bits: b.wire(n), Time: epoch}); err != nil {
 				t.Fatal(err)
 			}
 			ps = append(ps, s.peers[id])
 		}
-		s.PeerJoined("S", epoch)
-		if err := s.HaveAll("S", epoch); err != nil {
+		s.step(Event{Kind: PeerJoined, Peer: "S", Time: epoch})
+		if err := s.step(Event{Kind: HaveAll, Peer: "S", Time: epoch}); err != nil {
 			t.Fatal(err)
 		}
 		ps = append(ps, s.peers["S"])
@@ -229,16 +229,16 @@ func TestRarestFirst(t *testing.T) {
 
 func TestEventErrors(t *testing.T) {
 	s := newTest(t, Config{Chunks: 4, ChunkSize: 1}, 1)
-	s.PeerJoined("A", epoch)
+	s.step(Event{Kind: PeerJoined, Peer: "A", Time: epoch})
 	unknown := map[string]error{
-		"HaveAll":          s.HaveAll("Z", epoch),
-		"HaveBitfield":     s.HaveBitfield("Z", []byte{0xf0}, epoch),
-		"Have":             s.Have("Z", 0, epoch),
-		"DontHave":         s.DontHave("Z", 0, epoch),
-		"BlockVerified":    s.BlockVerified("Z", 0, epoch),
-		"BlockBad":         s.BlockBad("Z", 0, epoch),
-		"BlockWriteFailed": s.BlockWriteFailed("Z", 0, epoch),
-		"Misbehaved":       s.Misbehaved("Z", "x", epoch),
+		"HaveAll":          s.step(Event{Kind: HaveAll, Peer: "Z", Time: epoch}),
+		"HaveBitfield":     s.step(Event{Kind: HaveBitfield, Peer: "Z", Bits: []byte{0xf0}, Time: epoch}),
+		"Have":             s.step(Event{Kind: Have, Peer: "Z", Index: 0, Time: epoch}),
+		"DontHave":         s.step(Event{Kind: DontHave, Peer: "Z", Index: 0, Time: epoch}),
+		"BlockVerified":    s.step(Event{Kind: BlockVerified, Peer: "Z", Index: 0, Time: epoch}),
+		"BlockBad":         s.step(Event{Kind: BlockBad, Peer: "Z", Index: 0, Time: epoch}),
+		"BlockWriteFailed": s.step(Event{Kind: BlockWriteFailed, Peer: "Z", Index: 0, Time: epoch}),
+		"Misbehaved":       s.step(Event{Kind: Misbehaved, Peer: "Z", Reason: "x", Time: epoch}),
 	}
 	for name, err := range unknown {
 		if !errors.Is(err, ErrUnknownPeer) {
@@ -247,21 +247,21 @@ func TestEventErrors(t *testing.T) {
 	}
 	for _, i := range []int64{-1, 4, 1 << 40} {
 		for name, err := range map[string]error{
-			"Have":             s.Have("A", i, epoch),
-			"DontHave":         s.DontHave("A", i, epoch),
-			"BlockVerified":    s.BlockVerified("A", i, epoch),
-			"BlockBad":         s.BlockBad("A", i, epoch),
-			"BlockWriteFailed": s.BlockWriteFailed("A", i, epoch),
+			"Have":             s.step(Event{Kind: Have, Peer: "A", Index: i, Time: epoch}),
+			"DontHave":         s.step(Event{Kind: DontHave, Peer: "A", Index: i, Time: epoch}),
+			"BlockVerified":    s.step(Event{Kind: BlockVerified, Peer: "A", Index: i, Time: epoch}),
+			"BlockBad":         s.step(Event{Kind: BlockBad, Peer: "A", Index: i, Time: epoch}),
+			"BlockWriteFailed": s.step(Event{Kind: BlockWriteFailed, Peer: "A", Index: i, Time: epoch}),
 		} {
 			if !errors.Is(err, ErrIndex) {
 				t.Errorf("%s(%d): %v, want ErrIndex", name, i, err)
 			}
 		}
 	}
-	if err := s.HaveBitfield("A", []byte{0xf8}, epoch); !errors.Is(err, ErrBitfield) {
+	if err := s.step(Event{Kind: HaveBitfield, Peer: "A", Bits: []byte{0xf8}, Time: epoch}); !errors.Is(err, ErrBitfield) {
 		t.Errorf("spare bits: %v, want ErrBitfield", err)
 	}
-	if len(s.Actions()) != 0 || s.Stats().Peers[0].Strikes != 0 {
+	if len(s.pending()) != 0 || s.Stats().Peers[0].Strikes != 0 {
 		t.Errorf("refused events changed the state: %+v", s.Stats())
 	}
 	if err := s.check(true); err != nil {
@@ -271,23 +271,23 @@ func TestEventErrors(t *testing.T) {
 
 func TestActionsDrain(t *testing.T) {
 	s := newTest(t, Config{Chunks: 4, ChunkSize: 1, MinWindow: 4}, 1)
-	s.PeerJoined("A", epoch)
-	if err := s.HaveAll("A", epoch); err != nil {
+	s.step(Event{Kind: PeerJoined, Peer: "A", Time: epoch})
+	if err := s.step(Event{Kind: HaveAll, Peer: "A", Time: epoch}); err != nil {
 		t.Fatal(err)
 	}
-	as := s.Actions()
+	as := s.pending()
 	if got := requests(as, "A"); len(got) != 4 {
 		t.Fatalf("requests %v, want 4", got)
 	}
-	if again := s.Actions(); len(again) != 0 {
+	if again := s.pending(); len(again) != 0 {
 		t.Fatalf("second Actions = %v, want none", again)
 	}
 	for _, i := range requests(as, "A") {
-		if err := s.BlockVerified("A", i, epoch.Add(time.Second)); err != nil {
+		if err := s.step(Event{Kind: BlockVerified, Peer: "A", Index: i, Time: epoch.Add(time.Second)}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	as = s.Actions()
+	as = s.pending()
 	if len(as) != 1 || as[0].Kind != Done || as[0].String() != "done" || !s.Done() {
 		t.Fatalf("after the last block: %v (done %v), want [done]", as, s.Done())
 	}
@@ -301,19 +301,19 @@ func TestActionsDrain(t *testing.T) {
 func TestBanReasonAndStats(t *testing.T) {
 	s := newTest(t, Config{Chunks: 8, ChunkSize: 10, MaxStrikes: 2}, 1)
 	for _, id := range []PeerID{"B", "A"} {
-		s.PeerJoined(id, epoch)
-		if err := s.HaveAll(id, epoch); err != nil {
+		s.step(Event{Kind: PeerJoined, Peer: id, Time: epoch})
+		if err := s.step(Event{Kind: HaveAll, Peer: id, Time: epoch}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	a := requests(s.Actions(), "A")
-	if err := s.Misbehaved("A", "malformed WANT", epoch); err != nil {
+	a := requests(s.pending(), "A")
+	if err := s.step(Event{Kind: Misbehaved, Peer: "A", Reason: "malformed WANT", Time: epoch}); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.BlockBad("A", a[0], epoch); err != nil {
+	if err := s.step(Event{Kind: BlockBad, Peer: "A", Index: a[0], Time: epoch}); err != nil {
 		t.Fatal(err)
 	}
-	as := s.Actions()
+	as := s.pending()
 	var ban *Action
 	for k := range as {
 		if as[k].Kind == Ban {
@@ -378,34 +378,34 @@ func TestUseful(t *testing.T) {
 			switch k := r.IntN(20); {
 			case has[id] == nil || k == 0:
 				what = "join"
-				s.PeerJoined(id, now)
+				s.step(Event{Kind: PeerJoined, Peer: id, Time: now})
 				if has[id] == nil {
 					has[id] = map[int64]bool{}
 				}
 			case k == 1:
 				what = "leave"
-				s.PeerLeft(id, now)
+				s.step(Event{Kind: PeerLeft, Peer: id, Time: now})
 				delete(has, id)
 			case k == 2 && r.IntN(4) == 0:
 				what = "have all"
-				s.HaveAll(id, now)
+				s.step(Event{Kind: HaveAll, Peer: id, Time: now})
 				for j := range int64(chunks) {
 					has[id][j] = true
 				}
 			case k < 6:
 				what = fmt.Sprintf("dont have %d", i)
-				s.DontHave(id, i, now)
+				s.step(Event{Kind: DontHave, Peer: id, Index: i, Time: now})
 				delete(has[id], i)
 			case k < 12:
 				what = fmt.Sprintf("block %d", i)
-				s.BlockVerified(id, i, now)
+				s.step(Event{Kind: BlockVerified, Peer: id, Index: i, Time: now})
 				got[i] = true
 			default:
 				what = fmt.Sprintf("have %d", i)
-				s.Have(id, i, now)
+				s.step(Event{Kind: Have, Peer: id, Index: i, Time: now})
 				has[id][i] = true
 			}
-			s.Actions()
+			s.pending()
 			for _, p := range ids {
 				want := false
 				for j := range has[p] {
@@ -424,10 +424,10 @@ func TestUseful(t *testing.T) {
 	if s.Useful("nobody") {
 		t.Error("an unknown peer is useful")
 	}
-	s.PeerJoined("A", epoch)
-	s.HaveAll("A", epoch)
-	s.BlockVerified("A", 0, epoch)
-	s.BlockVerified("A", 1, epoch)
+	s.step(Event{Kind: PeerJoined, Peer: "A", Time: epoch})
+	s.step(Event{Kind: HaveAll, Peer: "A", Time: epoch})
+	s.step(Event{Kind: BlockVerified, Peer: "A", Index: 0, Time: epoch})
+	s.step(Event{Kind: BlockVerified, Peer: "A", Index: 1, Time: epoch})
 	if s.Useful("A") {
 		t.Error("a seeder is useful to a download that is done")
 	}
@@ -463,8 +463,58 @@ func TestSpecBitfield(t *testing.T) {
 		t.Errorf("the spec's bitfield % x decodes to chunks %v, the spec says [0 2 9]", wire, got)
 	}
 	s := newTest(t, Config{Chunks: 10, ChunkSize: 1024}, 1)
-	s.PeerJoined("A", epoch)
-	if err := s.HaveBitfield("A", wire, epoch); err != nil {
+	s.step(Event{Kind: PeerJoined, Peer: "A", Time: epoch})
+	if err := s.step(Event{Kind: HaveBitfield, Peer: "A", Bits: wire, Time: epoch}); err != nil {
 		t.Fatalf("HaveBitfield of the spec's example: %v", err)
+	}
+}
+
+// TestStep: Step returns what is pending (the Done of a download resumed
+// with every chunk, on the first event), refuses an event of no known
+// kind with ErrEvent and changes nothing, and every kind's text form reads
+// back as the same event.
+func TestStep(t *testing.T) {
+	s, err := New(Config{Chunks: 3, ChunkSize: 1}, []byte{0xe0}, rand.New(rand.NewPCG(1, 0)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	as, err := s.Step(Event{Kind: Tick, Time: epoch})
+	if err != nil || len(as) != 1 || as[0].Kind != Done {
+		t.Fatalf("first Step of a download with every chunk: %v, %v; want [done]", as, err)
+	}
+	for _, k := range []EventKind{0, maxEventKind + 1, 255} {
+		as, err := s.Step(Event{Kind: k, Peer: "A", Time: epoch})
+		if !errors.Is(err, ErrEvent) || len(as) != 0 {
+			t.Errorf("Step of kind %d: %v, %v; want ErrEvent and no action", k, as, err)
+		}
+		if _, err := (Event{Kind: k}).MarshalText(); !errors.Is(err, ErrTranscript) {
+			t.Errorf("MarshalText of kind %d: %v, want ErrTranscript", k, err)
+		}
+	}
+	at := epoch.Add(time.Second)
+	for k := EventKind(1); k <= maxEventKind; k++ {
+		e := Event{Kind: k, Time: at}
+		switch k {
+		case Tick, Pause, Resume:
+		case Prioritize:
+			e.Index, e.To = 3, 9
+		default:
+			e.Peer = "QmPeer"
+			switch k {
+			case HaveBitfield:
+				e.Bits = []byte{0xa0}
+			case Misbehaved:
+				e.Reason = "a \"quoted\"\nreason"
+			case Have, DontHave, BlockVerified, BlockBad, BlockWriteFailed:
+				e.Index = 7
+			}
+		}
+		back, err := ParseEvent(e.String(), at)
+		if err != nil || !sameEvent(back, e) {
+			t.Errorf("%v: %q reads back as %+v, %v", k, e.String(), back, err)
+		}
+	}
+	if _, err := (Event{Kind: Have, Peer: "two words"}).MarshalText(); !errors.Is(err, ErrTranscript) {
+		t.Errorf("a peer ID with a space: %v, want ErrTranscript", err)
 	}
 }

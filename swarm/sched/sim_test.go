@@ -129,9 +129,9 @@ func runSim(t *testing.T, spec simSpec) simResult {
 		if !ps.bad && !ps.stall {
 			sumBW += ps.bw
 		}
-		s.PeerJoined(p.id, at())
+		s.step(Event{Kind: PeerJoined, Peer: p.id, Time: at()})
 		if ps.have == nil {
-			if err := s.HaveAll(p.id, at()); err != nil {
+			if err := s.step(Event{Kind: HaveAll, Peer: p.id, Time: at()}); err != nil {
 				t.Fatal(err)
 			}
 			for i := range int64(spec.chunks) {
@@ -145,7 +145,7 @@ func runSim(t *testing.T, spec simSpec) simResult {
 					p.told[int64(i)] = true
 				}
 			}
-			if err := s.HaveBitfield(p.id, b.wire(int32(spec.chunks)), at()); err != nil {
+			if err := s.step(Event{Kind: HaveBitfield, Peer: p.id, Bits: b.wire(int32(spec.chunks)), Time: at()}); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -176,7 +176,7 @@ func runSim(t *testing.T, spec simSpec) simResult {
 	// drain carries out the actions and checks them.
 	drain := func() {
 		got := map[*peer]bool{}
-		for _, a := range s.Actions() {
+		for _, a := range s.pending() {
 			for _, c := range []byte(a.String() + "\n") {
 				res.digest = (res.digest ^ uint64(c)) * 1099511628211
 			}
@@ -234,7 +234,7 @@ func runSim(t *testing.T, spec simSpec) simResult {
 		p := peers[e.peer]
 		switch e.kind {
 		case evTick:
-			s.Tick(at())
+			s.step(Event{Kind: Tick, Time: at()})
 			push(now+spec.tick, evTick, 0, 0)
 		case evReqArrive:
 			if !p.dead {
@@ -260,9 +260,9 @@ func runSim(t *testing.T, spec simSpec) simResult {
 			}
 			delete(p.pending, e.i)
 			if p.spec.bad {
-				err = s.BlockBad(p.id, e.i, at())
+				err = s.step(Event{Kind: BlockBad, Peer: p.id, Index: e.i, Time: at()})
 			} else {
-				err = s.BlockVerified(p.id, e.i, at())
+				err = s.step(Event{Kind: BlockVerified, Peer: p.id, Index: e.i, Time: at()})
 			}
 			if err != nil {
 				t.Fatal(err)
@@ -270,7 +270,7 @@ func runSim(t *testing.T, spec simSpec) simResult {
 		case evLeave:
 			p.dead = true
 			p.queue = nil
-			s.PeerLeft(p.id, at())
+			s.step(Event{Kind: PeerLeft, Peer: p.id, Time: at()})
 		case evDontHave:
 			if p.dead {
 				break
@@ -279,7 +279,7 @@ func runSim(t *testing.T, spec simSpec) simResult {
 				if p.pending[i] {
 					delete(p.told, i)
 					delete(p.pending, i)
-					if err := s.DontHave(p.id, i, at()); err != nil {
+					if err := s.step(Event{Kind: DontHave, Peer: p.id, Index: i, Time: at()}); err != nil {
 						t.Fatal(err)
 					}
 					break
@@ -287,7 +287,7 @@ func runSim(t *testing.T, spec simSpec) simResult {
 			}
 		case evSeek:
 			from := rng.Int64N(int64(spec.chunks))
-			s.Prioritize(from, from+1+rng.Int64N(16), at())
+			s.step(Event{Kind: Prioritize, Index: from, To: from + 1 + rng.Int64N(16), Time: at()})
 			push(now+time.Duration(rng.Int64N(int64(2*time.Second))), evSeek, 0, 0)
 		}
 		drain()
