@@ -18,7 +18,7 @@ build:
 # then the packages whose tests run on a virtual clock (testing/synctest)
 # again without the race detector: under it those tests skip, since Go
 # 1.26's race detector can crash on a bubble's timers (internal/bubble).
-BUBBLE_PKGS := ./swarm ./node ./simulate
+BUBBLE_PKGS := ./swarm ./node ./simulate ./names
 test: lint
 	$(GO) test -race -count=1 -timeout 14m $(PKGS)
 	$(GO) test -count=1 -timeout 10m $(BUBBLE_PKGS)
