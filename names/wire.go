@@ -76,15 +76,9 @@ func appendBytes(b, s []byte) []byte {
 // maxMessage before allocating for it. io.EOF means a clean end between
 // frames.
 func readMessage(r *bufio.Reader) (*message, error) {
-	n, err := binary.ReadUvarint(r)
+	n, err := readUvarint(r)
 	if err != nil {
-		if errors.Is(err, io.EOF) {
-			return nil, io.EOF
-		}
-		if errors.Is(err, io.ErrUnexpectedEOF) {
-			return nil, err
-		}
-		return nil, fmt.Errorf("%w: frame length: %w", ErrProtocol, err)
+		return nil, err
 	}
 	if n == 0 || n > uint64(maxMessage) {
 		return nil, fmt.Errorf("%w: frame of %d bytes (limit %d)", ErrProtocol, n, maxMessage)
@@ -97,6 +91,33 @@ func readMessage(r *bufio.Reader) (*message, error) {
 		return nil, err
 	}
 	return decodeMessage(buf)
+}
+
+// readUvarint reads a frame length: an unsigned varint in its shortest
+// form (as multiformats' unsigned-varint says), so that each frame has one
+// encoding. io.EOF means no byte came.
+func readUvarint(r io.ByteReader) (uint64, error) {
+	var v uint64
+	for i := range binary.MaxVarintLen64 {
+		c, err := r.ReadByte()
+		if err != nil {
+			if i > 0 && errors.Is(err, io.EOF) {
+				return 0, io.ErrUnexpectedEOF
+			}
+			return 0, err
+		}
+		if i == binary.MaxVarintLen64-1 && c > 1 {
+			return 0, fmt.Errorf("%w: frame length overflows 64 bits", ErrProtocol)
+		}
+		v |= uint64(c&0x7f) << (7 * i)
+		if c < 0x80 {
+			if c == 0 && i > 0 {
+				return 0, fmt.Errorf("%w: frame length not in its shortest form", ErrProtocol)
+			}
+			return v, nil
+		}
+	}
+	return 0, fmt.Errorf("%w: frame length overflows 64 bits", ErrProtocol)
 }
 
 // decodeMessage decodes one frame's body.
@@ -150,6 +171,10 @@ func (d *decoder) uvarint() uint64 {
 	v, n := binary.Uvarint(d.b)
 	if n <= 0 {
 		d.err = fmt.Errorf("%w: bad varint", ErrProtocol)
+		return 0
+	}
+	if n > 1 && d.b[n-1] == 0 {
+		d.err = fmt.Errorf("%w: varint not in its shortest form", ErrProtocol)
 		return 0
 	}
 	d.b = d.b[n:]

@@ -76,6 +76,9 @@ func TestWireRefuses(t *testing.T) {
 		{"name too long", frame(append([]byte{msgNone}, appendBytes(nil, make([]byte, maxNameBytes+1))...))},
 		{"record too long", frame(append(append([]byte{msgRecord}, name...), binary.AppendUvarint(nil, uint64(MaxRecordSize+1))...))},
 		{"record truncated", frame(append(append([]byte{msgRecord}, name...), binary.AppendUvarint(nil, 50)...))},
+		{"overlong frame length", []byte{0x82, 0x00, msgFollow, 0}},
+		{"overlong count", frame([]byte{msgFollow, 0x80, 0x00})},
+		{"overlong name length", frame(append([]byte{msgGet, 0x80 | byte(len(a.bytes())), 0x00}, a.bytes()...))},
 		{"bad varint", frame([]byte{msgFollow, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff})},
 	} {
 		if _, err := readMessage(bufio.NewReader(bytes.NewReader(tc.in))); !errors.Is(err, ErrProtocol) {
