@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/event"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -464,3 +465,49 @@ func TestClose(t *testing.T) {
 		t.Fatal("NewResolver without a host")
 	}
 }
+
+// reconnect: a follower whose connection to the publisher drops hears of
+// the next record once it is connected again.
+func reconnect(t *testing.T) {
+	tn := newTestNet(t, 2, 5*time.Millisecond, Config{})
+	tn.connect(0, 1)
+	sk, name := newKey(t)
+	a, b := tn.rs[0], tn.rs[1]
+	if err := a.Publish(mustRecord(t, sk, "v1", 1, time.Now().Add(time.Hour))); err != nil {
+		t.Fatal(err)
+	}
+	sub, err := b.Follow(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	recvSeq(t, sub.C, 1)
+	// Mocknet closes B's end of the connection after A's: wait for B to
+	// see it gone, or the dial below would return the dying connection.
+	evs, err := tn.hosts[1].EventBus().Subscribe(new(event.EvtPeerConnectednessChanged))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer evs.Close()
+	if err := tn.mn.DisconnectPeers(tn.hosts[0].ID(), tn.hosts[1].ID()); err != nil {
+		t.Fatal(err)
+	}
+	for tn.hosts[1].Network().Connectedness(tn.hosts[0].ID()) == network.Connected {
+		select {
+		case <-evs.Out():
+		case <-time.After(30 * time.Second):
+			t.Fatal("B still connected to A 30 s after the disconnection")
+		}
+	}
+	if err := a.Publish(mustRecord(t, sk, "v2", 2, time.Now().Add(time.Hour))); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tn.mn.ConnectPeers(tn.hosts[1].ID(), tn.hosts[0].ID()); err != nil {
+		t.Fatal(err)
+	}
+	if rec := recvSeq(t, sub.C, 2); rec.Root != rootOfBytes("v2") {
+		t.Fatalf("after reconnecting B got root %s", rec.Root)
+	}
+}
+
+func TestReconnect(t *testing.T)     { bubble.Test(t, reconnect) }
+func TestReconnectRace(t *testing.T) { reconnect(t) }
