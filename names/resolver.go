@@ -221,7 +221,8 @@ func (r *Resolver) watchPeers() {
 // connected peer that follows the name; the Resolver answers for the name
 // until Close. It refuses a record that does not validate, and one whose
 // sequence is not above the one held (ErrStale: publish with Best's Seq+1).
-// It does not block on the network.
+// The caller keeps the last sequence across restarts (a Publisher does,
+// with its OnPublish). It does not block on the network.
 func (r *Resolver) Publish(rec *Record) error {
 	if rec == nil {
 		return errors.New("names: Publish: nil record")
@@ -263,6 +264,17 @@ func (r *Resolver) Best(name Name) (*Record, bool) {
 	defer r.mu.Unlock()
 	rec := r.liveLocked(name)
 	return rec, rec != nil
+}
+
+// heldSeq is the sequence of the record held for name, expired or not
+// (0 if none).
+func (r *Resolver) heldSeq(name Name) uint64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if rec := r.held[name]; rec != nil {
+		return rec.Seq
+	}
+	return 0
 }
 
 // liveLocked returns the record held for name unless it has expired. An

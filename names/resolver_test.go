@@ -82,14 +82,19 @@ func (tn *testNet) connect(i, j int) {
 // virtual in a bubble.
 func recv(t *testing.T, c <-chan *Record) *Record {
 	t.Helper()
+	return recvWithin(t, c, 30*time.Second)
+}
+
+func recvWithin(t *testing.T, c <-chan *Record, d time.Duration) *Record {
+	t.Helper()
 	select {
 	case rec, ok := <-c:
 		if !ok {
 			t.Fatal("subscription closed")
 		}
 		return rec
-	case <-time.After(30 * time.Second):
-		t.Fatal("no record within 30 s")
+	case <-time.After(d):
+		t.Fatalf("no record within %v", d)
 	}
 	return nil
 }
