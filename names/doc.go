@@ -20,6 +20,11 @@
 // name is one plain word that cannot leave the folder, and a key file or
 // folder that others can read is refused, as ssh does.
 //
+// A Publisher points one name at a root that changes: Set debounces a
+// burst of changes into one record, the current root is signed again
+// before its record expires, and each record goes to a Resolver and a DHT.
+// The caller keeps the last sequence number (OnPublish) across restarts.
+//
 // # Resolution among connected peers: our protocol, not pubsub
 //
 // A Resolver speaks ProtocolID, a small protocol of ours, rather than
@@ -59,4 +64,11 @@
 // such as kad-dht (which validates the "ipns" namespace with boxo's
 // validator, DHTValidator, by default). A record found there can be given
 // to the Resolver with Learn, which pushes it to the name's followers.
+//
+// # Wiring into a node
+//
+// One Resolver per host (NewResolver with the node's host and a callback
+// that strikes peers); one Publisher per published name, with the
+// Resolver and the node's DHT; Follow for `get --follow`, Resolve then
+// GetDHT (and Learn) for a one-off lookup.
 package names
