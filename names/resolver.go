@@ -98,9 +98,9 @@ type Resolver struct {
 	wanted    map[Name]int             // Resolve calls under way
 	waiters   map[Name][]*waiter
 	sessions  map[*session]struct{}
-	out       map[peer.ID]*session // our session to each peer
-	in        map[peer.ID]*session // a peer's session to us
-	dialing   map[peer.ID]bool
+	out       map[peer.ID]*session      // our session to each peer
+	in        map[peer.ID]*session      // a peer's session to us
+	dialing   map[peer.ID]chan struct{} // closed when the session is open or failed
 }
 
 // NewResolver starts a Resolver on cfg.Host: it handles ProtocolID and
@@ -143,7 +143,7 @@ func NewResolver(cfg Config) (*Resolver, error) {
 		sessions:  map[*session]struct{}{},
 		out:       map[peer.ID]*session{},
 		in:        map[peer.ID]*session{},
-		dialing:   map[peer.ID]bool{},
+		dialing:   map[peer.ID]chan struct{}{},
 	}
 	r.h.SetStreamHandler(ProtocolID, r.handleStream)
 	r.goLocked(r.watchPeers)
@@ -614,19 +614,31 @@ func (r *Resolver) openSession(p peer.ID) { r.openSessionCtx(r.ctx, p) }
 
 func (r *Resolver) openSessionCtx(ctx context.Context, p peer.ID) {
 	r.mu.Lock()
-	if r.closed || r.out[p] != nil || r.dialing[p] || p == r.h.ID() {
+	if ch := r.dialing[p]; ch != nil {
+		r.mu.Unlock()
+		select { // another call is opening it: wait for that
+		case <-ch:
+		case <-ctx.Done():
+		}
+		return
+	}
+	if r.closed || r.out[p] != nil || p == r.h.ID() {
 		r.mu.Unlock()
 		return
 	}
-	r.dialing[p] = true
+	ch := make(chan struct{})
+	r.dialing[p] = ch
 	r.mu.Unlock()
+	defer func() {
+		r.mu.Lock()
+		delete(r.dialing, p)
+		r.mu.Unlock()
+		close(ch)
+	}()
 
 	ctx, cancel := context.WithTimeout(ctx, DefaultOpenTimeout)
 	defer cancel()
 	st, err := r.h.NewStream(network.WithAllowLimitedConn(ctx, "names"), p, ProtocolID)
-	r.mu.Lock()
-	delete(r.dialing, p)
-	r.mu.Unlock()
 	if err != nil {
 		r.log.Debug("open session", "peer", p.String(), "err", err)
 		return

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/event"
@@ -516,3 +517,26 @@ func reconnect(t *testing.T) {
 
 func TestReconnect(t *testing.T)     { bubble.Test(t, reconnect) }
 func TestReconnectRace(t *testing.T) { reconnect(t) }
+
+// TestFollowThenResolve: a Resolve right after Follow, while Follow's
+// session to the peer is still opening, waits for it and asks the peer.
+func TestFollowThenResolve(t *testing.T) {
+	bubble.Test(t, func(t *testing.T) {
+		tn := newTestNet(t, 2, 20*time.Millisecond, Config{})
+		tn.connect(0, 1)
+		sk, name := newKey(t)
+		if err := tn.rs[0].Publish(mustRecord(t, sk, "v1", 1, time.Now().Add(time.Hour))); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tn.rs[1].Follow(name); err != nil {
+			t.Fatal(err)
+		}
+		synctest.Wait() // Follow's session is opening: its stream waits on the 20 ms link
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		rec, err := tn.rs[1].Resolve(ctx, name)
+		if err != nil || rec.Seq != 1 {
+			t.Fatalf("Resolve right after Follow: %+v, %v", rec, err)
+		}
+	})
+}
