@@ -594,6 +594,9 @@ func (r *Resolver) offer(from *session, name Name, raw []byte) error {
 		r.mu.Unlock()
 		return nil // same sequence, validity no later: keep ours
 	}
+	if from != nil {
+		from.sent[name] = rec // the peer has it
+	}
 	subs := r.storeLocked(from, rec)
 	r.mu.Unlock()
 	r.log.Debug("new record", "name", name.String(), "seq", rec.Seq, "root", rec.Root.String())
@@ -667,6 +670,7 @@ func (r *Resolver) startSession(st network.Stream, out bool) {
 		lim:     rate.NewLimiter(r.cfg.Rate, r.cfg.Burst),
 		follows: map[Name]bool{},
 		records: map[Name]*Record{},
+		sent:    map[Name]*Record{},
 		wake:    make(chan struct{}, 1),
 		done:    make(chan struct{}),
 	}
@@ -707,6 +711,7 @@ type session struct {
 	// Guarded by r.mu.
 	follows map[Name]bool    // names the peer follows on this session
 	records map[Name]*Record // records to push, newest per name
+	sent    map[Name]*Record // the last record pushed or received, per name
 	queue   []*message       // other messages to send
 	ended   bool
 
@@ -731,10 +736,13 @@ func (s *session) queueLocked(m *message) bool {
 	return true
 }
 
+// pushLocked queues rec unless it went, or came, on this session before:
+// a peer that repeats FOLLOW gets nothing twice.
 func (s *session) pushLocked(rec *Record) {
-	if s.ended {
+	if s.ended || s.sent[rec.Name] == rec {
 		return
 	}
+	s.sent[rec.Name] = rec
 	s.records[rec.Name] = rec
 	s.wakeUp()
 }

@@ -1,6 +1,7 @@
 package names
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -537,6 +538,64 @@ func TestFollowThenResolve(t *testing.T) {
 		rec, err := tn.rs[1].Resolve(ctx, name)
 		if err != nil || rec.Seq != 1 {
 			t.Fatalf("Resolve right after Follow: %+v, %v", rec, err)
+		}
+	})
+}
+
+// TestFollowNoAmplification: a peer that sends FOLLOW for the same name
+// again and again gets the record once, not once per FOLLOW (ten small
+// messages must not buy ten 10 KiB answers).
+func TestFollowNoAmplification(t *testing.T) {
+	bubble.Test(t, func(t *testing.T) {
+		tn := newTestNet(t, 1, 0, Config{})
+		mh, err := tn.mn.GenPeer()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tn.mn.LinkPeers(mh.ID(), tn.hosts[0].ID()); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tn.mn.ConnectPeers(mh.ID(), tn.hosts[0].ID()); err != nil {
+			t.Fatal(err)
+		}
+		sk, name := newKey(t)
+		if err := tn.rs[0].Publish(mustRecord(t, sk, "v1", 1, time.Now().Add(time.Hour))); err != nil {
+			t.Fatal(err)
+		}
+		st, err := mh.NewStream(context.Background(), tn.hosts[0].ID(), ProtocolID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer st.Reset()
+		follow := appendMessage(nil, &message{typ: msgFollow, names: []Name{name}})
+		for range 10 {
+			if _, err := st.Write(follow); err != nil {
+				t.Fatal(err)
+			}
+			synctest.Wait() // the answer, if any, is written before the next FOLLOW
+		}
+		// Mocknet streams have no deadlines: a GET of a name nobody holds
+		// is answered NONE, which marks the end of what came before.
+		_, nobody := newKey(t)
+		if _, err := st.Write(appendMessage(nil, &message{typ: msgGet, name: nobody})); err != nil {
+			t.Fatal(err)
+		}
+		br := bufio.NewReader(st)
+		records := 0
+		for {
+			m, err := readMessage(br)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if m.typ == msgNone {
+				break
+			}
+			if m.typ == msgRecord {
+				records++
+			}
+		}
+		if records != 1 {
+			t.Fatalf("10 FOLLOWs of one name got %d records, want 1", records)
 		}
 	})
 }
