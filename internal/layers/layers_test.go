@@ -42,6 +42,7 @@ var house = map[string]rule{
 	"store":    {imports: []string{"integrity", "chunker", "bitfield"}},
 	"importer": {imports: []string{"chunker", "manifest", "integrity"}},
 	"dht":      {},
+	"names":    {imports: []string{"integrity"}}, // IPNS records and their resolution: libp2p and boxo, nothing above
 
 	// The exchange, and the node that embeds everything.
 	"swarm": {imports: []string{"integrity", "bitfield", "manifest", "swarm/sched", "swarm/wire"}},

@@ -1,0 +1,5 @@
+//go:build !unix
+
+package names
+
+const noFollow = 0
