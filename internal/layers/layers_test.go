@@ -37,13 +37,16 @@ var house = map[string]rule{
 	"swarm/wire":  {imports: []string{"integrity", "chunker", "bitfield"}, pure: true},
 	"unixfs":      {imports: []string{"integrity"}}, // pure itself, but boxo brings net/http among its dependencies
 
+	// The upload slots: a state machine, as sched (purity_test.go).
+	"swarm/choker": {pure: true},
+
 	// State, import and discovery.
 	"store":    {imports: []string{"integrity", "chunker", "bitfield"}},
 	"importer": {imports: []string{"chunker", "manifest", "integrity"}},
 	"dht":      {},
 
 	// The exchange, and the node that embeds everything.
-	"swarm": {imports: []string{"integrity", "bitfield", "manifest", "swarm/sched", "swarm/wire"}},
+	"swarm": {imports: []string{"integrity", "bitfield", "manifest", "swarm/sched", "swarm/choker", "swarm/wire"}},
 	"node": {imports: []string{"integrity", "bitfield", "chunker", "manifest", "ticket", "store", "importer",
 		"dht", "swarm", "swarm/wire"}},
 
