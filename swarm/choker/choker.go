@@ -38,7 +38,9 @@ const (
 	Leave
 	// Credit: Peer sent us N verified bytes.
 	Credit
-	// Tick: the time given by NextCheck came (or any later time).
+	// Tick: look for idle and stuck slot holders now. The caller sends
+	// it when NextCheck says; one sent earlier or later does no harm
+	// (holders are judged by the time since their last event).
 	Tick
 )
 
@@ -229,10 +231,8 @@ func (c *Choker) Step(ev Event) []Action {
 		return c.out
 	}
 	if ev.Kind == Tick {
-		if !c.checkAt.IsZero() && !now.Before(c.checkAt) {
-			c.checkAt = time.Time{}
-			c.check(now)
-		}
+		c.checkAt = time.Time{}
+		c.check(now)
 		return c.out
 	}
 	s := c.sessions[ev.Session]
