@@ -246,7 +246,7 @@ type fetch struct {
 	log    *slog.Logger
 	events chan event
 
-	wg sync.WaitGroup // the fetch's own goroutines
+	goroutines group // the fetch's own goroutines
 
 	mu     sync.Mutex // guards conns, tried, known, layout, dl, ready, and conn.up and conn.firstHave
 	conns  map[peer.ID]*conn
@@ -271,13 +271,7 @@ type fetch struct {
 	fatal       error              // ends the fetch: a verified chunk could not be written
 }
 
-func (f *fetch) goroutine(fn func()) {
-	f.wg.Add(1)
-	go func() {
-		defer f.wg.Done()
-		fn()
-	}()
-}
+func (f *fetch) goroutine(fn func()) { f.goroutines.Go(fn) }
 
 // post sends an event to the loop unless the fetch is over, and reports
 // whether it did.
@@ -921,7 +915,7 @@ func (f *fetch) shutdown() {
 		c.stream.Reset()
 	}
 	// Goroutines blocked posting events see ctx done.
-	f.wg.Wait()
+	f.goroutines.wait()
 	// Bad blocks the loop did not get to still strike their senders.
 	for {
 		select {
@@ -965,10 +959,10 @@ func (f *fetch) getBlock(ctx context.Context, c cid.Cid) ([]byte, error) {
 		err  error
 	}
 	answers := make(chan answer, maxHedge)
-	var wg sync.WaitGroup
+	var askers group
 	defer func() {
 		cancel() // getNode returns when ctx ends
-		wg.Wait()
+		askers.wait()
 	}()
 	asked := map[peer.ID]bool{}
 	inflight := 0
@@ -995,12 +989,10 @@ func (f *fetch) getBlock(ctx context.Context, c cid.Cid) ([]byte, error) {
 			inflight++
 			more = false
 			hedge = time.After(hedgeAfter)
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
+			askers.Go(func() {
 				data, err := pick.getNode(ctx, c)
 				answers <- answer{pick, data, err}
-			}()
+			})
 		}
 		select {
 		case <-ctx.Done():
