@@ -269,6 +269,7 @@ type fetch struct {
 	lastRedial  time.Time          // when the known peers were last dialled again
 	redialNext  int                // where the next re-dial round starts in the known peers
 	fatal       error              // ends the fetch: a verified chunk could not be written
+	early       map[peer.ID]int    // strikes outside the scheduler, by peer (strikeEarly); under mu
 }
 
 func (f *fetch) goroutine(fn func()) { f.goroutines.Go(fn) }
@@ -573,15 +574,23 @@ func (f *fetch) handle(ev event) {
 	}
 }
 
-// strikeEarly deals with a peer that broke the protocol before the
-// scheduler exists (while the manifest loads), which has no strike count
-// yet, or after the loop has ended: with the default of one strike, it is
-// banned.
+// strikeEarly strikes a peer that broke the protocol where the scheduler
+// cannot count it: before the scheduler exists (while the manifest loads),
+// after the loop has ended, or for a bad manifest block. It is banned at
+// its MaxStrikes-th such strike in this fetch (at the first by default);
+// these strikes and the scheduler's are counted apart, so a peer may break
+// the protocol at most 2·MaxStrikes-2 times in one fetch unbanned.
 func (f *fetch) strikeEarly(p peer.ID, err error) {
-	if f.sw.cfg.MaxStrikes > 1 {
-		return
+	f.mu.Lock()
+	if f.early == nil {
+		f.early = map[peer.ID]int{}
 	}
-	f.sw.Ban(p, err.Error())
+	f.early[p]++
+	n := f.early[p]
+	f.mu.Unlock()
+	if n >= max(f.sw.cfg.MaxStrikes, 1) {
+		f.sw.Ban(p, err.Error())
+	}
 }
 
 // apply carries out the scheduler's actions: requests are batched into one

@@ -3,6 +3,7 @@ package swarm
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"sync"
 	"testing"
@@ -95,6 +96,28 @@ func TestServeWriteDeadline(t *testing.T) {
 			t.Errorf("%d serving sessions after it ended", n)
 		}
 	})
+}
+
+// TestStrikeEarlyCounts: a peer that breaks the protocol where the
+// scheduler cannot count it (while the manifest loads) is banned at its
+// MaxStrikes-th strike, not at the first and not never.
+func TestStrikeEarlyCounts(t *testing.T) {
+	mn := cappedMesh(t, 1, 0)
+	for _, strikes := range []int{0, 1, 3} {
+		s := New(mn.Hosts()[0], &memBlocks{m: map[cid.Cid][]byte{}}, Config{Logger: quiet(), MaxStrikes: strikes})
+		f := s.newFetch(context.Background(), cid.Cid{}, FetchOptions{})
+		p := peer.ID("liar")
+		for k := 1; k <= max(strikes, 1); k++ {
+			if s.Banned(p) {
+				t.Fatalf("MaxStrikes %d: banned after %d strikes", strikes, k-1)
+			}
+			f.strikeEarly(p, fmt.Errorf("strike %d", k))
+		}
+		if !s.Banned(p) {
+			t.Errorf("MaxStrikes %d: not banned after %d strikes", strikes, max(strikes, 1))
+		}
+		s.Close()
+	}
 }
 
 // countingScope is a stream scope that grants memory up to limit bytes and
