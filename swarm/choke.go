@@ -152,8 +152,8 @@ func (sl *slots) stepLocked(ev choker.Event, idx []uint64) {
 		return
 	}
 	ev.At = sl.now()
-	var wake []*server
-	chokes := 0
+	var buf [4]*server
+	wake, chokes := buf[:0], 0
 	for _, a := range sl.c.Step(ev) {
 		sv := sl.sessions[a.Session]
 		if sv == nil {

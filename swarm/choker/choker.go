@@ -220,9 +220,9 @@ func New(cfg Config) *Choker {
 }
 
 // Step applies ev and returns the actions it calls for, in order. The
-// slice is the caller's.
+// slice is good until the next Step.
 func (c *Choker) Step(ev Event) []Action {
-	c.out = nil
+	c.out = c.out[:0]
 	now := ev.At
 	if ev.Kind == Credit {
 		p := c.peer(ev.Peer, now)
