@@ -7,6 +7,7 @@ import (
 	"net"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/ipfs/go-cid"
@@ -210,4 +211,93 @@ func TestServeReservesBlockMemory(t *testing.T) {
 		}
 		scope.mu.Unlock()
 	}
+}
+
+// rawPipeSession says HELLO for root to s over a net.Pipe and reads the
+// first HAVE; the session runs until the returned end is closed, and ended
+// is closed when it has.
+func rawPipeSession(t *testing.T, s *Swarm, root cid.Cid, p peer.ID) (*wire.Writer, *wire.Reader, net.Conn, chan struct{}) {
+	t.Helper()
+	ours, theirs := net.Pipe()
+	ended := make(chan struct{})
+	go func() {
+		defer close(ended)
+		s.serve(&pipeStream{c: ours}, p)
+	}()
+	w, r := wire.NewWriter(theirs), wire.NewReader(theirs, 0)
+	w.Write(&wire.Hello{Version: wire.Version, Root: root})
+	if err := w.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if m, err := r.Read(); err != nil {
+		t.Fatal(err)
+	} else if _, ok := m.(*wire.HaveAll); !ok {
+		t.Fatalf("first message %v, want HAVE_ALL", m)
+	}
+	return w, r, theirs, ended
+}
+
+// TestServeStuckHolderLosesSlot drives the choker through the serving code
+// in virtual time, its timer included: with one upload slot, A asks for a
+// block and stops reading, so its write hangs; B asks and is choked. A's
+// slot goes to B (UNCHOKE) once A has been stuck on its block for
+// StuckRevoke (15 s), at the first check after that (checks run every
+// 200 ms while B waits), and B is then served.
+func TestServeStuckHolderLosesSlot(t *testing.T) {
+	bubble.Test(t, func(t *testing.T) {
+		mn := cappedMesh(t, 1, 0)
+		blocks := &memBlocks{m: map[cid.Cid][]byte{}}
+		data := randomData(256<<10, 11)
+		root := build(t, blocks, "data.bin", data, 64<<10)
+		l, err := BuildLayout(context.Background(), blocks, root)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := New(mn.Hosts()[0], blocks, Config{Logger: quiet(), UploadSlots: 1})
+		defer s.Close()
+		s.Serve(root, &memSource{l: l, data: data})
+
+		aw, _, a, aEnded := rawPipeSession(t, s, root, peer.ID("A"))
+		aw.Write(&wire.Want{Indices: []uint64{0}})
+		if err := aw.Flush(); err != nil {
+			t.Fatal(err)
+		}
+		synctest.Wait() // A's block is being written, into a pipe nobody reads
+		start := time.Now()
+		bw, br, b, bEnded := rawPipeSession(t, s, root, peer.ID("B"))
+		bw.Write(&wire.Want{Indices: []uint64{1}})
+		if err := bw.Flush(); err != nil {
+			t.Fatal(err)
+		}
+		for _, want := range []wire.Type{wire.TypeChoke, wire.TypeUnchoke} {
+			m, err := br.Read()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if m.Type() != want {
+				t.Fatalf("B got %v, want %v", m.Type(), want)
+			}
+		}
+		took := time.Since(start)
+		if took < 15*time.Second || took > 15*time.Second+400*time.Millisecond {
+			t.Errorf("B was unchoked %v after A got stuck, want 15 s and at most two checks", took)
+		}
+		t.Logf("B unchoked %v after A got stuck", took)
+		bw.Write(&wire.Want{Indices: []uint64{1}})
+		if err := bw.Flush(); err != nil {
+			t.Fatal(err)
+		}
+		if m, err := br.Read(); err != nil {
+			t.Fatal(err)
+		} else if blk, ok := m.(*wire.Block); !ok || blk.Index != 1 {
+			t.Fatalf("B got %v after UNCHOKE and a WANT, want BLOCK 1", m)
+		}
+		if n := s.Stats().Chokes; n != 2 {
+			t.Errorf("%d chokes, want 2 (B, then A for being stuck)", n)
+		}
+		a.Close()
+		b.Close()
+		<-aEnded
+		<-bEnded
+	})
 }
