@@ -38,21 +38,21 @@ type server struct {
 	id     choker.SessionID // the session's name with the swarm's choker
 	lim    *peerLimit       // the peer's upload cap
 
-	mu     sync.Mutex
-	src    Source          // nil until this node has chunks of root to serve
-	wake   chan struct{}   // one token: the queues changed
-	wants  wantQueue       // chunk requests, in arrival order; changed under slots.mu too
-	asked  int64           // chunks WANTed minus chunks CANCELled: the CANCEL budget
-	nodes  []cid.Cid       // manifest block requests
-	sent   map[cid.Cid]int // NODEs sent, by CID: the WANT_NODE budget
-	haves  []uint64        // announcements to send
-	none   bool            // the session began with HAVE_NONE and no source yet
-	choked bool            // told (or about to be told) CHOKE: WANTs are dropped
-	ctl    []wire.Msg      // CHOKE and UNCHOKE to send, in order
-	errMsg *wire.Error     // a final ERROR to send, then close
-	done   bool
-	active time.Time   // the last message read or batch written
-	idle   *time.Timer // runs idleCheck
+	mu       sync.Mutex
+	src      Source          // nil until this node has chunks of root to serve
+	wake     chan struct{}   // one token: the queues changed
+	wants    wantQueue       // chunk requests, in arrival order; changed under slots.mu too
+	asked    int64           // chunks WANTed minus chunks CANCELled: the CANCEL budget
+	nodes    []cid.Cid       // manifest block requests
+	sent     map[cid.Cid]int // NODEs sent, by CID: the WANT_NODE budget
+	haves    []uint64        // announcements to send
+	none     bool            // the session began with HAVE_NONE and no source yet
+	choked   bool            // told (or about to be told) CHOKE: WANTs are dropped
+	ctl      []wire.Msg      // CHOKE and UNCHOKE to send, in order
+	closeMsg *wire.Error     // a final ERROR to send, then close
+	done     bool
+	active   time.Time   // the last message read or batch written
+	idle     *time.Timer // runs idleCheck
 }
 
 func (s *Swarm) handleStream(st network.Stream) {
@@ -189,7 +189,7 @@ func (sv *server) idleCheck() {
 	idle := sv.sw.cfg.IdleTimeout
 	now := sv.sw.cfg.Now()
 	sv.mu.Lock()
-	if sv.done || sv.errMsg != nil {
+	if sv.done || sv.closeMsg != nil {
 		sv.mu.Unlock()
 		return
 	}
@@ -205,7 +205,7 @@ func (sv *server) idleCheck() {
 		return
 	}
 	sv.mu.Unlock()
-	sv.fail(wire.CodeIdle, fmt.Sprintf("nothing asked for %v; open a new session to ask again", idle))
+	sv.close(wire.CodeIdle, fmt.Sprintf("nothing asked for %v; open a new session to ask again", idle))
 }
 
 // readLoop reads the fetcher's requests until the stream ends.
@@ -215,7 +215,7 @@ func (sv *server) readLoop(r *wire.Reader) {
 		if err != nil {
 			if errors.Is(err, wire.ErrProtocol) {
 				sv.sw.count(func(st *Stats) { st.ProtocolViolations++ })
-				sv.fail(wire.CodeProtocol, err.Error())
+				sv.close(wire.CodeProtocol, err.Error())
 			}
 			return
 		}
@@ -235,7 +235,7 @@ func (sv *server) readLoop(r *wire.Reader) {
 			sv.mu.Lock()
 			if len(sv.nodes) >= 64 {
 				sv.mu.Unlock()
-				sv.fail(wire.CodeTooManyRequests, "more than 64 manifest requests waiting")
+				sv.close(wire.CodeTooManyRequests, "more than 64 manifest requests waiting")
 				return
 			}
 			if sv.sent[m.CID] >= maxNodeResends {
@@ -243,7 +243,7 @@ func (sv *server) readLoop(r *wire.Reader) {
 				// (74 bytes in, up to 1 MiB out).
 				sv.mu.Unlock()
 				sv.sw.count(func(st *Stats) { st.ProtocolViolations++ })
-				sv.fail(wire.CodeProtocol, fmt.Sprintf("WANT_NODE of %s, sent %d times already", m.CID, maxNodeResends))
+				sv.close(wire.CodeProtocol, fmt.Sprintf("WANT_NODE of %s, sent %d times already", m.CID, maxNodeResends))
 				sv.sw.Ban(sv.peer, "WANT_NODE of a block it was sent again and again")
 				return
 			}
@@ -254,7 +254,7 @@ func (sv *server) readLoop(r *wire.Reader) {
 			return
 		default:
 			sv.sw.count(func(st *Stats) { st.ProtocolViolations++ })
-			sv.fail(wire.CodeProtocol, "unexpected "+m.Type().String()+" from the fetching side")
+			sv.close(wire.CodeProtocol, "unexpected "+m.Type().String()+" from the fetching side")
 			return
 		}
 	}
@@ -271,7 +271,7 @@ func (sv *server) want(idx []uint64) bool {
 		sv.mu.Unlock()
 		// Only a flooder gets here: a fetcher's window is far smaller.
 		sv.sw.count(func(st *Stats) { st.ProtocolViolations++ })
-		sv.fail(wire.CodeTooManyRequests, "too many requests outstanding")
+		sv.close(wire.CodeTooManyRequests, "too many requests outstanding")
 		sv.sw.Ban(sv.peer, fmt.Sprintf("more than %d requests waiting", sv.sw.cfg.MaxQueue))
 		return false
 	}
@@ -279,7 +279,7 @@ func (sv *server) want(idx []uint64) bool {
 		if n < 0 || i >= uint64(n) { // unsigned: an index of 2^63 or more is past any end
 			sv.mu.Unlock()
 			sv.sw.count(func(st *Stats) { st.ProtocolViolations++ })
-			sv.fail(wire.CodeProtocol, "WANT of a chunk index past the end")
+			sv.close(wire.CodeProtocol, "WANT of a chunk index past the end")
 			return false
 		}
 	}
@@ -317,7 +317,7 @@ func (sv *server) cancel(idx []uint64) bool {
 	sv.mu.Unlock()
 	if over {
 		sv.sw.count(func(st *Stats) { st.ProtocolViolations++ })
-		sv.fail(wire.CodeProtocol, "CANCEL of more chunks than were asked for")
+		sv.close(wire.CodeProtocol, "CANCEL of more chunks than were asked for")
 		sv.sw.Ban(sv.peer, "CANCEL of more chunks than it asked for")
 		return false
 	}
@@ -339,11 +339,13 @@ func (sv *server) signal() {
 	}
 }
 
-// fail sends ERROR and ends the session.
-func (sv *server) fail(code wire.ErrCode, msg string) {
+// close sends ERROR and ends the session, as conn.close does on the
+// fetching side: the sender writes it and closes the stream (endWith),
+// which ends the reader. The first reason given is the one sent.
+func (sv *server) close(code wire.ErrCode, msg string) {
 	sv.mu.Lock()
-	if sv.errMsg == nil && !sv.done {
-		sv.errMsg = wire.NewError(code, msg)
+	if sv.closeMsg == nil && !sv.done {
+		sv.closeMsg = wire.NewError(code, msg)
 	}
 	sv.mu.Unlock()
 	sv.signal()
@@ -425,7 +427,7 @@ func (sv *server) await(pf *prefetcher) (end *wire.Error, ok bool) {
 		pf.release() // waits for a preload first: it writes into the buffers
 		sv.mu.Lock()
 	}
-	for !sv.done && sv.errMsg == nil && sv.wants.len() == 0 && len(sv.nodes) == 0 && len(sv.haves) == 0 && len(sv.ctl) == 0 {
+	for !sv.done && sv.closeMsg == nil && sv.wants.len() == 0 && len(sv.nodes) == 0 && len(sv.haves) == 0 && len(sv.ctl) == 0 {
 		sv.mu.Unlock()
 		select {
 		case <-sv.wake:
@@ -435,9 +437,9 @@ func (sv *server) await(pf *prefetcher) (end *wire.Error, ok bool) {
 		sv.mu.Lock()
 	}
 	defer sv.mu.Unlock()
-	if sv.errMsg != nil {
+	if sv.closeMsg != nil {
 		sv.done = true
-		return sv.errMsg, false
+		return sv.closeMsg, false
 	}
 	return nil, !sv.done
 }

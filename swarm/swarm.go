@@ -268,7 +268,7 @@ func (s *Swarm) StopServing(root cid.Cid) {
 	}
 	s.mu.Unlock()
 	for _, sv := range end {
-		sv.fail(wire.CodeNotFound, "no longer shared")
+		sv.close(wire.CodeNotFound, "no longer shared")
 	}
 }
 
@@ -342,7 +342,7 @@ func (s *Swarm) Ban(p peer.ID, reason string) {
 	s.mu.Unlock()
 	s.log.Warn("banned peer", "peer", p, "reason", reason)
 	for _, sv := range end {
-		sv.fail(wire.CodeBanned, "banned: "+reason)
+		sv.close(wire.CodeBanned, "banned: "+reason)
 	}
 	if s.cfg.OnBan != nil {
 		s.cfg.OnBan(p)
