@@ -11,8 +11,10 @@ import (
 	"time"
 
 	"github.com/ipfs/go-cid"
+	"github.com/libp2p/go-libp2p"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
+	rcmgr "github.com/libp2p/go-libp2p/p2p/host/resource-manager"
 
 	"github.com/peer-project/peer/internal/bubble"
 	"github.com/peer-project/peer/swarm/wire"
@@ -300,4 +302,79 @@ func TestServeStuckHolderLosesSlot(t *testing.T) {
 		<-aEnded
 		<-bEnded
 	})
+}
+
+// TestServeServiceScope runs a real libp2p host on loopback TCP with a
+// resource manager that gives the swarm's service 1 KiB: a serving stream
+// joins the service (its scope counts it), and a block buffer of 64 KiB is
+// refused there, so the chunk is answered DONT_HAVE: the node's limits
+// bound what its sessions hold.
+func TestServeServiceScope(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	limits := rcmgr.PartialLimitConfig{Service: map[string]rcmgr.ResourceLimits{ServiceName: {Memory: 1 << 10}}}
+	rm, err := rcmgr.NewResourceManager(rcmgr.NewFixedLimiter(limits.Build(rcmgr.InfiniteLimits)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := libp2p.New(libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"), libp2p.ResourceManager(rm))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	b, err := libp2p.New(libp2p.NoListenAddrs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+
+	blocks := &memBlocks{m: map[cid.Cid][]byte{}}
+	data := randomData(128<<10, 12)
+	root := build(t, blocks, "data.bin", data, 64<<10)
+	l, err := BuildLayout(ctx, blocks, root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := New(a, blocks, Config{Logger: quiet()})
+	defer s.Close()
+	s.Serve(root, &memSource{l: l, data: data})
+
+	if err := b.Connect(ctx, peer.AddrInfo{ID: a.ID(), Addrs: a.Addrs()}); err != nil {
+		t.Fatal(err)
+	}
+	st, err := b.NewStream(ctx, a.ID(), wire.ProtocolID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Reset()
+	st.SetDeadline(time.Now().Add(30 * time.Second))
+	w, r := wire.NewWriter(st), wire.NewReader(st, 0)
+	w.Write(&wire.Hello{Version: wire.Version, Root: root})
+	if err := w.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if m, err := r.Read(); err != nil {
+		t.Fatal(err)
+	} else if _, ok := m.(*wire.HaveAll); !ok {
+		t.Fatalf("first message %v, want HAVE_ALL", m)
+	}
+	var streams int
+	if err := rm.ViewService(ServiceName, func(sc network.ServiceScope) error {
+		streams = sc.Stat().NumStreamsInbound
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if streams != 1 {
+		t.Errorf("the service scope counts %d inbound streams, want the session's 1", streams)
+	}
+	w.Write(&wire.Want{Indices: []uint64{0}})
+	if err := w.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if m, err := r.Read(); err != nil {
+		t.Fatal(err)
+	} else if m.Type() != wire.TypeDontHave {
+		t.Errorf("got %v with 1 KiB for the service, want DONT_HAVE", m.Type())
+	}
 }
