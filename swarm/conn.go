@@ -411,7 +411,7 @@ func (c *conn) readLoop(r *wire.Reader) error {
 				if dl == nil {
 					layout, dl = f.current()
 				}
-				if err := c.block(layout, dl, pl, m); err != nil {
+				if err := c.block(layout, dl, m); err != nil {
 					failed = err // a violation: its ERROR ends the Read below
 				}
 			}
@@ -502,7 +502,7 @@ func (c *conn) readMsgs(r *wire.Reader, blocks chan<- *wire.Block) error {
 // block handles one BLOCK: it must have been asked for; it is verified
 // against its CID, credited to the peer (the swarm's choker serves first
 // the peers that serve us), then written, then reported.
-func (c *conn) block(l *Layout, dl *download, pl *peerLimit, m *wire.Block) error {
+func (c *conn) block(l *Layout, dl *download, m *wire.Block) error {
 	f := c.f
 	i := int64(m.Index)
 	c.mu.Lock()
