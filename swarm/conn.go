@@ -395,9 +395,8 @@ func (c *conn) readLoop(r *wire.Reader) error {
 	}
 	blocks := make(chan *wire.Block, blockBuffers-1)
 	var failed error // set by the block goroutine before it ends the stream
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
+	var verifier group
+	verifier.Go(func() {
 		pl := f.sw.lim.peer(c.peer)
 		defer f.sw.lim.release(c.peer, pl)
 		for m := range blocks {
@@ -417,10 +416,10 @@ func (c *conn) readLoop(r *wire.Reader) error {
 			}
 			recycle(m)
 		}
-	}()
+	})
 	err := c.readMsgs(r, blocks)
 	close(blocks)
-	<-done
+	verifier.wait()
 	if failed != nil {
 		return failed
 	}
