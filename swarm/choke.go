@@ -23,6 +23,7 @@ const DefaultUploadSlots = 4
 // mutex serializes the choker and the session queues it acts on; lock
 // order: slots.mu, then server.mu. A session's requests are queued and
 // taken under slots.mu only, so that the choker's count of them is exact.
+// Sessions are woken, and chokes counted, once slots.mu is released.
 type slots struct {
 	now   func() time.Time
 	run   func(func()) bool // starts a goroutine the swarm waits for
@@ -48,11 +49,12 @@ func newSlots(n int, now func() time.Time, run func(func()) bool, count func(fun
 // join enters a new session.
 func (sl *slots) join(sv *server) {
 	sl.mu.Lock()
-	defer sl.mu.Unlock()
 	sl.lastID++
 	sv.id = sl.lastID
 	sl.sessions[sv.id] = sv
-	sl.stepLocked(choker.Event{Kind: choker.Join, Session: sv.id, Peer: choker.PeerID(sv.peer)}, nil)
+	out := sl.stepLocked(choker.Event{Kind: choker.Join, Session: sv.id, Peer: choker.PeerID(sv.peer)}, nil)
+	sl.mu.Unlock()
+	sl.after(out)
 }
 
 // want queues the chunk requests idx of sv, or drops them: when sv is
@@ -66,7 +68,6 @@ func (sl *slots) want(sv *server, idx []uint64) {
 // each), at O(1) each.
 func (sl *slots) cancel(sv *server, idx []uint64) {
 	sl.mu.Lock()
-	defer sl.mu.Unlock()
 	n := 0
 	sv.mu.Lock()
 	for _, i := range idx {
@@ -75,9 +76,12 @@ func (sl *slots) cancel(sv *server, idx []uint64) {
 		}
 	}
 	sv.mu.Unlock()
+	var out outcome
 	if n > 0 {
-		sl.stepLocked(choker.Event{Kind: choker.Cancel, Session: sv.id, N: n}, nil)
+		out = sl.stepLocked(choker.Event{Kind: choker.Cancel, Session: sv.id, N: n}, nil)
 	}
+	sl.mu.Unlock()
+	sl.after(out)
 }
 
 // take takes what sv sends next: the control messages, announcements and
@@ -85,16 +89,18 @@ func (sl *slots) cancel(sv *server, idx []uint64) {
 // (choker.Writing: sent must follow).
 func (sl *slots) take(sv *server) batch {
 	sl.mu.Lock()
-	defer sl.mu.Unlock()
 	sv.mu.Lock()
 	b := batch{ctl: sv.ctl, haves: sv.haves, nodes: sv.nodes}
 	sv.ctl, sv.haves, sv.nodes = nil, nil, nil
 	b.chunk, b.serve = sv.wants.pop()
 	b.more = sv.wants.len() > 0
 	sv.mu.Unlock()
+	var out outcome
 	if b.serve {
-		sl.stepLocked(choker.Event{Kind: choker.Writing, Session: sv.id}, nil)
+		out = sl.stepLocked(choker.Event{Kind: choker.Writing, Session: sv.id}, nil)
 	}
+	sl.mu.Unlock()
+	sl.after(out)
 	return b
 }
 
@@ -140,20 +146,36 @@ func (sl *slots) close() {
 
 func (sl *slots) step(ev choker.Event, idx []uint64) {
 	sl.mu.Lock()
-	defer sl.mu.Unlock()
-	sl.stepLocked(ev, idx)
+	out := sl.stepLocked(ev, idx)
+	sl.mu.Unlock()
+	sl.after(out)
+}
+
+// outcome is what is left to do after a step, once slots.mu is released.
+type outcome struct {
+	wake   []*server // sessions whose queues changed
+	chokes int       // CHOKEs decided
+}
+
+// after wakes the sessions of out and counts its chokes; slots.mu is not
+// held.
+func (sl *slots) after(out outcome) {
+	for _, sv := range out.wake {
+		sv.signal()
+	}
+	if n := int64(out.chokes); n > 0 {
+		sl.count(func(st *Stats) { st.Chokes += n })
+	}
 }
 
 // stepLocked steps the choker with ev, at the time now, and carries out its
-// actions; idx are the requests of a Want. Sessions are woken and chokes
-// counted after, outside any session's lock; sl.mu is held.
-func (sl *slots) stepLocked(ev choker.Event, idx []uint64) {
+// actions on the sessions' queues; idx are the requests of a Want. sl.mu
+// is held.
+func (sl *slots) stepLocked(ev choker.Event, idx []uint64) (out outcome) {
 	if sl.closed {
-		return
+		return out
 	}
 	ev.At = sl.now()
-	var buf [4]*server
-	wake, chokes := buf[:0], 0
 	for _, a := range sl.c.Step(ev) {
 		sv := sl.sessions[a.Session]
 		if sv == nil {
@@ -167,23 +189,18 @@ func (sl *slots) stepLocked(ev choker.Event, idx []uint64) {
 			sv.choked = true
 			sv.wants.reset()
 			sv.ctl = append(sv.ctl, &wire.Choke{})
-			chokes++
+			out.chokes++
 		case choker.Unchoke:
 			sv.choked = false
 			sv.ctl = append(sv.ctl, &wire.Unchoke{})
 		}
 		sv.mu.Unlock()
 		if a.Kind != choker.Drop {
-			wake = append(wake, sv)
+			out.wake = append(out.wake, sv)
 		}
 	}
 	sl.armLocked(ev.At)
-	for _, sv := range wake {
-		sv.signal() // a send that never blocks
-	}
-	if chokes > 0 {
-		sl.count(func(st *Stats) { st.Chokes += int64(chokes) })
-	}
+	return out
 }
 
 // armLocked has tick run when the choker wants a Tick; sl.mu is held.
