@@ -1,10 +1,12 @@
 package swarm
 
 import (
-	"slices"
 	"sync"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/peer-project/peer/swarm/choker"
 	"github.com/peer-project/peer/swarm/wire"
 )
 
@@ -13,268 +15,213 @@ import (
 // peers).
 const DefaultUploadSlots = 4
 
-// Choking policy (see choker).
-const (
-	// turnBlocks is how many blocks a peer gets per turn while others
-	// wait for a slot.
-	turnBlocks = 2
-	// idleRelease is how long a slot holder may go without a request
-	// before its slot goes to a waiting peer.
-	idleRelease = 500 * time.Millisecond
-	// stuckRevoke is how long one block may take to write before its
-	// session loses its slot to a waiting peer (a peer that stopped
-	// reading must not hold a slot for good).
-	stuckRevoke = 15 * time.Second
-	// chokeCheck is how often idle and stuck slot holders are looked for
-	// while peers wait.
-	chokeCheck = 200 * time.Millisecond
-	// optimisticEvery: every optimisticEvery-th slot given from the line
-	// goes to the peer that has waited longest, whatever it has sent us
-	// (BitTorrent's optimistic unchoke: a newcomer gets a chance to trade,
-	// and nobody waits for good). Every other goes to the waiting peer
-	// with the most credit (see peerLimit).
-	optimisticEvery = 3
-)
-
-// choker gives a swarm's upload slots to the sessions that want blocks,
-// so that the upload goes to a few peers at a time, each of which gets its
-// blocks soon and can pass them on, rather than to every peer at a
-// trickle (with requests that time out and come twice).
-//
-// A session that asks for a block (WANT) takes a free slot; if there is
-// none it is choked: its requests are dropped, it is told CHOKE and it
-// waits in line. A slot is passed on (UNCHOKE) when its holder has had
-// turnBlocks blocks while others waited (the holder is choked and goes to
-// the back of the line), has asked for nothing for idleRelease, has been
-// stuck on one block for stuckRevoke, or has ended.
-//
-// Who gets it is BitTorrent's tit-for-tat: the waiting peer that has sent
-// us the most lately (its credit), so that peers which trade with us are
-// served first and a free rider gets only the spare turns; but every
-// optimisticEvery-th slot goes to the first in line. A seeder, or a node
-// whose peers send it nothing, thus serves in turn, first come first
-// served. A swarm's slots serve all its roots, and credit earned on one
-// root counts for all. Safe for concurrent use; lock order: choker.mu,
-// then server.mu or peerLimit.mu.
-type choker struct {
-	slots int
+// slots drives the swarm's choker (package choker: which sessions get the
+// upload slots) from the serving sessions: it turns what a session does
+// into the choker's events, with the time, and carries out its actions on
+// the session's queues (queue or drop a WANT's requests, CHOKE, UNCHOKE).
+// It sends the choker a Tick when one is due. Safe for concurrent use: one
+// mutex serializes the choker and the session queues it acts on; lock
+// order: slots.mu, then server.mu. A session's requests are queued and
+// taken under slots.mu only, so that the choker's count of them is exact.
+// Sessions are woken, and chokes counted, once slots.mu is released.
+type slots struct {
 	now   func() time.Time
+	run   func(func()) bool // starts a goroutine the swarm waits for
+	count func(func(*Stats))
 
-	mu      sync.Mutex
-	holders []*server // hold a slot
-	waiting []*server // choked, in line for a slot
-	grants  int       // slots given from the line
-	timer   *time.Timer
-	armed   bool // timer runs check soon
-	closed  bool
+	mu       sync.Mutex
+	c        *choker.Choker
+	sessions map[choker.SessionID]*server
+	lastID   choker.SessionID
+	timer    *time.Timer
+	timerAt  time.Time // when timer fires; zero: not armed
+	closed   bool
 }
 
-// chokeState is a session's part of the choker, guarded by choker.mu.
-type chokeState struct {
-	slot    bool      // holds a slot
-	queued  bool      // in line
-	turn    int       // blocks sent since it got its slot
-	active  time.Time // last request or block sent
-	writing bool      // a block is being read, rate-limited or written
-	gone    bool
+func newSlots(n int, now func() time.Time, run func(func()) bool, count func(func(*Stats))) *slots {
+	return &slots{
+		now: now, run: run, count: count,
+		c:        choker.New(choker.Config{Slots: n}),
+		sessions: map[choker.SessionID]*server{},
+	}
 }
 
-func newChoker(slots int, now func() time.Time) *choker {
-	return &choker{slots: slots, now: now}
+// join enters a new session.
+func (sl *slots) join(sv *server) {
+	sl.mu.Lock()
+	sl.lastID++
+	sv.id = sl.lastID
+	sl.sessions[sv.id] = sv
+	out := sl.stepLocked(choker.Event{Kind: choker.Join, Session: sv.id, Peer: choker.PeerID(sv.peer)}, nil)
+	sl.mu.Unlock()
+	sl.after(out)
 }
 
 // want queues the chunk requests idx of sv, or drops them: when sv is
 // choked (they crossed the CHOKE on the wire), or when no slot is free (sv
 // is choked now).
-func (c *choker) want(sv *server, idx []uint64) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
+func (sl *slots) want(sv *server, idx []uint64) {
+	sl.step(choker.Event{Kind: choker.Want, Session: sv.id, N: len(idx)}, idx)
+}
+
+// cancel withdraws sv's queued requests of the chunks idx (the earliest of
+// each), at O(1) each.
+func (sl *slots) cancel(sv *server, idx []uint64) {
+	sl.mu.Lock()
+	n := 0
 	sv.mu.Lock()
-	if sv.choked || c.closed || sv.cs.gone {
-		sv.mu.Unlock()
-		return
-	}
-	sv.wants.push(idx)
-	sv.mu.Unlock()
-	sv.cs.active = c.now()
-	if !sv.cs.slot {
-		if len(c.holders) < c.slots && len(c.waiting) == 0 {
-			c.grant(sv)
-		} else {
-			c.choke(sv)
-			c.enqueue(sv)
+	for _, i := range idx {
+		if sv.wants.cancel(i) {
+			n++
 		}
 	}
-	sv.signal()
-}
-
-// writing records that sv starts sending a block.
-func (c *choker) writing(sv *server) {
-	c.mu.Lock()
-	sv.cs.writing, sv.cs.active = true, c.now()
-	c.mu.Unlock()
-}
-
-// sent records that sv sent a block (or gave up on one): after its turn,
-// while others wait, it is choked and goes to the back of the line.
-func (c *choker) sent(sv *server) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	sv.cs.writing, sv.cs.active = false, c.now()
-	sv.cs.turn++
-	if sv.cs.slot && sv.cs.turn >= turnBlocks && len(c.waiting) > 0 {
-		c.release(sv)
-		c.choke(sv)
-		c.enqueue(sv)
-		c.next()
+	sv.mu.Unlock()
+	var out outcome
+	if n > 0 {
+		out = sl.stepLocked(choker.Event{Kind: choker.Cancel, Session: sv.id, N: n}, nil)
 	}
+	sl.mu.Unlock()
+	sl.after(out)
+}
+
+// take takes what sv sends next: the control messages, announcements and
+// manifest block requests queued, and the next chunk request, if any
+// (choker.Writing: sent must follow).
+func (sl *slots) take(sv *server) batch {
+	sl.mu.Lock()
+	sv.mu.Lock()
+	b := batch{ctl: sv.ctl, haves: sv.haves, nodes: sv.nodes}
+	sv.ctl, sv.haves, sv.nodes = nil, nil, nil
+	b.chunk, b.serve = sv.wants.pop()
+	b.more = sv.wants.len() > 0
+	sv.mu.Unlock()
+	var out outcome
+	if b.serve {
+		out = sl.stepLocked(choker.Event{Kind: choker.Writing, Session: sv.id}, nil)
+	}
+	sl.mu.Unlock()
+	sl.after(out)
+	return b
+}
+
+// sent records that sv sent the block it took (or gave up on it).
+func (sl *slots) sent(sv *server) {
+	sl.step(choker.Event{Kind: choker.Sent, Session: sv.id}, nil)
 }
 
 // notInterested gives sv's slot to the next in line if sv has nothing
 // queued: it wants nothing of us for now. It stays unchoked.
-func (c *choker) notInterested(sv *server) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if sv.cs.slot && !sv.cs.writing && !sv.hasWants() {
-		c.release(sv)
-		c.next()
-	}
+func (sl *slots) notInterested(sv *server) {
+	sl.step(choker.Event{Kind: choker.NotInterested, Session: sv.id}, nil)
 }
 
 // leave takes an ended session out: its slot goes to the next in line.
-func (c *choker) leave(sv *server) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	sv.cs.gone = true
-	if sv.cs.queued {
-		sv.cs.queued = false
-		c.waiting = slices.DeleteFunc(c.waiting, func(x *server) bool { return x == sv })
-	}
-	if sv.cs.slot {
-		c.release(sv)
-		c.next()
+func (sl *slots) leave(sv *server) {
+	sl.step(choker.Event{Kind: choker.Leave, Session: sv.id}, nil)
+	sl.mu.Lock()
+	delete(sl.sessions, sv.id)
+	sl.mu.Unlock()
+}
+
+// credit records n verified bytes that p sent us: the choker serves first
+// the peers that serve us.
+func (sl *slots) credit(p peer.ID, n int) {
+	sl.step(choker.Event{Kind: choker.Credit, Peer: choker.PeerID(p), N: n}, nil)
+}
+
+// tick runs the choker's periodic check when the timer fires.
+func (sl *slots) tick() {
+	sl.step(choker.Event{Kind: choker.Tick}, nil)
+}
+
+// close stops the timer; later events do nothing.
+func (sl *slots) close() {
+	sl.mu.Lock()
+	defer sl.mu.Unlock()
+	sl.closed = true
+	if sl.timer != nil {
+		sl.timer.Stop()
 	}
 }
 
-// close stops the timer; later calls do nothing.
-func (c *choker) close() {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.closed = true
-	if c.timer != nil {
-		c.timer.Stop()
-	}
+func (sl *slots) step(ev choker.Event, idx []uint64) {
+	sl.mu.Lock()
+	out := sl.stepLocked(ev, idx)
+	sl.mu.Unlock()
+	sl.after(out)
 }
 
-// check passes on the slots of idle and stuck holders while peers wait.
-func (c *choker) check() {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.armed = false
-	if c.closed {
-		return
-	}
-	now := c.now()
-	for _, sv := range slices.Clone(c.holders) {
-		if len(c.waiting) == 0 {
-			break
-		}
-		idle := now.Sub(sv.cs.active)
-		switch {
-		case sv.cs.writing && idle >= stuckRevoke:
-			c.release(sv)
-			c.choke(sv) // told once the write ends
-			c.enqueue(sv)
-		case !sv.cs.writing && idle >= idleRelease && !sv.hasWants():
-			c.release(sv) // still unchoked: its next WANT gets in line
-		default:
-			continue
-		}
-		c.next()
-	}
-	c.arm()
+// outcome is what is left to do after a step, once slots.mu is released.
+type outcome struct {
+	wake   []*server // sessions whose queues changed
+	chokes int       // CHOKEs decided
 }
 
-// grant gives sv a slot; c.mu is held.
-func (c *choker) grant(sv *server) {
-	sv.cs.slot, sv.cs.turn, sv.cs.active = true, 0, c.now()
-	c.holders = append(c.holders, sv)
-}
-
-// release takes sv's slot; c.mu is held.
-func (c *choker) release(sv *server) {
-	sv.cs.slot = false
-	c.holders = slices.DeleteFunc(c.holders, func(x *server) bool { return x == sv })
-}
-
-// choke drops sv's requests and has it told CHOKE; c.mu is held.
-func (c *choker) choke(sv *server) {
-	sv.mu.Lock()
-	fresh := !sv.choked
-	if fresh {
-		sv.choked = true
-		sv.wants.reset()
-		sv.ctl = append(sv.ctl, &wire.Choke{})
-	}
-	sv.mu.Unlock()
-	if fresh {
-		sv.sw.count(func(st *Stats) { st.Chokes++ })
-	}
-	sv.signal()
-}
-
-// enqueue puts sv at the back of the line; c.mu is held.
-func (c *choker) enqueue(sv *server) {
-	if !sv.cs.queued && !sv.cs.gone {
-		sv.cs.queued = true
-		c.waiting = append(c.waiting, sv)
-	}
-	c.arm()
-}
-
-// next unchokes peers from the line while slots are free; c.mu is held.
-func (c *choker) next() {
-	for len(c.holders) < c.slots && len(c.waiting) > 0 {
-		k := c.pick()
-		sv := c.waiting[k]
-		c.waiting = slices.Delete(c.waiting, k, k+1)
-		sv.cs.queued = false
-		c.grant(sv)
-		sv.mu.Lock()
-		sv.choked = false
-		sv.ctl = append(sv.ctl, &wire.Unchoke{})
-		sv.mu.Unlock()
+// after wakes the sessions of out and counts its chokes; slots.mu is not
+// held.
+func (sl *slots) after(out outcome) {
+	for _, sv := range out.wake {
 		sv.signal()
 	}
+	if n := int64(out.chokes); n > 0 {
+		sl.count(func(st *Stats) { st.Chokes += n })
+	}
 }
 
-// pick returns the index in the line of the next peer to unchoke: the
-// first in line at every optimisticEvery-th grant, else the one with the
-// most credit (the first in line of equals); c.mu is held.
-func (c *choker) pick() int {
-	c.grants++
-	if c.grants%optimisticEvery == 0 {
-		return 0
+// stepLocked steps the choker with ev, at the time now, and carries out its
+// actions on the sessions' queues; idx are the requests of a Want. sl.mu
+// is held.
+func (sl *slots) stepLocked(ev choker.Event, idx []uint64) (out outcome) {
+	if sl.closed {
+		return out
 	}
-	now := c.now()
-	best, most := 0, 0.0
-	for k, sv := range c.waiting {
-		if cr := sv.lim.credited(now); cr > most {
-			best, most = k, cr
+	ev.At = sl.now()
+	for _, a := range sl.c.Step(ev) {
+		sv := sl.sessions[a.Session]
+		if sv == nil {
+			continue
+		}
+		sv.mu.Lock()
+		switch a.Kind {
+		case choker.Queue:
+			sv.wants.push(idx)
+		case choker.Choke:
+			sv.choked = true
+			sv.wants.reset()
+			sv.ctl = append(sv.ctl, &wire.Choke{})
+			out.chokes++
+		case choker.Unchoke:
+			sv.choked = false
+			sv.ctl = append(sv.ctl, &wire.Unchoke{})
+		}
+		sv.mu.Unlock()
+		if a.Kind != choker.Drop {
+			out.wake = append(out.wake, sv)
 		}
 	}
-	return best
+	sl.armLocked(ev.At)
+	return out
 }
 
-// arm runs check after chokeCheck while peers wait; c.mu is held.
-func (c *choker) arm() {
-	if c.closed || c.armed || len(c.waiting) == 0 {
+// armLocked has tick run when the choker wants a Tick; sl.mu is held.
+func (sl *slots) armLocked(now time.Time) {
+	at, ok := sl.c.NextCheck()
+	if !ok || at.Equal(sl.timerAt) {
 		return
 	}
-	c.armed = true
-	if c.timer == nil {
-		c.timer = time.AfterFunc(chokeCheck, c.check)
+	sl.timerAt = at
+	d := max(at.Sub(now), 0)
+	if sl.timer == nil {
+		sl.timer = time.AfterFunc(d, sl.fire)
 		return
 	}
-	c.timer.Reset(chokeCheck)
+	sl.timer.Reset(d)
+}
+
+// fire runs tick on a goroutine the swarm waits for, unless it is closing.
+func (sl *slots) fire() {
+	sl.mu.Lock()
+	sl.timerAt = time.Time{}
+	sl.mu.Unlock()
+	sl.run(sl.tick)
 }

@@ -5,7 +5,6 @@ import (
 	"context"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -87,86 +86,6 @@ func TestChokeTakesTurns(t *testing.T) {
 			t.Errorf("seeder served %d blocks for two fetches of %d", st.ChunksServed, l.NumChunks())
 		}
 	})
-}
-
-// TestChokerPrefersCredit drives the choker by hand, one upload slot, with
-// a fake clock: the peer that has sent us data gets the slot back before
-// those that have not, except at every optimisticEvery-th turn, which goes
-// to the first in line, so no one waits for good. Without credit the
-// turns go round in order, and credit fades.
-func TestChokerPrefersCredit(t *testing.T) {
-	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	now := t0
-	sw := &Swarm{}
-	newServer := func() *server {
-		return &server{sw: sw, wake: make(chan struct{}, 1), lim: &peerLimit{}}
-	}
-	// turns returns who holds the slot after each of n turns.
-	turns := func(c *choker, n int) []*server {
-		var got []*server
-		for range n {
-			h := c.holders[0]
-			for range turnBlocks {
-				c.writing(h)
-				c.sent(h)
-			}
-			if len(c.holders) != 1 || c.holders[0].choked {
-				t.Fatalf("%d holders after a turn, want one, unchoked", len(c.holders))
-			}
-			got = append(got, c.holders[0])
-		}
-		return got
-	}
-	line := func(c *choker, svs ...*server) {
-		for _, sv := range svs {
-			c.want(sv, []uint64{0})
-		}
-		if c.holders[0] != svs[0] || len(c.waiting) != len(svs)-1 {
-			t.Fatalf("the first to ask should hold the slot and the others wait")
-		}
-	}
-
-	holder, free1, trader, free2 := newServer(), newServer(), newServer(), newServer()
-	names := map[*server]string{holder: "holder", free1: "free1", trader: "trader", free2: "free2"}
-	trader.lim.addCredit(4<<20, now)
-	c := newChoker(1, func() time.Time { return now })
-	defer c.close()
-	line(c, holder, free1, trader, free2)
-	count := map[string]int{}
-	var order []string
-	for _, sv := range turns(c, 3*optimisticEvery) {
-		count[names[sv]]++
-		order = append(order, names[sv])
-	}
-	// Per optimisticEvery turns, the trader gets all but one; the
-	// optimistic turns go round the others in line order.
-	if want := 3 * (optimisticEvery - 1); count["trader"] != want {
-		t.Errorf("trader had %d of %d turns, want %d: %v", count["trader"], 3*optimisticEvery, want, order)
-	}
-	for _, n := range []string{"free1", "free2", "holder"} {
-		if count[n] != 1 {
-			t.Errorf("%s had %d turns, want 1: %v", n, count[n], order)
-		}
-	}
-
-	// A minute later the credit has faded to e^-6 of itself: still the
-	// most. Without any, the line goes round first come, first served.
-	now = t0.Add(time.Minute)
-	if cr := trader.lim.credited(now); cr > 4<<20/400 || cr <= 0 {
-		t.Errorf("credit a minute later = %.0f, want about %.0f", cr, float64(4<<20)/403)
-	}
-	a, b, d := newServer(), newServer(), newServer()
-	names = map[*server]string{a: "a", b: "b", d: "d"}
-	c2 := newChoker(1, func() time.Time { return now })
-	defer c2.close()
-	line(c2, a, b, d)
-	order = order[:0]
-	for _, sv := range turns(c2, 6) {
-		order = append(order, names[sv])
-	}
-	if got := strings.Join(order, " "); got != "b d a b d a" {
-		t.Errorf("turns without credit: %s, want b d a b d a", got)
-	}
 }
 
 // TestChokerServesTradersFirst: X has one upload slot and two fetchers of

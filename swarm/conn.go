@@ -22,20 +22,6 @@ import (
 // dialTimeout bounds connecting to a peer and opening a stream.
 const dialTimeout = 15 * time.Second
 
-// closeTimeout bounds writing the final ERROR of a session: a peer that
-// does not read it does not hold the session open.
-const closeTimeout = 5 * time.Second
-
-// endWith writes e, the session's last message, and closes st (not Reset,
-// which would have the peer drop the ERROR unread), as the serving side
-// does. It blocks for at most closeTimeout.
-func endWith(st network.Stream, w *wire.Writer, e *wire.Error, now time.Time) {
-	st.SetWriteDeadline(now.Add(closeTimeout))
-	w.Write(e)
-	w.Flush()
-	st.Close()
-}
-
 // asked is what a conn has asked its peer for one chunk: WANTs the peer
 // may still answer (a cancelled one may cross its CANCEL on the wire), and
 // how many of them are not cancelled. A chunk can be wanted again after a
@@ -410,9 +396,8 @@ func (c *conn) readLoop(r *wire.Reader) error {
 	}
 	blocks := make(chan *wire.Block, blockBuffers-1)
 	var failed error // set by the block goroutine before it ends the stream
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
+	var verifier group
+	verifier.Go(func() {
 		pl := f.sw.lim.peer(c.peer)
 		defer f.sw.lim.release(c.peer, pl)
 		for m := range blocks {
@@ -426,16 +411,16 @@ func (c *conn) readLoop(r *wire.Reader) error {
 				if dl == nil {
 					layout, dl = f.current()
 				}
-				if err := c.block(layout, dl, pl, m); err != nil {
+				if err := c.block(layout, dl, m); err != nil {
 					failed = err // a violation: its ERROR ends the Read below
 				}
 			}
 			recycle(m)
 		}
-	}()
+	})
 	err := c.readMsgs(r, blocks)
 	close(blocks)
-	<-done
+	verifier.wait()
 	if failed != nil {
 		return failed
 	}
@@ -515,9 +500,9 @@ func (c *conn) readMsgs(r *wire.Reader, blocks chan<- *wire.Block) error {
 }
 
 // block handles one BLOCK: it must have been asked for; it is verified
-// against its CID, credited to the peer of pl, then written, then
-// reported.
-func (c *conn) block(l *Layout, dl *download, pl *peerLimit, m *wire.Block) error {
+// against its CID, credited to the peer (the swarm's choker serves first
+// the peers that serve us), then written, then reported.
+func (c *conn) block(l *Layout, dl *download, m *wire.Block) error {
 	f := c.f
 	i := int64(m.Index)
 	c.mu.Lock()
@@ -553,7 +538,7 @@ func (c *conn) block(l *Layout, dl *download, pl *peerLimit, m *wire.Block) erro
 	}
 	// Verified: the peer gave us something, and earns its credit with
 	// our choker (a duplicate too: we asked for it).
-	pl.addCredit(len(m.Data), f.sw.cfg.Now())
+	f.sw.chk.credit(c.peer, len(m.Data))
 	fresh, err := dl.write(i, m.Data)
 	switch {
 	case err != nil:

@@ -14,7 +14,11 @@
 // as the old content. A few peers are sent blocks at once (upload slots);
 // the others are choked and wait in line, and a freed slot goes first to
 // the peer that has sent this node the most lately (tit-for-tat), every
-// third to the one that has waited longest (see choker).
+// third to the one that has waited longest: package choker decides, a pure
+// state machine like sched, which the serving sessions drive (see slots).
+// A serving stream joins the resource manager's ServiceName service and
+// reserves its block buffers' memory there; a block write that does not
+// finish within IdleTimeout (the peer stopped reading) ends the session.
 //
 // Fetching. Fetch gathers sources (ticket hints, the peers the caller's
 // discovery finds, the peers already connected), loads the manifest through
@@ -43,6 +47,8 @@
 // which names the peers it tried and what each did. A fetch never waits
 // without end and without a word.
 //
-// Every goroutine is owned: Close stops the stream handler, ends every
-// session and waits for all of them.
+// Every goroutine is owned: each starts through a group (session.go) that
+// its owner waits for; Close stops the stream handler, ends every session
+// and waits for all of them. Both sides end a session the same way: ERROR
+// with the reason, then the stream closed (endWith).
 package swarm

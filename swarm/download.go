@@ -352,11 +352,9 @@ func (d *download) withFile(fi int, flag int, fn func(*os.File) error) error {
 func (d *download) recheck(ctx context.Context) (int64, error) {
 	n := d.layout.NumChunks()
 	next := make(chan int64)
-	var wg sync.WaitGroup
+	var workers group
 	for range runtime.GOMAXPROCS(0) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		workers.Go(func() {
 			var buf []byte
 			for i := range next {
 				c := d.layout.Chunks[i]
@@ -373,7 +371,7 @@ func (d *download) recheck(ctx context.Context) (int64, error) {
 					d.mu.Unlock()
 				}
 			}
-		}()
+		})
 	}
 	var err error
 feed:
@@ -389,7 +387,7 @@ feed:
 		}
 	}
 	close(next)
-	wg.Wait()
+	workers.wait()
 	found, _ := d.counts()
 	return found, err
 }

@@ -258,7 +258,7 @@ type fetch struct {
 	log    *slog.Logger
 	events chan event
 
-	wg sync.WaitGroup // the fetch's own goroutines
+	goroutines group // the fetch's own goroutines
 
 	mu     sync.Mutex // guards conns, tried, known, layout, dl, ready, and conn.up and conn.firstHave
 	conns  map[peer.ID]*conn
@@ -286,15 +286,10 @@ type fetch struct {
 	lastRedial  time.Time          // when the known peers were last dialled again
 	redialNext  int                // where the next re-dial round starts in the known peers
 	fatal       error              // ends the fetch: a verified chunk could not be written
+	early       map[peer.ID]int    // strikes outside the scheduler, by peer (strikeEarly); under mu
 }
 
-func (f *fetch) goroutine(fn func()) {
-	f.wg.Add(1)
-	go func() {
-		defer f.wg.Done()
-		fn()
-	}()
-}
+func (f *fetch) goroutine(fn func()) { f.goroutines.Go(fn) }
 
 // post sends an event to the loop unless the fetch is over, and reports
 // whether it did.
@@ -643,15 +638,23 @@ func (f *fetch) step(e sched.Event) error {
 	return err
 }
 
-// strikeEarly deals with a peer that broke the protocol before the
-// scheduler exists (while the manifest loads), which has no strike count
-// yet, or after the loop has ended: with the default of one strike, it is
-// banned.
+// strikeEarly strikes a peer that broke the protocol where the scheduler
+// cannot count it: before the scheduler exists (while the manifest loads),
+// after the loop has ended, or for a bad manifest block. It is banned at
+// its MaxStrikes-th such strike in this fetch (at the first by default);
+// these strikes and the scheduler's are counted apart, so a peer may break
+// the protocol at most 2·MaxStrikes-2 times in one fetch unbanned.
 func (f *fetch) strikeEarly(p peer.ID, err error) {
-	if f.sw.cfg.MaxStrikes > 1 {
-		return
+	f.mu.Lock()
+	if f.early == nil {
+		f.early = map[peer.ID]int{}
 	}
-	f.sw.Ban(p, err.Error())
+	f.early[p]++
+	n := f.early[p]
+	f.mu.Unlock()
+	if n >= max(f.sw.cfg.MaxStrikes, 1) {
+		f.sw.Ban(p, err.Error())
+	}
 }
 
 // apply carries out the scheduler's actions: requests are batched into one
@@ -990,7 +993,7 @@ func (f *fetch) shutdown() {
 		c.stream.Reset()
 	}
 	// Goroutines blocked posting events see ctx done.
-	f.wg.Wait()
+	f.goroutines.wait()
 	// Bad blocks the loop did not get to still strike their senders.
 	for {
 		select {
@@ -1034,10 +1037,10 @@ func (f *fetch) getBlock(ctx context.Context, c cid.Cid) ([]byte, error) {
 		err  error
 	}
 	answers := make(chan answer, maxHedge)
-	var wg sync.WaitGroup
+	var askers group
 	defer func() {
 		cancel() // getNode returns when ctx ends
-		wg.Wait()
+		askers.wait()
 	}()
 	asked := map[peer.ID]bool{}
 	inflight := 0
@@ -1064,12 +1067,10 @@ func (f *fetch) getBlock(ctx context.Context, c cid.Cid) ([]byte, error) {
 			inflight++
 			more = false
 			hedge = time.After(hedgeAfter)
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
+			askers.Go(func() {
 				data, err := pick.getNode(ctx, c)
 				answers <- answer{pick, data, err}
-			}()
+			})
 		}
 		select {
 		case <-ctx.Done():

@@ -2,72 +2,31 @@ package swarm
 
 import (
 	"context"
-	"math"
 	"sync"
-	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
 	"golang.org/x/time/rate"
 )
 
-// limits holds a swarm's bandwidth caps, and its peers' credit. Safe for
-// concurrent use; lock order: limits.mu, then peerLimit.mu.
+// limits holds a swarm's bandwidth caps. Safe for concurrent use.
 type limits struct {
 	up, down         *rate.Limiter // over all peers; nil: no cap
 	peerUp, peerDown int64         // bytes/s per peer; 0: no cap
-	now              func() time.Time
 
 	mu    sync.Mutex
-	peers map[peer.ID]*peerLimit // with sessions, or credit worth keeping
+	peers map[peer.ID]*peerLimit // with sessions
 }
 
-// creditTau is the time constant of a peer's credit: what it sent us that
-// long ago counts 1/e as much as what it sends now.
-const creditTau = 10 * time.Second
-
-// creditKeep is the least credit kept for a peer with no session: a peer
-// that sent us a file and comes back for one of ours within a minute or so
-// finds its credit (4 MiB fades to this in 83 s).
-const creditKeep = 1 << 10
-
-// peerLimit is one peer's caps, shared by all its sessions, and its
-// credit: the verified bytes it has sent us lately, which the choker uses
-// to serve first the peers that serve us.
+// peerLimit is one peer's caps, shared by all its sessions.
 type peerLimit struct {
 	refs     int // sessions using it; guarded by limits.mu
 	up, down *rate.Limiter
-
-	mu       sync.Mutex
-	credit   float64 // bytes, decayed with creditTau
-	creditAt time.Time
-}
-
-// addCredit records n verified bytes from the peer at now.
-func (pl *peerLimit) addCredit(n int, now time.Time) {
-	pl.mu.Lock()
-	pl.credit = decayed(pl.credit, pl.creditAt, now) + float64(n)
-	pl.creditAt = now
-	pl.mu.Unlock()
-}
-
-// credited returns the peer's credit at now.
-func (pl *peerLimit) credited(now time.Time) float64 {
-	pl.mu.Lock()
-	defer pl.mu.Unlock()
-	return decayed(pl.credit, pl.creditAt, now)
-}
-
-func decayed(v float64, at, now time.Time) float64 {
-	if v == 0 || !now.After(at) {
-		return v
-	}
-	return v * math.Exp(-float64(now.Sub(at))/float64(creditTau))
 }
 
 func newLimits(c *Config) *limits {
 	return &limits{
 		up: newLimiter(c.UploadRate), down: newLimiter(c.DownloadRate),
-		peerUp: c.PeerUploadRate, peerDown: c.PeerDownloadRate, now: c.Now,
+		peerUp: c.PeerUploadRate, peerDown: c.PeerDownloadRate,
 		peers: map[peer.ID]*peerLimit{},
 	}
 }
@@ -88,13 +47,6 @@ func (l *limits) peer(p peer.ID) *peerLimit {
 	defer l.mu.Unlock()
 	pl := l.peers[p]
 	if pl == nil {
-		// Forget, first, the peers with no session whose credit has faded.
-		now := l.now()
-		for q, ql := range l.peers {
-			if ql.refs == 0 && ql.credited(now) < creditKeep {
-				delete(l.peers, q)
-			}
-		}
 		pl = &peerLimit{up: newLimiter(l.peerUp), down: newLimiter(l.peerDown)}
 		l.peers[p] = pl
 	}
@@ -102,12 +54,11 @@ func (l *limits) peer(p peer.ID) *peerLimit {
 	return pl
 }
 
-// release gives back pl, from peer(p). Its credit outlives the peer's last
-// session while it is worth keeping.
+// release gives back pl, from peer(p).
 func (l *limits) release(p peer.ID, pl *peerLimit) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if pl.refs--; pl.refs == 0 && l.peers[p] == pl && pl.credited(l.now()) < creditKeep {
+	if pl.refs--; pl.refs == 0 && l.peers[p] == pl {
 		delete(l.peers, p)
 	}
 }

@@ -1,7 +1,6 @@
 package swarm
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"sync"
@@ -11,6 +10,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 
+	"github.com/peer-project/peer/swarm/choker"
 	"github.com/peer-project/peer/swarm/wire"
 )
 
@@ -35,24 +35,24 @@ type server struct {
 	stream network.Stream
 	peer   peer.ID
 	root   cid.Cid
+	id     choker.SessionID // the session's name with the swarm's choker
+	lim    *peerLimit       // the peer's upload cap
 
-	mu     sync.Mutex
-	src    Source          // nil until this node has chunks of root to serve
-	wake   chan struct{}   // one token: the queues changed
-	wants  wantQueue       // chunk requests, in arrival order
-	asked  int64           // chunks WANTed minus chunks CANCELled: the CANCEL budget
-	nodes  []cid.Cid       // manifest block requests
-	sent   map[cid.Cid]int // NODEs sent, by CID: the WANT_NODE budget
-	haves  []uint64        // announcements to send
-	none   bool            // the session began with HAVE_NONE and no source yet
-	choked bool            // told (or about to be told) CHOKE: WANTs are dropped
-	ctl    []wire.Msg      // CHOKE and UNCHOKE to send, in order
-	cs     chokeState      // guarded by the swarm's choker
-	lim    *peerLimit      // the peer's upload cap
-	errMsg *wire.Error     // a final ERROR to send, then close
-	done   bool
-	active time.Time   // the last message read or batch written
-	idle   *time.Timer // runs idleCheck
+	mu       sync.Mutex
+	src      Source          // nil until this node has chunks of root to serve
+	wake     chan struct{}   // one token: the queues changed
+	wants    wantQueue       // chunk requests, in arrival order; changed under slots.mu too
+	asked    int64           // chunks WANTed minus chunks CANCELled: the CANCEL budget
+	nodes    []cid.Cid       // manifest block requests
+	sent     map[cid.Cid]int // NODEs sent, by CID: the WANT_NODE budget
+	haves    []uint64        // announcements to send
+	none     bool            // the session began with HAVE_NONE and no source yet
+	choked   bool            // told (or about to be told) CHOKE: WANTs are dropped
+	ctl      []wire.Msg      // CHOKE and UNCHOKE to send, in order
+	closeMsg *wire.Error     // a final ERROR to send, then close
+	done     bool
+	active   time.Time   // the last message read or batch written
+	idle     *time.Timer // runs idleCheck
 }
 
 func (s *Swarm) handleStream(st network.Stream) {
@@ -61,86 +61,38 @@ func (s *Swarm) handleStream(st network.Stream) {
 		st.Reset()
 		return
 	}
-	if !s.goroutine(func() { s.serve(st, p) }) {
+	if !s.goroutines.Go(func() { s.serve(st, p) }) {
 		st.Reset()
 	}
 }
 
+// serve runs one serving session: HELLO, admission, then the session's
+// reader here and its sender on a goroutine of its own, until either ends.
 func (s *Swarm) serve(st network.Stream, p peer.ID) {
-	st.SetReadDeadline(s.cfg.Now().Add(helloTimeout))
+	// The stream's memory (its block buffers) is reserved in the swarm's
+	// service scope, which the resource manager's limits bound.
+	if err := st.Scope().SetService(ServiceName); err != nil {
+		s.log.Debug("resource manager refused a session", "peer", p, "err", err)
+		endWith(st, wire.NewWriter(st), wire.NewError(wire.CodeTooManyRequests, "resource limit: "+err.Error()+"; try again later"), s.cfg.Now())
+		return
+	}
 	r := wire.NewReader(st, maxClientMsg)
-	m, err := r.Read()
-	if err != nil {
-		st.Reset()
+	hello, ok := s.readHello(st, r)
+	if !ok {
 		return
 	}
-	hello, ok := m.(*wire.Hello)
-	if !ok || hello.Version != wire.Version {
-		// Counted before the reset, so that whoever sees the stream end
-		// sees the count too.
-		s.count(func(st *Stats) { st.ProtocolViolations++ })
-		w := wire.NewWriter(st)
-		w.Write(wire.NewError(wire.CodeProtocol, "expected HELLO version 1"))
-		w.Flush()
-		st.Close() // not Reset, which would drop the ERROR unread
-		return
-	}
-	st.SetReadDeadline(time.Time{})
 	sv := &server{sw: s, stream: st, peer: p, root: hello.Root, wake: make(chan struct{}, 1), lim: s.lim.peer(p)}
 	defer s.lim.release(p, sv.lim)
-	// A node that is itself fetching root takes the session too, with
-	// HAVE_NONE, and announces each chunk as it gets it: peers that
-	// download the same root at the same time trade.
-	// Only roots served here are answered: shared (or inside a share), or
-	// being fetched. A root whose manifest is merely stored (inspected,
-	// unshared, a failed fetch) is not.
-	src, err := s.sourceFor(p, hello.Root)
-	if err == nil && src == nil && !s.isFetching(hello.Root) {
-		err = errNotProvided
-	}
-	if err != nil {
-		code := wire.CodeNotFound
-		if err == errTooManyLookups {
-			code = wire.CodeTooManyRequests
-		}
-		w := wire.NewWriter(st)
-		w.Write(wire.NewError(code, err.Error()))
-		w.Flush()
-		st.Close()
+	if !s.admit(sv) {
 		return
 	}
-	sv.src = src
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
-		st.Reset()
-		return
-	}
-	set := s.serving[hello.Root]
-	if set == nil {
-		set = map[*server]struct{}{}
-		s.serving[hello.Root] = set
-	}
-	set[sv] = struct{}{}
-	s.stats.ServeSessions++
-	s.mu.Unlock()
+	defer s.dismiss(sv)
 	s.fetching(hello.Root, p)
-	defer func() {
-		s.mu.Lock()
-		delete(s.serving[hello.Root], sv)
-		if len(s.serving[hello.Root]) == 0 {
-			delete(s.serving, hello.Root)
-		}
-		s.stats.ServeSessions--
-		s.mu.Unlock()
-	}()
+	s.chk.join(sv)
+	defer s.chk.leave(sv)
 
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		sv.sendLoop()
-	}()
+	var g group
+	g.Go(sv.sendLoop)
 	sv.touch()
 	sv.mu.Lock()
 	sv.idle = time.AfterFunc(s.cfg.IdleTimeout, sv.idleCheck)
@@ -148,8 +100,77 @@ func (s *Swarm) serve(st network.Stream, p peer.ID) {
 	sv.readLoop(r)
 	sv.stop() // before Stop: idleCheck re-arms the timer only before done
 	sv.idle.Stop()
-	wg.Wait()
-	s.chk.leave(sv)
+	g.wait()
+}
+
+// readHello reads the session's HELLO. On anything else it ends the stream
+// (with ERROR when the peer spoke the protocol wrong) and reports false.
+func (s *Swarm) readHello(st network.Stream, r *wire.Reader) (*wire.Hello, bool) {
+	st.SetReadDeadline(s.cfg.Now().Add(helloTimeout))
+	m, err := r.Read()
+	if err != nil {
+		st.Reset()
+		return nil, false
+	}
+	hello, ok := m.(*wire.Hello)
+	if !ok || hello.Version != wire.Version {
+		// Counted before the stream ends, so that whoever sees it end
+		// sees the count too.
+		s.count(func(st *Stats) { st.ProtocolViolations++ })
+		endWith(st, wire.NewWriter(st), wire.NewError(wire.CodeProtocol, "expected HELLO version 1"), s.cfg.Now())
+		return nil, false
+	}
+	st.SetReadDeadline(time.Time{})
+	return hello, true
+}
+
+// admit registers sv with the swarm if its root is served here, and
+// reports whether it did; if not, the session ends with ERROR.
+func (s *Swarm) admit(sv *server) bool {
+	// A node that is itself fetching root takes the session too, with
+	// HAVE_NONE, and announces each chunk as it gets it: peers that
+	// download the same root at the same time trade.
+	// Only roots served here are answered: shared (or inside a share), or
+	// being fetched. A root whose manifest is merely stored (inspected,
+	// unshared, a failed fetch) is not.
+	src, err := s.sourceFor(sv.peer, sv.root)
+	if err == nil && src == nil && !s.isFetching(sv.root) {
+		err = errNotProvided
+	}
+	if err != nil {
+		code := wire.CodeNotFound
+		if err == errTooManyLookups {
+			code = wire.CodeTooManyRequests
+		}
+		endWith(sv.stream, wire.NewWriter(sv.stream), wire.NewError(code, err.Error()), s.cfg.Now())
+		return false
+	}
+	sv.src = src
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		sv.stream.Reset()
+		return false
+	}
+	set := s.serving[sv.root]
+	if set == nil {
+		set = map[*server]struct{}{}
+		s.serving[sv.root] = set
+	}
+	set[sv] = struct{}{}
+	s.stats.ServeSessions++
+	return true
+}
+
+// dismiss unregisters sv, from admit.
+func (s *Swarm) dismiss(sv *server) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.serving[sv.root], sv)
+	if len(s.serving[sv.root]) == 0 {
+		delete(s.serving, sv.root)
+	}
+	s.stats.ServeSessions--
 }
 
 // touch records traffic on the session, either way.
@@ -168,7 +189,7 @@ func (sv *server) idleCheck() {
 	idle := sv.sw.cfg.IdleTimeout
 	now := sv.sw.cfg.Now()
 	sv.mu.Lock()
-	if sv.done || sv.errMsg != nil {
+	if sv.done || sv.closeMsg != nil {
 		sv.mu.Unlock()
 		return
 	}
@@ -184,7 +205,7 @@ func (sv *server) idleCheck() {
 		return
 	}
 	sv.mu.Unlock()
-	sv.fail(wire.CodeIdle, fmt.Sprintf("nothing asked for %v; open a new session to ask again", idle))
+	sv.close(wire.CodeIdle, fmt.Sprintf("nothing asked for %v; open a new session to ask again", idle))
 }
 
 // readLoop reads the fetcher's requests until the stream ends.
@@ -194,7 +215,7 @@ func (sv *server) readLoop(r *wire.Reader) {
 		if err != nil {
 			if errors.Is(err, wire.ErrProtocol) {
 				sv.sw.count(func(st *Stats) { st.ProtocolViolations++ })
-				sv.fail(wire.CodeProtocol, err.Error())
+				sv.close(wire.CodeProtocol, err.Error())
 			}
 			return
 		}
@@ -214,7 +235,7 @@ func (sv *server) readLoop(r *wire.Reader) {
 			sv.mu.Lock()
 			if len(sv.nodes) >= 64 {
 				sv.mu.Unlock()
-				sv.fail(wire.CodeTooManyRequests, "more than 64 manifest requests waiting")
+				sv.close(wire.CodeTooManyRequests, "more than 64 manifest requests waiting")
 				return
 			}
 			if sv.sent[m.CID] >= maxNodeResends {
@@ -222,7 +243,7 @@ func (sv *server) readLoop(r *wire.Reader) {
 				// (74 bytes in, up to 1 MiB out).
 				sv.mu.Unlock()
 				sv.sw.count(func(st *Stats) { st.ProtocolViolations++ })
-				sv.fail(wire.CodeProtocol, fmt.Sprintf("WANT_NODE of %s, sent %d times already", m.CID, maxNodeResends))
+				sv.close(wire.CodeProtocol, fmt.Sprintf("WANT_NODE of %s, sent %d times already", m.CID, maxNodeResends))
 				sv.sw.Ban(sv.peer, "WANT_NODE of a block it was sent again and again")
 				return
 			}
@@ -233,7 +254,7 @@ func (sv *server) readLoop(r *wire.Reader) {
 			return
 		default:
 			sv.sw.count(func(st *Stats) { st.ProtocolViolations++ })
-			sv.fail(wire.CodeProtocol, "unexpected "+m.Type().String()+" from the fetching side")
+			sv.close(wire.CodeProtocol, "unexpected "+m.Type().String()+" from the fetching side")
 			return
 		}
 	}
@@ -250,7 +271,7 @@ func (sv *server) want(idx []uint64) bool {
 		sv.mu.Unlock()
 		// Only a flooder gets here: a fetcher's window is far smaller.
 		sv.sw.count(func(st *Stats) { st.ProtocolViolations++ })
-		sv.fail(wire.CodeTooManyRequests, "too many requests outstanding")
+		sv.close(wire.CodeTooManyRequests, "too many requests outstanding")
 		sv.sw.Ban(sv.peer, fmt.Sprintf("more than %d requests waiting", sv.sw.cfg.MaxQueue))
 		return false
 	}
@@ -258,19 +279,13 @@ func (sv *server) want(idx []uint64) bool {
 		if n < 0 || i >= uint64(n) { // unsigned: an index of 2^63 or more is past any end
 			sv.mu.Unlock()
 			sv.sw.count(func(st *Stats) { st.ProtocolViolations++ })
-			sv.fail(wire.CodeProtocol, "WANT of a chunk index past the end")
+			sv.close(wire.CodeProtocol, "WANT of a chunk index past the end")
 			return false
 		}
 	}
 	sv.mu.Unlock()
 	sv.sw.chk.want(sv, idx)
 	return true
-}
-
-func (sv *server) hasWants() bool {
-	sv.mu.Lock()
-	defer sv.mu.Unlock()
-	return sv.wants.len() > 0
 }
 
 // source returns what serves the session's root, looking again while there
@@ -299,18 +314,14 @@ func (sv *server) cancel(idx []uint64) bool {
 	sv.mu.Lock()
 	sv.asked -= int64(len(idx))
 	over := sv.asked < -int64(sv.sw.cfg.MaxQueue)
-	if !over {
-		for _, i := range idx {
-			sv.wants.cancel(i)
-		}
-	}
 	sv.mu.Unlock()
 	if over {
 		sv.sw.count(func(st *Stats) { st.ProtocolViolations++ })
-		sv.fail(wire.CodeProtocol, "CANCEL of more chunks than were asked for")
+		sv.close(wire.CodeProtocol, "CANCEL of more chunks than were asked for")
 		sv.sw.Ban(sv.peer, "CANCEL of more chunks than it asked for")
 		return false
 	}
+	sv.sw.chk.cancel(sv, idx)
 	return true
 }
 
@@ -328,11 +339,13 @@ func (sv *server) signal() {
 	}
 }
 
-// fail sends ERROR and ends the session.
-func (sv *server) fail(code wire.ErrCode, msg string) {
+// close sends ERROR and ends the session, as conn.close does on the
+// fetching side: the sender writes it and closes the stream (endWith),
+// which ends the reader. The first reason given is the one sent.
+func (sv *server) close(code wire.ErrCode, msg string) {
 	sv.mu.Lock()
-	if sv.errMsg == nil && !sv.done {
-		sv.errMsg = wire.NewError(code, msg)
+	if sv.closeMsg == nil && !sv.done {
+		sv.closeMsg = wire.NewError(code, msg)
 	}
 	sv.mu.Unlock()
 	sv.signal()
@@ -346,49 +359,43 @@ func (sv *server) stop() {
 	sv.signal()
 }
 
-// preload is a chunk being read and verified ahead of its turn.
-type preload struct {
-	idx  uint64
-	data []byte
-	err  error
-	done chan struct{}
-}
-
-// preload starts reading the next chunk wanted into *buf, or returns nil
-// when none is queued.
-func (sv *server) preload(ctx context.Context, src Source, buf *[]byte) *preload {
-	sv.mu.Lock()
-	idx, ok := sv.wants.peek()
-	sv.mu.Unlock()
-	if !ok {
-		return nil
-	}
-	if !src.Has(int64(idx)) {
-		return nil
-	}
-	p := &preload{idx: idx, done: make(chan struct{})}
-	if *buf == nil {
-		*buf = getBuf(int(src.Layout().Chunks[idx].Size))
-	}
-	b := (*buf)[:0]
-	go func() {
-		defer close(p.done)
-		p.data, p.err = src.ReadChunk(ctx, int64(idx), b)
-		if p.err == nil {
-			*buf = p.data[:0] // keep a grown buffer; only this goroutine touches *buf until done
-		}
-	}()
-	return p
-}
-
-// sendLoop writes the answers: first HAVE, then blocks and manifest blocks
-// as they are asked for, announcements as they come.
+// sendLoop writes the answers until the session ends: first HAVE, then
+// blocks and manifest blocks as they are asked for, announcements as they
+// come, CHOKE and UNCHOKE as the choker decides; the final ERROR, if any,
+// then the end of the stream.
 func (sv *server) sendLoop() {
 	w := wire.NewWriter(sv.stream)
-	ctx := sv.sw.ctx
-	defer sv.stream.Close()
-	// The first HAVE, decided under sv.mu so that a Serve of the root
-	// racing with it either is seen here or sees none set (see Serve).
+	if err := sv.writeFirst(w); err != nil {
+		sv.stream.Reset()
+		return
+	}
+	pf := newPrefetcher(sv.sw.ctx, sv.stream.Scope())
+	defer pf.release()
+	for {
+		end, ok := sv.await(pf)
+		switch {
+		case end != nil:
+			// Closing our side also ends readLoop.
+			endWith(sv.stream, w, end, sv.sw.cfg.Now())
+			return
+		case !ok && sv.sw.ctx.Err() != nil:
+			sv.stream.Reset() // the swarm closes
+			return
+		case !ok:
+			sv.stream.Close()
+			return
+		}
+		if err := sv.writeBatch(w, pf, sv.sw.chk.take(sv)); err != nil {
+			sv.stream.Reset()
+			return
+		}
+	}
+}
+
+// writeFirst sends the session's first HAVE, decided under sv.mu so that a
+// Serve of the root racing with it either is seen here or sees none set
+// (see Serve).
+func (sv *server) writeFirst(w *wire.Writer) error {
 	var first wire.Msg = &wire.HaveNone{}
 	sv.mu.Lock()
 	if sv.src == nil {
@@ -402,149 +409,139 @@ func (sv *server) sendLoop() {
 		first = &wire.HaveBitfield{Bits: src.Bits()}
 	}
 	sv.mu.Unlock()
-	if err := w.Write(first); err != nil || w.Flush() != nil {
-		sv.stream.Reset()
-		return
+	sv.writeDeadline()
+	if err := w.Write(first); err != nil {
+		return err
 	}
-	// While one block is written, the next one wanted is read and verified
-	// on another goroutine: two buffers take turns. They come from the
-	// process's pool and go back whenever nothing is queued, so that a
-	// node with many quiet sessions holds few.
-	var (
-		bufs [2][]byte
-		cur  int
-		pre  *preload
-	)
-	release := func() {
-		if pre != nil {
-			<-pre.done
-			pre = nil
-		}
-		for k, b := range bufs {
-			if b != nil {
-				putBuf(b)
-				bufs[k] = nil
-			}
-		}
-	}
-	defer release()
-	for {
-		sv.mu.Lock()
-		if sv.wants.len() == 0 {
-			sv.mu.Unlock()
-			release() // waits for a preload first: it writes into bufs
-			sv.mu.Lock()
-		}
-		for !sv.done && sv.errMsg == nil && sv.wants.len() == 0 && len(sv.nodes) == 0 && len(sv.haves) == 0 && len(sv.ctl) == 0 {
-			sv.mu.Unlock()
-			select {
-			case <-sv.wake:
-			case <-ctx.Done():
-				sv.stream.Reset()
-				return
-			}
-			sv.mu.Lock()
-		}
-		if sv.errMsg != nil {
-			// The ERROR, then the end of the stream (the deferred Close):
-			// a Reset would have the peer drop the ERROR unread. Closing
-			// our reading side also ends readLoop.
-			e := sv.errMsg
-			sv.done = true
-			sv.mu.Unlock()
-			w.Write(e)
-			w.Flush()
-			return
-		}
-		if sv.done {
-			sv.mu.Unlock()
-			return
-		}
-		ctl := sv.ctl
-		sv.ctl = nil
-		haves := sv.haves
-		sv.haves = nil
-		nodes := sv.nodes
-		sv.nodes = nil
-		idx, have := sv.wants.pop()
-		more := sv.wants.len() > 0 || len(sv.ctl) > 0
-		sv.mu.Unlock()
-		sv.touch()
+	return w.Flush()
+}
 
-		for _, m := range ctl {
-			if err := w.Write(m); err != nil {
-				sv.stream.Reset()
-				return
-			}
+// await waits until the session has something to send. It returns the
+// final ERROR to send, or ok false when the session ends without one
+// (the peer closed it, or the swarm closes). While no chunk request is
+// queued the block buffers go back to the pool.
+func (sv *server) await(pf *prefetcher) (end *wire.Error, ok bool) {
+	sv.mu.Lock()
+	if sv.wants.len() == 0 {
+		sv.mu.Unlock()
+		pf.release() // waits for a preload first: it writes into the buffers
+		sv.mu.Lock()
+	}
+	for !sv.done && sv.closeMsg == nil && sv.wants.len() == 0 && len(sv.nodes) == 0 && len(sv.haves) == 0 && len(sv.ctl) == 0 {
+		sv.mu.Unlock()
+		select {
+		case <-sv.wake:
+		case <-sv.sw.ctx.Done():
+			return nil, false
 		}
-		for _, h := range haves {
-			if err := w.Write(&wire.Have{Index: h}); err != nil {
-				sv.stream.Reset()
-				return
-			}
-		}
-		for _, c := range nodes {
-			// Only the session root's own blocks: not another root's
-			// (not served, or served to whoever names it), and none
-			// before this node knows the root's layout.
-			var m wire.Msg = &wire.NodeMissing{CID: c}
-			if src := sv.source(); src != nil && src.Layout().HasBlock(c) {
-				if data, err := sv.sw.blocks.GetBlock(ctx, c); err == nil {
-					m = &wire.Node{CID: c, Data: data}
-					sv.mu.Lock()
-					if sv.sent == nil {
-						sv.sent = map[cid.Cid]int{}
-					}
-					sv.sent[c]++
-					sv.mu.Unlock()
-				}
-			}
-			if err := w.Write(m); err != nil {
-				sv.stream.Reset()
-				return
-			}
-		}
-		if have {
-			sv.sw.chk.writing(sv)
-			var err error
-			if src := sv.source(); src == nil || !src.Has(int64(idx)) {
-				err = w.Write(&wire.DontHave{Indices: []uint64{idx}})
-			} else {
-				var buf []byte
-				if pre != nil && pre.idx == idx {
-					<-pre.done
-					buf, err, cur = pre.data, pre.err, 1-cur
-				} else {
-					if pre != nil {
-						<-pre.done // it was cancelled; its buffer is free again
-					}
-					if bufs[cur] == nil {
-						bufs[cur] = getBuf(int(src.Layout().Chunks[idx].Size))
-					}
-					buf, err = src.ReadChunk(ctx, int64(idx), bufs[cur][:0])
-				}
-				bufs[cur] = buf[:0]
-				pre = sv.preload(ctx, src, &bufs[1-cur])
-				if err != nil {
-					sv.sw.log.Warn("serving a chunk", "root", sv.root, "index", idx, "err", err)
-					err = w.Write(&wire.DontHave{Indices: []uint64{idx}})
-				} else if err = sv.sw.lim.sending(ctx, sv.lim, len(buf)); err == nil {
-					err = w.Write(&wire.Block{Index: idx, Data: buf})
-					n := int64(len(buf))
-					sv.sw.count(func(st *Stats) { st.BytesUp += n; st.ChunksServed++ })
-				}
-			}
-			sv.sw.chk.sent(sv)
-			if err != nil {
-				sv.stream.Reset()
-				return
-			}
-		}
-		if !more {
-			if err := w.Flush(); err != nil {
-				sv.stream.Reset()
-				return
-			}
+		sv.mu.Lock()
+	}
+	defer sv.mu.Unlock()
+	if sv.closeMsg != nil {
+		sv.done = true
+		return sv.closeMsg, false
+	}
+	return nil, !sv.done
+}
+
+// batch is what the send loop writes in one go, taken from the session's
+// queues at once (slots.take).
+type batch struct {
+	ctl   []wire.Msg // CHOKE and UNCHOKE
+	haves []uint64   // announcements
+	nodes []cid.Cid  // manifest blocks asked for
+	chunk uint64     // the chunk to serve, if serve
+	serve bool
+	more  bool // chunk requests wait after this one: no flush yet
+}
+
+// writeBatch writes b: control messages, announcements, manifest blocks,
+// then the chunk; it flushes unless more is to come at once.
+func (sv *server) writeBatch(w *wire.Writer, pf *prefetcher, b batch) error {
+	sv.touch()
+	sv.writeDeadline()
+	for _, m := range b.ctl {
+		if err := w.Write(m); err != nil {
+			return err
 		}
 	}
+	for _, h := range b.haves {
+		if err := w.Write(&wire.Have{Index: h}); err != nil {
+			return err
+		}
+	}
+	for _, c := range b.nodes {
+		if err := w.Write(sv.node(c)); err != nil {
+			return err
+		}
+	}
+	if b.serve {
+		err := sv.writeChunk(w, pf, b.chunk)
+		sv.sw.chk.sent(sv)
+		if err != nil {
+			return err
+		}
+	}
+	if b.more {
+		return nil
+	}
+	return w.Flush()
+}
+
+// node returns the answer to a WANT_NODE of c: the block, or NODE_MISSING.
+// Only the session root's own blocks are sent: not another root's (not
+// served, or served to whoever names it), and none before this node knows
+// the root's layout.
+func (sv *server) node(c cid.Cid) wire.Msg {
+	src := sv.source()
+	if src == nil || !src.Layout().HasBlock(c) {
+		return &wire.NodeMissing{CID: c}
+	}
+	data, err := sv.sw.blocks.GetBlock(sv.sw.ctx, c)
+	if err != nil {
+		return &wire.NodeMissing{CID: c}
+	}
+	sv.mu.Lock()
+	if sv.sent == nil {
+		sv.sent = map[cid.Cid]int{}
+	}
+	sv.sent[c]++
+	sv.mu.Unlock()
+	return &wire.Node{CID: c, Data: data}
+}
+
+// writeChunk writes chunk i, read and verified (by the prefetcher, which
+// then starts on the next one wanted) and within the upload caps; or
+// DONT_HAVE when it cannot be served here. An error is the stream's.
+func (sv *server) writeChunk(w *wire.Writer, pf *prefetcher, i uint64) error {
+	src := sv.source()
+	if src == nil || !src.Has(int64(i)) {
+		return w.Write(&wire.DontHave{Indices: []uint64{i}})
+	}
+	data, err := pf.read(src, i)
+	sv.mu.Lock()
+	next, ok := sv.wants.peek()
+	sv.mu.Unlock()
+	if ok {
+		pf.ahead(src, next)
+	}
+	if err != nil {
+		sv.sw.log.Warn("serving a chunk", "root", sv.root, "index", i, "err", err)
+		return w.Write(&wire.DontHave{Indices: []uint64{i}})
+	}
+	if err := sv.sw.lim.sending(sv.sw.ctx, sv.lim, len(data)); err != nil {
+		return err
+	}
+	sv.writeDeadline() // after the wait for the caps, which may be long
+	err = w.Write(&wire.Block{Index: i, Data: data})
+	n := int64(len(data))
+	sv.sw.count(func(st *Stats) { st.BytesUp += n; st.ChunksServed++ })
+	return err
+}
+
+// writeDeadline gives the writes that follow IdleTimeout to go out: a
+// fetcher that stops reading does not hold the session (and a slot, and
+// its buffers) for good.
+func (sv *server) writeDeadline() {
+	sv.stream.SetWriteDeadline(sv.sw.cfg.Now().Add(sv.sw.cfg.IdleTimeout))
 }

@@ -141,10 +141,11 @@ type Swarm struct {
 
 	ctx    context.Context // cancelled by Close
 	cancel context.CancelFunc
-	wg     sync.WaitGroup
 	lim    *limits
-	chk    *choker
-	once   sync.Once
+	chk    *slots
+
+	goroutines group // every goroutine of the swarm: Close waits for them
+	once       sync.Once
 
 	mu      sync.Mutex
 	closed  bool
@@ -186,8 +187,8 @@ func New(h host.Host, blocks BlockStore, cfg Config) *Swarm {
 		bans:    map[peer.ID]time.Time{},
 		fetches: map[cid.Cid][]*fetch{},
 		lim:     newLimits(&cfg),
-		chk:     newChoker(cfg.UploadSlots, cfg.Now),
 	}
+	s.chk = newSlots(cfg.UploadSlots, cfg.Now, s.goroutines.Go, s.count)
 	h.SetStreamHandler(wire.ProtocolID, s.handleStream)
 	return s
 }
@@ -206,30 +207,15 @@ func (s *Swarm) Close() error {
 			}
 		}
 		s.mu.Unlock()
+		s.goroutines.stop()
 		s.cancel()
 		s.chk.close()
 		for _, sv := range all {
 			sv.stream.Reset()
 		}
-		s.wg.Wait()
+		s.goroutines.wait()
 	})
 	return nil
-}
-
-// goroutine runs fn on a goroutine that Close waits for. It reports false,
-// and runs nothing, once the swarm is closed.
-func (s *Swarm) goroutine(fn func()) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
-		return false
-	}
-	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
-		fn()
-	}()
-	return true
 }
 
 // Serve makes this node serve root from src, replacing any earlier source.
@@ -282,7 +268,7 @@ func (s *Swarm) StopServing(root cid.Cid) {
 	}
 	s.mu.Unlock()
 	for _, sv := range end {
-		sv.fail(wire.CodeNotFound, "no longer shared")
+		sv.close(wire.CodeNotFound, "no longer shared")
 	}
 }
 
@@ -356,7 +342,7 @@ func (s *Swarm) Ban(p peer.ID, reason string) {
 	s.mu.Unlock()
 	s.log.Warn("banned peer", "peer", p, "reason", reason)
 	for _, sv := range end {
-		sv.fail(wire.CodeBanned, "banned: "+reason)
+		sv.close(wire.CodeBanned, "banned: "+reason)
 	}
 	if s.cfg.OnBan != nil {
 		s.cfg.OnBan(p)

@@ -38,6 +38,9 @@ var house = map[string]rule{
 	"unixfs":      {imports: []string{"integrity"}}, // pure itself, but boxo brings net/http among its dependencies
 	"carfile":     {imports: []string{"unixfs"}},    // CAR export and import of UnixFS DAGs
 
+	// The upload slots: a state machine, as sched (purity_test.go).
+	"swarm/choker": {pure: true},
+
 	// State, import and discovery.
 	"store":    {imports: []string{"integrity", "chunker", "bitfield"}},
 	"importer": {imports: []string{"chunker", "manifest", "integrity"}},
@@ -45,7 +48,7 @@ var house = map[string]rule{
 	"names":    {imports: []string{"integrity"}}, // IPNS records and their resolution: libp2p and boxo, nothing above
 
 	// The exchange, and the node that embeds everything.
-	"swarm": {imports: []string{"integrity", "bitfield", "manifest", "swarm/sched", "swarm/wire"}},
+	"swarm": {imports: []string{"integrity", "bitfield", "manifest", "swarm/sched", "swarm/choker", "swarm/wire"}},
 	"node": {imports: []string{"integrity", "bitfield", "chunker", "manifest", "ticket", "store", "importer",
 		"dht", "swarm", "swarm/wire"}},
 
