@@ -57,7 +57,9 @@ type Splitter struct {
 	// runtime.GOMAXPROCS(0). Negative is invalid. Split runs max(Workers, 2)
 	// goroutines, which take turns to read the stream and find the
 	// boundaries (one at a time, and in preference to hashing) and hash
-	// chunks otherwise.
+	// chunks otherwise. With FastCDC and Workers > 1, the worker that read
+	// a buffer finds its boundaries in up to Workers segments at once, on
+	// goroutines it starts and waits for.
 	Workers int
 }
 
@@ -195,6 +197,9 @@ func run(ctx context.Context, r io.Reader, p Params, workers, slabLen int, fn fu
 	}
 	pl.cond.L = &pl.mu
 	pl.rd = reader{ctx: ctx, r: r, cut: newCutter(p), stop: pl.stop}
+	if p.Algorithm == FastCDC && workers > 1 {
+		pl.rd.segs = workers
+	}
 	for i := range nslabs {
 		pl.free = append(pl.free, &slab{buf: make([]byte, slabLen)})
 		pl.slots[i] = make(chan *slab, 1)
@@ -323,12 +328,20 @@ type reader struct {
 	r    io.Reader
 	cut  *cutter
 	stop <-chan struct{} // closed when Split returns
+	// segs > 1 has FastCDC boundaries found in up to segs segments of a
+	// slab at once (cutPar), once the slab is read; else they are found
+	// as the bytes arrive.
+	segs int
 
 	seq    int64  // sequence number of the next slab
 	offset int64  // stream offset of the next slab's buf[0]
 	index  int64  // index of the next chunk
 	carry  []byte // the unfinished chunk at the end of the last slab
 }
+
+// parSegChunks is the length of the shortest segment that cutPar is given,
+// in average chunks.
+const parSegChunks = 2
 
 // readPiece is how much the reader reads before it cuts: small enough that
 // the bytes are still in the CPU's cache when the cutter scans them.
@@ -344,14 +357,15 @@ const maxEmptyReads = 100
 // ended or failed, or Split is stopping).
 func (rd *reader) fill(s *slab) (queue, last bool) {
 	// Read in pieces and cut as the bytes arrive, while they are still in
-	// the CPU's cache. After a read error the bytes read are not the end of
-	// the stream: cut only the chunks they complete.
+	// the CPU's cache; or, to cut in segments at once, cut once all are
+	// read. After a read error the bytes read are not the end of the
+	// stream: cut only the chunks they complete.
 	n := copy(s.buf, rd.carry)
 	start := 0
 	s.ends = s.ends[:0]
 	var err error
 	for {
-		for {
+		for rd.segs < 2 {
 			l := rd.cut.next(s.buf[start:n], err == io.EOF)
 			if l == 0 {
 				break
@@ -373,6 +387,15 @@ func (rd *reader) fill(s *slab) (queue, last bool) {
 			return false, true // deliver has returned or is returning ctx.Err()
 		}
 		s.err = &ReadError{Offset: rd.offset + int64(n), Err: err}
+	}
+	if rd.segs > 1 {
+		// A segment much shorter than a chunk or two costs more at its
+		// seam, where about one chunk is cut twice, than it saves.
+		segs := min(rd.segs, n/(parSegChunks*rd.cut.avg))
+		s.ends = rd.cut.cutPar(s.buf[:n], eof, segs, s.ends)
+		if len(s.ends) > 0 {
+			start = s.ends[len(s.ends)-1]
+		}
 	}
 	if cap(s.cids) < len(s.ends) {
 		s.cids = make([]cid.Cid, len(s.ends), cap(s.ends))

@@ -1,0 +1,236 @@
+package chunker
+
+import (
+	"bytes"
+	"fmt"
+	"slices"
+	"testing"
+)
+
+// seqCut is the sequential cut that cutPar must reproduce: c.next over data
+// from its start, chunk after chunk, until the next chunk is undecided.
+func seqCut(c *cutter, data []byte, eof bool) []int {
+	ends := []int{}
+	for l := 0; ; {
+		m := c.next(data[l:], eof)
+		if m == 0 {
+			return ends
+		}
+		l += m
+		ends = append(ends, l)
+	}
+}
+
+// checkCutPar cuts data with p sequentially and with cutPar in segs
+// segments, from the same state (resumed after a sequential look at the
+// first pre bytes when pre > 0), and fails if the cuts or the state left for
+// the next buffer differ. It returns the sequential cuts.
+func checkCutPar(t testing.TB, data []byte, p Params, eof bool, segs, pre int) []int {
+	t.Helper()
+	seq, par := newCutter(p), newCutter(p)
+	if pre > 0 {
+		pre = min(pre, len(data))
+		seq.next(data[:pre], false)
+		par.next(data[:pre], false)
+	}
+	want := seqCut(seq, data, eof)
+	got := par.cutPar(data, eof, segs, []int{})
+	if !slices.Equal(got, want) {
+		i := 0
+		for i < min(len(got), len(want)) && got[i] == want[i] {
+			i++
+		}
+		t.Fatalf("%s, %d bytes, eof %v, %d segments, resumed after %d: %d cuts, sequential %d; from cut %d on cutPar cuts at %v, sequential at %v",
+			p, len(data), eof, segs, pre, len(got), len(want), i, got[i:min(i+4, len(got))], want[i:min(i+4, len(want))])
+	}
+	if par.pos != seq.pos || par.h != seq.h {
+		t.Fatalf("%s, %d bytes, eof %v, %d segments, resumed after %d: cutPar left the search at %d (hash %#x), sequential at %d (hash %#x)",
+			p, len(data), eof, segs, pre, par.pos, par.h, seq.pos, seq.h)
+	}
+	// The next buffer, holding the unfinished chunk and more, cuts the same.
+	if !eof && len(data) > 0 {
+		last := 0
+		if len(want) > 0 {
+			last = want[len(want)-1]
+		}
+		more := append(slices.Clone(data[last:]), data...)
+		w2 := seqCut(seq, more, true)
+		g2 := par.cutPar(more, true, segs, nil)
+		if !slices.Equal(g2, w2) {
+			t.Fatalf("%s: the buffer after a cutPar cuts %d chunks, after a sequential cut %d", p, len(g2), len(w2))
+		}
+	}
+	return want
+}
+
+// parParams are FastCDC parameters small enough for many chunks in a short
+// input, including Max = Min = Avg (every chunk Max bytes), the lane scan
+// (Avg ≥ 256 KiB has masks of 16 bits or more) and Min below the gear
+// window.
+var parParams = []Params{
+	{Algorithm: FastCDC, Min: 1, Avg: 128, Max: 128},
+	{Algorithm: FastCDC, Min: 32, Avg: 128, Max: 130},
+	{Algorithm: FastCDC, Min: 64, Avg: 256, Max: 1024},
+	{Algorithm: FastCDC, Min: 256, Avg: 1024, Max: 4096},
+	{Algorithm: FastCDC, Min: 4096, Avg: 4096, Max: 4096},
+	{Algorithm: FastCDC, Min: 512, Avg: 2048, Max: 8192},
+	{Algorithm: FastCDC, Min: 1000, Avg: 256 << 10, Max: 600 << 10},
+}
+
+// TestCutParRandom compares cutPar with the sequential cutter on random
+// data, for every parameter set, 2 to 9 segments (from much longer than Max
+// to much shorter), at and before the end of the stream, from a fresh
+// search and from one resumed.
+func TestCutParRandom(t *testing.T) {
+	data := randData(31, 3<<20+4321)
+	for _, p := range parParams {
+		// Some 200 chunks of the small parameters, a dozen of the large.
+		long := min(len(data), 200*p.Avg)
+		for _, n := range []int{0, 1, p.Min, p.Max - 1, p.Max + 1, 3*p.Max + 17, 40_000, long} {
+			n = min(n, long)
+			for _, segs := range []int{2, 3, 4, 9} {
+				for _, eof := range []bool{true, false} {
+					for _, pre := range []int{0, p.Min + 5, p.Avg + 70} {
+						checkCutPar(t, data[:n], p, eof, segs, pre)
+					}
+				}
+			}
+		}
+	}
+}
+
+// TestCutParAdversarial compares cutPar with the sequential cutter on data
+// built to defeat it: all zeros and all ones (no cut or a cut at every
+// position, chains that never meet), runs repeating with the gear hash's
+// period of 64 bytes and near it, and mixtures with random data.
+func TestCutParAdversarial(t *testing.T) {
+	rnd := randData(32, 1<<20)
+	repeat := func(period, n int) []byte {
+		unit := rnd[:period]
+		return bytes.Repeat(unit, n/period+1)[:n]
+	}
+	inputs := map[string][]byte{
+		"zeros":        make([]byte, 200_000),
+		"ones":         bytes.Repeat([]byte{0xff}, 200_000),
+		"period 1":     repeat(1, 150_000),
+		"period 2":     repeat(2, 150_000),
+		"period 63":    repeat(63, 150_000),
+		"period 64":    repeat(64, 150_000),
+		"period 65":    repeat(65, 150_000),
+		"period 128":   repeat(128, 150_000),
+		"period 4096":  repeat(4096, 150_000),
+		"zeros+random": append(make([]byte, 70_000), rnd[:70_000]...),
+		"random+zeros": append(slices.Clone(rnd[:70_000]), make([]byte, 70_000)...),
+		"striped": func() []byte {
+			var b []byte
+			for i := range 20 {
+				b = append(b, rnd[i*1000:i*1000+3000]...)
+				b = append(b, make([]byte, 1000*(i%7))...)
+			}
+			return b
+		}(),
+	}
+	names := slices.Sorted(func(yield func(string) bool) {
+		for k := range inputs {
+			if !yield(k) {
+				return
+			}
+		}
+	})
+	for _, name := range names {
+		data := inputs[name]
+		for _, p := range parParams[:6] {
+			for _, segs := range []int{2, 3, 7} {
+				for _, eof := range []bool{true, false} {
+					checkCutPar(t, data, p, eof, segs, 0)
+				}
+			}
+		}
+	}
+}
+
+// TestCutParSeams puts a true cut exactly on a seam, and one byte before
+// and after it, for every seam of 2 to 5 segments: the true chain must take
+// the seam's chain at once, or meet it later.
+func TestCutParSeams(t *testing.T) {
+	data := randData(33, 100_000)
+	for _, p := range parParams[:6] {
+		cuts := seqCut(newCutter(p), data, true)
+		tried := 0
+		for _, cut := range cuts[:min(len(cuts), 12)] {
+			for _, segs := range []int{2, 3, 4, 5} {
+				for j := 1; j < segs; j++ {
+					// The seam t(j) = j*n/segs falls on cut+d when n is
+					// the least length with j*n/segs = cut+d.
+					for _, d := range []int{-1, 0, 1} {
+						at := cut + d
+						n := (at*segs + j - 1) / j
+						if at <= 0 || n > len(data) || j*n/segs != at {
+							continue
+						}
+						tried++
+						for _, eof := range []bool{true, false} {
+							checkCutPar(t, data[:n], p, eof, segs, 0)
+						}
+					}
+				}
+			}
+		}
+		if tried == 0 {
+			t.Fatalf("%s: no seam put on a cut", p)
+		}
+	}
+}
+
+// TestCutParSeamOnCut checks, for one case worked by hand, that a seam on
+// a true cut is where the sequential cut puts a chunk boundary.
+func TestCutParSeamOnCut(t *testing.T) {
+	p := Params{Algorithm: FastCDC, Min: 64, Avg: 256, Max: 1024}
+	data := randData(34, 20_000)
+	cuts := seqCut(newCutter(p), data, true)
+	n := 2 * cuts[3] // two segments: the seam is on the fourth cut
+	want := seqCut(newCutter(p), data[:n], true)
+	if !slices.Contains(want, n/2) {
+		t.Fatalf("cuts %v do not include the seam %d", want, n/2)
+	}
+	checkCutPar(t, data[:n], p, true, 2, 0)
+}
+
+// FuzzCutPar compares cutPar with the sequential cutter on the fuzzer's
+// bytes (repeated to a length it picks, so that short inputs make long
+// periodic ones too), with small parameters, 2 to 17 segments, at or before
+// the end of the stream, and from a fresh or resumed search.
+func FuzzCutPar(f *testing.F) {
+	f.Add([]byte{}, uint16(0), uint16(0), uint16(0), uint8(0), uint32(0), uint16(0))
+	f.Add([]byte{0}, uint16(1), uint16(31), uint16(0), uint8(3), uint32(100_000), uint16(0))
+	f.Add(randData(35, 5000), uint16(2), uint16(200), uint16(700), uint8(1), uint32(0), uint16(300))
+	f.Add(bytes.Repeat([]byte("gear hash period"), 4), uint16(0), uint16(0), uint16(9), uint8(6), uint32(70_000), uint16(1))
+	f.Fuzz(func(t *testing.T, seed []byte, a, b, c uint16, s uint8, length uint32, pre uint16) {
+		p := fuzzParams(true, a, b, c)
+		data := seed
+		if n := int(length % (1 << 18)); len(seed) > 0 && n > len(seed) {
+			data = bytes.Repeat(seed, n/len(seed)+1)[:n]
+		}
+		segs := 2 + int(s)%16
+		eof := s&0x80 != 0
+		checkCutPar(t, data, p, eof, segs, int(pre)%(2*p.Max+1))
+	})
+}
+
+// TestCutParPipeline runs the whole Split pipeline with several workers,
+// which cuts slabs with cutPar, over inputs of the kinds above, and
+// compares with the reference cut.
+func TestCutParPipeline(t *testing.T) {
+	data := randData(36, 1<<20)
+	copy(data[300_000:], make([]byte, 100_000))
+	for _, p := range parParams {
+		want := refCDC(data, p)
+		for _, workers := range []int{2, 3, 5} {
+			for _, slab := range []int{p.Max, p.Max + 1, 4*p.Max + 999, 1 << 20} {
+				t.Run(fmt.Sprintf("%s workers %d slab %d", p, workers, slab), func(t *testing.T) {
+					checkChunks(t, data, runAll(t, bytes.NewReader(data), p, workers, slab), want)
+				})
+			}
+		}
+	}
+}
