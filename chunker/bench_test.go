@@ -368,7 +368,9 @@ func BenchmarkCutPar(b *testing.B) {
 				}
 			}
 			rate[segs] = float64(len(data)) * float64(b.N) / b.Elapsed().Seconds() / 1e6
-			b.ReportMetric(float64(cpuTime()-cpu0)/b.Elapsed().Seconds()/1e9, "cores")
+			cpu := float64(cpuTime() - cpu0)
+			b.ReportMetric(cpu/b.Elapsed().Seconds()/1e9, "cores")
+			b.ReportMetric(cpu/float64(len(data))/float64(b.N), "cpu-ns/B")
 		})
 	}
 	fmt.Printf("--- %s: %d segments %.0f MB/s = %.2fx one segment (%.0f MB/s)\n",

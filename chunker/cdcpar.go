@@ -1,34 +1,41 @@
 package chunker
 
-import "sync"
+import (
+	"math/bits"
+	"sync"
+)
 
 // Parallel boundary finding: the same cuts as the sequential cutter, found on
 // several cores at once.
 //
-// What our FastCDC (cdc.go) lets us rely on: the cut that ends a chunk
-// depends only on where the chunk starts, on the bytes from there to at most
-// Max bytes on, and on whether the stream ends there. It does not depend on
-// anything before the chunk's start: the hash starts from 0 at start+Min,
-// and the masks change at start+Avg. So a chain of cuts computed from any
-// true cut is the true chain from there on, whoever computes it. The gear
-// hash's 64-byte window does not help on its own: the first 63 positions
-// after start+Min hash fewer bytes than the window, and which mask applies
-// depends on the distance to the chunk's start, so a position's verdict is
-// not the same for every chunk that could hold it.
+// What our FastCDC (cdc.go) lets us rely on, and what not. The cut that ends
+// a chunk depends only on where the chunk starts and on the bytes from there
+// to at most Max bytes on (and on whether the stream ends there), so a
+// boundary cannot be found without knowing where its chunk starts. But the
+// hash itself forgets: at index i of a chunk it is the sum of GEAR[byte] <<
+// (i-q) over the hashed indexes q, modulo 2^64, so a byte 64 or more indexes
+// back adds nothing. Once a chunk has hashed 64 bytes (i ≥ Min+63), its hash
+// at a position p is H(p), the hash of the 64 bytes that end at p, whatever
+// the chunk's start. What still depends on the start is which mask applies
+// (MaskS before Avg, MaskL after), the first 63 hashes after Min (fewer
+// bytes than the window), and Min and Max themselves.
 //
-// So: the buffer is cut into segments. The first is cut by the true chain
-// (the caller's cutter, which resumes a search left unfinished by the
-// previous buffer); every other segment j is cut on its own goroutine by a
-// speculative chain that assumes a chunk starts at the segment's first byte
-// t_j and goes on until a cut at or past the next segment's start. Then a
-// sequential pass stitches: at seam j the true chain goes on, cutting by
-// itself, until one of its cuts equals t_j or a cut of chain j; from there
-// it takes chain j's cuts as they are. Content-defined chunking falls back
-// into step after an edit, and a seam is one: two chains usually meet at the
-// first or second cut past the seam, so the pass rescans about one chunk per
-// seam. On data where they never meet (all zeros, where every chunk is Max
-// bytes and chains that start at different offsets stay apart), the pass
-// rescans the whole segment: as slow as the sequential cutter, never wrong.
+// So the buffer is cut into segments. Segment 0 is cut by the sequential
+// cutter, resuming the search the last buffer left unfinished, as far as it
+// can go without looking past its end. Meanwhile every other segment is
+// scanned whole on a goroutine of its own, as if a chunk could start
+// anywhere: it computes H(p) at every position and marks in two bitmaps the
+// positions where H(p) & MaskS == 0 and where H(p) & MaskL == 0 (the scan
+// stops at H(p) & MaskS & MaskL == 0, rare, and tells the two apart there).
+// Then a sequential pass goes on with the true chain: for a chunk that
+// starts at l, it hashes the 63 positions from l+Min on itself, and past
+// them looks up the first marked position in the bitmap of the mask that
+// applies (MaskS before l+Avg, MaskL after), up to l+Max. It rescans
+// nothing but those 63 bytes per chunk, whatever the data (all zeros, where
+// every chunk is Max bytes, included). The segments after the first cost a
+// quarter more than the sequential cut, which skips the first Min bytes of
+// every chunk and so hashes three quarters of them (Min = Avg/4): segment 0
+// is made longer to even out the work.
 
 // cutPar appends to ends the end of every chunk that data completes, as
 // calling c.next over data would (data starts where c's current chunk
@@ -38,58 +45,155 @@ import "sync"
 // cuts sequentially. c must be a FastCDC cutter.
 func (c *cutter) cutPar(data []byte, eof bool, segs int, ends []int) []int {
 	n := len(data)
-	segs = min(segs, n)
-	if segs < 2 {
+	t := seams(n, segs)
+	if len(t) < 3 {
 		return c.cutSeq(data, 0, n, eof, ends)
 	}
-	// Segment j is data[t(j):t(j+1)].
-	t := func(j int) int { return j * n / segs }
-	chains := make([]chain, segs)
+	words := (n + 63) / 64
+	if cap(c.bitsS) < words {
+		c.bitsS, c.bitsL = make([]uint64, words), make([]uint64, words)
+	}
+	bitsS, bitsL := c.bitsS[:words], c.bitsL[:words]
 	var wg sync.WaitGroup
-	for j := 1; j < segs; j++ {
-		wg.Go(func() { chains[j] = c.chain(data, t(j), t(j+1), eof) })
+	for j := 1; j < len(t)-1; j++ {
+		wg.Go(func() { c.mark(data, t[j], t[j+1], bitsS, bitsL) })
 	}
-	// The true chain through the first segment, meanwhile.
-	base := len(ends)
-	ends = c.cutSeq(data, 0, t(1), eof, ends)
+	// The true chain through segment 0, meanwhile: every cut that the
+	// bytes before t[1] decide; the search for the next one stops at t[1].
+	// (A search resumed past t[1] goes on from the bitmaps.)
+	l := 0
+	for c.pos <= t[1]-l || c.pos == c.min {
+		m := c.next(data[l:t[1]], false)
+		if m == 0 {
+			break
+		}
+		l += m
+		ends = append(ends, l)
+	}
 	wg.Wait()
-	last := func() int {
-		if len(ends) == base {
-			return 0
+	// The true chain on through the other segments, from the bitmaps.
+	for {
+		m := c.nextMarked(data, l, eof, bitsS, bitsL)
+		if m == 0 {
+			return ends
 		}
-		return ends[len(ends)-1]
+		l += m
+		ends = append(ends, l)
 	}
+}
+
+// seams returns where the segments of n bytes start, then n: segment j is
+// [t[j], t[j+1]). Segment 0 weighs 4, the others 3 (see above). The starts
+// after 0 are multiples of 64, so that the goroutines that mark them write
+// distinct words of the bitmaps; segments that would be empty are left out.
+func seams(n, segs int) []int {
+	t := []int{0}
 	for j := 1; j < segs; j++ {
-		ch := chains[j]
-		l, k := last(), 0
-		for {
-			for k < len(ch.cuts) && ch.cuts[k] < l {
-				k++
-			}
-			if k == len(ch.cuts) {
-				break // the true chain went past chain j without meeting it
-			}
-			if ch.cuts[k] == l {
-				// They met: chain j is the true chain from here, and
-				// so is the search it left unfinished, if any.
-				ends = append(ends, ch.cuts[k+1:]...)
-				if ch.open {
-					c.pos, c.h = ch.pos, ch.h
-				}
-				break
-			}
-			m := c.next(data[l:], eof)
-			if m == 0 {
-				return ends // the true chain ends undecided before meeting chain j
-			}
-			l += m
-			ends = append(ends, l)
+		b := n * (4 + 3*(j-1)) / (4 + 3*(segs-1)) &^ 63
+		if b > t[len(t)-1] && b < n {
+			t = append(t, b)
 		}
 	}
-	// After the last chain: the stream's end, or the unfinished chunk,
-	// whose search c keeps for the next buffer (resumed where the chain
-	// that found it stopped, if the true chain took it).
-	return c.cutSeq(data, last(), n, eof, ends)
+	return append(t, n)
+}
+
+// mark scans data[from:to] as if a chunk could start anywhere and sets bit
+// p of bitsS where H(p) & MaskS == 0 and of bitsL where H(p) & MaskL == 0,
+// clearing the other bits of its words first. from and to are multiples of
+// 64, but for to = len(data).
+func (c *cutter) mark(data []byte, from, to int, bitsS, bitsL []uint64) {
+	clear(bitsS[from/64 : (to+63)/64])
+	clear(bitsL[from/64 : (to+63)/64])
+	both := c.maskS & c.maskL
+	i, h := from, windowHash(data[:from])
+	for {
+		p, _ := scan(data[:to], i, h, both)
+		if p < 0 {
+			return
+		}
+		h = windowHash(data[:p+1])
+		if h&c.maskS == 0 {
+			bitsS[p/64] |= 1 << (p % 64)
+		}
+		if h&c.maskL == 0 {
+			bitsL[p/64] |= 1 << (p % 64)
+		}
+		i = p + 1
+	}
+}
+
+// windowHash returns the gear hash of the last 64 bytes of data (of all of
+// them if fewer): H(len(data)-1).
+func windowHash(data []byte) uint64 {
+	var h uint64
+	for _, b := range data[max(0, len(data)-64):] {
+		h = h<<1 + gear[b]
+	}
+	return h
+}
+
+// nextMarked is c.next(data[l:], eof) for a chunk whose positions from
+// l+Min+63 on (or from where c's search stopped, if later) are marked in
+// the bitmaps of mark.
+func (c *cutter) nextMarked(data []byte, l int, eof bool, bitsS, bitsL []uint64) int {
+	n := len(data) - l
+	limit := min(n, c.max)
+	final := eof || n >= c.max
+	if limit <= c.min {
+		if final {
+			return limit
+		}
+		return 0
+	}
+	i, h := c.pos, c.h
+	// The first 63 positions hash fewer bytes than the window: as next.
+	for end := min(limit, c.min+63); i < end; i++ {
+		h = h<<1 + gear[data[l+i]]
+		mask := c.maskL
+		if i < c.avg {
+			mask = c.maskS
+		}
+		if h&mask == 0 {
+			c.pos, c.h = c.min, 0
+			return i
+		}
+	}
+	if i < limit {
+		if i < c.avg {
+			if p := firstSet(bitsS, l+i, l+min(limit, c.avg)); p >= 0 {
+				c.pos, c.h = c.min, 0
+				return p - l
+			}
+		}
+		if a := max(i, c.avg); a < limit {
+			if p := firstSet(bitsL, l+a, l+limit); p >= 0 {
+				c.pos, c.h = c.min, 0
+				return p - l
+			}
+		}
+		i, h = limit, windowHash(data[l+max(c.min, limit-64):l+limit])
+	}
+	if final {
+		c.pos, c.h = c.min, 0
+		return limit
+	}
+	c.pos, c.h = i, h
+	return 0
+}
+
+// firstSet returns the first index in [from, to) whose bit is set, or -1.
+func firstSet(set []uint64, from, to int) int {
+	for p := from; p < to; {
+		w := set[p/64] >> (p % 64)
+		if w != 0 {
+			if q := p + bits.TrailingZeros64(w); q < to {
+				return q
+			}
+			return -1
+		}
+		p = (p/64 + 1) * 64
+	}
+	return -1
 }
 
 // cutSeq goes on with c's chain from data[from:], appending the end of every
@@ -105,33 +209,4 @@ func (c *cutter) cutSeq(data []byte, from, to int, eof bool, ends []int) []int {
 		ends = append(ends, l)
 	}
 	return ends
-}
-
-// A chain is a speculative chain of cuts: where it starts, as if a chunk
-// started there, then the end of every chunk cut from there on. If open,
-// it stopped at a chunk that the bytes cannot decide, with its cutter's
-// unfinished search (pos, h) for that chunk.
-type chain struct {
-	cuts []int
-	open bool
-	pos  int
-	h    uint64
-}
-
-// chain cuts the speculative chain from data[from:] until a chunk ends at
-// or past to or the next one is undecided. It uses a cutter of its own with
-// c's parameters, so it is safe to run beside c.
-func (c *cutter) chain(data []byte, from, to int, eof bool) chain {
-	sc := &cutter{min: c.min, avg: c.avg, max: c.max, maskS: c.maskS, maskL: c.maskL, pos: c.min}
-	ch := chain{cuts: []int{from}}
-	for l := from; l < to; {
-		m := sc.next(data[l:], eof)
-		if m == 0 {
-			ch.open, ch.pos, ch.h = true, sc.pos, sc.h
-			break
-		}
-		l += m
-		ch.cuts = append(ch.cuts, l)
-	}
-	return ch
 }
