@@ -339,9 +339,8 @@ type reader struct {
 	carry  []byte // the unfinished chunk at the end of the last slab
 }
 
-// parSegChunks is the length of the shortest segment that cutPar is given,
-// in average chunks.
-const parSegChunks = 2
+// parMinSeg is the length of the shortest segment that cutPar is given.
+const parMinSeg = 64 << 10
 
 // readPiece is how much the reader reads before it cuts: small enough that
 // the bytes are still in the CPU's cache when the cutter scans them.
@@ -389,9 +388,9 @@ func (rd *reader) fill(s *slab) (queue, last bool) {
 		s.err = &ReadError{Offset: rd.offset + int64(n), Err: err}
 	}
 	if rd.segs > 1 {
-		// A segment much shorter than a chunk or two costs more at its
-		// seam, where about one chunk is cut twice, than it saves.
-		segs := min(rd.segs, n/(parSegChunks*rd.cut.avg))
+		// Starting a goroutine costs about as much as scanning a few
+		// KiB: no segment is shorter than parMinSeg.
+		segs := min(rd.segs, n/parMinSeg)
 		s.ends = rd.cut.cutPar(s.buf[:n], eof, segs, s.ends)
 		if len(s.ends) > 0 {
 			start = s.ends[len(s.ends)-1]
