@@ -2,6 +2,7 @@ package chunker
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"slices"
 	"testing"
@@ -223,6 +224,45 @@ func TestCutParPipeline(t *testing.T) {
 					checkChunks(t, data, runAll(t, bytes.NewReader(data), p, workers, slab), want)
 				})
 			}
+		}
+	}
+}
+
+// TestFillMixesModes reads a stream slab by slab as Split's reader does,
+// with a spare worker for some slabs and none for others (so that the cut
+// goes from cutting as the bytes arrive to cutting in segments and back,
+// the search of an unfinished chunk handed from one to the other), and
+// compares the chunks with the reference cut.
+func TestFillMixesModes(t *testing.T) {
+	p := Params{Algorithm: FastCDC, Min: 1000, Avg: 256 << 10, Max: 600 << 10}
+	data := randData(37, 6<<20+999)
+	copy(data[2<<20:], make([]byte, 700<<10)) // a run of Max-sized chunks
+	want := refCDC(data, p)
+	for _, pattern := range [][]int{{0}, {1}, {0, 1}, {1, 0, 0}, {3, 0, 1, 2}} {
+		stop := make(chan struct{})
+		rd := reader{ctx: context.Background(), r: bytes.NewReader(data), cut: newCutter(p), stop: stop, segs: 4}
+		s := &slab{buf: make([]byte, p.Max+parMinSeg*3)}
+		var sizes []int
+		for k := 0; ; k++ {
+			queue, last := rd.fill(s, pattern[k%len(pattern)])
+			if !queue || s.err != nil {
+				t.Fatalf("pattern %v, slab %d: queue %v, err %v", pattern, k, queue, s.err)
+			}
+			start := 0
+			for _, e := range s.ends {
+				sizes = append(sizes, e-start)
+				start = e
+			}
+			// The next fill copies the unfinished chunk from this
+			// buffer: give it another, as the pipeline does.
+			s = &slab{buf: make([]byte, len(s.buf))}
+			if last {
+				break
+			}
+		}
+		close(stop)
+		if !slices.Equal(sizes, want) {
+			t.Fatalf("pattern %v: %d chunks, want %d", pattern, len(sizes), len(want))
 		}
 	}
 }

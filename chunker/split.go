@@ -175,6 +175,7 @@ type pipeline struct {
 	hashing int       // workers hashing a chunk now
 	maxHash int       // at most so many hash at once (Splitter.Workers)
 	reading bool      // a worker is reading; only that one uses rd
+	waiting int       // workers waiting on cond: cores the cut may use
 	readEnd bool      // the reader has queued its last slab, or stopped
 	stopped bool      // Split is returning
 
@@ -270,8 +271,9 @@ func (pl *pipeline) work() {
 			s := pl.free[len(pl.free)-1]
 			pl.free = pl.free[:len(pl.free)-1]
 			pl.reading = true
+			spare := pl.waiting
 			pl.mu.Unlock()
-			queue, last := pl.rd.fill(s)
+			queue, last := pl.rd.fill(s, spare)
 			pl.mu.Lock()
 			pl.reading = false
 			pl.readEnd = last
@@ -317,7 +319,9 @@ func (pl *pipeline) work() {
 				pl.mu.Lock()
 			}
 		default:
+			pl.waiting++
 			pl.cond.Wait()
+			pl.waiting--
 		}
 	}
 }
@@ -328,9 +332,8 @@ type reader struct {
 	r    io.Reader
 	cut  *cutter
 	stop <-chan struct{} // closed when Split returns
-	// segs > 1 has FastCDC boundaries found in up to segs segments of a
-	// slab at once (cutPar), once the slab is read; else they are found
-	// as the bytes arrive.
+	// segs > 1 lets FastCDC boundaries be found in up to segs segments of
+	// a slab at once (cutPar), when workers are idle; see fill.
 	segs int
 
 	seq    int64  // sequence number of the next slab
@@ -354,7 +357,13 @@ const maxEmptyReads = 100
 // unfinished chunk, and cuts it. It reports whether s is to be queued (not
 // when Split is stopping) and whether it is the last slab (the stream
 // ended or failed, or Split is stopping).
-func (rd *reader) fill(s *slab) (queue, last bool) {
+//
+// spare is how many workers wait for work as the reading starts. With
+// FastCDC and a spare worker, fill reads the whole slab and then cuts it in
+// up to 1+spare segments (at most rd.segs) at once, with cutPar, which costs
+// more CPU in all (segments after the first are scanned whole) but takes
+// the cut off the one reading core; with none, it cuts as the bytes arrive.
+func (rd *reader) fill(s *slab, spare int) (queue, last bool) {
 	// Read in pieces and cut as the bytes arrive, while they are still in
 	// the CPU's cache; or, to cut in segments at once, cut once all are
 	// read. After a read error the bytes read are not the end of the
@@ -362,9 +371,10 @@ func (rd *reader) fill(s *slab) (queue, last bool) {
 	n := copy(s.buf, rd.carry)
 	start := 0
 	s.ends = s.ends[:0]
+	par := rd.segs > 1 && spare > 0
 	var err error
 	for {
-		for rd.segs < 2 {
+		for !par {
 			l := rd.cut.next(s.buf[start:n], err == io.EOF)
 			if l == 0 {
 				break
@@ -387,10 +397,10 @@ func (rd *reader) fill(s *slab) (queue, last bool) {
 		}
 		s.err = &ReadError{Offset: rd.offset + int64(n), Err: err}
 	}
-	if rd.segs > 1 {
+	if par {
 		// Starting a goroutine costs about as much as scanning a few
 		// KiB: no segment is shorter than parMinSeg.
-		segs := min(rd.segs, n/parMinSeg)
+		segs := min(rd.segs, 1+spare, n/parMinSeg)
 		s.ends = rd.cut.cutPar(s.buf[:n], eof, segs, s.ends)
 		if len(s.ends) > 0 {
 			start = s.ends[len(s.ends)-1]
