@@ -57,9 +57,10 @@ type Splitter struct {
 	// runtime.GOMAXPROCS(0). Negative is invalid. Split runs max(Workers, 2)
 	// goroutines, which take turns to read the stream and find the
 	// boundaries (one at a time, and in preference to hashing) and hash
-	// chunks otherwise. With FastCDC and Workers > 1, the worker that read
-	// a buffer finds its boundaries in up to Workers segments at once, on
-	// goroutines it starts and waits for.
+	// chunks otherwise. With FastCDC and Workers > 1, the worker that
+	// reads a buffer while others wait for work finds its boundaries in up
+	// to 1 + (workers waiting) segments at once, on goroutines it starts
+	// and waits for.
 	Workers int
 }
 
