@@ -95,9 +95,10 @@ func Split(ctx context.Context, r io.Reader, p Params, fn func(Chunk) error) err
 //
 // Memory is bounded whatever the stream's length: Workers + 2 buffers of
 // max(Size, 1 MiB) bytes for Fixed (1 MiB for the default 1 MiB chunks), or
-// of Max + 1 MiB for FastCDC. Each chunk's bytes are copied once, from the
-// reader into a buffer, except that FastCDC moves the unfinished chunk at the
-// end of a buffer to the start of the next.
+// of Max + 1 MiB for FastCDC (and, with Workers > 1, two bitmaps of one bit
+// per byte of a buffer, to cut it in segments). Each chunk's bytes are
+// copied once, from the reader into a buffer, except that FastCDC moves the
+// unfinished chunk at the end of a buffer to the start of the next.
 //
 // Split is safe for concurrent use (each call has its own state).
 func (s Splitter) Split(ctx context.Context, r io.Reader, fn func(Chunk) error) error {
