@@ -61,6 +61,8 @@ fuzz:
 # in the same run, and adds a line to the report printed at the end (also
 # written to $(BENCH_JSON)). Each benchmark runs once: the figures that matter
 # are ratios to a limit measured alongside, not nanoseconds per op.
+# PEER_BENCH_KUBO=/path/to/ipfs also times Kubo's get and cat of the transfer's
+# file between two Kubo daemons on loopback (internal/benchrec/kubo.go).
 BENCH_JSON ?= bench.json
 bench:
 	@rm -f bench-records.jsonl

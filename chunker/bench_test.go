@@ -338,3 +338,41 @@ func BenchmarkScan(b *testing.B) {
 	fmt.Printf("--- %s: lanes %.0f MB/s = %.2fx serial (%.0f MB/s)\n",
 		b.Name(), rate["lanes"], rate["lanes"]/rate["serial"], rate["serial"])
 }
+
+// BenchmarkCutPar measures boundary finding alone over 64 MiB of random
+// data in memory, FastCDC around 1 MiB, cut in slabs of the size Split
+// uses: sequentially, and with cutPar in GOMAXPROCS segments; it prints the
+// ratio.
+func BenchmarkCutPar(b *testing.B) {
+	p := CDCParams(1 << 20)
+	data := randData(5, 64<<20)
+	slab := slabSize(p)
+	rate := map[int]float64{}
+	segsList := []int{1, runtime.GOMAXPROCS(0)}
+	for _, segs := range segsList {
+		b.Run(fmt.Sprintf("segments=%d", segs), func(b *testing.B) {
+			b.SetBytes(int64(len(data)))
+			cpu0 := cpuTime()
+			for b.Loop() {
+				c := newCutter(p)
+				var ends []int
+				// As Split does: each slab holds the unfinished chunk
+				// of the last one, then new bytes.
+				for off := 0; off < len(data); {
+					end := min(len(data), off+slab)
+					ends = c.cutPar(data[off:end], end == len(data), segs, ends[:0])
+					if len(ends) == 0 {
+						b.Fatal("a slab with no cut")
+					}
+					off += ends[len(ends)-1]
+				}
+			}
+			rate[segs] = float64(len(data)) * float64(b.N) / b.Elapsed().Seconds() / 1e6
+			cpu := float64(cpuTime() - cpu0)
+			b.ReportMetric(cpu/b.Elapsed().Seconds()/1e9, "cores")
+			b.ReportMetric(cpu/float64(len(data))/float64(b.N), "cpu-ns/B")
+		})
+	}
+	fmt.Printf("--- %s: %d segments %.0f MB/s = %.2fx one segment (%.0f MB/s)\n",
+		b.Name(), segsList[1], rate[segsList[1]], rate[segsList[1]]/rate[1], rate[1])
+}

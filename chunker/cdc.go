@@ -114,6 +114,8 @@ type cutter struct {
 	// next index to hash and the gear hash so far.
 	pos int
 	h   uint64
+	// bitsS and bitsL are cutPar's bitmaps, kept for the next buffer.
+	bitsS, bitsL []uint64
 }
 
 // newCutter returns a cutter for p. p must be valid for its algorithm, with

@@ -13,8 +13,11 @@
 //
 // Split streams: worker goroutines take turns to read r into a bounded pool
 // of large buffers and find the boundaries (one at a time, reading first),
-// and hash the chunks with SHA-256 in parallel otherwise; the caller's
-// goroutine receives the chunks in order:
+// and hash the chunks with SHA-256 in parallel otherwise; with FastCDC, when
+// workers are idle as a buffer is read, its boundaries are found in segments
+// on as many goroutines and stitched at the seams into exactly the
+// sequential cut (cdcpar.go). The caller's goroutine receives the chunks in
+// order:
 //
 //	err := chunker.Split(ctx, f, chunker.DefaultParams(), func(c chunker.Chunk) error {
 //		fmt.Println(c.Index, c.Offset, c.Size, c.CID) // c.Data is valid only here

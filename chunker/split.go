@@ -57,7 +57,10 @@ type Splitter struct {
 	// runtime.GOMAXPROCS(0). Negative is invalid. Split runs max(Workers, 2)
 	// goroutines, which take turns to read the stream and find the
 	// boundaries (one at a time, and in preference to hashing) and hash
-	// chunks otherwise.
+	// chunks otherwise. With FastCDC and Workers > 1, the worker that
+	// reads a buffer while others wait for work finds its boundaries in up
+	// to 1 + (workers waiting) segments at once, on goroutines it starts
+	// and waits for.
 	Workers int
 }
 
@@ -92,9 +95,10 @@ func Split(ctx context.Context, r io.Reader, p Params, fn func(Chunk) error) err
 //
 // Memory is bounded whatever the stream's length: Workers + 2 buffers of
 // max(Size, 1 MiB) bytes for Fixed (1 MiB for the default 1 MiB chunks), or
-// of Max + 1 MiB for FastCDC. Each chunk's bytes are copied once, from the
-// reader into a buffer, except that FastCDC moves the unfinished chunk at the
-// end of a buffer to the start of the next.
+// of Max + 1 MiB for FastCDC (and, with Workers > 1, two bitmaps of one bit
+// per byte of a buffer, to cut it in segments). Each chunk's bytes are
+// copied once, from the reader into a buffer, except that FastCDC moves the
+// unfinished chunk at the end of a buffer to the start of the next.
 //
 // Split is safe for concurrent use (each call has its own state).
 func (s Splitter) Split(ctx context.Context, r io.Reader, fn func(Chunk) error) error {
@@ -173,6 +177,7 @@ type pipeline struct {
 	hashing int       // workers hashing a chunk now
 	maxHash int       // at most so many hash at once (Splitter.Workers)
 	reading bool      // a worker is reading; only that one uses rd
+	waiting int       // workers waiting on cond: cores the cut may use
 	readEnd bool      // the reader has queued its last slab, or stopped
 	stopped bool      // Split is returning
 
@@ -195,6 +200,9 @@ func run(ctx context.Context, r io.Reader, p Params, workers, slabLen int, fn fu
 	}
 	pl.cond.L = &pl.mu
 	pl.rd = reader{ctx: ctx, r: r, cut: newCutter(p), stop: pl.stop}
+	if p.Algorithm == FastCDC && workers > 1 {
+		pl.rd.segs = workers
+	}
 	for i := range nslabs {
 		pl.free = append(pl.free, &slab{buf: make([]byte, slabLen)})
 		pl.slots[i] = make(chan *slab, 1)
@@ -265,8 +273,9 @@ func (pl *pipeline) work() {
 			s := pl.free[len(pl.free)-1]
 			pl.free = pl.free[:len(pl.free)-1]
 			pl.reading = true
+			spare := pl.waiting
 			pl.mu.Unlock()
-			queue, last := pl.rd.fill(s)
+			queue, last := pl.rd.fill(s, spare)
 			pl.mu.Lock()
 			pl.reading = false
 			pl.readEnd = last
@@ -312,7 +321,9 @@ func (pl *pipeline) work() {
 				pl.mu.Lock()
 			}
 		default:
+			pl.waiting++
 			pl.cond.Wait()
+			pl.waiting--
 		}
 	}
 }
@@ -323,12 +334,18 @@ type reader struct {
 	r    io.Reader
 	cut  *cutter
 	stop <-chan struct{} // closed when Split returns
+	// segs > 1 lets FastCDC boundaries be found in up to segs segments of
+	// a slab at once (cutPar), when workers are idle; see fill.
+	segs int
 
 	seq    int64  // sequence number of the next slab
 	offset int64  // stream offset of the next slab's buf[0]
 	index  int64  // index of the next chunk
 	carry  []byte // the unfinished chunk at the end of the last slab
 }
+
+// parMinSeg is the length of the shortest segment that cutPar is given.
+const parMinSeg = 64 << 10
 
 // readPiece is how much the reader reads before it cuts: small enough that
 // the bytes are still in the CPU's cache when the cutter scans them.
@@ -342,16 +359,24 @@ const maxEmptyReads = 100
 // unfinished chunk, and cuts it. It reports whether s is to be queued (not
 // when Split is stopping) and whether it is the last slab (the stream
 // ended or failed, or Split is stopping).
-func (rd *reader) fill(s *slab) (queue, last bool) {
+//
+// spare is how many workers wait for work as the reading starts. With
+// FastCDC and a spare worker, fill reads the whole slab and then cuts it in
+// up to 1+spare segments (at most rd.segs) at once, with cutPar, which costs
+// more CPU in all (segments after the first are scanned whole) but takes
+// the cut off the one reading core; with none, it cuts as the bytes arrive.
+func (rd *reader) fill(s *slab, spare int) (queue, last bool) {
 	// Read in pieces and cut as the bytes arrive, while they are still in
-	// the CPU's cache. After a read error the bytes read are not the end of
-	// the stream: cut only the chunks they complete.
+	// the CPU's cache; or, to cut in segments at once, cut once all are
+	// read. After a read error the bytes read are not the end of the
+	// stream: cut only the chunks they complete.
 	n := copy(s.buf, rd.carry)
 	start := 0
 	s.ends = s.ends[:0]
+	par := rd.segs > 1 && spare > 0
 	var err error
 	for {
-		for {
+		for !par {
 			l := rd.cut.next(s.buf[start:n], err == io.EOF)
 			if l == 0 {
 				break
@@ -373,6 +398,15 @@ func (rd *reader) fill(s *slab) (queue, last bool) {
 			return false, true // deliver has returned or is returning ctx.Err()
 		}
 		s.err = &ReadError{Offset: rd.offset + int64(n), Err: err}
+	}
+	if par {
+		// Starting a goroutine costs about as much as scanning a few
+		// KiB: no segment is shorter than parMinSeg.
+		segs := min(rd.segs, 1+spare, n/parMinSeg)
+		s.ends = rd.cut.cutPar(s.buf[:n], eof, segs, s.ends)
+		if len(s.ends) > 0 {
+			start = s.ends[len(s.ends)-1]
+		}
 	}
 	if cap(s.cids) < len(s.ends) {
 		s.cids = make([]cid.Cid, len(s.ends), cap(s.ends))

@@ -54,7 +54,10 @@ type childReport struct {
 // from a seeder process to a fetcher process and prints the rate beside raw
 // libp2p stream throughput between two such processes, measured in the same
 // round, for PEER_BENCH_ROUNDS rounds (default 3); and both processes' peak
-// RSS, the duplicate bytes and the time to first byte.
+// RSS, the duplicate bytes and the time to first byte. When PEER_BENCH_KUBO
+// names an ipfs binary, each round also times Kubo's `ipfs get` and `ipfs
+// cat` of the same file between two Kubo daemons on loopback
+// (kubo_bench_test.go), and the transfer is held against them too.
 func BenchmarkTransfer(b *testing.B) {
 	size := int64(1 << 30)
 	if s := os.Getenv("PEER_BENCH_TRANSFER_SIZE"); s != "" {
@@ -67,6 +70,7 @@ func BenchmarkTransfer(b *testing.B) {
 	dir := b.TempDir()
 	path := filepath.Join(dir, "payload.bin")
 	writeRandom(b, path, size)
+	kubo := startKubo(b, dir, path) // nil without PEER_BENCH_KUBO
 
 	// The seeder shares the file once; every iteration fetches it anew.
 	seeder := startChild(b, "seed", map[string]string{"PEER_BENCH_FILE": path, "PEER_BENCH_HOME": filepath.Join(dir, "seeder")})
@@ -86,7 +90,7 @@ func BenchmarkTransfer(b *testing.B) {
 		}
 		rounds = v
 	}
-	type round struct{ fetch, raw float64 } // MB/s
+	type round struct{ fetch, raw, kuboGet, kuboCat float64 } // MB/s
 	var (
 		runs            []round
 		firstByte, ttfb float64
@@ -122,6 +126,9 @@ func BenchmarkTransfer(b *testing.B) {
 			rawRun()
 			fetch()
 		}
+		if kubo != nil {
+			r.kuboGet, r.kuboCat = kubo.round(b, size, i)
+		}
 		runs = append(runs, r)
 		tf := runChild(b, "ttfb", map[string]string{"PEER_BENCH_TICKET": ticket, "PEER_BENCH_HOME": filepath.Join(dir, fmt.Sprintf("reader-%d", i))})
 		ttfb += tf.FirstByte
@@ -148,6 +155,24 @@ func BenchmarkTransfer(b *testing.B) {
 	mib := func(v int64) float64 { return float64(v) / (1 << 20) }
 	benchrec.Add(benchrec.Record{Name: fmt.Sprintf("transfer %d MiB, two processes, TCP+TLS+yamux", size>>20), Figure: fetchRate, Unit: "MB/s",
 		Limit: rawRate, LimitName: "MB/s raw libp2p stream", Target: ">= 0.6x", Met: fetchRate/rawRate >= 0.6})
+	kuboLine := fmt.Sprintf("    no Kubo in this run: set %s to an ipfs binary to time its get and cat of the same file\n", benchrec.EnvKubo)
+	if kubo != nil {
+		med := func(f func(round) float64) float64 {
+			v := make([]float64, len(runs))
+			for i, r := range runs {
+				v[i] = f(r)
+			}
+			slices.Sort(v)
+			return v[len(v)/2]
+		}
+		kGet, kCat := med(func(r round) float64 { return r.kuboGet }), med(func(r round) float64 { return r.kuboCat })
+		benchrec.Add(benchrec.Record{Name: fmt.Sprintf("transfer %d MiB against Kubo ipfs get, same file and rounds", size>>20), Figure: fetchRate, Unit: "MB/s",
+			Limit: kGet, LimitName: "MB/s Kubo ipfs get", Target: ">= 1.0x", Met: fetchRate >= kGet})
+		benchrec.Add(benchrec.Record{Name: fmt.Sprintf("transfer %d MiB against Kubo ipfs cat, same file and rounds", size>>20), Figure: fetchRate, Unit: "MB/s",
+			Limit: kCat, LimitName: "MB/s Kubo ipfs cat", Target: ">= 1.0x", Met: fetchRate >= kCat})
+		kuboLine = fmt.Sprintf("    Kubo on loopback, same file (1 MiB raw leaves), median of the same rounds: ipfs get %.0f MB/s = %.2fx raw, ipfs cat %.0f MB/s = %.2fx raw; transfer = %.2fx Kubo get, %.2fx Kubo cat\n",
+			kGet, kGet/rawRate, kCat, kCat/rawRate, fetchRate/kGet, fetchRate/kCat)
+	}
 	benchrec.Add(benchrec.Record{Name: fmt.Sprintf("fetcher peak RSS, %d MiB", size>>20), Figure: mib(fetchRSS), Unit: "MiB", Target: "<= 128 MiB", Met: mib(fetchRSS) <= 128})
 	benchrec.Add(benchrec.Record{Name: fmt.Sprintf("seeder peak RSS, %d MiB", size>>20), Figure: mib(seedRSS), Unit: "MiB", Target: "<= 96 MiB", Met: mib(seedRSS) <= 96})
 	benchrec.Add(benchrec.Record{Name: "duplicate bytes, one seeder", Figure: dupPct, Unit: "% of file", Target: "<= 2%", Met: dupPct <= 2})
@@ -156,9 +181,9 @@ func BenchmarkTransfer(b *testing.B) {
 		"    transfer %.0f MB/s = %.2fx raw libp2p stream %.0f MB/s (target >= 0.6x), the median round of: %s\n"+
 		"    fetcher peak RSS %.0f MiB (limit 128 MiB); seeder peak RSS %.0f MiB (limit 96 MiB)\n"+
 		"    duplicate bytes %.2f%% of the file (limit 2%%); first progress report with verified bytes after %.0f ms (reports come every 50 ms)\n"+
-		"    time to first verified byte through Open from a known peer (dial, manifest, first chunk): %.1f ms (target <= 50 ms)\n",
+		"    time to first verified byte through Open from a known peer (dial, manifest, first chunk): %.1f ms (target <= 50 ms)\n%s",
 		b.Name(), size>>20, len(runs), fetchRate, fetchRate/rawRate, rawRate, strings.Join(each, ", "),
-		float64(fetchRSS)/(1<<20), float64(seedRSS)/(1<<20), dupPct, firstByte*1000, ttfb*1000)
+		float64(fetchRSS)/(1<<20), float64(seedRSS)/(1<<20), dupPct, firstByte*1000, ttfb*1000, kuboLine)
 }
 
 // writeRandom writes size pseudo-random bytes to path, fast.

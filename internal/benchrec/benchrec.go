@@ -7,6 +7,10 @@
 // does nothing. The command in internal/benchreport turns the file into the
 // table and a JSON document. Add is safe for concurrent use by processes
 // (each line is written with a single append) and goroutines.
+//
+// StartKubo and KuboNode (kubo.go) run Kubo's ipfs beside a benchmark, on
+// loopback only, when PEER_BENCH_KUBO names the binary, so that a transfer
+// can be held against Kubo's in the same run.
 package benchrec
 
 import (
