@@ -786,9 +786,12 @@ func (s *session) writeLoop() {
 		s.r.mu.Lock()
 		q := s.queue
 		s.queue = nil
-		recs := s.records
-		if len(recs) > 0 {
-			s.records = map[Name]*Record{}
+		// Take the map only when it holds something: an empty one stays
+		// the session's, and pushLocked may write it once the lock is
+		// released, so it must not be read below.
+		var recs map[Name]*Record
+		if len(s.records) > 0 {
+			recs, s.records = s.records, map[Name]*Record{}
 		}
 		s.r.mu.Unlock()
 		buf = buf[:0]
