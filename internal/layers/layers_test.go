@@ -35,7 +35,7 @@ var house = map[string]rule{
 	"ticket":      {imports: []string{"integrity"}}, // peer IDs and multiaddrs come from libp2p's core
 	"manifest":    {imports: []string{"integrity", "chunker"}, pure: true},
 	"swarm/wire":  {imports: []string{"integrity", "chunker", "bitfield"}, pure: true},
-	"unixfs":      {imports: []string{"integrity"}}, // pure itself, but boxo brings net/http among its dependencies
+	"unixfs":      {imports: []string{"integrity", "chunker"}}, // pure itself, but boxo brings net/http among its dependencies
 
 	// State, import and discovery.
 	"store":    {imports: []string{"integrity", "chunker", "bitfield"}},
