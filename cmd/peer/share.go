@@ -9,7 +9,7 @@ import (
 	"github.com/peer-project/peer/chunker"
 	"github.com/peer-project/peer/daemon"
 	"github.com/peer-project/peer/importer"
-	"github.com/peer-project/peer/manifest"
+	"github.com/peer-project/peer/unixfs"
 )
 
 func shareCommand() *cli.Command {
@@ -54,6 +54,9 @@ func shareOnlyHash(c *cli.Context) error {
 		out = append(out, r)
 		if !c.Bool("json") {
 			fmt.Fprintf(c.App.Writer, "%s  %s  (%d bytes, %d files, %d chunks)\n", r.Root, path, r.Size, r.Files, len(r.Chunks))
+			if !r.Standard {
+				fmt.Fprintf(c.App.Writer, "  note: chunked %s, so this root is not the unixfs-v1-2025 one that Kubo and other IPFS tools compute for these bytes (that needs fixed 1 MiB chunks, the default)\n", r.Chunker)
+			}
 		}
 	}
 	if c.Bool("json") {
@@ -142,13 +145,16 @@ type chunkJSON struct {
 }
 
 type onlyHash struct {
-	Root    string      `json:"root"`
-	Name    string      `json:"name"`
-	Dir     bool        `json:"dir"`
-	Size    int64       `json:"size"`
-	Files   int         `json:"files"`
-	Chunker string      `json:"chunker"`
-	Chunks  []chunkJSON `json:"chunks"`
+	Root    string `json:"root"`
+	Name    string `json:"name"`
+	Dir     bool   `json:"dir"`
+	Size    int64  `json:"size"`
+	Files   int    `json:"files"`
+	Chunker string `json:"chunker"`
+	// Standard: the root is the unixfs-v1-2025 one Kubo computes (fixed
+	// 1 MiB chunks); false with any other chunking.
+	Standard bool        `json:"standard"`
+	Chunks   []chunkJSON `json:"chunks"`
 }
 
 // chunkList is an importer sink that keeps only the chunk list.
@@ -157,8 +163,8 @@ type chunkList struct {
 	chunks []chunkJSON
 }
 
-func (l *chunkList) PutBlock(manifest.Block) error { return nil }
-func (l *chunkList) FileDone(importer.File) error  { return nil }
+func (l *chunkList) PutBlock(unixfs.Block) error  { return nil }
+func (l *chunkList) FileDone(importer.File) error { return nil }
 func (l *chunkList) AddChunks(path string, locs []importer.Loc) error {
 	for _, x := range locs {
 		cj := chunkJSON{CID: x.CID.String(), Offset: x.Offset, Size: x.Size}
@@ -181,6 +187,6 @@ func hashOnly(c *cli.Context, path string, p chunker.Params) (onlyHash, error) {
 	}
 	return onlyHash{
 		Root: res.Root.String(), Name: res.Name, Dir: res.Dir, Size: res.Size, Files: res.Files,
-		Chunker: p.String(), Chunks: list.chunks,
+		Chunker: p.String(), Standard: res.Standard, Chunks: list.chunks,
 	}, nil
 }
