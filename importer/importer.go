@@ -16,6 +16,7 @@ import (
 	"github.com/ipfs/go-cid"
 
 	"github.com/peer-project/peer/chunker"
+	"github.com/peer-project/peer/integrity"
 	"github.com/peer-project/peer/unixfs"
 )
 
@@ -263,8 +264,15 @@ func (im *run) file(path, name string, before fs.FileInfo) (entry, error) {
 		}
 		return nil
 	}
-	sp := chunker.Splitter{Params: im.opt.Params, Workers: im.opt.Workers}
-	err = sp.Split(im.ctx, r, onChunk)
+	if before.Size() <= int64(im.opt.Params.MinChunk()) {
+		// A file of one chunk at most (most files of a big folder): read
+		// and hashed here, without the Splitter's pipeline and its
+		// buffers of a few MiB, which cost more than the file.
+		err = im.smallFile(r, before.Size(), onChunk)
+	} else {
+		sp := chunker.Splitter{Params: im.opt.Params, Workers: im.opt.Workers}
+		err = sp.Split(im.ctx, r, onChunk)
+	}
 	if err != nil {
 		if errors.Is(err, ErrChanged) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 			return entry{}, err
@@ -295,6 +303,23 @@ func (im *run) file(path, name string, before fs.FileInfo) (entry, error) {
 		im.opt.Progress(im.bytes)
 	}
 	return entry{link: root, size: uint64(read)}, nil
+}
+
+// smallFile reads a file of size bytes, at most one chunk, from r and hands
+// it to fn as its one chunk (none when empty). A byte past size goes to fn
+// too, which refuses the file as grown.
+func (im *run) smallFile(r io.Reader, size int64, fn func(chunker.Chunk) error) error {
+	if err := im.ctx.Err(); err != nil {
+		return err
+	}
+	data, err := io.ReadAll(io.LimitReader(r, size+1))
+	if err != nil {
+		return err
+	}
+	if len(data) == 0 {
+		return nil
+	}
+	return fn(chunker.Chunk{CID: integrity.Chunk(data), Size: len(data), Data: data})
 }
 
 // dir imports a folder and everything below it, following symbolic links.
