@@ -41,8 +41,10 @@ func allocated(fn func()) uint64 {
 }
 
 // layoutBound is what building l may allocate, linear in what the walk
-// loaded and made: the blocks (decoded and checked: a few times their
-// bytes), the paths it kept and a record per node and chunk.
+// loaded and made: the blocks (decoded and checked by boxo's dag-pb and
+// UnixFS code, about 5 times their bytes, and a file's nodes twice: once
+// to count its leaves, once to name them), the paths it kept and a record
+// per node and chunk.
 func layoutBound(l *Layout, g *countBlocks) uint64 {
 	var paths int64
 	for _, d := range l.Dirs {
@@ -52,7 +54,7 @@ func layoutBound(l *Layout, g *countBlocks) uint64 {
 		paths += int64(len(f.Path))
 	}
 	nodes := int64(len(l.Dirs) + len(l.Files))
-	return uint64(6*g.nbytes + 3*paths + 2048*g.loads + 512*nodes + 128*l.NumChunks() + 64<<10)
+	return uint64(12*g.nbytes + 3*paths + 2048*g.loads + 512*nodes + 128*l.NumChunks() + 64<<10)
 }
 
 // reusedDirs builds levels of two directories with names of 255 bytes,
