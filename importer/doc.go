@@ -19,7 +19,8 @@
 // With the default chunking (fixed, 1 MiB) the root is the one of the
 // IPIP-499 unixfs-v1-2025 profile, which Kubo computes for the same bytes
 // (Result.Standard); with any other it is a valid UnixFS root, but not that
-// one. Special
+// one, unless every file is cut as fixed 1 MiB chunks would cut it (a file
+// of one chunk is one leaf whatever the chunker). Special
 // files (sockets, devices, pipes) inside a folder are skipped and listed in
 // the Result.
 //

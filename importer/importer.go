@@ -107,7 +107,8 @@ type Result struct {
 	Root cid.Cid // the UnixFS root people pass around
 	// Standard says whether Root is the unixfs-v1-2025 root that Kubo and
 	// other careful IPFS implementations compute for the same bytes: it
-	// is with the default chunking (fixed, 1 MiB), not with any other.
+	// is with the default chunking (fixed, 1 MiB), and with another only
+	// where it cut every file as that would (files of one chunk).
 	Standard bool
 	Name     string   // the base name of the imported path
 	Dir      bool     // a folder, not a single file
@@ -177,7 +178,7 @@ func Import(ctx context.Context, path string, opt Options, sink Sink) (Result, e
 		return Result{}, fmt.Errorf("import %s: %w (it is a %s)", abs, ErrNotShareable, kind(info.Mode()))
 	}
 	res.Chunks, res.Blocks, res.Skipped, res.SkippedLinks = im.chunks, im.blocks, im.skipped, im.skippedLinks
-	res.Standard = opt.Params == chunker.DefaultParams()
+	res.Standard = !im.nonStandard
 	return res, nil
 }
 
@@ -195,6 +196,7 @@ type run struct {
 	blocks       int
 	skipped      []string
 	skippedLinks []string
+	nonStandard  bool // a file was not cut as fixed 1 MiB chunks would cut it
 }
 
 // fileID names a file across links: device and inode.
@@ -235,6 +237,7 @@ func (im *run) file(path, name string, before fs.FileInfo) (entry, error) {
 	var (
 		read  int64
 		count int64
+		short bool // a chunk shorter than the profile's came: it must be the last
 		batch = make([]Loc, 0, min(batchSize, before.Size()/int64(im.opt.Params.MinChunk())+1))
 	)
 	flush := func() error {
@@ -259,6 +262,13 @@ func (im *run) file(path, name string, before fs.FileInfo) (entry, error) {
 		read += int64(c.Size)
 		count++
 		im.chunks++
+		// The root is the profile's if every file's leaves are those of
+		// fixed 1 MiB chunks: all of 1 MiB but the last, whatever cut them
+		// (a file of one chunk is one leaf under any chunker).
+		if short || c.Size > unixfs.ChunkSize {
+			im.nonStandard = true
+		}
+		short = short || c.Size < unixfs.ChunkSize
 		if len(batch) == cap(batch) {
 			return flush()
 		}

@@ -75,9 +75,24 @@ func TestKuboVectorsSmall(t *testing.T) {
 			t.Errorf("%s: root %s (standard %v), Kubo %s", filepath.Base(tt.path), res.Root, res.Standard, tt.want)
 		}
 	}
-	// Content-defined chunks make another root, which is said.
-	if res := importRoot(t, hello, Options{Params: chunker.CDCParams(1 << 20)}); res.Standard {
-		t.Errorf("fastcdc import says its root %s is the standard one", res.Root)
+	// Content-defined chunks make another root, which is said; but a file
+	// of one chunk is that chunk under any chunker.
+	cdc := Options{Params: chunker.CDCParams(1 << 20)}
+	if res := importRoot(t, hello, cdc); res.Root.String() != kuboHelloWorld || !res.Standard {
+		t.Errorf("fastcdc import of hello world: root %s (standard %v), Kubo %s", res.Root, res.Standard, kuboHelloWorld)
+	}
+	big := filepath.Join(dir, "big")
+	f, err := os.Create(big)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.Copy(f, seeded(t, "v1-2025-seed", 3<<20)); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	std, other := importRoot(t, big, Options{}), importRoot(t, big, cdc)
+	if !std.Standard || other.Standard || other.Root.Equals(std.Root) {
+		t.Errorf("3 MiB: fixed %s (standard %v), fastcdc %s (standard %v): want two roots, the first standard", std.Root, std.Standard, other.Root, other.Standard)
 	}
 }
 
