@@ -1,9 +1,11 @@
-// Package importer turns a file or a folder on disk into chunks and
-// manifests, without copying any of it.
+// Package importer turns a file or a folder on disk into chunks and a UnixFS
+// DAG, without copying any of it.
 //
 // Import walks the path, cuts each regular file into chunks with the
-// chunker, builds a file manifest per file and a directory manifest per
-// folder, and hands everything to a Sink: the manifest blocks to keep, and
+// chunker, lays each file's chunks out as the raw leaves of a balanced
+// UnixFS file and each folder as a UnixFS directory (HAMT-sharded when
+// large) with package unixfs, and hands everything to a Sink: the interior
+// nodes to keep (the leaves stay in the user's files), and
 // for every file where each of its chunks lives (path, offset, size) together
 // with the file's size and modification time, so that a store can serve the
 // chunks straight from the user's files and notice when one is edited.
@@ -11,7 +13,14 @@
 //
 // Bad input is refused with an error that names the path and says what to
 // do: a missing path, an unreadable file, a file that changes while it is
-// read, a symbolic-link loop, a name that a manifest cannot carry. Special
+// read, a symbolic-link loop, a name that cannot be shared safely
+// (unixfs.ValidName).
+//
+// With the default chunking (fixed, 1 MiB) the root is the one of the
+// IPIP-499 unixfs-v1-2025 profile, which Kubo computes for the same bytes
+// (Result.Standard); with any other it is a valid UnixFS root, but not that
+// one, unless every file is cut as fixed 1 MiB chunks would cut it (a file
+// of one chunk is one leaf whatever the chunker). Special
 // files (sockets, devices, pipes) inside a folder are skipped and listed in
 // the Result.
 //

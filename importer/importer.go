@@ -16,7 +16,8 @@ import (
 	"github.com/ipfs/go-cid"
 
 	"github.com/peer-project/peer/chunker"
-	"github.com/peer-project/peer/manifest"
+	"github.com/peer-project/peer/integrity"
+	"github.com/peer-project/peer/unixfs"
 )
 
 // Errors that Import wraps, for errors.Is.
@@ -27,7 +28,8 @@ var (
 	// ErrLoop: following symbolic links leads back into a folder being
 	// imported.
 	ErrLoop = errors.New("importer: symbolic link loop")
-	// ErrName: a file or folder name that a manifest cannot carry.
+	// ErrName: a file or folder name that cannot be shared (see
+	// unixfs.ValidName).
 	ErrName = errors.New("importer: name cannot be shared")
 	// ErrNotShareable: the path is neither a regular file nor a folder.
 	ErrNotShareable = errors.New("importer: not a regular file or folder")
@@ -53,7 +55,7 @@ type File struct {
 	Path    string    // absolute, cleaned
 	Size    int64     // bytes
 	ModTime time.Time // modification time when it was read
-	Root    cid.Cid   // its file manifest
+	Root    cid.Cid   // its UnixFS root: a dag-pb file node, or its one raw leaf
 	Chunks  int64     // number of chunks
 }
 
@@ -61,8 +63,9 @@ type File struct {
 // called Import, one at a time. An error from the Sink stops the import and
 // is returned, wrapped.
 type Sink interface {
-	// PutBlock keeps a manifest block.
-	PutBlock(b manifest.Block) error
+	// PutBlock keeps an interior node of the DAG (a file node, a folder,
+	// a HAMT shard); leaves are never handed over, only their locations.
+	PutBlock(b unixfs.Block) error
 	// AddChunks records where chunks of the file at path live. It is
 	// called in order, in batches, before FileDone for that path.
 	AddChunks(path string, locs []Loc) error
@@ -101,14 +104,19 @@ type Options struct {
 
 // Result describes an import.
 type Result struct {
-	Root    cid.Cid  // the manifest people pass around
-	Name    string   // the base name of the imported path
-	Dir     bool     // a folder, not a single file
-	Size    int64    // bytes in all files
-	Files   int      // regular files imported
-	Chunks  int64    // chunks in all files (a chunk in two files counts twice)
-	Blocks  int      // manifest blocks built
-	Skipped []string // special files inside a folder that were left out
+	Root cid.Cid // the UnixFS root people pass around
+	// Standard says whether Root is the unixfs-v1-2025 root that Kubo and
+	// other careful IPFS implementations compute for the same bytes: it
+	// is with the default chunking (fixed, 1 MiB), and with another only
+	// where it cut every file as that would (files of one chunk).
+	Standard bool
+	Name     string   // the base name of the imported path
+	Dir      bool     // a folder, not a single file
+	Size     int64    // bytes in all files
+	Files    int      // regular files imported
+	Chunks   int64    // chunks in all files (a chunk in two files counts twice)
+	Blocks   int      // interior nodes built (file nodes, folders, shards)
+	Skipped  []string // special files inside a folder that were left out
 	// SkippedLinks are the symbolic links inside a folder that lead out of
 	// it and were left out (see Options.FollowLinks).
 	SkippedLinks []string
@@ -139,7 +147,7 @@ func Import(ctx context.Context, path string, opt Options, sink Sink) (Result, e
 		return Result{}, fmt.Errorf("import: %w", describe(err))
 	}
 	name := filepath.Base(abs)
-	if err := manifest.ValidName(name); err != nil {
+	if err := unixfs.ValidName(name); err != nil {
 		return Result{}, fmt.Errorf("import %s: %w: %w (rename it, or share the folder it is in)", abs, ErrName, err)
 	}
 	// The shared tree is where abs really is: links inside it are judged
@@ -159,17 +167,18 @@ func Import(ctx context.Context, path string, opt Options, sink Sink) (Result, e
 		if err != nil {
 			return Result{}, err
 		}
-		res = Result{Root: f.CID, Name: name, Size: int64(f.Size), Files: 1}
+		res = Result{Root: f.link.CID, Name: name, Size: int64(f.size), Files: 1}
 	case info.IsDir():
 		d, err := im.dir(abs, name, info)
 		if err != nil {
 			return Result{}, err
 		}
-		res = Result{Root: d.CID, Name: name, Dir: true, Size: int64(d.Size), Files: im.files}
+		res = Result{Root: d.link.CID, Name: name, Dir: true, Size: int64(d.size), Files: im.files}
 	default:
 		return Result{}, fmt.Errorf("import %s: %w (it is a %s)", abs, ErrNotShareable, kind(info.Mode()))
 	}
 	res.Chunks, res.Blocks, res.Skipped, res.SkippedLinks = im.chunks, im.blocks, im.skipped, im.skippedLinks
+	res.Standard = !im.nonStandard
 	return res, nil
 }
 
@@ -187,6 +196,7 @@ type run struct {
 	blocks       int
 	skipped      []string
 	skippedLinks []string
+	nonStandard  bool // a file was not cut as fixed 1 MiB chunks would cut it
 }
 
 // fileID names a file across links: device and inode.
@@ -200,29 +210,34 @@ func idOf(info fs.FileInfo) (fileID, bool) {
 	return fileID{dev: uint64(st.Dev), ino: st.Ino}, true
 }
 
-func (im *run) putBlock(b manifest.Block) error {
+func (im *run) putBlock(b unixfs.Block) error {
 	im.blocks++
 	if err := im.sink.PutBlock(b); err != nil {
-		return fmt.Errorf("import: keeping manifest block %s: %w", b.CID, err)
+		return fmt.Errorf("import: keeping node %s: %w", b.CID, err)
 	}
 	return nil
 }
 
+// entry is what a file or folder adds to its parent: its root link, and
+// the bytes of the files in it.
+type entry struct {
+	link unixfs.Link
+	size uint64
+}
+
 // file imports one regular file and returns its entry for a directory.
-func (im *run) file(path, name string, before fs.FileInfo) (manifest.DirEntry, error) {
-	fb, err := manifest.NewFileBuilder(name, im.opt.Params, im.putBlock)
-	if err != nil {
-		return manifest.DirEntry{}, fmt.Errorf("import %s: %w", path, err)
-	}
+func (im *run) file(path, name string, before fs.FileInfo) (entry, error) {
+	fb := unixfs.NewFileBuilder(im.putBlock)
 	r, err := im.opt.open(path)
 	if err != nil {
-		return manifest.DirEntry{}, fmt.Errorf("import: %w", describe(err))
+		return entry{}, fmt.Errorf("import: %w", describe(err))
 	}
 	defer r.Close()
 
 	var (
 		read  int64
 		count int64
+		short bool // a chunk shorter than the profile's came: it must be the last
 		batch = make([]Loc, 0, min(batchSize, before.Size()/int64(im.opt.Params.MinChunk())+1))
 	)
 	flush := func() error {
@@ -235,106 +250,139 @@ func (im *run) file(path, name string, before fs.FileInfo) (manifest.DirEntry, e
 		batch = batch[:0]
 		return nil
 	}
-	sp := chunker.Splitter{Params: im.opt.Params, Workers: im.opt.Workers}
-	err = sp.Split(im.ctx, r, func(c chunker.Chunk) error {
+	onChunk := func(c chunker.Chunk) error {
 		if c.Offset+int64(c.Size) > before.Size() {
 			return fmt.Errorf("import %s: %w: it grew past %d bytes while being read; share it again once it is no longer written to",
 				path, ErrChanged, before.Size())
 		}
-		if err := fb.Add(manifest.ChunkRef{CID: c.CID, Size: uint32(c.Size)}); err != nil {
+		if err := fb.Add(unixfs.Leaf(c.CID, c.Size)); err != nil {
 			return fmt.Errorf("import %s: %w", path, err)
 		}
 		batch = append(batch, Loc{CID: c.CID, Offset: c.Offset, Size: uint32(c.Size)})
 		read += int64(c.Size)
 		count++
 		im.chunks++
+		// The root is the profile's if every file's leaves are those of
+		// fixed 1 MiB chunks: all of 1 MiB but the last, whatever cut them
+		// (a file of one chunk is one leaf under any chunker).
+		if short || c.Size > unixfs.ChunkSize {
+			im.nonStandard = true
+		}
+		short = short || c.Size < unixfs.ChunkSize
 		if len(batch) == cap(batch) {
 			return flush()
 		}
 		return nil
-	})
+	}
+	if before.Size() <= int64(im.opt.Params.MinChunk()) {
+		// A file of one chunk at most (most files of a big folder): read
+		// and hashed here, without the Splitter's pipeline and its
+		// buffers of a few MiB, which cost more than the file.
+		err = im.smallFile(r, before.Size(), onChunk)
+	} else {
+		sp := chunker.Splitter{Params: im.opt.Params, Workers: im.opt.Workers}
+		err = sp.Split(im.ctx, r, onChunk)
+	}
 	if err != nil {
 		if errors.Is(err, ErrChanged) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
-			return manifest.DirEntry{}, err
+			return entry{}, err
 		}
-		return manifest.DirEntry{}, fmt.Errorf("import %s: %w", path, err)
+		return entry{}, fmt.Errorf("import %s: %w", path, err)
 	}
 	after, err := os.Stat(path)
 	if err != nil {
-		return manifest.DirEntry{}, fmt.Errorf("import: %w", describe(err))
+		return entry{}, fmt.Errorf("import: %w", describe(err))
 	}
 	if read != before.Size() || after.Size() != before.Size() || !after.ModTime().Equal(before.ModTime()) {
-		return manifest.DirEntry{}, fmt.Errorf("import %s: %w (size %d → %d, read %d bytes); share it again once it is no longer written to",
+		return entry{}, fmt.Errorf("import %s: %w (size %d → %d, read %d bytes); share it again once it is no longer written to",
 			path, ErrChanged, before.Size(), after.Size(), read)
 	}
 	if err := flush(); err != nil {
-		return manifest.DirEntry{}, err
+		return entry{}, err
 	}
 	root, err := fb.Finish()
 	if err != nil {
-		return manifest.DirEntry{}, fmt.Errorf("import %s: %w", path, err)
+		return entry{}, fmt.Errorf("import %s: %w", path, err)
 	}
 	if err := im.sink.FileDone(File{Path: path, Size: read, ModTime: before.ModTime(), Root: root.CID, Chunks: count}); err != nil {
-		return manifest.DirEntry{}, fmt.Errorf("import %s: %w", path, err)
+		return entry{}, fmt.Errorf("import %s: %w", path, err)
 	}
 	im.files++
 	im.bytes += read
 	if im.opt.Progress != nil {
 		im.opt.Progress(im.bytes)
 	}
-	return manifest.DirEntry{Name: name, CID: root.CID, Size: uint64(read)}, nil
+	return entry{link: root, size: uint64(read)}, nil
+}
+
+// smallFile reads a file of size bytes, at most one chunk, from r and hands
+// it to fn as its one chunk (none when empty). A byte past size goes to fn
+// too, which refuses the file as grown.
+func (im *run) smallFile(r io.Reader, size int64, fn func(chunker.Chunk) error) error {
+	if err := im.ctx.Err(); err != nil {
+		return err
+	}
+	data, err := io.ReadAll(io.LimitReader(r, size+1))
+	if err != nil {
+		return err
+	}
+	if len(data) == 0 {
+		return nil
+	}
+	return fn(chunker.Chunk{CID: integrity.Chunk(data), Size: len(data), Data: data})
 }
 
 // dir imports a folder and everything below it, following symbolic links.
-func (im *run) dir(path, name string, info fs.FileInfo) (manifest.DirEntry, error) {
+func (im *run) dir(path, name string, info fs.FileInfo) (entry, error) {
 	id, ok := idOf(info)
 	if ok {
 		for _, p := range im.private {
 			if p.id == id {
-				return manifest.DirEntry{}, privateError(path, p.path)
+				return entry{}, privateError(path, p.path)
 			}
 		}
 		if im.visiting[id] {
-			return manifest.DirEntry{}, fmt.Errorf("import %s: %w: it leads back to a folder that contains it; remove the link or share a folder inside the loop", path, ErrLoop)
+			return entry{}, fmt.Errorf("import %s: %w: it leads back to a folder that contains it; remove the link or share a folder inside the loop", path, ErrLoop)
 		}
 		im.visiting[id] = true
 		defer delete(im.visiting, id)
 	}
 	if err := im.ctx.Err(); err != nil {
-		return manifest.DirEntry{}, err
+		return entry{}, err
 	}
 	des, err := os.ReadDir(path)
 	if err != nil {
-		return manifest.DirEntry{}, fmt.Errorf("import: %w", describe(err))
+		return entry{}, fmt.Errorf("import: %w", describe(err))
 	}
 	sort.Slice(des, func(i, j int) bool { return des[i].Name() < des[j].Name() })
-	var (
-		entries []manifest.DirEntry
-		size    uint64
-	)
+	db, err := unixfs.NewDirBuilder(im.putBlock)
+	if err != nil {
+		return entry{}, fmt.Errorf("import %s: %w", path, err)
+	}
+	var size uint64
 	for _, de := range des {
 		child := filepath.Join(path, de.Name())
-		if err := manifest.ValidName(de.Name()); err != nil {
-			return manifest.DirEntry{}, fmt.Errorf("import %s: %w: %w (rename it or move it out of the folder)", child, ErrName, err)
+		if err := unixfs.ValidName(de.Name()); err != nil {
+			return entry{}, fmt.Errorf("import %s: %w: %w (rename it or move it out of the folder)", child, ErrName, err)
 		}
 		ci, err := os.Stat(child) // follows links
 		if err != nil {
 			if errors.Is(err, syscall.ELOOP) {
-				return manifest.DirEntry{}, fmt.Errorf("import %s: %w: the link points back at itself; remove it", child, ErrLoop)
+				return entry{}, fmt.Errorf("import %s: %w: the link points back at itself; remove it", child, ErrLoop)
 			}
-			return manifest.DirEntry{}, fmt.Errorf("import: %w", describe(err))
+			return entry{}, fmt.Errorf("import: %w", describe(err))
 		}
 		if de.Type()&fs.ModeSymlink != 0 {
 			follow, err := im.link(child)
 			if err != nil {
-				return manifest.DirEntry{}, err
+				return entry{}, err
 			}
 			if !follow {
 				im.skippedLinks = append(im.skippedLinks, child)
 				continue
 			}
 		}
-		var e manifest.DirEntry
+		var e entry
 		switch {
 		case ci.Mode().IsRegular():
 			e, err = im.file(child, de.Name(), ci)
@@ -345,19 +393,18 @@ func (im *run) dir(path, name string, info fs.FileInfo) (manifest.DirEntry, erro
 			continue
 		}
 		if err != nil {
-			return manifest.DirEntry{}, err
+			return entry{}, err
 		}
-		entries = append(entries, e)
-		size += e.Size
+		if err := db.Add(im.ctx, de.Name(), e.link); err != nil {
+			return entry{}, fmt.Errorf("import %s: %w", child, err)
+		}
+		size += e.size
 	}
-	b, err := manifest.EncodeDir(manifest.Dir{Name: name, Size: size, Entries: entries})
+	root, err := db.Finish(im.ctx)
 	if err != nil {
-		return manifest.DirEntry{}, fmt.Errorf("import %s: %w", path, err)
+		return entry{}, fmt.Errorf("import %s: %w", path, err)
 	}
-	if err := im.putBlock(b); err != nil {
-		return manifest.DirEntry{}, err
-	}
-	return manifest.DirEntry{Name: name, CID: b.CID, Size: size, Dir: true}, nil
+	return entry{link: root, size: size}, nil
 }
 
 // link decides whether to follow the symbolic link at path: yes when its
@@ -468,6 +515,6 @@ func kind(m fs.FileMode) string {
 // discard is the Sink of an import that only computes the root.
 type discard struct{}
 
-func (discard) PutBlock(manifest.Block) error { return nil }
+func (discard) PutBlock(unixfs.Block) error   { return nil }
 func (discard) AddChunks(string, []Loc) error { return nil }
 func (discard) FileDone(File) error           { return nil }

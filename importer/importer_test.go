@@ -17,7 +17,7 @@ import (
 
 	"github.com/peer-project/peer/chunker"
 	"github.com/peer-project/peer/integrity"
-	"github.com/peer-project/peer/manifest"
+	"github.com/peer-project/peer/unixfs"
 )
 
 // memSink keeps everything an import produces, to check it.
@@ -31,7 +31,7 @@ func newMemSink() *memSink {
 	return &memSink{blocks: map[cid.Cid][]byte{}, locs: map[string][]Loc{}, files: map[string]File{}}
 }
 
-func (s *memSink) PutBlock(b manifest.Block) error {
+func (s *memSink) PutBlock(b unixfs.Block) error {
 	if err := integrity.Verify(b.CID, b.Data); err != nil {
 		return err
 	}
@@ -81,28 +81,30 @@ func write(t *testing.T, path string, data []byte) {
 
 const small = 16 << 10
 
-// checkFile reads the chunk list of the file manifest back and checks that
-// the chunks, read from disk at their recorded locations, make the file.
+// checkFile reads the leaves of the file's DAG back and checks that the
+// chunks, read from disk at their recorded locations, make the file. A raw
+// root (a file of one chunk, or none) is the file's only chunk.
 func checkFile(t *testing.T, s *memSink, root cid.Cid, path string, data []byte) {
 	t.Helper()
-	n, err := manifest.Load(context.Background(), s, root)
-	if err != nil {
-		t.Fatal(err)
-	}
-	f, ok := n.(*manifest.File)
-	if !ok {
-		t.Fatalf("root %s is a %T, want a file", root, n)
-	}
-	if f.Size != uint64(len(data)) {
-		t.Fatalf("manifest size %d, want %d", f.Size, len(data))
-	}
 	var got []byte
 	locs := s.locs[path]
-	err = manifest.Chunks(context.Background(), s, f, func(i, off int64, ref manifest.ChunkRef) error {
-		if i >= int64(len(locs)) || !locs[i].CID.Equals(ref.CID) || locs[i].Offset != off || locs[i].Size != ref.Size {
-			t.Fatalf("chunk %d: manifest says %s@%d+%d, locations say %+v", i, ref.CID, off, ref.Size, locs)
+	g := unixfs.GetterFunc(func(ctx context.Context, c cid.Cid) ([]byte, error) {
+		if c.Equals(root) && c.Prefix().Codec == cid.Raw {
+			return data, nil // the file itself
 		}
-		piece := data[off : off+int64(ref.Size)]
+		return s.GetBlock(ctx, c)
+	})
+	i := int64(0)
+	size, err := unixfs.NewWalker(g, unixfs.DefaultLimits()).Leaves(context.Background(), root, func(uoff uint64, ref unixfs.Link) error {
+		off := int64(uoff)
+		if ref.FileSize == 0 {
+			return nil // an empty file's root
+		}
+		if i >= int64(len(locs)) || !locs[i].CID.Equals(ref.CID) || locs[i].Offset != off || uint64(locs[i].Size) != ref.FileSize {
+			t.Fatalf("chunk %d: the DAG says %s@%d+%d, locations say %+v", i, ref.CID, off, ref.FileSize, locs)
+		}
+		i++
+		piece := data[off : off+int64(ref.FileSize)]
 		if err := integrity.Verify(ref.CID, piece); err != nil {
 			t.Fatalf("chunk %d: %v", i, err)
 		}
@@ -111,6 +113,9 @@ func checkFile(t *testing.T, s *memSink, root cid.Cid, path string, data []byte)
 	})
 	if err != nil {
 		t.Fatal(err)
+	}
+	if size != uint64(len(data)) || i != int64(len(locs)) {
+		t.Fatalf("the DAG holds %d bytes in %d chunks, want %d in %d", size, i, len(data), len(locs))
 	}
 	if !bytes.Equal(got, data) {
 		t.Fatal("chunks do not make the file")
@@ -193,24 +198,22 @@ func TestImportNestedDirectory(t *testing.T) {
 			continue
 		}
 		total += int64(len(data))
-		c, n, err := manifest.Resolve(context.Background(), s, res.Root, rel)
+		l, err := unixfs.NewWalker(s, unixfs.DefaultLimits()).Resolve(context.Background(), res.Root, strings.Split(rel, "/"))
 		if err != nil {
 			t.Fatalf("resolve %s: %v", rel, err)
 		}
-		if _, ok := n.(*manifest.File); !ok {
-			t.Fatalf("%s resolves to %T", rel, n)
-		}
-		checkFile(t, s, c, filepath.Join(top, rel), data)
+		checkFile(t, s, l.CID, filepath.Join(top, rel), data)
 	}
 	if !res.Dir || res.Files != 5 || res.Size != total || res.Name != "photos" {
 		t.Fatalf("result %+v, want 5 files of %d bytes", res, total)
 	}
-	_, n, err := manifest.Resolve(context.Background(), s, res.Root, "z/only-child/emptydir")
+	w := unixfs.NewWalker(s, unixfs.DefaultLimits())
+	l, err := w.Resolve(context.Background(), res.Root, []string{"z", "only-child", "emptydir"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if d, ok := n.(*manifest.Dir); !ok || len(d.Entries) != 0 {
-		t.Fatalf("empty dir resolves to %#v", n)
+	if n, err := w.Node(context.Background(), l.CID); err != nil || n.Kind != unixfs.KindDir || len(n.Links) != 0 {
+		t.Fatalf("empty dir resolves to %+v, %v", n, err)
 	}
 	// The same tree gives the same root.
 	again, err := Import(context.Background(), top, Options{Params: chunker.FixedParams(small)}, nil)

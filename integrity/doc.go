@@ -2,8 +2,8 @@
 // other package of peer trusts bytes through.
 //
 // A chunk is identified by a CIDv1 with the raw codec (0x55) and a sha2-256
-// multihash; a manifest block by a CIDv1 with the DAG-CBOR codec (0x71) and
-// the same hash. With equal chunk sizes the chunk CIDs equal those of
+// multihash; an interior node of a root's UnixFS DAG (file node, folder,
+// HAMT shard) by a CIDv1 with the dag-pb codec (0x70) and the same hash. With equal chunk sizes the chunk CIDs equal those of
 // `ipfs add --raw-leaves --cid-version=1 --chunker=size-N`, so standard IPFS
 // tools can check them.
 //

@@ -14,8 +14,9 @@ import (
 const (
 	// Raw is the multicodec of a chunk: its bytes are the file's bytes.
 	Raw uint64 = cid.Raw // 0x55
-	// DagCBOR is the multicodec of a manifest block.
-	DagCBOR uint64 = cid.DagCBOR // 0x71
+	// DagPB is the multicodec of a UnixFS node (a file node over its
+	// leaves, a folder, a HAMT shard): the interior nodes of a root's DAG.
+	DagPB uint64 = cid.DagProtobuf // 0x70
 )
 
 // DigestSize is the length in bytes of a sha2-256 digest.
@@ -49,7 +50,7 @@ func (e *MismatchError) Error() string {
 	return fmt.Sprintf("integrity: bytes hash to %s, not %s", e.Got, e.CID)
 }
 
-// New returns the CIDv1 of data under codec (Raw or DagCBOR), hashed with
+// New returns the CIDv1 of data under codec (Raw or DagPB), hashed with
 // sha2-256. It panics on any other codec: callers pass constants.
 func New(codec uint64, data []byte) cid.Cid {
 	sum := sha256.Sum256(data)
@@ -59,13 +60,14 @@ func New(codec uint64, data []byte) cid.Cid {
 // Chunk returns the CID of a chunk: CIDv1, raw codec, sha2-256.
 func Chunk(data []byte) cid.Cid { return New(Raw, data) }
 
-// Block returns the CID of a manifest block: CIDv1, DAG-CBOR, sha2-256.
-func Block(data []byte) cid.Cid { return New(DagCBOR, data) }
+// Block returns the CID of an interior node of a DAG: CIDv1, dag-pb,
+// sha2-256. It hashes data as given; it does not check that data is dag-pb.
+func Block(data []byte) cid.Cid { return New(DagPB, data) }
 
 // FromDigest builds the CID of codec whose sha2-256 digest is sum.
-// It panics if codec is not Raw or DagCBOR or sum is not 32 bytes long.
+// It panics if codec is not Raw or DagPB or sum is not 32 bytes long.
 func FromDigest(codec uint64, sum []byte) cid.Cid {
-	if codec != Raw && codec != DagCBOR {
+	if codec != Raw && codec != DagPB {
 		panic(fmt.Sprintf("integrity: codec %#x is not one peer produces", codec))
 	}
 	if len(sum) != DigestSize {
@@ -84,7 +86,7 @@ func FromDigest(codec uint64, sum []byte) cid.Cid {
 }
 
 // Check reports whether c is a CID peer can verify: version 1, codec Raw or
-// DagCBOR, sha2-256 with a full-length digest. The error wraps ErrUnsupported.
+// DagPB, sha2-256 with a full-length digest. The error wraps ErrUnsupported.
 func Check(c cid.Cid) error {
 	if !c.Defined() {
 		return fmt.Errorf("%w: undefined CID", ErrUnsupported)
@@ -93,8 +95,8 @@ func Check(c cid.Cid) error {
 	if p.Version != 1 {
 		return fmt.Errorf("%w: %s is CIDv%d, want CIDv1", ErrUnsupported, c, p.Version)
 	}
-	if p.Codec != Raw && p.Codec != DagCBOR {
-		return fmt.Errorf("%w: %s has codec %#x, want raw (0x55) or dag-cbor (0x71)", ErrUnsupported, c, p.Codec)
+	if p.Codec != Raw && p.Codec != DagPB {
+		return fmt.Errorf("%w: %s has codec %#x, want raw (0x55) or dag-pb (0x70)", ErrUnsupported, c, p.Codec)
 	}
 	if p.MhType != multihash.SHA2_256 || p.MhLength != DigestSize {
 		return fmt.Errorf("%w: %s is not hashed with sha2-256", ErrUnsupported, c)
@@ -151,9 +153,9 @@ type Writer struct {
 }
 
 // NewWriter returns a Writer that names what is written to it as a CID of
-// codec (Raw or DagCBOR). It panics on any other codec.
+// codec (Raw or DagPB). It panics on any other codec.
 func NewWriter(codec uint64) *Writer {
-	if codec != Raw && codec != DagCBOR {
+	if codec != Raw && codec != DagPB {
 		panic(fmt.Sprintf("integrity: codec %#x is not one peer produces", codec))
 	}
 	return &Writer{codec: codec, h: sha256.New()}

@@ -54,15 +54,17 @@ func TestChunkVectors(t *testing.T) {
 }
 
 func TestBlockCID(t *testing.T) {
-	data := []byte{0xa0} // an empty DAG-CBOR map
+	// The empty UnixFS folder, whose CIDv1 every IPFS implementation
+	// knows: dag-pb with Data = {Type: Directory}.
+	data := []byte{0x0a, 0x02, 0x08, 0x01}
 	c := Block(data)
-	if got, want := c.String(), specCID(0x71, data); got != want {
+	if got, want := c.String(), specCID(0x70, data); got != want {
 		t.Fatalf("Block = %s, want %s", got, want)
 	}
-	if !strings.HasPrefix(c.String(), "bafyrei") {
-		t.Fatalf("dag-cbor CID %s does not start bafyrei", c)
+	if got, want := c.String(), "bafybeiczsscdsbs7ffqz55asqdf3smv6klcw3gofszvwlyarci47bgf354"; got != want {
+		t.Fatalf("Block(empty folder) = %s, want %s", got, want)
 	}
-	if err := CheckCodec(c, DagCBOR); err != nil {
+	if err := CheckCodec(c, DagPB); err != nil {
 		t.Fatal(err)
 	}
 	if err := CheckCodec(c, Raw); !errors.Is(err, ErrUnsupported) {
@@ -89,10 +91,10 @@ func TestUnsupported(t *testing.T) {
 	data := []byte("data")
 	v0, _ := cid.Decode("QmdfTbBqBPQ7VNxZEYEj14VmRuZBkqFbiwReogJgS1zR1n")
 	blake, _ := cid.Prefix{Version: 1, Codec: cid.Raw, MhType: multihash.BLAKE2B_MIN + 31, MhLength: -1}.Sum(data)
-	dagpb, _ := cid.Prefix{Version: 1, Codec: cid.DagProtobuf, MhType: multihash.SHA2_256, MhLength: -1}.Sum(data)
+	dagcbor, _ := cid.Prefix{Version: 1, Codec: cid.DagCBOR, MhType: multihash.SHA2_256, MhLength: -1}.Sum(data)
 	short, _ := cid.Prefix{Version: 1, Codec: cid.Raw, MhType: multihash.SHA2_256, MhLength: 20}.Sum(data)
 	for name, c := range map[string]cid.Cid{
-		"undefined": cid.Undef, "v0": v0, "blake2b": blake, "dag-pb": dagpb, "truncated": short,
+		"undefined": cid.Undef, "v0": v0, "blake2b": blake, "dag-cbor": dagcbor, "truncated": short,
 	} {
 		t.Run(name, func(t *testing.T) {
 			if err := Verify(c, data); !errors.Is(err, ErrUnsupported) {
@@ -138,7 +140,7 @@ func TestWriter(t *testing.T) {
 		t.Fatal("Reset did not forget")
 	}
 	if err := w.Verify(Block(nil)); !errors.Is(err, ErrUnsupported) {
-		t.Fatalf("raw writer verifying a dag-cbor CID = %v, want ErrUnsupported", err)
+		t.Fatalf("raw writer verifying a dag-pb CID = %v, want ErrUnsupported", err)
 	}
 }
 

@@ -4,9 +4,9 @@ import (
 	"errors"
 
 	"github.com/peer-project/peer/importer"
-	"github.com/peer-project/peer/manifest"
 	"github.com/peer-project/peer/store"
 	"github.com/peer-project/peer/swarm"
+	"github.com/peer-project/peer/unixfs"
 )
 
 // Errors that the node's methods return, to match with errors.Is. Each
@@ -30,8 +30,12 @@ var (
 	// database): never shared.
 	ErrPrivate = errors.New("node: the node's home cannot be shared")
 	// ErrTooLarge: a root claims more files, chunks or depth than a node
-	// reads (manifest.DefaultLimits); it is refused before it is loaded.
+	// reads (unixfs.DefaultLimits); it is refused before it is loaded.
 	ErrTooLarge = errors.New("node: too large")
+	// ErrBadDAG: a node of the root's DAG is not valid UnixFS, or
+	// contradicts its parent (sizes, names, a HAMT's shape); the peer that
+	// sent it is banned.
+	ErrBadDAG = errors.New("node: invalid DAG")
 )
 
 // kinds maps the errors of the packages below to the node's.
@@ -39,12 +43,13 @@ var kinds = []struct{ below, kind error }{
 	{swarm.ErrClosed, ErrClosed},
 	{store.ErrClosed, ErrClosed},
 	{store.ErrNotFound, ErrNotFound},
-	{manifest.ErrNotFound, ErrNotFound},
+	{unixfs.ErrNotFound, ErrNotFound},
 	{swarm.ErrNoProviders, ErrNoProviders},
 	{swarm.ErrExists, ErrExists},
 	{swarm.ErrStalled, ErrStalled},
 	{importer.ErrPrivate, ErrPrivate},
-	{manifest.ErrTooLarge, ErrTooLarge},
+	{unixfs.ErrLimit, ErrTooLarge},
+	{unixfs.ErrBadNode, ErrBadDAG},
 }
 
 // kindError is an error of a package below, marked with the node's kind.

@@ -62,10 +62,10 @@ func Example() {
 	}
 	got, _ := os.ReadFile(dest)
 	fmt.Print(string(got))
-	fmt.Println(sh.Root)
+	fmt.Println(sh.Root) // what `ipfs add --profile=unixfs-v1-2025` prints too
 	// Output:
 	// hello, peer
-	// bafyreifohasyreq5b4cmr3hdtnyuad6lotal26fjqm5hhnt4vff63jrj4y
+	// bafkreietniiurjk26mfraof6jgk2fsbftlhrhsv5uvor6w3nfphp56y2oy
 }
 
 // Fetch takes a path below a shared folder's root and fetches that file

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -16,11 +17,12 @@ import (
 	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p/core/peer"
 
+	"github.com/peer-project/peer/chunker"
 	"github.com/peer-project/peer/integrity"
-	"github.com/peer-project/peer/manifest"
 	"github.com/peer-project/peer/store"
 	"github.com/peer-project/peer/swarm"
 	"github.com/peer-project/peer/ticket"
+	"github.com/peer-project/peer/unixfs"
 )
 
 // FetchOptions tune Fetch.
@@ -59,15 +61,15 @@ func ParseTarget(s string) (Target, error) {
 		if err != nil {
 			return Target{}, fmt.Errorf("node: %q is neither a root CID nor a ticket: %v", head, err)
 		}
-		if err := integrity.CheckCodec(c, integrity.DagCBOR); err != nil {
-			return Target{}, fmt.Errorf("node: %s is not a peer root (a dag-cbor manifest CID, bafyrei…): %w", c, err)
+		if err := integrity.Check(c); err != nil {
+			return Target{}, fmt.Errorf("node: %s is not a root peer can fetch (a CIDv1 of a UnixFS DAG, bafybei… or bafkrei…): %w", c, err)
 		}
 		t.Root = c
 	}
 	if rest != "" {
 		clean := path.Clean(rest)
 		for _, el := range strings.Split(clean, "/") {
-			if err := manifest.ValidName(el); err != nil {
+			if err := unixfs.ValidName(el); err != nil {
 				return Target{}, fmt.Errorf("node: path %q: %w", rest, err)
 			}
 		}
@@ -78,10 +80,15 @@ func ParseTarget(s string) (Target, error) {
 
 // ErrUnseenName is wrapped when a target's own name is not taken as the
 // name of its destination: the user chooses one with -o (see DefaultDest).
+//
+// A UnixFS root has no name of its own: a target's name is the last element
+// of its path (ROOT/dir/file.txt is named file.txt by the folder that holds
+// it), and a bare root is named by its CID, as `ipfs get` names it (see
+// Target.Name).
 var ErrUnseenName = errors.New("node: the target's own name is hidden or does not print as written")
 
-// DefaultDest returns where a fetch puts a target named name (the name its
-// sharer gave it) when the user named a folder, dir, but no destination:
+// DefaultDest returns where a fetch puts a target named name (see
+// Target.Name) when the user named a folder, dir, but no destination:
 // dir/name. The sharer picks that name, so a name the user would not see as
 // written is refused with ErrUnseenName and a message that says to choose
 // one: a name that starts with '.' (a shared folder named ".ssh" fetched in
@@ -89,7 +96,7 @@ var ErrUnseenName = errors.New("node: the target's own name is hidden or does no
 // that holds a character that does not print as itself (a zero-width space,
 // a right-to-left override). It is pure and safe for concurrent use.
 func DefaultDest(dir, name string) (string, error) {
-	if err := manifest.ValidName(name); err != nil {
+	if err := unixfs.ValidName(name); err != nil {
 		return "", fmt.Errorf("node: the target's own name: %w; pass -o NAME to choose where it is written", err)
 	}
 	problem := ""
@@ -124,7 +131,7 @@ func (n *Node) Fetch(ctx context.Context, target Target, dest string, opts Fetch
 	if err != nil {
 		return nil, translate(err)
 	}
-	return resultOf(res), nil
+	return resultOf(res, target.Name()), nil
 }
 
 func (n *Node) fetchTarget(ctx context.Context, target Target, dest string, opts FetchOptions) (*swarm.Result, error) {
@@ -140,12 +147,16 @@ func (n *Node) fetchTarget(ctx context.Context, target Target, dest string, opts
 	src := n.sourcesOf(target, opts.Peers)
 	root := target.Root
 	if target.Path != "" {
-		// The providers of the top root serve the manifest blocks below it.
-		sub, _, err := n.resolve(ctx, target, src)
+		// The providers of the top root serve the nodes below it.
+		sub, g, err := n.resolve(ctx, target, src)
 		if err != nil {
 			return nil, err
 		}
-		root = sub
+		root = sub.link.CID
+		// The nodes the path led through are in the store now: if the DAG
+		// below turns out invalid, those who sent them lied too.
+		res, err := n.fetch(ctx, root, dest, opts, src, fetchHooks{})
+		return res, g.blame(err)
 	}
 	return n.fetch(ctx, root, dest, opts, src, fetchHooks{})
 }
@@ -232,18 +243,71 @@ func (n *Node) fetch(ctx context.Context, root cid.Cid, dest string, opts FetchO
 	return res, nil
 }
 
+// resolved is what a target names: its root's link and, but for a raw leaf
+// (a whole file of one chunk, never read to resolve it), its decoded node.
+type resolved struct {
+	link unixfs.Link
+	node *unixfs.Node // nil for a raw leaf
+}
+
+// file reports whether r is a file, and its size.
+func (r resolved) file() (bool, int64) {
+	if r.node == nil {
+		return true, int64(r.link.Size)
+	}
+	return r.node.Kind == unixfs.KindFile, int64(r.node.FileSize)
+}
+
 // resolve finds the node target names (its root, or the path below it),
-// loading the manifest blocks on the way from the store or from peers.
-func (n *Node) resolve(ctx context.Context, t Target, src sources) (cid.Cid, manifest.Node, error) {
+// loading the nodes on the way from the store or from peers, and decodes
+// it. A peer that sent a node of an invalid DAG is banned.
+// It returns the getter, which knows who sent the nodes on the way.
+func (n *Node) resolve(ctx context.Context, t Target, src sources) (resolved, *peerGetter, error) {
 	g := &peerGetter{n: n, root: t.Root, hints: src.hints, discover: src.discover}
-	c, nd, err := manifest.Resolve(ctx, g, t.Root, t.Path)
+	r, err := g.resolve(ctx, unixfs.NewWalker(g, unixfs.DefaultLimits()), t)
 	if err != nil {
 		if t.Path == "" {
-			return cid.Undef, nil, fmt.Errorf("fetch %s: %w", t.Root, err)
+			return resolved{}, g, fmt.Errorf("fetch %s: %w", t.Root, err)
 		}
-		return cid.Undef, nil, fmt.Errorf("fetch %s/%s: %w", t.Root, t.Path, err)
+		return resolved{}, g, fmt.Errorf("fetch %s/%s: %w", t.Root, t.Path, err)
 	}
-	return c, nd, nil
+	return r, g, nil
+}
+
+// resolve follows t's path with w and decodes the node it ends at (a raw
+// root is not read: it is a file, whose size its parent declares, or, for
+// a bare root, the fetch finds out).
+func (g *peerGetter) resolve(ctx context.Context, w *unixfs.Walker, t Target) (resolved, error) {
+	l := unixfs.Link{CID: t.Root}
+	if t.Path != "" {
+		var err error
+		if l, err = w.Resolve(ctx, t.Root, strings.Split(t.Path, "/")); err != nil {
+			return resolved{}, g.blame(err)
+		}
+		l.FileSize = l.Size
+	}
+	if l.CID.Prefix().Codec == cid.Raw {
+		if t.Path == "" {
+			// A bare raw root: its size is its length, which only
+			// reading it tells.
+			data, err := g.GetBlock(ctx, l.CID)
+			if err != nil {
+				return resolved{}, err
+			}
+			if len(data) > unixfs.MaxLeafSize {
+				return resolved{}, g.blame(fmt.Errorf("%w: the raw root %s has %d bytes, more than a leaf may hold", unixfs.ErrBadNode, l.CID, len(data)))
+			}
+			l.Size, l.FileSize = uint64(len(data)), uint64(len(data))
+		} else if l.Size > unixfs.MaxLeafSize {
+			return resolved{}, g.blame(fmt.Errorf("%w: %s declares a leaf of %d bytes, more than a leaf may hold", unixfs.ErrBadNode, l.CID, l.Size))
+		}
+		return resolved{link: l}, nil
+	}
+	nd, err := w.Node(ctx, l.CID)
+	if err != nil {
+		return resolved{}, g.blame(err)
+	}
+	return resolved{link: l, node: nd}, nil
 }
 
 // adopt indexes a finished download in place, so that it is served from
@@ -274,27 +338,45 @@ func (n *Node) adopt(ctx context.Context, res *swarm.Result) error {
 			return err
 		}
 	}
-	params := n.cfg.Chunking
-	if len(l.Files) > 0 {
-		if nd, err := manifest.Load(ctx, n.store, l.Files[0].CID); err == nil {
-			if f, ok := nd.(*manifest.File); ok {
-				params = f.Chunking
-			}
-		}
-	}
-	if err := tx.Commit(res.Root, store.ShareInfo{Name: l.Name, Size: l.Size, Files: int64(len(l.Files)), Dir: l.Dir, Chunking: params}); err != nil {
+	params := chunkingOf(l, n.cfg.Chunking)
+	// A UnixFS root has no name: the share is named as it was written.
+	if err := tx.Commit(res.Root, store.ShareInfo{Name: filepath.Base(res.Dest), Size: l.Size, Files: int64(len(l.Files)), Dir: l.Dir, Chunking: params}); err != nil {
 		return err
 	}
 	return n.serve(ctx, res.Root)
 }
 
-// peerGetter loads manifest blocks from the store, or from the first peer
-// that has them, through a short fetch session of the swarm.
+// chunkingOf says how the files of l were cut, as far as their leaves
+// show: fixed-size chunks when every leaf but each file's last has one
+// size, else def (the DAG does not record the chunker).
+func chunkingOf(l *swarm.Layout, def chunker.Params) chunker.Params {
+	size := int32(0)
+	for _, f := range l.Files {
+		for i := f.First; i < f.First+f.Count-1; i++ {
+			switch s := l.Chunks[i].Size; {
+			case size == 0:
+				size = s
+			case s != size:
+				return def
+			}
+		}
+	}
+	if p := chunker.FixedParams(int(size)); size != 0 && p.Validate() == nil {
+		return p
+	}
+	return def
+}
+
+// peerGetter loads nodes from the store, or from the first peer that has
+// them, through a short fetch session of the swarm. It remembers who sent
+// each, to ban them if the DAG turns out invalid (blame). Not safe for
+// concurrent use.
 type peerGetter struct {
 	n        *Node
 	root     cid.Cid // the top root: peers serve its blocks in its sessions
 	hints    []peer.AddrInfo
 	discover func(context.Context) <-chan peer.AddrInfo
+	from     []peer.ID // who sent the nodes read so far
 }
 
 func (g *peerGetter) GetBlock(ctx context.Context, c cid.Cid) ([]byte, error) {
@@ -303,5 +385,18 @@ func (g *peerGetter) GetBlock(ctx context.Context, c cid.Cid) ([]byte, error) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
-	return g.n.swarm.GetBlock(ctx, g.root, c, g.hints, g.discover)
+	b, p, err := g.n.swarm.GetBlockFrom(ctx, g.root, c, g.hints, g.discover)
+	if err == nil && p != "" && !slices.Contains(g.from, p) {
+		g.from = append(g.from, p)
+	}
+	return b, err
+}
+
+// blame bans the peers that sent nodes of the DAG when err says it is
+// invalid (see swarm.BlameDAG), and returns err.
+func (g *peerGetter) blame(err error) error {
+	if err != nil {
+		g.n.swarm.BlameDAG(g.from, err)
+	}
+	return err
 }

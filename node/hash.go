@@ -7,7 +7,7 @@ import (
 	"github.com/ipfs/go-cid"
 
 	"github.com/peer-project/peer/importer"
-	"github.com/peer-project/peer/manifest"
+	"github.com/peer-project/peer/unixfs"
 )
 
 // HashOptions tune Hash.
@@ -36,6 +36,11 @@ type HashResult struct {
 	Size     int64   // bytes in all files
 	Files    int     // regular files read
 	Chunking string  // as Chunking.String says
+	// Standard: Root is the unixfs-v1-2025 root that Kubo and other
+	// IPFS implementations compute for the same bytes (every file was cut
+	// as fixed 1 MiB chunks cut it); false when another chunking made
+	// the root differ.
+	Standard bool
 	// Chunks are every file's chunks, in the order the files were read
 	// (one entry per chunk of each file: a chunk in two files is listed
 	// twice).
@@ -79,7 +84,7 @@ func Hash(ctx context.Context, path string, opts HashOptions) (*HashResult, erro
 	}
 	return &HashResult{
 		Root: res.Root, Name: res.Name, Dir: res.Dir, Size: res.Size, Files: res.Files,
-		Chunking: params.String(), Chunks: list.chunks, Skipped: res.Skipped, SkippedLinks: res.SkippedLinks,
+		Chunking: params.String(), Standard: res.Standard, Chunks: list.chunks, Skipped: res.Skipped, SkippedLinks: res.SkippedLinks,
 	}, nil
 }
 
@@ -88,8 +93,8 @@ type chunkList struct {
 	chunks []HashedChunk
 }
 
-func (l *chunkList) PutBlock(manifest.Block) error { return nil }
-func (l *chunkList) FileDone(importer.File) error  { return nil }
+func (l *chunkList) PutBlock(unixfs.Block) error  { return nil }
+func (l *chunkList) FileDone(importer.File) error { return nil }
 func (l *chunkList) AddChunks(path string, locs []importer.Loc) error {
 	for _, x := range locs {
 		l.chunks = append(l.chunks, HashedChunk{CID: x.CID, Path: path, Offset: x.Offset, Size: x.Size})

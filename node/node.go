@@ -22,10 +22,10 @@ import (
 
 	"github.com/peer-project/peer/dht"
 	"github.com/peer-project/peer/importer"
-	"github.com/peer-project/peer/manifest"
 	"github.com/peer-project/peer/store"
 	"github.com/peer-project/peer/swarm"
 	"github.com/peer-project/peer/ticket"
+	"github.com/peer-project/peer/unixfs"
 )
 
 // dbFile is the database's name in the home directory.
@@ -466,7 +466,7 @@ type shareSink struct {
 	pending map[string][]store.ChunkLoc
 }
 
-func (s *shareSink) PutBlock(b manifest.Block) error {
+func (s *shareSink) PutBlock(b unixfs.Block) error {
 	s.blocks = append(s.blocks, store.Block{CID: b.CID, Data: b.Data})
 	if len(s.blocks) >= 256 {
 		return s.flushBlocks()

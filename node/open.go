@@ -11,7 +11,6 @@ import (
 
 	"github.com/ipfs/go-cid"
 
-	"github.com/peer-project/peer/manifest"
 	"github.com/peer-project/peer/swarm"
 )
 
@@ -36,7 +35,7 @@ const readAhead = 8 << 20
 // the file is served like any download. Closing the last reader of a root
 // that is not complete stops its fetch; the next Open resumes it.
 //
-// Open blocks until it knows the file (its manifest), ctx is done, or no
+// Open blocks until it knows the file (its DAG), ctx is done, or no
 // peer has it. ctx bounds the whole life of the reader: once it is done,
 // reads that would wait fail with its error. Safe for concurrent use; each
 // Reader is for one goroutine at a time.
@@ -52,16 +51,20 @@ func (n *Node) open(ctx context.Context, target Target, opts FetchOptions) (*Rea
 	}
 	src := n.sourcesOf(target, opts.Peers)
 	root := target.Root
-	if here, _ := n.store.HasBlock(root); target.Path != "" || here {
-		// The manifest is here, or the path must be looked up in it.
-		var nd manifest.Node
-		root, nd, err = n.resolve(ectx, target, src)
+	// blame bans those who sent the nodes a path led through, when the
+	// DAG below turns out invalid.
+	blame := func(err error) error { return err }
+	if here, _ := n.store.HasBlock(root); target.Path != "" || here || n.swarm.Source(root) != nil {
+		// The DAG is here, or the path must be looked up in it.
+		r, g, err := n.resolve(ectx, target, src)
 		if err != nil {
 			done()
 			return nil, err
 		}
-		f, ok := nd.(*manifest.File)
-		if !ok {
+		blame = g.blame
+		root = r.link.CID
+		isFile, size := r.file()
+		if !isFile {
 			done()
 			return nil, folderError(root)
 		}
@@ -70,12 +73,12 @@ func (n *Node) open(ctx context.Context, target Target, opts FetchOptions) (*Rea
 			done()
 			return newReader(ctx, &stream{layout: s.Layout(), src: s, done: closedChan}), nil
 		}
-		if f.Size == 0 {
+		if size == 0 {
 			done()
-			return newReader(ctx, &stream{layout: &swarm.Layout{Root: root, Name: f.Name, Files: []swarm.FileSpan{{}}}, done: closedChan}), nil
+			return newReader(ctx, &stream{layout: &swarm.Layout{Root: root, Files: []swarm.FileSpan{{CID: root}}}, done: closedChan}), nil
 		}
 	}
-	// Else the fetch loads the manifest over the sessions it then fetches
+	// Else the fetch loads the DAG over the sessions it then fetches
 	// the chunks with (a session less before the first byte), and the
 	// reader finds out from the layout whether it is a file.
 
@@ -144,7 +147,7 @@ func (n *Node) open(ctx context.Context, target Target, opts FetchOptions) (*Rea
 		if err != nil && n.ctx.Err() != nil {
 			err = ErrClosed
 		}
-		st.fail(err)
+		st.fail(blame(err))
 	}()
 	return st.reader(ctx)
 }

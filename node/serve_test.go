@@ -14,15 +14,19 @@ import (
 	"testing"
 	"time"
 
+	dag "github.com/ipfs/boxo/ipld/merkledag"
+	ft "github.com/ipfs/boxo/ipld/unixfs"
 	"github.com/ipfs/go-cid"
+	ipld "github.com/ipfs/go-ipld-format"
 	"github.com/libp2p/go-libp2p"
 	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/multiformats/go-multihash"
 
-	"github.com/peer-project/peer/chunker"
 	"github.com/peer-project/peer/integrity"
-	"github.com/peer-project/peer/manifest"
 	"github.com/peer-project/peer/store"
+	"github.com/peer-project/peer/swarm"
 	"github.com/peer-project/peer/swarm/wire"
+	"github.com/peer-project/peer/unixfs"
 )
 
 // probe is a bare libp2p host that speaks the wire protocol by hand.
@@ -252,45 +256,61 @@ func askNoFatal(ctx context.Context, h host.Host, n *Node, root, want cid.Cid) a
 	}
 }
 
-// reusedPageRoot stores in n a file manifest of depth 1 whose pages
-// entries all link one page of 8192 chunks of 1 MiB: two blocks that
-// claim pages × 8 GiB.
+// reusedPageRoot stores in n a UnixFS file of two levels whose root's
+// pages links all name one node of 1024 leaves of 1 MiB: two blocks that
+// claim pages GiB. (A sparse file's zero leaves make such a DAG honestly.)
 func reusedPageRoot(t *testing.T, n *Node, pages int) (cid.Cid, uint64) {
 	t.Helper()
-	p := &manifest.Page{Entries: make([]manifest.Entry, manifest.FanOut)}
-	for i := range p.Entries {
-		p.Entries[i] = manifest.Entry{CID: integrity.Chunk(binary.BigEndian.AppendUint64(nil, uint64(i))), Size: 1 << 20, Count: 1}
+	node := func(links []*ipld.Link, sizes []uint64) *dag.ProtoNode {
+		fs := ft.NewFSNode(ft.TFile)
+		pn := new(dag.ProtoNode)
+		if err := pn.SetCidBuilder(cid.V1Builder{Codec: cid.DagProtobuf, MhType: multihash.SHA2_256}); err != nil {
+			t.Fatal(err)
+		}
+		for i, l := range links {
+			if err := pn.AddRawLink("", l); err != nil {
+				t.Fatal(err)
+			}
+			fs.AddBlockSize(sizes[i])
+		}
+		data, err := fs.GetBytes()
+		if err != nil {
+			t.Fatal(err)
+		}
+		pn.SetData(data)
+		return pn
 	}
-	pb, err := manifest.Encode(p)
-	if err != nil {
+	var (
+		links []*ipld.Link
+		sizes []uint64
+	)
+	for i := range unixfs.MaxLinks {
+		links = append(links, &ipld.Link{Cid: integrity.Chunk(binary.BigEndian.AppendUint64(nil, uint64(i))), Size: 1 << 20})
+		sizes = append(sizes, 1<<20)
+	}
+	page := node(links, sizes)
+	links, sizes = nil, nil
+	for range pages {
+		links = append(links, &ipld.Link{Cid: page.Cid(), Size: 1 << 30})
+		sizes = append(sizes, 1<<30)
+	}
+	root := node(links, sizes)
+	if err := n.store.PutBlocks([]store.Block{{CID: page.Cid(), Data: page.RawData()}, {CID: root.Cid(), Data: root.RawData()}}); err != nil {
 		t.Fatal(err)
 	}
-	size, count := p.Totals()
-	f := &manifest.File{Name: "claims.bin", Chunking: chunker.DefaultParams(), Depth: 1, Entries: make([]manifest.Entry, pages)}
-	for i := range f.Entries {
-		f.Entries[i] = manifest.Entry{CID: pb.CID, Size: size, Count: count}
-	}
-	f.Size, f.Count = size*uint64(pages), count*uint64(pages)
-	fb, err := manifest.Encode(f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := n.store.PutBlocks([]store.Block{{CID: pb.CID, Data: pb.Data}, {CID: fb.CID, Data: fb.Data}}); err != nil {
-		t.Fatal(err)
-	}
-	return fb.CID, f.Count
+	return root.Cid(), uint64(pages) * unixfs.MaxLinks
 }
 
 // TestInspectCapped is finding 2 of issue 15: inspect of a 2-block root
-// that claims one chunk more than a walk may visit (2049 pages of 8192
-// chunks, 16 Mi + 8192) is refused with ErrTooLarge before its pages are
-// listed; before, inspect listed every chunk (2.25 GB for a root of 64 Mi
+// that claims more chunks than a walk may name (16385 pages of 1024
+// chunks, 16 Mi + 1024) is refused with unixfs.ErrLimit before its leaves
+// are listed; before, inspect listed every chunk (2.25 GB for a root of 64 Mi
 // chunks). Open and Describe of it end as cheaply.
 func TestInspectCapped(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	a := startNode(t, testConfig(t))
-	root, count := reusedPageRoot(t, a, manifest.MaxWalkChunks/manifest.FanOut+1)
+	root, count := reusedPageRoot(t, a, swarm.MaxLayoutChunks/unixfs.MaxLinks+1)
 	var (
 		m   *Manifest
 		err error
@@ -301,17 +321,17 @@ func TestInspectCapped(t *testing.T) {
 	runtime.ReadMemStats(&after)
 	alloc := after.TotalAlloc - before.TotalAlloc
 	t.Logf("inspect of a root of %d chunks: %d KiB allocated: %v", count, alloc>>10, err)
-	if err == nil || !errors.Is(err, manifest.ErrTooLarge) {
+	if err == nil || !errors.Is(err, unixfs.ErrLimit) {
 		files := 0
 		if m != nil {
 			files = len(m.Files)
 		}
-		t.Fatalf("inspect = %d files, %v; want ErrTooLarge", files, err)
+		t.Fatalf("inspect = %d files, %v; want ErrLimit", files, err)
 	}
 	if alloc > 16<<20 {
 		t.Errorf("refusing it allocated %d MiB (limit 16)", alloc>>20)
 	}
-	if _, err := a.Open(ctx, Target{Root: root}, FetchOptions{}); err == nil || !errors.Is(err, manifest.ErrTooLarge) {
-		t.Errorf("open = %v, want ErrTooLarge", err)
+	if _, err := a.Open(ctx, Target{Root: root}, FetchOptions{}); err == nil || !errors.Is(err, unixfs.ErrLimit) {
+		t.Errorf("open = %v, want ErrLimit", err)
 	}
 }

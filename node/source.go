@@ -35,8 +35,8 @@ func (s *shareSource) ReadChunk(ctx context.Context, i int64, buf []byte) ([]byt
 }
 
 // lookup serves a root that was not shared as such but is a folder or
-// file inside a share: one of the manifest blocks of a share served here.
-// Having the manifest is not enough (a fetch, an inspect keep the blocks
+// file inside a share: one of the nodes of a share served here, or the one
+// raw leaf of a file in it. Having the nodes is not enough (a fetch, an inspect keep the blocks
 // they load): a root only stored is not served, and is refused without a
 // walk of it.
 func (n *Node) lookup(ctx context.Context, root cid.Cid) swarm.Source {
@@ -50,15 +50,26 @@ func (n *Node) lookup(ctx context.Context, root cid.Cid) swarm.Source {
 	return &shareSource{layout: l, store: n.store}
 }
 
-// inShare reports whether c is a manifest block of a share served here.
+// inShare reports whether c is a node, or a file, of a share served here.
 func (n *Node) inShare(c cid.Cid) bool {
 	shares, err := n.store.Shares()
 	if err != nil {
 		return false
 	}
 	for _, sh := range shares {
-		if src, ok := n.swarm.Registered(sh.Root).(*shareSource); ok && src.layout.HasBlock(c) {
+		src, ok := n.swarm.Registered(sh.Root).(*shareSource)
+		if !ok {
+			continue
+		}
+		if src.layout.HasBlock(c) {
 			return true
+		}
+		if c.Prefix().Codec == cid.Raw { // a file of one chunk is its own root
+			for _, f := range src.layout.Files {
+				if f.CID.Equals(c) {
+					return true
+				}
+			}
 		}
 	}
 	return false

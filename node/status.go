@@ -4,14 +4,18 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"path"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p/core/peer"
 	ma "github.com/multiformats/go-multiaddr"
 
-	"github.com/peer-project/peer/manifest"
+	"github.com/peer-project/peer/chunker"
+	"github.com/peer-project/peer/swarm"
+	"github.com/peer-project/peer/unixfs"
 )
 
 // Transfer is a fetch in progress.
@@ -95,13 +99,13 @@ func (n *Node) Status() (Status, error) {
 	}, nil
 }
 
-// Manifest is what a root holds, as Inspect reads it from its manifest.
+// Manifest is what a root holds, as Inspect reads it from its DAG.
 type Manifest struct {
 	Root  cid.Cid
-	Name  string
+	Name  string // the name a fetch gives it (see Target.Name)
 	Dir   bool
 	Size  int64
-	Files []ManifestFile // in manifest order: directories depth first, names sorted
+	Files []ManifestFile // in walk order: a folder's entries by name, depth first
 	Dirs  []string       // every directory below the root, parents first
 }
 
@@ -110,7 +114,7 @@ type ManifestFile struct {
 	Path     string // slash-separated below the root; "" when the root is a file
 	CID      cid.Cid
 	Size     int64
-	Chunking string // as chunker.Params.String
+	Chunking string // as chunker.Params.String, as far as the leaves show (the DAG does not record it)
 	Chunks   []ManifestChunk
 }
 
@@ -121,12 +125,23 @@ type ManifestChunk struct {
 	Size   uint32
 }
 
-// Inspect reads the manifest of what target names (a root, or a path below
-// it): its files, their sizes and chunk CIDs. Blocks this node lacks are
-// fetched from the target's ticket provider, peers and the DHT's providers,
-// and kept. It reads within manifest.DefaultLimits, as a fetch does (else
-// an error wrapping ErrTooLarge). It blocks until the whole manifest is read or ctx is done; it is
-// safe for concurrent use.
+// Name returns the name a fetch gives what t names when the user names no
+// destination: the last element of its path, else its root's CID (a UnixFS
+// root has no name of its own; `ipfs get` names its output the same way).
+func (t Target) Name() string {
+	if t.Path != "" {
+		return path.Base(t.Path)
+	}
+	return t.Root.String()
+}
+
+// Inspect reads the DAG of what target names (a root, or a path below it):
+// its files, their sizes and chunk CIDs. Nodes this node lacks are fetched
+// from the target's ticket provider, peers and the DHT's providers, and
+// kept. It reads within unixfs.DefaultLimits, as a fetch does (else an
+// error wrapping unixfs.ErrLimit); a peer that sent a node of an invalid
+// DAG is banned. It blocks until the whole DAG is read or ctx is done; it
+// is safe for concurrent use.
 func (n *Node) Inspect(ctx context.Context, target Target, peers []peer.AddrInfo) (*Manifest, error) {
 	m, err := n.inspect(ctx, target, peers)
 	return m, translate(err)
@@ -138,57 +153,86 @@ func (n *Node) inspect(ctx context.Context, target Target, peers []peer.AddrInfo
 		return nil, err
 	}
 	defer done()
-	// One walker, one budget, for the path, the tree and every file's
-	// chunks: a root that claims more than a walk may visit is refused
-	// before what it claims is loaded or listed.
-	w := manifest.NewWalker(n.getterOf(target, peers), manifest.DefaultLimits())
+	// One walker, one budget, for the path and the tree: a root that
+	// claims more than a walk may visit is refused before what it claims
+	// is loaded or listed.
+	g := n.getterOf(target, peers)
+	w := unixfs.NewWalker(g, unixfs.DefaultLimits())
 	root := target.Root
 	if target.Path != "" {
-		if root, _, err = w.Resolve(ctx, target.Root, target.Path); err != nil {
-			return nil, fmt.Errorf("inspect %s/%s: %w", target.Root, target.Path, err)
+		l, err := w.Resolve(ctx, target.Root, strings.Split(target.Path, "/"))
+		if err != nil {
+			return nil, fmt.Errorf("inspect %s/%s: %w", target.Root, target.Path, g.blame(err))
 		}
+		root = l.CID
 	}
-	m := &Manifest{Root: root}
-	err = w.Walk(ctx, root, func(p string, c cid.Cid, nd manifest.Node) error {
-		switch nd := nd.(type) {
-		case *manifest.Dir:
+	m := &Manifest{Root: root, Name: target.Name()}
+	var chunks int
+	err = w.Walk(ctx, root, unixfs.Visitor{
+		Dir: func(p string, _ unixfs.Link) error {
 			if p == "" {
-				m.Name, m.Dir, m.Size = nd.Name, true, int64(nd.Size)
+				m.Dir = true
 			} else {
 				m.Dirs = append(m.Dirs, p)
 			}
-		case *manifest.File:
-			if p == "" {
-				m.Name, m.Size = nd.Name, int64(nd.Size)
-			}
-			f := ManifestFile{Path: p, CID: c, Size: int64(nd.Size), Chunking: nd.Chunking.String()}
-			if err := w.Chunks(ctx, nd, func(_, off int64, ref manifest.ChunkRef) error {
-				f.Chunks = append(f.Chunks, ManifestChunk{CID: ref.CID, Offset: off, Size: ref.Size})
+			return nil
+		},
+		File: func(p string, f unixfs.Link) error {
+			m.Files = append(m.Files, ManifestFile{Path: p, CID: f.CID, Size: int64(f.FileSize)})
+			m.Size += int64(f.FileSize)
+			return nil
+		},
+		Leaf: func(off uint64, leaf unixfs.Link) error {
+			if leaf.FileSize == 0 {
 				return nil
-			}); err != nil {
-				return err
 			}
-			m.Files = append(m.Files, f)
-		}
-		return nil
+			if chunks++; chunks > swarm.MaxLayoutChunks {
+				return fmt.Errorf("%w: more than %d chunks", unixfs.ErrLimit, swarm.MaxLayoutChunks)
+			}
+			f := &m.Files[len(m.Files)-1]
+			f.Chunks = append(f.Chunks, ManifestChunk{CID: leaf.CID, Offset: int64(off), Size: uint32(leaf.FileSize)})
+			return nil
+		},
 	})
 	if err != nil {
-		return nil, fmt.Errorf("inspect %s: %w", root, err)
+		return nil, fmt.Errorf("inspect %s: %w", root, g.blame(err))
+	}
+	for i := range m.Files {
+		m.Files[i].Chunking = chunkingOfFile(m.Files[i].Chunks)
 	}
 	return m, nil
 }
 
+// chunkingOfFile says how a file was cut as far as its chunks show: fixed
+// chunks of the first one's size when all but the last have it, else
+// "variable" (content-defined chunks, or another importer's layout).
+func chunkingOfFile(cs []ManifestChunk) string {
+	if len(cs) == 0 {
+		return ""
+	}
+	for _, c := range cs[:len(cs)-1] {
+		if c.Size != cs[0].Size {
+			return "variable"
+		}
+	}
+	if len(cs) == 1 {
+		return "one chunk"
+	}
+	return chunker.FixedParams(int(cs[0].Size)).String()
+}
+
 // Entry names what a target resolves to.
 type Entry struct {
-	Root cid.Cid // the manifest of the file or directory
-	Name string
+	Root cid.Cid // the root of the file or directory
+	Name string  // the name a fetch gives it (see Target.Name)
 	Dir  bool
 	Size int64
 }
 
 // Describe resolves target (a root, or a path below it) to the file or
-// directory it names, loading only the manifest blocks on the way (from the
-// store, or from the target's provider, peers and the DHT). It blocks until
+// directory it names, loading only the nodes on the way (from the store, or
+// from the target's provider, peers and the DHT). A folder's size is the
+// sum of its files', read from the whole DAG below it. It blocks until
 // then or until ctx is done; it is safe for concurrent use.
 func (n *Node) Describe(ctx context.Context, target Target, peers []peer.AddrInfo) (Entry, error) {
 	e, err := n.describe(ctx, target, peers)
@@ -201,26 +245,36 @@ func (n *Node) describe(ctx context.Context, target Target, peers []peer.AddrInf
 		return Entry{}, err
 	}
 	defer done()
-	c, nd, err := manifest.Resolve(ctx, n.getterOf(target, peers), target.Root, target.Path)
+	g := n.getterOf(target, peers)
+	w := unixfs.NewWalker(g, unixfs.DefaultLimits())
+	r, err := g.resolve(ctx, w, target)
 	if err != nil {
 		if target.Path != "" {
 			return Entry{}, fmt.Errorf("describe %s/%s: %w", target.Root, target.Path, err)
 		}
 		return Entry{}, fmt.Errorf("describe %s: %w", target.Root, err)
 	}
-	e := Entry{Root: c}
-	switch nd := nd.(type) {
-	case *manifest.File:
-		e.Name, e.Size = nd.Name, int64(nd.Size)
-	case *manifest.Dir:
-		e.Name, e.Size, e.Dir = nd.Name, int64(nd.Size), true
-	default:
-		return Entry{}, fmt.Errorf("describe %s: not a file or directory manifest", c)
+	e := Entry{Root: r.link.CID, Name: target.Name()}
+	if isFile, size := r.file(); isFile {
+		e.Size = size
+		return e, nil
+	}
+	if r.node.Kind != unixfs.KindDir && r.node.Kind != unixfs.KindHAMT {
+		return Entry{}, fmt.Errorf("describe %s: a %s, not a file or folder", e.Root, r.node.Kind)
+	}
+	e.Dir = true
+	// UnixFS folders do not record their content's size: the walk adds it
+	// up, reading the folder's nodes (which a fetch reads anyway).
+	err = unixfs.NewWalker(g, unixfs.DefaultLimits()).Walk(ctx, e.Root, unixfs.Visitor{
+		File: func(_ string, f unixfs.Link) error { e.Size += int64(f.FileSize); return nil },
+	})
+	if err != nil {
+		return Entry{}, fmt.Errorf("describe %s: %w", e.Root, g.blame(err))
 	}
 	return e, nil
 }
 
-// getterOf loads manifest blocks from the store, or from target's ticket
+// getterOf loads nodes from the store, or from target's ticket
 // provider, peers and the DHT's providers of its top root.
 func (n *Node) getterOf(target Target, peers []peer.AddrInfo) *peerGetter {
 	g := &peerGetter{n: n, root: target.Root, hints: append([]peer.AddrInfo(nil), peers...)}

@@ -35,7 +35,7 @@ func TestInspectDescribe(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
-		if m.Root != sh.Root || !m.Dir || m.Name != "folder" || m.Size != int64(len(big)+len(small)) || len(m.Files) != 2 || len(m.Dirs) != 1 {
+		if m.Root != sh.Root || !m.Dir || m.Name != sh.Root.String() || m.Size != int64(len(big)+len(small)) || len(m.Files) != 2 || len(m.Dirs) != 1 {
 			t.Fatalf("%s: manifest %+v", name, m)
 		}
 		want := map[string][]byte{"a/big.bin": big, "small.bin": small}

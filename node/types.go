@@ -44,17 +44,18 @@ func progressFunc(fn func(Progress)) func(swarm.Progress) {
 type Result struct {
 	Root     cid.Cid // what was fetched: the target's root, or the node below it
 	Dest     string  // where it was written
-	Name     string  // its name, as its sharer gave it
+	Name     string  // its name: Target.Name (a UnixFS root has none of its own)
 	Dir      bool    // a folder, not a single file
+	Files    int     // files in it (1 for a file)
 	Size     int64   // bytes in all its files
 	Chunks   int64   // chunks in all its files
 	Progress Progress
 }
 
-func resultOf(r *swarm.Result) *Result {
+func resultOf(r *swarm.Result, name string) *Result {
 	return &Result{
-		Root: r.Root, Dest: r.Dest, Name: r.Layout.Name, Dir: r.Layout.Dir, Size: r.Layout.Size,
-		Chunks: r.Layout.NumChunks(), Progress: progressOf(r.Progress),
+		Root: r.Root, Dest: r.Dest, Name: name, Dir: r.Layout.Dir, Files: len(r.Layout.Files),
+		Size: r.Layout.Size, Chunks: r.Layout.NumChunks(), Progress: progressOf(r.Progress),
 	}
 }
 

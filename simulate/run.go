@@ -29,10 +29,10 @@ import (
 	"github.com/peer-project/peer/chunker"
 	"github.com/peer-project/peer/dht"
 	"github.com/peer-project/peer/importer"
-	"github.com/peer-project/peer/manifest"
 	"github.com/peer-project/peer/node"
 	"github.com/peer-project/peer/swarm"
 	"github.com/peer-project/peer/swarm/wire"
+	"github.com/peer-project/peer/unixfs"
 )
 
 // ErrInvariant is wrapped by the error Run returns when the simulation ran
@@ -383,10 +383,10 @@ func (r *runner) writeFile() error {
 	return nil
 }
 
-// blockSink keeps the manifest blocks of an import in memory.
+// blockSink keeps the interior nodes of an import in memory.
 type blockSink struct{ m memBlocks }
 
-func (s blockSink) PutBlock(b manifest.Block) error        { s.m[b.CID] = b.Data; return nil }
+func (s blockSink) PutBlock(b unixfs.Block) error          { s.m[b.CID] = b.Data; return nil }
 func (s blockSink) AddChunks(string, []importer.Loc) error { return nil }
 func (s blockSink) FileDone(importer.File) error           { return nil }
 
@@ -397,6 +397,15 @@ func (r *runner) importFile(ctx context.Context) error {
 		return fmt.Errorf("simulate: import: %w", err)
 	}
 	r.root = res.Root
+	if r.root.Prefix().Codec == cid.Raw {
+		// A file of one chunk: its root is that chunk, which the
+		// seeders serve as the root's one node too.
+		data, err := os.ReadFile(r.src)
+		if err != nil {
+			return fmt.Errorf("simulate: import: %w", err)
+		}
+		r.blocks[r.root] = data
+	}
 	if r.layout, err = swarm.BuildLayout(ctx, r.blocks, r.root); err != nil {
 		return fmt.Errorf("simulate: layout: %w", err)
 	}

@@ -2,18 +2,23 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/ipfs/go-cid"
 	bolt "go.etcd.io/bbolt"
 
+	"github.com/peer-project/peer/chunker"
 	"github.com/peer-project/peer/integrity"
 )
 
-// MaxBlockSize is the largest manifest block the store accepts.
-const MaxBlockSize = 1 << 20
+// MaxBlockSize is the largest block the store accepts: the largest chunk,
+// which a file of one chunk has as its root (every dag-pb node is far
+// smaller).
+const MaxBlockSize = chunker.MaxSize
 
-// Block is a manifest block: DAG-CBOR bytes and their CID.
+// Block is a block of a root's DAG: an interior dag-pb node, or the raw
+// root of a file of one chunk fetched from a peer.
 type Block struct {
 	CID  cid.Cid
 	Data []byte
@@ -21,7 +26,7 @@ type Block struct {
 
 // checkBlock verifies a block before it is stored.
 func checkBlock(b Block) error {
-	if err := integrity.CheckCodec(b.CID, integrity.DagCBOR); err != nil {
+	if err := integrity.Check(b.CID); err != nil {
 		return fmt.Errorf("store: put block: %w", err)
 	}
 	if len(b.Data) > MaxBlockSize {
@@ -33,8 +38,8 @@ func checkBlock(b Block) error {
 	return nil
 }
 
-// PutBlock stores a manifest block after checking that data hashes to c, a
-// DAG-CBOR CID; a mismatch returns a *integrity.MismatchError. Storing a
+// PutBlock stores a block after checking that data hashes to c, a dag-pb or
+// raw CID; a mismatch returns a *integrity.MismatchError. Storing a
 // block that is already there does nothing. The store treats the bytes as
 // opaque. PutBlock blocks on one committed transaction; it is safe for
 // concurrent use.
@@ -71,10 +76,20 @@ func (s *Store) PutBlocks(blocks []Block) error {
 
 // GetBlock returns a copy of the block c, verified again against c so that a
 // damaged database never yields wrong bytes (that returns an error wrapping
-// ErrCorrupt). It returns an error wrapping ErrNotFound when the block is
-// absent. It reads from the database without waiting for writers; it is safe
-// for concurrent use. It satisfies the manifest package's block getter.
+// ErrCorrupt). A raw block that is not stored is read from a shared file
+// as ReadChunk does (the root of a shared file of one chunk is that chunk).
+// It returns an error wrapping ErrNotFound when the block is absent. It
+// reads from the database without waiting for writers; it is safe for
+// concurrent use. It satisfies unixfs.Getter.
 func (s *Store) GetBlock(ctx context.Context, c cid.Cid) ([]byte, error) {
+	data, err := s.getBlock(ctx, c)
+	if errors.Is(err, ErrNotFound) && c.Prefix().Codec == integrity.Raw {
+		return s.ReadChunk(ctx, c, nil)
+	}
+	return data, err
+}
+
+func (s *Store) getBlock(ctx context.Context, c cid.Cid) ([]byte, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}

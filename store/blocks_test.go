@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"os"
 	"testing"
 
 	"github.com/ipfs/go-cid"
@@ -61,7 +62,7 @@ func TestPutBlockRejects(t *testing.T) {
 			var me *integrity.MismatchError
 			return errors.As(err, &me)
 		}},
-		{"raw codec", integrity.Chunk(data), data, func(err error) bool { return errors.Is(err, integrity.ErrUnsupported) }},
+		{"dag-cbor codec", cid.NewCidV1(cid.DagCBOR, integrity.Chunk(data).Hash()), data, func(err error) bool { return errors.Is(err, integrity.ErrUnsupported) }},
 		{"undefined", cid.Undef, data, func(err error) bool { return errors.Is(err, integrity.ErrUnsupported) }},
 		{"too big", integrity.Block(big), big, func(err error) bool { return errors.Is(err, ErrInvalid) }},
 	}
@@ -111,5 +112,30 @@ func TestGetBlockDetectsDiskCorruption(t *testing.T) {
 	var me *integrity.MismatchError
 	if !errors.Is(err, ErrCorrupt) || !errors.As(err, &me) {
 		t.Fatalf("GetBlock of a damaged block = %v, want ErrCorrupt and a MismatchError", err)
+	}
+}
+
+// TestGetBlockRawRoot: the root of a shared file of one chunk is that
+// chunk, a raw block the store does not hold as a block: GetBlock reads it
+// from the shared file (so a peer's WANT_NODE for the root is answered),
+// and finds it gone once the file is edited.
+func TestGetBlockRawRoot(t *testing.T) {
+	s, _ := openTest(t, Options{})
+	dir := t.TempDir()
+	f := writeFile(t, dir, "small.txt", []byte("one chunk"))
+	f.root = f.chunks[0].CID // a file of one chunk is its own root
+	shareFiles(t, s, dir, f.root, 10, f)
+	got, err := s.GetBlock(context.Background(), f.root)
+	if err != nil || string(got) != "one chunk" {
+		t.Fatalf("GetBlock(raw root) = %q, %v", got, err)
+	}
+	if err := os.WriteFile(f.path, []byte("edited!!!"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.GetBlock(context.Background(), f.root); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("GetBlock after the file changed = %v, want ErrNotFound", err)
+	}
+	if _, err := s.GetBlock(context.Background(), integrity.Chunk([]byte("nowhere"))); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("GetBlock of a raw block nobody holds = %v, want ErrNotFound", err)
 	}
 }

@@ -1,11 +1,13 @@
-// Package store keeps a node's state in one bbolt database file: manifest
-// blocks and the index of shared files.
+// Package store keeps a node's state in one bbolt database file: the
+// interior nodes of roots' DAGs and the index of shared files.
 //
 // # Blocks
 //
-// PutBlock and PutBlocks store manifest blocks (DAG-CBOR, at most
-// MaxBlockSize bytes) after verifying them against their CID; GetBlock
-// verifies them again on the way out. The store never parses them.
+// PutBlock and PutBlocks store blocks (dag-pb nodes, or the raw root of a
+// fetched file of one chunk; at most MaxBlockSize bytes) after verifying
+// them against their CID; GetBlock verifies them again on the way out, and
+// reads a raw block it does not hold from the shared files. The store
+// never parses them.
 //
 // # Shares
 //

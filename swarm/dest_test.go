@@ -22,26 +22,21 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	mocknet "github.com/libp2p/go-libp2p/p2p/net/mock"
 
-	"github.com/peer-project/peer/chunker"
 	"github.com/peer-project/peer/integrity"
-	"github.com/peer-project/peer/manifest"
 	"github.com/peer-project/peer/swarm/wire"
+	"github.com/peer-project/peer/unixfs"
 )
 
-// buildDeclared makes a file manifest whose chunk i is the CID of pieces[i]
-// but declares the size sizes[i], as a hostile sharer can: the manifest is
-// valid (sizes add up), yet the bytes that hash to a chunk's CID are not
-// as long as the manifest says.
+// buildDeclared makes a file DAG whose leaf i is the CID of pieces[i] but
+// whose parent declares the size sizes[i], as a hostile sharer can: the
+// DAG is valid (sizes add up), yet the bytes that hash to a leaf's CID are
+// not as long as its parent says.
 func buildDeclared(t *testing.T, blocks *memBlocks, name string, pieces [][]byte, sizes []uint32, chunk int) cid.Cid {
 	t.Helper()
-	b, err := manifest.NewFileBuilder(name, chunker.FixedParams(chunk), func(bl manifest.Block) error {
-		return blocks.PutBlock(bl.CID, bl.Data)
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, _ = name, chunk
+	b := unixfs.NewFileBuilder(func(bl unixfs.Block) error { return blocks.PutBlock(bl.CID, bl.Data) })
 	for i, p := range pieces {
-		if err := b.Add(manifest.ChunkRef{CID: integrity.Chunk(p), Size: sizes[i]}); err != nil {
+		if err := b.Add(unixfs.Leaf(integrity.Chunk(p), int(sizes[i]))); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -58,10 +53,13 @@ type dirFile struct {
 	data []byte
 }
 
-// buildDir makes the manifest of a folder named name holding files (paths
-// may have one or more folders) with 16 KiB chunks, and returns its root.
+// buildDir makes the DAG of a folder holding files (paths may have one or
+// more folders) with 16 KiB chunks, and returns its root (name is unused:
+// a root has none).
 func buildDir(t *testing.T, blocks *memBlocks, name string, files []dirFile) cid.Cid {
 	t.Helper()
+	_ = name
+	ctx := context.Background()
 	type node struct {
 		files map[string][]byte
 		dirs  map[string]*node
@@ -79,30 +77,35 @@ func buildDir(t *testing.T, blocks *memBlocks, name string, files []dirFile) cid
 		}
 		n.files[els[len(els)-1]] = f.data
 	}
-	var enc func(name string, n *node) (cid.Cid, uint64)
-	enc = func(name string, n *node) (cid.Cid, uint64) {
-		d := manifest.Dir{Name: name}
-		for el, data := range n.files {
-			c := build(t, blocks, el, data, 16<<10)
-			d.Entries = append(d.Entries, manifest.DirEntry{Name: el, CID: c, Size: uint64(len(data))})
-			d.Size += uint64(len(data))
-		}
-		for el, sub := range n.dirs {
-			c, size := enc(el, sub)
-			d.Entries = append(d.Entries, manifest.DirEntry{Name: el, CID: c, Size: size, Dir: true})
-			d.Size += size
-		}
-		blk, err := manifest.EncodeDir(d)
+	var enc func(n *node) unixfs.Link
+	enc = func(n *node) unixfs.Link {
+		d, err := unixfs.NewDirBuilder(func(bl unixfs.Block) error { return blocks.PutBlock(bl.CID, bl.Data) })
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := blocks.PutBlock(blk.CID, blk.Data); err != nil {
+		for el, data := range n.files {
+			c := build(t, blocks, el, data, 16<<10)
+			l := unixfs.Link{CID: c, Size: uint64(len(data)), FileSize: uint64(len(data))}
+			if c.Prefix().Codec != cid.Raw {
+				b, _ := blocks.GetBlock(ctx, c)
+				l.Size = uint64(len(b)) + uint64(len(data)) // Tsize: the node and its leaves
+			}
+			if err := d.Add(ctx, el, l); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for el, sub := range n.dirs {
+			if err := d.Add(ctx, el, enc(sub)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		l, err := d.Finish(ctx)
+		if err != nil {
 			t.Fatal(err)
 		}
-		return blk.CID, d.Size
+		return l
 	}
-	root, _ := enc(name, top)
-	return root
+	return enc(top).CID
 }
 
 // layoutOf builds the layout of root from blocks.
@@ -173,8 +176,8 @@ func newPartial(dest string, root cid.Cid) string {
 // those bytes. The block verifies against its CID, but its length is not
 // the one declared: it must be refused before it is written and its sender
 // struck (banned), so that the fetch fails rather than write a file of
-// another size or with a neighbour overwritten; a 10-byte file must never
-// arrive as 102,400 bytes.
+// another size or with a neighbour overwritten; a 20-byte file must never
+// arrive as 102,410 bytes.
 func TestChunkOfWrongDeclaredSize(t *testing.T) {
 	const chunk = 64 << 10
 	piece := func(n int, seed uint64) []byte { return randomData(n, seed) }
@@ -183,7 +186,8 @@ func TestChunkOfWrongDeclaredSize(t *testing.T) {
 		pieces [][]byte
 		sizes  []uint32
 	}{
-		{"a 10-byte file that is 102,400 bytes", [][]byte{piece(102400, 1)}, []uint32{10}},
+		// (A file of one leaf is that leaf: its root declares no size.)
+		{"a 20-byte file that is 102,410 bytes", [][]byte{piece(102400, 1), piece(10, 10)}, []uint32{10, 10}},
 		{"first chunk longer than declared", [][]byte{piece(chunk+4096, 2), piece(chunk, 3), piece(chunk, 4)}, []uint32{chunk, chunk, chunk}},
 		{"first chunk shorter than declared", [][]byte{piece(1000, 5), piece(chunk, 6), piece(100, 7)}, []uint32{chunk, chunk, 100}},
 		{"last chunk longer than declared", [][]byte{piece(chunk, 8), piece(chunk, 9)}, []uint32{chunk, 10}},
@@ -411,7 +415,7 @@ func TestStagingLocked(t *testing.T) {
 	dirRoot := buildDir(t, blocks, "locked", []dirFile{{"x/locked.bin", data}})
 	for _, root := range []cid.Cid{fileRoot, dirRoot} {
 		l := layoutOf(t, blocks, root)
-		dest := filepath.Join(t.TempDir(), l.Name)
+		dest := filepath.Join(t.TempDir(), "locked")
 		files := map[string][]byte{"": data, "x/locked.bin": data}
 		first, err := openDownload(l, dest)
 		if err != nil {
@@ -567,7 +571,7 @@ func TestStagingSymlinkRefused(t *testing.T) {
 		if l.Dir {
 			target = victim
 		}
-		dest := filepath.Join(t.TempDir(), l.Name)
+		dest := filepath.Join(t.TempDir(), "notes")
 		for _, p := range []string{oldPartial(dest), newPartial(dest, root)} {
 			if err := os.Symlink(target, p); err != nil {
 				t.Fatal(err)

@@ -18,9 +18,9 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/peer-project/peer/integrity"
-	"github.com/peer-project/peer/manifest"
 	"github.com/peer-project/peer/swarm/sched"
 	"github.com/peer-project/peer/swarm/wire"
+	"github.com/peer-project/peer/unixfs"
 )
 
 // tickInterval is how often a fetch's scheduler is told the time, for
@@ -118,7 +118,7 @@ type Result struct {
 // An interrupted fetch leaves its staging area, and the next Fetch of the
 // same root to the same Dest resumes from it.
 func (s *Swarm) Fetch(ctx context.Context, root cid.Cid, opts FetchOptions) (*Result, error) {
-	if err := integrity.CheckCodec(root, integrity.DagCBOR); err != nil {
+	if err := integrity.Check(root); err != nil {
 		return nil, fmt.Errorf("fetch %s: %w", root, err)
 	}
 	if opts.Dest == "" {
@@ -177,6 +177,7 @@ func (s *Swarm) newFetch(ctx context.Context, root cid.Cid, opts FetchOptions) *
 		tried:   map[peer.ID]bool{},
 		known:   map[peer.ID]peer.AddrInfo{},
 		said:    map[peer.ID]string{},
+		from:    map[cid.Cid]peer.ID{},
 		ids:     map[peer.ID]sched.PeerID{},
 		peerIDs: map[sched.PeerID]peer.ID{},
 		ready:   make(chan struct{}),
@@ -191,8 +192,16 @@ func (s *Swarm) newFetch(ctx context.Context, root cid.Cid, opts FetchOptions) *
 // blocks. It verifies the block and keeps it in the BlockStore. It blocks
 // until then or until ctx is done.
 func (s *Swarm) GetBlock(ctx context.Context, root, c cid.Cid, hints []peer.AddrInfo, discover func(context.Context) <-chan peer.AddrInfo) ([]byte, error) {
+	b, _, err := s.GetBlockFrom(ctx, root, c, hints, discover)
+	return b, err
+}
+
+// GetBlockFrom is GetBlock, and also names the peer that sent the block
+// ("" when it came from the BlockStore), for a caller whose walk of the
+// DAG then finds it invalid (see BlameDAG).
+func (s *Swarm) GetBlockFrom(ctx context.Context, root, c cid.Cid, hints []peer.AddrInfo, discover func(context.Context) <-chan peer.AddrInfo) ([]byte, peer.ID, error) {
 	if b, err := s.blocks.GetBlock(ctx, c); err == nil {
-		return b, nil
+		return b, "", nil
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	stop := context.AfterFunc(s.ctx, cancel)
@@ -215,9 +224,12 @@ func (s *Swarm) GetBlock(ctx context.Context, root, c cid.Cid, hints []peer.Addr
 	cancel()
 	f.shutdown()
 	if err != nil {
-		return nil, fmt.Errorf("swarm: block %s: %w", c, err)
+		return nil, "", fmt.Errorf("swarm: block %s: %w", c, err)
 	}
-	return data, nil
+	f.mu.Lock()
+	from := f.from[c]
+	f.mu.Unlock()
+	return data, from, nil
 }
 
 // event is what the peers' goroutines tell a fetch's loop. What a peer
@@ -279,14 +291,15 @@ type fetch struct {
 	lastSource  time.Time
 	discovering bool
 	lastLookup  time.Time
-	lastHints   time.Time          // when the hints were last dialled
-	lastErr     error              // why the last session could not open, for ErrNoProviders
-	said        map[peer.ID]string // why each peer's last session ended, for ErrStalled
-	progressed  time.Time          // when a chunk or manifest block was last verified
-	lastRedial  time.Time          // when the known peers were last dialled again
-	redialNext  int                // where the next re-dial round starts in the known peers
-	fatal       error              // ends the fetch: a verified chunk could not be written
-	early       map[peer.ID]int    // strikes outside the scheduler, by peer (strikeEarly); under mu
+	lastHints   time.Time           // when the hints were last dialled
+	lastErr     error               // why the last session could not open, for ErrNoProviders
+	said        map[peer.ID]string  // why each peer's last session ended, for ErrStalled
+	from        map[cid.Cid]peer.ID // who sent each node of the DAG (guarded by mu), to blame for an invalid one
+	progressed  time.Time           // when a chunk or manifest block was last verified
+	lastRedial  time.Time           // when the known peers were last dialled again
+	redialNext  int                 // where the next re-dial round starts in the known peers
+	fatal       error               // ends the fetch: a verified chunk could not be written
+	early       map[peer.ID]int     // strikes outside the scheduler, by peer (strikeEarly); under mu
 }
 
 func (f *fetch) goroutine(fn func()) { f.goroutines.Go(fn) }
@@ -320,12 +333,13 @@ func (f *fetch) run() (*Result, error) {
 	// The manifest: from the local store, or through the first sessions.
 	layoutDone := make(chan error, 1)
 	f.goroutine(func() {
-		l, err := BuildLayout(f.ctx, manifest.GetterFunc(f.getBlock), f.root)
+		l, err := BuildLayout(f.ctx, unixfs.GetterFunc(f.getBlock), f.root)
 		if err == nil {
 			f.mu.Lock()
 			f.layout = l
 			f.mu.Unlock()
 		}
+		f.blameDAG(err)
 		layoutDone <- err
 	})
 
@@ -343,7 +357,7 @@ func (f *fetch) run() (*Result, error) {
 				if f.ctx.Err() != nil {
 					return nil, f.ctx.Err()
 				}
-				return nil, fmt.Errorf("loading the manifest: %w", err)
+				return nil, fmt.Errorf("loading the root's DAG: %w", err)
 			}
 			if err := f.start(); err != nil {
 				return nil, err
@@ -1078,14 +1092,20 @@ func (f *fetch) getBlock(ctx context.Context, c cid.Cid) ([]byte, error) {
 		case a := <-answers:
 			inflight--
 			if a.err == nil {
-				if err := integrity.Verify(c, a.data); err != nil {
+				if err := checkNode(c, a.data); err != nil {
 					// Here, not in the fetch's loop: GetBlock (inspect,
 					// Open, ROOT/path) has no loop to strike the peer.
 					a.from.badNode(c, err)
+					if errors.Is(err, ErrBadDAG) {
+						return nil, err // c names an invalid node: no peer can do better
+					}
 				} else {
 					if err := f.sw.blocks.PutBlock(c, a.data); err != nil {
 						f.log.Warn("keeping a manifest block", "cid", c, "err", err)
 					}
+					f.mu.Lock()
+					f.from[c] = a.from.peer
+					f.mu.Unlock()
 					f.post(event{kind: evNode})
 					return a.data, nil
 				}

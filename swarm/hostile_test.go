@@ -153,7 +153,7 @@ func TestHostileFetcher(t *testing.T) {
 			return encode(t, &wire.Block{Index: 0, Data: data[:hostileChunk]})
 		}, wire.CodeProtocol},
 		{"WANT before HELLO", true, func(t *testing.T) []byte { return encode(t, &wire.Want{Indices: []uint64{0}}) }, wire.CodeProtocol},
-		{"HELLO of version 2", true, func(t *testing.T) []byte { return encode(t, &wire.Hello{Version: 2, Root: root}) }, wire.CodeProtocol},
+		{"HELLO of the next version", true, func(t *testing.T) []byte { return encode(t, &wire.Hello{Version: wire.Version + 1, Root: root}) }, wire.CodeProtocol},
 		{"length prefix of 4 GiB before HELLO", true, func(*testing.T) []byte { return frame(4<<30, byte(wire.TypeHello), nil) }, 0},
 	}
 	for _, tc := range tests {

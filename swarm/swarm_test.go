@@ -17,10 +17,9 @@ import (
 	mocknet "github.com/libp2p/go-libp2p/p2p/net/mock"
 	"go.uber.org/goleak"
 
-	"github.com/peer-project/peer/chunker"
 	"github.com/peer-project/peer/integrity"
 	"github.com/peer-project/peer/internal/bubble"
-	"github.com/peer-project/peer/manifest"
+	"github.com/peer-project/peer/unixfs"
 )
 
 func TestMain(m *testing.M) {
@@ -71,24 +70,27 @@ func (s *memSource) ReadChunk(_ context.Context, i int64, buf []byte) ([]byte, e
 	return append(buf[:0], s.data[c.Offset:c.Offset+int64(c.Size)]...), nil
 }
 
-// build makes the manifest of data in blocks and returns its root.
+// build makes the UnixFS DAG of data cut in chunks of size in blocks and
+// returns its root (name is the file's in a folder; a root has none). A
+// file of one chunk is that chunk, whose bytes blocks then holds as well.
 func build(t testing.TB, blocks *memBlocks, name string, data []byte, size int) cid.Cid {
 	t.Helper()
-	b, err := manifest.NewFileBuilder(name, chunker.FixedParams(size), func(bl manifest.Block) error {
-		return blocks.PutBlock(bl.CID, bl.Data)
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	_ = name
+	b := unixfs.NewFileBuilder(func(bl unixfs.Block) error { return blocks.PutBlock(bl.CID, bl.Data) })
 	for off := 0; off < len(data); off += size {
 		piece := data[off:min(off+size, len(data))]
-		if err := b.Add(manifest.ChunkRef{CID: integrity.Chunk(piece), Size: uint32(len(piece))}); err != nil {
+		if err := b.Add(unixfs.Leaf(integrity.Chunk(piece), len(piece))); err != nil {
 			t.Fatal(err)
 		}
 	}
 	root, err := b.Finish()
 	if err != nil {
 		t.Fatal(err)
+	}
+	if root.CID.Prefix().Codec == cid.Raw {
+		if err := blocks.PutBlock(root.CID, data); err != nil {
+			t.Fatal(err)
+		}
 	}
 	return root.CID
 }

@@ -5,7 +5,7 @@
 // A ticket reads "peer1" followed by the unpadded lower-case base32 of:
 //
 //	byte     format version (1)
-//	uvarint  length of the root CID, then its binary form (CIDv1 dag-cbor sha2-256)
+//	uvarint  length of the root CID, then its binary form (CIDv1 dag-pb or raw, sha2-256)
 //	uvarint  length of the peer ID, then its binary form
 //	uvarint  number of addresses (at most MaxAddrs)
 //	each:    uvarint length, then the binary multiaddr
@@ -125,7 +125,7 @@ func Parse(s string) (Ticket, error) {
 	if t.Root, err = cid.Cast(rootB); err != nil {
 		return Ticket{}, fmt.Errorf("%w: root: %v", ErrInvalid, err)
 	}
-	if err := integrity.CheckCodec(t.Root, integrity.DagCBOR); err != nil {
+	if err := integrity.Check(t.Root); err != nil { // dag-pb, or raw for a file of one chunk
 		return Ticket{}, fmt.Errorf("%w: root: %w", ErrInvalid, err)
 	}
 	if t.Provider.ID, err = peer.IDFromBytes(idB); err != nil {

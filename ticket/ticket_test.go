@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/peer"
 	ma "github.com/multiformats/go-multiaddr"
@@ -53,7 +54,7 @@ func TestRoundTrip(t *testing.T) {
 func TestParseErrors(t *testing.T) {
 	good := testTicket(t).String()
 	raw := testTicket(t)
-	raw.Root = integrity.Chunk([]byte("a chunk, not a manifest"))
+	raw.Root = cid.NewCidV1(cid.DagCBOR, integrity.Chunk([]byte("a DAG-CBOR block, not a UnixFS root")).Hash())
 	tests := map[string]struct {
 		in   string
 		says string
@@ -63,7 +64,7 @@ func TestParseErrors(t *testing.T) {
 		"truncated":   {good[:len(good)-9], "cut short"},
 		"not base32":  {Prefix + "!!!!", "base32"},
 		"huge":        {Prefix + strings.Repeat("a", MaxLen), "more than"},
-		"raw root":    {raw.String(), "codec"},
+		"cbor root":   {raw.String(), "codec"},
 		"bad version": {Prefix + enc.EncodeToString([]byte{9}), "version 9"},
 		"too many addrs": {Prefix + enc.EncodeToString(append(append(append([]byte{1},
 			appendBytes(nil, raw.Root.Bytes())...), appendBytes(nil, []byte(raw.Provider.ID))...), 0xff, 0x01)), "addresses"},

@@ -112,7 +112,7 @@ func typ(t pb.Data_DataType) *pb.Data_DataType { return &t }
 
 func TestDecodeHostile(t *testing.T) {
 	leaf := integrity.Chunk([]byte("leaf"))
-	cbor := integrity.Block([]byte("a manifest"))
+	cbor := cid.NewCidV1(cid.DagCBOR, integrity.Chunk([]byte("a manifest")).Hash()) // a DAG-CBOR block
 	file := typ(pb.Data_File)
 	dir := typ(pb.Data_Directory)
 	hamt := typ(pb.Data_HAMTShard)

@@ -5,11 +5,17 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path"
+	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/ipfs/boxo/ipld/unixfs/hamt"
 	"github.com/ipfs/go-cid"
 	ipld "github.com/ipfs/go-ipld-format"
+
+	"github.com/peer-project/peer/chunker"
+	"github.com/peer-project/peer/integrity"
 )
 
 // Getter gives the bytes of a block. They need not be verified: the Walker
@@ -35,6 +41,12 @@ type Limits struct {
 	Bytes int64
 	// Depth is the deepest a node may sit below the root.
 	Depth int
+	// Leaves is the most leaves a Walk names over all files (0: no
+	// limit). They are counted before any is handed over, a node reached
+	// twice read once for that, so that a small DAG that names a subtree
+	// many times over (legitimate: a sparse file's zero leaves) is refused
+	// before its callers spend memory on what it claims.
+	Leaves int64
 }
 
 // DefaultLimits fit the largest DAGs of the profile with room to spare,
@@ -44,11 +56,17 @@ type Limits struct {
 // about a minute of CPU (decoding a node of 1024 links allocates about
 // 300 KB, all of it garbage once the node is walked).
 func DefaultLimits() Limits {
-	return Limits{Visits: 1 << 17, Bytes: 1 << 30, Depth: 64}
+	return Limits{Visits: 1 << 17, Bytes: 1 << 30, Depth: 64, Leaves: 1 << 24}
 }
 
 // ErrLimit is wrapped by the error of a walk that went past its Limits.
 var ErrLimit = errors.New("unixfs: the DAG is larger than the walk's limits")
+
+// MaxLeafSize is the largest raw leaf a walk accepts: the chunker's largest
+// chunk (the profile's leaves are 1 MiB; content-defined chunks reach 4
+// MiB). A parent that declares a bigger one lies, or was not made by peer:
+// either way its claim is refused before anything is sized by it.
+const MaxLeafSize = chunker.MaxSize
 
 // ErrNotFound is returned by Resolve for a path that names nothing.
 var ErrNotFound = errors.New("unixfs: no such entry")
@@ -56,10 +74,12 @@ var ErrNotFound = errors.New("unixfs: no such entry")
 // Walker reads a DAG through a Getter within Limits, counting every node it
 // reads. Not safe for concurrent use; use one Walker per walk.
 type Walker struct {
-	g      Getter
-	lim    Limits
-	visits int64
-	bytes  int64
+	g       Getter
+	lim     Limits
+	visits  int64
+	bytes   int64
+	nleaves int64              // leaves a Walk has counted
+	counts  map[cid.Cid]uint64 // leaves under each file node counted
 }
 
 // NewWalker returns a Walker on g within lim.
@@ -116,11 +136,20 @@ func (w *Walker) Leaves(ctx context.Context, root cid.Cid, fn func(off uint64, l
 	if n.Kind != KindFile {
 		return 0, fmt.Errorf("unixfs: %s is a %s, not a file", root, n.Kind)
 	}
+	return n.FileSize, w.fileLeaves(ctx, n, 0, fn)
+}
+
+// fileLeaves calls fn for every leaf of the decoded file node n, which sits
+// depth below the walk's root, and checks that they add up to its size.
+func (w *Walker) fileLeaves(ctx context.Context, n *Node, depth int, fn func(uint64, Link) error) error {
 	var off uint64
-	if err := w.leaves(ctx, n, 0, &off, fn); err != nil {
-		return 0, err
+	if err := w.leaves(ctx, n, depth, &off, fn); err != nil {
+		return err
 	}
-	return n.FileSize, nil
+	if off != n.FileSize {
+		return fmt.Errorf("%w: %s declares %d bytes, its leaves hold %d", ErrBadNode, n.CID, n.FileSize, off)
+	}
+	return nil
 }
 
 func (w *Walker) leaves(ctx context.Context, n *Node, depth int, off *uint64, fn func(uint64, Link) error) error {
@@ -142,6 +171,9 @@ func (w *Walker) leaves(ctx context.Context, n *Node, depth int, off *uint64, fn
 	}
 	for _, l := range n.Links {
 		if l.CID.Prefix().Codec == cid.Raw {
+			if err := checkLeaf(n.CID, l.Link); err != nil {
+				return err
+			}
 			if err := fn(*off, Link{CID: l.CID, Size: l.FileSize, FileSize: l.FileSize}); err != nil {
 				return err
 			}
@@ -308,3 +340,229 @@ func (d *walkDAG) Add(context.Context, ipld.Node) error        { return errReadO
 func (d *walkDAG) AddMany(context.Context, []ipld.Node) error  { return errReadOnly }
 func (d *walkDAG) Remove(context.Context, cid.Cid) error       { return errReadOnly }
 func (d *walkDAG) RemoveMany(context.Context, []cid.Cid) error { return errReadOnly }
+
+// checkLeaf checks the raw leaf l that parent declares: the size its
+// blocksize gives (FileSize) must be the size its Tsize gives, from 1 to
+// MaxLeafSize bytes. (The leaf's bytes are checked against its CID, and
+// their length against this size, when it is fetched.)
+func checkLeaf(parent cid.Cid, l Link) error {
+	switch {
+	case l.FileSize != l.Size:
+		return fmt.Errorf("%w: %s declares the leaf %s as %d bytes of content in a block of %d bytes", ErrBadNode, parent, l.CID, l.FileSize, l.Size)
+	case l.FileSize == 0:
+		return fmt.Errorf("%w: %s holds an empty leaf %s", ErrBadNode, parent, l.CID)
+	case l.FileSize > MaxLeafSize:
+		return fmt.Errorf("%w: %s declares a leaf %s of %d bytes, more than the %d a leaf may hold", ErrBadNode, parent, l.CID, l.FileSize, MaxLeafSize)
+	}
+	return nil
+}
+
+// Visitor is what Walk calls. Every function may be nil. Paths are
+// slash-separated below the walk's root ("" is the root itself).
+type Visitor struct {
+	// Dir is called for every folder, parents before their entries.
+	Dir func(path string, dir Link) error
+	// File is called for every file with its root link (FileSize is its
+	// size), then Leaf for each of its leaves in order, with its offset.
+	File func(path string, file Link) error
+	Leaf func(off uint64, leaf Link) error
+	// Symlink is called for every symbolic link with its target.
+	Symlink func(path, target string) error
+}
+
+// Walk visits root and everything below it, depth first: a folder before
+// its entries, which come in the byte order of their names (a sharded
+// folder's too), each file's leaves in order. Every node it reads is
+// checked by Decode, and what parents declare about their children is
+// checked against them: a file's sizes, a raw leaf's size (from 1 to
+// MaxLeafSize; a raw root is read, up to MaxLeafSize), a folder's names
+// (one entry a name, even across shards). Errors caused by the DAG wrap
+// ErrBadNode, those of a DAG larger than the Limits ErrLimit.
+func (w *Walker) Walk(ctx context.Context, root cid.Cid, v Visitor) error {
+	if err := CheckCID(root); err != nil {
+		return err
+	}
+	if root.Prefix().Codec == cid.Raw {
+		data, err := w.rawRoot(ctx, root)
+		if err != nil {
+			return err
+		}
+		return v.file(ctx, w, "", Leaf(root, len(data)), nil, 0)
+	}
+	return w.walk(ctx, "", Link{CID: root}, 0, v)
+}
+
+// rawRoot reads a raw root within the limits and checks it.
+func (w *Walker) rawRoot(ctx context.Context, c cid.Cid) ([]byte, error) {
+	if c.Equals(emptyLeaf) {
+		return nil, nil // known without asking anyone
+	}
+	if w.visits++; w.visits > w.lim.Visits {
+		return nil, fmt.Errorf("%w: more than %d nodes", ErrLimit, w.lim.Visits)
+	}
+	data, err := w.g.GetBlock(ctx, c)
+	if err != nil {
+		return nil, fmt.Errorf("unixfs: get %s: %w", c, err)
+	}
+	if len(data) > MaxLeafSize {
+		return nil, fmt.Errorf("%w: %w: the raw root %s has %d bytes, more than the %d a leaf may hold", ErrBadNode, ErrTooLarge, c, len(data), MaxLeafSize)
+	}
+	if w.bytes += int64(len(data)); w.bytes > w.lim.Bytes {
+		return nil, fmt.Errorf("%w: more than %d bytes of nodes", ErrLimit, w.lim.Bytes)
+	}
+	if err := integrity.Verify(c, data); err != nil {
+		return nil, fmt.Errorf("%w: %w: %w", ErrBadNode, ErrMismatch, err)
+	}
+	return data, nil
+}
+
+func (v Visitor) file(ctx context.Context, w *Walker, p string, l Link, n *Node, depth int) error {
+	if v.File != nil {
+		if err := v.File(p, l); err != nil {
+			return err
+		}
+	}
+	if n == nil { // a raw leaf: the whole file
+		if v.Leaf != nil {
+			return v.Leaf(0, l)
+		}
+		return nil
+	}
+	if w.lim.Leaves > 0 {
+		if w.counts == nil {
+			w.counts = map[cid.Cid]uint64{}
+		}
+		c, err := w.countLeaves(ctx, n, depth)
+		if err != nil {
+			return err
+		}
+		if w.nleaves += int64(min(c, 1<<62)); w.nleaves > w.lim.Leaves {
+			return fmt.Errorf("%w: more than %d leaves", ErrLimit, w.lim.Leaves)
+		}
+	}
+	leaf := v.Leaf
+	if leaf == nil {
+		leaf = func(uint64, Link) error { return nil }
+	}
+	return w.fileLeaves(ctx, n, depth, leaf)
+}
+
+// countLeaves returns the number of leaves under the file node n, reading
+// each node below it once (w.counts remembers them) and stopping as soon as
+// the count passes the limit.
+func (w *Walker) countLeaves(ctx context.Context, n *Node, depth int) (uint64, error) {
+	if c, ok := w.counts[n.CID]; ok {
+		return c, nil
+	}
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	if depth >= w.lim.Depth {
+		return 0, fmt.Errorf("%w: deeper than %d", ErrLimit, w.lim.Depth)
+	}
+	var total uint64
+	if len(n.Data) > 0 && len(n.Links) == 0 {
+		total = 1
+	}
+	for _, l := range n.Links {
+		if l.CID.Prefix().Codec == cid.Raw {
+			total++
+		} else if c, ok := w.counts[l.CID]; ok {
+			total += c
+		} else {
+			child, err := w.Node(ctx, l.CID)
+			if err != nil {
+				return 0, err
+			}
+			if child.Kind != KindFile {
+				return 0, fmt.Errorf("%w: file %s links to a %s", ErrBadNode, n.CID, child.Kind)
+			}
+			c, err := w.countLeaves(ctx, child, depth+1)
+			if err != nil {
+				return 0, err
+			}
+			total += c
+		}
+		if int64(total)+w.nleaves > w.lim.Leaves || total > 1<<62 {
+			return 0, fmt.Errorf("%w: more than %d leaves", ErrLimit, w.lim.Leaves)
+		}
+	}
+	w.counts[n.CID] = total
+	return total, nil
+}
+
+// walk visits the node l names, at path p, depth below the root.
+func (w *Walker) walk(ctx context.Context, p string, l Link, depth int, v Visitor) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if depth > w.lim.Depth {
+		return fmt.Errorf("%w: deeper than %d", ErrLimit, w.lim.Depth)
+	}
+	n, err := w.Node(ctx, l.CID)
+	if err != nil {
+		return err
+	}
+	switch n.Kind {
+	case KindFile:
+		return v.file(ctx, w, p, Link{CID: l.CID, Size: l.Size, FileSize: n.FileSize}, n, depth)
+	case KindSymlink:
+		if v.Symlink != nil {
+			return v.Symlink(p, string(n.Data))
+		}
+		return nil
+	case KindDir, KindHAMT:
+	default:
+		return fmt.Errorf("%w: %s at %q is a %s", ErrBadNode, l.CID, p, n.Kind)
+	}
+	if v.Dir != nil {
+		if err := v.Dir(p, l); err != nil {
+			return err
+		}
+	}
+	var entries []NamedLink
+	add := func(name string, el Link) error {
+		entries = append(entries, NamedLink{Name: name, Link: el})
+		return nil
+	}
+	if n.Kind == KindDir {
+		for _, el := range n.Links {
+			_ = add(el.Name, el.Link)
+		}
+	} else if err := w.listShard(ctx, n, depth, add); err != nil {
+		return err
+	}
+	slices.SortFunc(entries, func(a, b NamedLink) int { return strings.Compare(a.Name, b.Name) })
+	for i, e := range entries {
+		if i > 0 && entries[i-1].Name == e.Name {
+			return fmt.Errorf("%w: %w: %q in %s", ErrBadNode, ErrDuplicate, e.Name, l.CID)
+		}
+		if err := ValidName(e.Name); err != nil {
+			return fmt.Errorf("%w: %s holds an entry that cannot be written safely: %w", ErrBadNode, l.CID, err)
+		}
+		cp := path.Join(p, e.Name)
+		if e.CID.Prefix().Codec == cid.Raw {
+			// A file of one leaf: its link's Tsize is its size.
+			le := Link{CID: e.CID, Size: e.Size, FileSize: e.Size}
+			if e.Size == 0 && !e.CID.Equals(emptyLeaf) {
+				return fmt.Errorf("%w: %s declares %q (%s) empty, which it is not", ErrBadNode, l.CID, e.Name, e.CID)
+			}
+			if e.Size > 0 {
+				if err := checkLeaf(l.CID, le); err != nil {
+					return err
+				}
+			}
+			if err := v.file(ctx, w, cp, le, nil, depth+1); err != nil {
+				return err
+			}
+			continue
+		}
+		if err := w.walk(ctx, cp, e.Link, depth+1, v); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// emptyLeaf is the CID of the empty raw block: an empty file's root.
+var emptyLeaf = integrity.Chunk(nil)

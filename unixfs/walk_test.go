@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"strings"
 	"testing"
 
 	"github.com/ipfs/boxo/ipld/unixfs/pb"
@@ -207,5 +208,62 @@ func TestWalkLies(t *testing.T) {
 	bad := GetterFunc(func(_ context.Context, c cid.Cid) ([]byte, error) { return childData, nil })
 	if _, err := NewWalker(bad, DefaultLimits()).Node(context.Background(), root); !errors.Is(err, ErrMismatch) {
 		t.Errorf("a block that is not its CID's: %v", err)
+	}
+}
+
+// TestWalkVisitor walks Kubo's HAMT folder: every entry once, in name
+// order, each a file of one raw leaf whose size its link gives; and a
+// parent that lies about a leaf's size is refused before the leaf is named.
+func TestWalkVisitor(t *testing.T) {
+	dir, bl := kuboDir(t, 4766, 11, 22)
+	ctx := context.Background()
+	var files []string
+	leaves := 0
+	err := NewWalker(bl.getter(), DefaultLimits()).Walk(ctx, dir.CID, Visitor{
+		Dir: func(p string, _ Link) error {
+			if p != "" {
+				return fmt.Errorf("a folder %q below the root", p)
+			}
+			return nil
+		},
+		File: func(p string, f Link) error {
+			if f.FileSize != 1 || f.CID.Prefix().Codec != cid.Raw {
+				return fmt.Errorf("%s: %+v", p, f)
+			}
+			files = append(files, p)
+			return nil
+		},
+		Leaf: func(off uint64, l Link) error { leaves++; return nil },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(files) != 4766 || leaves != 4766 {
+		t.Fatalf("%d files, %d leaves; want 4766 of each", len(files), leaves)
+	}
+	for i := 1; i < len(files); i++ {
+		if files[i-1] >= files[i] {
+			t.Fatalf("%q before %q", files[i-1], files[i])
+		}
+	}
+
+	leaf := integrity.Chunk([]byte("0123456789"))
+	u := proto.Uint64
+	for _, tc := range []struct {
+		name string
+		d    *pb.Data
+		size uint64
+		want string
+	}{
+		{"Tsize and blocksize differ", &pb.Data{Type: pb.Data_File.Enum(), Filesize: u(4 << 20), Blocksizes: []uint64{4 << 20}}, 10, "in a block of 10 bytes"},
+		{"a petabyte leaf", &pb.Data{Type: pb.Data_File.Enum(), Filesize: u(1 << 50), Blocksizes: []uint64{1 << 50}}, 1 << 50, "more than the"},
+	} {
+		c, data := pbNode(t, tc.d, &ipld.Link{Cid: leaf, Size: tc.size})
+		g := GetterFunc(func(context.Context, cid.Cid) ([]byte, error) { return data, nil })
+		named := 0
+		err := NewWalker(g, DefaultLimits()).Walk(ctx, c, Visitor{Leaf: func(uint64, Link) error { named++; return nil }})
+		if !errors.Is(err, ErrBadNode) || !strings.Contains(err.Error(), tc.want) || named != 0 {
+			t.Errorf("%s: %v after %d leaves, want ErrBadNode saying %q before any", tc.name, err, named, tc.want)
+		}
 	}
 }

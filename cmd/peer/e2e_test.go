@@ -605,7 +605,8 @@ func TestBadInput(t *testing.T) {
 
 	fails(t, "neither a root CID nor a ticket", "get", "--home", b.home, "-o", filepath.Join(out, "x"), "not-a-root")
 	fails(t, "ticket", "get", "--home", b.home, "-o", filepath.Join(out, "x"), "peer1aaaaaaaa")
-	fails(t, "not a peer root", "get", "--home", b.home, "-o", filepath.Join(out, "x"), "bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku")
+	// A DAG-CBOR CID (the roots of peer before UnixFS): not a UnixFS root.
+	fails(t, "not a root peer can fetch", "get", "--home", b.home, "-o", filepath.Join(out, "x"), "bafyreifohasyreq5b4cmr3hdtnyuad6lotal26fjqm5hhnt4vff63jrj4y")
 	fails(t, "name one ROOT", "get", "--home", b.home)
 
 	// A root nobody provides: a bounded wait, then a message saying so.

@@ -33,7 +33,8 @@ func TestShareOnlyHashJSON(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &got); err != nil {
 		t.Fatalf("stdout is not JSON: %v\n%s", err, out)
 	}
-	if got.Size != int64(len(data)) || len(got.Chunks) != 5 || !strings.HasPrefix(got.Root, "bafyrei") {
+	// 16 KiB chunks: a UnixFS root, but not the unixfs-v1-2025 one.
+	if got.Size != int64(len(data)) || len(got.Chunks) != 5 || !strings.HasPrefix(got.Root, "bafybei") || got.Standard {
 		t.Fatalf("got %+v", got)
 	}
 	var off int64

@@ -52,6 +52,9 @@ func shareOnlyHash(c *cli.Context) error {
 		out = append(out, r)
 		if !c.Bool("json") {
 			fmt.Fprintf(c.App.Writer, "%s  %s  (%d bytes, %d files, %d chunks)\n", r.Root, path, r.Size, r.Files, len(r.Chunks))
+			if !r.Standard {
+				fmt.Fprintf(c.App.Writer, "  note: chunked %s, so this root is not the unixfs-v1-2025 one that Kubo and other IPFS tools compute for these bytes (that needs fixed 1 MiB chunks, the default)\n", r.Chunker)
+			}
 		}
 	}
 	if c.Bool("json") {
@@ -140,13 +143,16 @@ type chunkJSON struct {
 }
 
 type onlyHash struct {
-	Root    string      `json:"root"`
-	Name    string      `json:"name"`
-	Dir     bool        `json:"dir"`
-	Size    int64       `json:"size"`
-	Files   int         `json:"files"`
-	Chunker string      `json:"chunker"`
-	Chunks  []chunkJSON `json:"chunks"`
+	Root    string `json:"root"`
+	Name    string `json:"name"`
+	Dir     bool   `json:"dir"`
+	Size    int64  `json:"size"`
+	Files   int    `json:"files"`
+	Chunker string `json:"chunker"`
+	// Standard: the root is the unixfs-v1-2025 one Kubo computes (fixed
+	// 1 MiB chunks); false with any other chunking.
+	Standard bool        `json:"standard"`
+	Chunks   []chunkJSON `json:"chunks"`
 }
 
 func hashOnly(c *cli.Context, path string, p node.Chunking) (onlyHash, error) {
@@ -156,7 +162,7 @@ func hashOnly(c *cli.Context, path string, p node.Chunking) (onlyHash, error) {
 	}
 	out := onlyHash{
 		Root: res.Root.String(), Name: res.Name, Dir: res.Dir, Size: res.Size, Files: res.Files,
-		Chunker: res.Chunking, Chunks: make([]chunkJSON, 0, len(res.Chunks)),
+		Chunker: res.Chunking, Standard: res.Standard, Chunks: make([]chunkJSON, 0, len(res.Chunks)),
 	}
 	for _, x := range res.Chunks {
 		out.Chunks = append(out.Chunks, chunkJSON{CID: x.CID.String(), Path: x.Path, Offset: x.Offset, Size: x.Size})

@@ -33,39 +33,37 @@ var house = map[string]rule{
 	"swarm/sched": {imports: []string{"bitfield"}, pure: true}, // the scheduler: a state machine (purity_test.go says more)
 	"chunker":     {imports: []string{"integrity"}, pure: true},
 	"ticket":      {imports: []string{"integrity"}}, // peer IDs and multiaddrs come from libp2p's core
-	"manifest":    {imports: []string{"integrity", "chunker"}, pure: true},
 	"swarm/wire":  {imports: []string{"integrity", "chunker", "bitfield"}, pure: true},
-	"unixfs":      {imports: []string{"integrity"}}, // pure itself, but boxo brings net/http among its dependencies
-	"carfile":     {imports: []string{"unixfs"}},    // CAR export and import of UnixFS DAGs
+	"unixfs":      {imports: []string{"integrity", "chunker"}}, // pure itself, but boxo brings net/http among its dependencies
+	"carfile":     {imports: []string{"unixfs"}},               // CAR export and import of UnixFS DAGs
 
 	// The upload slots: a state machine, as sched (purity_test.go).
 	"swarm/choker": {pure: true},
 
 	// State, import and discovery.
 	"store":    {imports: []string{"integrity", "chunker", "bitfield"}},
-	"importer": {imports: []string{"chunker", "manifest", "integrity"}},
+	"importer": {imports: []string{"chunker", "unixfs", "integrity"}},
 	"dht":      {},
 	"names":    {imports: []string{"integrity"}}, // IPNS records and their resolution: libp2p and boxo, nothing above
 
 	// The exchange, and the node that embeds everything.
-	"swarm": {imports: []string{"integrity", "bitfield", "manifest", "swarm/sched", "swarm/choker", "swarm/wire"}},
-	"node": {imports: []string{"integrity", "bitfield", "chunker", "manifest", "ticket", "store", "importer",
+	"swarm": {imports: []string{"integrity", "bitfield", "unixfs", "swarm/sched", "swarm/choker", "swarm/wire"}},
+	"node": {imports: []string{"integrity", "bitfield", "chunker", "unixfs", "ticket", "store", "importer",
 		"dht", "swarm", "swarm/wire"}},
 
 	// On top: the daemon and its API, the simulator, the CLI.
 	// The daemon and the CLI speak node's vocabulary only: its types, its
 	// errors, its settings. The CLI runs a daemon, a node or a simulation.
 	"daemon":   {imports: []string{"node"}},
-	"simulate": {imports: []string{"node", "chunker", "importer", "manifest", "dht", "swarm", "swarm/wire"}},
+	"simulate": {imports: []string{"node", "chunker", "importer", "unixfs", "dht", "swarm", "swarm/wire"}},
 	"cmd/peer": {imports: []string{"node", "daemon", "simulate"}},
 
 	// Test and benchmark support.
-	"internal/bubble":       {pure: true},
-	"manifest/manifesttest": {imports: []string{"manifest", "chunker", "integrity"}, pure: true},
-	"internal/netns":        {},
-	"internal/benchrec":     {},
-	"internal/benchreport":  {imports: []string{"internal/benchrec"}},
-	"internal/layers":       {},
+	"internal/bubble":      {pure: true},
+	"internal/netns":       {},
+	"internal/benchrec":    {},
+	"internal/benchreport": {imports: []string{"internal/benchrec"}},
+	"internal/layers":      {},
 }
 
 // pkg is what go list -json says of a package.

@@ -33,7 +33,7 @@
 // This section is the spec: another implementation can follow it alone.
 //
 // Session. One libp2p stream per (peer, root), protocol ID
-// "/peer/xfer/1.0.0". The side that opens the stream sends HELLO first; after
+// "/peer/xfer/2.0.0". The side that opens the stream sends HELLO first; after
 // that both sides may send any message but HELLO at any time. The stream is
 // full duplex, requests are pipelined and replies come in any order. A side
 // that receives a message it cannot decode sends ERROR (code 1) if it can,
@@ -61,10 +61,11 @@
 //
 //   - uint: a uvarint.
 //   - cid: uvarint n (≤ 64), then n bytes: a binary CID that is CIDv1,
-//     codec dag-cbor (0x71), multihash sha2-256 (0x12) with a 32-byte digest,
-//     i.e. 36 bytes 01 71 12 20 <digest>. Any other CID is malformed. (Chunk
-//     CIDs never travel: a chunk is named by its index in the root's chunk
-//     list, and its CID, raw codec 0x55, comes from the manifest.)
+//     codec dag-pb (0x70) or raw (0x55), multihash sha2-256 (0x12) with a
+//     32-byte digest, i.e. 36 bytes 01 70 12 20 <digest> or 01 55 12 20
+//     <digest>. Any other CID is malformed. (Chunk CIDs never travel in
+//     BLOCK: a chunk is named by its index in the root's chunk list, and its
+//     CID comes from the DAG.)
 //   - list: uvarint count (1 ≤ count ≤ MaxWant = 256), then count uints. An
 //     empty list is malformed.
 //   - rest: all remaining bytes of the payload (possibly none).
@@ -81,20 +82,21 @@
 //	0x08 DONT_HAVE      indices list                               ≤ 2562
 //	0x09 BLOCK          index uint, data rest (≤ 4 MiB)            ≤ 10 + 4194304
 //	0x0a WANT_NODE      cid cid                                    ≤ 74
-//	0x0b NODE           cid cid, data rest (≤ 1 MiB)               ≤ 74 + 1048576
+//	0x0b NODE           cid cid, data rest (≤ 4 MiB)               ≤ 74 + 4194304
 //	0x0c NODE_MISSING   cid cid                                    ≤ 74
 //	0x0d ERROR          code uint (≤ 0xffff), msg rest (≤ 256 B)   ≤ 259
 //	0x0e CHOKE          (empty)                                    0
 //	0x0f UNCHOKE        (empty)                                    0
 //	0x10 NOT_INTERESTED (empty)                                    0
 //
-// HELLO: version is 1 for this spec; root is the CID of the root manifest;
+// HELLO: version is 2 for this spec; root is the CID of the root (a UnixFS
+// dag-pb node, or the raw leaf that is a whole file of one chunk);
 // chunks is the number of chunks of the root, 0 when the opener does not
 // know it yet. The receiver answers only for a root it serves (shares,
 // holds inside a share, or is fetching), else with ERROR not found: a root
-// whose manifest it merely stored is not served.
+// whose DAG it merely stored is not served.
 //
-// HAVE_ALL / HAVE_NONE: the sender has every chunk (and every manifest block)
+// HAVE_ALL / HAVE_NONE: the sender has every chunk (and every node)
 // of the root / no chunk yet.
 //
 // HAVE_BITFIELD: chunk i of the root's chunk list is the bit of value
@@ -126,12 +128,13 @@
 // not have, or will not send, these chunks.
 //
 // BLOCK: chunk index, data its bytes. The receiver verifies data against the
-// chunk's CID from the manifest before it trusts a byte of it.
+// chunk's CID from the DAG before it trusts a byte of it.
 //
 // WANT_NODE / NODE / NODE_MISSING: request, delivery and refusal of a
-// manifest block (the root manifest or one of its pages) by CID. The
-// receiver of NODE verifies data against cid. Only the blocks of the
-// session's root (its manifest, the directories, files and pages below it)
+// block of the root's DAG (the root, and the file nodes, folders and HAMT
+// shards below it; the root itself when it is a raw leaf) by CID. The
+// receiver of NODE verifies data against cid, and decodes a dag-pb node
+// within its limits. Only the blocks of the session's root
 // are sent, and only once the sender knows the root's layout; any other
 // CID is answered NODE_MISSING.
 //

@@ -28,7 +28,7 @@ type Msg interface {
 type Hello struct {
 	// Version is the protocol version the opener speaks (Version).
 	Version uint64
-	// Root is the CID of the root manifest: CIDv1, dag-cbor, sha2-256.
+	// Root is the CID of the root: CIDv1, dag-pb or raw, sha2-256.
 	Root cid.Cid
 	// Chunks is the number of chunks of the root, or 0 if the opener does
 	// not know it yet (it has not fetched the manifest).
@@ -121,12 +121,12 @@ type Block struct {
 	Data  []byte
 }
 
-// WantNode requests a manifest block by CID.
+// WantNode requests a block of the root's DAG (not a chunk) by CID.
 type WantNode struct {
 	CID cid.Cid
 }
 
-// Node carries a manifest block, at most MaxNodeSize bytes. The receiver
+// Node carries a block of the root's DAG, at most MaxNodeSize bytes. The receiver
 // must verify Data against CID: the decoder does not hash.
 type Node struct {
 	CID  cid.Cid
@@ -367,9 +367,10 @@ func appendIndices(b []byte, t Type, indices []uint64) (head, tail []byte, err e
 	return b, nil, nil
 }
 
-// checkCID checks that c is a manifest block CID peer can verify.
+// checkCID checks that c is a CID of a DAG peer can verify: dag-pb or raw,
+// sha2-256.
 func checkCID(t Type, c cid.Cid) error {
-	if err := integrity.CheckCodec(c, integrity.DagCBOR); err != nil {
+	if err := integrity.Check(c); err != nil {
 		return fmt.Errorf("%w: %v CID: %w", ErrMalformed, t, err)
 	}
 	return nil

@@ -10,10 +10,15 @@ import (
 // ProtocolID is the libp2p protocol identifier of the exchange protocol. It is
 // a plain string so that this package need not import libp2p; convert it with
 // protocol.ID(wire.ProtocolID).
-const ProtocolID = "/peer/xfer/1.0.0"
+//
+// Version 2 (this one) names UnixFS DAGs: a root is a dag-pb node or a raw
+// leaf, chunks are the file's raw leaves in DAG order, NODE carries dag-pb
+// nodes (and the raw root of a file of one chunk). Version 1 named
+// DAG-CBOR manifests; the two do not speak to each other.
+const ProtocolID = "/peer/xfer/2.0.0"
 
 // Version is the protocol version this package speaks, sent in Hello.Version.
-const Version = 1
+const Version = 2
 
 // Limits of the protocol. A message that breaks one is refused by the Reader
 // before any memory is allocated for it, and by the Writer before any byte of
@@ -22,10 +27,12 @@ const (
 	// MaxMessageSize bounds the length prefix of a frame: the type byte and
 	// the payload. It leaves room for a BLOCK of MaxBlockSize and its header.
 	MaxMessageSize = 4<<20 + 64<<10
-	// MaxBlockSize bounds Block.Data: the largest chunk a manifest can name.
+	// MaxBlockSize bounds Block.Data: the largest chunk a root can name.
 	MaxBlockSize = chunker.MaxSize
-	// MaxNodeSize bounds Node.Data: the largest manifest block.
-	MaxNodeSize = 1 << 20
+	// MaxNodeSize bounds Node.Data: the largest block of a DAG, the raw
+	// root of a file of one chunk (dag-pb nodes are far smaller; a
+	// receiver decodes none above unixfs.MaxNodeSize).
+	MaxNodeSize = MaxBlockSize
 	// MaxWant bounds the number of indices in one WANT, CANCEL or DONT_HAVE.
 	MaxWant = 256
 	// MaxErrorMsg bounds the length in bytes of Error.Msg.

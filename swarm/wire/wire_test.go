@@ -19,7 +19,7 @@ import (
 var (
 	nodeCID  = integrity.Block([]byte{0xa0})
 	nodeCID2 = integrity.Block([]byte("page"))
-	rawCID   = integrity.Chunk([]byte("chunk"))
+	cborCID  = cid.NewCidV1(cid.DagCBOR, integrity.Chunk([]byte("chunk")).Hash())
 )
 
 // allMessages returns one or more of every message type, edge values
@@ -197,8 +197,8 @@ func TestVectors(t *testing.T) {
 		{&NodeMissing{CID: nodeCID}, "26" + "0c" + "24" + cidHex},
 		{&Node{CID: nodeCID, Data: []byte{0xa0}}, "27" + "0b" + "24" + cidHex + "a0"},
 	}
-	if !strings.HasPrefix(cidHex, "01711220") || len(cidHex) != 72 {
-		t.Fatalf("node CID %s is not 01 71 12 20 <32 bytes>", cidHex)
+	if !strings.HasPrefix(cidHex, "01701220") || len(cidHex) != 72 {
+		t.Fatalf("node CID %s is not 01 70 12 20 <32 bytes>", cidHex)
 	}
 	for _, tt := range tests {
 		t.Run(tt.msg.Type().String(), func(t *testing.T) {
@@ -274,7 +274,7 @@ func TestMalformed(t *testing.T) {
 		{"cancel 257 indices", frame(0x07, count257...), ErrTooLarge},
 		{"dont have truncated index", frame(0x08, 2, 1, 0x80), ErrMalformed},
 		{"want trailing", frame(0x06, 1, 1, 1), ErrMalformed},
-		{"hello raw CID", frame(0x01, cat([]byte{1}, cidField(rawCID), []byte{0})...), integrity.ErrUnsupported},
+		{"hello dag-cbor CID", frame(0x01, cat([]byte{1}, cidField(cborCID), []byte{0})...), integrity.ErrUnsupported},
 		{"hello CIDv0", frame(0x01, cat([]byte{1}, cidField(v0), []byte{0})...), integrity.ErrUnsupported},
 		{"hello sha2-512 CID", frame(0x01, cat([]byte{1}, cidField(sha512), []byte{0})...), ErrMalformed},
 		{"hello CID garbage", frame(0x01, 1, 4, 1, 2, 3, 4, 0), ErrMalformed},
@@ -282,9 +282,9 @@ func TestMalformed(t *testing.T) {
 		{"hello CID length 64 past payload", frame(0x01, 1, 64, 1), ErrMalformed},
 		{"hello CID with trailing byte", frame(0x01, cat([]byte{1, 37}, nodeCID.Bytes(), []byte{0, 0})...), ErrMalformed},
 		{"hello no chunks", frame(0x01, cat([]byte{1}, cidField(nodeCID))...), ErrMalformed},
-		{"want node raw CID", frame(0x0a, cidField(rawCID)...), integrity.ErrUnsupported},
+		{"want node dag-cbor CID", frame(0x0a, cidField(cborCID)...), integrity.ErrUnsupported},
 		{"node missing empty CID", frame(0x0c, 0), ErrMalformed},
-		{"node raw CID", frame(0x0b, cat(cidField(rawCID), []byte("data"))...), integrity.ErrUnsupported},
+		{"node dag-cbor CID", frame(0x0b, cat(cidField(cborCID), []byte("data"))...), integrity.ErrUnsupported},
 		{"node too big", frame(0x0b, cat(cidField(nodeCID), make([]byte, MaxNodeSize+1))...), ErrTooLarge},
 		{"block too big", frame(0x09, cat([]byte{0}, make([]byte, MaxBlockSize+1))...), ErrTooLarge},
 		{"block no index", frame(0x09), ErrMalformed},
@@ -459,10 +459,10 @@ func TestWriterRejects(t *testing.T) {
 		{"nil block", (*Block)(nil), nil},
 		{"nil hello", (*Hello)(nil), nil},
 		{"undefined root", &Hello{Version: 1}, integrity.ErrUnsupported},
-		{"raw root", &Hello{Version: 1, Root: rawCID}, integrity.ErrUnsupported},
-		{"raw node", &Node{CID: rawCID}, integrity.ErrUnsupported},
+		{"dag-cbor root", &Hello{Version: 1, Root: cborCID}, integrity.ErrUnsupported},
+		{"dag-cbor node", &Node{CID: cborCID}, integrity.ErrUnsupported},
 		{"want node undefined", &WantNode{}, integrity.ErrUnsupported},
-		{"node missing raw", &NodeMissing{CID: rawCID}, integrity.ErrUnsupported},
+		{"node missing dag-cbor", &NodeMissing{CID: cborCID}, integrity.ErrUnsupported},
 		{"empty want", &Want{}, ErrMalformed},
 		{"want 257", &Want{Indices: make([]uint64, MaxWant+1)}, ErrTooLarge},
 		{"cancel 257", &Cancel{Indices: make([]uint64, MaxWant+1)}, ErrTooLarge},

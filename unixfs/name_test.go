@@ -1,4 +1,4 @@
-package manifest
+package unixfs
 
 import (
 	"errors"

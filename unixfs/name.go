@@ -1,4 +1,4 @@
-package manifest
+package unixfs
 
 import (
 	"fmt"
@@ -6,9 +6,13 @@ import (
 	"unicode/utf8"
 )
 
-// ValidName reports whether name can name a file or directory in a
-// manifest: one path element that is safe to create below any directory on
-// any common system. The rule, exactly:
+// MaxNameLen is the longest entry name ValidName accepts, in bytes.
+const MaxNameLen = 255
+
+// ValidName reports whether name can name a file or folder that peer shares
+// or writes: one path element that is safe to create below any folder on
+// any common system. It is stricter than CheckName, which says what a
+// UnixFS folder may hold. The rule, exactly:
 //
 //   - 1 to MaxNameLen (255) bytes of valid UTF-8;
 //   - not "." or "..";
@@ -22,20 +26,11 @@ import (
 // dots or spaces): they are legitimate where they were shared, so the code
 // that writes files on such a system must map them.
 //
-// The error wraps ErrName and says what is wrong with which name.
-// ValidName is pure and safe for concurrent use.
+// The error wraps ErrName and says what is wrong with which name. ValidName
+// is pure and safe for concurrent use.
 func ValidName(name string) error {
 	if p := nameProblem(name); p != "" {
 		return fmt.Errorf("%w %s: %s", ErrName, quoteName(name), p)
-	}
-	return nil
-}
-
-// nameError is ValidName's error without the "manifest: " prefix, for use
-// inside other errors.
-func nameError(name string) error {
-	if p := nameProblem(name); p != "" {
-		return &tagged{ErrName, fmt.Sprintf("name %s: %s", quoteName(name), p)}
 	}
 	return nil
 }
