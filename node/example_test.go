@@ -137,10 +137,10 @@ func ExampleHash() {
 		return
 	}
 	fmt.Println(h.Root)
-	fmt.Println(h.Size, "bytes,", len(h.Chunks), "chunk,", h.Chunking)
+	fmt.Println(h.Size, "bytes,", len(h.Chunks), "chunk,", h.Chunking, "standard:", h.Standard)
 	// Output:
-	// bafyreifohasyreq5b4cmr3hdtnyuad6lotal26fjqm5hhnt4vff63jrj4y
-	// 12 bytes, 1 chunk, fixed-1048576
+	// bafkreietniiurjk26mfraof6jgk2fsbftlhrhsv5uvor6w3nfphp56y2oy
+	// 12 bytes, 1 chunk, fixed-1048576 standard: true
 }
 
 // The zero Config means the defaults; WithDefaults shows them as New will
