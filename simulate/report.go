@@ -57,6 +57,10 @@ type Report struct {
 	// positives of the exchange (each is a Problem too).
 	HonestBans []string `json:"honest_bans,omitempty"`
 
+	// Outcome is the part of the report that the seed decides: the same
+	// on every run of the same Scenario (see Outcome).
+	Outcome Outcome `json:"outcome"`
+
 	// Clock is the clock every time in the report but the wall times was
 	// read from: "virtual" when the run went inside a testing/synctest
 	// bubble (time moved only when every goroutine waited, so the
@@ -233,6 +237,7 @@ func (r *Report) WriteText(w io.Writer) error {
 		fmt.Fprintf(&b, "adversary   %-8s %s: %d sessions, %d wants, %d corrupt blocks to %d peers, read by %d, banned by %d (%d late), cut off %d times\n",
 			a.Kind, short(a.ID), a.Sessions, a.Wants, a.BlocksSent, a.SentTo, a.ReadBy, a.BannedBy, a.Late, a.CutOff)
 	}
+	fmt.Fprintf(&b, "outcome     sha256 %.16s (completed set, intact copies, identities, faults, invariants: the same on every run of this seed)\n", r.Outcome.Digest())
 	fmt.Fprintf(&b, "time        %s clock: setup %.2fs, start %.2fs, fetch %.2fs, total %.2fs", orUnknown(r.Clock), r.SetupSeconds, r.StartSeconds, r.FetchSeconds, r.SimSeconds)
 	if r.Clock != "wall" {
 		fmt.Fprintf(&b, "; wall clock: fetch %.2fs, total %.2fs", r.FetchWallSeconds, r.WallSeconds)

@@ -332,6 +332,7 @@ func (r *runner) run(ctx context.Context) (*Report, error) {
 	rep.Clock = clock
 	r.probeLookups(ctx, rep)
 	r.check(rep)
+	rep.Outcome = rep.outcome()
 	rep.PeakGoroutines, rep.PeakConns, rep.PeakStreams = sampler.stop()
 	rep.PeakRSS = peakRSS()
 	rep.SimSeconds = time.Since(t0).Seconds()

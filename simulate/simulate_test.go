@@ -298,6 +298,9 @@ func TestSameSeedSameSchedule(t *testing.T) {
 			t.Fatalf("peer %d: identities %v then %v", i, r1.PeersOut[i].IDs, r2.PeersOut[i].IDs)
 		}
 	}
+	if !reflect.DeepEqual(r1.Outcome, r2.Outcome) {
+		t.Fatalf("seed 21 gave two outcomes:\n%+v\n%+v", r1.Outcome, r2.Outcome)
+	}
 	if len(r1.Events) != len(r1.Schedule) {
 		t.Fatalf("applied %d of %d events", len(r1.Events), len(r1.Schedule))
 	}
@@ -433,5 +436,37 @@ func TestStallersDoNotDelayStart(t *testing.T) {
 	// about a second on each (p90 1.05 s, max 2.05 s at seed 6).
 	if rep.FirstChunk.P90 > 5 {
 		t.Fatalf("first chunk p90 %.1fs, max %.1fs: stallers hold fetches up for as long as a manifest request waits on one peer", rep.FirstChunk.P90, rep.FirstChunk.Max)
+	}
+}
+
+// TestSameSeedSameOutcome runs a scenario with adversaries twice with the
+// same seed: the two reports' outcomes (who completed, intact copies,
+// identities, faults, invariants) must be equal.
+// The measured rest (times, bytes per peer) may differ: see Outcome for
+// why no seed reaches it.
+func TestSameSeedSameOutcome(t *testing.T) {
+	once := func() *Report {
+		sc, err := Named("adversarial", 12, 7)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sc.FileSize, sc.ChunkSize = 512<<10, 64<<10
+		rep, err := runVirtual(t, sc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return rep
+	}
+	a, b := once(), once()
+	if a.Outcome.Completed == 0 || len(a.Outcome.PeersOut) != a.Peers {
+		t.Fatalf("an empty outcome: %+v", a.Outcome)
+	}
+	if !reflect.DeepEqual(a.Outcome, b.Outcome) {
+		ja, _ := json.MarshalIndent(a.Outcome, "", " ")
+		jb, _ := json.MarshalIndent(b.Outcome, "", " ")
+		t.Fatalf("seed 7 gave two outcomes:\n%s\n%s", ja, jb)
+	}
+	if a.Outcome.Digest() != b.Outcome.Digest() {
+		t.Fatal("equal outcomes, different digests")
 	}
 }
