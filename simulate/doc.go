@@ -59,6 +59,10 @@
 // per peer and which peers ban an adversary vary from run to run by what
 // those orders change (see the soak's table for how much).
 //
+// A Loopback scenario (Demo, which `peer demo` runs) puts the nodes on
+// real libp2p hosts on 127.0.0.1 over TCP instead: no faults, no
+// simulated links, the machine's clock; the same run, report and checks.
+//
 // # How the network is simulated
 //
 // Two hosts are linked (mocknet dials only over links) when one of them

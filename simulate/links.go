@@ -3,6 +3,7 @@ package simulate
 import (
 	"fmt"
 
+	"github.com/libp2p/go-libp2p"
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -10,12 +11,16 @@ import (
 	ma "github.com/multiformats/go-multiaddr"
 )
 
-// newHost makes a mocknet host with an identity from the seed. idx ≥ 0 is
-// an honest peer, whose uploads are capped.
+// newHost makes a mocknet host, or with Loopback a TCP host on 127.0.0.1,
+// with an identity from the seed. idx ≥ 0 is an honest peer, whose uploads
+// are capped.
 func (r *runner) newHost(idx int) (host.Host, error) {
 	k, _, err := crypto.GenerateEd25519Key(r.keys)
 	if err != nil {
 		return nil, fmt.Errorf("simulate: key: %w", err)
+	}
+	if r.sc.Loopback {
+		return r.newLoopbackHost(k, idx)
 	}
 	n := r.nextAddr
 	r.nextAddr++
@@ -39,6 +44,43 @@ func (r *runner) newHost(idx int) (host.Host, error) {
 		ch.bucket = newBucket(r.sc.UploadCap, r.closed)
 	}
 	return ch, nil
+}
+
+// newLoopbackHost makes a libp2p host with key k on 127.0.0.1 (TCP, an
+// ephemeral port; libp2p's default security and muxers), which Run closes
+// at its end. idx ≥ 0 is an honest peer, whose uploads are capped. It
+// takes no link: the kernel's loopback carries every dial.
+func (r *runner) newLoopbackHost(k crypto.PrivKey, idx int) (host.Host, error) {
+	h, err := libp2p.New(
+		libp2p.Identity(k),
+		libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"),
+		libp2p.DisableRelay(),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("simulate: loopback host: %w", err)
+	}
+	r.linkMu.Lock()
+	r.loopback = append(r.loopback, h)
+	r.linkMu.Unlock()
+	if idx < 0 {
+		return h, nil
+	}
+	ch := &cappedHost{Host: h, tally: newTally(), cuts: r.cuts, dialing: func(peer.ID) {}}
+	if r.sc.UploadCap > 0 {
+		ch.bucket = newBucket(r.sc.UploadCap, r.closed)
+	}
+	return ch, nil
+}
+
+// closeLoopback closes the hosts newLoopbackHost made.
+func (r *runner) closeLoopback() {
+	r.linkMu.Lock()
+	hs := r.loopback
+	r.loopback = nil
+	r.linkMu.Unlock()
+	for _, h := range hs {
+		h.Close()
+	}
 }
 
 // linkOptions are the options of the link between the hosts in profile
@@ -87,6 +129,9 @@ func (r *runner) advHosts() []host.Host {
 
 // link links two hosts unless they are linked already.
 func (r *runner) link(a, b slot) error {
+	if r.sc.Loopback {
+		return nil // the kernel links them
+	}
 	r.linkMu.Lock()
 	defer r.linkMu.Unlock()
 	return r.linkLocked(a, b)

@@ -81,7 +81,13 @@ func (r *runner) report(applied []Event) *Report {
 	rep := &Report{
 		Scenario: sc.Name, Peers: sc.Peers, Seeders: sc.Seeders, Seed: sc.Seed,
 		FileSize: sc.FileSize, ChunkSize: sc.ChunkSize, UploadCap: sc.UploadCap, NodeUploadRate: sc.NodeUploadRate,
-		Events: applied, Schedule: sc.Events, Replay: sc.Replay(),
+		Events: applied, Schedule: sc.Events, Replay: sc.Replay(), Root: r.root.String(),
+	}
+	seederIDs := map[peer.ID]bool{}
+	for _, p := range r.peers[:sc.Seeders] {
+		for _, id := range p.ids {
+			seederIDs[id] = true
+		}
 	}
 	for _, a := range sc.Adversaries {
 		rep.AdversaryCount += a.Count
@@ -113,6 +119,11 @@ func (r *runner) report(applied []Event) *Report {
 		}
 		for _, id := range p.ids {
 			pr.IDs = append(pr.IDs, id.String())
+		}
+		for id, n := range p.fromPeers {
+			if seederIDs[id] {
+				pr.FromSeeders += n
+			}
 		}
 		p.mu.Unlock()
 		if p.node != nil {

@@ -35,6 +35,7 @@ type Outcome struct {
 	Seed        uint64        `json:"seed"`
 	FileSize    int64         `json:"file_size"`
 	ChunkSize   int           `json:"chunk_size"`
+	Root        string        `json:"root"`
 	Schedule    []Event       `json:"schedule,omitempty"` // as planned
 	Applied     []Event       `json:"applied,omitempty"`  // when each was carried out (Took left out)
 	Fetchers    int           `json:"fetchers"`
@@ -61,7 +62,7 @@ type PeerOutcome struct {
 func (r *Report) outcome() Outcome {
 	o := Outcome{
 		Scenario: r.Scenario, Peers: r.Peers, Seeders: r.Seeders, Adversaries: r.AdversaryCount, Seed: r.Seed,
-		FileSize: r.FileSize, ChunkSize: r.ChunkSize, Schedule: r.Schedule,
+		FileSize: r.FileSize, ChunkSize: r.ChunkSize, Root: r.Root, Schedule: r.Schedule,
 		Fetchers: r.Fetchers, Completed: r.Completed, Intact: r.Intact, Corrupt: r.Corrupt,
 		HonestBans: r.HonestBans, Problems: len(r.Problems),
 	}

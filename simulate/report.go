@@ -24,6 +24,7 @@ type Report struct {
 	UploadCap      float64 `json:"upload_cap,omitempty"`       // bytes/s per honest node (simulated uplink)
 	NodeUploadRate int64   `json:"node_upload_rate,omitempty"` // bytes/s per honest node (node.Config.UploadRate)
 	Replay         string  `json:"replay,omitempty"`           // the command that runs it again
+	Root           string  `json:"root"`                       // the shared file's root CID
 
 	Schedule []Event `json:"schedule,omitempty"` // the faults as planned
 	Events   []Event `json:"events,omitempty"`   // as applied, with the time they were
@@ -152,10 +153,13 @@ type PeerReport struct {
 	Restarts   int      `json:"restarts,omitempty"`
 	BytesUp    int64    `json:"bytes_up"`
 	BytesDown  int64    `json:"bytes_down"`
-	Duplicate  int64    `json:"duplicate_bytes"`
-	Rejected   int64    `json:"chunks_rejected,omitempty"`
-	Bans       int      `json:"bans,omitempty"`
-	LastError  string   `json:"last_error,omitempty"`
+	// FromSeeders is how much of a completed fetch came from seeders (the
+	// rest came from other fetchers).
+	FromSeeders int64  `json:"bytes_from_seeders,omitempty"`
+	Duplicate   int64  `json:"duplicate_bytes"`
+	Rejected    int64  `json:"chunks_rejected,omitempty"`
+	Bans        int    `json:"bans,omitempty"`
+	LastError   string `json:"last_error,omitempty"`
 }
 
 // AdversaryReport is one dishonest peer.

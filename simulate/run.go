@@ -92,6 +92,8 @@ type runner struct {
 	linkMu sync.Mutex
 	linked map[peer.ID]map[peer.ID]bool // both directions
 	slotOf map[peer.ID]int              // live honest hosts and adversaries: profile slot
+
+	loopback []host.Host // with Loopback, every host made (under linkMu); closed by Run
 }
 
 // Run runs the scenario and returns its report. It blocks until every
@@ -137,6 +139,7 @@ func Run(ctx context.Context, sc Scenario) (*Report, error) {
 	}
 	r.mn = mocknet.New()
 	defer r.mn.Close()
+	defer r.closeLoopback()
 	defer r.shutdown()
 
 	rep, err := r.run(ctx)
@@ -161,6 +164,9 @@ func (r *runner) run(ctx context.Context) (*Report, error) {
 	case time.Since(wall.now()).Abs() > time.Hour:
 		// A bubble's clock starts at midnight UTC 2000-01-01.
 		clock = "virtual"
+	}
+	if sc.Loopback && clock == "virtual" {
+		return nil, fmt.Errorf("simulate: a Loopback scenario runs on real sockets, which a virtual clock cannot wait on: call Run outside a synctest bubble (not RunVirtual)")
 	}
 	sampler := startSampler(r.mn)
 	defer sampler.stop()

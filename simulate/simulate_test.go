@@ -470,3 +470,37 @@ func TestSameSeedSameOutcome(t *testing.T) {
 		t.Fatal("equal outcomes, different digests")
 	}
 }
+
+// TestLoopback runs the demo's scenario: nodes on real TCP hosts on
+// 127.0.0.1, on the machine's clock. Every fetcher completes with an
+// intact copy, and what came from the seeder is part of what it fetched.
+// A loopback scenario refuses faults, and a virtual clock.
+func TestLoopback(t *testing.T) {
+	t.Parallel()
+	sc := Demo(4, 3<<20, 1)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	rep, err := Run(ctx, sc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Clock != "wall" || rep.Completed != 3 || rep.Intact != 3 || rep.Root == "" {
+		t.Fatalf("clock %s, %d completed, %d intact, root %q", rep.Clock, rep.Completed, rep.Intact, rep.Root)
+	}
+	for _, p := range rep.PeersOut[1:] {
+		if p.FromSeeders <= 0 || p.FromSeeders > p.BytesDown {
+			t.Errorf("peer %d: %d bytes from the seeder of %d fetched", p.Index, p.FromSeeders, p.BytesDown)
+		}
+	}
+
+	bad := Demo(4, 1<<20, 1)
+	bad.Events = []Event{{At: time.Second, Kind: Leave, Peers: []int{1}}}
+	if _, err := Run(ctx, bad); !errors.Is(err, ErrScenario) || !strings.Contains(err.Error(), "loopback") {
+		t.Fatalf("a loopback scenario with a fault: %v", err)
+	}
+	bubble.Test(t, func(t *testing.T) {
+		if _, err := Run(context.Background(), Demo(4, 1<<20, 1)); err == nil || !strings.Contains(err.Error(), "virtual clock cannot wait") {
+			t.Fatalf("a loopback scenario in a bubble: %v", err)
+		}
+	})
+}
