@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ipfs/go-cid"
@@ -266,11 +267,13 @@ func (d *DHT) Provide(ctx context.Context, root cid.Cid) error {
 		d.mu.Unlock()
 		return ErrClosed
 	}
-	d.provided[root] = time.Now()
+	start := time.Now()
+	d.provided[root] = start
 	d.mu.Unlock()
 	if err := d.kad.Provide(ctx, root, true); err != nil {
 		return fmt.Errorf("dht: provide %s: %w", root, err)
 	}
+	d.log.Debug("provided", "root", root, "took", time.Since(start), "table", d.kad.RoutingTable().Size())
 	return nil
 }
 
@@ -302,12 +305,28 @@ const (
 	providerDialTimeout = 5 * time.Second
 )
 
+// A provider lookup that reached no provider is run again, up to
+// lookupRounds rounds in all, after a pause of firstRetry that doubles each
+// time (0.25, 0.5, 1, 2, 4 s: 7.75 s in all). A flash crowd starts fetching
+// the moment a root is shared, and a Kademlia lookup converges on the
+// root's closest peers (in a simulation of 100 nodes with 4 ms links, in
+// 24–40 ms) before the sharer's own announcement has reached them (36 ms):
+// the lookup ended empty although the record landed a moment later.
+const (
+	lookupRounds = 6
+	firstRetry   = 250 * time.Millisecond
+)
+
 // FindProviders looks up the providers of root and sends each that answers
 // as it is found, at most limit of them (0 means 20). A provider is sent
 // once this node is connected to it: one that cannot be dialled is skipped
-// and the lookup goes on past it (up to 1024 providers considered, 32
-// dialled at once, 5 s each), so fake providers that fill a root's records
-// do not hide the real one. The channel is closed when the lookup ends;
+// and the lookup goes on past it (up to 1024 providers considered per
+// round, 32 dialled at once, 5 s each), so fake providers that fill a
+// root's records do not hide the real one. A round that reaches no
+// provider is run again after 0.25, 0.5, 1, 2 and 4 s (a provider may be
+// announcing the root right now, as the sharer of a flash crowd is); a
+// provider dialled in one round is not dialled again. The channel is closed
+// when a round that reached a provider ends, or the last round ends;
 // cancel ctx to end it early (Close ends it too, and waits for it). This
 // node itself is never sent.
 func (d *DHT) FindProviders(ctx context.Context, root cid.Cid, limit int) <-chan peer.AddrInfo {
@@ -325,7 +344,6 @@ func (d *DHT) FindProviders(ctx context.Context, root cid.Cid, limit int) <-chan
 	d.mu.Unlock()
 	ctx, cancel := context.WithCancel(ctx)
 	stop := context.AfterFunc(d.ctx, cancel)
-	in := d.kad.FindProvidersAsync(ctx, root, maxCandidates)
 	go func() {
 		defer d.wg.Done()
 		defer close(out)
@@ -336,36 +354,60 @@ func (d *DHT) FindProviders(ctx context.Context, root cid.Cid, limit int) <-chan
 			slots     = make(chan struct{}, providerDials)
 			reachable = make(chan peer.AddrInfo)
 			fed       = make(chan struct{})
+			reached   atomic.Int64 // providers that answered, over all rounds
+			rounds    int          // read after fed is closed
+			start     = time.Now()
+			table     = d.kad.RoutingTable().Size()
 		)
-		// The feeder drains in (kad closes it when ctx ends) and dials
-		// each provider, a bounded number at once.
+		// The feeder runs the rounds: it drains each round's providers
+		// (kad closes the channel when the round or ctx ends) and dials
+		// each new one, a bounded number at once.
 		go func() {
 			defer close(fed)
-			for ai := range in {
-				if ai.ID == d.host.ID() || ctx.Err() != nil {
-					continue
-				}
-				select {
-				case slots <- struct{}{}:
-				case <-ctx.Done():
-					continue
-				}
-				dials.Add(1)
-				go func() {
-					defer dials.Done()
-					defer func() { <-slots }()
-					dctx, dcancel := context.WithTimeout(ctx, providerDialTimeout)
-					err := d.host.Connect(dctx, ai)
-					dcancel()
-					if err != nil {
-						d.log.Debug("provider does not answer", "root", root, "peer", ai.ID, "err", err)
-						return
+			seen := map[peer.ID]bool{d.host.ID(): true}
+			for {
+				rounds++
+				for ai := range d.kad.FindProvidersAsync(ctx, root, maxCandidates) {
+					if seen[ai.ID] || ctx.Err() != nil {
+						continue
 					}
+					seen[ai.ID] = true
 					select {
-					case reachable <- ai:
+					case slots <- struct{}{}:
 					case <-ctx.Done():
+						continue
 					}
-				}()
+					dials.Add(1)
+					go func() {
+						defer dials.Done()
+						defer func() { <-slots }()
+						dctx, dcancel := context.WithTimeout(ctx, providerDialTimeout)
+						err := d.host.Connect(dctx, ai)
+						dcancel()
+						if err != nil {
+							if ctx.Err() == nil {
+								d.log.Debug("provider does not answer", "root", root, "peer", ai.ID, "err", err)
+							}
+							return
+						}
+						reached.Add(1)
+						select {
+						case reachable <- ai:
+						case <-ctx.Done():
+						}
+					}()
+				}
+				dials.Wait()
+				if reached.Load() > 0 || ctx.Err() != nil || rounds == lookupRounds {
+					return
+				}
+				t := time.NewTimer(firstRetry << (rounds - 1))
+				select {
+				case <-t.C:
+				case <-ctx.Done():
+					t.Stop()
+					return
+				}
 			}
 		}()
 		go func() {
@@ -386,6 +428,7 @@ func (d *DHT) FindProviders(ctx context.Context, root cid.Cid, limit int) <-chan
 			case <-ctx.Done():
 			}
 		}
+		d.log.Debug("lookup ended", "root", root, "took", time.Since(start), "rounds", rounds, "table", table, "sent", sent, "cancelled", ctx.Err() != nil)
 	}()
 	return out
 }

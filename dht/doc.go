@@ -13,7 +13,10 @@
 // on a channel that it closes when the lookup ends; cancel the context to
 // end it early, there is nothing else to drain. It sends only providers it
 // could connect to, and looks past those that do not answer, so fake
-// providers that crowd a root's records do not hide the real one.
+// providers that crowd a root's records do not hide the real one. A lookup
+// that reaches no provider runs again, five times after pauses that double
+// from 0.25 s: the fetchers of a flash crowd look a root up as its sharer
+// announces it, and a lookup can end before the announcement lands.
 //
 // A server keeps the provider records of others in memory, within caps
 // (Config.MaxProviderRecords, MaxProvidersPerRoot): a peer that mints IDs

@@ -17,7 +17,7 @@ import (
 	"github.com/peer-project/peer/swarm/wire"
 )
 
-// memBlocks holds manifest blocks in memory; it is a manifest.Getter.
+// memBlocks holds the interior nodes of a DAG in memory; it is a unixfs.Getter.
 type memBlocks map[cid.Cid][]byte
 
 func (m memBlocks) GetBlock(_ context.Context, c cid.Cid) ([]byte, error) {

@@ -51,10 +51,17 @@
 // The same seed does not give the same report to the byte: goroutines that
 // are ready at the same virtual instant still run in the order the Go
 // scheduler picks, on every core, and a different order (which chunk is
-// asked of whom first) changes later timings. The schedule, the
-// identities, the fault times and the invariants are the seed's; the
-// completion times and bytes per peer vary from run to run by what those
-// orders change (see the soak's table for how much).
+// asked of whom first) changes later timings; select and map iteration
+// are random in the runtime too, with no seed to set. Report.Outcome is the
+// part the seed decides (the schedule, the identities, when each fault
+// landed, who completed, intact copies, the invariants), and its digest is
+// printed: the same on every run of a seed. The completion times, bytes
+// per peer and which peers ban an adversary vary from run to run by what
+// those orders change (see the soak's table for how much).
+//
+// A Loopback scenario (Demo, which `peer demo` runs) puts the nodes on
+// real libp2p hosts on 127.0.0.1 over TCP instead: no faults, no
+// simulated links, the machine's clock; the same run, report and checks.
 //
 // # How the network is simulated
 //

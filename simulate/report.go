@@ -24,6 +24,7 @@ type Report struct {
 	UploadCap      float64 `json:"upload_cap,omitempty"`       // bytes/s per honest node (simulated uplink)
 	NodeUploadRate int64   `json:"node_upload_rate,omitempty"` // bytes/s per honest node (node.Config.UploadRate)
 	Replay         string  `json:"replay,omitempty"`           // the command that runs it again
+	Root           string  `json:"root"`                       // the shared file's root CID
 
 	Schedule []Event `json:"schedule,omitempty"` // the faults as planned
 	Events   []Event `json:"events,omitempty"`   // as applied, with the time they were
@@ -56,6 +57,10 @@ type Report struct {
 	// HonestBans lists bans of honest peers by honest peers: false
 	// positives of the exchange (each is a Problem too).
 	HonestBans []string `json:"honest_bans,omitempty"`
+
+	// Outcome is the part of the report that the seed decides: the same
+	// on every run of the same Scenario (see Outcome).
+	Outcome Outcome `json:"outcome"`
 
 	// Clock is the clock every time in the report but the wall times was
 	// read from: "virtual" when the run went inside a testing/synctest
@@ -148,10 +153,13 @@ type PeerReport struct {
 	Restarts   int      `json:"restarts,omitempty"`
 	BytesUp    int64    `json:"bytes_up"`
 	BytesDown  int64    `json:"bytes_down"`
-	Duplicate  int64    `json:"duplicate_bytes"`
-	Rejected   int64    `json:"chunks_rejected,omitempty"`
-	Bans       int      `json:"bans,omitempty"`
-	LastError  string   `json:"last_error,omitempty"`
+	// FromSeeders is how much of a completed fetch came from seeders (the
+	// rest came from other fetchers).
+	FromSeeders int64  `json:"bytes_from_seeders,omitempty"`
+	Duplicate   int64  `json:"duplicate_bytes"`
+	Rejected    int64  `json:"chunks_rejected,omitempty"`
+	Bans        int    `json:"bans,omitempty"`
+	LastError   string `json:"last_error,omitempty"`
 }
 
 // AdversaryReport is one dishonest peer.
@@ -233,6 +241,7 @@ func (r *Report) WriteText(w io.Writer) error {
 		fmt.Fprintf(&b, "adversary   %-8s %s: %d sessions, %d wants, %d corrupt blocks to %d peers, read by %d, banned by %d (%d late), cut off %d times\n",
 			a.Kind, short(a.ID), a.Sessions, a.Wants, a.BlocksSent, a.SentTo, a.ReadBy, a.BannedBy, a.Late, a.CutOff)
 	}
+	fmt.Fprintf(&b, "outcome     sha256 %.16s (completed set, intact copies, identities, faults, invariants: the same on every run of this seed)\n", r.Outcome.Digest())
 	fmt.Fprintf(&b, "time        %s clock: setup %.2fs, start %.2fs, fetch %.2fs, total %.2fs", orUnknown(r.Clock), r.SetupSeconds, r.StartSeconds, r.FetchSeconds, r.SimSeconds)
 	if r.Clock != "wall" {
 		fmt.Fprintf(&b, "; wall clock: fetch %.2fs, total %.2fs", r.FetchWallSeconds, r.WallSeconds)

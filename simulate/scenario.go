@@ -16,7 +16,7 @@ import (
 type AdversaryKind string
 
 const (
-	// Corrupt announces HAVE_ALL, serves the real manifest and answers
+	// Corrupt announces HAVE_ALL, serves the real DAG nodes and answers
 	// every WANT with random bytes of the right size.
 	Corrupt AdversaryKind = "corrupt"
 	// LieHave announces HAVE_ALL and answers every WANT with DONT_HAVE.
@@ -130,6 +130,14 @@ type Scenario struct {
 	// LookupProbes is how many DHT lookups of the root a separate probe
 	// node times at the end of the run; zero means 8, negative none.
 	LookupProbes int
+	// Loopback runs the nodes on real libp2p hosts on 127.0.0.1 (TCP,
+	// Noise or TLS, yamux) in place of mocknet's: the `peer demo`. The
+	// kernel carries the bytes, so it takes no Events, Adversaries or
+	// Profiles with a latency or bandwidth (those are mocknet's links),
+	// and it runs only on the machine's clock: Run, outside a synctest
+	// bubble (a virtual clock cannot wait on a socket). Nothing leaves
+	// the machine.
+	Loopback bool
 	// Dir holds the nodes' homes and files; empty means a temporary
 	// folder that Run removes.
 	Dir string
@@ -138,6 +146,15 @@ type Scenario struct {
 }
 
 const defaultFileSize = 4 << 20
+
+// Demo returns the scenario `peer demo` runs: peers nodes on loopback TCP
+// (see Scenario.Loopback); node 0 shares a file of size bytes in 1 MiB
+// chunks (a node's default), and the others fetch it at once by its ticket
+// and trade chunks, with no cap on uploads. Run it with Run, outside a
+// synctest bubble. It does not block.
+func Demo(peers int, size int64, seed uint64) Scenario {
+	return Scenario{Peers: peers, Seeders: 1, FileSize: size, ChunkSize: 1 << 20, Seed: seed, Loopback: true, LookupProbes: -1}
+}
 
 // Names lists the named scenarios. It does not block.
 func Names() []string {
@@ -355,6 +372,16 @@ func (sc *Scenario) fill() error {
 			partitioned = false
 		default:
 			errs = append(errs, fmt.Errorf("event %s: unknown kind", e))
+		}
+	}
+	if sc.Loopback {
+		if len(sc.Events) > 0 || len(sc.Adversaries) > 0 {
+			errs = append(errs, fmt.Errorf("loopback: %d events and %d kinds of adversaries: a loopback run takes neither (they act on mocknet's links)", len(sc.Events), len(sc.Adversaries)))
+		}
+		for _, p := range sc.Profiles {
+			if p.Latency != 0 || p.Bandwidth != 0 {
+				errs = append(errs, fmt.Errorf("loopback: profile %+v: a loopback run has no simulated latency or bandwidth; use UploadCap to limit uploads", p))
+			}
 		}
 	}
 	if err := errors.Join(errs...); err != nil {

@@ -298,6 +298,9 @@ func TestSameSeedSameSchedule(t *testing.T) {
 			t.Fatalf("peer %d: identities %v then %v", i, r1.PeersOut[i].IDs, r2.PeersOut[i].IDs)
 		}
 	}
+	if !reflect.DeepEqual(r1.Outcome, r2.Outcome) {
+		t.Fatalf("seed 21 gave two outcomes:\n%+v\n%+v", r1.Outcome, r2.Outcome)
+	}
 	if len(r1.Events) != len(r1.Schedule) {
 		t.Fatalf("applied %d of %d events", len(r1.Events), len(r1.Schedule))
 	}
@@ -434,4 +437,70 @@ func TestStallersDoNotDelayStart(t *testing.T) {
 	if rep.FirstChunk.P90 > 5 {
 		t.Fatalf("first chunk p90 %.1fs, max %.1fs: stallers hold fetches up for as long as a manifest request waits on one peer", rep.FirstChunk.P90, rep.FirstChunk.Max)
 	}
+}
+
+// TestSameSeedSameOutcome runs a scenario with adversaries twice with the
+// same seed: the two reports' outcomes (who completed, intact copies,
+// identities, faults, invariants) must be equal.
+// The measured rest (times, bytes per peer) may differ: see Outcome for
+// why no seed reaches it.
+func TestSameSeedSameOutcome(t *testing.T) {
+	once := func() *Report {
+		sc, err := Named("adversarial", 12, 7)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sc.FileSize, sc.ChunkSize = 512<<10, 64<<10
+		rep, err := runVirtual(t, sc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return rep
+	}
+	a, b := once(), once()
+	if a.Outcome.Completed == 0 || len(a.Outcome.PeersOut) != a.Peers {
+		t.Fatalf("an empty outcome: %+v", a.Outcome)
+	}
+	if !reflect.DeepEqual(a.Outcome, b.Outcome) {
+		ja, _ := json.MarshalIndent(a.Outcome, "", " ")
+		jb, _ := json.MarshalIndent(b.Outcome, "", " ")
+		t.Fatalf("seed 7 gave two outcomes:\n%s\n%s", ja, jb)
+	}
+	if a.Outcome.Digest() != b.Outcome.Digest() {
+		t.Fatal("equal outcomes, different digests")
+	}
+}
+
+// TestLoopback runs the demo's scenario: nodes on real TCP hosts on
+// 127.0.0.1, on the machine's clock. Every fetcher completes with an
+// intact copy, and what came from the seeder is part of what it fetched.
+// A loopback scenario refuses faults, and a virtual clock.
+func TestLoopback(t *testing.T) {
+	t.Parallel()
+	sc := Demo(4, 3<<20, 1)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	rep, err := Run(ctx, sc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Clock != "wall" || rep.Completed != 3 || rep.Intact != 3 || rep.Root == "" {
+		t.Fatalf("clock %s, %d completed, %d intact, root %q", rep.Clock, rep.Completed, rep.Intact, rep.Root)
+	}
+	for _, p := range rep.PeersOut[1:] {
+		if p.FromSeeders <= 0 || p.FromSeeders > p.BytesDown {
+			t.Errorf("peer %d: %d bytes from the seeder of %d fetched", p.Index, p.FromSeeders, p.BytesDown)
+		}
+	}
+
+	bad := Demo(4, 1<<20, 1)
+	bad.Events = []Event{{At: time.Second, Kind: Leave, Peers: []int{1}}}
+	if _, err := Run(ctx, bad); !errors.Is(err, ErrScenario) || !strings.Contains(err.Error(), "loopback") {
+		t.Fatalf("a loopback scenario with a fault: %v", err)
+	}
+	bubble.Test(t, func(t *testing.T) {
+		if _, err := Run(context.Background(), Demo(4, 1<<20, 1)); err == nil || !strings.Contains(err.Error(), "virtual clock cannot wait") {
+			t.Fatalf("a loopback scenario in a bubble: %v", err)
+		}
+	})
 }

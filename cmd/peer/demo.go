@@ -1,22 +1,14 @@
 package main
 
 import (
-	"bytes"
 	"fmt"
-	"io"
-	"log/slog"
-	"math/rand/v2"
 	"os"
-	"path/filepath"
 	"sort"
-	"sync"
 	"text/tabwriter"
-	"time"
 
-	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/urfave/cli/v2"
 
-	"github.com/peer-project/peer/node"
+	"github.com/peer-project/peer/simulate"
 )
 
 func demoCommand() *cli.Command {
@@ -25,8 +17,8 @@ func demoCommand() *cli.Command {
 		Usage: "run a local swarm on 127.0.0.1: one node shares a file, the others fetch it from each other",
 		Flags: []cli.Flag{
 			&cli.IntFlag{Name: "peers", Value: 8, Usage: "nodes in the swarm, the sharer included (2 to 64)"},
-			&cli.StringFlag{Name: "size", Value: "64MiB", Usage: "size of the generated file"},
-			&cli.Uint64Flag{Name: "seed", Value: 1, Usage: "seed of the file's content and the nodes' choices"},
+			&cli.StringFlag{Name: "size", Value: "64MiB", Usage: "size of the generated file (up to 1GiB)"},
+			&cli.Uint64Flag{Name: "seed", Value: 1, Usage: "seed of the file's content, the identities and the nodes' choices"},
 			&cli.StringFlag{Name: "dir", Usage: "keep the nodes' homes and files here (default: a temporary folder, removed)"},
 			jsonFlag,
 		},
@@ -52,6 +44,8 @@ type demoReport struct {
 	Fetchers     []demoPeer `json:"fetchers"`
 }
 
+// runDemo runs simulate's loopback scenario (simulate.Demo) and prints
+// what each fetcher got from whom.
 func runDemo(c *cli.Context) error {
 	n := c.Int("peers")
 	if n < 2 || n > 64 {
@@ -61,100 +55,37 @@ func runDemo(c *cli.Context) error {
 	if err != nil {
 		return fmt.Errorf("demo: --size: %w", err)
 	}
-	dir := c.String("dir")
-	if dir == "" {
-		if dir, err = os.MkdirTemp("", "peer-demo-"); err != nil {
-			return err
-		}
-		defer os.RemoveAll(dir)
-	}
-	say := func(format string, args ...any) {
-		if !c.Bool("json") {
-			fmt.Fprintf(c.App.ErrWriter, format+"\n", args...)
+	sc := simulate.Demo(n, int64(size), c.Uint64("seed"))
+	if sc.Dir = c.String("dir"); sc.Dir != "" {
+		if err := os.MkdirAll(sc.Dir, 0o755); err != nil {
+			return fmt.Errorf("demo: --dir: %w", err)
 		}
 	}
-	ctx := c.Context
-	seed := c.Uint64("seed")
-
-	say("writing a %d-byte file...", size)
-	src := filepath.Join(dir, "shared", "demo.bin")
-	want, err := writeRandom(src, size, seed)
+	if !c.Bool("json") {
+		fmt.Fprintf(c.App.ErrWriter, "starting %d nodes on 127.0.0.1 (TCP): node 0 shares a %s file, the others fetch it at once...\n", n, mib(int64(size)))
+	}
+	sim, err := simulate.Run(c.Context, sc)
+	if sim == nil {
+		return fmt.Errorf("demo: %w", err)
+	}
+	rep := demoReport{Root: sim.Root, Size: int64(size), Peers: n, Seconds: sim.FetchSeconds, SharerUpload: sim.SeederUpload, AllVerified: sim.Intact == sim.Fetchers}
+	for _, p := range sim.PeersOut {
+		if p.Seeder || !p.Completed {
+			continue
+		}
+		rep.Fetchers = append(rep.Fetchers, demoPeer{
+			Peer: p.IDs[len(p.IDs)-1], Seconds: p.Seconds,
+			FromSeed: p.FromSeeders, FromPeers: int64(size) - p.FromSeeders, Verified: p.Intact,
+		})
+	}
+	sort.SliceStable(rep.Fetchers, func(i, j int) bool { return rep.Fetchers[i].Seconds < rep.Fetchers[j].Seconds })
 	if err != nil {
-		return err
+		return fmt.Errorf("demo: %w", err) // an invariant failed: a fetch or a copy
 	}
-	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	nodes := make([]*node.Node, n)
-	defer func() {
-		for _, nd := range nodes {
-			if nd != nil {
-				nd.Close()
-			}
-		}
-	}()
-	for i := range nodes {
-		cfg := node.DefaultConfig()
-		cfg.Home = filepath.Join(dir, fmt.Sprintf("node%02d", i))
-		cfg.Listen = []string{"/ip4/127.0.0.1/tcp/0"}
-		cfg.NoMDNS = true
-		cfg.NoSync = true
-		cfg.Seed = seed + uint64(i)
-		cfg.Logger = quiet
-		if i > 0 {
-			for _, a := range nodes[0].Addrs() {
-				cfg.Bootstrap = append(cfg.Bootstrap, a.String())
-			}
-		}
-		if nodes[i], err = node.New(ctx, cfg); err != nil {
-			return fmt.Errorf("demo: starting node %d: %w", i, err)
-		}
-	}
-	say("started %d nodes on 127.0.0.1; node 0 shares", n)
-	sh, err := nodes[0].Share(ctx, src, node.ShareOptions{})
-	if err != nil {
-		return err
-	}
-	say("root %s", sh.Root)
-
-	rep := demoReport{Root: sh.Root.String(), Size: int64(size), Peers: n, AllVerified: true}
-	start := time.Now()
-	var (
-		wg   sync.WaitGroup
-		mu   sync.Mutex
-		errs []error
-	)
-	for i := 1; i < n; i++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			dest := filepath.Join(dir, fmt.Sprintf("node%02d", i), "demo.bin")
-			t0 := time.Now()
-			res, err := nodes[i].Fetch(ctx, node.Target{Root: sh.Root}, dest, node.FetchOptions{Peers: []peer.AddrInfo{nodes[0].AddrInfo()}})
-			mu.Lock()
-			defer mu.Unlock()
-			if err != nil {
-				errs = append(errs, fmt.Errorf("node %d: %w", i, err))
-				return
-			}
-			got, _ := os.ReadFile(dest)
-			ok := bytes.Equal(got, want)
-			fromSeed := res.Progress.PerPeer[nodes[0].ID()]
-			rep.Fetchers = append(rep.Fetchers, demoPeer{
-				Peer: nodes[i].ID().String(), Seconds: time.Since(t0).Seconds(),
-				FromSeed: fromSeed, FromPeers: res.Progress.Bytes - fromSeed, Verified: ok,
-			})
-			rep.AllVerified = rep.AllVerified && ok
-		}()
-	}
-	wg.Wait()
-	if len(errs) > 0 {
-		return fmt.Errorf("demo: %d fetches failed; first: %w", len(errs), errs[0])
-	}
-	rep.Seconds = time.Since(start).Seconds()
-	rep.SharerUpload = float64(nodes[0].Stats().BytesUp) / float64(size)
-	sort.Slice(rep.Fetchers, func(i, j int) bool { return rep.Fetchers[i].Seconds < rep.Fetchers[j].Seconds })
 	if c.Bool("json") {
 		return printJSON(c.App.Writer, rep)
 	}
+	fmt.Fprintf(c.App.Writer, "root %s\n", rep.Root)
 	w := tabwriter.NewWriter(c.App.Writer, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(w, "fetcher\tseconds\tfrom sharer\tfrom peers\tsha256")
 	for _, f := range rep.Fetchers {
@@ -174,23 +105,3 @@ func runDemo(c *cli.Context) error {
 }
 
 func mib(n int64) string { return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20)) }
-
-// writeRandom writes size pseudo-random bytes from seed to path and returns
-// them.
-func writeRandom(path string, size int, seed uint64) ([]byte, error) {
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return nil, err
-	}
-	r := rand.New(rand.NewPCG(seed, seed^0x5eed))
-	b := make([]byte, size)
-	for i := 0; i < size; i += 8 {
-		v := r.Uint64()
-		for j := 0; j < 8 && i+j < size; j++ {
-			b[i+j] = byte(v >> (8 * j))
-		}
-	}
-	if err := os.WriteFile(path, b, 0o644); err != nil {
-		return nil, err
-	}
-	return b, nil
-}
