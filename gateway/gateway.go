@@ -225,6 +225,16 @@ func fail(w http.ResponseWriter, err error) {
 	http.Error(w, "gateway: "+err.Error(), status(err))
 }
 
+// failBlock answers a block that could not be read: a chunk this node
+// does not hold is a 502 (the path named it, so it exists), not a 404.
+func failBlock(w http.ResponseWriter, c cid.Cid, err error) {
+	if c.Prefix().Codec == cid.Raw && errors.Is(err, node.ErrNotFound) {
+		http.Error(w, "gateway: "+err.Error(), http.StatusBadGateway)
+		return
+	}
+	fail(w, err)
+}
+
 // blocks reads the blocks of target's DAG through the node.
 func (g *Gateway) blocks(target node.Target) unixfs.Getter {
 	return unixfs.GetterFunc(func(ctx context.Context, c cid.Cid) ([]byte, error) {
@@ -241,6 +251,12 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, req request) {
 	roots := []string{req.target.Root.String()}
 	cur := unixfs.Link{CID: req.target.Root}
 	for i, el := range req.elems {
+		if cur.CID.Prefix().Codec == cid.Raw {
+			// A raw leaf is a file: nothing is below it (and its bytes
+			// are not read to find that out).
+			http.Error(w, fmt.Sprintf("gateway: /ipfs/%s/%s is a file, not a folder: nothing is below it", req.target.Root, strings.Join(req.elems[:i], "/")), http.StatusNotFound)
+			return
+		}
 		l, err := walker.Resolve(ctx, cur.CID, []string{el})
 		if err != nil {
 			if nd, nerr := walker.Node(ctx, cur.CID); nerr == nil && nd.Kind != unixfs.KindDir && nd.Kind != unixfs.KindHAMT {
@@ -265,6 +281,13 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, req request) {
 		return
 	case "car":
 		g.serveCAR(w, r, req, cur.CID)
+		return
+	}
+	if cur.CID.Prefix().Codec == cid.Raw {
+		// A file of one chunk. Its bytes come through node.Open, which
+		// fetches chunks: the swarm gives interior nodes one by one, not
+		// chunks, so the leaf is not read here to learn its kind.
+		g.serveFile(w, r, req, cur.CID, path.Base("/"+req.target.Path))
 		return
 	}
 	nd, err := walker.Node(ctx, cur.CID)
@@ -351,7 +374,7 @@ func etagMatch(inm, etag string) bool {
 func (g *Gateway) serveRaw(w http.ResponseWriter, r *http.Request, ctx context.Context, req request, c cid.Cid) {
 	data, err := g.cfg.Node.Block(ctx, req.target, c)
 	if err != nil {
-		fail(w, err)
+		failBlock(w, c, err)
 		return
 	}
 	h := w.Header()
@@ -383,7 +406,7 @@ func (g *Gateway) serveCAR(w http.ResponseWriter, r *http.Request, req request, 
 	if err != nil {
 		h.Del("Etag")
 		h.Del("Cache-Control")
-		fail(w, err)
+		failBlock(w, c, err)
 		return
 	}
 	h.Set("Content-Type", typeCAR+"; version=1")

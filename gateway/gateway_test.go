@@ -502,3 +502,69 @@ func TestNobodyHasIt(t *testing.T) {
 		t.Logf("%s: %d %s", q, resp.StatusCode, strings.TrimSpace(string(body)))
 	}
 }
+
+// TestFetchPath reads files below a folder root that the gateway's node
+// does not have: a file of one chunk, and one of many read with a Range.
+func TestFetchPath(t *testing.T) {
+	a, b := startNode(t), startNode(t)
+	f := shareFolder(t, a)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := b.Connect(ctx, a.AddrInfo()); err != nil {
+		t.Fatal(err)
+	}
+	srv := serve(t, gateway.Config{Node: b, Loopback: true, Fetch: true, Timeout: 20 * time.Second})
+	base := srv.URL + "/ipfs/" + f.root.String()
+	big := f.files["big.bin"]
+	resp, body := get(t, "GET", base+"/big.bin", map[string]string{"Range": "bytes=3000000-"})
+	if resp.StatusCode != http.StatusPartialContent || !bytes.Equal(body, big[3000000:]) {
+		t.Fatalf("Range of big.bin = %d, %d bytes %q", resp.StatusCode, len(body), body[:min(len(body), 300)])
+	}
+	resp, body = get(t, "GET", base+"/hello.txt", nil)
+	if resp.StatusCode != 200 || !bytes.Equal(body, f.files["hello.txt"]) {
+		t.Fatalf("hello.txt = %d %q", resp.StatusCode, body)
+	}
+}
+
+// TestBlocksNotHere: the swarm gives chunks only in a fetch of their file,
+// so ?format=raw of a chunk the node lacks is a 502 at once, and a CAR
+// whose chunks are not here is cut, never ended as if whole.
+func TestBlocksNotHere(t *testing.T) {
+	a, b := startNode(t), startNode(t)
+	f := shareFolder(t, a)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := b.Connect(ctx, a.AddrInfo()); err != nil {
+		t.Fatal(err)
+	}
+	srv := serve(t, gateway.Config{Node: b, Loopback: true, Fetch: true, Timeout: 20 * time.Second})
+	base := srv.URL + "/ipfs/" + f.root.String()
+	start := time.Now()
+	resp, body := get(t, "GET", base+"/hello.txt?format=raw", nil)
+	if resp.StatusCode != http.StatusBadGateway || !strings.Contains(string(body), "fetch its file first") {
+		t.Fatalf("raw chunk not here = %d %q, want 502 saying what to do", resp.StatusCode, body)
+	}
+	if d := time.Since(start); d > 10*time.Second {
+		t.Fatalf("raw chunk not here took %v: it waited for the timeout", d)
+	}
+	// The root's node comes from a: a raw block of it is served.
+	if resp, _ := get(t, "GET", base+"/?format=raw", nil); resp.StatusCode != 200 {
+		t.Fatalf("raw root = %d", resp.StatusCode)
+	}
+	req, err := http.NewRequest("GET", base+"?format=car", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cresp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		// Cut before the first bytes left the server's buffer.
+		t.Logf("CAR cut short: %v", err)
+		return
+	}
+	defer cresp.Body.Close()
+	_, err = carfile.Import(ctx, cresp.Body, func(unixfs.Block) error { return nil })
+	if err == nil {
+		t.Fatal("a CAR of chunks the node lacks imported as whole")
+	}
+	t.Logf("CAR cut short: %v", err)
+}
