@@ -16,8 +16,8 @@
 //     CARv1 of its whole DAG (carfile.Export), as the trustless gateway
 //     says. Chunks are served only from what the node shares or has
 //     fetched: the swarm moves chunks in fetches, not one by one.
-//   - Every answer names its content path (X-Ipfs-Path) and the CID of the
-//     root and of each folder on the path (X-Ipfs-Roots).
+//   - Every answer names its content path (X-Ipfs-Path) and the CID that
+//     each of its segments resolves to, root first (X-Ipfs-Roots).
 //
 // Bad input is refused before anything is fetched: 400 for a root that is
 // not a CID peer reads, a path with "..", "." or NUL or another name no

@@ -245,8 +245,9 @@ func (g *Gateway) blocks(target node.Target) unixfs.Getter {
 func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, req request) {
 	ctx, cancel := context.WithTimeout(r.Context(), g.cfg.Timeout)
 	defer cancel()
-	// Resolve the path name by name: X-Ipfs-Roots names the root and each
-	// folder on the way.
+	// Resolve the path name by name: X-Ipfs-Roots names the CID that each
+	// segment of the path resolves to, root first, as boxo's gateway does
+	// (a cache can keep what did not change below a changed root).
 	walker := unixfs.NewWalker(g.blocks(req.target), unixfs.DefaultLimits())
 	roots := []string{req.target.Root.String()}
 	cur := unixfs.Link{CID: req.target.Root}
@@ -268,9 +269,7 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, req request) {
 			return
 		}
 		cur = l
-		if i < len(req.elems)-1 {
-			roots = append(roots, cur.CID.String())
-		}
+		roots = append(roots, cur.CID.String())
 	}
 	h := w.Header()
 	h.Set("X-Ipfs-Path", contentPath(req))

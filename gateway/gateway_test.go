@@ -169,10 +169,10 @@ func TestFile(t *testing.T) {
 	if p := resp.Header.Get("X-Ipfs-Path"); p != "/ipfs/"+f.root.String()+"/hello.txt" {
 		t.Errorf("X-Ipfs-Path = %q", p)
 	}
-	if r := resp.Header.Get("X-Ipfs-Roots"); r != f.root.String() {
-		t.Errorf("X-Ipfs-Roots = %q, want the root", r)
-	}
 	etag := resp.Header.Get("Etag")
+	if r := resp.Header.Get("X-Ipfs-Roots"); r != f.root.String()+","+strings.Trim(etag, `"`) {
+		t.Errorf("X-Ipfs-Roots = %q, want the root and the file's CID %s", r, etag)
+	}
 	if !strings.HasPrefix(etag, `"bafk`) {
 		t.Errorf("Etag = %q, want the file's CID (a raw leaf) in quotes", etag)
 	}
@@ -189,8 +189,8 @@ func TestFile(t *testing.T) {
 	if ct := resp.Header.Get("Content-Type"); !strings.HasPrefix(ct, "text/html") {
 		t.Errorf("Content-Type = %q, want text/html", ct)
 	}
-	if r := strings.Split(resp.Header.Get("X-Ipfs-Roots"), ","); len(r) != 2 || r[0] != f.root.String() {
-		t.Errorf("X-Ipfs-Roots = %q, want the root and sub's CID", r)
+	if r := strings.Split(resp.Header.Get("X-Ipfs-Roots"), ","); len(r) != 3 || r[0] != f.root.String() || `"`+r[2]+`"` != resp.Header.Get("Etag") {
+		t.Errorf("X-Ipfs-Roots = %q, want the root, sub's CID and the file's", r)
 	}
 
 	// Ranges of the big file, one and several.
