@@ -55,6 +55,12 @@ type Settings struct {
 	API string `json:"api"`
 	// Metrics, if set, is where the daemon serves Prometheus metrics.
 	Metrics string `json:"metrics"`
+	// Gateway is where the daemon's HTTP gateway listens (GET /ipfs/ROOT);
+	// empty means DefaultGateway (127.0.0.1:8089), "off" none. On a
+	// non-loopback address it serves only this node's shares, unless
+	// GatewayFetch.
+	Gateway      string `json:"gateway"`
+	GatewayFetch bool   `json:"gateway_fetch"`
 	// DHT is "auto" (default: a server unless AutoNAT finds the node
 	// behind NAT), "server", "client" or "off".
 	DHT string `json:"dht"`
@@ -132,6 +138,7 @@ func DefaultSettings() Settings {
 		Listen:      def.Listen,
 		Bootstrap:   []string{},
 		API:         "127.0.0.1:0",
+		Gateway:     DefaultGateway,
 		DHT:         def.DHTMode.String(),
 		FindTimeout: fmt.Sprintf("%gs", def.FindTimeout.Seconds()),
 		Chunker:     def.Chunking.Algorithm,

@@ -32,6 +32,11 @@ type Options struct {
 	API string
 	// Metrics, if set, is where Prometheus metrics are served (/metrics).
 	Metrics string
+	// Gateway, if set, is where the HTTP gateway listens (see
+	// Settings.GatewayAddr); GatewayFetch lets a gateway that is not on
+	// loopback serve roots this node does not share.
+	Gateway      string
+	GatewayFetch bool
 	// Logger receives the daemon's logs; nil means slog.Default().
 	Logger *slog.Logger
 }
@@ -48,6 +53,9 @@ type Daemon struct {
 	api     *http.Server
 	metLn   net.Listener
 	met     *http.Server
+	gwLn    net.Listener // the HTTP gateway (gateway.go); nil when off
+	gw      *http.Server
+	gwAny   bool            // the gateway serves roots this node does not share
 	base    context.Context // handlers' contexts derive from it; Close cancels it
 	cancel  context.CancelFunc
 	stop    chan struct{}
@@ -105,6 +113,13 @@ func Start(ctx context.Context, opts Options) (_ *Daemon, err error) {
 		}
 		cleanup = append(cleanup, func() { d.metLn.Close() })
 	}
+	var gwLn net.Listener
+	if opts.Gateway != "" {
+		if gwLn, err = d.listenGateway(opts.Gateway); err != nil {
+			return nil, err
+		}
+		cleanup = append(cleanup, func() { gwLn.Close() })
+	}
 	n, err := node.New(ctx, opts.Node)
 	if err != nil {
 		return nil, fmt.Errorf("daemon: starting the node: %w", explainListen(err, "--listen"))
@@ -129,6 +144,13 @@ func Start(ctx context.Context, opts Options) (_ *Daemon, err error) {
 	if d.metLn != nil {
 		d.met = &http.Server{Handler: metricsHandler(n), ReadHeaderTimeout: 10 * time.Second}
 	}
+	if gwLn != nil {
+		if err := d.startGateway(n, gwLn, opts.GatewayFetch); err != nil {
+			d.cancel()
+			return nil, err
+		}
+		cleanup = append(cleanup, func() { os.Remove(filepath.Join(opts.Home, GatewayFile)) })
+	}
 	if err := writeFileAtomic(filepath.Join(opts.Home, AddrFile), []byte(d.apiLn.Addr().String()+"\n"), 0o600); err != nil {
 		d.cancel()
 		return nil, fmt.Errorf("daemon: writing %s: %w", AddrFile, err)
@@ -136,6 +158,9 @@ func Start(ctx context.Context, opts Options) (_ *Daemon, err error) {
 	d.spawn(func() { d.serve(d.api, d.apiLn, "API") })
 	if d.met != nil {
 		d.spawn(func() { d.serve(d.met, d.metLn, "metrics") })
+	}
+	if d.gw != nil {
+		d.spawn(func() { d.serve(d.gw, d.gwLn, "gateway") })
 	}
 	d.spawn(d.sampleLoop)
 	return d, nil
@@ -220,6 +245,7 @@ func (d *Daemon) Close() error {
 		if d.met != nil {
 			errs = append(errs, d.met.Shutdown(ctx))
 		}
+		errs = append(errs, d.closeGateway(ctx))
 		d.wg.Wait()
 		errs = append(errs, d.local.n.Close())
 		addrFile := filepath.Join(d.home, AddrFile)

@@ -24,7 +24,7 @@ func daemonCommand() *cli.Command {
 			&cli.StringFlag{Name: "api", EnvVars: []string{"PEER_API"}, Usage: "serve the API on `ADDR` (loopback only; default 127.0.0.1 on a random port)"},
 			&cli.StringFlag{Name: "metrics", EnvVars: []string{"PEER_METRICS"}, Usage: "serve Prometheus metrics at http://`ADDR`/metrics"},
 			&cli.StringFlag{Name: "log-level", EnvVars: []string{"PEER_LOG_LEVEL"}, Value: "info", Usage: "debug, info, warn or error"},
-		}, append(nodeFlags(), chunkingFlags()...)...),
+		}, append(append(nodeFlags(), chunkingFlags()...), gatewayFlags()...)...),
 		Action: runDaemon,
 	}
 }
@@ -34,6 +34,7 @@ type daemonInfo struct {
 	Addrs   []string `json:"addrs"`
 	API     string   `json:"api"`
 	Metrics string   `json:"metrics,omitempty"`
+	Gateway string   `json:"gateway,omitempty"` // http://HOST:PORT/ipfs/
 	Home    string   `json:"home"`
 }
 
@@ -54,11 +55,17 @@ func runDaemon(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	d, err := daemon.Start(c.Context, daemon.Options{Home: home, Node: cfg, API: s.API, Metrics: s.Metrics, Logger: log})
+	applyGatewayFlags(c, &s)
+	gw, err := s.GatewayAddr()
+	if err != nil {
+		return err
+	}
+	d, err := daemon.Start(c.Context, daemon.Options{Home: home, Node: cfg, API: s.API, Metrics: s.Metrics,
+		Gateway: gw, GatewayFetch: s.GatewayFetch, Logger: log})
 	if err != nil {
 		return explainBusy(err)
 	}
-	info := daemonInfo{ID: d.Node().ID().String(), API: d.APIAddr(), Metrics: d.MetricsAddr(), Home: home}
+	info := daemonInfo{ID: d.Node().ID().String(), API: d.APIAddr(), Metrics: d.MetricsAddr(), Gateway: d.GatewayURL(""), Home: home}
 	for _, a := range d.Node().Addrs() {
 		info.Addrs = append(info.Addrs, a.String())
 	}
@@ -77,6 +84,7 @@ func runDaemon(c *cli.Context) error {
 			fmt.Fprintf(w, "%s\t%s\n", label, a)
 		}
 		fmt.Fprintf(w, "API\t%s (token in %s)\n", info.API, filepath.Join(home, daemon.TokenFile))
+		printGateway(w, d)
 		if info.Metrics != "" {
 			fmt.Fprintf(w, "metrics\thttp://%s/metrics\n", info.Metrics)
 		}

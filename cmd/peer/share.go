@@ -106,6 +106,9 @@ func shareNet(c *cli.Context) error {
 			}
 			fmt.Fprintf(c.App.Writer, "%s  %s  (%s, %s)\n", sh.Root, p, humanBytes(sh.Size), kind)
 			fmt.Fprintf(c.App.Writer, "ticket: %s\n", sh.Ticket)
+			if u := gatewayLink(c, sh.Root); u != "" && !foreground {
+				fmt.Fprintf(c.App.Writer, "gateway: %s\n", u)
+			}
 			for _, s := range sh.Skipped {
 				fmt.Fprintf(c.App.ErrWriter, "left out (not a regular file or folder): %s\n", s)
 			}

@@ -54,7 +54,8 @@ var house = map[string]rule{
 	// On top: the daemon and its API, the simulator, the CLI.
 	// The daemon and the CLI speak node's vocabulary only: its types, its
 	// errors, its settings. The CLI runs a daemon, a node or a simulation.
-	"daemon":   {imports: []string{"node"}},
+	"gateway":  {imports: []string{"node", "carfile", "unixfs"}}, // the HTTP gateway: node.Open and node.Block behind /ipfs/
+	"daemon":   {imports: []string{"node", "gateway"}},
 	"simulate": {imports: []string{"node", "chunker", "importer", "unixfs", "dht", "swarm", "swarm/wire"}},
 	"cmd/peer": {imports: []string{"node", "daemon", "simulate"}},
 
