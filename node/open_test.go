@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -361,3 +362,62 @@ func TestFetchFromPeerStillDownloading(t *testing.T) {
 }
 
 func ptr(ai peer.AddrInfo) *peer.AddrInfo { return &ai }
+
+// writeSizes records the size of every Write it is given.
+type writeSizes struct {
+	buf   bytes.Buffer
+	sizes []int
+}
+
+func (w *writeSizes) Write(p []byte) (int, error) {
+	w.sizes = append(w.sizes, len(p))
+	return w.buf.Write(p)
+}
+
+// TestReaderWriteToWholeChunks: io.Copy from a Reader (what `peer get -o -`
+// and the daemon's cat do) hands the writer whole verified chunks from the
+// reader's own buffer, not 32 KiB pieces copied through io.Copy's buffer,
+// starting from the read position.
+func TestReaderWriteToWholeChunks(t *testing.T) {
+	ctx := context.Background()
+	_, nodes := mockNodes(t, 1)
+	a := nodes[0]
+	path, data := randomFile(t, t.TempDir(), "big.bin", 3<<20+12345, 11)
+	sh, err := a.Share(ctx, path, ShareOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := a.Open(ctx, Target{Root: sh.Root}, FetchOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	const start = 1<<19 + 7
+	if _, err := r.Seek(start, io.SeekStart); err != nil {
+		t.Fatal(err)
+	}
+	var w writeSizes
+	n, err := io.Copy(&w, r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n != int64(len(data)-start) || !bytes.Equal(w.buf.Bytes(), data[start:]) {
+		t.Fatalf("io.Copy from %d: %d bytes, want %d and the file's bytes", start, n, len(data)-start)
+	}
+	var want []int
+	for _, c := range r.st.layout.Chunks {
+		if end := c.Offset + int64(c.Size); end > start {
+			want = append(want, int(end-max(c.Offset, start)))
+		}
+	}
+	if len(want) < 3 {
+		t.Fatalf("the file is %d chunks: too few to test", len(r.st.layout.Chunks))
+	}
+	if !slices.Equal(w.sizes, want) {
+		t.Fatalf("writes of %v bytes, want one per chunk: %v", w.sizes, want)
+	}
+	// The position moved to the end: nothing more to copy.
+	if n, err := io.Copy(&w, r); n != 0 || err != nil {
+		t.Fatalf("second io.Copy = %d, %v; want 0, nil", n, err)
+	}
+}
