@@ -166,17 +166,34 @@ type stream struct {
 	done  chan struct{}    // closed when the fetch has ended
 	once  sync.Once        // closes ready
 
-	// layout and src are set before ready is closed and never change.
+	// layout, src and read are set before ready is closed and never
+	// change.
 	layout *swarm.Layout
 	src    swarm.Source
+	read   func(ctx context.Context, i int64, buf []byte) ([]byte, error) // src.ReadChunk, or its ReadBack
 
 	mu      sync.Mutex
 	err     error         // why the fetch ended; nil while it runs or when complete
 	changed chan struct{} // closed and replaced when a chunk is verified
 }
 
+// readBacker is the download of a fetch: its ReadBack reads a chunk it
+// verified before writing it, without hashing it again.
+type readBacker interface {
+	ReadBack(ctx context.Context, i int64, buf []byte) ([]byte, error)
+}
+
+// start is called by the stream's own fetch, into the streams folder: the
+// readers read its chunks back without hashing them a second time (the
+// fetch verified each in memory before writing it there, and nothing but
+// this node writes in its home). A source found where it lies (a share, a
+// finished fetch into a folder of the user's) is read through ReadChunk,
+// which verifies.
 func (st *stream) start(l *swarm.Layout, src swarm.Source) {
-	st.layout, st.src = l, src
+	st.layout, st.src, st.read = l, src, src.ReadChunk
+	if rb, ok := src.(readBacker); ok {
+		st.read = rb.ReadBack
+	}
 	st.once.Do(func() { close(st.ready) })
 }
 
@@ -349,7 +366,11 @@ func (r *Reader) chunkAtLocked(off int64) ([]byte, error) {
 		if err := r.wait(i); err != nil {
 			return nil, err
 		}
-		data, err := r.st.src.ReadChunk(r.ctx, i, r.buf)
+		read := r.st.read
+		if read == nil {
+			read = r.st.src.ReadChunk
+		}
+		data, err := read(r.ctx, i, r.buf)
 		if err != nil {
 			r.bufAt = -1
 			return nil, fmt.Errorf("node: reading chunk %d: %w", i, err)

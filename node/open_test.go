@@ -421,3 +421,63 @@ func TestReaderWriteToWholeChunks(t *testing.T) {
 		t.Fatalf("second io.Copy = %d, %v; want 0, nil", n, err)
 	}
 }
+
+// TestOpenReadsItsFetchBack: the readers of a root that Open fetches read
+// its chunks back from the streams folder without hashing them a second
+// time (the fetch verified each before writing it, and that folder is the
+// node's own), which the bytes below, changed on disk behind the node's
+// back, show; a file the user shares is still verified on every read.
+func TestOpenReadsItsFetchBack(t *testing.T) {
+	ctx := context.Background()
+	mn, nodes := mockNodes(t, 2)
+	a, b := nodes[0], nodes[1]
+	link(t, mn, a, b, 0)
+	path, data := randomFile(t, t.TempDir(), "clip.bin", 3<<20, 5)
+	sh, err := a.Share(ctx, path, ShareOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ai := a.AddrInfo()
+	r, err := b.Open(ctx, Target{Root: sh.Root, Hint: &ai}, FetchOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	var got bytes.Buffer
+	if _, err := io.Copy(&got, r); err != nil || !bytes.Equal(got.Bytes(), data) {
+		t.Fatalf("io.Copy: %v, or wrong bytes", err)
+	}
+	<-r.st.done // the fetch moved the file into place
+	c := r.st.layout.Chunks[1]
+	edit := func(path string) {
+		t.Helper()
+		f, err := os.OpenFile(path, os.O_WRONLY, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.WriteAt([]byte("edited"), c.Offset); err != nil {
+			t.Fatal(err)
+		}
+		f.Close()
+	}
+	edit(filepath.Join(b.cfg.Home, streamsDir, sh.Root.String()))
+	want := append([]byte("edited"), data[c.Offset+6:c.Offset+int64(c.Size)]...)
+	buf := make([]byte, c.Size)
+	if _, err := r.ReadAt(buf, c.Offset); err != nil {
+		t.Fatalf("reading chunk 1 back from the streams folder: %v", err)
+	}
+	if !bytes.Equal(buf, want) {
+		t.Fatal("chunk 1 read back is not what the streams folder holds")
+	}
+
+	// The shared file, edited by its user, is refused, not read.
+	ra, err := a.Open(ctx, Target{Root: sh.Root}, FetchOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ra.Close()
+	edit(path)
+	if _, err := ra.ReadAt(buf, c.Offset); err == nil {
+		t.Fatal("an edited shared file was read as the root's bytes")
+	}
+}
