@@ -38,9 +38,9 @@ import (
 // last change must be for the chunk to get a proof.
 const proofAge = time.Minute
 
-// maxProofs bounds the chunks that have a proof: 1 Mi of them, some 100
-// MiB of memory at most, is 1 TiB of 1 MiB chunks.
-const maxProofs = 1 << 20
+// maxProofs bounds the chunks that have a proof: 256 Ki of them (256 GiB
+// of 1 MiB chunks) take some 50 MiB at most (path, CID and stamp each).
+const maxProofs = 1 << 18
 
 // stamp is what a file's metadata says about its content.
 type stamp struct {
