@@ -243,9 +243,9 @@ func folderError(root cid.Cid) error {
 }
 
 // Reader reads one file of a root while it downloads; see Node.Open. It is
-// an io.ReadSeekCloser, an io.ReaderAt and an io.WriterTo. A Reader is for one goroutine at
-// a time; Close may be called from any goroutine and unblocks a waiting
-// Read.
+// an io.ReadSeekCloser, an io.ReaderAt and an io.WriterTo. A Reader is for
+// one goroutine at a time; Close may be called from any goroutine and
+// unblocks a waiting Read.
 type Reader struct {
 	st     *stream
 	ctx    context.Context
