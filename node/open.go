@@ -166,17 +166,34 @@ type stream struct {
 	done  chan struct{}    // closed when the fetch has ended
 	once  sync.Once        // closes ready
 
-	// layout and src are set before ready is closed and never change.
+	// layout, src and read are set before ready is closed and never
+	// change.
 	layout *swarm.Layout
 	src    swarm.Source
+	read   func(ctx context.Context, i int64, buf []byte) ([]byte, error) // src.ReadChunk, or its ReadBack
 
 	mu      sync.Mutex
 	err     error         // why the fetch ended; nil while it runs or when complete
 	changed chan struct{} // closed and replaced when a chunk is verified
 }
 
+// readBacker is the download of a fetch: its ReadBack reads a chunk it
+// verified before writing it, without hashing it again.
+type readBacker interface {
+	ReadBack(ctx context.Context, i int64, buf []byte) ([]byte, error)
+}
+
+// start is called by the stream's own fetch, into the streams folder: the
+// readers read its chunks back without hashing them a second time (the
+// fetch verified each in memory before writing it there, and nothing but
+// this node writes in its home). A source found where it lies (a share, a
+// finished fetch into a folder of the user's) is read through ReadChunk,
+// which verifies.
 func (st *stream) start(l *swarm.Layout, src swarm.Source) {
-	st.layout, st.src = l, src
+	st.layout, st.src, st.read = l, src, src.ReadChunk
+	if rb, ok := src.(readBacker); ok {
+		st.read = rb.ReadBack
+	}
 	st.once.Do(func() { close(st.ready) })
 }
 
@@ -226,9 +243,9 @@ func folderError(root cid.Cid) error {
 }
 
 // Reader reads one file of a root while it downloads; see Node.Open. It is
-// an io.ReadSeekCloser and an io.ReaderAt. A Reader is for one goroutine at
-// a time; Close may be called from any goroutine and unblocks a waiting
-// Read.
+// an io.ReadSeekCloser, an io.ReaderAt and an io.WriterTo. A Reader is for
+// one goroutine at a time; Close may be called from any goroutine and
+// unblocks a waiting Read.
 type Reader struct {
 	st     *stream
 	ctx    context.Context
@@ -263,6 +280,38 @@ func (r *Reader) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// WriteTo writes the file from the current position to its end into w and
+// moves the position there: what io.Copy from a Reader calls. Each chunk is
+// written whole from the buffer it was read into, as soon as it is
+// verified, with no copy in between. It waits for chunks like Read.
+func (r *Reader) WriteTo(w io.Writer) (int64, error) {
+	var total int64
+	for {
+		r.mu.Lock()
+		data, err := r.chunkAtLocked(r.off)
+		r.mu.Unlock()
+		if err == io.EOF {
+			return total, nil
+		}
+		if err != nil {
+			return total, err
+		}
+		// data is the reader's own buffer: only this goroutine reads
+		// into it, so it holds while w writes it, without the lock.
+		n, err := w.Write(data)
+		total += int64(n)
+		r.mu.Lock()
+		r.off += int64(n)
+		r.mu.Unlock()
+		if err == nil && n < len(data) {
+			err = io.ErrShortWrite
+		}
+		if err != nil {
+			return total, err
+		}
+	}
+}
+
 // ReadAt reads len(p) bytes at off, waiting for them like Read; it moves
 // the fetch's priority but not the position Read uses. A negative off is an
 // error.
@@ -285,35 +334,63 @@ func (r *Reader) ReadAt(p []byte, off int64) (int, error) {
 
 // readAtLocked reads what one chunk holds at off.
 func (r *Reader) readAtLocked(p []byte, off int64) (int, error) {
-	select {
-	case <-r.closed:
-		if err := r.ctx.Err(); err != nil {
+	if len(p) == 0 {
+		if err := r.closedErr(); err != nil {
 			return 0, err
 		}
-		return 0, os.ErrClosed
-	default:
+		if off >= r.size {
+			return 0, io.EOF
+		}
+		return 0, nil
+	}
+	data, err := r.chunkAtLocked(off)
+	if err != nil {
+		return 0, err
+	}
+	return copy(p, data), nil
+}
+
+// chunkAtLocked returns the bytes from off to the end of the chunk that
+// holds off, in the reader's buffer (valid until the next read), once that
+// chunk is verified; io.EOF at the end of the file.
+func (r *Reader) chunkAtLocked(off int64) ([]byte, error) {
+	if err := r.closedErr(); err != nil {
+		return nil, err
 	}
 	if off >= r.size {
-		return 0, io.EOF
-	}
-	if len(p) == 0 {
-		return 0, nil
+		return nil, io.EOF
 	}
 	l := r.st.layout
 	i, _ := l.Span(0, off, 1)
 	if i != r.bufAt {
 		if err := r.wait(i); err != nil {
-			return 0, err
+			return nil, err
 		}
-		data, err := r.st.src.ReadChunk(r.ctx, i, r.buf)
+		read := r.st.read
+		if read == nil {
+			read = r.st.src.ReadChunk
+		}
+		data, err := read(r.ctx, i, r.buf)
 		if err != nil {
 			r.bufAt = -1
-			return 0, fmt.Errorf("node: reading chunk %d: %w", i, err)
+			return nil, fmt.Errorf("node: reading chunk %d: %w", i, err)
 		}
 		r.buf, r.bufAt = data, i
 	}
-	n := copy(p, r.buf[off-l.Chunks[i].Offset:])
-	return n, nil
+	return r.buf[off-l.Chunks[i].Offset:], nil
+}
+
+// closedErr returns why reads fail once the reader is closed, else nil.
+func (r *Reader) closedErr() error {
+	select {
+	case <-r.closed:
+		if err := r.ctx.Err(); err != nil {
+			return err
+		}
+		return os.ErrClosed
+	default:
+		return nil
+	}
 }
 
 // wait blocks until chunk i is verified, asking the fetch for it and what

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -361,3 +362,122 @@ func TestFetchFromPeerStillDownloading(t *testing.T) {
 }
 
 func ptr(ai peer.AddrInfo) *peer.AddrInfo { return &ai }
+
+// writeSizes records the size of every Write it is given.
+type writeSizes struct {
+	buf   bytes.Buffer
+	sizes []int
+}
+
+func (w *writeSizes) Write(p []byte) (int, error) {
+	w.sizes = append(w.sizes, len(p))
+	return w.buf.Write(p)
+}
+
+// TestReaderWriteToWholeChunks: io.Copy from a Reader (what `peer get -o -`
+// and the daemon's cat do) hands the writer whole verified chunks from the
+// reader's own buffer, not 32 KiB pieces copied through io.Copy's buffer,
+// starting from the read position.
+func TestReaderWriteToWholeChunks(t *testing.T) {
+	ctx := context.Background()
+	_, nodes := mockNodes(t, 1)
+	a := nodes[0]
+	path, data := randomFile(t, t.TempDir(), "big.bin", 3<<20+12345, 11)
+	sh, err := a.Share(ctx, path, ShareOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := a.Open(ctx, Target{Root: sh.Root}, FetchOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	const start = 1<<19 + 7
+	if _, err := r.Seek(start, io.SeekStart); err != nil {
+		t.Fatal(err)
+	}
+	var w writeSizes
+	n, err := io.Copy(&w, r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n != int64(len(data)-start) || !bytes.Equal(w.buf.Bytes(), data[start:]) {
+		t.Fatalf("io.Copy from %d: %d bytes, want %d and the file's bytes", start, n, len(data)-start)
+	}
+	var want []int
+	for _, c := range r.st.layout.Chunks {
+		if end := c.Offset + int64(c.Size); end > start {
+			want = append(want, int(end-max(c.Offset, start)))
+		}
+	}
+	if len(want) < 3 {
+		t.Fatalf("the file is %d chunks: too few to test", len(r.st.layout.Chunks))
+	}
+	if !slices.Equal(w.sizes, want) {
+		t.Fatalf("writes of %v bytes, want one per chunk: %v", w.sizes, want)
+	}
+	// The position moved to the end: nothing more to copy.
+	if n, err := io.Copy(&w, r); n != 0 || err != nil {
+		t.Fatalf("second io.Copy = %d, %v; want 0, nil", n, err)
+	}
+}
+
+// TestOpenReadsItsFetchBack: the readers of a root that Open fetches read
+// its chunks back from the streams folder without hashing them a second
+// time (the fetch verified each before writing it, and that folder is the
+// node's own), which the bytes below, changed on disk behind the node's
+// back, show; a file the user shares is still verified on every read.
+func TestOpenReadsItsFetchBack(t *testing.T) {
+	ctx := context.Background()
+	mn, nodes := mockNodes(t, 2)
+	a, b := nodes[0], nodes[1]
+	link(t, mn, a, b, 0)
+	path, data := randomFile(t, t.TempDir(), "clip.bin", 3<<20, 5)
+	sh, err := a.Share(ctx, path, ShareOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ai := a.AddrInfo()
+	r, err := b.Open(ctx, Target{Root: sh.Root, Hint: &ai}, FetchOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	var got bytes.Buffer
+	if _, err := io.Copy(&got, r); err != nil || !bytes.Equal(got.Bytes(), data) {
+		t.Fatalf("io.Copy: %v, or wrong bytes", err)
+	}
+	<-r.st.done // the fetch moved the file into place
+	c := r.st.layout.Chunks[1]
+	edit := func(path string) {
+		t.Helper()
+		f, err := os.OpenFile(path, os.O_WRONLY, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.WriteAt([]byte("edited"), c.Offset); err != nil {
+			t.Fatal(err)
+		}
+		f.Close()
+	}
+	edit(filepath.Join(b.cfg.Home, streamsDir, sh.Root.String()))
+	want := append([]byte("edited"), data[c.Offset+6:c.Offset+int64(c.Size)]...)
+	buf := make([]byte, c.Size)
+	if _, err := r.ReadAt(buf, c.Offset); err != nil {
+		t.Fatalf("reading chunk 1 back from the streams folder: %v", err)
+	}
+	if !bytes.Equal(buf, want) {
+		t.Fatal("chunk 1 read back is not what the streams folder holds")
+	}
+
+	// The shared file, edited by its user, is refused, not read.
+	ra, err := a.Open(ctx, Target{Root: sh.Root}, FetchOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ra.Close()
+	edit(path)
+	if _, err := ra.ReadAt(buf, c.Offset); err == nil {
+		t.Fatal("an edited shared file was read as the root's bytes")
+	}
+}

@@ -54,7 +54,9 @@ type childReport struct {
 // from a seeder process to a fetcher process and prints the rate beside raw
 // libp2p stream throughput between two such processes, measured in the same
 // round, for PEER_BENCH_ROUNDS rounds (default 3); and both processes' peak
-// RSS, the duplicate bytes and the time to first byte. When PEER_BENCH_KUBO
+// RSS, the duplicate bytes and the time to first byte. Each round also
+// reads the file through Open into /dev/null in a third process (the
+// stdout path of `peer get -o -`), held against the same raw stream. When PEER_BENCH_KUBO
 // names an ipfs binary, each round also times Kubo's `ipfs get` and `ipfs
 // cat` of the same file between two Kubo daemons on loopback
 // (kubo_bench_test.go), and the transfer is held against them too.
@@ -90,7 +92,7 @@ func BenchmarkTransfer(b *testing.B) {
 		}
 		rounds = v
 	}
-	type round struct{ fetch, raw, kuboGet, kuboCat float64 } // MB/s
+	type round struct{ fetch, open, raw, kuboGet, kuboCat float64 } // MB/s
 	var (
 		runs            []round
 		firstByte, ttfb float64
@@ -119,10 +121,21 @@ func BenchmarkTransfer(b *testing.B) {
 			}
 			r.raw = mb / rr.Seconds
 		}
+		// The stdout path: Open, then io.Copy into /dev/null, as
+		// `peer get -o -` does in process.
+		open := func() {
+			rep := runChild(b, "open", map[string]string{"PEER_BENCH_TICKET": ticket, "PEER_BENCH_HOME": filepath.Join(dir, fmt.Sprintf("opener-%d", i))})
+			if rep.Bytes != size {
+				b.Fatalf("read %d bytes through Open, want %d", rep.Bytes, size)
+			}
+			r.open = mb / rep.Seconds
+		}
 		if i%2 == 0 {
 			fetch()
 			rawRun()
+			open()
 		} else {
+			open()
 			rawRun()
 			fetch()
 		}
@@ -137,10 +150,14 @@ func BenchmarkTransfer(b *testing.B) {
 	seedRSS := seeder.finish(b).PeakRSS
 	raw.finish(b)
 
-	var each []string
+	var each, eachOpen []string
 	for _, r := range runs {
 		each = append(each, fmt.Sprintf("%.0f/%.0f = %.2fx", r.fetch, r.raw, r.fetch/r.raw))
+		eachOpen = append(eachOpen, fmt.Sprintf("%.0f/%.0f = %.2fx", r.open, r.raw, r.open/r.raw))
 	}
+	openRuns := slices.Clone(runs)
+	slices.SortFunc(openRuns, func(x, y round) int { return cmp.Compare(x.open/x.raw, y.open/y.raw) })
+	openMed := openRuns[len(openRuns)/2]
 	byRatio := slices.Clone(runs)
 	slices.SortFunc(byRatio, func(x, y round) int { return cmp.Compare(x.fetch/x.raw, y.fetch/y.raw) })
 	med := byRatio[len(byRatio)/2]
@@ -155,6 +172,9 @@ func BenchmarkTransfer(b *testing.B) {
 	mib := func(v int64) float64 { return float64(v) / (1 << 20) }
 	benchrec.Add(benchrec.Record{Name: fmt.Sprintf("transfer %d MiB, two processes, TCP+TLS+yamux", size>>20), Figure: fetchRate, Unit: "MB/s",
 		Limit: rawRate, LimitName: "MB/s raw libp2p stream", Target: ">= 0.6x", Met: fetchRate/rawRate >= 0.6})
+	b.ReportMetric(openMed.open/openMed.raw, "open-x-raw")
+	benchrec.Add(benchrec.Record{Name: fmt.Sprintf("stdout path (Open, io.Copy) %d MiB, two processes, TCP+TLS+yamux", size>>20), Figure: openMed.open, Unit: "MB/s",
+		Limit: openMed.raw, LimitName: "MB/s raw libp2p stream", Target: ">= 0.6x", Met: openMed.open/openMed.raw >= 0.6})
 	kuboLine := fmt.Sprintf("    no Kubo in this run: set %s to an ipfs binary to time its get and cat of the same file\n", benchrec.EnvKubo)
 	if kubo != nil {
 		med := func(f func(round) float64) float64 {
@@ -179,10 +199,12 @@ func BenchmarkTransfer(b *testing.B) {
 	benchrec.Add(benchrec.Record{Name: "time to first verified byte (Open, known peer)", Figure: ttfb * 1000, Unit: "ms", Target: "<= 50 ms", Met: ttfb <= 0.05})
 	fmt.Printf("--- %s: %d MiB between two processes on 127.0.0.1 (TCP+TLS+yamux), %d round(s) of transfer and raw stream:\n"+
 		"    transfer %.0f MB/s = %.2fx raw libp2p stream %.0f MB/s (target >= 0.6x), the median round of: %s\n"+
+		"    stdout path (Open, io.Copy to /dev/null) %.0f MB/s = %.2fx raw %.0f MB/s (target >= 0.6x), the median round of: %s\n"+
 		"    fetcher peak RSS %.0f MiB (limit 128 MiB); seeder peak RSS %.0f MiB (limit 96 MiB)\n"+
 		"    duplicate bytes %.2f%% of the file (limit 2%%); first progress report with verified bytes after %.0f ms (reports come every 50 ms)\n"+
 		"    time to first verified byte through Open from a known peer (dial, manifest, first chunk): %.1f ms (target <= 50 ms)\n%s",
 		b.Name(), size>>20, len(runs), fetchRate, fetchRate/rawRate, rawRate, strings.Join(each, ", "),
+		openMed.open, openMed.open/openMed.raw, openMed.raw, strings.Join(eachOpen, ", "),
 		float64(fetchRSS)/(1<<20), float64(seedRSS)/(1<<20), dupPct, firstByte*1000, ttfb*1000, kuboLine)
 }
 
@@ -354,6 +376,27 @@ func runRole(role string) error {
 			return err
 		}
 		report(childReport{Seconds: time.Since(start).Seconds(), Bytes: res.Progress.Bytes, Duplicate: res.Progress.Duplicate, FirstByte: first.Seconds()})
+	case "open":
+		t, err := ParseTarget(os.Getenv("PEER_BENCH_TICKET"))
+		if err != nil {
+			return err
+		}
+		devNull, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
+		if err != nil {
+			return err
+		}
+		defer devNull.Close()
+		start := time.Now()
+		r, err := n.Open(ctx, t, FetchOptions{})
+		if err != nil {
+			return err
+		}
+		got, err := io.Copy(devNull, r)
+		r.Close()
+		if err != nil {
+			return err
+		}
+		report(childReport{Seconds: time.Since(start).Seconds(), Bytes: got})
 	case "ttfb":
 		t, err := ParseTarget(os.Getenv("PEER_BENCH_TICKET"))
 		if err != nil {
@@ -439,7 +482,7 @@ func peakRSS() int64 {
 // ask for: the transfer's two processes and the raw stream's two.
 func profiled(role string) bool {
 	switch role {
-	case "fetch", "seed", "rawfetch", "rawserve":
+	case "fetch", "open", "seed", "rawfetch", "rawserve":
 		return true
 	}
 	return false

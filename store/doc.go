@@ -27,7 +27,11 @@
 // way. ReadChunk serves a chunk from the first location whose file still has
 // the indexed size and modification time and whose bytes still hash to the
 // chunk's CID; a location that fails marks its share Stale, so a file edited
-// behind the store's back is never served as the old content.
+// behind the store's back is never served as the old content. A chunk that
+// hashed right is served again without hashing while its file's stamp
+// (device, inode, size, mtime and ctime, taken after the read) is what it
+// was, on a local file system, for files last changed over a minute before
+// (proof.go says why that is the same guarantee).
 //
 // # On disk
 //

@@ -590,7 +590,7 @@ func (s *Store) ReadChunk(ctx context.Context, c cid.Cid, buf []byte) ([]byte, e
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		data, err := readLocation(c, l, buf)
+		data, err := s.readLocation(c, l, buf)
 		if err == nil {
 			return data, nil
 		}
@@ -608,9 +608,10 @@ func (s *Store) ReadChunk(ctx context.Context, c cid.Cid, buf []byte) ([]byte, e
 	return nil, fmt.Errorf("%w: chunk %s: %w", ErrStale, c, errors.Join(stale...))
 }
 
-// readLocation reads and verifies one location. Errors that mean the file no
-// longer holds the chunk are *staleError.
-func readLocation(c cid.Cid, l Location, buf []byte) ([]byte, error) {
+// readLocation reads and verifies one location: it hashes the bytes unless a
+// proof holds for them (see proof.go). Errors that mean the file no longer
+// holds the chunk are *staleError.
+func (s *Store) readLocation(c cid.Cid, l Location, buf []byte) ([]byte, error) {
 	f, err := os.Open(l.Path)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
@@ -632,6 +633,9 @@ func readLocation(c cid.Cid, l Location, buf []byte) ([]byte, error) {
 		buf = make([]byte, l.Size)
 	}
 	buf = buf[:l.Size]
+	st, stamped := stampOf(fi)
+	key := proofKey{path: l.Path, offset: l.Offset, size: l.Size}
+	readAt := s.opts.Now()
 	n, err := f.ReadAt(buf, l.Offset)
 	if n < len(buf) {
 		if err == nil || err == io.EOF {
@@ -639,8 +643,20 @@ func readLocation(c cid.Cid, l Location, buf []byte) ([]byte, error) {
 		}
 		return nil, err
 	}
+	if stamped && s.proofs.holds(key, c, st) {
+		// The stamp after the read: a write that the read saw set it.
+		if after, ok := stampAfter(f); ok && after == st {
+			return buf, nil
+		}
+	}
 	if err := integrity.Verify(c, buf); err != nil {
+		s.proofs.forget(key)
 		return nil, &staleError{path: l.Path, reason: "content changed", err: err}
+	}
+	if stamped {
+		if after, ok := stampAfter(f); ok && after == st && localFS(f) {
+			s.proofs.add(key, c, st, readAt)
+		}
 	}
 	return buf, nil
 }

@@ -85,6 +85,8 @@ type Store struct {
 
 	closed    atomic.Bool
 	closeOnce sync.Once
+
+	proofs proofs // that shared files still hold chunks ReadChunk hashed
 }
 
 // Open opens the database at path, creating it (mode 0600) if it does not

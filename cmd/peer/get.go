@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"strings"
 	"time"
@@ -59,7 +60,7 @@ func runGet(c *cli.Context) error {
 	}
 	defer done()
 	if out == "-" {
-		if err := api.Cat(c.Context, req, c.App.Writer); err != nil {
+		if err := api.Cat(c.Context, req, wholeWrites{c.App.Writer}); err != nil {
 			if interrupted(c.Context, err) {
 				return fmt.Errorf("get: %w", context.Canceled)
 			}
@@ -201,4 +202,25 @@ func humanBytes(n int64) string {
 		i++
 	}
 	return fmt.Sprintf("%.1f %ciB", v, "KMGT"[i])
+}
+
+// stdoutBuffer is how many bytes wholeWrites reads before one write: a
+// chunk of the default size, in one write.
+const stdoutBuffer = 1 << 20
+
+// wholeWrites is the stdout of `get -o -`. A reader that writes whole
+// chunks itself (node.Reader, the in-process path) writes them to it as
+// they are; from any other reader (the daemon's HTTP body) it reads up to
+// stdoutBuffer bytes per write, where os.File's ReadFrom would make a
+// write of 32 KiB each.
+type wholeWrites struct{ w io.Writer }
+
+func (w wholeWrites) Write(p []byte) (int, error) { return w.w.Write(p) }
+
+// ReadFrom implements io.ReaderFrom.
+func (w wholeWrites) ReadFrom(r io.Reader) (int64, error) {
+	if wt, ok := r.(io.WriterTo); ok {
+		return wt.WriteTo(w.w)
+	}
+	return io.CopyBuffer(struct{ io.Writer }{w.w}, r, make([]byte, stdoutBuffer))
 }

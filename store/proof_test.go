@@ -1,0 +1,124 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"runtime"
+	"testing"
+	"time"
+
+	"github.com/peer-project/peer/integrity"
+)
+
+// later is a store clock two minutes ahead: files the test just wrote are
+// old enough (proofAge) for ReadChunk to prove their chunks.
+func later() time.Time { return time.Now().Add(2 * time.Minute) }
+
+func hasProof(s *Store, f testFile, i int) bool {
+	k := proofKey{path: f.path, offset: f.chunks[i].Offset, size: f.chunks[i].Size}
+	fi, err := os.Stat(f.path)
+	if err != nil {
+		return false
+	}
+	st, ok := stampOf(fi)
+	return ok && s.proofs.holds(k, f.chunks[i].CID, st)
+}
+
+// TestReadChunkProofs: a chunk that hashed right is served again without
+// hashing while its file's stamp is the same; a file changed within
+// proofAge of the read gets no proof.
+func TestReadChunkProofs(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("proofs are made on Linux only")
+	}
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name  string
+		now   func() time.Time
+		proof bool
+	}{{"old file", later, true}, {"just written", time.Now, false}} {
+		t.Run(tc.name, func(t *testing.T) {
+			s, _ := openTest(t, Options{Now: tc.now})
+			dir := t.TempDir()
+			f := writeFile(t, dir, "f", content("f", 3*testChunk))
+			shareFiles(t, s, dir, integrity.Block([]byte("r")), 10, f)
+			for range 2 {
+				for i := range f.chunks {
+					got, err := s.ReadChunk(ctx, f.chunks[i].CID, nil)
+					if err != nil || !bytes.Equal(got, f.chunkData(i)) {
+						t.Fatalf("ReadChunk %d: %v", i, err)
+					}
+					if hasProof(s, f, i) != tc.proof {
+						t.Fatalf("chunk %d: proof %v, want %v", i, !tc.proof, tc.proof)
+					}
+				}
+			}
+		})
+	}
+}
+
+// TestReadChunkProofsSeeChanges: every change to a shared file after its
+// chunks were proved (TestReadChunkDetectsChanges's, with the file's size
+// and mtime set back as they were, and a file renamed over it) makes
+// ReadChunk hash again and refuse the changed chunk: a proof never serves
+// bytes that are not the chunk's.
+func TestReadChunkProofsSeeChanges(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("proofs are made on Linux only")
+	}
+	flip := func(t *testing.T, f testFile) {
+		d := bytes.Clone(f.data)
+		d[testChunk+5] ^= 0xff
+		os.WriteFile(f.path, d, 0o644)
+		setMtime(t, f)
+	}
+	tests := []struct {
+		name string
+		edit func(t *testing.T, f testFile)
+	}{
+		{"rewritten, same size, mtime forced back", flip},
+		{"written in place, mtime forced back", func(t *testing.T, f testFile) {
+			w, err := os.OpenFile(f.path, os.O_WRONLY, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			w.WriteAt([]byte{f.data[testChunk+5] ^ 0xff}, testChunk+5)
+			w.Close()
+			setMtime(t, f)
+		}},
+		{"renamed over, same size and mtime", func(t *testing.T, f testFile) {
+			d := bytes.Clone(f.data)
+			d[testChunk+5] ^= 0xff
+			tmp := filepath.Join(filepath.Dir(f.path), "tmp")
+			os.WriteFile(tmp, d, 0o644)
+			os.Chtimes(tmp, f.mtime, f.mtime)
+			if err := os.Rename(tmp, f.path); err != nil {
+				t.Fatal(err)
+			}
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s, _ := openTest(t, Options{Now: later})
+			dir := t.TempDir()
+			f := writeFile(t, dir, "f", content("f", 3*testChunk))
+			shareFiles(t, s, dir, integrity.Block([]byte("r")), 10, f)
+			for i := range f.chunks {
+				if _, err := s.ReadChunk(context.Background(), f.chunks[i].CID, nil); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if !hasProof(s, f, 1) {
+				t.Fatal("no proof of chunk 1 after it was read")
+			}
+			tt.edit(t, f)
+			got, err := s.ReadChunk(context.Background(), f.chunks[1].CID, nil)
+			if !errors.Is(err, ErrStale) {
+				t.Fatalf("ReadChunk of the changed chunk = %d bytes, %v; want ErrStale", len(got), err)
+			}
+		})
+	}
+}
