@@ -243,8 +243,8 @@ func (sv *server) readLoop(r *wire.Reader) {
 				// (74 bytes in, up to 1 MiB out).
 				sv.mu.Unlock()
 				sv.sw.count(func(st *Stats) { st.ProtocolViolations++ })
-				sv.close(wire.CodeProtocol, fmt.Sprintf("WANT_NODE of %s, sent %d times already", m.CID, maxNodeResends))
-				sv.sw.Ban(sv.peer, "WANT_NODE of a block it was sent again and again")
+				sv.sw.ban(sv.peer, "WANT_NODE of a block it was sent again and again",
+					sv, wire.CodeProtocol, fmt.Sprintf("WANT_NODE of %s, sent %d times already", m.CID, maxNodeResends))
 				return
 			}
 			sv.nodes = append(sv.nodes, m.CID)
@@ -271,8 +271,8 @@ func (sv *server) want(idx []uint64) bool {
 		sv.mu.Unlock()
 		// Only a flooder gets here: a fetcher's window is far smaller.
 		sv.sw.count(func(st *Stats) { st.ProtocolViolations++ })
-		sv.close(wire.CodeTooManyRequests, "too many requests outstanding")
-		sv.sw.Ban(sv.peer, fmt.Sprintf("more than %d requests waiting", sv.sw.cfg.MaxQueue))
+		sv.sw.ban(sv.peer, fmt.Sprintf("more than %d requests waiting", sv.sw.cfg.MaxQueue),
+			sv, wire.CodeTooManyRequests, "too many requests outstanding")
 		return false
 	}
 	for _, i := range idx {
@@ -317,8 +317,8 @@ func (sv *server) cancel(idx []uint64) bool {
 	sv.mu.Unlock()
 	if over {
 		sv.sw.count(func(st *Stats) { st.ProtocolViolations++ })
-		sv.close(wire.CodeProtocol, "CANCEL of more chunks than were asked for")
-		sv.sw.Ban(sv.peer, "CANCEL of more chunks than it asked for")
+		sv.sw.ban(sv.peer, "CANCEL of more chunks than it asked for",
+			sv, wire.CodeProtocol, "CANCEL of more chunks than were asked for")
 		return false
 	}
 	sv.sw.chk.cancel(sv, idx)

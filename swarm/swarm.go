@@ -328,19 +328,30 @@ func (s *Swarm) Announce(root cid.Cid, i int64) {
 // Ban refuses p for the ban time: its streams are reset and new ones
 // refused.
 func (s *Swarm) Ban(p peer.ID, reason string) {
+	s.ban(p, reason, nil, 0, "")
+}
+
+// ban records the ban of p, then ends first with ERROR code and msg (when
+// first is not nil) and p's other serving sessions with CodeBanned. The ban
+// is recorded before any ERROR is written, so a peer that reads why it was
+// cut off finds itself banned already.
+func (s *Swarm) ban(p peer.ID, reason string, first *server, code wire.ErrCode, msg string) {
 	s.mu.Lock()
 	s.bans[p] = s.cfg.Now().Add(s.cfg.BanTime)
 	s.stats.Bans++
 	var end []*server
 	for _, set := range s.serving {
 		for sv := range set {
-			if sv.peer == p {
+			if sv.peer == p && sv != first {
 				end = append(end, sv)
 			}
 		}
 	}
 	s.mu.Unlock()
 	s.log.Warn("banned peer", "peer", p, "reason", reason)
+	if first != nil {
+		first.close(code, msg)
+	}
 	for _, sv := range end {
 		sv.close(wire.CodeBanned, "banned: "+reason)
 	}
