@@ -33,6 +33,12 @@ type API interface {
 	// Cat fetches a target that names one file and writes its bytes to w
 	// in order.
 	Cat(ctx context.Context, req GetRequest, w io.Writer) error
+	// Export writes a CARv1 of a target's whole DAG to w, fetching what
+	// the node lacks first.
+	Export(ctx context.Context, req ExportRequest, w io.Writer) error
+	// Import takes in the CAR file at req.Path (every block verified) and
+	// shares its roots.
+	Import(ctx context.Context, req ImportRequest) (ImportInfo, error)
 }
 
 // Errors that callers match with errors.Is.

@@ -210,13 +210,13 @@ func (n *Node) importCAR(ctx context.Context, r io.Reader) (_ *ImportResult, err
 		var inc *carfile.IncompleteError
 		if errors.As(err, &inc) {
 			m := inc.Missing[0]
-			return nil, fmt.Errorf("import: %w: %w: root %s lacks block %s; nothing was shared: "+
+			return nil, fmt.Errorf("%w: %w: root %s lacks block %s; nothing was shared: "+
 				"export the CAR again with the whole DAG (peer export ROOT, or ipfs dag export ROOT)", ErrBadCAR, carfile.ErrIncomplete, m.Root, m.Block)
 		}
 		if ctx.Err() != nil {
 			return nil, fmt.Errorf("import: %w", ctx.Err())
 		}
-		return nil, fmt.Errorf("import: %w: %w; nothing was shared", ErrBadCAR, err)
+		return nil, fmt.Errorf("%w: %w; nothing was shared", ErrBadCAR, err)
 	}
 	if err := f.Sync(); err != nil {
 		return nil, fmt.Errorf("import: %w", err)
