@@ -96,6 +96,13 @@ type Options struct {
 	// Result.SkippedLinks; a link whose target lies inside the shared
 	// folder is always followed (what it leads to is shared already).
 	FollowLinks bool
+	// PreserveMode and PreserveMtime store each file's and folder's
+	// permission bits (with setuid, setgid and sticky) and modification
+	// time as UnixFS 1.5 metadata, as Kubo's --preserve-mode and
+	// --preserve-mtime do. The roots then differ from the unixfs-v1-2025
+	// ones (Result.Standard is false); a file of one chunk gets a dag-pb
+	// root of its own, since a raw leaf holds no metadata.
+	PreserveMode, PreserveMtime bool
 
 	// open opens a file for reading; nil means os.Open. Tests replace it
 	// to reach read errors that root's privileges would hide.
@@ -178,7 +185,7 @@ func Import(ctx context.Context, path string, opt Options, sink Sink) (Result, e
 		return Result{}, fmt.Errorf("import %s: %w (it is a %s)", abs, ErrNotShareable, kind(info.Mode()))
 	}
 	res.Chunks, res.Blocks, res.Skipped, res.SkippedLinks = im.chunks, im.blocks, im.skipped, im.skippedLinks
-	res.Standard = !im.nonStandard
+	res.Standard = !im.nonStandard && !opt.PreserveMode && !opt.PreserveMtime
 	return res, nil
 }
 
@@ -210,6 +217,22 @@ func idOf(info fs.FileInfo) (fileID, bool) {
 	return fileID{dev: uint64(st.Dev), ino: st.Ino}, true
 }
 
+// meta returns the builder options that store what Options ask to keep of
+// info.
+func (im *run) meta(info fs.FileInfo) []unixfs.Option {
+	var m unixfs.Meta
+	if im.opt.PreserveMode {
+		m.Mode = info.Mode() & (fs.ModePerm | fs.ModeSetuid | fs.ModeSetgid | fs.ModeSticky)
+	}
+	if im.opt.PreserveMtime {
+		m.Mtime = info.ModTime()
+	}
+	if m.IsZero() {
+		return nil
+	}
+	return []unixfs.Option{unixfs.WithMeta(m)}
+}
+
 func (im *run) putBlock(b unixfs.Block) error {
 	im.blocks++
 	if err := im.sink.PutBlock(b); err != nil {
@@ -227,7 +250,7 @@ type entry struct {
 
 // file imports one regular file and returns its entry for a directory.
 func (im *run) file(path, name string, before fs.FileInfo) (entry, error) {
-	fb := unixfs.NewFileBuilder(im.putBlock)
+	fb := unixfs.NewFileBuilder(im.putBlock, im.meta(before)...)
 	r, err := im.opt.open(path)
 	if err != nil {
 		return entry{}, fmt.Errorf("import: %w", describe(err))
@@ -355,7 +378,7 @@ func (im *run) dir(path, name string, info fs.FileInfo) (entry, error) {
 		return entry{}, fmt.Errorf("import: %w", describe(err))
 	}
 	sort.Slice(des, func(i, j int) bool { return des[i].Name() < des[j].Name() })
-	db, err := unixfs.NewDirBuilder(im.putBlock)
+	db, err := unixfs.NewDirBuilder(im.putBlock, im.meta(info)...)
 	if err != nil {
 		return entry{}, fmt.Errorf("import %s: %w", path, err)
 	}
