@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"time"
 	"unicode/utf8"
 
 	"github.com/ipfs/go-cid"
@@ -522,6 +523,9 @@ func (d *download) finish(force bool) error {
 			return err
 		}
 	}
+	if err := d.applyMetaLocked(); err != nil {
+		return err
+	}
 	aside, err := d.moveIntoPlaceLocked(force)
 	if err != nil {
 		return err
@@ -533,6 +537,44 @@ func (d *download) finish(force bool) error {
 	if aside != "" {
 		// What was replaced: a folder of this root's files only.
 		os.RemoveAll(aside)
+	}
+	return nil
+}
+
+// applyMetaLocked gives the staged files and folders the mode and
+// modification time their nodes store, once every file is complete and
+// fsynced: only permission bits, less the umask (never setuid, setgid or
+// sticky), deepest entries first so that a folder's time is set after
+// its entries are. It never follows a symbolic link. d.io and d.mu are
+// held.
+func (d *download) applyMetaLocked() error {
+	mask := umask()
+	for i := len(d.layout.Meta) - 1; i >= 0; i-- {
+		m := d.layout.Meta[i]
+		p := d.partial
+		if m.Path != "" {
+			if !d.layout.Dir {
+				continue
+			}
+			p = filepath.Join(d.partial, filepath.FromSlash(m.Path))
+		}
+		fi, err := os.Lstat(p)
+		if err != nil {
+			return fmt.Errorf("swarm: applying metadata: %w", err)
+		}
+		if !fi.Mode().IsRegular() && !fi.IsDir() {
+			continue // a symlink's metadata is not applied: it is never followed
+		}
+		if m.Mode != 0 {
+			if err := os.Chmod(p, m.Mode.Perm()&^mask); err != nil {
+				return fmt.Errorf("swarm: applying the mode of %s: %w", p, err)
+			}
+		}
+		if !m.Mtime.IsZero() {
+			if err := os.Chtimes(p, time.Time{}, m.Mtime); err != nil {
+				return fmt.Errorf("swarm: applying the time of %s: %w", p, err)
+			}
+		}
 	}
 	return nil
 }
