@@ -91,6 +91,9 @@ type ShareRequest struct {
 	// FollowLinks shares what symbolic links that lead out of the folder
 	// point at; without it they are left out (ShareInfo.SkippedLinks).
 	FollowLinks bool `json:"follow_links,omitempty"`
+	// PreserveMode and PreserveMtime store UnixFS 1.5 mode and mtime.
+	PreserveMode  bool `json:"preserve_mode,omitempty"`
+	PreserveMtime bool `json:"preserve_mtime,omitempty"`
 }
 
 // ShareInfo is a share.
@@ -110,6 +113,9 @@ type ShareInfo struct {
 	// SkippedLinks are symbolic links that lead out of the folder, left
 	// out.
 	SkippedLinks []string `json:"skipped_links,omitempty"`
+	// Standard says, in Share's answer only, whether the root is the
+	// unixfs-v1-2025 one that Kubo computes for the same bytes.
+	Standard *bool `json:"standard,omitempty"`
 }
 
 // InspectRequest asks for a manifest.

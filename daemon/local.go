@@ -231,7 +231,7 @@ func (l *Local) Share(ctx context.Context, req ShareRequest) (ShareInfo, error) 
 	if !filepath.IsAbs(req.Path) {
 		return ShareInfo{}, errorf(ErrBadRequest, "share: %q is not an absolute path", req.Path)
 	}
-	opts := node.ShareOptions{FollowLinks: req.FollowLinks}
+	opts := node.ShareOptions{FollowLinks: req.FollowLinks, PreserveMode: req.PreserveMode, PreserveMtime: req.PreserveMtime}
 	if req.Chunker != "" || req.ChunkSize != "" {
 		p, err := ParseChunking(req.Chunker, req.ChunkSize)
 		if err != nil {
@@ -254,7 +254,7 @@ func (l *Local) Share(ctx context.Context, req ShareRequest) (ShareInfo, error) 
 	}
 	return ShareInfo{
 		Root: res.Root.String(), Ticket: res.Ticket, Path: req.Path, Name: res.Name, Dir: res.Dir,
-		Size: res.Size, Files: int64(res.Files), Chunks: res.Chunks, Chunker: res.Chunking, Skipped: res.Skipped,
+		Size: res.Size, Files: int64(res.Files), Chunks: res.Chunks, Chunker: res.Chunking, Standard: &res.Standard, Skipped: res.Skipped,
 		SkippedLinks: res.SkippedLinks,
 	}, nil
 }
