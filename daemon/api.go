@@ -88,8 +88,9 @@ type ShareRequest struct {
 	Path      string `json:"path"` // absolute
 	Chunker   string `json:"chunker,omitempty"`
 	ChunkSize string `json:"chunk_size,omitempty"`
-	// FollowLinks shares what symbolic links that lead out of the folder
-	// point at; without it they are left out (ShareInfo.SkippedLinks).
+	// FollowLinks shares what the symbolic links in the folder point at;
+	// without it a link that stays inside the folder is shared as a
+	// symlink and one that leads out is left out (ShareInfo.SkippedLinks).
 	FollowLinks bool `json:"follow_links,omitempty"`
 	// PreserveMode and PreserveMtime store UnixFS 1.5 mode and mtime.
 	PreserveMode  bool `json:"preserve_mode,omitempty"`

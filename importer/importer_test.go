@@ -250,10 +250,18 @@ func TestImportBadInput(t *testing.T) {
 		{"self link", self, ErrLoop, "remove it"},
 		{"bad name", badName, ErrName, `a\b`},
 	}
+	// Links are loops only when followed; else they are shared as
+	// symlinks (TestImportLinksOut).
+	for _, p := range []string{loop, self} {
+		res, err := Import(context.Background(), p, Options{Params: chunker.FixedParams(small)}, nil)
+		if err != nil || res.Symlinks != 1 {
+			t.Errorf("%s without FollowLinks: %+v, %v; want one symlink", p, res, err)
+		}
+	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			s := newMemSink()
-			_, err := Import(context.Background(), tt.path, Options{Params: chunker.FixedParams(small)}, s)
+			_, err := Import(context.Background(), tt.path, Options{Params: chunker.FixedParams(small), FollowLinks: true}, s)
 			if !errors.Is(err, tt.is) || !strings.Contains(err.Error(), tt.says) {
 				t.Fatalf("Import = %v, want %v saying %q", err, tt.is, tt.says)
 			}

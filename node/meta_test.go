@@ -94,3 +94,49 @@ func TestPreserveModeMtime(t *testing.T) {
 		}
 	}
 }
+
+// TestShareSymlinks: a link inside a shared folder that stays inside is
+// shared as a symlink and fetched as one; a link that leads out is left
+// out; with FollowLinks both are followed.
+func TestShareSymlinks(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	outside := t.TempDir()
+	_, secret := randomFile(t, outside, "secret.txt", 50, 4)
+	dir := filepath.Join(t.TempDir(), "folder")
+	_, data := randomFile(t, dir, "sub/f.bin", 300<<10, 5)
+	if err := os.Symlink("sub/f.bin", filepath.Join(dir, "in")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(filepath.Join(outside, "secret.txt"), filepath.Join(dir, "out")); err != nil {
+		t.Fatal(err)
+	}
+	a, b := carNode(t), carNode(t)
+	for _, follow := range []bool{false, true} {
+		sh, err := a.Share(ctx, dir, ShareOptions{FollowLinks: follow})
+		if err != nil {
+			t.Fatal(err)
+		}
+		dest := filepath.Join(t.TempDir(), "got")
+		if _, err := b.Fetch(ctx, Target{Root: sh.Root}, dest, FetchOptions{Peers: []peer.AddrInfo{a.AddrInfo()}}); err != nil {
+			t.Fatal(err)
+		}
+		sameFile(t, filepath.Join(dest, "sub", "f.bin"), data)
+		target, err := os.Readlink(filepath.Join(dest, "in"))
+		if follow {
+			if err == nil || sh.Files != 3 || len(sh.SkippedLinks) != 0 {
+				t.Errorf("FollowLinks: in -> %q, %d files, left out %v; want a file, 3 files, none left out", target, sh.Files, sh.SkippedLinks)
+			}
+			sameFile(t, filepath.Join(dest, "in"), data)
+			sameFile(t, filepath.Join(dest, "out"), secret)
+			continue
+		}
+		if err != nil || target != "sub/f.bin" || sh.Files != 1 || len(sh.SkippedLinks) != 1 {
+			t.Errorf("in -> %q (%v), %d files, left out %v; want a symlink to sub/f.bin, 1 file, out left out", target, err, sh.Files, sh.SkippedLinks)
+		}
+		sameFile(t, filepath.Join(dest, "in"), data) // through the link, read here
+		if _, err := os.Lstat(filepath.Join(dest, "out")); !os.IsNotExist(err) {
+			t.Errorf("the link out of the folder was fetched (%v)", err)
+		}
+	}
+}

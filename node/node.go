@@ -352,8 +352,9 @@ type ShareOptions struct {
 	// Progress, if not nil, is called after each file with the bytes
 	// read so far.
 	Progress func(bytes int64)
-	// FollowLinks shares what symbolic links that lead out of the folder
-	// point at; without it they are left out (ShareResult.SkippedLinks).
+	// FollowLinks shares what the symbolic links in the folder point at;
+	// without it a link that stays inside the folder is shared as a
+	// symlink and one that leads out is left out (ShareResult.SkippedLinks).
 	FollowLinks bool
 	// PreserveMode and PreserveMtime store each file's and folder's mode
 	// and modification time as UnixFS 1.5 metadata (Kubo's

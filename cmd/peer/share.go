@@ -20,7 +20,7 @@ func shareCommand() *cli.Command {
 		Flags: append(append([]cli.Flag{
 			homeFlag(), jsonFlag,
 			&cli.BoolFlag{Name: "only-hash", Usage: "compute the root without storing or announcing anything (no daemon or node needed)"},
-			&cli.BoolFlag{Name: "follow-links", Usage: "share what symbolic links that lead out of the folder point at (left out by default)"},
+			&cli.BoolFlag{Name: "follow-links", Usage: "share what symbolic links point at instead of the links (a link inside the folder is shared as a symlink, one out of it left out, by default)"},
 			&cli.BoolFlag{Name: "preserve-mode", Usage: "store each file's and folder's permission bits (UnixFS 1.5; `peer get` applies them)"},
 			&cli.BoolFlag{Name: "preserve-mtime", Usage: "store each file's and folder's modification time (UnixFS 1.5; `peer get` applies it)"},
 		}, chunkingFlags()...), nodeFlags()...),
