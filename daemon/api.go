@@ -25,8 +25,8 @@ type API interface {
 	Share(ctx context.Context, req ShareRequest) (ShareInfo, error)
 	// Unshare stops sharing a root.
 	Unshare(ctx context.Context, root string) error
-	// Inspect reads a root's manifest: files, sizes, chunk CIDs.
-	Inspect(ctx context.Context, req InspectRequest) (ManifestInfo, error)
+	// Inspect reads a root's DAG: files, sizes, leaf CIDs.
+	Inspect(ctx context.Context, req InspectRequest) (ListingInfo, error)
 	// Get fetches a target to a path, calling progress (if not nil) with
 	// each report; it does not return before the fetch has ended.
 	Get(ctx context.Context, req GetRequest, progress func(ProgressInfo)) (GetResult, error)
@@ -119,14 +119,14 @@ type ShareInfo struct {
 	Standard *bool `json:"standard,omitempty"`
 }
 
-// InspectRequest asks for a manifest.
+// InspectRequest asks for a listing of a DAG.
 type InspectRequest struct {
 	Target string   `json:"target"` // ROOT, TICKET or ROOT/path
 	Peers  []string `json:"peers,omitempty"`
 }
 
-// ManifestInfo is what a root holds.
-type ManifestInfo struct {
+// ListingInfo is what a root holds.
+type ListingInfo struct {
 	Root  string     `json:"root"`
 	Name  string     `json:"name"`
 	Dir   bool       `json:"dir"`
@@ -135,7 +135,7 @@ type ManifestInfo struct {
 	Dirs  []string   `json:"dirs,omitempty"`
 }
 
-// FileInfo is one file of a manifest.
+// FileInfo is one file of a listing.
 type FileInfo struct {
 	Path    string      `json:"path"`
 	CID     string      `json:"cid"`

@@ -71,3 +71,45 @@ func TestExportImport(t *testing.T) {
 		t.Fatalf("export of a bad target = %v, want ErrBadRequest", err)
 	}
 }
+
+// TestGetResultName: a fetch's result names what it fetched as the target
+// names it (a UnixFS root has no name): ROOT/path by its last element, a
+// bare root by its CID, which is then where it is written in Dir.
+func TestGetResultName(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	homeA, homeB := t.TempDir(), t.TempDir()
+	a := startDaemon(t, homeA)
+	startDaemon(t, homeB)
+	ca, err := Dial(ctx, homeA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cb, err := Dial(ctx, homeB)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(t.TempDir(), "d")
+	os.MkdirAll(filepath.Join(dir, "sub"), 0o755)
+	os.WriteFile(filepath.Join(dir, "sub", "b.txt"), []byte("b"), 0o644)
+	sh, err := ca.Share(ctx, ShareRequest{Path: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	peers := []string{a.Node().Addrs()[0].String()}
+	out := t.TempDir()
+	res, err := cb.Get(ctx, GetRequest{Target: sh.Root + "/sub/b.txt", Dir: out, Peers: peers}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Name != "b.txt" || res.Dest != filepath.Join(out, "b.txt") {
+		t.Errorf("ROOT/sub/b.txt: name %q, dest %s", res.Name, res.Dest)
+	}
+	res, err = cb.Get(ctx, GetRequest{Target: sh.Root, Dir: out, Peers: peers}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Name != sh.Root || res.Dest != filepath.Join(out, sh.Root) || !res.Dir {
+		t.Errorf("ROOT: name %q, dest %s, dir %v", res.Name, res.Dest, res.Dir)
+	}
+}

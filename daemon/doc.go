@@ -27,7 +27,7 @@
 //	GET  /v1/shares    []ShareInfo
 //	POST /v1/share     ShareRequest → ShareInfo
 //	POST /v1/unshare   {"root": ROOT}
-//	POST /v1/inspect   InspectRequest → ManifestInfo
+//	POST /v1/inspect   InspectRequest → ListingInfo
 //	POST /v1/get       GetRequest → NDJSON lines {"progress":…}, then {"result":…} or {"error":…}
 //	POST /v1/cat       GetRequest → the file's bytes
 //	POST /v1/export    ExportRequest → a CARv1 of the target's DAG
