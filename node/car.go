@@ -23,7 +23,8 @@ import (
 // what is wrong): nothing of it is shared.
 var ErrBadCAR = errors.New("node: bad CAR")
 
-// importsDir is the folder of the home that holds imported leaves.
+// importsDir is the folder of the home that holds imported leaves; a
+// file of it goes when the last share that indexes it is unshared.
 const importsDir = "imports"
 
 // ExportOptions tune Export.
@@ -308,4 +309,25 @@ func readLeaf(path string, l leafLoc) ([]byte, error) {
 		return nil, err
 	}
 	return b, nil
+}
+
+// dropImported removes the imports file at path, the leaves of an import
+// whose share is gone, once no share indexes it. A path outside the home's
+// imports folder (a user's file) is never touched.
+func (n *Node) dropImported(path string) {
+	if filepath.Dir(path) != filepath.Join(n.cfg.Home, importsDir) || filepath.Ext(path) != ".leaves" {
+		return
+	}
+	shares, err := n.store.Shares()
+	if err != nil {
+		return
+	}
+	for _, sh := range shares {
+		if sh.Path == path {
+			return
+		}
+	}
+	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		n.log.Warn("removing the leaves of an unshared import", "path", path, "err", err)
+	}
 }

@@ -218,3 +218,36 @@ func TestImportRawRoot(t *testing.T) {
 	}
 	sameFile(t, dest, data)
 }
+
+// TestUnshareImport: unsharing an imported root removes its leaves file;
+// unsharing a share of a user's folder leaves the folder alone.
+func TestUnshareImport(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	dir, _ := carFolder(t)
+	a, b := carNode(t), carNode(t)
+	sh, err := a.Share(ctx, dir, ShareOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var car bytes.Buffer
+	if _, err := a.Export(ctx, Target{Root: sh.Root}, &car, ExportOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	im, err := b.Import(ctx, &car)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Unshare(sh.Root); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(im.Path); !os.IsNotExist(err) {
+		t.Errorf("the leaves of the unshared import are still at %s (%v)", im.Path, err)
+	}
+	if err := a.Unshare(sh.Root); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "big.bin")); err != nil {
+		t.Errorf("unsharing a folder touched it: %v", err)
+	}
+}

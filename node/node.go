@@ -423,7 +423,8 @@ func (n *Node) Unshare(root cid.Cid) error {
 	if n.isClosed() {
 		return ErrClosed
 	}
-	if _, err := n.store.Share(root); err != nil {
+	sh, err := n.store.Share(root)
+	if err != nil {
 		return translate(fmt.Errorf("unshare %s: %w", root, err))
 	}
 	n.swarm.StopServing(root)
@@ -436,6 +437,7 @@ func (n *Node) Unshare(root cid.Cid) error {
 	// Folders and files of it that were served on their own go too,
 	// unless another share still holds them.
 	n.swarm.ForgetLookups(func(c cid.Cid, _ swarm.Source) bool { return n.inShare(c) })
+	n.dropImported(sh.Path)
 	return nil
 }
 
