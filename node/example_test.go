@@ -124,7 +124,8 @@ func ExampleNode_Open() {
 }
 
 // Hash computes the root that sharing a file would announce, and its chunks,
-// with no node at all (what `peer share --only-hash` prints).
+// with no node at all (what `peer share --only-hash` prints): a file of one
+// chunk is its own root, a raw leaf, as in every IPFS implementation.
 func ExampleHash() {
 	dir, _ := os.MkdirTemp("", "peer-example-")
 	defer os.RemoveAll(dir)
@@ -139,7 +140,7 @@ func ExampleHash() {
 	fmt.Println(h.Root)
 	fmt.Println(h.Size, "bytes,", len(h.Chunks), "chunk,", h.Chunking)
 	// Output:
-	// bafyreifohasyreq5b4cmr3hdtnyuad6lotal26fjqm5hhnt4vff63jrj4y
+	// bafkreietniiurjk26mfraof6jgk2fsbftlhrhsv5uvor6w3nfphp56y2oy
 	// 12 bytes, 1 chunk, fixed-1048576
 }
 
