@@ -25,14 +25,20 @@ type API interface {
 	Share(ctx context.Context, req ShareRequest) (ShareInfo, error)
 	// Unshare stops sharing a root.
 	Unshare(ctx context.Context, root string) error
-	// Inspect reads a root's manifest: files, sizes, chunk CIDs.
-	Inspect(ctx context.Context, req InspectRequest) (ManifestInfo, error)
+	// Inspect reads a root's DAG: files, sizes, leaf CIDs.
+	Inspect(ctx context.Context, req InspectRequest) (ListingInfo, error)
 	// Get fetches a target to a path, calling progress (if not nil) with
 	// each report; it does not return before the fetch has ended.
 	Get(ctx context.Context, req GetRequest, progress func(ProgressInfo)) (GetResult, error)
 	// Cat fetches a target that names one file and writes its bytes to w
 	// in order.
 	Cat(ctx context.Context, req GetRequest, w io.Writer) error
+	// Export writes a CARv1 of a target's whole DAG to w, fetching what
+	// the node lacks first.
+	Export(ctx context.Context, req ExportRequest, w io.Writer) error
+	// Import takes in the CAR file at req.Path (every block verified) and
+	// shares its roots.
+	Import(ctx context.Context, req ImportRequest) (ImportInfo, error)
 }
 
 // Errors that callers match with errors.Is.
@@ -82,9 +88,13 @@ type ShareRequest struct {
 	Path      string `json:"path"` // absolute
 	Chunker   string `json:"chunker,omitempty"`
 	ChunkSize string `json:"chunk_size,omitempty"`
-	// FollowLinks shares what symbolic links that lead out of the folder
-	// point at; without it they are left out (ShareInfo.SkippedLinks).
+	// FollowLinks shares what the symbolic links in the folder point at;
+	// without it a link that stays inside the folder is shared as a
+	// symlink and one that leads out is left out (ShareInfo.SkippedLinks).
 	FollowLinks bool `json:"follow_links,omitempty"`
+	// PreserveMode and PreserveMtime store UnixFS 1.5 mode and mtime.
+	PreserveMode  bool `json:"preserve_mode,omitempty"`
+	PreserveMtime bool `json:"preserve_mtime,omitempty"`
 }
 
 // ShareInfo is a share.
@@ -104,16 +114,19 @@ type ShareInfo struct {
 	// SkippedLinks are symbolic links that lead out of the folder, left
 	// out.
 	SkippedLinks []string `json:"skipped_links,omitempty"`
+	// Standard says, in Share's answer only, whether the root is the
+	// unixfs-v1-2025 one that Kubo computes for the same bytes.
+	Standard *bool `json:"standard,omitempty"`
 }
 
-// InspectRequest asks for a manifest.
+// InspectRequest asks for a listing of a DAG.
 type InspectRequest struct {
 	Target string   `json:"target"` // ROOT, TICKET or ROOT/path
 	Peers  []string `json:"peers,omitempty"`
 }
 
-// ManifestInfo is what a root holds.
-type ManifestInfo struct {
+// ListingInfo is what a root holds.
+type ListingInfo struct {
 	Root  string     `json:"root"`
 	Name  string     `json:"name"`
 	Dir   bool       `json:"dir"`
@@ -122,7 +135,7 @@ type ManifestInfo struct {
 	Dirs  []string   `json:"dirs,omitempty"`
 }
 
-// FileInfo is one file of a manifest.
+// FileInfo is one file of a listing.
 type FileInfo struct {
 	Path    string      `json:"path"`
 	CID     string      `json:"cid"`

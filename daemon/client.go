@@ -221,7 +221,7 @@ func (c *Client) Unshare(ctx context.Context, root string) error {
 }
 
 // Inspect implements API.
-func (c *Client) Inspect(ctx context.Context, req InspectRequest) (out ManifestInfo, err error) {
+func (c *Client) Inspect(ctx context.Context, req InspectRequest) (out ListingInfo, err error) {
 	return out, c.call(ctx, "POST", "/v1/inspect", req, &out)
 }
 

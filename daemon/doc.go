@@ -27,9 +27,11 @@
 //	GET  /v1/shares    []ShareInfo
 //	POST /v1/share     ShareRequest → ShareInfo
 //	POST /v1/unshare   {"root": ROOT}
-//	POST /v1/inspect   InspectRequest → ManifestInfo
+//	POST /v1/inspect   InspectRequest → ListingInfo
 //	POST /v1/get       GetRequest → NDJSON lines {"progress":…}, then {"result":…} or {"error":…}
 //	POST /v1/cat       GetRequest → the file's bytes
+//	POST /v1/export    ExportRequest → a CARv1 of the target's DAG
+//	POST /v1/import    ImportRequest → ImportInfo
 //
 // An error is {"error": message, "kind": "not_found"|"exists"|"bad_request"|
 // "unauthorized"|"internal"} with a matching HTTP status; Client turns it

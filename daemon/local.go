@@ -231,7 +231,7 @@ func (l *Local) Share(ctx context.Context, req ShareRequest) (ShareInfo, error) 
 	if !filepath.IsAbs(req.Path) {
 		return ShareInfo{}, errorf(ErrBadRequest, "share: %q is not an absolute path", req.Path)
 	}
-	opts := node.ShareOptions{FollowLinks: req.FollowLinks}
+	opts := node.ShareOptions{FollowLinks: req.FollowLinks, PreserveMode: req.PreserveMode, PreserveMtime: req.PreserveMtime}
 	if req.Chunker != "" || req.ChunkSize != "" {
 		p, err := ParseChunking(req.Chunker, req.ChunkSize)
 		if err != nil {
@@ -254,7 +254,7 @@ func (l *Local) Share(ctx context.Context, req ShareRequest) (ShareInfo, error) 
 	}
 	return ShareInfo{
 		Root: res.Root.String(), Ticket: res.Ticket, Path: req.Path, Name: res.Name, Dir: res.Dir,
-		Size: res.Size, Files: int64(res.Files), Chunks: res.Chunks, Chunker: res.Chunking, Skipped: res.Skipped,
+		Size: res.Size, Files: int64(res.Files), Chunks: res.Chunks, Chunker: res.Chunking, Standard: &res.Standard, Skipped: res.Skipped,
 		SkippedLinks: res.SkippedLinks,
 	}, nil
 }
@@ -275,21 +275,21 @@ func (l *Local) Unshare(ctx context.Context, root string) error {
 }
 
 // Inspect implements API.
-func (l *Local) Inspect(ctx context.Context, req InspectRequest) (ManifestInfo, error) {
+func (l *Local) Inspect(ctx context.Context, req InspectRequest) (ListingInfo, error) {
 	t, peers, err := parseTarget(req.Target, req.Peers)
 	if err != nil {
-		return ManifestInfo{}, err
+		return ListingInfo{}, err
 	}
-	// Find the root's manifest within the find timeout first: the rest of
+	// Find the root's node within the find timeout first: the rest of
 	// it comes from the peers that gave it.
 	if _, err := l.describe(ctx, t, peers); err != nil {
-		return ManifestInfo{}, err
+		return ListingInfo{}, err
 	}
 	m, err := l.n.Inspect(ctx, t, peers)
 	if err != nil {
-		return ManifestInfo{}, l.explain(t, err)
+		return ListingInfo{}, l.explain(t, err)
 	}
-	out := ManifestInfo{Root: m.Root.String(), Name: m.Name, Dir: m.Dir, Size: m.Size, Files: []FileInfo{}, Dirs: m.Dirs}
+	out := ListingInfo{Root: m.Root.String(), Name: m.Name, Dir: m.Dir, Size: m.Size, Files: []FileInfo{}, Dirs: m.Dirs}
 	for _, f := range m.Files {
 		fi := FileInfo{Path: f.Path, CID: f.CID.String(), Size: f.Size, Chunker: f.Chunking, Chunks: make([]ChunkInfo, 0, len(f.Chunks))}
 		for _, c := range f.Chunks {

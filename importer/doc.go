@@ -24,10 +24,15 @@
 // files (sockets, devices, pipes) inside a folder are skipped and listed in
 // the Result.
 //
-// Symbolic links: the path given is followed, and so is a link inside the
-// folder whose target lies inside the folder too (its content is shared
-// already; loops are caught). A link that leads out of the folder is left
-// out and listed in Result.SkippedLinks, unless Options.FollowLinks. The
+// Metadata (Options.PreserveMode, PreserveMtime) is stored only when
+// asked for, as Kubo's --preserve-mode and --preserve-mtime store it.
+//
+// Symbolic links: the path given is followed. A link inside the folder
+// whose target lies inside the folder too is shared as a UnixFS symlink,
+// its target as written (as `ipfs add -r` stores it; a fetch writes the
+// link). A link that leads out of the folder is left out and listed in
+// Result.SkippedLinks. With Options.FollowLinks every link is followed
+// instead and what it leads to is shared (loops are caught). The
 // folders in Options.Private (the node's home, with its identity key and
 // API token) are never shared: a path that is one, lies inside one or holds
 // one, even through a followed link, is refused with ErrPrivate.

@@ -91,11 +91,22 @@ type Options struct {
 	// compared by device and inode, so another path to the same folder
 	// is caught too.
 	Private []string
-	// FollowLinks follows symbolic links that lead out of the shared
-	// folder. Without it such a link is left out and listed in
-	// Result.SkippedLinks; a link whose target lies inside the shared
-	// folder is always followed (what it leads to is shared already).
+	// FollowLinks follows the symbolic links inside a shared folder: what
+	// they lead to is shared in their place, wherever it lies. Without it,
+	// a link whose target lies inside the shared folder is shared as a
+	// UnixFS symlink (its target as written, as Kubo's `ipfs add -r`
+	// does: a fetch writes the link, and nothing is shared twice), and a
+	// link that leads out of it is left out and listed in
+	// Result.SkippedLinks (its target would not be there at the fetcher,
+	// and its path says where the sharer's files live).
 	FollowLinks bool
+	// PreserveMode and PreserveMtime store each file's and folder's
+	// permission bits (with setuid, setgid and sticky) and modification
+	// time as UnixFS 1.5 metadata, as Kubo's --preserve-mode and
+	// --preserve-mtime do. The roots then differ from the unixfs-v1-2025
+	// ones (Result.Standard is false); a file of one chunk gets a dag-pb
+	// root of its own, since a raw leaf holds no metadata.
+	PreserveMode, PreserveMtime bool
 
 	// open opens a file for reading; nil means os.Open. Tests replace it
 	// to reach read errors that root's privileges would hide.
@@ -120,6 +131,8 @@ type Result struct {
 	// SkippedLinks are the symbolic links inside a folder that lead out of
 	// it and were left out (see Options.FollowLinks).
 	SkippedLinks []string
+	// Symlinks counts the links shared as UnixFS symlinks.
+	Symlinks int
 }
 
 // Import imports the file or folder at path and returns its root. It blocks
@@ -178,7 +191,8 @@ func Import(ctx context.Context, path string, opt Options, sink Sink) (Result, e
 		return Result{}, fmt.Errorf("import %s: %w (it is a %s)", abs, ErrNotShareable, kind(info.Mode()))
 	}
 	res.Chunks, res.Blocks, res.Skipped, res.SkippedLinks = im.chunks, im.blocks, im.skipped, im.skippedLinks
-	res.Standard = !im.nonStandard
+	res.Symlinks = im.links
+	res.Standard = !im.nonStandard && !opt.PreserveMode && !opt.PreserveMtime
 	return res, nil
 }
 
@@ -196,6 +210,7 @@ type run struct {
 	blocks       int
 	skipped      []string
 	skippedLinks []string
+	links        int  // symlinks shared as UnixFS symlinks
 	nonStandard  bool // a file was not cut as fixed 1 MiB chunks would cut it
 }
 
@@ -208,6 +223,22 @@ func idOf(info fs.FileInfo) (fileID, bool) {
 		return fileID{}, false
 	}
 	return fileID{dev: uint64(st.Dev), ino: st.Ino}, true
+}
+
+// meta returns the builder options that store what Options ask to keep of
+// info.
+func (im *run) meta(info fs.FileInfo) []unixfs.Option {
+	var m unixfs.Meta
+	if im.opt.PreserveMode {
+		m.Mode = info.Mode() & (fs.ModePerm | fs.ModeSetuid | fs.ModeSetgid | fs.ModeSticky)
+	}
+	if im.opt.PreserveMtime {
+		m.Mtime = info.ModTime()
+	}
+	if m.IsZero() {
+		return nil
+	}
+	return []unixfs.Option{unixfs.WithMeta(m)}
 }
 
 func (im *run) putBlock(b unixfs.Block) error {
@@ -227,7 +258,7 @@ type entry struct {
 
 // file imports one regular file and returns its entry for a directory.
 func (im *run) file(path, name string, before fs.FileInfo) (entry, error) {
-	fb := unixfs.NewFileBuilder(im.putBlock)
+	fb := unixfs.NewFileBuilder(im.putBlock, im.meta(before)...)
 	r, err := im.opt.open(path)
 	if err != nil {
 		return entry{}, fmt.Errorf("import: %w", describe(err))
@@ -355,7 +386,7 @@ func (im *run) dir(path, name string, info fs.FileInfo) (entry, error) {
 		return entry{}, fmt.Errorf("import: %w", describe(err))
 	}
 	sort.Slice(des, func(i, j int) bool { return des[i].Name() < des[j].Name() })
-	db, err := unixfs.NewDirBuilder(im.putBlock)
+	db, err := unixfs.NewDirBuilder(im.putBlock, im.meta(info)...)
 	if err != nil {
 		return entry{}, fmt.Errorf("import %s: %w", path, err)
 	}
@@ -364,6 +395,21 @@ func (im *run) dir(path, name string, info fs.FileInfo) (entry, error) {
 		child := filepath.Join(path, de.Name())
 		if err := unixfs.ValidName(de.Name()); err != nil {
 			return entry{}, fmt.Errorf("import %s: %w: %w (rename it or move it out of the folder)", child, ErrName, err)
+		}
+		if de.Type()&fs.ModeSymlink != 0 && !im.opt.FollowLinks {
+			l, ok, err := im.symlink(child)
+			if err != nil {
+				return entry{}, err
+			}
+			if !ok {
+				im.skippedLinks = append(im.skippedLinks, child)
+				continue
+			}
+			if err := db.Add(im.ctx, de.Name(), l); err != nil {
+				return entry{}, fmt.Errorf("import %s: %w", child, err)
+			}
+			im.links++
+			continue
 		}
 		ci, err := os.Stat(child) // follows links
 		if err != nil {
@@ -405,6 +451,46 @@ func (im *run) dir(path, name string, info fs.FileInfo) (entry, error) {
 		return entry{}, fmt.Errorf("import %s: %w", path, err)
 	}
 	return entry{link: root, size: size}, nil
+}
+
+// symlink makes the UnixFS symlink of the link at path, whose target (as
+// written) is kept, when that target lies inside the shared tree: resolved
+// if it can be, else (a link that dangles or loops) as written, from the
+// link's folder. It reports false, and makes nothing, for a link that
+// leads out of the tree: such a link is left out (or followed, with
+// FollowLinks, which never calls this).
+func (im *run) symlink(path string) (unixfs.Link, bool, error) {
+	target, err := os.Readlink(path)
+	if err != nil {
+		return unixfs.Link{}, false, fmt.Errorf("import: %w", describe(err))
+	}
+	real, err := filepath.EvalSymlinks(path)
+	if err != nil {
+		// Dangling or looping: judged as written, from the link's
+		// folder without links (as im.top is).
+		real = filepath.Clean(target)
+		if !filepath.IsAbs(target) {
+			dir, err := filepath.EvalSymlinks(filepath.Dir(path))
+			if err != nil {
+				return unixfs.Link{}, false, fmt.Errorf("import: %w", describe(err))
+			}
+			real = filepath.Join(dir, target)
+		}
+	}
+	if !within(im.top, real) {
+		return unixfs.Link{}, false, nil
+	}
+	var opts []unixfs.Option
+	if im.opt.PreserveMtime {
+		if fi, err := os.Lstat(path); err == nil {
+			opts = append(opts, unixfs.WithMeta(unixfs.Meta{Mtime: fi.ModTime()}))
+		}
+	}
+	l, err := unixfs.Symlink(target, im.putBlock, opts...)
+	if err != nil {
+		return unixfs.Link{}, false, fmt.Errorf("import %s: %w", path, err)
+	}
+	return l, true, nil
 }
 
 // link decides whether to follow the symbolic link at path: yes when its

@@ -250,10 +250,18 @@ func TestImportBadInput(t *testing.T) {
 		{"self link", self, ErrLoop, "remove it"},
 		{"bad name", badName, ErrName, `a\b`},
 	}
+	// Links are loops only when followed; else they are shared as
+	// symlinks (TestImportLinksOut).
+	for _, p := range []string{loop, self} {
+		res, err := Import(context.Background(), p, Options{Params: chunker.FixedParams(small)}, nil)
+		if err != nil || res.Symlinks != 1 {
+			t.Errorf("%s without FollowLinks: %+v, %v; want one symlink", p, res, err)
+		}
+	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			s := newMemSink()
-			_, err := Import(context.Background(), tt.path, Options{Params: chunker.FixedParams(small)}, s)
+			_, err := Import(context.Background(), tt.path, Options{Params: chunker.FixedParams(small), FollowLinks: true}, s)
 			if !errors.Is(err, tt.is) || !strings.Contains(err.Error(), tt.says) {
 				t.Fatalf("Import = %v, want %v saying %q", err, tt.is, tt.says)
 			}
@@ -420,5 +428,80 @@ func TestImportInvalidParams(t *testing.T) {
 	_, err := Import(context.Background(), path, Options{Params: chunker.FixedParams(100)}, nil)
 	if !errors.Is(err, chunker.ErrParams) {
 		t.Fatalf("Import with a 100-byte chunk size = %v, want ErrParams", err)
+	}
+}
+
+// TestPreserveMeta: PreserveMode and PreserveMtime store a file's and a
+// folder's permission bits and modification time in their nodes, and the
+// roots are then not the standard ones; without them the roots stay
+// Kubo's unixfs-v1-2025 ones.
+func TestPreserveMeta(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "folder")
+	hello := filepath.Join(dir, "hello.txt")
+	write(t, hello, []byte("hello world"))
+	empty := filepath.Join(dir, "nothing")
+	if err := os.Mkdir(empty, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	mtime := time.Date(2024, 5, 6, 7, 8, 9, 123456789, time.UTC)
+	if err := os.Chmod(hello, 0o640); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(empty, 0o750); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{hello, empty} {
+		if err := os.Chtimes(p, mtime, mtime); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Without the flags: Kubo's roots, whatever the files' modes and times.
+	for _, tt := range []struct{ path, want string }{{hello, kuboHelloWorld}, {empty, emptyDir}} {
+		if res := importRoot(t, tt.path, Options{}); res.Root.String() != tt.want || !res.Standard {
+			t.Errorf("%s without metadata: root %s (standard %v), Kubo %s", filepath.Base(tt.path), res.Root, res.Standard, tt.want)
+		}
+	}
+	plain := importRoot(t, dir, Options{})
+	if !plain.Standard {
+		t.Errorf("folder without metadata: not standard")
+	}
+	for _, tt := range []struct {
+		name string
+		opt  Options
+		mode map[string]os.FileMode
+		time bool
+	}{
+		{"mode", Options{PreserveMode: true}, map[string]os.FileMode{hello: 0o640, empty: 0o750}, false},
+		{"mtime", Options{PreserveMtime: true}, nil, true},
+		{"both", Options{PreserveMode: true, PreserveMtime: true}, map[string]os.FileMode{hello: 0o640, empty: 0o750}, true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			res := importRoot(t, dir, tt.opt)
+			if res.Standard || res.Root.Equals(plain.Root) {
+				t.Fatalf("root %s (standard %v), the same as without metadata %s", res.Root, res.Standard, plain.Root)
+			}
+			for _, p := range []string{hello, empty} {
+				s := newMemSink()
+				r, err := Import(context.Background(), p, tt.opt, s)
+				if err != nil {
+					t.Fatal(err)
+				}
+				data, ok := s.blocks[r.Root]
+				if !ok || r.Root.Prefix().Codec != cid.DagProtobuf {
+					t.Fatalf("%s: root %s is not a dag-pb node handed to the sink", filepath.Base(p), r.Root)
+				}
+				n, err := unixfs.Decode(r.Root, data)
+				if err != nil {
+					t.Fatal(err)
+				}
+				m := n.Meta()
+				if m.Mode != tt.mode[p] {
+					t.Errorf("%s: mode %o, want %o", filepath.Base(p), m.Mode, tt.mode[p])
+				}
+				if got := !m.Mtime.IsZero(); got != tt.time || (tt.time && !m.Mtime.Equal(mtime)) {
+					t.Errorf("%s: mtime %v, want %v (stored: %v)", filepath.Base(p), m.Mtime, mtime, tt.time)
+				}
+			}
+		})
 	}
 }

@@ -3,6 +3,7 @@ package importer
 import (
 	"context"
 	"errors"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -11,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/peer-project/peer/chunker"
+	"github.com/peer-project/peer/unixfs"
 )
 
 // TestImportRefusesHome: `peer share ~` published the node's identity key
@@ -60,7 +62,8 @@ func TestImportRefusesHome(t *testing.T) {
 
 // TestImportLinksOut: a link that leads out of the shared folder is left
 // out and listed (sharing ~/photos must not publish ~/.ssh through a link),
-// unless FollowLinks; a link that stays inside is followed.
+// unless FollowLinks; a link that stays inside is shared as a symlink, or
+// followed with FollowLinks.
 func TestImportLinksOut(t *testing.T) {
 	outside := t.TempDir()
 	write(t, filepath.Join(outside, "secret", "id_ed25519"), []byte("ssh key"))
@@ -101,8 +104,19 @@ func TestImportLinksOut(t *testing.T) {
 		got = append(got, strings.TrimPrefix(p, dir+"/"))
 	}
 	slices.Sort(got)
-	if want := []string{"a.jpg", "in-dir/b.jpg", "in-file", "sub/b.jpg"}; !slices.Equal(got, want) {
+	if want := []string{"a.jpg", "sub/b.jpg"}; !slices.Equal(got, want) {
 		t.Errorf("shared %q, want %q", got, want)
+	}
+	// The links that stay inside are UnixFS symlinks, targets as written.
+	links := map[string]string{}
+	err = unixfs.NewWalker(s, unixfs.DefaultLimits()).Walk(context.Background(), res.Root, unixfs.Visitor{
+		Symlink: func(p, target string) error { links[p] = target; return nil },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := map[string]string{"in-dir": "sub", "in-file": filepath.Join(dir, "a.jpg")}; !maps.Equal(links, want) || res.Symlinks != 2 {
+		t.Errorf("symlinks %q (%d), want %q", links, res.Symlinks, want)
 	}
 	for p := range s.files {
 		if b, _ := os.ReadFile(p); string(b) == "ssh key" || string(b) == "hunter2" {

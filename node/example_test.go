@@ -124,7 +124,8 @@ func ExampleNode_Open() {
 }
 
 // Hash computes the root that sharing a file would announce, and its chunks,
-// with no node at all (what `peer share --only-hash` prints).
+// with no node at all (what `peer share --only-hash` prints): a file of one
+// chunk is its own root, a raw leaf, as in every IPFS implementation.
 func ExampleHash() {
 	dir, _ := os.MkdirTemp("", "peer-example-")
 	defer os.RemoveAll(dir)

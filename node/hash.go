@@ -22,6 +22,9 @@ type HashOptions struct {
 	// FollowLinks follows symbolic links that lead out of the folder, as
 	// ShareOptions.FollowLinks does.
 	FollowLinks bool
+	// PreserveMode and PreserveMtime store metadata, as
+	// ShareOptions.PreserveMode and PreserveMtime do.
+	PreserveMode, PreserveMtime bool
 	// Private are folders that must not be hashed, whole or in part (a
 	// path in one, or holding one, fails with ErrPrivate); a node's Share
 	// passes its home.
@@ -73,6 +76,7 @@ func Hash(ctx context.Context, path string, opts HashOptions) (*HashResult, erro
 	list := &chunkList{}
 	res, err := importer.Import(ctx, path, importer.Options{
 		Params: params, Progress: opts.Progress, FollowLinks: opts.FollowLinks, Private: opts.Private,
+		PreserveMode: opts.PreserveMode, PreserveMtime: opts.PreserveMtime,
 	}, list)
 	if err != nil {
 		return nil, translate(fmt.Errorf("hash %s: %w", path, err))

@@ -335,6 +335,9 @@ type ShareResult struct {
 	Files    int     // regular files shared
 	Chunks   int64   // chunks in all files (a chunk in two files counts twice)
 	Chunking string  // how the files were cut, as Chunking.String says
+	// Standard says whether Root is the unixfs-v1-2025 root that Kubo
+	// computes for the same bytes (see HashResult.Standard).
+	Standard bool
 	// Skipped are special files inside a folder that were left out.
 	Skipped []string
 	// SkippedLinks are the symbolic links inside a folder that lead out of
@@ -349,9 +352,15 @@ type ShareOptions struct {
 	// Progress, if not nil, is called after each file with the bytes
 	// read so far.
 	Progress func(bytes int64)
-	// FollowLinks shares what symbolic links that lead out of the folder
-	// point at; without it they are left out (ShareResult.SkippedLinks).
+	// FollowLinks shares what the symbolic links in the folder point at;
+	// without it a link that stays inside the folder is shared as a
+	// symlink and one that leads out is left out (ShareResult.SkippedLinks).
 	FollowLinks bool
+	// PreserveMode and PreserveMtime store each file's and folder's mode
+	// and modification time as UnixFS 1.5 metadata (Kubo's
+	// --preserve-mode and --preserve-mtime); a fetch applies them. The
+	// root then is not the unixfs-v1-2025 one.
+	PreserveMode, PreserveMtime bool
 }
 
 // Share indexes the file or folder at path in place (nothing is copied),
@@ -374,7 +383,8 @@ func (n *Node) share(ctx context.Context, path string, opts ShareOptions) (*Shar
 		params = opts.Chunking
 	}
 	// The home (identity key, API token, database) is never shared.
-	iopts := importer.Options{Params: params, Progress: opts.Progress, Private: []string{n.cfg.Home}, FollowLinks: opts.FollowLinks}
+	iopts := importer.Options{Params: params, Progress: opts.Progress, Private: []string{n.cfg.Home}, FollowLinks: opts.FollowLinks,
+		PreserveMode: opts.PreserveMode, PreserveMtime: opts.PreserveMtime}
 	tx, err := n.store.BeginShare(path)
 	if err != nil {
 		return nil, fmt.Errorf("share %s: %w", path, err)
@@ -396,7 +406,7 @@ func (n *Node) share(ctx context.Context, path string, opts ShareOptions) (*Shar
 	}
 	return &ShareResult{
 		Root: res.Root, Ticket: n.Ticket(res.Root), Name: res.Name, Dir: res.Dir, Size: res.Size, Files: res.Files,
-		Chunks: res.Chunks, Chunking: params.String(), Skipped: res.Skipped, SkippedLinks: res.SkippedLinks,
+		Chunks: res.Chunks, Chunking: params.String(), Standard: res.Standard, Skipped: res.Skipped, SkippedLinks: res.SkippedLinks,
 	}, nil
 }
 
@@ -413,7 +423,8 @@ func (n *Node) Unshare(root cid.Cid) error {
 	if n.isClosed() {
 		return ErrClosed
 	}
-	if _, err := n.store.Share(root); err != nil {
+	sh, err := n.store.Share(root)
+	if err != nil {
 		return translate(fmt.Errorf("unshare %s: %w", root, err))
 	}
 	n.swarm.StopServing(root)
@@ -426,6 +437,7 @@ func (n *Node) Unshare(root cid.Cid) error {
 	// Folders and files of it that were served on their own go too,
 	// unless another share still holds them.
 	n.swarm.ForgetLookups(func(c cid.Cid, _ swarm.Source) bool { return n.inShare(c) })
+	n.dropImported(sh.Path)
 	return nil
 }
 

@@ -312,7 +312,7 @@ func TestInspectCapped(t *testing.T) {
 	a := startNode(t, testConfig(t))
 	root, count := reusedPageRoot(t, a, swarm.MaxLayoutChunks/unixfs.MaxLinks+1)
 	var (
-		m   *Manifest
+		m   *Listing
 		err error
 	)
 	var before, after runtime.MemStats

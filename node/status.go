@@ -24,7 +24,7 @@ type Transfer struct {
 	Dest    string
 	Started time.Time
 	// Progress is the latest the fetch reported; its Root is zero until
-	// the fetch has found the root's manifest.
+	// the fetch has found the root's node.
 	Progress Progress
 }
 
@@ -99,27 +99,27 @@ func (n *Node) Status() (Status, error) {
 	}, nil
 }
 
-// Manifest is what a root holds, as Inspect reads it from its DAG.
-type Manifest struct {
+// Listing is what a root holds, as Inspect reads it from its DAG.
+type Listing struct {
 	Root  cid.Cid
 	Name  string // the name a fetch gives it (see Target.Name)
 	Dir   bool
 	Size  int64
-	Files []ManifestFile // in walk order: a folder's entries by name, depth first
-	Dirs  []string       // every directory below the root, parents first
+	Files []ListingFile // in walk order: a folder's entries by name, depth first
+	Dirs  []string      // every directory below the root, parents first
 }
 
-// ManifestFile is one file of a Manifest.
-type ManifestFile struct {
+// ListingFile is one file of a Listing.
+type ListingFile struct {
 	Path     string // slash-separated below the root; "" when the root is a file
 	CID      cid.Cid
 	Size     int64
 	Chunking string // as chunker.Params.String, as far as the leaves show (the DAG does not record it)
-	Chunks   []ManifestChunk
+	Chunks   []ListingLeaf
 }
 
-// ManifestChunk is one chunk of a file.
-type ManifestChunk struct {
+// ListingLeaf is one chunk of a file.
+type ListingLeaf struct {
 	CID    cid.Cid
 	Offset int64
 	Size   uint32
@@ -142,12 +142,12 @@ func (t Target) Name() string {
 // error wrapping unixfs.ErrLimit); a peer that sent a node of an invalid
 // DAG is banned. It blocks until the whole DAG is read or ctx is done; it
 // is safe for concurrent use.
-func (n *Node) Inspect(ctx context.Context, target Target, peers []peer.AddrInfo) (*Manifest, error) {
+func (n *Node) Inspect(ctx context.Context, target Target, peers []peer.AddrInfo) (*Listing, error) {
 	m, err := n.inspect(ctx, target, peers)
 	return m, translate(err)
 }
 
-func (n *Node) inspect(ctx context.Context, target Target, peers []peer.AddrInfo) (*Manifest, error) {
+func (n *Node) inspect(ctx context.Context, target Target, peers []peer.AddrInfo) (*Listing, error) {
 	ctx, done, err := n.enter(ctx)
 	if err != nil {
 		return nil, err
@@ -166,7 +166,7 @@ func (n *Node) inspect(ctx context.Context, target Target, peers []peer.AddrInfo
 		}
 		root = l.CID
 	}
-	m := &Manifest{Root: root, Name: target.Name()}
+	m := &Listing{Root: root, Name: target.Name()}
 	var chunks int
 	err = w.Walk(ctx, root, unixfs.Visitor{
 		Dir: func(p string, _ unixfs.Link) error {
@@ -178,7 +178,7 @@ func (n *Node) inspect(ctx context.Context, target Target, peers []peer.AddrInfo
 			return nil
 		},
 		File: func(p string, f unixfs.Link) error {
-			m.Files = append(m.Files, ManifestFile{Path: p, CID: f.CID, Size: int64(f.FileSize)})
+			m.Files = append(m.Files, ListingFile{Path: p, CID: f.CID, Size: int64(f.FileSize)})
 			m.Size += int64(f.FileSize)
 			return nil
 		},
@@ -190,7 +190,7 @@ func (n *Node) inspect(ctx context.Context, target Target, peers []peer.AddrInfo
 				return fmt.Errorf("%w: more than %d chunks", unixfs.ErrLimit, swarm.MaxLayoutChunks)
 			}
 			f := &m.Files[len(m.Files)-1]
-			f.Chunks = append(f.Chunks, ManifestChunk{CID: leaf.CID, Offset: int64(off), Size: uint32(leaf.FileSize)})
+			f.Chunks = append(f.Chunks, ListingLeaf{CID: leaf.CID, Offset: int64(off), Size: uint32(leaf.FileSize)})
 			return nil
 		},
 	})
@@ -206,7 +206,7 @@ func (n *Node) inspect(ctx context.Context, target Target, peers []peer.AddrInfo
 // chunkingOfFile says how a file was cut as far as its chunks show: fixed
 // chunks of the first one's size when all but the last have it, else
 // "variable" (content-defined chunks, or another importer's layout).
-func chunkingOfFile(cs []ManifestChunk) string {
+func chunkingOfFile(cs []ListingLeaf) string {
 	if len(cs) == 0 {
 		return ""
 	}

@@ -7,11 +7,14 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"path"
 	"path/filepath"
 	"runtime"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 	"unicode/utf8"
 
 	"github.com/ipfs/go-cid"
@@ -273,6 +276,10 @@ func unlisted(l *Layout, dir string) ([]string, error) {
 	for _, f := range l.Files {
 		files[f.Path] = true
 	}
+	links := make(map[string]string, len(l.Symlinks))
+	for _, sl := range l.Symlinks {
+		links[sl.Path] = sl.Target
+	}
 	var extra []string
 	err := filepath.WalkDir(dir, func(p string, e fs.DirEntry, err error) error {
 		if err != nil || p == dir {
@@ -288,6 +295,13 @@ func unlisted(l *Layout, dir string) ([]string, error) {
 			return nil
 		case e.Type().IsRegular() && files[rel]:
 			return nil
+		case e.Type()&fs.ModeSymlink != 0:
+			// A symlink of l, as a fetch wrote it (never followed).
+			if t, ok := links[rel]; ok {
+				if got, err := os.Readlink(p); err == nil && got == t {
+					return nil
+				}
+			}
 		}
 		extra = append(extra, rel)
 		if e.IsDir() {
@@ -499,6 +513,11 @@ func (d *download) finish(force bool) error {
 		// started again re-verifies it.
 		return d.syncErr
 	}
+	// Symlinks last, once every file is in place: nothing is ever
+	// written after them, so nothing is written through one.
+	if err := d.symlinksLocked(); err != nil {
+		return err
+	}
 	if d.layout.Dir {
 		extra, err := unlisted(d.layout, d.partial)
 		if err != nil {
@@ -522,6 +541,9 @@ func (d *download) finish(force bool) error {
 			return err
 		}
 	}
+	if err := d.applyMetaLocked(); err != nil {
+		return err
+	}
 	aside, err := d.moveIntoPlaceLocked(force)
 	if err != nil {
 		return err
@@ -533,6 +555,103 @@ func (d *download) finish(force bool) error {
 	if aside != "" {
 		// What was replaced: a folder of this root's files only.
 		os.RemoveAll(aside)
+	}
+	return nil
+}
+
+// symlinksLocked writes the layout's symlinks into the staging area, each
+// with its target as stored (an absolute target, or one that climbs out
+// with "..", is written as it is: it is never followed). A symlink must
+// sit in a folder of the layout and name nothing else of it (no file or
+// folder at or below its path), else the fetch fails with ErrBadDAG
+// before any is written; one left by an earlier try with the same target
+// is kept, anything else at its path is refused. d.io and d.mu are held.
+func (d *download) symlinksLocked() error {
+	l := d.layout
+	if len(l.Symlinks) == 0 {
+		return nil
+	}
+	dirs := make(map[string]bool, len(l.Dirs)+1)
+	dirs[""] = l.Dir
+	for _, p := range l.Dirs {
+		dirs[p] = true
+	}
+	taken := make(map[string]bool, len(l.Files)+len(l.Dirs))
+	for _, f := range l.Files {
+		taken[f.Path] = true
+	}
+	for _, p := range l.Dirs {
+		taken[p] = true
+	}
+	for _, s := range l.Symlinks {
+		parent := path.Dir(s.Path)
+		if parent == "." {
+			parent = ""
+		}
+		if s.Path == "" && !l.Dir && len(l.Files) == 0 && len(l.Symlinks) == 1 {
+			continue // the root itself is a symlink
+		}
+		if s.Path == "" || !dirs[parent] || taken[s.Path] {
+			return fmt.Errorf("%w: the symlink %q does not sit alone in a folder of the root", ErrBadDAG, s.Path)
+		}
+		for p := range taken {
+			if strings.HasPrefix(p, s.Path+"/") {
+				return fmt.Errorf("%w: %q lies below the symlink %q: a fetch never writes through a symlink", ErrBadDAG, p, s.Path)
+			}
+		}
+	}
+	for _, s := range l.Symlinks {
+		p := d.partial
+		if s.Path != "" {
+			p = filepath.Join(d.partial, filepath.FromSlash(s.Path))
+		}
+		if fi, err := os.Lstat(p); err == nil {
+			if t, err := os.Readlink(p); err == nil && fi.Mode()&fs.ModeSymlink != 0 && t == s.Target {
+				continue // written by an earlier try
+			}
+			return fmt.Errorf("%w: %s exists where the symlink %q goes: remove it, then fetch again", ErrStagingUnsafe, p, s.Path)
+		}
+		if err := os.Symlink(s.Target, p); err != nil {
+			return fmt.Errorf("swarm: writing the symlink %s: %w", p, err)
+		}
+	}
+	return nil
+}
+
+// applyMetaLocked gives the staged files and folders the mode and
+// modification time their nodes store, once every file is complete and
+// fsynced: only permission bits, less the umask (never setuid, setgid or
+// sticky), deepest entries first so that a folder's time is set after
+// its entries are. It never follows a symbolic link. d.io and d.mu are
+// held.
+func (d *download) applyMetaLocked() error {
+	mask := umask()
+	for i := len(d.layout.Meta) - 1; i >= 0; i-- {
+		m := d.layout.Meta[i]
+		p := d.partial
+		if m.Path != "" {
+			if !d.layout.Dir {
+				continue
+			}
+			p = filepath.Join(d.partial, filepath.FromSlash(m.Path))
+		}
+		fi, err := os.Lstat(p)
+		if err != nil {
+			return fmt.Errorf("swarm: applying metadata: %w", err)
+		}
+		if !fi.Mode().IsRegular() && !fi.IsDir() {
+			continue // a symlink's metadata is not applied: it is never followed
+		}
+		if m.Mode != 0 {
+			if err := os.Chmod(p, m.Mode.Perm()&^mask); err != nil {
+				return fmt.Errorf("swarm: applying the mode of %s: %w", p, err)
+			}
+		}
+		if !m.Mtime.IsZero() {
+			if err := os.Chtimes(p, time.Time{}, m.Mtime); err != nil {
+				return fmt.Errorf("swarm: applying the time of %s: %w", p, err)
+			}
+		}
 	}
 	return nil
 }

@@ -39,6 +39,9 @@ type Layout struct {
 	Chunks []ChunkInfo
 	// Symlinks are the symbolic links below the root, in walk order.
 	Symlinks []SymlinkSpan
+	// Meta is the UnixFS 1.5 metadata of the root and of the entries
+	// below it that store some (path "" for the root), in walk order.
+	Meta []MetaSpan
 	// Blocks are the CIDs of the root's nodes (file nodes, folders, HAMT
 	// shards; the root itself when it is a raw leaf), each once, sorted by
 	// their bytes: what a peer fetching Root may be sent as NODE.
@@ -52,6 +55,12 @@ type FileSpan struct {
 	Size  int64
 	First int64 // index of its first chunk
 	Count int64 // number of chunks
+}
+
+// MetaSpan is the metadata of a file, folder or symlink of a Layout.
+type MetaSpan struct {
+	Path string // relative to the root, slash-separated; "" for the root
+	unixfs.Meta
 }
 
 // SymlinkSpan is a symbolic link of a Layout.
@@ -126,6 +135,10 @@ func buildLayout(ctx context.Context, g unixfs.Getter, root cid.Cid, lim unixfs.
 		},
 		Symlink: func(p, target string) error {
 			l.Symlinks = append(l.Symlinks, SymlinkSpan{Path: p, Target: target})
+			return nil
+		},
+		Meta: func(p string, m unixfs.Meta) error {
+			l.Meta = append(l.Meta, MetaSpan{Path: p, Meta: m})
 			return nil
 		},
 	})

@@ -368,6 +368,9 @@ type Visitor struct {
 	Leaf func(off uint64, leaf Link) error
 	// Symlink is called for every symbolic link with its target.
 	Symlink func(path, target string) error
+	// Meta, if not nil, is called for every file, folder and symlink
+	// whose node stores UnixFS 1.5 metadata, before File, Dir or Symlink.
+	Meta func(path string, m Meta) error
 }
 
 // Walk visits root and everything below it, depth first: a folder before
@@ -502,6 +505,13 @@ func (w *Walker) walk(ctx context.Context, p string, l Link, depth int, v Visito
 	n, err := w.Node(ctx, l.CID)
 	if err != nil {
 		return err
+	}
+	if v.Meta != nil {
+		if m := n.Meta(); !m.IsZero() {
+			if err := v.Meta(p, m); err != nil {
+				return err
+			}
+		}
 	}
 	switch n.Kind {
 	case KindFile:

@@ -362,7 +362,7 @@ func TestShareGetByTicketAndDHT(t *testing.T) {
 	}
 
 	// inspect: the manifest's files and chunk CIDs.
-	var m daemon.ManifestInfo
+	var m daemon.ListingInfo
 	if err := json.Unmarshal([]byte(ok(t, "inspect", "--home", a.home, "--json", sh.Root)), &m); err != nil {
 		t.Fatal(err)
 	}

@@ -132,26 +132,26 @@ func unshareCommand() *cli.Command {
 func inspectCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "inspect",
-		Usage:     "show a root's manifest: files, sizes and chunk CIDs",
+		Usage:     "list a root's DAG: files, sizes and leaf (chunk) CIDs",
 		ArgsUsage: "ROOT|TICKET|ROOT/path",
 		Flags: append([]cli.Flag{
 			homeFlag(), jsonFlag,
-			&cli.StringSliceFlag{Name: "peer", Usage: "also ask the peer at `MULTIADDR` for the manifest (repeatable)"},
+			&cli.StringSliceFlag{Name: "peer", Usage: "also ask the peer at `MULTIADDR` for the DAG's nodes (repeatable)"},
 			&cli.BoolFlag{Name: "chunks", Usage: "list every chunk (text output)"},
 		}, nodeFlags()...),
 		Action: func(c *cli.Context) error {
 			if c.NArg() != 1 {
 				return fmt.Errorf("inspect: name one ROOT, TICKET or ROOT/path")
 			}
-			return callAPI(online, func(c *cli.Context, api daemon.API) (daemon.ManifestInfo, error) {
+			return callAPI(online, func(c *cli.Context, api daemon.API) (daemon.ListingInfo, error) {
 				return api.Inspect(c.Context, daemon.InspectRequest{Target: c.Args().First(), Peers: splitList(c.StringSlice("peer"))})
-			}, printManifest)(c)
+			}, printListing)(c)
 		},
 	}
 }
 
-// printManifest prints what inspect found, with every chunk under --chunks.
-func printManifest(c *cli.Context, m daemon.ManifestInfo) error {
+// printListing prints what inspect found, with every chunk under --chunks.
+func printListing(c *cli.Context, m daemon.ListingInfo) error {
 	kind := "file"
 	if m.Dir {
 		kind = fmt.Sprintf("folder of %d files", len(m.Files))

@@ -3,7 +3,7 @@
 //
 // `peer daemon` runs a node from a home directory (--home, PEER_HOME,
 // ~/.peer) and serves a local API; `share`, `get`, `ls`, `status`, `peers`,
-// `unshare` and `inspect` talk to it, and `share` and `get` run a node in
+// `unshare`, `inspect`, `export` and `import` talk to it, and `share` and `get` run a node in
 // the foreground when no daemon runs. `peer demo` runs a local swarm. This
 // package only maps flags onto the daemon and node packages and prints what
 // they return; every command prints only JSON on stdout with --json.
@@ -61,6 +61,8 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			peersCommand(),
 			unshareCommand(),
 			inspectCommand(),
+			exportCommand(),
+			importCommand(),
 			idCommand(),
 			demoCommand(),
 			simulateCommand(),

@@ -113,3 +113,31 @@ func TestFlagsFirst(t *testing.T) {
 		}
 	}
 }
+
+// TestOnlyHashFollowLinks: --only-hash computes the root that share
+// would, --follow-links included.
+func TestOnlyHashFollowLinks(t *testing.T) {
+	outside := filepath.Join(t.TempDir(), "outside.txt")
+	os.WriteFile(outside, []byte("outside"), 0o644)
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "a.txt"), []byte("a"), 0o644)
+	if err := os.Symlink(outside, filepath.Join(dir, "out")); err != nil {
+		t.Fatal(err)
+	}
+	var plain, follow onlyHash
+	for _, x := range []struct {
+		out  *onlyHash
+		args []string
+	}{{&plain, nil}, {&follow, []string{"--follow-links"}}} {
+		out, _, err := run(t, append(append([]string{"share", "--only-hash", "--json"}, x.args...), dir)...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := json.Unmarshal([]byte(out), x.out); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if plain.Files != 1 || follow.Files != 2 || plain.Root == follow.Root {
+		t.Fatalf("without --follow-links %d files, root %s; with it %d files, root %s", plain.Files, plain.Root, follow.Files, follow.Root)
+	}
+}

@@ -20,7 +20,9 @@ func shareCommand() *cli.Command {
 		Flags: append(append([]cli.Flag{
 			homeFlag(), jsonFlag,
 			&cli.BoolFlag{Name: "only-hash", Usage: "compute the root without storing or announcing anything (no daemon or node needed)"},
-			&cli.BoolFlag{Name: "follow-links", Usage: "share what symbolic links that lead out of the folder point at (left out by default)"},
+			&cli.BoolFlag{Name: "follow-links", Usage: "share what symbolic links point at instead of the links (a link inside the folder is shared as a symlink, one out of it left out, by default)"},
+			&cli.BoolFlag{Name: "preserve-mode", Usage: "store each file's and folder's permission bits (UnixFS 1.5; `peer get` applies them)"},
+			&cli.BoolFlag{Name: "preserve-mtime", Usage: "store each file's and folder's modification time (UnixFS 1.5; `peer get` applies it)"},
 		}, chunkingFlags()...), nodeFlags()...),
 		Action: func(c *cli.Context) error {
 			if c.NArg() == 0 {
@@ -53,7 +55,7 @@ func shareOnlyHash(c *cli.Context) error {
 		if !c.Bool("json") {
 			fmt.Fprintf(c.App.Writer, "%s  %s  (%d bytes, %d files, %d chunks)\n", r.Root, path, r.Size, r.Files, len(r.Chunks))
 			if !r.Standard {
-				fmt.Fprintf(c.App.Writer, "  note: chunked %s, so this root is not the unixfs-v1-2025 one that Kubo and other IPFS tools compute for these bytes (that needs fixed 1 MiB chunks, the default)\n", r.Chunker)
+				printNotStandard(c, r.Chunker)
 			}
 		}
 	}
@@ -84,7 +86,7 @@ func shareNet(c *cli.Context) error {
 	}
 	defer done()
 	_, foreground := api.(*daemon.Local)
-	req := daemon.ShareRequest{FollowLinks: c.Bool("follow-links")}
+	req := daemon.ShareRequest{FollowLinks: c.Bool("follow-links"), PreserveMode: c.Bool("preserve-mode"), PreserveMtime: c.Bool("preserve-mtime")}
 	if c.IsSet("chunker") || c.IsSet("chunk-size") {
 		req.Chunker, req.ChunkSize = c.String("chunker"), c.String("chunk-size")
 	}
@@ -108,6 +110,9 @@ func shareNet(c *cli.Context) error {
 			fmt.Fprintf(c.App.Writer, "ticket: %s\n", sh.Ticket)
 			if u := gatewayLink(c, sh.Root); u != "" && !foreground {
 				fmt.Fprintf(c.App.Writer, "gateway: %s\n", u)
+			}
+			if sh.Standard != nil && !*sh.Standard {
+				printNotStandard(c, sh.Chunker)
 			}
 			for _, s := range sh.Skipped {
 				fmt.Fprintf(c.App.ErrWriter, "left out (not a regular file or folder): %s\n", s)
@@ -138,6 +143,16 @@ func shareNet(c *cli.Context) error {
 	return nil
 }
 
+// printNotStandard says that a root is not the unixfs-v1-2025 one, and
+// why.
+func printNotStandard(c *cli.Context, chunker string) {
+	why := fmt.Sprintf("chunked %s", chunker)
+	if c.Bool("preserve-mode") || c.Bool("preserve-mtime") {
+		why = "with mode or mtime stored"
+	}
+	fmt.Fprintf(c.App.Writer, "  note: %s, so this root is not the unixfs-v1-2025 one that Kubo and other IPFS tools compute for these bytes (that needs fixed 1 MiB chunks, the default, and no metadata)\n", why)
+}
+
 type chunkJSON struct {
 	CID    string `json:"cid"`
 	Path   string `json:"path,omitempty"`
@@ -159,7 +174,9 @@ type onlyHash struct {
 }
 
 func hashOnly(c *cli.Context, path string, p node.Chunking) (onlyHash, error) {
-	res, err := node.Hash(c.Context, path, node.HashOptions{Chunking: p})
+	res, err := node.Hash(c.Context, path, node.HashOptions{
+		Chunking: p, FollowLinks: c.Bool("follow-links"), PreserveMode: c.Bool("preserve-mode"), PreserveMtime: c.Bool("preserve-mtime"),
+	})
 	if err != nil {
 		return onlyHash{}, err
 	}

@@ -48,7 +48,7 @@ var house = map[string]rule{
 
 	// The exchange, and the node that embeds everything.
 	"swarm": {imports: []string{"integrity", "bitfield", "unixfs", "swarm/sched", "swarm/choker", "swarm/wire"}},
-	"node": {imports: []string{"integrity", "bitfield", "chunker", "unixfs", "ticket", "store", "importer",
+	"node": {imports: []string{"integrity", "bitfield", "chunker", "unixfs", "ticket", "store", "importer", "carfile",
 		"dht", "swarm", "swarm/wire"}},
 
 	// On top: the daemon and its API, the simulator, the CLI.
