@@ -4,9 +4,14 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"go/ast"
+	"go/parser"
+	"go/token"
 	"io"
 	"os/exec"
+	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -22,23 +27,33 @@ type rule struct {
 	// no os, os/exec or logger, and nothing among their dependencies
 	// speaks to the network (net, libp2p).
 	pure bool
+	// machine, if not nil, makes the package a pure state machine in the
+	// manner of etcd-io/raft (STYLE.md): its non-test files import from
+	// the standard library only the packages listed here (no I/O, no
+	// sync), start no goroutine, take no lock, read no clock and never
+	// sleep (every event carries its time), and have no package-level
+	// variable but sentinel errors (Err…).
+	machine []string
 }
 
 // house is the package map, bottom to top. A package may import only what
 // its row names; every package of the module must have a row.
 var house = map[string]rule{
 	// Bytes and their names: pure, no module imports.
-	"integrity":   {pure: true},
-	"bitfield":    {pure: true},
-	"swarm/sched": {imports: []string{"bitfield"}, pure: true}, // the scheduler: a state machine (purity_test.go says more)
-	"chunker":     {imports: []string{"integrity"}, pure: true},
-	"ticket":      {imports: []string{"integrity"}}, // peer IDs and multiaddrs come from libp2p's core
-	"swarm/wire":  {imports: []string{"integrity", "chunker", "bitfield"}, pure: true},
-	"unixfs":      {imports: []string{"integrity", "chunker"}}, // pure itself, but boxo brings net/http among its dependencies
-	"carfile":     {imports: []string{"unixfs"}},               // CAR export and import of UnixFS DAGs
+	"integrity": {pure: true},
+	"bitfield":  {pure: true},
+	"swarm/sched": {imports: []string{"bitfield"}, pure: true, machine: []string{ // the download scheduler
+		"container/heap", "errors", "fmt", "math", "math/bits", "math/rand/v2", "slices", "strings", "time",
+		"strconv", "encoding/hex", "unicode", // the text form of events and transcripts
+	}},
+	"chunker":    {imports: []string{"integrity"}, pure: true},
+	"ticket":     {imports: []string{"integrity"}}, // peer IDs and multiaddrs come from libp2p's core
+	"swarm/wire": {imports: []string{"integrity", "chunker", "bitfield"}, pure: true},
+	"unixfs":     {imports: []string{"integrity", "chunker"}}, // pure itself, but boxo brings net/http among its dependencies
+	"carfile":    {imports: []string{"unixfs"}},               // CAR export and import of UnixFS DAGs
 
-	// The upload slots: a state machine, as sched (purity_test.go).
-	"swarm/choker": {pure: true},
+	// The upload slots: a state machine, as sched.
+	"swarm/choker": {pure: true, machine: []string{"fmt", "math", "slices", "time"}},
 
 	// State, import and discovery.
 	"store":    {imports: []string{"integrity", "chunker", "bitfield"}},
@@ -70,6 +85,8 @@ var house = map[string]rule{
 // pkg is what go list -json says of a package.
 type pkg struct {
 	ImportPath string
+	Dir        string
+	GoFiles    []string
 	Imports    []string
 	Deps       []string
 }
@@ -82,7 +99,7 @@ func TestLayers(t *testing.T) {
 	if err != nil {
 		t.Skip("no go command")
 	}
-	cmd := exec.Command(gobin, "list", "-deps=false", "-json=ImportPath,Imports,Deps", module+"...")
+	cmd := exec.Command(gobin, "list", "-deps=false", "-json=ImportPath,Dir,GoFiles,Imports,Deps", module+"...")
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
@@ -110,6 +127,9 @@ func TestLayers(t *testing.T) {
 				t.Errorf("%s imports %s, which the package map does not allow", name, dep)
 			}
 		}
+		if r.machine != nil {
+			checkMachine(t, name, p, r.machine)
+		}
 		if !r.pure {
 			continue
 		}
@@ -129,5 +149,53 @@ func TestLayers(t *testing.T) {
 		if !seen[name] {
 			t.Errorf("the package map names %s, which go list does not know", name)
 		}
+	}
+}
+
+// checkMachine checks the rule's machine constraints on p's non-test files.
+func checkMachine(t *testing.T, name string, p pkg, std []string) {
+	t.Helper()
+	fset := token.NewFileSet()
+	for _, file := range p.GoFiles {
+		f, err := parser.ParseFile(fset, filepath.Join(p.Dir, file), nil, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		at := func(n ast.Node) string { return name + "/" + file + ":" + strconv.Itoa(fset.Position(n.Pos()).Line) }
+		for _, imp := range f.Imports {
+			path, _ := strconv.Unquote(imp.Path.Value)
+			if !strings.HasPrefix(path, module) && !slices.Contains(std, path) {
+				t.Errorf("%s imports %s: a state machine imports only %v", at(imp), path, std)
+			}
+		}
+		for _, d := range f.Decls {
+			if g, ok := d.(*ast.GenDecl); ok && g.Tok == token.VAR {
+				for _, spec := range g.Specs {
+					for _, n := range spec.(*ast.ValueSpec).Names {
+						if !strings.HasPrefix(n.Name, "Err") {
+							t.Errorf("%s: package-level variable %s in a state machine", at(n), n.Name)
+						}
+					}
+				}
+			}
+		}
+		ast.Inspect(f, func(n ast.Node) bool {
+			switch n := n.(type) {
+			case *ast.GoStmt:
+				t.Errorf("%s: a go statement in a state machine", at(n))
+			case *ast.Ident:
+				if n.Name == "Mutex" || n.Name == "RWMutex" {
+					t.Errorf("%s: a lock in a state machine", at(n))
+				}
+			case *ast.SelectorExpr:
+				if x, ok := n.X.(*ast.Ident); ok && x.Name == "time" {
+					switch n.Sel.Name {
+					case "Now", "Sleep", "After", "AfterFunc", "Tick", "NewTimer", "NewTicker", "Since", "Until":
+						t.Errorf("%s: time.%s in a state machine: events carry the time", at(n), n.Sel.Name)
+					}
+				}
+			}
+			return true
+		})
 	}
 }
