@@ -3,7 +3,6 @@ package daemon
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -114,18 +113,7 @@ func (d *Daemon) handleExport(w http.ResponseWriter, r *http.Request) {
 
 // Export implements API.
 func (c *Client) Export(ctx context.Context, req ExportRequest, w io.Writer) error {
-	resp, err := c.do(ctx, "POST", "/v1/export", req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	if _, err := io.Copy(w, resp.Body); err != nil {
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		return fmt.Errorf("daemon: the CAR's stream broke: %w", err)
-	}
-	return nil
+	return c.stream(ctx, "/v1/export", req, w, "the CAR's stream")
 }
 
 // Import implements API.

@@ -262,7 +262,13 @@ func (c *Client) Get(ctx context.Context, req GetRequest, progress func(Progress
 
 // Cat implements API.
 func (c *Client) Cat(ctx context.Context, req GetRequest, w io.Writer) error {
-	resp, err := c.do(ctx, "POST", "/v1/cat", req)
+	return c.stream(ctx, "/v1/cat", req, w, "the stream")
+}
+
+// stream POSTs req to path and copies the response's body to w; what names
+// the stream in the error if it breaks.
+func (c *Client) stream(ctx context.Context, path string, req any, w io.Writer, what string) error {
+	resp, err := c.do(ctx, "POST", path, req)
 	if err != nil {
 		return err
 	}
@@ -271,7 +277,7 @@ func (c *Client) Cat(ctx context.Context, req GetRequest, w io.Writer) error {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		return fmt.Errorf("daemon: the stream broke: %w", err)
+		return fmt.Errorf("daemon: %s broke: %w", what, err)
 	}
 	return nil
 }
