@@ -7,7 +7,7 @@ import (
 )
 
 // FastCDC, exactly as peer cuts, so that any implementation can reproduce
-// the chunk boundaries (and so the CIDs) of a manifest from Min, Avg and Max.
+// the chunk boundaries (and so the CIDs) of a root from Min, Avg and Max.
 //
 // It is FastCDC (Xia et al., "FastCDC: a Fast and Efficient Content-Defined
 // Chunking Approach for Data Deduplication", USENIX ATC 2016, and its 2020

@@ -5,7 +5,7 @@ import (
 	"fmt"
 )
 
-// Algorithms a manifest can name.
+// Algorithms a chunking can name.
 const (
 	// Fixed cuts every chunk Size bytes long but the last.
 	Fixed = "fixed"
@@ -16,7 +16,7 @@ const (
 	FastCDC = "fastcdc"
 )
 
-// Size limits for chunks. Every chunk a manifest names is at most MaxSize
+// Size limits for chunks. Every chunk peer makes or accepts is at most MaxSize
 // bytes, so a peer never needs a bigger buffer for one.
 const (
 	MinSize     = 16 << 10 // 16 KiB
@@ -27,8 +27,9 @@ const (
 // ErrParams is wrapped by every error of Params.Validate.
 var ErrParams = errors.New("chunker: invalid parameters")
 
-// Params say how a stream is cut into chunks. They are recorded in every file
-// manifest so that anyone can cut the same file into the same chunks.
+// Params say how a stream is cut into chunks. A share records them; a UnixFS
+// root does not, so the same bytes cut another way give another root, and
+// whoever passes a root made with other Params should say which ones.
 //
 // The zero value is not valid; start from DefaultParams or CDCParams.
 type Params struct {

@@ -416,7 +416,7 @@ func (n *Node) Ticket(root cid.Cid) string {
 }
 
 // Unshare stops serving and announcing root and forgets its index: from
-// then on nothing of it is answered to peers (no HAVE, no manifest block,
+// then on nothing of it is answered to peers (no HAVE, no DAG node,
 // no chunk), unless another share holds it. The files themselves are
 // untouched.
 func (n *Node) Unshare(root cid.Cid) error {

@@ -2,7 +2,7 @@ package node
 
 // What a node answers to a peer that names a root: only roots it serves
 // (shared, inside a share, or being downloaded), and of those only their
-// own manifest blocks (issue 15, findings 5 and 7).
+// own DAG nodes (issue 15, findings 5 and 7).
 
 import (
 	"context"
@@ -106,7 +106,7 @@ func notFound(t *testing.T, what string, a answer) {
 
 // TestUnshareAnswersNothing is finding 7 of issue 15: after unshare, a
 // peer that has the root (or the root of a folder in it) learned nothing
-// more: no HAVE, no manifest block (its names and sizes), no chunk.
+// more: no HAVE, no DAG node (its names and sizes), no chunk.
 func TestUnshareAnswersNothing(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -123,7 +123,7 @@ func TestUnshareAnswersNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 	h := probe(t)
-	// While shared: both roots are served, manifest blocks answered.
+	// While shared: both roots are served, DAG nodes answered.
 	for _, root := range []cid.Cid{sh.Root, sub.Root} {
 		got := ask(t, ctx, h, a, root, root)
 		if _, ok := got.first.(*wire.HaveAll); !ok {

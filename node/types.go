@@ -12,7 +12,7 @@ import (
 
 // Progress describes a fetch in flight.
 type Progress struct {
-	Root         cid.Cid // zero until the fetch has found the root's manifest
+	Root         cid.Cid // zero until the fetch has found the root's DAG
 	Bytes, Total int64   // verified bytes, of all
 	Chunks, Of   int64   // verified chunks, of all
 	Resumed      int64   // chunks found on disk when the fetch started

@@ -45,7 +45,7 @@ type ShareInfo struct {
 
 // Share is a committed share.
 type Share struct {
-	Root     cid.Cid // root manifest CID
+	Root     cid.Cid // root CID
 	Path     string  // absolute path of the shared file or directory
 	Name     string
 	Size     int64
@@ -63,7 +63,7 @@ type Share struct {
 // like then.
 type Location struct {
 	Share    cid.Cid // root of the share the file belongs to
-	File     cid.Cid // root manifest of the file
+	File     cid.Cid // root of the file's DAG
 	Path     string  // absolute path of the file
 	Offset   int64
 	Size     uint32
@@ -121,7 +121,7 @@ func (s *Store) BeginShare(path string) (*ShareTx, error) {
 }
 
 // AddFile indexes chunks of the file at path, which had size bytes and
-// modification time mtime when it was read, and whose file manifest has root.
+// modification time mtime when it was read, and whose file's DAG has root.
 // path is absolute, or relative to the share's path (and then local: no
 // ".."). A big file may be added in batches: consecutive calls with the same
 // path, size, mtime and root add to the same file. Each call is one committed

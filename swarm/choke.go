@@ -85,7 +85,7 @@ func (sl *slots) cancel(sv *server, idx []uint64) {
 }
 
 // take takes what sv sends next: the control messages, announcements and
-// manifest block requests queued, and the next chunk request, if any
+// DAG node requests queued, and the next chunk request, if any
 // (choker.Writing: sent must follow).
 func (sl *slots) take(sv *server) batch {
 	sl.mu.Lock()

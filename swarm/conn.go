@@ -67,9 +67,9 @@ const maxDupHaves = 1024
 
 // have records a HAVE of chunk i and reports whether it is news, to be told
 // the fetch. A HAVE past the end of the root (of any root while the
-// manifest loads), or more repeated HAVEs than maxDupHaves, is an error.
+// DAG loads), or more repeated HAVEs than maxDupHaves, is an error.
 // The record is a bit per chunk up to the highest announced, so a flood
-// costs at most MaxLayoutChunks/8 bytes (2 MiB) before the manifest is
+// costs at most MaxLayoutChunks/8 bytes (2 MiB) before the DAG is
 // known, and one bit per chunk of the root after.
 func (c *conn) have(i uint64) (bool, error) {
 	limit := uint64(MaxLayoutChunks)
@@ -109,9 +109,9 @@ func (c *conn) announced() []int64 {
 	return out
 }
 
-// noManifest reports whether the peer failed the last manifest block it was
+// noDAG reports whether the peer failed the last DAG node it was
 // asked for (NODE_MISSING, or no answer in time).
-func (c *conn) noManifest() bool {
+func (c *conn) noDAG() bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.missing
@@ -284,7 +284,7 @@ func (c *conn) violation(err error) {
 	c.f.post(event{kind: evSched, what: sched.Event{Kind: sched.Misbehaved}, conn: c, err: err})
 }
 
-// getNode asks the peer for a manifest block and waits for the answer.
+// getNode asks the peer for a DAG node and waits for the answer.
 func (c *conn) getNode(ctx context.Context, id cid.Cid) ([]byte, error) {
 	ch := make(chan []byte, 1)
 	c.mu.Lock()
@@ -521,7 +521,7 @@ func (c *conn) block(l *Layout, dl *download, m *wire.Block) error {
 	// A block that was cancelled (it timed out, or another peer sent it
 	// first) is still checked and kept if it is new. Its length is checked
 	// first: bytes that hash to the chunk's CID but are not as long as the
-	// root declares (a sharer's manifest that lies) would overwrite a
+	// root declares (a sharer whose DAG lies) would overwrite a
 	// neighbour or change the file's size. Its sender is struck as for a
 	// hash failure.
 	if want := int(l.Chunks[i].Size); len(m.Data) != want {
@@ -632,7 +632,7 @@ func (c *conn) answered(i int64) (live bool) {
 	return live
 }
 
-// deliver hands a manifest block (nil: NODE_MISSING) to those waiting for
+// deliver hands a DAG node (nil: NODE_MISSING) to those waiting for
 // it, each its own copy of data, which aliases the reader's buffer. It
 // reports false when it answers no WANT_NODE of ours (each has one answer):
 // an unrequested NODE costs no copy, and ends the session.
@@ -661,14 +661,14 @@ func (c *conn) deliver(id cid.Cid, data []byte) bool {
 	return true
 }
 
-// badNode strikes the peer for a manifest block that failed its hash, and
+// badNode strikes the peer for a DAG node that failed its hash, and
 // ends the session with ERROR: a NODE names its sender without doubt, as a
 // BLOCK does. It is called where the block is verified, so that it holds on
 // every path that reads one (a fetch, and GetBlock: inspect, Open,
 // ROOT/path).
 func (c *conn) badNode(id cid.Cid, err error) {
-	err = fmt.Errorf("manifest block %s: %w", id, err)
-	c.f.log.Warn("bad manifest block", "peer", c.peer, "err", err)
+	err = fmt.Errorf("DAG node %s: %w", id, err)
+	c.f.log.Warn("bad DAG node", "peer", c.peer, "err", err)
 	c.f.sw.count(func(s *Stats) { s.ProtocolViolations++ })
 	c.f.strikeEarly(c.peer, err)
 	code := wire.CodeProtocol

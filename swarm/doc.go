@@ -1,4 +1,4 @@
-// Package swarm is peer's exchange: it serves the chunks and manifest blocks
+// Package swarm is peer's exchange: it serves the chunks and DAG nodes
 // this node has, and fetches a root from every peer that has any of it.
 //
 // The wire format is package wire; which chunk to ask of whom is decided by
@@ -21,7 +21,7 @@
 // finish within IdleTimeout (the peer stopped reading) ends the session.
 //
 // Fetching. Fetch gathers sources (ticket hints, the peers the caller's
-// discovery finds, the peers already connected), loads the manifest through
+// discovery finds, the peers already connected), loads the DAG through
 // them, and then runs one event loop per fetch that owns the scheduler.
 // Each peer has a reader goroutine that checks every block's length against
 // the size the root declares and verifies it against its CID, and writes it

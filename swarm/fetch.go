@@ -48,7 +48,7 @@ type FetchOptions struct {
 	// a chunk it lacks before it fails with ErrNoProviders; zero means 60 s.
 	FindTimeout time.Duration
 	// StallTimeout is how long a fetch may go without progress (a chunk or
-	// a manifest block verified) before it fails with ErrStalled, which
+	// a DAG node verified) before it fails with ErrStalled, which
 	// names the peers it tried and what each said. While it waits, from
 	// an eighth of StallTimeout without progress on (but not sooner than
 	// RediscoverEvery), it looks for sources again every RediscoverEvery
@@ -161,7 +161,7 @@ func (s *Swarm) Fetch(ctx context.Context, root cid.Cid, opts FetchOptions) (*Re
 		s.mu.Unlock()
 	}()
 	res, err := f.run()
-	cancel() // ends the sessions and any manifest lookup still waiting
+	cancel() // ends the sessions and any node lookup still waiting
 	f.shutdown()
 	if err != nil {
 		return nil, fmt.Errorf("fetch %s: %w", root, err)
@@ -185,7 +185,7 @@ func (s *Swarm) newFetch(ctx context.Context, root cid.Cid, opts FetchOptions) *
 	}
 }
 
-// GetBlock fetches manifest block c of root (root itself, or a block
+// GetBlock fetches DAG node c of root (root itself, or a block
 // below it) from the first peer that has it, asking hints, the peers
 // already connected, and those discover finds, in sessions for root: a
 // peer answers only for the roots it serves, and only with their own
@@ -253,7 +253,7 @@ const (
 	evDown                           // session ended
 	evFound                          // discovery found a peer
 	evDiscoveryDone                  // a discovery round ended
-	evNode                           // a manifest block was verified
+	evNode                           // a DAG node was verified
 )
 
 // peerSaid returns the event of c's peer saying or sending what k says
@@ -278,7 +278,7 @@ type fetch struct {
 	known  map[peer.ID]peer.AddrInfo // every peer dialled, for the re-dials of a stalled fetch
 	layout *Layout
 	dl     *download
-	ready  chan struct{} // closed when a session is up, for the manifest getter
+	ready  chan struct{} // closed when a session is up, for the node getter
 
 	sched       *sched.Scheduler
 	actions     []sched.Action           // what the scheduler decided, for apply
@@ -295,7 +295,7 @@ type fetch struct {
 	lastErr     error               // why the last session could not open, for ErrNoProviders
 	said        map[peer.ID]string  // why each peer's last session ended, for ErrStalled
 	from        map[cid.Cid]peer.ID // who sent each node of the DAG (guarded by mu), to blame for an invalid one
-	progressed  time.Time           // when a chunk or manifest block was last verified
+	progressed  time.Time           // when a chunk or DAG node was last verified
 	lastRedial  time.Time           // when the known peers were last dialled again
 	redialNext  int                 // where the next re-dial round starts in the known peers
 	fatal       error               // ends the fetch: a verified chunk could not be written
@@ -330,7 +330,7 @@ func (f *fetch) run() (*Result, error) {
 	f.lastSource, f.lastHints, f.progressed, f.lastRedial = now, now, now, now
 	f.sources(now)
 
-	// The manifest: from the local store, or through the first sessions.
+	// The DAG: from the local store, or through the first sessions.
 	layoutDone := make(chan error, 1)
 	f.goroutine(func() {
 		l, err := BuildLayout(f.ctx, unixfs.GetterFunc(f.getBlock), f.root)
@@ -653,8 +653,8 @@ func (f *fetch) step(e sched.Event) error {
 }
 
 // strikeEarly strikes a peer that broke the protocol where the scheduler
-// cannot count it: before the scheduler exists (while the manifest loads),
-// after the loop has ended, or for a bad manifest block. It is banned at
+// cannot count it: before the scheduler exists (while the DAG loads),
+// after the loop has ended, or for a bad DAG node. It is banned at
 // its MaxStrikes-th such strike in this fetch (at the first by default);
 // these strikes and the scheduler's are counted apart, so a peer may break
 // the protocol at most 2·MaxStrikes-2 times in one fetch unbanned.
@@ -774,7 +774,7 @@ func (f *fetch) checkSources(now time.Time) error {
 
 // usefulSessions counts the sessions with a chunk the fetch lacks: once the
 // layout is known, as the scheduler sees it; before, any that has a chunk
-// and has not failed to give a manifest block.
+// and has not failed to give a DAG node.
 func (f *fetch) usefulSessions() int {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -784,9 +784,9 @@ func (f *fetch) usefulSessions() int {
 			if c.joined && f.sched.Useful(f.schedID(c.peer)) {
 				useful++
 			}
-		} else if c.hasSome && !c.noManifest() {
-			// While the manifest loads, a peer that says it has chunks but
-			// did not give the manifest block it was asked for is no
+		} else if c.hasSome && !c.noDAG() {
+			// While the DAG loads, a peer that says it has chunks but
+			// did not give the DAG node it was asked for is no
 			// source (a HAVE flooder would keep the fetch waiting forever).
 			useful++
 		}
@@ -854,7 +854,7 @@ func (f *fetch) peersSaid(lead string) string {
 		var what string
 		switch {
 		case !c.joined || f.sched == nil:
-			what = "connected; the manifest is not loaded yet"
+			what = "connected; the DAG is not loaded yet"
 			if !c.hasSome {
 				what = "has no chunk"
 			}
@@ -1025,7 +1025,7 @@ func (f *fetch) shutdown() {
 	}
 }
 
-// hedgeAfter is how long a manifest block request may go unanswered before
+// hedgeAfter is how long a DAG node request may go unanswered before
 // the same block is asked of one more peer as well (a staller must not hold
 // a fetch's start); at most maxHedge peers are asked at once.
 const (
@@ -1034,7 +1034,7 @@ const (
 	reaskAfter = 2 * time.Second
 )
 
-// getBlock returns a manifest block from the local store or, failing that,
+// getBlock returns a DAG node from the local store or, failing that,
 // from the sessions, verified and then kept in the store. It asks one peer,
 // and one more each hedgeAfter while none has answered; the first block
 // that verifies wins. When every session has been asked in vain, it asks
@@ -1101,7 +1101,7 @@ func (f *fetch) getBlock(ctx context.Context, c cid.Cid) ([]byte, error) {
 					}
 				} else {
 					if err := f.sw.blocks.PutBlock(c, a.data); err != nil {
-						f.log.Warn("keeping a manifest block", "cid", c, "err", err)
+						f.log.Warn("keeping a DAG node", "cid", c, "err", err)
 					}
 					f.mu.Lock()
 					f.from[c] = a.from.peer
@@ -1125,7 +1125,7 @@ func (f *fetch) getBlock(ctx context.Context, c cid.Cid) ([]byte, error) {
 }
 
 // sessionUp records an open session whose first message was first, and
-// wakes manifest getters.
+// wakes node getters.
 func (f *fetch) sessionUp(c *conn, first wire.Msg) bool {
 	f.mu.Lock()
 	defer f.mu.Unlock()

@@ -638,7 +638,7 @@ func TestFetcherSaysWhy(t *testing.T) {
 
 // TestBadNodeBanned: a seeder that answers WANT_NODE with bytes that fail
 // the block's hash is banned, and reads ERROR (banned), on every path that
-// reads a manifest block: a fetch, and GetBlock, which the node's inspect,
+// reads a DAG node: a fetch, and GetBlock, which the node's inspect,
 // Open and ROOT/path use.
 func TestBadNodeBanned(t *testing.T) {
 	_, root, _, _ := hostileRoot(t)
@@ -709,7 +709,7 @@ func TestBadNodeBanned(t *testing.T) {
 			case err := <-done:
 				t.Fatalf("%s returned %v before the seeder was banned", path, err)
 			case <-ctx.Done():
-				t.Fatalf("the seeder of a bad manifest block was not banned (%s)", path)
+				t.Fatalf("the seeder of a bad DAG node was not banned (%s)", path)
 			}
 			select {
 			case code, ok := <-codes:
@@ -889,7 +889,7 @@ func TestHaveFloodWhileManifestLoads(t *testing.T) {
 	}
 }
 
-// TestWantNodeAgainBanned: a fetcher that asks for a manifest block it was
+// TestWantNodeAgainBanned: a fetcher that asks for a DAG node it was
 // sent twice already (74 bytes that cost the server a store read and up to
 // 1 MiB) gets ERROR (protocol) and a ban instead of a third copy.
 func TestWantNodeAgainBanned(t *testing.T) {

@@ -24,7 +24,7 @@ const helloTimeout = 20 * time.Second
 // CANCEL and WANT_NODE only, all small.
 const maxClientMsg = 16 << 10
 
-// maxNodeResends is how many times a session is sent one manifest block: a
+// maxNodeResends is how many times a session is sent one DAG node: a
 // fetcher asks again only when the first answer was late (it waits 30 s)
 // or could not be kept.
 const maxNodeResends = 2
@@ -43,7 +43,7 @@ type server struct {
 	wake     chan struct{}   // one token: the queues changed
 	wants    wantQueue       // chunk requests, in arrival order; changed under slots.mu too
 	asked    int64           // chunks WANTed minus chunks CANCELled: the CANCEL budget
-	nodes    []cid.Cid       // manifest block requests
+	nodes    []cid.Cid       // DAG node requests
 	sent     map[cid.Cid]int // NODEs sent, by CID: the WANT_NODE budget
 	haves    []uint64        // announcements to send
 	none     bool            // the session began with HAVE_NONE and no source yet
@@ -131,7 +131,7 @@ func (s *Swarm) admit(sv *server) bool {
 	// HAVE_NONE, and announces each chunk as it gets it: peers that
 	// download the same root at the same time trade.
 	// Only roots served here are answered: shared (or inside a share), or
-	// being fetched. A root whose manifest is merely stored (inspected,
+	// being fetched. A root whose DAG is merely stored (inspected,
 	// unshared, a failed fetch) is not.
 	src, err := s.sourceFor(sv.peer, sv.root)
 	if err == nil && src == nil && !s.isFetching(sv.root) {
@@ -235,7 +235,7 @@ func (sv *server) readLoop(r *wire.Reader) {
 			sv.mu.Lock()
 			if len(sv.nodes) >= 64 {
 				sv.mu.Unlock()
-				sv.close(wire.CodeTooManyRequests, "more than 64 manifest requests waiting")
+				sv.close(wire.CodeTooManyRequests, "more than 64 node requests waiting")
 				return
 			}
 			if sv.sent[m.CID] >= maxNodeResends {
@@ -360,7 +360,7 @@ func (sv *server) stop() {
 }
 
 // sendLoop writes the answers until the session ends: first HAVE, then
-// blocks and manifest blocks as they are asked for, announcements as they
+// blocks and DAG nodes as they are asked for, announcements as they
 // come, CHOKE and UNCHOKE as the choker decides; the final ERROR, if any,
 // then the end of the stream.
 func (sv *server) sendLoop() {
@@ -449,13 +449,13 @@ func (sv *server) await(pf *prefetcher) (end *wire.Error, ok bool) {
 type batch struct {
 	ctl   []wire.Msg // CHOKE and UNCHOKE
 	haves []uint64   // announcements
-	nodes []cid.Cid  // manifest blocks asked for
+	nodes []cid.Cid  // DAG nodes asked for
 	chunk uint64     // the chunk to serve, if serve
 	serve bool
 	more  bool // chunk requests wait after this one: no flush yet
 }
 
-// writeBatch writes b: control messages, announcements, manifest blocks,
+// writeBatch writes b: control messages, announcements, DAG nodes,
 // then the chunk; it flushes unless more is to come at once.
 func (sv *server) writeBatch(w *wire.Writer, pf *prefetcher, b batch) error {
 	sv.touch()

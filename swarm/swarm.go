@@ -27,7 +27,7 @@ var (
 	ErrStalled     = errors.New("swarm: fetch stalled")
 )
 
-// BlockStore keeps manifest blocks. The node's store implements it.
+// BlockStore keeps DAG nodes. The node's store implements it.
 type BlockStore interface {
 	// GetBlock returns the block's bytes, or an error if it has none.
 	GetBlock(ctx context.Context, c cid.Cid) ([]byte, error)

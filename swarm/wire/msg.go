@@ -31,12 +31,12 @@ type Hello struct {
 	// Root is the CID of the root: CIDv1, dag-pb or raw, sha2-256.
 	Root cid.Cid
 	// Chunks is the number of chunks of the root, or 0 if the opener does
-	// not know it yet (it has not fetched the manifest).
+	// not know it yet (it has not fetched the DAG).
 	Chunks uint64
 }
 
 // HaveAll says that the sender has every chunk of the root (and every
-// manifest block: a peer that has the root has its blocks).
+// DAG node: a peer that has the root has its blocks).
 type HaveAll struct{}
 
 // HaveNone says that the sender has no chunk of the root yet.
@@ -114,7 +114,7 @@ type DontHave struct {
 }
 
 // Block carries one chunk, at most MaxBlockSize bytes. The receiver must
-// verify Data against the chunk's CID from the manifest: the decoder does
+// verify Data against the chunk's CID from the DAG: the decoder does
 // not hash.
 type Block struct {
 	Index uint64

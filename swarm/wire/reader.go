@@ -58,7 +58,7 @@ type Reader struct {
 // NewReader returns a Reader of the frames in r that refuses any frame longer
 // than maxSize bytes (type byte and payload). A maxSize ≤ 0 or above
 // MaxMessageSize means MaxMessageSize; a smaller one suits a session that
-// expects no BLOCK, say one that fetches manifest blocks only.
+// expects no BLOCK, say one that fetches DAG nodes only.
 func NewReader(r io.Reader, maxSize int) *Reader {
 	if maxSize <= 0 || maxSize > MaxMessageSize {
 		maxSize = MaxMessageSize
