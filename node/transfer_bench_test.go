@@ -48,6 +48,10 @@ type childReport struct {
 	Duplicate int64   `json:"duplicate"`
 	PeakRSS   int64   `json:"peak_rss"`
 	FirstByte float64 `json:"first_byte_seconds"`
+	// ShareSeconds and SharePeakRSS are the seeder's: how long Share took
+	// and the peak RSS when it returned (ufs_bench_test.go).
+	ShareSeconds float64 `json:"share_seconds,omitempty"`
+	SharePeakRSS int64   `json:"share_peak_rss,omitempty"`
 }
 
 // BenchmarkTransfer moves PEER_BENCH_TRANSFER_SIZE bytes (default 1 GiB)
@@ -350,13 +354,15 @@ func runRole(role string) error {
 	}
 	switch role {
 	case "seed":
+		start := time.Now()
 		sh, err := n.Share(ctx, os.Getenv("PEER_BENCH_FILE"), ShareOptions{})
 		if err != nil {
 			return err
 		}
+		shared, shareRSS := time.Since(start), peakRSS()
 		fmt.Printf("TICKET %s\n", sh.Ticket)
 		io.Copy(io.Discard, os.Stdin)
-		report(childReport{})
+		report(childReport{ShareSeconds: shared.Seconds(), SharePeakRSS: shareRSS})
 	case "fetch":
 		t, err := ParseTarget(os.Getenv("PEER_BENCH_TICKET"))
 		if err != nil {

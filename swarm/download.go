@@ -337,6 +337,31 @@ func (d *download) pathLocked(fi int) string {
 	return filepath.Join(base, filepath.FromSlash(d.layout.Files[fi].Path))
 }
 
+// syncFileLocked syncs file fi and checks its size. A file the download
+// does not hold open is opened and closed again before it returns: a folder
+// of 100,000 files must not hold 100,000 descriptors.
+func (d *download) syncFileLocked(fi int) error {
+	fh := d.files[fi]
+	if fh == nil {
+		var err error
+		if fh, err = os.OpenFile(d.pathLocked(fi), os.O_RDWR|noFollow, 0); err != nil {
+			return err
+		}
+		defer fh.Close()
+	}
+	if err := d.sync(fh); err != nil {
+		return fmt.Errorf("swarm: syncing %s: %w", fh.Name(), err)
+	}
+	st, err := fh.Stat()
+	if err != nil {
+		return err
+	}
+	if want := d.layout.Files[fi].Size; st.Size() != want {
+		return fmt.Errorf("swarm: %s is %d bytes, but the root declares %d: something other than this fetch changed it; remove it and fetch again", fh.Name(), st.Size(), want)
+	}
+	return nil
+}
+
 // withFile runs fn on an open handle of file fi. It is used under io's read
 // lock, which is what keeps closeFiles and finish from
 // closing or renaming it in the middle of the read or write; the lock
@@ -488,24 +513,9 @@ func (d *download) finish(force bool) error {
 	if d.complete {
 		return nil
 	}
-	for fi, f := range d.layout.Files {
-		fh := d.files[fi]
-		if fh == nil {
-			var err error
-			if fh, err = os.OpenFile(d.pathLocked(fi), os.O_RDWR|noFollow, 0); err != nil {
-				return err
-			}
-			defer fh.Close()
-		}
-		if err := d.sync(fh); err != nil {
-			return fmt.Errorf("swarm: syncing %s: %w", fh.Name(), err)
-		}
-		st, err := fh.Stat()
-		if err != nil {
+	for fi := range d.layout.Files {
+		if err := d.syncFileLocked(fi); err != nil {
 			return err
-		}
-		if st.Size() != f.Size {
-			return fmt.Errorf("swarm: %s is %d bytes, but the root declares %d: something other than this fetch changed it; remove it and fetch again", fh.Name(), st.Size(), f.Size)
 		}
 	}
 	if d.syncErr != nil {

@@ -99,7 +99,9 @@ func (b *FileBuilder) Add(leaf Link) error {
 // push adds l at height k and makes the parent of a level that fills up.
 func (b *FileBuilder) push(k int, l Link) error {
 	if k == len(b.levels) {
-		b.levels = append(b.levels, make([]Link, 0, b.maxLinks))
+		// Grown by append, not made with room for maxLinks: most files
+		// of a folder have one leaf, and the level is reused once full.
+		b.levels = append(b.levels, nil)
 	}
 	b.levels[k] = append(b.levels[k], l)
 	if len(b.levels[k]) < b.maxLinks {
@@ -113,7 +115,7 @@ func (b *FileBuilder) push(k int, l Link) error {
 	}
 	if !b.opts.meta.IsZero() {
 		for len(b.last) <= k {
-			b.last = append(b.last, make([]Link, 0, b.maxLinks))
+			b.last = append(b.last, nil)
 		}
 		b.last[k] = append(b.last[k][:0], b.levels[k]...)
 	}

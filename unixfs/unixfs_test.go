@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"fmt"
 	"io"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -16,6 +17,7 @@ import (
 	"github.com/ipfs/boxo/ipld/unixfs/importer/helpers"
 	"github.com/ipfs/go-cid"
 	ipld "github.com/ipfs/go-ipld-format"
+	mh "github.com/multiformats/go-multihash"
 	"golang.org/x/crypto/chacha20"
 
 	"github.com/peer-project/peer/chunker"
@@ -372,5 +374,33 @@ func TestFileBuilderMemory(t *testing.T) {
 	}
 	if err := fb.Add(Leaf(integrity.Chunk(nil), 0)); err != ErrFinished {
 		t.Errorf("Add after Finish = %v", err)
+	}
+}
+
+// TestSmallFileBuilderAllocates builds many one-leaf files, as a folder of
+// small files does: each must cost its builder a few hundred bytes, not a
+// level of MaxLinks links made in advance (32 KiB a file, 3 GiB of garbage
+// for a folder of 100,000 files).
+func TestSmallFileBuilderAllocates(t *testing.T) {
+	const files = 1000
+	sum, err := mh.Sum([]byte("leaf"), mh.SHA2_256, -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf := Leaf(cid.NewCidV1(cid.Raw, sum), 4)
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	for range files {
+		b := NewFileBuilder(func(Block) error { return nil })
+		if err := b.Add(leaf); err != nil {
+			t.Fatal(err)
+		}
+		if root, err := b.Finish(); err != nil || root.CID != leaf.CID {
+			t.Fatalf("Finish = %v, %v; want the leaf", root.CID, err)
+		}
+	}
+	runtime.ReadMemStats(&after)
+	if per := (after.TotalAlloc - before.TotalAlloc) / files; per > 1<<10 {
+		t.Errorf("a one-leaf file allocated %d bytes in its builder, want at most 1 KiB", per)
 	}
 }
