@@ -17,6 +17,7 @@ import (
 
 	"github.com/peer-project/peer/chunker"
 	"github.com/peer-project/peer/integrity"
+	"github.com/peer-project/peer/internal/kubovec"
 	"github.com/peer-project/peer/unixfs"
 )
 
@@ -456,7 +457,7 @@ func TestPreserveMeta(t *testing.T) {
 		}
 	}
 	// Without the flags: Kubo's roots, whatever the files' modes and times.
-	for _, tt := range []struct{ path, want string }{{hello, kuboHelloWorld}, {empty, emptyDir}} {
+	for _, tt := range []struct{ path, want string }{{hello, kubovec.HelloWorld}, {empty, kubovec.EmptyDir}} {
 		if res := importRoot(t, tt.path, Options{}); res.Root.String() != tt.want || !res.Standard {
 			t.Errorf("%s without metadata: root %s (standard %v), Kubo %s", filepath.Base(tt.path), res.Root, res.Standard, tt.want)
 		}

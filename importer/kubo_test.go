@@ -2,51 +2,17 @@ package importer
 
 import (
 	"context"
-	"crypto/sha256"
 	"io"
 	"os"
 	"path/filepath"
 	"testing"
 
-	"golang.org/x/crypto/chacha20"
-
 	"github.com/peer-project/peer/chunker"
+	"github.com/peer-project/peer/internal/kubovec"
 )
 
-// The unixfs-v1-2025 vectors of Kubo's own test suite
-// (test/cli/cid_profiles_test.go, the unixfsV12025 expectations), the same
-// that package unixfs checks its builders against: here they are checked
-// through Import, the path `peer share` and `peer share --only-hash` take.
-const (
-	kuboHelloWorld = "bafkreifzjut3te2nhyekklss27nh3k72ysco7y32koao5eei66wof36n5e" // "hello world"
-	kuboAtMaxLinks = "bafybeihmf37wcuvtx4hpu7he5zl5qaf2ineo2lqlfrapokkm5zzw7zyhvm" // 1024 MiB, seed "v1-2025-seed"
-	kuboOverMax    = "bafybeihmzokxxjqwxjcryerhp5ezpcog2wcawfryb2xm64xiakgm4a5jue" // 1025 MiB, same seed
-	kuboDirBasic   = "bafybeic3h7rwruealwxkacabdy45jivq2crwz6bufb5ljwupn36gicplx4" // 4766 entries, block of exactly 256 KiB
-	kuboDirHAMT    = "bafybeiegvuterwurhdtkikfhbxcldohmxp566vpjdofhzmnhv6o4freidu" // the same, one byte over
-	// The empty file and the empty folder, which every IPFS implementation
-	// knows.
-	emptyFile = "bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku"
-	emptyDir  = "bafybeiczsscdsbs7ffqz55asqdf3smv6klcw3gofszvwlyarci47bgf354"
-)
-
-// seeded returns n bytes of the ChaCha20 key stream keyed by SHA-256(seed)
-// with a zero nonce, as Kubo's tests make deterministic files.
-func seeded(t testing.TB, seed string, n int64) io.Reader {
-	key := sha256.Sum256([]byte(seed))
-	c, err := chacha20.NewUnauthenticatedCipher(key[:], make([]byte, chacha20.NonceSize))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return io.LimitReader(keyStream{c}, n)
-}
-
-type keyStream struct{ c *chacha20.Cipher }
-
-func (k keyStream) Read(p []byte) (int, error) {
-	clear(p)
-	k.c.XORKeyStream(p, p)
-	return len(p), nil
-}
+// seeded is kubovec.Seeded, with the signature the tests were written for.
+func seeded(_ testing.TB, seed string, n int64) io.Reader { return kubovec.Seeded(seed, n) }
 
 func importRoot(t *testing.T, path string, opt Options) Result {
 	t.Helper()
@@ -68,7 +34,7 @@ func TestKuboVectorsSmall(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, tt := range []struct{ path, want string }{
-		{hello, kuboHelloWorld}, {empty, emptyFile}, {emptyFolder, emptyDir},
+		{hello, kubovec.HelloWorld}, {empty, kubovec.EmptyFile}, {emptyFolder, kubovec.EmptyDir},
 	} {
 		res := importRoot(t, tt.path, Options{})
 		if res.Root.String() != tt.want || !res.Standard {
@@ -78,8 +44,8 @@ func TestKuboVectorsSmall(t *testing.T) {
 	// Content-defined chunks make another root, which is said; but a file
 	// of one chunk is that chunk under any chunker.
 	cdc := Options{Params: chunker.CDCParams(1 << 20)}
-	if res := importRoot(t, hello, cdc); res.Root.String() != kuboHelloWorld || !res.Standard {
-		t.Errorf("fastcdc import of hello world: root %s (standard %v), Kubo %s", res.Root, res.Standard, kuboHelloWorld)
+	if res := importRoot(t, hello, cdc); res.Root.String() != kubovec.HelloWorld || !res.Standard {
+		t.Errorf("fastcdc import of hello world: root %s (standard %v), Kubo %s", res.Root, res.Standard, kubovec.HelloWorld)
 	}
 	big := filepath.Join(dir, "big")
 	f, err := os.Create(big)
@@ -103,7 +69,7 @@ func TestKuboFolderVectors(t *testing.T) {
 	for _, tt := range []struct {
 		lastLen int
 		want    string
-	}{{21, kuboDirBasic}, {22, kuboDirHAMT}} {
+	}{{21, kubovec.DirBasic}, {22, kubovec.DirHAMT}} {
 		const alphabet = "abcdefghijklmnopqrstuvwxyz01234567890-_"
 		dir := filepath.Join(t.TempDir(), "folder")
 		if err := os.Mkdir(dir, 0o755); err != nil {
@@ -153,7 +119,7 @@ func TestKuboLargeFileVectors(t *testing.T) {
 	for _, tt := range []struct {
 		size int64
 		want string
-	}{{1024 << 20, kuboAtMaxLinks}, {1025 << 20, kuboOverMax}} {
+	}{{1024 << 20, kubovec.AtMaxLinks}, {1025 << 20, kubovec.OverMax}} {
 		p := filepath.Join(t.TempDir(), "big")
 		f, err := os.Create(p)
 		if err != nil {

@@ -3,7 +3,6 @@ package unixfs
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"fmt"
 	"io"
 	"runtime"
@@ -18,43 +17,14 @@ import (
 	"github.com/ipfs/go-cid"
 	ipld "github.com/ipfs/go-ipld-format"
 	mh "github.com/multiformats/go-multihash"
-	"golang.org/x/crypto/chacha20"
 
 	"github.com/peer-project/peer/chunker"
 	"github.com/peer-project/peer/integrity"
+	"github.com/peer-project/peer/internal/kubovec"
 )
 
-// The unixfs-v1-2025 vectors of Kubo's own test suite
-// (test/cli/cid_profiles_test.go, the unixfsV12025 expectations), with the
-// inputs made the way that suite makes them.
-const (
-	kuboHelloWorld = "bafkreifzjut3te2nhyekklss27nh3k72ysco7y32koao5eei66wof36n5e" // "hello world"
-	kuboAtMaxLinks = "bafybeihmf37wcuvtx4hpu7he5zl5qaf2ineo2lqlfrapokkm5zzw7zyhvm" // 1024 MiB, seed "v1-2025-seed"
-	kuboOverMax    = "bafybeihmzokxxjqwxjcryerhp5ezpcog2wcawfryb2xm64xiakgm4a5jue" // 1025 MiB, same seed
-	kuboDirBasic   = "bafybeic3h7rwruealwxkacabdy45jivq2crwz6bufb5ljwupn36gicplx4" // 4766 entries, block of exactly 256 KiB
-	kuboDirHAMT    = "bafybeiegvuterwurhdtkikfhbxcldohmxp566vpjdofhzmnhv6o4freidu" // the same, one byte over
-	// The empty folder, the CID every IPFS implementation knows.
-	emptyDir = "bafybeiczsscdsbs7ffqz55asqdf3smv6klcw3gofszvwlyarci47bgf354"
-)
-
-// seeded returns n bytes of the ChaCha20 key stream keyed by SHA-256(seed)
-// with a zero nonce, as Kubo's tests make deterministic files.
-func seeded(t testing.TB, seed string, n int64) io.Reader {
-	key := sha256.Sum256([]byte(seed))
-	c, err := chacha20.NewUnauthenticatedCipher(key[:], make([]byte, chacha20.NonceSize))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return io.LimitReader(keyStream{c}, n)
-}
-
-type keyStream struct{ c *chacha20.Cipher }
-
-func (k keyStream) Read(p []byte) (int, error) {
-	clear(p)
-	k.c.XORKeyStream(p, p)
-	return len(p), nil
-}
+// seeded is kubovec.Seeded, with the signature the tests were written for.
+func seeded(_ testing.TB, seed string, n int64) io.Reader { return kubovec.Seeded(seed, n) }
 
 // blocks collects what a builder puts.
 type blocks struct{ got map[cid.Cid][]byte }
@@ -102,8 +72,8 @@ func buildFile(t testing.TB, r io.Reader, chunkSize, maxLinks int, stopAt int64)
 
 func TestKuboFileVectors(t *testing.T) {
 	root, _ := buildFile(t, strings.NewReader("hello world"), ChunkSize, MaxLinks, 0)
-	if root.CID.String() != kuboHelloWorld {
-		t.Errorf("hello world: %s, Kubo %s", root.CID, kuboHelloWorld)
+	if root.CID.String() != kubovec.HelloWorld {
+		t.Errorf("hello world: %s, Kubo %s", root.CID, kubovec.HelloWorld)
 	}
 	if testing.Short() || raceEnabled {
 		t.Skip("hashes 1025 MiB (skipped under -short and -race)")
@@ -111,14 +81,14 @@ func TestKuboFileVectors(t *testing.T) {
 	// One pass over 1025 MiB gives both roots: the 1024 MiB file is the
 	// stream's first 1024 chunks.
 	root, prefix := buildFile(t, seeded(t, "v1-2025-seed", 1025<<20), ChunkSize, MaxLinks, 1024)
-	if prefix.CID.String() != kuboAtMaxLinks {
-		t.Errorf("1024 MiB: %s, Kubo %s", prefix.CID, kuboAtMaxLinks)
+	if prefix.CID.String() != kubovec.AtMaxLinks {
+		t.Errorf("1024 MiB: %s, Kubo %s", prefix.CID, kubovec.AtMaxLinks)
 	}
 	if prefix.FileSize != 1024<<20 {
 		t.Errorf("1024 MiB: file size %d", prefix.FileSize)
 	}
-	if root.CID.String() != kuboOverMax {
-		t.Errorf("1025 MiB: %s, Kubo %s", root.CID, kuboOverMax)
+	if root.CID.String() != kubovec.OverMax {
+		t.Errorf("1025 MiB: %s, Kubo %s", root.CID, kubovec.OverMax)
 	}
 }
 
@@ -161,15 +131,15 @@ func kuboDir(t *testing.T, n, nameLen, lastLen int) (Link, *blocks) {
 
 func TestKuboDirVectors(t *testing.T) {
 	basic, bl := kuboDir(t, 4766, 11, 21)
-	if basic.CID.String() != kuboDirBasic {
-		t.Errorf("folder at the threshold: %s, Kubo %s", basic.CID, kuboDirBasic)
+	if basic.CID.String() != kubovec.DirBasic {
+		t.Errorf("folder at the threshold: %s, Kubo %s", basic.CID, kubovec.DirBasic)
 	}
 	if n := len(bl.got[basic.CID]); n != HAMTThreshold {
 		t.Errorf("folder at the threshold: block of %d bytes, want %d", n, HAMTThreshold)
 	}
 	hamt, bl := kuboDir(t, 4766, 11, 22)
-	if hamt.CID.String() != kuboDirHAMT {
-		t.Errorf("folder over the threshold: %s, Kubo %s", hamt.CID, kuboDirHAMT)
+	if hamt.CID.String() != kubovec.DirHAMT {
+		t.Errorf("folder over the threshold: %s, Kubo %s", hamt.CID, kubovec.DirHAMT)
 	}
 	fsn, err := ft.FSNodeFromBytes(mustProto(t, bl.got[hamt.CID]).Data())
 	if err != nil || fsn.Type() != ft.THAMTShard {
@@ -203,8 +173,8 @@ func TestEmptyAndNestedDirs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if e.CID.String() != emptyDir {
-		t.Errorf("empty folder: %s, want %s", e.CID, emptyDir)
+	if e.CID.String() != kubovec.EmptyDir {
+		t.Errorf("empty folder: %s, want %s", e.CID, kubovec.EmptyDir)
 	}
 	// A folder holding the empty folder, an empty file and a file with a
 	// unicode name, against boxo's folder built from whole nodes.

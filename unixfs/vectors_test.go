@@ -17,6 +17,7 @@ import (
 	ipld "github.com/ipfs/go-ipld-format"
 
 	"github.com/peer-project/peer/integrity"
+	"github.com/peer-project/peer/internal/kubovec"
 )
 
 // The vectors of issue 17's "Show": the roots peer builds, with its own
@@ -251,8 +252,8 @@ func TestDirVectors(t *testing.T) {
 	}
 
 	empty := build(nil)
-	if empty.CID.String() != emptyDir {
-		t.Errorf("empty: %s, want %s", empty.CID, emptyDir)
+	if empty.CID.String() != kubovec.EmptyDir {
+		t.Errorf("empty: %s, want %s", empty.CID, kubovec.EmptyDir)
 	}
 	emptyNode := want(nil)
 
@@ -292,10 +293,10 @@ func TestDirVectors(t *testing.T) {
 
 	// Over the HAMT threshold: Kubo's vector (test/cli/cid_profiles_test.go,
 	// DirHAMTCID), and the one just under it (DirBasicCID).
-	if hamt, _ := kuboDir(t, 4766, 11, 22); hamt.CID.String() != kuboDirHAMT {
-		t.Errorf("over the HAMT threshold: %s, Kubo %s", hamt.CID, kuboDirHAMT)
+	if hamt, _ := kuboDir(t, 4766, 11, 22); hamt.CID.String() != kubovec.DirHAMT {
+		t.Errorf("over the HAMT threshold: %s, Kubo %s", hamt.CID, kubovec.DirHAMT)
 	}
-	if basic, _ := kuboDir(t, 4766, 11, 21); basic.CID.String() != kuboDirBasic {
-		t.Errorf("at the HAMT threshold: %s, Kubo %s", basic.CID, kuboDirBasic)
+	if basic, _ := kuboDir(t, 4766, 11, 21); basic.CID.String() != kubovec.DirBasic {
+		t.Errorf("at the HAMT threshold: %s, Kubo %s", basic.CID, kubovec.DirBasic)
 	}
 }

@@ -76,6 +76,7 @@ var house = map[string]rule{
 
 	// Test and benchmark support.
 	"internal/bubble":      {pure: true},
+	"internal/kubovec":     {pure: true}, // Kubo's unixfs-v1-2025 vectors, for the tests of unixfs and importer
 	"internal/netns":       {},
 	"internal/benchrec":    {},
 	"internal/benchreport": {imports: []string{"internal/benchrec"}},
