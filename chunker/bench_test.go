@@ -20,19 +20,6 @@ import (
 	"github.com/peer-project/peer/internal/benchrec"
 )
 
-// envMiB returns the size in bytes named by the environment variable key
-// (in MiB), or def MiB.
-func envMiB(b *testing.B, key string, def int64) int64 {
-	if v := os.Getenv(key); v != "" {
-		n, err := strconv.ParseInt(v, 10, 64)
-		if err != nil || n <= 0 {
-			b.Fatalf("%s=%q: want a positive number of MiB", key, v)
-		}
-		return n << 20
-	}
-	return def << 20
-}
-
 // patternReader is a fast deterministic stream of size bytes: a 1 MiB
 // pseudo-random pattern, each MiB stamped with its number so that no two are
 // equal.
@@ -106,7 +93,7 @@ func BenchmarkSplitFixed(b *testing.B) { benchSplit(b, DefaultParams(), "fixed-1
 func BenchmarkSplitCDC(b *testing.B) { benchSplit(b, CDCParams(1<<20), "fastcdc-1MiB") }
 
 func benchSplit(b *testing.B, p Params, label string) {
-	size := envMiB(b, "PEER_BENCH_SIZE", 1024)
+	size := benchrec.EnvMiB(b, "PEER_BENCH_SIZE", 1024)
 	path := filepath.Join(b.TempDir(), "bench.bin")
 	writeBenchFile(b, path, size)
 
@@ -232,7 +219,7 @@ func resetPeakRSS(b *testing.B) {
 // the stream to a file in os.TempDir(), chunks that, and removes it.
 func BenchmarkSplitRSS(b *testing.B) {
 	const limit = 64 << 20
-	size := envMiB(b, "PEER_RSS_SIZE", 4096)
+	size := benchrec.EnvMiB(b, "PEER_RSS_SIZE", 4096)
 	cases := []struct {
 		name string
 		p    Params

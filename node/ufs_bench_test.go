@@ -22,19 +22,6 @@ import (
 	"github.com/peer-project/peer/internal/benchrec"
 )
 
-// benchSizeMiB returns the size in bytes that the environment variable key
-// names in MiB, or def MiB.
-func benchSizeMiB(b *testing.B, key string, def int64) int64 {
-	if v := os.Getenv(key); v != "" {
-		n, err := strconv.ParseInt(v, 10, 64)
-		if err != nil || n <= 0 {
-			b.Fatalf("%s=%q: want a positive number of MiB", key, v)
-		}
-		return n << 20
-	}
-	return def << 20
-}
-
 // sha256File returns the rate in MB/s of SHA-256 over the file at path,
 // read in 1 MiB blocks and hashed on one goroutine.
 func sha256File(b *testing.B, path string) float64 {
@@ -68,7 +55,7 @@ func sha256File(b *testing.B, path string) float64 {
 // that fits with 1 GiB to spare is used and named in the rows.
 func BenchmarkImport(b *testing.B) {
 	const rssLimit = 64 << 20
-	size := benchSizeMiB(b, "PEER_BENCH_IMPORT_SIZE", 4096)
+	size := benchrec.EnvMiB(b, "PEER_BENCH_IMPORT_SIZE", 4096)
 	dir, err := os.MkdirTemp("", "peer-import-bench-")
 	if err != nil {
 		b.Fatal(err)

@@ -16,6 +16,8 @@ package benchrec
 import (
 	"encoding/json"
 	"os"
+	"strconv"
+	"testing"
 )
 
 // EnvFile names the file records are appended to.
@@ -62,4 +64,18 @@ func Add(r Record) {
 	}
 	defer f.Close()
 	f.Write(append(b, '\n'))
+}
+
+// EnvMiB returns the size in bytes that the environment variable key names
+// in MiB, or def MiB; a value that is not a positive number fails tb.
+func EnvMiB(tb testing.TB, key string, def int64) int64 {
+	tb.Helper()
+	if v := os.Getenv(key); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n <= 0 {
+			tb.Fatalf("%s=%q: want a positive number of MiB", key, v)
+		}
+		return n << 20
+	}
+	return def << 20
 }
