@@ -228,7 +228,13 @@ func TestCorruptPeerBanned(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	path, data := randomFile(t, t.TempDir(), "f.bin", 16<<20, 6)
-	a := startNode(t, testConfig(t))
+	// The honest sharer sends at 8 MiB/s, so the fetch lasts two seconds
+	// at least: long enough for the liar to be asked for chunks however
+	// fast the honest one answers. Uncapped, the fetch could end (in 0.12 s
+	// once, under CI) before the liar got a single WANT.
+	cfg := testConfig(t)
+	cfg.UploadRate = 8 << 20
+	a := startNode(t, cfg)
 	sh, err := a.Share(ctx, path, ShareOptions{})
 	if err != nil {
 		t.Fatal(err)
