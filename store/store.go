@@ -55,7 +55,9 @@ type Options struct {
 	// Logger receives the few events worth a line (unfinished shares removed
 	// at Open, shares found stale). Nil discards them.
 	Logger *slog.Logger
-	// Now is the clock for Created times. Nil means time.Now.
+	// Now is the clock for Created times and for the age of a file's last
+	// change when ReadChunk decides whether a verified chunk gets a proof
+	// (proof.go). Nil means time.Now.
 	Now func() time.Time
 }
 
