@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/bits"
 	"os"
 	"path"
 	"slices"
@@ -13,6 +14,7 @@ import (
 	"github.com/ipfs/boxo/ipld/unixfs/hamt"
 	"github.com/ipfs/go-cid"
 	ipld "github.com/ipfs/go-ipld-format"
+	"github.com/spaolacci/murmur3"
 
 	"github.com/peer-project/peer/chunker"
 	"github.com/peer-project/peer/integrity"
@@ -213,18 +215,32 @@ func (w *Walker) List(ctx context.Context, dir cid.Cid, fn func(name string, l L
 		}
 		return nil
 	case KindHAMT:
-		return w.listShard(ctx, n, 0, fn)
+		return w.listShard(ctx, n, 0, nil, fn)
 	}
 	return fmt.Errorf("unixfs: %s is a %s, not a folder", dir, n.Kind)
 }
 
-func (w *Walker) listShard(ctx context.Context, n *Node, depth int, fn func(string, Link) error) error {
-	if depth >= w.lim.Depth {
+// listShard calls fn for every entry under the shard n, at depth in the
+// DAG, whose ancestor shards' links took the slots in path. Every entry must sit where its name's hash
+// puts it: in a shard reached through the slots its hash gives, level by
+// level. A HAMT that files a name elsewhere would list an entry that a
+// lookup by name (Resolve, or any other IPFS implementation) cannot find,
+// so the walk and the lookup would disagree about the folder's contents.
+func (w *Walker) listShard(ctx context.Context, n *Node, depth int, path []uint64, fn func(string, Link) error) error {
+	if depth+len(path) >= w.lim.Depth {
 		return fmt.Errorf("%w: deeper than %d", ErrLimit, w.lim.Depth)
 	}
 	width := len(strconv.FormatUint(n.Fanout-1, 16))
 	for _, l := range n.Links {
+		slot, err := strconv.ParseUint(l.Name[:width], 16, 64) // checked by Decode
+		if err != nil {
+			return fmt.Errorf("%w: shard %s: link %q: %v", ErrBadNode, n.CID, l.Name, err)
+		}
+		here := append(path[:len(path):len(path)], slot)
 		if name := l.Name[width:]; name != "" {
+			if err := checkSlots(name, here, n.Fanout); err != nil {
+				return fmt.Errorf("%w: shard %s: %w", ErrBadNode, n.CID, err)
+			}
 			if err := fn(name, l.Link); err != nil {
 				return err
 			}
@@ -237,8 +253,24 @@ func (w *Walker) listShard(ctx context.Context, n *Node, depth int, fn func(stri
 		if child.Kind != KindHAMT || child.Fanout != n.Fanout {
 			return fmt.Errorf("%w: shard %s links to a %s as a shard", ErrBadNode, n.CID, child.Kind)
 		}
-		if err := w.listShard(ctx, child, depth+1, fn); err != nil {
+		if err := w.listShard(ctx, child, depth, here, fn); err != nil {
 			return err
+		}
+	}
+	return nil
+}
+
+// checkSlots checks that name's HAMT hash, murmur3-x64-64 read from its
+// most significant bit log2(fanout) bits a level, gives the slots in path.
+func checkSlots(name string, path []uint64, fanout uint64) error {
+	lg := bits.TrailingZeros64(fanout)
+	if len(path)*lg > 64 {
+		return fmt.Errorf("entry %q is %d shards deep, past its 64-bit hash", name, len(path))
+	}
+	h := murmur3.Sum64([]byte(name))
+	for i, slot := range path {
+		if want := h >> (64 - (i+1)*lg) & (fanout - 1); slot != want {
+			return fmt.Errorf("entry %q is in slot %d at depth %d, but its hash puts it in slot %d", name, slot, i, want)
 		}
 	}
 	return nil
@@ -539,7 +571,7 @@ func (w *Walker) walk(ctx context.Context, p string, l Link, depth int, v Visito
 		for _, el := range n.Links {
 			_ = add(el.Name, el.Link)
 		}
-	} else if err := w.listShard(ctx, n, depth, add); err != nil {
+	} else if err := w.listShard(ctx, n, depth, nil, add); err != nil {
 		return err
 	}
 	slices.SortFunc(entries, func(a, b NamedLink) int { return strings.Compare(a.Name, b.Name) })

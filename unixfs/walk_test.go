@@ -11,6 +11,7 @@ import (
 	"github.com/ipfs/boxo/ipld/unixfs/pb"
 	"github.com/ipfs/go-cid"
 	ipld "github.com/ipfs/go-ipld-format"
+	"github.com/spaolacci/murmur3"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/peer-project/peer/integrity"
@@ -264,6 +265,63 @@ func TestWalkVisitor(t *testing.T) {
 		err := NewWalker(g, DefaultLimits()).Walk(ctx, c, Visitor{Leaf: func(uint64, Link) error { named++; return nil }})
 		if !errors.Is(err, ErrBadNode) || !strings.Contains(err.Error(), tc.want) || named != 0 {
 			t.Errorf("%s: %v after %d leaves, want ErrBadNode saying %q before any", tc.name, err, named, tc.want)
+		}
+	}
+}
+
+// TestWalkMisfiledHAMTEntry: an entry must sit in the slots its name's hash
+// gives, at every level; one filed elsewhere would be listed by a walk but
+// never found by a lookup, so the walk refuses the folder.
+func TestWalkMisfiledHAMTEntry(t *testing.T) {
+	const name = "misfiled.txt"
+	h := murmur3.Sum64([]byte(name))
+	slot0, slot1 := h>>56, h>>48&0xff
+	leaf := integrity.Chunk([]byte("hello"))
+	// shard encodes a fanout-256 shard whose one link sits in slot.
+	shard := func(bl *blocks, slot uint64, entry string, to cid.Cid, size uint64) cid.Cid {
+		bf := make([]byte, 32)
+		bf[31-slot/8] = 1 << (slot % 8)
+		c, data := pbNode(t, &pb.Data{Type: typ(pb.Data_HAMTShard), HashType: proto.Uint64(0x22), Fanout: proto.Uint64(256), Data: bf},
+			&ipld.Link{Name: fmt.Sprintf("%02X", slot) + entry, Cid: to, Size: size})
+		bl.got[c] = data
+		return c
+	}
+	walk := func(bl *blocks, root cid.Cid) error {
+		var names []string
+		err := NewWalker(bl.getter(), DefaultLimits()).Walk(context.Background(), root, Visitor{
+			File: func(p string, _ Link) error { names = append(names, p); return nil },
+		})
+		if err == nil && (len(names) != 1 || names[0] != name) {
+			return fmt.Errorf("walked %q, want [%q]", names, name)
+		}
+		return err
+	}
+	for _, tc := range []struct {
+		what   string
+		build  func(bl *blocks) cid.Cid
+		refuse bool
+	}{
+		{"in its slot", func(bl *blocks) cid.Cid { return shard(bl, slot0, name, leaf, 5) }, false},
+		{"in another slot", func(bl *blocks) cid.Cid { return shard(bl, (slot0+1)%256, name, leaf, 5) }, true},
+		{"two levels, both right", func(bl *blocks) cid.Cid {
+			return shard(bl, slot0, "", shard(bl, slot1, name, leaf, 5), 0)
+		}, false},
+		{"two levels, child under the wrong slot", func(bl *blocks) cid.Cid {
+			return shard(bl, (slot0+7)%256, "", shard(bl, slot1, name, leaf, 5), 0)
+		}, true},
+		{"two levels, wrong slot in the child", func(bl *blocks) cid.Cid {
+			return shard(bl, slot0, "", shard(bl, (slot1+1)%256, name, leaf, 5), 0)
+		}, true},
+	} {
+		bl := newBlocks()
+		err := walk(bl, tc.build(bl))
+		switch {
+		case tc.refuse && !errors.Is(err, ErrBadNode):
+			t.Errorf("%s: %v, want ErrBadNode", tc.what, err)
+		case tc.refuse && !strings.Contains(err.Error(), "hash puts it"):
+			t.Errorf("%s: %v does not say where the hash puts the entry", tc.what, err)
+		case !tc.refuse && err != nil:
+			t.Errorf("%s: %v", tc.what, err)
 		}
 	}
 }
