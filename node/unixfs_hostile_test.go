@@ -141,7 +141,7 @@ func TestHostileDAGs(t *testing.T) {
 			child := d.node(t, &pb.Data{Type: hamt, HashType: u(0x22), Fanout: u(256), Data: []byte{1}}, &ipld.Link{Name: "00same", Cid: a, Size: 10})
 			return d.node(t, &pb.Data{Type: hamt, HashType: u(0x22), Fanout: u(256), Data: []byte{3}},
 				&ipld.Link{Name: "00", Cid: child, Size: 100}, &ipld.Link{Name: "01", Cid: child, Size: 100})
-		}, "duplicate entry name"},
+		}, "hash puts it in slot"}, // one of the two is where its hash does not put it
 		{"a link to a node of another codec", func(t *testing.T, d hostileDAG) cid.Cid {
 			cbor := cid.NewCidV1(cid.DagCBOR, integrity.Chunk([]byte("x")).Hash())
 			return d.node(t, &pb.Data{Type: file, Filesize: u(1), Blocksizes: []uint64{1}}, &ipld.Link{Cid: cbor, Size: 1})
