@@ -514,6 +514,10 @@ func (u *UI) events(w http.ResponseWriter, r *http.Request) {
 type chart struct {
 	W, H     int
 	Minutes  int
+	Grid     []int             // x of a line each minute
+	Mid      int               // y of the scale's middle line
+	NowX     int               // x of the right-hand labels
+	LabelY   int               // y of the bottom labels
 	Up, Down template.HTMLAttr // the points
 	Max      float64           // the top of the scale, bytes per second
 }
@@ -522,6 +526,10 @@ const chartSpan = 5 * time.Minute
 
 func newChart(s []Sample, now time.Time) chart {
 	c := chart{W: 720, H: 160, Minutes: int(chartSpan.Minutes()), Max: 64 << 10}
+	c.Mid, c.NowX, c.LabelY = c.H/2, c.W-4, c.H-4
+	for m := 1; m < c.Minutes; m++ {
+		c.Grid = append(c.Grid, c.W*m/c.Minutes)
+	}
 	for _, x := range s {
 		c.Max = max(c.Max, x.Up, x.Down)
 	}

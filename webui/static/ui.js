@@ -28,8 +28,7 @@ function bytes(n) {
 }
 
 function cell(tr, cls) {
-  let td = tr.querySelector("td." + cls);
-  return td;
+  return tr.querySelector("td." + cls);
 }
 
 function transferRow(t) {
@@ -40,7 +39,7 @@ function transferRow(t) {
   const code = document.createElement("code");
   code.className = "cid"; code.title = t.target; code.textContent = t.short;
   what.append(code);
-  const to = document.createElement("td"); to.className = "path"; to.textContent = t.dest;
+  const to = document.createElement("td"); to.className = "path dest"; to.textContent = t.dest;
   const prog = document.createElement("td");
   const bar = document.createElement("progress"); bar.max = 100;
   const pct = document.createElement("span"); pct.className = "pct";
@@ -61,6 +60,7 @@ function updateTransfers(list) {
     const key = t.id ? "[data-id=\"" + t.id + "\"]" : "[data-dest=\"" + CSS.escape(t.dest) + "\"]";
     let tr = body.querySelector("tr" + key);
     if (!tr) { tr = transferRow(t); body.append(tr); }
+    if (t.dest) { tr.dataset.dest = t.dest; cell(tr, "dest").textContent = t.dest; }
     tr.querySelector("progress").value = t.percent;
     tr.querySelector(".pct").textContent = t.percent + "%";
     tr.querySelector(".bytes").textContent = bytes(t.bytes) + " of " + bytes(t.total);
