@@ -82,6 +82,7 @@ var house = map[string]rule{
 	"internal/benchrec":    {},
 	"internal/benchreport": {imports: []string{"internal/benchrec"}},
 	"internal/layers":      {},
+	"internal/browsertest": {}, // Chromium for the web UI's tests
 }
 
 // pkg is what go list -json says of a package.
