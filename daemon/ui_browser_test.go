@@ -32,6 +32,29 @@ func randomData(n int, seed uint64) []byte {
 	return b
 }
 
+// wavNoise returns a WAV file of size bytes: 16-bit stereo PCM at 44.1
+// kHz, of noise from seed (a player can open it and seek in it).
+func wavNoise(size int, seed uint64) []byte {
+	b := randomData(size, seed)
+	le32 := func(off int, v uint32) {
+		b[off], b[off+1], b[off+2], b[off+3] = byte(v), byte(v>>8), byte(v>>16), byte(v>>24)
+	}
+	le16 := func(off int, v uint16) { b[off], b[off+1] = byte(v), byte(v>>8) }
+	copy(b[0:], "RIFF")
+	le32(4, uint32(size-8))
+	copy(b[8:], "WAVEfmt ")
+	le32(16, 16)
+	le16(20, 1) // PCM
+	le16(22, 2)
+	le32(24, 44100)
+	le32(28, 44100*4)
+	le16(32, 4)
+	le16(34, 16)
+	copy(b[36:], "data")
+	le32(40, uint32(size-44))
+	return b
+}
+
 // screenshot takes a full-page PNG of the tab and, when asked to, writes it
 // to docs/NAME.png.
 func screenshot(t *testing.T, ctx context.Context, name string) {
@@ -170,15 +193,15 @@ func TestBrowserUI(t *testing.T) {
 	screenshot(t, ctx, "ui-network")
 }
 
-// TestBrowserGatewayRange: a page on the gateway of a node that is still
-// downloading a file from two seeders reads the file's last MiB with a
-// Range request (as a player seeking to the end does); the bytes the page
-// received equal the source's.
+// TestBrowserGatewayRange: while a node downloads a file (a WAV) from two
+// seeders, the browser opens the file's link on that node's gateway and
+// its player seeks to the end; then a script in the page reads the last
+// MiB with a Range request, and the bytes it received equal the source's.
 func TestBrowserGatewayRange(t *testing.T) {
 	ctx := browsertest.New(t, 60*time.Second)
 	const size = 24 << 20
-	data := randomData(size, 2)
-	src := filepath.Join(t.TempDir(), "film.bin")
+	data := wavNoise(size, 2)
+	src := filepath.Join(t.TempDir(), "recording.wav")
 	if err := os.WriteFile(src, data, 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -222,12 +245,31 @@ func TestBrowserGatewayRange(t *testing.T) {
 		return ts[0].Bytes, ts[0].State
 	}
 	// ... and, while it does, a page on F's gateway asks for the last MiB.
-	gw := f.GatewayURL("")
-	do(t, ctx, "open the gateway", chromedp.Navigate(strings.TrimSuffix(gw, "/ipfs/")+"/ipfs/"))
 	before, state := progress()
 	if state != "running" || before >= size {
 		t.Fatalf("F's fetch is %s with %d of %d bytes before the seek; the test wants it running", state, before, size)
 	}
+	// A player: a page of F's gateway plays the file's link in a <video>
+	// and seeks to the end.
+	start := time.Now()
+	do(t, ctx, "open a page of the gateway", chromedp.Navigate(f.GatewayURL("")))
+	seek := run(t, ctx, "seek to the end", chromedp.Evaluate[string](fmt.Sprintf(`(async () => {
+		const v = document.createElement("video");
+		v.muted = true;
+		v.preload = "metadata";
+		document.body.append(v);
+		v.src = %q;
+		if (isNaN(v.duration)) await new Promise((ok, fail) => { v.onloadedmetadata = ok; v.onerror = () => fail(new Error("media error " + (v.error && v.error.code))); });
+		v.pause();
+		const seeked = new Promise((ok, fail) => { v.onseeked = ok; v.onerror = () => fail(new Error("media error " + (v.error && v.error.code))); });
+		v.currentTime = v.duration - 0.5;
+		await seeked;
+		while (v.readyState < 2) await new Promise(ok => v.addEventListener("canplay", ok, {once: true}));
+		return v.duration.toFixed(2) + " " + v.currentTime.toFixed(2) + " " + v.readyState;
+	})()`, f.GatewayURL(root)), chromedp.EvalAwaitPromise))
+	mid, _ := progress()
+	t.Logf("the player seeked to the end in %v (duration, position, readyState: %s) while F's fetch had %d of %d bytes",
+		time.Since(start).Round(time.Millisecond), seek, mid, size)
 	const tail = 1 << 20
 	js := fmt.Sprintf(`(async () => {
 		const r = await fetch(%q, {headers: {Range: "bytes=%d-"}});
@@ -236,7 +278,7 @@ func TestBrowserGatewayRange(t *testing.T) {
 		for (let i = 0; i < b.length; i += 8192) s += String.fromCharCode.apply(null, b.subarray(i, i + 8192));
 		return r.status + " " + (r.headers.get("Content-Range") || "") + " " + btoa(s);
 	})()`, f.GatewayURL(root), size-tail)
-	start := time.Now()
+	start = time.Now()
 	out := run(t, ctx, "ranged read in the page", chromedp.Evaluate[string](js, chromedp.EvalAwaitPromise))
 	took := time.Since(start)
 	after, state := progress()
