@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/chromedp/cdproto/browser"
+	"github.com/chromedp/cdproto/emulation"
+	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 
 	"github.com/peer-project/peer/internal/browsertest"
@@ -109,10 +111,27 @@ func TestBrowserUI(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	// Every page records what its Content-Security-Policy refused: the
+	// UI's own pages must need nothing it forbids.
+	if _, err := chromedp.Call(ctx, page.AddScriptToEvaluateOnNewDocument, page.AddScriptToEvaluateOnNewDocumentParams{
+		Source: `window.cspRefused = []; document.addEventListener("securitypolicyviolation", e => window.cspRefused.push(e.violatedDirective + " " + e.blockedURI));`,
+	}); err != nil {
+		t.Fatal(err)
+	}
+	noViolations := func(where string) {
+		t.Helper()
+		if v := run(t, ctx, "CSP violations", chromedp.Evaluate[[]string](`window.cspRefused`)); len(v) != 0 {
+			t.Errorf("%s: the CSP refused %q", where, v)
+		}
+	}
+
 	// Sign in to A: the token leaves the URL.
 	do(t, ctx, "open A's sign-in link", chromedp.Navigate(a.UIURL()), chromedp.WaitVisible(chromedp.CSS("#path")))
 	if loc := run(t, ctx, "location", chromedp.Location()); loc != "http://"+a.APIAddr()+"/ui/shares" {
 		t.Errorf("after sign-in the browser is at %s, want A's shares page without the token", loc)
+	}
+	if js := run(t, ctx, "the script's mark", chromedp.AttributeValue(chromedp.CSS("html"), "data-js")); js.Value != "on" {
+		t.Errorf("the UI's script did not run (html data-js %q)", js.Value)
 	}
 	do(t, ctx, "share through the form",
 		chromedp.SetValue(chromedp.CSS("#path"), src),
@@ -140,6 +159,7 @@ func TestBrowserUI(t *testing.T) {
 	if copied != link.Value {
 		t.Errorf("the clipboard holds %q, want the link %q", copied, link.Value)
 	}
+	noViolations("ui-shares")
 	screenshot(t, ctx, "ui-shares")
 
 	// Fetch the ticket through B's UI (another port: another cookie).
@@ -158,6 +178,7 @@ func TestBrowserUI(t *testing.T) {
 	// Mid-way: the screenshot shows a fetch in progress.
 	run(t, ctx, "progress past 20%", chromedp.Poll[bool](
 		`(() => { const p = document.querySelector("#transfers tbody tr progress"); return p && p.value >= 20 && p.value < 100 })()`))
+	noViolations("ui-transfers")
 	screenshot(t, ctx, "ui-transfers")
 	run(t, ctx, "progress at 100%", chromedp.Poll[bool](
 		`document.querySelector("#transfers tbody tr .pct").textContent === "100%" && document.querySelector("#transfers tbody tr .state").textContent === "done"`))
@@ -176,6 +197,7 @@ func TestBrowserUI(t *testing.T) {
 	if !strings.Contains(peers, "direct") || !strings.Contains(peers, a.Node().ID().String()[:8]) {
 		t.Errorf("B's peers page: %q; want A, direct", peers)
 	}
+	noViolations("ui-peers")
 	screenshot(t, ctx, "ui-peers")
 
 	// B's network: the chart has points, and the caps form changes B's
@@ -190,7 +212,47 @@ func TestBrowserUI(t *testing.T) {
 	if c := b.Node().Caps(); c != (node.Caps{UploadRate: 5e6, PeerDownloadRate: 750e3}) {
 		t.Errorf("B's caps after the form: %+v", c)
 	}
+	noViolations("ui-network")
 	screenshot(t, ctx, "ui-network")
+}
+
+// TestBrowserNoJS: with JavaScript off, the UI still signs in, shares
+// through its form, lists the share with its ticket and link, and
+// unshares: forms POST and come back with the page.
+func TestBrowserNoJS(t *testing.T) {
+	ctx := browsertest.New(t, 60*time.Second)
+	d := startGatewayDaemon(t, t.TempDir(), "127.0.0.1:0")
+	src := filepath.Join(t.TempDir(), "notes.txt")
+	if err := os.WriteFile(src, []byte("no script needed\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := chromedp.Call(ctx, emulation.SetScriptExecutionDisabled, emulation.SetScriptExecutionDisabledParams{Value: true}); err != nil {
+		t.Fatal(err)
+	}
+	do(t, ctx, "sign in", chromedp.Navigate(d.UIURL()), chromedp.WaitVisible(chromedp.CSS("#path")))
+	do(t, ctx, "share through the form",
+		chromedp.SendKeys(chromedp.CSS("#path"), src),
+		chromedp.Click(chromedp.CSS(`form[action="/ui/shares/add"] button`)),
+		chromedp.WaitVisible(chromedp.CSS("p.notice")))
+	if js, _ := chromedp.Run(ctx, chromedp.AttributeValue(chromedp.CSS("html"), "data-js")); js.Exists {
+		t.Fatal("the UI's script ran: JavaScript should be off in this test")
+	}
+	shares, err := d.local.Shares(context.Background())
+	if err != nil || len(shares) != 1 {
+		t.Fatalf("shares: %+v, %v", shares, err)
+	}
+	ticket := run(t, ctx, "ticket", chromedp.Value(chromedp.CSS("input.ticket")))
+	link := run(t, ctx, "link", chromedp.AttributeValue(chromedp.CSS("a.link"), "href"))
+	if ticket != shares[0].Ticket || link.Value != d.GatewayURL(shares[0].Root) {
+		t.Errorf("the page shows ticket %q and link %q", ticket, link.Value)
+	}
+	do(t, ctx, "unshare", chromedp.Click(chromedp.CSS(`form[action="/ui/shares/remove"] button`)), chromedp.WaitVisible(chromedp.CSS("p.empty")))
+	if shares, _ := d.local.Shares(context.Background()); len(shares) != 0 {
+		t.Errorf("still shared after the Unshare button: %+v", shares)
+	}
+	for _, p := range []string{"transfers", "peers", "network"} {
+		do(t, ctx, p, chromedp.Navigate("http://"+d.APIAddr()+"/ui/"+p), chromedp.WaitVisible(chromedp.CSS("main h1")))
+	}
 }
 
 // TestBrowserGatewayRange: while a node downloads a file (a WAV) from two

@@ -314,6 +314,14 @@ func TestForms(t *testing.T) {
 			t.Errorf("shares page lacks %q:\n%s", want, body)
 		}
 	}
+	h.b.mu.Lock()
+	h.b.shares = append(h.b.shares, Share{Root: "bafystale", Name: "draft.txt", Path: "/srv/draft.txt", Stale: true})
+	h.b.mu.Unlock()
+	_, body = h.do("GET", "/ui/shares", map[string]string{"Cookie": cookie}, nil)
+	if !regexp.MustCompile(`<tr data-root="bafystale" class="stale">[\s\S]*?<span class="badge"[^>]*>stale</span>`).MatchString(body) ||
+		strings.Count(body, `class="stale"`) != 1 {
+		t.Errorf("the stale share is not marked, or not it alone:\n%s", body)
+	}
 	resp, body = h.do("POST", "/ui/shares/add", hdr, url.Values{"csrf": {csrf}, "path": {"/srv/missing"}})
 	if resp.StatusCode != http.StatusNotFound || !strings.Contains(body, "/srv/missing does not exist") || !strings.Contains(body, `value="/srv/missing"`) {
 		t.Errorf("share of a missing path: %s; want 404, the error and the path kept\n%s", resp.Status, body)

@@ -94,4 +94,8 @@ function live() {
   es.addEventListener("bandwidth", e => updateBandwidth(JSON.parse(e.data)));
 }
 
-document.addEventListener("DOMContentLoaded", () => { copyButtons(); live(); });
+document.addEventListener("DOMContentLoaded", () => {
+  document.documentElement.dataset.js = "on";
+  copyButtons();
+  live();
+});
