@@ -215,6 +215,9 @@ func (b uiBackend) Unshare(ctx context.Context, root string) error {
 // file stays, to resume).
 func (b uiBackend) Fetch(ctx context.Context, target, dir string) error {
 	s, d := b.s, b.s.d
+	if d.base.Err() != nil {
+		return errors.New("daemon: stopping: the fetch was not started")
+	}
 	if _, _, err := parseTarget(target, nil); err != nil {
 		return toUI(err)
 	}

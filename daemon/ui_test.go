@@ -274,3 +274,33 @@ func TestAPIHostPort(t *testing.T) {
 		}
 	}
 }
+
+// TestUIEventsEndOnClose: an open event stream does not hold the daemon
+// up: Close ends it and its API server shuts down cleanly (else Shutdown
+// gives up after 10 s and Close returns its error).
+func TestUIEventsEndOnClose(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	home := t.TempDir()
+	d := startDaemon(t, home)
+	br := newUIBrowser(t, d)
+	br.do("GET", d.UIURL(), nil, nil)
+	req, _ := http.NewRequestWithContext(ctx, "GET", br.base+"/ui/events", nil)
+	resp, err := br.c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	if !sc.Scan() || !strings.HasPrefix(sc.Text(), "event: ") {
+		t.Fatalf("no event: %q, %v", sc.Text(), sc.Err())
+	}
+	if err := d.Close(); err != nil {
+		t.Fatalf("Close with an event stream open: %v", err)
+	}
+	for sc.Scan() {
+	}
+	if err := (uiBackend{d.ui}).Fetch(ctx, "bafkqaaa", t.TempDir()); err == nil {
+		t.Error("a fetch started on a closed daemon")
+	}
+}

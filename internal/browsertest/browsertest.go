@@ -63,7 +63,8 @@ var Flags = map[string]any{
 
 // New starts Chromium for t and returns a context of its first tab, done
 // after timeout (every action on it is bounded by that deadline). The
-// browser is closed, and its profile removed, when t ends.
+// browser is closed, and its profile and home (temporary folders)
+// removed, when t ends.
 func New(t testing.TB, timeout time.Duration) context.Context {
 	t.Helper()
 	bin := Path()
@@ -73,10 +74,12 @@ func New(t testing.TB, timeout time.Duration) context.Context {
 		}
 		t.Skip("browsertest: chromium is not installed (apt-get install chromium, or PEER_CHROMIUM=/path/to/chrome)")
 	}
+	home := t.TempDir() // what Chromium writes outside its profile goes here too
 	opts := []chromedp.ExecAllocatorOption{
 		chromedp.ExecPath(bin),
 		chromedp.Headless,
 		chromedp.UserDataDir(t.TempDir()),
+		chromedp.Env("HOME="+home, "XDG_CONFIG_HOME="+home+"/config", "XDG_CACHE_HOME="+home+"/cache"),
 	}
 	for k, v := range Flags {
 		opts = append(opts, chromedp.Flag(k, v))
