@@ -406,3 +406,23 @@ func TestParseRate(t *testing.T) {
 		}
 	}
 }
+
+// FuzzParseRate: ParseRate never panics, takes only rates from 0 to 2^50,
+// and reads back exactly what formatCap writes of what it took.
+func FuzzParseRate(f *testing.F) {
+	for _, s := range []string{"", "0", "500K", "1.5MiB", "10M/s", "  2 gib ", "-1", "1e9", "NaN", "9999999999999999999999"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		v, err := ParseRate(s)
+		if err != nil {
+			return
+		}
+		if v < 0 || v > 1<<50 {
+			t.Fatalf("ParseRate(%q) = %d: out of range", s, v)
+		}
+		if back, err := ParseRate(formatCap(v)); err != nil || back != v {
+			t.Fatalf("ParseRate(formatCap(%d)) = %d, %v", v, back, err)
+		}
+	})
+}
