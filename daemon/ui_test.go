@@ -304,3 +304,23 @@ func TestUIEventsEndOnClose(t *testing.T) {
 		t.Error("a fetch started on a closed daemon")
 	}
 }
+
+// TestUIBandwidthRing: the daemon keeps the last uiSamples samples, oldest
+// first, however many it has taken.
+func TestUIBandwidthRing(t *testing.T) {
+	s := &uiState{d: &Daemon{local: &Local{}}}
+	t0 := time.Unix(1e9, 0)
+	for i := range uiSamples + 5 {
+		s.d.local.rateDown = float64(i)
+		s.record(t0.Add(time.Duration(i) * time.Second))
+	}
+	got := (uiBackend{s}).Bandwidth()
+	if len(got) != uiSamples {
+		t.Fatalf("%d samples, want %d", len(got), uiSamples)
+	}
+	for i, x := range got {
+		if want := t0.Add(time.Duration(i+5) * time.Second); !x.At.Equal(want) || x.Down != float64(i+5) {
+			t.Fatalf("sample %d: %v %v, want %v %d", i, x.At, x.Down, want, i+5)
+		}
+	}
+}
