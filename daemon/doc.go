@@ -32,6 +32,12 @@
 //	POST /v1/cat       GetRequest → the file's bytes
 //	POST /v1/export    ExportRequest → a CARv1 of the target's DAG
 //	POST /v1/import    ImportRequest → ImportInfo
+//	POST /v1/ui/login  {} → UILogin: a one-time link that signs a browser in to the web UI
+//
+// The web UI (package webui) is served under /ui/ on the same listener,
+// with its own sign-in (a session cookie named after the API's port) and
+// checks; the API's endpoints never take its cookie. Both want a Host that
+// is a loopback name or address with the listener's own port.
 //
 // An error is {"error": message, "kind": "not_found"|"exists"|"bad_request"|
 // "unauthorized"|"internal"} with a matching HTTP status; Client turns it

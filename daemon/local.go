@@ -113,9 +113,10 @@ func (l *Local) Status(ctx context.Context) (StatusInfo, error) {
 	l.mu.Lock()
 	out.RateUp, out.RateDown = l.rateUp, l.rateDown
 	l.mu.Unlock()
+	caps := l.n.Caps() // as the UI may have changed them
 	out.Limits = LimitsInfo{
-		UploadRate: l.cfg.UploadRate, DownloadRate: l.cfg.DownloadRate,
-		PeerUploadRate: l.cfg.PeerUploadRate, PeerDownloadRate: l.cfg.PeerDownloadRate,
+		UploadRate: caps.UploadRate, DownloadRate: caps.DownloadRate,
+		PeerUploadRate: caps.PeerUploadRate, PeerDownloadRate: caps.PeerDownloadRate,
 		UploadSlots: l.cfg.UploadSlots,
 	}
 	out.PrivateNetwork = len(l.cfg.SwarmKey) > 0

@@ -56,6 +56,7 @@ type Daemon struct {
 	gwLn    net.Listener // the HTTP gateway (gateway.go); nil when off
 	gw      *http.Server
 	gwAny   bool            // the gateway serves roots this node does not share
+	ui      *uiState        // the web UI (ui.go), on the API's listener
 	base    context.Context // handlers' contexts derive from it; Close cancels it
 	cancel  context.CancelFunc
 	stop    chan struct{}
@@ -135,6 +136,9 @@ func Start(ctx context.Context, opts Options) (_ *Daemon, err error) {
 		return nil, fmt.Errorf("daemon: the node's identity key is not in its peerstore")
 	}
 	d.local = NewLocal(n)
+	if d.ui, err = newUIState(d); err != nil {
+		return nil, err
+	}
 	d.base, d.cancel = context.WithCancel(context.Background())
 	d.api = &http.Server{
 		Handler:           d.handler(),
@@ -190,6 +194,7 @@ func (d *Daemon) sampleLoop() {
 			return
 		case now := <-t.C:
 			d.local.sample(now)
+			d.ui.record(now)
 		}
 	}
 }
@@ -291,6 +296,7 @@ func (d *Daemon) handler() http.Handler {
 	mux.HandleFunc("POST /v1/get", d.handleGet)
 	mux.HandleFunc("POST /v1/cat", d.handleCat)
 	d.carRoutes(mux)
+	d.uiRoutes(mux)
 	auth := d.jsonHandler(func(r *http.Request) (any, error) {
 		var hello authHello
 		if err := decode(r, &hello); err != nil {
@@ -299,12 +305,12 @@ func (d *Daemon) handler() http.Handler {
 		return answerAuth(d.key, d.token, hello, localAddr(r))
 	})
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		host, _, err := net.SplitHostPort(r.Host)
-		if err != nil {
-			host = r.Host
+		if isUIPath(r.URL.Path) {
+			d.ui.ui.ServeHTTP(w, r) // with its own checks: Host, session, origin
+			return
 		}
-		if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
-			writeError(w, errorf(ErrBadRequest, "daemon: the API answers requests for loopback hosts only"))
+		if !loopbackHost(r) {
+			writeError(w, errorf(ErrBadRequest, "daemon: the API answers requests for loopback hosts at its own port only (Host %q)", r.Host))
 			return
 		}
 		if r.Method == "POST" && r.URL.Path == "/v1/auth" {
@@ -317,6 +323,21 @@ func (d *Daemon) handler() http.Handler {
 		}
 		mux.ServeHTTP(w, r)
 	})
+}
+
+// loopbackHost reports whether r's Host is a loopback name or address with
+// the port the request reached: a web page whose name was made to resolve
+// to 127.0.0.1 (DNS rebinding) sends its own name, or another port.
+func loopbackHost(r *http.Request) bool {
+	host, port, err := net.SplitHostPort(r.Host)
+	if err != nil {
+		return false
+	}
+	if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+		return false
+	}
+	_, lport, err := net.SplitHostPort(localAddr(r))
+	return err == nil && lport == port
 }
 
 // localAddr is the address the request's connection reached the daemon at.

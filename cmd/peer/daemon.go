@@ -85,6 +85,7 @@ func runDaemon(c *cli.Context) error {
 		}
 		fmt.Fprintf(w, "API\t%s (token in %s)\n", info.API, filepath.Join(home, daemon.TokenFile))
 		printGateway(w, d)
+		fmt.Fprintf(w, "web UI	http://%s/ui/ (run `peer ui` for a sign-in link)\n", info.API)
 		if info.Metrics != "" {
 			fmt.Fprintf(w, "metrics\thttp://%s/metrics\n", info.Metrics)
 		}

@@ -64,6 +64,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			exportCommand(),
 			importCommand(),
 			idCommand(),
+			uiCommand(),
 			demoCommand(),
 			simulateCommand(),
 			{

@@ -70,7 +70,8 @@ var house = map[string]rule{
 	// The daemon and the CLI speak node's vocabulary only: its types, its
 	// errors, its settings. The CLI runs a daemon, a node or a simulation.
 	"gateway":  {imports: []string{"node", "carfile", "unixfs"}}, // the HTTP gateway: node.Open and node.Block behind /ipfs/
-	"daemon":   {imports: []string{"node", "gateway"}},
+	"webui":    {},                                               // the web UI's pages over a Backend the daemon implements
+	"daemon":   {imports: []string{"node", "gateway", "webui"}},
 	"simulate": {imports: []string{"node", "chunker", "importer", "unixfs", "dht", "swarm", "swarm/wire"}},
 	"cmd/peer": {imports: []string{"node", "daemon", "simulate"}},
 
@@ -81,6 +82,7 @@ var house = map[string]rule{
 	"internal/benchrec":    {},
 	"internal/benchreport": {imports: []string{"internal/benchrec"}},
 	"internal/layers":      {},
+	"internal/browsertest": {}, // Chromium for the web UI's tests
 }
 
 // pkg is what go list -json says of a package.
