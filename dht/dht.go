@@ -100,6 +100,14 @@ type Config struct {
 	// kept. Zero means DefaultMaxProviderRecords and
 	// DefaultMaxProvidersPerRoot.
 	MaxProviderRecords, MaxProvidersPerRoot int
+	// Amino joins the public IPFS DHT (AminoProtocol, /ipfs/kad/1.0.0)
+	// instead of a DHT of peer's own: Prefix must be empty or AminoPrefix
+	// and BucketSize empty or 20, as Amino requires of its servers, which
+	// also store IPNS and public-key values for others (at most
+	// DefaultMaxValues). ModeAuto then means kad-dht's own auto mode: a
+	// client until AutoNAT finds the node publicly reachable, so that a node
+	// behind NAT never pollutes other peers' routing tables.
+	Amino bool
 	// NoAutoRefresh turns off the periodic routing-table refresh: in a
 	// simulation of a thousand nodes a full refresh on every node costs
 	// O(N²) connections, and one self-lookup at Bootstrap is enough.
@@ -109,6 +117,15 @@ type Config struct {
 }
 
 func (c *Config) fill() error {
+	if c.Amino && c.Prefix != "" && c.Prefix != AminoPrefix {
+		return fmt.Errorf("dht: the public DHT's prefix is %s, not %s", AminoPrefix, c.Prefix)
+	}
+	if c.Amino && c.BucketSize != 0 && c.BucketSize != DefaultBucketSize {
+		return fmt.Errorf("dht: the public DHT's bucket size is %d, not %d", DefaultBucketSize, c.BucketSize)
+	}
+	if c.Amino {
+		c.Prefix = AminoPrefix
+	}
 	if c.Prefix == "" {
 		c.Prefix = DefaultPrefix
 	}
@@ -168,6 +185,9 @@ func New(h host.Host, cfg Config) (*DHT, error) {
 		return nil, err
 	}
 	mode := map[Mode]kad.ModeOpt{ModeServer: kad.ModeServer, ModeClient: kad.ModeClient, ModeAuto: kad.ModeAutoServer}[cfg.Mode]
+	if cfg.Amino && cfg.Mode == ModeAuto {
+		mode = kad.ModeAuto
+	}
 	recs := newRecordStore(cfg.MaxProviderRecords, cfg.MaxProvidersPerRoot, cfg.ProvideValidity)
 	opts := []kad.Option{
 		kad.Mode(mode),
@@ -176,7 +196,13 @@ func New(h host.Host, cfg Config) (*DHT, error) {
 		kad.BootstrapPeers(cfg.Bootstrap...),
 		kad.ProviderDatastore(recs),
 		kad.ProviderManagerOpts(records.ProvideValidity(cfg.ProvideValidity), records.Cache(noCache{})),
-		kad.DisableValues(),
+	}
+	if cfg.Amino {
+		// Amino's servers must keep values (kad-dht refuses /ipfs
+		// without them): in a store with a cap.
+		opts = append(opts, kad.ValueDatastore(newValueStore(DefaultMaxValues)))
+	} else {
+		opts = append(opts, kad.DisableValues())
 	}
 	if cfg.NoAutoRefresh {
 		opts = append(opts, kad.DisableAutoRefresh())

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/libp2p/go-libp2p"
@@ -14,7 +15,9 @@ import (
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/p2p/host/autorelay"
 	"github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/client"
+	relayproto "github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/proto"
 	relayv2 "github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/relay"
 	ma "github.com/multiformats/go-multiaddr"
 	manet "github.com/multiformats/go-multiaddr/net"
@@ -220,7 +223,11 @@ func allLoopback(addrs []ma.Multiaddr) bool {
 // connections), hole punching, AutoNAT (client always, service when
 // asked), NAT port mapping when asked and not on loopback only, AutoRelay
 // on the static relays, and the relay service.
-func reachOptions(cfg *Config, listen []ma.Multiaddr) ([]libp2p.Option, error) {
+//
+// A node of NetworkPublic also runs AutoNAT v2 and the AutoNAT service,
+// and, unless Config.Relays names relays, AutoRelay on the candidates that
+// cands finds among its peers (nil: its connected peers only).
+func reachOptions(cfg *Config, listen []ma.Multiaddr, cands *relayCandidates) ([]libp2p.Option, error) {
 	opts := []libp2p.Option{libp2p.EnableRelay()}
 	if cfg.NATPortMap && !allLoopback(listen) {
 		opts = append(opts, libp2p.NATPortMap())
@@ -249,6 +256,27 @@ func reachOptions(cfg *Config, listen []ma.Multiaddr) ([]libp2p.Option, error) {
 	relays, err := cfg.relayPeers()
 	if err != nil {
 		return nil, err
+	}
+	if cfg.Network == NetworkPublic {
+		// AutoNAT v2 checks each address on its own; the v1 service
+		// answers peers that ask the old way (both rate-limited by
+		// go-libp2p). Without static relays, AutoRelay takes its
+		// candidates among the node's peers (see relayCandidates).
+		opts = append(opts, libp2p.EnableAutoNATv2())
+		if !cfg.AutoNATService && !cfg.RelayService {
+			opts = append(opts, libp2p.EnableNATService())
+		}
+		if len(relays) == 0 {
+			if cands == nil {
+				cands = &relayCandidates{}
+			}
+			opts = append(opts,
+				libp2p.EnableAutoRelayWithPeerSource(cands.find,
+					autorelay.WithMinCandidates(relayMinCandidates),
+					autorelay.WithBootDelay(relayBootDelay),
+					autorelay.WithMinInterval(relaySourceInterval)),
+				libp2p.WithFxOption(fx.Invoke(cands.setHost)))
+		}
 	}
 	if len(relays) > 0 {
 		opts = append(opts, libp2p.EnableAutoRelayWithStaticRelays(relays))
@@ -290,6 +318,84 @@ func reachOptions(cfg *Config, listen []ma.Multiaddr) ([]libp2p.Option, error) {
 		})))
 	}
 	return opts, nil
+}
+
+// AutoRelay on a public node's peers: it takes a reservation once it has
+// relayMinCandidates candidates (or after relayBootDelay with fewer), and
+// asks relayCandidates for more at most every relaySourceInterval (a look
+// at the peerstore and the routing table: nothing goes on the network).
+const (
+	relayMinCandidates  = 2
+	relayBootDelay      = 30 * time.Second
+	relaySourceInterval = 5 * time.Second
+	maxRelayCandidates  = 64
+)
+
+// relayCandidates is AutoRelay's peer source on a public node: the peers
+// that identify says run a circuit-relay v2 service (the hop protocol),
+// connected ones first, then those of the DHT's routing table. It is safe
+// for concurrent use.
+type relayCandidates struct {
+	mu    sync.Mutex
+	h     host.Host
+	table func() []peer.ID // the DHT's routing table; nil without one
+}
+
+func (rc *relayCandidates) setHost(h host.Host) {
+	rc.mu.Lock()
+	rc.h = h
+	rc.mu.Unlock()
+}
+
+// setTable makes find look in the routing table that table lists too.
+func (rc *relayCandidates) setTable(table func() []peer.ID) {
+	rc.mu.Lock()
+	rc.table = table
+	rc.mu.Unlock()
+}
+
+// find sends at most num candidates on a channel it has closed already (a
+// buffered one: no goroutine is left behind).
+func (rc *relayCandidates) find(_ context.Context, num int) <-chan peer.AddrInfo {
+	rc.mu.Lock()
+	h, table := rc.h, rc.table
+	rc.mu.Unlock()
+	num = min(max(num, 0), maxRelayCandidates)
+	out := make(chan peer.AddrInfo, num)
+	defer close(out)
+	if h == nil || num == 0 {
+		return out
+	}
+	seen := map[peer.ID]bool{h.ID(): true}
+	// add offers p; it returns false once out is full.
+	add := func(p peer.ID) bool {
+		if seen[p] {
+			return true
+		}
+		seen[p] = true
+		if hop, err := h.Peerstore().SupportsProtocols(p, relayproto.ProtoIDv2Hop); err != nil || len(hop) == 0 {
+			return true
+		}
+		addrs := h.Peerstore().Addrs(p)
+		if len(addrs) == 0 {
+			return true
+		}
+		out <- peer.AddrInfo{ID: p, Addrs: addrs}
+		return len(out) < num
+	}
+	for _, p := range h.Network().Peers() {
+		if !add(p) {
+			return out
+		}
+	}
+	if table != nil {
+		for _, p := range table() {
+			if !add(p) {
+				return out
+			}
+		}
+	}
+	return out
 }
 
 // relayRedial is how often keepRelaysConnected dials a relay it is not
