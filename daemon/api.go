@@ -225,6 +225,12 @@ type StatusInfo struct {
 	Banned    int            `json:"banned"`
 	// Limits are the configured caps.
 	Limits LimitsInfo `json:"limits"`
+	// Network is "local" or "public" (the public IPFS network);
+	// DHTProtocol the DHT's protocol ID ("" without a DHT); BootstrapPeers
+	// how many bootstrap peers the node joins through.
+	Network        string `json:"network"`
+	DHTProtocol    string `json:"dht_protocol,omitempty"`
+	BootstrapPeers int    `json:"bootstrap_peers"`
 	// PrivateNetwork: the node has a swarm key, and talks only to nodes
 	// with the same key (over TCP only).
 	PrivateNetwork bool `json:"private_network"`

@@ -118,6 +118,11 @@ func (l *Local) Status(ctx context.Context) (StatusInfo, error) {
 		PeerUploadRate: l.cfg.PeerUploadRate, PeerDownloadRate: l.cfg.PeerDownloadRate,
 		UploadSlots: l.cfg.UploadSlots,
 	}
+	out.Network = l.cfg.Network.String()
+	out.DHTProtocol = string(l.n.DHTProtocol())
+	if boot, err := l.cfg.BootstrapPeers(); err == nil {
+		out.BootstrapPeers = len(boot)
+	}
 	out.PrivateNetwork = len(l.cfg.SwarmKey) > 0
 	out.AllowPeers = []string{}
 	for _, p := range l.cfg.AllowPeers {
@@ -143,7 +148,8 @@ func (l *Local) reachability() ReachInfo {
 	out := ReachInfo{
 		State: r.State.String(), Forced: r.Forced, PublicAddrs: []string{},
 		Relays: append([]string{}, l.cfg.Relays...), Reservations: []ReservationInfo{},
-		NATPortMap: l.cfg.NATPortMap, HolePunching: !l.cfg.NoHolePunch, AutoNATService: l.cfg.AutoNATService,
+		NATPortMap: l.cfg.NATPortMap, HolePunching: !l.cfg.NoHolePunch,
+		AutoNATService: l.cfg.AutoNATService || l.cfg.Network == node.NetworkPublic,
 	}
 	for _, a := range r.PublicAddrs {
 		out.PublicAddrs = append(out.PublicAddrs, a.String())

@@ -459,6 +459,9 @@ func (d *DHT) FindProviders(ctx context.Context, root cid.Cid, limit int) <-chan
 	return out
 }
 
+// Protocol returns the DHT's protocol ID: Prefix + "/kad/1.0.0".
+func (d *DHT) Protocol() protocol.ID { return d.cfg.Prefix + "/kad/1.0.0" }
+
 // Peers returns the number of peers in the routing table.
 func (d *DHT) Peers() int { return d.kad.RoutingTable().Size() }
 

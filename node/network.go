@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"strings"
 
+	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/protocol"
 
 	"github.com/peer-project/peer/dht"
@@ -88,6 +89,26 @@ func (c *Config) validateNetwork() error {
 		errs = append(errs, fmt.Errorf("DHT prefix %q: the public network's DHT is %s; leave the prefix empty", c.DHTPrefix, dht.AminoPrefix))
 	}
 	return errors.Join(errs...)
+}
+
+// BootstrapPeers returns the peers a node of c joins the DHT through:
+// Bootstrap parsed, or for NetworkPublic with an empty Bootstrap the public
+// bootstrap peers that go-libp2p-kad-dht ships. It does not dial them.
+func (c Config) BootstrapPeers() ([]peer.AddrInfo, error) {
+	boot, err := c.bootstrapPeers()
+	if err != nil {
+		return nil, fmt.Errorf("node: %w", err)
+	}
+	return boot, nil
+}
+
+// DHTProtocol returns the protocol ID of the node's DHT, e.g.
+// /ipfs/kad/1.0.0 on the public network; "" without a DHT.
+func (n *Node) DHTProtocol() protocol.ID {
+	if n.dht == nil {
+		return ""
+	}
+	return n.dht.Protocol()
 }
 
 // dhtConfig returns the DHT's Config for the node, logging to log.
