@@ -118,6 +118,10 @@ func (l *Local) Status(ctx context.Context) (StatusInfo, error) {
 		PeerUploadRate: l.cfg.PeerUploadRate, PeerDownloadRate: l.cfg.PeerDownloadRate,
 		UploadSlots: l.cfg.UploadSlots,
 	}
+	out.Protocols = []ProtocolBytesInfo{}
+	for _, pb := range m.Protocols {
+		out.Protocols = append(out.Protocols, ProtocolBytesInfo{Protocol: string(pb.Protocol), In: pb.In, Out: pb.Out})
+	}
 	out.Network = l.cfg.Network.String()
 	out.DHTProtocol = string(l.n.DHTProtocol())
 	if boot, err := l.cfg.BootstrapPeers(); err == nil {

@@ -155,7 +155,12 @@ type proc struct {
 
 func startProc(t *testing.T, args ...string) *proc {
 	t.Helper()
-	cmd := exec.Command(peerBin(t), args...)
+	return startCmd(t, exec.Command(peerBin(t), args...))
+}
+
+// startCmd starts cmd (a peer command, perhaps wrapped) as startProc does.
+func startCmd(t *testing.T, cmd *exec.Cmd) *proc {
+	t.Helper()
 	cmd.Env = cleanEnv()
 	p := &proc{cmd: cmd, lines: make(chan string, 1024), stderr: &lockedBuffer{}, done: make(chan struct{})}
 	cmd.Stderr = p.stderr
