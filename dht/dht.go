@@ -490,12 +490,20 @@ func (d *DHT) isClosed() bool {
 	return d.closed
 }
 
-// reprovideLoop announces again every root whose last announcement is older
-// than the reprovide interval. It wakes a few times per interval, so a root
-// provided at any moment is re-announced within 1.25 intervals.
+// reprovideParallel is how many roots a reprovide sweep announces at once.
+const reprovideParallel = 8
+
+// reprovideLoop announces roots again in sweeps, a few times per reprovide
+// interval. A sweep takes every root that would be overdue before the next
+// sweep, so roots provided at scattered times are announced in batches
+// rather than each on its own schedule, and each root is re-announced
+// within one interval of its last announcement. It announces at most
+// reprovideParallel roots at once and waits for them all before the next
+// sweep.
 func (d *DHT) reprovideLoop() {
 	defer d.wg.Done()
-	t := time.NewTicker(d.cfg.ReprovideInterval / 4)
+	every := d.cfg.ReprovideInterval / 4
+	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
 		select {
@@ -506,12 +514,42 @@ func (d *DHT) reprovideLoop() {
 		d.mu.Lock()
 		var due []cid.Cid
 		for c, at := range d.provided {
-			if time.Since(at) >= d.cfg.ReprovideInterval {
+			if time.Since(at) >= d.cfg.ReprovideInterval-every {
 				due = append(due, c)
 			}
 		}
 		d.mu.Unlock()
-		for _, c := range due {
+		if len(due) == 0 {
+			continue
+		}
+		d.sweep(due)
+		if d.ctx.Err() != nil {
+			return
+		}
+	}
+}
+
+// sweep announces roots, reprovideParallel at once, and returns when every
+// announcement has ended (or the DHT closes).
+func (d *DHT) sweep(roots []cid.Cid) {
+	start := time.Now()
+	var (
+		wg     sync.WaitGroup
+		slots  = make(chan struct{}, reprovideParallel)
+		failed atomic.Int64
+	)
+	for _, c := range roots {
+		select {
+		case slots <- struct{}{}:
+		case <-d.ctx.Done():
+		}
+		if d.ctx.Err() != nil {
+			break
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-slots }()
 			ctx, cancel := context.WithTimeout(d.ctx, time.Minute)
 			err := d.kad.Provide(ctx, c, true)
 			cancel()
@@ -524,8 +562,15 @@ func (d *DHT) reprovideLoop() {
 			}
 			d.mu.Unlock()
 			if err != nil {
-				d.log.Warn("reprovide", "root", c, "err", err)
+				failed.Add(1)
+				d.log.Debug("reprovide", "root", c, "err", err)
 			}
-		}
+		}()
+	}
+	wg.Wait()
+	if n := failed.Load(); n > 0 {
+		d.log.Warn("reprovide sweep", "roots", len(roots), "failed", n, "took", time.Since(start))
+	} else {
+		d.log.Debug("reprovide sweep", "roots", len(roots), "took", time.Since(start))
 	}
 }
