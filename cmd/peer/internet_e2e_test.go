@@ -69,11 +69,12 @@ func nsStatus(t *testing.T, lab *netns.Lab, ns, home string) daemon.StatusInfo {
 // homes, each behind its own NAT: Linux masquerade, which keeps a host's
 // port outside whatever the destination (endpoint-independent mapping)
 // and lets in only replies to what the host sent (port-restricted cone):
-// a hole punch can open it. One home shares a file; the other runs `peer
-// get ROOT` with no address, ticket or relay named. The fetcher finds the
-// sharer in the DHT, reaches it through the relay it holds a reservation
-// on, and the hole punch (DCUtR) gives the direct connection the bytes
-// come over: a relay's default limits (128 KiB, 2 minutes) make relayed
+// a hole punch can open it. One home shares a file as soon as its daemon
+// is up; at once the other runs `peer get ROOT` with no address, ticket or
+// relay named (the README's two commands). The fetcher finds the sharer in
+// the DHT, reaches it through the relay the sharer took a reservation on
+// once AutoNAT found it private, and the hole punch (DCUtR) gives the
+// direct connection the bytes come over: a relay's default limits (128 KiB, 2 minutes) make relayed
 // connections "limited", on which the exchange opens no stream, and the
 // relays' own counters show they carried almost nothing.
 func TestSmallInternet(t *testing.T) {
@@ -127,28 +128,6 @@ func TestSmallInternet(t *testing.T) {
 	fetcher := nsDaemon(t, lab, top.Sites[0].NS, t.TempDir(), homeArgs...)
 	t.Logf("2 homes up behind %s in %v: sharer %s, fetcher %s", netns.ConeNAT, took(), sharer.info.ID, fetcher.info.ID)
 
-	// The sharer holds a reservation on a relay it found among its peers,
-	// and its addresses (so its DHT records) carry the circuit address.
-	var st daemon.StatusInfo
-	tick := time.NewTicker(200 * time.Millisecond)
-	defer tick.Stop()
-	deadline := time.Now().Add(45 * time.Second)
-	for {
-		st = nsStatus(t, lab, top.Sites[1].NS, sharer.home)
-		if len(st.Reachability.Reservations) > 0 && slices.ContainsFunc(st.Addrs, func(a string) bool { return strings.Contains(a, "/p2p-circuit") }) {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the sharer has no relay address after 45 s: reachability %+v, addrs %v", st.Reachability, st.Addrs)
-		}
-		<-tick.C
-	}
-	t.Logf("sharer: %s (AutoNAT), reservation on %s, in %v", st.Reachability.State, st.Reachability.Reservations[0].Relay, took())
-	if st.Network != "public" || st.DHTProtocol != "/ipfs/kad/1.0.0" || st.BootstrapPeers != 3 {
-		t.Fatalf("sharer's status: network %q, DHT %q, %d bootstrap peers", st.Network, st.DHTProtocol, st.BootstrapPeers)
-	}
-	t.Logf("peer status of the sharer:\n%s", nsPeer(t, lab, top.Sites[1].NS, "status", "--home", sharer.home))
-
 	dir := t.TempDir()
 	src := filepath.Join(dir, "across.bin")
 	data := randomBytes(4<<20, 18)
@@ -159,7 +138,9 @@ func TestSmallInternet(t *testing.T) {
 	}
 	t.Logf("shared %s (%d bytes) in %v", sh.Root, len(data), took())
 
-	// No ticket, no address, no relay: the root only.
+	// No ticket, no address, no relay: the root only, at once. The get
+	// waits while the sharer learns it is behind a NAT (AutoNAT) and takes
+	// a reservation on a relay; the DHT then hands out its relay address.
 	dest := filepath.Join(t.TempDir(), "across.bin")
 	res := lastDone(t, nsPeer(t, lab, top.Sites[0].NS, "get", "--home", fetcher.home, "--json", "-o", dest, sh.Root))
 	getTook := took()
@@ -167,6 +148,18 @@ func TestSmallInternet(t *testing.T) {
 	if res.FromPeers[sharer.info.ID] != int64(len(data)) {
 		t.Fatalf("bytes by peer %v: want all %d from the sharer %s", res.FromPeers, len(data), sharer.info.ID)
 	}
+
+	// By now the sharer holds a reservation on a relay it found among its
+	// peers (AutoNAT found it private), and its addresses, which the DHT
+	// servers hand out with its record, carry the circuit address.
+	st := nsStatus(t, lab, top.Sites[1].NS, sharer.home)
+	if len(st.Reachability.Reservations) == 0 || !slices.ContainsFunc(st.Addrs, func(a string) bool { return strings.Contains(a, "/p2p-circuit") }) {
+		t.Fatalf("the sharer has no relay address: reachability %+v, addrs %v", st.Reachability, st.Addrs)
+	}
+	if st.Network != "public" || st.DHTProtocol != "/ipfs/kad/1.0.0" || st.BootstrapPeers != 3 {
+		t.Fatalf("sharer's status: network %q, DHT %q, %d bootstrap peers", st.Network, st.DHTProtocol, st.BootstrapPeers)
+	}
+	t.Logf("peer status of the sharer:\n%s", nsPeer(t, lab, top.Sites[1].NS, "status", "--home", sharer.home))
 
 	// Which path: the fetcher's connection to the sharer is direct (the
 	// hole punch's), beside the relayed one it came through first.
