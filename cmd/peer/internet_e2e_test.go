@@ -14,8 +14,11 @@ import (
 	"testing"
 	"time"
 
+	ma "github.com/multiformats/go-multiaddr"
+
 	"github.com/peer-project/peer/daemon"
 	"github.com/peer-project/peer/internal/netns"
+	"github.com/peer-project/peer/node"
 	"github.com/peer-project/peer/swarm/wire"
 )
 
@@ -82,6 +85,7 @@ func TestSmallInternet(t *testing.T) {
 		t.Skip("the small internet runs five daemons in network namespaces")
 	}
 	netns.Require(t)
+	peerBin(t) // built before the clock starts
 	start := time.Now()
 	phase := start
 	took := func() time.Duration {
@@ -160,6 +164,21 @@ func TestSmallInternet(t *testing.T) {
 		t.Fatalf("sharer's status: network %q, DHT %q, %d bootstrap peers", st.Network, st.DHTProtocol, st.BootstrapPeers)
 	}
 	t.Logf("peer status of the sharer:\n%s", nsPeer(t, lab, top.Sites[1].NS, "status", "--home", sharer.home))
+	// Its tickets carry the relay address now, as it is not reachable.
+	var shares []daemon.ShareInfo
+	if err := json.Unmarshal([]byte(nsPeer(t, lab, top.Sites[1].NS, "ls", "--home", sharer.home, "--json")), &shares); err != nil {
+		t.Fatal(err)
+	}
+	if len(shares) != 1 {
+		t.Fatalf("the sharer lists %d shares, want 1", len(shares))
+	}
+	tk, err := node.ParseTarget(shares[0].Ticket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.ContainsFunc(tk.Hint.Addrs, func(a ma.Multiaddr) bool { return strings.Contains(a.String(), "/p2p-circuit") }) {
+		t.Fatalf("the sharer's ticket has no relay address: %v", tk.Hint.Addrs)
+	}
 
 	// Which path: the fetcher's connection to the sharer is direct (the
 	// hole punch's), beside the relayed one it came through first.
