@@ -122,24 +122,10 @@ func buildHost(cfg *Config, key crypto.PrivKey, g *gater, deps hostDeps) (host.H
 	return h, nil
 }
 
-// hostDeps are what a host the node builds reports to and asks; each may
-// be nil.
-type hostDeps struct {
-	// bandwidth counts the bytes of every stream by protocol.
-	bandwidth *protocolCounter
-	// relays finds AutoRelay's candidates on a public node.
-	relays *relayCandidates
-}
-
-// hostOptions returns the libp2p options of buildHost, with g as the
-// connection gater (nil: none), and release, which closes the connection
-// and resource managers they hold: call it when libp2p.New fails (a host
-// closes them itself).
-func hostOptions(cfg *Config, key crypto.PrivKey, g *gater, deps hostDeps) (_ []libp2p.Option, release func(), _ error) {
-	cm, err := connmgr.NewConnManager(cfg.ConnLow, cfg.ConnHigh)
-	if err != nil {
-		return nil, nil, fmt.Errorf("node: connection manager: %w", err)
-	}
+// resourceLimits returns the resource manager's limits, scaled to the
+// machine: go-libp2p's defaults and service limits, and bounds of their own
+// for the exchange, the DHTs and the relay protocols.
+func resourceLimits() rcmgr.ConcreteLimitConfig {
 	limits := rcmgr.DefaultLimits
 	libp2p.SetDefaultServiceLimits(&limits)
 	// The exchange protocol keeps one stream per peer and root, and a
@@ -167,11 +153,34 @@ func hostOptions(cfg *Config, key crypto.PrivKey, g *gater, deps hostDeps) (_ []
 		limits.AddProtocolLimit(proto,
 			rcmgr.BaseLimit{StreamsInbound: 256, StreamsOutbound: 256, Streams: 512, Memory: 16 << 20},
 			rcmgr.BaseLimitIncrease{StreamsInbound: 64, StreamsOutbound: 64, Streams: 128, Memory: 4 << 20})
+		// Per peer: room for the relay's own cap (RelayLimits.Circuits, 16
+		// by default) up to 64 circuits, 32 KiB of buffers each.
 		limits.AddProtocolPeerLimit(proto,
-			rcmgr.BaseLimit{StreamsInbound: 8, StreamsOutbound: 8, Streams: 16, Memory: 1 << 20},
+			rcmgr.BaseLimit{StreamsInbound: 64, StreamsOutbound: 64, Streams: 128, Memory: 4 << 20},
 			rcmgr.BaseLimitIncrease{})
 	}
-	rm, err := rcmgr.NewResourceManager(rcmgr.NewFixedLimiter(limits.AutoScale()))
+	return limits.AutoScale()
+}
+
+// hostDeps are what a host the node builds reports to and asks; each may
+// be nil.
+type hostDeps struct {
+	// bandwidth counts the bytes of every stream by protocol.
+	bandwidth *protocolCounter
+	// relays finds AutoRelay's candidates on a public node.
+	relays *relayCandidates
+}
+
+// hostOptions returns the libp2p options of buildHost, with g as the
+// connection gater (nil: none), and release, which closes the connection
+// and resource managers they hold: call it when libp2p.New fails (a host
+// closes them itself).
+func hostOptions(cfg *Config, key crypto.PrivKey, g *gater, deps hostDeps) (_ []libp2p.Option, release func(), _ error) {
+	cm, err := connmgr.NewConnManager(cfg.ConnLow, cfg.ConnHigh)
+	if err != nil {
+		return nil, nil, fmt.Errorf("node: connection manager: %w", err)
+	}
+	rm, err := rcmgr.NewResourceManager(rcmgr.NewFixedLimiter(resourceLimits()))
 	if err != nil {
 		cm.Close()
 		return nil, nil, fmt.Errorf("node: resource manager: %w", err)

@@ -192,3 +192,27 @@ func waitIdentified(t *testing.T, n *Node, conns []network.Conn) {
 		}
 	}
 }
+
+// TestResourceLimits: the DHT's and the relay's protocols have limits of
+// their own, per peer too, not the resource manager's defaults for any
+// protocol; a relay's per-peer room covers its circuits.
+func TestResourceLimits(t *testing.T) {
+	l := resourceLimits().ToPartialLimitConfig()
+	for _, p := range []protocol.ID{dht.AminoProtocol, dht.DefaultPrefix + "/kad/1.0.0"} {
+		if got := l.ProtocolPeer[p].StreamsInbound; got != 16 {
+			t.Errorf("%s: %v inbound streams per peer, want 16", p, got)
+		}
+		if got := l.Protocol[p].StreamsInbound; got < 256 || got >= l.ProtocolDefault.StreamsInbound {
+			t.Errorf("%s: %v inbound streams in all, want from 256 to under the default %v", p, got, l.ProtocolDefault.StreamsInbound)
+		}
+	}
+	for _, p := range []protocol.ID{relayproto.ProtoIDv2Hop, relayproto.ProtoIDv2Stop} {
+		if got := l.ProtocolPeer[p].StreamsInbound; got != 64 {
+			t.Errorf("%s: %v inbound streams per peer, want 64", p, got)
+		}
+		circuits := (RelayLimits{}).withDefaults().Circuits
+		if got := l.ProtocolPeer[p].Memory; int64(got) < int64(circuits)*32<<10 {
+			t.Errorf("%s: %v bytes per peer, under %d circuits' buffers", p, got, circuits)
+		}
+	}
+}
