@@ -161,6 +161,10 @@ func New(ctx context.Context, cfg Config) (_ *Node, err error) {
 		}
 	}
 	n.ctx, n.cancel = context.WithCancel(context.Background())
+	if err := n.startPunchRetry(); err != nil {
+		n.cancel()
+		return nil, err
+	}
 	if err := n.serveShares(); err != nil {
 		n.cancel()
 		return nil, err

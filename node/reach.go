@@ -19,6 +19,7 @@ import (
 	"github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/client"
 	relayproto "github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/proto"
 	relayv2 "github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/relay"
+	"github.com/libp2p/go-libp2p/p2p/protocol/holepunch"
 	ma "github.com/multiformats/go-multiaddr"
 	manet "github.com/multiformats/go-multiaddr/net"
 	"go.uber.org/fx"
@@ -396,6 +397,65 @@ func (rc *relayCandidates) find(_ context.Context, num int) <-chan peer.AddrInfo
 		}
 	}
 	return out
+}
+
+// startPunchRetry makes a public node that builds its host dial again,
+// once, every peer it reaches only over limited relayed connections when
+// its hole-punch service comes up. go-libp2p's DCUtR answers only once the
+// host knows a public address of its own (a moment after start), and the
+// peer behind the relay tries a hole punch once per relayed connection: a
+// node that dialled a relay address in that moment (`peer get` run at once)
+// would wait on a limited connection for good. Dialling again makes a new
+// relayed connection, and the other side punches again.
+func (n *Node) startPunchRetry() error {
+	if !n.ownsHost || n.cfg.Network != NetworkPublic || n.cfg.NoHolePunch {
+		return nil
+	}
+	sub, err := n.host.EventBus().Subscribe(new(event.EvtLocalProtocolsUpdated))
+	if err != nil {
+		return fmt.Errorf("node: %w", err)
+	}
+	if slices.Contains(n.host.Mux().Protocols(), holepunch.Protocol) {
+		sub.Close() // up already: nothing was dialled before it
+		return nil
+	}
+	n.goroutine(func() {
+		defer sub.Close()
+		for {
+			select {
+			case <-n.ctx.Done():
+				return
+			case e, ok := <-sub.Out():
+				if !ok {
+					return
+				}
+				if ev, _ := e.(event.EvtLocalProtocolsUpdated); slices.Contains(ev.Added, holepunch.Protocol) {
+					n.redialLimited()
+					return
+				}
+			}
+		}
+	})
+	return nil
+}
+
+// redialLimited closes the connections of every peer that has only
+// limited ones and dials it again (10 s each at most).
+func (n *Node) redialLimited() {
+	h := n.host
+	for _, p := range h.Network().Peers() {
+		conns := h.Network().ConnsToPeer(p)
+		if len(conns) == 0 || slices.ContainsFunc(conns, func(c network.Conn) bool { return !c.Stat().Limited }) {
+			continue
+		}
+		for _, c := range conns {
+			c.Close()
+		}
+		ctx, cancel := context.WithTimeout(n.ctx, 10*time.Second)
+		err := h.Connect(ctx, peer.AddrInfo{ID: p})
+		cancel()
+		n.log.Debug("hole punching up: dialled a relayed peer again", "peer", p, "err", err)
+	}
 }
 
 // relayRedial is how often keepRelaysConnected dials a relay it is not

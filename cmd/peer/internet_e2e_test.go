@@ -226,6 +226,21 @@ func TestSmallInternet(t *testing.T) {
 		t.Errorf("the relays carried %d bytes: the file went through them", relayed)
 	}
 	t.Logf("peer status of the fetcher:\n%s", nsPeer(t, lab, top.Sites[0].NS, "status", "--home", fetcher.home))
+
+	// The README's command as it stands, with no daemon: the fetcher's
+	// daemon stops (so its copy is not on the home network), and a node in
+	// the foreground in that home fetches from the sharer across the NATs.
+	fetcher.stop(t)
+	took()
+	dest2 := filepath.Join(t.TempDir(), "again.bin")
+	fg := append(append([]string{"get", "--home", t.TempDir(), "--json", "--no-mdns", "--network", "public",
+		"--listen", "/ip4/0.0.0.0/tcp/0", "--listen", "/ip4/0.0.0.0/udp/0/quic-v1"}, bootFlags()...), "-o", dest2, sh.Root)
+	res = lastDone(t, nsPeer(t, lab, top.Sites[0].NS, fg...))
+	sameTree(t, filepath.Dir(dest2), map[string][]byte{"again.bin": data})
+	if res.FromPeers[sharer.info.ID] != int64(len(data)) {
+		t.Fatalf("foreground get: bytes by peer %v, want all %d from the sharer %s", res.FromPeers, len(data), sharer.info.ID)
+	}
+	t.Logf("peer get --network public ROOT in the foreground: %d bytes from the sharer in %v", len(data), took())
 	t.Logf("small internet: %v in all", time.Since(start).Round(time.Millisecond))
 }
 
