@@ -1,12 +1,14 @@
 // Package dht finds the peers that provide a root, and announces the roots
 // this node provides, over a Kademlia DHT of peer's own or the public one.
 //
-// It wraps go-libp2p-kad-dht behind a small type. The DHT speaks under
-// peer's own protocol prefix (DefaultPrefix, "/peer"), never the public IPFS
-// one, so a peer network is a network of its own; it runs in server mode by
+// It wraps go-libp2p-kad-dht behind a small type. Unless Config.Amino is
+// set, the DHT speaks under peer's own protocol prefix (DefaultPrefix,
+// "/peer"), not the public IPFS one, so a peer network is a network of its
+// own; it runs in server mode by
 // default (the right mode for nodes of a private swarm and for simulations;
 // ModeClient and ModeAuto are there for nodes behind NAT). Bootstrap peers
-// come only from the Config: none are built in.
+// come only from the Config: none are built in (AminoBootstrapPeers is
+// there for a caller to pass).
 //
 // Config.Amino joins the public IPFS DHT (Amino, /ipfs/kad/1.0.0) instead:
 // the node's --network public. Its servers keep other peers' IPNS and
