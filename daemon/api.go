@@ -225,6 +225,14 @@ type StatusInfo struct {
 	Banned    int            `json:"banned"`
 	// Limits are the configured caps.
 	Limits LimitsInfo `json:"limits"`
+	// Network is "local" or "public" (the public IPFS network);
+	// DHTProtocol the DHT's protocol ID ("" without a DHT); BootstrapPeers
+	// how many bootstrap peers the node joins through.
+	Network        string `json:"network"`
+	DHTProtocol    string `json:"dht_protocol,omitempty"`
+	BootstrapPeers int    `json:"bootstrap_peers"`
+	// Protocols are the stream bytes by libp2p protocol since start.
+	Protocols []ProtocolBytesInfo `json:"protocol_bytes"`
 	// PrivateNetwork: the node has a swarm key, and talks only to nodes
 	// with the same key (over TCP only).
 	PrivateNetwork bool `json:"private_network"`
@@ -236,6 +244,13 @@ type StatusInfo struct {
 	// shared: they serve only the chunks that still verify until shared
 	// again (`peer share PATH`).
 	StaleShares []ShareInfo `json:"stale_shares"`
+}
+
+// ProtocolBytesInfo is what one protocol's streams carried.
+type ProtocolBytesInfo struct {
+	Protocol string `json:"protocol"`
+	In       int64  `json:"in"`
+	Out      int64  `json:"out"`
 }
 
 // LimitsInfo are a node's caps, in bytes per second; 0 means no cap.

@@ -48,7 +48,13 @@ type Settings struct {
 	// Listen addresses (multiaddrs); empty means every interface, TCP and
 	// QUIC, on a random port.
 	Listen []string `json:"listen"`
+	// Network is "local" (the default: the LAN, tickets and named peers)
+	// or "public" (the public IPFS network: the Amino DHT, relays and hole
+	// punching; see node.NetworkPublic).
+	Network string `json:"network"`
 	// Bootstrap peers of the DHT (/ip4/…/tcp/…/p2p/ID); none are built in.
+	// With Network "public", empty means the public bootstrap peers that
+	// go-libp2p-kad-dht ships, and a list replaces them.
 	Bootstrap []string `json:"bootstrap"`
 	// API is the daemon's HTTP API address, on loopback only; empty means
 	// 127.0.0.1 on a random port (written to api.addr).
@@ -136,6 +142,7 @@ func DefaultSettings() Settings {
 	def := node.DefaultConfig()
 	return Settings{
 		Listen:      def.Listen,
+		Network:     def.Network.String(),
 		Bootstrap:   []string{},
 		API:         "127.0.0.1:0",
 		Gateway:     DefaultGateway,

@@ -119,6 +119,15 @@ func (l *Local) Status(ctx context.Context) (StatusInfo, error) {
 		PeerUploadRate: caps.PeerUploadRate, PeerDownloadRate: caps.PeerDownloadRate,
 		UploadSlots: l.cfg.UploadSlots,
 	}
+	out.Protocols = []ProtocolBytesInfo{}
+	for _, pb := range m.Protocols {
+		out.Protocols = append(out.Protocols, ProtocolBytesInfo{Protocol: string(pb.Protocol), In: pb.In, Out: pb.Out})
+	}
+	out.Network = l.cfg.Network.String()
+	out.DHTProtocol = string(l.n.DHTProtocol())
+	if boot, err := l.cfg.BootstrapPeers(); err == nil {
+		out.BootstrapPeers = len(boot)
+	}
 	out.PrivateNetwork = len(l.cfg.SwarmKey) > 0
 	out.AllowPeers = []string{}
 	for _, p := range l.cfg.AllowPeers {
@@ -144,7 +153,8 @@ func (l *Local) reachability() ReachInfo {
 	out := ReachInfo{
 		State: r.State.String(), Forced: r.Forced, PublicAddrs: []string{},
 		Relays: append([]string{}, l.cfg.Relays...), Reservations: []ReservationInfo{},
-		NATPortMap: l.cfg.NATPortMap, HolePunching: !l.cfg.NoHolePunch, AutoNATService: l.cfg.AutoNATService,
+		NATPortMap: l.cfg.NATPortMap, HolePunching: !l.cfg.NoHolePunch,
+		AutoNATService: l.cfg.AutoNATService || l.cfg.Network == node.NetworkPublic,
 	}
 	for _, a := range r.PublicAddrs {
 		out.PublicAddrs = append(out.PublicAddrs, a.String())

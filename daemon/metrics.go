@@ -26,6 +26,7 @@ const (
 	MetricDHTLookupSecs  = "peer_dht_lookup_seconds"
 	MetricTransfers      = "peer_active_transfers"
 	MetricChokes         = "peer_chokes_total"
+	MetricProtocolBytes  = "peer_protocol_bytes_total"
 )
 
 // collector reads a node's counters at each scrape.
@@ -33,6 +34,7 @@ type collector struct {
 	n                                                         *node.Node
 	up, down, verified, rejected, served, dup, peers, dhtPeer *prometheus.Desc
 	banned, bans, lookups, lookupSecs, transfers, chokes      *prometheus.Desc
+	protoBytes                                                *prometheus.Desc
 }
 
 func newCollector(n *node.Node) *collector {
@@ -54,13 +56,14 @@ func newCollector(n *node.Node) *collector {
 		lookups:    d(MetricDHTLookups, "DHT provider lookups, by whether they found a provider.", "result"),
 		lookupSecs: d(MetricDHTLookupSecs, "DHT provider lookup latency: to the first provider, or to the end when none was found."),
 		transfers:  d(MetricTransfers, "Transfers in progress: fetches (download) and sessions served (upload).", "direction"),
+		protoBytes: d(MetricProtocolBytes, "Stream bytes by libp2p protocol (the exchange, the DHT, identify, relays, AutoNAT, hole punching) and direction (in, out).", "protocol", "direction"),
 		chokes:     d(MetricChokes, "Peers told CHOKE: they asked for blocks while every upload slot was taken, or their turn ended while others waited."),
 	}
 }
 
 // Describe implements prometheus.Collector.
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.up, c.down, c.verified, c.rejected, c.served, c.dup, c.peers, c.dhtPeer, c.banned, c.bans, c.lookups, c.lookupSecs, c.transfers, c.chokes} {
+	for _, d := range []*prometheus.Desc{c.up, c.down, c.verified, c.rejected, c.served, c.dup, c.peers, c.dhtPeer, c.banned, c.bans, c.lookups, c.lookupSecs, c.transfers, c.chokes, c.protoBytes} {
 		ch <- d
 	}
 }
@@ -95,6 +98,10 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstHistogram(c.lookupSecs, h.Count, h.Sum, buckets)
 	gauge(c.transfers, int64(m.Transfers), "download")
 	gauge(c.transfers, m.Swarm.ServeSessions, "upload")
+	for _, pb := range m.Protocols {
+		counter(c.protoBytes, pb.In, string(pb.Protocol), "in")
+		counter(c.protoBytes, pb.Out, string(pb.Protocol), "out")
+	}
 }
 
 // metricsHandler serves n's metrics, and the Go runtime's and the

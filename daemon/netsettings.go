@@ -110,9 +110,15 @@ func parseAllowPeer(s string) (peer.ID, error) {
 	return id, nil
 }
 
-// netConfig maps the rate, access and reachability settings onto cfg.
+// netConfig maps the network, rate, access and reachability settings onto
+// cfg.
 func (s Settings) netConfig(home string, cfg *node.Config) error {
 	var errs []error
+	nw, err := node.ParseNetwork(s.Network)
+	if err != nil {
+		errs = append(errs, fmt.Errorf("network %q: want local (the LAN, tickets and named peers) or public (the public IPFS network)", s.Network))
+	}
+	cfg.Network = nw
 	for _, r := range []struct {
 		name string
 		val  string

@@ -100,6 +100,14 @@ type Config struct {
 	// kept. Zero means DefaultMaxProviderRecords and
 	// DefaultMaxProvidersPerRoot.
 	MaxProviderRecords, MaxProvidersPerRoot int
+	// Amino joins the public IPFS DHT (AminoProtocol, /ipfs/kad/1.0.0)
+	// instead of a DHT of peer's own: Prefix must be empty or AminoPrefix
+	// and BucketSize empty or 20, as Amino requires of its servers, which
+	// also store IPNS and public-key values for others (at most
+	// DefaultMaxValues). ModeAuto then means kad-dht's own auto mode: a
+	// client until AutoNAT finds the node publicly reachable, so that a node
+	// behind NAT never pollutes other peers' routing tables.
+	Amino bool
 	// NoAutoRefresh turns off the periodic routing-table refresh: in a
 	// simulation of a thousand nodes a full refresh on every node costs
 	// O(N²) connections, and one self-lookup at Bootstrap is enough.
@@ -109,6 +117,15 @@ type Config struct {
 }
 
 func (c *Config) fill() error {
+	if c.Amino && c.Prefix != "" && c.Prefix != AminoPrefix {
+		return fmt.Errorf("dht: the public DHT's prefix is %s, not %s", AminoPrefix, c.Prefix)
+	}
+	if c.Amino && c.BucketSize != 0 && c.BucketSize != DefaultBucketSize {
+		return fmt.Errorf("dht: the public DHT's bucket size is %d, not %d", DefaultBucketSize, c.BucketSize)
+	}
+	if c.Amino {
+		c.Prefix = AminoPrefix
+	}
 	if c.Prefix == "" {
 		c.Prefix = DefaultPrefix
 	}
@@ -168,6 +185,9 @@ func New(h host.Host, cfg Config) (*DHT, error) {
 		return nil, err
 	}
 	mode := map[Mode]kad.ModeOpt{ModeServer: kad.ModeServer, ModeClient: kad.ModeClient, ModeAuto: kad.ModeAutoServer}[cfg.Mode]
+	if cfg.Amino && cfg.Mode == ModeAuto {
+		mode = kad.ModeAuto
+	}
 	recs := newRecordStore(cfg.MaxProviderRecords, cfg.MaxProvidersPerRoot, cfg.ProvideValidity)
 	opts := []kad.Option{
 		kad.Mode(mode),
@@ -176,7 +196,13 @@ func New(h host.Host, cfg Config) (*DHT, error) {
 		kad.BootstrapPeers(cfg.Bootstrap...),
 		kad.ProviderDatastore(recs),
 		kad.ProviderManagerOpts(records.ProvideValidity(cfg.ProvideValidity), records.Cache(noCache{})),
-		kad.DisableValues(),
+	}
+	if cfg.Amino {
+		// Amino's servers must keep values (kad-dht refuses /ipfs
+		// without them): in a store with a cap.
+		opts = append(opts, kad.ValueDatastore(newValueStore(DefaultMaxValues)))
+	} else {
+		opts = append(opts, kad.DisableValues())
 	}
 	if cfg.NoAutoRefresh {
 		opts = append(opts, kad.DisableAutoRefresh())
@@ -433,6 +459,9 @@ func (d *DHT) FindProviders(ctx context.Context, root cid.Cid, limit int) <-chan
 	return out
 }
 
+// Protocol returns the DHT's protocol ID: Prefix + "/kad/1.0.0".
+func (d *DHT) Protocol() protocol.ID { return d.cfg.Prefix + "/kad/1.0.0" }
+
 // Peers returns the number of peers in the routing table.
 func (d *DHT) Peers() int { return d.kad.RoutingTable().Size() }
 
@@ -461,12 +490,20 @@ func (d *DHT) isClosed() bool {
 	return d.closed
 }
 
-// reprovideLoop announces again every root whose last announcement is older
-// than the reprovide interval. It wakes a few times per interval, so a root
-// provided at any moment is re-announced within 1.25 intervals.
+// reprovideParallel is how many roots a reprovide sweep announces at once.
+const reprovideParallel = 8
+
+// reprovideLoop announces roots again in sweeps, a few times per reprovide
+// interval. A sweep takes every root that would be overdue before the next
+// sweep, so roots provided at scattered times are announced in batches
+// rather than each on its own schedule, and each root is re-announced
+// within one interval of its last announcement. It announces at most
+// reprovideParallel roots at once and waits for them all before the next
+// sweep.
 func (d *DHT) reprovideLoop() {
 	defer d.wg.Done()
-	t := time.NewTicker(d.cfg.ReprovideInterval / 4)
+	every := d.cfg.ReprovideInterval / 4
+	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
 		select {
@@ -477,12 +514,42 @@ func (d *DHT) reprovideLoop() {
 		d.mu.Lock()
 		var due []cid.Cid
 		for c, at := range d.provided {
-			if time.Since(at) >= d.cfg.ReprovideInterval {
+			if time.Since(at) >= d.cfg.ReprovideInterval-every {
 				due = append(due, c)
 			}
 		}
 		d.mu.Unlock()
-		for _, c := range due {
+		if len(due) == 0 {
+			continue
+		}
+		d.sweep(due)
+		if d.ctx.Err() != nil {
+			return
+		}
+	}
+}
+
+// sweep announces roots, reprovideParallel at once, and returns when every
+// announcement has ended (or the DHT closes).
+func (d *DHT) sweep(roots []cid.Cid) {
+	start := time.Now()
+	var (
+		wg     sync.WaitGroup
+		slots  = make(chan struct{}, reprovideParallel)
+		failed atomic.Int64
+	)
+	for _, c := range roots {
+		select {
+		case slots <- struct{}{}:
+		case <-d.ctx.Done():
+		}
+		if d.ctx.Err() != nil {
+			break
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-slots }()
 			ctx, cancel := context.WithTimeout(d.ctx, time.Minute)
 			err := d.kad.Provide(ctx, c, true)
 			cancel()
@@ -495,8 +562,15 @@ func (d *DHT) reprovideLoop() {
 			}
 			d.mu.Unlock()
 			if err != nil {
-				d.log.Warn("reprovide", "root", c, "err", err)
+				failed.Add(1)
+				d.log.Debug("reprovide", "root", c, "err", err)
 			}
-		}
+		}()
+	}
+	wg.Wait()
+	if n := failed.Load(); n > 0 {
+		d.log.Warn("reprovide sweep", "roots", len(roots), "failed", n, "took", time.Since(start))
+	} else {
+		d.log.Debug("reprovide sweep", "roots", len(roots), "took", time.Since(start))
 	}
 }

@@ -1,15 +1,26 @@
 // Package dht finds the peers that provide a root, and announces the roots
-// this node provides, over a Kademlia DHT of peer's own.
+// this node provides, over a Kademlia DHT of peer's own or the public one.
 //
-// It wraps go-libp2p-kad-dht behind a small type. The DHT speaks under
-// peer's own protocol prefix (DefaultPrefix, "/peer"), never the public IPFS
-// one, so a peer network is a network of its own; it runs in server mode by
+// It wraps go-libp2p-kad-dht behind a small type. Unless Config.Amino is
+// set, the DHT speaks under peer's own protocol prefix (DefaultPrefix,
+// "/peer"), not the public IPFS one, so a peer network is a network of its
+// own; it runs in server mode by
 // default (the right mode for nodes of a private swarm and for simulations;
 // ModeClient and ModeAuto are there for nodes behind NAT). Bootstrap peers
-// come only from the Config: none are built in.
+// come only from the Config: none are built in (AminoBootstrapPeers is
+// there for a caller to pass).
+//
+// Config.Amino joins the public IPFS DHT (Amino, /ipfs/kad/1.0.0) instead:
+// the node's --network public. Its servers keep other peers' IPNS and
+// public-key values too, as Amino requires, in a capped store;
+// AminoBootstrapPeers are the public bootstrap peers that kad-dht ships,
+// which only a Config that carries them dials.
 //
 // Provide announces a root and keeps announcing it before the record
-// expires, until StopProviding or Close. FindProviders streams what it finds
+// expires, until StopProviding or Close: in sweeps a few times per
+// interval, each taking every root that would be overdue before the next
+// one (batches, a few announcements at once), so roots shared at scattered
+// times do not each wake the node on their own. FindProviders streams what it finds
 // on a channel that it closes when the lookup ends; cancel the context to
 // end it early, there is nothing else to drain. It sends only providers it
 // could connect to, and looks past those that do not answer, so fake

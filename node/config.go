@@ -32,8 +32,15 @@ type Config struct {
 	// Listen addresses (multiaddrs). Empty means DefaultConfig's.
 	// Ignored when Host is set.
 	Listen []string
+	// Network is NetworkLocal (the zero value: the LAN, tickets and named
+	// peers; the node talks to no one it was not told of) or NetworkPublic
+	// (the public IPFS network: the Amino DHT, AutoNAT v2, AutoRelay on
+	// relays found among its peers, hole punching). See NetworkPublic.
+	Network Network
 	// Bootstrap peers of the DHT, as /ip4/…/tcp/…/p2p/ID multiaddrs. None
-	// are built in.
+	// are built in, but for NetworkPublic: there an empty list means the
+	// public bootstrap peers that go-libp2p-kad-dht ships, and a list
+	// replaces them (a test's small internet, an operator's own peers).
 	Bootstrap []string
 	// DHTMode is DHTAuto (the zero value: a server unless AutoNAT finds
 	// the node behind NAT), DHTServer (simulations and private swarms,
@@ -227,6 +234,9 @@ func (c *Config) validate() error {
 	if _, err := c.bootstrapPeers(); err != nil {
 		errs = append(errs, err)
 	}
+	if err := c.validateNetwork(); err != nil {
+		errs = append(errs, err)
+	}
 	if c.FindTimeout < 0 || c.StallTimeout < 0 || c.RequestTimeout < 0 {
 		errs = append(errs, fmt.Errorf("find timeout %s, stall timeout %s, request timeout %s: want positive durations (zero means the default)", c.FindTimeout, c.StallTimeout, c.RequestTimeout))
 	}
@@ -287,7 +297,12 @@ func (c *Config) checkListen() error {
 	return nil
 }
 
+// bootstrapPeers parses Config.Bootstrap; for NetworkPublic an empty list
+// is the public bootstrap peers (dht.AminoBootstrapPeers).
 func (c *Config) bootstrapPeers() ([]peer.AddrInfo, error) {
+	if c.Network == NetworkPublic && len(c.Bootstrap) == 0 {
+		return dht.AminoBootstrapPeers(), nil
+	}
 	var out []peer.AddrInfo
 	for _, s := range c.Bootstrap {
 		ai, err := peer.AddrInfoFromString(s)

@@ -16,7 +16,9 @@
 // A Config is a plain value: copy one to make many nodes. Config.Host lets a
 // caller bring its own libp2p host (simulations bring mocknet hosts); the
 // node then never closes it. Nothing in this package sends a packet off the
-// machine unless the configuration says so: there are no built-in bootstrap
-// peers, and mDNS runs only on a node that listens on a non-loopback
-// address and has neither a swarm key nor an allowlist.
+// machine unless the configuration says so: a node joins no bootstrap peer
+// unless Config.Bootstrap names it or Config.Network is NetworkPublic (the
+// public IPFS network, through go-libp2p-kad-dht's bootstrap peers), and
+// mDNS runs only on a node that listens on a non-loopback address and has
+// neither a swarm key nor an allowlist.
 package node

@@ -11,15 +11,18 @@ import (
 	"github.com/libp2p/go-libp2p"
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/protocol"
 	"github.com/libp2p/go-libp2p/p2p/host/resource-manager"
 	"github.com/libp2p/go-libp2p/p2p/muxer/yamux"
 	"github.com/libp2p/go-libp2p/p2p/net/connmgr"
+	relayproto "github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/proto"
 	"github.com/libp2p/go-libp2p/p2p/security/noise"
 	tls "github.com/libp2p/go-libp2p/p2p/security/tls"
 	quic "github.com/libp2p/go-libp2p/p2p/transport/quic"
 	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
 	ma "github.com/multiformats/go-multiaddr"
 
+	"github.com/peer-project/peer/dht"
 	"github.com/peer-project/peer/swarm/wire"
 )
 
@@ -106,8 +109,8 @@ func loadIdentityWith(home string, syncDir func(string) error) (crypto.PrivKey, 
 // the two here) and Noise, yamux, a connection manager, a resource
 // manager whose limits scale with the machine, and the reachability stack
 // of reachOptions (relays, hole punching, AutoNAT, port mapping).
-func buildHost(cfg *Config, key crypto.PrivKey, g *gater) (host.Host, error) {
-	opts, release, err := hostOptions(cfg, key, g)
+func buildHost(cfg *Config, key crypto.PrivKey, g *gater, deps hostDeps) (host.Host, error) {
+	opts, release, err := hostOptions(cfg, key, g, deps)
 	if err != nil {
 		return nil, err
 	}
@@ -119,15 +122,10 @@ func buildHost(cfg *Config, key crypto.PrivKey, g *gater) (host.Host, error) {
 	return h, nil
 }
 
-// hostOptions returns the libp2p options of buildHost, with g as the
-// connection gater (nil: none), and release, which closes the connection
-// and resource managers they hold: call it when libp2p.New fails (a host
-// closes them itself).
-func hostOptions(cfg *Config, key crypto.PrivKey, g *gater) (_ []libp2p.Option, release func(), _ error) {
-	cm, err := connmgr.NewConnManager(cfg.ConnLow, cfg.ConnHigh)
-	if err != nil {
-		return nil, nil, fmt.Errorf("node: connection manager: %w", err)
-	}
+// resourceLimits returns the resource manager's limits, scaled to the
+// machine: go-libp2p's defaults and service limits, and bounds of their own
+// for the exchange, the DHTs and the relay protocols.
+func resourceLimits() rcmgr.ConcreteLimitConfig {
 	limits := rcmgr.DefaultLimits
 	libp2p.SetDefaultServiceLimits(&limits)
 	// The exchange protocol keeps one stream per peer and root, and a
@@ -138,7 +136,51 @@ func hostOptions(cfg *Config, key crypto.PrivKey, g *gater) (_ []libp2p.Option, 
 	limits.AddProtocolPeerLimit(wire.ProtocolID,
 		rcmgr.BaseLimit{StreamsInbound: 64, StreamsOutbound: 64, Streams: 128, Memory: 64 << 20},
 		rcmgr.BaseLimitIncrease{})
-	rm, err := rcmgr.NewResourceManager(rcmgr.NewFixedLimiter(limits.AutoScale()))
+	// The DHT's and the relay's protocols get bounds of their own, so a
+	// public network's queries and relayed connections can't take what the
+	// exchange needs. A kad-dht message is at most 4 MiB and a query is one
+	// stream; a relayed connection is one hop and one stop stream, each
+	// with the relay's 16 KiB copy buffer both ways (RelayLimits).
+	for _, proto := range []protocol.ID{dht.DefaultPrefix + "/kad/1.0.0", dht.AminoProtocol} {
+		limits.AddProtocolLimit(proto,
+			rcmgr.BaseLimit{StreamsInbound: 256, StreamsOutbound: 256, Streams: 512, Memory: 64 << 20},
+			rcmgr.BaseLimitIncrease{StreamsInbound: 64, StreamsOutbound: 64, Streams: 128, Memory: 16 << 20})
+		limits.AddProtocolPeerLimit(proto,
+			rcmgr.BaseLimit{StreamsInbound: 16, StreamsOutbound: 16, Streams: 32, Memory: 16 << 20},
+			rcmgr.BaseLimitIncrease{})
+	}
+	for _, proto := range []protocol.ID{relayproto.ProtoIDv2Hop, relayproto.ProtoIDv2Stop} {
+		limits.AddProtocolLimit(proto,
+			rcmgr.BaseLimit{StreamsInbound: 256, StreamsOutbound: 256, Streams: 512, Memory: 16 << 20},
+			rcmgr.BaseLimitIncrease{StreamsInbound: 64, StreamsOutbound: 64, Streams: 128, Memory: 4 << 20})
+		// Per peer: room for the relay's own cap (RelayLimits.Circuits, 16
+		// by default) up to 64 circuits, 32 KiB of buffers each.
+		limits.AddProtocolPeerLimit(proto,
+			rcmgr.BaseLimit{StreamsInbound: 64, StreamsOutbound: 64, Streams: 128, Memory: 4 << 20},
+			rcmgr.BaseLimitIncrease{})
+	}
+	return limits.AutoScale()
+}
+
+// hostDeps are what a host the node builds reports to and asks; each may
+// be nil.
+type hostDeps struct {
+	// bandwidth counts the bytes of every stream by protocol.
+	bandwidth *protocolCounter
+	// relays finds AutoRelay's candidates on a public node.
+	relays *relayCandidates
+}
+
+// hostOptions returns the libp2p options of buildHost, with g as the
+// connection gater (nil: none), and release, which closes the connection
+// and resource managers they hold: call it when libp2p.New fails (a host
+// closes them itself).
+func hostOptions(cfg *Config, key crypto.PrivKey, g *gater, deps hostDeps) (_ []libp2p.Option, release func(), _ error) {
+	cm, err := connmgr.NewConnManager(cfg.ConnLow, cfg.ConnHigh)
+	if err != nil {
+		return nil, nil, fmt.Errorf("node: connection manager: %w", err)
+	}
+	rm, err := rcmgr.NewResourceManager(rcmgr.NewFixedLimiter(resourceLimits()))
 	if err != nil {
 		cm.Close()
 		return nil, nil, fmt.Errorf("node: resource manager: %w", err)
@@ -164,7 +206,10 @@ func hostOptions(cfg *Config, key crypto.PrivKey, g *gater) (_ []libp2p.Option, 
 		libp2p.ResourceManager(rm),
 		libp2p.UserAgent("peer/" + Version),
 	}
-	reach, err := reachOptions(cfg, listen)
+	if deps.bandwidth != nil {
+		opts = append(opts, libp2p.BandwidthReporter(deps.bandwidth))
+	}
+	reach, err := reachOptions(cfg, listen, deps.relays)
 	if err != nil {
 		cm.Close()
 		rm.Close()

@@ -63,6 +63,10 @@ type Metrics struct {
 	// DHTLookupSeconds is the latency of each lookup: to its first
 	// provider, or to its end when it found none.
 	DHTLookupSeconds Histogram
+	// Protocols are the stream bytes in and out by libp2p protocol (the
+	// exchange, the DHT, identify, relays, AutoNAT, ...), sorted by
+	// protocol; empty on a host the caller brought.
+	Protocols []ProtocolBytes
 }
 
 // Metrics returns a snapshot of the node's counters. It does not block on
@@ -77,6 +81,9 @@ func (n *Node) Metrics() Metrics {
 	}
 	if n.dht != nil {
 		m.DHTPeers = n.dht.Peers()
+	}
+	if n.bandwidth != nil {
+		m.Protocols = n.bandwidth.snapshot()
 	}
 	n.mu.Lock()
 	m.Transfers = len(n.transfers)

@@ -17,7 +17,6 @@ import (
 	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
-	"github.com/libp2p/go-libp2p/core/protocol"
 	ma "github.com/multiformats/go-multiaddr"
 
 	"github.com/peer-project/peer/dht"
@@ -43,6 +42,11 @@ type Node struct {
 	swarm    *swarm.Swarm
 	dht      *dht.DHT // nil with NoDHT
 	mdns     *dht.MDNS
+	// bandwidth counts stream bytes by protocol on a host the node built
+	// (nil on the caller's); relays finds a public node's relay
+	// candidates (nil on the caller's host).
+	bandwidth *protocolCounter
+	relays    *relayCandidates
 
 	ctx    context.Context // cancelled by Close
 	cancel context.CancelFunc
@@ -93,7 +97,9 @@ func New(ctx context.Context, cfg Config) (_ *Node, err error) {
 			return nil, err
 		}
 		gate = newGater(cfg.AllowPeers)
-		if n.host, err = buildHost(&n.cfg, key, gate); err != nil {
+		n.bandwidth = newProtocolCounter()
+		n.relays = &relayCandidates{}
+		if n.host, err = buildHost(&n.cfg, key, gate, hostDeps{bandwidth: n.bandwidth, relays: n.relays}); err != nil {
 			return nil, err
 		}
 		n.ownsHost = true
@@ -131,13 +137,16 @@ func New(ctx context.Context, cfg Config) (_ *Node, err error) {
 	}
 
 	if !cfg.NoDHT {
-		boot, _ := cfg.bootstrapPeers()
-		n.dht, err = dht.New(n.host, dht.Config{Mode: cfg.DHTMode.dhtMode(), Prefix: protocol.ID(cfg.DHTPrefix), Bootstrap: boot, NoAutoRefresh: cfg.DHTNoAutoRefresh, Logger: n.log})
+		dcfg := cfg.dhtConfig(n.log)
+		n.dht, err = dht.New(n.host, dcfg)
 		if err != nil {
 			return nil, fmt.Errorf("node: %w", err)
 		}
 		cleanup = append(cleanup, func() { n.dht.Close() })
-		if len(boot) > 0 {
+		if n.relays != nil {
+			n.relays.setTable(n.dht.Kad().RoutingTable().ListPeers)
+		}
+		if len(dcfg.Bootstrap) > 0 {
 			if err := n.dht.Bootstrap(ctx); err != nil {
 				n.log.Warn("DHT bootstrap", "err", err)
 			}
@@ -152,6 +161,10 @@ func New(ctx context.Context, cfg Config) (_ *Node, err error) {
 		}
 	}
 	n.ctx, n.cancel = context.WithCancel(context.Background())
+	if err := n.startPunchRetry(); err != nil {
+		n.cancel()
+		return nil, err
+	}
 	if err := n.serveShares(); err != nil {
 		n.cancel()
 		return nil, err

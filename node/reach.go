@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/libp2p/go-libp2p"
@@ -14,8 +15,11 @@ import (
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/p2p/host/autorelay"
 	"github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/client"
+	relayproto "github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/proto"
 	relayv2 "github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/relay"
+	"github.com/libp2p/go-libp2p/p2p/protocol/holepunch"
 	ma "github.com/multiformats/go-multiaddr"
 	manet "github.com/multiformats/go-multiaddr/net"
 	"go.uber.org/fx"
@@ -220,7 +224,11 @@ func allLoopback(addrs []ma.Multiaddr) bool {
 // connections), hole punching, AutoNAT (client always, service when
 // asked), NAT port mapping when asked and not on loopback only, AutoRelay
 // on the static relays, and the relay service.
-func reachOptions(cfg *Config, listen []ma.Multiaddr) ([]libp2p.Option, error) {
+//
+// A node of NetworkPublic also runs AutoNAT v2 and the AutoNAT service,
+// and, unless Config.Relays names relays, AutoRelay on the candidates that
+// cands finds among its peers (nil: its connected peers only).
+func reachOptions(cfg *Config, listen []ma.Multiaddr, cands *relayCandidates) ([]libp2p.Option, error) {
 	opts := []libp2p.Option{libp2p.EnableRelay()}
 	if cfg.NATPortMap && !allLoopback(listen) {
 		opts = append(opts, libp2p.NATPortMap())
@@ -249,6 +257,27 @@ func reachOptions(cfg *Config, listen []ma.Multiaddr) ([]libp2p.Option, error) {
 	relays, err := cfg.relayPeers()
 	if err != nil {
 		return nil, err
+	}
+	if cfg.Network == NetworkPublic {
+		// AutoNAT v2 checks each address on its own; the v1 service
+		// answers peers that ask the old way (both rate-limited by
+		// go-libp2p). Without static relays, AutoRelay takes its
+		// candidates among the node's peers (see relayCandidates).
+		opts = append(opts, libp2p.EnableAutoNATv2())
+		if !cfg.AutoNATService && !cfg.RelayService {
+			opts = append(opts, libp2p.EnableNATService())
+		}
+		if len(relays) == 0 {
+			if cands == nil {
+				cands = &relayCandidates{}
+			}
+			opts = append(opts,
+				libp2p.EnableAutoRelayWithPeerSource(cands.find,
+					autorelay.WithMinCandidates(relayMinCandidates),
+					autorelay.WithBootDelay(relayBootDelay),
+					autorelay.WithMinInterval(relaySourceInterval)),
+				libp2p.WithFxOption(fx.Invoke(cands.setHost)))
+		}
 	}
 	if len(relays) > 0 {
 		opts = append(opts, libp2p.EnableAutoRelayWithStaticRelays(relays))
@@ -290,6 +319,143 @@ func reachOptions(cfg *Config, listen []ma.Multiaddr) ([]libp2p.Option, error) {
 		})))
 	}
 	return opts, nil
+}
+
+// AutoRelay on a public node's peers: it takes a reservation once it has
+// relayMinCandidates candidates (or after relayBootDelay with fewer), and
+// asks relayCandidates for more at most every relaySourceInterval (a look
+// at the peerstore and the routing table: nothing goes on the network).
+const (
+	relayMinCandidates  = 2
+	relayBootDelay      = 30 * time.Second
+	relaySourceInterval = 5 * time.Second
+	maxRelayCandidates  = 64
+)
+
+// relayCandidates is AutoRelay's peer source on a public node: the peers
+// that identify says run a circuit-relay v2 service (the hop protocol),
+// connected ones first, then those of the DHT's routing table. It is safe
+// for concurrent use.
+type relayCandidates struct {
+	mu    sync.Mutex
+	h     host.Host
+	table func() []peer.ID // the DHT's routing table; nil without one
+}
+
+func (rc *relayCandidates) setHost(h host.Host) {
+	rc.mu.Lock()
+	rc.h = h
+	rc.mu.Unlock()
+}
+
+// setTable makes find look in the routing table that table lists too.
+func (rc *relayCandidates) setTable(table func() []peer.ID) {
+	rc.mu.Lock()
+	rc.table = table
+	rc.mu.Unlock()
+}
+
+// find sends at most num candidates on a channel it has closed already (a
+// buffered one: no goroutine is left behind).
+func (rc *relayCandidates) find(_ context.Context, num int) <-chan peer.AddrInfo {
+	rc.mu.Lock()
+	h, table := rc.h, rc.table
+	rc.mu.Unlock()
+	num = min(max(num, 0), maxRelayCandidates)
+	out := make(chan peer.AddrInfo, num)
+	defer close(out)
+	if h == nil || num == 0 {
+		return out
+	}
+	seen := map[peer.ID]bool{h.ID(): true}
+	// add offers p; it returns false once out is full.
+	add := func(p peer.ID) bool {
+		if seen[p] {
+			return true
+		}
+		seen[p] = true
+		if hop, err := h.Peerstore().SupportsProtocols(p, relayproto.ProtoIDv2Hop); err != nil || len(hop) == 0 {
+			return true
+		}
+		addrs := h.Peerstore().Addrs(p)
+		if len(addrs) == 0 {
+			return true
+		}
+		out <- peer.AddrInfo{ID: p, Addrs: addrs}
+		return len(out) < num
+	}
+	for _, p := range h.Network().Peers() {
+		if !add(p) {
+			return out
+		}
+	}
+	if table != nil {
+		for _, p := range table() {
+			if !add(p) {
+				return out
+			}
+		}
+	}
+	return out
+}
+
+// startPunchRetry makes a public node that builds its host dial again,
+// once, every peer it reaches only over limited relayed connections when
+// its hole-punch service comes up. go-libp2p's DCUtR answers only once the
+// host knows a public address of its own (a moment after start), and the
+// peer behind the relay tries a hole punch once per relayed connection: a
+// node that dialled a relay address in that moment (`peer get` run at once)
+// would wait on a limited connection for good. Dialling again makes a new
+// relayed connection, and the other side punches again.
+func (n *Node) startPunchRetry() error {
+	if !n.ownsHost || n.cfg.Network != NetworkPublic || n.cfg.NoHolePunch {
+		return nil
+	}
+	sub, err := n.host.EventBus().Subscribe(new(event.EvtLocalProtocolsUpdated))
+	if err != nil {
+		return fmt.Errorf("node: %w", err)
+	}
+	if slices.Contains(n.host.Mux().Protocols(), holepunch.Protocol) {
+		sub.Close() // up already: nothing was dialled before it
+		return nil
+	}
+	n.goroutine(func() {
+		defer sub.Close()
+		for {
+			select {
+			case <-n.ctx.Done():
+				return
+			case e, ok := <-sub.Out():
+				if !ok {
+					return
+				}
+				if ev, _ := e.(event.EvtLocalProtocolsUpdated); slices.Contains(ev.Added, holepunch.Protocol) {
+					n.redialLimited()
+					return
+				}
+			}
+		}
+	})
+	return nil
+}
+
+// redialLimited closes the connections of every peer that has only
+// limited ones and dials it again (10 s each at most).
+func (n *Node) redialLimited() {
+	h := n.host
+	for _, p := range h.Network().Peers() {
+		conns := h.Network().ConnsToPeer(p)
+		if len(conns) == 0 || slices.ContainsFunc(conns, func(c network.Conn) bool { return !c.Stat().Limited }) {
+			continue
+		}
+		for _, c := range conns {
+			c.Close()
+		}
+		ctx, cancel := context.WithTimeout(n.ctx, 10*time.Second)
+		err := h.Connect(ctx, peer.AddrInfo{ID: p})
+		cancel()
+		n.log.Debug("hole punching up: dialled a relayed peer again", "peer", p, "err", err)
+	}
 }
 
 // relayRedial is how often keepRelaysConnected dials a relay it is not

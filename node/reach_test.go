@@ -57,7 +57,7 @@ func gatedNode(t *testing.T, cfg Config, key crypto.PrivKey, blocked ...crypto.P
 		}
 		g.blocked[id] = true
 	}
-	opts, release, err := hostOptions(&cfg, key, nil) // the test's own gater instead
+	opts, release, err := hostOptions(&cfg, key, nil, hostDeps{}) // the test's own gater instead
 	if err != nil {
 		t.Fatal(err)
 	}

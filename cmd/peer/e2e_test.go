@@ -26,6 +26,7 @@ import (
 
 	"github.com/peer-project/peer/daemon"
 	"github.com/peer-project/peer/integrity"
+	"github.com/peer-project/peer/swarm/wire"
 )
 
 var (
@@ -154,7 +155,12 @@ type proc struct {
 
 func startProc(t *testing.T, args ...string) *proc {
 	t.Helper()
-	cmd := exec.Command(peerBin(t), args...)
+	return startCmd(t, exec.Command(peerBin(t), args...))
+}
+
+// startCmd starts cmd (a peer command, perhaps wrapped) as startProc does.
+func startCmd(t *testing.T, cmd *exec.Cmd) *proc {
+	t.Helper()
 	cmd.Env = cleanEnv()
 	p := &proc{cmd: cmd, lines: make(chan string, 1024), stderr: &lockedBuffer{}, done: make(chan struct{})}
 	cmd.Stderr = p.stderr
@@ -425,6 +431,14 @@ func TestShareGetByTicketAndDHT(t *testing.T) {
 	lookups := metricValue(t, body, `peer_dht_lookups_total{result="found"}`) + metricValue(t, body, `peer_dht_lookups_total{result="none"}`)
 	if lookups < 1 || metricValue(t, body, "peer_dht_lookup_seconds_count") != lookups || metricValue(t, body, "peer_bytes_down_total") < float64(len(files["one.bin"])) {
 		t.Errorf("/metrics: %v lookups, %v timed, %v bytes down", lookups, metricValue(t, body, "peer_dht_lookup_seconds_count"), metricValue(t, body, "peer_bytes_down_total"))
+	}
+	// The bytes by protocol: the exchange's carried the file, the DHT's
+	// the lookup.
+	if in := metricValue(t, body, `peer_protocol_bytes_total{direction="in",protocol="`+wire.ProtocolID+`"}`); in < float64(len(files["one.bin"])) {
+		t.Errorf("/metrics: %v bytes in over %s, want at least %d", in, wire.ProtocolID, len(files["one.bin"]))
+	}
+	if out := metricValue(t, body, `peer_protocol_bytes_total{direction="out",protocol="/peer/kad/1.0.0"}`); out == 0 {
+		t.Error("/metrics: no bytes out over /peer/kad/1.0.0")
 	}
 
 	// unshare: A stops sharing; its files stay.

@@ -27,7 +27,8 @@ func homeFlag() cli.Flag {
 func nodeFlags() []cli.Flag {
 	return []cli.Flag{
 		&cli.StringSliceFlag{Name: "listen", EnvVars: []string{"PEER_LISTEN"}, Usage: "listen on `MULTIADDR` (repeatable; default every interface, TCP and QUIC, random port)"},
-		&cli.StringSliceFlag{Name: "bootstrap", EnvVars: []string{"PEER_BOOTSTRAP"}, Usage: "join the DHT through `MULTIADDR` (/ip4/…/tcp/…/p2p/ID, repeatable)"},
+		&cli.StringFlag{Name: "network", EnvVars: []string{"PEER_NETWORK"}, Usage: "`NET`: local (the LAN, tickets and named peers; the default) or public (the public IPFS network: its DHT, relays, hole punching)"},
+		&cli.StringSliceFlag{Name: "bootstrap", EnvVars: []string{"PEER_BOOTSTRAP"}, Usage: "join the DHT through `MULTIADDR` (/ip4/…/tcp/…/p2p/ID, repeatable; with --network public it replaces the public bootstrap peers)"},
 		&cli.StringFlag{Name: "dht", EnvVars: []string{"PEER_DHT"}, Usage: "DHT mode: auto (a server unless AutoNAT finds this node behind NAT), server, client or off (default auto)"},
 		&cli.BoolFlag{Name: "no-mdns", EnvVars: []string{"PEER_NO_MDNS"}, Usage: "no mDNS discovery on the local network (never run on loopback-only addresses)"},
 		&cli.StringFlag{Name: "find-timeout", EnvVars: []string{"PEER_FIND_TIMEOUT"}, Usage: fmt.Sprintf("how long a fetch looks for a peer that has the root (default %v)", node.DefaultFindTimeout)},
@@ -95,7 +96,7 @@ func settingsOf(c *cli.Context, create bool) (string, daemon.Settings, error) {
 		"upload-rate": &s.UploadRate, "download-rate": &s.DownloadRate,
 		"peer-upload-rate": &s.PeerUploadRate, "peer-download-rate": &s.PeerDownloadRate,
 		"relay-data": &s.RelayLimits.Data, "relay-duration": &s.RelayLimits.Duration,
-		"reachability": &s.Reachability,
+		"reachability": &s.Reachability, "network": &s.Network,
 	} {
 		if c.IsSet(flag) {
 			*dst = c.String(flag)

@@ -279,7 +279,7 @@ func TestStatusText(t *testing.T) {
 		},
 	}
 	printLimits(&b, st)
-	printReach(&b, st.Reachability)
+	printReach(&b, st.Reachability, false)
 	printStale(&b, []daemon.ShareInfo{{Root: "bafyroot", Path: "/home/u/draft.txt", Stale: true}})
 	out := b.String()
 	for _, want := range []string{
@@ -289,6 +289,23 @@ func TestStatusText(t *testing.T) {
 		"1 reservation of 1 configured", "RELAYID", "/p2p/RELAYID/p2p-circuit",
 		"relay service\ton: 128 KiB and 2m0s per connection",
 		"1 share changed on disk since shared", "bafyroot  /home/u/draft.txt", "peer share PATH",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("status text lacks %q:\n%s", want, out)
+		}
+	}
+	// A public node: the network line, and relays found among its peers.
+	b.Reset()
+	pub := daemon.StatusInfo{Network: "public", DHTProtocol: "/ipfs/kad/1.0.0", BootstrapPeers: 3,
+		Reachability: daemon.ReachInfo{State: "private", Reservations: []daemon.ReservationInfo{{Relay: "RELAYID"}}}}
+	printNetwork(&b, pub)
+	printReach(&b, pub.Reachability, true)
+	printNetwork(&b, daemon.StatusInfo{Network: "local", DHTProtocol: "/peer/kad/1.0.0"})
+	out = b.String()
+	for _, want := range []string{
+		"network\tpublic (the IPFS network): DHT /ipfs/kad/1.0.0 through 3 bootstrap peers",
+		"relays\t1 reservation on relays found among peers",
+		"network\tlocal (LAN, tickets and named peers): DHT /peer/kad/1.0.0 through 0 bootstrap peers",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("status text lacks %q:\n%s", want, out)

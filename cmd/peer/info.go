@@ -57,6 +57,7 @@ func statusCommand() *cli.Command {
 				fmt.Fprintf(w, "%s\t%s\n", label, a)
 			}
 			fmt.Fprintf(w, "up\t%s (peer %s)\n", (time.Duration(st.Uptime) * time.Second).String(), st.Version)
+			printNetwork(w, st)
 			fmt.Fprintf(w, "peers\t%d connected, %d in the DHT table, %d banned\n", st.Peers, st.DHTPeers, st.Banned)
 			fmt.Fprintf(w, "shares\t%d\n", st.Shares)
 			fmt.Fprintf(w, "bandwidth\tup %s/s (%s in all), down %s/s (%s in all)\n",
@@ -67,7 +68,7 @@ func statusCommand() *cli.Command {
 				fmt.Fprintf(w, "\t%s → %s: %s of %s from %d %s\n", t.Target, t.Dest, humanBytes(t.Bytes), humanBytes(t.Total), t.Peers, plural(t.Peers, "peer", "peers"))
 			}
 			printLimits(w, st)
-			printReach(w, st.Reachability)
+			printReach(w, st.Reachability, st.Network == "public")
 			if err := w.Flush(); err != nil {
 				return err
 			}
@@ -246,7 +247,23 @@ func printLimits(w io.Writer, st daemon.StatusInfo) {
 	fmt.Fprintf(w, "access\t%s\n", access)
 }
 
-func printReach(w io.Writer, r daemon.ReachInfo) {
+// printNetwork says which network the node joined, and through what.
+func printNetwork(w io.Writer, st daemon.StatusInfo) {
+	dht := "no DHT"
+	if st.DHTProtocol != "" {
+		dht = fmt.Sprintf("DHT %s through %d bootstrap %s", st.DHTProtocol, st.BootstrapPeers, plural(st.BootstrapPeers, "peer", "peers"))
+	}
+	switch st.Network {
+	case "public":
+		fmt.Fprintf(w, "network\tpublic (the IPFS network): %s\n", dht)
+	default:
+		fmt.Fprintf(w, "network\t%s (LAN, tickets and named peers): %s\n", st.Network, dht)
+	}
+}
+
+// printReach prints r; public says relays come from the node's peers
+// when none are configured.
+func printReach(w io.Writer, r daemon.ReachInfo, public bool) {
 	how := "AutoNAT"
 	if r.Forced {
 		how = "set by --reachability"
@@ -269,6 +286,14 @@ func printReach(w io.Writer, r daemon.ReachInfo) {
 		fmt.Fprintf(w, "\tpublic address %s\n", a)
 	}
 	switch {
+	case len(r.Reservations) > 0 && public && len(r.Relays) == 0:
+		fmt.Fprintf(w, "relays\t%d %s on relays found among peers\n", len(r.Reservations), plural(len(r.Reservations), "reservation", "reservations"))
+		for _, rv := range r.Reservations {
+			fmt.Fprintf(w, "\t%s\n", rv.Relay)
+			for _, a := range rv.Addrs {
+				fmt.Fprintf(w, "\t  %s\n", a)
+			}
+		}
 	case len(r.Reservations) > 0:
 		fmt.Fprintf(w, "relays\t%d %s of %d configured\n", len(r.Reservations), plural(len(r.Reservations), "reservation", "reservations"), len(r.Relays))
 		for _, rv := range r.Reservations {
@@ -279,6 +304,8 @@ func printReach(w io.Writer, r daemon.ReachInfo) {
 		}
 	case len(r.Relays) > 0:
 		fmt.Fprintf(w, "relays\tno reservation yet on the %d configured (one is made while the node is not publicly reachable)\n", len(r.Relays))
+	case public:
+		fmt.Fprintf(w, "relays\tno reservation (one is made on a relay found among peers while the node is not publicly reachable)\n")
 	default:
 		fmt.Fprintf(w, "relays\tnone configured (--relay MULTIADDR)\n")
 	}
