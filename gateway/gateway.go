@@ -356,7 +356,63 @@ func (g *Gateway) serveFile(w http.ResponseWriter, r *http.Request, req request,
 	// A read that fails after the status line is sent leaves the body
 	// short of its Content-Length: net/http then closes the connection, and
 	// the client sees a cut transfer, not a short file.
-	http.ServeContent(w, r, "", time.Time{}, rd)
+	http.ServeContent(chunkWrites{w, rd}, r, "", time.Time{}, rd)
+}
+
+// chunkWrites is the ResponseWriter that serveFile gives http.ServeContent,
+// for its copy of the body. net/http copies a body through a 32 KiB buffer:
+// a Read of the Reader (a copy out of its chunk) and a write on the
+// connection every 32 KiB. This writes each verified chunk, or what the
+// range wants of it, in one write from the Reader's own buffer.
+type chunkWrites struct {
+	http.ResponseWriter
+	rd *node.Reader
+}
+
+// Unwrap lets http.ResponseController reach the connection's writer.
+func (w chunkWrites) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// ReadFrom implements io.ReaderFrom, which io.CopyN in http.ServeContent
+// calls with the Reader under an io.LimitedReader; any other source (the
+// parts of a multi-range answer) is copied as net/http would.
+func (w chunkWrites) ReadFrom(src io.Reader) (int64, error) {
+	lr, ok := src.(*io.LimitedReader)
+	if !ok || lr.R != io.Reader(w.rd) {
+		return io.Copy(struct{ io.Writer }{w.ResponseWriter}, src)
+	}
+	if lr.N <= 0 {
+		return 0, nil
+	}
+	lw := &limitWriter{w: w.ResponseWriter, left: lr.N}
+	n, err := w.rd.WriteTo(lw)
+	lr.N -= n
+	if err == errLimit {
+		err = nil
+	}
+	return n, err
+}
+
+// errLimit ends a Reader's WriteTo once a limitWriter has written all it
+// may: not an error, and said at once, so that WriteTo does not wait for
+// the next chunk, which the range does not want.
+var errLimit = errors.New("gateway: the range is written")
+
+// limitWriter writes the first left bytes given to it and then errLimit.
+type limitWriter struct {
+	w    io.Writer
+	left int64
+}
+
+func (l *limitWriter) Write(p []byte) (int, error) {
+	if int64(len(p)) > l.left {
+		p = p[:l.left]
+	}
+	n, err := l.w.Write(p)
+	l.left -= int64(n)
+	if err == nil && l.left == 0 {
+		err = errLimit
+	}
+	return n, err
 }
 
 // etagMatch reports whether an If-None-Match header names etag.

@@ -523,8 +523,9 @@ func (s *shareSink) FileDone(f importer.File) error {
 	return addFile(s.tx, f.Path, f.Size, f.ModTime, f.Root, locs)
 }
 
-// addFile indexes a file's chunks in batches of a few thousand, one store
-// transaction each; a file without chunks is indexed too.
+// addFile indexes a file's chunks in batches of a few thousand (the store
+// writes them a megabyte or so per transaction); a file without chunks is
+// indexed too.
 func addFile(tx *store.ShareTx, path string, size int64, mtime time.Time, root cid.Cid, locs []store.ChunkLoc) error {
 	for {
 		k := min(len(locs), 4096)

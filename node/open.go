@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"sync"
@@ -18,9 +19,9 @@ import (
 // fetches: one file per root, named by its CID, served like any download.
 const streamsDir = "streams"
 
-// readAhead is how many bytes past the read position a Reader asks the
-// fetch for first.
-const readAhead = 8 << 20
+// toTheEnd ends a priority range at the end of the file, whatever its
+// size: the scheduler clamps a range to the file.
+const toTheEnd = math.MaxInt64
 
 // Open returns a reader of the file that target names (a file root, or a
 // path below a folder root). Reads are served as soon as the chunks under
@@ -115,8 +116,9 @@ func (n *Node) open(ctx context.Context, target Target, opts FetchOptions) (*Rea
 	n.streams[root] = st
 	n.streamMu.Unlock()
 	// Readers start at the beginning, most of them: the fetch's first
-	// requests are for it, not for chunks a Read would then cancel.
-	st.focus <- swarm.Range{From: 0, To: 8}
+	// requests are for it, in order (see Reader.steer), not for chunks a
+	// Read would then cancel.
+	st.focus <- swarm.Range{From: 0, To: toTheEnd}
 
 	dest := filepath.Join(n.cfg.Home, streamsDir, root.String())
 	go func() {
@@ -394,9 +396,14 @@ func (r *Reader) closedErr() error {
 }
 
 // wait blocks until chunk i is verified, asking the fetch for it and what
-// follows first.
+// follows first when it is missing. A chunk that is here moves nothing: a
+// reader that reads what the fetch has already verified leaves the
+// priority where the fetch still works.
 func (r *Reader) wait(i int64) error {
 	st := r.st
+	if st.src.Has(i) {
+		return nil
+	}
 	r.steer(i)
 	for {
 		st.mu.Lock()
@@ -431,18 +438,23 @@ func (r *Reader) wait(i int64) error {
 	}
 }
 
-// steer asks the fetch for chunks from i on before any other.
+// steer asks the fetch for every chunk from i to the end of the file
+// before any other, in index order: a reader reads on from where it is, and
+// a chunk fetched out of that order is written to the streams folder and
+// read back long after, from the disk (the download drops what it wrote
+// from the page cache as it goes, see swarm's writeBehind), one synchronous
+// read at a time. With the read position a few chunks ahead of the rest
+// (the old policy), the stdout path of a 256 MiB transfer on loopback ran
+// at 0.26-0.46x raw stream beside 0.41-0.62x for the same fetch to a file;
+// in order, the two are alike. Rarest first still orders every fetch that
+// nobody reads while it runs (Fetch, `peer get -o FILE`).
 func (r *Reader) steer(i int64) {
 	st := r.st
 	if st.focus == nil || i == r.focus {
 		return
 	}
 	r.focus = i
-	ahead := int64(1)
-	if cs := int64(st.layout.Chunks[0].Size); cs > 0 {
-		ahead = max(2, readAhead/cs)
-	}
-	rg := swarm.Range{From: i, To: i + ahead}
+	rg := swarm.Range{From: i, To: toTheEnd}
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	select {

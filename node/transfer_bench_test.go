@@ -24,6 +24,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -48,6 +49,8 @@ type childReport struct {
 	Duplicate int64   `json:"duplicate"`
 	PeakRSS   int64   `json:"peak_rss"`
 	FirstByte float64 `json:"first_byte_seconds"`
+	// CPU is the child's CPU time, user and system, in seconds.
+	CPU float64 `json:"cpu_seconds,omitempty"`
 	// ShareSeconds and SharePeakRSS are the seeder's: how long Share took
 	// and the peak RSS when it returned (ufs_bench_test.go).
 	ShareSeconds float64 `json:"share_seconds,omitempty"`
@@ -96,7 +99,7 @@ func BenchmarkTransfer(b *testing.B) {
 		}
 		rounds = v
 	}
-	type round struct{ fetch, open, raw, kuboGet, kuboCat float64 } // MB/s
+	type round struct{ fetch, open, raw, kuboGet, kuboCat, fetchCPU, openCPU float64 } // MB/s, CPU-s
 	var (
 		runs            []round
 		firstByte, ttfb float64
@@ -113,7 +116,7 @@ func BenchmarkTransfer(b *testing.B) {
 				b.Fatalf("fetched %d bytes, want %d", rep.Bytes, size)
 			}
 			os.Remove(dest)
-			r.fetch = mb / rep.Seconds
+			r.fetch, r.fetchCPU = mb/rep.Seconds, rep.CPU
 			firstByte = max(firstByte, rep.FirstByte)
 			fetchRSS = max(fetchRSS, rep.PeakRSS)
 			dup += rep.Duplicate
@@ -132,7 +135,7 @@ func BenchmarkTransfer(b *testing.B) {
 			if rep.Bytes != size {
 				b.Fatalf("read %d bytes through Open, want %d", rep.Bytes, size)
 			}
-			r.open = mb / rep.Seconds
+			r.open, r.openCPU = mb/rep.Seconds, rep.CPU
 		}
 		if i%2 == 0 {
 			fetch()
@@ -159,6 +162,17 @@ func BenchmarkTransfer(b *testing.B) {
 		each = append(each, fmt.Sprintf("%.0f/%.0f = %.2fx", r.fetch, r.raw, r.fetch/r.raw))
 		eachOpen = append(eachOpen, fmt.Sprintf("%.0f/%.0f = %.2fx", r.open, r.raw, r.open/r.raw))
 	}
+	// The stdout path against the file path of the same round: the one
+	// comparison that the seeder (the same for both) does not blur.
+	// And the CPU time of each process (start, fetch, stop), which the
+	// machine's load blurs much less.
+	vsFile, fetchCPU, openCPU := make([]float64, len(runs)), make([]float64, len(runs)), make([]float64, len(runs))
+	for i, r := range runs {
+		vsFile[i], fetchCPU[i], openCPU[i] = r.open/r.fetch, r.fetchCPU, r.openCPU
+	}
+	slices.Sort(vsFile)
+	slices.Sort(fetchCPU)
+	slices.Sort(openCPU)
 	openRuns := slices.Clone(runs)
 	slices.SortFunc(openRuns, func(x, y round) int { return cmp.Compare(x.open/x.raw, y.open/y.raw) })
 	openMed := openRuns[len(openRuns)/2]
@@ -177,6 +191,7 @@ func BenchmarkTransfer(b *testing.B) {
 	benchrec.Add(benchrec.Record{Name: fmt.Sprintf("transfer %d MiB, two processes, TCP+TLS+yamux", size>>20), Figure: fetchRate, Unit: "MB/s",
 		Limit: rawRate, LimitName: "MB/s raw libp2p stream", Target: ">= 0.6x", Met: fetchRate/rawRate >= 0.6})
 	b.ReportMetric(openMed.open/openMed.raw, "open-x-raw")
+	b.ReportMetric(vsFile[len(vsFile)/2], "open-x-file")
 	benchrec.Add(benchrec.Record{Name: fmt.Sprintf("stdout path (Open, io.Copy) %d MiB, two processes, TCP+TLS+yamux", size>>20), Figure: openMed.open, Unit: "MB/s",
 		Limit: openMed.raw, LimitName: "MB/s raw libp2p stream", Target: ">= 0.6x", Met: openMed.open/openMed.raw >= 0.6})
 	kuboLine := fmt.Sprintf("    no Kubo in this run: set %s to an ipfs binary to time its get and cat of the same file\n", benchrec.EnvKubo)
@@ -203,12 +218,13 @@ func BenchmarkTransfer(b *testing.B) {
 	benchrec.Add(benchrec.Record{Name: "time to first verified byte (Open, known peer)", Figure: ttfb * 1000, Unit: "ms", Target: "<= 50 ms", Met: ttfb <= 0.05})
 	fmt.Printf("--- %s: %d MiB between two processes on 127.0.0.1 (TCP+TLS+yamux), %d round(s) of transfer and raw stream:\n"+
 		"    transfer %.0f MB/s = %.2fx raw libp2p stream %.0f MB/s (target >= 0.6x), the median round of: %s\n"+
-		"    stdout path (Open, io.Copy to /dev/null) %.0f MB/s = %.2fx raw %.0f MB/s (target >= 0.6x), the median round of: %s\n"+
+		"    stdout path (Open, io.Copy to /dev/null) %.0f MB/s = %.2fx raw %.0f MB/s (target >= 0.6x), the median round of: %s;\n"+
+		"      in the same round, the stdout path ran at %.2fx the transfer to a file (median); CPU time, median: stdout path %.2f s, transfer to a file %.2f s\n"+
 		"    fetcher peak RSS %.0f MiB (limit 128 MiB); seeder peak RSS %.0f MiB (limit 96 MiB)\n"+
 		"    duplicate bytes %.2f%% of the file (limit 2%%); first progress report with verified bytes after %.0f ms (reports come every 50 ms)\n"+
 		"    time to first verified byte through Open from a known peer (dial, manifest, first chunk): %.1f ms (target <= 50 ms)\n%s",
 		b.Name(), size>>20, len(runs), fetchRate, fetchRate/rawRate, rawRate, strings.Join(each, ", "),
-		openMed.open, openMed.open/openMed.raw, openMed.raw, strings.Join(eachOpen, ", "),
+		openMed.open, openMed.open/openMed.raw, openMed.raw, strings.Join(eachOpen, ", "), vsFile[len(vsFile)/2], openCPU[len(runs)/2], fetchCPU[len(runs)/2],
 		float64(fetchRSS)/(1<<20), float64(seedRSS)/(1<<20), dupPct, firstByte*1000, ttfb*1000, kuboLine)
 }
 
@@ -333,6 +349,25 @@ func runRole(role string) error {
 			}
 		}()
 	}
+	// Where goroutines wait, and on which locks: every blocking event and
+	// every contended lock, written when the role ends.
+	for _, p := range []struct{ env, name string }{{"PEER_BENCH_BLOCKPROFILE", "block"}, {"PEER_BENCH_MUTEXPROFILE", "mutex"}} {
+		path := os.Getenv(p.env)
+		if path == "" || !profiled(role) {
+			continue
+		}
+		if p.name == "block" {
+			runtime.SetBlockProfileRate(1)
+		} else {
+			runtime.SetMutexProfileFraction(1)
+		}
+		defer func() {
+			if f, err := os.Create(path + "." + role); err == nil {
+				pprof.Lookup(p.name).WriteTo(f, 0)
+				f.Close()
+			}
+		}()
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	cfg := DefaultConfig()
@@ -349,6 +384,10 @@ func runRole(role string) error {
 	size, _ := strconv.ParseInt(os.Getenv("PEER_BENCH_SIZE"), 10, 64)
 	report := func(rep childReport) {
 		rep.PeakRSS = peakRSS()
+		var ru syscall.Rusage
+		if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) == nil {
+			rep.CPU = time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
+		}
 		b, _ := json.Marshal(rep)
 		fmt.Printf("REPORT %s\n", b)
 	}
@@ -484,8 +523,8 @@ func peakRSS() int64 {
 }
 
 // profiled reports whether a child role writes the profiles and traces
-// that PEER_BENCH_CPUPROFILE, PEER_BENCH_MEMPROFILE and PEER_BENCH_TRACE
-// ask for: the transfer's two processes and the raw stream's two.
+// that PEER_BENCH_CPUPROFILE, PEER_BENCH_MEMPROFILE, PEER_BENCH_BLOCKPROFILE,
+// PEER_BENCH_MUTEXPROFILE and PEER_BENCH_TRACE ask for: the transfer's two processes and the raw stream's two.
 func profiled(role string) bool {
 	switch role {
 	case "fetch", "open", "seed", "rawfetch", "rawserve":

@@ -75,8 +75,8 @@ type Location struct {
 }
 
 // ShareTx builds one share in steps: BeginShare, AddFile as many times as
-// needed (one transaction each), then Commit or Abort. Until Commit nothing
-// of it is visible; if the process dies first, the next Open removes it.
+// needed, then Commit or Abort. Until Commit nothing of it is visible; if
+// the process dies first, the next Open removes it.
 //
 // A ShareTx is not safe for concurrent use; different ShareTxs may be used
 // concurrently.
@@ -91,7 +91,34 @@ type ShareTx struct {
 	curNo    uint64
 	haveCur  bool
 	nextFile uint64
+
+	// What AddFile has taken and not yet written: flush writes it in one
+	// transaction once it holds about addBatchBytes, and Commit writes the
+	// rest in its own.
+	batch      []pendingFile
+	batchLocs  []ChunkLoc
+	batchBytes int
 }
+
+// pendingFile is one AddFile call waiting in a ShareTx's batch: its
+// chunks are batchLocs[from:to].
+type pendingFile struct {
+	rec      fileRecord
+	no       uint64
+	new      bool // the file's record is to be written too
+	from, to int
+}
+
+// addBatchBytes is about how much index AddFile gathers before it writes
+// it, in one transaction. A transaction has a fixed cost (pages copied,
+// the meta page, an fsync without NoSync) whatever it holds: with one per
+// call, sharing 100,000 small files spent 7.2 s of 11.8 s committing.
+const addBatchBytes = 1 << 20
+
+// indexBytesPerChunk is about what one chunk's location costs in a batch:
+// its CID twice (the location's key, the reverse index's value), offsets
+// and file numbers.
+const indexBytesPerChunk = 128
 
 // BeginShare starts indexing the file or directory at path (made absolute).
 // It blocks on one committed transaction; it is safe for concurrent use.
@@ -124,11 +151,19 @@ func (s *Store) BeginShare(path string) (*ShareTx, error) {
 // modification time mtime when it was read, and whose file's DAG has root.
 // path is absolute, or relative to the share's path (and then local: no
 // ".."). A big file may be added in batches: consecutive calls with the same
-// path, size, mtime and root add to the same file. Each call is one committed
-// transaction, so keep batches to a few thousand chunks.
+// path, size, mtime and root add to the same file; keep each to a few
+// thousand chunks.
+//
+// AddFile checks its arguments at once and keeps what they say: the calls
+// are written together, in one transaction per megabyte or so of index,
+// and Commit writes the rest. A share is thus recorded whole or not at all
+// however many files it has, as before: nothing of it is visible until
+// Commit, and a share left pending by a crash is removed by the next Open.
+// An error writing a batch is returned by the AddFile that wrote it, or by
+// Commit; then Abort the share.
 //
 // Every chunk must be a raw CID lying within the file. AddFile blocks on disk
-// I/O.
+// I/O when it writes a batch.
 func (t *ShareTx) AddFile(path string, size int64, mtime time.Time, root cid.Cid, chunks []ChunkLoc) error {
 	if t.done {
 		return ErrShareDone
@@ -141,36 +176,51 @@ func (t *ShareTx) AddFile(path string, size int64, mtime time.Time, root cid.Cid
 	fileNo := t.curNo
 	if !same {
 		fileNo = t.nextFile
-	}
-	err = t.s.update(func(tx *bolt.Tx) error {
-		if _, err := t.pendingLocked(tx); err != nil {
-			return err
-		}
-		if !same {
-			if err := tx.Bucket(bucketFiles).Put(fileKey(t.id, fileNo), encodeFile(rec)); err != nil {
-				return err
-			}
-		}
-		locs, rev := tx.Bucket(bucketLocs), tx.Bucket(bucketRev)
-		for _, ch := range chunks {
-			c := ch.CID.Bytes()
-			if err := locs.Put(locKey(c, t.id, fileNo, ch.Offset), encodeLoc(ch.Size)); err != nil {
-				return err
-			}
-			if err := rev.Put(revKey(t.id, fileNo, ch.Offset), c); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("store: add file %s: %w", path, err)
-	}
-	if !same {
 		t.cur, t.curNo, t.haveCur = rec, fileNo, true
 		t.nextFile++
 	}
+	from := len(t.batchLocs)
+	t.batchLocs = append(t.batchLocs, chunks...)
+	t.batch = append(t.batch, pendingFile{rec: rec, no: fileNo, new: !same, from: from, to: len(t.batchLocs)})
+	t.batchBytes += 64 + len(rec.path) + len(chunks)*indexBytesPerChunk
+	if t.batchBytes < addBatchBytes {
+		return nil
+	}
+	if err := t.s.update(t.flushLocked); err != nil {
+		return fmt.Errorf("store: add file %s: %w", path, err)
+	}
 	return nil
+}
+
+// flushLocked writes the batch in tx, which is the caller's, and empties
+// the batch when tx commits.
+func (t *ShareTx) flushLocked(tx *bolt.Tx) error {
+	if _, err := t.pendingLocked(tx); err != nil {
+		return err
+	}
+	files, locs, rev := tx.Bucket(bucketFiles), tx.Bucket(bucketLocs), tx.Bucket(bucketRev)
+	for _, f := range t.batch {
+		if f.new {
+			if err := files.Put(fileKey(t.id, f.no), encodeFile(f.rec)); err != nil {
+				return err
+			}
+		}
+		for _, ch := range t.batchLocs[f.from:f.to] {
+			c := ch.CID.Bytes()
+			if err := locs.Put(locKey(c, t.id, f.no, ch.Offset), encodeLoc(ch.Size)); err != nil {
+				return err
+			}
+			if err := rev.Put(revKey(t.id, f.no, ch.Offset), c); err != nil {
+				return err
+			}
+		}
+	}
+	tx.OnCommit(t.clearBatch)
+	return nil
+}
+
+func (t *ShareTx) clearBatch() {
+	t.batch, t.batchLocs, t.batchBytes = t.batch[:0], t.batchLocs[:0], 0
 }
 
 func (t *ShareTx) checkFile(path string, size int64, mtime time.Time, root cid.Cid, chunks []ChunkLoc) (fileRecord, error) {
@@ -238,6 +288,9 @@ func (t *ShareTx) Commit(root cid.Cid, info ShareInfo) error {
 	}
 	var old uint64
 	err := t.s.update(func(tx *bolt.Tx) error {
+		if err := t.flushLocked(tx); err != nil {
+			return err
+		}
 		rec, err := t.pendingLocked(tx)
 		if err != nil {
 			return err
@@ -275,6 +328,7 @@ func (t *ShareTx) Abort() error {
 		return nil
 	}
 	t.done = true
+	t.clearBatch()
 	if err := t.s.purge(t.id); err != nil {
 		return fmt.Errorf("store: abort share: %w", err)
 	}

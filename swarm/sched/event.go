@@ -87,8 +87,9 @@ const (
 	// clamped to the file. Chunks of the range held by a slow peer are
 	// duplicated to faster idle peers as in endgame.
 	//
-	// A seek (a range that does not start inside or right after the last
-	// one) must not wait behind a pipeline of other chunks: each peer that
+	// A seek (a range that does not start at the first chunk of the last
+	// one not yet verified, or right after the last one when every chunk
+	// of it is) must not wait behind a pipeline of other chunks: each peer that
 	// could send a chunk of the new range, but not among the oldest
 	// quarter of its window of requests (at least one; those are likely on
 	// the wire already), gives up every request but that quarter (Cancel

@@ -736,7 +736,13 @@ func (s *Scheduler) prioritize(from, to int64, now time.Time) {
 		s.prioFrom, s.prioLo, s.prioTo = 0, 0, 0
 		return
 	}
-	seek := s.prioFrom >= s.prioTo || int32(from) < s.prioFrom || int32(from) > s.prioTo
+	// A reader that reads on asks for the range from the first chunk it
+	// lacks, which is where the last range's first chunk not yet verified
+	// (prioLo) is or, the range read, right after it. Anything else is a
+	// seek, forward inside the last range too: a reader asks for the rest
+	// of the file from where it reads (node.Reader), and a jump inside
+	// that must not wait behind the chunks it skipped.
+	seek := s.prioFrom >= s.prioTo || int32(from) < s.prioFrom || int32(from) > s.prioLo
 	s.prioFrom, s.prioLo, s.prioTo = int32(from), int32(from), int32(to)
 	for s.prioLo < s.prioTo && s.state[s.prioLo] == stHave {
 		s.prioLo++
