@@ -100,6 +100,9 @@ type Config struct {
 	// kept. Zero means DefaultMaxProviderRecords and
 	// DefaultMaxProvidersPerRoot.
 	MaxProviderRecords, MaxProvidersPerRoot int
+	// MaxValueRecords bounds the value (IPNS) records a server keeps for
+	// other peers; zero means DefaultMaxValueRecords.
+	MaxValueRecords int
 	// NoAutoRefresh turns off the periodic routing-table refresh: in a
 	// simulation of a thousand nodes a full refresh on every node costs
 	// O(N²) connections, and one self-lookup at Bootstrap is enough.
@@ -127,6 +130,9 @@ func (c *Config) fill() error {
 	if c.MaxProvidersPerRoot == 0 {
 		c.MaxProvidersPerRoot = DefaultMaxProvidersPerRoot
 	}
+	if c.MaxValueRecords == 0 {
+		c.MaxValueRecords = DefaultMaxValueRecords
+	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
@@ -137,6 +143,8 @@ func (c *Config) fill() error {
 		return fmt.Errorf("dht: reprovide interval %s must be shorter than the provide validity %s", c.ReprovideInterval, c.ProvideValidity)
 	case c.BucketSize < 2:
 		return fmt.Errorf("dht: bucket size %d is too small", c.BucketSize)
+	case c.MaxValueRecords < 1:
+		return fmt.Errorf("dht: value record cap %d must be positive", c.MaxValueRecords)
 	case c.MaxProviderRecords < 1 || c.MaxProvidersPerRoot < 1:
 		return fmt.Errorf("dht: provider record caps %d and %d per root must be positive", c.MaxProviderRecords, c.MaxProvidersPerRoot)
 	}
@@ -176,7 +184,10 @@ func New(h host.Host, cfg Config) (*DHT, error) {
 		kad.BootstrapPeers(cfg.Bootstrap...),
 		kad.ProviderDatastore(recs),
 		kad.ProviderManagerOpts(records.ProvideValidity(cfg.ProvideValidity), records.Cache(noCache{})),
-		kad.DisableValues(),
+		// Values: IPNS records only, validated by boxo, at most
+		// MaxValueRecords kept for others.
+		kad.Validator(valueValidator(h.Peerstore())),
+		kad.ValueDatastore(newCappedStore(cfg.MaxValueRecords)),
 	}
 	if cfg.NoAutoRefresh {
 		opts = append(opts, kad.DisableAutoRefresh())
