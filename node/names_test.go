@@ -1,0 +1,114 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestPublishSeqAcrossRestarts: a name's sequence number grows across a
+// restart of the node (it is kept in the home), for the node's own key and
+// a named one.
+func TestPublishSeqAcrossRestarts(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cfg := testConfig(t)
+	cfg.NoDHT = true
+	src := filepath.Join(t.TempDir(), "f.txt")
+	os.WriteFile(src, []byte("one"), 0o644)
+	for _, key := range []string{"", "site"} {
+		var want uint64
+		for run := range 2 {
+			n := startNode(t, cfg)
+			for range 2 {
+				want++
+				res, err := n.Publish(ctx, src, PublishOptions{Key: key})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if res.Seq != want {
+					t.Fatalf("key %q, run %d: sequence %d, want %d", key, run, res.Seq, want)
+				}
+			}
+			n.Close()
+		}
+	}
+	st, err := os.Stat(filepath.Join(cfg.Home, KeysDir, "site.key"))
+	if err != nil || st.Mode().Perm() != 0o600 {
+		t.Fatalf("the named key: %v, %v; want a file of mode 0600", st, err)
+	}
+}
+
+// TestResolveThroughDHT: A publishes; C is connected only to B, which holds
+// no record of the name: C resolves it through the DHT, and fetches the
+// name's root by name.
+func TestResolveThroughDHT(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	server := func(boot ...*Node) *Node {
+		cfg := testConfig(t)
+		cfg.DHTMode = DHTServer
+		cfg.DHTNoAutoRefresh = true
+		for _, b := range boot {
+			cfg.Bootstrap = append(cfg.Bootstrap, bootstrapOf(b)...)
+		}
+		return startNode(t, cfg)
+	}
+	b := server()
+	a, c := server(b), server(b)
+	src := filepath.Join(t.TempDir(), "f.txt")
+	os.WriteFile(src, []byte("by name"), 0o644)
+	pub, err := a.Publish(ctx, src, PublishOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pub.DHTErr != nil {
+		t.Fatalf("the record did not go into the DHT: %v", pub.DHTErr)
+	}
+	rec, err := c.Resolve(ctx, pub.Name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rec.Root != pub.Root || rec.Seq != 1 {
+		t.Fatalf("Resolve = %+v; want %s at 1", rec, pub.Root)
+	}
+	target, err := ParseTarget(pub.Name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dest := filepath.Join(t.TempDir(), "got.txt")
+	if _, err := c.Fetch(ctx, target, dest, FetchOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	sameFile(t, dest, []byte("by name"))
+
+	// A name nobody published: a clear error, in bounded time.
+	other := startNode(t, testConfig(t))
+	_, err = c.Resolve(ctx, "/ipns/"+other.ID().String())
+	if !errors.Is(err, ErrName) || !strings.Contains(err.Error(), "no record") {
+		t.Fatalf("resolving an unpublished name: %v; want ErrName saying no record was found", err)
+	}
+}
+
+// TestParseTargetName reads /ipns/NAME and /ipns/NAME/path, and refuses a
+// name that is not one.
+func TestParseTargetName(t *testing.T) {
+	n := startNode(t, func() Config { c := testConfig(t); c.NoDHT = true; return c }())
+	name := "/ipns/" + n.ID().String()
+	for in, path := range map[string]string{name: "", name + "/a/b.txt": "a/b.txt"} {
+		tg, err := ParseTarget(in)
+		if err != nil {
+			t.Fatalf("ParseTarget(%q): %v", in, err)
+		}
+		if !strings.HasPrefix(tg.IPNS, "/ipns/k51") || tg.Path != path || tg.Root.Defined() {
+			t.Fatalf("ParseTarget(%q) = %+v", in, tg)
+		}
+	}
+	if _, err := ParseTarget("/ipns/not-a-name"); !errors.Is(err, ErrName) {
+		t.Fatalf("ParseTarget of a bad name: %v", err)
+	}
+}
