@@ -291,6 +291,7 @@ func (d *Daemon) handler() http.Handler {
 	mux.HandleFunc("POST /v1/get", d.handleGet)
 	mux.HandleFunc("POST /v1/cat", d.handleCat)
 	d.carRoutes(mux)
+	d.nameRoutes(mux)
 	auth := d.jsonHandler(func(r *http.Request) (any, error) {
 		var hello authHello
 		if err := decode(r, &hello); err != nil {

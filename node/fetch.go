@@ -142,7 +142,7 @@ func DefaultDest(dir, name string) (string, error) {
 // done, or no peer that has it can be found. An interrupted fetch resumes
 // when called again with the same dest.
 func (n *Node) Fetch(ctx context.Context, target Target, dest string, opts FetchOptions) (*Result, error) {
-	target, err := n.resolveName(ctx, target)
+	target, err := n.resolveName(ctx, target, opts.Peers)
 	if err != nil {
 		return nil, err
 	}

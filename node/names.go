@@ -428,10 +428,15 @@ func nameRecord(r *names.Record, from string) *NameRecord {
 }
 
 // resolveName resolves a target that names a name: its Root becomes the
-// name's root now.
-func (n *Node) resolveName(ctx context.Context, t Target) (Target, error) {
+// name's root now. The peers given are connected first, to be asked.
+func (n *Node) resolveName(ctx context.Context, t Target, peers []peer.AddrInfo) (Target, error) {
 	if t.IPNS == "" || t.Root.Defined() {
 		return t, nil
+	}
+	for _, ai := range peers {
+		if err := n.host.Connect(ctx, ai); err != nil {
+			n.log.Debug("resolve: connect", "peer", ai.ID.String(), "err", err)
+		}
 	}
 	rec, err := n.Resolve(ctx, t.IPNS)
 	if err != nil {

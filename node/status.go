@@ -143,7 +143,7 @@ func (t Target) Name() string {
 // DAG is banned. It blocks until the whole DAG is read or ctx is done; it
 // is safe for concurrent use.
 func (n *Node) Inspect(ctx context.Context, target Target, peers []peer.AddrInfo) (*Listing, error) {
-	target, err := n.resolveName(ctx, target)
+	target, err := n.resolveName(ctx, target, peers)
 	if err != nil {
 		return nil, err
 	}
@@ -239,7 +239,7 @@ type Entry struct {
 // sum of its files', read from the whole DAG below it. It blocks until
 // then or until ctx is done; it is safe for concurrent use.
 func (n *Node) Describe(ctx context.Context, target Target, peers []peer.AddrInfo) (Entry, error) {
-	target, err := n.resolveName(ctx, target)
+	target, err := n.resolveName(ctx, target, peers)
 	if err != nil {
 		return Entry{}, err
 	}
