@@ -281,3 +281,72 @@ func (d *Daemon) handleFollow(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 }
+
+// PublishSetting is a path the daemon publishes under a name while it
+// runs: at start, and again whenever the path changes.
+type PublishSetting struct {
+	Path string `json:"path"`          // absolute
+	Key  string `json:"key,omitempty"` // a key of the home's keystore; empty: the node's own
+}
+
+// FollowSetting is a folder the daemon keeps equal to a name's latest
+// version while it runs.
+type FollowSetting struct {
+	Name  string   `json:"name"` // /ipns/k51…
+	Dir   string   `json:"dir"`  // absolute
+	Peers []string `json:"peers,omitempty"`
+}
+
+// checkNameSettings refuses settings that cannot work, before anything
+// starts.
+func checkNameSettings(pubs []PublishSetting, follows []FollowSetting) error {
+	for i, p := range pubs {
+		if !filepath.IsAbs(p.Path) {
+			return fmt.Errorf("daemon: publish setting %d: path %q must be absolute", i+1, p.Path)
+		}
+	}
+	for i, f := range follows {
+		if !filepath.IsAbs(f.Dir) {
+			return fmt.Errorf("daemon: follow setting %d: dir %q must be absolute", i+1, f.Dir)
+		}
+		if _, err := node.ParseName(f.Name); err != nil {
+			return fmt.Errorf("daemon: follow setting %d: %w", i+1, err)
+		}
+	}
+	return nil
+}
+
+// startNames publishes and follows what the settings say, in the
+// daemon's goroutines (Close cancels and waits for them). A failure is
+// logged: the daemon runs on.
+func (d *Daemon) startNames(pubs []PublishSetting, follows []FollowSetting) {
+	for _, p := range pubs {
+		d.spawn(func() {
+			info, err := d.local.Publish(d.base, PublishRequest{Path: p.Path, Key: p.Key, Watch: true})
+			if err != nil {
+				d.log.Error("publish setting", "path", p.Path, "err", err)
+				return
+			}
+			d.log.Info("published", "name", info.Name, "root", info.Root, "seq", info.Seq, "path", p.Path)
+		})
+	}
+	for _, f := range follows {
+		d.spawn(func() {
+			err := d.local.Follow(d.base, FollowRequest(f), func(e FollowEventInfo) {
+				switch {
+				case e.Error != "":
+					d.log.Warn("follow", "name", e.Name, "dir", f.Dir, "err", e.Error)
+				case e.Applied:
+					d.log.Info("follow: version applied", "name", e.Name, "seq", e.Seq, "root", e.Root, "dir", f.Dir,
+						"written", e.Written, "removed", e.Removed, "conflicts", len(e.Conflicts))
+				}
+				for _, c := range e.Conflicts {
+					d.log.Warn("follow: conflict, left alone", "dir", f.Dir, "path", c.Path, "why", c.Why)
+				}
+			})
+			if err != nil {
+				d.log.Error("follow setting", "name", f.Name, "dir", f.Dir, "err", err)
+			}
+		})
+	}
+}

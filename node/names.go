@@ -423,6 +423,16 @@ func (n *Node) Resolve(ctx context.Context, name string) (*NameRecord, error) {
 	return nameRecord(rec, "dht"), nil
 }
 
+// ParseName reads a name ("/ipns/k51…", "k51…" or a peer ID) and returns
+// it as it prints, "/ipns/k51…". It is pure.
+func ParseName(s string) (string, error) {
+	nm, err := names.ParseName(s)
+	if err != nil {
+		return "", fmt.Errorf("%w: %q is not a name (want /ipns/k51…): %w", ErrName, s, err)
+	}
+	return nm.String(), nil
+}
+
 func nameRecord(r *names.Record, from string) *NameRecord {
 	return &NameRecord{Name: r.Name.String(), Root: r.Root, Seq: r.Seq, EOL: r.EOL, From: from}
 }
