@@ -35,6 +35,9 @@ type PublishInfo struct {
 	Root string `json:"root"`
 	Seq  uint64 `json:"seq"`
 	Path string `json:"path"`
+	// Ticket carries the name and this node's addresses: a fetch of it
+	// gets the name's latest version.
+	Ticket string `json:"ticket"`
 	// DHTError says why the record is not in the DHT (connected peers
 	// have it all the same).
 	DHTError string `json:"dht_error,omitempty"`
@@ -100,7 +103,7 @@ func (l *Local) Publish(ctx context.Context, req PublishRequest) (PublishInfo, e
 	if err != nil {
 		return PublishInfo{}, explainName(err)
 	}
-	out := PublishInfo{Name: res.Name, Root: res.Root.String(), Seq: res.Seq, Path: req.Path, Watch: req.Watch}
+	out := PublishInfo{Name: res.Name, Root: res.Root.String(), Seq: res.Seq, Path: req.Path, Ticket: res.Ticket, Watch: req.Watch}
 	if res.DHTErr != nil {
 		out.DHTError = res.DHTErr.Error()
 	}

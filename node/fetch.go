@@ -71,6 +71,11 @@ func ParseTarget(s string) (Target, error) {
 			return Target{}, err
 		}
 		t.Root, t.Hint = tk.Root, &tk.Provider
+		if tk.Name != "" {
+			// A ticket of a name: the name's latest root, not the one
+			// the ticket was made with.
+			t.Root, t.IPNS = cid.Undef, names.NameFromPeer(tk.Name).String()
+		}
 	} else {
 		c, err := cid.Decode(head)
 		if err != nil {

@@ -18,6 +18,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/peer-project/peer/names"
+	"github.com/peer-project/peer/ticket"
 )
 
 // Where names live in the home directory.
@@ -67,6 +68,9 @@ type PublishResult struct {
 	Root  cid.Cid
 	Seq   uint64
 	Share *ShareResult // nil for a republish that found nothing changed
+	// Ticket names the name, this node and its addresses: a fetch of it
+	// resolves the name (asking this node first) and gets its latest root.
+	Ticket string
 	// DHTErr says why the record could not be put in the DHT (no DHT
 	// peer, say); connected peers have it anyway.
 	DHTErr error
@@ -188,7 +192,8 @@ func (n *Node) Publish(ctx context.Context, path string, opts PublishOptions) (*
 	p.mu.Lock()
 	p.path, p.root = path, sh.Root
 	p.mu.Unlock()
-	res := &PublishResult{Name: rec.Name.String(), Root: rec.Root, Seq: rec.Seq, Share: sh, DHTErr: dhtErr}
+	res := &PublishResult{Name: rec.Name.String(), Root: rec.Root, Seq: rec.Seq, Share: sh, DHTErr: dhtErr,
+		Ticket: ticket.Ticket{Root: rec.Root, Provider: n.AddrInfo(), Name: rec.Name.Peer()}.String()}
 	if opts.Watch {
 		n.watch(p, path, opts)
 	}
@@ -442,6 +447,9 @@ func nameRecord(r *names.Record, from string) *NameRecord {
 func (n *Node) resolveName(ctx context.Context, t Target, peers []peer.AddrInfo) (Target, error) {
 	if t.IPNS == "" || t.Root.Defined() {
 		return t, nil
+	}
+	if t.Hint != nil {
+		peers = append([]peer.AddrInfo{*t.Hint}, peers...)
 	}
 	for _, ai := range peers {
 		if err := n.host.Connect(ctx, ai); err != nil {

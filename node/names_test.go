@@ -112,3 +112,39 @@ func TestParseTargetName(t *testing.T) {
 		t.Fatalf("ParseTarget of a bad name: %v", err)
 	}
 }
+
+// TestTicketOfName: a publish's ticket carries the name; a fetch of it,
+// by a node that knows no one, asks the ticket's provider and gets the
+// name's latest root, not the one the ticket was made with.
+func TestTicketOfName(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cfg := testConfig(t)
+	cfg.NoDHT = true
+	a := startNode(t, cfg)
+	src := filepath.Join(t.TempDir(), "f.txt")
+	os.WriteFile(src, []byte("one"), 0o644)
+	pub, err := a.Publish(ctx, src, PublishOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(src, []byte("two"), 0o644)
+	if _, err := a.Publish(ctx, src, PublishOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	target, err := ParseTarget(pub.Ticket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if target.IPNS != pub.Name || target.Hint == nil || target.Hint.ID != a.ID() {
+		t.Fatalf("ParseTarget(ticket) = %+v; want the name %s and the provider %s", target, pub.Name, a.ID())
+	}
+	cfg = testConfig(t)
+	cfg.NoDHT = true
+	b := startNode(t, cfg)
+	dest := filepath.Join(t.TempDir(), "got.txt")
+	if _, err := b.Fetch(ctx, target, dest, FetchOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	sameFile(t, dest, []byte("two"))
+}

@@ -75,6 +75,25 @@ func TestPublishFollowE2E(t *testing.T) {
 		t.Fatalf("get %s/index.html: %q", name, b)
 	}
 
+	// The ticket of the name, and inspect by name.
+	tk := ""
+	for _, l := range strings.Split(r.stderr, "\n") {
+		if _, after, ok := strings.Cut(l, "): peer1"); ok {
+			tk = "peer1" + after
+		}
+	}
+	if tk == "" {
+		t.Fatalf("publish printed no ticket: %q", r.stderr)
+	}
+	got2 := filepath.Join(t.TempDir(), "via-ticket")
+	ok(t, "get", "--home", b.home, tk, "-o", got2)
+	if b, _ := os.ReadFile(filepath.Join(got2, "index.html")); string(b) != "<h1>one</h1>\n" {
+		t.Fatalf("get of the name's ticket: index.html %q", b)
+	}
+	if out := ok(t, "inspect", "--home", b.home, name); !strings.Contains(out, "index.html") || !strings.Contains(out, "old.txt") {
+		t.Fatalf("inspect %s: %q", name, out)
+	}
+
 	// Follow, in the foreground (no daemon on this home).
 	mirror := filepath.Join(t.TempDir(), "mirror")
 	f := startProc(t, "get", "--follow", name, "-o", mirror, "--home", t.TempDir(),

@@ -69,6 +69,7 @@ func runPublish(c *cli.Context) error {
 	} else {
 		fmt.Fprintln(c.App.Writer, info.Name)
 		fmt.Fprintf(c.App.ErrWriter, "%s → %s (sequence %d)\n", info.Path, info.Root, info.Seq)
+		fmt.Fprintf(c.App.ErrWriter, "ticket (the name and this node; `peer get` of it fetches the latest version): %s\n", info.Ticket)
 		if info.DHTError != "" {
 			fmt.Fprintf(c.App.ErrWriter, "note: the record is not in the DHT (%s); connected peers have it\n", info.DHTError)
 		}
