@@ -156,7 +156,23 @@ func (n *Node) newFollower(name, dir string, opts FollowOptions) (*follower, err
 	if info, err := os.Stat(dir); err == nil && !info.IsDir() {
 		return nil, fmt.Errorf("%w: follow %s into %s: that is a file, not a folder; name a folder (it is made if missing)", ErrFollowTarget, nm, dir)
 	}
+	dir = filepath.Clean(dir)
 	f := &follower{n: n, name: nm, dir: dir, opts: opts, fs: osFollowFS}
+	n.namesMu.Lock()
+	for g := range n.follows {
+		if g.dir == dir {
+			n.namesMu.Unlock()
+			return nil, fmt.Errorf("%w: %s is followed already (of %s) by this node: one follow per folder", ErrFollowTarget, dir, g.name)
+		}
+	}
+	n.follows[f] = struct{}{}
+	n.namesMu.Unlock()
+	ok := false
+	defer func() {
+		if !ok {
+			f.close()
+		}
+	}()
 	if opts.fsys != nil {
 		f.fs = *opts.fsys
 	}
@@ -183,7 +199,16 @@ func (n *Node) newFollower(name, dir string, opts FollowOptions) (*follower, err
 	if err := f.recover(); err != nil {
 		return nil, fmt.Errorf("follow %s: undoing a version left half-applied in %s: %w", nm, dir, err)
 	}
+	ok = true
 	return f, nil
+}
+
+// close ends the follower: its folder may be followed again, and it hears
+// of no more refused records.
+func (f *follower) close() {
+	f.n.namesMu.Lock()
+	delete(f.n.follows, f)
+	f.n.namesMu.Unlock()
 }
 
 // recover undoes the renames of a journal whose version the state does not
@@ -265,14 +290,7 @@ func (n *Node) Follow(ctx context.Context, name, dir string, opts FollowOptions)
 	if err != nil {
 		return err
 	}
-	n.namesMu.Lock()
-	n.follows[f] = struct{}{}
-	n.namesMu.Unlock()
-	defer func() {
-		n.namesMu.Lock()
-		delete(n.follows, f)
-		n.namesMu.Unlock()
-	}()
+	defer f.close()
 	sub, err := n.names.Follow(f.name)
 	if err != nil {
 		return err
@@ -341,6 +359,7 @@ func (n *Node) SyncName(ctx context.Context, name, dir string, opts FollowOption
 	if err != nil {
 		return nil, err
 	}
+	defer f.close()
 	f.connect(ctx)
 	rec, err := n.Resolve(ctx, name)
 	if err != nil {

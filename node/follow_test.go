@@ -504,14 +504,79 @@ func TestFollowCrashRollsBack(t *testing.T) {
 		if _, err := os.Stat(filepath.Join(dir, FollowDir, "journal.json")); err != nil {
 			t.Fatalf("no journal after the crash: %v", err)
 		}
-		if _, err := b.newFollower(pub1.Name, dir, FollowOptions{}); err != nil {
+		f, err := b.newFollower(pub1.Name, dir, FollowOptions{})
+		if err != nil {
 			t.Fatal(err)
 		}
+		f.close()
 		sameTree(t, "B after recovery", dir, v1)
 		if _, err := b.SyncName(ctx, pub1.Name, dir, FollowOptions{}); err != nil {
 			t.Fatal(err)
 		}
 		sameTree(t, "B", dir, v2)
+		cancel()
+	})
+}
+
+// TestFollowFetchFails: a valid record of a version nobody serves (signed
+// with the name's key, pushed by another peer) fails in its fetch, which
+// writes only to the staging area: the error says the fetch failed and
+// that DIR is left at version 1, which it is.
+func TestFollowFetchFails(t *testing.T) {
+	bubble.Test(t, func(t *testing.T) {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		defer cancel()
+		mn, nodes := mockNodes(t, 2)
+		a, b := nodes[0], nodes[1]
+		connectMock(t, mn, a, b)
+		src := filepath.Join(t.TempDir(), "site")
+		v1 := map[string]string{"a.txt": "v1"}
+		writeTree(t, src, v1)
+		pub1, err := a.Publish(ctx, src, PublishOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		dir := filepath.Join(t.TempDir(), "b")
+		ev := follow(t, ctx, b, pub1.Name, dir, FollowOptions{})
+		waitEvent(t, ctx, "B", ev, appliedRoot(pub1.Root.String()))
+
+		name, _ := names.ParseName(pub1.Name)
+		sk := a.host.Peerstore().PrivKey(a.ID())
+		gone, err := names.NewRecord(sk, integrity.Chunk([]byte("a version nobody serves")), 5, time.Now().Add(time.Hour), time.Minute)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rogue(t, mn, b, [][]byte{recordFrame(name, gone.Raw)})
+		e := waitEvent(t, ctx, "B", ev, func(e FollowEvent) bool { return e.Err != nil && e.Seq == 5 })
+		if !errors.Is(e.Err, ErrNoProviders) || !strings.Contains(e.Err.Error(), "left at version 1") {
+			t.Errorf("a version nobody serves: %v; want ErrNoProviders and DIR left at version 1", e.Err)
+		}
+		t.Logf("%v", e.Err)
+		sameTree(t, "B", dir, v1)
+		cancel()
+	})
+}
+
+// TestFollowOneDir: a folder is followed by one follow at a time.
+func TestFollowOneDir(t *testing.T) {
+	bubble.Test(t, func(t *testing.T) {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		defer cancel()
+		mn, nodes := mockNodes(t, 2)
+		a, b := nodes[0], nodes[1]
+		connectMock(t, mn, a, b)
+		src := filepath.Join(t.TempDir(), "site")
+		writeTree(t, src, map[string]string{"a.txt": "v1"})
+		pub1, err := a.Publish(ctx, src, PublishOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		dir := filepath.Join(t.TempDir(), "b")
+		ev := follow(t, ctx, b, pub1.Name, dir, FollowOptions{})
+		waitEvent(t, ctx, "B", ev, appliedRoot(pub1.Root.String()))
+		if _, err := b.SyncName(ctx, pub1.Name, dir, FollowOptions{}); !errors.Is(err, ErrFollowTarget) || !strings.Contains(err.Error(), "already") {
+			t.Errorf("a second follow of the folder: %v; want ErrFollowTarget saying it is followed already", err)
+		}
 		cancel()
 	})
 }
