@@ -322,17 +322,34 @@ func checkNameSettings(pubs []PublishSetting, follows []FollowSetting) error {
 // startNames publishes and follows what the settings say, in the
 // daemon's goroutines (Close cancels and waits for them). A failure is
 // logged: the daemon runs on.
+//
+// The names this home published before (`peer publish`, kept in the home)
+// are published again first, then the settings' paths not among them.
 func (d *Daemon) startNames(pubs []PublishSetting, follows []FollowSetting) {
-	for _, p := range pubs {
-		d.spawn(func() {
+	d.spawn(func() {
+		done := map[[2]string]bool{}
+		again, err := d.local.n.Republish(d.base)
+		if err != nil {
+			d.log.Error("publishing again the names of this home", "err", err)
+		}
+		for _, r := range again {
+			d.log.Info("published again", "name", r.Name, "root", r.Root.String(), "seq", r.Seq)
+			if r.Share != nil {
+				done[[2]string{r.Path, r.Key}] = true
+			}
+		}
+		for _, p := range pubs {
+			if done[[2]string{p.Path, p.Key}] {
+				continue
+			}
 			info, err := d.local.Publish(d.base, PublishRequest{Path: p.Path, Key: p.Key, Watch: true})
 			if err != nil {
 				d.log.Error("publish setting", "path", p.Path, "err", err)
-				return
+				continue
 			}
 			d.log.Info("published", "name", info.Name, "root", info.Root, "seq", info.Seq, "path", p.Path)
-		})
-	}
+		}
+	})
 	for _, f := range follows {
 		d.spawn(func() {
 			err := d.local.Follow(d.base, FollowRequest(f), func(e FollowEventInfo) {

@@ -126,3 +126,30 @@ func TestNameSettingsChecked(t *testing.T) {
 		}
 	}
 }
+
+// TestRepublishAtStart: a name published through a daemon is published
+// again, with a higher sequence, when a daemon starts on the home again.
+func TestRepublishAtStart(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	home := t.TempDir()
+	site := filepath.Join(t.TempDir(), "site")
+	os.MkdirAll(site, 0o755)
+	os.WriteFile(filepath.Join(site, "a.txt"), []byte("one"), 0o644)
+	logs := make(chan slog.Record, 256)
+	d := startNamed(t, home, func(*Settings) {}, logs)
+	c, err := Dial(ctx, home)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := c.Publish(ctx, PublishRequest{Path: site, Key: "site"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.Seq != 1 || info.Ticket == "" {
+		t.Fatalf("Publish = %+v", info)
+	}
+	d.Close()
+	startNamed(t, home, func(*Settings) {}, logs)
+	waitLog(t, ctx, logs, "published again", "seq", uint64(2))
+}

@@ -65,6 +65,8 @@ type PublishOptions struct {
 // PublishResult is a name pointed at a root.
 type PublishResult struct {
 	Name  string // "/ipns/k51…"
+	Path  string // what was shared
+	Key   string // the key's name; "" for the node's own
 	Root  cid.Cid
 	Seq   uint64
 	Share *ShareResult // nil for a republish that found nothing changed
@@ -95,6 +97,8 @@ type publication struct {
 	mu      sync.Mutex // serialises writes of seqf (the only I/O under it)
 	lastSeq uint64
 	root    cid.Cid
+	key     string // the key's name in the keystore; "" for the node's own
+	watch   bool
 	cancel  context.CancelFunc // stops the watch, if any
 }
 
@@ -181,6 +185,9 @@ func (n *Node) Publish(ctx context.Context, path string, opts PublishOptions) (*
 	if err != nil {
 		return nil, fmt.Errorf("publish %s: %w", path, err)
 	}
+	p.mu.Lock()
+	p.path, p.key, p.watch = path, opts.Key, opts.Watch
+	p.mu.Unlock()
 	sh, err := n.Share(ctx, path, opts.Share)
 	if err != nil {
 		return nil, fmt.Errorf("publish: %w", err)
@@ -190,9 +197,9 @@ func (n *Node) Publish(ctx context.Context, path string, opts PublishOptions) (*
 		return nil, fmt.Errorf("publish %s: %w", path, dhtErr)
 	}
 	p.mu.Lock()
-	p.path, p.root = path, sh.Root
+	p.root = sh.Root
 	p.mu.Unlock()
-	res := &PublishResult{Name: rec.Name.String(), Root: rec.Root, Seq: rec.Seq, Share: sh, DHTErr: dhtErr,
+	res := &PublishResult{Name: rec.Name.String(), Path: path, Key: opts.Key, Root: rec.Root, Seq: rec.Seq, Share: sh, DHTErr: dhtErr,
 		Ticket: ticket.Ticket{Root: rec.Root, Provider: n.AddrInfo(), Name: rec.Name.Peer()}.String()}
 	if opts.Watch {
 		n.watch(p, path, opts)
@@ -266,16 +273,68 @@ func (p *publication) saved(n *Node) func(*names.Record, error) {
 		if rec.Seq <= p.lastSeq {
 			return
 		}
-		b, _ := json.Marshal(struct {
-			Seq  uint64 `json:"seq"`
-			Root string `json:"root"`
-		}{rec.Seq, rec.Root.String()})
+		b, _ := json.Marshal(savedName{Seq: rec.Seq, Root: rec.Root.String(), Key: p.key, Path: p.path, Watch: p.watch})
 		if err := writeFileSync(p.seqf, b, 0o600); err != nil {
 			n.log.Error("keeping a name's sequence number", "file", p.seqf, "err", err)
 			return
 		}
 		p.lastSeq = rec.Seq
 	}
+}
+
+// savedName is what Home/names/NAME.json keeps of a published name.
+type savedName struct {
+	Seq   uint64 `json:"seq"`
+	Root  string `json:"root"`
+	Key   string `json:"key,omitempty"`
+	Path  string `json:"path,omitempty"`
+	Watch bool   `json:"watch,omitempty"`
+}
+
+// Republish publishes again every name this home published before (kept
+// in Home/names): each path is shared again (a change made while the node
+// was stopped is taken in) and its name pointed at it with a higher
+// sequence, and a path that was watched is watched again. It returns what
+// it published, and the errors of the names it could not. It blocks until
+// every path is shared; the daemon calls it at start.
+func (n *Node) Republish(ctx context.Context) ([]PublishResult, error) {
+	dir := filepath.Join(n.cfg.Home, namesDir)
+	ents, err := os.ReadDir(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("republish: %w", err)
+	}
+	var (
+		out  []PublishResult
+		errs []error
+	)
+	for _, e := range ents {
+		if !strings.HasSuffix(e.Name(), ".json") {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join(dir, e.Name()))
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		var sn savedName
+		if err := json.Unmarshal(b, &sn); err != nil {
+			errs = append(errs, fmt.Errorf("republish: %s: %w", e.Name(), err))
+			continue
+		}
+		if sn.Path == "" {
+			continue
+		}
+		res, err := n.Publish(ctx, sn.Path, PublishOptions{Key: sn.Key, Watch: sn.Watch})
+		if err != nil {
+			errs = append(errs, fmt.Errorf("republish %s: %w", strings.TrimSuffix(e.Name(), ".json"), err))
+			continue
+		}
+		out = append(out, *res)
+	}
+	return out, errors.Join(errs...)
 }
 
 // writeFileSync writes b to path through a temporary file, synced and

@@ -148,3 +148,39 @@ func TestTicketOfName(t *testing.T) {
 	}
 	sameFile(t, dest, []byte("two"))
 }
+
+// TestRepublish: after a restart, Republish publishes every name of the
+// home again, with a higher sequence, and takes in a change made while
+// the node was stopped.
+func TestRepublish(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cfg := testConfig(t)
+	cfg.NoDHT = true
+	src := filepath.Join(t.TempDir(), "site")
+	os.MkdirAll(src, 0o755)
+	os.WriteFile(filepath.Join(src, "a.txt"), []byte("one"), 0o644)
+	n := startNode(t, cfg)
+	pub, err := n.Publish(ctx, src, PublishOptions{Key: "site", Watch: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.Close()
+	os.WriteFile(filepath.Join(src, "a.txt"), []byte("two"), 0o644)
+	want, err := Hash(ctx, src, HashOptions{Chunking: cfg.Chunking})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n = startNode(t, cfg)
+	got, err := n.Republish(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || got[0].Name != pub.Name || got[0].Seq != 2 || got[0].Root != want.Root {
+		t.Fatalf("Republish = %+v; want %s at sequence 2 pointing at %s", got, pub.Name, want.Root)
+	}
+	rec, err := n.Resolve(ctx, pub.Name)
+	if err != nil || rec.Root != want.Root {
+		t.Fatalf("Resolve after Republish = %+v, %v", rec, err)
+	}
+}
