@@ -519,6 +519,9 @@ func (f *follower) apply(ctx context.Context, e *FollowEvent, l *swarm.Layout, s
 			e.Conflicts = append(e.Conflicts, Conflict{p, "a file of yours is in the way: left alone (move it away to take the new version)"})
 		}
 	}
+	for _, sl := range l.Symlinks {
+		e.Conflicts = append(e.Conflicts, Conflict{sl.Path, "a symbolic link (to " + sl.Target + "): a follow writes files and folders only, so it is left out"})
+	}
 	var removed []string
 	for _, p := range sortedKeys(f.st.Files) {
 		if inVersion[p] {
@@ -592,6 +595,15 @@ func (f *follower) apply(ctx context.Context, e *FollowEvent, l *swarm.Layout, s
 	os.RemoveAll(f.meta("prev"))
 	os.RemoveAll(filepath.Dir(stage))
 	e.Written, e.Removed = len(written), len(removed)
+	// Folders of the version that hold no file (all that hold one are
+	// made by now).
+	for _, d := range next.Dirs {
+		if why := f.blockedParent(d + "/x"); why == "" {
+			if err := os.MkdirAll(f.abs(d), 0o755); err != nil {
+				f.n.log.Debug("follow: an empty folder", "dir", d, "err", err)
+			}
+		}
+	}
 	// Folders of the old version that the new one lacks go if empty.
 	for i := len(prevDirs) - 1; i >= 0; i-- {
 		if !slices.Contains(next.Dirs, prevDirs[i]) {

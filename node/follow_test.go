@@ -153,6 +153,7 @@ func TestFollowConverges(t *testing.T) {
 		src := filepath.Join(t.TempDir(), "site")
 		v1 := map[string]string{"a.txt": "alpha", "b.txt": "bravo", "sub/c.txt": "charlie"}
 		writeTree(t, src, v1)
+		os.MkdirAll(filepath.Join(src, "empty"), 0o755)
 		pub1, err := a.Publish(ctx, src, PublishOptions{Key: "site", Watch: true, WatchInterval: time.Second})
 		if err != nil {
 			t.Fatal(err)
@@ -171,6 +172,9 @@ func TestFollowConverges(t *testing.T) {
 		}
 		sameTree(t, "B", dirB, v1)
 		sameTree(t, "C", dirC, v1)
+		if st, err := os.Stat(filepath.Join(dirB, "empty")); err != nil || !st.IsDir() {
+			t.Errorf("the version's empty folder: %v, %v", st, err)
+		}
 
 		// Change one, add one, delete one; the watch republishes.
 		v2 := map[string]string{"a.txt": "alpha, edited", "sub/c.txt": "charlie", "d.txt": "delta"}
@@ -200,7 +204,8 @@ func TestFollowConverges(t *testing.T) {
 // TestFollowConflicts: B's user edits a file the follow wrote, edits one
 // that the next version deletes, and puts a file of theirs where the next
 // version adds one. All three are reported and left alone; the rest of
-// the version is applied.
+// the version is applied. A symbolic link of the version is reported and
+// left out.
 func TestFollowConflicts(t *testing.T) {
 	bubble.Test(t, func(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
@@ -221,6 +226,9 @@ func TestFollowConflicts(t *testing.T) {
 		writeTree(t, dir, map[string]string{"a.txt": "mine", "b.txt": "mine too", "d.txt": "my own d", "e.txt": "mine alone"})
 		writeTree(t, src, map[string]string{"a.txt": "alpha 2", "c.txt": "charlie 2", "d.txt": "delta"})
 		os.Remove(filepath.Join(src, "b.txt"))
+		if err := os.Symlink("c.txt", filepath.Join(src, "link")); err != nil {
+			t.Fatal(err)
+		}
 		pub2, err := a.Publish(ctx, src, PublishOptions{})
 		if err != nil {
 			t.Fatal(err)
@@ -231,8 +239,11 @@ func TestFollowConflicts(t *testing.T) {
 			got = append(got, c.Path)
 		}
 		slices.Sort(got)
-		if !slices.Equal(got, []string{"a.txt", "b.txt", "d.txt"}) || e.Written != 1 || e.Removed != 0 {
-			t.Errorf("event %+v; want conflicts a.txt, b.txt, d.txt, c.txt written, nothing removed", e)
+		if !slices.Equal(got, []string{"a.txt", "b.txt", "d.txt", "link"}) || e.Written != 1 || e.Removed != 0 {
+			t.Errorf("event %+v; want conflicts a.txt, b.txt, d.txt and the symlink, c.txt written, nothing removed", e)
+		}
+		if _, err := os.Lstat(filepath.Join(dir, "link")); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("the symlink was written: %v", err)
 		}
 		sameTree(t, "B", dir, map[string]string{"a.txt": "mine", "b.txt": "mine too", "c.txt": "charlie 2", "d.txt": "my own d", "e.txt": "mine alone"})
 		cancel()

@@ -427,6 +427,7 @@ func (n *Node) watch(p *publication, path string, opts PublishOptions) {
 				continue
 			}
 			p.pub.Set(sh.Root)
+			n.log.Info("publishing a changed path again", "name", p.pub.Name().String(), "path", path, "root", sh.Root.String())
 			if opts.OnRepublish != nil {
 				opts.OnRepublish(PublishResult{Name: p.pub.Name().String(), Root: sh.Root, Share: sh}, nil)
 			}
