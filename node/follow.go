@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/ipfs/go-cid"
@@ -241,8 +242,17 @@ func (f *follower) undo(moves [][2]string) error {
 	var errs []error
 	for i := len(moves) - 1; i >= 0; i-- {
 		from, to := f.abs(moves[i][0]), f.abs(moves[i][1])
-		if _, err := os.Lstat(from); err == nil {
-			continue
+		if info, err := os.Lstat(from); err == nil {
+			// Only files move; a folder here was made for the new
+			// version (a file that became a folder): gone if empty.
+			if !info.IsDir() || os.Remove(from) != nil {
+				if _, err := os.Lstat(to); err == nil && strings.HasPrefix(moves[i][1], FollowDir+"/prev/") {
+					// The backup cannot go back: keep it (and the
+					// journal) rather than lose it.
+					errs = append(errs, fmt.Errorf("%s cannot go back to %s, where something else is now: move that away and follow again", to, from))
+				}
+				continue
+			}
 		}
 		if _, err := os.Lstat(to); err != nil {
 			continue
@@ -405,6 +415,10 @@ func (f *follower) sync(ctx context.Context, rec *names.Record) (*FollowEvent, e
 		f.event(e)
 		return &e, err
 	}
+	// A roll-back that failed left its journal: finish it first.
+	if err := f.recover(); err != nil {
+		return fail(fmt.Errorf("follow %s: undoing a version left half-applied in %s: %w", f.name, f.dir, err))
+	}
 	if f.st.Root != "" && rec.Seq <= f.st.Seq {
 		return fail(fmt.Errorf("%w: follow %s: record %d is not newer than %s in %s; it is ignored", ErrStaleRecord, f.name, rec.Seq, f.held(), f.dir))
 	}
@@ -475,13 +489,39 @@ func (f *follower) apply(ctx context.Context, e *FollowEvent, l *swarm.Layout, s
 	var written []string
 	inVersion := map[string]bool{}
 	for _, sp := range l.Files {
+		inVersion[sp.Path] = true
+	}
+	// Files that go first: one of them may stand where the new version
+	// has a folder.
+	leaving := map[string]bool{}
+	var removed []string
+	for _, p := range sortedKeys(f.st.Files) {
+		if inVersion[p] {
+			continue
+		}
+		dst := f.abs(p)
+		info, err := os.Lstat(dst)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if info.Mode().IsRegular() && unchanged(dst, info, f.st.Files[p]) {
+			moves = append(moves, [2]string{p, "prev/" + p})
+			removed = append(removed, p)
+			leaving[p] = true
+		} else {
+			e.Conflicts = append(e.Conflicts, Conflict{p, "gone from the new version but changed here: not removed"})
+		}
+	}
+	for _, sp := range l.Files {
 		p := sp.Path
-		inVersion[p] = true
 		if top, _, _ := strings.Cut(p, "/"); top == FollowDir {
 			e.Conflicts = append(e.Conflicts, Conflict{p, "the version has a file under " + FollowDir + ", where the follow keeps its state: left out"})
 			continue
 		}
-		if why := f.blockedParent(p); why != "" {
+		if why := f.blockedParent(p, leaving); why != "" {
 			e.Conflicts = append(e.Conflicts, Conflict{p, why})
 			continue
 		}
@@ -489,7 +529,7 @@ func (f *follower) apply(ctx context.Context, e *FollowEvent, l *swarm.Layout, s
 		old := f.st.Files[p]
 		info, err := os.Lstat(dst)
 		switch {
-		case errors.Is(err, fs.ErrNotExist):
+		case errors.Is(err, fs.ErrNotExist), errors.Is(err, syscall.ENOTDIR): // ENOTDIR: a parent is a file that goes first
 			moves = append(moves, [2]string{stageRel + "/" + p, p})
 			written = append(written, p)
 		case err != nil:
@@ -521,26 +561,6 @@ func (f *follower) apply(ctx context.Context, e *FollowEvent, l *swarm.Layout, s
 	}
 	for _, sl := range l.Symlinks {
 		e.Conflicts = append(e.Conflicts, Conflict{sl.Path, "a symbolic link (to " + sl.Target + "): a follow writes files and folders only, so it is left out"})
-	}
-	var removed []string
-	for _, p := range sortedKeys(f.st.Files) {
-		if inVersion[p] {
-			continue
-		}
-		dst := f.abs(p)
-		info, err := os.Lstat(dst)
-		if errors.Is(err, fs.ErrNotExist) {
-			continue
-		}
-		if err != nil {
-			return err
-		}
-		if info.Mode().IsRegular() && unchanged(dst, info, f.st.Files[p]) {
-			moves = append(moves, [2]string{p, "prev/" + p})
-			removed = append(removed, p)
-		} else {
-			e.Conflicts = append(e.Conflicts, Conflict{p, "gone from the new version but changed here: not removed"})
-		}
 	}
 	// The backups live in .peer-follow/prev.
 	for i := range moves {
@@ -598,7 +618,7 @@ func (f *follower) apply(ctx context.Context, e *FollowEvent, l *swarm.Layout, s
 	// Folders of the version that hold no file (all that hold one are
 	// made by now).
 	for _, d := range next.Dirs {
-		if why := f.blockedParent(d + "/x"); why == "" {
+		if why := f.blockedParent(d+"/x", nil); why == "" {
 			if err := os.MkdirAll(f.abs(d), 0o755); err != nil {
 				f.n.log.Debug("follow: an empty folder", "dir", d, "err", err)
 			}
@@ -615,10 +635,11 @@ func (f *follower) apply(ctx context.Context, e *FollowEvent, l *swarm.Layout, s
 }
 
 // blockedParent says why a folder on the way to p cannot be made, or "".
-func (f *follower) blockedParent(p string) string {
+// A file of leaving is moved away first, so it does not block.
+func (f *follower) blockedParent(p string, leaving map[string]bool) string {
 	dir := path.Dir(p)
 	for dir != "." {
-		if info, err := os.Lstat(f.abs(dir)); err == nil && !info.IsDir() {
+		if info, err := os.Lstat(f.abs(dir)); err == nil && !info.IsDir() && !leaving[dir] {
 			return fmt.Sprintf("%s is not a folder here: left alone", dir)
 		}
 		dir = path.Dir(dir)

@@ -591,3 +591,55 @@ func TestFollowOneDir(t *testing.T) {
 		cancel()
 	})
 }
+
+// TestFollowFileBecomesFolder: version 2 has a folder where version 1 had
+// a file. With a write error at its last step the version rolls back to
+// version 1 exactly; then it applies.
+func TestFollowFileBecomesFolder(t *testing.T) {
+	bubble.Test(t, func(t *testing.T) {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		defer cancel()
+		mn, nodes := mockNodes(t, 2)
+		a, b := nodes[0], nodes[1]
+		connectMock(t, mn, a, b)
+		src := filepath.Join(t.TempDir(), "site")
+		v1 := map[string]string{"a": "a file", "z.txt": "zulu"}
+		writeTree(t, src, v1)
+		pub1, err := a.Publish(ctx, src, PublishOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		dir := filepath.Join(t.TempDir(), "b")
+		if _, err := b.SyncName(ctx, pub1.Name, dir, FollowOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		os.Remove(filepath.Join(src, "a"))
+		v2 := map[string]string{"a/b.txt": "now a folder", "z.txt": "zulu"}
+		writeTree(t, src, v2)
+		if _, err := a.Publish(ctx, src, PublishOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		fsys := followFS{
+			rename: os.Rename,
+			writeFile: func(p string, data []byte) error {
+				if strings.HasSuffix(p, "state.json") {
+					return &os.PathError{Op: "write", Path: p, Err: syscall.ENOSPC}
+				}
+				return writeFileSync(p, data, 0o600)
+			},
+		}
+		if _, err := b.SyncName(ctx, pub1.Name, dir, FollowOptions{fsys: &fsys}); err == nil || strings.Contains(err.Error(), "rolling back") {
+			t.Fatalf("version 2 through a failing state write: %v; want an error and a clean roll-back", err)
+		}
+		sameTree(t, "B after the roll-back", dir, v1)
+		e, err := b.SyncName(ctx, pub1.Name, dir, FollowOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(e.Conflicts) != 0 || e.Removed != 1 || e.Written != 1 {
+			t.Errorf("event %+v; want a removed, a/b.txt written, no conflict", e)
+		}
+		sameTree(t, "B", dir, v2)
+		cancel()
+	})
+}
