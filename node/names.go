@@ -174,9 +174,11 @@ func (n *Node) keyOf(name string) (ic.PrivKey, bool, error) {
 // is shared and the DHT has answered. Publishing a name again (another
 // path, or the same after a change) replaces what it points at.
 func (n *Node) Publish(ctx context.Context, path string, opts PublishOptions) (*PublishResult, error) {
-	if n.isClosed() {
-		return nil, ErrClosed
+	ctx, done, err := n.enter(ctx)
+	if err != nil {
+		return nil, err
 	}
+	defer done()
 	sk, _, err := n.keyOf(opts.Key)
 	if err != nil {
 		return nil, fmt.Errorf("publish %s: %w", path, err)

@@ -7,6 +7,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/peer-project/peer/daemon"
+	"github.com/peer-project/peer/node"
 )
 
 // runFollow is `peer get --follow NAME -o DIR`: it keeps DIR equal to the
@@ -14,6 +15,10 @@ import (
 func runFollow(c *cli.Context) error {
 	if c.NArg() != 1 {
 		return fmt.Errorf("get --follow: name one name, /ipns/k51… (got %d arguments)", c.NArg())
+	}
+	name, err := node.ParseName(c.Args().First())
+	if err != nil {
+		return fmt.Errorf("get --follow: %w", err)
 	}
 	out := c.String("output")
 	if out == "" || out == "-" {
@@ -32,7 +37,7 @@ func runFollow(c *cli.Context) error {
 	if !ok {
 		return errors.New("get --follow: this API cannot follow names")
 	}
-	req := daemon.FollowRequest{Name: c.Args().First(), Dir: dir, Peers: splitList(c.StringSlice("peer"))}
+	req := daemon.FollowRequest{Name: name, Dir: dir, Peers: splitList(c.StringSlice("peer"))}
 	if !c.Bool("json") {
 		fmt.Fprintf(c.App.ErrWriter, "following %s into %s (receive-only; Ctrl-C stops)\n", req.Name, dir)
 	}
