@@ -36,6 +36,9 @@ const (
 	// DefaultResolvePeers bounds how long Resolve waits for connected
 	// peers before it asks the DHT.
 	DefaultResolvePeers = 5 * time.Second
+	// firstLookup bounds the look for a name's records before the first
+	// publish from a home.
+	firstLookup = 10 * time.Second
 )
 
 // ErrName: a name is not an IPNS name, or no record of it was found.
@@ -183,7 +186,7 @@ func (n *Node) Publish(ctx context.Context, path string, opts PublishOptions) (*
 	if err != nil {
 		return nil, fmt.Errorf("publish %s: %w", path, err)
 	}
-	p, err := n.publication(sk)
+	p, err := n.publication(ctx, sk)
 	if err != nil {
 		return nil, fmt.Errorf("publish %s: %w", path, err)
 	}
@@ -211,7 +214,7 @@ func (n *Node) Publish(ctx context.Context, path string, opts PublishOptions) (*
 
 // publication returns the publication of sk's name, starting its
 // Publisher with the last sequence kept in the home.
-func (n *Node) publication(sk ic.PrivKey) (*publication, error) {
+func (n *Node) publication(ctx context.Context, sk ic.PrivKey) (*publication, error) {
 	name, err := names.NameFromKey(sk.GetPublic())
 	if err != nil {
 		return nil, err
@@ -235,6 +238,16 @@ func (n *Node) publication(sk ic.PrivKey) (*publication, error) {
 		p.lastSeq = st.Seq
 	} else if !errors.Is(err, fs.ErrNotExist) {
 		return nil, err
+	} else {
+		// The first publish from this home: the key may have published
+		// elsewhere (a key copied from another home, a home restored
+		// from an old backup). Followers ignore a record that is not
+		// newer than theirs, so start above the best one found.
+		rctx, cancel := context.WithTimeout(ctx, firstLookup)
+		if rec, err := n.Resolve(rctx, name.String()); err == nil {
+			p.lastSeq = rec.Seq
+		}
+		cancel()
 	}
 	pcfg := names.PublisherConfig{Key: sk, Resolver: n.names, LastSeq: p.lastSeq, Logger: n.log, OnPublish: p.saved(n)}
 	if n.dht != nil {

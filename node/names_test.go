@@ -184,3 +184,39 @@ func TestRepublish(t *testing.T) {
 		t.Fatalf("Resolve after Republish = %+v, %v", rec, err)
 	}
 }
+
+// TestPublishAboveCopiedKey: a named key copied to another home publishes
+// above the sequence the first home reached (found among connected
+// peers), so followers take its record.
+func TestPublishAboveCopiedKey(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cfgA, cfgB := testConfig(t), testConfig(t)
+	cfgA.NoDHT, cfgB.NoDHT = true, true
+	a, b := startNode(t, cfgA), startNode(t, cfgB)
+	src := filepath.Join(t.TempDir(), "f.txt")
+	os.WriteFile(src, []byte("one"), 0o644)
+	for range 3 {
+		if _, err := a.Publish(ctx, src, PublishOptions{Key: "site"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	key, err := os.ReadFile(filepath.Join(cfgA.Home, KeysDir, "site.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.MkdirAll(filepath.Join(cfgB.Home, KeysDir), 0o700)
+	if err := os.WriteFile(filepath.Join(cfgB.Home, KeysDir, "site.key"), key, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Connect(ctx, a.AddrInfo()); err != nil {
+		t.Fatal(err)
+	}
+	res, err := b.Publish(ctx, src, PublishOptions{Key: "site"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Seq != 4 {
+		t.Fatalf("the copied key published at sequence %d, want 4 (above A's 3)", res.Seq)
+	}
+}
