@@ -177,7 +177,11 @@ func (n *Node) newFollower(name, dir string, opts FollowOptions) (*follower, err
 	if opts.fsys != nil {
 		f.fs = *opts.fsys
 	}
-	if err := os.MkdirAll(f.meta(), 0o700); err != nil {
+	// DIR as any folder (0755 less the umask); the follow's own, private.
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("follow %s into %s: %w", nm, dir, err)
+	}
+	if err := os.Mkdir(f.meta(), 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
 		return nil, fmt.Errorf("follow %s into %s: %w", nm, dir, err)
 	}
 	b, err := os.ReadFile(f.meta("state.json"))
@@ -554,9 +558,9 @@ func (f *follower) apply(ctx context.Context, e *FollowEvent, l *swarm.Layout, s
 			next.Files[p] = st
 			e.Kept++
 		case old != nil:
-			e.Conflicts = append(e.Conflicts, Conflict{p, "changed here since it was written: left alone (move it away to take the new version)"})
+			e.Conflicts = append(e.Conflicts, Conflict{p, "changed here since it was written: left alone (move it away: the next version writes it)"})
 		default:
-			e.Conflicts = append(e.Conflicts, Conflict{p, "a file of yours is in the way: left alone (move it away to take the new version)"})
+			e.Conflicts = append(e.Conflicts, Conflict{p, "a file of yours is in the way: left alone (move it away: the next version writes it)"})
 		}
 	}
 	for _, sl := range l.Symlinks {

@@ -175,6 +175,12 @@ func TestFollowConverges(t *testing.T) {
 		if st, err := os.Stat(filepath.Join(dirB, "empty")); err != nil || !st.IsDir() {
 			t.Errorf("the version's empty folder: %v, %v", st, err)
 		}
+		// DIR is made as any folder is, not private like the follow's own.
+		plain := filepath.Join(t.TempDir(), "plain")
+		os.Mkdir(plain, 0o755)
+		if st, pst := mustStat(t, dirB), mustStat(t, plain); st.Mode().Perm() != pst.Mode().Perm() {
+			t.Errorf("DIR has mode %v, a folder made with 0755 %v", st.Mode().Perm(), pst.Mode().Perm())
+		}
 
 		// Change one, add one, delete one; the watch republishes.
 		v2 := map[string]string{"a.txt": "alpha, edited", "sub/c.txt": "charlie", "d.txt": "delta"}
@@ -642,4 +648,13 @@ func TestFollowFileBecomesFolder(t *testing.T) {
 		sameTree(t, "B", dir, v2)
 		cancel()
 	})
+}
+
+func mustStat(t *testing.T, p string) os.FileInfo {
+	t.Helper()
+	st, err := os.Stat(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st
 }
