@@ -131,4 +131,11 @@ func TestPublishFollowE2E(t *testing.T) {
 		t.Fatalf("the file is now %q", b)
 	}
 	fails(t, "-o DIR", "get", "--follow", name, "--home", b.home)
+
+	// share --watch publishes under the node's own name.
+	r = peerCmd(t, nil, "share", "--home", a.home, "--watch", site)
+	if r.code != 0 || !strings.HasPrefix(strings.TrimSpace(r.stdout), "/ipns/k51") || strings.TrimSpace(r.stdout) == name ||
+		!strings.Contains(r.stderr, "publishes "+site+" again whenever it changes") {
+		t.Fatalf("share --watch: exit %d, %q, %q; want the node's own name and the watch", r.code, r.stdout, r.stderr)
+	}
 }
