@@ -153,3 +153,51 @@ func TestRepublishAtStart(t *testing.T) {
 	startNamed(t, home, func(*Settings) {}, logs)
 	waitLog(t, ctx, logs, "published again", "seq", uint64(2))
 }
+
+// TestClientFollow: a follow through the daemon's API streams its events
+// for as long as the request lasts.
+func TestClientFollow(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	homeA, homeB := t.TempDir(), t.TempDir()
+	a := startNamed(t, homeA, func(*Settings) {}, make(chan slog.Record, 1))
+	startNamed(t, homeB, func(*Settings) {}, make(chan slog.Record, 1))
+	ca, err := Dial(ctx, homeA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cb, err := Dial(ctx, homeB)
+	if err != nil {
+		t.Fatal(err)
+	}
+	site := filepath.Join(t.TempDir(), "site")
+	os.MkdirAll(site, 0o755)
+	os.WriteFile(filepath.Join(site, "a.txt"), []byte("one"), 0o644)
+	info, err := ca.Publish(ctx, PublishRequest{Path: site})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var peers []string
+	for _, ad := range a.Node().Addrs() {
+		peers = append(peers, ad.String())
+	}
+	mirror := filepath.Join(t.TempDir(), "mirror")
+	fctx, fcancel := context.WithCancel(ctx)
+	defer fcancel()
+	var got FollowEventInfo
+	err = cb.Follow(fctx, FollowRequest{Name: info.Name, Dir: mirror, Peers: peers}, func(e FollowEventInfo) {
+		if e.Applied && e.Root == info.Root {
+			got = e
+			fcancel()
+		}
+	})
+	if err != nil {
+		t.Fatalf("Follow: %v", err)
+	}
+	if got.Written != 1 || got.Seq != info.Seq {
+		t.Fatalf("event %+v; want 1 file written at sequence %d", got, info.Seq)
+	}
+	if b, _ := os.ReadFile(filepath.Join(mirror, "a.txt")); string(b) != "one" {
+		t.Fatalf("the mirror's a.txt: %q", b)
+	}
+}
