@@ -41,6 +41,8 @@ var (
 	// ErrFollowTarget: DIR is not a folder, or the name points at a single
 	// file rather than a folder.
 	ErrFollowTarget = errors.New("node: follow target")
+	// errLocked: another process follows the folder.
+	errLocked = errors.New("node: locked")
 	// ErrStaleRecord: a record is not newer than the version DIR holds.
 	ErrStaleRecord = errors.New("node: record not newer than the version held")
 )
@@ -132,6 +134,8 @@ type follower struct {
 	opts FollowOptions
 	fs   followFS
 	st   followState
+
+	unlock func() // the lock on dir/.peer-follow/lock
 }
 
 func (f *follower) event(e FollowEvent) {
@@ -184,6 +188,14 @@ func (n *Node) newFollower(name, dir string, opts FollowOptions) (*follower, err
 	if err := os.Mkdir(f.meta(), 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
 		return nil, fmt.Errorf("follow %s into %s: %w", nm, dir, err)
 	}
+	unlock, err := lockFile(f.meta("lock"))
+	if err != nil {
+		if errors.Is(err, errLocked) {
+			return nil, fmt.Errorf("%w: %s is followed already by another process (%v): one follow per folder", ErrFollowTarget, dir, err)
+		}
+		return nil, fmt.Errorf("follow %s into %s: %w", nm, dir, err)
+	}
+	f.unlock = unlock
 	b, err := os.ReadFile(f.meta("state.json"))
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
@@ -211,6 +223,9 @@ func (n *Node) newFollower(name, dir string, opts FollowOptions) (*follower, err
 // close ends the follower: its folder may be followed again, and it hears
 // of no more refused records.
 func (f *follower) close() {
+	if f.unlock != nil {
+		f.unlock()
+	}
 	f.n.namesMu.Lock()
 	delete(f.n.follows, f)
 	f.n.namesMu.Unlock()

@@ -658,3 +658,28 @@ func mustStat(t *testing.T, p string) os.FileInfo {
 	}
 	return st
 }
+
+// TestFollowLockedByAnotherProcess: a folder whose lock another process
+// holds is refused (the lock is taken here through another open file
+// description, as another process's would be).
+func TestFollowLockedByAnotherProcess(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.NoDHT = true
+	n := startNode(t, cfg)
+	dir := t.TempDir()
+	os.MkdirAll(filepath.Join(dir, FollowDir), 0o700)
+	unlock, err := lockFile(filepath.Join(dir, FollowDir, "lock"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = n.newFollower("/ipns/"+n.ID().String(), dir, FollowOptions{})
+	if !errors.Is(err, ErrFollowTarget) || !strings.Contains(err.Error(), "another process") {
+		t.Fatalf("a locked folder: %v; want ErrFollowTarget saying another process follows it", err)
+	}
+	unlock()
+	f, err := n.newFollower("/ipns/"+n.ID().String(), dir, FollowOptions{})
+	if err != nil {
+		t.Fatalf("once unlocked: %v", err)
+	}
+	f.close()
+}
