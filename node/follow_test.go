@@ -151,7 +151,8 @@ func TestFollowConverges(t *testing.T) {
 		a, b, c := nodes[0], nodes[1], nodes[2]
 		connectMock(t, mn, a, b, c)
 		src := filepath.Join(t.TempDir(), "site")
-		v1 := map[string]string{"a.txt": "alpha", "b.txt": "bravo", "sub/c.txt": "charlie"}
+		_, big := randomFile(t, t.TempDir(), "big", 1536<<10, 3) // six chunks of 256 KiB
+		v1 := map[string]string{"a.txt": "alpha", "b.txt": "bravo", "sub/c.txt": "charlie", "big.bin": string(big)}
 		writeTree(t, src, v1)
 		os.MkdirAll(filepath.Join(src, "empty"), 0o755)
 		pub1, err := a.Publish(ctx, src, PublishOptions{Key: "site", Watch: true, WatchInterval: time.Second})
@@ -166,8 +167,8 @@ func TestFollowConverges(t *testing.T) {
 		evC := follow(t, ctx, c, pub1.Name, dirC, FollowOptions{})
 		for who, ev := range map[string]<-chan FollowEvent{"B": evB, "C": evC} {
 			e := waitEvent(t, ctx, who, ev, appliedRoot(pub1.Root.String()))
-			if e.Written != 3 || len(e.Conflicts) != 0 {
-				t.Errorf("%s: first version: %+v; want 3 files written, no conflict", who, e)
+			if e.Written != 4 || len(e.Conflicts) != 0 {
+				t.Errorf("%s: first version: %+v; want 4 files written, no conflict", who, e)
 			}
 		}
 		sameTree(t, "B", dirB, v1)
@@ -183,8 +184,10 @@ func TestFollowConverges(t *testing.T) {
 		}
 
 		// Change one, add one, delete one; the watch republishes.
-		v2 := map[string]string{"a.txt": "alpha, edited", "sub/c.txt": "charlie", "d.txt": "delta"}
-		writeTree(t, src, map[string]string{"a.txt": v2["a.txt"], "d.txt": v2["d.txt"]})
+		big2 := []byte(v1["big.bin"])
+		copy(big2[700<<10:], "an edit in the third chunk")
+		v2 := map[string]string{"a.txt": "alpha, edited", "sub/c.txt": "charlie", "d.txt": "delta", "big.bin": string(big2)}
+		writeTree(t, src, map[string]string{"a.txt": v2["a.txt"], "d.txt": v2["d.txt"], "big.bin": v2["big.bin"]})
 		if err := os.Remove(filepath.Join(src, "b.txt")); err != nil {
 			t.Fatal(err)
 		}
@@ -194,8 +197,8 @@ func TestFollowConverges(t *testing.T) {
 		}
 		for who, ev := range map[string]<-chan FollowEvent{"B": evB, "C": evC} {
 			e := waitEvent(t, ctx, who, ev, appliedRoot(root2.Root.String()))
-			if e.Seq <= pub1.Seq || e.Written != 2 || e.Removed != 1 || e.Kept != 1 || len(e.Conflicts) != 0 {
-				t.Errorf("%s: second version: %+v; want a higher sequence, 2 files written, 1 removed, 1 kept, no conflict", who, e)
+			if e.Seq <= pub1.Seq || e.Written != 3 || e.Removed != 1 || e.Kept != 1 || len(e.Conflicts) != 0 {
+				t.Errorf("%s: second version: %+v; want a higher sequence, 3 files written, 1 removed, 1 kept, no conflict", who, e)
 			}
 		}
 		sameTree(t, "B", dirB, v2)
