@@ -80,6 +80,11 @@ type Settings struct {
 	// files are cut.
 	Chunker   string `json:"chunker"`
 	ChunkSize string `json:"chunk_size"`
+	// Publish and Follow are names the daemon publishes (each path at
+	// start and again whenever it changes) and follows (each folder kept
+	// equal to the name's latest version, receive-only); see names.go.
+	Publish []PublishSetting `json:"publish,omitempty"`
+	Follow  []FollowSetting  `json:"follow,omitempty"`
 
 	// UploadRate and DownloadRate cap the chunk bytes per second sent and
 	// received over all peers, PeerUploadRate and PeerDownloadRate for each

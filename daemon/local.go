@@ -183,6 +183,12 @@ func (l *Local) reachability() ReachInfo {
 }
 
 func targetString(t node.Target) string {
+	if t.IPNS != "" && !t.Root.Defined() {
+		if t.Path != "" {
+			return t.IPNS + "/" + t.Path
+		}
+		return t.IPNS
+	}
 	if t.Path != "" {
 		return t.Root.String() + "/" + t.Path
 	}

@@ -37,6 +37,10 @@ type Options struct {
 	// loopback serve roots this node does not share.
 	Gateway      string
 	GatewayFetch bool
+	// Publish and Follow are the names the daemon publishes and follows
+	// while it runs (Settings.Publish, Settings.Follow).
+	Publish []PublishSetting
+	Follow  []FollowSetting
 	// Logger receives the daemon's logs; nil means slog.Default().
 	Logger *slog.Logger
 }
@@ -87,6 +91,9 @@ func Start(ctx context.Context, opts Options) (_ *Daemon, err error) {
 		// Not ours: the node's database lock stops a second daemon of
 		// this home, and api.addr and the token are replaced below.
 		opts.Logger.Warn("another program answers at the API address an earlier daemon left in api.addr (nothing was sent to it); starting anyway")
+	}
+	if err := checkNameSettings(opts.Publish, opts.Follow); err != nil {
+		return nil, err
 	}
 	d := &Daemon{home: opts.Home, log: opts.Logger, stop: make(chan struct{})}
 	var cleanup []func()
@@ -167,6 +174,7 @@ func Start(ctx context.Context, opts Options) (_ *Daemon, err error) {
 		d.spawn(func() { d.serve(d.gw, d.gwLn, "gateway") })
 	}
 	d.spawn(d.sampleLoop)
+	d.startNames(opts.Publish, opts.Follow)
 	return d, nil
 }
 
@@ -297,6 +305,7 @@ func (d *Daemon) handler() http.Handler {
 	mux.HandleFunc("POST /v1/cat", d.handleCat)
 	d.carRoutes(mux)
 	d.uiRoutes(mux)
+	d.nameRoutes(mux)
 	auth := d.jsonHandler(func(r *http.Request) (any, error) {
 		var hello authHello
 		if err := decode(r, &hello); err != nil {

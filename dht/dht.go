@@ -104,10 +104,13 @@ type Config struct {
 	// instead of a DHT of peer's own: Prefix must be empty or AminoPrefix
 	// and BucketSize empty or 20, as Amino requires of its servers, which
 	// also store IPNS and public-key values for others (at most
-	// DefaultMaxValues). ModeAuto then means kad-dht's own auto mode: a
+	// MaxValueRecords). ModeAuto then means kad-dht's own auto mode: a
 	// client until AutoNAT finds the node publicly reachable, so that a node
 	// behind NAT never pollutes other peers' routing tables.
 	Amino bool
+	// MaxValueRecords bounds the value (IPNS) records a server keeps for
+	// other peers; zero means DefaultMaxValueRecords.
+	MaxValueRecords int
 	// NoAutoRefresh turns off the periodic routing-table refresh: in a
 	// simulation of a thousand nodes a full refresh on every node costs
 	// O(N²) connections, and one self-lookup at Bootstrap is enough.
@@ -144,6 +147,9 @@ func (c *Config) fill() error {
 	if c.MaxProvidersPerRoot == 0 {
 		c.MaxProvidersPerRoot = DefaultMaxProvidersPerRoot
 	}
+	if c.MaxValueRecords == 0 {
+		c.MaxValueRecords = DefaultMaxValueRecords
+	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
@@ -154,6 +160,8 @@ func (c *Config) fill() error {
 		return fmt.Errorf("dht: reprovide interval %s must be shorter than the provide validity %s", c.ReprovideInterval, c.ProvideValidity)
 	case c.BucketSize < 2:
 		return fmt.Errorf("dht: bucket size %d is too small", c.BucketSize)
+	case c.MaxValueRecords < 1:
+		return fmt.Errorf("dht: value record cap %d must be positive", c.MaxValueRecords)
 	case c.MaxProviderRecords < 1 || c.MaxProvidersPerRoot < 1:
 		return fmt.Errorf("dht: provider record caps %d and %d per root must be positive", c.MaxProviderRecords, c.MaxProvidersPerRoot)
 	}
@@ -196,13 +204,10 @@ func New(h host.Host, cfg Config) (*DHT, error) {
 		kad.BootstrapPeers(cfg.Bootstrap...),
 		kad.ProviderDatastore(recs),
 		kad.ProviderManagerOpts(records.ProvideValidity(cfg.ProvideValidity), records.Cache(noCache{})),
-	}
-	if cfg.Amino {
-		// Amino's servers must keep values (kad-dht refuses /ipfs
-		// without them): in a store with a cap.
-		opts = append(opts, kad.ValueDatastore(newValueStore(DefaultMaxValues)))
-	} else {
-		opts = append(opts, kad.DisableValues())
+		// Values: IPNS records (on Amino public keys too, which it
+		// requires), validated, at most MaxValueRecords kept for others.
+		kad.Validator(valueValidator(h.Peerstore(), cfg.Amino)),
+		kad.ValueDatastore(newValueDatastore(cfg.MaxValueRecords)),
 	}
 	if cfg.NoAutoRefresh {
 		opts = append(opts, kad.DisableAutoRefresh())

@@ -34,6 +34,11 @@
 // and announces anything cannot fill the node's memory, and a root's first
 // providers keep their places however many come after them.
 //
+// Values (ValueStore: PutValue, GetValue) are IPNS records only, the
+// "ipns" namespace checked by boxo's validator (signature, validity, at most
+// 10 KiB, the highest sequence wins); any other namespace is refused, and a
+// server keeps at most Config.MaxValueRecords of them for others.
+//
 // The package also runs mDNS discovery for peers on the local network
 // (StartMDNS). The node starts it only when it listens on a non-loopback
 // address: a node on loopback, and every test, sends no multicast.

@@ -85,7 +85,7 @@ type request struct {
 	slash  bool     // the URL path ends in "/"
 }
 
-// ServeHTTP serves GET and HEAD of /ipfs/ROOT[/path].
+// ServeHTTP serves GET and HEAD of /ipfs/ROOT[/path] and /ipns/NAME[/path].
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if g.cfg.Loopback && !loopbackHost(r.Host) {
 		http.Error(w, fmt.Sprintf("gateway: Host %q is not a loopback name: this gateway answers only to localhost, 127.0.0.1 and [::1]", r.Host), http.StatusForbidden)
@@ -94,6 +94,10 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		w.Header().Set("Allow", "GET, HEAD")
 		http.Error(w, "gateway: read-only: only GET and HEAD are served", http.StatusMethodNotAllowed)
+		return
+	}
+	if strings.HasPrefix(r.URL.Path, "/ipns/") {
+		g.serveName(w, r)
 		return
 	}
 	req, status, err := parse(r)
@@ -148,7 +152,7 @@ func parse(r *http.Request) (request, int, error) {
 	p := r.URL.Path
 	rest, ok := strings.CutPrefix(p, "/ipfs/")
 	if !ok {
-		return request{}, http.StatusNotFound, fmt.Errorf("gateway: %q: this gateway serves /ipfs/ROOT[/path] only", p)
+		return request{}, http.StatusNotFound, fmt.Errorf("gateway: %q: this gateway serves /ipfs/ROOT[/path] and /ipns/NAME[/path] only", p)
 	}
 	if strings.ContainsRune(rest, 0) {
 		return request{}, http.StatusBadRequest, errors.New("gateway: the path holds a NUL byte")

@@ -50,6 +50,10 @@ type ExportResult struct {
 // blocks until the CAR is written; on an error after the first byte, w
 // holds a CAR cut short. It is safe for concurrent use.
 func (n *Node) Export(ctx context.Context, target Target, w io.Writer, opts ExportOptions) (*ExportResult, error) {
+	target, err := n.resolveName(ctx, target, opts.Peers)
+	if err != nil {
+		return nil, err
+	}
 	res, err := n.export(ctx, target, w, opts)
 	return res, translate(err)
 }

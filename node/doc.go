@@ -13,6 +13,14 @@
 // errors they return match this package's sentinels (ErrNotFound,
 // ErrNoProviders, ErrExists, ...) with errors.Is.
 //
+// Names follow shares that change: Publish shares a path and points an IPNS
+// name (the node's key, or a named key kept in Home/keys) at its root,
+// with a sequence number kept in Home/names; Resolve finds the root a name
+// points at now (connected peers first, then the DHT); a Target may name a
+// name (/ipns/NAME[/path], or a ticket of one); Follow keeps a folder equal
+// to a name's latest version, receive-only (see its comment for what a crash
+// or a full disk leaves).
+//
 // A Config is a plain value: copy one to make many nodes. Config.Host lets a
 // caller bring its own libp2p host (simulations bring mocknet hosts); the
 // node then never closes it. Nothing in this package sends a packet off the

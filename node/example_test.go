@@ -161,3 +161,43 @@ func ExampleConfig_WithDefaults() {
 	// 4 1m0s auto fixed-1048576
 	// node: invalid config: upload slots -1: want 1 or more (zero means the default, 4)
 }
+
+// Publish points a name at a folder; Resolve finds what the name points at
+// now (connected peers first, then the DHT), and a Target of the name
+// fetches it.
+func ExampleNode_Resolve() {
+	ctx := context.Background()
+	dir, _ := os.MkdirTemp("", "peer-example-")
+	defer os.RemoveAll(dir)
+	os.MkdirAll(filepath.Join(dir, "site"), 0o755)
+	os.WriteFile(filepath.Join(dir, "site", "index.html"), []byte("version 1\n"), 0o644)
+
+	alice, _ := node.New(ctx, loopback(filepath.Join(dir, "alice")))
+	defer alice.Close()
+	pub, err := alice.Publish(ctx, filepath.Join(dir, "site"), node.PublishOptions{Key: "site"})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+
+	bob, _ := node.New(ctx, loopback(filepath.Join(dir, "bob")))
+	defer bob.Close()
+	bob.Connect(ctx, alice.AddrInfo())
+	rec, err := bob.Resolve(ctx, pub.Name)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	fmt.Println(rec.Seq, rec.Root == pub.Root)
+	target, _ := node.ParseTarget(pub.Name + "/index.html")
+	dest := filepath.Join(dir, "index.html")
+	if _, err := bob.Fetch(ctx, target, dest, node.FetchOptions{}); err != nil {
+		fmt.Println(err)
+		return
+	}
+	got, _ := os.ReadFile(dest)
+	fmt.Print(string(got))
+	// Output:
+	// 1 true
+	// version 1
+}

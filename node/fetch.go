@@ -19,6 +19,7 @@ import (
 
 	"github.com/peer-project/peer/chunker"
 	"github.com/peer-project/peer/integrity"
+	"github.com/peer-project/peer/names"
 	"github.com/peer-project/peer/store"
 	"github.com/peer-project/peer/swarm"
 	"github.com/peer-project/peer/ticket"
@@ -42,20 +43,39 @@ type Target struct {
 	Root cid.Cid
 	Path string // slash-separated path below Root; "" for the root itself
 	Hint *peer.AddrInfo
+	// IPNS, if set, is a name ("/ipns/k51…") whose root is fetched: the
+	// node resolves it (Resolve) and sets Root.
+	IPNS string
 }
 
-// ParseTarget reads ROOT, ROOT/path/in/it or a ticket (optionally followed
-// by /path).
+// ParseTarget reads ROOT, ROOT/path/in/it, a ticket (optionally followed
+// by /path) or a name, /ipns/NAME[/path].
 func ParseTarget(s string) (Target, error) {
 	s = strings.TrimSpace(s)
-	head, rest, _ := strings.Cut(s, "/")
 	var t Target
-	if ticket.Looks(head) {
+	if rest, ok := strings.CutPrefix(s, names.Prefix); ok {
+		head, sub, _ := strings.Cut(rest, "/")
+		nm, err := names.ParseName(head)
+		if err != nil {
+			return Target{}, fmt.Errorf("%w: %q: %w", ErrName, s, err)
+		}
+		t.IPNS = nm.String()
+		s = "ipns/" + sub // the path is read below
+	}
+	head, rest, _ := strings.Cut(s, "/")
+	if t.IPNS != "" {
+		// the root comes from the name
+	} else if ticket.Looks(head) {
 		tk, err := ticket.Parse(head)
 		if err != nil {
 			return Target{}, err
 		}
 		t.Root, t.Hint = tk.Root, &tk.Provider
+		if tk.Name != "" {
+			// A ticket of a name: the name's latest root, not the one
+			// the ticket was made with.
+			t.Root, t.IPNS = cid.Undef, names.NameFromPeer(tk.Name).String()
+		}
 	} else {
 		c, err := cid.Decode(head)
 		if err != nil {
@@ -127,6 +147,10 @@ func DefaultDest(dir, name string) (string, error) {
 // done, or no peer that has it can be found. An interrupted fetch resumes
 // when called again with the same dest.
 func (n *Node) Fetch(ctx context.Context, target Target, dest string, opts FetchOptions) (*Result, error) {
+	target, err := n.resolveName(ctx, target, opts.Peers)
+	if err != nil {
+		return nil, err
+	}
 	res, err := n.fetchTarget(ctx, target, dest, opts)
 	if err != nil {
 		return nil, translate(err)

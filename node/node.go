@@ -21,6 +21,7 @@ import (
 
 	"github.com/peer-project/peer/dht"
 	"github.com/peer-project/peer/importer"
+	"github.com/peer-project/peer/names"
 	"github.com/peer-project/peer/store"
 	"github.com/peer-project/peer/swarm"
 	"github.com/peer-project/peer/ticket"
@@ -60,6 +61,11 @@ type Node struct {
 
 	streamMu sync.Mutex
 	streams  map[cid.Cid]*stream // Open's fetches in flight, by root
+
+	names   *names.Resolver // names.go
+	namesMu sync.Mutex
+	pubs    map[names.Name]*publication // guarded by namesMu
+	follows map[*follower]struct{}      // guarded by namesMu
 }
 
 // New starts a node: it opens (or creates) its home directory, identity and
@@ -132,6 +138,10 @@ func New(ctx context.Context, cfg Config) (_ *Node, err error) {
 	}
 	n.swarm = swarm.New(n.host, n.store, scfg)
 	cleanup = append(cleanup, func() { n.swarm.Close() })
+	if err := n.startNames(); err != nil {
+		return nil, err
+	}
+	cleanup = append(cleanup, func() { n.names.Close() })
 	if gate != nil {
 		gate.setBanned(n.swarm.Banned)
 	}
@@ -241,6 +251,7 @@ func (n *Node) Close() error {
 		}
 		n.swarm.Close()
 		n.wg.Wait()
+		errs = append(errs, n.closeNames())
 		if n.dht != nil {
 			errs = append(errs, n.dht.Close())
 		}

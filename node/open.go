@@ -41,6 +41,10 @@ const toTheEnd = math.MaxInt64
 // reads that would wait fail with its error. Safe for concurrent use; each
 // Reader is for one goroutine at a time.
 func (n *Node) Open(ctx context.Context, target Target, opts FetchOptions) (*Reader, error) {
+	target, err := n.resolveName(ctx, target, opts.Peers)
+	if err != nil {
+		return nil, err
+	}
 	r, err := n.open(ctx, target, opts)
 	return r, translate(err)
 }

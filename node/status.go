@@ -143,6 +143,10 @@ func (t Target) Name() string {
 // DAG is banned. It blocks until the whole DAG is read or ctx is done; it
 // is safe for concurrent use.
 func (n *Node) Inspect(ctx context.Context, target Target, peers []peer.AddrInfo) (*Listing, error) {
+	target, err := n.resolveName(ctx, target, peers)
+	if err != nil {
+		return nil, err
+	}
 	m, err := n.inspect(ctx, target, peers)
 	return m, translate(err)
 }
@@ -235,6 +239,10 @@ type Entry struct {
 // sum of its files', read from the whole DAG below it. It blocks until
 // then or until ctx is done; it is safe for concurrent use.
 func (n *Node) Describe(ctx context.Context, target Target, peers []peer.AddrInfo) (Entry, error) {
+	target, err := n.resolveName(ctx, target, peers)
+	if err != nil {
+		return Entry{}, err
+	}
 	e, err := n.describe(ctx, target, peers)
 	return e, translate(err)
 }

@@ -10,6 +10,14 @@
 //	uvarint  number of addresses (at most MaxAddrs)
 //	each:    uvarint length, then the binary multiaddr
 //
+// A ticket of a name (Name set) is format version 2: the same fields, then
+//
+//	uvarint  length of the name's key hash (as a peer ID), then its binary form
+//
+// and its root is the version the name pointed at when the ticket was made:
+// a fetcher resolves the name (asking the provider first) for the latest.
+// A ticket without a name stays version 1, which every peer reads.
+//
 // Parse is hostile by default: the text length, every length and count are
 // checked before anything is allocated for them.
 package ticket
@@ -33,10 +41,11 @@ const Prefix = "peer1"
 
 // Limits on what a ticket may hold.
 const (
-	MaxAddrs   = 16
-	MaxAddrLen = 256
-	MaxLen     = 8192 // characters of text
-	version    = 1
+	MaxAddrs    = 16
+	MaxAddrLen  = 256
+	MaxLen      = 8192 // characters of text
+	version     = 1
+	versionName = 2 // with a name
 )
 
 // ErrInvalid is wrapped by every Parse error.
@@ -44,16 +53,22 @@ var ErrInvalid = errors.New("ticket: invalid")
 
 var enc = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPadding(base32.NoPadding)
 
-// Ticket is a root and a peer that provides it.
+// Ticket is a root and a peer that provides it, and optionally the name
+// (an IPNS name's key hash, in peer ID form) that pointed at the root.
 type Ticket struct {
 	Root     cid.Cid
 	Provider peer.AddrInfo
+	Name     peer.ID // "" for a ticket of a root alone
 }
 
 // String encodes t. Addresses beyond MaxAddrs are left out.
 func (t Ticket) String() string {
 	var b []byte
-	b = append(b, version)
+	if t.Name != "" {
+		b = append(b, versionName)
+	} else {
+		b = append(b, version)
+	}
 	b = appendBytes(b, t.Root.Bytes())
 	b = appendBytes(b, []byte(t.Provider.ID))
 	addrs := t.Provider.Addrs
@@ -69,6 +84,9 @@ func (t Ticket) String() string {
 	b = binary.AppendUvarint(b, uint64(len(keep)))
 	for _, ab := range keep {
 		b = appendBytes(b, ab)
+	}
+	if t.Name != "" {
+		b = appendBytes(b, []byte(t.Name))
 	}
 	return Prefix + enc.EncodeToString(b)
 }
@@ -95,8 +113,9 @@ func Parse(s string) (Ticket, error) {
 		return Ticket{}, fmt.Errorf("%w: not base32 (was it cut short when copied?): %v", ErrInvalid, err)
 	}
 	d := decoder{b: raw}
-	if v := d.byte(); d.err == nil && v != version {
-		return Ticket{}, fmt.Errorf("%w: version %d, this peer reads version %d (upgrade peer)", ErrInvalid, v, version)
+	v := d.byte()
+	if d.err == nil && v != version && v != versionName {
+		return Ticket{}, fmt.Errorf("%w: version %d, this peer reads versions %d and %d (upgrade peer)", ErrInvalid, v, version, versionName)
 	}
 	rootB := d.bytes(64)
 	idB := d.bytes(128)
@@ -116,6 +135,10 @@ func Parse(s string) (Ticket, error) {
 		}
 		t.Provider.Addrs = append(t.Provider.Addrs, a)
 	}
+	var nameB []byte
+	if v == versionName && d.err == nil {
+		nameB = d.bytes(128)
+	}
 	if d.err != nil {
 		return Ticket{}, fmt.Errorf("%w: %v (was it cut short when copied?)", ErrInvalid, d.err)
 	}
@@ -130,6 +153,11 @@ func Parse(s string) (Ticket, error) {
 	}
 	if t.Provider.ID, err = peer.IDFromBytes(idB); err != nil {
 		return Ticket{}, fmt.Errorf("%w: peer ID: %v", ErrInvalid, err)
+	}
+	if v == versionName {
+		if t.Name, err = peer.IDFromBytes(nameB); err != nil {
+			return Ticket{}, fmt.Errorf("%w: name: %v", ErrInvalid, err)
+		}
 	}
 	return t, nil
 }

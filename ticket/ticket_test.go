@@ -51,6 +51,34 @@ func TestRoundTrip(t *testing.T) {
 	}
 }
 
+// TestNameRoundTrip: a ticket with a name is version 2 and keeps the
+// name; one without stays version 1, byte for byte as before.
+func TestNameRoundTrip(t *testing.T) {
+	plain := testTicket(t)
+	named := plain
+	_, pub, _ := crypto.GenerateEd25519Key(strings.NewReader(strings.Repeat("name", 16)))
+	named.Name, _ = peer.IDFromPublicKey(pub)
+	s := named.String()
+	got, err := Parse(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Name != named.Name || !got.Root.Equals(named.Root) || got.Provider.ID != named.Provider.ID || got.String() != s {
+		t.Fatalf("Parse(String()) = %+v, want %+v", got, named)
+	}
+	raw, _ := enc.DecodeString(s[len(Prefix):])
+	if raw[0] != 2 {
+		t.Fatalf("a ticket with a name is version %d, want 2", raw[0])
+	}
+	raw, _ = enc.DecodeString(plain.String()[len(Prefix):])
+	if raw[0] != 1 {
+		t.Fatalf("a ticket without a name is version %d, want 1", raw[0])
+	}
+	if _, err := Parse(s[:len(s)-6]); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("a cut name: %v", err)
+	}
+}
+
 func TestParseErrors(t *testing.T) {
 	good := testTicket(t).String()
 	raw := testTicket(t)
@@ -84,6 +112,9 @@ func FuzzParse(f *testing.F) {
 	f.Add(testTicket(f).String())
 	f.Add(Prefix)
 	f.Add(Prefix + "ae")
+	named := testTicket(f)
+	named.Name = named.Provider.ID
+	f.Add(named.String())
 	f.Fuzz(func(t *testing.T, s string) {
 		tk, err := Parse(s)
 		if err != nil {
@@ -93,7 +124,7 @@ func FuzzParse(f *testing.F) {
 		if err != nil {
 			t.Fatalf("re-encoded ticket does not parse: %v", err)
 		}
-		if !again.Root.Equals(tk.Root) || again.Provider.ID != tk.Provider.ID || len(again.Provider.Addrs) != len(tk.Provider.Addrs) {
+		if !again.Root.Equals(tk.Root) || again.Provider.ID != tk.Provider.ID || len(again.Provider.Addrs) != len(tk.Provider.Addrs) || again.Name != tk.Name {
 			t.Fatalf("round trip changed the ticket: %+v → %+v", tk, again)
 		}
 	})

@@ -61,7 +61,7 @@ func runDaemon(c *cli.Context) error {
 		return err
 	}
 	d, err := daemon.Start(c.Context, daemon.Options{Home: home, Node: cfg, API: s.API, Metrics: s.Metrics,
-		Gateway: gw, GatewayFetch: s.GatewayFetch, Logger: log})
+		Gateway: gw, GatewayFetch: s.GatewayFetch, Publish: s.Publish, Follow: s.Follow, Logger: log})
 	if err != nil {
 		return explainBusy(err)
 	}

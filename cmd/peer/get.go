@@ -17,7 +17,7 @@ func getCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "get",
 		Usage:     "fetch a root, a ticket or ROOT/path from every peer that has it",
-		ArgsUsage: "ROOT|TICKET|ROOT/path",
+		ArgsUsage: "ROOT|TICKET|ROOT/path|/ipns/NAME[/path]",
 		Description: "Writes to the target's own name in the current folder (said before anything is written;\n" +
 			"a name that starts with '.' or does not print as itself needs -o), or to -o DEST; -o - streams\n" +
 			"one file to stdout. An existing DEST is kept unless --force, which replaces a file with a file,\n" +
@@ -28,12 +28,16 @@ func getCommand() *cli.Command {
 			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "write to `DEST` (a file, or a folder for a folder root); - streams a file to stdout"},
 			&cli.StringSliceFlag{Name: "peer", Usage: "also ask the peer at `MULTIADDR` (/ip4/…/tcp/…/p2p/ID, repeatable)"},
 			&cli.BoolFlag{Name: "force", Usage: "replace an existing DEST (a file; a folder only if it holds nothing the target does not list)"},
+			&cli.BoolFlag{Name: "follow", Usage: "keep the folder -o DIR equal to the latest version of the name /ipns/NAME until Ctrl-C (receive-only; files changed here are left alone)"},
 		}, nodeFlags()...),
 		Action: runGet,
 	}
 }
 
 func runGet(c *cli.Context) error {
+	if c.Bool("follow") {
+		return runFollow(c)
+	}
 	if c.NArg() != 1 {
 		return fmt.Errorf("get: name one ROOT, TICKET or ROOT/path (got %d arguments)", c.NArg())
 	}

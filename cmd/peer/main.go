@@ -55,6 +55,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 		Commands: []*cli.Command{
 			daemonCommand(),
 			shareCommand(),
+			publishCommand(),
 			getCommand(),
 			lsCommand(),
 			statusCommand(),

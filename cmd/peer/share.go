@@ -19,6 +19,7 @@ func shareCommand() *cli.Command {
 		ArgsUsage: "PATH...",
 		Flags: append(append([]cli.Flag{
 			homeFlag(), jsonFlag,
+			&cli.BoolFlag{Name: "watch", Usage: "share PATH again whenever it changes, and publish it under the node's name (as `peer publish --watch PATH`)"},
 			&cli.BoolFlag{Name: "only-hash", Usage: "compute the root without storing or announcing anything (no daemon or node needed)"},
 			&cli.BoolFlag{Name: "follow-links", Usage: "share what symbolic links point at instead of the links (a link inside the folder is shared as a symlink, one out of it left out, by default)"},
 			&cli.BoolFlag{Name: "preserve-mode", Usage: "store each file's and folder's permission bits (UnixFS 1.5; `peer get` applies them)"},
@@ -30,6 +31,9 @@ func shareCommand() *cli.Command {
 			}
 			if c.Bool("only-hash") {
 				return shareOnlyHash(c)
+			}
+			if c.Bool("watch") {
+				return runPublish(c)
 			}
 			return shareNet(c)
 		},

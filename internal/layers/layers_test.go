@@ -64,7 +64,7 @@ var house = map[string]rule{
 	// The exchange, and the node that embeds everything.
 	"swarm": {imports: []string{"integrity", "bitfield", "unixfs", "swarm/sched", "swarm/choker", "swarm/wire"}},
 	"node": {imports: []string{"integrity", "bitfield", "chunker", "unixfs", "ticket", "store", "importer", "carfile",
-		"dht", "swarm", "swarm/wire"}},
+		"dht", "swarm", "swarm/wire", "names"}},
 
 	// On top: the daemon and its API, the simulator, the CLI.
 	// The daemon and the CLI speak node's vocabulary only: its types, its
