@@ -78,6 +78,14 @@ type FetchOptions struct {
 	// Range replaces them (a seek) or an empty one clears them. The fetch
 	// only receives from it; the caller never has to close it.
 	Focus <-chan Range
+	// Local, if not nil, names the places on this machine that held chunk
+	// c when they were indexed (the node's shares and finished
+	// downloads): before it asks any peer, the fetch copies each chunk it
+	// lacks from the first of them whose bytes hash to c (local.go). With
+	// Force, the same offset of the same file in what Dest holds now is
+	// tried too, Local or not. It is called from several goroutines at
+	// once and must not block for long.
+	Local func(c cid.Cid) []LocalCopy
 	// Record, if not nil, gets the transcript of the fetch's scheduler
 	// (see package sched): a "new" line with its Config and seed, then
 	// every event the fetch gives it, with the time between them, and the
@@ -97,6 +105,8 @@ type Progress struct {
 	Bytes, Total int64 // verified bytes, of all
 	Chunks, Of   int64 // verified chunks, of all
 	Resumed      int64 // chunks found on disk when the fetch started
+	Local        int64 // bytes copied from chunks this machine had (FetchOptions.Local, the previous version at Dest)
+	Received     int64 // verified bytes received from peers (the sum of PerPeer)
 	Peers        int   // peers with a live session
 	Duplicate    int64 // bytes received for chunks already verified
 	Done         bool
@@ -430,7 +440,11 @@ func (f *fetch) start() error {
 	if err != nil {
 		return err
 	}
-	f.progress = Progress{Root: f.root, Total: l.Size, Of: l.NumChunks(), Resumed: resumed, PerPeer: map[peer.ID]int64{}}
+	local := f.fillLocal(f.ctx)
+	if err := f.ctx.Err(); err != nil {
+		return err
+	}
+	f.progress = Progress{Root: f.root, Total: l.Size, Of: l.NumChunks(), Resumed: resumed, Local: local, PerPeer: map[peer.ID]int64{}}
 	if f.opts.Started != nil {
 		f.opts.Started(l, dl)
 	}
@@ -589,6 +603,7 @@ func (f *fetch) handle(ev event) {
 		} else {
 			f.progressed = now
 			f.progress.PerPeer[c.peer] += int64(ev.size)
+			f.progress.Received += int64(ev.size)
 		}
 	case sched.BlockWriteFailed:
 		// A chunk that verified could not be written: the disk is the

@@ -1,0 +1,124 @@
+package swarm
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/ipfs/go-cid"
+
+	"github.com/peer-project/peer/integrity"
+	"github.com/peer-project/peer/internal/bubble"
+)
+
+// fromPeers is what a fetch received from peers, by its PerPeer counts.
+func fromPeers(p Progress) int64 {
+	var n int64
+	for _, b := range p.PerPeer {
+		n += b
+	}
+	return n
+}
+
+// TestFetchLocalCopies: a fetch of v2 of a file copies from this machine
+// every chunk it already has (through Local, or in the previous version at
+// Dest with Force) and asks the peer only for the rest; a local copy whose
+// bytes changed since it was indexed (truncated, rewritten, replaced by a
+// folder) is never written: that chunk comes from the network, and the
+// file is exact.
+func TestFetchLocalCopies(t *testing.T) {
+	const chunk = 64 << 10
+	const chunks = 8
+	v1 := randomData(chunks*chunk, 11)
+	v2 := bytes.Clone(v1)
+	copy(v2[3*chunk+100:], randomData(1000, 12)) // one chunk changed in place
+	// Where v1's chunks sit in a file indexed elsewhere on this machine.
+	places := func(path string) func(cid.Cid) []LocalCopy {
+		at := map[cid.Cid][]LocalCopy{}
+		for off := 0; off < len(v1); off += chunk {
+			c := integrity.Chunk(v1[off : off+chunk])
+			at[c] = append(at[c], LocalCopy{Path: path, Offset: int64(off), Size: chunk})
+		}
+		return func(c cid.Cid) []LocalCopy { return at[c] }
+	}
+	tests := []struct {
+		name  string
+		setup func(t *testing.T, dir string, opts *FetchOptions)
+		// the chunks of v2 the fetch must get from the peer
+		network int
+	}{
+		{"indexed copy", func(t *testing.T, dir string, opts *FetchOptions) {
+			p := filepath.Join(dir, "shared", "old.bin")
+			os.MkdirAll(filepath.Dir(p), 0o755)
+			os.WriteFile(p, v1, 0o644)
+			opts.Local = places(p)
+		}, 1},
+		{"previous version at dest", func(t *testing.T, dir string, opts *FetchOptions) {
+			os.WriteFile(opts.Dest, v1, 0o644)
+			opts.Force = true
+		}, 1},
+		{"indexed copy truncated since", func(t *testing.T, dir string, opts *FetchOptions) {
+			p := filepath.Join(dir, "old.bin")
+			os.WriteFile(p, v1[:2*chunk+5], 0o644)
+			opts.Local = places(p)
+		}, chunks - 2},
+		{"indexed copy rewritten since, same size", func(t *testing.T, dir string, opts *FetchOptions) {
+			p := filepath.Join(dir, "old.bin")
+			bad := bytes.Clone(v1)
+			bad[5*chunk] ^= 1
+			bad[6*chunk+chunk-1] ^= 1
+			os.WriteFile(p, bad, 0o644)
+			opts.Local = places(p)
+		}, 3},
+		{"indexed copy replaced by a folder", func(t *testing.T, dir string, opts *FetchOptions) {
+			p := filepath.Join(dir, "old.bin")
+			os.Mkdir(p, 0o755)
+			opts.Local = places(p)
+		}, chunks},
+		{"previous version at dest rewritten", func(t *testing.T, dir string, opts *FetchOptions) {
+			bad := bytes.Clone(v1)
+			bad[0] ^= 1
+			os.WriteFile(opts.Dest, bad, 0o644)
+			opts.Force = true
+		}, 2},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			bubble.Test(t, func(t *testing.T) {
+				ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+				defer cancel()
+				mn := cappedMesh(t, 2, 4<<20)
+				hosts := mn.Hosts()
+				blocks := &memBlocks{m: map[cid.Cid][]byte{}}
+				root := build(t, blocks, "v2.bin", v2, chunk)
+				l := layoutOf(t, blocks, root)
+				seeder := New(hosts[0], blocks, Config{Logger: quiet()})
+				defer seeder.Close()
+				seeder.Serve(root, &memSource{l: l, data: v2})
+				fetcher := New(hosts[1], &memBlocks{m: map[cid.Cid][]byte{}}, Config{Logger: quiet(), Seed: 1})
+				defer fetcher.Close()
+				dir := t.TempDir()
+				opts := FetchOptions{Dest: filepath.Join(dir, "v2.bin")}
+				tt.setup(t, dir, &opts)
+				res, err := fetcher.Fetch(ctx, root, opts)
+				if err != nil {
+					t.Fatal(err)
+				}
+				got, _ := os.ReadFile(opts.Dest)
+				if !bytes.Equal(got, v2) {
+					t.Fatal("fetched file differs from v2")
+				}
+				p := res.Progress
+				if net := fromPeers(p); net != int64(tt.network*chunk) {
+					t.Fatalf("received %d bytes from the peer, want %d (%d chunks)", net, tt.network*chunk, tt.network)
+				}
+				if p.Received != fromPeers(p) || p.Local != int64(len(v2))-p.Received {
+					t.Fatalf("Progress says %d bytes local, %d received; want %d and %d", p.Local, p.Received, int64(len(v2))-fromPeers(p), fromPeers(p))
+				}
+			})
+		})
+	}
+}
