@@ -78,6 +78,15 @@ type FetchOptions struct {
 	// Range replaces them (a seek) or an empty one clears them. The fetch
 	// only receives from it; the caller never has to close it.
 	Focus <-chan Range
+	// Replaceable, if not nil, lets Force replace a folder Dest that holds
+	// files the root does not list: those of which it returns true (given
+	// their slash-separated path below Dest) are removed with the old
+	// folder; anything else unlisted still refuses the fetch
+	// (ErrWontReplace). The node says true for a file of the previous
+	// version it fetched there, unchanged since. Called from the fetch's
+	// loop, on every unlisted entry: it must say true of regular files
+	// only.
+	Replaceable func(rel string) bool
 	// Local, if not nil, names the places on this machine that held chunk
 	// c when they were indexed (the node's shares and finished
 	// downloads): before it asks any peer, the fetch copies each chunk it
@@ -426,13 +435,14 @@ func (f *fetch) start() error {
 	}
 	// With force, a destination the fetch would not replace is refused
 	// before anything is fetched; finish checks again.
-	if _, err := checkReplace(l, f.opts.Dest, f.opts.Force); err != nil {
+	if _, err := checkReplace(l, f.opts.Dest, f.opts.Force, f.opts.Replaceable); err != nil {
 		return err
 	}
 	dl, err := openDownload(l, f.opts.Dest)
 	if err != nil {
 		return err
 	}
+	dl.replaceable = f.opts.Replaceable
 	f.mu.Lock()
 	f.dl = dl
 	f.mu.Unlock()
