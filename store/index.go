@@ -1,8 +1,10 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
+	"fmt"
 	"os"
 	"path/filepath"
 	"time"
@@ -125,6 +127,63 @@ func sealOfLocked(tx *bolt.Tx, id, fileNo uint64) (*stamp, error) {
 // location failed). It blocks on file I/O; it is safe for concurrent use.
 func (s *Store) ReadChunkHashed(ctx context.Context, c cid.Cid, buf []byte) ([]byte, error) {
 	return s.readChunk(ctx, c, buf, false)
+}
+
+// LocationsUpTo returns up to limit of the places chunk c is indexed at
+// in committed shares, as Locations does: one seek in the index, no file
+// read. It is safe for concurrent use.
+func (s *Store) LocationsUpTo(c cid.Cid, limit int) ([]Location, error) {
+	if limit < 0 {
+		return nil, ErrInvalid
+	}
+	return s.locations(c, limit)
+}
+
+// SharedFile is a file of a share as it was indexed.
+type SharedFile struct {
+	Path    string // absolute
+	Size    int64
+	ModTime time.Time
+}
+
+// SharedFilesAt returns the files of the committed shares of path (made
+// absolute), as they were indexed, in no particular order. It reads the
+// database only; it is safe for concurrent use.
+func (s *Store) SharedFilesAt(path string) ([]SharedFile, error) {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, fmt.Errorf("store: files of %s: %w", path, err)
+	}
+	var out []SharedFile
+	err = s.view(func(tx *bolt.Tx) error {
+		files := tx.Bucket(bucketFiles)
+		return tx.Bucket(bucketShares).ForEach(func(k, v []byte) error {
+			rec, err := decodeShare(v)
+			if err != nil {
+				return err
+			}
+			if rec.state != stateCommitted || rec.path != abs {
+				return nil
+			}
+			cur := files.Cursor()
+			for fk, fv := cur.Seek(k); fk != nil && bytes.HasPrefix(fk, k); fk, fv = cur.Next() {
+				f, err := decodeFile(fv)
+				if err != nil {
+					return err
+				}
+				p := f.path
+				if !filepath.IsAbs(p) {
+					p = filepath.Join(rec.path, p)
+				}
+				out = append(out, SharedFile{Path: p, Size: f.size, ModTime: time.Unix(0, f.mtime)})
+			}
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store: files of %s: %w", path, err)
+	}
+	return out, nil
 }
 
 // HasChunk reports whether some committed share indexes chunk c, without
