@@ -454,6 +454,10 @@ func (f *fetch) start() error {
 	if err := f.ctx.Err(); err != nil {
 		return err
 	}
+	// A long local copy (a big folder, a slow disk) is progress, not a
+	// stall: the peers' clocks start now.
+	now := f.sw.cfg.Now()
+	f.progressed, f.lastSource = now, now
 	f.progress = Progress{Root: f.root, Total: l.Size, Of: l.NumChunks(), Resumed: resumed, Local: local, PerPeer: map[peer.ID]int64{}}
 	if f.opts.Started != nil {
 		f.opts.Started(l, dl)
@@ -479,7 +483,6 @@ func (f *fetch) start() error {
 	if err != nil {
 		return err
 	}
-	now := f.sw.cfg.Now()
 	if f.opts.Record != nil {
 		var first []byte
 		f.rec, first = sched.NewRecorder(sched.NewHeader(cfg, have, f.sw.cfg.Seed, h.Sum64()), now)

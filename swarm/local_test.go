@@ -5,6 +5,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -120,5 +121,50 @@ func TestFetchLocalCopies(t *testing.T) {
 				}
 			})
 		})
+	}
+}
+
+// TestFetchLocalCopiesTakeTime: a local copy that takes longer than
+// StallTimeout and FindTimeout (a big folder on a slow disk; here a clock
+// that jumps ahead 10 minutes at each lookup) does not count against the
+// network part of the fetch: it goes on and ends with the file.
+func TestFetchLocalCopiesTakeTime(t *testing.T) {
+	const chunk = 64 << 10
+	data := randomData(8*chunk, 21)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	mn := cappedMesh(t, 2, 512<<10) // the 4 chunks from the peer take half a second
+	hosts := mn.Hosts()
+	blocks := &memBlocks{m: map[cid.Cid][]byte{}}
+	root := build(t, blocks, "f.bin", data, chunk)
+	seeder := New(hosts[0], blocks, Config{Logger: quiet()})
+	defer seeder.Close()
+	seeder.Serve(root, &memSource{l: layoutOf(t, blocks, root), data: data})
+	var skew atomic.Int64
+	now := func() time.Time { return time.Now().Add(time.Duration(skew.Load())) }
+	fetcher := New(hosts[1], &memBlocks{m: map[cid.Cid][]byte{}}, Config{Logger: quiet(), Seed: 1, Now: now})
+	defer fetcher.Close()
+	dir := t.TempDir()
+	local := filepath.Join(dir, "old.bin")
+	os.WriteFile(local, data[:4*chunk], 0o644)
+	dest := filepath.Join(dir, "f.bin")
+	res, err := fetcher.Fetch(ctx, root, FetchOptions{Dest: dest, StallTimeout: time.Minute, FindTimeout: time.Minute,
+		Local: func(c cid.Cid) []LocalCopy {
+			skew.Add(int64(10 * time.Minute))
+			for off := 0; off < 4*chunk; off += chunk {
+				if integrity.Chunk(data[off : off+chunk]).Equals(c) {
+					return []LocalCopy{{Path: local, Offset: int64(off), Size: chunk}}
+				}
+			}
+			return nil
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := os.ReadFile(dest); !bytes.Equal(got, data) {
+		t.Fatal("fetched file differs")
+	}
+	if res.Progress.Local != 4*chunk || res.Progress.Received != 4*chunk {
+		t.Fatalf("copied %d bytes, received %d; want %d each", res.Progress.Local, res.Progress.Received, 4*chunk)
 	}
 }
