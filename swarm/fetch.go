@@ -319,6 +319,9 @@ type fetch struct {
 	redialNext  int                 // where the next re-dial round starts in the known peers
 	fatal       error               // ends the fetch: a verified chunk could not be written
 	early       map[peer.ID]int     // strikes outside the scheduler, by peer (strikeEarly); under mu
+
+	byCIDOnce sync.Once // builds byCID (chunkIndex), once the layout is known
+	byCID     map[cid.Cid]int64
 }
 
 func (f *fetch) goroutine(fn func()) { f.goroutines.Go(fn) }

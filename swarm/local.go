@@ -20,7 +20,10 @@ import (
 // and written like a chunk from a peer; the scheduler starts with those
 // chunks had, so it never asks a peer for them. A place whose bytes do
 // not hash right (a file truncated or rewritten since it was indexed) is
-// skipped, and the chunk comes from the network.
+// skipped, and the chunk comes from the network. The downloads this swarm
+// runs at the same time, of other roots or to other places, count too:
+// what they verified is read back from their staging areas and hashed
+// again.
 
 // maxLocalCopies bounds the places tried for one chunk (a chunk of zeros
 // may sit in thousands of files).
@@ -46,7 +49,10 @@ func (f *fetch) fillLocal(ctx context.Context) int64 {
 			prev = false
 		}
 	}
-	if f.opts.Local == nil && !prev {
+	f.sw.mu.Lock()
+	running := len(f.sw.fetches) > 1 || len(f.sw.fetches[f.root]) > 1
+	f.sw.mu.Unlock()
+	if f.opts.Local == nil && !prev && !running {
 		return 0
 	}
 	next := make(chan int64)
@@ -70,6 +76,9 @@ func (f *fetch) fillLocal(ctx context.Context) int64 {
 					places = append(places, LocalCopy{Path: p, Offset: c.Offset, Size: uint32(c.Size)})
 				}
 				data := r.find(c.CID, int(c.Size), places)
+				if data == nil {
+					data = f.fromRunning(c.CID, int(c.Size), &r.buf)
+				}
 				if data == nil {
 					continue
 				}
@@ -150,4 +159,54 @@ func (r *localReader) close() {
 		r.f.Close()
 		r.f, r.path = nil, ""
 	}
+}
+
+// fromRunning returns chunk c (of size bytes) read from another download
+// this swarm runs, verified against c, or nil. *buf is reused.
+func (f *fetch) fromRunning(c cid.Cid, size int, buf *[]byte) []byte {
+	f.sw.mu.Lock()
+	var others []*fetch
+	for _, fs := range f.sw.fetches {
+		for _, g := range fs {
+			if g != f {
+				others = append(others, g)
+			}
+		}
+	}
+	f.sw.mu.Unlock()
+	for _, g := range others {
+		i, ok := g.chunkIndex(c)
+		if !ok {
+			continue
+		}
+		_, dl := g.current()
+		if dl == nil || !dl.Has(i) || int(dl.layout.Chunks[i].Size) != size {
+			continue
+		}
+		data, err := dl.readChunk(i, *buf, true) // hashed again: its file may have changed
+		if err == nil {
+			*buf = data
+			return data
+		}
+	}
+	return nil
+}
+
+// chunkIndex returns the index of a chunk whose CID is c in the fetch's
+// layout, once it has one. The index by CID is built at the first call.
+func (f *fetch) chunkIndex(c cid.Cid) (int64, bool) {
+	l, _ := f.current()
+	if l == nil {
+		return 0, false
+	}
+	f.byCIDOnce.Do(func() {
+		f.byCID = make(map[cid.Cid]int64, len(l.Chunks))
+		for i, ch := range l.Chunks {
+			if _, ok := f.byCID[ch.CID]; !ok {
+				f.byCID[ch.CID] = int64(i)
+			}
+		}
+	})
+	i, ok := f.byCID[c]
+	return i, ok
 }

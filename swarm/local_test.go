@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/ipfs/go-cid"
+	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/peer-project/peer/integrity"
 	"github.com/peer-project/peer/internal/bubble"
@@ -167,4 +168,61 @@ func TestFetchLocalCopiesTakeTime(t *testing.T) {
 	if res.Progress.Local != 4*chunk || res.Progress.Received != 4*chunk {
 		t.Fatalf("copied %d bytes, received %d; want %d each", res.Progress.Local, res.Progress.Received, 4*chunk)
 	}
+}
+
+// TestFetchCopiesFromRunningDownload: a fetch copies the chunks that
+// another download of the same swarm, still running, has verified (here
+// the first version of a file, half fetched, while the second starts).
+func TestFetchCopiesFromRunningDownload(t *testing.T) {
+	bubble.Test(t, func(t *testing.T) {
+		const chunk = 64 << 10
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		mn := cappedMesh(t, 3, 256<<10) // 4 chunks a second per link
+		hosts := mn.Hosts()
+		x := randomData(16*chunk, 31)
+		y := append(bytes.Clone(x), randomData(chunk, 32)...)
+		blocks := &memBlocks{m: map[cid.Cid][]byte{}}
+		rx, ry := build(t, blocks, "x", x, chunk), build(t, blocks, "y", y, chunk)
+		sx := New(hosts[0], blocks, Config{Logger: quiet()})
+		defer sx.Close()
+		sx.Serve(rx, &memSource{l: layoutOf(t, blocks, rx), data: x})
+		sy := New(hosts[1], blocks, Config{Logger: quiet()})
+		defer sy.Close()
+		sy.Serve(ry, &memSource{l: layoutOf(t, blocks, ry), data: y})
+		fetcher := New(hosts[2], &memBlocks{m: map[cid.Cid][]byte{}}, Config{Logger: quiet(), Seed: 1})
+		defer fetcher.Close()
+		dir := t.TempDir()
+
+		half := make(chan int64, 1)
+		xDone := make(chan error, 1)
+		go func() {
+			_, err := fetcher.Fetch(ctx, rx, FetchOptions{Dest: filepath.Join(dir, "x"), NoConnected: true,
+				Hints: []peer.AddrInfo{{ID: hosts[0].ID()}},
+				Progress: func(p Progress) {
+					if p.Chunks >= 8 {
+						select {
+						case half <- p.Chunks:
+						default:
+						}
+					}
+				}})
+			xDone <- err
+		}()
+		had := <-half
+		res, err := fetcher.Fetch(ctx, ry, FetchOptions{Dest: filepath.Join(dir, "y"), NoConnected: true,
+			Hints: []peer.AddrInfo{{ID: hosts[1].ID()}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, _ := os.ReadFile(filepath.Join(dir, "y")); !bytes.Equal(got, y) {
+			t.Fatal("fetched file differs")
+		}
+		if res.Progress.Local < had*chunk {
+			t.Fatalf("copied %d bytes from the running download, which had %d", res.Progress.Local, had*chunk)
+		}
+		if err := <-xDone; err != nil {
+			t.Fatal(err)
+		}
+	})
 }
