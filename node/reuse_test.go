@@ -164,10 +164,12 @@ func runUpdate(tb testing.TB, ctx context.Context, pub *Node, followers []*Node,
 	for i := range change {
 		change[i] = byte(r.Uint32())
 	}
+	changed := sp.Change
 	if sp.Front {
 		err = os.WriteFile(first, append(change, old...), 0o644)
 	} else {
-		copy(old[int64(len(old))/3+12345:], change)
+		// In place: as much of it as the file holds past the offset.
+		changed = int64(copy(old[int64(len(old))/3+12345:], change))
 		err = os.WriteFile(first, old, 0o644)
 	}
 	if err != nil {
@@ -186,7 +188,7 @@ func runUpdate(tb testing.TB, ctx context.Context, pub *Node, followers []*Node,
 	res, end := fetchAll(v2.Root, true)
 
 	fig := updateFigures{
-		Changed: sp.Change + sp.Add, ChangedFiles: 2, Uploaded: pub.Stats().BytesUp - up, Sync: end.Sub(start),
+		Changed: changed + sp.Add, ChangedFiles: 2, Uploaded: pub.Stats().BytesUp - up, Sync: end.Sub(start),
 		Chunk: int64(sp.Chunking.Size), First: t1.Sub(t0), Size: per * int64(sp.Files),
 	}
 	if sp.Chunking.Algorithm == chunker.FastCDC {
