@@ -189,6 +189,7 @@ type GetResult struct {
 	Size      int64            `json:"size"`
 	Chunks    int64            `json:"chunks"`
 	Resumed   int64            `json:"resumed"`
+	Local     int64            `json:"local_bytes"` // copied from files this node had
 	Seconds   float64          `json:"seconds"`
 	Duplicate int64            `json:"duplicate_bytes"`
 	FromPeers map[string]int64 `json:"from_peers"`

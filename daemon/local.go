@@ -430,7 +430,7 @@ func (l *Local) Get(ctx context.Context, req GetRequest, progress func(ProgressI
 	}
 	out := GetResult{
 		Root: res.Root.String(), Dest: res.Dest, Name: res.Name, Dir: res.Dir, Size: res.Size,
-		Chunks: res.Chunks, Resumed: res.Progress.Resumed, Seconds: time.Since(meter.start).Seconds(),
+		Chunks: res.Chunks, Resumed: res.Progress.Resumed, Local: res.Progress.Local, Seconds: time.Since(meter.start).Seconds(),
 		Duplicate: res.Progress.Duplicate, FromPeers: map[string]int64{},
 	}
 	for p, b := range res.Progress.PerPeer {
@@ -489,7 +489,7 @@ func newMeter(now time.Time) *meter { return &meter{start: now, lastAt: now} }
 func (m *meter) update(p node.Progress, now time.Time) ProgressInfo {
 	if !m.seen {
 		m.seen, m.last, m.lastAt = true, p.Bytes, now
-		if p.Resumed > 0 {
+		if p.Resumed > 0 || p.Local > 0 {
 			m.base = p.Bytes // found on disk, not transferred
 		}
 	}

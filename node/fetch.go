@@ -231,6 +231,8 @@ func (n *Node) fetch(ctx context.Context, root cid.Cid, dest string, opts FetchO
 		Progress:     progressFunc(opts.Progress),
 		Focus:        hooks.focus,
 		Accept:       hooks.accept,
+		Local:        n.localCopies,
+		Replaceable:  n.replaceable(dest),
 		Started: func(l *swarm.Layout, s swarm.Source) {
 			// A peer that is still downloading serves what it has.
 			if !n.swarm.Serving(root) {
@@ -266,6 +268,58 @@ func (n *Node) fetch(ctx context.Context, root cid.Cid, dest string, opts FetchO
 	n.provide(root)
 	return res, nil
 }
+
+// localCopies names the places in this node's shares and finished
+// downloads that held chunk c when they were indexed: a fetch copies c
+// from the first that still holds it (verified) before it asks any peer.
+func (n *Node) localCopies(c cid.Cid) []swarm.LocalCopy {
+	locs, err := n.store.LocationsUpTo(c, maxLocalCopies)
+	if err != nil {
+		return nil
+	}
+	out := make([]swarm.LocalCopy, len(locs))
+	for i, l := range locs {
+		out[i] = swarm.LocalCopy{Path: l.Path, Offset: l.Offset, Size: l.Size}
+	}
+	return out
+}
+
+// replaceable says which files a forced fetch into the folder dest may
+// remove although the new root does not list them: those of an earlier
+// fetch or share of dest that still have the size and modification time
+// they were indexed with (a file the user changed or added is never
+// removed). The store is read once, at the first call.
+func (n *Node) replaceable(dest string) func(rel string) bool {
+	var (
+		once  sync.Once
+		files map[string]store.SharedFile
+	)
+	return func(rel string) bool {
+		once.Do(func() {
+			all, err := n.store.SharedFilesAt(dest)
+			if err != nil {
+				n.log.Warn("listing the files of the previous version", "dest", dest, "err", err)
+			}
+			files = make(map[string]store.SharedFile, len(all))
+			for _, f := range all {
+				files[f.Path] = f
+			}
+		})
+		abs, err := filepath.Abs(filepath.Join(dest, filepath.FromSlash(rel)))
+		if err != nil {
+			return false
+		}
+		f, ok := files[abs]
+		if !ok {
+			return false
+		}
+		fi, err := os.Lstat(abs)
+		return err == nil && fi.Mode().IsRegular() && fi.Size() == f.Size && fi.ModTime().Equal(f.ModTime)
+	}
+}
+
+// maxLocalCopies bounds the places a fetch tries for one chunk.
+const maxLocalCopies = 8
 
 // resolved is what a target names: its root's link and, but for a raw leaf
 // (a whole file of one chunk, never read to resolve it), its decoded node.
@@ -367,7 +421,29 @@ func (n *Node) adopt(ctx context.Context, res *swarm.Result) error {
 	if err := tx.Commit(res.Root, store.ShareInfo{Name: filepath.Base(res.Dest), Size: l.Size, Files: int64(len(l.Files)), Dir: l.Dir, Chunking: params}); err != nil {
 		return err
 	}
+	n.unshareReplaced(res.Dest, res.Root)
 	return n.serve(ctx, res.Root)
+}
+
+// unshareReplaced forgets the other shares of dest, which a forced fetch
+// of root has just replaced: their files are gone or hold root's bytes, so
+// their index would only send later fetches to read them in vain.
+func (n *Node) unshareReplaced(dest string, root cid.Cid) {
+	abs, err := filepath.Abs(dest)
+	if err != nil {
+		return
+	}
+	shares, err := n.store.Shares()
+	if err != nil {
+		return
+	}
+	for _, sh := range shares {
+		if sh.Path == abs && !sh.Root.Equals(root) {
+			if err := n.Unshare(sh.Root); err != nil {
+				n.log.Warn("forgetting a replaced share", "root", sh.Root, "dest", dest, "err", err)
+			}
+		}
+	}
 }
 
 // chunkingOf says how the files of l were cut, as far as their leaves

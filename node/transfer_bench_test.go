@@ -376,6 +376,17 @@ func runRole(role string) error {
 	cfg.NoMDNS, cfg.NoDHT, cfg.NoSync = true, true, true
 	cfg.Chunking = chunker.DefaultParams()
 	cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	if d := os.Getenv("PEER_BENCH_FILE_AGE"); d != "" && role == "seed" {
+		// The seeder's clock that far ahead: as if the file had been
+		// written that long before it was shared. The store proves or
+		// seals chunks only of files last changed over a minute before
+		// they were hashed (store/proof.go), never of one just written.
+		age, err := time.ParseDuration(d)
+		if err != nil {
+			return fmt.Errorf("PEER_BENCH_FILE_AGE=%q: %w", d, err)
+		}
+		cfg.Now = func() time.Time { return time.Now().Add(age) }
+	}
 	n, err := New(ctx, cfg)
 	if err != nil {
 		return err

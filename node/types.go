@@ -16,6 +16,8 @@ type Progress struct {
 	Bytes, Total int64   // verified bytes, of all
 	Chunks, Of   int64   // verified chunks, of all
 	Resumed      int64   // chunks found on disk when the fetch started
+	Local        int64   // bytes copied from files this node has (shares, downloads, the previous version at the destination)
+	Received     int64   // verified bytes received from peers
 	Peers        int     // peers with a live session
 	Duplicate    int64   // bytes received for chunks already verified
 	Done         bool
@@ -28,7 +30,7 @@ type Progress struct {
 func progressOf(p swarm.Progress) Progress {
 	return Progress{
 		Root: p.Root, Bytes: p.Bytes, Total: p.Total, Chunks: p.Chunks, Of: p.Of, Resumed: p.Resumed,
-		Peers: p.Peers, Duplicate: p.Duplicate, Done: p.Done, PerPeer: p.PerPeer, Bans: p.Bans,
+		Local: p.Local, Received: p.Received, Peers: p.Peers, Duplicate: p.Duplicate, Done: p.Done, PerPeer: p.PerPeer, Bans: p.Bans,
 	}
 }
 

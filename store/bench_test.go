@@ -16,8 +16,9 @@ import (
 func BenchmarkReadChunk(b *testing.B) { benchReadChunk(b, time.Now) }
 
 // BenchmarkReadChunkProved serves the same chunks again and again from a
-// file older than proofAge: after the first read of each, the proof that
-// the file is unchanged (its stamp) stands in for the hash.
+// file older than proofAge: the seal AddFile made (index.go) stands in for
+// the hash from the first read of each on, as the in-memory proof does
+// after it.
 func BenchmarkReadChunkProved(b *testing.B) { benchReadChunk(b, later) }
 
 func benchReadChunk(b *testing.B, now func() time.Time) {

@@ -32,7 +32,18 @@
 // hashed right is served again without hashing while its file's stamp
 // (device, inode, size, mtime and ctime, taken after the read) is what it
 // was, on a local file system, for files last changed over a minute before
-// (proof.go says why that is the same guarantee).
+// (proof.go says why that is the same guarantee). A file last changed over
+// a minute before its share began is sealed at share time: its stamp is
+// kept in the database beside its record, and its chunks are served without
+// hashing from the first read on, across restarts (index.go).
+//
+// # The chunk index
+//
+// Every chunk of every share, and of every finished download (the node
+// adopts it as a share), is found by its CID with one seek (Locations,
+// HasChunk); ReadChunkHashed reads it from whichever file still holds it
+// and always hashes it, for a fetch that copies it instead of asking the
+// swarm. It costs some IndexBytesPerChunk bytes per chunk on disk.
 //
 // # On disk
 //

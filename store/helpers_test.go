@@ -187,6 +187,14 @@ func checkConsistent(s *Store) error {
 			}
 			return nil
 		})
+		tx.Bucket(bucketStamps).ForEach(func(k, v []byte) error {
+			if _, err := decodeStamp(v); err != nil || len(k) != 16 {
+				bad("stamp %x: %v", k, err)
+			} else if tx.Bucket(bucketFiles).Get(k) == nil {
+				bad("stamp %x of no file", k)
+			}
+			return nil
+		})
 		nlocs := 0
 		tx.Bucket(bucketLocs).ForEach(func(k, v []byte) error {
 			nlocs++

@@ -72,6 +72,7 @@ type Location struct {
 
 	shareID uint64
 	stale   bool
+	seal    *stamp // the file's stamp when its chunks were hashed at import (index.go)
 }
 
 // ShareTx builds one share in steps: BeginShare, AddFile as many times as
@@ -81,15 +82,18 @@ type Location struct {
 // A ShareTx is not safe for concurrent use; different ShareTxs may be used
 // concurrently.
 type ShareTx struct {
-	s    *Store
-	id   uint64
-	path string
-	done bool
+	s     *Store
+	id    uint64
+	path  string
+	began time.Time // before any chunk of it was hashed: what seals are dated by
+	done  bool
 
 	// The file the last AddFile added to, which the next may continue.
 	cur      fileRecord
 	curNo    uint64
 	haveCur  bool
+	curSeal  stamp // the seal of cur, if curSealed
+	curOK    bool
 	nextFile uint64
 
 	// What AddFile has taken and not yet written: flush writes it in one
@@ -107,6 +111,12 @@ type pendingFile struct {
 	no       uint64
 	new      bool // the file's record is to be written too
 	from, to int
+
+	// The file's seal (index.go): written (or, if not sealed, deleted)
+	// when writeSeal, as the first batch of a file and any batch that
+	// finds its stamp moved do.
+	seal              stamp
+	sealed, writeSeal bool
 }
 
 // addBatchBytes is about how much index AddFile gathers before it writes
@@ -130,7 +140,7 @@ func (s *Store) BeginShare(path string) (*ShareTx, error) {
 	if path == "" || len(abs) > maxString {
 		return nil, fmt.Errorf("%w: share path %q", ErrInvalid, path)
 	}
-	t := &ShareTx{s: s, path: abs}
+	t := &ShareTx{s: s, path: abs, began: s.opts.Now()}
 	err = s.update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketShares)
 		id, err := b.NextSequence()
@@ -138,7 +148,7 @@ func (s *Store) BeginShare(path string) (*ShareTx, error) {
 			return err
 		}
 		t.id = id
-		rec := shareRecord{state: statePending, path: abs, created: s.opts.Now().UnixNano()}
+		rec := shareRecord{state: statePending, path: abs, created: t.began.UnixNano()}
 		return b.Put(idKey(id), encodeShare(rec))
 	})
 	if err != nil {
@@ -162,8 +172,11 @@ func (s *Store) BeginShare(path string) (*ShareTx, error) {
 // An error writing a batch is returned by the AddFile that wrote it, or by
 // Commit; then Abort the share.
 //
-// Every chunk must be a raw CID lying within the file. AddFile blocks on disk
-// I/O when it writes a batch.
+// Every chunk must be a raw CID lying within the file. Call AddFile after
+// the chunks it indexes were read and hashed: it seals them with the file's
+// stamp as it is then, when that proves the file unchanged since BeginShare
+// (index.go), so that ReadChunk serves them without hashing them again.
+// AddFile blocks on disk I/O when it writes a batch.
 func (t *ShareTx) AddFile(path string, size int64, mtime time.Time, root cid.Cid, chunks []ChunkLoc) error {
 	if t.done {
 		return ErrShareDone
@@ -176,12 +189,25 @@ func (t *ShareTx) AddFile(path string, size int64, mtime time.Time, root cid.Cid
 	fileNo := t.curNo
 	if !same {
 		fileNo = t.nextFile
+	}
+	seal, sealed := t.sealFor(rec) // the file as it is now, after its chunks were hashed
+	if same {
+		// A later batch of the same file: the seal holds only if the
+		// stamp did not move since the first.
+		sealed = sealed && t.curOK && seal == t.curSeal
+	}
+	if !same {
 		t.cur, t.curNo, t.haveCur = rec, fileNo, true
 		t.nextFile++
 	}
+	t.curSeal, t.curOK = seal, sealed
 	from := len(t.batchLocs)
 	t.batchLocs = append(t.batchLocs, chunks...)
-	t.batch = append(t.batch, pendingFile{rec: rec, no: fileNo, new: !same, from: from, to: len(t.batchLocs)})
+	t.batch = append(t.batch, pendingFile{
+		rec: rec, no: fileNo, new: !same,
+		seal: seal, sealed: sealed, writeSeal: !same || !sealed,
+		from: from, to: len(t.batchLocs),
+	})
 	t.batchBytes += 64 + len(rec.path) + len(chunks)*indexBytesPerChunk
 	if t.batchBytes < addBatchBytes {
 		return nil
@@ -202,6 +228,11 @@ func (t *ShareTx) flushLocked(tx *bolt.Tx) error {
 	for _, f := range t.batch {
 		if f.new {
 			if err := files.Put(fileKey(t.id, f.no), encodeFile(f.rec)); err != nil {
+				return err
+			}
+		}
+		if f.writeSeal {
+			if err := sealLocked(tx, t.id, f.no, f.seal, f.sealed); err != nil {
 				return err
 			}
 		}
@@ -409,10 +440,13 @@ func (s *Store) purge(id uint64) error {
 			if more = len(keys) == purgeBatch; more {
 				return nil
 			}
-			files := tx.Bucket(bucketFiles)
+			files, stamps := tx.Bucket(bucketFiles), tx.Bucket(bucketStamps)
 			keys, _ = prefixed(files, prefix, purgeBatch)
 			for _, k := range keys {
 				if err := files.Delete(k); err != nil {
+					return err
+				}
+				if err := stamps.Delete(k); err != nil {
 					return err
 				}
 			}
@@ -579,9 +613,13 @@ func (s *Store) locations(c cid.Cid, limit int) ([]Location, error) {
 			if !filepath.IsAbs(path) {
 				path = filepath.Join(rec.path, path)
 			}
+			seal, err := sealOfLocked(tx, id, fileNo)
+			if err != nil {
+				return err
+			}
 			out = append(out, Location{
 				Share: rec.root, File: f.root, Path: path, Offset: off, Size: size,
-				FileSize: f.size, ModTime: time.Unix(0, f.mtime), shareID: id, stale: rec.stale,
+				FileSize: f.size, ModTime: time.Unix(0, f.mtime), shareID: id, stale: rec.stale, seal: seal,
 			})
 		}
 		return nil
@@ -629,6 +667,12 @@ func (e *staleError) Unwrap() error { return e.err }
 // the I/O error when reading failed otherwise. It blocks on file I/O; it is
 // safe for concurrent use.
 func (s *Store) ReadChunk(ctx context.Context, c cid.Cid, buf []byte) ([]byte, error) {
+	return s.readChunk(ctx, c, buf, true)
+}
+
+// readChunk is ReadChunk; trust says whether a proof or a seal may spare
+// the hash.
+func (s *Store) readChunk(ctx context.Context, c cid.Cid, buf []byte, trust bool) ([]byte, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -644,7 +688,7 @@ func (s *Store) ReadChunk(ctx context.Context, c cid.Cid, buf []byte) ([]byte, e
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		data, err := s.readLocation(c, l, buf)
+		data, err := s.readLocation(c, l, buf, trust)
 		if err == nil {
 			return data, nil
 		}
@@ -662,10 +706,11 @@ func (s *Store) ReadChunk(ctx context.Context, c cid.Cid, buf []byte) ([]byte, e
 	return nil, fmt.Errorf("%w: chunk %s: %w", ErrStale, c, errors.Join(stale...))
 }
 
-// readLocation reads and verifies one location: it hashes the bytes unless a
-// proof holds for them (see proof.go). Errors that mean the file no longer
-// holds the chunk are *staleError.
-func (s *Store) readLocation(c cid.Cid, l Location, buf []byte) ([]byte, error) {
+// readLocation reads and verifies one location: it hashes the bytes unless
+// trust is set and a proof (proof.go) or the location's seal (index.go)
+// holds for them. Errors that mean the file no longer holds the chunk are
+// *staleError.
+func (s *Store) readLocation(c cid.Cid, l Location, buf []byte, trust bool) ([]byte, error) {
 	f, err := os.Open(l.Path)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
@@ -697,12 +742,13 @@ func (s *Store) readLocation(c cid.Cid, l Location, buf []byte) ([]byte, error) 
 		}
 		return nil, err
 	}
-	if stamped && s.proofs.holds(key, c, st) {
+	if trust && stamped && ((l.seal != nil && *l.seal == st) || s.proofs.holds(key, c, st)) {
 		// The stamp after the read: a write that the read saw set it.
 		if after, ok := stampAfter(f); ok && after == st {
 			return buf, nil
 		}
 	}
+	s.hashed.Add(1)
 	if err := integrity.Verify(c, buf); err != nil {
 		s.proofs.forget(key)
 		return nil, &staleError{path: l.Path, reason: "content changed", err: err}

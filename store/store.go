@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -88,7 +89,8 @@ type Store struct {
 	closed    atomic.Bool
 	closeOnce sync.Once
 
-	proofs proofs // that shared files still hold chunks ReadChunk hashed
+	proofs proofs       // that shared files still hold chunks ReadChunk hashed
+	hashed atomic.Int64 // chunks readLocation hashed: what proofs and seals spare
 }
 
 // Open opens the database at path, creating it (mode 0600) if it does not
@@ -139,7 +141,7 @@ func (s *Store) initSchema() error {
 			if !empty {
 				return fmt.Errorf("%w: no schema version: not a peer store", ErrSchema)
 			}
-			for _, name := range allBuckets {
+			for _, name := range slices.Concat(allBuckets, addedBuckets) {
 				if _, err := tx.CreateBucket(name); err != nil {
 					return err
 				}
@@ -162,6 +164,11 @@ func (s *Store) initSchema() error {
 		for _, name := range allBuckets {
 			if tx.Bucket(name) == nil {
 				return fmt.Errorf("%w: bucket %q missing", ErrSchema, name)
+			}
+		}
+		for _, name := range addedBuckets {
+			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
+				return err
 			}
 		}
 		// Buckets that earlier builds wrote and nothing reads any more.

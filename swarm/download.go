@@ -10,6 +10,7 @@ import (
 	"path"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -80,6 +81,9 @@ type download struct {
 	layout  *Layout
 	dest    string
 	partial string
+
+	// replaceable is FetchOptions.Replaceable (nil: nothing unlisted is).
+	replaceable func(rel string) bool
 
 	old      []bool       // file fi was staged by an earlier fetch: recheck reads it
 	unsynced atomic.Int64 // bytes written since the last writeBehind
@@ -670,7 +674,7 @@ func (d *download) applyMetaLocked() error {
 // folder that was there is moved into a new folder beside it first, whose
 // path it returns for the caller to remove. d.io and d.mu are held.
 func (d *download) moveIntoPlaceLocked(force bool) (string, error) {
-	exists, err := checkReplace(d.layout, d.dest, force)
+	exists, err := checkReplace(d.layout, d.dest, force, d.replaceable)
 	if errors.Is(err, ErrExists) {
 		return "", fmt.Errorf("%w: %s (the download is complete in %s; move it, or fetch again with force)", ErrExists, d.dest, d.partial)
 	}
@@ -706,8 +710,10 @@ func (d *download) moveIntoPlaceLocked(force bool) (string, error) {
 // l must not replace it: any existing dest without force (ErrExists); with
 // force (ErrWontReplace), a folder when l is a file, anything but a folder
 // when l is a folder, and a folder that holds what l does not list, so that
-// force never deletes anything but an older version of the same files.
-func checkReplace(l *Layout, dest string, force bool) (bool, error) {
+// force never deletes anything but an older version of the same files
+// (and, when replaceable says so of a file, what an older version of the
+// root listed: see FetchOptions.Replaceable).
+func checkReplace(l *Layout, dest string, force bool, replaceable func(rel string) bool) (bool, error) {
 	fi, err := os.Lstat(dest)
 	if errors.Is(err, fs.ErrNotExist) {
 		return false, nil
@@ -727,6 +733,9 @@ func checkReplace(l *Layout, dest string, force bool) (bool, error) {
 		extra, err := unlisted(l, dest)
 		if err != nil {
 			return true, fmt.Errorf("swarm: %w", err)
+		}
+		if replaceable != nil {
+			extra = slices.DeleteFunc(extra, replaceable)
 		}
 		if len(extra) > 0 {
 			return true, fmt.Errorf("%w: %s holds %s, which the root does not list, and force never deletes that: move it away, or choose another destination", ErrWontReplace, dest, listNames(extra))

@@ -78,6 +78,23 @@ type FetchOptions struct {
 	// Range replaces them (a seek) or an empty one clears them. The fetch
 	// only receives from it; the caller never has to close it.
 	Focus <-chan Range
+	// Replaceable, if not nil, lets Force replace a folder Dest that holds
+	// files the root does not list: those of which it returns true (given
+	// their slash-separated path below Dest) are removed with the old
+	// folder; anything else unlisted still refuses the fetch
+	// (ErrWontReplace). The node says true for a file of the previous
+	// version it fetched there, unchanged since. Called from the fetch's
+	// loop, on every unlisted entry: it must say true of regular files
+	// only.
+	Replaceable func(rel string) bool
+	// Local, if not nil, names the places on this machine that held chunk
+	// c when they were indexed (the node's shares and finished
+	// downloads): before it asks any peer, the fetch copies each chunk it
+	// lacks from the first of them whose bytes hash to c (local.go). With
+	// Force, the same offset of the same file in what Dest holds now is
+	// tried too, Local or not. It is called from several goroutines at
+	// once and must not block for long.
+	Local func(c cid.Cid) []LocalCopy
 	// Record, if not nil, gets the transcript of the fetch's scheduler
 	// (see package sched): a "new" line with its Config and seed, then
 	// every event the fetch gives it, with the time between them, and the
@@ -97,6 +114,8 @@ type Progress struct {
 	Bytes, Total int64 // verified bytes, of all
 	Chunks, Of   int64 // verified chunks, of all
 	Resumed      int64 // chunks found on disk when the fetch started
+	Local        int64 // bytes copied from chunks this machine had (FetchOptions.Local, the previous version at Dest)
+	Received     int64 // verified bytes received from peers (the sum of PerPeer)
 	Peers        int   // peers with a live session
 	Duplicate    int64 // bytes received for chunks already verified
 	Done         bool
@@ -300,6 +319,9 @@ type fetch struct {
 	redialNext  int                 // where the next re-dial round starts in the known peers
 	fatal       error               // ends the fetch: a verified chunk could not be written
 	early       map[peer.ID]int     // strikes outside the scheduler, by peer (strikeEarly); under mu
+
+	byCIDOnce sync.Once // builds byCID (chunkIndex), once the layout is known
+	byCID     map[cid.Cid]int64
 }
 
 func (f *fetch) goroutine(fn func()) { f.goroutines.Go(fn) }
@@ -416,13 +438,14 @@ func (f *fetch) start() error {
 	}
 	// With force, a destination the fetch would not replace is refused
 	// before anything is fetched; finish checks again.
-	if _, err := checkReplace(l, f.opts.Dest, f.opts.Force); err != nil {
+	if _, err := checkReplace(l, f.opts.Dest, f.opts.Force, f.opts.Replaceable); err != nil {
 		return err
 	}
 	dl, err := openDownload(l, f.opts.Dest)
 	if err != nil {
 		return err
 	}
+	dl.replaceable = f.opts.Replaceable
 	f.mu.Lock()
 	f.dl = dl
 	f.mu.Unlock()
@@ -430,7 +453,15 @@ func (f *fetch) start() error {
 	if err != nil {
 		return err
 	}
-	f.progress = Progress{Root: f.root, Total: l.Size, Of: l.NumChunks(), Resumed: resumed, PerPeer: map[peer.ID]int64{}}
+	local := f.fillLocal(f.ctx)
+	if err := f.ctx.Err(); err != nil {
+		return err
+	}
+	// A long local copy (a big folder, a slow disk) is progress, not a
+	// stall: the peers' clocks start now.
+	now := f.sw.cfg.Now()
+	f.progressed, f.lastSource = now, now
+	f.progress = Progress{Root: f.root, Total: l.Size, Of: l.NumChunks(), Resumed: resumed, Local: local, PerPeer: map[peer.ID]int64{}}
 	if f.opts.Started != nil {
 		f.opts.Started(l, dl)
 	}
@@ -455,7 +486,6 @@ func (f *fetch) start() error {
 	if err != nil {
 		return err
 	}
-	now := f.sw.cfg.Now()
 	if f.opts.Record != nil {
 		var first []byte
 		f.rec, first = sched.NewRecorder(sched.NewHeader(cfg, have, f.sw.cfg.Seed, h.Sum64()), now)
@@ -589,6 +619,7 @@ func (f *fetch) handle(ev event) {
 		} else {
 			f.progressed = now
 			f.progress.PerPeer[c.peer] += int64(ev.size)
+			f.progress.Received += int64(ev.size)
 		}
 	case sched.BlockWriteFailed:
 		// A chunk that verified could not be written: the disk is the

@@ -101,6 +101,9 @@ func runGet(c *cli.Context) error {
 	if res.Resumed > 0 {
 		fmt.Fprintf(c.App.Writer, "; resumed with %d of %d chunks already here", res.Resumed, res.Chunks)
 	}
+	if res.Local > 0 {
+		fmt.Fprintf(c.App.Writer, "; %s copied from files already here", humanBytes(res.Local))
+	}
 	fmt.Fprintln(c.App.Writer)
 	return nil
 }

@@ -1,0 +1,207 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/ipfs/go-cid"
+	bolt "go.etcd.io/bbolt"
+)
+
+// The chunk index: every chunk of every share (a finished download is
+// adopted as one) is findable by its CID with one cursor seek in bucket
+// locs, and its file's record with one get each in files, shares and
+// stamps. A fetch asks it before the swarm (ReadChunkHashed); the serve
+// path asks it for the seal below.
+//
+// Seals: share-time chunk proofs. AddFile records, beside a file's record,
+// the file's stamp (device, inode, size, modification and change times) as
+// it is after the chunks AddFile indexes were read and hashed, when that
+// stamp proves the file unchanged since: its change time (ctime) is at
+// least proofAge older than the start of the share (BeginShare), which is
+// earlier than any hash of it. Any write, truncate, rename over or chmod
+// after that sets ctime to a later clock tick, so a file whose stamp is
+// still the sealed one still holds the bytes that were hashed, under the
+// same reasoning as the in-memory proofs (proof.go: the same age, the same
+// local file systems only). ReadChunk then serves its chunks without
+// hashing them, across restarts; the first serve no longer hashes.
+//
+// A seal is one record per file (some 40 bytes), not per chunk: the
+// index's cost per chunk stays that of locs and rev (see IndexBytesPerChunk).
+
+// bucketStamps: id (8) | fileNo (8) → stampRecord, the file's seal. A
+// bucket added after schema version 1 was first written: Open creates it in
+// a database that lacks it (an older database simply has no seals).
+var bucketStamps = []byte("stamps")
+
+// addedBuckets are created by Open in an existing database that lacks them.
+var addedBuckets = [][]byte{bucketStamps}
+
+// IndexBytesPerChunk is what one indexed chunk costs in the database, as
+// measured by TestIndexSize (332 bytes, 1 MiB chunks, 4096 of them, with
+// bbolt's page fill; 278 when each AddFile was its own transaction, but
+// the batched writes split more pages), with some room: the keys and
+// values of locs (chunk CID 36 + 24, size 2-4) and rev (24, CID 36) and
+// bbolt's element headers and page slack. A 1 TiB share of 1 MiB chunks
+// (1 Mi chunks) costs some 330 MiB of index.
+const IndexBytesPerChunk = 384
+
+// encodeStamp encodes the value of stamps[id, fileNo].
+func encodeStamp(st stamp) []byte {
+	b := []byte{recordVersion}
+	b = binary.AppendUvarint(b, st.dev)
+	b = binary.AppendUvarint(b, st.ino)
+	b = binary.AppendUvarint(b, uint64(st.size))
+	b = binary.AppendVarint(b, st.mtime)
+	return binary.AppendVarint(b, st.ctime)
+}
+
+func decodeStamp(v []byte) (stamp, error) {
+	var st stamp
+	d := decoder{b: v, what: "stamp"}
+	d.version()
+	st.dev = d.uvarint()
+	st.ino = d.uvarint()
+	st.size = d.int64()
+	st.mtime = d.varint()
+	st.ctime = d.varint()
+	if err := d.finish(); err != nil {
+		return stamp{}, err
+	}
+	return st, nil
+}
+
+// sealOf returns the stamp of the file at path if it may seal chunks read
+// and hashed from it since began: a regular file on a local file system,
+// of the size and modification time the caller indexes, last changed at
+// least proofAge before began.
+func sealOf(path string, size int64, mtime int64, began time.Time) (stamp, bool) {
+	f, err := os.Open(path)
+	if err != nil {
+		return stamp{}, false
+	}
+	defer f.Close()
+	st, ok := stampAfter(f)
+	if !ok || st.size != size || st.mtime != mtime || !localFS(f) {
+		return stamp{}, false
+	}
+	if began.UnixNano()-st.ctime < int64(proofAge) {
+		return stamp{}, false
+	}
+	return st, true
+}
+
+// sealLocked records or removes the seal of file fileNo of share id.
+func sealLocked(tx *bolt.Tx, id, fileNo uint64, st stamp, ok bool) error {
+	b := tx.Bucket(bucketStamps)
+	if !ok {
+		return b.Delete(fileKey(id, fileNo))
+	}
+	return b.Put(fileKey(id, fileNo), encodeStamp(st))
+}
+
+// sealOfLocked returns the seal of file fileNo of share id, if it has one.
+func sealOfLocked(tx *bolt.Tx, id, fileNo uint64) (*stamp, error) {
+	v := tx.Bucket(bucketStamps).Get(fileKey(id, fileNo))
+	if v == nil {
+		return nil, nil
+	}
+	st, err := decodeStamp(v)
+	if err != nil {
+		return nil, err
+	}
+	return &st, nil
+}
+
+// ReadChunkHashed is ReadChunk for bytes that are about to be written as a
+// fetched chunk: it always hashes what it read against c, whatever proof
+// or seal holds for the file, so a chunk copied from a local file is never
+// written unverified. A location that fails marks its share Stale, as
+// ReadChunk does; the caller then fetches the chunk from the network.
+//
+// It returns an error wrapping ErrNotFound when no share holds c (or every
+// location failed). It blocks on file I/O; it is safe for concurrent use.
+func (s *Store) ReadChunkHashed(ctx context.Context, c cid.Cid, buf []byte) ([]byte, error) {
+	return s.readChunk(ctx, c, buf, false)
+}
+
+// LocationsUpTo returns up to limit of the places chunk c is indexed at
+// in committed shares, as Locations does: one seek in the index, no file
+// read. It is safe for concurrent use.
+func (s *Store) LocationsUpTo(c cid.Cid, limit int) ([]Location, error) {
+	if limit < 0 {
+		return nil, ErrInvalid
+	}
+	return s.locations(c, limit)
+}
+
+// SharedFile is a file of a share as it was indexed.
+type SharedFile struct {
+	Path    string // absolute
+	Size    int64
+	ModTime time.Time
+}
+
+// SharedFilesAt returns the files of the committed shares of path (made
+// absolute), as they were indexed, in no particular order. It reads the
+// database only; it is safe for concurrent use.
+func (s *Store) SharedFilesAt(path string) ([]SharedFile, error) {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, fmt.Errorf("store: files of %s: %w", path, err)
+	}
+	var out []SharedFile
+	err = s.view(func(tx *bolt.Tx) error {
+		files := tx.Bucket(bucketFiles)
+		return tx.Bucket(bucketShares).ForEach(func(k, v []byte) error {
+			rec, err := decodeShare(v)
+			if err != nil {
+				return err
+			}
+			if rec.state != stateCommitted || rec.path != abs {
+				return nil
+			}
+			cur := files.Cursor()
+			for fk, fv := cur.Seek(k); fk != nil && bytes.HasPrefix(fk, k); fk, fv = cur.Next() {
+				f, err := decodeFile(fv)
+				if err != nil {
+					return err
+				}
+				p := f.path
+				if !filepath.IsAbs(p) {
+					p = filepath.Join(rec.path, p)
+				}
+				out = append(out, SharedFile{Path: p, Size: f.size, ModTime: time.Unix(0, f.mtime)})
+			}
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store: files of %s: %w", path, err)
+	}
+	return out, nil
+}
+
+// HasChunk reports whether some committed share indexes chunk c, without
+// reading any file. It is safe for concurrent use.
+func (s *Store) HasChunk(c cid.Cid) (bool, error) {
+	locs, err := s.locations(c, 1)
+	if err != nil {
+		return false, err
+	}
+	return len(locs) > 0, nil
+}
+
+// sealFor returns the seal to record for file rec of t (see sealOf).
+func (t *ShareTx) sealFor(rec fileRecord) (stamp, bool) {
+	path := rec.path
+	if !filepath.IsAbs(path) {
+		path = filepath.Join(t.path, path)
+	}
+	return sealOf(path, rec.size, rec.mtime, t.began)
+}

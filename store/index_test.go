@@ -1,0 +1,309 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"reflect"
+	"runtime"
+	"testing"
+	"time"
+
+	"github.com/ipfs/go-cid"
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/peer-project/peer/chunker"
+	"github.com/peer-project/peer/integrity"
+)
+
+// readAll reads every chunk of f through read and checks the bytes.
+func readAll(t *testing.T, f testFile, read func(context.Context, cid.Cid, []byte) ([]byte, error)) {
+	t.Helper()
+	for i := range f.chunks {
+		got, err := read(context.Background(), f.chunks[i].CID, nil)
+		if err != nil || !bytes.Equal(got, f.chunkData(i)) {
+			t.Fatalf("chunk %d: %d bytes, %v", i, len(got), err)
+		}
+	}
+}
+
+// TestSealServesWithoutHash: a file last changed long before it was shared
+// is sealed at share time, and ReadChunk serves its chunks without hashing
+// them from the first read on, after a restart too; a file shared just
+// after it was written is not sealed and is hashed as before.
+// ReadChunkHashed always hashes.
+func TestSealServesWithoutHash(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("seals are made on Linux only")
+	}
+	for _, tc := range []struct {
+		name   string
+		now    func() time.Time
+		sealed bool
+	}{{"old file", later, true}, {"just written", time.Now, false}} {
+		t.Run(tc.name, func(t *testing.T) {
+			s, path := openTest(t, Options{Now: tc.now})
+			dir := t.TempDir()
+			f := writeFile(t, dir, "f", content("f", 3*testChunk+7))
+			shareFiles(t, s, dir, integrity.Block([]byte("r")), 2, f)
+			if err := checkConsistent(s); err != nil {
+				t.Fatal(err)
+			}
+			if n := bucketLen(t, s, bucketStamps); n != b2i(tc.sealed) {
+				t.Fatalf("%d seals, want %d", n, b2i(tc.sealed))
+			}
+			readAll(t, f, s.ReadChunk)
+			want := int64(len(f.chunks))
+			if tc.sealed {
+				want = 0
+			}
+			if got := s.hashed.Load(); got != want {
+				t.Fatalf("ReadChunk hashed %d chunks, want %d", got, want)
+			}
+			// Persisted: a restarted store trusts the seal too.
+			s.Close()
+			s2, err := Open(path, Options{NoSync: true, Now: tc.now})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s2.Close()
+			readAll(t, f, s2.ReadChunk)
+			if got := s2.hashed.Load(); got != want {
+				t.Fatalf("after a restart, ReadChunk hashed %d chunks, want %d", got, want)
+			}
+			readAll(t, f, s2.ReadChunkHashed)
+			if got := s2.hashed.Load(); got != want+int64(len(f.chunks)) {
+				t.Fatalf("ReadChunkHashed hashed %d chunks, want %d", got-want, len(f.chunks))
+			}
+		})
+	}
+}
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// TestSealSeesChanges: every change to a sealed file that the in-memory
+// proofs must see (bytes rewritten with the size and mtime set back, a
+// write in place, a file renamed over it, a truncation) makes ReadChunk
+// hash again and refuse the changed chunk, and ReadChunkHashed too: a seal
+// never serves or copies bytes that are not the chunk's.
+func TestSealSeesChanges(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("seals are made on Linux only")
+	}
+	flipped := func(f testFile) []byte {
+		d := bytes.Clone(f.data)
+		d[testChunk+5] ^= 0xff
+		return d
+	}
+	tests := []struct {
+		name string
+		edit func(t *testing.T, f testFile)
+	}{
+		{"rewritten, same size, mtime forced back", func(t *testing.T, f testFile) {
+			os.WriteFile(f.path, flipped(f), 0o644)
+			setMtime(t, f)
+		}},
+		{"written in place, mtime forced back", func(t *testing.T, f testFile) {
+			w, err := os.OpenFile(f.path, os.O_WRONLY, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			w.WriteAt([]byte{f.data[testChunk+5] ^ 0xff}, testChunk+5)
+			w.Close()
+			setMtime(t, f)
+		}},
+		{"renamed over, same size and mtime", func(t *testing.T, f testFile) {
+			tmp := filepath.Join(filepath.Dir(f.path), "tmp")
+			os.WriteFile(tmp, flipped(f), 0o644)
+			os.Chtimes(tmp, f.mtime, f.mtime)
+			if err := os.Rename(tmp, f.path); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{"truncated", func(t *testing.T, f testFile) {
+			if err := os.Truncate(f.path, testChunk+1); err != nil {
+				t.Fatal(err)
+			}
+		}},
+	}
+	for _, tt := range tests {
+		for _, read := range []string{"ReadChunk", "ReadChunkHashed"} {
+			t.Run(tt.name+"/"+read, func(t *testing.T) {
+				s, _ := openTest(t, Options{Now: later})
+				dir := t.TempDir()
+				f := writeFile(t, dir, "f", content("f", 3*testChunk))
+				shareFiles(t, s, dir, integrity.Block([]byte("r")), 10, f)
+				if bucketLen(t, s, bucketStamps) != 1 {
+					t.Fatal("the file was not sealed")
+				}
+				tt.edit(t, f)
+				fn := s.ReadChunk
+				if read == "ReadChunkHashed" {
+					fn = s.ReadChunkHashed
+				}
+				got, err := fn(context.Background(), f.chunks[1].CID, nil)
+				if !errors.Is(err, ErrStale) {
+					t.Fatalf("%s of the changed chunk = %d bytes, %v; want ErrStale", read, len(got), err)
+				}
+			})
+		}
+	}
+}
+
+// TestSealBatches: a file whose stamp moves between two AddFile batches
+// (a chmod here: only its ctime changes) loses its seal; one that does
+// not keeps it.
+func TestSealBatches(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("seals are made on Linux only")
+	}
+	for _, touch := range []bool{false, true} {
+		s, _ := openTest(t, Options{Now: later})
+		dir := t.TempDir()
+		f := writeFile(t, dir, "f", content("f", 4*testChunk))
+		tx, err := s.BeginShare(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := tx.AddFile(f.path, int64(len(f.data)), f.mtime, f.root, f.chunks[:2]); err != nil {
+			t.Fatal(err)
+		}
+		if touch {
+			if err := os.Chmod(f.path, 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := tx.AddFile(f.path, int64(len(f.data)), f.mtime, f.root, f.chunks[2:]); err != nil {
+			t.Fatal(err)
+		}
+		if err := tx.Commit(integrity.Block([]byte("r")), ShareInfo{Name: "d", Size: int64(len(f.data)), Files: 1, Dir: true, Chunking: testParams()}); err != nil {
+			t.Fatal(err)
+		}
+		if n := bucketLen(t, s, bucketStamps); n != b2i(!touch) {
+			t.Fatalf("touched %v: %d seals, want %d", touch, n, b2i(!touch))
+		}
+		readAll(t, f, s.ReadChunk)
+		if touch && s.hashed.Load() != int64(len(f.chunks)) {
+			t.Fatalf("touched between batches: %d chunks hashed, want %d", s.hashed.Load(), len(f.chunks))
+		}
+	}
+}
+
+// TestSealUnshare: Unshare and a replacing share remove the seals with the
+// files; Open adds the stamps bucket to a database that lacks it.
+func TestSealUnshare(t *testing.T) {
+	s, path := openTest(t, Options{Now: later})
+	dir := t.TempDir()
+	f := writeFile(t, dir, "f", content("f", 2*testChunk))
+	root := integrity.Block([]byte("r"))
+	shareFiles(t, s, dir, root, 10, f)
+	shareFiles(t, s, dir, root, 10, f) // replaces it
+	if err := checkConsistent(s); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Unshare(root); err != nil {
+		t.Fatal(err)
+	}
+	if n := bucketLen(t, s, bucketStamps); n != 0 {
+		t.Fatalf("%d seals after Unshare", n)
+	}
+	// A database written before the stamps bucket existed.
+	if err := s.db.Update(func(tx *bolt.Tx) error { return tx.DeleteBucket(bucketStamps) }); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	s2, err := Open(path, Options{NoSync: true})
+	if err != nil {
+		t.Fatalf("Open of a database without stamps: %v", err)
+	}
+	defer s2.Close()
+	if err := checkConsistent(s2); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestIndexSize measures what the index costs per chunk on disk: 4096
+// chunks of 1 MiB in 16 files, the database's pages in use before and
+// after. IndexBytesPerChunk must stay above it.
+func TestIndexSize(t *testing.T) {
+	s, _ := openTest(t, Options{})
+	used := func() int64 {
+		var n int64
+		s.db.View(func(tx *bolt.Tx) error {
+			for _, b := range [][]byte{bucketLocs, bucketRev, bucketFiles, bucketStamps} {
+				bs := tx.Bucket(b).Stats()
+				n += int64(bs.BranchAlloc + bs.LeafAlloc)
+			}
+			return nil
+		})
+		return n
+	}
+	before := used()
+	tx, err := s.BeginShare(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	const files, per = 16, 256
+	var x [8]byte
+	for fi := range files {
+		var locs []ChunkLoc
+		for i := range per {
+			x[0], x[1] = byte(fi), byte(i)
+			locs = append(locs, ChunkLoc{CID: integrity.Chunk(append(x[:2:2], byte(i>>8))), Offset: int64(i) << 20, Size: 1 << 20})
+		}
+		name := string(rune('a'+fi)) + ".bin"
+		if err := tx.AddFile(name, per<<20, testTime(), integrity.Block([]byte(name)), locs); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := tx.Commit(integrity.Block([]byte("root")), ShareInfo{Name: "d", Size: files * per << 20, Files: files, Dir: true, Chunking: chunker.DefaultParams()}); err != nil {
+		t.Fatal(err)
+	}
+	perChunk := float64(used()-before) / (files * per)
+	t.Logf("index: %.0f bytes per chunk (%d chunks); IndexBytesPerChunk = %d", perChunk, files*per, IndexBytesPerChunk)
+	if perChunk > IndexBytesPerChunk {
+		t.Fatalf("index costs %.0f bytes per chunk, more than IndexBytesPerChunk (%d)", perChunk, IndexBytesPerChunk)
+	}
+}
+
+// FuzzDecodeStamp: decodeStamp refuses what is not a stamp with
+// ErrCorrupt, never panics, and round-trips what it accepts.
+func FuzzDecodeStamp(f *testing.F) {
+	f.Add(encodeStamp(stamp{dev: 2049, ino: 1 << 40, size: 1 << 30, mtime: 1_700_000_000_000_000_000, ctime: -5}))
+	f.Add(encodeStamp(stamp{}))
+	f.Add([]byte{recordVersion, 0xff})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		st, err := decodeStamp(data)
+		if err != nil {
+			if !errors.Is(err, ErrCorrupt) {
+				t.Fatalf("error %v does not wrap ErrCorrupt", err)
+			}
+			return
+		}
+		if st2, err := decodeStamp(encodeStamp(st)); err != nil || !reflect.DeepEqual(st, st2) {
+			t.Fatalf("stamp %+v round-trips to %+v, %v", st, st2, err)
+		}
+	})
+}
+
+// dropSeals removes every seal, for tests of the in-memory proofs.
+func dropSeals(t *testing.T, s *Store) {
+	t.Helper()
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		if err := tx.DeleteBucket(bucketStamps); err != nil {
+			return err
+		}
+		_, err := tx.CreateBucket(bucketStamps)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
