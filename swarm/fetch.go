@@ -212,7 +212,7 @@ func (s *Swarm) GetBlockFrom(ctx context.Context, root, c cid.Cid, hints []peer.
 			select {
 			case ev := <-f.events:
 				if ev.kind == evFound {
-					f.dial(ev.peer)
+					f.found(ev.peer)
 				}
 			case <-ctx.Done():
 				return
@@ -300,6 +300,7 @@ type fetch struct {
 	redialNext  int                 // where the next re-dial round starts in the known peers
 	fatal       error               // ends the fetch: a verified chunk could not be written
 	early       map[peer.ID]int     // strikes outside the scheduler, by peer (strikeEarly); under mu
+	providers   map[peer.ID]bool    // peers discovery named as providers; under mu
 }
 
 func (f *fetch) goroutine(fn func()) { f.goroutines.Go(fn) }
@@ -510,7 +511,7 @@ func (f *fetch) handle(ev event) {
 	c := ev.conn
 	switch ev.kind {
 	case evFound:
-		f.dial(ev.peer)
+		f.found(ev.peer)
 		return
 	case evDiscoveryDone:
 		f.discovering = false
@@ -1004,7 +1005,7 @@ func (f *fetch) shutdown() {
 	}
 	f.mu.Unlock()
 	for _, c := range conns {
-		c.stream.Reset()
+		c.abort()
 	}
 	// Goroutines blocked posting events see ctx done.
 	f.goroutines.wait()
