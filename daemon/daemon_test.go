@@ -268,7 +268,8 @@ func TestDashboardMetrics(t *testing.T) {
 	}
 	exported := map[string]bool{}
 	for _, m := range []string{MetricBytesUp, MetricBytesDown, MetricChunksVerified, MetricChunksRejected, MetricChunksServed,
-		MetricDuplicateBytes, MetricPeers, MetricDHTPeers, MetricBanned, MetricBans, MetricDHTLookups, MetricDHTLookupSecs, MetricTransfers, MetricChokes} {
+		MetricDuplicateBytes, MetricPeers, MetricDHTPeers, MetricBanned, MetricBans, MetricDHTLookups, MetricDHTLookupSecs, MetricTransfers, MetricChokes,
+		MetricProtocolBytes} {
 		exported[m] = false
 	}
 	name := regexp.MustCompile(`peer_[a-z_]+`)

@@ -26,6 +26,9 @@ const (
 	MetricDHTLookupSecs  = "peer_dht_lookup_seconds"
 	MetricTransfers      = "peer_active_transfers"
 	MetricChokes         = "peer_chokes_total"
+	// MetricProtocolBytes splits the bytes up and down by protocol:
+	// peer's own, and Bitswap (node.Config.Bitswap).
+	MetricProtocolBytes = "peer_protocol_bytes_total"
 )
 
 // collector reads a node's counters at each scrape.
@@ -33,6 +36,7 @@ type collector struct {
 	n                                                         *node.Node
 	up, down, verified, rejected, served, dup, peers, dhtPeer *prometheus.Desc
 	banned, bans, lookups, lookupSecs, transfers, chokes      *prometheus.Desc
+	protoBytes                                                *prometheus.Desc
 }
 
 func newCollector(n *node.Node) *collector {
@@ -54,13 +58,14 @@ func newCollector(n *node.Node) *collector {
 		lookups:    d(MetricDHTLookups, "DHT provider lookups, by whether they found a provider.", "result"),
 		lookupSecs: d(MetricDHTLookupSecs, "DHT provider lookup latency: to the first provider, or to the end when none was found."),
 		transfers:  d(MetricTransfers, "Transfers in progress: fetches (download) and sessions served (upload).", "direction"),
+		protoBytes: d(MetricProtocolBytes, "Block bytes sent (up) and received (down), by protocol: peer's own, or Bitswap.", "protocol", "direction"),
 		chokes:     d(MetricChokes, "Peers told CHOKE: they asked for blocks while every upload slot was taken, or their turn ended while others waited."),
 	}
 }
 
 // Describe implements prometheus.Collector.
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.up, c.down, c.verified, c.rejected, c.served, c.dup, c.peers, c.dhtPeer, c.banned, c.bans, c.lookups, c.lookupSecs, c.transfers, c.chokes} {
+	for _, d := range []*prometheus.Desc{c.up, c.down, c.verified, c.rejected, c.served, c.dup, c.peers, c.dhtPeer, c.banned, c.bans, c.lookups, c.lookupSecs, c.transfers, c.chokes, c.protoBytes} {
 		ch <- d
 	}
 }
@@ -85,6 +90,10 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	gauge(c.banned, int64(m.Banned))
 	counter(c.bans, m.Swarm.Bans)
 	counter(c.chokes, m.Swarm.Chokes)
+	counter(c.protoBytes, m.Swarm.BytesUp-m.Swarm.BitswapBytesUp, "peer", "up")
+	counter(c.protoBytes, m.Swarm.BytesDown-m.Swarm.BitswapBytesDown, "peer", "down")
+	counter(c.protoBytes, m.Swarm.BitswapBytesUp, "bitswap", "up")
+	counter(c.protoBytes, m.Swarm.BitswapBytesDown, "bitswap", "down")
 	counter(c.lookups, m.DHTLookupsFound, "found")
 	counter(c.lookups, m.DHTLookups-m.DHTLookupsFound, "none")
 	h := m.DHTLookupSeconds
