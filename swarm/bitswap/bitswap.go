@@ -57,6 +57,9 @@ type Config struct {
 	Sent func(p peer.ID, n int)
 	// Received, if not nil, is told the bytes of blocks received from p.
 	Received func(p peer.ID, n int)
+	// Refused, if not nil, is told of each message dropped because Admit
+	// refused its sender. It must not block.
+	Refused func(p peer.ID)
 	// Workers is how many peers are sent blocks at once (the server's
 	// task workers); zero means 8.
 	Workers int
@@ -275,6 +278,9 @@ func (l *Link) Want(ctx context.Context, cs, cancels []cid.Cid) error {
 func (x *Exchange) receive(ctx context.Context, p peer.ID, m bsmsg.BitSwapMessage) {
 	if !x.admits(p) {
 		x.refused.Add(1)
+		if x.cfg.Refused != nil {
+			x.cfg.Refused(p)
+		}
 		return
 	}
 	x.server.ReceiveMessage(ctx, p, m)
