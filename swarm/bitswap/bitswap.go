@@ -67,6 +67,14 @@ type Config struct {
 	Logger *slog.Logger
 }
 
+// ask is what was asked of a peer for one CID: how many wants of it were
+// sent that no block has answered yet (a want sent again after a cancel
+// may be answered twice), and whether the last was cancelled.
+type ask struct {
+	wants     uint32
+	cancelled bool
+}
+
 // maxAsked bounds the wants one peer may have outstanding from this node,
 // over all its links: a fetch asks a window of a few dozen at a time.
 const maxAsked = 1 << 16
@@ -86,7 +94,7 @@ type Exchange struct {
 	mu     sync.Mutex
 	closed bool
 	links  map[peer.ID]map[*Link]struct{}
-	asked  map[peer.ID]map[cid.Cid]bool // CIDs wanted of a peer and not yet sent; true once cancelled
+	asked  map[peer.ID]map[cid.Cid]ask // CIDs wanted of a peer and not yet sent
 
 	strays  atomic.Int64
 	refused atomic.Int64
@@ -105,7 +113,7 @@ func New(h host.Host, cfg Config) *Exchange {
 		cfg: cfg, log: cfg.Logger.With("component", "bitswap"), host: h,
 		ctx: ctx, cancel: cancel,
 		links: map[peer.ID]map[*Link]struct{}{},
-		asked: map[peer.ID]map[cid.Cid]bool{},
+		asked: map[peer.ID]map[cid.Cid]ask{},
 	}
 	x.net = bsnet.NewFromIpfsHost(h)
 	x.server = server.New(ctx, &gatedNet{BitSwapNetwork: x.net, x: x}, readOnly{cfg.Blocks},
@@ -232,13 +240,13 @@ func (l *Link) Want(ctx context.Context, cs, cancels []cid.Cid) error {
 	x.mu.Lock()
 	asked := x.asked[l.peer]
 	if asked == nil {
-		asked = map[cid.Cid]bool{}
+		asked = map[cid.Cid]ask{}
 		x.asked[l.peer] = asked
 	}
 	if len(asked)+len(cs) > maxAsked {
 		// Wants cancelled and never answered linger: drop them first.
-		for c, cancelled := range asked {
-			if cancelled {
+		for c, a := range asked {
+			if a.cancelled {
 				delete(asked, c)
 			}
 		}
@@ -247,13 +255,15 @@ func (l *Link) Want(ctx context.Context, cs, cancels []cid.Cid) error {
 		x.mu.Unlock()
 		return fmt.Errorf("bitswap: want of %s: %w", l.peer, ErrTooMany)
 	}
-	for _, c := range cs {
-		asked[c] = false
-	}
 	for _, c := range cancels {
-		if _, ok := asked[c]; ok {
-			asked[c] = true
+		if a, ok := asked[c]; ok {
+			a.cancelled = true
+			asked[c] = a
 		}
+	}
+	for _, c := range cs {
+		a := asked[c]
+		asked[c] = ask{wants: a.wants + 1}
 	}
 	x.mu.Unlock()
 	m := bsmsg.New(false)
@@ -295,8 +305,12 @@ func (x *Exchange) receive(ctx context.Context, p peer.ID, m bsmsg.BitSwapMessag
 	asked := x.asked[p]
 	for _, b := range bs {
 		n += len(b.RawData())
-		if _, ok := asked[b.Cid()]; ok {
-			delete(asked, b.Cid())
+		if a, ok := asked[b.Cid()]; ok {
+			if a.wants--; a.wants == 0 {
+				delete(asked, b.Cid())
+			} else {
+				asked[b.Cid()] = a
+			}
 			msg.Blocks = append(msg.Blocks, b)
 		} else {
 			msg.Strays = append(msg.Strays, b.Cid())

@@ -232,3 +232,50 @@ func TestReadOnly(t *testing.T) {
 		t.Fatalf("GetSize of a block not served: %v", err)
 	}
 }
+
+// nopReceiver takes a peer's messages and does nothing.
+type nopReceiver struct{}
+
+func (nopReceiver) ReceiveMessage(context.Context, peer.ID, bsmsg.BitSwapMessage) {}
+func (nopReceiver) ReceiveError(error)                                            {}
+func (nopReceiver) PeerConnected(peer.ID)                                         {}
+func (nopReceiver) PeerDisconnected(peer.ID)                                      {}
+
+// TestWantedAgainAnsweredTwice: a block wanted, cancelled and wanted again
+// may come twice (the first crossed the cancel): both are answers, not
+// strays. A third is a stray.
+func TestWantedAgainAnsweredTwice(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	hs := hosts(t, 2)
+	x := New(hs[0], Config{Blocks: &mapBlocks{}, Logger: quiet()})
+	defer x.Close()
+	server := bsnet.NewFromIpfsHost(hs[1])
+	server.Start(nopReceiver{})
+	defer server.Stop()
+	l, err := x.Link(hs[1].ID())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	b := rawBlock(t, "twice")
+	for _, w := range []struct{ want, cancel []cid.Cid }{{want: []cid.Cid{b.Cid()}}, {cancel: []cid.Cid{b.Cid()}}, {want: []cid.Cid{b.Cid()}}} {
+		if err := l.Want(ctx, w.want, w.cancel); err != nil {
+			t.Fatal(err)
+		}
+	}
+	m := bsmsg.New(false)
+	m.AddBlock(b)
+	for k := range 3 {
+		if err := server.SendMessage(ctx, hs[0].ID(), m); err != nil {
+			t.Fatal(err)
+		}
+		got := next(t, ctx, l)
+		if k < 2 && (len(got.Blocks) != 1 || len(got.Strays) != 0) {
+			t.Fatalf("answer %d: %d blocks, strays %v; want the block", k+1, len(got.Blocks), got.Strays)
+		}
+		if k == 2 && len(got.Strays) != 1 {
+			t.Fatalf("a third copy: %d blocks, strays %v; want a stray", len(got.Blocks), got.Strays)
+		}
+	}
+}
