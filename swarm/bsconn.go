@@ -1,11 +1,14 @@
 package swarm
 
 import (
+	"context"
 	"errors"
 	"fmt"
 
 	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/protocol"
+	"github.com/multiformats/go-multistream"
 
 	"github.com/peer-project/peer/swarm/bitswap"
 	"github.com/peer-project/peer/swarm/sched"
@@ -39,14 +42,27 @@ func (f *fetch) found(ai peer.AddrInfo) {
 }
 
 // bitswapPeer reports whether p, which refused our protocol, is to be
-// asked over Bitswap: this swarm speaks it, p says it does, and p was
-// named as a provider (a hint, or discovery). A peer merely connected is
-// not asked: it may be any IPFS node, and Bitswap has no way to say what
-// it has short of asking for every block.
+// asked over Bitswap: this swarm speaks it, p was named as a provider (a
+// hint, or discovery), and p speaks it. A peer merely connected is not
+// asked: it may be any IPFS node, and Bitswap has no way to say what it
+// has short of asking for every block.
 func (f *fetch) bitswapPeer(p peer.ID) bool {
-	if f.sw.bs == nil || !f.sw.bs.Speaks(p) {
+	if f.sw.bs == nil || !f.provider(p) {
 		return false
 	}
+	ctx, cancel := context.WithTimeout(f.ctx, dialTimeout)
+	defer cancel()
+	return f.sw.bs.Probe(ctx, p)
+}
+
+// notOurs reports whether err says that the peer does not speak our
+// protocol.
+func notOurs(err error) bool {
+	return err != nil && errors.Is(err, multistream.ErrNotSupported[protocol.ID]{})
+}
+
+// provider reports whether p is a hint or was found by discovery.
+func (f *fetch) provider(p peer.ID) bool {
 	for _, h := range f.opts.Hints {
 		if h.ID == p {
 			return true

@@ -154,6 +154,13 @@ func (f *fetch) session(ai peer.AddrInfo) {
 	r := wire.NewReader(st, 0)
 	first, err := r.Read()
 	st.SetDeadline(time.Time{})
+	if notOurs(err) && f.bitswapPeer(ai.ID) {
+		// The stream's protocol is negotiated as it is first read: the
+		// peer does not speak ours, but Bitswap.
+		st.Reset()
+		f.bsSession(ai.ID)
+		return
+	}
 	if err != nil {
 		if errors.Is(err, wire.ErrProtocol) {
 			err = fmt.Errorf("first message: %w", err)

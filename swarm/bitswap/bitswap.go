@@ -156,6 +156,25 @@ func (x *Exchange) Speaks(p peer.ID) bool {
 	return err == nil && len(ps) > 0
 }
 
+// Probe reports whether p speaks Bitswap: what identify said, or, when
+// it said nothing of Bitswap (it may not have told of protocols the peer
+// took up since), whether a Bitswap stream opens, which is then reset. It
+// blocks until then or until ctx is done.
+func (x *Exchange) Probe(ctx context.Context, p peer.ID) bool {
+	if x.Speaks(p) {
+		return true
+	}
+	if !x.admits(p) {
+		return false
+	}
+	st, err := x.host.NewStream(ctx, p, Protocols...)
+	if err != nil {
+		return false
+	}
+	st.Reset()
+	return true
+}
+
 // Strays counts the blocks that answered no want of ours.
 func (x *Exchange) Strays() int64 { return x.strays.Load() }
 

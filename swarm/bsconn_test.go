@@ -1,0 +1,101 @@
+package swarm
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/ipfs/go-cid"
+	"github.com/libp2p/go-libp2p/core/peer"
+	mocknet "github.com/libp2p/go-libp2p/p2p/net/mock"
+
+	"github.com/peer-project/peer/swarm/wire"
+)
+
+// bitswapOnly starts a swarm on the first of mn's hosts that serves a
+// root of data over Bitswap only (the wire protocol's handler is removed),
+// as a Kubo node would, and a fetcher with Bitswap on the second. The
+// hosts are linked, and connect when the fetcher dials: identify then
+// tells the fetcher what the server speaks.
+func bitswapOnly(t *testing.T, data []byte) (server, fetcher *Swarm, root cid.Cid) {
+	t.Helper()
+	ctx := context.Background()
+	mn := mocknet.New()
+	t.Cleanup(func() { mn.Close() })
+	for range 2 {
+		if _, err := mn.GenPeer(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := mn.LinkAll(); err != nil {
+		t.Fatal(err)
+	}
+	hosts := mn.Hosts()
+	blocks := &memBlocks{m: map[cid.Cid][]byte{}}
+	root = build(t, blocks, "data.bin", data, 64<<10)
+	l, err := BuildLayout(ctx, blocks, root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	server = New(hosts[0], blocks, Config{Logger: quiet(), Bitswap: true})
+	t.Cleanup(func() { server.Close() })
+	hosts[0].RemoveStreamHandler(wire.ProtocolID)
+	server.Serve(root, &memSource{l: l, data: data})
+	fetcher = New(hosts[1], &memBlocks{m: map[cid.Cid][]byte{}}, Config{Logger: quiet(), Bitswap: true, Seed: 1})
+	t.Cleanup(func() { fetcher.Close() })
+	return server, fetcher, root
+}
+
+// TestBitswapProviderFromDiscovery: a provider that discovery names and
+// that speaks only Bitswap serves the whole fetch, from the first dial (no
+// second lookup for an hour: the session must not wait for one).
+func TestBitswapProviderFromDiscovery(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	data := randomData(2<<20+999, 8)
+	server, fetcher, root := bitswapOnly(t, data)
+	dest := filepath.Join(t.TempDir(), "data.bin")
+	res, err := fetcher.Fetch(ctx, root, FetchOptions{Dest: dest, NoConnected: true, RediscoverEvery: time.Hour, Discover: func(ctx context.Context) <-chan peer.AddrInfo {
+		ch := make(chan peer.AddrInfo, 1)
+		ch <- peer.AddrInfo{ID: server.host.ID(), Addrs: server.host.Addrs()}
+		close(ch)
+		return ch
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := os.ReadFile(dest)
+	if !bytes.Equal(got, data) {
+		t.Fatal("fetched file differs")
+	}
+	if st := fetcher.Stats(); st.BitswapBytesDown != int64(len(data)) || res.Progress.PerPeer[server.host.ID()] != int64(len(data)) {
+		t.Fatalf("%d bytes down over Bitswap, %d credited to the provider; want %d", st.BitswapBytesDown, res.Progress.PerPeer[server.host.ID()], len(data))
+	}
+	if st := server.Stats(); st.BitswapBytesUp < int64(len(data)) {
+		t.Fatalf("the provider counts %d bytes up over Bitswap, want at least %d", st.BitswapBytesUp, len(data))
+	}
+}
+
+// TestConnectedBitswapPeerNotAsked: a peer that is merely connected and
+// speaks only Bitswap is not asked (it could be any IPFS node, and
+// Bitswap cannot say what it has without being asked for every block), so
+// the fetch finds no provider.
+func TestConnectedBitswapPeerNotAsked(t *testing.T) {
+	data := randomData(256<<10, 9)
+	server, fetcher, root := bitswapOnly(t, data)
+	if err := fetcher.host.Connect(context.Background(), peer.AddrInfo{ID: server.host.ID(), Addrs: server.host.Addrs()}); err != nil {
+		t.Fatal(err)
+	}
+	dest := filepath.Join(t.TempDir(), "data.bin")
+	_, err := fetcher.Fetch(context.Background(), root, FetchOptions{Dest: dest, FindTimeout: 300 * time.Millisecond})
+	if !errors.Is(err, ErrNoProviders) {
+		t.Fatalf("Fetch = %v, want ErrNoProviders", err)
+	}
+	if st := server.Stats(); st.BitswapBytesUp != 0 {
+		t.Fatalf("the connected peer sent %d bytes over Bitswap", st.BitswapBytesUp)
+	}
+}
