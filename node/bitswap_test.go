@@ -350,3 +350,51 @@ func TestWrongBitswapBlockBanned(t *testing.T) {
 		t.Fatal("no wrong block counted")
 	}
 }
+
+// TestAllowlistAppliesToBitswap: an IPFS node not on the allowlist reads
+// nothing over Bitswap (the mocknet host has no connection gater: the
+// exchange refuses it), one on it reads the root.
+func TestAllowlistAppliesToBitswap(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	mn := mocknet.New()
+	t.Cleanup(func() { mn.Close() })
+	var hs []host.Host
+	for range 3 {
+		h, err := mn.GenPeer()
+		if err != nil {
+			t.Fatal(err)
+		}
+		hs = append(hs, h)
+	}
+	if err := mn.LinkAll(); err != nil {
+		t.Fatal(err)
+	}
+	cfg := testConfig(t)
+	cfg.Host, cfg.NoDHT, cfg.Bitswap, cfg.AllowPeers = hs[0], true, true, []peer.ID{hs[2].ID()}
+	a := startNode(t, cfg)
+	stranger, friend := startIPFS(t, hs[1]), startIPFS(t, hs[2])
+	path, data := randomFile(t, t.TempDir(), "f.bin", 1<<20, 35)
+	sh, err := a.Share(ctx, path, ShareOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []*ipfsNode{stranger, friend} {
+		if err := k.h.Connect(ctx, a.AddrInfo()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sctx, scancel := context.WithTimeout(ctx, 3*time.Second)
+	_, err = stranger.cat(sctx, sh.Root)
+	scancel()
+	if err == nil {
+		t.Fatal("a peer not on the allowlist read the root over Bitswap")
+	}
+	if a.swarm.BitswapRefused() == 0 {
+		t.Fatalf("the stranger's wants never reached the node (%v): the test proves nothing", err)
+	}
+	got, err := friend.cat(ctx, sh.Root)
+	if err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("a peer on the allowlist read %d bytes (%v), want the %d shared", len(got), err, len(data))
+	}
+}
