@@ -10,9 +10,11 @@ import (
 	"time"
 
 	"github.com/ipfs/go-cid"
+	ipld "github.com/ipfs/go-ipld-format"
 	"github.com/libp2p/go-libp2p/core/peer"
 	mocknet "github.com/libp2p/go-libp2p/p2p/net/mock"
 
+	"github.com/peer-project/peer/integrity"
 	"github.com/peer-project/peer/swarm/wire"
 )
 
@@ -97,5 +99,57 @@ func TestConnectedBitswapPeerNotAsked(t *testing.T) {
 	}
 	if st := server.Stats(); st.BitswapBytesUp != 0 {
 		t.Fatalf("the connected peer sent %d bytes over Bitswap", st.BitswapBytesUp)
+	}
+}
+
+// TestChunkIndex: a chunk that a root holds twice is found at its first
+// index, one it does not hold is not found, and a root no longer served
+// loses its table.
+func TestChunkIndex(t *testing.T) {
+	ctx := context.Background()
+	blocks := &memBlocks{m: map[cid.Cid][]byte{}}
+	chunk := 64 << 10
+	data := append(bytes.Repeat([]byte{7}, 2*chunk), randomData(chunk, 10)...)
+	root := build(t, blocks, "", data, chunk)
+	l, err := BuildLayout(ctx, blocks, root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mn, err := mocknet.FullMeshLinked(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mn.Close()
+	s := New(mn.Hosts()[0], blocks, Config{Logger: quiet()})
+	defer s.Close()
+	s.Serve(root, &memSource{l: l, data: data})
+	if i, ok := s.chunkIndex(l, l.Chunks[1].CID); !ok || i != 0 {
+		t.Fatalf("the repeated chunk at %d, %v; want 0", i, ok)
+	}
+	if i, ok := s.chunkIndex(l, l.Chunks[2].CID); !ok || i != 2 {
+		t.Fatalf("the last chunk at %d, %v; want 2", i, ok)
+	}
+	if _, ok := s.chunkIndex(l, root); ok {
+		t.Fatal("the root found as a chunk")
+	}
+	b, err := bsView{s}.Block(ctx, l.Chunks[2].CID)
+	if err != nil || !bytes.Equal(b, data[2*chunk:]) {
+		t.Fatalf("Block of the last chunk: %d bytes, %v", len(b), err)
+	}
+	s.StopServing(root)
+	l2, err := BuildLayout(ctx, blocks, root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Serve(root, &memSource{l: l2, data: data})
+	s.chunkIndex(l2, l2.Chunks[0].CID)
+	s.bsIndex.mu.Lock()
+	_, kept := s.bsIndex.idx[l]
+	s.bsIndex.mu.Unlock()
+	if kept {
+		t.Fatal("the table of a layout no longer served was kept")
+	}
+	if _, err := (bsView{s}).Block(ctx, integrity.Chunk([]byte("elsewhere"))); !ipld.IsNotFound(err) {
+		t.Fatalf("Block of a chunk not served: %v, want not found", err)
 	}
 }

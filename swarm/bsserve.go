@@ -3,6 +3,7 @@ package swarm
 import (
 	"context"
 	"fmt"
+	"hash/fnv"
 	"sync"
 
 	"github.com/ipfs/go-cid"
@@ -123,10 +124,20 @@ func (v bsView) Block(ctx context.Context, c cid.Cid) ([]byte, error) {
 }
 
 // chunkIndexes maps the chunks of the layouts Bitswap was asked about to
-// their first index, one table per layout, built at its first use.
+// their first index, one table per layout, built at its first use and
+// dropped once its root is no longer served. A table is keyed by a 64-bit
+// hash of the CID (16 bytes or so a chunk, where the Layout holds about 60):
+// a match is checked against the layout, and a collision costs a scan.
 type chunkIndexes struct {
 	mu  sync.Mutex
-	idx map[*Layout]map[cid.Cid]int64
+	idx map[*Layout]map[uint64]int64
+}
+
+// cidKey is c's key in a chunk table.
+func cidKey(c cid.Cid) uint64 {
+	h := fnv.New64a()
+	h.Write([]byte(c.KeyString()))
+	return h.Sum64()
 }
 
 // chunkIndex returns the index of chunk c in l.
@@ -137,7 +148,7 @@ func (s *Swarm) chunkIndex(l *Layout, c cid.Cid) (int64, bool) {
 	m, ok := ci.idx[l]
 	if !ok {
 		if ci.idx == nil {
-			ci.idx = map[*Layout]map[cid.Cid]int64{}
+			ci.idx = map[*Layout]map[uint64]int64{}
 		}
 		s.mu.Lock()
 		live := make(map[*Layout]bool, len(s.sources))
@@ -150,12 +161,23 @@ func (s *Swarm) chunkIndex(l *Layout, c cid.Cid) (int64, bool) {
 				delete(ci.idx, old) // its root is no longer served
 			}
 		}
-		m = make(map[cid.Cid]int64, len(l.Chunks))
+		m = make(map[uint64]int64, len(l.Chunks))
 		for i := len(l.Chunks) - 1; i >= 0; i-- {
-			m[l.Chunks[i].CID] = int64(i)
+			m[cidKey(l.Chunks[i].CID)] = int64(i)
 		}
 		ci.idx[l] = m
 	}
-	i, ok := m[c]
-	return i, ok
+	i, ok := m[cidKey(c)]
+	if !ok {
+		return 0, false
+	}
+	if l.Chunks[i].CID.Equals(c) {
+		return i, true
+	}
+	for k, ch := range l.Chunks { // two CIDs with one key: rare
+		if ch.CID.Equals(c) {
+			return int64(k), true
+		}
+	}
+	return 0, false
 }
