@@ -268,7 +268,8 @@ func TestDashboardMetrics(t *testing.T) {
 	}
 	exported := map[string]bool{}
 	for _, m := range []string{MetricBytesUp, MetricBytesDown, MetricChunksVerified, MetricChunksRejected, MetricChunksServed,
-		MetricDuplicateBytes, MetricPeers, MetricDHTPeers, MetricBanned, MetricBans, MetricDHTLookups, MetricDHTLookupSecs, MetricTransfers, MetricChokes, MetricProtocolBytes} {
+		MetricDuplicateBytes, MetricPeers, MetricDHTPeers, MetricBanned, MetricBans, MetricDHTLookups, MetricDHTLookupSecs, MetricTransfers, MetricChokes,
+		MetricProtocolBytes, MetricExchangeBytes} {
 		exported[m] = false
 	}
 	name := regexp.MustCompile(`peer_[a-z_]+`)

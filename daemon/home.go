@@ -97,6 +97,9 @@ type Settings struct {
 	// UploadSlots is how many peers are sent blocks at once (the others
 	// wait their turn); 0 means node.DefaultUploadSlots (4).
 	UploadSlots int `json:"upload_slots"`
+	// Bitswap serves Kubo nodes and gateways, and fetches from them, over
+	// IPFS's Bitswap beside peer's protocol (node.Config.Bitswap).
+	Bitswap bool `json:"bitswap"`
 	// AllowPeers, if not empty, are the only peers the node talks to: peer
 	// IDs (or multiaddrs ending in /p2p/ID).
 	AllowPeers []string `json:"allow_peers"`

@@ -27,6 +27,9 @@ const (
 	MetricTransfers      = "peer_active_transfers"
 	MetricChokes         = "peer_chokes_total"
 	MetricProtocolBytes  = "peer_protocol_bytes_total"
+	// MetricExchangeBytes splits the verified block bytes up and down by
+	// exchange: peer's own protocol, or Bitswap (node.Config.Bitswap).
+	MetricExchangeBytes = "peer_exchange_bytes_total"
 )
 
 // collector reads a node's counters at each scrape.
@@ -34,7 +37,7 @@ type collector struct {
 	n                                                         *node.Node
 	up, down, verified, rejected, served, dup, peers, dhtPeer *prometheus.Desc
 	banned, bans, lookups, lookupSecs, transfers, chokes      *prometheus.Desc
-	protoBytes                                                *prometheus.Desc
+	protoBytes, xchgBytes                                     *prometheus.Desc
 }
 
 func newCollector(n *node.Node) *collector {
@@ -57,13 +60,14 @@ func newCollector(n *node.Node) *collector {
 		lookupSecs: d(MetricDHTLookupSecs, "DHT provider lookup latency: to the first provider, or to the end when none was found."),
 		transfers:  d(MetricTransfers, "Transfers in progress: fetches (download) and sessions served (upload).", "direction"),
 		protoBytes: d(MetricProtocolBytes, "Stream bytes by libp2p protocol (the exchange, the DHT, identify, relays, AutoNAT, hole punching) and direction (in, out).", "protocol", "direction"),
+		xchgBytes:  d(MetricExchangeBytes, "Verified block bytes sent (up) and received (down), by exchange: peer's own protocol, or Bitswap.", "exchange", "direction"),
 		chokes:     d(MetricChokes, "Peers told CHOKE: they asked for blocks while every upload slot was taken, or their turn ended while others waited."),
 	}
 }
 
 // Describe implements prometheus.Collector.
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.up, c.down, c.verified, c.rejected, c.served, c.dup, c.peers, c.dhtPeer, c.banned, c.bans, c.lookups, c.lookupSecs, c.transfers, c.chokes, c.protoBytes} {
+	for _, d := range []*prometheus.Desc{c.up, c.down, c.verified, c.rejected, c.served, c.dup, c.peers, c.dhtPeer, c.banned, c.bans, c.lookups, c.lookupSecs, c.transfers, c.chokes, c.protoBytes, c.xchgBytes} {
 		ch <- d
 	}
 }
@@ -88,6 +92,10 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	gauge(c.banned, int64(m.Banned))
 	counter(c.bans, m.Swarm.Bans)
 	counter(c.chokes, m.Swarm.Chokes)
+	counter(c.xchgBytes, m.Swarm.BytesUp-m.Swarm.BitswapBytesUp, "peer", "up")
+	counter(c.xchgBytes, m.Swarm.BytesDown-m.Swarm.BitswapBytesDown, "peer", "down")
+	counter(c.xchgBytes, m.Swarm.BitswapBytesUp, "bitswap", "up")
+	counter(c.xchgBytes, m.Swarm.BitswapBytesDown, "bitswap", "down")
 	counter(c.lookups, m.DHTLookupsFound, "found")
 	counter(c.lookups, m.DHTLookups-m.DHTLookupsFound, "none")
 	h := m.DHTLookupSeconds

@@ -136,6 +136,7 @@ func (s Settings) netConfig(home string, cfg *node.Config) error {
 		*r.dst = n
 	}
 	cfg.UploadSlots = s.UploadSlots
+	cfg.Bitswap = s.Bitswap
 	for _, a := range s.AllowPeers {
 		id, err := parseAllowPeer(a)
 		if err != nil {

@@ -140,6 +140,13 @@ type Config struct {
 	// blocks get most turns, as in BitTorrent's tit-for-tat. Zero means
 	// DefaultUploadSlots (4).
 	UploadSlots int
+	// Bitswap speaks IPFS's Bitswap beside peer's own protocol: Kubo
+	// nodes and gateways can fetch the roots this node shares or has
+	// fetched (their blocks only, within the same caps, upload limits,
+	// bans and allowlist), and a fetch takes chunks from providers that
+	// speak only Bitswap (a hint, or one the DHT names). Off by default:
+	// a node on its own network has no IPFS peers to serve.
+	Bitswap bool
 	// Now returns the time; nil means time.Now.
 	Now func() time.Time
 }

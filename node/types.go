@@ -74,6 +74,10 @@ type Stats struct {
 	UnrequestedBlocks  int64
 	ProtocolViolations int64
 	Chokes             int64 // peers told to wait their turn for an upload slot
+	// BitswapBytesUp and BitswapBytesDown are the part of BytesUp and
+	// BytesDown that went over Bitswap (see Config.Bitswap); the rest
+	// went over peer's own protocol.
+	BitswapBytesUp, BitswapBytesDown int64
 }
 
 func statsOf(s swarm.Stats) Stats {
@@ -82,6 +86,7 @@ func statsOf(s swarm.Stats) Stats {
 		ChunksRejected: s.ChunksRejected, DuplicateBytes: s.DuplicateBytes, Bans: s.Bans,
 		ServeSessions: s.ServeSessions, FetchSessions: s.FetchSessions, UnrequestedBlocks: s.UnrequestedBlocks,
 		ProtocolViolations: s.ProtocolViolations, Chokes: s.Chokes,
+		BitswapBytesUp: s.BitswapBytesUp, BitswapBytesDown: s.BitswapBytesDown,
 	}
 }
 

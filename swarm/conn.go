@@ -15,6 +15,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peerstore"
 
 	"github.com/peer-project/peer/integrity"
+	"github.com/peer-project/peer/swarm/bitswap"
 	"github.com/peer-project/peer/swarm/sched"
 	"github.com/peer-project/peer/swarm/wire"
 )
@@ -32,9 +33,10 @@ type asked struct{ sent, live uint8 }
 type conn struct {
 	f      *fetch
 	peer   peer.ID
-	stream network.Stream
-	done   chan struct{} // closed when the reader ends
-	wdone  chan struct{} // closed when the writeLoop ends
+	stream network.Stream // nil for a Bitswap peer
+	link   *bitswap.Link  // a Bitswap peer's (see bsconn.go); nil for ours
+	done   chan struct{}  // closed when the reader ends
+	wdone  chan struct{}  // closed when the writeLoop ends
 
 	// Owned by the fetch loop (written under f.mu where noted).
 	up        bool     // under f.mu
@@ -127,6 +129,11 @@ func (f *fetch) session(ai peer.AddrInfo) {
 	ctx, cancel := context.WithTimeout(f.ctx, dialTimeout)
 	st, err := f.sw.openStream(ctx, ai.ID)
 	cancel()
+	if err != nil && f.bitswapPeer(ai.ID) {
+		// It does not speak our protocol, but Bitswap: a slower source.
+		f.bsSession(ai.ID)
+		return
+	}
 	if err != nil {
 		f.log.Debug("no session", "peer", ai.ID, "err", err)
 		f.post(event{kind: evDown, conn: &conn{peer: ai.ID}, err: err})
@@ -147,6 +154,13 @@ func (f *fetch) session(ai peer.AddrInfo) {
 	r := wire.NewReader(st, 0)
 	first, err := r.Read()
 	st.SetDeadline(time.Time{})
+	if notOurs(err) && f.bitswapPeer(ai.ID) {
+		// The stream's protocol is negotiated as it is first read: the
+		// peer does not speak ours, but Bitswap.
+		st.Reset()
+		f.bsSession(ai.ID)
+		return
+	}
 	if err != nil {
 		if errors.Is(err, wire.ErrProtocol) {
 			err = fmt.Errorf("first message: %w", err)
@@ -240,6 +254,10 @@ func (c *conn) cancel(i int64) {
 	if a.live == 0 {
 		return
 	}
+	if c.link != nil {
+		c.bsCancel(i)
+		return
+	}
 	a.live--
 	if k := slices.Index(c.wants, uint64(i)); k >= 0 {
 		c.wants = slices.Delete(c.wants, k, k+1)
@@ -280,7 +298,11 @@ func (c *conn) close(code wire.ErrCode, msg string) {
 // read loop ends, and the fetch's loop is told, to strike the peer.
 func (c *conn) violation(err error) {
 	c.close(wire.CodeProtocol, err.Error())
-	c.stream.CloseRead()
+	if c.link != nil {
+		c.link.Close() // which ends the reader
+	} else {
+		c.stream.CloseRead()
+	}
 	c.f.post(event{kind: evSched, what: sched.Event{Kind: sched.Misbehaved}, conn: c, err: err})
 }
 
@@ -404,7 +426,7 @@ func (c *conn) readLoop(r *wire.Reader) error {
 			if failed == nil {
 				if err := f.sw.lim.received(f.ctx, pl, len(m.Data)); err != nil {
 					failed = err
-					c.stream.Reset()
+					c.abort()
 					recycle(m)
 					continue
 				}
@@ -510,7 +532,12 @@ func (c *conn) block(l *Layout, dl *download, m *wire.Block) error {
 	c.answered(i)
 	c.mu.Unlock()
 	n := int64(len(m.Data))
-	f.sw.count(func(s *Stats) { s.BytesDown += n })
+	f.sw.count(func(s *Stats) {
+		s.BytesDown += n
+		if c.link != nil {
+			s.BitswapBytesDown += n
+		}
+	})
 	switch {
 	case !expected || dl == nil || i >= l.NumChunks():
 		f.sw.count(func(s *Stats) { s.UnrequestedBlocks++ })

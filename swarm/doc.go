@@ -47,6 +47,14 @@
 // which names the peers it tried and what each did. A fetch never waits
 // without end and without a word.
 //
+// Bitswap. With Config.Bitswap the swarm also speaks IPFS's Bitswap
+// (package bitswap): it serves the blocks of the roots registered here, and
+// nothing else, to the peers it admits, within the same rate caps
+// (bsserve.go); and a fetch whose hinted or discovered provider refuses the
+// wire protocol but speaks Bitswap runs a session with it through a Link
+// (bsconn.go): a peer of the same scheduler that has every chunk, asked by
+// CID, struck and banned for a block that answers none of its wants.
+//
 // Every goroutine is owned: each starts through a group (session.go) that
 // its owner waits for; Close stops the stream handler, ends every session
 // and waits for all of them. Both sides end a session the same way: ERROR

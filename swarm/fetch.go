@@ -231,7 +231,7 @@ func (s *Swarm) GetBlockFrom(ctx context.Context, root, c cid.Cid, hints []peer.
 			select {
 			case ev := <-f.events:
 				if ev.kind == evFound {
-					f.dial(ev.peer)
+					f.found(ev.peer)
 				}
 			case <-ctx.Done():
 				return
@@ -319,9 +319,7 @@ type fetch struct {
 	redialNext  int                 // where the next re-dial round starts in the known peers
 	fatal       error               // ends the fetch: a verified chunk could not be written
 	early       map[peer.ID]int     // strikes outside the scheduler, by peer (strikeEarly); under mu
-
-	byCIDOnce sync.Once // builds byCID (chunkIndex), once the layout is known
-	byCID     map[cid.Cid]int64
+	providers   map[peer.ID]bool    // peers discovery named as providers; under mu
 }
 
 func (f *fetch) goroutine(fn func()) { f.goroutines.Go(fn) }
@@ -540,7 +538,7 @@ func (f *fetch) handle(ev event) {
 	c := ev.conn
 	switch ev.kind {
 	case evFound:
-		f.dial(ev.peer)
+		f.found(ev.peer)
 		return
 	case evDiscoveryDone:
 		f.discovering = false
@@ -1035,7 +1033,7 @@ func (f *fetch) shutdown() {
 	}
 	f.mu.Unlock()
 	for _, c := range conns {
-		c.stream.Reset()
+		c.abort()
 	}
 	// Goroutines blocked posting events see ctx done.
 	f.goroutines.wait()

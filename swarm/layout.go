@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"math"
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 
 	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -46,6 +48,23 @@ type Layout struct {
 	// shards; the root itself when it is a raw leaf), each once, sorted by
 	// their bytes: what a peer fetching Root may be sent as NODE.
 	Blocks []cid.Cid
+
+	byCID chunkTable // ChunkIndex's table, built at its first call
+}
+
+// chunkTable maps a 64-bit hash of a chunk's CID to the chunk's first
+// index: some 16 bytes a chunk, where Chunks holds about 60. A match is
+// checked against Chunks, and a collision costs a scan.
+type chunkTable struct {
+	once sync.Once
+	m    map[uint64]int64
+}
+
+// cidKey is c's key in a chunkTable.
+func cidKey(c cid.Cid) uint64 {
+	h := fnv.New64a()
+	h.Write([]byte(c.KeyString()))
+	return h.Sum64()
 }
 
 // FileSpan is one file of a Layout.
@@ -175,6 +194,32 @@ func checkNode(c cid.Cid, data []byte) error {
 func (l *Layout) HasBlock(c cid.Cid) bool {
 	_, ok := slices.BinarySearchFunc(l.Blocks, c, func(a, b cid.Cid) int { return strings.Compare(a.KeyString(), b.KeyString()) })
 	return ok
+}
+
+// ChunkIndex returns the index of the first chunk whose CID is c: what a
+// block named only by its CID (Bitswap's, a local copy's) is in this root.
+// The table it reads is built at the first call.
+func (l *Layout) ChunkIndex(c cid.Cid) (int64, bool) {
+	l.byCID.once.Do(func() {
+		m := make(map[uint64]int64, len(l.Chunks))
+		for i := len(l.Chunks) - 1; i >= 0; i-- {
+			m[cidKey(l.Chunks[i].CID)] = int64(i)
+		}
+		l.byCID.m = m
+	})
+	i, ok := l.byCID.m[cidKey(c)]
+	if !ok {
+		return 0, false
+	}
+	if l.Chunks[i].CID.Equals(c) {
+		return i, true
+	}
+	for k, ch := range l.Chunks { // two CIDs with one key: rare
+		if ch.CID.Equals(c) {
+			return int64(k), true
+		}
+	}
+	return 0, false
 }
 
 // NumChunks returns the number of chunks.

@@ -175,12 +175,12 @@ func (f *fetch) fromRunning(c cid.Cid, size int, buf *[]byte) []byte {
 	}
 	f.sw.mu.Unlock()
 	for _, g := range others {
-		i, ok := g.chunkIndex(c)
-		if !ok {
+		l, dl := g.current()
+		if l == nil || dl == nil {
 			continue
 		}
-		_, dl := g.current()
-		if dl == nil || !dl.Has(i) || int(dl.layout.Chunks[i].Size) != size {
+		i, ok := l.ChunkIndex(c)
+		if !ok || !dl.Has(i) || int(dl.layout.Chunks[i].Size) != size {
 			continue
 		}
 		data, err := dl.readChunk(i, *buf, true) // hashed again: its file may have changed
@@ -190,23 +190,4 @@ func (f *fetch) fromRunning(c cid.Cid, size int, buf *[]byte) []byte {
 		}
 	}
 	return nil
-}
-
-// chunkIndex returns the index of a chunk whose CID is c in the fetch's
-// layout, once it has one. The index by CID is built at the first call.
-func (f *fetch) chunkIndex(c cid.Cid) (int64, bool) {
-	l, _ := f.current()
-	if l == nil {
-		return 0, false
-	}
-	f.byCIDOnce.Do(func() {
-		f.byCID = make(map[cid.Cid]int64, len(l.Chunks))
-		for i, ch := range l.Chunks {
-			if _, ok := f.byCID[ch.CID]; !ok {
-				f.byCID[ch.CID] = int64(i)
-			}
-		}
-	})
-	i, ok := f.byCID[c]
-	return i, ok
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/client"
 
 	"github.com/peer-project/peer/bitfield"
+	"github.com/peer-project/peer/swarm/bitswap"
 	"github.com/peer-project/peer/swarm/wire"
 )
 
@@ -104,6 +105,11 @@ type Config struct {
 	// Allow, if not nil, says which peers may exchange with this swarm:
 	// others get no session either way (a node's allowlist).
 	Allow func(peer.ID) bool
+	// Bitswap, if set, speaks IPFS's Bitswap beside the swarm's own
+	// protocol (see package bitswap): it serves the registered roots'
+	// blocks to Bitswap peers, within the same caps, bans and allowlist,
+	// and a fetch takes chunks from a peer that speaks only Bitswap.
+	Bitswap bool
 }
 
 // DefaultIdleTimeout is how long a serving session may be idle: long
@@ -156,11 +162,13 @@ type Swarm struct {
 	stats   Stats
 
 	lookups lookups // roots found by Config.Lookup; see lookup.go
+
+	bs *bitswap.Exchange // nil unless Config.Bitswap
 }
 
 // Stats counts what a swarm has done since it started.
 type Stats struct {
-	BytesUp, BytesDown int64 // chunk bytes sent and received (verified or not)
+	BytesUp, BytesDown int64 // chunk bytes sent and received (verified or not), over both protocols
 	ChunksServed       int64
 	ChunksVerified     int64
 	ChunksRejected     int64 // failed their hash
@@ -171,6 +179,10 @@ type Stats struct {
 	UnrequestedBlocks  int64
 	ProtocolViolations int64
 	Chokes             int64 // CHOKE messages decided: a peer had to wait its turn
+	// BitswapBytesUp and BitswapBytesDown are the part of BytesUp and
+	// BytesDown that went over Bitswap (blocks sent include the DAG
+	// nodes asked for, as the wire protocol's NODEs are not counted).
+	BitswapBytesUp, BitswapBytesDown int64
 }
 
 // New starts a swarm on h: it handles wire.ProtocolID streams until Close.
@@ -190,6 +202,9 @@ func New(h host.Host, blocks BlockStore, cfg Config) *Swarm {
 	}
 	s.chk = newSlots(cfg.UploadSlots, cfg.Now, s.goroutines.Go, s.count)
 	h.SetStreamHandler(wire.ProtocolID, s.handleStream)
+	if cfg.Bitswap {
+		s.startBitswap()
+	}
 	return s
 }
 
@@ -198,6 +213,9 @@ func New(h host.Host, blocks BlockStore, cfg Config) *Swarm {
 func (s *Swarm) Close() error {
 	s.once.Do(func() {
 		s.host.RemoveStreamHandler(wire.ProtocolID)
+		if s.bs != nil {
+			s.bs.Close()
+		}
 		s.mu.Lock()
 		s.closed = true
 		var all []*server

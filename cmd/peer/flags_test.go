@@ -156,6 +156,8 @@ func TestNetSettings(t *testing.T) {
 			func(c node.Config) any { return c.AutoNATService }, true, false, true},
 		{"no hole punch", `"no_hole_punch": true`, "PEER_NO_HOLE_PUNCH=false", []string{"--no-hole-punch"},
 			func(c node.Config) any { return c.NoHolePunch }, true, false, true},
+		{"bitswap", `"bitswap": true`, "PEER_BITSWAP=false", []string{"--bitswap"},
+			func(c node.Config) any { return c.Bitswap }, true, false, true},
 		{"reachability", `"reachability": "public"`, "PEER_REACHABILITY=private", []string{"--reachability", "auto"},
 			func(c node.Config) any { return c.ForceReachability }, node.ReachPublic, node.ReachPrivate, node.ReachUnknown},
 	} {

@@ -62,7 +62,8 @@ var house = map[string]rule{
 	"names":    {imports: []string{"integrity"}}, // IPNS records and their resolution: libp2p and boxo, nothing above
 
 	// The exchange, and the node that embeds everything.
-	"swarm": {imports: []string{"integrity", "bitfield", "unixfs", "swarm/sched", "swarm/choker", "swarm/wire"}},
+	"swarm/bitswap": {}, // IPFS's Bitswap beside our protocol: boxo's server, and links to one peer for the swarm's fetches
+	"swarm":         {imports: []string{"integrity", "bitfield", "unixfs", "swarm/sched", "swarm/choker", "swarm/wire", "swarm/bitswap"}},
 	"node": {imports: []string{"integrity", "bitfield", "chunker", "unixfs", "ticket", "store", "importer", "carfile",
 		"dht", "swarm", "swarm/wire", "names"}},
 

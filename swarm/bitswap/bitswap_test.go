@@ -1,0 +1,281 @@
+package bitswap
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"sync"
+	"testing"
+	"time"
+
+	bsmsg "github.com/ipfs/boxo/bitswap/message"
+	"github.com/ipfs/boxo/bitswap/network/bsnet"
+	blocks "github.com/ipfs/go-block-format"
+	"github.com/ipfs/go-cid"
+	ipld "github.com/ipfs/go-ipld-format"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/peer"
+	mocknet "github.com/libp2p/go-libp2p/p2p/net/mock"
+	mh "github.com/multiformats/go-multihash"
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m,
+		goleak.IgnoreAnyFunction("github.com/ipfs/go-log/v2/writer.(*MirrorWriter).logRoutine"),
+		goleak.IgnoreTopFunction("go.opencensus.io/stats/view.(*worker).start"),
+	)
+}
+
+// mapBlocks serves the blocks it holds.
+type mapBlocks struct {
+	mu sync.Mutex
+	m  map[cid.Cid][]byte
+}
+
+func (b *mapBlocks) Block(_ context.Context, c cid.Cid) ([]byte, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	d, ok := b.m[c]
+	if !ok {
+		return nil, ipld.ErrNotFound{Cid: c}
+	}
+	return d, nil
+}
+
+func (b *mapBlocks) BlockSize(_ context.Context, c cid.Cid) (int, bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	d, ok := b.m[c]
+	return len(d), ok
+}
+
+func rawBlock(t *testing.T, s string) blocks.Block {
+	t.Helper()
+	c, err := cid.V1Builder{Codec: cid.Raw, MhType: mh.SHA2_256}.Sum([]byte(s))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := blocks.NewBlockWithCid([]byte(s), c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+// hosts makes n linked and connected mocknet hosts.
+func hosts(t *testing.T, n int) []host.Host {
+	t.Helper()
+	mn := mocknet.New()
+	t.Cleanup(func() { mn.Close() })
+	var hs []host.Host
+	for range n {
+		h, err := mn.GenPeer()
+		if err != nil {
+			t.Fatal(err)
+		}
+		hs = append(hs, h)
+	}
+	if err := mn.LinkAll(); err != nil {
+		t.Fatal(err)
+	}
+	if err := mn.ConnectAllButSelf(); err != nil {
+		t.Fatal(err)
+	}
+	return hs
+}
+
+// next waits for the link's next message.
+func next(t *testing.T, ctx context.Context, l *Link) Message {
+	t.Helper()
+	select {
+	case m := <-l.Incoming():
+		return m
+	case <-ctx.Done():
+		t.Fatal("no message from the peer in time")
+		return Message{}
+	}
+}
+
+// TestLinkWantsAndServes: a link gets a block it wants of an exchange that
+// serves it, and DONT_HAVE for one the exchange does not serve; the
+// server counts the bytes it sent and asks Sending first.
+func TestLinkWantsAndServes(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	hs := hosts(t, 2)
+	have, lack := rawBlock(t, "served"), rawBlock(t, "not served")
+	var sending, sent int
+	var mu sync.Mutex
+	a := New(hs[0], Config{
+		Blocks: &mapBlocks{m: map[cid.Cid][]byte{have.Cid(): have.RawData()}},
+		Sending: func(_ context.Context, _ peer.ID, n int) error {
+			mu.Lock()
+			sending += n
+			mu.Unlock()
+			return nil
+		},
+		Sent: func(_ peer.ID, n int) {
+			mu.Lock()
+			sent += n
+			mu.Unlock()
+		},
+		Logger: quiet(),
+	})
+	defer a.Close()
+	b := New(hs[1], Config{Blocks: &mapBlocks{}, Logger: quiet()})
+	defer b.Close()
+	l, err := b.Link(hs[0].ID())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	if err := l.Want(ctx, []cid.Cid{have.Cid(), lack.Cid()}, nil); err != nil {
+		t.Fatal(err)
+	}
+	var gotBlock, gotDontHave bool
+	for !gotBlock || !gotDontHave {
+		m := next(t, ctx, l)
+		if len(m.Strays) > 0 {
+			t.Fatalf("strays %v", m.Strays)
+		}
+		for _, blk := range m.Blocks {
+			if !blk.Cid().Equals(have.Cid()) || string(blk.RawData()) != "served" {
+				t.Fatalf("got block %s %q", blk.Cid(), blk.RawData())
+			}
+			gotBlock = true
+		}
+		for _, c := range m.DontHaves {
+			if !c.Equals(lack.Cid()) {
+				t.Fatalf("DONT_HAVE of %s", c)
+			}
+			gotDontHave = true
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if sending != len("served") || sent != len("served") {
+		t.Fatalf("Sending told %d bytes, Sent %d; want %d each", sending, sent, len("served"))
+	}
+}
+
+// TestStrayAndRefused: a block nobody asked for reaches the links as a
+// stray; a peer that Admit refuses is heard not at all, and no link to it
+// opens.
+func TestStrayAndRefused(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	hs := hosts(t, 3)
+	refused := hs[2].ID()
+	dropped := make(chan peer.ID, 1)
+	x := New(hs[0], Config{
+		Blocks: &mapBlocks{}, Admit: func(p peer.ID) bool { return p != refused }, Logger: quiet(),
+		Refused: func(p peer.ID) {
+			select {
+			case dropped <- p:
+			default:
+			}
+		},
+	})
+	defer x.Close()
+	if _, err := x.Link(refused); !errors.Is(err, ErrRefused) {
+		t.Fatalf("link to a refused peer: %v, want ErrRefused", err)
+	}
+	l, err := x.Link(hs[1].ID())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+
+	stray := rawBlock(t, "unasked")
+	m := bsmsg.New(false)
+	m.AddBlock(stray)
+	// The refused peer's message is dropped before the stray's is sent,
+	// so the link's first message is the stray.
+	if err := bsnet.NewFromIpfsHost(hs[2]).SendMessage(ctx, hs[0].ID(), m); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case p := <-dropped:
+		if p != refused {
+			t.Fatalf("dropped a message of %s, not of the refused %s", p, refused)
+		}
+	case <-ctx.Done():
+		t.Fatal("the refused peer's message never arrived")
+	}
+	if err := bsnet.NewFromIpfsHost(hs[1]).SendMessage(ctx, hs[0].ID(), m); err != nil {
+		t.Fatal(err)
+	}
+	got := next(t, ctx, l)
+	if len(got.Blocks) != 0 || len(got.Strays) != 1 || !got.Strays[0].Equals(stray.Cid()) {
+		t.Fatalf("got %+v, want the stray %s alone", got, stray.Cid())
+	}
+	if x.Strays() != 1 {
+		t.Fatalf("%d strays counted, want 1", x.Strays())
+	}
+}
+
+// TestReadOnly: the server's blockstore writes nothing.
+func TestReadOnly(t *testing.T) {
+	r := readOnly{&mapBlocks{}}
+	b := rawBlock(t, "x")
+	if err := r.Put(context.Background(), b); !errors.Is(err, ErrReadOnly) {
+		t.Fatalf("Put: %v", err)
+	}
+	if err := r.DeleteBlock(context.Background(), b.Cid()); !errors.Is(err, ErrReadOnly) {
+		t.Fatalf("DeleteBlock: %v", err)
+	}
+	if _, err := r.GetSize(context.Background(), b.Cid()); !ipld.IsNotFound(err) {
+		t.Fatalf("GetSize of a block not served: %v", err)
+	}
+}
+
+// nopReceiver takes a peer's messages and does nothing.
+type nopReceiver struct{}
+
+func (nopReceiver) ReceiveMessage(context.Context, peer.ID, bsmsg.BitSwapMessage) {}
+func (nopReceiver) ReceiveError(error)                                            {}
+func (nopReceiver) PeerConnected(peer.ID)                                         {}
+func (nopReceiver) PeerDisconnected(peer.ID)                                      {}
+
+// TestWantedAgainAnsweredTwice: a block wanted, cancelled and wanted again
+// may come twice (the first crossed the cancel): both are answers, not
+// strays. A third is a stray.
+func TestWantedAgainAnsweredTwice(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	hs := hosts(t, 2)
+	x := New(hs[0], Config{Blocks: &mapBlocks{}, Logger: quiet()})
+	defer x.Close()
+	server := bsnet.NewFromIpfsHost(hs[1])
+	server.Start(nopReceiver{})
+	defer server.Stop()
+	l, err := x.Link(hs[1].ID())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	b := rawBlock(t, "twice")
+	for _, w := range []struct{ want, cancel []cid.Cid }{{want: []cid.Cid{b.Cid()}}, {cancel: []cid.Cid{b.Cid()}}, {want: []cid.Cid{b.Cid()}}} {
+		if err := l.Want(ctx, w.want, w.cancel); err != nil {
+			t.Fatal(err)
+		}
+	}
+	m := bsmsg.New(false)
+	m.AddBlock(b)
+	for k := range 3 {
+		if err := server.SendMessage(ctx, hs[0].ID(), m); err != nil {
+			t.Fatal(err)
+		}
+		got := next(t, ctx, l)
+		if k < 2 && (len(got.Blocks) != 1 || len(got.Strays) != 0) {
+			t.Fatalf("answer %d: %d blocks, strays %v; want the block", k+1, len(got.Blocks), got.Strays)
+		}
+		if k == 2 && len(got.Strays) != 1 {
+			t.Fatalf("a third copy: %d blocks, strays %v; want a stray", len(got.Blocks), got.Strays)
+		}
+	}
+}

@@ -1,0 +1,146 @@
+package swarm
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/ipfs/go-cid"
+	ipld "github.com/ipfs/go-ipld-format"
+	"github.com/libp2p/go-libp2p/core/peer"
+	mocknet "github.com/libp2p/go-libp2p/p2p/net/mock"
+
+	"github.com/peer-project/peer/integrity"
+	"github.com/peer-project/peer/swarm/wire"
+)
+
+// bitswapOnly starts a swarm on the first of mn's hosts that serves a
+// root of data over Bitswap only (the wire protocol's handler is removed),
+// as a Kubo node would, and a fetcher with Bitswap on the second. The
+// hosts are linked, and connect when the fetcher dials: identify then
+// tells the fetcher what the server speaks.
+func bitswapOnly(t *testing.T, data []byte) (server, fetcher *Swarm, root cid.Cid) {
+	t.Helper()
+	ctx := context.Background()
+	mn := mocknet.New()
+	t.Cleanup(func() { mn.Close() })
+	for range 2 {
+		if _, err := mn.GenPeer(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := mn.LinkAll(); err != nil {
+		t.Fatal(err)
+	}
+	hosts := mn.Hosts()
+	blocks := &memBlocks{m: map[cid.Cid][]byte{}}
+	root = build(t, blocks, "data.bin", data, 64<<10)
+	l, err := BuildLayout(ctx, blocks, root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	server = New(hosts[0], blocks, Config{Logger: quiet(), Bitswap: true})
+	t.Cleanup(func() { server.Close() })
+	hosts[0].RemoveStreamHandler(wire.ProtocolID)
+	server.Serve(root, &memSource{l: l, data: data})
+	fetcher = New(hosts[1], &memBlocks{m: map[cid.Cid][]byte{}}, Config{Logger: quiet(), Bitswap: true, Seed: 1})
+	t.Cleanup(func() { fetcher.Close() })
+	return server, fetcher, root
+}
+
+// TestBitswapProviderFromDiscovery: a provider that discovery names and
+// that speaks only Bitswap serves the whole fetch, from the first dial (no
+// second lookup for an hour: the session must not wait for one).
+func TestBitswapProviderFromDiscovery(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	data := randomData(2<<20+999, 8)
+	server, fetcher, root := bitswapOnly(t, data)
+	dest := filepath.Join(t.TempDir(), "data.bin")
+	res, err := fetcher.Fetch(ctx, root, FetchOptions{Dest: dest, NoConnected: true, RediscoverEvery: time.Hour, Discover: func(ctx context.Context) <-chan peer.AddrInfo {
+		ch := make(chan peer.AddrInfo, 1)
+		ch <- peer.AddrInfo{ID: server.host.ID(), Addrs: server.host.Addrs()}
+		close(ch)
+		return ch
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := os.ReadFile(dest)
+	if !bytes.Equal(got, data) {
+		t.Fatal("fetched file differs")
+	}
+	if st := fetcher.Stats(); st.BitswapBytesDown != int64(len(data)) || res.Progress.PerPeer[server.host.ID()] != int64(len(data)) {
+		t.Fatalf("%d bytes down over Bitswap, %d credited to the provider; want %d", st.BitswapBytesDown, res.Progress.PerPeer[server.host.ID()], len(data))
+	}
+	if st := server.Stats(); st.BitswapBytesUp < int64(len(data)) {
+		t.Fatalf("the provider counts %d bytes up over Bitswap, want at least %d", st.BitswapBytesUp, len(data))
+	}
+}
+
+// TestConnectedBitswapPeerNotAsked: a peer that is merely connected and
+// speaks only Bitswap is not asked (it could be any IPFS node, and
+// Bitswap cannot say what it has without being asked for every block), so
+// the fetch finds no provider.
+func TestConnectedBitswapPeerNotAsked(t *testing.T) {
+	data := randomData(256<<10, 9)
+	server, fetcher, root := bitswapOnly(t, data)
+	if err := fetcher.host.Connect(context.Background(), peer.AddrInfo{ID: server.host.ID(), Addrs: server.host.Addrs()}); err != nil {
+		t.Fatal(err)
+	}
+	dest := filepath.Join(t.TempDir(), "data.bin")
+	_, err := fetcher.Fetch(context.Background(), root, FetchOptions{Dest: dest, FindTimeout: 300 * time.Millisecond})
+	if !errors.Is(err, ErrNoProviders) {
+		t.Fatalf("Fetch = %v, want ErrNoProviders", err)
+	}
+	if st := server.Stats(); st.BitswapBytesUp != 0 {
+		t.Fatalf("the connected peer sent %d bytes over Bitswap", st.BitswapBytesUp)
+	}
+}
+
+// TestChunkIndex: a chunk that a root holds twice is found at its first
+// index, one it does not hold is not found, and Bitswap serves a chunk by
+// its CID while its root is served, and then no more.
+func TestChunkIndex(t *testing.T) {
+	ctx := context.Background()
+	blocks := &memBlocks{m: map[cid.Cid][]byte{}}
+	chunk := 64 << 10
+	data := append(bytes.Repeat([]byte{7}, 2*chunk), randomData(chunk, 10)...)
+	root := build(t, blocks, "", data, chunk)
+	l, err := BuildLayout(ctx, blocks, root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mn, err := mocknet.FullMeshLinked(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mn.Close()
+	s := New(mn.Hosts()[0], blocks, Config{Logger: quiet()})
+	defer s.Close()
+	s.Serve(root, &memSource{l: l, data: data})
+	if i, ok := l.ChunkIndex(l.Chunks[1].CID); !ok || i != 0 {
+		t.Fatalf("the repeated chunk at %d, %v; want 0", i, ok)
+	}
+	if i, ok := l.ChunkIndex(l.Chunks[2].CID); !ok || i != 2 {
+		t.Fatalf("the last chunk at %d, %v; want 2", i, ok)
+	}
+	if _, ok := l.ChunkIndex(root); ok {
+		t.Fatal("the root found as a chunk")
+	}
+	b, err := bsView{s}.Block(ctx, l.Chunks[2].CID)
+	if err != nil || !bytes.Equal(b, data[2*chunk:]) {
+		t.Fatalf("Block of the last chunk: %d bytes, %v", len(b), err)
+	}
+	if _, err := (bsView{s}).Block(ctx, integrity.Chunk([]byte("elsewhere"))); !ipld.IsNotFound(err) {
+		t.Fatalf("Block of a chunk not served: %v, want not found", err)
+	}
+	s.StopServing(root)
+	if _, err := (bsView{s}).Block(ctx, l.Chunks[2].CID); !ipld.IsNotFound(err) {
+		t.Fatalf("Block of a chunk of a root no longer served: %v, want not found", err)
+	}
+}
