@@ -145,7 +145,8 @@ type Config struct {
 	// fetched (their blocks only, within the same caps, upload limits,
 	// bans and allowlist), and a fetch takes chunks from providers that
 	// speak only Bitswap (a hint, or one the DHT names). Off by default:
-	// a node on its own network has no IPFS peers to serve.
+	// a node on its own network has no IPFS peers to serve; always on for
+	// NetworkPublic, where every IPFS node speaks it.
 	Bitswap bool
 	// Now returns the time; nil means time.Now.
 	Now func() time.Time
@@ -303,6 +304,10 @@ func (c *Config) checkListen() error {
 	c.Listen = tcp
 	return nil
 }
+
+// bitswap reports whether the node speaks Bitswap: when asked to, and
+// always on the public network.
+func (c *Config) bitswap() bool { return c.Bitswap || c.Network == NetworkPublic }
 
 // bootstrapPeers parses Config.Bootstrap; for NetworkPublic an empty list
 // is the public bootstrap peers (dht.AminoBootstrapPeers).

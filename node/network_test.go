@@ -19,6 +19,7 @@ import (
 	"github.com/libp2p/go-libp2p/p2p/protocol/identify"
 
 	"github.com/peer-project/peer/dht"
+	"github.com/peer-project/peer/swarm/bitswap"
 	"github.com/peer-project/peer/swarm/wire"
 )
 
@@ -36,6 +37,9 @@ func TestBootstrapEmptyUnlessPublic(t *testing.T) {
 		if d := c.dhtConfig(nil); d.Amino || len(d.Bootstrap) != 0 {
 			t.Fatalf("network %s: DHT config %+v: want peer's own DHT and no bootstrap peer", c.Network, d)
 		}
+		if c.bitswap() {
+			t.Fatalf("network %s: Bitswap on unasked", c.Network)
+		}
 	}
 	pub := settled(t, Config{Network: NetworkPublic})
 	boot, err := pub.bootstrapPeers()
@@ -44,6 +48,9 @@ func TestBootstrapEmptyUnlessPublic(t *testing.T) {
 	}
 	if d := pub.dhtConfig(nil); !d.Amino || len(d.Bootstrap) != len(boot) {
 		t.Fatalf("public: DHT config %+v: want the Amino DHT through kad-dht's bootstrap peers", d)
+	}
+	if !pub.bitswap() {
+		t.Fatal("public: Bitswap off; every IPFS node speaks it")
 	}
 	own := "/ip4/192.0.0.129/tcp/4001/p2p/12D3KooWGzxzKZYveHXtpG6AsrUJBcWxHBFS2HsEoGTxrMLvKXtf"
 	pub = settled(t, Config{Network: NetworkPublic, Bootstrap: []string{own}})
@@ -119,6 +126,9 @@ func TestPublicNode(t *testing.T) {
 		}
 		if !has(n, "/libp2p/autonat/2/dial-request") {
 			t.Fatalf("%s speaks %v: no AutoNAT v2", n.ID(), n.Host().Mux().Protocols())
+		}
+		if !has(n, bitswap.Protocols[0]) {
+			t.Fatalf("%s speaks %v: no Bitswap, which every IPFS node speaks", n.ID(), n.Host().Mux().Protocols())
 		}
 	}
 	if has(a, relayproto.ProtoIDv2Hop) {

@@ -123,7 +123,7 @@ func New(ctx context.Context, cfg Config) (_ *Node, err error) {
 		Logger: n.log, Seed: cfg.Seed, RequestTimeout: cfg.RequestTimeout, Now: cfg.Now, Lookup: n.lookup,
 		UploadRate: cfg.UploadRate, DownloadRate: cfg.DownloadRate,
 		PeerUploadRate: cfg.PeerUploadRate, PeerDownloadRate: cfg.PeerDownloadRate,
-		UploadSlots: cfg.UploadSlots, Bitswap: cfg.Bitswap,
+		UploadSlots: cfg.UploadSlots, Bitswap: cfg.bitswap(),
 	}
 	if len(cfg.AllowPeers) > 0 {
 		scfg.Allow = newGater(cfg.AllowPeers).allowed

@@ -37,7 +37,7 @@ func nodeFlags() []cli.Flag {
 		&cli.StringFlag{Name: "peer-upload-rate", EnvVars: []string{"PEER_PEER_UPLOAD_RATE"}, Usage: "send at most `RATE` bytes per second to each peer, e.g. 2MB (per second; 0: no cap)"},
 		&cli.StringFlag{Name: "peer-download-rate", EnvVars: []string{"PEER_PEER_DOWNLOAD_RATE"}, Usage: "receive at most `RATE` bytes per second from each peer, e.g. 2MB (per second; 0: no cap)"},
 		&cli.IntFlag{Name: "upload-slots", EnvVars: []string{"PEER_UPLOAD_SLOTS"}, Usage: fmt.Sprintf("send blocks to `N` peers at once; the others wait their turn (default %d)", node.DefaultUploadSlots)},
-		&cli.BoolFlag{Name: "bitswap", EnvVars: []string{"PEER_BITSWAP"}, Usage: "speak IPFS's Bitswap too: Kubo nodes and gateways fetch what this node shares, and get fetches from them (within the same caps, bans and allowlist)"},
+		&cli.BoolFlag{Name: "bitswap", EnvVars: []string{"PEER_BITSWAP"}, Usage: "speak IPFS's Bitswap too (always with --network public): Kubo nodes and gateways fetch what this node shares, and get fetches from them (within the same caps, bans and allowlist)"},
 		&cli.StringSliceFlag{Name: "allow-peer", EnvVars: []string{"PEER_ALLOW_PEERS"}, Usage: "talk only to the peer `ID` (repeatable; default everyone; `peer id` prints a node's ID)"},
 		&cli.StringFlag{Name: "swarm-key", EnvVars: []string{"PEER_SWARM_KEY"}, Usage: "private network: talk only to nodes with the swarm key in `FILE` (mode 0600; TCP only; default HOME/swarm.key if it exists)"},
 		&cli.BoolFlag{Name: "nat-portmap", EnvVars: []string{"PEER_NAT_PORTMAP"}, Usage: "ask the router for a port mapping (UPnP, NAT-PMP); never on loopback-only addresses"},
