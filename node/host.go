@@ -12,7 +12,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/protocol"
-	"github.com/libp2p/go-libp2p/p2p/host/resource-manager"
+	rcmgr "github.com/libp2p/go-libp2p/p2p/host/resource-manager"
 	"github.com/libp2p/go-libp2p/p2p/muxer/yamux"
 	"github.com/libp2p/go-libp2p/p2p/net/connmgr"
 	relayproto "github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/proto"
@@ -23,6 +23,7 @@ import (
 	ma "github.com/multiformats/go-multiaddr"
 
 	"github.com/peer-project/peer/dht"
+	"github.com/peer-project/peer/swarm/bitswap"
 	"github.com/peer-project/peer/swarm/wire"
 )
 
@@ -124,7 +125,7 @@ func buildHost(cfg *Config, key crypto.PrivKey, g *gater, deps hostDeps) (host.H
 
 // resourceLimits returns the resource manager's limits, scaled to the
 // machine: go-libp2p's defaults and service limits, and bounds of their own
-// for the exchange, the DHTs and the relay protocols.
+// for the exchange, the DHTs, the relay protocols and Bitswap.
 func resourceLimits() rcmgr.ConcreteLimitConfig {
 	limits := rcmgr.DefaultLimits
 	libp2p.SetDefaultServiceLimits(&limits)
@@ -157,6 +158,19 @@ func resourceLimits() rcmgr.ConcreteLimitConfig {
 		// by default) up to 64 circuits, 32 KiB of buffers each.
 		limits.AddProtocolPeerLimit(proto,
 			rcmgr.BaseLimit{StreamsInbound: 64, StreamsOutbound: 64, Streams: 128, Memory: 4 << 20},
+			rcmgr.BaseLimitIncrease{})
+	}
+	// Bitswap (Config.Bitswap): boxo keeps one stream a peer for what it
+	// sends and reads each peer's on one loop; a message is at most
+	// network.MessageSizeMax (4 MiB). Bounds of its own, so that IPFS
+	// peers asking for blocks can't take the streams and memory the
+	// exchange and the DHT need.
+	for _, proto := range bitswap.Protocols {
+		limits.AddProtocolLimit(proto,
+			rcmgr.BaseLimit{StreamsInbound: 256, StreamsOutbound: 256, Streams: 512, Memory: 64 << 20},
+			rcmgr.BaseLimitIncrease{StreamsInbound: 64, StreamsOutbound: 64, Streams: 128, Memory: 16 << 20})
+		limits.AddProtocolPeerLimit(proto,
+			rcmgr.BaseLimit{StreamsInbound: 8, StreamsOutbound: 8, Streams: 16, Memory: 16 << 20},
 			rcmgr.BaseLimitIncrease{})
 	}
 	return limits.AutoScale()

@@ -225,4 +225,15 @@ func TestResourceLimits(t *testing.T) {
 			t.Errorf("%s: %v bytes per peer, under %d circuits' buffers", p, got, circuits)
 		}
 	}
+	for _, p := range bitswap.Protocols {
+		if got := l.ProtocolPeer[p].StreamsInbound; got != 8 {
+			t.Errorf("%s: %v inbound streams per peer, want 8", p, got)
+		}
+		if got := l.ProtocolPeer[p].Memory; int64(got) < 2*network.MessageSizeMax {
+			t.Errorf("%s: %v bytes per peer, under two messages of %d", p, got, network.MessageSizeMax)
+		}
+		if got := l.Protocol[p].StreamsInbound; got < 256 || got >= l.ProtocolDefault.StreamsInbound {
+			t.Errorf("%s: %v inbound streams in all, want from 256 to under the default %v", p, got, l.ProtocolDefault.StreamsInbound)
+		}
+	}
 }
