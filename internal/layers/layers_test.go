@@ -65,7 +65,7 @@ var house = map[string]rule{
 	"swarm/bitswap": {}, // IPFS's Bitswap beside our protocol: boxo's server, and links to one peer for the swarm's fetches
 	"swarm":         {imports: []string{"integrity", "bitfield", "unixfs", "swarm/sched", "swarm/choker", "swarm/wire", "swarm/bitswap"}},
 	"node": {imports: []string{"integrity", "bitfield", "chunker", "unixfs", "ticket", "store", "importer", "carfile",
-		"dht", "swarm", "swarm/wire", "names"}},
+		"dht", "swarm", "swarm/wire", "swarm/bitswap", "names"}},
 
 	// On top: the daemon and its API, the simulator, the CLI.
 	// The daemon and the CLI speak node's vocabulary only: its types, its
