@@ -911,6 +911,17 @@ const maxConnectedProbe = 32
 // looking for more.
 const wellConnected = 8
 
+// discoverBatch is how many peers the fetch has not tried that one
+// discovery round hands on before it ends the lookup: a fetch looks
+// because it has fewer than wellConnected useful sessions, so this many
+// new peers is all that one round can be short of. A lookup may find up
+// to 20 (kad's bucket), each dialled before it is sent, and rounds come
+// every RediscoverEvery while a flash crowd's peers have no chunks yet:
+// dialling them all gave a fetch some 40 sessions from discovery alone at
+// 400 simulated peers, and each session holds goroutines and stream
+// buffers on both of its ends.
+const discoverBatch = wellConnected
+
 // discover starts a discovery round unless one runs or ran recently.
 func (f *fetch) discover(now time.Time) {
 	if f.opts.Discover == nil || f.discovering || (!f.lastLookup.IsZero() && now.Sub(f.lastLookup) < f.opts.RediscoverEvery) {
@@ -921,11 +932,26 @@ func (f *fetch) discover(now time.Time) {
 	f.goroutine(func() {
 		ctx, cancel := context.WithCancel(f.ctx)
 		defer cancel()
+		fresh := 0
 		for ai := range f.opts.Discover(ctx) {
+			if f.untried(ai.ID) {
+				fresh++
+			}
 			f.post(event{kind: evFound, peer: ai})
+			if fresh == discoverBatch {
+				break // enough for this round: cancel ends the lookup
+			}
 		}
 		f.post(event{kind: evDiscoveryDone})
 	})
+}
+
+// untried reports whether the fetch has no session with p, live or being
+// opened, and p is not this node.
+func (f *fetch) untried(p peer.ID) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return p != f.sw.host.ID() && !f.tried[p]
 }
 
 // dial opens a session to ai unless one was tried already.
