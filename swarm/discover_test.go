@@ -3,15 +3,21 @@ package swarm
 import (
 	"bytes"
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
+	"slices"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/ipfs/go-cid"
+	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	mocknet "github.com/libp2p/go-libp2p/p2p/net/mock"
+
+	"github.com/peer-project/peer/swarm/wire"
 )
 
 // TestDiscoveryRoundBounded: a lookup that finds 20 providers (kad's
@@ -102,5 +108,81 @@ func TestDiscoveryRoundBounded(t *testing.T) {
 	}
 	if len(res.Progress.PerPeer) == 0 {
 		t.Error("no peer served the fetch")
+	}
+}
+
+// TestConnectedProbesNearestFirst: of 40 connected peers, a fetch asks the
+// 32 nearest to it by XOR of the IDs, not 32 in the order of the map the
+// host keeps its connections in (which changes from run to run, so that
+// two simulations of one seed asked different peers).
+func TestConnectedProbesNearestFirst(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	const connected = 40
+	mn := mocknet.New()
+	defer mn.Close()
+	for range connected + 1 {
+		if _, err := mn.GenPeer(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := mn.LinkAll(); err != nil {
+		t.Fatal(err)
+	}
+	hosts := mn.Hosts()
+	me := hosts[0]
+	var (
+		mu    sync.Mutex
+		asked []peer.ID
+		peers []peer.ID
+		all   = make(chan struct{}) // closed when maxConnectedProbe were asked
+	)
+	for _, h := range hosts[1:] {
+		if _, err := mn.ConnectPeers(me.ID(), h.ID()); err != nil {
+			t.Fatal(err)
+		}
+		peers = append(peers, h.ID())
+		h.SetStreamHandler(wire.ProtocolID, func(st network.Stream) {
+			mu.Lock()
+			if asked = append(asked, st.Conn().LocalPeer()); len(asked) == maxConnectedProbe {
+				close(all)
+			}
+			mu.Unlock()
+			st.Reset()
+		})
+	}
+	fetcher := New(me, &memBlocks{m: map[cid.Cid][]byte{}}, Config{Logger: quiet(), Seed: 1})
+	defer fetcher.Close()
+	root := build(t, &memBlocks{m: map[cid.Cid][]byte{}}, "data.bin", randomData(1000, 12), 64<<10)
+	fctx, fcancel := context.WithCancel(ctx)
+	ended := make(chan error, 1)
+	go func() {
+		_, err := fetcher.Fetch(fctx, root, FetchOptions{Dest: filepath.Join(t.TempDir(), "data.bin")})
+		ended <- err
+	}()
+	select {
+	case <-all:
+	case err := <-ended:
+		t.Fatalf("the fetch ended before it asked %d peers: %v", maxConnectedProbe, err)
+	case <-ctx.Done():
+		t.Fatalf("the fetch did not ask %d peers", maxConnectedProbe)
+	}
+	fcancel()
+	if err := <-ended; !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled fetch: %v", err)
+	}
+	slices.SortFunc(peers, func(a, b peer.ID) int { return xorCompare(me.ID(), a, b) })
+	want := peers[:maxConnectedProbe]
+	mu.Lock()
+	defer mu.Unlock()
+	slices.SortFunc(asked, func(a, b peer.ID) int { return xorCompare(me.ID(), a, b) })
+	if !slices.Equal(asked, want) {
+		missed := 0
+		for _, p := range want {
+			if !slices.Contains(asked, p) {
+				missed++
+			}
+		}
+		t.Errorf("the fetch asked %d of its %d connected peers, %d of them not among the %d nearest", len(asked), connected, missed, maxConnectedProbe)
 	}
 }

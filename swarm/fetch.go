@@ -1,6 +1,7 @@
 package swarm
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -398,12 +399,52 @@ func (f *fetch) sources(now time.Time) {
 	if !f.opts.NoConnected {
 		// A few of the peers already connected (DHT neighbours, earlier
 		// partners): asking each costs a stream, so not all of hundreds.
-		peers := f.sw.host.Network().Peers()
-		for _, p := range peers[:min(len(peers), maxConnectedProbe)] {
+		for _, p := range f.connectedProbes() {
 			f.dial(peer.AddrInfo{ID: p})
 		}
 	}
 	f.discover(now)
+}
+
+// connectedProbes returns up to maxConnectedProbe of the peers the host is
+// connected to that the fetch has not tried, nearest to this node first by
+// the XOR of their IDs. The host lists its peers in the order of a map,
+// which differs from run to run; this way which peers a fetch asks is
+// decided by the identities alone (a simulation's seed), and different
+// nodes ask different peers.
+func (f *fetch) connectedProbes() []peer.ID {
+	peers := f.sw.host.Network().Peers()
+	self := f.sw.host.ID()
+	slices.SortFunc(peers, func(a, b peer.ID) int { return xorCompare(self, a, b) })
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := peers[:0]
+	for _, p := range peers {
+		if len(out) == maxConnectedProbe {
+			break
+		}
+		if p != self && !f.tried[p] {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// xorCompare compares a and b by their XOR distance to self, byte by byte
+// (a byte past an ID's end counts as zero).
+func xorCompare(self, a, b peer.ID) int {
+	at := func(id peer.ID, i int) byte {
+		if i < len(id) {
+			return id[i]
+		}
+		return 0
+	}
+	for i := range max(len(a), len(b)) {
+		if c := cmp.Compare(at(self, i)^at(a, i), at(self, i)^at(b, i)); c != 0 {
+			return c
+		}
+	}
+	return 0
 }
 
 // start sets up the download once the layout is known.
@@ -831,8 +872,7 @@ func (f *fetch) redial() {
 		f.dial(ai)
 	}
 	if !f.opts.NoConnected {
-		peers := f.sw.host.Network().Peers()
-		for _, p := range peers[:min(len(peers), maxConnectedProbe)] {
+		for _, p := range f.connectedProbes() {
 			f.dial(peer.AddrInfo{ID: p})
 		}
 	}
