@@ -1,6 +1,7 @@
 package swarm
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -418,12 +419,52 @@ func (f *fetch) sources(now time.Time) {
 	if !f.opts.NoConnected {
 		// A few of the peers already connected (DHT neighbours, earlier
 		// partners): asking each costs a stream, so not all of hundreds.
-		peers := f.sw.host.Network().Peers()
-		for _, p := range peers[:min(len(peers), maxConnectedProbe)] {
+		for _, p := range f.connectedProbes() {
 			f.dial(peer.AddrInfo{ID: p})
 		}
 	}
 	f.discover(now)
+}
+
+// connectedProbes returns up to maxConnectedProbe of the peers the host is
+// connected to that the fetch has not tried, nearest to this node first by
+// the XOR of their IDs. The host lists its peers in the order of a map,
+// which differs from run to run; this way which peers a fetch asks is
+// decided by the identities alone (a simulation's seed), and different
+// nodes ask different peers.
+func (f *fetch) connectedProbes() []peer.ID {
+	peers := f.sw.host.Network().Peers()
+	self := f.sw.host.ID()
+	slices.SortFunc(peers, func(a, b peer.ID) int { return xorCompare(self, a, b) })
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := peers[:0]
+	for _, p := range peers {
+		if len(out) == maxConnectedProbe {
+			break
+		}
+		if p != self && !f.tried[p] {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// xorCompare compares a and b by their XOR distance to self, byte by byte
+// (a byte past an ID's end counts as zero).
+func xorCompare(self, a, b peer.ID) int {
+	at := func(id peer.ID, i int) byte {
+		if i < len(id) {
+			return id[i]
+		}
+		return 0
+	}
+	for i := range max(len(a), len(b)) {
+		if c := cmp.Compare(at(self, i)^at(a, i), at(self, i)^at(b, i)); c != 0 {
+			return c
+		}
+	}
+	return 0
 }
 
 // start sets up the download once the layout is known.
@@ -860,8 +901,7 @@ func (f *fetch) redial() {
 		f.dial(ai)
 	}
 	if !f.opts.NoConnected {
-		peers := f.sw.host.Network().Peers()
-		for _, p := range peers[:min(len(peers), maxConnectedProbe)] {
+		for _, p := range f.connectedProbes() {
 			f.dial(peer.AddrInfo{ID: p})
 		}
 	}
@@ -940,6 +980,17 @@ const maxConnectedProbe = 32
 // looking for more.
 const wellConnected = 8
 
+// discoverBatch is how many peers the fetch has not tried that one
+// discovery round hands on before it ends the lookup: a fetch looks
+// because it has fewer than wellConnected useful sessions, so this many
+// new peers is all that one round can be short of. A lookup may find up
+// to 20 (kad's bucket), each dialled before it is sent, and rounds come
+// every RediscoverEvery while a flash crowd's peers have no chunks yet:
+// dialling them all gave a fetch some 40 sessions from discovery alone at
+// 400 simulated peers, and each session holds goroutines and stream
+// buffers on both of its ends.
+const discoverBatch = wellConnected
+
 // discover starts a discovery round unless one runs or ran recently.
 func (f *fetch) discover(now time.Time) {
 	if f.opts.Discover == nil || f.discovering || (!f.lastLookup.IsZero() && now.Sub(f.lastLookup) < f.opts.RediscoverEvery) {
@@ -950,11 +1001,26 @@ func (f *fetch) discover(now time.Time) {
 	f.goroutine(func() {
 		ctx, cancel := context.WithCancel(f.ctx)
 		defer cancel()
+		fresh := 0
 		for ai := range f.opts.Discover(ctx) {
+			if f.untried(ai.ID) {
+				fresh++
+			}
 			f.post(event{kind: evFound, peer: ai})
+			if fresh == discoverBatch {
+				break // enough for this round: cancel ends the lookup
+			}
 		}
 		f.post(event{kind: evDiscoveryDone})
 	})
+}
+
+// untried reports whether the fetch has no session with p, live or being
+// opened, and p is not this node.
+func (f *fetch) untried(p peer.ID) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return p != f.sw.host.ID() && !f.tried[p]
 }
 
 // dial opens a session to ai unless one was tried already.

@@ -394,7 +394,8 @@ func (s *Swarm) bannedLocked(p peer.ID) bool {
 	return ok
 }
 
-// Bans lists the peers banned now.
+// Bans lists the peers banned now, sorted (not in the order of a map:
+// a simulation's report lists them).
 func (s *Swarm) Bans() []peer.ID {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -404,6 +405,7 @@ func (s *Swarm) Bans() []peer.ID {
 			out = append(out, p)
 		}
 	}
+	slices.Sort(out)
 	return out
 }
 

@@ -1,0 +1,188 @@
+package swarm
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/ipfs/go-cid"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	mocknet "github.com/libp2p/go-libp2p/p2p/net/mock"
+
+	"github.com/peer-project/peer/swarm/wire"
+)
+
+// TestDiscoveryRoundBounded: a lookup that finds 20 providers (kad's
+// bucket, the most node asks for) makes the fetch dial only discoverBatch
+// of them, and the lookup is cancelled there: each session costs
+// goroutines and buffers on both ends, and dialling every provider of every
+// round raised a 400-peer flash crowd from 730 to over 1000 goroutines a
+// peer once lookups stopped missing. The fetch still completes from the
+// peers it dialled.
+func TestDiscoveryRoundBounded(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	const providers = 20
+	mn := mocknet.New()
+	defer mn.Close()
+	for range providers + 1 {
+		if _, err := mn.GenPeer(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := mn.LinkAll(); err != nil { // linked, not connected: only dials connect
+		t.Fatal(err)
+	}
+	hosts := mn.Hosts()
+	data := randomData(1<<20, 11)
+	blocks := &memBlocks{m: map[cid.Cid][]byte{}}
+	root := build(t, blocks, "data.bin", data, 64<<10)
+	l, err := BuildLayout(ctx, blocks, root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var found []peer.AddrInfo
+	for _, h := range hosts[1:] {
+		s := New(h, blocks, Config{Logger: quiet()})
+		defer s.Close()
+		s.Serve(root, &memSource{l: l, data: data})
+		found = append(found, peer.AddrInfo{ID: h.ID(), Addrs: h.Addrs()})
+	}
+	fetcher := New(hosts[0], &memBlocks{m: map[cid.Cid][]byte{}}, Config{Logger: quiet(), Seed: 1})
+	defer fetcher.Close()
+
+	// A lookup as the DHT's: it sends each provider unless ctx is done,
+	// and closes the channel at its end.
+	var rounds, sent, cancelled atomic.Int64
+	ended := make(chan struct{}) // the lookup's goroutine has returned
+	discover := func(ctx context.Context) <-chan peer.AddrInfo {
+		rounds.Add(1)
+		out := make(chan peer.AddrInfo)
+		go func() {
+			defer close(ended)
+			defer close(out)
+			for _, ai := range found {
+				select {
+				case out <- ai:
+					sent.Add(1)
+				case <-ctx.Done():
+					cancelled.Add(1)
+					return
+				}
+			}
+		}()
+		return out
+	}
+	dest := filepath.Join(t.TempDir(), "data.bin")
+	res, err := fetcher.Fetch(ctx, root, FetchOptions{Dest: dest, Discover: discover, NoConnected: true, RediscoverEvery: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := os.ReadFile(dest); !bytes.Equal(got, data) {
+		t.Fatal("fetched file differs")
+	}
+	if n := rounds.Load(); n != 1 {
+		t.Fatalf("%d lookups, want 1 (RediscoverEvery is an hour)", n)
+	}
+	select {
+	case <-ended:
+	case <-ctx.Done():
+		t.Fatal("the lookup never ended: the fetch neither read it to its end nor cancelled it")
+	}
+	if n := len(hosts[0].Network().Peers()); n > discoverBatch {
+		t.Errorf("the fetch dialled %d of the %d providers one lookup found, want at most %d", n, providers, discoverBatch)
+	}
+	if n := sent.Load(); n > discoverBatch {
+		t.Errorf("the fetch took %d providers from the lookup, want at most %d", n, discoverBatch)
+	}
+	if cancelled.Load() != 1 {
+		t.Error("the lookup was not cancelled once the fetch had enough providers")
+	}
+	if len(res.Progress.PerPeer) == 0 {
+		t.Error("no peer served the fetch")
+	}
+}
+
+// TestConnectedProbesNearestFirst: of 40 connected peers, a fetch asks the
+// 32 nearest to it by XOR of the IDs, not 32 in the order of the map the
+// host keeps its connections in (which changes from run to run, so that
+// two simulations of one seed asked different peers).
+func TestConnectedProbesNearestFirst(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	const connected = 40
+	mn := mocknet.New()
+	defer mn.Close()
+	for range connected + 1 {
+		if _, err := mn.GenPeer(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := mn.LinkAll(); err != nil {
+		t.Fatal(err)
+	}
+	hosts := mn.Hosts()
+	me := hosts[0]
+	var (
+		mu    sync.Mutex
+		asked []peer.ID
+		peers []peer.ID
+		all   = make(chan struct{}) // closed when maxConnectedProbe were asked
+	)
+	for _, h := range hosts[1:] {
+		if _, err := mn.ConnectPeers(me.ID(), h.ID()); err != nil {
+			t.Fatal(err)
+		}
+		peers = append(peers, h.ID())
+		h.SetStreamHandler(wire.ProtocolID, func(st network.Stream) {
+			mu.Lock()
+			if asked = append(asked, st.Conn().LocalPeer()); len(asked) == maxConnectedProbe {
+				close(all)
+			}
+			mu.Unlock()
+			st.Reset()
+		})
+	}
+	fetcher := New(me, &memBlocks{m: map[cid.Cid][]byte{}}, Config{Logger: quiet(), Seed: 1})
+	defer fetcher.Close()
+	root := build(t, &memBlocks{m: map[cid.Cid][]byte{}}, "data.bin", randomData(1000, 12), 64<<10)
+	fctx, fcancel := context.WithCancel(ctx)
+	ended := make(chan error, 1)
+	go func() {
+		_, err := fetcher.Fetch(fctx, root, FetchOptions{Dest: filepath.Join(t.TempDir(), "data.bin")})
+		ended <- err
+	}()
+	select {
+	case <-all:
+	case err := <-ended:
+		t.Fatalf("the fetch ended before it asked %d peers: %v", maxConnectedProbe, err)
+	case <-ctx.Done():
+		t.Fatalf("the fetch did not ask %d peers", maxConnectedProbe)
+	}
+	fcancel()
+	if err := <-ended; !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled fetch: %v", err)
+	}
+	slices.SortFunc(peers, func(a, b peer.ID) int { return xorCompare(me.ID(), a, b) })
+	want := peers[:maxConnectedProbe]
+	mu.Lock()
+	defer mu.Unlock()
+	slices.SortFunc(asked, func(a, b peer.ID) int { return xorCompare(me.ID(), a, b) })
+	if !slices.Equal(asked, want) {
+		missed := 0
+		for _, p := range want {
+			if !slices.Contains(asked, p) {
+				missed++
+			}
+		}
+		t.Errorf("the fetch asked %d of its %d connected peers, %d of them not among the %d nearest", len(asked), connected, missed, maxConnectedProbe)
+	}
+}
