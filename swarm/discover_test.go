@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -184,5 +185,46 @@ func TestConnectedProbesNearestFirst(t *testing.T) {
 			}
 		}
 		t.Errorf("the fetch asked %d of its %d connected peers, %d of them not among the %d nearest", len(asked), connected, missed, maxConnectedProbe)
+	}
+}
+
+// TestNoProvidersSaysNamed: a fetch whose discovery named a provider it
+// could not reach says so, rather than that no provider was found: the
+// user should look at the network path, not at whether the sharer runs.
+func TestNoProvidersSaysNamed(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	mn := mocknet.New()
+	defer mn.Close()
+	for range 2 {
+		if _, err := mn.GenPeer(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Not linked: the provider cannot be dialled.
+	hosts := mn.Hosts()
+	root := build(t, &memBlocks{m: map[cid.Cid][]byte{}}, "data.bin", randomData(64<<10, 3), 64<<10)
+	fetcher := New(hosts[0], &memBlocks{m: map[cid.Cid][]byte{}}, Config{Logger: quiet()})
+	defer fetcher.Close()
+	for _, tc := range []struct {
+		what  string
+		found []peer.AddrInfo
+		want  string
+	}{
+		{"a provider that cannot be reached", []peer.AddrInfo{{ID: hosts[1].ID(), Addrs: hosts[1].Addrs()}}, "1 named by discovery, none reachable"},
+		{"no provider", nil, "none found in"},
+	} {
+		discover := func(ctx context.Context) <-chan peer.AddrInfo {
+			out := make(chan peer.AddrInfo, len(tc.found))
+			for _, ai := range tc.found {
+				out <- ai
+			}
+			close(out)
+			return out
+		}
+		_, err := fetcher.Fetch(ctx, root, FetchOptions{Dest: filepath.Join(t.TempDir(), "out"), Discover: discover, FindTimeout: 300 * time.Millisecond})
+		if !errors.Is(err, ErrNoProviders) || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: %v, want ErrNoProviders saying %q", tc.what, err, tc.want)
+		}
 	}
 }

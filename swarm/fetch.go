@@ -801,10 +801,19 @@ func (f *fetch) checkSources(now time.Time) error {
 				break
 			}
 		}
-		if why != nil {
-			return fmt.Errorf("%w: none found in %s (the last peer tried: %v%s); check that the sharer is online, or pass its address", ErrNoProviders, f.opts.FindTimeout, why, f.peersSaid("; "))
+		// A lookup that named providers none of which could be used is
+		// not one that found none: say which, so the user looks at
+		// reachability (a NAT, a firewall) rather than at the sharer.
+		found := "none found"
+		f.mu.Lock()
+		if n := len(f.providers); n > 0 {
+			found = fmt.Sprintf("%d named by discovery, none reachable with a chunk we lack,", n)
 		}
-		return fmt.Errorf("%w: none found in %s%s; check that the sharer is online, or pass its address", ErrNoProviders, f.opts.FindTimeout, f.peersSaid(" ("))
+		f.mu.Unlock()
+		if why != nil {
+			return fmt.Errorf("%w: %s in %s (the last peer tried: %v%s); check that the sharer is online, or pass its address", ErrNoProviders, found, f.opts.FindTimeout, why, f.peersSaid("; "))
+		}
+		return fmt.Errorf("%w: %s in %s%s; check that the sharer is online, or pass its address", ErrNoProviders, found, f.opts.FindTimeout, f.peersSaid(" ("))
 	}
 	idle := now.Sub(f.progressed)
 	if idle > f.opts.StallTimeout {
