@@ -228,13 +228,7 @@ func TestCorruptPeerBanned(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	path, data := randomFile(t, t.TempDir(), "f.bin", 16<<20, 6)
-	// The honest sharer sends at 8 MiB/s, so the fetch lasts two seconds
-	// at least: long enough for the liar to be asked for chunks however
-	// fast the honest one answers. Uncapped, the fetch could end (in 0.12 s
-	// once, under CI) before the liar got a single WANT.
-	cfg := testConfig(t)
-	cfg.UploadRate = 8 << 20
-	a := startNode(t, cfg)
+	a := startNode(t, testConfig(t))
 	sh, err := a.Share(ctx, path, ShareOptions{})
 	if err != nil {
 		t.Fatal(err)
@@ -247,10 +241,33 @@ func TestCorruptPeerBanned(t *testing.T) {
 	}
 	defer conns.Close()
 	dest := filepath.Join(t.TempDir(), "f.bin")
-	// The liar is asked first, so that it surely gets requests.
-	res, err := b.Fetch(ctx, Target{Root: sh.Root, Hint: &liar}, dest, FetchOptions{Peers: []peer.AddrInfo{a.AddrInfo()}})
+	// The liar is the fetch's only source until it is banned; then the
+	// honest sharer is connected, and the fetch, which looks for sources
+	// again, finishes from it. Asked of both at once, the honest one
+	// could serve every chunk before the liar got a single WANT (1 run in
+	// 30 did, even with the honest one capped).
+	banned := make(chan struct{})
+	var once sync.Once
+	opts := FetchOptions{Progress: func(p Progress) {
+		if p.Bans > 0 {
+			once.Do(func() { close(banned) })
+		}
+	}}
+	joined := make(chan error, 1)
+	go func() {
+		select {
+		case <-banned:
+			joined <- b.Connect(ctx, a.AddrInfo())
+		case <-ctx.Done():
+			joined <- ctx.Err()
+		}
+	}()
+	res, err := b.Fetch(ctx, Target{Root: sh.Root, Hint: &liar}, dest, opts)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if err := <-joined; err != nil {
+		t.Fatalf("connecting the honest sharer after the ban: %v", err)
 	}
 	sameFile(t, dest, data)
 	if !slices.Contains(b.Bans(), liar.ID) {
