@@ -30,8 +30,8 @@ var ErrValueStoreFull = errors.New("dht: value store full")
 // valueValidator is the only validator of the DHT's values: the "ipns"
 // namespace, checked by boxo's validator (signature, validity, a record of
 // at most ipns.MaxRecordSize bytes, the highest sequence wins). Any other
-// namespace is refused, but on Amino, which requires its servers to keep
-// public keys too ("pk", checked against their hash), as kad-dht enforces.
+// namespace is refused, except "pk" on Amino (public keys, checked against
+// their hash), which kad-dht requires of Amino's servers.
 func valueValidator(keys peerstore.KeyBook, amino bool) record.Validator {
 	v := record.NamespacedValidator{"ipns": ipns.Validator{KeyBook: keys}}
 	if amino {
