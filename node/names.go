@@ -102,6 +102,7 @@ type publication struct {
 	root    cid.Cid
 	key     string // the key's name in the keystore; "" for the node's own
 	watch   bool
+	share   ShareOptions       // how path is shared, kept for Republish
 	cancel  context.CancelFunc // stops the watch, if any
 }
 
@@ -191,7 +192,13 @@ func (n *Node) Publish(ctx context.Context, path string, opts PublishOptions) (*
 		return nil, fmt.Errorf("publish %s: %w", path, err)
 	}
 	p.mu.Lock()
-	p.path, p.key, p.watch = path, opts.Key, opts.Watch
+	// A watch of an earlier Publish stops first: it would share its path
+	// again and point the name back at it.
+	if p.cancel != nil {
+		p.cancel()
+		p.cancel = nil
+	}
+	p.path, p.key, p.watch, p.share = path, opts.Key, opts.Watch, opts.Share
 	p.mu.Unlock()
 	sh, err := n.Share(ctx, path, opts.Share)
 	if err != nil {
@@ -259,12 +266,11 @@ func (n *Node) publication(ctx context.Context, sk ic.PrivKey) (*publication, er
 	}
 	p.pub = pub
 	n.namesMu.Lock()
-	if q := n.pubs[name]; q != nil || n.closed {
+	// Publish runs inside enter, so Close waits for it and closeNames then
+	// closes p with the others: no check of n.closed is needed here.
+	if q := n.pubs[name]; q != nil {
 		n.namesMu.Unlock()
 		pub.Close()
-		if q == nil {
-			return nil, ErrClosed
-		}
 		return q, nil
 	}
 	n.pubs[name] = p
@@ -288,7 +294,7 @@ func (p *publication) saved(n *Node) func(*names.Record, error) {
 		if rec.Seq <= p.lastSeq {
 			return
 		}
-		b, _ := json.Marshal(savedName{Seq: rec.Seq, Root: rec.Root.String(), Key: p.key, Path: p.path, Watch: p.watch})
+		b, _ := json.Marshal(savedName{Seq: rec.Seq, Root: rec.Root.String(), Key: p.key, Path: p.path, Watch: p.watch, Share: p.share})
 		if err := writeFileSync(p.seqf, b, 0o600); err != nil {
 			n.log.Error("keeping a name's sequence number", "file", p.seqf, "err", err)
 			return
@@ -304,6 +310,9 @@ type savedName struct {
 	Key   string `json:"key,omitempty"`
 	Path  string `json:"path,omitempty"`
 	Watch bool   `json:"watch,omitempty"`
+	// Share is how Path was shared (chunking, links, metadata): shared
+	// again otherwise, unchanged bytes would get another root.
+	Share ShareOptions `json:"share"`
 }
 
 // Republish publishes again every name this home published before (kept
@@ -342,7 +351,7 @@ func (n *Node) Republish(ctx context.Context) ([]PublishResult, error) {
 		if sn.Path == "" {
 			continue
 		}
-		res, err := n.Publish(ctx, sn.Path, PublishOptions{Key: sn.Key, Watch: sn.Watch})
+		res, err := n.Publish(ctx, sn.Path, PublishOptions{Key: sn.Key, Watch: sn.Watch, Share: sn.Share})
 		if err != nil {
 			errs = append(errs, fmt.Errorf("republish %s: %w", strings.TrimSuffix(e.Name(), ".json"), err))
 			continue

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/peer-project/peer/chunker"
 )
 
 // TestPublishSeqAcrossRestarts: a name's sequence number grows across a
@@ -218,5 +220,30 @@ func TestPublishAboveCopiedKey(t *testing.T) {
 	}
 	if res.Seq != 4 {
 		t.Fatalf("the copied key published at sequence %d, want 4 (above A's 3)", res.Seq)
+	}
+}
+
+// TestRepublishKeepsShareOptions: a name published with its own chunking
+// is shared again after a restart with that chunking, so unchanged bytes
+// keep their root (and followers rewrite nothing).
+func TestRepublishKeepsShareOptions(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cfg := testConfig(t)
+	cfg.NoDHT = true
+	path, _ := randomFile(t, t.TempDir(), "f.bin", 1<<20, 41)
+	n := startNode(t, cfg)
+	pub, err := n.Publish(ctx, path, PublishOptions{Key: "site", Share: ShareOptions{Chunking: chunker.FixedParams(64 << 10)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.Close()
+	n = startNode(t, cfg)
+	got, err := n.Republish(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || got[0].Root != pub.Root {
+		t.Fatalf("Republish = %+v; want %s still at %s (the chunking it was published with)", got, pub.Name, pub.Root)
 	}
 }

@@ -374,8 +374,8 @@ type ShareOptions struct {
 	// Chunking overrides Config.Chunking for this share.
 	Chunking Chunking
 	// Progress, if not nil, is called after each file with the bytes
-	// read so far.
-	Progress func(bytes int64)
+	// read so far. It is not kept with a published name (Republish).
+	Progress func(bytes int64) `json:"-"`
 	// FollowLinks shares what the symbolic links in the folder point at;
 	// without it a link that stays inside the folder is shared as a
 	// symlink and one that leads out is left out (ShareResult.SkippedLinks).
