@@ -20,6 +20,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/peer-project/peer/node"
+	"github.com/peer-project/peer/webui"
 )
 
 func TestMain(m *testing.M) {
@@ -311,6 +312,20 @@ func TestMeter(t *testing.T) {
 	p = m.update(node.Progress{Bytes: 9 << 20, Total: 9 << 20, Done: true}, at(2000))
 	if p.Rate != float64(8<<20)/2 || p.ETA != 0 || !p.Done || p.Elapsed != 2 {
 		t.Fatalf("done: %+v", p)
+	}
+}
+
+// TestUIRatesAgree: a cap typed in the web UI is the cap the same text
+// sets on the command line and in config.json.
+func TestUIRatesAgree(t *testing.T) {
+	for _, in := range []string{"", "0", "4096", "500K", "10M", "10M/s", "10MB", "8MiB", "1.5MB", "512KiB/s", "2G", "1gb", " 3 MiB "} {
+		want, err := ParseRate(in)
+		if err != nil {
+			t.Fatalf("ParseRate(%q): %v", in, err)
+		}
+		if got, err := webui.ParseRate(in); err != nil || got != want {
+			t.Errorf("the UI reads %q as %d (%v); the daemon as %d", in, got, err, want)
+		}
 	}
 }
 

@@ -205,8 +205,8 @@ func TestBrowserUI(t *testing.T) {
 	do(t, ctx, "B's network page", chromedp.Navigate("http://"+b.APIAddr()+"/ui/network"), chromedp.WaitVisible(chromedp.CSS("#bw")))
 	run(t, ctx, "the chart's download line", chromedp.Poll[bool](`document.getElementById("bw-down").getAttribute("points").split(" ").length > 2`))
 	do(t, ctx, "set caps",
-		chromedp.SetValue(chromedp.CSS(`input[name="upload"]`), "5M"),
-		chromedp.SetValue(chromedp.CSS(`input[name="peer_download"]`), "750K"),
+		chromedp.SetValue(chromedp.CSS(`input[name="upload"]`), "5MB"),
+		chromedp.SetValue(chromedp.CSS(`input[name="peer_download"]`), "750KB"),
 		chromedp.Click(chromedp.CSS(`form.caps button`)),
 		chromedp.WaitVisible(chromedp.CSS("p.notice")))
 	if c := b.Node().Caps(); c != (node.Caps{UploadRate: 5e6, PeerDownloadRate: 750e3}) {

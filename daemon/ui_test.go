@@ -193,7 +193,7 @@ func TestUI(t *testing.T) {
 		t.Fatalf("caps: %s\n%s", resp.Status, body)
 	}
 	st, err := ca.Status(ctx)
-	if err != nil || st.Limits.UploadRate != 2e6 || st.Limits.PeerDownloadRate != 512<<10 || st.Limits.DownloadRate != 0 {
+	if err != nil || st.Limits.UploadRate != 2<<20 || st.Limits.PeerDownloadRate != 512<<10 || st.Limits.DownloadRate != 0 {
 		t.Fatalf("status after the caps form: %+v, %v", st.Limits, err)
 	}
 	// One daemon's cookie is not a session at the other's.

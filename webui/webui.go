@@ -553,8 +553,11 @@ func newChart(s []Sample, now time.Time) chart {
 }
 
 // ParseRate reads a rate in bytes per second: a number with an optional
-// unit, K, KB, KiB, M, MB, MiB, G, GB or GiB (K and KB are 1000, KiB 1024;
-// case does not matter; "/s" may follow). "" and "0" mean no cap.
+// unit, K, KB, KiB, M, MB, MiB, G, GB or GiB, with the daemon's meanings
+// (daemon.ParseRate, --upload-rate and config.json: K and KiB are 1024,
+// KB is 1000; case does not matter; "/s" may follow), so that a cap typed
+// in the UI is the cap the same text sets elsewhere. "" and "0" mean no
+// cap.
 func ParseRate(s string) (int64, error) {
 	s = strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(s), "/s"))
 	if s == "" {
@@ -566,8 +569,8 @@ func ParseRate(s string) (int64, error) {
 		num, unit = s[:i], strings.ToLower(strings.TrimSpace(s[i:]))
 	}
 	mult := map[string]float64{
-		"": 1, "b": 1, "k": 1e3, "kb": 1e3, "kib": 1 << 10, "m": 1e6, "mb": 1e6, "mib": 1 << 20,
-		"g": 1e9, "gb": 1e9, "gib": 1 << 30,
+		"": 1, "b": 1, "k": 1 << 10, "kb": 1e3, "kib": 1 << 10, "m": 1 << 20, "mb": 1e6, "mib": 1 << 20,
+		"g": 1 << 30, "gb": 1e9, "gib": 1 << 30,
 	}[unit]
 	v, err := strconv.ParseFloat(num, 64)
 	if err != nil || mult == 0 || v < 0 || math.IsInf(v, 0) {
@@ -620,7 +623,7 @@ func formatCap(v int64) string {
 	for _, u := range []struct {
 		n    int64
 		name string
-	}{{1 << 30, "GiB"}, {1e9, "G"}, {1 << 20, "MiB"}, {1e6, "M"}, {1 << 10, "KiB"}, {1e3, "K"}} {
+	}{{1 << 30, "GiB"}, {1e9, "GB"}, {1 << 20, "MiB"}, {1e6, "MB"}, {1 << 10, "KiB"}, {1e3, "KB"}} {
 		if v >= u.n && v%u.n == 0 {
 			return strconv.FormatInt(v/u.n, 10) + u.name
 		}

@@ -340,7 +340,7 @@ func TestForms(t *testing.T) {
 	if resp.StatusCode != http.StatusSeeOther {
 		t.Errorf("fetch: %s", resp.Status)
 	}
-	want := []string{"share /srv/film.mkv", "share /srv/missing", "limits {UploadRate:1572864 DownloadRate:10000000 PeerUploadRate:0 PeerDownloadRate:0}", "fetch bafyx /tmp"}
+	want := []string{"share /srv/film.mkv", "share /srv/missing", "limits {UploadRate:1572864 DownloadRate:10485760 PeerUploadRate:0 PeerDownloadRate:0}", "fetch bafyx /tmp"}
 	if got := h.b.changes(); fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("backend calls %q, want %q", got, want)
 	}
@@ -389,7 +389,7 @@ func TestEvents(t *testing.T) {
 
 func TestParseRate(t *testing.T) {
 	for in, want := range map[string]int64{
-		"": 0, "0": 0, "1000": 1000, "500K": 500e3, "500 kb": 500e3, "2KiB": 2048, "1.5MiB": 1572864, "10M/s": 10e6, "1G": 1e9,
+		"": 0, "0": 0, "1000": 1000, "500K": 500 << 10, "500 kb": 500e3, "2KiB": 2048, "1.5MiB": 1572864, "10M/s": 10 << 20, "10MB/s": 10e6, "1G": 1 << 30, "1GB": 1e9,
 	} {
 		if got, err := ParseRate(in); err != nil || got != want {
 			t.Errorf("ParseRate(%q) = %d, %v; want %d", in, got, err, want)
