@@ -430,11 +430,12 @@ func (n *Node) adopt(ctx context.Context, res *swarm.Result) error {
 // their index would only send later fetches to read them in vain.
 func (n *Node) unshareReplaced(dest string, root cid.Cid) {
 	abs, err := filepath.Abs(dest)
-	if err != nil {
-		return
+	var shares []store.Share
+	if err == nil {
+		shares, err = n.store.Shares()
 	}
-	shares, err := n.store.Shares()
 	if err != nil {
+		n.log.Warn("forgetting the shares a fetch replaced", "dest", dest, "err", err)
 		return
 	}
 	for _, sh := range shares {

@@ -129,7 +129,7 @@ func (f *fetch) session(ai peer.AddrInfo) {
 	ctx, cancel := context.WithTimeout(f.ctx, dialTimeout)
 	st, err := f.sw.openStream(ctx, ai.ID)
 	cancel()
-	if err != nil && f.bitswapPeer(ai.ID) {
+	if notOurs(err) && f.bitswapPeer(ai.ID) {
 		// It does not speak our protocol, but Bitswap: a slower source.
 		f.bsSession(ai.ID)
 		return

@@ -76,7 +76,7 @@ func (f *fetch) fillLocal(ctx context.Context) int64 {
 					places = append(places, LocalCopy{Path: p, Offset: c.Offset, Size: uint32(c.Size)})
 				}
 				data := r.find(c.CID, int(c.Size), places)
-				if data == nil {
+				if data == nil && running {
 					data = f.fromRunning(c.CID, int(c.Size), &r.buf)
 				}
 				if data == nil {
