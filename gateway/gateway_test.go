@@ -434,6 +434,9 @@ func TestBadInput(t *testing.T) {
 		{"range inverted", "GET", "/ipfs/" + root + "/big.bin", map[string]string{"Range": "bytes=500-100"}, 416},
 		{"Host evil.example", "GET", "/ipfs/" + root + "/hello.txt", map[string]string{"Host": "evil.example"}, 403},
 		{"Host evil.example with port", "GET", "/ipfs/" + root + "/hello.txt", map[string]string{"Host": "evil.example:8080"}, 403},
+		{"Host in brackets but not IPv6", "GET", "/ipfs/" + root + "/hello.txt", map[string]string{"Host": "[localhost]:8080"}, 403},
+		{"Host IPv6 without brackets", "GET", "/ipfs/" + root + "/hello.txt", map[string]string{"Host": "::1"}, 403},
+		{"Host with a port that is not a number", "GET", "/ipfs/" + root + "/hello.txt", map[string]string{"Host": "localhost:http"}, 403},
 		{"POST", "POST", "/ipfs/" + root + "/hello.txt", nil, 405},
 		{"DELETE", "DELETE", "/ipfs/" + root, nil, 405},
 	} {
