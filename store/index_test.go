@@ -33,7 +33,6 @@ func readAll(t *testing.T, f testFile, read func(context.Context, cid.Cid, []byt
 // is sealed at share time, and ReadChunk serves its chunks without hashing
 // them from the first read on, after a restart too; a file shared just
 // after it was written is not sealed and is hashed as before.
-// ReadChunkHashed always hashes.
 func TestSealServesWithoutHash(t *testing.T) {
 	if runtime.GOOS != "linux" {
 		t.Skip("seals are made on Linux only")
@@ -73,10 +72,6 @@ func TestSealServesWithoutHash(t *testing.T) {
 			if got := s2.hashed.Load(); got != want {
 				t.Fatalf("after a restart, ReadChunk hashed %d chunks, want %d", got, want)
 			}
-			readAll(t, f, s2.ReadChunkHashed)
-			if got := s2.hashed.Load(); got != want+int64(len(f.chunks)) {
-				t.Fatalf("ReadChunkHashed hashed %d chunks, want %d", got-want, len(f.chunks))
-			}
 		})
 	}
 }
@@ -91,8 +86,8 @@ func b2i(b bool) int {
 // TestSealSeesChanges: every change to a sealed file that the in-memory
 // proofs must see (bytes rewritten with the size and mtime set back, a
 // write in place, a file renamed over it, a truncation) makes ReadChunk
-// hash again and refuse the changed chunk, and ReadChunkHashed too: a seal
-// never serves or copies bytes that are not the chunk's.
+// hash again and refuse the changed chunk: a seal never serves bytes that
+// are not the chunk's.
 func TestSealSeesChanges(t *testing.T) {
 	if runtime.GOOS != "linux" {
 		t.Skip("seals are made on Linux only")
@@ -134,26 +129,20 @@ func TestSealSeesChanges(t *testing.T) {
 		}},
 	}
 	for _, tt := range tests {
-		for _, read := range []string{"ReadChunk", "ReadChunkHashed"} {
-			t.Run(tt.name+"/"+read, func(t *testing.T) {
-				s, _ := openTest(t, Options{Now: later})
-				dir := t.TempDir()
-				f := writeFile(t, dir, "f", content("f", 3*testChunk))
-				shareFiles(t, s, dir, integrity.Block([]byte("r")), 10, f)
-				if bucketLen(t, s, bucketStamps) != 1 {
-					t.Fatal("the file was not sealed")
-				}
-				tt.edit(t, f)
-				fn := s.ReadChunk
-				if read == "ReadChunkHashed" {
-					fn = s.ReadChunkHashed
-				}
-				got, err := fn(context.Background(), f.chunks[1].CID, nil)
-				if !errors.Is(err, ErrStale) {
-					t.Fatalf("%s of the changed chunk = %d bytes, %v; want ErrStale", read, len(got), err)
-				}
-			})
-		}
+		t.Run(tt.name, func(t *testing.T) {
+			s, _ := openTest(t, Options{Now: later})
+			dir := t.TempDir()
+			f := writeFile(t, dir, "f", content("f", 3*testChunk))
+			shareFiles(t, s, dir, integrity.Block([]byte("r")), 10, f)
+			if bucketLen(t, s, bucketStamps) != 1 {
+				t.Fatal("the file was not sealed")
+			}
+			tt.edit(t, f)
+			got, err := s.ReadChunk(context.Background(), f.chunks[1].CID, nil)
+			if !errors.Is(err, ErrStale) {
+				t.Fatalf("ReadChunk of the changed chunk = %d bytes, %v; want ErrStale", len(got), err)
+			}
+		})
 	}
 }
 
@@ -305,5 +294,54 @@ func dropSeals(t *testing.T, s *Store) {
 	})
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestHasChunk: HasChunk finds a chunk of a committed share, however many
+// files hold it, and not one of no share, an unshared one, or one whose
+// share is not committed yet; a CID that is not a chunk's is an error.
+func TestHasChunk(t *testing.T) {
+	s, _ := openTest(t, Options{})
+	dir := t.TempDir()
+	data := content("same", 2*testChunk)
+	a := writeFile(t, dir, "a", data)
+	b := writeFile(t, dir, "b", data) // the same chunks in two files
+	root := integrity.Block([]byte("r"))
+	has := func(c cid.Cid) bool {
+		t.Helper()
+		ok, err := s.HasChunk(c)
+		if err != nil {
+			t.Fatalf("HasChunk(%s): %v", c, err)
+		}
+		return ok
+	}
+	tx, err := s.BeginShare(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.AddFile(a.path, int64(len(a.data)), a.mtime, a.root, a.chunks); err != nil {
+		t.Fatal(err)
+	}
+	if has(a.chunks[0].CID) {
+		t.Fatal("HasChunk found a chunk of a share that is not committed")
+	}
+	tx.Abort()
+	shareFiles(t, s, dir, root, 10, a, b)
+	for _, c := range a.chunks {
+		if !has(c.CID) {
+			t.Errorf("HasChunk missed chunk %s of a share", c.CID)
+		}
+	}
+	if has(integrity.Block([]byte("in no share"))) {
+		t.Error("HasChunk found a chunk no share holds")
+	}
+	if _, err := s.HasChunk(cid.Undef); err == nil {
+		t.Error("HasChunk of cid.Undef: no error")
+	}
+	if err := s.Unshare(root); err != nil {
+		t.Fatal(err)
+	}
+	if has(a.chunks[0].CID) {
+		t.Error("HasChunk found a chunk of an unshared share")
 	}
 }
