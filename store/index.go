@@ -186,11 +186,21 @@ func (s *Store) HasChunk(c cid.Cid) (bool, error) {
 	return len(locs) > 0, nil
 }
 
-// sealFor returns the seal to record for file rec of t (see sealOf).
-func (t *ShareTx) sealFor(rec fileRecord) (stamp, bool) {
+// sealFor returns the seal to record for file rec of t (see sealOf), the
+// file's next batch if same. It opens the file only when a seal may come of
+// it: not on a system without stamps, not for a later batch of a file whose
+// earlier one was not sealed, and not for a file modified within proofAge
+// of the share's start (a download just written and adopted as a share):
+// its ctime, which no call sets back, is at least as recent unless its
+// mtime was set to the future, which only costs that file its seal.
+func (t *ShareTx) sealFor(rec fileRecord, same bool) (stamp, bool) {
+	if !stamps || (same && !t.curOK) || t.began.UnixNano()-rec.mtime < int64(proofAge) {
+		return stamp{}, false
+	}
 	path := rec.path
 	if !filepath.IsAbs(path) {
 		path = filepath.Join(t.path, path)
 	}
+	t.s.sealOpens.Add(1)
 	return sealOf(path, rec.size, rec.mtime, t.began)
 }

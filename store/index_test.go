@@ -345,3 +345,32 @@ func TestHasChunk(t *testing.T) {
 		t.Error("HasChunk found a chunk of an unshared share")
 	}
 }
+
+// TestSealOpens: AddFile opens a file to seal it only when a seal may come
+// of it: a file modified within proofAge of the share's start (a download
+// just written, adopted as a share) is never opened, in however many
+// batches; an old one is opened once per batch, to see its stamp did not
+// move between them.
+func TestSealOpens(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("seals are made on Linux only")
+	}
+	for _, tc := range []struct {
+		name  string
+		now   func() time.Time
+		opens int64
+	}{{"just written", time.Now, 0}, {"old file", later, 4}} {
+		t.Run(tc.name, func(t *testing.T) {
+			s, _ := openTest(t, Options{Now: tc.now})
+			dir := t.TempDir()
+			f := writeFile(t, dir, "f", content("f", 4*testChunk))
+			shareFiles(t, s, dir, integrity.Block([]byte("r")), 1, f)
+			if got := s.sealOpens.Load(); got != tc.opens {
+				t.Errorf("AddFile opened the file %d times in 4 batches, want %d", got, tc.opens)
+			}
+			if n := bucketLen(t, s, bucketStamps); n != b2i(tc.opens > 0) {
+				t.Errorf("%d seals, want %d", n, b2i(tc.opens > 0))
+			}
+		})
+	}
+}

@@ -190,7 +190,7 @@ func (t *ShareTx) AddFile(path string, size int64, mtime time.Time, root cid.Cid
 	if !same {
 		fileNo = t.nextFile
 	}
-	seal, sealed := t.sealFor(rec) // the file as it is now, after its chunks were hashed
+	seal, sealed := t.sealFor(rec, same) // the file as it is now, after its chunks were hashed
 	if same {
 		// A later batch of the same file: the seal holds only if the
 		// stamp did not move since the first.
