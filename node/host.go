@@ -22,7 +22,6 @@ import (
 	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
 	ma "github.com/multiformats/go-multiaddr"
 
-	"github.com/peer-project/peer/dht"
 	"github.com/peer-project/peer/swarm/bitswap"
 	"github.com/peer-project/peer/swarm/wire"
 )
@@ -125,8 +124,9 @@ func buildHost(cfg *Config, key crypto.PrivKey, g *gater, deps hostDeps) (host.H
 
 // resourceLimits returns the resource manager's limits, scaled to the
 // machine: go-libp2p's defaults and service limits, and bounds of their own
-// for the exchange, the DHTs, the relay protocols and Bitswap.
-func resourceLimits() rcmgr.ConcreteLimitConfig {
+// for the exchange, the DHT protocol dhtProto (none if ""), the relay
+// protocols and Bitswap.
+func resourceLimits(dhtProto protocol.ID) rcmgr.ConcreteLimitConfig {
 	limits := rcmgr.DefaultLimits
 	libp2p.SetDefaultServiceLimits(&limits)
 	// The exchange protocol keeps one stream per peer and root, and a
@@ -142,11 +142,11 @@ func resourceLimits() rcmgr.ConcreteLimitConfig {
 	// exchange needs. A kad-dht message is at most 4 MiB and a query is one
 	// stream; a relayed connection is one hop and one stop stream, each
 	// with the relay's 16 KiB copy buffer both ways (RelayLimits).
-	for _, proto := range []protocol.ID{dht.DefaultPrefix + "/kad/1.0.0", dht.AminoProtocol} {
-		limits.AddProtocolLimit(proto,
+	if dhtProto != "" {
+		limits.AddProtocolLimit(dhtProto,
 			rcmgr.BaseLimit{StreamsInbound: 256, StreamsOutbound: 256, Streams: 512, Memory: 64 << 20},
 			rcmgr.BaseLimitIncrease{StreamsInbound: 64, StreamsOutbound: 64, Streams: 128, Memory: 16 << 20})
-		limits.AddProtocolPeerLimit(proto,
+		limits.AddProtocolPeerLimit(dhtProto,
 			rcmgr.BaseLimit{StreamsInbound: 16, StreamsOutbound: 16, Streams: 32, Memory: 16 << 20},
 			rcmgr.BaseLimitIncrease{})
 	}
@@ -194,7 +194,7 @@ func hostOptions(cfg *Config, key crypto.PrivKey, g *gater, deps hostDeps) (_ []
 	if err != nil {
 		return nil, nil, fmt.Errorf("node: connection manager: %w", err)
 	}
-	rm, err := rcmgr.NewResourceManager(rcmgr.NewFixedLimiter(resourceLimits()))
+	rm, err := rcmgr.NewResourceManager(rcmgr.NewFixedLimiter(resourceLimits(cfg.dhtProtocol())))
 	if err != nil {
 		cm.Close()
 		return nil, nil, fmt.Errorf("node: resource manager: %w", err)
