@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"os"
-	"path/filepath"
 	"reflect"
 	"runtime"
 	"testing"
@@ -92,42 +91,11 @@ func TestSealSeesChanges(t *testing.T) {
 	if runtime.GOOS != "linux" {
 		t.Skip("seals are made on Linux only")
 	}
-	flipped := func(f testFile) []byte {
-		d := bytes.Clone(f.data)
-		d[testChunk+5] ^= 0xff
-		return d
-	}
-	tests := []struct {
-		name string
-		edit func(t *testing.T, f testFile)
-	}{
-		{"rewritten, same size, mtime forced back", func(t *testing.T, f testFile) {
-			os.WriteFile(f.path, flipped(f), 0o644)
-			setMtime(t, f)
-		}},
-		{"written in place, mtime forced back", func(t *testing.T, f testFile) {
-			w, err := os.OpenFile(f.path, os.O_WRONLY, 0)
-			if err != nil {
-				t.Fatal(err)
-			}
-			w.WriteAt([]byte{f.data[testChunk+5] ^ 0xff}, testChunk+5)
-			w.Close()
-			setMtime(t, f)
-		}},
-		{"renamed over, same size and mtime", func(t *testing.T, f testFile) {
-			tmp := filepath.Join(filepath.Dir(f.path), "tmp")
-			os.WriteFile(tmp, flipped(f), 0o644)
-			os.Chtimes(tmp, f.mtime, f.mtime)
-			if err := os.Rename(tmp, f.path); err != nil {
-				t.Fatal(err)
-			}
-		}},
-		{"truncated", func(t *testing.T, f testFile) {
-			if err := os.Truncate(f.path, testChunk+1); err != nil {
-				t.Fatal(err)
-			}
-		}},
-	}
+	tests := append(stampEdits(), stampEdit{"truncated", func(t *testing.T, f testFile) {
+		if err := os.Truncate(f.path, testChunk+1); err != nil {
+			t.Fatal(err)
+		}
+	}})
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			s, _ := openTest(t, Options{Now: later})
