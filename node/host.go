@@ -131,49 +131,40 @@ func resourceLimits(dhtProto protocol.ID) rcmgr.ConcreteLimitConfig {
 	libp2p.SetDefaultServiceLimits(&limits)
 	// The exchange protocol keeps one stream per peer and root, and a
 	// chunk in flight is at most 4 MiB.
-	limits.AddProtocolLimit(wire.ProtocolID,
-		rcmgr.BaseLimit{StreamsInbound: 1024, StreamsOutbound: 1024, Streams: 2048, Memory: 256 << 20},
-		rcmgr.BaseLimitIncrease{StreamsInbound: 256, StreamsOutbound: 256, Streams: 512, Memory: 64 << 20})
-	limits.AddProtocolPeerLimit(wire.ProtocolID,
-		rcmgr.BaseLimit{StreamsInbound: 64, StreamsOutbound: 64, Streams: 128, Memory: 64 << 20},
-		rcmgr.BaseLimitIncrease{})
+	bound(&limits, 1024, 256<<20, 64, 64<<20, wire.ProtocolID)
 	// The DHT's and the relay's protocols get bounds of their own, so a
 	// public network's queries and relayed connections can't take what the
 	// exchange needs. A kad-dht message is at most 4 MiB and a query is one
 	// stream; a relayed connection is one hop and one stop stream, each
 	// with the relay's 16 KiB copy buffer both ways (RelayLimits).
 	if dhtProto != "" {
-		limits.AddProtocolLimit(dhtProto,
-			rcmgr.BaseLimit{StreamsInbound: 256, StreamsOutbound: 256, Streams: 512, Memory: 64 << 20},
-			rcmgr.BaseLimitIncrease{StreamsInbound: 64, StreamsOutbound: 64, Streams: 128, Memory: 16 << 20})
-		limits.AddProtocolPeerLimit(dhtProto,
-			rcmgr.BaseLimit{StreamsInbound: 16, StreamsOutbound: 16, Streams: 32, Memory: 16 << 20},
-			rcmgr.BaseLimitIncrease{})
+		bound(&limits, 256, 64<<20, 16, 16<<20, dhtProto)
 	}
-	for _, proto := range []protocol.ID{relayproto.ProtoIDv2Hop, relayproto.ProtoIDv2Stop} {
-		limits.AddProtocolLimit(proto,
-			rcmgr.BaseLimit{StreamsInbound: 256, StreamsOutbound: 256, Streams: 512, Memory: 16 << 20},
-			rcmgr.BaseLimitIncrease{StreamsInbound: 64, StreamsOutbound: 64, Streams: 128, Memory: 4 << 20})
-		// Per peer: room for the relay's own cap (RelayLimits.Circuits, 16
-		// by default) up to 64 circuits, 32 KiB of buffers each.
-		limits.AddProtocolPeerLimit(proto,
-			rcmgr.BaseLimit{StreamsInbound: 64, StreamsOutbound: 64, Streams: 128, Memory: 4 << 20},
-			rcmgr.BaseLimitIncrease{})
-	}
+	// Per peer: room for the relay's own cap (RelayLimits.Circuits, 16 by
+	// default) up to 64 circuits, 32 KiB of buffers each.
+	bound(&limits, 256, 16<<20, 64, 4<<20, relayproto.ProtoIDv2Hop, relayproto.ProtoIDv2Stop)
 	// Bitswap (Config.Bitswap): boxo keeps one stream a peer for what it
 	// sends and reads each peer's on one loop; a message is at most
 	// network.MessageSizeMax (4 MiB). Bounds of its own, so that IPFS
 	// peers asking for blocks can't take the streams and memory the
 	// exchange and the DHT need.
-	for _, proto := range bitswap.Protocols {
+	bound(&limits, 256, 64<<20, 8, 16<<20, bitswap.Protocols...)
+	return limits.AutoScale()
+}
+
+// bound gives each of protos streams streams each way (twice that in all)
+// and mem bytes, a quarter of each more per GiB of the machine's memory
+// (AutoScale), and to each peer on it peerStreams streams each way and
+// peerMem bytes, whatever the machine.
+func bound(limits *rcmgr.ScalingLimitConfig, streams int, mem int64, peerStreams int, peerMem int64, protos ...protocol.ID) {
+	for _, proto := range protos {
 		limits.AddProtocolLimit(proto,
-			rcmgr.BaseLimit{StreamsInbound: 256, StreamsOutbound: 256, Streams: 512, Memory: 64 << 20},
-			rcmgr.BaseLimitIncrease{StreamsInbound: 64, StreamsOutbound: 64, Streams: 128, Memory: 16 << 20})
+			rcmgr.BaseLimit{StreamsInbound: streams, StreamsOutbound: streams, Streams: 2 * streams, Memory: mem},
+			rcmgr.BaseLimitIncrease{StreamsInbound: streams / 4, StreamsOutbound: streams / 4, Streams: streams / 2, Memory: mem / 4})
 		limits.AddProtocolPeerLimit(proto,
-			rcmgr.BaseLimit{StreamsInbound: 8, StreamsOutbound: 8, Streams: 16, Memory: 16 << 20},
+			rcmgr.BaseLimit{StreamsInbound: peerStreams, StreamsOutbound: peerStreams, Streams: 2 * peerStreams, Memory: peerMem},
 			rcmgr.BaseLimitIncrease{})
 	}
-	return limits.AutoScale()
 }
 
 // hostDeps are what a host the node builds reports to and asks; each may
