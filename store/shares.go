@@ -701,9 +701,13 @@ func (s *Store) ReadChunk(ctx context.Context, c cid.Cid, buf []byte) ([]byte, e
 }
 
 // readLocation reads and verifies one location: it hashes the bytes unless
-// a proof (proof.go) or the location's seal (index.go) holds for them. Errors that mean the file no longer holds the chunk are
-// *staleError.
+// a proof (proof.go) or the location's seal (index.go) holds for them.
+// Errors that mean the file no longer holds the chunk are *staleError.
 func (s *Store) readLocation(c cid.Cid, l Location, buf []byte) ([]byte, error) {
+	// Stat first: opening a FIFO to read waits for a writer, for good.
+	if fi, err := os.Stat(l.Path); err == nil && !fi.Mode().IsRegular() {
+		return nil, &staleError{path: l.Path, reason: "not a regular file now (" + fi.Mode().Type().String() + ")"}
+	}
 	f, err := os.Open(l.Path)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
