@@ -20,14 +20,8 @@ func TestExportImport(t *testing.T) {
 	homeA, homeB := t.TempDir(), t.TempDir()
 	startDaemon(t, homeA)
 	startDaemon(t, homeB)
-	ca, err := Dial(ctx, homeA)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cb, err := Dial(ctx, homeB)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ca := dial(t, ctx, homeA)
+	cb := dial(t, ctx, homeB)
 	dir := filepath.Join(t.TempDir(), "d")
 	os.MkdirAll(filepath.Join(dir, "sub"), 0o755)
 	os.WriteFile(filepath.Join(dir, "a.txt"), []byte(strings.Repeat("car ", 400000)), 0o644)
@@ -81,14 +75,8 @@ func TestGetResultName(t *testing.T) {
 	homeA, homeB := t.TempDir(), t.TempDir()
 	a := startDaemon(t, homeA)
 	startDaemon(t, homeB)
-	ca, err := Dial(ctx, homeA)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cb, err := Dial(ctx, homeB)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ca := dial(t, ctx, homeA)
+	cb := dial(t, ctx, homeB)
 	dir := filepath.Join(t.TempDir(), "d")
 	os.MkdirAll(filepath.Join(dir, "sub"), 0o755)
 	os.WriteFile(filepath.Join(dir, "sub", "b.txt"), []byte("b"), 0o644)

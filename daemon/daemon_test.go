@@ -36,6 +36,16 @@ func startDaemon(t *testing.T, home string) *Daemon {
 	return startDaemonWith(t, home, nil)
 }
 
+// dial dials the daemon of home, or fails the test.
+func dial(t *testing.T, ctx context.Context, home string) *Client {
+	t.Helper()
+	c, err := Dial(ctx, home)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
 // startDaemonWith starts a daemon on loopback with the settings edit
 // changes (if not nil).
 func startDaemonWith(t *testing.T, home string, edit func(*Settings)) *Daemon {
@@ -70,14 +80,8 @@ func TestClientServer(t *testing.T) {
 	defer cancel()
 	homeA, homeB := t.TempDir(), t.TempDir()
 	a, b := startDaemon(t, homeA), startDaemon(t, homeB)
-	ca, err := Dial(ctx, homeA)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cb, err := Dial(ctx, homeB)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ca := dial(t, ctx, homeA)
+	cb := dial(t, ctx, homeB)
 	data := []byte(strings.Repeat("peer to peer ", 100000))
 	src := filepath.Join(t.TempDir(), "f.txt")
 	os.WriteFile(src, data, 0o644)
@@ -187,10 +191,7 @@ func TestTokenRotates(t *testing.T) {
 			t.Fatalf("token file: %q, %v, %v", b, err, serr)
 		}
 		toks = append(toks, strings.TrimSpace(string(b)))
-		c, err := Dial(ctx, home)
-		if err != nil {
-			t.Fatal(err)
-		}
+		c := dial(t, ctx, home)
 		if _, err := c.Status(ctx); err != nil {
 			t.Fatal(err)
 		}
@@ -371,10 +372,7 @@ func TestStatusSettings(t *testing.T) {
 	if err := b.Node().Connect(ctx, a.Node().AddrInfo()); err != nil {
 		t.Fatal(err)
 	}
-	ca, err := Dial(ctx, homeA)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ca := dial(t, ctx, homeA)
 	st, err := ca.Status(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -392,10 +390,7 @@ func TestStatusSettings(t *testing.T) {
 		t.Fatalf("peers: %+v, %v", ps, err)
 	}
 	// B runs with the defaults: 4 slots, no caps, AutoNAT undecided.
-	cb, err := Dial(ctx, homeB)
-	if err != nil {
-		t.Fatal(err)
-	}
+	cb := dial(t, ctx, homeB)
 	if st, err := cb.Status(ctx); err != nil || st.Limits != (LimitsInfo{UploadSlots: node.DefaultUploadSlots}) || st.Reachability.Forced || st.Reachability.RelayService != nil || len(st.AllowPeers) != 0 {
 		t.Fatalf("status of B: %+v, %v", st, err)
 	}
@@ -415,10 +410,7 @@ func TestStatusRelayed(t *testing.T) {
 		s.Reachability, s.NoHolePunch, s.DHT = "private", true, "off"
 	})
 	b := startDaemonWith(t, t.TempDir(), func(s *Settings) { s.NoHolePunch, s.DHT = true, "off" })
-	ca, err := Dial(ctx, homeA)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ca := dial(t, ctx, homeA)
 	// AutoRelay reserves a slot in its own time: look every 100 ms, for at
 	// most the test's minute.
 	var st StatusInfo
@@ -430,6 +422,7 @@ func TestStatusRelayed(t *testing.T) {
 			t.Fatalf("no reservation on the relay: %+v", st.Reachability)
 		case <-tick.C:
 		}
+		var err error
 		if st, err = ca.Status(ctx); err != nil {
 			t.Fatal(err)
 		}

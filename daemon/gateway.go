@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/peer-project/peer/gateway"
+	"github.com/peer-project/peer/internal/loopback"
 	"github.com/peer-project/peer/node"
 )
 
@@ -51,11 +52,7 @@ func isLoopbackAddr(addr string) bool {
 	if err != nil {
 		return false
 	}
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
+	return loopback.Name(host)
 }
 
 // listenGateway listens on the gateway's address. The default address

@@ -72,10 +72,7 @@ func TestGateway(t *testing.T) {
 	if err := os.WriteFile(src, data, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	c, err := Dial(ctx, home)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := dial(t, ctx, home)
 	sh, err := c.Share(ctx, ShareRequest{Path: src})
 	if err != nil {
 		t.Fatal(err)

@@ -17,6 +17,7 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/crypto"
 
+	"github.com/peer-project/peer/internal/loopback"
 	"github.com/peer-project/peer/node"
 )
 
@@ -213,10 +214,7 @@ func checkLoopback(addr string) error {
 	if err != nil {
 		return fmt.Errorf("daemon: API address %q: %w (want 127.0.0.1:PORT)", addr, err)
 	}
-	if host == "localhost" {
-		return nil
-	}
-	if ip := net.ParseIP(host); ip == nil || !ip.IsLoopback() {
+	if !loopback.Name(host) {
 		return fmt.Errorf("daemon: API address %q is not on loopback: the API listens on 127.0.0.1 or ::1 only", addr)
 	}
 	return nil
@@ -318,7 +316,7 @@ func (d *Daemon) handler() http.Handler {
 			d.ui.ui.ServeHTTP(w, r) // with its own checks: Host, session, origin
 			return
 		}
-		if !loopbackHost(r) {
+		if !loopback.Request(r) {
 			writeError(w, errorf(ErrBadRequest, "daemon: the API answers requests for loopback hosts at its own port only (Host %q)", r.Host))
 			return
 		}
@@ -332,21 +330,6 @@ func (d *Daemon) handler() http.Handler {
 		}
 		mux.ServeHTTP(w, r)
 	})
-}
-
-// loopbackHost reports whether r's Host is a loopback name or address with
-// the port the request reached: a web page whose name was made to resolve
-// to 127.0.0.1 (DNS rebinding) sends its own name, or another port.
-func loopbackHost(r *http.Request) bool {
-	host, port, err := net.SplitHostPort(r.Host)
-	if err != nil {
-		return false
-	}
-	if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
-		return false
-	}
-	_, lport, err := net.SplitHostPort(localAddr(r))
-	return err == nil && lport == port
 }
 
 // localAddr is the address the request's connection reached the daemon at.

@@ -24,10 +24,7 @@ func TestShareHomeRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	startDaemon(t, home)
-	c, err := Dial(ctx, home)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := dial(t, ctx, home)
 	for _, p := range []string{user, home, filepath.Join(home, TokenFile)} {
 		if _, err := c.Share(ctx, ShareRequest{Path: p}); !errors.Is(err, ErrBadRequest) || !strings.Contains(err.Error(), home) || !strings.Contains(err.Error(), "never be shared") {
 			t.Errorf("share %s: %v; want a bad request naming the home", p, err)

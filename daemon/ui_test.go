@@ -87,10 +87,7 @@ func TestUI(t *testing.T) {
 	homeA, homeB := t.TempDir(), t.TempDir()
 	a := startGatewayDaemon(t, homeA, "127.0.0.1:0")
 	b := startDaemon(t, homeB)
-	ca, err := Dial(ctx, homeA)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ca := dial(t, ctx, homeA)
 	login, err := ca.UILogin(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -139,10 +136,7 @@ func TestUI(t *testing.T) {
 	}
 
 	// Fetch the ticket through B's UI.
-	cb, err := Dial(ctx, homeB)
-	if err != nil {
-		t.Fatal(err)
-	}
+	cb := dial(t, ctx, homeB)
 	loginB, err := cb.UILogin(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -216,10 +210,7 @@ func TestUIRefusals(t *testing.T) {
 	defer cancel()
 	home := t.TempDir()
 	d := startDaemon(t, home)
-	c, err := Dial(ctx, home)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := dial(t, ctx, home)
 	login, err := c.UILogin(ctx)
 	if err != nil {
 		t.Fatal(err)

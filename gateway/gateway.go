@@ -9,7 +9,6 @@ import (
 	"io"
 	"log/slog"
 	"mime"
-	"net"
 	"net/http"
 	"net/url"
 	"path"
@@ -19,6 +18,7 @@ import (
 	"github.com/ipfs/go-cid"
 
 	"github.com/peer-project/peer/carfile"
+	"github.com/peer-project/peer/internal/loopback"
 	"github.com/peer-project/peer/node"
 	"github.com/peer-project/peer/unixfs"
 )
@@ -87,7 +87,7 @@ type request struct {
 
 // ServeHTTP serves GET and HEAD of /ipfs/ROOT[/path] and /ipns/NAME[/path].
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if g.cfg.Loopback && !loopbackHost(r.Host) {
+	if g.cfg.Loopback && !loopback.Host(r.Host) {
 		http.Error(w, fmt.Sprintf("gateway: Host %q is not a loopback name: this gateway answers only to localhost, 127.0.0.1 and [::1]", r.Host), http.StatusForbidden)
 		return
 	}
@@ -131,19 +131,6 @@ func (g *Gateway) shared(root cid.Cid) (bool, error) {
 		}
 	}
 	return false, nil
-}
-
-// loopbackHost reports whether a Host header names this machine's loopback.
-func loopbackHost(host string) bool {
-	if h, _, err := net.SplitHostPort(host); err == nil {
-		host = h
-	}
-	host = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
-	if strings.EqualFold(host, "localhost") {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }
 
 // parse reads the request's path, format and Accept header, refusing bad

@@ -434,6 +434,9 @@ func TestBadInput(t *testing.T) {
 		{"range inverted", "GET", "/ipfs/" + root + "/big.bin", map[string]string{"Range": "bytes=500-100"}, 416},
 		{"Host evil.example", "GET", "/ipfs/" + root + "/hello.txt", map[string]string{"Host": "evil.example"}, 403},
 		{"Host evil.example with port", "GET", "/ipfs/" + root + "/hello.txt", map[string]string{"Host": "evil.example:8080"}, 403},
+		{"Host in brackets but not IPv6", "GET", "/ipfs/" + root + "/hello.txt", map[string]string{"Host": "[localhost]:8080"}, 403},
+		{"Host IPv6 without brackets", "GET", "/ipfs/" + root + "/hello.txt", map[string]string{"Host": "::1"}, 403},
+		{"Host with a port that is not a number", "GET", "/ipfs/" + root + "/hello.txt", map[string]string{"Host": "localhost:http"}, 403},
 		{"POST", "POST", "/ipfs/" + root + "/hello.txt", nil, 405},
 		{"DELETE", "DELETE", "/ipfs/" + root, nil, 405},
 	} {
@@ -457,17 +460,27 @@ func TestBadInput(t *testing.T) {
 	}
 }
 
-// TestSharedOnly: without Fetch, a root this node does not share is
-// refused before anything is fetched; a non-loopback gateway takes any
-// Host.
-func TestSharedOnly(t *testing.T) {
-	a, b := startNode(t), startNode(t)
-	f := shareFolder(t, a)
+// twoNodes starts a, which shares the test folder f, and b, connected to
+// a, which has nothing.
+func twoNodes(t *testing.T) (a, b *node.Node, f folder) {
+	t.Helper()
+	a, b = startNode(t), startNode(t)
+	f = shareFolder(t, a)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	if err := b.Connect(ctx, a.AddrInfo()); err != nil {
 		t.Fatal(err)
 	}
+	return a, b, f
+}
+
+// TestSharedOnly: without Fetch, a root this node does not share is
+// refused before anything is fetched; a non-loopback gateway takes any
+// Host.
+func TestSharedOnly(t *testing.T) {
+	a, b, f := twoNodes(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
 	srv := serve(t, gateway.Config{Node: b})
 	resp, body := get(t, "GET", srv.URL+"/ipfs/"+f.root.String()+"/hello.txt", map[string]string{"Host": "gw.example"})
 	if resp.StatusCode != http.StatusForbidden || !strings.Contains(string(body), "--gateway-fetch") {
@@ -507,13 +520,7 @@ func TestNobodyHasIt(t *testing.T) {
 // TestFetchPath reads files below a folder root that the gateway's node
 // does not have: a file of one chunk, and one of many read with a Range.
 func TestFetchPath(t *testing.T) {
-	a, b := startNode(t), startNode(t)
-	f := shareFolder(t, a)
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	if err := b.Connect(ctx, a.AddrInfo()); err != nil {
-		t.Fatal(err)
-	}
+	_, b, f := twoNodes(t)
 	srv := serve(t, gateway.Config{Node: b, Loopback: true, Fetch: true, Timeout: 20 * time.Second})
 	base := srv.URL + "/ipfs/" + f.root.String()
 	big := f.files["big.bin"]
@@ -531,13 +538,9 @@ func TestFetchPath(t *testing.T) {
 // so ?format=raw of a chunk the node lacks is a 502 at once, and a CAR
 // whose chunks are not here is cut, never ended as if whole.
 func TestBlocksNotHere(t *testing.T) {
-	a, b := startNode(t), startNode(t)
-	f := shareFolder(t, a)
+	_, b, f := twoNodes(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	if err := b.Connect(ctx, a.AddrInfo()); err != nil {
-		t.Fatal(err)
-	}
 	srv := serve(t, gateway.Config{Node: b, Loopback: true, Fetch: true, Timeout: 20 * time.Second})
 	base := srv.URL + "/ipfs/" + f.root.String()
 	start := time.Now()

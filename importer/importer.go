@@ -169,7 +169,7 @@ func Import(ctx context.Context, path string, opt Options, sink Sink) (Result, e
 	if err != nil {
 		return Result{}, fmt.Errorf("import: %w", describe(err))
 	}
-	im := &run{ctx: ctx, opt: opt, sink: sink, visiting: map[fileID]bool{}, top: top, private: privateDirs(opt.Private)}
+	im := &run{ctx: ctx, opt: opt, sink: sink, top: top, private: privateDirs(opt.Private)}
 	if err := im.checkPrivate(abs, top); err != nil {
 		return Result{}, err
 	}
@@ -201,9 +201,9 @@ type run struct {
 	ctx          context.Context
 	opt          Options
 	sink         Sink
-	visiting     map[fileID]bool // folders on the current path, to catch loops
-	top          string          // the shared path with every link resolved
-	private      []privateDir    // Options.Private that exist
+	visiting     []fs.FileInfo // folders on the current path, to catch loops
+	top          string        // the shared path with every link resolved
+	private      []privateDir  // Options.Private that exist
 	bytes        int64
 	files        int
 	chunks       int64
@@ -214,15 +214,16 @@ type run struct {
 	nonStandard  bool // a file was not cut as fixed 1 MiB chunks would cut it
 }
 
-// fileID names a file across links: device and inode.
-type fileID struct{ dev, ino uint64 }
-
-func idOf(info fs.FileInfo) (fileID, bool) {
-	st, ok := info.Sys().(*syscall.Stat_t)
-	if !ok {
-		return fileID{}, false
+// sameAny reports whether info (from os.Stat) is the same file as one of
+// infos, across links: os.SameFile compares device and inode on Unix,
+// volume and file index on Windows, on every system Go builds for.
+func sameAny(info fs.FileInfo, infos ...fs.FileInfo) bool {
+	for _, i := range infos {
+		if os.SameFile(info, i) {
+			return true
+		}
 	}
-	return fileID{dev: uint64(st.Dev), ino: st.Ino}, true
+	return false
 }
 
 // meta returns the builder options that store what Options ask to keep of
@@ -365,19 +366,16 @@ func (im *run) smallFile(r io.Reader, size int64, fn func(chunker.Chunk) error) 
 
 // dir imports a folder and everything below it, following symbolic links.
 func (im *run) dir(path, name string, info fs.FileInfo) (entry, error) {
-	id, ok := idOf(info)
-	if ok {
-		for _, p := range im.private {
-			if p.id == id {
-				return entry{}, privateError(path, p.path)
-			}
+	for _, p := range im.private {
+		if os.SameFile(info, p.info) {
+			return entry{}, privateError(path, p.path)
 		}
-		if im.visiting[id] {
-			return entry{}, fmt.Errorf("import %s: %w: it leads back to a folder that contains it; remove the link or share a folder inside the loop", path, ErrLoop)
-		}
-		im.visiting[id] = true
-		defer delete(im.visiting, id)
 	}
+	if sameAny(info, im.visiting...) {
+		return entry{}, fmt.Errorf("import %s: %w: it leads back to a folder that contains it; remove the link or share a folder inside the loop", path, ErrLoop)
+	}
+	im.visiting = append(im.visiting, info)
+	defer func() { im.visiting = im.visiting[:len(im.visiting)-1] }()
 	if err := im.ctx.Err(); err != nil {
 		return entry{}, err
 	}
@@ -517,10 +515,10 @@ func within(dir, path string) bool {
 // privateDir is one of Options.Private.
 type privateDir struct {
 	path string
-	id   fileID
+	info fs.FileInfo // from os.Stat
 }
 
-// privateDirs returns the folders of paths that exist, with their IDs.
+// privateDirs returns the folders of paths that exist, as os.Stat found them.
 func privateDirs(paths []string) []privateDir {
 	var out []privateDir
 	for _, p := range paths {
@@ -528,9 +526,7 @@ func privateDirs(paths []string) []privateDir {
 		if err != nil {
 			continue // nothing there to protect
 		}
-		if id, ok := idOf(info); ok {
-			out = append(out, privateDir{path: p, id: id})
-		}
+		out = append(out, privateDir{path: p, info: info})
 	}
 	return out
 }
@@ -544,11 +540,9 @@ func (im *run) checkPrivate(path, real string) error {
 	}
 	for dir := real; ; dir = filepath.Dir(dir) {
 		if info, err := os.Stat(dir); err == nil {
-			if id, ok := idOf(info); ok {
-				for _, p := range im.private {
-					if p.id == id {
-						return privateError(path, p.path)
-					}
+			for _, p := range im.private {
+				if os.SameFile(info, p.info) {
+					return privateError(path, p.path)
 				}
 			}
 		}

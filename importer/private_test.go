@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"syscall"
 	"testing"
 
 	"github.com/peer-project/peer/chunker"
@@ -128,20 +127,5 @@ func TestImportLinksOut(t *testing.T) {
 	res, err = Import(context.Background(), dir, Options{Params: chunker.FixedParams(small), FollowLinks: true}, s)
 	if err != nil || len(res.SkippedLinks) != 0 || res.Files != 7 {
 		t.Fatalf("FollowLinks: %+v, %v; want 7 files, no link left out", res, err)
-	}
-}
-
-// TestImportSkipsFIFO: a special file inside the folder is skipped and
-// listed (the link to /dev/null of TestImportSkipsSpecialFiles now leads
-// out of the folder; this one is inside).
-func TestImportSkipsFIFO(t *testing.T) {
-	dir := t.TempDir()
-	write(t, filepath.Join(dir, "a.txt"), []byte("a"))
-	if err := syscall.Mkfifo(filepath.Join(dir, "pipe"), 0o600); err != nil {
-		t.Skip("no FIFOs here:", err)
-	}
-	res, err := Import(context.Background(), dir, Options{}, nil)
-	if err != nil || res.Files != 1 || len(res.Skipped) != 1 || !strings.HasSuffix(res.Skipped[0], "pipe") {
-		t.Fatalf("result %+v, %v; want a.txt imported and pipe skipped", res, err)
 	}
 }

@@ -123,7 +123,7 @@ func (n *Node) holds(ctx context.Context, root cid.Cid) bool {
 		if ok, _ := n.store.HasBlock(c.CID); ok {
 			continue
 		}
-		if locs, err := n.store.Locations(c.CID); err != nil || len(locs) == 0 {
+		if ok, err := n.store.HasChunk(c.CID); err != nil || !ok {
 			return false
 		}
 	}

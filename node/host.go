@@ -22,7 +22,6 @@ import (
 	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
 	ma "github.com/multiformats/go-multiaddr"
 
-	"github.com/peer-project/peer/dht"
 	"github.com/peer-project/peer/swarm/bitswap"
 	"github.com/peer-project/peer/swarm/wire"
 )
@@ -125,55 +124,47 @@ func buildHost(cfg *Config, key crypto.PrivKey, g *gater, deps hostDeps) (host.H
 
 // resourceLimits returns the resource manager's limits, scaled to the
 // machine: go-libp2p's defaults and service limits, and bounds of their own
-// for the exchange, the DHTs, the relay protocols and Bitswap.
-func resourceLimits() rcmgr.ConcreteLimitConfig {
+// for the exchange, the DHT protocol dhtProto (none if ""), the relay
+// protocols and Bitswap.
+func resourceLimits(dhtProto protocol.ID) rcmgr.ConcreteLimitConfig {
 	limits := rcmgr.DefaultLimits
 	libp2p.SetDefaultServiceLimits(&limits)
 	// The exchange protocol keeps one stream per peer and root, and a
 	// chunk in flight is at most 4 MiB.
-	limits.AddProtocolLimit(wire.ProtocolID,
-		rcmgr.BaseLimit{StreamsInbound: 1024, StreamsOutbound: 1024, Streams: 2048, Memory: 256 << 20},
-		rcmgr.BaseLimitIncrease{StreamsInbound: 256, StreamsOutbound: 256, Streams: 512, Memory: 64 << 20})
-	limits.AddProtocolPeerLimit(wire.ProtocolID,
-		rcmgr.BaseLimit{StreamsInbound: 64, StreamsOutbound: 64, Streams: 128, Memory: 64 << 20},
-		rcmgr.BaseLimitIncrease{})
+	bound(&limits, 1024, 256<<20, 64, 64<<20, wire.ProtocolID)
 	// The DHT's and the relay's protocols get bounds of their own, so a
 	// public network's queries and relayed connections can't take what the
 	// exchange needs. A kad-dht message is at most 4 MiB and a query is one
 	// stream; a relayed connection is one hop and one stop stream, each
 	// with the relay's 16 KiB copy buffer both ways (RelayLimits).
-	for _, proto := range []protocol.ID{dht.DefaultPrefix + "/kad/1.0.0", dht.AminoProtocol} {
-		limits.AddProtocolLimit(proto,
-			rcmgr.BaseLimit{StreamsInbound: 256, StreamsOutbound: 256, Streams: 512, Memory: 64 << 20},
-			rcmgr.BaseLimitIncrease{StreamsInbound: 64, StreamsOutbound: 64, Streams: 128, Memory: 16 << 20})
-		limits.AddProtocolPeerLimit(proto,
-			rcmgr.BaseLimit{StreamsInbound: 16, StreamsOutbound: 16, Streams: 32, Memory: 16 << 20},
-			rcmgr.BaseLimitIncrease{})
+	if dhtProto != "" {
+		bound(&limits, 256, 64<<20, 16, 16<<20, dhtProto)
 	}
-	for _, proto := range []protocol.ID{relayproto.ProtoIDv2Hop, relayproto.ProtoIDv2Stop} {
-		limits.AddProtocolLimit(proto,
-			rcmgr.BaseLimit{StreamsInbound: 256, StreamsOutbound: 256, Streams: 512, Memory: 16 << 20},
-			rcmgr.BaseLimitIncrease{StreamsInbound: 64, StreamsOutbound: 64, Streams: 128, Memory: 4 << 20})
-		// Per peer: room for the relay's own cap (RelayLimits.Circuits, 16
-		// by default) up to 64 circuits, 32 KiB of buffers each.
-		limits.AddProtocolPeerLimit(proto,
-			rcmgr.BaseLimit{StreamsInbound: 64, StreamsOutbound: 64, Streams: 128, Memory: 4 << 20},
-			rcmgr.BaseLimitIncrease{})
-	}
+	// Per peer: room for the relay's own cap (RelayLimits.Circuits, 16 by
+	// default) up to 64 circuits, 32 KiB of buffers each.
+	bound(&limits, 256, 16<<20, 64, 4<<20, relayproto.ProtoIDv2Hop, relayproto.ProtoIDv2Stop)
 	// Bitswap (Config.Bitswap): boxo keeps one stream a peer for what it
 	// sends and reads each peer's on one loop; a message is at most
 	// network.MessageSizeMax (4 MiB). Bounds of its own, so that IPFS
 	// peers asking for blocks can't take the streams and memory the
 	// exchange and the DHT need.
-	for _, proto := range bitswap.Protocols {
+	bound(&limits, 256, 64<<20, 8, 16<<20, bitswap.Protocols...)
+	return limits.AutoScale()
+}
+
+// bound gives each of protos streams streams each way (twice that in all)
+// and mem bytes, a quarter of each more per GiB of the machine's memory
+// (AutoScale), and to each peer on it peerStreams streams each way and
+// peerMem bytes, whatever the machine.
+func bound(limits *rcmgr.ScalingLimitConfig, streams int, mem int64, peerStreams int, peerMem int64, protos ...protocol.ID) {
+	for _, proto := range protos {
 		limits.AddProtocolLimit(proto,
-			rcmgr.BaseLimit{StreamsInbound: 256, StreamsOutbound: 256, Streams: 512, Memory: 64 << 20},
-			rcmgr.BaseLimitIncrease{StreamsInbound: 64, StreamsOutbound: 64, Streams: 128, Memory: 16 << 20})
+			rcmgr.BaseLimit{StreamsInbound: streams, StreamsOutbound: streams, Streams: 2 * streams, Memory: mem},
+			rcmgr.BaseLimitIncrease{StreamsInbound: streams / 4, StreamsOutbound: streams / 4, Streams: streams / 2, Memory: mem / 4})
 		limits.AddProtocolPeerLimit(proto,
-			rcmgr.BaseLimit{StreamsInbound: 8, StreamsOutbound: 8, Streams: 16, Memory: 16 << 20},
+			rcmgr.BaseLimit{StreamsInbound: peerStreams, StreamsOutbound: peerStreams, Streams: 2 * peerStreams, Memory: peerMem},
 			rcmgr.BaseLimitIncrease{})
 	}
-	return limits.AutoScale()
 }
 
 // hostDeps are what a host the node builds reports to and asks; each may
@@ -194,7 +185,7 @@ func hostOptions(cfg *Config, key crypto.PrivKey, g *gater, deps hostDeps) (_ []
 	if err != nil {
 		return nil, nil, fmt.Errorf("node: connection manager: %w", err)
 	}
-	rm, err := rcmgr.NewResourceManager(rcmgr.NewFixedLimiter(resourceLimits()))
+	rm, err := rcmgr.NewResourceManager(rcmgr.NewFixedLimiter(resourceLimits(cfg.dhtProtocol())))
 	if err != nil {
 		cm.Close()
 		return nil, nil, fmt.Errorf("node: resource manager: %w", err)

@@ -111,6 +111,24 @@ func (n *Node) DHTProtocol() protocol.ID {
 	return n.dht.Protocol()
 }
 
+// dhtProtocol returns the protocol ID of the DHT dhtConfig makes, as its
+// Protocol method will say once it runs (/peer/kad/1.0.0 by default,
+// /ipfs/kad/1.0.0 on the public network, PREFIX/kad/1.0.0 with DHTPrefix);
+// "" with NoDHT.
+func (c *Config) dhtProtocol() protocol.ID {
+	if c.NoDHT {
+		return ""
+	}
+	prefix := protocol.ID(c.DHTPrefix)
+	switch {
+	case c.Network == NetworkPublic:
+		prefix = dht.AminoPrefix // validate refused any other
+	case prefix == "":
+		prefix = dht.DefaultPrefix
+	}
+	return prefix + "/kad/1.0.0"
+}
+
 // dhtConfig returns the DHT's Config for the node, logging to log.
 func (c *Config) dhtConfig(log *slog.Logger) dht.Config {
 	boot, _ := c.bootstrapPeers() // validate checked them

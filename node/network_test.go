@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"path/filepath"
@@ -15,6 +16,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/protocol"
+	rcmgr "github.com/libp2p/go-libp2p/p2p/host/resource-manager"
 	relayproto "github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/proto"
 	"github.com/libp2p/go-libp2p/p2p/protocol/identify"
 
@@ -203,12 +205,64 @@ func waitIdentified(t *testing.T, n *Node, conns []network.Conn) {
 	}
 }
 
-// TestResourceLimits: the DHT's and the relay's protocols have limits of
-// their own, per peer too, not the resource manager's defaults for any
+// TestResourceLimitsDHTPrefix: the DHT protocol a node speaks has bounds
+// of its own in the host the node builds, whatever its prefix: a node with
+// --dht-prefix /x bounds /x/kad/1.0.0, not only the default protocols.
+func TestResourceLimitsDHTPrefix(t *testing.T) {
+	for _, prefix := range []string{"", "/x"} {
+		cfg := testConfig(t)
+		cfg.DHTPrefix = prefix
+		n := startNode(t, cfg)
+		p := n.DHTProtocol()
+		if !strings.HasSuffix(string(p), "/kad/1.0.0") || (prefix != "" && !strings.HasPrefix(string(p), prefix+"/")) {
+			t.Fatalf("prefix %q: DHT protocol %q", prefix, p)
+		}
+		var in, def int
+		rm := n.Host().Network().ResourceManager()
+		view := func(p protocol.ID, into *int) {
+			err := rm.ViewProtocol(p, func(s network.ProtocolScope) error {
+				l, ok := s.(rcmgr.ResourceScopeLimiter)
+				if !ok {
+					return fmt.Errorf("the scope of %s has no limit (%T)", p, s)
+				}
+				*into = l.Limit().GetStreamLimit(network.DirInbound)
+				return nil
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		view(p, &in)
+		view("/no/such/protocol/1.0.0", &def)
+		if in < 256 || in >= def {
+			t.Errorf("%s: %d inbound streams in all, want from 256 to under the default %d", p, in, def)
+		}
+	}
+}
+
+// TestResourceLimits: the DHT's protocol (the one the Config makes: the
+// default, the public network's or a custom prefix's) and the relay's
+// protocols have limits of their own, per peer too, not the resource manager's defaults for any
 // protocol; a relay's per-peer room covers its circuits.
 func TestResourceLimits(t *testing.T) {
-	l := resourceLimits().ToPartialLimitConfig()
-	for _, p := range []protocol.ID{dht.AminoProtocol, dht.DefaultPrefix + "/kad/1.0.0"} {
+	for _, tc := range []struct {
+		name string
+		cfg  Config
+		want protocol.ID
+	}{
+		{"default", Config{}, dht.DefaultPrefix + "/kad/1.0.0"},
+		{"public", Config{Network: NetworkPublic}, dht.AminoProtocol},
+		{"prefix /x", Config{DHTPrefix: "/x"}, "/x/kad/1.0.0"},
+		{"no DHT", Config{NoDHT: true}, ""},
+	} {
+		p := tc.cfg.dhtProtocol()
+		if p != tc.want {
+			t.Errorf("%s: the DHT protocol is %q, want %q", tc.name, p, tc.want)
+		}
+		if p == "" {
+			continue
+		}
+		l := resourceLimits(p).ToPartialLimitConfig()
 		if got := l.ProtocolPeer[p].StreamsInbound; got != 16 {
 			t.Errorf("%s: %v inbound streams per peer, want 16", p, got)
 		}
@@ -216,6 +270,7 @@ func TestResourceLimits(t *testing.T) {
 			t.Errorf("%s: %v inbound streams in all, want from 256 to under the default %v", p, got, l.ProtocolDefault.StreamsInbound)
 		}
 	}
+	l := resourceLimits("").ToPartialLimitConfig()
 	for _, p := range []protocol.ID{relayproto.ProtoIDv2Hop, relayproto.ProtoIDv2Stop} {
 		if got := l.ProtocolPeer[p].StreamsInbound; got != 64 {
 			t.Errorf("%s: %v inbound streams per peer, want 64", p, got)

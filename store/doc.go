@@ -41,9 +41,10 @@
 //
 // Every chunk of every share, and of every finished download (the node
 // adopts it as a share), is found by its CID with one seek (Locations,
-// HasChunk); ReadChunkHashed reads it from whichever file still holds it
-// and always hashes it, for a fetch that copies it instead of asking the
-// swarm. It costs some IndexBytesPerChunk bytes per chunk on disk.
+// LocationsUpTo, HasChunk). A fetch takes the places LocationsUpTo names
+// and copies a chunk from the first whose bytes still hash to it, instead
+// of asking the swarm (which reads and hashes them itself: swarm/local.go).
+// It costs some IndexBytesPerChunk bytes per chunk on disk.
 //
 // # On disk
 //

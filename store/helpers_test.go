@@ -263,3 +263,44 @@ func writeFileB(b *testing.B, dir string, data []byte, size int) testFile {
 	}
 	return f
 }
+
+// stampEdit is a change to a shared file that keeps its size and
+// modification time, which only its stamp (proof.go) can see.
+type stampEdit struct {
+	name string
+	edit func(t *testing.T, f testFile)
+}
+
+// stampEdits flip one byte of f's chunk 1 in each way a proof or a seal
+// must see: the file rewritten, written in place, or renamed over by a
+// copy, each with f's size and modification time.
+func stampEdits() []stampEdit {
+	flipped := func(f testFile) []byte {
+		d := bytes.Clone(f.data)
+		d[testChunk+5] ^= 0xff
+		return d
+	}
+	return []stampEdit{
+		{"rewritten, same size, mtime forced back", func(t *testing.T, f testFile) {
+			os.WriteFile(f.path, flipped(f), 0o644)
+			setMtime(t, f)
+		}},
+		{"written in place, mtime forced back", func(t *testing.T, f testFile) {
+			w, err := os.OpenFile(f.path, os.O_WRONLY, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			w.WriteAt([]byte{f.data[testChunk+5] ^ 0xff}, testChunk+5)
+			w.Close()
+			setMtime(t, f)
+		}},
+		{"renamed over, same size and mtime", func(t *testing.T, f testFile) {
+			tmp := filepath.Join(filepath.Dir(f.path), "tmp")
+			os.WriteFile(tmp, flipped(f), 0o644)
+			os.Chtimes(tmp, f.mtime, f.mtime)
+			if err := os.Rename(tmp, f.path); err != nil {
+				t.Fatal(err)
+			}
+		}},
+	}
+}

@@ -2,7 +2,6 @@ package store
 
 import (
 	"bytes"
-	"context"
 	"encoding/binary"
 	"fmt"
 	"os"
@@ -16,8 +15,9 @@ import (
 // The chunk index: every chunk of every share (a finished download is
 // adopted as one) is findable by its CID with one cursor seek in bucket
 // locs, and its file's record with one get each in files, shares and
-// stamps. A fetch asks it before the swarm (ReadChunkHashed); the serve
-// path asks it for the seal below.
+// stamps. A fetch asks it for places to copy a chunk from before it asks
+// the swarm (LocationsUpTo; the swarm reads and hashes them); the serve path
+// asks it for the seal below.
 //
 // Seals: share-time chunk proofs. AddFile records, beside a file's record,
 // the file's stamp (device, inode, size, modification and change times) as
@@ -118,18 +118,6 @@ func sealOfLocked(tx *bolt.Tx, id, fileNo uint64) (*stamp, error) {
 	return &st, nil
 }
 
-// ReadChunkHashed is ReadChunk for bytes that are about to be written as a
-// fetched chunk: it always hashes what it read against c, whatever proof
-// or seal holds for the file, so a chunk copied from a local file is never
-// written unverified. A location that fails marks its share Stale, as
-// ReadChunk does; the caller then fetches the chunk from the network.
-//
-// It returns an error wrapping ErrNotFound when no share holds c (or every
-// location failed). It blocks on file I/O; it is safe for concurrent use.
-func (s *Store) ReadChunkHashed(ctx context.Context, c cid.Cid, buf []byte) ([]byte, error) {
-	return s.readChunk(ctx, c, buf, false)
-}
-
 // LocationsUpTo returns up to limit of the places chunk c is indexed at
 // in committed shares, as Locations does: one seek in the index, no file
 // read. It is safe for concurrent use.
@@ -188,7 +176,8 @@ func (s *Store) SharedFilesAt(path string) ([]SharedFile, error) {
 }
 
 // HasChunk reports whether some committed share indexes chunk c, without
-// reading any file. It is safe for concurrent use.
+// reading any file: one seek, however many files hold c. It is safe for
+// concurrent use.
 func (s *Store) HasChunk(c cid.Cid) (bool, error) {
 	locs, err := s.locations(c, 1)
 	if err != nil {
@@ -197,11 +186,21 @@ func (s *Store) HasChunk(c cid.Cid) (bool, error) {
 	return len(locs) > 0, nil
 }
 
-// sealFor returns the seal to record for file rec of t (see sealOf).
-func (t *ShareTx) sealFor(rec fileRecord) (stamp, bool) {
+// sealFor returns the seal to record for file rec of t (see sealOf), the
+// file's next batch if same. It opens the file only when a seal may come of
+// it: not on a system without stamps, not for a later batch of a file whose
+// earlier one was not sealed, and not for a file modified within proofAge
+// of the share's start (a download just written and adopted as a share):
+// its ctime, which no call sets back, is at least as recent unless its
+// mtime was set to the future, which only costs that file its seal.
+func (t *ShareTx) sealFor(rec fileRecord, same bool) (stamp, bool) {
+	if !stamps || (same && !t.curOK) || t.began.UnixNano()-rec.mtime < int64(proofAge) {
+		return stamp{}, false
+	}
 	path := rec.path
 	if !filepath.IsAbs(path) {
 		path = filepath.Join(t.path, path)
 	}
+	t.s.sealOpens.Add(1)
 	return sealOf(path, rec.size, rec.mtime, t.began)
 }

@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"os"
-	"path/filepath"
 	"reflect"
 	"runtime"
 	"testing"
@@ -33,7 +32,6 @@ func readAll(t *testing.T, f testFile, read func(context.Context, cid.Cid, []byt
 // is sealed at share time, and ReadChunk serves its chunks without hashing
 // them from the first read on, after a restart too; a file shared just
 // after it was written is not sealed and is hashed as before.
-// ReadChunkHashed always hashes.
 func TestSealServesWithoutHash(t *testing.T) {
 	if runtime.GOOS != "linux" {
 		t.Skip("seals are made on Linux only")
@@ -73,10 +71,6 @@ func TestSealServesWithoutHash(t *testing.T) {
 			if got := s2.hashed.Load(); got != want {
 				t.Fatalf("after a restart, ReadChunk hashed %d chunks, want %d", got, want)
 			}
-			readAll(t, f, s2.ReadChunkHashed)
-			if got := s2.hashed.Load(); got != want+int64(len(f.chunks)) {
-				t.Fatalf("ReadChunkHashed hashed %d chunks, want %d", got-want, len(f.chunks))
-			}
 		})
 	}
 }
@@ -91,69 +85,32 @@ func b2i(b bool) int {
 // TestSealSeesChanges: every change to a sealed file that the in-memory
 // proofs must see (bytes rewritten with the size and mtime set back, a
 // write in place, a file renamed over it, a truncation) makes ReadChunk
-// hash again and refuse the changed chunk, and ReadChunkHashed too: a seal
-// never serves or copies bytes that are not the chunk's.
+// hash again and refuse the changed chunk: a seal never serves bytes that
+// are not the chunk's.
 func TestSealSeesChanges(t *testing.T) {
 	if runtime.GOOS != "linux" {
 		t.Skip("seals are made on Linux only")
 	}
-	flipped := func(f testFile) []byte {
-		d := bytes.Clone(f.data)
-		d[testChunk+5] ^= 0xff
-		return d
-	}
-	tests := []struct {
-		name string
-		edit func(t *testing.T, f testFile)
-	}{
-		{"rewritten, same size, mtime forced back", func(t *testing.T, f testFile) {
-			os.WriteFile(f.path, flipped(f), 0o644)
-			setMtime(t, f)
-		}},
-		{"written in place, mtime forced back", func(t *testing.T, f testFile) {
-			w, err := os.OpenFile(f.path, os.O_WRONLY, 0)
-			if err != nil {
-				t.Fatal(err)
-			}
-			w.WriteAt([]byte{f.data[testChunk+5] ^ 0xff}, testChunk+5)
-			w.Close()
-			setMtime(t, f)
-		}},
-		{"renamed over, same size and mtime", func(t *testing.T, f testFile) {
-			tmp := filepath.Join(filepath.Dir(f.path), "tmp")
-			os.WriteFile(tmp, flipped(f), 0o644)
-			os.Chtimes(tmp, f.mtime, f.mtime)
-			if err := os.Rename(tmp, f.path); err != nil {
-				t.Fatal(err)
-			}
-		}},
-		{"truncated", func(t *testing.T, f testFile) {
-			if err := os.Truncate(f.path, testChunk+1); err != nil {
-				t.Fatal(err)
-			}
-		}},
-	}
-	for _, tt := range tests {
-		for _, read := range []string{"ReadChunk", "ReadChunkHashed"} {
-			t.Run(tt.name+"/"+read, func(t *testing.T) {
-				s, _ := openTest(t, Options{Now: later})
-				dir := t.TempDir()
-				f := writeFile(t, dir, "f", content("f", 3*testChunk))
-				shareFiles(t, s, dir, integrity.Block([]byte("r")), 10, f)
-				if bucketLen(t, s, bucketStamps) != 1 {
-					t.Fatal("the file was not sealed")
-				}
-				tt.edit(t, f)
-				fn := s.ReadChunk
-				if read == "ReadChunkHashed" {
-					fn = s.ReadChunkHashed
-				}
-				got, err := fn(context.Background(), f.chunks[1].CID, nil)
-				if !errors.Is(err, ErrStale) {
-					t.Fatalf("%s of the changed chunk = %d bytes, %v; want ErrStale", read, len(got), err)
-				}
-			})
+	tests := append(stampEdits(), stampEdit{"truncated", func(t *testing.T, f testFile) {
+		if err := os.Truncate(f.path, testChunk+1); err != nil {
+			t.Fatal(err)
 		}
+	}})
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s, _ := openTest(t, Options{Now: later})
+			dir := t.TempDir()
+			f := writeFile(t, dir, "f", content("f", 3*testChunk))
+			shareFiles(t, s, dir, integrity.Block([]byte("r")), 10, f)
+			if bucketLen(t, s, bucketStamps) != 1 {
+				t.Fatal("the file was not sealed")
+			}
+			tt.edit(t, f)
+			got, err := s.ReadChunk(context.Background(), f.chunks[1].CID, nil)
+			if !errors.Is(err, ErrStale) {
+				t.Fatalf("ReadChunk of the changed chunk = %d bytes, %v; want ErrStale", len(got), err)
+			}
+		})
 	}
 }
 
@@ -305,5 +262,83 @@ func dropSeals(t *testing.T, s *Store) {
 	})
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestHasChunk: HasChunk finds a chunk of a committed share, however many
+// files hold it, and not one of no share, an unshared one, or one whose
+// share is not committed yet; a CID that is not a chunk's is an error.
+func TestHasChunk(t *testing.T) {
+	s, _ := openTest(t, Options{})
+	dir := t.TempDir()
+	data := content("same", 2*testChunk)
+	a := writeFile(t, dir, "a", data)
+	b := writeFile(t, dir, "b", data) // the same chunks in two files
+	root := integrity.Block([]byte("r"))
+	has := func(c cid.Cid) bool {
+		t.Helper()
+		ok, err := s.HasChunk(c)
+		if err != nil {
+			t.Fatalf("HasChunk(%s): %v", c, err)
+		}
+		return ok
+	}
+	tx, err := s.BeginShare(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.AddFile(a.path, int64(len(a.data)), a.mtime, a.root, a.chunks); err != nil {
+		t.Fatal(err)
+	}
+	if has(a.chunks[0].CID) {
+		t.Fatal("HasChunk found a chunk of a share that is not committed")
+	}
+	tx.Abort()
+	shareFiles(t, s, dir, root, 10, a, b)
+	for _, c := range a.chunks {
+		if !has(c.CID) {
+			t.Errorf("HasChunk missed chunk %s of a share", c.CID)
+		}
+	}
+	if has(integrity.Block([]byte("in no share"))) {
+		t.Error("HasChunk found a chunk no share holds")
+	}
+	if _, err := s.HasChunk(cid.Undef); err == nil {
+		t.Error("HasChunk of cid.Undef: no error")
+	}
+	if err := s.Unshare(root); err != nil {
+		t.Fatal(err)
+	}
+	if has(a.chunks[0].CID) {
+		t.Error("HasChunk found a chunk of an unshared share")
+	}
+}
+
+// TestSealOpens: AddFile opens a file to seal it only when a seal may come
+// of it: a file modified within proofAge of the share's start (a download
+// just written, adopted as a share) is never opened, in however many
+// batches; an old one is opened once per batch, to see its stamp did not
+// move between them.
+func TestSealOpens(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("seals are made on Linux only")
+	}
+	for _, tc := range []struct {
+		name  string
+		now   func() time.Time
+		opens int64
+	}{{"just written", time.Now, 0}, {"old file", later, 4}} {
+		t.Run(tc.name, func(t *testing.T) {
+			s, _ := openTest(t, Options{Now: tc.now})
+			dir := t.TempDir()
+			f := writeFile(t, dir, "f", content("f", 4*testChunk))
+			shareFiles(t, s, dir, integrity.Block([]byte("r")), 1, f)
+			if got := s.sealOpens.Load(); got != tc.opens {
+				t.Errorf("AddFile opened the file %d times in 4 batches, want %d", got, tc.opens)
+			}
+			if n := bucketLen(t, s, bucketStamps); n != b2i(tc.opens > 0) {
+				t.Errorf("%d seals, want %d", n, b2i(tc.opens > 0))
+			}
+		})
 	}
 }

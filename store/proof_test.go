@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"os"
-	"path/filepath"
 	"runtime"
 	"testing"
 	"time"
@@ -70,38 +69,7 @@ func TestReadChunkProofsSeeChanges(t *testing.T) {
 	if runtime.GOOS != "linux" {
 		t.Skip("proofs are made on Linux only")
 	}
-	flip := func(t *testing.T, f testFile) {
-		d := bytes.Clone(f.data)
-		d[testChunk+5] ^= 0xff
-		os.WriteFile(f.path, d, 0o644)
-		setMtime(t, f)
-	}
-	tests := []struct {
-		name string
-		edit func(t *testing.T, f testFile)
-	}{
-		{"rewritten, same size, mtime forced back", flip},
-		{"written in place, mtime forced back", func(t *testing.T, f testFile) {
-			w, err := os.OpenFile(f.path, os.O_WRONLY, 0)
-			if err != nil {
-				t.Fatal(err)
-			}
-			w.WriteAt([]byte{f.data[testChunk+5] ^ 0xff}, testChunk+5)
-			w.Close()
-			setMtime(t, f)
-		}},
-		{"renamed over, same size and mtime", func(t *testing.T, f testFile) {
-			d := bytes.Clone(f.data)
-			d[testChunk+5] ^= 0xff
-			tmp := filepath.Join(filepath.Dir(f.path), "tmp")
-			os.WriteFile(tmp, d, 0o644)
-			os.Chtimes(tmp, f.mtime, f.mtime)
-			if err := os.Rename(tmp, f.path); err != nil {
-				t.Fatal(err)
-			}
-		}},
-	}
-	for _, tt := range tests {
+	for _, tt := range stampEdits() {
 		t.Run(tt.name, func(t *testing.T) {
 			s, _ := openTest(t, Options{Now: later})
 			dir := t.TempDir()

@@ -190,7 +190,7 @@ func (t *ShareTx) AddFile(path string, size int64, mtime time.Time, root cid.Cid
 	if !same {
 		fileNo = t.nextFile
 	}
-	seal, sealed := t.sealFor(rec) // the file as it is now, after its chunks were hashed
+	seal, sealed := t.sealFor(rec, same) // the file as it is now, after its chunks were hashed
 	if same {
 		// A later batch of the same file: the seal holds only if the
 		// stamp did not move since the first.
@@ -667,12 +667,6 @@ func (e *staleError) Unwrap() error { return e.err }
 // the I/O error when reading failed otherwise. It blocks on file I/O; it is
 // safe for concurrent use.
 func (s *Store) ReadChunk(ctx context.Context, c cid.Cid, buf []byte) ([]byte, error) {
-	return s.readChunk(ctx, c, buf, true)
-}
-
-// readChunk is ReadChunk; trust says whether a proof or a seal may spare
-// the hash.
-func (s *Store) readChunk(ctx context.Context, c cid.Cid, buf []byte, trust bool) ([]byte, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -688,7 +682,7 @@ func (s *Store) readChunk(ctx context.Context, c cid.Cid, buf []byte, trust bool
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		data, err := s.readLocation(c, l, buf, trust)
+		data, err := s.readLocation(c, l, buf)
 		if err == nil {
 			return data, nil
 		}
@@ -707,10 +701,13 @@ func (s *Store) readChunk(ctx context.Context, c cid.Cid, buf []byte, trust bool
 }
 
 // readLocation reads and verifies one location: it hashes the bytes unless
-// trust is set and a proof (proof.go) or the location's seal (index.go)
-// holds for them. Errors that mean the file no longer holds the chunk are
-// *staleError.
-func (s *Store) readLocation(c cid.Cid, l Location, buf []byte, trust bool) ([]byte, error) {
+// a proof (proof.go) or the location's seal (index.go) holds for them.
+// Errors that mean the file no longer holds the chunk are *staleError.
+func (s *Store) readLocation(c cid.Cid, l Location, buf []byte) ([]byte, error) {
+	// Stat first: opening a FIFO to read waits for a writer, for good.
+	if fi, err := os.Stat(l.Path); err == nil && !fi.Mode().IsRegular() {
+		return nil, &staleError{path: l.Path, reason: "not a regular file now (" + fi.Mode().Type().String() + ")"}
+	}
 	f, err := os.Open(l.Path)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
@@ -742,7 +739,7 @@ func (s *Store) readLocation(c cid.Cid, l Location, buf []byte, trust bool) ([]b
 		}
 		return nil, err
 	}
-	if trust && stamped && ((l.seal != nil && *l.seal == st) || s.proofs.holds(key, c, st)) {
+	if stamped && ((l.seal != nil && *l.seal == st) || s.proofs.holds(key, c, st)) {
 		// The stamp after the read: a write that the read saw set it.
 		if after, ok := stampAfter(f); ok && after == st {
 			return buf, nil

@@ -89,8 +89,9 @@ type Store struct {
 	closed    atomic.Bool
 	closeOnce sync.Once
 
-	proofs proofs       // that shared files still hold chunks ReadChunk hashed
-	hashed atomic.Int64 // chunks readLocation hashed: what proofs and seals spare
+	proofs    proofs       // that shared files still hold chunks ReadChunk hashed
+	hashed    atomic.Int64 // chunks readLocation hashed: what proofs and seals spare
+	sealOpens atomic.Int64 // files AddFile opened to seal them (index.go)
 }
 
 // Open opens the database at path, creating it (mode 0600) if it does not

@@ -4,7 +4,6 @@ import (
 	"crypto/rand"
 	"crypto/subtle"
 	"encoding/hex"
-	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -127,28 +126,6 @@ func (u *UI) sessionOf(r *http.Request) *session {
 	}
 	s := *found
 	return &s
-}
-
-// hostAllowed reports whether r's Host names this listener by a loopback
-// name or address and its own port: a page of another site that had its
-// name resolve to 127.0.0.1 (DNS rebinding) sends its own name, and is
-// refused.
-func hostAllowed(r *http.Request) bool {
-	host, port, err := net.SplitHostPort(r.Host)
-	if err != nil {
-		return false
-	}
-	if host != "localhost" {
-		if ip := net.ParseIP(host); ip == nil || !ip.IsLoopback() {
-			return false
-		}
-	}
-	local, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr)
-	if !ok {
-		return false
-	}
-	_, lport, err := net.SplitHostPort(local.String())
-	return err == nil && lport == port
 }
 
 // sameOrigin reports whether a state-changing request comes from a page of

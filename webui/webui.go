@@ -19,6 +19,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/peer-project/peer/internal/loopback"
 )
 
 //go:embed templates/*.html
@@ -145,7 +147,7 @@ func (u *UI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Referrer-Policy", "same-origin")
 	h.Set("Cache-Control", "no-store")
-	if !hostAllowed(r) {
+	if !loopback.Request(r) { // a loopback name with this listener's port: no DNS rebinding
 		u.message(w, http.StatusForbidden, "Wrong address", "This UI answers only at its loopback address (http://127.0.0.1:PORT/ui/), not at "+r.Host+".")
 		return
 	}

@@ -70,14 +70,15 @@ var house = map[string]rule{
 	// On top: the daemon and its API, the simulator, the CLI.
 	// The daemon and the CLI speak node's vocabulary only: its types, its
 	// errors, its settings. The CLI runs a daemon, a node or a simulation.
-	"gateway":  {imports: []string{"node", "carfile", "unixfs"}}, // the HTTP gateway: node.Open and node.Block behind /ipfs/
-	"webui":    {},                                               // the web UI's pages over a Backend the daemon implements
-	"daemon":   {imports: []string{"node", "gateway", "webui"}},
+	"gateway":  {imports: []string{"node", "carfile", "unixfs", "internal/loopback"}}, // the HTTP gateway: node.Open and node.Block behind /ipfs/
+	"webui":    {imports: []string{"internal/loopback"}},                              // the web UI's pages over a Backend the daemon implements
+	"daemon":   {imports: []string{"node", "gateway", "webui", "internal/loopback"}},
 	"simulate": {imports: []string{"node", "chunker", "importer", "unixfs", "dht", "swarm", "swarm/wire"}},
 	"cmd/peer": {imports: []string{"node", "daemon", "simulate"}},
 
 	// Test and benchmark support.
 	"internal/bubble":      {pure: true},
+	"internal/loopback":    {},           // the Host check of the daemon's API, its web UI and the gateway (DNS rebinding)
 	"internal/kubovec":     {pure: true}, // Kubo's unixfs-v1-2025 vectors, for the tests of unixfs and importer
 	"internal/netns":       {},
 	"internal/benchrec":    {},
