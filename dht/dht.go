@@ -208,6 +208,9 @@ func New(h host.Host, cfg Config) (*DHT, error) {
 		// requires), validated, at most MaxValueRecords kept for others.
 		kad.Validator(valueValidator(h.Peerstore(), cfg.Amino)),
 		kad.ValueDatastore(newValueDatastore(cfg.MaxValueRecords)),
+		// A stream per request, closed once answered: kad-dht's own
+		// sender keeps one open to every peer it ever asked (sender.go).
+		kad.WithCustomMessageSender(newStreamSender),
 	}
 	if cfg.NoAutoRefresh {
 		opts = append(opts, kad.DisableAutoRefresh())

@@ -29,6 +29,11 @@
 // from 0.25 s: the fetchers of a flash crowd look a root up as its sharer
 // announces it, and a lookup can end before the announcement lands.
 //
+// Each DHT request or message gets a stream of its own, closed once it is
+// answered (sender.go): kad-dht's own sender keeps a stream open to every
+// peer it ever asked, until the connection ends, with goroutines waiting at
+// both ends.
+//
 // A server keeps the provider records of others in memory, within caps
 // (Config.MaxProviderRecords, MaxProvidersPerRoot): a peer that mints IDs
 // and announces anything cannot fill the node's memory, and a root's first

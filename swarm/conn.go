@@ -397,6 +397,11 @@ const blockBuffers = 4
 
 // readLoop reads what the peer sends until the stream ends. Blocks go to a
 // second goroutine that verifies and writes each before it tells the loop.
+// That goroutine runs only while blocks wait for it: it starts at a block
+// and ends when none is left, so that an idle session (a peer with nothing
+// we lack, one that chokes us, a flash crowd's peers before their first
+// chunk) holds no goroutine for it. A fetcher of a 1000-peer flash crowd
+// has some 68 sessions, most of them idle.
 func (c *conn) readLoop(r *wire.Reader) error {
 	f := c.f
 	layout, dl := f.current()
@@ -416,32 +421,59 @@ func (c *conn) readLoop(r *wire.Reader) error {
 		m.Data = nil
 		free <- m
 	}
-	blocks := make(chan *wire.Block, blockBuffers-1)
-	var failed error // set by the block goroutine before it ends the stream
-	var verifier group
-	verifier.Go(func() {
-		pl := f.sw.lim.peer(c.peer)
-		defer f.sw.lim.release(c.peer, pl)
-		for m := range blocks {
-			if failed == nil {
-				if err := f.sw.lim.received(f.ctx, pl, len(m.Data)); err != nil {
-					failed = err
+	pl := f.sw.lim.peer(c.peer)
+	defer f.sw.lim.release(c.peer, pl)
+	var (
+		mu       sync.Mutex
+		queue    []*wire.Block // at most blockBuffers: each holds one of free's
+		running  bool          // a verifier runs; under mu
+		failed   error         // set by the verifier before it ends the stream; under mu
+		verifier group
+	)
+	// verify handles the queued blocks, one at a time, and ends when none
+	// is left. At most one runs: handOff starts it, under mu.
+	verify := func() {
+		for {
+			mu.Lock()
+			if len(queue) == 0 {
+				running = false
+				mu.Unlock()
+				return
+			}
+			m := queue[0]
+			queue = queue[1:]
+			skip := failed != nil
+			mu.Unlock()
+			if !skip {
+				var err error
+				if err = f.sw.lim.received(f.ctx, pl, len(m.Data)); err != nil {
 					c.abort()
-					recycle(m)
-					continue
+				} else {
+					if dl == nil {
+						layout, dl = f.current()
+					}
+					err = c.block(layout, dl, m) // a violation: its ERROR ends the Read below
 				}
-				if dl == nil {
-					layout, dl = f.current()
-				}
-				if err := c.block(layout, dl, m); err != nil {
-					failed = err // a violation: its ERROR ends the Read below
+				if err != nil {
+					mu.Lock()
+					failed = err
+					mu.Unlock()
 				}
 			}
 			recycle(m)
 		}
-	})
-	err := c.readMsgs(r, blocks)
-	close(blocks)
+	}
+	handOff := func(m *wire.Block) {
+		mu.Lock()
+		queue = append(queue, m)
+		start := !running
+		running = true
+		mu.Unlock()
+		if start {
+			verifier.Go(verify)
+		}
+	}
+	err := c.readMsgs(r, handOff)
 	verifier.wait()
 	if failed != nil {
 		return failed
@@ -450,7 +482,7 @@ func (c *conn) readLoop(r *wire.Reader) error {
 }
 
 // readMsgs reads messages until the stream ends, handing blocks on.
-func (c *conn) readMsgs(r *wire.Reader, blocks chan<- *wire.Block) error {
+func (c *conn) readMsgs(r *wire.Reader, handOff func(*wire.Block)) error {
 	f := c.f
 	for {
 		m, err := r.Read()
@@ -471,7 +503,7 @@ func (c *conn) readMsgs(r *wire.Reader, blocks chan<- *wire.Block) error {
 				f.post(peerSaid(c, sched.Have, int64(m.Index)))
 			}
 		case *wire.Block:
-			blocks <- m
+			handOff(m)
 		case *wire.DontHave:
 			for _, i := range m.Indices {
 				c.mu.Lock()

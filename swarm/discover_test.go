@@ -11,13 +11,16 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/ipfs/go-cid"
+	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	mocknet "github.com/libp2p/go-libp2p/p2p/net/mock"
 
+	"github.com/peer-project/peer/internal/bubble"
 	"github.com/peer-project/peer/swarm/wire"
 )
 
@@ -112,6 +115,13 @@ func TestDiscoveryRoundBounded(t *testing.T) {
 	}
 }
 
+// findNothing is a discovery that ends at once, having found no one.
+func findNothing(context.Context) <-chan peer.AddrInfo {
+	ch := make(chan peer.AddrInfo)
+	close(ch)
+	return ch
+}
+
 // TestConnectedProbesNearestFirst: of 40 connected peers, a fetch asks the
 // 32 nearest to it by XOR of the IDs, not 32 in the order of the map the
 // host keeps its connections in (which changes from run to run, so that
@@ -158,7 +168,12 @@ func TestConnectedProbesNearestFirst(t *testing.T) {
 	fctx, fcancel := context.WithCancel(ctx)
 	ended := make(chan error, 1)
 	go func() {
-		_, err := fetcher.Fetch(fctx, root, FetchOptions{Dest: filepath.Join(t.TempDir(), "data.bin")})
+		// A fetch with discovery (here one that finds nothing) asks the
+		// connected peers only at its start: one without asks each peer
+		// that connects or says it speaks the protocol later too
+		// (watchArrivals), and the handlers above are announced to the
+		// fetcher by identify pushes that may come after the fetch starts.
+		_, err := fetcher.Fetch(fctx, root, FetchOptions{Dest: filepath.Join(t.TempDir(), "data.bin"), Discover: findNothing})
 		ended <- err
 	}()
 	select {
@@ -227,4 +242,136 @@ func TestNoProvidersSaysNamed(t *testing.T) {
 			t.Errorf("%s: %v, want ErrNoProviders saying %q", tc.what, err, tc.want)
 		}
 	}
+}
+
+// TestFetchProbesNewPeerAtOnce: a fetch with no DHT and no hint that a
+// source could answer (a ticket whose sharer is offline, --dht off) starts
+// with no peer at all; at virtual t=1 s a seeder connects to it. The fetch
+// asks the seeder as soon as the connection is identified and says it
+// speaks the exchange protocol, and completes within a second or so. It
+// used to notice the seeder only at its next probe round, when it had gone
+// StallTimeout/8 (15 s by default) without progress.
+func TestFetchProbesNewPeerAtOnce(t *testing.T) {
+	bubble.Test(t, func(t *testing.T) {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		defer cancel()
+		mn := mocknet.New()
+		defer mn.Close()
+		var hs []host.Host
+		for range 2 {
+			h, err := mn.GenPeer()
+			if err != nil {
+				t.Fatal(err)
+			}
+			hs = append(hs, h)
+		}
+		if err := mn.LinkAll(); err != nil { // linked, not connected
+			t.Fatal(err)
+		}
+		blocks := &memBlocks{m: map[cid.Cid][]byte{}}
+		data := randomData(4*16384, 12)
+		root := build(t, blocks, "f", data, 16384)
+		l, err := BuildLayout(ctx, blocks, root)
+		if err != nil {
+			t.Fatal(err)
+		}
+		seeder := New(hs[0], blocks, Config{Logger: quiet()})
+		defer seeder.Close()
+		seeder.Serve(root, &memSource{l: l, data: data})
+		fetcher := New(hs[1], &memBlocks{m: map[cid.Cid][]byte{}}, Config{Logger: quiet(), Seed: 1})
+		defer fetcher.Close()
+
+		dest := filepath.Join(t.TempDir(), "f")
+		type result struct {
+			res *Result
+			err error
+		}
+		done := make(chan result, 1)
+		start := time.Now()
+		go func() {
+			res, err := fetcher.Fetch(ctx, root, FetchOptions{Dest: dest})
+			done <- result{res, err}
+		}()
+		time.Sleep(time.Second) // virtual: the fetch has found no one
+		if _, err := mn.ConnectPeers(hs[0].ID(), hs[1].ID()); err != nil {
+			t.Fatal(err)
+		}
+		connected := time.Now()
+		r := <-done
+		if r.err != nil {
+			t.Fatalf("fetch: %v", r.err)
+		}
+		if got, _ := os.ReadFile(dest); !bytes.Equal(got, data) {
+			t.Fatal("fetched file differs")
+		}
+		// Identify and four 16 KiB chunks over an unlimited mocknet link
+		// take no virtual time to speak of; a probe round would come at
+		// StallTimeout/8 (15 s) after the start.
+		if took := time.Since(connected); took > time.Second {
+			t.Errorf("finished %s after the seeder connected (%s after the start), want within 1 s: the fetch waited for a probe round", took, time.Since(start))
+		}
+		if r.res.Progress.PerPeer[hs[0].ID()] == 0 {
+			t.Errorf("the seeder sent nothing: %v", r.res.Progress.PerPeer)
+		}
+	})
+}
+
+// TestFetchArrivalsBounded: 50 peers that speak the exchange protocol
+// connect to a fetch with no source at once. It asks maxConnectedProbe of
+// them in the first RediscoverEvery and the others in the next window, not
+// 50 at a stroke, and none is lost.
+func TestFetchArrivalsBounded(t *testing.T) {
+	bubble.Test(t, func(t *testing.T) {
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		const arrivals = 50
+		mn := mocknet.New()
+		defer mn.Close()
+		var hs []host.Host
+		for range arrivals + 1 {
+			h, err := mn.GenPeer()
+			if err != nil {
+				t.Fatal(err)
+			}
+			hs = append(hs, h)
+		}
+		if err := mn.LinkAll(); err != nil {
+			t.Fatal(err)
+		}
+		var asked atomic.Int64
+		for _, h := range hs[1:] {
+			h.SetStreamHandler(wire.ProtocolID, func(st network.Stream) {
+				asked.Add(1)
+				st.Reset()
+			})
+		}
+		root := build(t, &memBlocks{m: map[cid.Cid][]byte{}}, "f", randomData(16384, 13), 16384)
+		fetcher := New(hs[0], &memBlocks{m: map[cid.Cid][]byte{}}, Config{Logger: quiet(), Seed: 1})
+		defer fetcher.Close()
+		done := make(chan error, 1)
+		go func() {
+			_, err := fetcher.Fetch(ctx, root, FetchOptions{Dest: filepath.Join(t.TempDir(), "f")})
+			done <- err
+		}()
+		time.Sleep(time.Second)
+		for _, h := range hs[1:] {
+			if _, err := mn.ConnectPeers(h.ID(), hs[0].ID()); err != nil {
+				t.Fatal(err)
+			}
+		}
+		time.Sleep(500 * time.Millisecond)
+		synctest.Wait()
+		if n := asked.Load(); n != maxConnectedProbe {
+			t.Errorf("%d of the %d peers that connected were asked in the first half second, want %d (maxConnectedProbe)", n, arrivals, maxConnectedProbe)
+		}
+		time.Sleep(3 * time.Second) // past the next window of RediscoverEvery (2 s)
+		synctest.Wait()
+		if n := asked.Load(); n != arrivals {
+			t.Errorf("%d of the %d peers that connected were asked after two windows, want all", n, arrivals)
+		}
+		cancel()
+		if err := <-done; !errors.Is(err, context.Canceled) {
+			t.Errorf("fetch = %v, want it cancelled", err)
+		}
+	})
 }

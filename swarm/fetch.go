@@ -16,7 +16,10 @@ import (
 	"time"
 
 	"github.com/ipfs/go-cid"
+	libp2pevent "github.com/libp2p/go-libp2p/core/event"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/protocol"
+	"github.com/libp2p/go-libp2p/p2p/host/eventbus"
 
 	"github.com/peer-project/peer/integrity"
 	"github.com/peer-project/peer/swarm/sched"
@@ -58,7 +61,9 @@ type FetchOptions struct {
 	// peers the host is connected to. Zero means 2 minutes.
 	StallTimeout time.Duration
 	// NoConnected stops the fetch from asking the peers the host is
-	// already connected to.
+	// connected to: those connected when it starts, and, for a fetch with
+	// no Discover, those that connect while it runs (each asked as soon
+	// as it says it speaks the exchange protocol).
 	NoConnected bool
 	// Progress, if not nil, is called from the fetch's loop about every
 	// 50 ms and once at the end. It must not block.
@@ -201,6 +206,7 @@ func (s *Swarm) newFetch(ctx context.Context, root cid.Cid, opts FetchOptions) *
 		ids:     map[peer.ID]sched.PeerID{},
 		peerIDs: map[sched.PeerID]peer.ID{},
 		ready:   make(chan struct{}),
+		arrived: make(chan struct{}, 1),
 		log:     s.log.With("root", root),
 	}
 }
@@ -321,6 +327,10 @@ type fetch struct {
 	fatal       error               // ends the fetch: a verified chunk could not be written
 	early       map[peer.ID]int     // strikes outside the scheduler, by peer (strikeEarly); under mu
 	providers   map[peer.ID]bool    // peers discovery named as providers; under mu
+	arrivals    map[peer.ID]bool    // peers that connected and speak our protocol, not asked yet; under mu
+	arrived     chan struct{}       // a peer joined arrivals (capacity 1: signals coalesce)
+	probeWindow time.Time           // start of the window that probes of arrivals count in
+	probed      int                 // arrivals asked in the window
 }
 
 func (f *fetch) goroutine(fn func()) { f.goroutines.Go(fn) }
@@ -349,6 +359,9 @@ func (f *fetch) badBlock(c *conn, i int64) {
 func (f *fetch) run() (*Result, error) {
 	now := f.sw.cfg.Now()
 	f.lastSource, f.lastHints, f.progressed, f.lastRedial = now, now, now, now
+	if f.opts.Discover == nil && !f.opts.NoConnected {
+		f.watchArrivals()
+	}
 	f.sources(now)
 
 	// The DAG: from the local store, or through the first sessions.
@@ -391,6 +404,8 @@ func (f *fetch) run() (*Result, error) {
 			if f.fatal != nil {
 				return nil, f.fatal
 			}
+		case <-f.arrived:
+			f.probeArrivals(f.sw.cfg.Now())
 		case r := <-f.opts.Focus:
 			f.focus = r
 			if f.sched != nil {
@@ -404,6 +419,7 @@ func (f *fetch) run() (*Result, error) {
 			if err := f.checkSources(now); err != nil {
 				return nil, err
 			}
+			f.probeArrivals(now) // those a full window held back
 			f.report(false)
 		}
 		f.apply()
@@ -913,6 +929,112 @@ func (f *fetch) redial() {
 		for _, p := range f.connectedProbes() {
 			f.dial(peer.AddrInfo{ID: p})
 		}
+	}
+}
+
+// watchArrivals has the fetch hear of every peer that connects while it
+// runs and says it speaks the exchange protocol (identify, or a later
+// protocol update): probeArrivals asks it at once, rather than at the next
+// probe round of a stalled fetch (StallTimeout/8, redial). Only for a fetch
+// with no Discover (tickets, --peer, no DHT): with a DHT, discovery names
+// the providers, and every lookup connects to some twenty peers that would
+// each become a session. The goroutine only notes the peer and signals
+// (the event bus waits on a slow subscriber), and ends with the fetch.
+func (f *fetch) watchArrivals() {
+	sub, err := f.sw.host.EventBus().Subscribe([]any{
+		new(libp2pevent.EvtPeerIdentificationCompleted),
+		new(libp2pevent.EvtPeerProtocolsUpdated),
+	}, eventbus.Name("peer.swarm.fetch"))
+	if err != nil {
+		f.log.Warn("watching for new peers: off; peers that connect later are asked at the probe rounds", "err", err)
+		return
+	}
+	f.goroutine(func() {
+		defer sub.Close()
+		for {
+			select {
+			case <-f.ctx.Done():
+				return
+			case e, ok := <-sub.Out():
+				if !ok {
+					return
+				}
+				var p peer.ID
+				var protos []protocol.ID
+				switch e := e.(type) {
+				case libp2pevent.EvtPeerIdentificationCompleted:
+					p, protos = e.Peer, e.Protocols
+				case libp2pevent.EvtPeerProtocolsUpdated:
+					p, protos = e.Peer, e.Added
+				}
+				if slices.Contains(protos, wire.ProtocolID) {
+					f.arrival(p)
+				}
+			}
+		}
+	})
+}
+
+// maxArrivals bounds the peers that wait for probeArrivals.
+const maxArrivals = 4 * maxConnectedProbe
+
+// arrival notes p for probeArrivals and wakes the loop. At most
+// maxArrivals peers wait: past that a flood of connections is dropped
+// here, and a stalled fetch still finds them in its probe rounds.
+func (f *fetch) arrival(p peer.ID) {
+	f.mu.Lock()
+	if p == f.sw.host.ID() || f.tried[p] || len(f.arrivals) >= maxArrivals {
+		f.mu.Unlock()
+		return
+	}
+	if f.arrivals == nil {
+		f.arrivals = map[peer.ID]bool{}
+	}
+	f.arrivals[p] = true
+	f.mu.Unlock()
+	select {
+	case f.arrived <- struct{}{}:
+	default: // the loop is woken already: it takes every waiting peer
+	}
+}
+
+// probeArrivals asks the peers that connected since the last call (see
+// watchArrivals), nearest first by XOR, at most maxConnectedProbe in any
+// RediscoverEvery: the rest wait for the next window (the loop's tick
+// calls again). A fetch with wellConnected useful sessions that makes
+// progress asks none, as it would look no further with discovery.
+func (f *fetch) probeArrivals(now time.Time) {
+	f.mu.Lock()
+	if len(f.arrivals) == 0 {
+		f.mu.Unlock()
+		return
+	}
+	f.mu.Unlock()
+	stalled := now.Sub(f.progressed) >= max(f.opts.RediscoverEvery, f.opts.StallTimeout/8)
+	if f.usefulSessions() >= wellConnected && !stalled {
+		f.mu.Lock()
+		clear(f.arrivals)
+		f.mu.Unlock()
+		return
+	}
+	if now.Sub(f.probeWindow) >= f.opts.RediscoverEvery {
+		f.probeWindow, f.probed = now, 0
+	}
+	self := f.sw.host.ID()
+	f.mu.Lock()
+	ids := make([]peer.ID, 0, len(f.arrivals))
+	for p := range f.arrivals {
+		ids = append(ids, p)
+	}
+	slices.SortFunc(ids, func(a, b peer.ID) int { return xorCompare(self, a, b) })
+	ids = ids[:min(len(ids), maxConnectedProbe-f.probed)]
+	for _, p := range ids {
+		delete(f.arrivals, p)
+	}
+	f.mu.Unlock()
+	f.probed += len(ids)
+	for _, p := range ids {
+		f.dial(peer.AddrInfo{ID: p})
 	}
 }
 

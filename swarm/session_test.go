@@ -5,6 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"path/filepath"
+	"runtime"
+	"strings"
 	"sync"
 	"testing"
 	"testing/synctest"
@@ -377,4 +380,66 @@ func TestServeServiceScope(t *testing.T) {
 	} else if m.Type() != wire.TypeDontHave {
 		t.Errorf("got %v with 1 KiB for the service, want DONT_HAVE", m.Type())
 	}
+}
+
+// sessionGoroutines counts the goroutines running a method of a fetching
+// session (*conn): its reader, its writer and, while blocks wait, its
+// verifier.
+func sessionGoroutines() int {
+	buf := make([]byte, 1<<20)
+	for {
+		n := runtime.Stack(buf, true)
+		if n < len(buf) {
+			buf = buf[:n]
+			break
+		}
+		buf = make([]byte, 2*len(buf))
+	}
+	count := 0
+	for _, g := range strings.Split(string(buf), "\n\n") {
+		if strings.Contains(g, "swarm.(*conn).") {
+			count++
+		}
+	}
+	return count
+}
+
+// TestIdleSessionNoVerifier: a fetch has sessions with 8 peers that each
+// have chunk 0 and nothing else (the seeder is out of reach). Once chunk 0
+// is verified, every session is idle and holds two goroutines, its reader
+// and its writer: the verifier of blocks starts at a block and ends when
+// none waits. It used to run from the session's start to its end, a
+// third goroutine for every session, most of them idle in a flash crowd.
+func TestIdleSessionNoVerifier(t *testing.T) {
+	bubble.Test(t, func(t *testing.T) {
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		const peers = 8
+		sn := newStallNet(t, peers)
+		first := make(chan struct{})
+		done := make(chan error, 1)
+		go func() {
+			_, err := sn.fetcher.Fetch(ctx, sn.root, FetchOptions{Dest: filepath.Join(t.TempDir(), "f"), Hints: sn.hints(), NoConnected: true,
+				Verified: func(i int64) {
+					if i == 0 {
+						close(first)
+					}
+				}})
+			done <- err
+		}()
+		select {
+		case <-first:
+		case err := <-done:
+			t.Fatalf("the fetch ended before chunk 0: %v", err)
+		}
+		time.Sleep(time.Second) // nothing more comes: every session is idle
+		synctest.Wait()
+		if n := sessionGoroutines(); n > 2*peers {
+			t.Errorf("%d goroutines in the fetch's %d idle sessions, want at most 2 each (reader, writer)", n, peers)
+		}
+		cancel()
+		if err := <-done; !errors.Is(err, context.Canceled) {
+			t.Errorf("fetch = %v, want it cancelled", err)
+		}
+	})
 }
