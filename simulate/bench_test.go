@@ -271,9 +271,9 @@ func TestFlashCrowdScale(t *testing.T) {
 	}
 	fmt.Printf("peak RSS %.2f GiB up to the report, %.2f GiB with the shutdown of every node; peak goroutines %d\n",
 		float64(rep.PeakRSS)/(1<<30), float64(withStop)/(1<<30), rep.PeakGoroutines)
-	fmt.Printf("memory at its peak, shutdown included (sampled each wall second): heap in use %.2f GiB, stacks %.2f GiB, heap obtained from the OS %.2f GiB, %d goroutines; Go memory limit %s, GOGC %s; CPU %.0f s over a wall of %.0f s (%.2f of %d cores), %.0f s of it the collector's\n",
+	fmt.Printf("memory at its peak, shutdown included (sampled each wall second): heap in use %.2f GiB, stacks %.2f GiB, heap obtained from the OS %.2f GiB, %d goroutines; Go memory limit %s, GOGC %s; CPU %.0f s over a wall of %.0f s (%.2f of %d cores), %.0f%% of it the collector's (by the runtime's accounting)\n",
 		float64(w.heap)/(1<<30), float64(w.stack)/(1<<30), float64(w.sys)/(1<<30), w.goroutines, limitText, orDefault(os.Getenv("GOGC"), "100"),
-		w.cpu.Seconds(), rep.WallSeconds, w.cpu.Seconds()/rep.WallSeconds, runtime.GOMAXPROCS(0), w.gcCPU)
+		w.cpu.Seconds(), rep.WallSeconds, w.cpu.Seconds()/rep.WallSeconds, runtime.GOMAXPROCS(0), 100*w.gcShare)
 }
 
 // memWatch samples the runtime's memory each second while a scale run
@@ -284,7 +284,7 @@ type memWatch struct {
 	heap, stack, sys uint64
 	goroutines       int
 	cpu              time.Duration // process CPU time (user and system) from start to stop
-	gcCPU            float64       // seconds of it the garbage collector took
+	gcShare          float64       // the collector's share of it, by the runtime's accounting
 }
 
 // watchMemory starts a memWatch. A non-empty goFile gets a goroutine dump
@@ -294,7 +294,8 @@ type memWatch struct {
 // end up near the peak.
 func watchMemory(peers int, goFile, heapFile string) *memWatch {
 	w := &memWatch{stopc: make(chan struct{}), done: make(chan struct{})}
-	cpu0, gc0 := cpuTime(), gcSeconds()
+	cpu0 := cpuTime()
+	gc0, all0 := gcSeconds()
 	write := func(file, profile string, debug int) {
 		if out, err := os.Create(file); err == nil {
 			pprof.Lookup(profile).WriteTo(out, debug)
@@ -310,7 +311,11 @@ func watchMemory(peers int, goFile, heapFile string) *memWatch {
 		for {
 			select {
 			case <-w.stopc:
-				w.cpu, w.gcCPU = cpuTime()-cpu0, gcSeconds()-gc0
+				gc, all := gcSeconds()
+				w.cpu = cpuTime() - cpu0
+				if all > all0 {
+					w.gcShare = (gc - gc0) / (all - all0)
+				}
 				return
 			case <-t.C:
 			}
@@ -341,15 +346,24 @@ func (w *memWatch) stop() {
 	<-w.done
 }
 
-// gcSeconds returns the CPU time the garbage collector has used (an
-// estimate of the runtime's).
-func gcSeconds() float64 {
-	m := []metrics.Sample{{Name: "/cpu/classes/gc/total:cpu-seconds"}}
-	metrics.Read(m)
-	if m[0].Value.Kind() != metrics.KindFloat64 {
-		return 0
+// gcSeconds returns the runtime's estimates of the CPU time the garbage
+// collector has used and of the CPU time used at all (idle excluded).
+// The runtime counts GOMAXPROCS times the wall time, not the CPU the
+// process was given, so on a busy machine both exceed the process's CPU
+// time: only their ratio is meaningful.
+func gcSeconds() (gc, busy float64) {
+	m := []metrics.Sample{
+		{Name: "/cpu/classes/gc/total:cpu-seconds"},
+		{Name: "/cpu/classes/total:cpu-seconds"},
+		{Name: "/cpu/classes/idle:cpu-seconds"},
 	}
-	return m[0].Value.Float64()
+	metrics.Read(m)
+	for _, s := range m {
+		if s.Value.Kind() != metrics.KindFloat64 {
+			return 0, 0
+		}
+	}
+	return m[0].Value.Float64(), m[1].Value.Float64() - m[2].Value.Float64()
 }
 
 func orDefault(s, def string) string {
