@@ -3,9 +3,12 @@ package swarm
 import (
 	"context"
 	"fmt"
+	"sync"
 
 	"github.com/ipfs/go-cid"
 	ipld "github.com/ipfs/go-ipld-format"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/peer-project/peer/integrity"
@@ -17,20 +20,78 @@ import (
 // admits, within its upload caps, and lets fetches take blocks from
 // Bitswap peers.
 func (s *Swarm) startBitswap() {
+	s.bsp = &bsPeers{host: s.host, lim: s.lim, held: map[peer.ID]*peerLimit{}}
 	s.bs = bitswap.New(s.host, bitswap.Config{
 		Blocks: bsView{s},
 		Admit:  s.admits,
 		Sending: func(ctx context.Context, p peer.ID, n int) error {
-			pl := s.lim.peer(p)
-			defer s.lim.release(p, pl)
+			pl, temp := s.bsp.limit(p)
+			if temp {
+				defer s.lim.release(p, pl)
+			}
 			return s.lim.sending(ctx, pl, n)
 		},
+		Gone: s.bsp.gone,
 		Sent: func(_ peer.ID, n int) {
 			s.count(func(st *Stats) { st.BytesUp += int64(n); st.BitswapBytesUp += int64(n) })
 		},
 		Workers: s.cfg.UploadSlots,
 		Logger:  s.cfg.Logger,
 	})
+}
+
+// bsPeers holds the upload limiter of each Bitswap peer served (shared
+// with its stream sessions, if it has any) from the first block sent to
+// it until it is gone: a limiter taken and given back for each message
+// would be new each time, with a full burst, and cap nothing. Safe for
+// concurrent use; lock order: bsPeers.mu, then limits.mu.
+type bsPeers struct {
+	host host.Host
+	lim  *limits
+
+	mu     sync.Mutex
+	held   map[peer.ID]*peerLimit
+	closed bool
+}
+
+// limit returns p's limiter, and true if the caller must release it
+// (p is not connected, so no Gone will come to release it).
+func (b *bsPeers) limit(p peer.ID) (*peerLimit, bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if pl := b.held[p]; pl != nil {
+		return pl, false
+	}
+	pl := b.lim.peer(p)
+	// Checked under b.mu: a Gone for p comes after its last connection
+	// is gone from the network, so either it is seen here, or the Gone
+	// is yet to come and takes what is stored now.
+	if b.closed || b.host.Network().Connectedness(p) != network.Connected {
+		return pl, true
+	}
+	b.held[p] = pl
+	return pl, false
+}
+
+// gone releases p's limiter, if one is held.
+func (b *bsPeers) gone(p peer.ID) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if pl := b.held[p]; pl != nil {
+		delete(b.held, p)
+		b.lim.release(p, pl)
+	}
+}
+
+// close releases every limiter held; later ones are not held.
+func (b *bsPeers) close() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.closed = true
+	for p, pl := range b.held {
+		b.lim.release(p, pl)
+	}
+	clear(b.held)
 }
 
 // BitswapRefused counts the Bitswap messages dropped because their sender

@@ -163,7 +163,8 @@ type Swarm struct {
 
 	lookups lookups // roots found by Config.Lookup; see lookup.go
 
-	bs *bitswap.Exchange // nil unless Config.Bitswap
+	bs  *bitswap.Exchange // nil unless Config.Bitswap
+	bsp *bsPeers          // Bitswap peers' limiters; nil unless Config.Bitswap
 }
 
 // Stats counts what a swarm has done since it started.
@@ -215,6 +216,7 @@ func (s *Swarm) Close() error {
 		s.host.RemoveStreamHandler(wire.ProtocolID)
 		if s.bs != nil {
 			s.bs.Close()
+			s.bsp.close()
 		}
 		s.mu.Lock()
 		s.closed = true

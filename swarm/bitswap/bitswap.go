@@ -60,6 +60,10 @@ type Config struct {
 	// Refused, if not nil, is told of each message dropped because Admit
 	// refused its sender. It must not block.
 	Refused func(p peer.ID)
+	// Gone, if not nil, is told that p is gone: its last connection
+	// closed, or it stopped answering (it may come back: Sending is then
+	// called for it again). What was kept for p may go. It must not block.
+	Gone func(p peer.ID)
 	// Workers is how many peers are sent blocks at once (the server's
 	// task workers); zero means 8.
 	Workers int
@@ -378,6 +382,9 @@ func (r receiver) PeerConnected(p peer.ID) { r.x.server.PeerConnected(p) }
 func (r receiver) PeerDisconnected(p peer.ID) {
 	r.x.server.PeerDisconnected(p)
 	r.x.forget(p)
+	if r.x.cfg.Gone != nil {
+		r.x.cfg.Gone(p)
+	}
 }
 
 // gatedNet is the server's network: a message with blocks goes only to a
