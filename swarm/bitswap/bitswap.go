@@ -55,8 +55,10 @@ type Config struct {
 	// refuses is sent nothing and heard not at all.
 	Admit func(peer.ID) bool
 	// Sending, if not nil, is called before n bytes of blocks go to p, and
-	// waits until they may (the upload caps); an error drops the message.
-	Sending func(ctx context.Context, p peer.ID, n int) error
+	// waits until they may (the upload slots and caps); an error drops
+	// the message. Otherwise the message is written, and then done, if
+	// not nil, is called with the write's error, whatever it is.
+	Sending func(ctx context.Context, p peer.ID, n int) (done func(error), err error)
 	// Sent, if not nil, is told the bytes of blocks sent to p.
 	Sent func(p peer.ID, n int)
 	// Received, if not nil, is told the bytes of blocks received from p.
@@ -68,8 +70,9 @@ type Config struct {
 	// closed, or it stopped answering (it may come back: Sending is then
 	// called for it again). What was kept for p may go. It must not block.
 	Gone func(p peer.ID)
-	// Workers is how many peers are sent blocks at once (the server's
-	// task workers); zero means 8.
+	// Workers is how many messages the server prepares and sends at once
+	// (its task workers), each to one peer; zero means 8. With a Sending
+	// that makes peers wait their turn, a worker waits with its peer.
 	Workers int
 	// Logger receives the logs; nil means slog.Default().
 	Logger *slog.Logger
@@ -547,12 +550,18 @@ func (g *gatedNet) SendMessage(ctx context.Context, p peer.ID, m bsmsg.BitSwapMe
 	for _, b := range m.Blocks() {
 		n += len(b.RawData())
 	}
+	var done func(error)
 	if n > 0 && x.cfg.Sending != nil {
-		if err := x.cfg.Sending(ctx, p, n); err != nil {
+		var err error
+		if done, err = x.cfg.Sending(ctx, p, n); err != nil {
 			return fmt.Errorf("bitswap: send to %s: %w", p, err)
 		}
 	}
-	if err := g.BitSwapNetwork.SendMessage(ctx, p, m); err != nil {
+	err := g.BitSwapNetwork.SendMessage(ctx, p, m)
+	if done != nil {
+		done(err)
+	}
+	if err != nil {
 		return err
 	}
 	if n > 0 && x.cfg.Sent != nil {

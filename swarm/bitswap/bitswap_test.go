@@ -113,11 +113,11 @@ func TestLinkWantsAndServes(t *testing.T) {
 	var mu sync.Mutex
 	a := New(hs[0], Config{
 		Blocks: &mapBlocks{m: map[cid.Cid][]byte{have.Cid(): have.RawData()}},
-		Sending: func(_ context.Context, _ peer.ID, n int) error {
+		Sending: func(_ context.Context, _ peer.ID, n int) (func(error), error) {
 			mu.Lock()
 			sending += n
 			mu.Unlock()
-			return nil
+			return nil, nil
 		},
 		Sent: func(_ peer.ID, n int) {
 			mu.Lock()
