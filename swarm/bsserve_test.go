@@ -308,3 +308,74 @@ func TestBitswapFreeRiderServed(t *testing.T) {
 		}
 	})
 }
+
+// TestBitswapWantFloodCapped: a Bitswap peer that wants every block again
+// as soon as it arrives (a flood of wants, each of which Bitswap answers
+// anew) gets no more than the per-peer cap, and a stream fetcher beside
+// it gets its file as fast as the cap lets it alone. Before the
+// limiter was held for the peer, the flooder got 367,656,960 B in the
+// 3.75 s the stream fetch took (the cap allows 1 MiB).
+func TestBitswapWantFloodCapped(t *testing.T) {
+	bubble.Test(t, func(t *testing.T) {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		const rate, size, chunk = 256 << 10, 1 << 20, 64 << 10
+		mn := cappedMesh(t, 3, 0)
+		hosts := mn.Hosts()
+		data := randomData(size, 47)
+		blocks := &memBlocks{m: map[cid.Cid][]byte{}}
+		root := build(t, blocks, "data.bin", data, chunk)
+		l, err := BuildLayout(ctx, blocks, root)
+		if err != nil {
+			t.Fatal(err)
+		}
+		seeder := New(hosts[0], blocks, Config{Logger: quiet(), Bitswap: true, PeerUploadRate: rate})
+		defer seeder.Close()
+		seeder.Serve(root, &memSource{l: l, data: data})
+		fetcher := New(hosts[1], &memBlocks{m: map[cid.Cid][]byte{}}, Config{Logger: quiet(), Seed: 1})
+		defer fetcher.Close()
+		flooder := newBSClient(t, hosts[2], int(l.NumChunks()))
+		var cs []cid.Cid
+		for _, ch := range l.Chunks {
+			cs = append(cs, ch.CID)
+		}
+
+		start := time.Now()
+		if err := flooder.want(ctx, seeder.host.ID(), cs); err != nil {
+			t.Fatal(err)
+		}
+		fetched := make(chan error, 1)
+		var took time.Duration
+		go func() {
+			_, err := fetcher.Fetch(ctx, root, FetchOptions{Dest: filepath.Join(t.TempDir(), "data.bin")})
+			took = time.Since(start)
+			fetched <- err
+		}()
+		flooded := 0
+	flood:
+		for {
+			select {
+			case c := <-flooder.blocks:
+				flooded += chunk
+				if err := flooder.want(ctx, seeder.host.ID(), []cid.Cid{c}); err != nil {
+					t.Fatal(err)
+				}
+			case err := <-fetched:
+				if err != nil {
+					t.Fatal(err)
+				}
+				break flood
+			}
+		}
+		burst := newLimiter(rate).Burst()
+		most := int(float64(rate)*took.Seconds()) + burst
+		alone := time.Duration(float64(size-burst) / rate * float64(time.Second))
+		t.Logf("the flooder got %d bytes in %v (the cap allows %d); the stream fetcher took %v (alone at the cap: %v)", flooded, took, most, took, alone)
+		if flooded > most {
+			t.Errorf("the flooding Bitswap peer got %d bytes in %v; its cap of %d B/s allows %d", flooded, took, rate, most)
+		}
+		if took > alone+alone/4 {
+			t.Errorf("the stream fetcher took %v beside the flood; alone at its cap it takes %v", took, alone)
+		}
+	})
+}
