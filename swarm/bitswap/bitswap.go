@@ -312,10 +312,12 @@ func (l *Link) Close() {
 	})
 }
 
-// sendCancels sends p a CANCEL of each of cs.
+// sendCancels sends p a CANCEL of each of cs, if it is still connected:
+// a peer gone has forgotten our wants.
 func (x *Exchange) sendCancels(p peer.ID, cs []cid.Cid) {
 	ctx, cancel := context.WithTimeout(x.ctx, cancelTimeout)
 	defer cancel()
+	ctx = network.WithNoDial(ctx, "bitswap: cancels of a closed link")
 	m := bsmsg.New(false)
 	for _, c := range cs {
 		m.Cancel(c)
