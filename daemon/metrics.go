@@ -61,7 +61,7 @@ func newCollector(n *node.Node) *collector {
 		transfers:  d(MetricTransfers, "Transfers in progress: fetches (download) and sessions served (upload).", "direction"),
 		protoBytes: d(MetricProtocolBytes, "Stream bytes by libp2p protocol (the exchange, the DHT, identify, relays, AutoNAT, hole punching) and direction (in, out).", "protocol", "direction"),
 		xchgBytes:  d(MetricExchangeBytes, "Verified block bytes sent (up) and received (down), by exchange: peer's own protocol, or Bitswap.", "exchange", "direction"),
-		chokes:     d(MetricChokes, "Peers told CHOKE: they asked for blocks while every upload slot was taken, or their turn ended while others waited."),
+		chokes:     d(MetricChokes, "Peers told CHOKE (or, for a Bitswap peer, which has no CHOKE, held): they asked for blocks while every upload slot was taken, or their turn ended while others waited."),
 	}
 }
 

@@ -73,7 +73,7 @@ type Stats struct {
 	FetchSessions      int64 // open now
 	UnrequestedBlocks  int64
 	ProtocolViolations int64
-	Chokes             int64 // peers told to wait their turn for an upload slot
+	Chokes             int64 // peers told to wait their turn for an upload slot (Bitswap peers included)
 	// BitswapBytesUp and BitswapBytesDown are the part of BytesUp and
 	// BytesDown that went over Bitswap (see Config.Bitswap); the rest
 	// went over peer's own protocol.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -221,11 +222,8 @@ func (c *conn) bsReadLoop() error {
 			if dl == nil {
 				continue
 			}
-			for _, i := range c.bsAsked(layout, k) {
-				if err := f.sw.lim.received(f.ctx, pl, len(b.RawData())); err != nil {
-					return err
-				}
-				if err := c.block(layout, dl, &wire.Block{Index: uint64(i), Data: b.RawData()}); err != nil {
+			if idx := c.bsAsked(layout, k); len(idx) > 0 {
+				if err := c.bsBlock(pl, layout, dl, b.RawData(), idx); err != nil {
 					return err
 				}
 			}
@@ -251,7 +249,51 @@ func (c *conn) bsReadLoop() error {
 	}
 }
 
-// bsAsked returns the chunks asked of the peer whose CID is k.
+// bsBlock takes a block that answers the chunks idx asked of the peer,
+// which share its CID: one block, however many chunks of the file hold
+// these bytes. It is charged to the download caps, counted, verified and
+// credited once, checked against the size the root declares for each
+// chunk, and written at each. It blocks while the caps hold it back.
+func (c *conn) bsBlock(pl *peerLimit, l *Layout, dl *download, data []byte, idx []int64) error {
+	f := c.f
+	n := len(data)
+	if err := f.sw.lim.received(f.ctx, pl, n); err != nil {
+		return err
+	}
+	c.mu.Lock()
+	for _, i := range idx {
+		c.answered(i)
+	}
+	c.mu.Unlock()
+	f.sw.count(func(s *Stats) { s.BytesDown += int64(n); s.BitswapBytesDown += int64(n) })
+	// A root may declare other sizes for the same CID (a lying DAG): the
+	// chunks it does not fit are bad blocks.
+	fit := idx[:0]
+	for _, i := range idx {
+		if c.sized(l, i, data) {
+			fit = append(fit, i)
+		}
+	}
+	if len(fit) == 0 {
+		return nil
+	}
+	if !c.verified(l, fit[0], data) {
+		for _, i := range fit[1:] {
+			f.badBlock(c, i)
+		}
+		return nil
+	}
+	f.sw.chk.credit(c.peer, n)
+	for k, i := range fit {
+		if k > 0 {
+			n = 0 // counted at the first
+		}
+		c.keep(dl, i, data, n)
+	}
+	return nil
+}
+
+// bsAsked returns the chunks asked of the peer whose CID is k, in order.
 func (c *conn) bsAsked(l *Layout, k cid.Cid) []int64 {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -261,6 +303,7 @@ func (c *conn) bsAsked(l *Layout, k cid.Cid) []int64 {
 			out = append(out, i)
 		}
 	}
+	slices.Sort(out)
 	return out
 }
 

@@ -144,3 +144,37 @@ func TestChunkIndex(t *testing.T) {
 		t.Fatalf("Block of a chunk of a root no longer served: %v, want not found", err)
 	}
 }
+
+// TestBitswapBlockCountedOnce: a file whose chunks are mostly the same
+// bytes (one CID at many indices), fetched from a Bitswap-only peer: a
+// block that answers several chunks is counted once, as the bytes that
+// came, and written at each; the fetcher never counts more bytes down
+// than the provider sent. Before, it was counted (and charged, and
+// hashed) once per chunk: 1,114,112 B counted for 197,466 B sent.
+func TestBitswapBlockCountedOnce(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	const chunk = 64 << 10
+	data := append(bytes.Repeat([]byte{7}, 16*chunk), randomData(chunk, 42)...)
+	server, fetcher, root := bitswapOnly(t, data)
+	dest := filepath.Join(t.TempDir(), "data.bin")
+	res, err := fetcher.Fetch(ctx, root, FetchOptions{Dest: dest, Hints: []peer.AddrInfo{{ID: server.host.ID(), Addrs: server.host.Addrs()}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := os.ReadFile(dest)
+	if !bytes.Equal(got, data) {
+		t.Fatal("fetched file differs")
+	}
+	down, up := fetcher.Stats().BitswapBytesDown, server.Stats().BitswapBytesUp
+	t.Logf("%d bytes sent over Bitswap for a file of %d; %d counted down, %d received as progress", up, len(data), down, res.Progress.Received)
+	if down > up {
+		t.Fatalf("the fetcher counts %d bytes down over Bitswap; the provider sent only %d", down, up)
+	}
+	if st := fetcher.Stats(); st.ChunksVerified != 17 {
+		t.Fatalf("%d chunks verified, want all 17", st.ChunksVerified)
+	}
+	if res.Progress.Received > up {
+		t.Fatalf("progress says %d bytes received; the provider sent only %d", res.Progress.Received, up)
+	}
+}

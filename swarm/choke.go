@@ -1,6 +1,8 @@
 package swarm
 
 import (
+	"context"
+	"errors"
 	"sync"
 	"time"
 
@@ -19,6 +21,8 @@ const DefaultUploadSlots = 4
 // upload slots) from the serving sessions: it turns what a session does
 // into the choker's events, with the time, and carries out its actions on
 // the session's queues (queue or drop a WANT's requests, CHOKE, UNCHOKE).
+// A Bitswap peer is a quiet session of it (see quietSession): its
+// messages of blocks wait in Bitswap's Sending callback for a slot.
 // It sends the choker a Tick when one is due. Safe for concurrent use: one
 // mutex serializes the choker and the session queues it acts on; lock
 // order: slots.mu, then server.mu. A session's requests are queued and
@@ -32,6 +36,7 @@ type slots struct {
 	mu       sync.Mutex
 	c        *choker.Choker
 	sessions map[choker.SessionID]*server
+	quiets   map[choker.SessionID]*quietSession // Bitswap peers' sessions
 	lastID   choker.SessionID
 	timer    *time.Timer
 	timerAt  time.Time // when timer fires; zero: not armed
@@ -43,6 +48,97 @@ func newSlots(n int, now func() time.Time, run func(func()) bool, count func(fun
 		now: now, run: run, count: count,
 		c:        choker.New(choker.Config{Slots: n}),
 		sessions: map[choker.SessionID]*server{},
+		quiets:   map[choker.SessionID]*quietSession{},
+	}
+}
+
+// quietSession is a Bitswap peer's session of the choker (a quiet one:
+// Bitswap has no CHOKE). Its requests are the messages of blocks that
+// Bitswap's server has ready for the peer, one at a time: each waits in
+// sendTurn until the session holds a slot.
+type quietSession struct {
+	id    choker.SessionID
+	turn  chan struct{} // one message of the peer at a time
+	ready chan struct{} // signalled when held or gone changes
+	held  bool          // told Hold, and no Unchoke since; guarded by slots.mu
+	gone  bool          // left; guarded by slots.mu
+}
+
+// errQuietGone fails a Bitswap send to a peer whose session has ended.
+var errQuietGone = errors.New("swarm: the Bitswap peer is gone")
+
+// joinQuiet enters a Bitswap peer's session.
+func (sl *slots) joinQuiet(p peer.ID) *quietSession {
+	q := &quietSession{turn: make(chan struct{}, 1), ready: make(chan struct{}, 1)}
+	sl.mu.Lock()
+	sl.lastID++
+	q.id = sl.lastID
+	sl.quiets[q.id] = q
+	out := sl.stepLocked(choker.Event{Kind: choker.Join, Session: q.id, Peer: choker.PeerID(p), Quiet: true}, nil)
+	sl.mu.Unlock()
+	sl.after(out)
+	return q
+}
+
+// sendTurn waits until q may send a message of blocks: its turn among
+// the peer's messages, then a slot. It blocks until then, until q is gone
+// or until ctx is done (an error: the message is not sent). On success
+// the caller must call sendDone once the message went or failed.
+func (sl *slots) sendTurn(ctx context.Context, q *quietSession) error {
+	select {
+	case q.turn <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	sl.step(choker.Event{Kind: choker.Want, Session: q.id, N: 1}, nil)
+	for {
+		sl.mu.Lock()
+		gone, held := q.gone || sl.closed, q.held
+		var out outcome
+		if !gone && !held {
+			out = sl.stepLocked(choker.Event{Kind: choker.Writing, Session: q.id}, nil)
+		}
+		sl.mu.Unlock()
+		sl.after(out)
+		switch {
+		case gone:
+			<-q.turn
+			return errQuietGone
+		case !held:
+			return nil
+		}
+		select {
+		case <-q.ready:
+		case <-ctx.Done():
+			sl.step(choker.Event{Kind: choker.Cancel, Session: q.id, N: 1}, nil)
+			<-q.turn
+			return ctx.Err()
+		}
+	}
+}
+
+// sendDone records that the message sendTurn let go was sent, or given
+// up on.
+func (sl *slots) sendDone(q *quietSession) {
+	sl.step(choker.Event{Kind: choker.Sent, Session: q.id}, nil)
+	<-q.turn
+}
+
+// leaveQuiet ends q: a message waiting for its turn is not sent.
+func (sl *slots) leaveQuiet(q *quietSession) {
+	sl.mu.Lock()
+	out := sl.stepLocked(choker.Event{Kind: choker.Leave, Session: q.id}, nil)
+	q.gone = true
+	delete(sl.quiets, q.id)
+	sl.mu.Unlock()
+	sl.after(out)
+	q.signal()
+}
+
+func (q *quietSession) signal() {
+	select {
+	case q.ready <- struct{}{}:
+	default:
 	}
 }
 
@@ -134,13 +230,21 @@ func (sl *slots) tick() {
 	sl.step(choker.Event{Kind: choker.Tick}, nil)
 }
 
-// close stops the timer; later events do nothing.
+// close stops the timer; later events do nothing, and Bitswap sends
+// waiting for a slot give up.
 func (sl *slots) close() {
 	sl.mu.Lock()
-	defer sl.mu.Unlock()
 	sl.closed = true
 	if sl.timer != nil {
 		sl.timer.Stop()
+	}
+	qs := make([]*quietSession, 0, len(sl.quiets))
+	for _, q := range sl.quiets {
+		qs = append(qs, q)
+	}
+	sl.mu.Unlock()
+	for _, q := range qs {
+		q.signal()
 	}
 }
 
@@ -153,8 +257,9 @@ func (sl *slots) step(ev choker.Event, idx []uint64) {
 
 // outcome is what is left to do after a step, once slots.mu is released.
 type outcome struct {
-	wake   []*server // sessions whose queues changed
-	chokes int       // CHOKEs decided
+	wake   []*server       // sessions whose queues changed
+	quiets []*quietSession // Bitswap sessions unchoked
+	chokes int             // CHOKEs and Holds decided
 }
 
 // after wakes the sessions of out and counts its chokes; slots.mu is not
@@ -162,6 +267,9 @@ type outcome struct {
 func (sl *slots) after(out outcome) {
 	for _, sv := range out.wake {
 		sv.signal()
+	}
+	for _, q := range out.quiets {
+		q.signal()
 	}
 	if n := int64(out.chokes); n > 0 {
 		sl.count(func(st *Stats) { st.Chokes += n })
@@ -179,6 +287,16 @@ func (sl *slots) stepLocked(ev choker.Event, idx []uint64) (out outcome) {
 	for _, a := range sl.c.Step(ev) {
 		sv := sl.sessions[a.Session]
 		if sv == nil {
+			if q := sl.quiets[a.Session]; q != nil {
+				switch a.Kind {
+				case choker.Hold:
+					q.held = true
+					out.chokes++
+				case choker.Unchoke:
+					q.held = false
+					out.quiets = append(out.quiets, q)
+				}
+			}
 			continue
 		}
 		sv.mu.Lock()

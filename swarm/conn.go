@@ -578,42 +578,64 @@ func (c *conn) block(l *Layout, dl *download, m *wire.Block) error {
 		return err
 	}
 	// A block that was cancelled (it timed out, or another peer sent it
-	// first) is still checked and kept if it is new. Its length is checked
-	// first: bytes that hash to the chunk's CID but are not as long as the
-	// root declares (a sharer whose DAG lies) would overwrite a
-	// neighbour or change the file's size. Its sender is struck as for a
-	// hash failure.
-	if want := int(l.Chunks[i].Size); len(m.Data) != want {
-		f.sw.count(func(s *Stats) { s.ChunksRejected++ })
-		f.log.Warn("bad block", "peer", c.peer, "index", i, "err", fmt.Sprintf("%d bytes, the root declares %d", len(m.Data), want))
-		f.badBlock(c, i)
-		return nil
-	}
-	if err := integrity.VerifyFrom(l.Chunks[i].CID, m.Data, c.peer.String()); err != nil {
-		f.sw.count(func(s *Stats) { s.ChunksRejected++ })
-		f.log.Warn("bad block", "peer", c.peer, "index", i, "err", err)
-		f.badBlock(c, i)
+	// first) is still checked and kept if it is new.
+	if !c.sized(l, i, m.Data) || !c.verified(l, i, m.Data) {
 		return nil
 	}
 	// Verified: the peer gave us something, and earns its credit with
 	// our choker (a duplicate too: we asked for it).
 	f.sw.chk.credit(c.peer, len(m.Data))
-	fresh, err := dl.write(i, m.Data)
+	c.keep(dl, i, m.Data, int(n))
+	return nil
+}
+
+// sized checks the length of a block for chunk i first: bytes that hash
+// to the chunk's CID but are not as long as the root declares (a sharer
+// whose DAG lies) would overwrite a neighbour or change the file's size.
+// Its sender is struck as for a hash failure.
+func (c *conn) sized(l *Layout, i int64, data []byte) bool {
+	f := c.f
+	if want := int(l.Chunks[i].Size); len(data) != want {
+		f.sw.count(func(s *Stats) { s.ChunksRejected++ })
+		f.log.Warn("bad block", "peer", c.peer, "index", i, "err", fmt.Sprintf("%d bytes, the root declares %d", len(data), want))
+		f.badBlock(c, i)
+		return false
+	}
+	return true
+}
+
+// verified checks a block against chunk i's CID; its sender is struck if
+// it fails.
+func (c *conn) verified(l *Layout, i int64, data []byte) bool {
+	f := c.f
+	if err := integrity.VerifyFrom(l.Chunks[i].CID, data, c.peer.String()); err != nil {
+		f.sw.count(func(s *Stats) { s.ChunksRejected++ })
+		f.log.Warn("bad block", "peer", c.peer, "index", i, "err", err)
+		f.badBlock(c, i)
+		return false
+	}
+	return true
+}
+
+// keep writes the verified chunk i and tells the loop; n is the bytes
+// it counts as received (0 for a block counted at another index).
+func (c *conn) keep(dl *download, i int64, data []byte, n int) {
+	f := c.f
+	fresh, err := dl.write(i, data)
 	switch {
 	case err != nil:
 		f.post(event{kind: evSched, what: sched.Event{Kind: sched.BlockWriteFailed, Index: i}, conn: c, err: err})
 	case !fresh:
-		f.sw.count(func(s *Stats) { s.DuplicateBytes += n })
-		f.post(event{kind: evSched, what: sched.Event{Kind: sched.BlockVerified, Index: i}, conn: c, size: int(n), dup: true})
+		f.sw.count(func(s *Stats) { s.DuplicateBytes += int64(n) })
+		f.post(event{kind: evSched, what: sched.Event{Kind: sched.BlockVerified, Index: i}, conn: c, size: n, dup: true})
 	default:
 		f.sw.count(func(s *Stats) { s.ChunksVerified++ })
 		if f.opts.Verified != nil {
 			f.opts.Verified(i)
 		}
 		f.sw.Announce(f.root, i)
-		f.post(event{kind: evSched, what: sched.Event{Kind: sched.BlockVerified, Index: i}, conn: c, size: int(n)})
+		f.post(event{kind: evSched, what: sched.Event{Kind: sched.BlockVerified, Index: i}, conn: c, size: n})
 	}
-	return nil
 }
 
 // chokeMsg checks a CHOKE (choke true) or UNCHOKE against the protocol:

@@ -49,8 +49,10 @@
 //
 // Bitswap. With Config.Bitswap the swarm also speaks IPFS's Bitswap
 // (package bitswap): it serves the blocks of the roots registered here, and
-// nothing else, to the peers it admits, within the same rate caps
-// (bsserve.go); and a fetch whose hinted or discovered provider refuses the
+// nothing else, to the peers it admits, within the same rate caps and
+// upload slots (bsserve.go: a Bitswap peer served is a quiet session of the
+// choker, its messages of blocks waiting in Bitswap's Sending for its
+// turn); and a fetch whose hinted or discovered provider refuses the
 // wire protocol but speaks Bitswap runs a session with it through a Link
 // (bsconn.go): a peer of the same scheduler that has every chunk, asked by
 // CID, struck and banned for a block that answers none of its wants.

@@ -83,7 +83,8 @@ type Config struct {
 	// line, and a peer gives up its slot after a few blocks while others
 	// wait, so that each block goes out fast and the peers that get it can
 	// pass it on. Peers that send us blocks are served first (see
-	// choker). Zero means DefaultUploadSlots.
+	// choker). Bitswap peers take turns at the same slots. Zero means
+	// DefaultUploadSlots.
 	UploadSlots int
 	// BanTime is how long a banned peer is refused; zero means an hour.
 	BanTime time.Duration
@@ -107,8 +108,9 @@ type Config struct {
 	Allow func(peer.ID) bool
 	// Bitswap, if set, speaks IPFS's Bitswap beside the swarm's own
 	// protocol (see package bitswap): it serves the registered roots'
-	// blocks to Bitswap peers, within the same caps, bans and allowlist,
-	// and a fetch takes chunks from a peer that speaks only Bitswap.
+	// blocks to Bitswap peers, within the same caps, upload slots, bans
+	// and allowlist, and a fetch takes chunks from a peer that speaks only
+	// Bitswap.
 	Bitswap bool
 }
 
@@ -163,7 +165,8 @@ type Swarm struct {
 
 	lookups lookups // roots found by Config.Lookup; see lookup.go
 
-	bs *bitswap.Exchange // nil unless Config.Bitswap
+	bs  *bitswap.Exchange // nil unless Config.Bitswap
+	bsp *bsPeers          // Bitswap peers' limiters; nil unless Config.Bitswap
 }
 
 // Stats counts what a swarm has done since it started.
@@ -178,7 +181,7 @@ type Stats struct {
 	FetchSessions      int64 // open now
 	UnrequestedBlocks  int64
 	ProtocolViolations int64
-	Chokes             int64 // CHOKE messages decided: a peer had to wait its turn
+	Chokes             int64 // CHOKE messages decided, and Bitswap peers held: a peer had to wait its turn
 	// BitswapBytesUp and BitswapBytesDown are the part of BytesUp and
 	// BytesDown that went over Bitswap (blocks sent include the DAG
 	// nodes asked for, as the wire protocol's NODEs are not counted).
@@ -215,6 +218,7 @@ func (s *Swarm) Close() error {
 		s.host.RemoveStreamHandler(wire.ProtocolID)
 		if s.bs != nil {
 			s.bs.Close()
+			s.bsp.close()
 		}
 		s.mu.Lock()
 		s.closed = true

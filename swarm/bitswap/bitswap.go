@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	bsmsg "github.com/ipfs/boxo/bitswap/message"
 	pb "github.com/ipfs/boxo/bitswap/message/pb"
@@ -17,6 +19,7 @@ import (
 	"github.com/ipfs/go-cid"
 	ipld "github.com/ipfs/go-ipld-format"
 	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/protocol"
 )
@@ -27,6 +30,7 @@ var (
 	ErrRefused  = errors.New("bitswap: peer refused (banned, or not on the allowlist)")
 	ErrTooMany  = errors.New("bitswap: too many wants outstanding with one peer")
 	ErrReadOnly = errors.New("bitswap: the blockstore is read-only")
+	ErrLinkDone = errors.New("bitswap: the link is closed")
 )
 
 // Protocols are the Bitswap protocol IDs this node speaks, newest first.
@@ -51,8 +55,10 @@ type Config struct {
 	// refuses is sent nothing and heard not at all.
 	Admit func(peer.ID) bool
 	// Sending, if not nil, is called before n bytes of blocks go to p, and
-	// waits until they may (the upload caps); an error drops the message.
-	Sending func(ctx context.Context, p peer.ID, n int) error
+	// waits until they may (the upload slots and caps); an error drops
+	// the message. Otherwise the message is written, and then done, if
+	// not nil, is called with the write's error, whatever it is.
+	Sending func(ctx context.Context, p peer.ID, n int) (done func(error), err error)
 	// Sent, if not nil, is told the bytes of blocks sent to p.
 	Sent func(p peer.ID, n int)
 	// Received, if not nil, is told the bytes of blocks received from p.
@@ -60,16 +66,23 @@ type Config struct {
 	// Refused, if not nil, is told of each message dropped because Admit
 	// refused its sender. It must not block.
 	Refused func(p peer.ID)
-	// Workers is how many peers are sent blocks at once (the server's
-	// task workers); zero means 8.
+	// Gone, if not nil, is told that p is gone: its last connection
+	// closed, or it stopped answering (it may come back: Sending is then
+	// called for it again). What was kept for p may go. It must not block.
+	Gone func(p peer.ID)
+	// Workers is how many messages the server prepares and sends at once
+	// (its task workers), each to one peer; zero means 8. With a Sending
+	// that makes peers wait their turn, a worker waits with its peer.
 	Workers int
 	// Logger receives the logs; nil means slog.Default().
 	Logger *slog.Logger
 }
 
 // ask is what was asked of a peer for one CID: how many wants of it were
-// sent that no block has answered yet (a want sent again after a cancel
-// may be answered twice), and whether the last was cancelled.
+// sent that no block or DONT_HAVE has answered yet (a want sent again
+// after a cancel may be answered twice), and whether the last was
+// cancelled. A cancelled entry stays, so that a block that crossed the
+// CANCEL is no stray, until it is answered or the table is full.
 type ask struct {
 	wants     uint32
 	cancelled bool
@@ -95,6 +108,7 @@ type Exchange struct {
 	closed bool
 	links  map[peer.ID]map[*Link]struct{}
 	asked  map[peer.ID]map[cid.Cid]ask // CIDs wanted of a peer and not yet sent
+	wg     sync.WaitGroup              // CANCELs of links closed, being sent
 
 	strays  atomic.Int64
 	refused atomic.Int64
@@ -125,17 +139,23 @@ func New(h host.Host, cfg Config) *Exchange {
 }
 
 // Close stops serving and ends every link; it waits for the server's
-// workers. It is idempotent; it does not close the host.
+// workers and for the CANCELs of closed links being sent. Messages on
+// Bitswap streams still open are dropped, and those streams reset. It is
+// idempotent; it does not close the host.
 func (x *Exchange) Close() error {
 	x.once.Do(func() {
 		for _, p := range Protocols {
 			x.host.RemoveStreamHandler(p)
 		}
-		x.net.Stop()
-		x.server.Close()
-		x.cancel()
 		x.mu.Lock()
 		x.closed = true
+		x.mu.Unlock()
+		x.net.Stop()
+		x.resetInbound()
+		x.server.Close()
+		x.cancel()
+		x.wg.Wait()
+		x.mu.Lock()
 		var all []*Link
 		for _, set := range x.links {
 			for l := range set {
@@ -148,6 +168,18 @@ func (x *Exchange) Close() error {
 		}
 	})
 	return nil
+}
+
+// resetInbound resets the Bitswap streams that peers opened to us: boxo's
+// network reads them until they end, Stop or not.
+func (x *Exchange) resetInbound() {
+	for _, c := range x.host.Network().Conns() {
+		for _, st := range c.GetStreams() {
+			if st.Stat().Direction == network.DirInbound && slices.Contains(Protocols, st.Protocol()) {
+				st.Reset()
+			}
+		}
+	}
 }
 
 // Speaks reports whether p said (through identify) that it speaks Bitswap.
@@ -204,6 +236,7 @@ type Link struct {
 	in   chan Message
 	done chan struct{}
 	once sync.Once
+	open map[cid.Cid]struct{} // wanted, not cancelled nor answered; guarded by x.mu
 }
 
 // Link opens a link to p: what p sends from now on comes out of
@@ -212,7 +245,7 @@ func (x *Exchange) Link(p peer.ID) (*Link, error) {
 	if !x.admits(p) {
 		return nil, fmt.Errorf("bitswap: link to %s: %w", p, ErrRefused)
 	}
-	l := &Link{x: x, peer: p, in: make(chan Message, linkQueue), done: make(chan struct{})}
+	l := &Link{x: x, peer: p, in: make(chan Message, linkQueue), done: make(chan struct{}), open: map[cid.Cid]struct{}{}}
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	if x.closed {
@@ -235,28 +268,120 @@ func (l *Link) Incoming() <-chan Message { return l.in }
 // Done is closed when the link is.
 func (l *Link) Done() <-chan struct{} { return l.done }
 
-// Close ends the link. It is idempotent.
+// cancelTimeout bounds the sending of the CANCELs of a link closed.
+const cancelTimeout = 10 * time.Second
+
+// Close ends the link. The wants it sent that are still open, and that
+// no other link to the peer has open, are cancelled: a CANCEL is sent to
+// the peer (in the background; Exchange.Close waits for it), and what
+// was asked is forgotten once answered or when the table fills. It does
+// not block, and is idempotent.
 func (l *Link) Close() {
 	l.once.Do(func() {
-		l.x.mu.Lock()
-		delete(l.x.links[l.peer], l)
-		if len(l.x.links[l.peer]) == 0 {
-			delete(l.x.links, l.peer)
+		x := l.x
+		x.mu.Lock()
+		delete(x.links[l.peer], l)
+		if len(x.links[l.peer]) == 0 {
+			delete(x.links, l.peer)
 		}
-		l.x.mu.Unlock()
+		var cancels []cid.Cid
+		asked := x.asked[l.peer]
+		for c := range l.open {
+			if x.openLocked(l.peer, c) {
+				continue // another link still wants it
+			}
+			cancels = append(cancels, c)
+			if a, ok := asked[c]; ok {
+				a.cancelled = true
+				asked[c] = a
+			}
+		}
+		clear(l.open)
+		send := len(cancels) > 0 && !x.closed
+		if send {
+			x.wg.Add(1)
+		}
+		x.mu.Unlock()
 		close(l.done)
+		if send {
+			go func() {
+				defer x.wg.Done()
+				x.sendCancels(l.peer, cancels)
+			}()
+		}
 	})
 }
 
+// sendCancels sends p a CANCEL of each of cs, if it is still connected:
+// a peer gone has forgotten our wants.
+func (x *Exchange) sendCancels(p peer.ID, cs []cid.Cid) {
+	ctx, cancel := context.WithTimeout(x.ctx, cancelTimeout)
+	defer cancel()
+	ctx = network.WithNoDial(ctx, "bitswap: cancels of a closed link")
+	m := bsmsg.New(false)
+	for _, c := range cs {
+		m.Cancel(c)
+	}
+	if err := x.net.SendMessage(ctx, p, m); err != nil {
+		x.log.Debug("cancels of a link closed", "peer", p, "err", err)
+	}
+}
+
+// openLocked reports whether a link to p has a want of c open. x.mu is
+// held.
+func (x *Exchange) openLocked(p peer.ID, c cid.Cid) bool {
+	for l := range x.links[p] {
+		if _, ok := l.open[c]; ok {
+			return true
+		}
+	}
+	return false
+}
+
+// answerLocked records that p answered a want of c (a block, or
+// DONT_HAVE): the links' wants of it are no longer open. It reports
+// whether a want of c was outstanding. x.mu is held.
+func (x *Exchange) answerLocked(p peer.ID, c cid.Cid) bool {
+	for l := range x.links[p] {
+		delete(l.open, c)
+	}
+	asked := x.asked[p]
+	a, ok := asked[c]
+	if !ok {
+		return false
+	}
+	if a.wants--; a.wants == 0 {
+		delete(asked, c)
+	} else {
+		asked[c] = a
+	}
+	return true
+}
+
 // Want asks the peer for blocks cs (want-block, and DONT_HAVE for those
-// it lacks) and cancels cancels, in one message. It blocks until the
-// message is written or ctx is done.
+// it lacks) and cancels cancels, in one message; a cancel of a CID that
+// another link to the peer still wants is not sent (Bitswap keeps one
+// wantlist per peer). It blocks until the message is written or ctx is
+// done.
 func (l *Link) Want(ctx context.Context, cs, cancels []cid.Cid) error {
 	x := l.x
 	if !x.admits(l.peer) {
 		return fmt.Errorf("bitswap: want of %s: %w", l.peer, ErrRefused)
 	}
+	// A message holds one entry per CID: a CID wanted twice in it is
+	// answered once.
+	cs = dedup(cs)
 	x.mu.Lock()
+	if x.closed {
+		x.mu.Unlock()
+		return fmt.Errorf("bitswap: want of %s: %w", l.peer, ErrClosed)
+	}
+	select {
+	case <-l.done:
+		x.mu.Unlock()
+		return fmt.Errorf("bitswap: want of %s: %w", l.peer, ErrLinkDone)
+	default:
+	}
 	asked := x.asked[l.peer]
 	if asked == nil {
 		asked = map[cid.Cid]ask{}
@@ -274,15 +399,23 @@ func (l *Link) Want(ctx context.Context, cs, cancels []cid.Cid) error {
 		x.mu.Unlock()
 		return fmt.Errorf("bitswap: want of %s: %w", l.peer, ErrTooMany)
 	}
+	sent := cancels[:0:0]
 	for _, c := range cancels {
+		delete(l.open, c)
+		if x.openLocked(l.peer, c) {
+			continue
+		}
+		sent = append(sent, c)
 		if a, ok := asked[c]; ok {
 			a.cancelled = true
 			asked[c] = a
 		}
 	}
+	cancels = sent
 	for _, c := range cs {
 		a := asked[c]
 		asked[c] = ask{wants: a.wants + 1}
+		l.open[c] = struct{}{}
 	}
 	x.mu.Unlock()
 	m := bsmsg.New(false)
@@ -302,9 +435,28 @@ func (l *Link) Want(ctx context.Context, cs, cancels []cid.Cid) error {
 	return nil
 }
 
+// dedup returns cs without repeats, in order; cs is not changed.
+func dedup(cs []cid.Cid) []cid.Cid {
+	seen := make(map[cid.Cid]struct{}, len(cs))
+	out := make([]cid.Cid, 0, len(cs))
+	for _, c := range cs {
+		if _, ok := seen[c]; !ok {
+			seen[c] = struct{}{}
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
 // receive sorts a peer's message: wants go to the server, blocks and
 // DONT_HAVEs to the peer's links.
 func (x *Exchange) receive(ctx context.Context, p peer.ID, m bsmsg.BitSwapMessage) {
+	x.mu.Lock()
+	closed := x.closed
+	x.mu.Unlock()
+	if closed {
+		return // a stream opened before Close, read until it is reset
+	}
 	if !x.admits(p) {
 		x.refused.Add(1)
 		if x.cfg.Refused != nil {
@@ -321,19 +473,16 @@ func (x *Exchange) receive(ctx context.Context, p peer.ID, m bsmsg.BitSwapMessag
 	msg.DontHaves = dh
 	n := 0
 	x.mu.Lock()
-	asked := x.asked[p]
 	for _, b := range bs {
 		n += len(b.RawData())
-		if a, ok := asked[b.Cid()]; ok {
-			if a.wants--; a.wants == 0 {
-				delete(asked, b.Cid())
-			} else {
-				asked[b.Cid()] = a
-			}
+		if x.answerLocked(p, b.Cid()) {
 			msg.Blocks = append(msg.Blocks, b)
 		} else {
 			msg.Strays = append(msg.Strays, b.Cid())
 		}
+	}
+	for _, c := range dh {
+		x.answerLocked(p, c)
 	}
 	links := make([]*Link, 0, len(x.links[p]))
 	for l := range x.links[p] {
@@ -357,10 +506,14 @@ func (x *Exchange) receive(ctx context.Context, p peer.ID, m bsmsg.BitSwapMessag
 	}
 }
 
-// forget drops what was asked of p, which is gone.
+// forget drops what was asked of p, which is gone (its wantlist went
+// with it).
 func (x *Exchange) forget(p peer.ID) {
 	x.mu.Lock()
 	delete(x.asked, p)
+	for l := range x.links[p] {
+		clear(l.open)
+	}
 	x.mu.Unlock()
 }
 
@@ -378,6 +531,9 @@ func (r receiver) PeerConnected(p peer.ID) { r.x.server.PeerConnected(p) }
 func (r receiver) PeerDisconnected(p peer.ID) {
 	r.x.server.PeerDisconnected(p)
 	r.x.forget(p)
+	if r.x.cfg.Gone != nil {
+		r.x.cfg.Gone(p)
+	}
 }
 
 // gatedNet is the server's network: a message with blocks goes only to a
@@ -396,12 +552,18 @@ func (g *gatedNet) SendMessage(ctx context.Context, p peer.ID, m bsmsg.BitSwapMe
 	for _, b := range m.Blocks() {
 		n += len(b.RawData())
 	}
+	var done func(error)
 	if n > 0 && x.cfg.Sending != nil {
-		if err := x.cfg.Sending(ctx, p, n); err != nil {
+		var err error
+		if done, err = x.cfg.Sending(ctx, p, n); err != nil {
 			return fmt.Errorf("bitswap: send to %s: %w", p, err)
 		}
 	}
-	if err := g.BitSwapNetwork.SendMessage(ctx, p, m); err != nil {
+	err := g.BitSwapNetwork.SendMessage(ctx, p, m)
+	if done != nil {
+		done(err)
+	}
+	if err != nil {
 		return err
 	}
 	if n > 0 && x.cfg.Sent != nil {

@@ -19,8 +19,9 @@ type Kind int
 
 // The events.
 const (
-	// Join: Session, of Peer, began. Events of a session that never
-	// joined, or has left, are ignored (a Want of one is dropped).
+	// Join: Session, of Peer, began; Quiet if it cannot be told CHOKE
+	// or UNCHOKE. Events of a session that never joined, or has left, are
+	// ignored (a Want of one is dropped).
 	Join Kind = iota
 	// Want: Session asked for N blocks (one WANT message).
 	Want
@@ -60,6 +61,12 @@ type Event struct {
 	Session SessionID // all but Credit and Tick
 	Peer    PeerID    // Join and Credit
 	N       int       // Want and Cancel: requests; Credit: bytes
+	// Quiet, at Join, says the session has no CHOKE or UNCHOKE on its
+	// wire (a Bitswap peer): its requests are never dropped. While it
+	// waits for a slot its requests wait in its queue (a Want of it is
+	// queued, and it is told Hold, not Choke), and Unchoke lets it send
+	// them.
+	Quiet bool
 }
 
 // ActionKind is the kind of an Action.
@@ -76,12 +83,16 @@ const (
 	// Choke: drop every request the session has queued, and send it
 	// CHOKE. A Want answered with Choke is dropped too.
 	Choke
-	// Unchoke: send the session UNCHOKE; it holds a slot now.
+	// Unchoke: send the session UNCHOKE; it holds a slot now. A quiet
+	// session is sent nothing: it may send what it has queued.
 	Unchoke
+	// Hold: a quiet session lost its slot, or waits for one: it sends
+	// nothing until Unchoke, and keeps its queue.
+	Hold
 )
 
 func (k ActionKind) String() string {
-	actionNames := [...]string{"queue", "drop", "choke", "unchoke"}
+	actionNames := [...]string{"queue", "drop", "choke", "unchoke", "hold"}
 	if k >= 0 && int(k) < len(actionNames) {
 		return actionNames[k]
 	}
@@ -183,9 +194,10 @@ func (c *Config) fill() {
 type session struct {
 	id      SessionID
 	peer    *peerState
+	quiet   bool      // no CHOKE on its wire: held, not choked
 	slot    bool      // holds a slot
 	queued  bool      // in line
-	choked  bool      // told (or about to be told) CHOKE
+	choked  bool      // told (or about to be told) CHOKE, or Hold
 	turn    int       // blocks sent since it got its slot
 	active  time.Time // last request or block sent
 	writing bool      // a block is being read, rate-limited or written
@@ -240,7 +252,7 @@ func (c *Choker) Step(ev Event) []Action {
 		if s == nil {
 			p := c.peer(ev.Peer, now)
 			p.sessions++
-			c.sessions[ev.Session] = &session{id: ev.Session, peer: p, active: now}
+			c.sessions[ev.Session] = &session{id: ev.Session, peer: p, active: now, quiet: ev.Quiet}
 		}
 		return c.out
 	}
@@ -290,20 +302,25 @@ func (c *Choker) emit(k ActionKind, s SessionID, n int) {
 
 // want queues the n requests of s, or drops them: when s is choked (they
 // crossed the CHOKE on the wire), or when no slot is free (s is choked
-// now).
+// now). A quiet session's requests are queued whatever its state: when no
+// slot is free it is held, and waits in line with them.
 func (c *Choker) want(s *session, n int, now time.Time) {
-	if s.choked {
+	if s.choked && !s.quiet {
 		c.emit(Drop, s.id, n)
 		return
 	}
-	s.active = now
-	if !s.slot {
+	if !s.choked {
+		s.active = now
+	}
+	if !s.slot && !s.choked {
 		if len(c.holders) < c.cfg.Slots && len(c.waiting) == 0 {
 			c.grant(s, now)
 		} else {
-			c.choke(s) // the requests go with the queue
+			c.choke(s) // the requests go with the queue, unless s is quiet
 			c.enqueue(s, now)
-			return
+			if !s.quiet {
+				return
+			}
 		}
 	}
 	s.wants += n
@@ -372,12 +389,18 @@ func (c *Choker) release(s *session) {
 	c.holders = slices.DeleteFunc(c.holders, func(x *session) bool { return x == s })
 }
 
-// choke drops the requests of s and has it told CHOKE, unless it was.
+// choke drops the requests of s and has it told CHOKE, unless it was; a
+// quiet session keeps its requests and is held.
 func (c *Choker) choke(s *session) {
 	if s.choked {
 		return
 	}
-	s.choked, s.wants = true, 0
+	s.choked = true
+	if s.quiet {
+		c.emit(Hold, s.id, 0)
+		return
+	}
+	s.wants = 0
 	c.emit(Choke, s.id, 0)
 }
 

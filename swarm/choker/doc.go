@@ -13,6 +13,7 @@
 //
 //	c := choker.New(choker.Config{Slots: 4})
 //	// a session starts:        c.Step(Event{Kind: Join, Session: s, Peer: p, At: now})
+//	//                          (Quiet: true for one with no CHOKE on its wire)
 //	// WANT of n chunks:        c.Step(Event{Kind: Want, Session: s, N: n, At: now})
 //	// CANCEL hit n queued:     c.Step(Event{Kind: Cancel, ...})
 //	// a request taken to serve: Writing; its block written: Sent
@@ -20,7 +21,8 @@
 //	// a peer's block verified: c.Step(Event{Kind: Credit, Peer: p, N: bytes, At: now})
 //	// at NextCheck():          c.Step(Event{Kind: Tick, At: now})
 //	// after each Step: for each Action: queue or drop the WANT's requests,
-//	//                  drop the queue and send CHOKE, send UNCHOKE.
+//	//                  drop the queue and send CHOKE, send UNCHOKE;
+//	//                  Hold a quiet session's sends.
 //
 // # Policy
 //
@@ -42,4 +44,15 @@
 // thus serves in turn, first come first served. Credit is kept by peer, for
 // all its sessions, and outlives its last session while it is worth
 // CreditKeep.
+//
+// # Quiet sessions
+//
+// A session that joins Quiet has no CHOKE or UNCHOKE on its wire: a
+// Bitswap peer, whose wants wait in the Bitswap server's queue until we
+// send. Its requests are never dropped. Where a session would be choked, a
+// quiet one is told Hold (send nothing more, keep the queue) and waits in
+// line with its requests; a Want of it in line is queued; Unchoke lets it
+// send again. It is otherwise a session like any: it takes turns, is
+// released when idle or stuck, and a peer that sends us nothing over it
+// is served by the optimistic unchokes.
 package choker

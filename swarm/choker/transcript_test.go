@@ -23,7 +23,7 @@ var epoch = time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
 // session's peer is named at join. Commands:
 //
 //	new [slots=N] [turn=N] [optimistic=N] [idle=D] [stuck=D] [check=D]
-//	join S PEER              leave S
+//	join S PEER [quiet]      leave S
 //	want S N                 cancel S N
 //	write S                  sent S
 //	turn                     (the first slot holder is sent a turn's blocks:
@@ -135,7 +135,8 @@ func (d *driver) run(f []string) []string {
 			id := SessionID(len(d.ids) + 1)
 			d.ids[arg(1)], d.names[id] = id, arg(1)
 		}
-		return step(Event{Kind: Join, Session: d.ids[arg(1)], Peer: PeerID(arg(2))})
+		quiet := len(f) > 3 && f[3] == "quiet"
+		return step(Event{Kind: Join, Session: d.ids[arg(1)], Peer: PeerID(arg(2)), Quiet: quiet})
 	case "leave":
 		return step(Event{Kind: Leave, Session: d.session(arg(1))})
 	case "want":
@@ -261,7 +262,7 @@ func (d *driver) state() []string {
 		for _, f := range []struct {
 			on   bool
 			name string
-		}{{s.slot, "slot"}, {s.queued, "queued"}, {s.choked, "choked"}, {s.writing, "writing"}} {
+		}{{s.quiet, "quiet"}, {s.slot, "slot"}, {s.queued, "queued"}, {s.choked, "choked"}, {s.writing, "writing"}} {
 			if f.on {
 				line += " " + f.name
 			}
@@ -308,7 +309,7 @@ func (c *Choker) invariants() error {
 		if (s.slot || s.queued) != seen[s] {
 			return fmt.Errorf("session %d: slot=%v queued=%v but not in its list", s.id, s.slot, s.queued)
 		}
-		if s.wants < 0 || s.choked && s.wants > 0 {
+		if s.wants < 0 || s.choked && !s.quiet && s.wants > 0 {
 			return fmt.Errorf("session %d: %d wants, choked=%v", s.id, s.wants, s.choked)
 		}
 		if c.peers[s.peer.id] != s.peer {
