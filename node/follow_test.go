@@ -3,7 +3,10 @@ package node
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"io/fs"
 	"maps"
@@ -25,6 +28,7 @@ import (
 	"github.com/peer-project/peer/integrity"
 	"github.com/peer-project/peer/internal/bubble"
 	"github.com/peer-project/peer/names"
+	"github.com/peer-project/peer/store"
 )
 
 // writeTree makes the files of tree (slash paths → contents) below dir;
@@ -685,4 +689,167 @@ func TestFollowLockedByAnotherProcess(t *testing.T) {
 		t.Fatalf("once unlocked: %v", err)
 	}
 	f.close()
+}
+
+// TestFollowFetchesOnlyChanged: version 2 changes one small file and adds
+// one; the big file and the file in a folder are unchanged. The follow
+// fetches the two files alone: the bytes it received or copied are theirs,
+// and the unchanged files stay where they were (the same inode).
+func TestFollowFetchesOnlyChanged(t *testing.T) {
+	bubble.Test(t, func(t *testing.T) {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		defer cancel()
+		mn, nodes := mockNodes(t, 2)
+		a, b := nodes[0], nodes[1]
+		connectMock(t, mn, a, b)
+		src := filepath.Join(t.TempDir(), "site")
+		_, big := randomFile(t, t.TempDir(), "big", 1536<<10, 5) // six chunks of 256 KiB
+		v1 := map[string]string{"a.txt": "alpha", "sub/c.txt": "charlie", "big.bin": string(big)}
+		writeTree(t, src, v1)
+		pub1, err := a.Publish(ctx, src, PublishOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		dir := filepath.Join(t.TempDir(), "b")
+		if _, err := b.SyncName(ctx, pub1.Name, dir, FollowOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		before := inode(mustStat(t, filepath.Join(dir, "big.bin")))
+		v2 := map[string]string{"a.txt": "alpha, edited", "sub/c.txt": "charlie", "big.bin": string(big), "d.txt": "delta"}
+		writeTree(t, src, map[string]string{"a.txt": v2["a.txt"], "d.txt": v2["d.txt"]})
+		if _, err := a.Publish(ctx, src, PublishOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		e, err := b.SyncName(ctx, pub1.Name, dir, FollowOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		changed := int64(len(v2["a.txt"]) + len(v2["d.txt"]))
+		if got := e.Received + e.Local; got != changed || e.Written != 2 || e.Kept != 2 {
+			t.Errorf("version 2: received %d bytes and copied %d, wrote %d files, kept %d; want the %d bytes of the 2 files changed, 2 kept",
+				e.Received, e.Local, e.Written, e.Kept, changed)
+		}
+		sameTree(t, "B", dir, v2)
+		if after := inode(mustStat(t, filepath.Join(dir, "big.bin"))); after != before {
+			t.Errorf("the unchanged big.bin was replaced (inode %d, was %d)", after, before)
+		}
+		cancel()
+	})
+}
+
+// noStagedShare fails if a share of n points into dir's follow folder,
+// whose files a follow moves away or removes.
+func noStagedShare(t *testing.T, n *Node, dir string) []store.Share {
+	t.Helper()
+	shares, err := n.store.Shares()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, sh := range shares {
+		if strings.HasPrefix(sh.Path, filepath.Join(dir, FollowDir)) {
+			t.Errorf("share %s points into the follow's own folder: %s", sh.Root, sh.Path)
+		}
+	}
+	return shares
+}
+
+// TestFollowIndexesOnce: each version is indexed once, at DIR: no share
+// points into the staging area, after a version applied whole or one a
+// conflict left a file out of (the user's file "sub" stands where the
+// version has the folder sub).
+func TestFollowIndexesOnce(t *testing.T) {
+	bubble.Test(t, func(t *testing.T) {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		defer cancel()
+		mn, nodes := mockNodes(t, 2)
+		a, b := nodes[0], nodes[1]
+		connectMock(t, mn, a, b)
+		src := filepath.Join(t.TempDir(), "site")
+		writeTree(t, src, map[string]string{"a.txt": "alpha"})
+		pub1, err := a.Publish(ctx, src, PublishOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		dir := filepath.Join(t.TempDir(), "b")
+		if _, err := b.SyncName(ctx, pub1.Name, dir, FollowOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		if shares := noStagedShare(t, b, dir); len(shares) != 1 || shares[0].Path != dir || shares[0].Root != pub1.Root {
+			t.Errorf("shares after version 1: %+v; want one, of %s at %s", shares, pub1.Root, dir)
+		}
+		writeTree(t, dir, map[string]string{"sub": "my file"})
+		writeTree(t, src, map[string]string{"sub/x.txt": "x-ray"})
+		if _, err := a.Publish(ctx, src, PublishOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		e, err := b.SyncName(ctx, pub1.Name, dir, FollowOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(e.Conflicts) != 1 || e.Conflicts[0].Path != "sub/x.txt" {
+			t.Errorf("conflicts %+v; want sub/x.txt", e.Conflicts)
+		}
+		noStagedShare(t, b, dir)
+		cancel()
+	})
+}
+
+// TestFollowHashesOnce: a file of the user's that already holds what a new
+// version adds there is taken as the follow's after one read of it, which
+// both compares it and hashes it for the state.
+func TestFollowHashesOnce(t *testing.T) {
+	bubble.Test(t, func(t *testing.T) {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		defer cancel()
+		mn, nodes := mockNodes(t, 2)
+		a, b := nodes[0], nodes[1]
+		connectMock(t, mn, a, b)
+		src := filepath.Join(t.TempDir(), "site")
+		writeTree(t, src, map[string]string{"a.txt": "alpha"})
+		pub1, err := a.Publish(ctx, src, PublishOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		dir := filepath.Join(t.TempDir(), "b")
+		if _, err := b.SyncName(ctx, pub1.Name, dir, FollowOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		_, d := randomFile(t, dir, "d.bin", 600<<10, 9) // the user's, as version 2 has it
+		writeTree(t, src, map[string]string{"d.bin": string(d)})
+		if _, err := a.Publish(ctx, src, PublishOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		opened := map[string]int{}
+		fsys := followFS{
+			rename:    os.Rename,
+			writeFile: func(p string, data []byte) error { return writeFileSync(p, data, 0o600) },
+			open: func(p string) (*os.File, error) {
+				opened[p]++
+				return os.Open(p)
+			},
+		}
+		e, err := b.SyncName(ctx, pub1.Name, dir, FollowOptions{fsys: &fsys})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if e.Kept != 2 || e.Written != 0 || len(e.Conflicts) != 0 {
+			t.Errorf("event %+v; want d.bin and a.txt kept, nothing written, no conflict", e)
+		}
+		if n := opened[filepath.Join(dir, "d.bin")]; n != 1 {
+			t.Errorf("d.bin was read %d times; want once", n)
+		}
+		// The state holds its hash, from that one read.
+		raw, err := os.ReadFile(filepath.Join(dir, FollowDir, "state.json"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var st followState
+		if err := json.Unmarshal(raw, &st); err != nil {
+			t.Fatal(err)
+		}
+		if sum := sha256.Sum256(d); st.Files["d.bin"] == nil || st.Files["d.bin"].Sum != hex.EncodeToString(sum[:]) {
+			t.Errorf("the state of d.bin is %+v; want its SHA-256 %x", st.Files["d.bin"], sum)
+		}
+		cancel()
+	})
 }
