@@ -853,3 +853,60 @@ func TestFollowHashesOnce(t *testing.T) {
 		cancel()
 	})
 }
+
+// TestFollowHearsOnlyItsName: B follows two names; a rogue peer pushes a
+// forged record of the first, a record of another key under the second,
+// then a forged record of the first again. Each follow hears of the
+// refusals of its own name only.
+func TestFollowHearsOnlyItsName(t *testing.T) {
+	bubble.Test(t, func(t *testing.T) {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		defer cancel()
+		mn, nodes := mockNodes(t, 2)
+		a, b := nodes[0], nodes[1]
+		connectMock(t, mn, a, b)
+		src1, src2 := filepath.Join(t.TempDir(), "one"), filepath.Join(t.TempDir(), "two")
+		writeTree(t, src1, map[string]string{"a.txt": "one"})
+		writeTree(t, src2, map[string]string{"b.txt": "two"})
+		pub1, err := a.Publish(ctx, src1, PublishOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		pub2, err := a.Publish(ctx, src2, PublishOptions{Key: "two"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ev1 := follow(t, ctx, b, pub1.Name, filepath.Join(t.TempDir(), "1"), FollowOptions{})
+		ev2 := follow(t, ctx, b, pub2.Name, filepath.Join(t.TempDir(), "2"), FollowOptions{})
+		waitEvent(t, ctx, "follow 1", ev1, appliedRoot(pub1.Root.String()))
+		waitEvent(t, ctx, "follow 2", ev2, appliedRoot(pub2.Root.String()))
+
+		name1, _ := names.ParseName(pub1.Name)
+		name2, _ := names.ParseName(pub2.Name)
+		sk := a.host.Peerstore().PrivKey(a.ID())
+		evil := integrity.Chunk([]byte("evil"))
+		forged := func(seq uint64) []byte {
+			rec, err := names.NewRecord(sk, evil, seq, time.Now().Add(time.Hour), time.Minute)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return rewriteRecord(t, rec.Raw, func(pb *ipns_pb.IpnsRecord) { pb.SignatureV2[0] ^= 0x80 })
+		}
+		other, _, _ := crypto.GenerateEd25519Key(rand.Reader)
+		otherRec, err := names.NewRecord(other, evil, 10, time.Now().Add(time.Hour), time.Minute)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rogue(t, mn, b, [][]byte{recordFrame(name1, forged(9)), recordFrame(name2, otherRec.Raw), recordFrame(name1, forged(11))})
+		refusal := func(e FollowEvent) bool { return e.Err != nil && e.Peer != "" }
+		for i, want := range []error{names.ErrSignature, names.ErrSignature} {
+			if e := waitEvent(t, ctx, "follow 1", ev1, refusal); !errors.Is(e.Err, want) || e.Name != pub1.Name {
+				t.Errorf("follow 1, refusal %d: %v (of %s); want %v, of its name", i, e.Err, e.Name, want)
+			}
+		}
+		if e := waitEvent(t, ctx, "follow 2", ev2, refusal); !errors.Is(e.Err, names.ErrWrongKey) || e.Name != pub2.Name {
+			t.Errorf("follow 2 heard first of %v; want its own record of another key", e.Err)
+		}
+		cancel()
+	})
+}

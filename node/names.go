@@ -133,14 +133,20 @@ func (n *Node) closeNames() error {
 	return n.names.Close()
 }
 
-// nameRefused hears of a record a peer sent that was refused, and tells
-// every follow.
-func (n *Node) nameRefused(p peer.ID, err error) {
-	n.log.Info("refused a name record", "peer", p.String(), "err", err)
+// nameRefused hears of a record a peer sent for name that was refused,
+// and tells the follows of that name; a message about no one name (a
+// broken one, a flood) is only logged.
+func (n *Node) nameRefused(p peer.ID, name names.Name, err error) {
+	n.log.Info("refused a name record", "peer", p.String(), "name", name.String(), "err", err)
+	if name.IsZero() {
+		return
+	}
 	n.namesMu.Lock()
 	fs := make([]*follower, 0, len(n.follows))
 	for f := range n.follows {
-		fs = append(fs, f)
+		if f.name == name {
+			fs = append(fs, f)
+		}
 	}
 	n.namesMu.Unlock()
 	for _, f := range fs {
