@@ -692,7 +692,44 @@ func (f *follower) apply(ctx context.Context, e *FollowEvent, l *swarm.Layout, s
 			os.Remove(f.abs(prevDirs[i]))
 		}
 	}
+	f.applyDirMeta(l)
 	return nil
+}
+
+// applyDirMeta gives the version's folders the mode and modification time
+// their nodes store (UnixFS 1.5, a share with --preserve-mode or
+// --preserve-mtime), as a fetch does: permission bits only, less the
+// umask, deepest folders first, never through a symbolic link. The
+// files have theirs already: the fetch applied them in the staging area
+// and the renames keep them, and a file whose metadata changed has
+// another CID, so it is written again. DIR itself is left as the user
+// made it.
+func (f *follower) applyDirMeta(l *swarm.Layout) {
+	dirs := make(map[string]bool, len(l.Dirs))
+	for _, d := range l.Dirs {
+		dirs[d] = true
+	}
+	mask := swarm.Umask()
+	for i := len(l.Meta) - 1; i >= 0; i-- {
+		m := l.Meta[i]
+		if !dirs[m.Path] {
+			continue
+		}
+		p := f.abs(m.Path)
+		if info, err := os.Lstat(p); err != nil || !info.IsDir() || f.blockedParent(m.Path, nil) != "" {
+			continue
+		}
+		if m.Mode != 0 {
+			if err := os.Chmod(p, m.Mode.Perm()&^mask); err != nil {
+				f.n.log.Debug("follow: a folder's mode", "dir", p, "err", err)
+			}
+		}
+		if !m.Mtime.IsZero() {
+			if err := os.Chtimes(p, time.Time{}, m.Mtime); err != nil {
+				f.n.log.Debug("follow: a folder's time", "dir", p, "err", err)
+			}
+		}
+	}
 }
 
 // blockedParent says why a folder on the way to p cannot be made, or "".

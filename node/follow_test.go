@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io/fs"
 	"maps"
 	"os"
@@ -909,4 +910,78 @@ func TestFollowHearsOnlyItsName(t *testing.T) {
 		}
 		cancel()
 	})
+}
+
+// TestFollowAppliesMeta: a version shared with its files' modes and times
+// (UnixFS 1.5) is followed with them, as get writes them: a file written,
+// and a file of the same content whose mode or time the new version
+// changed, and the folders.
+func TestFollowAppliesMeta(t *testing.T) {
+	bubble.Test(t, func(t *testing.T) {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		defer cancel()
+		mn, nodes := mockNodes(t, 2)
+		a, b := nodes[0], nodes[1]
+		connectMock(t, mn, a, b)
+		src := filepath.Join(t.TempDir(), "site")
+		writeTree(t, src, map[string]string{"run.sh": "#!/bin/sh", "sub/c.txt": "charlie"})
+		os.Chmod(filepath.Join(src, "run.sh"), 0o755)
+		old := time.Date(2001, 2, 3, 4, 5, 6, 0, time.UTC)
+		os.Chtimes(filepath.Join(src, "sub", "c.txt"), old, old)
+		os.Chmod(filepath.Join(src, "sub"), 0o750)
+		os.Chtimes(filepath.Join(src, "sub"), old, old)
+		popts := PublishOptions{Share: ShareOptions{PreserveMode: true, PreserveMtime: true}}
+		pub1, err := a.Publish(ctx, src, popts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		dir := filepath.Join(t.TempDir(), "b")
+		if _, err := b.SyncName(ctx, pub1.Name, dir, FollowOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		check := func(v string, p string, mode os.FileMode, mtime time.Time) {
+			t.Helper()
+			st := mustStat(t, filepath.Join(dir, filepath.FromSlash(p)))
+			if st.Mode().Perm() != mode || !st.ModTime().Equal(mtime) {
+				t.Errorf("%s: %s has mode %v, time %v; want %v, %v", v, p, st.Mode().Perm(), st.ModTime().UTC(), mode, mtime)
+			}
+		}
+		check("version 1", "run.sh", 0o755&^umaskForTest(), mustStat(t, filepath.Join(src, "run.sh")).ModTime())
+		check("version 1", "sub/c.txt", 0o644&^umaskForTest(), old)
+		check("version 1", "sub", 0o750&^umaskForTest(), old)
+		// Version 2: c.txt gets another time and mode, the same bytes.
+		newer := old.Add(time.Hour)
+		os.Chmod(filepath.Join(src, "sub", "c.txt"), 0o600)
+		os.Chtimes(filepath.Join(src, "sub", "c.txt"), newer, newer)
+		os.Chtimes(filepath.Join(src, "sub"), old, old)
+		pub2, err := a.Publish(ctx, src, popts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if pub2.Root == pub1.Root {
+			t.Fatal("the new mode and time did not change the root")
+		}
+		if _, err := b.SyncName(ctx, pub1.Name, dir, FollowOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		check("version 2", "sub/c.txt", 0o600, newer)
+		check("version 2", "sub", 0o750&^umaskForTest(), old)
+		cancel()
+	})
+}
+
+// umaskForTest is the process's umask, as a file made with mode 0777 shows.
+func umaskForTest() os.FileMode {
+	p := filepath.Join(os.TempDir(), fmt.Sprintf("umask-%d", os.Getpid()))
+	f, err := os.OpenFile(p, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o777)
+	if err != nil {
+		return 0o022
+	}
+	f.Close()
+	defer os.Remove(p)
+	st, err := os.Stat(p)
+	if err != nil {
+		return 0o022
+	}
+	return 0o777 &^ st.Mode().Perm()
 }
