@@ -479,7 +479,10 @@ func (f *follower) sync(ctx context.Context, rec *names.Record) (*FollowEvent, e
 	// chunks) with a filter, not one fetch per file, each of which would
 	// cost a session per peer and, at a publisher, a lookup of a root it
 	// does not serve as such (a few a minute per peer).
-	want := func(sp swarm.FileSpan) bool { return !f.keeps(sp) }
+	want := func(sp swarm.FileSpan) bool {
+		top, _, _ := strings.Cut(sp.Path, "/")
+		return top != FollowDir && !f.keeps(sp) // under FollowDir: left out (apply)
+	}
 	res, err := f.n.fetch(ctx, rec.Root, stage, FetchOptions{}, src, fetchHooks{accept: accept, want: want, staged: true})
 	if err != nil {
 		return fail(fmt.Errorf("follow %s: fetching version %d (%s) into %s: %w; %s is left at %s", f.name, rec.Seq, rec.Root, stage, translate(err), f.dir, f.held()))
