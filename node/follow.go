@@ -111,7 +111,17 @@ type fileState struct {
 	Size  int64  `json:"size"`
 	Mtime int64  `json:"mtime_ns"`
 	Ino   uint64 `json:"ino,omitempty"`
+	// Ctime is the change time (Linux): a write that keeps the size and
+	// sets the modification time back still moves it. A state written
+	// before it was kept has none: each such file is hashed once.
+	Ctime int64  `json:"ctime_ns,omitempty"`
 	Sum   string `json:"sha256"`
+}
+
+// stampFrom returns the state of a file whose Lstat is info, holding c,
+// whose bytes hash to sum.
+func stampFrom(info fs.FileInfo, c, sum string) *fileState {
+	return &fileState{CID: c, Size: info.Size(), Mtime: info.ModTime().UnixNano(), Ino: inode(info), Ctime: ctime(info), Sum: sum}
 }
 
 // followState is DIR/.peer-follow/state.json: the version DIR holds
@@ -760,21 +770,21 @@ func (f *follower) writeState(st followState) error {
 
 // unchanged says whether the file at p, whose Lstat is info, still holds
 // what st says was written: the same stamp (size, modification time,
-// inode), or else the same bytes. A file found the same by its bytes gets
-// its stamp taken again (from info, read before the bytes were), so that
-// the next look is cheap.
+// inode and, on Linux, change time), or else the same bytes. A file found
+// the same by its bytes gets its stamp taken again (from info, read before
+// the bytes were), so that the next look is cheap.
 func (f *follower) unchanged(p string, info fs.FileInfo, st *fileState) bool {
 	if info.Size() != st.Size {
 		return false
 	}
-	if info.ModTime().UnixNano() == st.Mtime && inode(info) == st.Ino {
+	if info.ModTime().UnixNano() == st.Mtime && inode(info) == st.Ino && ctime(info) == st.Ctime {
 		return true
 	}
 	sum, err := f.fileSHA256(p)
 	if err != nil || sum != st.Sum {
 		return false
 	}
-	st.Mtime, st.Ino = info.ModTime().UnixNano(), inode(info)
+	*st = *stampFrom(info, st.CID, sum)
 	return true
 }
 
@@ -812,7 +822,7 @@ func (f *follower) sameContent(p, dst, src string, info fs.FileInfo, c string, n
 		h.Write(bufA[:k])
 		n += k
 	}
-	next.Files[p] = &fileState{CID: c, Size: size, Mtime: info.ModTime().UnixNano(), Ino: inode(info), Sum: hex.EncodeToString(h.Sum(nil))}
+	next.Files[p] = stampFrom(info, c, hex.EncodeToString(h.Sum(nil)))
 	return true
 }
 
@@ -827,7 +837,7 @@ func (f *follower) stampOf(p, c string) (*fileState, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &fileState{CID: c, Size: info.Size(), Mtime: info.ModTime().UnixNano(), Ino: inode(info), Sum: sum}, nil
+	return stampFrom(info, c, sum), nil
 }
 
 func (f *follower) fileSHA256(p string) (string, error) {

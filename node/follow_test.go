@@ -985,3 +985,52 @@ func umaskForTest() os.FileMode {
 	}
 	return 0o777 &^ st.Mode().Perm()
 }
+
+// TestFollowSeesEditWithTimeSetBack: the user rewrites a file the follow
+// wrote with other bytes of the same size and sets its modification time
+// back (as cp -p or touch -r do). The change time still moved: when the
+// next version changes the file, it is a conflict and the user's bytes
+// stay.
+func TestFollowSeesEditWithTimeSetBack(t *testing.T) {
+	bubble.Test(t, func(t *testing.T) {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		defer cancel()
+		mn, nodes := mockNodes(t, 2)
+		a, b := nodes[0], nodes[1]
+		connectMock(t, mn, a, b)
+		src := filepath.Join(t.TempDir(), "site")
+		writeTree(t, src, map[string]string{"a.txt": "alpha", "b.txt": "bravo"})
+		pub1, err := a.Publish(ctx, src, PublishOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		dir := filepath.Join(t.TempDir(), "b")
+		if _, err := b.SyncName(ctx, pub1.Name, dir, FollowOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		p := filepath.Join(dir, "a.txt")
+		was := mustStat(t, p)
+		if err := os.WriteFile(p, []byte("ALPHA"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chtimes(p, was.ModTime(), was.ModTime()); err != nil {
+			t.Fatal(err)
+		}
+		if now := mustStat(t, p); now.Size() != was.Size() || !now.ModTime().Equal(was.ModTime()) || inode(now) != inode(was) {
+			t.Fatal("the edit did not keep size, time and inode: it tests nothing")
+		}
+		writeTree(t, src, map[string]string{"a.txt": "alpha 2"})
+		if _, err := a.Publish(ctx, src, PublishOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		e, err := b.SyncName(ctx, pub1.Name, dir, FollowOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(e.Conflicts) != 1 || e.Conflicts[0].Path != "a.txt" || e.Written != 0 {
+			t.Errorf("event %+v; want a.txt a conflict, nothing written", e)
+		}
+		sameTree(t, "B", dir, map[string]string{"a.txt": "ALPHA", "b.txt": "bravo"})
+		cancel()
+	})
+}
