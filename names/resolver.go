@@ -62,10 +62,13 @@ type Config struct {
 	// (ErrWrongKey), an expired one (ErrExpired), an older one than held
 	// (ErrStale: not proof of malice, a peer may simply lag), a malformed
 	// one (ErrMalformed, ErrTooLarge, ErrValue), a broken message
-	// (ErrProtocol) or a flood (ErrFlood). The caller may strike or ban the
-	// peer. It is called from the session's goroutine with no lock held and
+	// (ErrProtocol) or a flood (ErrFlood). name is the name a refused
+	// record was sent for, and the zero Name for a message that is about
+	// no one name (a broken message, a flood), so that a follower of one
+	// name hears only of its own. The caller may strike or ban the peer.
+	// It is called from the session's goroutine with no lock held and
 	// must not block for long.
-	OnRefused func(peer.ID, error)
+	OnRefused func(p peer.ID, name Name, err error)
 	// Rate and Burst bound the messages one peer's session may send (a
 	// token bucket); past them the session is reset and ErrFlood reported.
 	// Zero: DefaultRate, DefaultBurst.
@@ -604,11 +607,12 @@ func (r *Resolver) offer(from *session, name Name, raw []byte) error {
 	return nil
 }
 
-// refused reports a peer's refused input.
-func (r *Resolver) refused(p peer.ID, err error) {
+// refused reports a peer's refused input: a record sent for name, or
+// (the zero Name) a message about no one name.
+func (r *Resolver) refused(p peer.ID, name Name, err error) {
 	r.log.Debug("refused", "peer", p.String(), "err", err)
 	if r.cfg.OnRefused != nil {
-		r.cfg.OnRefused(p, err)
+		r.cfg.OnRefused(p, name, err)
 	}
 }
 
@@ -821,14 +825,14 @@ func (s *session) readLoop() {
 		m, err := readMessage(br)
 		if err != nil {
 			if errors.Is(err, ErrProtocol) {
-				s.r.refused(s.p, err)
+				s.r.refused(s.p, Name{}, err)
 			} else if !errors.Is(err, io.EOF) {
 				s.r.log.Debug("read", "peer", s.p.String(), "err", err)
 			}
 			return
 		}
 		if !s.lim.AllowN(s.r.cfg.Now(), 1) {
-			s.r.refused(s.p, fmt.Errorf("%w: more than %d, then %v a second; session reset", ErrFlood, s.r.cfg.Burst, float64(s.r.cfg.Rate)))
+			s.r.refused(s.p, Name{}, fmt.Errorf("%w: more than %d, then %v a second; session reset", ErrFlood, s.r.cfg.Burst, float64(s.r.cfg.Rate)))
 			return
 		}
 		s.handle(m)
@@ -863,7 +867,7 @@ func (s *session) handle(m *message) {
 	case msgRecord:
 		err := r.offer(s, m.name, m.record)
 		if err != nil && !errors.Is(err, ErrNotFollowing) && !errors.Is(err, ErrClosed) {
-			r.refused(s.p, err)
+			r.refused(s.p, m.name, err)
 		}
 	}
 }

@@ -21,6 +21,7 @@ import (
 // refusal is one OnRefused report.
 type refusal struct {
 	peer peer.ID
+	name Name
 	err  error
 }
 
@@ -53,9 +54,9 @@ func newTestNet(t *testing.T, n int, latency time.Duration, cfg Config) *testNet
 		ch := make(chan refusal, 64)
 		c := cfg
 		c.Host = h
-		c.OnRefused = func(p peer.ID, err error) {
+		c.OnRefused = func(p peer.ID, name Name, err error) {
 			select {
-			case ch <- refusal{p, err}:
+			case ch <- refusal{p, name, err}:
 			default:
 			}
 		}
@@ -256,8 +257,8 @@ func hostile(t *testing.T) {
 	}
 	for _, want := range []error{ErrStale, ErrSignature, ErrWrongKey, ErrExpired} {
 		r := nextRefusal(t, tn.refused[1])
-		if r.peer != mh.ID() || !errors.Is(r.err, want) {
-			t.Fatalf("reported %s: %v; want %s: %v", r.peer, r.err, mh.ID(), want)
+		if r.peer != mh.ID() || !errors.Is(r.err, want) || r.name != name {
+			t.Fatalf("reported %s, of %s: %v; want %s, of %s: %v", r.peer, r.name, r.err, mh.ID(), name, want)
 		}
 		t.Logf("refused: %v", r.err)
 	}
@@ -266,8 +267,8 @@ func hostile(t *testing.T) {
 	if _, err := st.Write([]byte{0x80, 0x80, 0x40}); err != nil { // 1 MiB
 		t.Fatal(err)
 	}
-	if r := nextRefusal(t, tn.refused[1]); r.peer != mh.ID() || !errors.Is(r.err, ErrProtocol) {
-		t.Fatalf("oversized frame reported as %s: %v", r.peer, r.err)
+	if r := nextRefusal(t, tn.refused[1]); r.peer != mh.ID() || !errors.Is(r.err, ErrProtocol) || !r.name.IsZero() {
+		t.Fatalf("oversized frame reported as %s, of %s: %v; want no name", r.peer, r.name, r.err)
 	}
 	t.Logf("refused: %v", nextErr(t, st))
 

@@ -213,6 +213,13 @@ type fetchHooks struct {
 	started  func(*swarm.Layout, swarm.Source)
 	verified func(int64)
 	focus    <-chan swarm.Range
+	// want picks the files of a folder to fetch (swarm.FetchOptions.Want).
+	want func(swarm.FileSpan) bool
+	// staged: the download is a staging area the caller moves elsewhere
+	// and indexes there (a follow), so it is not indexed where it was
+	// written; the download serves root until the caller serves it from
+	// where it goes, or stops it (see unserveStaged).
+	staged bool
 }
 
 // fetch downloads root (already resolved) into dest; the caller has entered.
@@ -231,6 +238,7 @@ func (n *Node) fetch(ctx context.Context, root cid.Cid, dest string, opts FetchO
 		Progress:     progressFunc(opts.Progress),
 		Focus:        hooks.focus,
 		Accept:       hooks.accept,
+		Want:         hooks.want,
 		Local:        n.localCopies,
 		Replaceable:  n.replaceable(dest),
 		Started: func(l *swarm.Layout, s swarm.Source) {
@@ -260,6 +268,9 @@ func (n *Node) fetch(ctx context.Context, root cid.Cid, dest string, opts FetchO
 		}
 		return nil, err
 	}
+	if hooks.staged {
+		return res, nil
+	}
 	// Seed from where it was written: index it as a share.
 	if err := n.adopt(ctx, res); err != nil {
 		n.log.Warn("indexing a finished download", "dest", dest, "err", err)
@@ -267,6 +278,14 @@ func (n *Node) fetch(ctx context.Context, root cid.Cid, dest string, opts FetchO
 	}
 	n.provide(root)
 	return res, nil
+}
+
+// unserveStaged stops serving res's root from the staging area it was
+// fetched to (fetchHooks.staged), unless something else serves it now.
+func (n *Node) unserveStaged(res *swarm.Result) {
+	if n.swarm.Registered(res.Root) == res.Source {
+		n.swarm.StopServing(res.Root)
+	}
 }
 
 // localCopies names the places in this node's shares and finished

@@ -1,6 +1,7 @@
 package node
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -75,6 +76,9 @@ type FollowEvent struct {
 	// Written and Removed count the files written and removed; Kept the
 	// files of the version that were there already.
 	Written, Removed, Kept int
+	// Received and Local are the bytes of the version fetched: received
+	// from peers, and copied from files this node already had.
+	Received, Local int64
 	// Conflicts are the files left alone because they were changed here.
 	Conflicts []Conflict
 	// Peer sent a record that was refused (Err says why).
@@ -92,11 +96,13 @@ type Conflict struct {
 type followFS struct {
 	rename    func(from, to string) error
 	writeFile func(path string, b []byte) error
+	open      func(path string) (*os.File, error) // to read a file's bytes; nil: os.Open
 }
 
 var osFollowFS = followFS{
 	rename:    os.Rename,
 	writeFile: func(p string, b []byte) error { return writeFileSync(p, b, 0o600) },
+	open:      os.Open,
 }
 
 // fileState is what the follow wrote at a path.
@@ -105,7 +111,17 @@ type fileState struct {
 	Size  int64  `json:"size"`
 	Mtime int64  `json:"mtime_ns"`
 	Ino   uint64 `json:"ino,omitempty"`
+	// Ctime is the change time (Linux): a write that keeps the size and
+	// sets the modification time back still moves it. A state written
+	// before it was kept has none: each such file is hashed once.
+	Ctime int64  `json:"ctime_ns,omitempty"`
 	Sum   string `json:"sha256"`
+}
+
+// stampFrom returns the state of a file whose Lstat is info, holding c,
+// whose bytes hash to sum.
+func stampFrom(info fs.FileInfo, c, sum string) *fileState {
+	return &fileState{CID: c, Size: info.Size(), Mtime: info.ModTime().UnixNano(), Ino: inode(info), Ctime: ctime(info), Sum: sum}
 }
 
 // followState is DIR/.peer-follow/state.json: the version DIR holds
@@ -180,6 +196,9 @@ func (n *Node) newFollower(name, dir string, opts FollowOptions) (*follower, err
 	}()
 	if opts.fsys != nil {
 		f.fs = *opts.fsys
+		if f.fs.open == nil {
+			f.fs.open = os.Open
+		}
 	}
 	// DIR as any folder (0755 less the umask); the follow's own, private.
 	if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -290,8 +309,10 @@ func (f *follower) undo(moves [][2]string) error {
 func (f *follower) abs(rel string) string { return filepath.Join(f.dir, filepath.FromSlash(rel)) }
 
 // Follow keeps dir equal to the latest version of name: receive-only, it
-// fetches each new version completely into a staging area inside dir
-// (dir/.peer-follow), then moves it into place file by file with renames.
+// fetches the files of each new version that are new or changed (a file
+// dir holds as the follow wrote it, with the content the version names, is
+// left where it is) into a staging area inside dir (dir/.peer-follow),
+// then moves them into place file by file with renames.
 // A file changed here since the follow wrote it is reported as a conflict
 // and left alone; a file the new version no longer has is removed only if
 // it still holds what the follow wrote.
@@ -426,7 +447,8 @@ func (f *follower) held() string {
 	return fmt.Sprintf("version %d (%s)", f.st.Seq, f.st.Root)
 }
 
-// sync fetches rec's version into the staging area and applies it.
+// sync fetches the files of rec's version that dir lacks into the staging
+// area and applies the version.
 func (f *follower) sync(ctx context.Context, rec *names.Record) (*FollowEvent, error) {
 	e := FollowEvent{Name: f.name.String(), Root: rec.Root, Seq: rec.Seq}
 	fail := func(err error) (*FollowEvent, error) {
@@ -462,16 +484,47 @@ func (f *follower) sync(ctx context.Context, rec *names.Record) (*FollowEvent, e
 		}
 		return nil
 	}
-	res, err := f.n.fetch(ctx, rec.Root, stage, FetchOptions{}, src, fetchHooks{accept: accept})
+	// Only the files that are new or changed: one fetch of the root (one
+	// session per peer, trading with the other followers by the root's
+	// chunks) with a filter, not one fetch per file, each of which would
+	// cost a session per peer and, at a publisher, a lookup of a root it
+	// does not serve as such (a few a minute per peer).
+	want := func(sp swarm.FileSpan) bool {
+		top, _, _ := strings.Cut(sp.Path, "/")
+		return top != FollowDir && !f.keeps(sp) // under FollowDir: left out (apply)
+	}
+	res, err := f.n.fetch(ctx, rec.Root, stage, FetchOptions{}, src, fetchHooks{accept: accept, want: want, staged: true})
 	if err != nil {
 		return fail(fmt.Errorf("follow %s: fetching version %d (%s) into %s: %w; %s is left at %s", f.name, rec.Seq, rec.Root, stage, translate(err), f.dir, f.held()))
 	}
+	e.Received, e.Local = res.Progress.Received, res.Progress.Local
 	if err := f.apply(ctx, &e, res.Layout, stage); err != nil {
+		f.n.unserveStaged(res)
 		return fail(fmt.Errorf("follow %s: applying version %d (%s): %w; %s is left at %s", f.name, rec.Seq, rec.Root, err, f.dir, f.held()))
+	}
+	// Indexed once, where it now is: served from dir, and the version
+	// before (indexed at dir too) is forgotten.
+	if err := f.n.adopt(ctx, &swarm.Result{Root: res.Root, Dest: f.dir, Layout: res.Layout}); err != nil {
+		f.n.log.Warn("follow: serving the version from its folder", "dir", f.dir, "err", err)
+		f.n.unserveStaged(res)
+		f.n.unshareReplaced(f.dir, res.Root)
 	}
 	e.Applied = true
 	f.event(e)
 	return &e, nil
+}
+
+// keeps says whether file sp of a version is in dir already: written by
+// the follow with the same content, and unchanged since. It is not
+// fetched.
+func (f *follower) keeps(sp swarm.FileSpan) bool {
+	old := f.st.Files[sp.Path]
+	if old == nil || old.CID != sp.CID.String() {
+		return false
+	}
+	dst := f.abs(sp.Path)
+	info, err := os.Lstat(dst)
+	return err == nil && info.Mode().IsRegular() && f.unchanged(dst, info, old)
 }
 
 // clearStage removes what the staging area holds but the partial download
@@ -526,7 +579,7 @@ func (f *follower) apply(ctx context.Context, e *FollowEvent, l *swarm.Layout, s
 		if err != nil {
 			return err
 		}
-		if info.Mode().IsRegular() && unchanged(dst, info, f.st.Files[p]) {
+		if info.Mode().IsRegular() && f.unchanged(dst, info, f.st.Files[p]) {
 			moves = append(moves, [2]string{p, "prev/" + p})
 			removed = append(removed, p)
 			leaving[p] = true
@@ -545,9 +598,14 @@ func (f *follower) apply(ctx context.Context, e *FollowEvent, l *swarm.Layout, s
 			continue
 		}
 		dst, src := f.abs(p), filepath.Join(stage, filepath.FromSlash(p))
+		// Only the files the fetch wanted are staged (see keeps).
+		_, serr := os.Lstat(src)
+		staged := serr == nil
 		old := f.st.Files[p]
 		info, err := os.Lstat(dst)
 		switch {
+		case (errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR)) && !staged:
+			e.Conflicts = append(e.Conflicts, Conflict{p, "removed here while the version was fetched: left out (the next version writes it)"})
 		case errors.Is(err, fs.ErrNotExist), errors.Is(err, syscall.ENOTDIR): // ENOTDIR: a parent is a file that goes first
 			moves = append(moves, [2]string{stageRel + "/" + p, p})
 			written = append(written, p)
@@ -555,22 +613,20 @@ func (f *follower) apply(ctx context.Context, e *FollowEvent, l *swarm.Layout, s
 			return err
 		case !info.Mode().IsRegular():
 			e.Conflicts = append(e.Conflicts, Conflict{p, "something other than a file is there: left alone"})
-		case old != nil && unchanged(dst, info, old):
+		case old != nil && f.unchanged(dst, info, old):
 			if old.CID == sp.CID.String() {
 				next.Files[p] = old
 				e.Kept++
 				continue
 			}
+			if !staged { // cannot be: a changed CID is always fetched
+				return fmt.Errorf("%s was not fetched", p)
+			}
 			moves = append(moves, [2]string{p, "prev/" + p}, [2]string{stageRel + "/" + p, p})
 			written = append(written, p)
-		case sameContent(dst, src):
+		case staged && f.sameContent(p, dst, src, info, sp.CID.String(), &next):
 			// Already what the version holds (written by hand, or by a
 			// version whose state was lost): taken as ours.
-			st, err := stampOf(dst, sp.CID.String())
-			if err != nil {
-				return err
-			}
-			next.Files[p] = st
 			e.Kept++
 		case old != nil:
 			e.Conflicts = append(e.Conflicts, Conflict{p, "changed here since it was written: left alone (move it away: the next version writes it)"})
@@ -618,7 +674,7 @@ func (f *follower) apply(ctx context.Context, e *FollowEvent, l *swarm.Layout, s
 		bySpan[sp.Path] = sp.CID.String()
 	}
 	for _, p := range written {
-		st, err := stampOf(f.abs(p), bySpan[p])
+		st, err := f.stampOf(f.abs(p), bySpan[p])
 		if err != nil {
 			return rollback(err)
 		}
@@ -649,8 +705,44 @@ func (f *follower) apply(ctx context.Context, e *FollowEvent, l *swarm.Layout, s
 			os.Remove(f.abs(prevDirs[i]))
 		}
 	}
-	f.n.adoptFollowed(ctx, f.dir, l)
+	f.applyDirMeta(l)
 	return nil
+}
+
+// applyDirMeta gives the version's folders the mode and modification time
+// their nodes store (UnixFS 1.5, a share with --preserve-mode or
+// --preserve-mtime), as a fetch does: permission bits only, less the
+// umask, deepest folders first, never through a symbolic link. The
+// files have theirs already: the fetch applied them in the staging area
+// and the renames keep them, and a file whose metadata changed has
+// another CID, so it is written again. DIR itself is left as the user
+// made it.
+func (f *follower) applyDirMeta(l *swarm.Layout) {
+	dirs := make(map[string]bool, len(l.Dirs))
+	for _, d := range l.Dirs {
+		dirs[d] = true
+	}
+	mask := swarm.Umask()
+	for i := len(l.Meta) - 1; i >= 0; i-- {
+		m := l.Meta[i]
+		if !dirs[m.Path] {
+			continue
+		}
+		p := f.abs(m.Path)
+		if info, err := os.Lstat(p); err != nil || !info.IsDir() || f.blockedParent(m.Path, nil) != "" {
+			continue
+		}
+		if m.Mode != 0 {
+			if err := os.Chmod(p, m.Mode.Perm()&^mask); err != nil {
+				f.n.log.Debug("follow: a folder's mode", "dir", p, "err", err)
+			}
+		}
+		if !m.Mtime.IsZero() {
+			if err := os.Chtimes(p, time.Time{}, m.Mtime); err != nil {
+				f.n.log.Debug("follow: a folder's time", "dir", p, "err", err)
+			}
+		}
+	}
 }
 
 // blockedParent says why a folder on the way to p cannot be made, or "".
@@ -676,69 +768,80 @@ func (f *follower) writeState(st followState) error {
 	return f.fs.writeFile(f.meta("state.json"), b)
 }
 
-// adoptFollowed serves the version from dir (where it now is) rather than
-// from the staging area, and stops serving the version before, if it was
-// the followed one.
-func (n *Node) adoptFollowed(ctx context.Context, dir string, l *swarm.Layout) {
-	if shares, err := n.store.Shares(); err == nil {
-		for _, sh := range shares {
-			if sh.Path == dir && sh.Root != l.Root {
-				if err := n.Unshare(sh.Root); err != nil {
-					n.log.Debug("follow: unshare the version before", "err", err)
-				}
-			}
-		}
-	}
-	if err := n.adopt(ctx, &swarm.Result{Root: l.Root, Dest: dir, Layout: l}); err != nil {
-		n.log.Warn("follow: serving the version from its folder", "dir", dir, "err", err)
-	}
-}
-
-// unchanged says whether the file at p still holds what st says was
-// written: the same stamp, or else the same bytes.
-func unchanged(p string, info fs.FileInfo, st *fileState) bool {
+// unchanged says whether the file at p, whose Lstat is info, still holds
+// what st says was written: the same stamp (size, modification time,
+// inode and, on Linux, change time), or else the same bytes. A file found
+// the same by its bytes gets its stamp taken again (from info, read before
+// the bytes were), so that the next look is cheap.
+func (f *follower) unchanged(p string, info fs.FileInfo, st *fileState) bool {
 	if info.Size() != st.Size {
 		return false
 	}
-	if info.ModTime().UnixNano() == st.Mtime && inode(info) == st.Ino {
+	if info.ModTime().UnixNano() == st.Mtime && inode(info) == st.Ino && ctime(info) == st.Ctime {
 		return true
 	}
-	sum, err := fileSHA256(p)
-	return err == nil && sum == st.Sum
+	sum, err := f.fileSHA256(p)
+	if err != nil || sum != st.Sum {
+		return false
+	}
+	*st = *stampFrom(info, st.CID, sum)
+	return true
 }
 
-// sameContent says whether files a and b hold the same bytes.
-func sameContent(a, b string) bool {
-	ia, err := os.Stat(a)
+// sameContent says whether the file at dst, whose Lstat is info, holds the
+// same bytes as the staged file src, in one pass over each that also
+// hashes dst; if so it records in next that p (dst) holds c.
+func (f *follower) sameContent(p, dst, src string, info fs.FileInfo, c string, next *followState) bool {
+	size := info.Size()
+	if si, err := os.Stat(src); err != nil || si.Size() != size {
+		return false
+	}
+	a, err := f.fs.open(dst)
 	if err != nil {
 		return false
 	}
-	ib, err := os.Stat(b)
-	if err != nil || ia.Size() != ib.Size() {
-		return false
-	}
-	sa, err := fileSHA256(a)
+	defer a.Close()
+	b, err := f.fs.open(src)
 	if err != nil {
 		return false
 	}
-	sb, err := fileSHA256(b)
-	return err == nil && sa == sb
+	defer b.Close()
+	h := sha256.New()
+	bufA, bufB := make([]byte, 256<<10), make([]byte, 256<<10)
+	for n := int64(0); n < size; {
+		k := min(int64(len(bufA)), size-n)
+		if _, err := io.ReadFull(a, bufA[:k]); err != nil {
+			return false
+		}
+		if _, err := io.ReadFull(b, bufB[:k]); err != nil {
+			return false
+		}
+		if !bytes.Equal(bufA[:k], bufB[:k]) {
+			return false
+		}
+		h.Write(bufA[:k])
+		n += k
+	}
+	next.Files[p] = stampFrom(info, c, hex.EncodeToString(h.Sum(nil)))
+	return true
 }
 
-func stampOf(p, c string) (*fileState, error) {
+// stampOf returns the state of the file at p, which holds c: its stamp and
+// the SHA-256 of its bytes (the stamp taken before they are read).
+func (f *follower) stampOf(p, c string) (*fileState, error) {
 	info, err := os.Lstat(p)
 	if err != nil {
 		return nil, err
 	}
-	sum, err := fileSHA256(p)
+	sum, err := f.fileSHA256(p)
 	if err != nil {
 		return nil, err
 	}
-	return &fileState{CID: c, Size: info.Size(), Mtime: info.ModTime().UnixNano(), Ino: inode(info), Sum: sum}, nil
+	return stampFrom(info, c, sum), nil
 }
 
-func fileSHA256(p string) (string, error) {
-	fh, err := os.Open(p)
+func (f *follower) fileSHA256(p string) (string, error) {
+	fh, err := f.fs.open(p)
 	if err != nil {
 		return "", err
 	}

@@ -3,8 +3,12 @@ package node
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"io/fs"
 	"maps"
 	"os"
@@ -25,6 +29,7 @@ import (
 	"github.com/peer-project/peer/integrity"
 	"github.com/peer-project/peer/internal/bubble"
 	"github.com/peer-project/peer/names"
+	"github.com/peer-project/peer/store"
 )
 
 // writeTree makes the files of tree (slash paths → contents) below dir;
@@ -685,4 +690,347 @@ func TestFollowLockedByAnotherProcess(t *testing.T) {
 		t.Fatalf("once unlocked: %v", err)
 	}
 	f.close()
+}
+
+// TestFollowFetchesOnlyChanged: version 2 changes one small file and adds
+// one; the big file and the file in a folder are unchanged. The follow
+// fetches the two files alone: the bytes it received or copied are theirs,
+// and the unchanged files stay where they were (the same inode).
+func TestFollowFetchesOnlyChanged(t *testing.T) {
+	bubble.Test(t, func(t *testing.T) {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		defer cancel()
+		mn, nodes := mockNodes(t, 2)
+		a, b := nodes[0], nodes[1]
+		connectMock(t, mn, a, b)
+		src := filepath.Join(t.TempDir(), "site")
+		_, big := randomFile(t, t.TempDir(), "big", 1536<<10, 5) // six chunks of 256 KiB
+		v1 := map[string]string{"a.txt": "alpha", "sub/c.txt": "charlie", "big.bin": string(big)}
+		writeTree(t, src, v1)
+		pub1, err := a.Publish(ctx, src, PublishOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		dir := filepath.Join(t.TempDir(), "b")
+		if _, err := b.SyncName(ctx, pub1.Name, dir, FollowOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		before := inode(mustStat(t, filepath.Join(dir, "big.bin")))
+		v2 := map[string]string{"a.txt": "alpha, edited", "sub/c.txt": "charlie", "big.bin": string(big), "d.txt": "delta"}
+		writeTree(t, src, map[string]string{"a.txt": v2["a.txt"], "d.txt": v2["d.txt"]})
+		if _, err := a.Publish(ctx, src, PublishOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		e, err := b.SyncName(ctx, pub1.Name, dir, FollowOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		changed := int64(len(v2["a.txt"]) + len(v2["d.txt"]))
+		if got := e.Received + e.Local; got != changed || e.Written != 2 || e.Kept != 2 {
+			t.Errorf("version 2: received %d bytes and copied %d, wrote %d files, kept %d; want the %d bytes of the 2 files changed, 2 kept",
+				e.Received, e.Local, e.Written, e.Kept, changed)
+		}
+		sameTree(t, "B", dir, v2)
+		if after := inode(mustStat(t, filepath.Join(dir, "big.bin"))); after != before {
+			t.Errorf("the unchanged big.bin was replaced (inode %d, was %d)", after, before)
+		}
+		cancel()
+	})
+}
+
+// noStagedShare fails if a share of n points into dir's follow folder,
+// whose files a follow moves away or removes.
+func noStagedShare(t *testing.T, n *Node, dir string) []store.Share {
+	t.Helper()
+	shares, err := n.store.Shares()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, sh := range shares {
+		if strings.HasPrefix(sh.Path, filepath.Join(dir, FollowDir)) {
+			t.Errorf("share %s points into the follow's own folder: %s", sh.Root, sh.Path)
+		}
+	}
+	return shares
+}
+
+// TestFollowIndexesOnce: each version is indexed once, at DIR: no share
+// points into the staging area, after a version applied whole or one a
+// conflict left a file out of (the user's file "sub" stands where the
+// version has the folder sub).
+func TestFollowIndexesOnce(t *testing.T) {
+	bubble.Test(t, func(t *testing.T) {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		defer cancel()
+		mn, nodes := mockNodes(t, 2)
+		a, b := nodes[0], nodes[1]
+		connectMock(t, mn, a, b)
+		src := filepath.Join(t.TempDir(), "site")
+		writeTree(t, src, map[string]string{"a.txt": "alpha"})
+		pub1, err := a.Publish(ctx, src, PublishOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		dir := filepath.Join(t.TempDir(), "b")
+		if _, err := b.SyncName(ctx, pub1.Name, dir, FollowOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		if shares := noStagedShare(t, b, dir); len(shares) != 1 || shares[0].Path != dir || shares[0].Root != pub1.Root {
+			t.Errorf("shares after version 1: %+v; want one, of %s at %s", shares, pub1.Root, dir)
+		}
+		writeTree(t, dir, map[string]string{"sub": "my file"})
+		writeTree(t, src, map[string]string{"sub/x.txt": "x-ray"})
+		if _, err := a.Publish(ctx, src, PublishOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		e, err := b.SyncName(ctx, pub1.Name, dir, FollowOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(e.Conflicts) != 1 || e.Conflicts[0].Path != "sub/x.txt" {
+			t.Errorf("conflicts %+v; want sub/x.txt", e.Conflicts)
+		}
+		noStagedShare(t, b, dir)
+		cancel()
+	})
+}
+
+// TestFollowHashesOnce: a file of the user's that already holds what a new
+// version adds there is taken as the follow's after one read of it, which
+// both compares it and hashes it for the state.
+func TestFollowHashesOnce(t *testing.T) {
+	bubble.Test(t, func(t *testing.T) {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		defer cancel()
+		mn, nodes := mockNodes(t, 2)
+		a, b := nodes[0], nodes[1]
+		connectMock(t, mn, a, b)
+		src := filepath.Join(t.TempDir(), "site")
+		writeTree(t, src, map[string]string{"a.txt": "alpha"})
+		pub1, err := a.Publish(ctx, src, PublishOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		dir := filepath.Join(t.TempDir(), "b")
+		if _, err := b.SyncName(ctx, pub1.Name, dir, FollowOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		_, d := randomFile(t, dir, "d.bin", 600<<10, 9) // the user's, as version 2 has it
+		writeTree(t, src, map[string]string{"d.bin": string(d)})
+		if _, err := a.Publish(ctx, src, PublishOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		opened := map[string]int{}
+		fsys := followFS{
+			rename:    os.Rename,
+			writeFile: func(p string, data []byte) error { return writeFileSync(p, data, 0o600) },
+			open: func(p string) (*os.File, error) {
+				opened[p]++
+				return os.Open(p)
+			},
+		}
+		e, err := b.SyncName(ctx, pub1.Name, dir, FollowOptions{fsys: &fsys})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if e.Kept != 2 || e.Written != 0 || len(e.Conflicts) != 0 {
+			t.Errorf("event %+v; want d.bin and a.txt kept, nothing written, no conflict", e)
+		}
+		if n := opened[filepath.Join(dir, "d.bin")]; n != 1 {
+			t.Errorf("d.bin was read %d times; want once", n)
+		}
+		// The state holds its hash, from that one read.
+		raw, err := os.ReadFile(filepath.Join(dir, FollowDir, "state.json"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var st followState
+		if err := json.Unmarshal(raw, &st); err != nil {
+			t.Fatal(err)
+		}
+		if sum := sha256.Sum256(d); st.Files["d.bin"] == nil || st.Files["d.bin"].Sum != hex.EncodeToString(sum[:]) {
+			t.Errorf("the state of d.bin is %+v; want its SHA-256 %x", st.Files["d.bin"], sum)
+		}
+		cancel()
+	})
+}
+
+// TestFollowHearsOnlyItsName: B follows two names; a rogue peer pushes a
+// forged record of the first, a record of another key under the second,
+// then a forged record of the first again. Each follow hears of the
+// refusals of its own name only.
+func TestFollowHearsOnlyItsName(t *testing.T) {
+	bubble.Test(t, func(t *testing.T) {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		defer cancel()
+		mn, nodes := mockNodes(t, 2)
+		a, b := nodes[0], nodes[1]
+		connectMock(t, mn, a, b)
+		src1, src2 := filepath.Join(t.TempDir(), "one"), filepath.Join(t.TempDir(), "two")
+		writeTree(t, src1, map[string]string{"a.txt": "one"})
+		writeTree(t, src2, map[string]string{"b.txt": "two"})
+		pub1, err := a.Publish(ctx, src1, PublishOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		pub2, err := a.Publish(ctx, src2, PublishOptions{Key: "two"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ev1 := follow(t, ctx, b, pub1.Name, filepath.Join(t.TempDir(), "1"), FollowOptions{})
+		ev2 := follow(t, ctx, b, pub2.Name, filepath.Join(t.TempDir(), "2"), FollowOptions{})
+		waitEvent(t, ctx, "follow 1", ev1, appliedRoot(pub1.Root.String()))
+		waitEvent(t, ctx, "follow 2", ev2, appliedRoot(pub2.Root.String()))
+
+		name1, _ := names.ParseName(pub1.Name)
+		name2, _ := names.ParseName(pub2.Name)
+		sk := a.host.Peerstore().PrivKey(a.ID())
+		evil := integrity.Chunk([]byte("evil"))
+		forged := func(seq uint64) []byte {
+			rec, err := names.NewRecord(sk, evil, seq, time.Now().Add(time.Hour), time.Minute)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return rewriteRecord(t, rec.Raw, func(pb *ipns_pb.IpnsRecord) { pb.SignatureV2[0] ^= 0x80 })
+		}
+		other, _, _ := crypto.GenerateEd25519Key(rand.Reader)
+		otherRec, err := names.NewRecord(other, evil, 10, time.Now().Add(time.Hour), time.Minute)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rogue(t, mn, b, [][]byte{recordFrame(name1, forged(9)), recordFrame(name2, otherRec.Raw), recordFrame(name1, forged(11))})
+		refusal := func(e FollowEvent) bool { return e.Err != nil && e.Peer != "" }
+		for i, want := range []error{names.ErrSignature, names.ErrSignature} {
+			if e := waitEvent(t, ctx, "follow 1", ev1, refusal); !errors.Is(e.Err, want) || e.Name != pub1.Name {
+				t.Errorf("follow 1, refusal %d: %v (of %s); want %v, of its name", i, e.Err, e.Name, want)
+			}
+		}
+		if e := waitEvent(t, ctx, "follow 2", ev2, refusal); !errors.Is(e.Err, names.ErrWrongKey) || e.Name != pub2.Name {
+			t.Errorf("follow 2 heard first of %v; want its own record of another key", e.Err)
+		}
+		cancel()
+	})
+}
+
+// TestFollowAppliesMeta: a version shared with its files' modes and times
+// (UnixFS 1.5) is followed with them, as get writes them: a file written,
+// and a file of the same content whose mode or time the new version
+// changed, and the folders.
+func TestFollowAppliesMeta(t *testing.T) {
+	bubble.Test(t, func(t *testing.T) {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		defer cancel()
+		mn, nodes := mockNodes(t, 2)
+		a, b := nodes[0], nodes[1]
+		connectMock(t, mn, a, b)
+		src := filepath.Join(t.TempDir(), "site")
+		writeTree(t, src, map[string]string{"run.sh": "#!/bin/sh", "sub/c.txt": "charlie"})
+		os.Chmod(filepath.Join(src, "run.sh"), 0o755)
+		old := time.Date(2001, 2, 3, 4, 5, 6, 0, time.UTC)
+		os.Chtimes(filepath.Join(src, "sub", "c.txt"), old, old)
+		os.Chmod(filepath.Join(src, "sub"), 0o750)
+		os.Chtimes(filepath.Join(src, "sub"), old, old)
+		popts := PublishOptions{Share: ShareOptions{PreserveMode: true, PreserveMtime: true}}
+		pub1, err := a.Publish(ctx, src, popts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		dir := filepath.Join(t.TempDir(), "b")
+		if _, err := b.SyncName(ctx, pub1.Name, dir, FollowOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		check := func(v string, p string, mode os.FileMode, mtime time.Time) {
+			t.Helper()
+			st := mustStat(t, filepath.Join(dir, filepath.FromSlash(p)))
+			if st.Mode().Perm() != mode || !st.ModTime().Equal(mtime) {
+				t.Errorf("%s: %s has mode %v, time %v; want %v, %v", v, p, st.Mode().Perm(), st.ModTime().UTC(), mode, mtime)
+			}
+		}
+		check("version 1", "run.sh", 0o755&^umaskForTest(), mustStat(t, filepath.Join(src, "run.sh")).ModTime())
+		check("version 1", "sub/c.txt", 0o644&^umaskForTest(), old)
+		check("version 1", "sub", 0o750&^umaskForTest(), old)
+		// Version 2: c.txt gets another time and mode, the same bytes.
+		newer := old.Add(time.Hour)
+		os.Chmod(filepath.Join(src, "sub", "c.txt"), 0o600)
+		os.Chtimes(filepath.Join(src, "sub", "c.txt"), newer, newer)
+		os.Chtimes(filepath.Join(src, "sub"), old, old)
+		pub2, err := a.Publish(ctx, src, popts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if pub2.Root == pub1.Root {
+			t.Fatal("the new mode and time did not change the root")
+		}
+		if _, err := b.SyncName(ctx, pub1.Name, dir, FollowOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		check("version 2", "sub/c.txt", 0o600, newer)
+		check("version 2", "sub", 0o750&^umaskForTest(), old)
+		cancel()
+	})
+}
+
+// umaskForTest is the process's umask, as a file made with mode 0777 shows.
+func umaskForTest() os.FileMode {
+	p := filepath.Join(os.TempDir(), fmt.Sprintf("umask-%d", os.Getpid()))
+	f, err := os.OpenFile(p, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o777)
+	if err != nil {
+		return 0o022
+	}
+	f.Close()
+	defer os.Remove(p)
+	st, err := os.Stat(p)
+	if err != nil {
+		return 0o022
+	}
+	return 0o777 &^ st.Mode().Perm()
+}
+
+// TestFollowSeesEditWithTimeSetBack: the user rewrites a file the follow
+// wrote with other bytes of the same size and sets its modification time
+// back (as cp -p or touch -r do). The change time still moved: when the
+// next version changes the file, it is a conflict and the user's bytes
+// stay.
+func TestFollowSeesEditWithTimeSetBack(t *testing.T) {
+	bubble.Test(t, func(t *testing.T) {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		defer cancel()
+		mn, nodes := mockNodes(t, 2)
+		a, b := nodes[0], nodes[1]
+		connectMock(t, mn, a, b)
+		src := filepath.Join(t.TempDir(), "site")
+		writeTree(t, src, map[string]string{"a.txt": "alpha", "b.txt": "bravo"})
+		pub1, err := a.Publish(ctx, src, PublishOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		dir := filepath.Join(t.TempDir(), "b")
+		if _, err := b.SyncName(ctx, pub1.Name, dir, FollowOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		p := filepath.Join(dir, "a.txt")
+		was := mustStat(t, p)
+		if err := os.WriteFile(p, []byte("ALPHA"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chtimes(p, was.ModTime(), was.ModTime()); err != nil {
+			t.Fatal(err)
+		}
+		if now := mustStat(t, p); now.Size() != was.Size() || !now.ModTime().Equal(was.ModTime()) || inode(now) != inode(was) {
+			t.Fatal("the edit did not keep size, time and inode: it tests nothing")
+		}
+		writeTree(t, src, map[string]string{"a.txt": "alpha 2"})
+		if _, err := a.Publish(ctx, src, PublishOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		e, err := b.SyncName(ctx, pub1.Name, dir, FollowOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(e.Conflicts) != 1 || e.Conflicts[0].Path != "a.txt" || e.Written != 0 {
+			t.Errorf("event %+v; want a.txt a conflict, nothing written", e)
+		}
+		sameTree(t, "B", dir, map[string]string{"a.txt": "ALPHA", "b.txt": "bravo"})
+		cancel()
+	})
 }

@@ -133,14 +133,20 @@ func (n *Node) closeNames() error {
 	return n.names.Close()
 }
 
-// nameRefused hears of a record a peer sent that was refused, and tells
-// every follow.
-func (n *Node) nameRefused(p peer.ID, err error) {
-	n.log.Info("refused a name record", "peer", p.String(), "err", err)
+// nameRefused hears of a record a peer sent for name that was refused,
+// and tells the follows of that name; a message about no one name (a
+// broken one, a flood) is only logged.
+func (n *Node) nameRefused(p peer.ID, name names.Name, err error) {
+	n.log.Info("refused a name record", "peer", p.String(), "name", name.String(), "err", err)
+	if name.IsZero() {
+		return
+	}
 	n.namesMu.Lock()
 	fs := make([]*follower, 0, len(n.follows))
 	for f := range n.follows {
-		fs = append(fs, f)
+		if f.name == name {
+			fs = append(fs, f)
+		}
 	}
 	n.namesMu.Unlock()
 	for _, f := range fs {
@@ -483,7 +489,8 @@ func treeStamp(path string) uint64 {
 // at now: first among connected peers (for at most DefaultResolvePeers),
 // then in the DHT. A record is refused if its signature does not verify
 // against the name, if it has expired, or if it is older than one this
-// node holds. It blocks until found or ctx is done; safe for concurrent
+// node holds. A record found in the DHT of a name this node follows is
+// kept, and pushed to the connected peers that follow the name. It blocks until found or ctx is done; safe for concurrent
 // use.
 func (n *Node) Resolve(ctx context.Context, name string) (*NameRecord, error) {
 	nm, err := names.ParseName(name)
@@ -505,6 +512,11 @@ func (n *Node) Resolve(ctx context.Context, name string) (*NameRecord, error) {
 	rec, err = names.GetDHT(ctx, n.dht.ValueStore(), nm, n.cfg.Now())
 	if err != nil {
 		return nil, fmt.Errorf("%w: no record of %s among connected peers (%v) nor in the DHT: %w", ErrName, nm, perr, err)
+	}
+	// Kept if the name is followed here, and passed on at once to the
+	// peers that follow it through this node.
+	if err := n.names.Learn(rec); err != nil && !errors.Is(err, names.ErrNotFollowing) {
+		n.log.Debug("resolve: a record found in the DHT", "name", nm.String(), "err", err)
 	}
 	if best, ok := n.names.Best(nm); ok && best.Seq > rec.Seq {
 		rec = best

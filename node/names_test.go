@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/peer"
+
 	"github.com/peer-project/peer/chunker"
 )
 
@@ -246,4 +248,54 @@ func TestRepublishKeepsShareOptions(t *testing.T) {
 	if len(got) != 1 || got[0].Root != pub.Root {
 		t.Fatalf("Republish = %+v; want %s still at %s (the chunking it was published with)", got, pub.Name, pub.Root)
 	}
+}
+
+// TestDHTRecordPassedOn: C follows A's name and finds its record in the
+// DHT only (A is gone; B, which serves the same folder, holds no record).
+// D runs no DHT and is connected to C alone: it resolves the name through
+// C, which passed the record it found on to its names resolver.
+func TestDHTRecordPassedOn(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	server := func(boot ...*Node) *Node {
+		cfg := testConfig(t)
+		cfg.DHTMode = DHTServer
+		cfg.DHTNoAutoRefresh = true
+		for _, b := range boot {
+			cfg.Bootstrap = append(cfg.Bootstrap, bootstrapOf(b)...)
+		}
+		return startNode(t, cfg)
+	}
+	b := server()
+	a, c := server(b), server(b)
+	src := filepath.Join(t.TempDir(), "site")
+	writeTree(t, src, map[string]string{"a.txt": "alpha", "b.txt": "bravo"})
+	pub, err := a.Publish(ctx, src, PublishOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pub.DHTErr != nil {
+		t.Fatalf("the record did not go into the DHT: %v", pub.DHTErr)
+	}
+	if _, err := b.Share(ctx, src, ShareOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Close(); err != nil {
+		t.Fatal(err)
+	}
+	ev := follow(t, ctx, c, pub.Name, filepath.Join(t.TempDir(), "c"), FollowOptions{})
+	waitEvent(t, ctx, "C", ev, appliedRoot(pub.Root.String()))
+
+	cfg := testConfig(t)
+	cfg.NoDHT = true
+	d := startNode(t, cfg)
+	dir := filepath.Join(t.TempDir(), "d")
+	e, err := d.SyncName(ctx, pub.Name, dir, FollowOptions{Peers: []peer.AddrInfo{c.AddrInfo()}})
+	if err != nil {
+		t.Fatalf("D, through C: %v", err)
+	}
+	if e.Root != pub.Root {
+		t.Fatalf("D applied %s, want %s", e.Root, pub.Root)
+	}
+	cancel()
 }

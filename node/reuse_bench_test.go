@@ -15,10 +15,11 @@ import (
 // publisher and 3 followers, each a node on 127.0.0.1 (TCP, TLS, yamux),
 // all connected; 1 MiB changed in one file (fixed 1 MiB chunks: in place;
 // FastCDC around 1 MiB: inserted at the front), a file of 10 MiB added,
-// one deleted. It prints what each follower received and what the
-// publisher uploaded beside their limits, and the time from the second
-// share to the last follower in sync beside 5 s plus the time the same
-// bytes took in the first fetch.
+// one deleted; the publisher publishes its name (Publish) and the
+// followers follow it (Follow). It prints what each follower received and
+// what the publisher uploaded beside their limits, and the time from the
+// second publish to the last follower in sync beside 5 s plus the time the
+// same bytes took in the first version's sync.
 func BenchmarkUpdate(b *testing.B) {
 	size := benchrec.EnvMiB(b, "PEER_BENCH_UPDATE_MIB", 1024)
 	for _, tc := range []struct {
@@ -56,10 +57,10 @@ func BenchmarkUpdate(b *testing.B) {
 					worst = max(worst, r)
 				}
 				// The time the changed bytes took to reach every follower in
-				// the first fetch: what "plus transfer time" allows.
+				// the first version's sync: what "plus transfer time" allows.
 				transfer := time.Duration(float64(fig.First) * float64(fig.Changed) / float64(fig.Size))
 				limit := 5*time.Second + transfer
-				fmt.Printf("--- %s: %s; first fetch of %.0f MiB by 3 followers took %v, so the sync limit is %v\n",
+				fmt.Printf("--- %s: %s; first sync of %.0f MiB by 3 followers took %v, so the sync limit is %v\n",
 					b.Name(), fig, mib(fig.Size), fig.First.Round(time.Millisecond), limit.Round(time.Millisecond))
 				name := fmt.Sprintf("update of a %d MiB folder, %s", size>>20, tc.name)
 				benchrec.Add(benchrec.Record{Name: name + ": most a follower received", Figure: mib(worst), Unit: "MiB",

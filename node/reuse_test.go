@@ -1,9 +1,9 @@
 package node
 
 // Move only what changed (issue 20, item 4): a publisher shares a folder,
-// followers fetch it, the publisher changes it (1 MiB changed in one file,
-// a file of 10 MiB added, one deleted) and shares it again, and the
-// followers fetch the new root into the same folders. Each follower must
+// followers follow its name, the publisher changes it (1 MiB changed in
+// one file, a file of 10 MiB added, one deleted) and publishes it again,
+// and the follows bring their folders to the new version. Each follower must
 // receive at most the changed bytes plus 2 chunks per changed file (the
 // rest it copies from the previous version it holds), and the publisher
 // must upload at most 1.5× the changed bytes (the followers serve each
@@ -51,7 +51,8 @@ type updateFigures struct {
 	Received     []int64       // per follower: verified bytes from peers
 	Local        []int64       // per follower: bytes copied from its own files
 	Uploaded     int64         // the publisher's chunk bytes sent for version 2
-	Sync         time.Duration // from the second share's start to the last follower's end
+	Sync         time.Duration // from the second publish's start to the last follower in sync
+	Publish      time.Duration // of Sync, the second publish itself (sharing the folder again)
 	First        time.Duration // the followers' fetch of version 1, all of it
 	Size         int64         // version 1's bytes
 }
@@ -75,6 +76,7 @@ func (f updateFigures) String() string {
 	fmt.Fprintf(&b, "publisher uploaded %.2f MiB = %.2f× the changed bytes = %.2f× its limit (1.5×, %.2f MiB); in sync after %v",
 		mib(f.Uploaded), float64(f.Uploaded)/float64(f.Changed), float64(f.Uploaded)/float64(f.publisherLimit()),
 		mib(f.publisherLimit()), f.Sync.Round(time.Millisecond))
+	fmt.Fprintf(&b, " (of which the publish took %v)", f.Publish.Round(time.Millisecond))
 	return b.String()
 }
 
@@ -118,41 +120,75 @@ func runUpdate(tb testing.TB, ctx context.Context, pub *Node, followers []*Node,
 	for i := range sp.Files {
 		fill(tb, filepath.Join(dir, fmt.Sprintf("file-%03d.bin", i)), r, per)
 	}
-	v1, err := pub.Share(ctx, dir, ShareOptions{Chunking: sp.Chunking})
+	// The publisher publishes the folder under its name; each follower
+	// follows the name into a folder of its own, told of the others.
+	popts := PublishOptions{Share: ShareOptions{Chunking: sp.Chunking}}
+	pub1, err := pub.Publish(ctx, dir, popts)
 	if err != nil {
 		tb.Fatal(err)
 	}
-	hint := pub.AddrInfo()
 	dests := make([]string, len(followers))
-	for i := range followers {
-		dests[i] = filepath.Join(tb.TempDir(), "follow")
+	type applied struct {
+		e  FollowEvent
+		at time.Time
 	}
-	fetchAll := func(root cid.Cid, force bool) ([]*Result, time.Time) {
-		res := make([]*Result, len(followers))
-		errs := make([]error, len(followers))
-		var wg sync.WaitGroup
-		for i, f := range followers {
-			var others []peer.AddrInfo
-			for j, g := range followers {
-				if j != i {
-					others = append(others, g.AddrInfo())
+	events := make([]chan applied, len(followers))
+	fctx, fcancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	defer func() {
+		fcancel()
+		wg.Wait()
+	}()
+	t0 := time.Now()
+	for i, f := range followers {
+		dests[i] = filepath.Join(tb.TempDir(), "follow")
+		// The publisher first, as a ticket of the name would name it.
+		others := []peer.AddrInfo{pub.AddrInfo()}
+		for j, g := range followers {
+			if j != i {
+				others = append(others, g.AddrInfo())
+			}
+		}
+		ch := make(chan applied, 256)
+		events[i] = ch
+		opts := FollowOptions{Peers: others, OnEvent: func(e FollowEvent) {
+			select {
+			case ch <- applied{e, time.Now()}:
+			default:
+			}
+		}}
+		wg.Go(func() {
+			if err := f.Follow(fctx, pub1.Name, dests[i], opts); err != nil {
+				tb.Errorf("follower %d: %v", i, err)
+			}
+		})
+	}
+	// waitAll waits for every follower to apply root, and returns their
+	// events and when the last applied it.
+	waitAll := func(root cid.Cid) ([]FollowEvent, time.Time) {
+		out := make([]FollowEvent, len(followers))
+		var last time.Time
+		for i := range followers {
+			for out[i].Root != root {
+				select {
+				case a := <-events[i]:
+					if a.e.Err != nil {
+						tb.Logf("follower %d: %v", i, a.e.Err)
+					}
+					if a.e.Applied && a.e.Root == root {
+						out[i] = a.e
+						if a.at.After(last) {
+							last = a.at
+						}
+					}
+				case <-ctx.Done():
+					tb.Fatalf("follower %d: version %s not applied: %v", i, root, ctx.Err())
 				}
 			}
-			wg.Go(func() {
-				res[i], errs[i] = f.Fetch(ctx, Target{Root: root, Hint: &hint}, dests[i], FetchOptions{Force: force, Peers: others})
-			})
 		}
-		wg.Wait()
-		end := time.Now()
-		for i, err := range errs {
-			if err != nil {
-				tb.Fatalf("follower %d: fetch %s: %v", i, root, err)
-			}
-		}
-		return res, end
+		return out, last
 	}
-	t0 := time.Now()
-	_, t1 := fetchAll(v1.Root, false)
+	_, t1 := waitAll(pub1.Root)
 
 	// Version 2.
 	first := filepath.Join(dir, "file-000.bin")
@@ -181,22 +217,23 @@ func runUpdate(tb testing.TB, ctx context.Context, pub *Node, followers []*Node,
 	}
 	up := pub.Stats().BytesUp
 	start := time.Now()
-	v2, err := pub.Share(ctx, dir, ShareOptions{Chunking: sp.Chunking})
+	pub2, err := pub.Publish(ctx, dir, popts)
 	if err != nil {
 		tb.Fatal(err)
 	}
-	res, end := fetchAll(v2.Root, true)
+	published := time.Now()
+	res, end := waitAll(pub2.Root)
 
 	fig := updateFigures{
-		Changed: changed + sp.Add, ChangedFiles: 2, Uploaded: pub.Stats().BytesUp - up, Sync: end.Sub(start),
+		Changed: changed + sp.Add, ChangedFiles: 2, Uploaded: pub.Stats().BytesUp - up, Sync: end.Sub(start), Publish: published.Sub(start),
 		Chunk: int64(sp.Chunking.Size), First: t1.Sub(t0), Size: per * int64(sp.Files),
 	}
 	if sp.Chunking.Algorithm == chunker.FastCDC {
 		fig.Chunk = int64(sp.Chunking.Avg)
 	}
-	for i, rs := range res {
-		fig.Received = append(fig.Received, rs.Progress.Received)
-		fig.Local = append(fig.Local, rs.Progress.Local)
+	for i, e := range res {
+		fig.Received = append(fig.Received, e.Received)
+		fig.Local = append(fig.Local, e.Local)
 		sameFolder(tb, dests[i], dir)
 	}
 	return fig
@@ -213,6 +250,9 @@ func sameFolder(tb testing.TB, got, want string) {
 			tb.Fatal(err)
 		}
 		for _, e := range entries {
+			if e.Name() == FollowDir {
+				continue
+			}
 			b, err := os.ReadFile(filepath.Join(dir, e.Name()))
 			if err != nil {
 				tb.Fatal(err)

@@ -84,6 +84,9 @@ type download struct {
 
 	// replaceable is FetchOptions.Replaceable (nil: nothing unlisted is).
 	replaceable func(rel string) bool
+	// skip marks the files not fetched (FetchOptions.Want; nil: none):
+	// never opened, written, read or had.
+	skip []bool
 
 	old      []bool       // file fi was staged by an earlier fetch: recheck reads it
 	unsynced atomic.Int64 // bytes written since the last writeBehind
@@ -116,7 +119,16 @@ type download struct {
 // that is a symlink, that another user made or can write, or (a folder)
 // that holds what the root does not list is refused with ErrStagingUnsafe.
 func openDownload(l *Layout, dest string) (*download, error) {
-	d := &download{layout: l, dest: dest, partial: PartialPath(dest, l.Root), have: bitfield.New(l.NumChunks()), files: map[int]*os.File{}, old: make([]bool, len(l.Files)), saveAt: syncEvery}
+	return openDownloadOf(l, dest, nil)
+}
+
+// openDownloadOf is openDownload of the files of l that skip does not
+// mark (nil: every file): see FetchOptions.Want.
+func openDownloadOf(l *Layout, dest string, skip []bool) (*download, error) {
+	if skip != nil && len(skip) != len(l.Files) {
+		return nil, fmt.Errorf("swarm: %d files to skip or not, for %d files", len(skip), len(l.Files))
+	}
+	d := &download{layout: l, dest: dest, partial: PartialPath(dest, l.Root), have: bitfield.New(l.NumChunks()), files: map[int]*os.File{}, old: make([]bool, len(l.Files)), saveAt: syncEvery, skip: skip}
 	if err := d.open(); err != nil {
 		d.closeFiles()
 		return nil, err
@@ -151,6 +163,14 @@ func (d *download) open() error {
 		}
 	}
 	for fi, f := range l.Files {
+		if d.skipped(fi) {
+			// Not fetched: a copy an earlier fetch staged goes, so that
+			// only what this one verifies is moved into place.
+			if err := removeStaged(d.pathLocked(fi)); err != nil {
+				return err
+			}
+			continue
+		}
 		fh, reused, err := openStaged(d.pathLocked(fi))
 		if err != nil {
 			return err
@@ -180,6 +200,59 @@ func (d *download) open() error {
 		} else {
 			fh.Close()
 		}
+	}
+	return nil
+}
+
+// skipped reports whether file fi is not fetched (FetchOptions.Want).
+func (d *download) skipped(fi int) bool { return d.skip != nil && d.skip[fi] }
+
+// wanted returns the bytes and the chunks of the files fetched.
+func (d *download) wanted() (bytes, chunks int64) {
+	if d.skip == nil {
+		return d.layout.Size, d.layout.NumChunks()
+	}
+	for fi, f := range d.layout.Files {
+		if !d.skip[fi] {
+			bytes, chunks = bytes+f.Size, chunks+f.Count
+		}
+	}
+	return bytes, chunks
+}
+
+// schedBits is what the scheduler starts from: the chunks had, and those
+// of the files not fetched, which it must never ask for.
+func (d *download) schedBits() []byte {
+	d.mu.RLock()
+	b := d.have.Clone()
+	d.mu.RUnlock()
+	if d.skip != nil {
+		for fi, f := range d.layout.Files {
+			if d.skip[fi] {
+				for i := f.First; i < f.First+f.Count; i++ {
+					b.Set(i)
+				}
+			}
+		}
+	}
+	return b.Bytes()
+}
+
+// removeStaged removes the regular file at path, if there is one; a
+// missing one is no error, anything else there is ErrStagingUnsafe.
+func removeStaged(path string) error {
+	fi, err := os.Lstat(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("swarm: staging: %w", err)
+	}
+	if !fi.Mode().IsRegular() {
+		return fmt.Errorf("%w: %s is not a file a fetch staged: move it out of there, then fetch again", ErrStagingUnsafe, path)
+	}
+	if err := os.Remove(path); err != nil {
+		return fmt.Errorf("swarm: staging: %w", err)
 	}
 	return nil
 }
@@ -448,6 +521,9 @@ func (d *download) write(i int64, data []byte) (bool, error) {
 		return false, nil
 	}
 	c := d.layout.Chunks[i]
+	if d.skipped(int(c.File)) {
+		return false, nil // not fetched: nowhere to write it
+	}
 	if len(data) != int(c.Size) {
 		// conn.block refuses such a block before it gets here.
 		return false, fmt.Errorf("swarm: chunk %d is %d bytes, the root declares %d", i, len(data), c.Size)
@@ -518,6 +594,9 @@ func (d *download) finish(force bool) error {
 		return nil
 	}
 	for fi := range d.layout.Files {
+		if d.skipped(fi) {
+			continue
+		}
 		if err := d.syncFileLocked(fi); err != nil {
 			return err
 		}
@@ -650,6 +729,9 @@ func (d *download) applyMetaLocked() error {
 			p = filepath.Join(d.partial, filepath.FromSlash(m.Path))
 		}
 		fi, err := os.Lstat(p)
+		if errors.Is(err, fs.ErrNotExist) && d.skip != nil {
+			continue // a file not fetched
+		}
 		if err != nil {
 			return fmt.Errorf("swarm: applying metadata: %w", err)
 		}

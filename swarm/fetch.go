@@ -93,6 +93,16 @@ type FetchOptions struct {
 	// loop, on every unlisted entry: it must say true of regular files
 	// only.
 	Replaceable func(rel string) bool
+	// Want, if not nil, picks the files of a folder root to fetch: it is
+	// called once for each file, after Accept and before anything is
+	// written, and only the files it returns true for are fetched and
+	// written (their folders, and every folder of the root, are made).
+	// The other files' chunks are never asked for, copied or served, and
+	// the staging area and Dest hold none of them (one an earlier fetch
+	// staged is removed). The download is then never a complete Source of
+	// the root. A follow fetches this way only the files a new version
+	// changed.
+	Want func(f FileSpan) bool
 	// Local, if not nil, names the places on this machine that held chunk
 	// c when they were indexed (the node's shares and finished
 	// downloads): before it asks any peer, the fetch copies each chunk it
@@ -496,7 +506,14 @@ func (f *fetch) start() error {
 	if _, err := checkReplace(l, f.opts.Dest, f.opts.Force, f.opts.Replaceable); err != nil {
 		return err
 	}
-	dl, err := openDownload(l, f.opts.Dest)
+	var skip []bool
+	if f.opts.Want != nil {
+		skip = make([]bool, len(l.Files))
+		for fi, sp := range l.Files {
+			skip[fi] = !f.opts.Want(sp)
+		}
+	}
+	dl, err := openDownloadOf(l, f.opts.Dest, skip)
 	if err != nil {
 		return err
 	}
@@ -516,7 +533,8 @@ func (f *fetch) start() error {
 	// stall: the peers' clocks start now.
 	now := f.sw.cfg.Now()
 	f.progressed, f.lastSource = now, now
-	f.progress = Progress{Root: f.root, Total: l.Size, Of: l.NumChunks(), Resumed: resumed, Local: local, PerPeer: map[peer.ID]int64{}}
+	total, of := dl.wanted()
+	f.progress = Progress{Root: f.root, Total: total, Of: of, Resumed: resumed, Local: local, PerPeer: map[peer.ID]int64{}}
 	if f.opts.Started != nil {
 		f.opts.Started(l, dl)
 	}
@@ -536,7 +554,8 @@ func (f *fetch) start() error {
 		RequestTimeout: f.sw.cfg.RequestTimeout,
 		MaxStrikes:     f.sw.cfg.MaxStrikes,
 	}
-	have := dl.Bits()
+	// The files not wanted count as had: the scheduler never asks for them.
+	have := dl.schedBits()
 	f.sched, err = sched.New(cfg, have, rng)
 	if err != nil {
 		return err

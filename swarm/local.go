@@ -92,7 +92,7 @@ func (f *fetch) fillLocal(ctx context.Context) int64 {
 	}
 feed:
 	for i := range l.NumChunks() {
-		if dl.Has(i) {
+		if dl.Has(i) || dl.skipped(int(l.Chunks[i].File)) {
 			continue
 		}
 		select {
