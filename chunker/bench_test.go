@@ -298,19 +298,20 @@ func BenchmarkCut(b *testing.B) {
 }
 
 // BenchmarkScan compares the gear scans over random data with the mask of
-// the 1 MiB average (22 bits, so a cut is rare): serial, in lanes with the
-// Go block scan (gearBlockGo, what other architectures use), and in lanes
-// with gearBlock (assembly on amd64). It prints the rates and the CPU time
-// per byte, which depends less on the machine's load than the rate.
+// the 1 MiB average (22 bits, so a cut is rare): serial; in lanes with the
+// Go block scan (gearBlockGo, what other architectures use); in lanes with
+// gearBlock (assembly on amd64); and scanLanes as Split runs it (with the
+// AVX-512 filter where the CPU has one). It prints the rates and the CPU
+// time per byte, which depends less on the machine's load than the rate.
 func BenchmarkScan(b *testing.B) {
 	data := randData(6, 64<<20)
 	mask := masks[22]
 	rate, cpu := map[string]float64{}, map[string]float64{}
-	names := []string{"serial", "lanes-go", "lanes"}
+	names := []string{"serial", "lanes-go", "lanes-asm", "lanes"}
 	for _, tc := range []struct {
 		name string
 		scan func([]byte, int, uint64, uint64) (int, uint64)
-	}{{names[0], scanSerial}, {names[1], scanLanesGo}, {names[2], scanLanes}} {
+	}{{names[0], scanSerial}, {names[1], scanLanesGo}, {names[2], scanLanesBlock}, {names[3], scanLanes}} {
 		b.Run(tc.name, func(b *testing.B) {
 			b.SetBytes(int64(len(data)))
 			cpu0 := cpuTime()
@@ -332,8 +333,8 @@ func BenchmarkScan(b *testing.B) {
 	for _, n := range names {
 		parts = append(parts, fmt.Sprintf("%s %.0f MB/s, %.3f cpu-ns/B", n, rate[n], cpu[n]))
 	}
-	fmt.Printf("--- %s: %s; lanes = %.2fx serial, %.2fx lanes-go in CPU per byte\n",
-		b.Name(), strings.Join(parts, "; "), cpu["serial"]/cpu["lanes"], cpu["lanes-go"]/cpu["lanes"])
+	fmt.Printf("--- %s: %s; lanes = %.2fx serial, %.2fx lanes-go, %.2fx lanes-asm in CPU per byte\n",
+		b.Name(), strings.Join(parts, "; "), cpu["serial"]/cpu["lanes"], cpu["lanes-go"]/cpu["lanes"], cpu["lanes-asm"]/cpu["lanes"])
 }
 
 // BenchmarkCutPar measures boundary finding alone over 64 MiB of random

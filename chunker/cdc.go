@@ -239,8 +239,9 @@ const (
 	laneMinBits = 16
 )
 
-// scanLanes is scan over whole blocks of laneBlock bytes, in laneCount lanes
-// side by side (gearBlock), and scanSerial over the rest.
+// scanLanes is scan over whole blocks of laneBlock bytes, with the vector
+// filter where the CPU has one and the mask suits it (gearFilterScan), else
+// in laneCount lanes side by side (gearBlock); and scanSerial over the rest.
 //
 // Why a lane gives the hash scan would: the gear hash at index p is
 // h(p) = sum of GEAR[data[q]] << (p-q) over the hashed indexes q ≤ p, modulo
@@ -252,7 +253,19 @@ const (
 // true cuts, but a lane before the one that found it may hold an earlier
 // one further on).
 func scanLanes(data []byte, i int, h, mask uint64) (int, uint64) {
+	filter := useFilter(mask)
+	var cand [filterCap]uint32
 	for len(data)-i >= laneBlock {
+		if filter {
+			if cut, hh, ok := gearFilterScan(data, i, h, mask, &cand); ok {
+				if cut >= 0 {
+					return cut, hh
+				}
+				h = hh
+				i += laneBlock
+				continue
+			}
+		}
 		hl, hit := gearBlock(&data[i], h, mask, &gear)
 		if hit {
 			if cut, hh := scanSerial(data[:i+laneBlock], i, h, mask); cut >= 0 {

@@ -334,18 +334,33 @@ func FuzzScan(f *testing.F) {
 			t.Fatalf("mask %#x from %d, hash %#x: lanes in Go cut at %d (hash %#x), serial at %d (hash %#x)",
 				mask, i, h, gcut, gh, cut, hh)
 		}
-		// The block at i alone, as scanLanes hands it to gearBlock.
+		// The block at i alone, as scanLanes hands it to gearBlock and
+		// to the vector filter.
 		if len(data)-i >= laneBlock {
 			checkGearBlock(t, data[i:i+laneBlock], h, mask)
+			checkGearFilter(t, data, i, h, mask)
 		}
 	})
 }
 
 // scanLanesGo is scanLanes with gearBlockGo, the Go version of the block
-// scan that other architectures use, whatever this one uses.
+// scan that other architectures use, and no vector filter, whatever this
+// machine has.
 func scanLanesGo(data []byte, i int, h, mask uint64) (int, uint64) {
+	return scanLanesWith(data, i, h, mask, gearBlockGo)
+}
+
+// scanLanesBlock is scanLanes with gearBlock and no vector filter.
+func scanLanesBlock(data []byte, i int, h, mask uint64) (int, uint64) {
+	return scanLanesWith(data, i, h, mask, func(p *byte, h, mask uint64) (uint64, bool) {
+		return gearBlock(p, h, mask, &gear)
+	})
+}
+
+// scanLanesWith is scanLanes with block as the block scan, and no filter.
+func scanLanesWith(data []byte, i int, h, mask uint64, block func(*byte, uint64, uint64) (uint64, bool)) (int, uint64) {
 	for len(data)-i >= laneBlock {
-		hl, hit := gearBlockGo(&data[i], h, mask)
+		hl, hit := block(&data[i], h, mask)
 		if hit {
 			return scanSerial(data[:i+laneBlock], i, h, mask)
 		}
