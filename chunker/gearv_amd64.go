@@ -24,6 +24,11 @@ const (
 	// past it the block is scanned by gearBlock instead. Each step where
 	// some run passes takes four entries (its group of four steps).
 	filterCap = 512
+	// filterMaxPos bounds the candidate positions gearFilterScan checks
+	// against the full hash (some 25 ns each) per block; past it the block
+	// is scanned by gearBlock instead (some 9 µs), so that data made to
+	// pass the filter everywhere costs little more than any other.
+	filterMaxPos = 256
 	// filterMinBits is the fewest bits in the mask's low 32 for which the
 	// filter is used: with fewer, too many positions pass. The masks of
 	// Avg ≥ 64 KiB have 10 or more (MaskL of a 1 MiB Avg: 10; MaskS: 12).
@@ -63,16 +68,20 @@ func useFilter(mask uint64) bool {
 // gearFilterScan is scanLanes' step for the block data[i:i+laneBlock]
 // with gearFilter: the first cut in the block and the hash scanSerial
 // returns with it, or -1 and the hash after the block. ok is false when
-// the filter recorded too many candidates: scan the block otherwise.
+// the filter passed too many positions: scan the block otherwise.
 func gearFilterScan(data []byte, i int, h, mask uint64, cand *[filterCap]uint32) (cut int, hh uint64, ok bool) {
 	n := gearFilter(&data[i], uint32(h), uint32(mask), &gearPlanes, cand)
 	if n < 0 {
 		return 0, 0, false
 	}
-	var pos []int
+	var buf [filterMaxPos]int
+	pos := buf[:0]
 	for _, e := range cand[:n] {
 		step := int(e >> 16)
 		for runs := uint16(e); runs != 0; runs &= runs - 1 {
+			if len(pos) == filterMaxPos {
+				return 0, 0, false
+			}
 			pos = append(pos, bits.TrailingZeros16(runs)*filterRun+step)
 		}
 	}

@@ -130,3 +130,44 @@ func TestGearFilter(t *testing.T) {
 		t.Errorf("only %d planted cuts", cuts)
 	}
 }
+
+// TestGearFilterGivesUp checks that gearFilterScan hands a block on to
+// gearBlock when too many positions pass the filter: with a mask of 6 bits
+// in its low 32 on random data (the candidate list fills), and with a
+// 64-byte pattern repeated, one of whose positions passes masks[18], so
+// that every run passes at the same steps (512 positions in few entries).
+// A random block with masks[18] is kept.
+func TestGearFilterGivesUp(t *testing.T) {
+	if !useFilter(masks[25]) {
+		t.Skip("no AVX-512 VBMI gear filter on this machine")
+	}
+	var cand [filterCap]uint32
+	data := randData(43, laneBlock)
+	if _, _, ok := gearFilterScan(data, 0, 0, masks[8], &cand); ok {
+		t.Errorf("mask %#x: the filter kept a block where some 512 positions pass", masks[8])
+	}
+	mask := masks[18]
+	if _, _, ok := gearFilterScan(data, 0, 0, mask, &cand); !ok {
+		t.Errorf("mask %#x: the filter gave up a random block", mask)
+	}
+	for seed := uint64(0); ; seed++ {
+		if seed == 1000 {
+			t.Fatal("no 64-byte pattern with a position that passes the filter")
+		}
+		pattern := randData(seed, 64)
+		block := bytes.Repeat(pattern, laneBlock/64)
+		passes := 0
+		for p := 64; p < 128; p++ {
+			if uint32(windowHash(block[p-63:p+1]))&uint32(mask) == 0 {
+				passes++
+			}
+		}
+		if passes == 0 {
+			continue
+		}
+		if _, _, ok := gearFilterScan(block, 0, 0, mask, &cand); ok {
+			t.Errorf("a 64-byte pattern with %d passing positions of 64, repeated: the filter kept the block", passes)
+		}
+		return
+	}
+}
