@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"math/bits"
+	"unsafe"
 )
 
 // FastCDC, exactly as peer cuts, so that any implementation can reproduce
@@ -225,20 +226,22 @@ func scanSerial(data []byte, i int, h, mask uint64) (int, uint64) {
 // Lanes of scanLanes: a block of laneBlock bytes is scanned as laneCount
 // runs of laneLen bytes side by side, so that the CPU overlaps their
 // independent shift-and-add chains (one chain runs at about one byte per
-// cycle, bound by its latency; four run at about 1.3 bytes per cycle).
+// cycle, bound by its latency; several run at the rate the CPU can issue
+// their loads, adds and tests, some four instructions a byte).
 const (
-	laneCount = 4
+	laneCount = 8
 	laneLen   = 4 << 10
 	laneBlock = laneCount * laneLen
 	// laneMinBits is the fewest mask bits for which scan takes lanes: a cut
-	// is then expected every 64 KiB or more, 4 blocks, so the block that
+	// is then expected every 64 KiB or more, two blocks, so the block that
 	// holds it and is scanned twice costs little. With fewer bits the
 	// serial scan is as fast.
 	laneMinBits = 16
 )
 
-// scanLanes is scan over whole blocks of laneBlock bytes, in laneCount lanes
-// side by side, and scanSerial over the rest.
+// scanLanes is scan over whole blocks of laneBlock bytes, with the vector
+// filter where the CPU has one and the mask suits it (gearFilterScan), else
+// in laneCount lanes side by side (gearBlock); and scanSerial over the rest.
 //
 // Why a lane gives the hash scan would: the gear hash at index p is
 // h(p) = sum of GEAR[data[q]] << (p-q) over the hashed indexes q ≤ p, modulo
@@ -250,43 +253,77 @@ const (
 // true cuts, but a lane before the one that found it may hold an earlier
 // one further on).
 func scanLanes(data []byte, i int, h, mask uint64) (int, uint64) {
-	g := &gear
-	maskLS := mask << 1
+	filter := useFilter(mask)
+	var cand [filterCap]uint32
 	for len(data)-i >= laneBlock {
-		b := (*[laneBlock]byte)(data[i : i+laneBlock])
-		var h1, h2, h3 uint64
-		for k := laneLen - 63; k < laneLen; k++ {
-			h1 = h1<<1 + g[b[k]]
-			h2 = h2<<1 + g[b[k+laneLen]]
-			h3 = h3<<1 + g[b[k+2*laneLen]]
-		}
-		h0 := h
-		k := 0
-		// Two bytes a step, as in scanSerial.
-		for ; k < laneLen; k += 2 {
-			h0 = h0<<2 + g[b[k]]<<1
-			h1 = h1<<2 + g[b[k+laneLen]]<<1
-			h2 = h2<<2 + g[b[k+2*laneLen]]<<1
-			h3 = h3<<2 + g[b[k+3*laneLen]]<<1
-			if h0&maskLS == 0 || h1&maskLS == 0 || h2&maskLS == 0 || h3&maskLS == 0 {
-				break
-			}
-			h0 += g[b[k+1]]
-			h1 += g[b[k+1+laneLen]]
-			h2 += g[b[k+1+2*laneLen]]
-			h3 += g[b[k+1+3*laneLen]]
-			if h0&mask == 0 || h1&mask == 0 || h2&mask == 0 || h3&mask == 0 {
-				break
+		if filter {
+			if cut, hh, ok := gearFilterScan(data, i, h, mask, &cand); ok {
+				if cut >= 0 {
+					return cut, hh
+				}
+				h = hh
+				i += laneBlock
+				continue
 			}
 		}
-		if k < laneLen {
+		hl, hit := gearBlock(&data[i], h, mask, &gear)
+		if hit {
 			if cut, hh := scanSerial(data[:i+laneBlock], i, h, mask); cut >= 0 {
 				return cut, hh
 			}
 			panic("chunker: a lane of the gear scan found a cut that the serial scan does not")
 		}
-		h = h3 // the last lane ends where the block does
+		h = hl // the last lane ends where the block does
 		i += laneBlock
 	}
 	return scanSerial(data, i, h, mask)
+}
+
+// gearBlockGo is gearBlock in Go, for every architecture: the gear scan of
+// the laneBlock bytes at p, laneCount lanes of laneLen bytes, the first
+// going on from h. It reports whether a lane found a position whose hash
+// has no bit of mask set, or else returns the hash after the block's last
+// byte. It takes the lanes four at a time (more would not fit in the
+// registers that the compiler gives a Go loop).
+func gearBlockGo(p *byte, h, mask uint64) (uint64, bool) {
+	const half = laneBlock / 2
+	for j := range 2 {
+		b := (*[half]byte)(unsafe.Add(unsafe.Pointer(p), j*half))
+		var hit bool
+		if h, hit = gearLanes4(b, h, mask); hit {
+			return 0, true
+		}
+	}
+	return h, false
+}
+
+// gearLanes4 is gearBlockGo over four lanes of laneLen bytes.
+func gearLanes4(b *[laneBlock / 2]byte, h, mask uint64) (uint64, bool) {
+	g := &gear
+	maskLS := mask << 1
+	var h1, h2, h3 uint64
+	for k := laneLen - 63; k < laneLen; k++ {
+		h1 = h1<<1 + g[b[k]]
+		h2 = h2<<1 + g[b[k+laneLen]]
+		h3 = h3<<1 + g[b[k+2*laneLen]]
+	}
+	h0 := h
+	// Two bytes a step, as in scanSerial.
+	for k := 0; k < laneLen; k += 2 {
+		h0 = h0<<2 + g[b[k]]<<1
+		h1 = h1<<2 + g[b[k+laneLen]]<<1
+		h2 = h2<<2 + g[b[k+2*laneLen]]<<1
+		h3 = h3<<2 + g[b[k+3*laneLen]]<<1
+		if h0&maskLS == 0 || h1&maskLS == 0 || h2&maskLS == 0 || h3&maskLS == 0 {
+			return 0, true
+		}
+		h0 += g[b[k+1]]
+		h1 += g[b[k+1+laneLen]]
+		h2 += g[b[k+1+2*laneLen]]
+		h3 += g[b[k+1+3*laneLen]]
+		if h0&mask == 0 || h1&mask == 0 || h2&mask == 0 || h3&mask == 0 {
+			return 0, true
+		}
+	}
+	return h3, false
 }

@@ -329,7 +329,113 @@ func FuzzScan(f *testing.F) {
 			t.Fatalf("mask %#x from %d, hash %#x: lanes cut at %d (hash %#x), serial at %d (hash %#x)",
 				mask, i, h, lcut, lh, cut, hh)
 		}
+		gcut, gh := scanLanesGo(data, i, h, mask)
+		if cut != gcut || hh != gh {
+			t.Fatalf("mask %#x from %d, hash %#x: lanes in Go cut at %d (hash %#x), serial at %d (hash %#x)",
+				mask, i, h, gcut, gh, cut, hh)
+		}
+		// The block at i alone, as scanLanes hands it to gearBlock and
+		// to the vector filter.
+		if len(data)-i >= laneBlock {
+			checkGearBlock(t, data[i:i+laneBlock], h, mask)
+			checkGearFilter(t, data, i, h, mask)
+		}
 	})
+}
+
+// scanLanesGo is scanLanes with gearBlockGo, the Go version of the block
+// scan that other architectures use, and no vector filter, whatever this
+// machine has.
+func scanLanesGo(data []byte, i int, h, mask uint64) (int, uint64) {
+	return scanLanesWith(data, i, h, mask, gearBlockGo)
+}
+
+// scanLanesBlock is scanLanes with gearBlock and no vector filter.
+func scanLanesBlock(data []byte, i int, h, mask uint64) (int, uint64) {
+	return scanLanesWith(data, i, h, mask, func(p *byte, h, mask uint64) (uint64, bool) {
+		return gearBlock(p, h, mask, &gear)
+	})
+}
+
+// scanLanesWith is scanLanes with block as the block scan, and no filter.
+func scanLanesWith(data []byte, i int, h, mask uint64, block func(*byte, uint64, uint64) (uint64, bool)) (int, uint64) {
+	for len(data)-i >= laneBlock {
+		hl, hit := block(&data[i], h, mask)
+		if hit {
+			return scanSerial(data[:i+laneBlock], i, h, mask)
+		}
+		h = hl
+		i += laneBlock
+	}
+	return scanSerial(data, i, h, mask)
+}
+
+// checkGearBlock checks gearBlock and gearBlockGo over one block against
+// the serial scan: both report a hit exactly when the serial scan finds a
+// cut in the block and, when none, the serial scan's hash after it.
+func checkGearBlock(t *testing.T, block []byte, h, mask uint64) {
+	t.Helper()
+	cut, sh := scanSerial(block, 0, h, mask)
+	for _, f := range []struct {
+		name string
+		scan func() (uint64, bool)
+	}{
+		{"gearBlock", func() (uint64, bool) { return gearBlock(&block[0], h, mask, &gear) }},
+		{"gearBlockGo", func() (uint64, bool) { return gearBlockGo(&block[0], h, mask) }},
+	} {
+		bh, hit := f.scan()
+		if hit != (cut >= 0) || (!hit && bh != sh) {
+			t.Fatalf("%s with mask %#x, hash %#x: hit %v, hash %#x; the serial scan cuts at %d, hash %#x",
+				f.name, mask, h, hit, bh, cut, sh)
+		}
+	}
+}
+
+// TestGearBlockAdversarial runs the block scans over inputs that random
+// data does not give: every byte value repeated, periodic patterns of
+// periods around the hash's 64-byte memory and a lane's length, and a
+// single differing byte at each lane's edges, with every mask of the table
+// and masks with a bit that no table entry reaches (so that no lane ever
+// hits and the hash after the block is compared).
+func TestGearBlockAdversarial(t *testing.T) {
+	var blocks [][]byte
+	for v := range 256 {
+		blocks = append(blocks, bytes.Repeat([]byte{byte(v)}, laneBlock))
+	}
+	rnd := randData(31, 4*laneBlock)
+	for _, period := range []int{2, 3, 63, 64, 65, 127, 128, laneLen - 1, laneLen, laneLen + 1} {
+		b := make([]byte, laneBlock)
+		for k := range b {
+			b[k] = rnd[k%period]
+		}
+		blocks = append(blocks, b)
+	}
+	for l := range laneCount + 1 {
+		for _, d := range []int{-64, -63, -62, -1, 0, 1, 62, 63} {
+			if at := l*laneLen + d; at >= 0 && at < laneBlock {
+				b := make([]byte, laneBlock)
+				b[at] = 0xa5
+				blocks = append(blocks, b)
+			}
+		}
+	}
+	for k := 0; k+laneBlock <= len(rnd); k += laneBlock / 3 {
+		blocks = append(blocks, rnd[k:k+laneBlock])
+	}
+	var ms []uint64
+	for b := 5; b < len(masks); b++ {
+		ms = append(ms, masks[b], masks[b]|1<<62)
+	}
+	ms = append(ms, 1<<62, 1<<62|1<<4)
+	for _, block := range blocks {
+		for n, mask := range ms {
+			h := uint64(0)
+			if n%2 == 1 {
+				h = 0x9e3779b97f4a7c15
+			}
+			checkGearBlock(t, block, h, mask)
+		}
+	}
 }
 
 // TestCDCLanesInPipeline cuts with parameters whose masks take the lanes
