@@ -191,6 +191,7 @@ type Scheduler struct {
 type counters struct {
 	requests, dupRequests, cancels, timeouts, chokes, bad, writeFailed int64
 	bytes, blocks, dupBytes, dupBlocks, bans, strikes, unasked         int64
+	steals                                                             int64
 }
 
 // New returns a Scheduler for the download cfg describes. have, if not nil,
@@ -925,7 +926,53 @@ func (s *Scheduler) pick(p *peer, now time.Time) (int32, bool) {
 		}
 		p.noNormal = exhaustive
 	}
+	if i, ok := s.pickSteal(p); ok {
+		return i, true
+	}
 	return s.pickDup(p, false, now)
+}
+
+// pickSteal moves to the partial peer p a chunk that only seeders were
+// asked for and that p has announced since (see doc.go, "Sparing the
+// seeders"): the seeders' requests are cancelled (Cancel actions) and the
+// chunk is handed back as unrequested, for p. It looks at the dupScan
+// newest outstanding chunks, newest first: those wait longest in the
+// seeders' queues, so their CANCEL most likely arrives before the block is
+// sent.
+func (s *Scheduler) pickSteal(p *peer) (int32, bool) {
+	if p.seeder || p.have == nil || s.seeders == 0 {
+		return 0, false
+	}
+	k := 0
+	for c := s.outTail; c != nil && k < dupScan; c, k = c.prev, k+1 {
+		if !p.have.get(c.i) || s.avoided(p, c.i) || !s.onlySeeders(c) {
+			continue
+		}
+		i := c.i
+		for _, r := range slices.Clone(c.reqs) {
+			s.emit(Cancel, r.p, i, "")
+			s.st.cancels++
+			s.st.steals++
+			s.drop(r)
+			s.markDirty(r.p)
+		}
+		// Back in the pool, to be requested at once: request takes it
+		// out again.
+		s.state[i] = stMissing
+		s.bk.insert(i)
+		return i, true
+	}
+	return 0, false
+}
+
+// onlySeeders reports whether every request of c is to a seeder.
+func (s *Scheduler) onlySeeders(c *outChunk) bool {
+	for _, r := range c.reqs {
+		if !r.p.seeder {
+			return false
+		}
+	}
+	return len(c.reqs) > 0
 }
 
 func (s *Scheduler) request(p *peer, i int32, now time.Time) {
