@@ -92,8 +92,7 @@ func (sl *slots) take(sv *server) batch {
 	sv.mu.Lock()
 	b := batch{ctl: sv.ctl, haves: sv.haves, nodes: sv.nodes}
 	sv.ctl, sv.haves, sv.nodes = nil, nil, nil
-	b.chunk, b.serve = sv.wants.pop()
-	b.more = sv.wants.len() > 0
+	b.chunk, b.serve, b.more = sv.nextWantLocked()
 	sv.mu.Unlock()
 	var out outcome
 	if b.serve {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ipfs/go-cid"
@@ -53,6 +54,9 @@ type server struct {
 	done     bool
 	active   time.Time   // the last message read or batch written
 	idle     *time.Timer // runs idleCheck
+	spread   *spread     // shared by the root's sessions; set by admit
+	holdT    *time.Timer // wakes the sender when a held-back request may go
+	gone     atomic.Bool // dismissed: its chunks hold nobody back
 }
 
 func (s *Swarm) handleStream(st network.Stream) {
@@ -101,6 +105,11 @@ func (s *Swarm) serve(st network.Stream, p peer.ID) {
 	sv.stop() // before Stop: idleCheck re-arms the timer only before done
 	sv.idle.Stop()
 	g.wait()
+	sv.mu.Lock()
+	if sv.holdT != nil {
+		sv.holdT.Stop()
+	}
+	sv.mu.Unlock()
 }
 
 // readHello reads the session's HELLO. On anything else it ends the stream
@@ -157,6 +166,14 @@ func (s *Swarm) admit(sv *server) bool {
 		set = map[*server]struct{}{}
 		s.serving[sv.root] = set
 	}
+	for other := range set {
+		sv.spread = other.spread // one for the root: any session's
+		break
+	}
+	if sv.spread == nil {
+		sv.spread = &spread{}
+	}
+	sv.spread.users.Add(1)
 	set[sv] = struct{}{}
 	s.stats.ServeSessions++
 	return true
@@ -166,6 +183,8 @@ func (s *Swarm) admit(sv *server) bool {
 func (s *Swarm) dismiss(sv *server) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	sv.gone.Store(true)
+	sv.spread.users.Add(-1)
 	delete(s.serving[sv.root], sv)
 	if len(s.serving[sv.root]) == 0 {
 		delete(s.serving, sv.root)
@@ -427,7 +446,7 @@ func (sv *server) await(pf *prefetcher) (end *wire.Error, ok bool) {
 		pf.release() // waits for a preload first: it writes into the buffers
 		sv.mu.Lock()
 	}
-	for !sv.done && sv.closeMsg == nil && sv.wants.len() == 0 && len(sv.nodes) == 0 && len(sv.haves) == 0 && len(sv.ctl) == 0 {
+	for !sv.done && sv.closeMsg == nil && !sv.readyLocked() && len(sv.nodes) == 0 && len(sv.haves) == 0 && len(sv.ctl) == 0 {
 		sv.mu.Unlock()
 		select {
 		case <-sv.wake:

@@ -102,3 +102,21 @@ func (w *wantQueue) compact() {
 	}
 	w.q = out
 }
+
+// scan calls fn with the chunks of up to n waiting requests, in the order
+// they are served, until fn returns false. A chunk asked for twice is seen
+// once, at its earliest request. fn must not change the queue.
+func (w *wantQueue) scan(n int, fn func(i uint64) bool) {
+	for _, h := range w.q {
+		if n == 0 {
+			return
+		}
+		if l := w.live[h.idx]; len(l) == 0 || l[0] != h.seq {
+			continue // cancelled, or a later request of a chunk seen
+		}
+		n--
+		if !fn(h.idx) {
+			return
+		}
+	}
+}
