@@ -183,7 +183,7 @@ func (sl *slots) stepLocked(ev choker.Event, idx []uint64) (out outcome) {
 		sv.mu.Lock()
 		switch a.Kind {
 		case choker.Queue:
-			sv.wants.push(idx)
+			sv.wants.pushAt(idx, ev.At)
 		case choker.Choke:
 			sv.choked = true
 			sv.wants.reset()

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/ipfs/go-cid"
@@ -56,7 +55,9 @@ type server struct {
 	idle     *time.Timer // runs idleCheck
 	spread   *spread     // shared by the root's sessions; set by admit
 	holdT    *time.Timer // wakes the sender when a held-back request may go
-	gone     atomic.Bool // dismissed: its chunks hold nobody back
+	// holdsMissed counts held-back requests served when their hold ran
+	// out (see spread.go).
+	holdsMissed int
 }
 
 func (s *Swarm) handleStream(st network.Stream) {
@@ -166,14 +167,16 @@ func (s *Swarm) admit(sv *server) bool {
 		set = map[*server]struct{}{}
 		s.serving[sv.root] = set
 	}
-	for other := range set {
-		sv.spread = other.spread // one for the root: any session's
-		break
+	if s.spreads == nil {
+		s.spreads = map[cid.Cid]*spread{}
 	}
-	if sv.spread == nil {
+	if sv.spread = s.spreads[sv.root]; sv.spread == nil {
+		// Kept until the root is no longer served: a fetcher that comes
+		// later is spared what earlier ones can give.
 		sv.spread = &spread{}
+		s.spreads[sv.root] = sv.spread
 	}
-	sv.spread.users.Add(1)
+	sv.spread.setUsers(sv.spread.users + 1)
 	set[sv] = struct{}{}
 	s.stats.ServeSessions++
 	return true
@@ -183,8 +186,7 @@ func (s *Swarm) admit(sv *server) bool {
 func (s *Swarm) dismiss(sv *server) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	sv.gone.Store(true)
-	sv.spread.users.Add(-1)
+	sv.spread.setUsers(sv.spread.users - 1)
 	delete(s.serving[sv.root], sv)
 	if len(s.serving[sv.root]) == 0 {
 		delete(s.serving, sv.root)

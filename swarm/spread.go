@@ -2,105 +2,112 @@ package swarm
 
 import (
 	"sync"
-	"sync/atomic"
 	"time"
+
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
 )
 
-// A seed that several peers fetch one root from at once sends each chunk
-// about once and lets them trade the rest (BitTorrent's super-seeding,
-// BEP 16, done from the requests it gets instead of hidden HAVEs):
+// A seed that several peers fetch one root from sends each chunk about
+// once and lets them trade the rest (BitTorrent's super-seeding, BEP 16,
+// done from the requests it gets instead of hidden HAVEs):
 //
-//   - Fresh first. Of a session's waiting requests it serves first the
-//     chunks it has sent to no other session of the root.
-//   - Hold back. A chunk sent to another session less than spreadHold ago
-//     waits: that peer announces it (HAVE) to the others, and their
-//     schedulers move the request to it and CANCEL it here (package sched,
-//     "Sparing the seeders"). After spreadHold it is served anyway, so a
-//     peer that keeps what it got, lies in its HAVEs or cannot reach the
-//     others delays them by spreadHold at most, once, not per chunk.
+//   - Fresh first. While two or more sessions of the root are open, a
+//     session is served first the chunks this node has sent to nobody.
+//   - Hold back. A chunk this node last sent to another peer that is still
+//     connected waits, up to spreadHold after it was asked for: that peer
+//     has it and announces it, and the fetcher's scheduler moves the
+//     request there (package sched, "Sparing the seeders": a partial peer
+//     takes it over, a seeder duplicates a request that looks stalled) and
+//     CANCELs it here. This covers fetchers that start together (the first
+//     copy goes to one, the others wait for it) and those that come later,
+//     when an earlier one is already a seed of its own.
+//   - Bounded. After spreadHold a held request is served anyway, and a
+//     session whose held requests run out their hold maxHoldsMissed times
+//     is never held again: a fetcher that cannot reach the others, or whom
+//     a peer lies to, loses about spreadHold once, not per chunk.
 //
 // This applies only while the node is a seed of the root (its source is
-// complete: the only place the first copies can come from) and two or
-// more sessions of the root are open. A single fetcher is served exactly
-// as before, in the order it asks. A node that is itself still fetching
-// serves in order: its chunks came from elsewhere.
+// complete: the only place where first copies come from). A fetcher alone
+// with the seed, with nobody else holding the root's chunks, is served in
+// the order it asks, as before. A node that is itself still fetching
+// serves in order.
 
-// spreadHold is how long a seed holds back, from the other sessions of a
-// root, a chunk it has just sent to one of them: long enough for that peer
-// to verify it, announce it and be asked for it instead (a few round trips
-// and a chunk's transfer), short enough that a peer that never passes it
-// on costs the others little.
+// spreadHold is the longest a seed holds back a request for a chunk that
+// another peer can give: long enough for the fetcher to hear of it and ask
+// there (a few round trips and a chunk's transfer), short enough that a
+// fetcher that cannot loses little.
 const spreadHold = time.Second
+
+// maxHoldsMissed is how many held requests of a session may run out their
+// hold (the fetcher did not take them elsewhere) before its requests are
+// no longer held: it does not trade, or cannot.
+const maxHoldsMissed = 8
 
 // spreadScan bounds the waiting requests a session looks at for one that
 // is not held back: the first requests of a fetcher's window.
 const spreadScan = 256
 
-// maxSpreadRecent bounds the chunks a root remembers as sent lately; past
-// it the oldest are forgotten early (they are served then without a hold).
-const maxSpreadRecent = 1 << 16
+// maxSpreadPeers bounds the peers a root's record names; chunks sent to
+// peers past it are not held back.
+const maxSpreadPeers = 1<<16 - 1
 
-// spread records which chunks of one root this node has sent, to whom and
-// when, for the root's serving sessions (see above). mu is a leaf lock:
-// it is taken with server.mu held.
+// spread records, for one root this node serves, which peer each chunk
+// was last sent to (see above). It is shared by the root's sessions
+// (admit); mu is a leaf lock, taken with server.mu held.
 type spread struct {
-	users atomic.Int32 // sessions of the root: admit adds, dismiss removes
+	users int // sessions of the root: admit adds, dismiss removes; under Swarm.mu
 
-	mu     sync.Mutex
-	sent   []uint64              // bit i: chunk i was sent while users ≥ 2
-	recent map[uint64]spreadSend // the chunks first sent less than spreadHold ago
-	order  []uint64              // the chunks of recent, oldest first
+	mu    sync.Mutex
+	to    []uint16 // per chunk: 1 + the index in peers of its last recipient; 0: none
+	peers []peer.ID
+	index map[peer.ID]uint16 // peers, inverted
+	many  bool               // two or more sessions open; set with users, read under mu
 }
 
-// spreadSend is the first send of a chunk.
-type spreadSend struct {
-	at time.Time
-	to *server
-}
-
-// heldLocked reports whether sv must wait for chunk i: it went to another
-// session, still open, less than spreadHold before now; until is when it
-// may go. sp.mu is held.
-func (sp *spread) heldLocked(sv *server, i uint64, now time.Time) (until time.Time, held bool) {
-	r, ok := sp.recent[i]
-	if !ok || r.to == sv || r.to.gone.Load() {
-		return time.Time{}, false
+// recipient returns the peer chunk i was last sent to, if any. sp.mu is
+// held.
+func (sp *spread) recipient(i uint64) (peer.ID, bool) {
+	if i >= uint64(len(sp.to)) || sp.to[i] == 0 {
+		return "", false
 	}
-	until = r.at.Add(spreadHold)
-	return until, now.Before(until)
+	return sp.peers[sp.to[i]-1], true
 }
 
-// sentLocked records that chunk i of n goes to sv now. Only a chunk's
-// first send starts a hold. sp.mu is held.
-func (sp *spread) sentLocked(sv *server, i uint64, n int64, now time.Time) {
-	for len(sp.order) > 0 {
-		j := sp.order[0]
-		if now.Sub(sp.recent[j].at) < spreadHold && len(sp.order) < maxSpreadRecent {
-			break
-		}
-		delete(sp.recent, j)
-		sp.order = sp.order[1:]
-	}
+// sentLocked records that chunk i of n goes to p. sp.mu is held.
+func (sp *spread) sentLocked(p peer.ID, i uint64, n int64) {
 	if n <= 0 || i >= uint64(n) {
 		return
 	}
-	if sp.sent == nil {
-		sp.sent = make([]uint64, (n+63)/64)
-		sp.recent = map[uint64]spreadSend{}
+	if sp.to == nil {
+		sp.to = make([]uint16, n)
+		sp.index = map[peer.ID]uint16{}
 	}
-	if sp.sent[i/64]&(1<<(i%64)) != 0 {
-		return
+	k, ok := sp.index[p]
+	if !ok {
+		if len(sp.peers) == maxSpreadPeers {
+			sp.to[i] = 0
+			return
+		}
+		sp.peers = append(sp.peers, p)
+		k = uint16(len(sp.peers))
+		sp.index[p] = k
 	}
-	sp.sent[i/64] |= 1 << (i % 64)
-	sp.recent[i] = spreadSend{at: now, to: sv}
-	sp.order = append(sp.order, i)
+	sp.to[i] = k
+}
+
+// setUsers records the number of sessions of the root; Swarm.mu is held.
+func (sp *spread) setUsers(n int) {
+	sp.users = n
+	sp.mu.Lock()
+	sp.many = n >= 2
+	sp.mu.Unlock()
 }
 
 // spreadingLocked reports whether sv serves its requests by the spread
-// rules: this node is a seed of the root and another session of it is
-// open. sv.mu is held.
+// rules: this node is a seed of the root. sv.mu is held.
 func (sv *server) spreadingLocked() bool {
-	return sv.spread != nil && sv.spread.users.Load() >= 2 && sv.src != nil && sv.src.Complete()
+	return sv.spread != nil && sv.src != nil && sv.src.Complete()
 }
 
 // readyLocked reports whether sv has a chunk request it may serve now. When
@@ -127,31 +134,43 @@ func (sv *server) nextWantLocked() (i uint64, ok, more bool) {
 	return sv.pickLocked(true)
 }
 
-// pickLocked finds the request sv serves next by the spread rules: the
-// first (in arrival order) of a chunk never sent to another session, else
-// the first not held back. With take, it withdraws it from the queue and
-// records its send. When every request looked at is held back, it arms
-// the hold timer. sv.mu is held.
+// pickLocked finds the request sv serves next by the spread rules: of the
+// requests not held back, the first (in arrival order) of a chunk sent to
+// nobody yet when other sessions are open, else the first. With take, it
+// withdraws it from the queue and records its send. When every request
+// looked at is held back, it arms the hold timer. sv.mu is held.
 func (sv *server) pickLocked(take bool) (i uint64, ok, more bool) {
 	sp := sv.spread
 	now := sv.sw.cfg.Now()
+	net := sv.sw.host.Network()
 	sp.mu.Lock()
 	defer sp.mu.Unlock()
+	connected := map[peer.ID]bool{}
 	var (
 		fresh, free   uint64
 		nFresh, nFree int
+		freeMissed    bool // free's hold ran out
 		wake          time.Time
 	)
-	sv.wants.scan(spreadScan, func(j uint64) bool {
-		until, held := sp.heldLocked(sv, j, now)
+	sv.wants.scan(spreadScan, func(j uint64, at time.Time) bool {
+		q, sent := sp.recipient(j)
+		holder := sent && q != sv.peer
+		if holder {
+			c, seen := connected[q]
+			if !seen {
+				c = net.Connectedness(q) == network.Connected
+				connected[q] = c
+			}
+			holder = c
+		}
 		switch {
-		case held:
-			if wake.IsZero() || until.Before(wake) {
+		case holder && sv.holdsMissed < maxHoldsMissed && now.Before(at.Add(spreadHold)):
+			if until := at.Add(spreadHold); wake.IsZero() || until.Before(wake) {
 				wake = until
 			}
-		case sp.sentBefore(j):
+		case sent || !sp.many:
 			if nFree == 0 {
-				free = j
+				free, freeMissed = j, holder && sv.holdsMissed < maxHoldsMissed
 			}
 			nFree++
 		default:
@@ -160,7 +179,7 @@ func (sv *server) pickLocked(take bool) (i uint64, ok, more bool) {
 			}
 			nFresh++
 		}
-		// Taking, look for a fresh one; only asking, any will do.
+		// Taking, look on for a fresh one; only asking, any will do.
 		return take && nFresh == 0 || !take && nFresh+nFree == 0
 	})
 	switch {
@@ -177,15 +196,12 @@ func (sv *server) pickLocked(take bool) (i uint64, ok, more bool) {
 	if !take {
 		return i, true, false
 	}
+	if nFresh == 0 && freeMissed {
+		sv.holdsMissed++
+	}
 	sv.wants.cancel(i)
-	sp.sentLocked(sv, i, sv.src.Layout().NumChunks(), now)
+	sp.sentLocked(sv.peer, i, sv.src.Layout().NumChunks())
 	return i, true, nFresh+nFree > 1
-}
-
-// sentBefore reports whether chunk i was sent before, to any session.
-// sp.mu is held.
-func (sp *spread) sentBefore(i uint64) bool {
-	return sp.sent != nil && i/64 < uint64(len(sp.sent)) && sp.sent[i/64]&(1<<(i%64)) != 0
 }
 
 // armHoldLocked wakes the sender after d (at least a millisecond). sv.mu

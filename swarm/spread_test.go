@@ -45,8 +45,9 @@ func newSpreadSetup(t *testing.T, n int, bw float64, size, chunk int) *spreadSet
 }
 
 // fetchAll fetches the root on each of hosts at once, each on a swarm of
-// its own that serves what it has while it fetches, checks every file,
-// and returns when the last one ended.
+// its own that serves what it has while it fetches and seeds it after (as
+// node.Fetch does), checks every file, and returns when the last one
+// ended.
 func (ss *spreadSetup) fetchAll(t *testing.T, ctx context.Context, hosts []host.Host) {
 	t.Helper()
 	errs := make([]error, len(hosts))
@@ -59,9 +60,13 @@ func (ss *spreadSetup) fetchAll(t *testing.T, ctx context.Context, hosts []host.
 		wg.Go(func() {
 			// As node.Fetch does: a peer still downloading serves what
 			// it has.
-			_, errs[i] = f.Fetch(ctx, ss.root, FetchOptions{Dest: dests[i], Started: func(_ *Layout, src Source) {
+			res, err := f.Fetch(ctx, ss.root, FetchOptions{Dest: dests[i], Started: func(_ *Layout, src Source) {
 				f.Serve(ss.root, src)
 			}})
+			errs[i] = err
+			if err == nil {
+				f.Serve(ss.root, res.Source) // and then seeds it
+			}
 		})
 	}
 	wg.Wait()
@@ -90,6 +95,28 @@ func TestSeedSendsEachChunkAboutOnce(t *testing.T) {
 		up := ss.seed.Stats().BytesUp
 		ratio := float64(up) / float64(len(ss.data))
 		t.Logf("the seed uploaded %.2f× the file (%d bytes)", ratio, up)
+		if up > int64(len(ss.data))*3/2 {
+			t.Errorf("the seed uploaded %.2f× the file, more than 1.5×", ratio)
+		}
+	})
+}
+
+// TestSeedSparedForLateFetchers: a fetcher takes a new file from its only
+// seed, then three more fetch it at once while the first still seeds it
+// (the followers of an update that start at different times): the seed
+// holds back what the first peer can give, the late ones take it there,
+// and the seed uploads at most 1.5× the file in all.
+func TestSeedSparedForLateFetchers(t *testing.T) {
+	bubble.Test(t, func(t *testing.T) {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		defer cancel()
+		ss := newSpreadSetup(t, 5, 4<<20, 8<<20, 128<<10)
+		ss.fetchAll(t, ctx, ss.hosts[1:2])
+		first := ss.seed.Stats().BytesUp
+		ss.fetchAll(t, ctx, ss.hosts[2:])
+		up := ss.seed.Stats().BytesUp
+		ratio := float64(up) / float64(len(ss.data))
+		t.Logf("the seed uploaded %.2f× the file to the first fetcher, %.2f× in all", float64(first)/float64(len(ss.data)), ratio)
 		if up > int64(len(ss.data))*3/2 {
 			t.Errorf("the seed uploaded %.2f× the file, more than 1.5×", ratio)
 		}

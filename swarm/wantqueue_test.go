@@ -4,6 +4,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/ipfs/go-cid"
 
@@ -70,13 +71,13 @@ func TestWantQueueModel(t *testing.T) {
 					want = append(want, i)
 				}
 			}
-			w.scan(len(model)+1, func(i uint64) bool { got = append(got, i); return true })
+			w.scan(len(model)+1, func(i uint64, _ time.Time) bool { got = append(got, i); return true })
 			if !slices.Equal(got, want) {
 				t.Fatalf("seed %d step %d: scan %v, want %v", seed, step, got, want)
 			}
 			if len(want) > 1 {
 				got = got[:0]
-				w.scan(2, func(i uint64) bool { got = append(got, i); return len(got) < 1 })
+				w.scan(2, func(i uint64, _ time.Time) bool { got = append(got, i); return len(got) < 1 })
 				if !slices.Equal(got, want[:1]) {
 					t.Fatalf("seed %d step %d: scan stopped after %v, want %v", seed, step, got, want[:1])
 				}
