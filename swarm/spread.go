@@ -23,9 +23,9 @@ import (
 //     copy goes to one, the others wait for it) and those that come later,
 //     when an earlier one is already a seed of its own.
 //   - Bounded. After spreadHold a held request is served anyway, and a
-//     session whose held requests run out their hold maxHoldsMissed times
-//     is never held again: a fetcher that cannot reach the others, or whom
-//     a peer lies to, loses about spreadHold once, not per chunk.
+//     session one of whose held requests ran out its hold is never held
+//     again: a fetcher that cannot reach the others, or whom a peer lies
+//     to, loses about spreadHold once, not per chunk.
 //
 // This applies only while the node is a seed of the root (its source is
 // complete: the only place where first copies come from). A fetcher alone
@@ -41,8 +41,11 @@ const spreadHold = time.Second
 
 // maxHoldsMissed is how many held requests of a session may run out their
 // hold (the fetcher did not take them elsewhere) before its requests are
-// no longer held: it does not trade, or cannot.
-const maxHoldsMissed = 8
+// no longer held: it does not trade, or cannot. One: requests come in
+// windows, and a fetcher that trades takes a held request elsewhere well
+// within spreadHold, so a single miss says that it cannot, and more would
+// cost a fetcher with a window of a few requests a second each.
+const maxHoldsMissed = 1
 
 // spreadScan bounds the waiting requests a session looks at for one that
 // is not held back: the first requests of a fetcher's window.
