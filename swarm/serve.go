@@ -187,6 +187,9 @@ func (s *Swarm) dismiss(sv *server) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	sv.spread.setUsers(sv.spread.users - 1)
+	if sv.spread.users == 0 && !sv.spread.recorded() {
+		delete(s.spreads, sv.root) // nothing to remember
+	}
 	delete(s.serving[sv.root], sv)
 	if len(s.serving[sv.root]) == 0 {
 		delete(s.serving, sv.root)

@@ -99,6 +99,13 @@ func (sp *spread) sentLocked(p peer.ID, i uint64, n int64) {
 	sp.to[i] = k
 }
 
+// recorded reports whether any send is recorded.
+func (sp *spread) recorded() bool {
+	sp.mu.Lock()
+	defer sp.mu.Unlock()
+	return sp.to != nil
+}
+
 // setUsers records the number of sessions of the root; Swarm.mu is held.
 func (sp *spread) setUsers(n int) {
 	sp.users = n
