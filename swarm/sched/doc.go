@@ -50,8 +50,10 @@
 // requests are cancelled. Fetchers of the same root that start together
 // all ask the one seed for the same new chunks; with this, each asks the
 // others for what they announce, and the seed (which serves first the
-// chunks it has sent to nobody, see the swarm package) uploads each chunk
-// about once. The newest such requests move first: they wait longest in
+// chunks it has sent to nobody, and holds back for a while those another
+// connected peer got: see the swarm package) uploads each chunk about
+// once. A seeder that got the chunk takes over a held request by the
+// endgame's duplicate of a request that looks stalled. The newest such requests move first: they wait longest in
 // the seed's queue, so the CANCEL most likely arrives before the block
 // leaves. With no partial peer (a single fetcher and its seed) nothing
 // changes. A peer that announces a chunk and never sends it costs one
