@@ -176,7 +176,7 @@ func (s *Swarm) admit(sv *server) bool {
 		sv.spread = &spread{}
 		s.spreads[sv.root] = sv.spread
 	}
-	sv.spread.setUsers(sv.spread.users + 1)
+	sv.spread.setUsers(sv.spread.users+1, s.cfg.UploadSlots)
 	set[sv] = struct{}{}
 	s.stats.ServeSessions++
 	return true
@@ -186,7 +186,7 @@ func (s *Swarm) admit(sv *server) bool {
 func (s *Swarm) dismiss(sv *server) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	sv.spread.setUsers(sv.spread.users - 1)
+	sv.spread.setUsers(sv.spread.users-1, s.cfg.UploadSlots)
 	if sv.spread.users == 0 && !sv.spread.recorded() {
 		delete(s.spreads, sv.root) // nothing to remember
 	}

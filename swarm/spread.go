@@ -27,8 +27,16 @@ import (
 //     again: a fetcher that cannot reach the others, or whom a peer lies
 //     to, loses about spreadHold once, not per chunk.
 //
-// This applies only while the node is a seed of the root (its source is
-// complete: the only place where first copies come from). A fetcher alone
+// Holding applies only while no more sessions of the root are open than
+// the swarm has upload slots (BEP 16's case: an initial seed and a few
+// downloaders, all served at once, where a second copy from the seed is
+// pure waste). With more, the choker already serves a few at a time, and a
+// held request would leave a scarce slot idle: in a flash crowd of 100
+// peers with capped uploads, holding cut the seed's upload from 2.1× to
+// 1.3× the file but made the last peer finish in 10.6 s instead of 5.4 s.
+//
+// All this applies only while the node is a seed of the root (its source
+// is complete: the only place where first copies come from). A fetcher alone
 // with the seed, with nobody else holding the root's chunks, is served in
 // the order it asks, as before. A node that is itself still fetching
 // serves in order.
@@ -66,6 +74,7 @@ type spread struct {
 	peers []peer.ID
 	index map[peer.ID]uint16 // peers, inverted
 	many  bool               // two or more sessions open; set with users, read under mu
+	few   bool               // no more sessions open than upload slots; likewise
 }
 
 // recipient returns the peer chunk i was last sent to, if any. sp.mu is
@@ -106,11 +115,12 @@ func (sp *spread) recorded() bool {
 	return sp.to != nil
 }
 
-// setUsers records the number of sessions of the root; Swarm.mu is held.
-func (sp *spread) setUsers(n int) {
+// setUsers records the number of sessions of the root, of a swarm with
+// slots upload slots; Swarm.mu is held.
+func (sp *spread) setUsers(n, slots int) {
 	sp.users = n
 	sp.mu.Lock()
-	sp.many = n >= 2
+	sp.many, sp.few = n >= 2, n <= slots
 	sp.mu.Unlock()
 }
 
@@ -174,13 +184,13 @@ func (sv *server) pickLocked(take bool) (i uint64, ok, more bool) {
 			holder = c
 		}
 		switch {
-		case holder && sv.holdsMissed < maxHoldsMissed && now.Before(at.Add(spreadHold)):
+		case holder && sp.few && sv.holdsMissed < maxHoldsMissed && now.Before(at.Add(spreadHold)):
 			if until := at.Add(spreadHold); wake.IsZero() || until.Before(wake) {
 				wake = until
 			}
 		case sent || !sp.many:
 			if nFree == 0 {
-				free, freeMissed = j, holder && sv.holdsMissed < maxHoldsMissed
+				free, freeMissed = j, holder && sp.few && sv.holdsMissed < maxHoldsMissed
 			}
 			nFree++
 		default:
