@@ -27,6 +27,15 @@ import (
 //     again: a fetcher that cannot reach the others, or whom a peer lies
 //     to, loses about spreadHold once, not per chunk.
 //
+// It relies on the fetchers of one root reaching each other while they
+// download, which they do: a fetch asks the peers its host is connected to
+// (fetch.sources), a node fetching a root accepts sessions for it with
+// HAVE_NONE and then a HAVE per chunk verified (admit, Announce; node
+// serves the download from its start), dials back whoever asks it for that
+// root (Swarm.fetching), and announces itself as a provider after its
+// first chunk (node.Fetch). (A Swarm used without node must Serve a
+// download from FetchOptions.Started for this; see spread_test.go.)
+//
 // Holding applies only while no more sessions of the root are open than
 // the swarm has upload slots (BEP 16's case: an initial seed and a few
 // downloaders, all served at once, where a second copy from the seed is
