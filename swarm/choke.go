@@ -188,8 +188,7 @@ func (sl *slots) take(sv *server) batch {
 	sv.mu.Lock()
 	b := batch{ctl: sv.ctl, haves: sv.haves, nodes: sv.nodes}
 	sv.ctl, sv.haves, sv.nodes = nil, nil, nil
-	b.chunk, b.serve = sv.wants.pop()
-	b.more = sv.wants.len() > 0
+	b.chunk, b.serve, b.more = sv.nextWantLocked()
 	sv.mu.Unlock()
 	var out outcome
 	if b.serve {
@@ -302,7 +301,7 @@ func (sl *slots) stepLocked(ev choker.Event, idx []uint64) (out outcome) {
 		sv.mu.Lock()
 		switch a.Kind {
 		case choker.Queue:
-			sv.wants.push(idx)
+			sv.wants.pushAt(idx, ev.At)
 		case choker.Choke:
 			sv.choked = true
 			sv.wants.reset()

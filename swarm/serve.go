@@ -53,6 +53,11 @@ type server struct {
 	done     bool
 	active   time.Time   // the last message read or batch written
 	idle     *time.Timer // runs idleCheck
+	spread   *spread     // shared by the root's sessions; set by admit
+	holdT    *time.Timer // wakes the sender when a held-back request may go
+	// holdsMissed counts held-back requests served when their hold ran
+	// out (see spread.go).
+	holdsMissed int
 }
 
 func (s *Swarm) handleStream(st network.Stream) {
@@ -101,6 +106,11 @@ func (s *Swarm) serve(st network.Stream, p peer.ID) {
 	sv.stop() // before Stop: idleCheck re-arms the timer only before done
 	sv.idle.Stop()
 	g.wait()
+	sv.mu.Lock()
+	if sv.holdT != nil {
+		sv.holdT.Stop()
+	}
+	sv.mu.Unlock()
 }
 
 // readHello reads the session's HELLO. On anything else it ends the stream
@@ -157,6 +167,16 @@ func (s *Swarm) admit(sv *server) bool {
 		set = map[*server]struct{}{}
 		s.serving[sv.root] = set
 	}
+	if s.spreads == nil {
+		s.spreads = map[cid.Cid]*spread{}
+	}
+	if sv.spread = s.spreads[sv.root]; sv.spread == nil {
+		// Kept until the root is no longer served: a fetcher that comes
+		// later is spared what earlier ones can give.
+		sv.spread = &spread{}
+		s.spreads[sv.root] = sv.spread
+	}
+	sv.spread.setUsers(sv.spread.users+1, s.cfg.UploadSlots)
 	set[sv] = struct{}{}
 	s.stats.ServeSessions++
 	return true
@@ -166,6 +186,10 @@ func (s *Swarm) admit(sv *server) bool {
 func (s *Swarm) dismiss(sv *server) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	sv.spread.setUsers(sv.spread.users-1, s.cfg.UploadSlots)
+	if sv.spread.users == 0 && !sv.spread.recorded() {
+		delete(s.spreads, sv.root) // nothing to remember
+	}
 	delete(s.serving[sv.root], sv)
 	if len(s.serving[sv.root]) == 0 {
 		delete(s.serving, sv.root)
@@ -427,7 +451,7 @@ func (sv *server) await(pf *prefetcher) (end *wire.Error, ok bool) {
 		pf.release() // waits for a preload first: it writes into the buffers
 		sv.mu.Lock()
 	}
-	for !sv.done && sv.closeMsg == nil && sv.wants.len() == 0 && len(sv.nodes) == 0 && len(sv.haves) == 0 && len(sv.ctl) == 0 {
+	for !sv.done && sv.closeMsg == nil && !sv.readyLocked() && len(sv.nodes) == 0 && len(sv.haves) == 0 && len(sv.ctl) == 0 {
 		sv.mu.Unlock()
 		select {
 		case <-sv.wake:

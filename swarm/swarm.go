@@ -159,6 +159,7 @@ type Swarm struct {
 	closed  bool
 	sources map[cid.Cid]Source
 	serving map[cid.Cid]map[*server]struct{}
+	spreads map[cid.Cid]*spread   // who got which chunk, by root served (spread.go)
 	bans    map[peer.ID]time.Time // until when
 	fetches map[cid.Cid][]*fetch  // fetches in flight, by root
 	stats   Stats
@@ -284,6 +285,7 @@ func (s *Swarm) StopServing(root cid.Cid) {
 	s.forgetDerived(root)
 	s.mu.Lock()
 	delete(s.sources, root)
+	delete(s.spreads, root)
 	var end []*server
 	for sv := range s.serving[root] {
 		end = append(end, sv)

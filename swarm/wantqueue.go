@@ -1,5 +1,7 @@
 package swarm
 
+import "time"
+
 // wantQueue is a session's chunk requests waiting to be served, in arrival
 // order; a CANCEL withdraws the earliest waiting request of its chunk. It
 // behaves as a slice that CANCEL searches, but every operation costs O(1),
@@ -16,19 +18,25 @@ type wantQueue struct {
 	n    int                 // requests waiting: the lengths of live
 }
 
-// want is one request: its chunk and its number.
-type want struct{ idx, seq uint64 }
+// want is one request: its chunk, its number and when it came.
+type want struct {
+	idx, seq uint64
+	at       time.Time
+}
 
 // len returns the number of requests waiting.
 func (w *wantQueue) len() int { return w.n }
 
 // push queues requests for the chunks idx, in order.
-func (w *wantQueue) push(idx []uint64) {
+func (w *wantQueue) push(idx []uint64) { w.pushAt(idx, time.Time{}) }
+
+// pushAt queues requests for the chunks idx, in order, that came at at.
+func (w *wantQueue) pushAt(idx []uint64, at time.Time) {
 	if w.live == nil {
 		w.live = map[uint64][]uint64{}
 	}
 	for _, i := range idx {
-		w.q = append(w.q, want{i, w.seq})
+		w.q = append(w.q, want{i, w.seq, at})
 		w.live[i] = append(w.live[i], w.seq)
 		w.seq++
 	}
@@ -101,4 +109,23 @@ func (w *wantQueue) compact() {
 		}
 	}
 	w.q = out
+}
+
+// scan calls fn with the chunks of up to n waiting requests, and when
+// each came, in the order they are served, until fn returns false. A chunk
+// asked for twice is seen once, at its earliest request. fn must not
+// change the queue.
+func (w *wantQueue) scan(n int, fn func(i uint64, at time.Time) bool) {
+	for _, h := range w.q {
+		if n == 0 {
+			return
+		}
+		if l := w.live[h.idx]; len(l) == 0 || l[0] != h.seq {
+			continue // cancelled, or a later request of a chunk seen
+		}
+		n--
+		if !fn(h.idx, h.at) {
+			return
+		}
+	}
 }

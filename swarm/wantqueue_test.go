@@ -4,6 +4,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/ipfs/go-cid"
 
@@ -12,7 +13,8 @@ import (
 
 // TestWantQueueModel checks wantQueue against the obvious slice (a cancel
 // removes the first equal request, as the serving side's linear scan did) under random pushes, cancels, pops and
-// resets: the same requests are served in the same order, and the slice of
+// resets: the same requests are served in the same order, scan lists the
+// waiting chunks in that order, and the slice of
 // entries never grows past twice the live requests plus the slack, however
 // many cancels.
 func TestWantQueueModel(t *testing.T) {
@@ -60,6 +62,25 @@ func TestWantQueueModel(t *testing.T) {
 			}
 			if w.len() != len(model) {
 				t.Fatalf("seed %d step %d: len %d, want %d", seed, step, w.len(), len(model))
+			}
+			// scan sees each waiting chunk once, in the order of its
+			// first request, and stops where asked.
+			var want, got []uint64
+			for _, i := range model {
+				if !slices.Contains(want, i) {
+					want = append(want, i)
+				}
+			}
+			w.scan(len(model)+1, func(i uint64, _ time.Time) bool { got = append(got, i); return true })
+			if !slices.Equal(got, want) {
+				t.Fatalf("seed %d step %d: scan %v, want %v", seed, step, got, want)
+			}
+			if len(want) > 1 {
+				got = got[:0]
+				w.scan(2, func(i uint64, _ time.Time) bool { got = append(got, i); return len(got) < 1 })
+				if !slices.Equal(got, want[:1]) {
+					t.Fatalf("seed %d step %d: scan stopped after %v, want %v", seed, step, got, want[:1])
+				}
 			}
 			if len(w.q) > 2*w.len()+65 {
 				t.Fatalf("seed %d step %d: %d entries for %d live requests", seed, step, len(w.q), w.len())

@@ -41,7 +41,24 @@
 //  3. the rarest unrequested chunk the peer has: fewest connected peers
 //     have it, ties broken at random by the seeded rng (BitTorrent's rarest
 //     first: rare chunks get replicated before their holders leave);
-//  4. in endgame, a duplicate of a slow request.
+//  4. a chunk moved from the seeders (see below);
+//  5. in endgame, a duplicate of a slow request.
+//
+// Sparing the seeders. A peer with a partial bitfield that has room and
+// nothing unrequested to give takes over a chunk that only seeders (HAVE
+// all) were asked for and that it has announced since: the seeders'
+// requests are cancelled. Fetchers of the same root that start together
+// all ask the one seed for the same new chunks; with this, each asks the
+// others for what they announce, and the seed (which serves first the
+// chunks it has sent to nobody, and holds back for a while those another
+// connected peer got: see the swarm package) uploads each chunk about
+// once. A seeder that got the chunk takes over a held request by the
+// endgame's duplicate of a request that looks stalled. The newest such requests move first: they wait longest in
+// the seed's queue, so the CANCEL most likely arrives before the block
+// leaves. With no partial peer (a single fetcher and its seed) nothing
+// changes. A peer that announces a chunk and never sends it costs one
+// request timeout: the chunk then goes to another holder, and the liar is
+// avoided for it.
 //
 // Endgame. When a peer has a free slot and nothing unrequested to ask for
 // (always the case near the end, when every missing chunk is requested) it
@@ -103,7 +120,8 @@
 //     case; a peer that found nothing is not asked again until something
 //     it has becomes pickable;
 //   - a priority pick: at most 1024 words (65536 chunks) of the range;
-//   - a duplicate pick: at most 256 outstanding chunks;
+//   - a duplicate pick, or a move from the seeders: at most 256
+//     outstanding chunks;
 //   - Have: O(1); HaveBitfield and a partial peer leaving: O(n/64 + its
 //     chunks); a seeder leaving: O(W log W); BlockVerified: O(log R) for R
 //     requests in flight; Tick: O(log R) per timeout plus one duplicate

@@ -191,6 +191,7 @@ type Scheduler struct {
 type counters struct {
 	requests, dupRequests, cancels, timeouts, chokes, bad, writeFailed int64
 	bytes, blocks, dupBytes, dupBlocks, bans, strikes, unasked         int64
+	steals                                                             int64
 }
 
 // New returns a Scheduler for the download cfg describes. have, if not nil,
@@ -430,9 +431,25 @@ func (s *Scheduler) have(id PeerID, i int64, now time.Time) error {
 	}
 	if s.state[c] != stHave {
 		s.interested(p)
+		s.moveTo(p, c, now)
 		s.fill(now)
 	}
 	return nil
+}
+
+// moveTo moves chunk c to p, which has just announced it, if only seeders
+// were asked for it and p has room (see pickSteal): p got c lately, most
+// likely from one of them, which then holds it back from us. Done here,
+// it works for the HAVE that makes p a seeder too: then pickSteal no
+// longer takes p.
+func (s *Scheduler) moveTo(p *peer, c int32, now time.Time) {
+	oc := s.out[c]
+	if s.state[c] != stOut || oc == nil || s.paused || s.done || len(p.out) >= p.effWindow() ||
+		!s.movable(oc, p) || s.avoided(p, c) {
+		return
+	}
+	s.release(oc)
+	s.request(p, c, now)
 }
 
 // dontHave handles a DontHave event (see EventKind).
@@ -925,7 +942,61 @@ func (s *Scheduler) pick(p *peer, now time.Time) (int32, bool) {
 		}
 		p.noNormal = exhaustive
 	}
+	if i, ok := s.pickSteal(p); ok {
+		return i, true
+	}
 	return s.pickDup(p, false, now)
+}
+
+// pickSteal moves to the partial peer p a chunk that only seeders were
+// asked for and that p has announced since, unless one of them is known
+// to be more than twice as fast as p (see doc.go, "Sparing the seeders"):
+// the seeders' requests are cancelled (Cancel actions) and the
+// chunk is handed back as unrequested, for p. It looks at the dupScan
+// newest outstanding chunks, newest first: those wait longest in the
+// seeders' queues, so their CANCEL most likely arrives before the block is
+// sent.
+func (s *Scheduler) pickSteal(p *peer) (int32, bool) {
+	if p.seeder || p.have == nil || s.seeders == 0 {
+		return 0, false
+	}
+	k := 0
+	for c := s.outTail; c != nil && k < dupScan; c, k = c.prev, k+1 {
+		if !p.have.get(c.i) || s.avoided(p, c.i) || !s.movable(c, p) {
+			continue
+		}
+		i := c.i
+		s.release(c)
+		return i, true
+	}
+	return 0, false
+}
+
+// release cancels every request of outstanding chunk c (Cancel actions)
+// and puts it back in the pool as unrequested, to be requested again at
+// once; the peers that lose a request are marked to be filled again.
+func (s *Scheduler) release(c *outChunk) {
+	i := c.i
+	for _, r := range slices.Clone(c.reqs) {
+		s.emit(Cancel, r.p, i, "")
+		s.st.cancels++
+		s.st.steals++
+		s.drop(r)
+		s.markDirty(r.p)
+	}
+	s.state[i] = stMissing
+	s.bk.insert(i)
+}
+
+// movable reports whether c may move to p: every request of it is to a
+// seeder, and none of those is known to be more than twice as fast as p.
+func (s *Scheduler) movable(c *outChunk, p *peer) bool {
+	for _, r := range c.reqs {
+		if !r.p.seeder || r.p == p || p.rate > 0 && p.rate*2 < r.p.rate {
+			return false
+		}
+	}
+	return len(c.reqs) > 0
 }
 
 func (s *Scheduler) request(p *peer, i int32, now time.Time) {

@@ -34,6 +34,10 @@ type Stats struct {
 	// Unrequested counts useful blocks that arrived without an
 	// outstanding request (e.g. after a timeout cancelled it).
 	Unrequested int64
+	// Moved counts requests of seeders cancelled because a partial peer
+	// announced their chunk and took them over (see doc.go, "Sparing the
+	// seeders").
+	Moved int64
 
 	// Peers holds one entry per known peer, banned ones included, sorted
 	// by ID.
@@ -78,6 +82,7 @@ func (s *Scheduler) Stats() Stats {
 		Endgame:         !s.done && s.bk.n == 0,
 		RequestsSent:    s.st.requests,
 		DupRequests:     s.st.dupRequests,
+		Moved:           s.st.steals,
 		Cancels:         s.st.cancels,
 		Timeouts:        s.st.timeouts,
 		Chokes:          s.st.chokes,

@@ -1,0 +1,245 @@
+package swarm
+
+import (
+	"sync"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+)
+
+// A seed that several peers fetch one root from sends each chunk about
+// once and lets them trade the rest (BitTorrent's super-seeding, BEP 16,
+// done from the requests it gets instead of hidden HAVEs):
+//
+//   - Fresh first. While two or more sessions of the root are open, a
+//     session is served first the chunks this node has sent to nobody.
+//   - Hold back. A chunk this node last sent to another peer that is still
+//     connected waits, up to spreadHold after it was asked for: that peer
+//     has it and announces it, and the fetcher's scheduler moves the
+//     request there (package sched, "Sparing the seeders": a partial peer
+//     takes it over, a seeder duplicates a request that looks stalled) and
+//     CANCELs it here. This covers fetchers that start together (the first
+//     copy goes to one, the others wait for it) and those that come later,
+//     when an earlier one is already a seed of its own.
+//   - Bounded. After spreadHold a held request is served anyway, and a
+//     session one of whose held requests ran out its hold is never held
+//     again: a fetcher that cannot reach the others, or whom a peer lies
+//     to, loses about spreadHold once, not per chunk.
+//
+// It relies on the fetchers of one root reaching each other while they
+// download, which they do: a fetch asks the peers its host is connected to
+// (fetch.sources), a node fetching a root accepts sessions for it with
+// HAVE_NONE and then a HAVE per chunk verified (admit, Announce; node
+// serves the download from its start), dials back whoever asks it for that
+// root (Swarm.fetching), and announces itself as a provider after its
+// first chunk (node.Fetch). (A Swarm used without node must Serve a
+// download from FetchOptions.Started for this; see spread_test.go.)
+//
+// Holding applies only while no more sessions of the root are open than
+// the swarm has upload slots (BEP 16's case: an initial seed and a few
+// downloaders, all served at once, where a second copy from the seed is
+// pure waste). With more, the choker already serves a few at a time, and a
+// held request would leave a scarce slot idle: in a flash crowd of 100
+// peers with capped uploads, holding cut the seed's upload from 2.1× to
+// 1.3× the file but made the last peer finish in 10.6 s instead of 5.4 s.
+//
+// All this applies only while the node is a seed of the root (its source
+// is complete: the only place where first copies come from). A fetcher alone
+// with the seed, with nobody else holding the root's chunks, is served in
+// the order it asks, as before. A node that is itself still fetching
+// serves in order.
+
+// spreadHold is the longest a seed holds back a request for a chunk that
+// another peer can give: long enough for the fetcher to hear of it and ask
+// there (a few round trips and a chunk's transfer), short enough that a
+// fetcher that cannot loses little.
+const spreadHold = time.Second
+
+// maxHoldsMissed is how many held requests of a session may run out their
+// hold (the fetcher did not take them elsewhere) before its requests are
+// no longer held: it does not trade, or cannot. One: requests come in
+// windows, and a fetcher that trades takes a held request elsewhere well
+// within spreadHold, so a single miss says that it cannot, and more would
+// cost a fetcher with a window of a few requests a second each.
+const maxHoldsMissed = 1
+
+// spreadScan bounds the waiting requests a session looks at for one that
+// is not held back: the first requests of a fetcher's window.
+const spreadScan = 256
+
+// maxSpreadPeers bounds the peers a root's record names; chunks sent to
+// peers past it are not held back.
+const maxSpreadPeers = 1<<16 - 1
+
+// spread records, for one root this node serves, which peer each chunk
+// was last sent to (see above). It is shared by the root's sessions
+// (admit); mu is a leaf lock, taken with server.mu held.
+type spread struct {
+	users int // sessions of the root: admit adds, dismiss removes; under Swarm.mu
+
+	mu    sync.Mutex
+	to    []uint16 // per chunk: 1 + the index in peers of its last recipient; 0: none
+	peers []peer.ID
+	index map[peer.ID]uint16 // peers, inverted
+	many  bool               // two or more sessions open; set with users, read under mu
+	few   bool               // no more sessions open than upload slots; likewise
+}
+
+// recipient returns the peer chunk i was last sent to, if any. sp.mu is
+// held.
+func (sp *spread) recipient(i uint64) (peer.ID, bool) {
+	if i >= uint64(len(sp.to)) || sp.to[i] == 0 {
+		return "", false
+	}
+	return sp.peers[sp.to[i]-1], true
+}
+
+// sentLocked records that chunk i of n goes to p. sp.mu is held.
+func (sp *spread) sentLocked(p peer.ID, i uint64, n int64) {
+	if n <= 0 || i >= uint64(n) {
+		return
+	}
+	if sp.to == nil {
+		sp.to = make([]uint16, n)
+		sp.index = map[peer.ID]uint16{}
+	}
+	k, ok := sp.index[p]
+	if !ok {
+		if len(sp.peers) == maxSpreadPeers {
+			sp.to[i] = 0
+			return
+		}
+		sp.peers = append(sp.peers, p)
+		k = uint16(len(sp.peers))
+		sp.index[p] = k
+	}
+	sp.to[i] = k
+}
+
+// recorded reports whether any send is recorded.
+func (sp *spread) recorded() bool {
+	sp.mu.Lock()
+	defer sp.mu.Unlock()
+	return sp.to != nil
+}
+
+// setUsers records the number of sessions of the root, of a swarm with
+// slots upload slots; Swarm.mu is held.
+func (sp *spread) setUsers(n, slots int) {
+	sp.users = n
+	sp.mu.Lock()
+	sp.many, sp.few = n >= 2, n <= slots
+	sp.mu.Unlock()
+}
+
+// spreadingLocked reports whether sv serves its requests by the spread
+// rules: this node is a seed of the root. sv.mu is held.
+func (sv *server) spreadingLocked() bool {
+	return sv.spread != nil && sv.src != nil && sv.src.Complete()
+}
+
+// readyLocked reports whether sv has a chunk request it may serve now. When
+// every request looked at is held back, it arms a timer that wakes the
+// sender when the first may go. sv.mu is held.
+func (sv *server) readyLocked() bool {
+	if sv.wants.len() == 0 {
+		return false
+	}
+	if !sv.spreadingLocked() {
+		return true
+	}
+	_, ok, _ := sv.pickLocked(false)
+	return ok
+}
+
+// nextWantLocked takes the chunk request sv serves next (ok), and says
+// whether another may be served right after it (more). sv.mu is held.
+func (sv *server) nextWantLocked() (i uint64, ok, more bool) {
+	if !sv.spreadingLocked() {
+		i, ok = sv.wants.pop()
+		return i, ok, sv.wants.len() > 0
+	}
+	return sv.pickLocked(true)
+}
+
+// pickLocked finds the request sv serves next by the spread rules: of the
+// requests not held back, the first (in arrival order) of a chunk sent to
+// nobody yet when other sessions are open, else the first. With take, it
+// withdraws it from the queue and records its send. When every request
+// looked at is held back, it arms the hold timer. sv.mu is held.
+func (sv *server) pickLocked(take bool) (i uint64, ok, more bool) {
+	sp := sv.spread
+	now := sv.sw.cfg.Now()
+	net := sv.sw.host.Network()
+	sp.mu.Lock()
+	defer sp.mu.Unlock()
+	connected := map[peer.ID]bool{}
+	var (
+		fresh, free   uint64
+		nFresh, nFree int
+		freeMissed    bool // free's hold ran out
+		wake          time.Time
+	)
+	sv.wants.scan(spreadScan, func(j uint64, at time.Time) bool {
+		q, sent := sp.recipient(j)
+		holder := sent && q != sv.peer
+		if holder {
+			c, seen := connected[q]
+			if !seen {
+				c = net.Connectedness(q) == network.Connected
+				connected[q] = c
+			}
+			holder = c
+		}
+		switch {
+		case holder && sp.few && sv.holdsMissed < maxHoldsMissed && now.Before(at.Add(spreadHold)):
+			if until := at.Add(spreadHold); wake.IsZero() || until.Before(wake) {
+				wake = until
+			}
+		case sent || !sp.many:
+			if nFree == 0 {
+				free, freeMissed = j, holder && sp.few && sv.holdsMissed < maxHoldsMissed
+			}
+			nFree++
+		default:
+			if nFresh == 0 {
+				fresh = j
+			}
+			nFresh++
+		}
+		// Taking, look on for a fresh one; only asking, any will do.
+		return take && nFresh == 0 || !take && nFresh+nFree == 0
+	})
+	switch {
+	case nFresh > 0:
+		i, ok = fresh, true
+	case nFree > 0:
+		i, ok = free, true
+	default:
+		if !wake.IsZero() {
+			sv.armHoldLocked(wake.Sub(now))
+		}
+		return 0, false, false
+	}
+	if !take {
+		return i, true, false
+	}
+	if nFresh == 0 && freeMissed {
+		sv.holdsMissed++
+	}
+	sv.wants.cancel(i)
+	sp.sentLocked(sv.peer, i, sv.src.Layout().NumChunks())
+	return i, true, nFresh+nFree > 1
+}
+
+// armHoldLocked wakes the sender after d (at least a millisecond). sv.mu
+// is held.
+func (sv *server) armHoldLocked(d time.Duration) {
+	d = max(d, time.Millisecond)
+	if sv.holdT == nil {
+		sv.holdT = time.AfterFunc(d, sv.signal)
+		return
+	}
+	sv.holdT.Reset(d)
+}
