@@ -60,6 +60,8 @@ type FollowEventInfo struct {
 	Written   int            `json:"written,omitempty"`
 	Removed   int            `json:"removed,omitempty"`
 	Kept      int            `json:"kept,omitempty"`
+	Received  int64          `json:"received,omitempty"` // bytes received from peers
+	Local     int64          `json:"local,omitempty"`    // bytes copied from files already here
 	Conflicts []ConflictInfo `json:"conflicts,omitempty"`
 	Peer      string         `json:"peer,omitempty"`
 	Error     string         `json:"error,omitempty"`
@@ -131,7 +133,8 @@ func (l *Local) Follow(ctx context.Context, req FollowRequest, event func(Follow
 }
 
 func followEventInfo(e node.FollowEvent) FollowEventInfo {
-	out := FollowEventInfo{Name: e.Name, Seq: e.Seq, Applied: e.Applied, Written: e.Written, Removed: e.Removed, Kept: e.Kept}
+	out := FollowEventInfo{Name: e.Name, Seq: e.Seq, Applied: e.Applied, Written: e.Written, Removed: e.Removed, Kept: e.Kept,
+		Received: e.Received, Local: e.Local}
 	if e.Root.Defined() {
 		out.Root = e.Root.String()
 	}

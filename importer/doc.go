@@ -37,6 +37,12 @@
 // API token) are never shared: a path that is one, lies inside one or holds
 // one, even through a followed link, is refused with ErrPrivate.
 //
+// A file imported before need not be read again: Options.Reuse, asked
+// before each file is read, may give the root and chunks an earlier import
+// recorded for it (the node asks its store, which vouches for a file whose
+// stamp did not move since). The file's DAG is then built from them, and
+// checked to give that root, without reading a byte of the file.
+//
 // Import either succeeds or the Sink is told nothing is valid:
 // callers commit what the Sink gathered only when Import returns nil.
 package importer

@@ -107,10 +107,21 @@ type Options struct {
 	// ones (Result.Standard is false); a file of one chunk gets a dag-pb
 	// root of its own, since a raw leaf holds no metadata.
 	PreserveMode, PreserveMtime bool
+	// Reuse, if not nil, is asked before a regular file is read: given
+	// the file's path and its os.Stat, it returns the file's root and the
+	// chunks that an earlier import recorded for it, in order, when it
+	// can vouch that the file still holds the bytes they were hashed from
+	// (node passes store.Reuser's File). The file's DAG is then built from
+	// them without reading the file; when they do not cover the file
+	// exactly or do not give that root (records cut short or cut another
+	// way, other metadata asked for), the file is read and hashed as
+	// usual. It is called from the goroutine that called Import.
+	Reuse func(path string, info fs.FileInfo) (root cid.Cid, chunks []Loc, ok bool)
 
-	// open opens a file for reading; nil means os.Open. Tests replace it
-	// to reach read errors that root's privileges would hide.
-	open func(name string) (io.ReadCloser, error)
+	// Open opens a file for reading; nil means os.Open. Tests replace it
+	// to count what is read, or to reach read errors that root's
+	// privileges would hide.
+	Open func(name string) (io.ReadCloser, error)
 }
 
 // Result describes an import.
@@ -128,6 +139,10 @@ type Result struct {
 	Chunks   int64    // chunks in all files (a chunk in two files counts twice)
 	Blocks   int      // interior nodes built (file nodes, folders, shards)
 	Skipped  []string // special files inside a folder that were left out
+	// Reused counts the files whose chunks Options.Reuse gave, which were
+	// not read, and ReusedBytes their bytes.
+	Reused      int
+	ReusedBytes int64
 	// SkippedLinks are the symbolic links inside a folder that lead out of
 	// it and were left out (see Options.FollowLinks).
 	SkippedLinks []string
@@ -145,8 +160,8 @@ func Import(ctx context.Context, path string, opt Options, sink Sink) (Result, e
 	if err := opt.Params.Validate(); err != nil {
 		return Result{}, err
 	}
-	if opt.open == nil {
-		opt.open = func(name string) (io.ReadCloser, error) { return os.Open(name) }
+	if opt.Open == nil {
+		opt.Open = func(name string) (io.ReadCloser, error) { return os.Open(name) }
 	}
 	if sink == nil {
 		sink = discard{}
@@ -192,6 +207,7 @@ func Import(ctx context.Context, path string, opt Options, sink Sink) (Result, e
 	}
 	res.Chunks, res.Blocks, res.Skipped, res.SkippedLinks = im.chunks, im.blocks, im.skipped, im.skippedLinks
 	res.Symlinks = im.links
+	res.Reused, res.ReusedBytes = im.reused, im.reusedBytes
 	res.Standard = !im.nonStandard && !opt.PreserveMode && !opt.PreserveMtime
 	return res, nil
 }
@@ -210,7 +226,9 @@ type run struct {
 	blocks       int
 	skipped      []string
 	skippedLinks []string
-	links        int  // symlinks shared as UnixFS symlinks
+	links        int // symlinks shared as UnixFS symlinks
+	reused       int // files whose chunks Options.Reuse gave
+	reusedBytes  int64
 	nonStandard  bool // a file was not cut as fixed 1 MiB chunks would cut it
 }
 
@@ -260,11 +278,15 @@ type entry struct {
 // file imports one regular file and returns its entry for a directory.
 func (im *run) file(path, name string, before fs.FileInfo) (entry, error) {
 	fb := unixfs.NewFileBuilder(im.putBlock, im.meta(before)...)
-	r, err := im.opt.open(path)
-	if err != nil {
-		return entry{}, fmt.Errorf("import: %w", describe(err))
+	reuse := im.reusable(path, before)
+	var r io.ReadCloser
+	if reuse == nil {
+		var err error
+		if r, err = im.opt.Open(path); err != nil {
+			return entry{}, fmt.Errorf("import: %w", describe(err))
+		}
+		defer r.Close()
 	}
-	defer r.Close()
 
 	var (
 		read  int64
@@ -306,12 +328,22 @@ func (im *run) file(path, name string, before fs.FileInfo) (entry, error) {
 		}
 		return nil
 	}
-	if before.Size() <= int64(im.opt.Params.MinChunk()) {
+	var err error
+	switch {
+	case reuse != nil:
+		// The chunks an earlier import hashed, checked by reusable: they
+		// go where read ones would, and the file is not read.
+		for _, l := range reuse {
+			if err = onChunk(chunker.Chunk{CID: l.CID, Offset: l.Offset, Size: int(l.Size)}); err != nil {
+				break
+			}
+		}
+	case before.Size() <= int64(im.opt.Params.MinChunk()):
 		// A file of one chunk at most (most files of a big folder): read
 		// and hashed here, without the Splitter's pipeline and its
 		// buffers of a few MiB, which cost more than the file.
 		err = im.smallFile(r, before.Size(), onChunk)
-	} else {
+	default:
 		sp := chunker.Splitter{Params: im.opt.Params, Workers: im.opt.Workers}
 		err = sp.Split(im.ctx, r, onChunk)
 	}
@@ -341,10 +373,50 @@ func (im *run) file(path, name string, before fs.FileInfo) (entry, error) {
 	}
 	im.files++
 	im.bytes += read
+	if reuse != nil {
+		im.reused++
+		im.reusedBytes += read
+	}
 	if im.opt.Progress != nil {
 		im.opt.Progress(im.bytes)
 	}
 	return entry{link: root, size: uint64(read)}, nil
+}
+
+// reusable returns the chunks Options.Reuse gives for the file at path,
+// if they cover its before.Size() bytes in order without a gap and build
+// the root Reuse gave (with the metadata this import stores): nil if not,
+// and the file is to be read.
+func (im *run) reusable(path string, before fs.FileInfo) []Loc {
+	if im.opt.Reuse == nil {
+		return nil
+	}
+	root, locs, ok := im.opt.Reuse(path, before)
+	if !ok {
+		return nil
+	}
+	fb := unixfs.NewFileBuilder(func(unixfs.Block) error { return nil }, im.meta(before)...)
+	end := int64(0)
+	for _, l := range locs {
+		if l.Offset != end || l.Size == 0 || int64(l.Size) > before.Size()-end {
+			return nil
+		}
+		if err := fb.Add(unixfs.Leaf(l.CID, int(l.Size))); err != nil {
+			return nil
+		}
+		end += int64(l.Size)
+	}
+	if end != before.Size() {
+		return nil
+	}
+	got, err := fb.Finish()
+	if err != nil || !got.CID.Equals(root) {
+		return nil
+	}
+	if locs == nil {
+		locs = []Loc{} // an empty file: reused, with no chunk
+	}
+	return locs
 }
 
 // smallFile reads a file of size bytes, at most one chunk, from r and hands

@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -326,7 +327,7 @@ func TestImportUnreadable(t *testing.T) {
 	// Root reads anything, so reach the read error through the opener: a
 	// disk that fails after one chunk.
 	opt := Options{Params: chunker.FixedParams(small)}
-	opt.open = func(string) (io.ReadCloser, error) { return &failingReader{n: small + 10}, nil }
+	opt.Open = func(string) (io.ReadCloser, error) { return &failingReader{n: small + 10}, nil }
 	s := newMemSink()
 	_, err := Import(context.Background(), path, opt, s)
 	if err == nil || !strings.Contains(err.Error(), "input/output error") || !strings.Contains(err.Error(), path) {
@@ -382,7 +383,7 @@ func TestImportFileChanging(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "log.txt")
 			write(t, path, randBytes(9, 4*small))
 			opt := Options{Params: chunker.FixedParams(small)}
-			opt.open = tc.change
+			opt.Open = tc.change
 			s := newMemSink()
 			_, err := Import(context.Background(), path, opt, s)
 			if !errors.Is(err, ErrChanged) || !strings.Contains(err.Error(), "share it again") {
@@ -401,7 +402,7 @@ func TestImportCancelled(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	calls := 0
 	opt := Options{Params: chunker.FixedParams(small)}
-	opt.open = func(name string) (io.ReadCloser, error) {
+	opt.Open = func(name string) (io.ReadCloser, error) {
 		f, err := os.Open(name)
 		return readerFunc{f, func() {
 			calls++
@@ -501,6 +502,97 @@ func TestPreserveMeta(t *testing.T) {
 				}
 				if got := !m.Mtime.IsZero(); got != tt.time || (tt.time && !m.Mtime.Equal(mtime)) {
 					t.Errorf("%s: mtime %v, want %v (stored: %v)", filepath.Base(p), m.Mtime, mtime, tt.time)
+				}
+			}
+		})
+	}
+}
+
+// TestImportReuse: a file whose chunks Reuse gives is not opened, and the
+// import gives the root and the chunk locations a reading import gives;
+// chunks with a hole, cut short, or that build another root are not
+// trusted: the file is read, and the root is still right.
+func TestImportReuse(t *testing.T) {
+	dir := t.TempDir()
+	write(t, filepath.Join(dir, "a"), randBytes(1, 5*small+17))
+	write(t, filepath.Join(dir, "b"), randBytes(2, 3*small))
+	write(t, filepath.Join(dir, "empty"), nil)
+	opt := Options{Params: chunker.FixedParams(small)}
+	fresh := newMemSink()
+	want, err := Import(context.Background(), dir, opt, fresh)
+	if err != nil {
+		t.Fatal(err)
+	}
+	good := func(path string, _ fs.FileInfo) (cid.Cid, []Loc, bool) {
+		return fresh.files[path].Root, fresh.locs[path], true
+	}
+	a := filepath.Join(dir, "a")
+	for _, tc := range []struct {
+		name   string
+		reuse  func(string, fs.FileInfo) (cid.Cid, []Loc, bool)
+		opened []string
+	}{
+		{"all", good, nil},
+		{"hole", func(p string, fi fs.FileInfo) (cid.Cid, []Loc, bool) {
+			root, locs, ok := good(p, fi)
+			if p == a {
+				locs = append(locs[:1:1], locs[2:]...)
+			}
+			return root, locs, ok
+		}, []string{a}},
+		{"short", func(p string, fi fs.FileInfo) (cid.Cid, []Loc, bool) {
+			root, locs, ok := good(p, fi)
+			if p == a {
+				locs = locs[:len(locs)-1]
+			}
+			return root, locs, ok
+		}, []string{a}},
+		{"other root", func(p string, fi fs.FileInfo) (cid.Cid, []Loc, bool) {
+			root, locs, ok := good(p, fi)
+			if p == a {
+				root = fresh.files[filepath.Join(dir, "b")].Root
+			}
+			return root, locs, ok
+		}, []string{a}},
+		{"another chunk", func(p string, fi fs.FileInfo) (cid.Cid, []Loc, bool) {
+			root, locs, ok := good(p, fi)
+			if p == a {
+				locs = append([]Loc(nil), locs...)
+				locs[2].CID = integrity.Chunk([]byte("not this"))
+			}
+			return root, locs, ok
+		}, []string{a}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var opened []string
+			o := opt
+			o.Reuse = tc.reuse
+			o.Open = func(name string) (io.ReadCloser, error) {
+				opened = append(opened, name)
+				return os.Open(name)
+			}
+			sink := newMemSink()
+			got, err := Import(context.Background(), dir, o, sink)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.Root != want.Root {
+				t.Fatalf("root %s, want %s", got.Root, want.Root)
+			}
+			if !slices.Equal(opened, tc.opened) {
+				t.Fatalf("opened %v, want %v", opened, tc.opened)
+			}
+			if wantReused := 3 - len(tc.opened); got.Reused != wantReused {
+				t.Fatalf("Reused %d, want %d", got.Reused, wantReused)
+			}
+			for p, locs := range fresh.locs {
+				if !slices.Equal(sink.locs[p], locs) {
+					t.Fatalf("%s: locations %v, want %v", p, sink.locs[p], locs)
+				}
+			}
+			for c := range fresh.blocks {
+				if _, ok := sink.blocks[c]; !ok {
+					t.Fatalf("node %s not handed to the sink", c)
 				}
 			}
 		})

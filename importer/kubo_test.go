@@ -133,7 +133,7 @@ func TestKuboLargeFileVectors(t *testing.T) {
 			return io.NopCloser(seeded(t, "v1-2025-seed", tt.size)), nil
 		}
 		s := newMemSink()
-		res, err := Import(context.Background(), p, Options{open: open}, s)
+		res, err := Import(context.Background(), p, Options{Open: open}, s)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -6,6 +6,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -367,6 +369,11 @@ type ShareResult struct {
 	// SkippedLinks are the symbolic links inside a folder that lead out of
 	// it and were left out (see ShareOptions.FollowLinks).
 	SkippedLinks []string
+	// Reused counts the files that were not read again: unchanged since
+	// an earlier share of the same path (see Share), and ReusedBytes
+	// their bytes.
+	Reused      int
+	ReusedBytes int64
 }
 
 // ShareOptions tune Share.
@@ -385,12 +392,20 @@ type ShareOptions struct {
 	// --preserve-mode and --preserve-mtime); a fetch applies them. The
 	// root then is not the unixfs-v1-2025 one.
 	PreserveMode, PreserveMtime bool
+
+	// open, if set, opens the files the import reads (tests count what is
+	// read); nil means os.Open.
+	open func(name string) (io.ReadCloser, error)
 }
 
 // Share indexes the file or folder at path in place (nothing is copied),
 // serves it and announces it. It blocks until every byte has been read and
-// hashed. Sharing the same path again replaces the earlier share. Hash
-// computes the same root without a node.
+// hashed. Sharing the same path again replaces the earlier share, and
+// reads only what changed: a file whose stamp (device, inode, size,
+// modification and change times) is the one the last share of the path
+// recorded, on a local file system, last changed safely before that share
+// started, keeps the chunks hashed then (ShareResult.Reused; package store
+// says why that is safe). Hash computes the same root without a node.
 func (n *Node) Share(ctx context.Context, path string, opts ShareOptions) (*ShareResult, error) {
 	res, err := n.share(ctx, path, opts)
 	return res, translate(err)
@@ -409,6 +424,23 @@ func (n *Node) share(ctx context.Context, path string, opts ShareOptions) (*Shar
 	// The home (identity key, API token, database) is never shared.
 	iopts := importer.Options{Params: params, Progress: opts.Progress, Private: []string{n.cfg.Home}, FollowLinks: opts.FollowLinks,
 		PreserveMode: opts.PreserveMode, PreserveMtime: opts.PreserveMtime}
+	iopts.Open = opts.open
+	// What the last share of path recorded: unchanged files are not read.
+	reuser, err := n.store.Reuser(path, params)
+	if err != nil {
+		return nil, fmt.Errorf("share %s: %w", path, err)
+	}
+	iopts.Reuse = func(p string, info fs.FileInfo) (cid.Cid, []importer.Loc, bool) {
+		root, chunks, ok := reuser.File(p, info.Size(), info.ModTime())
+		if !ok {
+			return cid.Undef, nil, false
+		}
+		locs := make([]importer.Loc, len(chunks))
+		for i, c := range chunks {
+			locs[i] = importer.Loc{CID: c.CID, Offset: c.Offset, Size: c.Size}
+		}
+		return root, locs, true
+	}
 	tx, err := n.store.BeginShare(path)
 	if err != nil {
 		return nil, fmt.Errorf("share %s: %w", path, err)
@@ -431,6 +463,7 @@ func (n *Node) share(ctx context.Context, path string, opts ShareOptions) (*Shar
 	return &ShareResult{
 		Root: res.Root, Ticket: n.Ticket(res.Root), Name: res.Name, Dir: res.Dir, Size: res.Size, Files: res.Files,
 		Chunks: res.Chunks, Chunking: params.String(), Standard: res.Standard, Skipped: res.Skipped, SkippedLinks: res.SkippedLinks,
+		Reused: res.Reused, ReusedBytes: res.ReusedBytes,
 	}, nil
 }
 

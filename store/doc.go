@@ -37,6 +37,14 @@
 // kept in the database beside its record, and its chunks are served without
 // hashing from the first read on, across restarts (index.go).
 //
+// # Sharing again
+//
+// The stamp is kept for every file last changed safely before its share
+// began (racyAge, git's "racy" rule), and a share of the same path again
+// asks a Reuser for each file: one whose stamp is still the recorded one
+// gets its recorded root and chunks back, and is not read or hashed again
+// (reuse.go).
+//
 // # The chunk index
 //
 // Every chunk of every share, and of every finished download (the node

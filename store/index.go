@@ -19,20 +19,53 @@ import (
 // the swarm (LocationsUpTo; the swarm reads and hashes them); the serve path
 // asks it for the seal below.
 //
-// Seals: share-time chunk proofs. AddFile records, beside a file's record,
-// the file's stamp (device, inode, size, modification and change times) as
-// it is after the chunks AddFile indexes were read and hashed, when that
-// stamp proves the file unchanged since: its change time (ctime) is at
-// least proofAge older than the start of the share (BeginShare), which is
-// earlier than any hash of it. Any write, truncate, rename over or chmod
-// after that sets ctime to a later clock tick, so a file whose stamp is
-// still the sealed one still holds the bytes that were hashed, under the
-// same reasoning as the in-memory proofs (proof.go: the same age, the same
-// local file systems only). ReadChunk then serves its chunks without
-// hashing them, across restarts; the first serve no longer hashes.
+// Stamps and seals: what a share records of a file's state. AddFile
+// records, beside a file's record, the file's stamp (device, inode, size,
+// modification and change times) as it is after the chunks AddFile indexes
+// were read and hashed, when that stamp proves the file unchanged since
+// then: its change time (ctime) is at least racyAge older than the start of
+// the share (BeginShare), which is earlier than any hash of it (git's
+// "racy" rule: a change in the same timestamp tick as the start could leave
+// ctime where it was). Any write, truncate, rename over or chmod after that
+// sets ctime to a later clock tick, so a file whose stamp is still the
+// recorded one still holds the bytes that were hashed, on the same local
+// file systems only as the in-memory proofs (proof.go).
 //
-// A seal is one record per file (some 40 bytes), not per chunk: the
+// Two things rest on a stamp:
+//   - A seal: when the stamp's ctime is also proofAge older than the
+//     share's start (the in-memory proofs' age, which also covers writes
+//     through a shared mapping that set no time until write-back),
+//     ReadChunk serves the file's chunks without hashing them, across
+//     restarts; the first serve no longer hashes.
+//   - Reuse (reuse.go): a share of the same path again takes the chunks a
+//     file's record lists instead of reading and hashing the file, when its
+//     stamp now is the recorded one.
+//
+// A stamp is one record per file (some 40 bytes), not per chunk: the
 // index's cost per chunk stays that of locs and rev (see IndexBytesPerChunk).
+
+// racyAge is how much older than a share's start a file's ctime must be
+// for its stamp to be recorded: more than one timestamp tick of the file
+// systems that keep fine times (the kernel stamps them from its coarse
+// clock, up to a jiffy, 10 ms at HZ=100, behind the clock a share is dated
+// by, and exFAT keeps 10 ms) with room to spare.
+const racyAge = 50 * time.Millisecond
+
+// racyAgeCoarse replaces racyAge for a ctime of whole seconds: one from a
+// file system that keeps seconds (ext4 with small inodes, HFS+) or two
+// (FAT), where a change a second after the share's start may keep it.
+const racyAgeCoarse = 3 * time.Second
+
+// racy reports whether a file last changed at ctime (ns since the epoch)
+// may have changed again, unseen, after a share started at began: git's
+// racily clean entry.
+func racy(began, ctime int64) bool {
+	age := int64(racyAge)
+	if ctime%int64(time.Second) == 0 {
+		age = int64(racyAgeCoarse)
+	}
+	return began-ctime < age
+}
 
 // bucketStamps: id (8) | fileNo (8) → stampRecord, the file's seal. A
 // bucket added after schema version 1 was first written: Open creates it in
@@ -76,21 +109,21 @@ func decodeStamp(v []byte) (stamp, error) {
 	return st, nil
 }
 
-// sealOf returns the stamp of the file at path if it may seal chunks read
-// and hashed from it since began: a regular file on a local file system,
-// of the size and modification time the caller indexes, last changed at
-// least proofAge before began.
-func sealOf(path string, size int64, mtime int64, began time.Time) (stamp, bool) {
+// sealOf returns the stamp of the file at path if it may record chunks
+// read and hashed from it since began: a regular file on a local file
+// system, of the size and modification time the caller indexes, last
+// changed at least racyAge before began.
+func (s *Store) sealOf(path string, size int64, mtime int64, began time.Time) (stamp, bool) {
 	f, err := os.Open(path)
 	if err != nil {
 		return stamp{}, false
 	}
 	defer f.Close()
 	st, ok := stampAfter(f)
-	if !ok || st.size != size || st.mtime != mtime || !localFS(f) {
+	if !ok || st.size != size || st.mtime != mtime || !s.isLocal(f) {
 		return stamp{}, false
 	}
-	if began.UnixNano()-st.ctime < int64(proofAge) {
+	if racy(began.UnixNano(), st.ctime) {
 		return stamp{}, false
 	}
 	return st, true
@@ -186,15 +219,15 @@ func (s *Store) HasChunk(c cid.Cid) (bool, error) {
 	return len(locs) > 0, nil
 }
 
-// sealFor returns the seal to record for file rec of t (see sealOf), the
-// file's next batch if same. It opens the file only when a seal may come of
-// it: not on a system without stamps, not for a later batch of a file whose
-// earlier one was not sealed, and not for a file modified within proofAge
-// of the share's start (a download just written and adopted as a share):
-// its ctime, which no call sets back, is at least as recent unless its
-// mtime was set to the future, which only costs that file its seal.
+// sealFor returns the stamp to record for file rec of t (see sealOf), the
+// file's next batch if same. It opens the file only when a stamp may come
+// of it: not on a system without stamps, not for a later batch of a file
+// whose earlier one was not stamped, and not for a file modified within
+// racyAge of the share's start (a download just written and adopted as a
+// share): its ctime, which no call sets back, is at least as recent unless
+// its mtime was set to the future, which only costs that file its stamp.
 func (t *ShareTx) sealFor(rec fileRecord, same bool) (stamp, bool) {
-	if !stamps || (same && !t.curOK) || t.began.UnixNano()-rec.mtime < int64(proofAge) {
+	if !stamps || (same && !t.curOK) || t.began.UnixNano()-rec.mtime < int64(racyAge) {
 		return stamp{}, false
 	}
 	path := rec.path
@@ -202,5 +235,5 @@ func (t *ShareTx) sealFor(rec fileRecord, same bool) (stamp, bool) {
 		path = filepath.Join(t.path, path)
 	}
 	t.s.sealOpens.Add(1)
-	return sealOf(path, rec.size, rec.mtime, t.began)
+	return t.s.sealOf(path, rec.size, rec.mtime, t.began)
 }

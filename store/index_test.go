@@ -315,7 +315,7 @@ func TestHasChunk(t *testing.T) {
 }
 
 // TestSealOpens: AddFile opens a file to seal it only when a seal may come
-// of it: a file modified within proofAge of the share's start (a download
+// of it: a file modified within racyAge of the share's start (a download
 // just written, adopted as a share) is never opened, in however many
 // batches; an old one is opened once per batch, to see its stamp did not
 // move between them.
@@ -325,13 +325,15 @@ func TestSealOpens(t *testing.T) {
 	}
 	for _, tc := range []struct {
 		name  string
-		now   func() time.Time
+		after time.Duration // from the file's mtime to the share's start
 		opens int64
-	}{{"just written", time.Now, 0}, {"old file", later, 4}} {
+	}{{"just written", time.Millisecond, 0}, {"old file", 2 * time.Minute, 4}} {
 		t.Run(tc.name, func(t *testing.T) {
-			s, _ := openTest(t, Options{Now: tc.now})
+			var now time.Time
+			s, _ := openTest(t, Options{Now: func() time.Time { return now }})
 			dir := t.TempDir()
 			f := writeFile(t, dir, "f", content("f", 4*testChunk))
+			now = f.mtime.Add(tc.after)
 			shareFiles(t, s, dir, integrity.Block([]byte("r")), 1, f)
 			if got := s.sealOpens.Load(); got != tc.opens {
 				t.Errorf("AddFile opened the file %d times in 4 batches, want %d", got, tc.opens)

@@ -72,7 +72,7 @@ type Location struct {
 
 	shareID uint64
 	stale   bool
-	seal    *stamp // the file's stamp when its chunks were hashed at import (index.go)
+	seal    *stamp // the file's stamp when its chunks were hashed at import, if a seal (index.go)
 }
 
 // ShareTx builds one share in steps: BeginShare, AddFile as many times as
@@ -616,6 +616,9 @@ func (s *Store) locations(c cid.Cid, limit int) ([]Location, error) {
 			seal, err := sealOfLocked(tx, id, fileNo)
 			if err != nil {
 				return err
+			}
+			if seal != nil && rec.created-seal.ctime < int64(proofAge) {
+				seal = nil // a stamp for reuse, too young to serve unhashed (index.go)
 			}
 			out = append(out, Location{
 				Share: rec.root, File: f.root, Path: path, Offset: off, Size: size,

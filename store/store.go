@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -92,6 +93,10 @@ type Store struct {
 	proofs    proofs       // that shared files still hold chunks ReadChunk hashed
 	hashed    atomic.Int64 // chunks readLocation hashed: what proofs and seals spare
 	sealOpens atomic.Int64 // files AddFile opened to seal them (index.go)
+
+	// isLocal reports whether a file's metadata is this kernel's
+	// (localFS); tests make it false to stand for a network file system.
+	isLocal func(*os.File) bool
 }
 
 // Open opens the database at path, creating it (mode 0600) if it does not
@@ -117,7 +122,7 @@ func Open(path string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("store: open %s: %w", path, err)
 	}
-	s := &Store{db: db, opts: opts, log: opts.Logger}
+	s := &Store{db: db, opts: opts, log: opts.Logger, isLocal: localFS}
 	if err := s.initSchema(); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("store: open %s: %w", path, err)

@@ -166,7 +166,9 @@ func (v bsView) find(c cid.Cid) (Source, int64) {
 	for _, src := range srcs {
 		l := src.Layout()
 		if raw {
-			if i, ok := l.ChunkIndex(c); ok && src.Has(i) {
+			// A chunk may repeat: the source may hold it at any of
+			// its indices (a partial or filtered download).
+			if i, ok := l.ChunkIndexFunc(c, src.Has); ok {
 				return src, i
 			}
 		}

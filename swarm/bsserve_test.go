@@ -17,9 +17,12 @@ import (
 	pb "github.com/ipfs/boxo/bitswap/message/pb"
 	"github.com/ipfs/boxo/bitswap/network/bsnet"
 	"github.com/ipfs/go-cid"
+	ipld "github.com/ipfs/go-ipld-format"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
+	mocknet "github.com/libp2p/go-libp2p/p2p/net/mock"
 
+	"github.com/peer-project/peer/bitfield"
 	"github.com/peer-project/peer/internal/bubble"
 )
 
@@ -378,4 +381,45 @@ func TestBitswapWantFloodCapped(t *testing.T) {
 			t.Errorf("the stream fetcher took %v beside the flood; alone at its cap it takes %v", took, alone)
 		}
 	})
+}
+
+// TestBitswapServesChunkAtLaterIndex: a partial download that holds a
+// repeated chunk only at its second index (the first one not yet
+// fetched, or left out by a filtered fetch) serves it over Bitswap.
+// Before find looked at every index of the chunk, it saw only the first,
+// which the source lacked, and answered not found.
+func TestBitswapServesChunkAtLaterIndex(t *testing.T) {
+	ctx := context.Background()
+	blocks := &memBlocks{m: map[cid.Cid][]byte{}}
+	chunk := 64 << 10
+	data := append(randomData(chunk, 11), bytes.Repeat([]byte{7}, 2*chunk)...)
+	root := build(t, blocks, "", data, chunk)
+	l, err := BuildLayout(ctx, blocks, root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !l.Chunks[1].CID.Equals(l.Chunks[2].CID) {
+		t.Fatal("chunks 1 and 2 differ")
+	}
+	mn, err := mocknet.FullMeshLinked(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mn.Close()
+	s := New(mn.Hosts()[0], blocks, Config{Logger: quiet()})
+	defer s.Close()
+	have := bitfield.New(l.NumChunks())
+	have.Set(2)
+	s.Serve(root, &partialSource{memSource: memSource{l: l, data: data}, have: have})
+	c := l.Chunks[2].CID
+	if n, ok := (bsView{s}).BlockSize(ctx, c); !ok || n != chunk {
+		t.Fatalf("BlockSize of the chunk held at index 2: %d, %v", n, ok)
+	}
+	b, err := bsView{s}.Block(ctx, c)
+	if err != nil || !bytes.Equal(b, data[2*chunk:]) {
+		t.Fatalf("Block of the chunk held at index 2: %d bytes, %v", len(b), err)
+	}
+	if _, err := (bsView{s}).Block(ctx, l.Chunks[0].CID); !ipld.IsNotFound(err) {
+		t.Fatalf("Block of chunk 0, not held: %v, want not found", err)
+	}
 }

@@ -53,11 +53,13 @@ type Layout struct {
 }
 
 // chunkTable maps a 64-bit hash of a chunk's CID to the chunk's first
-// index: some 16 bytes a chunk, where Chunks holds about 60. A match is
-// checked against Chunks, and a collision costs a scan.
+// index, and chains each index to the next one with the same hash: some
+// 20 bytes a chunk, where Chunks holds about 60. A match is checked
+// against Chunks, so a collision costs a step along the chain.
 type chunkTable struct {
 	once sync.Once
-	m    map[uint64]int64
+	m    map[uint64]int32
+	next []int32 // next[i]: the next index whose CID has i's hash, or -1
 }
 
 // cidKey is c's key in a chunkTable.
@@ -200,23 +202,36 @@ func (l *Layout) HasBlock(c cid.Cid) bool {
 // block named only by its CID (Bitswap's, a local copy's) is in this root.
 // The table it reads is built at the first call.
 func (l *Layout) ChunkIndex(c cid.Cid) (int64, bool) {
+	return l.ChunkIndexFunc(c, func(int64) bool { return true })
+}
+
+// ChunkIndexFunc returns the first index i whose chunk's CID is c and for
+// which ok(i) is true: a chunk that a root holds at several indices (a
+// repeated block) is held by a partial download at any of them, not only
+// at the first. ok is called in index order, never under a lock. The
+// table it reads is built at the first call of ChunkIndex or ChunkIndexFunc.
+func (l *Layout) ChunkIndexFunc(c cid.Cid, ok func(i int64) bool) (int64, bool) {
 	l.byCID.once.Do(func() {
-		m := make(map[uint64]int64, len(l.Chunks))
+		// MaxLayoutChunks fits an int32.
+		m := make(map[uint64]int32, len(l.Chunks))
+		next := make([]int32, len(l.Chunks))
 		for i := len(l.Chunks) - 1; i >= 0; i-- {
-			m[cidKey(l.Chunks[i].CID)] = int64(i)
+			k := cidKey(l.Chunks[i].CID)
+			next[i] = -1
+			if j, found := m[k]; found {
+				next[i] = j
+			}
+			m[k] = int32(i)
 		}
-		l.byCID.m = m
+		l.byCID.m, l.byCID.next = m, next
 	})
-	i, ok := l.byCID.m[cidKey(c)]
-	if !ok {
+	i, found := l.byCID.m[cidKey(c)]
+	if !found {
 		return 0, false
 	}
-	if l.Chunks[i].CID.Equals(c) {
-		return i, true
-	}
-	for k, ch := range l.Chunks { // two CIDs with one key: rare
-		if ch.CID.Equals(c) {
-			return int64(k), true
+	for ; i >= 0; i = l.byCID.next[i] {
+		if l.Chunks[i].CID.Equals(c) && ok(int64(i)) {
+			return int64(i), true
 		}
 	}
 	return 0, false

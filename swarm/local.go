@@ -179,8 +179,8 @@ func (f *fetch) fromRunning(c cid.Cid, size int, buf *[]byte) []byte {
 		if l == nil || dl == nil {
 			continue
 		}
-		i, ok := l.ChunkIndex(c)
-		if !ok || !dl.Has(i) || int(dl.layout.Chunks[i].Size) != size {
+		i, ok := l.ChunkIndexFunc(c, dl.Has) // any index it holds c at
+		if !ok || int(dl.layout.Chunks[i].Size) != size {
 			continue
 		}
 		data, err := dl.readChunk(i, *buf, true) // hashed again: its file may have changed

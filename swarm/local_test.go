@@ -11,6 +11,7 @@ import (
 
 	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p/core/peer"
+	mocknet "github.com/libp2p/go-libp2p/p2p/net/mock"
 
 	"github.com/peer-project/peer/integrity"
 	"github.com/peer-project/peer/internal/bubble"
@@ -225,4 +226,52 @@ func TestFetchCopiesFromRunningDownload(t *testing.T) {
 			t.Fatal(err)
 		}
 	})
+}
+
+// TestFromRunningAtLaterIndex: a fetch copies a chunk from another
+// download of the swarm that holds it only at a later index of its root
+// (a repeated chunk whose first place is not fetched yet). Before the
+// copy looked at every index of the chunk, it saw only the first, which
+// the download lacked, and asked the swarm.
+func TestFromRunningAtLaterIndex(t *testing.T) {
+	const chunk = 64 << 10
+	blocks := &memBlocks{m: map[cid.Cid][]byte{}}
+	c := randomData(chunk, 41)
+	x := append(append(bytes.Clone(c), randomData(chunk, 42)...), c...)
+	rx := build(t, blocks, "x", x, chunk)
+	lx := layoutOf(t, blocks, rx)
+	if !lx.Chunks[0].CID.Equals(lx.Chunks[2].CID) {
+		t.Fatal("chunks 0 and 2 differ")
+	}
+	mn, err := mocknet.FullMeshLinked(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mn.Close()
+	sw := New(mn.Hosts()[0], blocks, Config{Logger: quiet()})
+	defer sw.Close()
+	dl, err := openDownload(lx, filepath.Join(t.TempDir(), "x"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dl.closeFiles()
+	if _, err := dl.write(2, c); err != nil {
+		t.Fatal(err)
+	}
+	running := &fetch{sw: sw, root: rx, layout: lx, dl: dl}
+	other := &fetch{sw: sw, root: integrity.Block([]byte("another root"))}
+	sw.mu.Lock()
+	sw.fetches[rx] = append(sw.fetches[rx], running)
+	sw.fetches[other.root] = append(sw.fetches[other.root], other)
+	sw.mu.Unlock()
+	defer func() {
+		sw.mu.Lock()
+		delete(sw.fetches, rx)
+		delete(sw.fetches, other.root)
+		sw.mu.Unlock()
+	}()
+	var buf []byte
+	if got := other.fromRunning(lx.Chunks[0].CID, chunk, &buf); !bytes.Equal(got, c) {
+		t.Fatalf("copied %d bytes from the download that holds the chunk at index 2; want %d", len(got), chunk)
+	}
 }

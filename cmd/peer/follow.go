@@ -51,8 +51,9 @@ func runFollow(c *cli.Context) error {
 			return
 		}
 		if e.Applied {
-			fmt.Fprintf(c.App.Writer, "%s sequence %d: %s → %s: %d written, %d removed, %d unchanged, %d %s\n",
-				e.Name, e.Seq, e.Root, dir, e.Written, e.Removed, e.Kept, len(e.Conflicts), plural(len(e.Conflicts), "conflict", "conflicts"))
+			fmt.Fprintf(c.App.Writer, "%s sequence %d: %s → %s: %d written, %d removed, %d unchanged, %d %s; %s received, %s copied from files already here\n",
+				e.Name, e.Seq, e.Root, dir, e.Written, e.Removed, e.Kept, len(e.Conflicts), plural(len(e.Conflicts), "conflict", "conflicts"),
+				humanBytes(e.Received), humanBytes(e.Local))
 		}
 		for _, x := range e.Conflicts {
 			fmt.Fprintf(c.App.ErrWriter, "conflict: %s: %s\n", x.Path, x.Why)

@@ -115,6 +115,11 @@ func TestPublishFollowE2E(t *testing.T) {
 	if !strings.Contains(l, "2 written, 1 removed") {
 		t.Errorf("follow said %q; want 2 written, 1 removed", l)
 	}
+	// What the version moved: the two files written (13 B and 6 B) came
+	// from the publisher; nothing here held their bytes.
+	if !strings.Contains(l, "; 19 B received, 0 B copied from files already here") {
+		t.Errorf("follow said %q; want 19 B received, 0 B copied from files already here", l)
+	}
 	want := map[string]string{"index.html": "<h1>two</h1>\n", "new.txt": "added\n"}
 	if m := readDir(t, mirror); len(m) != 2 || m["index.html"] != want["index.html"] || m["new.txt"] != want["new.txt"] {
 		t.Fatalf("the mirror holds %v; want %v", m, want)
