@@ -113,8 +113,11 @@ func (n *Node) open(ctx context.Context, target Target, opts FetchOptions) (*Rea
 			delete(n.streams, root)
 		}
 		n.streamMu.Unlock()
-		if last {
-			cancel() // a complete fetch has returned already
+		// A fetch that holds every chunk is left to finish: it moves
+		// the file into place and indexes it, which the last Read may
+		// well precede (the fetch hears of a chunk after its readers).
+		if last && !st.verifiedAll() {
+			cancel()
 		}
 	}
 	n.streams[root] = st
@@ -129,6 +132,7 @@ func (n *Node) open(ctx context.Context, target Target, opts FetchOptions) (*Rea
 		defer done()
 		defer close(st.done)
 		defer stopOnClose()
+		defer cancel()
 		if err := os.MkdirAll(filepath.Dir(dest), 0o700); err != nil {
 			st.fail(fmt.Errorf("open %s: %w", root, err))
 			return
@@ -201,6 +205,17 @@ func (st *stream) start(l *swarm.Layout, src swarm.Source) {
 		st.read = rb.ReadBack
 	}
 	st.once.Do(func() { close(st.ready) })
+}
+
+// verifiedAll reports whether the stream's fetch has started and holds
+// every chunk of its file.
+func (st *stream) verifiedAll() bool {
+	select {
+	case <-st.ready: // layout and src are set, or never will be
+		return st.src != nil && st.src.Complete()
+	default:
+		return false
+	}
 }
 
 func (st *stream) notify() {
@@ -500,7 +515,9 @@ func (r *Reader) Seek(offset int64, whence int) (int64, error) {
 }
 
 // Close ends the reader; closing the last reader of a root that is still
-// downloading stops its fetch (the partial file stays, for the next Open).
+// downloading stops its fetch (the partial file stays, for the next Open),
+// unless the fetch holds every chunk already: it then finishes, and the
+// file is indexed and served as a finished download's.
 // It is idempotent, and called by itself when the ctx given to Open is
 // done.
 func (r *Reader) Close() error {
