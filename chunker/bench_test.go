@@ -101,10 +101,11 @@ func benchSplit(b *testing.B, p Params, label string) {
 	// The yardsticks: SHA-256 of the file read in 1 MiB blocks on one
 	// goroutine (read + hash, as Split does), and of 1 MiB in memory
 	// (hashing alone).
-	var shaFile, shaMem float64
+	var shaFile, shaMem, shaFileCPU float64
 	b.Run("sha256-file", func(b *testing.B) {
 		buf := make([]byte, 1<<20)
 		n := 0
+		cpu0 := cpuTime()
 		for b.Loop() {
 			f, err := os.Open(path)
 			if err != nil {
@@ -123,7 +124,9 @@ func benchSplit(b *testing.B, p Params, label string) {
 			n++
 		}
 		shaFile = mbps(b, n, size)
+		shaFileCPU = float64(cpuTime()-cpu0) / float64(size) / float64(n)
 		b.ReportMetric(shaFile, "MB/s")
+		b.ReportMetric(shaFileCPU, "cpu-ns/B")
 	})
 	b.Run("sha256-mem", func(b *testing.B) {
 		buf := randData(1, 1<<20)
@@ -164,19 +167,26 @@ func benchSplit(b *testing.B, p Params, label string) {
 				}
 				n++
 			}
-			cores := float64(cpuTime()-cpu0) / float64(time.Since(wall0))
+			used := cpuTime() - cpu0
+			cores := float64(used) / float64(time.Since(wall0))
+			perByte := float64(used) / float64(size) / float64(n)
 			got := mbps(b, n, size)
 			b.ReportMetric(got, "MB/s")
 			b.ReportMetric(cores, "cores")
+			b.ReportMetric(perByte, "cpu-ns/B")
 			b.ReportMetric(got/shaFile, "x-sha256")
 			b.ReportMetric(got/shaMem, "x-sha256-mem")
 			benchrec.Add(benchrec.Record{
 				Name: fmt.Sprintf("chunking %s, %d worker(s)", label, workers), Figure: got, Unit: "MB/s",
 				Limit: shaFile, LimitName: "MB/s sha256 on one core", Target: fmt.Sprintf(">= %.1fx", target), Met: got/shaFile >= target,
 			})
+			// The CPU per byte depends little on how loaded the machine
+			// is, the rates much: workers x the anchor's CPU per byte
+			// over Split's is the ratio that the cores would give if
+			// they were all Split's.
 			lines = append(lines, fmt.Sprintf(
-				"chunk %s workers=%d: %.0f MB/s = %.2fx one core sha256 (%.0f MB/s read+hash; %.2fx of %.0f MB/s hash alone); target >= %.1fx; used %.2f cores",
-				label, workers, got, got/shaFile, shaFile, got/shaMem, shaMem, target, cores))
+				"chunk %s workers=%d: %.0f MB/s = %.2fx one core sha256 (%.0f MB/s read+hash; %.2fx of %.0f MB/s hash alone); target >= %.1fx; used %.2f cores; %.3f cpu-ns/B against %.3f read+hash, so %.2fx on %d idle cores",
+				label, workers, got, got/shaFile, shaFile, got/shaMem, shaMem, target, cores, perByte, shaFileCPU, float64(workers)*shaFileCPU/perByte, workers))
 		})
 	}
 	// Printed rather than logged: a benchmark with sub-benchmarks shows its
