@@ -96,8 +96,13 @@ func (n *Node) open(ctx context.Context, target Target, opts FetchOptions) (*Rea
 	}
 	// The fetch belongs to the node and to every reader of the root, not
 	// to the first caller: it stops when the last reader closes.
+	// A fetch that holds every chunk is left to finish, by the last
+	// reader and by Close (which waits for it: finishStreams): it moves
+	// the file into place and indexes it, which the last Read may well
+	// precede (the fetch hears of a chunk after its readers). It stays in
+	// n.streams until then, so that an Open meanwhile reads it rather
+	// than fetching it again into the same place.
 	fctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	stopOnClose := context.AfterFunc(n.ctx, cancel)
 	st := &stream{
 		refs:    1,
 		changed: make(chan struct{}),
@@ -105,18 +110,21 @@ func (n *Node) open(ctx context.Context, target Target, opts FetchOptions) (*Rea
 		ready:   make(chan struct{}),
 		done:    make(chan struct{}),
 	}
+	stopOnClose := context.AfterFunc(n.ctx, func() {
+		if !st.verifiedAll() {
+			cancel()
+		}
+	})
 	st.unref = func() {
 		n.streamMu.Lock()
 		st.refs--
 		last := st.refs == 0
-		if last && n.streams[root] == st {
+		finishing := last && !st.ended && st.verifiedAll()
+		if last && !finishing && n.streams[root] == st {
 			delete(n.streams, root)
 		}
 		n.streamMu.Unlock()
-		// A fetch that holds every chunk is left to finish: it moves
-		// the file into place and indexes it, which the last Read may
-		// well precede (the fetch hears of a chunk after its readers).
-		if last && !st.verifiedAll() {
+		if last && !finishing {
 			cancel()
 		}
 	}
@@ -133,6 +141,14 @@ func (n *Node) open(ctx context.Context, target Target, opts FetchOptions) (*Rea
 		defer close(st.done)
 		defer stopOnClose()
 		defer cancel()
+		defer func() {
+			n.streamMu.Lock()
+			st.ended = true
+			if st.refs == 0 && n.streams[root] == st {
+				delete(n.streams, root)
+			}
+			n.streamMu.Unlock()
+		}()
 		if err := os.MkdirAll(filepath.Dir(dest), 0o700); err != nil {
 			st.fail(fmt.Errorf("open %s: %w", root, err))
 			return
@@ -170,6 +186,7 @@ var closedChan = func() chan struct{} { c := make(chan struct{}); close(c); retu
 // focus and unref.
 type stream struct {
 	refs  int              // readers open; guarded by Node.streamMu
+	ended bool             // the fetch has returned; guarded by Node.streamMu
 	unref func()           // drops a reader; the last one stops the fetch
 	focus chan swarm.Range // to the fetch; the latest range wins
 	ready chan struct{}    // closed once layout and src are set, or the fetch ended
@@ -205,6 +222,24 @@ func (st *stream) start(l *swarm.Layout, src swarm.Source) {
 		st.read = rb.ReadBack
 	}
 	st.once.Do(func() { close(st.ready) })
+}
+
+// finishStreams waits until the fetches of Open that hold every chunk have
+// moved their file into place and indexed it. Close calls it after it
+// cancelled n.ctx (which stops the other fetches of Open) and before it
+// closes the swarm.
+func (n *Node) finishStreams() {
+	n.streamMu.Lock()
+	var wait []chan struct{}
+	for _, st := range n.streams {
+		if st.unref != nil && st.verifiedAll() {
+			wait = append(wait, st.done)
+		}
+	}
+	n.streamMu.Unlock()
+	for _, done := range wait {
+		<-done
+	}
 }
 
 // verifiedAll reports whether the stream's fetch has started and holds
