@@ -403,7 +403,11 @@ func BenchmarkCutPar(b *testing.B) {
 			b.ReportMetric(cpu[name], "cpu-ns/B")
 		})
 	}
-	fmt.Printf("--- %s: %s %.0f MB/s = %.2fx one segment (%.0f MB/s), %.3f cpu-ns/B against %.3f; %s %.0f MB/s = %.2fx one segment\n",
+	// As the rates depend on the machine's load, the CPU per byte says
+	// what idle cores would give: the parallel cut shares its work out as
+	// the cores come (cdcpar.go), so on procs idle cores it would run at
+	// about procs x one segment's CPU per byte over its own.
+	fmt.Printf("--- %s: %s %.0f MB/s = %.2fx one segment (%.0f MB/s), %.3f cpu-ns/B against %.3f, so %.2fx on %d idle cores; %s %.0f MB/s = %.2fx one segment\n",
 		b.Name(), names[1], rate[names[1]], rate[names[1]]/rate[names[0]], rate[names[0]], cpu[names[1]], cpu[names[0]],
-		names[2], rate[names[2]], rate[names[2]]/rate[names[0]])
+		float64(procs)*cpu[names[0]]/cpu[names[1]], procs, names[2], rate[names[2]], rate[names[2]]/rate[names[0]])
 }
