@@ -25,8 +25,23 @@ func seqCut(c *cutter, data []byte, eof bool) []int {
 // checkCutPar cuts data with p sequentially and with cutPar in segs
 // segments, from the same state (resumed after a sequential look at the
 // first pre bytes when pre > 0), and fails if the cuts or the state left for
-// the next buffer differ. It returns the sequential cuts.
+// the next buffer differ. Up to 256 KiB, it does it again with the smallest
+// granule (64 bytes, so that the chain and the markers claim many times).
+// It returns the sequential cuts.
 func checkCutPar(t testing.TB, data []byte, p Params, eof bool, segs, pre int) []int {
+	t.Helper()
+	if len(data) <= 256<<10 {
+		checkCut(t, data, p, eof, pre, fmt.Sprintf("%d segments, granule 64", segs), func(c *cutter, data []byte, eof bool, ends []int) []int {
+			return c.cutParGranule(data, eof, segs, 64, ends)
+		})
+	}
+	return checkCut(t, data, p, eof, pre, fmt.Sprintf("%d segments", segs), func(c *cutter, data []byte, eof bool, ends []int) []int {
+		return c.cutPar(data, eof, segs, ends)
+	})
+}
+
+// checkCut is checkCutPar for any cut that must give the sequential one.
+func checkCut(t testing.TB, data []byte, p Params, eof bool, pre int, how string, cut func(c *cutter, data []byte, eof bool, ends []int) []int) []int {
 	t.Helper()
 	seq, par := newCutter(p), newCutter(p)
 	if pre > 0 {
@@ -34,19 +49,25 @@ func checkCutPar(t testing.TB, data []byte, p Params, eof bool, segs, pre int) [
 		seq.next(data[:pre], false)
 		par.next(data[:pre], false)
 	}
+	// Bitmaps full of marks that no cut wrote, as a buffer's cut leaves
+	// them for the next: a cut must read only the bits it wrote.
+	par.parStart(2*len(data) + 64)
+	for i := range par.bitsS {
+		par.bitsS[i], par.bitsL[i] = ^uint64(0), ^uint64(0)
+	}
 	want := seqCut(seq, data, eof)
-	got := par.cutPar(data, eof, segs, []int{})
+	got := cut(par, data, eof, []int{})
 	if !slices.Equal(got, want) {
 		i := 0
 		for i < min(len(got), len(want)) && got[i] == want[i] {
 			i++
 		}
-		t.Fatalf("%s, %d bytes, eof %v, %d segments, resumed after %d: %d cuts, sequential %d; from cut %d on cutPar cuts at %v, sequential at %v",
-			p, len(data), eof, segs, pre, len(got), len(want), i, got[i:min(i+4, len(got))], want[i:min(i+4, len(want))])
+		t.Fatalf("%s, %d bytes, eof %v, %s, resumed after %d: %d cuts, sequential %d; from cut %d on cutPar cuts at %v, sequential at %v",
+			p, len(data), eof, how, pre, len(got), len(want), i, got[i:min(i+4, len(got))], want[i:min(i+4, len(want))])
 	}
 	if par.pos != seq.pos || par.h != seq.h {
-		t.Fatalf("%s, %d bytes, eof %v, %d segments, resumed after %d: cutPar left the search at %d (hash %#x), sequential at %d (hash %#x)",
-			p, len(data), eof, segs, pre, par.pos, par.h, seq.pos, seq.h)
+		t.Fatalf("%s, %d bytes, eof %v, %s, resumed after %d: cutPar left the search at %d (hash %#x), sequential at %d (hash %#x)",
+			p, len(data), eof, how, pre, par.pos, par.h, seq.pos, seq.h)
 	}
 	// The next buffer, holding the unfinished chunk and more, cuts the same.
 	if !eof && len(data) > 0 {
@@ -56,12 +77,32 @@ func checkCutPar(t testing.TB, data []byte, p Params, eof bool, segs, pre int) [
 		}
 		more := append(slices.Clone(data[last:]), data...)
 		w2 := seqCut(seq, more, true)
-		g2 := par.cutPar(more, true, segs, nil)
+		g2 := cut(par, more, true, nil)
 		if !slices.Equal(g2, w2) {
-			t.Fatalf("%s: the buffer after a cutPar cuts %d chunks, after a sequential cut %d", p, len(g2), len(w2))
+			t.Fatalf("%s, %s: the buffer after a cutPar cuts %d chunks, after a sequential cut %d", p, how, len(g2), len(w2))
 		}
 	}
 	return want
+}
+
+// cutMeet is cutPar with the chain and the markers meeting at a place the
+// caller chooses, on one goroutine: the markers first claim most granules
+// of granule bytes from the top, then the chain claims the rest.
+func cutMeet(c *cutter, data []byte, eof bool, granule, most int, ends []int) []int {
+	sp := c.parStart(len(data))
+	c.markHigh(data, sp, granule, most)
+	l, ends := c.cutLow(data, eof, sp, granule, ends)
+	return c.cutMarked(data, l, eof, ends)
+}
+
+// meetFor returns how many granules the markers of cutMeet must claim so
+// that their part of n bytes starts at at (a multiple of 64 below n).
+func meetFor(n, granule, at int) int {
+	top := (n - granule) &^ 63
+	if at >= top {
+		return 1
+	}
+	return 1 + (top-at+granule-1)/granule
 }
 
 // parParams are FastCDC parameters small enough for many chunks in a short
@@ -150,42 +191,91 @@ func TestCutParAdversarial(t *testing.T) {
 	}
 }
 
-// TestCutParSeams puts a seam exactly on a true cut, and one byte before
-// and after it, for 2 to 5 segments: it tries the lengths that put a seam
-// there.
-func TestCutParSeams(t *testing.T) {
-	data := randData(33, 400_000)
-	near := map[int]int{}
-	for _, p := range parParams[:6] {
-		cuts := map[int]bool{}
-		for _, c := range seqCut(newCutter(p), data, true) {
-			cuts[c] = true
-		}
-		tried := map[int]int{}
-		for n := 1000; n <= len(data) && (tried[-1] < 3 || tried[0] < 3 || tried[1] < 3); n += 7 {
-			for segs := 2; segs <= 5; segs++ {
-				ts := seams(n, segs)
-				for _, s := range ts[1 : len(ts)-1] {
-					for _, d := range []int{-1, 0, 1} {
-						if s+d < n-p.Max && cuts[s+d] && tried[d] < 3 {
-							tried[d]++
-							for _, eof := range []bool{true, false} {
-								checkCutPar(t, data[:n], p, eof, segs, 0)
-							}
+// TestCutParMeet has the chain and the markers meet at every multiple of
+// 64 bytes of short inputs (random, all zeros, mixed), and exactly on a
+// true cut and one byte before and after it in a longer one, for every
+// small parameter set, with granules from 64 bytes to more than a lane
+// block.
+func TestCutParMeet(t *testing.T) {
+	short := map[string][]byte{
+		"random":       randData(34, 9000),
+		"zeros":        make([]byte, 9000),
+		"zeros+random": append(make([]byte, 4500), randData(34, 4500)...),
+	}
+	for _, name := range []string{"random", "zeros", "zeros+random"} {
+		data := short[name]
+		for _, p := range parParams[:6] {
+			pres := []int{0}
+			if name == "random" {
+				pres = append(pres, p.Min+5)
+			}
+			for _, granule := range []int{64, 1024} {
+				for at := 0; at < len(data)-granule; at += 64 {
+					most := meetFor(len(data), granule, at)
+					for _, eof := range []bool{true, false} {
+						for _, pre := range pres {
+							checkCut(t, data, p, eof, pre, fmt.Sprintf("%s, granule %d, meeting at %d", name, granule, at),
+								func(c *cutter, data []byte, eof bool, ends []int) []int {
+									return cutMeet(c, data, eof, granule, most, ends)
+								})
 						}
 					}
 				}
 			}
 		}
-		if tried[0] == 0 {
-			t.Fatalf("%s: no seam put on a cut", p)
-		}
-		for d, k := range tried {
-			near[d] += k
+	}
+	data := randData(33, 400_000)
+	near := map[int]int{}
+	for _, p := range parParams[:6] {
+		for _, granule := range []int{64, laneBlock} {
+			seen := map[int]int{}
+			for _, c := range seqCut(newCutter(p), data, true) {
+				for _, d := range []int{-1, 0, 1} {
+					at := c + d
+					if at%64 != 0 || at >= len(data)-granule || seen[d] >= 2 {
+						continue
+					}
+					seen[d]++
+					near[d]++
+					most := meetFor(len(data), granule, at)
+					for _, eof := range []bool{true, false} {
+						checkCut(t, data, p, eof, 0, fmt.Sprintf("granule %d, meeting at %d", granule, at),
+							func(c *cutter, data []byte, eof bool, ends []int) []int {
+								return cutMeet(c, data, eof, granule, most, ends)
+							})
+					}
+				}
+			}
 		}
 	}
-	if near[-1] == 0 || near[1] == 0 {
-		t.Fatalf("seams put one byte after a cut %d times, one byte before %d times; want both", near[-1], near[1])
+	if near[-1] == 0 || near[0] == 0 || near[1] == 0 {
+		t.Fatalf("met one byte before a cut %d times, on it %d times, one byte after %d times; want all three", near[1], near[0], near[-1])
+	}
+}
+
+// TestCutParLarge compares cutPar with the sequential cutter around a 1 MiB
+// average, whose masks take the vector filter where the CPU has one (the
+// markers then check every candidate it passes), over random data with a
+// run of zeros and a stretch that repeats with the window's period, with
+// the chain and markers meeting where the run decides and at chosen places.
+func TestCutParLarge(t *testing.T) {
+	p := Params{Algorithm: FastCDC, Min: 4096, Avg: 1 << 20, Max: 2 << 20}
+	data := randData(38, 9<<20+77)
+	copy(data[3<<20:], make([]byte, 2<<20+5))
+	for k := 6 << 20; k < 7<<20; k++ {
+		data[k] = data[k-64]
+	}
+	for _, eof := range []bool{true, false} {
+		for _, segs := range []int{2, 3} {
+			checkCutPar(t, data, p, eof, segs, 0)
+		}
+		checkCutPar(t, data, p, eof, 2, p.Avg+100)
+		for at := 0; at < len(data)-laneBlock; at += 640_000 &^ 63 {
+			most := meetFor(len(data), laneBlock, at)
+			checkCut(t, data, p, eof, 0, fmt.Sprintf("meeting at %d", at), func(c *cutter, data []byte, eof bool, ends []int) []int {
+				return cutMeet(c, data, eof, laneBlock, most, ends)
+			})
+		}
 	}
 }
 
@@ -263,6 +353,31 @@ func TestFillMixesModes(t *testing.T) {
 		close(stop)
 		if !slices.Equal(sizes, want) {
 			t.Fatalf("pattern %v: %d chunks, want %d", pattern, len(sizes), len(want))
+		}
+	}
+}
+
+// TestMaskedHash checks that maskedHash gives the low 48 bits of the gear
+// hash at every position of random and constant data, from a scan started
+// at several places, and that no mask has a bit it does not give.
+func TestMaskedHash(t *testing.T) {
+	for b, m := range masks {
+		if m&^hashBits48 != 0 {
+			t.Fatalf("masks[%d] = %#x has bits above 47", b, m)
+		}
+	}
+	for _, data := range [][]byte{randData(39, 3000), bytes.Repeat([]byte{0xff}, 300)} {
+		for _, i := range []int{0, 1, 47, 64, 100} {
+			h := uint64(0x9e3779b97f4a7c15)
+			if i == 0 {
+				h = 0
+			}
+			for p := i; p < len(data); p++ {
+				want, got := exactHash(data, i, h, p)&hashBits48, maskedHash(data, i, h, p)
+				if got != want {
+					t.Fatalf("scan from %d, hash at %d: maskedHash %#x, want %#x", i, p, got, want)
+				}
+			}
 		}
 	}
 }

@@ -14,9 +14,10 @@
 // Split streams: worker goroutines take turns to read r into a bounded pool
 // of large buffers and find the boundaries (one at a time, reading first),
 // and hash the chunks with SHA-256 in parallel otherwise; with FastCDC, when
-// workers are idle as a buffer is read, its boundaries are found in segments
-// on as many goroutines and stitched at the seams into exactly the
-// sequential cut (cdcpar.go). The gear hash that finds the boundaries runs
+// workers are idle as a buffer is read, the sequential cut goes through it
+// from the start while as many goroutines mark the candidate boundaries of
+// its end, from the end down, and the cut goes on through their marks where
+// the two meet, into exactly the sequential cut (cdcpar.go). The gear hash that finds the boundaries runs
 // in eight lanes at once (assembly on amd64), and, where the CPU has
 // AVX-512 VBMI, through a vector filter whose every candidate is checked
 // against the full hash; the pure-Go scan is the reference the tests hold

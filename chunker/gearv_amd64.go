@@ -70,25 +70,15 @@ func useFilter(mask uint64) bool {
 // returns with it, or -1 and the hash after the block. ok is false when
 // the filter passed too many positions: scan the block otherwise.
 func gearFilterScan(data []byte, i int, h, mask uint64, cand *[filterCap]uint32) (cut int, hh uint64, ok bool) {
-	n := gearFilter(&data[i], uint32(h), uint32(mask), &gearPlanes, cand)
-	if n < 0 {
-		return 0, 0, false
-	}
 	var buf [filterMaxPos]int
-	pos := buf[:0]
-	for _, e := range cand[:n] {
-		step := int(e >> 16)
-		for runs := uint16(e); runs != 0; runs &= runs - 1 {
-			if len(pos) == filterMaxPos {
-				return 0, 0, false
-			}
-			pos = append(pos, bits.TrailingZeros16(runs)*filterRun+step)
-		}
+	pos, ok := filterPositions(data, i, h, mask, cand, &buf)
+	if !ok {
+		return 0, 0, false
 	}
 	slices.Sort(pos)
 	for _, q := range pos {
 		p := i + q
-		if exactHash(data, i, h, p)&mask != 0 {
+		if maskedHash(data, i, h, p)&mask != 0 {
 			continue
 		}
 		// p is the first cut: no position before it passed. Scan
@@ -104,15 +94,25 @@ func gearFilterScan(data []byte, i int, h, mask uint64, cand *[filterCap]uint32)
 	return -1, exactHash(data, i, h, i+laneBlock-1), true
 }
 
-// exactHash returns the gear hash after index p of a scan that was at index
-// i with hash h (p ≥ i-1): rolled on from h over data[i:p+1] when that is
-// short, else the hash of the 64 bytes that end at p, which is the same.
-func exactHash(data []byte, i int, h uint64, p int) uint64 {
-	if p-i+1 >= 64 {
-		return windowHash(data[p-63 : p+1])
+// filterPositions runs gearFilter over the block data[i:i+laneBlock],
+// going on from h, the hash after i-1, and returns the candidate positions
+// it passes, relative to i, in no order, in buf: every position of the
+// block whose hash has no bit of mask set is among them. ok is false when
+// the filter passed too many (more than filterMaxPos).
+func filterPositions(data []byte, i int, h, mask uint64, cand *[filterCap]uint32, buf *[filterMaxPos]int) (pos []int, ok bool) {
+	n := gearFilter(&data[i], uint32(h), uint32(mask), &gearPlanes, cand)
+	if n < 0 {
+		return nil, false
 	}
-	for _, b := range data[i : p+1] {
-		h = h<<1 + gear[b]
+	pos = buf[:0]
+	for _, e := range cand[:n] {
+		step := int(e >> 16)
+		for runs := uint16(e); runs != 0; runs &= runs - 1 {
+			if len(pos) == filterMaxPos {
+				return nil, false
+			}
+			pos = append(pos, bits.TrailingZeros16(runs)*filterRun+step)
+		}
 	}
-	return h
+	return pos, true
 }

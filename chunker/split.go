@@ -363,7 +363,7 @@ const maxEmptyReads = 100
 // spare is how many workers wait for work as the reading starts. With
 // FastCDC and a spare worker, fill reads the whole slab and then cuts it in
 // up to 1+spare segments (at most rd.segs) at once, with cutPar, which costs
-// more CPU in all (segments after the first are scanned whole) but takes
+// more CPU in all (what the markers take is scanned whole) but takes
 // the cut off the one reading core; with none, it cuts as the bytes arrive.
 func (rd *reader) fill(s *slab, spare int) (queue, last bool) {
 	// Read in pieces and cut as the bytes arrive, while they are still in

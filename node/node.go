@@ -238,7 +238,9 @@ func (n *Node) goroutine(fn func()) {
 }
 
 // Close stops the node: shares being indexed and fetches end (their partial
-// files stay, to resume) and Close waits for them; sessions close, the DHT and libp2p stop (unless the host was the
+// files stay, to resume) and Close waits for them, but that a fetch of Open
+// that holds every chunk first moves its file into place and indexes it;
+// sessions close, the DHT and libp2p stop (unless the host was the
 // caller's), and the database is flushed and closed. It waits for every
 // goroutine of the node. It is idempotent; later calls return nil.
 func (n *Node) Close() error {
@@ -248,6 +250,7 @@ func (n *Node) Close() error {
 		n.closed = true
 		n.mu.Unlock()
 		n.cancel()
+		n.finishStreams()
 		if n.mdns != nil {
 			n.mdns.Close()
 		}

@@ -96,8 +96,13 @@ func (n *Node) open(ctx context.Context, target Target, opts FetchOptions) (*Rea
 	}
 	// The fetch belongs to the node and to every reader of the root, not
 	// to the first caller: it stops when the last reader closes.
+	// A fetch that holds every chunk is left to finish, by the last
+	// reader and by Close (which waits for it: finishStreams): it moves
+	// the file into place and indexes it, which the last Read may well
+	// precede (the fetch hears of a chunk after its readers). It stays in
+	// n.streams until then, so that an Open meanwhile reads it rather
+	// than fetching it again into the same place.
 	fctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	stopOnClose := context.AfterFunc(n.ctx, cancel)
 	st := &stream{
 		refs:    1,
 		changed: make(chan struct{}),
@@ -105,16 +110,22 @@ func (n *Node) open(ctx context.Context, target Target, opts FetchOptions) (*Rea
 		ready:   make(chan struct{}),
 		done:    make(chan struct{}),
 	}
+	stopOnClose := context.AfterFunc(n.ctx, func() {
+		if !st.verifiedAll() {
+			cancel()
+		}
+	})
 	st.unref = func() {
 		n.streamMu.Lock()
 		st.refs--
 		last := st.refs == 0
-		if last && n.streams[root] == st {
+		finishing := last && !st.ended && st.verifiedAll()
+		if last && !finishing && n.streams[root] == st {
 			delete(n.streams, root)
 		}
 		n.streamMu.Unlock()
-		if last {
-			cancel() // a complete fetch has returned already
+		if last && !finishing {
+			cancel()
 		}
 	}
 	n.streams[root] = st
@@ -129,6 +140,15 @@ func (n *Node) open(ctx context.Context, target Target, opts FetchOptions) (*Rea
 		defer done()
 		defer close(st.done)
 		defer stopOnClose()
+		defer cancel()
+		defer func() {
+			n.streamMu.Lock()
+			st.ended = true
+			if st.refs == 0 && n.streams[root] == st {
+				delete(n.streams, root)
+			}
+			n.streamMu.Unlock()
+		}()
 		if err := os.MkdirAll(filepath.Dir(dest), 0o700); err != nil {
 			st.fail(fmt.Errorf("open %s: %w", root, err))
 			return
@@ -166,6 +186,7 @@ var closedChan = func() chan struct{} { c := make(chan struct{}); close(c); retu
 // focus and unref.
 type stream struct {
 	refs  int              // readers open; guarded by Node.streamMu
+	ended bool             // the fetch has returned; guarded by Node.streamMu
 	unref func()           // drops a reader; the last one stops the fetch
 	focus chan swarm.Range // to the fetch; the latest range wins
 	ready chan struct{}    // closed once layout and src are set, or the fetch ended
@@ -201,6 +222,35 @@ func (st *stream) start(l *swarm.Layout, src swarm.Source) {
 		st.read = rb.ReadBack
 	}
 	st.once.Do(func() { close(st.ready) })
+}
+
+// finishStreams waits until the fetches of Open that hold every chunk have
+// moved their file into place and indexed it. Close calls it after it
+// cancelled n.ctx (which stops the other fetches of Open) and before it
+// closes the swarm.
+func (n *Node) finishStreams() {
+	n.streamMu.Lock()
+	var wait []chan struct{}
+	for _, st := range n.streams {
+		if st.unref != nil && st.verifiedAll() {
+			wait = append(wait, st.done)
+		}
+	}
+	n.streamMu.Unlock()
+	for _, done := range wait {
+		<-done
+	}
+}
+
+// verifiedAll reports whether the stream's fetch has started and holds
+// every chunk of its file.
+func (st *stream) verifiedAll() bool {
+	select {
+	case <-st.ready: // layout and src are set, or never will be
+		return st.src != nil && st.src.Complete()
+	default:
+		return false
+	}
 }
 
 func (st *stream) notify() {
@@ -500,7 +550,9 @@ func (r *Reader) Seek(offset int64, whence int) (int64, error) {
 }
 
 // Close ends the reader; closing the last reader of a root that is still
-// downloading stops its fetch (the partial file stays, for the next Open).
+// downloading stops its fetch (the partial file stays, for the next Open),
+// unless the fetch holds every chunk already: it then finishes, and the
+// file is indexed and served as a finished download's.
 // It is idempotent, and called by itself when the ctx given to Open is
 // done.
 func (r *Reader) Close() error {

@@ -5,10 +5,13 @@ import (
 	"context"
 	"errors"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -544,5 +547,140 @@ func TestReaderAsksForTheRestInOrder(t *testing.T) {
 	st.notify()
 	if err := <-read; err != nil {
 		t.Fatal(err)
+	}
+}
+
+// lockedBuffer is a bytes.Buffer for a logger that several goroutines use.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (w *lockedBuffer) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.Write(p)
+}
+
+func (w *lockedBuffer) String() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.String()
+}
+
+// TestOpenReadToTheEndIndexes reads whole files through Open and closes
+// each reader at once, as `peer get -o -` does: the fetch, which the last
+// reader's Close stops, must still finish what it verified (move the file
+// into place and index it, so that its chunks are served from the index
+// and reused), not be cancelled between the last chunk and its index.
+func TestOpenReadToTheEndIndexes(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	mn, nodes := mockNodes(t, 1)
+	a := nodes[0]
+	h, err := mn.GenPeer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs lockedBuffer
+	cfg := testConfig(t)
+	cfg.Host, cfg.NoDHT = h, true
+	cfg.Logger = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	b := startNode(t, cfg)
+	link(t, mn, a, b, 0)
+	ai := a.AddrInfo()
+	for round := range 4 {
+		path, data := randomFile(t, t.TempDir(), "f.bin", 2<<20+round*1000, uint64(40+round))
+		sh, err := a.Share(ctx, path, ShareOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, err := b.Open(ctx, Target{Root: sh.Root, Hint: &ai}, FetchOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		st := r.st
+		got, err := io.ReadAll(r)
+		r.Close()
+		if err != nil || !bytes.Equal(got, data) {
+			t.Fatalf("round %d: ReadAll: %d bytes, %v", round, len(got), err)
+		}
+		select {
+		case <-st.done:
+		case <-ctx.Done():
+			t.Fatalf("round %d: the fetch did not end", round)
+		}
+		if st.err != nil {
+			t.Fatalf("round %d: the fetch of a file read to its end failed: %v", round, st.err)
+		}
+		sameFile(t, filepath.Join(b.cfg.Home, streamsDir, sh.Root.String()), data)
+		if src := b.swarm.Registered(sh.Root); reflect.TypeOf(src) != reflect.TypeFor[*shareSource]() {
+			t.Fatalf("round %d: the finished download is served by a %T, not from the index", round, src)
+		}
+		if w := logs.String(); w != "" {
+			t.Fatalf("round %d: warnings: %s", round, w)
+		}
+	}
+}
+
+// TestCloseFinishesOpenFetch closes the node right after a reader read the
+// whole file through Open and closed, as a `peer get -o -` without a
+// daemon does: Close must let the fetch, which holds every chunk, move the
+// file into place and index it, so that the node finds it at the next
+// start.
+func TestCloseFinishesOpenFetch(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	mn, nodes := mockNodes(t, 1)
+	a := nodes[0]
+	ai := a.AddrInfo()
+	var logs lockedBuffer
+	home := t.TempDir()
+	for round := range 3 {
+		h, err := mn.GenPeer()
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg := testConfig(t)
+		cfg.Host, cfg.NoDHT, cfg.Home = h, true, home
+		cfg.Logger = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelWarn}))
+		b := startNode(t, cfg)
+		link(t, mn, a, b, 0)
+		path, data := randomFile(t, t.TempDir(), "f.bin", 2<<20+round*1000, uint64(50+round))
+		sh, err := a.Share(ctx, path, ShareOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, err := b.Open(ctx, Target{Root: sh.Root, Hint: &ai}, FetchOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := io.ReadAll(r)
+		r.Close()
+		if err != nil || !bytes.Equal(got, data) {
+			t.Fatalf("round %d: ReadAll: %d bytes, %v", round, len(got), err)
+		}
+		if err := b.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if w := logs.String(); w != "" {
+			t.Fatalf("round %d: warnings: %s", round, w)
+		}
+		sameFile(t, filepath.Join(home, streamsDir, sh.Root.String()), data)
+		// The next start finds it indexed.
+		h2, err := mn.GenPeer()
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg.Host = h2
+		b2 := startNode(t, cfg)
+		shares, err := b2.Shares()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.ContainsFunc(shares, func(s Share) bool { return s.Root == sh.Root }) {
+			t.Fatalf("round %d: the node's next start does not list the file it fetched (%d shares)", round, len(shares))
+		}
+		b2.Close()
 	}
 }
