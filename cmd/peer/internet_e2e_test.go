@@ -80,7 +80,20 @@ func nsStatus(t *testing.T, lab *netns.Lab, ns, home string) daemon.StatusInfo {
 // direct connection the bytes come over: a relay's default limits (128 KiB, 2 minutes) make relayed
 // connections "limited", on which the exchange opens no stream, and the
 // relays' own counters show they carried almost nothing.
-func TestSmallInternet(t *testing.T) {
+func TestSmallInternet(t *testing.T) { smallInternet(t, false) }
+
+// TestSmallInternetSymmetricNAT: the small internet with the sharer's home
+// behind a symmetric NAT (masquerade --random-fully: a new outside port
+// for each destination, which a hole punch cannot guess) and public nodes
+// that relay without limits (--relay-unlimited). `peer get ROOT` in the
+// other home still completes, through a relay: the fetcher's path to the
+// sharer is relayed, never direct, and the relays' circuit streams carry
+// at least the file.
+func TestSmallInternetSymmetricNAT(t *testing.T) { smallInternet(t, true) }
+
+// smallInternet runs TestSmallInternet, with the sharer behind a
+// symmetric NAT and unlimited relays if symmetric.
+func smallInternet(t *testing.T, symmetric bool) {
 	if testing.Short() {
 		t.Skip("the small internet runs five daemons in network namespaces")
 	}
@@ -94,7 +107,13 @@ func TestSmallInternet(t *testing.T) {
 		return d
 	}
 	lab := netns.New(t)
-	top := lab.TwoNATs([2]netns.NATKind{netns.ConeNAT, netns.ConeNAT})
+	nats := [2]netns.NATKind{netns.ConeNAT, netns.ConeNAT} // fetcher, sharer
+	relayArgs := []string{"--relay-service"}
+	if symmetric {
+		nats[1] = netns.SymmetricNAT
+		relayArgs = append(relayArgs, "--relay-unlimited")
+	}
+	top := lab.TwoNATs(nats)
 	// Two more public addresses on the bridge, for three public nodes.
 	publicIPs := []string{top.PublicIP, "192.0.0.132", "192.0.0.133"}
 	for _, ip := range publicIPs[1:] {
@@ -122,7 +141,7 @@ func TestSmallInternet(t *testing.T) {
 	}
 	public := make([]*daemonProc, len(publicIPs))
 	for i, ip := range publicIPs {
-		args := append(append(listenOn(ip), "--network", "public", "--dht", "server", "--relay-service"), bootFlags()...)
+		args := append(append(append(listenOn(ip), "--network", "public", "--dht", "server"), relayArgs...), bootFlags()...)
 		public[i] = nsDaemon(t, lab, top.Public, homes[i], args...)
 	}
 	t.Logf("3 public nodes up in %v: %v", took(), boot)
@@ -130,7 +149,7 @@ func TestSmallInternet(t *testing.T) {
 	homeArgs := append(append(listenOn("0.0.0.0"), "--network", "public"), bootFlags()...)
 	sharer := nsDaemon(t, lab, top.Sites[1].NS, t.TempDir(), homeArgs...)
 	fetcher := nsDaemon(t, lab, top.Sites[0].NS, t.TempDir(), homeArgs...)
-	t.Logf("2 homes up behind %s in %v: sharer %s, fetcher %s", netns.ConeNAT, took(), sharer.info.ID, fetcher.info.ID)
+	t.Logf("2 homes up in %v: sharer %s behind a %s, fetcher %s behind a %s", took(), sharer.info.ID, nats[1], fetcher.info.ID, nats[0])
 
 	dir := t.TempDir()
 	src := filepath.Join(dir, "across.bin")
@@ -181,7 +200,8 @@ func TestSmallInternet(t *testing.T) {
 	}
 
 	// Which path: the fetcher's connection to the sharer is direct (the
-	// hole punch's), beside the relayed one it came through first.
+	// hole punch's), beside the relayed one it came through first; or,
+	// past a symmetric NAT, relayed only.
 	var peers []daemon.PeerInfo
 	if err := json.Unmarshal([]byte(nsPeer(t, lab, top.Sites[0].NS, "peers", "--home", fetcher.home, "--json")), &peers); err != nil {
 		t.Fatal(err)
@@ -191,6 +211,10 @@ func TestSmallInternet(t *testing.T) {
 		if peers[i].ID == sharer.info.ID {
 			path = &peers[i]
 		}
+	}
+	if symmetric {
+		smallInternetRelayed(t, lab, top, public, path, fetcher, len(data), getTook, res.Seconds)
+		return
 	}
 	if path == nil || !path.Direct {
 		t.Fatalf("the fetcher's path to the sharer: %+v; want a direct connection", path)
@@ -251,4 +275,36 @@ func TestPublicRefusesSwarmKey(t *testing.T) {
 	writeSwarmKey(t, key, 0o600)
 	fails(t, "can't join the public network", "daemon", "--home", t.TempDir(), "--listen", "/ip4/127.0.0.1/tcp/0", "--no-mdns",
 		"--network", "public", "--swarm-key", key)
+}
+
+// smallInternetRelayed checks where the bytes of the symmetric-NAT small
+// internet went: the fetcher reaches the sharer only through a relay, not
+// limited, and the relays' circuit streams carried at least the file.
+func smallInternetRelayed(t *testing.T, lab *netns.Lab, top netns.Topology, public []*daemonProc, path *daemon.PeerInfo, fetcher *daemonProc, size int, getTook time.Duration, getSeconds float64) {
+	t.Helper()
+	if path == nil || path.Direct || len(path.Relays) == 0 || path.Limited {
+		t.Fatalf("the fetcher's path to the sharer past a symmetric NAT: %+v; want relayed, not limited", path)
+	}
+	t.Logf("fetched %d bytes in %v (the get itself %.2f s): fetcher's path to the sharer: %s", size, getTook, getSeconds, path.Path)
+	fst := nsStatus(t, lab, top.Sites[0].NS, fetcher.home)
+	var xferIn int64
+	for _, pb := range fst.Protocols {
+		if pb.Protocol == wire.ProtocolID {
+			xferIn = pb.In
+		}
+	}
+	var relayed int64
+	for i, p := range public {
+		for _, pb := range nsStatus(t, lab, top.Public, p.home).Protocols {
+			if strings.HasPrefix(pb.Protocol, "/libp2p/circuit/relay/") {
+				relayed += pb.In + pb.Out
+				t.Logf("public node %d: %s in %d, out %d", i, pb.Protocol, pb.In, pb.Out)
+			}
+		}
+	}
+	t.Logf("fetcher: %d bytes in over %s; relays: %d bytes over circuit streams in all", xferIn, wire.ProtocolID, relayed)
+	if xferIn < int64(size) || relayed < int64(size) {
+		t.Fatalf("the fetcher took %d bytes over %s and the relays carried %d: want at least the file's %d each", xferIn, wire.ProtocolID, relayed, size)
+	}
+	t.Logf("peer status of the fetcher:\n%s", nsPeer(t, lab, top.Sites[0].NS, "status", "--home", fetcher.home))
 }
