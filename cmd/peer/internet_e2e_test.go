@@ -7,6 +7,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
@@ -114,24 +115,8 @@ func smallInternet(t *testing.T, symmetric bool) {
 		relayArgs = append(relayArgs, "--relay-unlimited")
 	}
 	top := lab.TwoNATs(nats)
-	// Two more public addresses on the bridge, for three public nodes.
-	publicIPs := []string{top.PublicIP, "192.0.0.132", "192.0.0.133"}
-	for _, ip := range publicIPs[1:] {
-		lab.Run(top.Public, "ip", "addr", "add", ip+"/26", "dev", "br0")
-	}
-	listenOn := func(ip string) []string {
-		return []string{"--listen", "/ip4/" + ip + "/tcp/4001", "--listen", "/ip4/" + ip + "/udp/4001/quic-v1"}
-	}
-
-	// The small internet's bootstrap list: the public nodes, whose IDs
-	// `peer id` makes before they start.
-	var boot []string
-	homes := make([]string, len(publicIPs))
-	for i, ip := range publicIPs {
-		homes[i] = t.TempDir()
-		id := strings.TrimSpace(nsPeer(t, lab, top.Public, "id", "--home", homes[i]))
-		boot = append(boot, fmt.Sprintf("/ip4/%s/tcp/4001/p2p/%s", ip, id))
-	}
+	boot, public := startPublicNodes(t, lab, top, relayArgs)
+	t.Logf("3 public nodes up in %v: %v", took(), boot)
 	bootFlags := func() []string {
 		var out []string
 		for _, b := range boot {
@@ -139,12 +124,9 @@ func smallInternet(t *testing.T, symmetric bool) {
 		}
 		return out
 	}
-	public := make([]*daemonProc, len(publicIPs))
-	for i, ip := range publicIPs {
-		args := append(append(append(listenOn(ip), "--network", "public", "--dht", "server"), relayArgs...), bootFlags()...)
-		public[i] = nsDaemon(t, lab, top.Public, homes[i], args...)
+	listenOn := func(ip string) []string {
+		return []string{"--listen", "/ip4/" + ip + "/tcp/4001", "--listen", "/ip4/" + ip + "/udp/4001/quic-v1"}
 	}
-	t.Logf("3 public nodes up in %v: %v", took(), boot)
 
 	homeArgs := append(append(listenOn("0.0.0.0"), "--network", "public"), bootFlags()...)
 	sharer := nsDaemon(t, lab, top.Sites[1].NS, t.TempDir(), homeArgs...)
@@ -307,4 +289,89 @@ func smallInternetRelayed(t *testing.T, lab *netns.Lab, top netns.Topology, publ
 		t.Fatalf("the fetcher took %d bytes over %s and the relays carried %d: want at least the file's %d each", xferIn, wire.ProtocolID, relayed, size)
 	}
 	t.Logf("peer status of the fetcher:\n%s", nsPeer(t, lab, top.Sites[0].NS, "status", "--home", fetcher.home))
+}
+
+// startPublicNodes starts the small internet's three public peer daemons
+// on top's bridge (--network public, DHT servers, with relayArgs), each
+// with the three of them as its bootstrap list, which it returns.
+func startPublicNodes(t *testing.T, lab *netns.Lab, top netns.Topology, relayArgs []string) ([]string, []*daemonProc) {
+	t.Helper()
+	// Two more public addresses on the bridge, for three public nodes.
+	publicIPs := []string{top.PublicIP, "192.0.0.132", "192.0.0.133"}
+	for _, ip := range publicIPs[1:] {
+		lab.Run(top.Public, "ip", "addr", "add", ip+"/26", "dev", "br0")
+	}
+	// The small internet's bootstrap list: the public nodes, whose IDs
+	// `peer id` makes before they start.
+	var boot, bootFlags []string
+	homes := make([]string, len(publicIPs))
+	for i, ip := range publicIPs {
+		homes[i] = t.TempDir()
+		id := strings.TrimSpace(nsPeer(t, lab, top.Public, "id", "--home", homes[i]))
+		boot = append(boot, fmt.Sprintf("/ip4/%s/tcp/4001/p2p/%s", ip, id))
+		bootFlags = append(bootFlags, "--bootstrap", boot[i])
+	}
+	public := make([]*daemonProc, len(publicIPs))
+	for i, ip := range publicIPs {
+		args := []string{"--listen", "/ip4/" + ip + "/tcp/4001", "--listen", "/ip4/" + ip + "/udp/4001/quic-v1", "--network", "public", "--dht", "server"}
+		public[i] = nsDaemon(t, lab, top.Public, homes[i], append(append(args, relayArgs...), bootFlags...)...)
+	}
+	return boot, public
+}
+
+// TestSmallInternetBitswapProvider: an IPFS node (kad-dht with the /ipfs
+// prefix, boxo's Bitswap: what Kubo is made of, run by the test binary as
+// a child) on a public address of the small internet provides a root in
+// the DHT of the three public peer daemons; `peer get --network public
+// ROOT` in a home behind a NAT, told nothing but the bootstrap list, finds
+// it through the DHT and fetches every byte from it over Bitswap.
+func TestSmallInternetBitswapProvider(t *testing.T) {
+	if testing.Short() {
+		t.Skip("the small internet runs daemons in network namespaces")
+	}
+	netns.Require(t)
+	peerBin(t)
+	start := time.Now()
+	lab := netns.New(t)
+	top := lab.TwoNATs([2]netns.NATKind{netns.ConeNAT, netns.ConeNAT})
+	boot, _ := startPublicNodes(t, lab, top, []string{"--relay-service"})
+	t.Logf("3 public nodes up in %v", time.Since(start).Round(time.Millisecond))
+
+	const ipfsIP, size = "192.0.0.134", 5<<20 + 4321
+	lab.Run(top.Public, "ip", "addr", "add", ipfsIP+"/26", "dev", "br0")
+	spec, err := json.Marshal(ipfsChildSpec{Listen: "/ip4/" + ipfsIP + "/tcp/4001", Bootstrap: boot, Size: size, Seed: 61})
+	if err != nil {
+		t.Fatal(err)
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	child := startCmd(t, lab.Command(top.Public, "env", ipfsChildEnv+"="+string(spec), exe, "-test.run=^$"))
+	t.Cleanup(func() { child.stop(t) })
+	l, ok := child.line(t, time.Minute)
+	if !ok || strings.HasPrefix(l, "ERR") {
+		<-child.done
+		t.Fatalf("the IPFS node: %q, %v\n%s", l, child.err, child.stderr)
+	}
+	var ipfs struct{ ID, Root string }
+	if err := json.Unmarshal([]byte(l), &ipfs); err != nil {
+		t.Fatalf("the IPFS node's line %q: %v", l, err)
+	}
+	t.Logf("the IPFS node %s on %s provides %s (%v)", ipfs.ID, ipfsIP, ipfs.Root, time.Since(start).Round(time.Millisecond))
+
+	get := []string{"get", "--home", t.TempDir(), "--json", "--no-mdns", "--network", "public",
+		"--listen", "/ip4/0.0.0.0/tcp/0", "--listen", "/ip4/0.0.0.0/udp/0/quic-v1"}
+	for _, b := range boot {
+		get = append(get, "--bootstrap", b)
+	}
+	dest := filepath.Join(t.TempDir(), "from-ipfs.bin")
+	getStart := time.Now()
+	res := lastDone(t, nsPeer(t, lab, top.Sites[0].NS, append(get, "-o", dest, ipfs.Root)...))
+	sameTree(t, filepath.Dir(dest), map[string][]byte{"from-ipfs.bin": randomBytes(size, 61)})
+	if res.FromPeers[ipfs.ID] != size {
+		t.Fatalf("bytes by peer %v: want all %d from the IPFS node %s", res.FromPeers, size, ipfs.ID)
+	}
+	t.Logf("peer get --network public ROOT behind a NAT: %d bytes from the IPFS node over Bitswap in %v (the get %.2f s); %v in all",
+		size, time.Since(getStart).Round(time.Millisecond), res.Seconds, time.Since(start).Round(time.Millisecond))
 }
