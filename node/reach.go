@@ -399,29 +399,43 @@ func (rc *relayCandidates) find(_ context.Context, num int) <-chan peer.AddrInfo
 	return out
 }
 
-// startPunchRetry makes a public node that builds its host dial again,
-// once, every peer it reaches only over limited relayed connections when
-// its hole-punch service comes up. go-libp2p's DCUtR answers only once the
-// host knows a public address of its own (a moment after start), and the
-// peer behind the relay tries a hole punch once per relayed connection: a
-// node that dialled a relay address in that moment (`peer get` run at once)
+// startPunchRetry makes a public node that builds its host dial again
+// every peer it reaches only over limited relayed connections, each time
+// the node becomes able to hole-punch, or better able to: when its
+// hole-punch service comes up, and when it gains a public address it did
+// not have (a NAT mapping found, a port forwarded, a network joined).
+// go-libp2p's DCUtR answers only once the host knows a public address of
+// its own, and the peer behind the relay tries a hole punch once per
+// relayed connection (three attempts): a node that dialled a relay
+// address before (`peer get` run at once), or whose first punch failed,
 // would wait on a limited connection for good. Dialling again makes a new
-// relayed connection, and the other side punches again.
+// relayed connection, and the other side punches again with what the
+// node has now.
+//
+// Rounds are at least punchRetryGap apart: transitions inside the gap
+// make one more round at its end, so an address that flaps costs one
+// round per gap.
 func (n *Node) startPunchRetry() error {
 	if !n.ownsHost || n.cfg.Network != NetworkPublic || n.cfg.NoHolePunch {
 		return nil
 	}
-	sub, err := n.host.EventBus().Subscribe(new(event.EvtLocalProtocolsUpdated))
+	sub, err := n.host.EventBus().Subscribe([]any{new(event.EvtLocalProtocolsUpdated), new(event.EvtLocalAddressesUpdated)})
 	if err != nil {
 		return fmt.Errorf("node: %w", err)
 	}
-	if slices.Contains(n.host.Mux().Protocols(), holepunch.Protocol) {
-		sub.Close() // up already: nothing was dialled before it
-		return nil
-	}
+	punching := slices.Contains(n.host.Mux().Protocols(), holepunch.Protocol)
 	n.goroutine(func() {
 		defer sub.Close()
+		var r punchRetry
+		r.punching = punching
+		r.public = publicAddrs(n.host.Addrs())
+		timer := time.NewTimer(0)
+		if !timer.Stop() {
+			<-timer.C
+		}
+		defer timer.Stop()
 		for {
+			var due bool
 			select {
 			case <-n.ctx.Done():
 				return
@@ -429,14 +443,92 @@ func (n *Node) startPunchRetry() error {
 				if !ok {
 					return
 				}
-				if ev, _ := e.(event.EvtLocalProtocolsUpdated); slices.Contains(ev.Added, holepunch.Protocol) {
-					n.redialLimited()
-					return
-				}
+				due = r.event(e)
+			case <-timer.C:
+				due = true
 			}
+			if !due {
+				continue
+			}
+			now := n.cfg.Now()
+			if wait := r.wait(now); wait > 0 {
+				timer.Reset(wait)
+				continue
+			}
+			r.last, r.pending = now, false
+			n.redialLimited()
 		}
 	})
 	return nil
+}
+
+// punchRetryGap is the least time between two rounds of startPunchRetry.
+const punchRetryGap = 10 * time.Second
+
+// punchRetry is startPunchRetry's state: whether the hole-punch service is
+// up, the public addresses the host had, and when it last redialled.
+type punchRetry struct {
+	punching bool
+	public   map[string]bool
+	last     time.Time
+	pending  bool // a transition waits for the gap to end
+}
+
+// event takes one event and reports whether it is a transition to a
+// state that can hole-punch where the last could not, or with a public
+// address the last did not have.
+func (r *punchRetry) event(e any) bool {
+	switch ev := e.(type) {
+	case event.EvtLocalProtocolsUpdated:
+		if slices.Contains(ev.Removed, holepunch.Protocol) {
+			r.punching = false
+		}
+		if slices.Contains(ev.Added, holepunch.Protocol) && !r.punching {
+			r.punching = true
+			return true
+		}
+	case event.EvtLocalAddressesUpdated:
+		var addrs []ma.Multiaddr
+		for _, u := range ev.Current {
+			addrs = append(addrs, u.Address)
+		}
+		now := publicAddrs(addrs)
+		gained := false
+		for a := range now {
+			gained = gained || !r.public[a]
+		}
+		r.public = now
+		return gained && r.punching
+	}
+	return false
+}
+
+// wait returns how long a transition seen at now must wait for the gap
+// to end (0: redial now), and marks it pending if it must.
+func (r *punchRetry) wait(now time.Time) time.Duration {
+	if r.last.IsZero() {
+		return 0
+	}
+	w := r.last.Add(punchRetryGap).Sub(now)
+	if w <= 0 {
+		return 0
+	}
+	if r.pending {
+		return w // the timer is set already; a reset to the same end is harmless
+	}
+	r.pending = true
+	return w
+}
+
+// publicAddrs returns the public, non-relayed addresses of addrs as a set.
+func publicAddrs(addrs []ma.Multiaddr) map[string]bool {
+	out := map[string]bool{}
+	for _, a := range addrs {
+		if manet.IsPublicAddr(a) && !isCircuit(a) {
+			out[string(a.Bytes())] = true
+		}
+	}
+	return out
 }
 
 // redialLimited closes the connections of every peer that has only

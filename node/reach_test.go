@@ -4,8 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"os"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -15,6 +18,9 @@ import (
 	"github.com/libp2p/go-libp2p/core/event"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/peerstore"
+	"github.com/libp2p/go-libp2p/core/protocol"
+	"github.com/libp2p/go-libp2p/p2p/protocol/holepunch"
 	ma "github.com/multiformats/go-multiaddr"
 
 	"github.com/peer-project/peer/ticket"
@@ -310,5 +316,210 @@ func TestReachStateJSON(t *testing.T) {
 	var r Reachability
 	if err := json.Unmarshal(b, &r); err != nil || r.State != ReachPrivate {
 		t.Fatalf("%+v, %v", r, err)
+	}
+}
+
+// TestPunchRetryEveryTransition: a public node reaches a peer only over a
+// limited relayed connection (127.0.0.1, a relay with go-libp2p's default
+// limits). Each time the node becomes able to hole-punch, or gains a
+// public address, it closes that connection and dials again, so that the
+// peer behind the relay punches again with what the node has now: once
+// when its hole-punch service comes up, and again when, later, a public
+// address appears (a first punch that failed for want of one would
+// otherwise never be retried). The transitions are events on the node's
+// bus, as go-libp2p emits them; no packet leaves loopback. Before, the
+// node redialled on the first transition only.
+func TestPunchRetryEveryTransition(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	rcfg := testConfig(t)
+	rcfg.NoDHT = true
+	rcfg.RelayService = true
+	relay := startNode(t, rcfg)
+
+	// The sharer refuses direct connections from the public node, as a
+	// NAT would: a redial comes back through the relay, limited again.
+	ka, kb := newKey(t), newKey(t)
+	bcfg := publicTestConfig(t, []string{unreachablePeer(t)})
+	kbBytes, err := crypto.MarshalPrivateKey(kb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(bcfg.Home, keyFile), kbBytes, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	acfg := testConfig(t)
+	acfg.NoDHT = true
+	acfg.Relays = []string{relay.Addrs()[0].String()}
+	acfg.ForceReachability = ReachPrivate
+	a := gatedNode(t, acfg, ka, kb)
+	rsv, err := waitReservation(ctx, a)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	b := startNode(t, bcfg)
+	bh := b.Host()
+	if id, _ := peer.IDFromPrivateKey(kb); bh.ID() != id {
+		t.Fatal("the public node does not have the identity written to its home")
+	}
+	sub, err := bh.EventBus().Subscribe(new(event.EvtPeerConnectednessChanged))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	// waitFor waits for a's connectedness at b to become want.
+	waitFor := func(what string, want network.Connectedness, within time.Duration) {
+		t.Helper()
+		timer := time.NewTimer(within)
+		defer timer.Stop()
+		for {
+			select {
+			case e := <-sub.Out():
+				if ev := e.(event.EvtPeerConnectednessChanged); ev.Peer == a.ID() && ev.Connectedness == want {
+					return
+				}
+			case <-timer.C:
+				t.Fatalf("%s: the sharer never became %s at the public node in %v (conns %v, addrs %v)", what, want, within, bh.Network().ConnsToPeer(a.ID()), bh.Peerstore().Addrs(a.ID()))
+			}
+		}
+	}
+	// On loopback the relay has no public address, so the sharer's signed
+	// record names no circuit address: the node keeps the ticket's, as a
+	// peer it found through the DHT would have them from the record.
+	bh.Peerstore().AddAddrs(a.ID(), rsv.Addrs, peerstore.PermanentAddrTTL)
+	if err := bh.Connect(ctx, peer.AddrInfo{ID: a.ID(), Addrs: rsv.Addrs}); err != nil {
+		t.Fatal(err)
+	}
+	if bh.Network().Connectedness(a.ID()) != network.Limited {
+		t.Fatalf("the public node reaches the sharer %v, want only over a limited relayed connection", bh.Network().Connectedness(a.ID()))
+	}
+
+	protos, err := bh.EventBus().Emitter(new(event.EvtLocalProtocolsUpdated))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer protos.Close()
+	addrs, err := bh.EventBus().Emitter(new(event.EvtLocalAddressesUpdated))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer addrs.Close()
+
+	start := time.Now()
+	if err := protos.Emit(event.EvtLocalProtocolsUpdated{Added: []protocol.ID{holepunch.Protocol}}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor("hole punching up", network.NotConnected, 10*time.Second)
+	t.Logf("hole punching up: the limited connection closed and redialled after %v", time.Since(start).Round(time.Millisecond))
+	// The node dials again at once, but on loopback that new relayed
+	// connection is sometimes closed a moment later (seen under load;
+	// the cause is not known). The next round needs one that stays:
+	// dial until a limited connection lasts a second, 10 times at most.
+	lasts := func() bool {
+		conns := bh.Network().ConnsToPeer(a.ID())
+		if len(conns) == 0 || bh.Network().Connectedness(a.ID()) != network.Limited {
+			return false
+		}
+		timer := time.NewTimer(time.Second)
+		defer timer.Stop()
+		for {
+			select {
+			case <-sub.Out(): // events of the sharer's connectedness, stale ones too
+			case <-timer.C:
+				return !slices.ContainsFunc(conns, network.Conn.IsClosed)
+			}
+		}
+	}
+	for try := 1; ; try++ {
+		if try > 10 {
+			t.Fatalf("the public node reaches the sharer %v after 10 dials, want a limited relayed connection", bh.Network().Connectedness(a.ID()))
+		}
+		if bh.Network().Connectedness(a.ID()) != network.Limited {
+			if err := bh.Connect(network.WithAllowLimitedConn(ctx, "test"), peer.AddrInfo{ID: a.ID(), Addrs: rsv.Addrs}); err != nil {
+				t.Logf("dial %d: %v", try, err)
+			}
+		}
+		if lasts() {
+			break
+		}
+		t.Logf("dial %d: the limited connection did not last a second", try)
+	}
+
+	// The redial must close this connection, not one before it.
+	conns := bh.Network().ConnsToPeer(a.ID())
+	closed := make(chan struct{})
+	var once sync.Once
+	nb := &network.NotifyBundle{DisconnectedF: func(_ network.Network, c network.Conn) {
+		if slices.Contains(conns, c) {
+			once.Do(func() { close(closed) })
+		}
+	}}
+	bh.Network().Notify(nb)
+	defer bh.Network().StopNotify(nb)
+	if !slices.ContainsFunc(conns, func(c network.Conn) bool { return !c.IsClosed() }) {
+		t.Fatalf("no open connection to the sharer: %v", conns)
+	}
+
+	start = time.Now()
+	public := ma.StringCast("/ip4/1.2.3.4/tcp/4001")
+	if err := addrs.Emit(event.EvtLocalAddressesUpdated{Current: []event.UpdatedAddress{{Address: public, Action: event.Added}}}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-closed:
+	case <-time.After(punchRetryGap + 10*time.Second):
+		t.Fatalf("a public address gained: the limited connection %v was not closed and dialled again in %v", conns, punchRetryGap+10*time.Second)
+	}
+	t.Logf("a public address gained: redialled after %v (rounds at least %v apart)", time.Since(start).Round(time.Millisecond), punchRetryGap)
+}
+
+// TestPunchRetryTransitions: which events make startPunchRetry dial
+// limited peers again, and how rounds are spaced.
+func TestPunchRetryTransitions(t *testing.T) {
+	up := event.EvtLocalProtocolsUpdated{Added: []protocol.ID{holepunch.Protocol}}
+	down := event.EvtLocalProtocolsUpdated{Removed: []protocol.ID{holepunch.Protocol}}
+	addrs := func(s ...string) event.EvtLocalAddressesUpdated {
+		var ev event.EvtLocalAddressesUpdated
+		for _, a := range s {
+			ev.Current = append(ev.Current, event.UpdatedAddress{Address: ma.StringCast(a)})
+		}
+		return ev
+	}
+	const pub1, pub2, lan = "/ip4/1.2.3.4/tcp/4001", "/ip4/5.6.7.8/udp/4001/quic-v1", "/ip4/10.0.0.2/tcp/4001"
+	var r punchRetry
+	for k, step := range []struct {
+		ev   any
+		want bool
+	}{
+		{addrs(pub1), false},       // no hole punching yet
+		{up, true},                 // hole punching comes up
+		{up, false},                // already up
+		{addrs(pub1), false},       // had it
+		{addrs(pub1, lan), false},  // a private address is no help
+		{addrs(pub1, pub2), true},  // a new public address
+		{addrs(pub2), false},       // one lost
+		{addrs(pub2, pub1), true},  // back again: a new mapping
+		{down, false},              // hole punching down
+		{addrs(pub2, pub1), false}, // nothing new
+		{up, true},                 // up again
+		{addrs(pub1 + "/p2p/12D3KooWLx7EfAW98GzkkybVEVtLa8LGnLEezTb76rVdzYifHVa1/p2p-circuit"), false}, // relayed
+	} {
+		if got := r.event(step.ev); got != step.want {
+			t.Fatalf("step %d (%+v): transition %v, want %v", k, step.ev, got, step.want)
+		}
+	}
+
+	var g punchRetry
+	t0 := time.Unix(1000, 0)
+	if w := g.wait(t0); w != 0 {
+		t.Fatalf("first round waits %v, want none", w)
+	}
+	g.last = t0
+	if w := g.wait(t0.Add(3 * time.Second)); w != punchRetryGap-3*time.Second || !g.pending {
+		t.Fatalf("a round 3 s after the last waits %v (pending %v), want %v", w, g.pending, punchRetryGap-3*time.Second)
+	}
+	if w := g.wait(t0.Add(punchRetryGap)); w != 0 {
+		t.Fatalf("a round a gap after the last waits %v, want none", w)
 	}
 }

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
+	"time"
 
 	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -26,6 +28,198 @@ import (
 // never chokes. A block that answers no want of ours is a violation, as an
 // unrequested BLOCK is: Bitswap names a block by the hash of its bytes, so
 // a block with the wrong bytes arrives as one nobody asked for.
+//
+// Some Bitswap peers never send DONT_HAVE, even when asked to: a chunk
+// they lack would cost a request timeout each, and a peer held to one
+// request after a timeout would sit idle for as long. So a session
+// learns: once the peer has let bsSilentAfter wants go unanswered (a
+// request timed out with neither block nor DONT_HAVE, or the peer sent
+// later blocks and skipped it for bsPresumeRTTs round trips) and has never
+// sent a DONT_HAVE, a want it skips is taken as a DONT_HAVE (the chunk
+// goes to another peer, and the want is cancelled), as boxo's client
+// does for peers that cannot send one. What it was presumed to lack is
+// given back to it once if no session has a chunk the fetch lacks, so a
+// wrong guess costs time, never the fetch.
+
+const (
+	// bsSilentAfter is how many wants a Bitswap peer may leave
+	// unanswered (no block, no DONT_HAVE) before a want it skips is taken
+	// as a DONT_HAVE.
+	bsSilentAfter = 2
+	// bsPresumeRTTs is how many of the peer's smoothed want-to-block
+	// times a want may wait, while later blocks come, before it counts as
+	// skipped; the wait is kept within [RequestTimeout/8, RequestTimeout/2].
+	bsPresumeRTTs = 4
+)
+
+// bsWants is what a Bitswap session knows of its wants in flight, to
+// learn whether the peer answers what it lacks (see above). Guarded by
+// conn.mu.
+type bsWants struct {
+	sent      map[int64]bsSent // each live want: when, in which message
+	msgs      uint64           // want messages sent
+	answered  uint64           // the latest message a block answered a want of
+	skipped   map[int64]bool   // overdue wants already counted as silent
+	presumed  map[int64]bool   // chunks taken as lacking; given back once
+	restored  map[int64]bool   // given back: never presumed again
+	srtt      time.Duration    // smoothed want-to-block time; 0 while unknown
+	lastBlock time.Time        // when the last block that answered a want came
+	silent    int              // wants left unanswered
+	dontHaves bool             // it sent a DONT_HAVE: it answers what it lacks
+	learned   bool             // logged that it does not
+}
+
+// bsSent is when a want went out, and in which of the session's messages.
+type bsSent struct {
+	at  time.Time
+	msg uint64
+}
+
+func newBSWants() *bsWants {
+	return &bsWants{sent: map[int64]bsSent{}, skipped: map[int64]bool{}, presumed: map[int64]bool{}, restored: map[int64]bool{}}
+}
+
+// requestTimeout is the scheduler's base request timeout.
+func (f *fetch) requestTimeout() time.Duration {
+	if t := f.sw.cfg.RequestTimeout; t > 0 {
+		return t
+	}
+	return sched.DefaultRequestTimeout
+}
+
+// answeredLocked records that the want of chunk i was answered at now, by
+// a block if block. c.mu is held.
+func (w *bsWants) answeredLocked(i int64, now time.Time, block bool) {
+	s, ok := w.sent[i]
+	delete(w.sent, i)
+	delete(w.skipped, i)
+	if !ok || !block {
+		return
+	}
+	w.answered = max(w.answered, s.msg)
+	lat := max(now.Sub(s.at), 0)
+	if w.srtt == 0 {
+		w.srtt = lat
+	} else {
+		w.srtt = (7*w.srtt + lat) / 8
+	}
+	w.lastBlock = now
+}
+
+// withdrawnLocked records that the want of chunk i was cancelled at now:
+// one that waited a whole request timeout unanswered (the scheduler's
+// timeout) counts as silent. c.mu is held.
+func (w *bsWants) withdrawnLocked(i int64, now time.Time, timeout time.Duration) {
+	if s, ok := w.sent[i]; ok && !w.skipped[i] && now.Sub(s.at) >= timeout {
+		w.silent++
+	}
+	delete(w.sent, i)
+	delete(w.skipped, i)
+}
+
+// overdueLocked returns the chunks whose wants the peer skipped, to be
+// taken as DONT_HAVEs, once it is known to leave wants unanswered. A want
+// is skipped when a want of a later message was answered by a block and
+// it has waited one want-to-block time more (a Bitswap server answers
+// wants of equal priority in order, but not strictly), or when it has
+// waited bsPresumeRTTs of those times (within [timeout/8, timeout/2])
+// while a block came after it went out: each counts as silent, as a
+// timed-out want does. Once bsSilentAfter have, every overdue want is
+// taken as lacking, also the only one in flight (a peer held to one
+// request after a timeout sends no later block). Each is forgotten here
+// and marked presumed; the caller tells the scheduler and has them
+// cancelled. c.mu is held.
+func (w *bsWants) overdueLocked(now time.Time, timeout time.Duration) []int64 {
+	if w.dontHaves {
+		return nil
+	}
+	wait := min(max(bsPresumeRTTs*w.srtt, timeout/8), timeout/2)
+	var out []int64
+	for i, s := range w.sent {
+		waited := now.Sub(s.at)
+		overtaken := s.msg < w.answered && waited >= w.srtt
+		if w.restored[i] || (!overtaken && waited < wait) {
+			continue
+		}
+		if (overtaken || w.lastBlock.After(s.at)) && !w.skipped[i] {
+			w.skipped[i] = true
+			w.silent++
+		}
+		out = append(out, i)
+	}
+	if w.silent < bsSilentAfter {
+		return nil
+	}
+	slices.Sort(out)
+	for _, i := range out {
+		delete(w.sent, i)
+		delete(w.skipped, i)
+		w.presumed[i] = true
+	}
+	return out
+}
+
+// bsPresume takes as DONT_HAVEs the wants that Bitswap peers known to
+// leave wants unanswered have skipped (see bsWants), and gives back what
+// they were presumed to lack, once, when no session has a chunk the fetch
+// lacks. For the loop, with the scheduler started.
+func (f *fetch) bsPresume(now time.Time) {
+	f.mu.Lock()
+	var cs []*conn
+	for _, c := range f.conns {
+		if c.bs != nil && c.joined {
+			cs = append(cs, c)
+		}
+	}
+	f.mu.Unlock()
+	if len(cs) == 0 {
+		return
+	}
+	slices.SortFunc(cs, func(a, b *conn) int { return strings.Compare(string(a.peer), string(b.peer)) })
+	timeout := f.requestTimeout()
+	held := false
+	for _, c := range cs {
+		c.mu.Lock()
+		lacks := c.bs.overdueLocked(now, timeout)
+		for _, i := range lacks {
+			if c.requested[i].live > 0 {
+				c.bsCancel(i)
+			}
+		}
+		learned := len(lacks) > 0 && !c.bs.learned
+		c.bs.learned = c.bs.learned || learned
+		held = held || len(c.bs.presumed) > 0
+		c.mu.Unlock()
+		if learned {
+			f.log.Debug("Bitswap peer leaves wants unanswered: a want it skips is taken as DONT_HAVE", "peer", c.peer, "silent", bsSilentAfter)
+		}
+		for _, i := range lacks {
+			f.step(sched.Event{Kind: sched.DontHave, Peer: f.schedID(c.peer), Index: i, Time: now})
+		}
+		if len(lacks) > 0 {
+			c.flush()
+		}
+	}
+	if !held || f.usefulSessions() > 0 {
+		return
+	}
+	for _, c := range cs {
+		c.mu.Lock()
+		var back []int64
+		for i := range c.bs.presumed {
+			if !f.sched.Verified(i) {
+				back = append(back, i)
+				c.bs.restored[i] = true
+			}
+		}
+		clear(c.bs.presumed)
+		c.mu.Unlock()
+		slices.Sort(back)
+		for _, i := range back {
+			f.step(sched.Event{Kind: sched.Have, Peer: f.schedID(c.peer), Index: i, Time: now})
+		}
+	}
+}
 
 // errLinkClosed ends a Bitswap session whose link was closed.
 var errLinkClosed = errors.New("swarm: the Bitswap link was closed")
@@ -85,6 +279,7 @@ func (f *fetch) bsSession(p peer.ID) {
 	c := &conn{
 		f: f, peer: p, link: l, done: make(chan struct{}), wdone: make(chan struct{}), wake: make(chan struct{}, 1),
 		nodeWait: map[cid.Cid][]chan []byte{}, nodeAsked: map[cid.Cid]int{}, requested: map[int64]asked{},
+		bs: newBSWants(),
 	}
 	defer close(c.done)
 	if !f.sessionUp(c, &wire.HaveAll{}) {
@@ -122,6 +317,7 @@ func (c *conn) abort() {
 // peer has the same CID. c.mu is held.
 func (c *conn) bsCancel(i int64) {
 	delete(c.requested, i)
+	c.bs.withdrawnLocked(i, c.f.sw.cfg.Now(), c.f.requestTimeout())
 	if k := indexOf(c.wants, uint64(i)); k >= 0 {
 		c.wants = append(c.wants[:k], c.wants[k+1:]...)
 		return
@@ -153,8 +349,13 @@ func (c *conn) bsWriteLoop() {
 		c.wants, c.cancels, c.nodes, c.notInt = nil, nil, nil, false
 		var want, cancel []cid.Cid
 		if l != nil {
+			now := c.f.sw.cfg.Now()
+			if len(wants) > 0 {
+				c.bs.msgs++
+			}
 			for _, i := range wants {
 				want = append(want, l.Chunks[i].CID)
+				c.bs.sent[int64(i)] = bsSent{at: now, msg: c.bs.msgs}
 			}
 			for _, i := range cancels {
 				k := l.Chunks[i].CID
@@ -234,11 +435,14 @@ func (c *conn) bsReadLoop() error {
 				continue
 			}
 			c.mu.Lock()
+			c.bs.dontHaves = true
 			var lacks []int64
+			now := f.sw.cfg.Now()
 			for i := range c.requested {
 				if layout.Chunks[i].CID.Equals(k) {
 					lacks = append(lacks, i)
 					delete(c.requested, i)
+					c.bs.answeredLocked(i, now, false)
 				}
 			}
 			c.mu.Unlock()
@@ -261,8 +465,10 @@ func (c *conn) bsBlock(pl *peerLimit, l *Layout, dl *download, data []byte, idx 
 		return err
 	}
 	c.mu.Lock()
+	now := f.sw.cfg.Now()
 	for _, i := range idx {
 		c.answered(i)
+		c.bs.answeredLocked(i, now, true)
 	}
 	c.mu.Unlock()
 	f.sw.count(func(s *Stats) { s.BytesDown += int64(n); s.BitswapBytesDown += int64(n) })

@@ -6,15 +6,22 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	bsmsg "github.com/ipfs/boxo/bitswap/message"
+	bsnetwork "github.com/ipfs/boxo/bitswap/network"
+	"github.com/ipfs/boxo/bitswap/network/bsnet"
+	blockformat "github.com/ipfs/go-block-format"
 	"github.com/ipfs/go-cid"
 	ipld "github.com/ipfs/go-ipld-format"
 	"github.com/libp2p/go-libp2p/core/peer"
 	mocknet "github.com/libp2p/go-libp2p/p2p/net/mock"
 
 	"github.com/peer-project/peer/integrity"
+	"github.com/peer-project/peer/internal/bubble"
 	"github.com/peer-project/peer/swarm/wire"
 )
 
@@ -47,7 +54,7 @@ func bitswapOnly(t *testing.T, data []byte) (server, fetcher *Swarm, root cid.Ci
 	t.Cleanup(func() { server.Close() })
 	hosts[0].RemoveStreamHandler(wire.ProtocolID)
 	server.Serve(root, &memSource{l: l, data: data})
-	fetcher = New(hosts[1], &memBlocks{m: map[cid.Cid][]byte{}}, Config{Logger: quiet(), Bitswap: true, Seed: 1})
+	fetcher = New(hosts[1], &memBlocks{m: map[cid.Cid][]byte{}}, Config{Logger: quiet(), Bitswap: true, Seed: 3})
 	t.Cleanup(func() { fetcher.Close() })
 	return server, fetcher, root
 }
@@ -177,4 +184,169 @@ func TestBitswapBlockCountedOnce(t *testing.T) {
 	if res.Progress.Received > up {
 		t.Fatalf("progress says %d bytes received; the provider sent only %d", res.Progress.Received, up)
 	}
+}
+
+// silentPeer is a Bitswap-only peer that never sends DONT_HAVE, as some
+// implementations do not: it answers a want-block with the block when it
+// has it and is willing, and with nothing otherwise.
+type silentPeer struct {
+	net    bsnetwork.BitSwapNetwork
+	blocks map[cid.Cid][]byte // what it sends
+	later  map[cid.Cid]bool   // blocks it sends only when wanted again; under mu
+	asked  atomic.Int64       // wants of blocks it does not send
+	mu     sync.Mutex
+}
+
+func (s *silentPeer) ReceiveMessage(ctx context.Context, p peer.ID, m bsmsg.BitSwapMessage) {
+	out := bsmsg.New(false)
+	for _, e := range m.Wantlist() {
+		if e.Cancel {
+			continue
+		}
+		data, ok := s.blocks[e.Cid]
+		s.mu.Lock()
+		if s.later[e.Cid] {
+			delete(s.later, e.Cid)
+			ok = false
+		}
+		s.mu.Unlock()
+		if !ok {
+			s.asked.Add(1)
+			continue
+		}
+		b, err := blockformat.NewBlockWithCid(data, e.Cid)
+		if err != nil {
+			continue
+		}
+		out.AddBlock(b)
+	}
+	if len(out.Blocks()) > 0 {
+		_ = s.net.SendMessage(ctx, p, out)
+	}
+}
+func (*silentPeer) ReceiveError(error)       {}
+func (*silentPeer) PeerConnected(peer.ID)    {}
+func (*silentPeer) PeerDisconnected(peer.ID) {}
+
+// TestSilentBitswapPeerLearned: a fetch from a peer seeder capped at
+// 512 KiB/s and a fast Bitswap-only peer that sends the root and the even
+// chunks of a 4 MiB file (64 chunks) but never answers a want of an odd
+// one, not even with DONT_HAVE. Ideally the Bitswap peer sends its half
+// at once and the seeder the other half in 4 s. The fetch must learn,
+// after a bounded number of timeouts, that what the peer does not send it
+// does not have, and take the odd chunks from the seeder: it completes
+// within 16 s of virtual time (one request timeout of 10 s, plus the
+// seeder's half and slack). Before, each round of odd chunks given to the
+// silent peer waited out a request timeout.
+func TestSilentBitswapPeerLearned(t *testing.T) {
+	bubble.Test(t, func(t *testing.T) {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		defer cancel()
+		const chunk, n, rate = 64 << 10, 128, 256 << 10
+		mn := cappedMesh(t, 3, 64<<20)
+		hs := mn.Hosts()
+		for _, k := range mn.LinksBetweenPeers(hs[1].ID(), hs[2].ID()) {
+			k.SetOptions(mocknet.LinkOptions{Bandwidth: rate})
+		}
+		data := randomData(n*chunk, 77)
+		blocks := &memBlocks{m: map[cid.Cid][]byte{}}
+		root := build(t, blocks, "data.bin", data, chunk)
+		l, err := BuildLayout(ctx, blocks, root)
+		if err != nil {
+			t.Fatal(err)
+		}
+		seeder := New(hs[0], blocks, Config{Logger: quiet(), PeerUploadRate: rate})
+		defer seeder.Close()
+		seeder.Serve(root, &memSource{l: l, data: data})
+
+		silent := &silentPeer{net: bsnet.NewFromIpfsHost(hs[1]), blocks: map[cid.Cid][]byte{}}
+		for k, v := range blocks.m {
+			silent.blocks[k] = v
+		}
+		for i := 0; i < n; i += 2 {
+			ch := l.Chunks[i]
+			silent.blocks[ch.CID] = data[ch.Offset : ch.Offset+int64(ch.Size)]
+		}
+		silent.net.Start(silent)
+		defer silent.net.Stop()
+
+		fetcher := New(hs[2], &memBlocks{m: map[cid.Cid][]byte{}}, Config{Logger: quiet(), Bitswap: true, Seed: 3})
+		defer fetcher.Close()
+		dest := filepath.Join(t.TempDir(), "data.bin")
+		start := time.Now()
+		res, err := fetcher.Fetch(ctx, root, FetchOptions{Dest: dest, NoConnected: true, Hints: []peer.AddrInfo{
+			{ID: hs[1].ID(), Addrs: hs[1].Addrs()},
+			{ID: hs[0].ID(), Addrs: hs[0].Addrs()},
+		}})
+		took := time.Since(start)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, _ := os.ReadFile(dest)
+		if !bytes.Equal(got, data) {
+			t.Fatal("fetched file differs")
+		}
+		fromSilent, fromSeeder := res.Progress.PerPeer[hs[1].ID()], res.Progress.PerPeer[hs[0].ID()]
+		t.Logf("%d chunks in %v of virtual time: %d KiB from the silent Bitswap peer, %d KiB from the seeder; the silent peer was asked %d times for a chunk it does not send",
+			n, took, fromSilent>>10, fromSeeder>>10, silent.asked.Load())
+		if fromSilent == 0 {
+			t.Fatal("nothing came from the Bitswap peer: the test shows nothing")
+		}
+		if limit := 23 * time.Second; took > limit {
+			t.Fatalf("the fetch took %v of virtual time, want at most %v: the silent peer held the chunks it never sends", took, limit)
+		}
+	})
+}
+
+// TestSilentBitswapPeerGivenBack: the only source is a Bitswap peer that
+// never sends DONT_HAVE and leaves the first want of each odd chunk of 32
+// unanswered, sending it only when wanted again. The fetch takes the
+// skipped chunks as lacking, and, once no peer has a chunk it lacks,
+// gives them back to the peer and asks again: the fetch completes, in
+// less than the request timeouts one by one would take (16 × 10 s).
+func TestSilentBitswapPeerGivenBack(t *testing.T) {
+	bubble.Test(t, func(t *testing.T) {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		defer cancel()
+		const chunk, n = 64 << 10, 32
+		mn := cappedMesh(t, 2, 1<<20)
+		hs := mn.Hosts()
+		data := randomData(n*chunk, 78)
+		blocks := &memBlocks{m: map[cid.Cid][]byte{}}
+		root := build(t, blocks, "data.bin", data, chunk)
+		l, err := BuildLayout(ctx, blocks, root)
+		if err != nil {
+			t.Fatal(err)
+		}
+		silent := &silentPeer{net: bsnet.NewFromIpfsHost(hs[0]), blocks: map[cid.Cid][]byte{}, later: map[cid.Cid]bool{}}
+		for k, v := range blocks.m {
+			silent.blocks[k] = v
+		}
+		for i, ch := range l.Chunks {
+			silent.blocks[ch.CID] = data[ch.Offset : ch.Offset+int64(ch.Size)]
+			if i%2 == 1 {
+				silent.later[ch.CID] = true
+			}
+		}
+		silent.net.Start(silent)
+		defer silent.net.Stop()
+
+		fetcher := New(hs[1], &memBlocks{m: map[cid.Cid][]byte{}}, Config{Logger: quiet(), Bitswap: true, Seed: 4})
+		defer fetcher.Close()
+		dest := filepath.Join(t.TempDir(), "data.bin")
+		start := time.Now()
+		_, err = fetcher.Fetch(ctx, root, FetchOptions{Dest: dest, NoConnected: true, Hints: []peer.AddrInfo{{ID: hs[0].ID(), Addrs: hs[0].Addrs()}}})
+		took := time.Since(start)
+		if err != nil {
+			t.Fatalf("after %v: %v", took, err)
+		}
+		got, _ := os.ReadFile(dest)
+		if !bytes.Equal(got, data) {
+			t.Fatal("fetched file differs")
+		}
+		t.Logf("%d chunks in %v of virtual time; %d wants left unanswered", n, took, silent.asked.Load())
+		if limit := 80 * time.Second; took > limit {
+			t.Fatalf("the fetch took %v of virtual time, want at most %v", took, limit)
+		}
+	})
 }

@@ -35,6 +35,7 @@ type conn struct {
 	peer   peer.ID
 	stream network.Stream // nil for a Bitswap peer
 	link   *bitswap.Link  // a Bitswap peer's (see bsconn.go); nil for ours
+	bs     *bsWants       // a Bitswap peer's wants in flight (under mu); nil for ours
 	done   chan struct{}  // closed when the reader ends
 	wdone  chan struct{}  // closed when the writeLoop ends
 

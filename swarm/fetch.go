@@ -425,6 +425,7 @@ func (f *fetch) run() (*Result, error) {
 			now := f.sw.cfg.Now()
 			if f.sched != nil {
 				f.step(sched.Event{Kind: sched.Tick, Time: now})
+				f.bsPresume(now)
 			}
 			if err := f.checkSources(now); err != nil {
 				return nil, err

@@ -64,6 +64,7 @@ func peerBin(t *testing.T) string {
 }
 
 func TestMain(m *testing.M) {
+	ipfsChildMain() // an IPFS node of the small internet: exits when PEER_IPFS_CHILD is set
 	code := m.Run()
 	if binPath != "" {
 		os.RemoveAll(filepath.Dir(binPath))

@@ -7,6 +7,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
@@ -80,7 +81,20 @@ func nsStatus(t *testing.T, lab *netns.Lab, ns, home string) daemon.StatusInfo {
 // direct connection the bytes come over: a relay's default limits (128 KiB, 2 minutes) make relayed
 // connections "limited", on which the exchange opens no stream, and the
 // relays' own counters show they carried almost nothing.
-func TestSmallInternet(t *testing.T) {
+func TestSmallInternet(t *testing.T) { smallInternet(t, false) }
+
+// TestSmallInternetSymmetricNAT: the small internet with the sharer's home
+// behind a symmetric NAT (masquerade --random-fully: a new outside port
+// for each destination, which a hole punch cannot guess) and public nodes
+// that relay without limits (--relay-unlimited). `peer get ROOT` in the
+// other home still completes, through a relay: the fetcher's path to the
+// sharer is relayed, never direct, and the relays' circuit streams carry
+// at least the file.
+func TestSmallInternetSymmetricNAT(t *testing.T) { smallInternet(t, true) }
+
+// smallInternet runs TestSmallInternet, with the sharer behind a
+// symmetric NAT and unlimited relays if symmetric.
+func smallInternet(t *testing.T, symmetric bool) {
 	if testing.Short() {
 		t.Skip("the small internet runs five daemons in network namespaces")
 	}
@@ -94,25 +108,15 @@ func TestSmallInternet(t *testing.T) {
 		return d
 	}
 	lab := netns.New(t)
-	top := lab.TwoNATs([2]netns.NATKind{netns.ConeNAT, netns.ConeNAT})
-	// Two more public addresses on the bridge, for three public nodes.
-	publicIPs := []string{top.PublicIP, "192.0.0.132", "192.0.0.133"}
-	for _, ip := range publicIPs[1:] {
-		lab.Run(top.Public, "ip", "addr", "add", ip+"/26", "dev", "br0")
+	nats := [2]netns.NATKind{netns.ConeNAT, netns.ConeNAT} // fetcher, sharer
+	relayArgs := []string{"--relay-service"}
+	if symmetric {
+		nats[1] = netns.SymmetricNAT
+		relayArgs = append(relayArgs, "--relay-unlimited")
 	}
-	listenOn := func(ip string) []string {
-		return []string{"--listen", "/ip4/" + ip + "/tcp/4001", "--listen", "/ip4/" + ip + "/udp/4001/quic-v1"}
-	}
-
-	// The small internet's bootstrap list: the public nodes, whose IDs
-	// `peer id` makes before they start.
-	var boot []string
-	homes := make([]string, len(publicIPs))
-	for i, ip := range publicIPs {
-		homes[i] = t.TempDir()
-		id := strings.TrimSpace(nsPeer(t, lab, top.Public, "id", "--home", homes[i]))
-		boot = append(boot, fmt.Sprintf("/ip4/%s/tcp/4001/p2p/%s", ip, id))
-	}
+	top := lab.TwoNATs(nats)
+	boot, public := startPublicNodes(t, lab, top, relayArgs)
+	t.Logf("3 public nodes up in %v: %v", took(), boot)
 	bootFlags := func() []string {
 		var out []string
 		for _, b := range boot {
@@ -120,17 +124,14 @@ func TestSmallInternet(t *testing.T) {
 		}
 		return out
 	}
-	public := make([]*daemonProc, len(publicIPs))
-	for i, ip := range publicIPs {
-		args := append(append(listenOn(ip), "--network", "public", "--dht", "server", "--relay-service"), bootFlags()...)
-		public[i] = nsDaemon(t, lab, top.Public, homes[i], args...)
+	listenOn := func(ip string) []string {
+		return []string{"--listen", "/ip4/" + ip + "/tcp/4001", "--listen", "/ip4/" + ip + "/udp/4001/quic-v1"}
 	}
-	t.Logf("3 public nodes up in %v: %v", took(), boot)
 
 	homeArgs := append(append(listenOn("0.0.0.0"), "--network", "public"), bootFlags()...)
 	sharer := nsDaemon(t, lab, top.Sites[1].NS, t.TempDir(), homeArgs...)
 	fetcher := nsDaemon(t, lab, top.Sites[0].NS, t.TempDir(), homeArgs...)
-	t.Logf("2 homes up behind %s in %v: sharer %s, fetcher %s", netns.ConeNAT, took(), sharer.info.ID, fetcher.info.ID)
+	t.Logf("2 homes up in %v: sharer %s behind a %s, fetcher %s behind a %s", took(), sharer.info.ID, nats[1], fetcher.info.ID, nats[0])
 
 	dir := t.TempDir()
 	src := filepath.Join(dir, "across.bin")
@@ -181,7 +182,8 @@ func TestSmallInternet(t *testing.T) {
 	}
 
 	// Which path: the fetcher's connection to the sharer is direct (the
-	// hole punch's), beside the relayed one it came through first.
+	// hole punch's), beside the relayed one it came through first; or,
+	// past a symmetric NAT, relayed only.
 	var peers []daemon.PeerInfo
 	if err := json.Unmarshal([]byte(nsPeer(t, lab, top.Sites[0].NS, "peers", "--home", fetcher.home, "--json")), &peers); err != nil {
 		t.Fatal(err)
@@ -191,6 +193,10 @@ func TestSmallInternet(t *testing.T) {
 		if peers[i].ID == sharer.info.ID {
 			path = &peers[i]
 		}
+	}
+	if symmetric {
+		smallInternetRelayed(t, lab, top, public, path, fetcher, len(data), getTook, res.Seconds)
+		return
 	}
 	if path == nil || !path.Direct {
 		t.Fatalf("the fetcher's path to the sharer: %+v; want a direct connection", path)
@@ -251,4 +257,121 @@ func TestPublicRefusesSwarmKey(t *testing.T) {
 	writeSwarmKey(t, key, 0o600)
 	fails(t, "can't join the public network", "daemon", "--home", t.TempDir(), "--listen", "/ip4/127.0.0.1/tcp/0", "--no-mdns",
 		"--network", "public", "--swarm-key", key)
+}
+
+// smallInternetRelayed checks where the bytes of the symmetric-NAT small
+// internet went: the fetcher reaches the sharer only through a relay, not
+// limited, and the relays' circuit streams carried at least the file.
+func smallInternetRelayed(t *testing.T, lab *netns.Lab, top netns.Topology, public []*daemonProc, path *daemon.PeerInfo, fetcher *daemonProc, size int, getTook time.Duration, getSeconds float64) {
+	t.Helper()
+	if path == nil || path.Direct || len(path.Relays) == 0 || path.Limited {
+		t.Fatalf("the fetcher's path to the sharer past a symmetric NAT: %+v; want relayed, not limited", path)
+	}
+	t.Logf("fetched %d bytes in %v (the get itself %.2f s): fetcher's path to the sharer: %s", size, getTook, getSeconds, path.Path)
+	fst := nsStatus(t, lab, top.Sites[0].NS, fetcher.home)
+	var xferIn int64
+	for _, pb := range fst.Protocols {
+		if pb.Protocol == wire.ProtocolID {
+			xferIn = pb.In
+		}
+	}
+	var relayed int64
+	for i, p := range public {
+		for _, pb := range nsStatus(t, lab, top.Public, p.home).Protocols {
+			if strings.HasPrefix(pb.Protocol, "/libp2p/circuit/relay/") {
+				relayed += pb.In + pb.Out
+				t.Logf("public node %d: %s in %d, out %d", i, pb.Protocol, pb.In, pb.Out)
+			}
+		}
+	}
+	t.Logf("fetcher: %d bytes in over %s; relays: %d bytes over circuit streams in all", xferIn, wire.ProtocolID, relayed)
+	if xferIn < int64(size) || relayed < int64(size) {
+		t.Fatalf("the fetcher took %d bytes over %s and the relays carried %d: want at least the file's %d each", xferIn, wire.ProtocolID, relayed, size)
+	}
+	t.Logf("peer status of the fetcher:\n%s", nsPeer(t, lab, top.Sites[0].NS, "status", "--home", fetcher.home))
+}
+
+// startPublicNodes starts the small internet's three public peer daemons
+// on top's bridge (--network public, DHT servers, with relayArgs), each
+// with the three of them as its bootstrap list, which it returns.
+func startPublicNodes(t *testing.T, lab *netns.Lab, top netns.Topology, relayArgs []string) ([]string, []*daemonProc) {
+	t.Helper()
+	// Two more public addresses on the bridge, for three public nodes.
+	publicIPs := []string{top.PublicIP, "192.0.0.132", "192.0.0.133"}
+	for _, ip := range publicIPs[1:] {
+		lab.Run(top.Public, "ip", "addr", "add", ip+"/26", "dev", "br0")
+	}
+	// The small internet's bootstrap list: the public nodes, whose IDs
+	// `peer id` makes before they start.
+	var boot, bootFlags []string
+	homes := make([]string, len(publicIPs))
+	for i, ip := range publicIPs {
+		homes[i] = t.TempDir()
+		id := strings.TrimSpace(nsPeer(t, lab, top.Public, "id", "--home", homes[i]))
+		boot = append(boot, fmt.Sprintf("/ip4/%s/tcp/4001/p2p/%s", ip, id))
+		bootFlags = append(bootFlags, "--bootstrap", boot[i])
+	}
+	public := make([]*daemonProc, len(publicIPs))
+	for i, ip := range publicIPs {
+		args := []string{"--listen", "/ip4/" + ip + "/tcp/4001", "--listen", "/ip4/" + ip + "/udp/4001/quic-v1", "--network", "public", "--dht", "server"}
+		public[i] = nsDaemon(t, lab, top.Public, homes[i], append(append(args, relayArgs...), bootFlags...)...)
+	}
+	return boot, public
+}
+
+// TestSmallInternetBitswapProvider: an IPFS node (kad-dht with the /ipfs
+// prefix, boxo's Bitswap: what Kubo is made of, run by the test binary as
+// a child) on a public address of the small internet provides a root in
+// the DHT of the three public peer daemons; `peer get --network public
+// ROOT` in a home behind a NAT, told nothing but the bootstrap list, finds
+// it through the DHT and fetches every byte from it over Bitswap.
+func TestSmallInternetBitswapProvider(t *testing.T) {
+	if testing.Short() {
+		t.Skip("the small internet runs daemons in network namespaces")
+	}
+	netns.Require(t)
+	peerBin(t)
+	start := time.Now()
+	lab := netns.New(t)
+	top := lab.TwoNATs([2]netns.NATKind{netns.ConeNAT, netns.ConeNAT})
+	boot, _ := startPublicNodes(t, lab, top, []string{"--relay-service"})
+	t.Logf("3 public nodes up in %v", time.Since(start).Round(time.Millisecond))
+
+	const ipfsIP, size = "192.0.0.134", 5<<20 + 4321
+	lab.Run(top.Public, "ip", "addr", "add", ipfsIP+"/26", "dev", "br0")
+	spec, err := json.Marshal(ipfsChildSpec{Listen: "/ip4/" + ipfsIP + "/tcp/4001", Bootstrap: boot, Size: size, Seed: 61})
+	if err != nil {
+		t.Fatal(err)
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	child := startCmd(t, lab.Command(top.Public, "env", ipfsChildEnv+"="+string(spec), exe, "-test.run=^$"))
+	t.Cleanup(func() { child.stop(t) })
+	l, ok := child.line(t, time.Minute)
+	if !ok || strings.HasPrefix(l, "ERR") {
+		<-child.done
+		t.Fatalf("the IPFS node: %q, %v\n%s", l, child.err, child.stderr)
+	}
+	var ipfs struct{ ID, Root string }
+	if err := json.Unmarshal([]byte(l), &ipfs); err != nil {
+		t.Fatalf("the IPFS node's line %q: %v", l, err)
+	}
+	t.Logf("the IPFS node %s on %s provides %s (%v)", ipfs.ID, ipfsIP, ipfs.Root, time.Since(start).Round(time.Millisecond))
+
+	get := []string{"get", "--home", t.TempDir(), "--json", "--no-mdns", "--network", "public",
+		"--listen", "/ip4/0.0.0.0/tcp/0", "--listen", "/ip4/0.0.0.0/udp/0/quic-v1"}
+	for _, b := range boot {
+		get = append(get, "--bootstrap", b)
+	}
+	dest := filepath.Join(t.TempDir(), "from-ipfs.bin")
+	getStart := time.Now()
+	res := lastDone(t, nsPeer(t, lab, top.Sites[0].NS, append(get, "-o", dest, ipfs.Root)...))
+	sameTree(t, filepath.Dir(dest), map[string][]byte{"from-ipfs.bin": randomBytes(size, 61)})
+	if res.FromPeers[ipfs.ID] != size {
+		t.Fatalf("bytes by peer %v: want all %d from the IPFS node %s", res.FromPeers, size, ipfs.ID)
+	}
+	t.Logf("peer get --network public ROOT behind a NAT: %d bytes from the IPFS node over Bitswap in %v (the get %.2f s); %v in all",
+		size, time.Since(getStart).Round(time.Millisecond), res.Seconds, time.Since(start).Round(time.Millisecond))
 }
