@@ -27,9 +27,6 @@ type want struct {
 // len returns the number of requests waiting.
 func (w *wantQueue) len() int { return w.n }
 
-// push queues requests for the chunks idx, in order.
-func (w *wantQueue) push(idx []uint64) { w.pushAt(idx, time.Time{}) }
-
 // pushAt queues requests for the chunks idx, in order, that came at at.
 func (w *wantQueue) pushAt(idx []uint64, at time.Time) {
 	if w.live == nil {

@@ -30,7 +30,7 @@ func TestWantQueueModel(t *testing.T) {
 				for k := range idx {
 					idx[k] = uint64(r.IntN(12))
 				}
-				w.push(idx)
+				w.pushAt(idx, time.Time{})
 				model = append(model, idx...)
 			case op < 8:
 				i := uint64(r.IntN(14))
@@ -109,9 +109,9 @@ func TestWantQueueModel(t *testing.T) {
 // small as the requests waiting.
 func TestWantQueueCancelFlood(t *testing.T) {
 	var w wantQueue
-	w.push(make([]uint64, 1000)) // 1000 requests of chunk 0
+	w.pushAt(make([]uint64, 1000), time.Time{}) // 1000 requests of chunk 0
 	for range 1_000_000 {
-		w.push([]uint64{1})
+		w.pushAt([]uint64{1}, time.Time{})
 		w.cancel(1)
 		w.cancel(2)
 	}
