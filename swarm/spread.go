@@ -149,18 +149,24 @@ func (sv *server) readyLocked() bool {
 	if !sv.spreadingLocked() {
 		return true
 	}
-	_, ok, _ := sv.pickLocked(false)
+	_, ok := sv.pickLocked(false)
 	return ok
 }
 
 // nextWantLocked takes the chunk request sv serves next (ok), and says
-// whether another may be served right after it (more). sv.mu is held.
+// whether another may be served right after it (more: never while
+// spreading, see pickLocked). sv.mu is held.
 func (sv *server) nextWantLocked() (i uint64, ok, more bool) {
 	if !sv.spreadingLocked() {
 		i, ok = sv.wants.pop()
 		return i, ok, sv.wants.len() > 0
 	}
-	return sv.pickLocked(true)
+	// Never more while spreading: a request free now may be held back by
+	// the next batch (another peer got its chunk meanwhile), and the chunk
+	// written now would wait in the buffer for a hold. A chunk is large
+	// against a flush.
+	i, ok = sv.pickLocked(true)
+	return i, ok, false
 }
 
 // pickLocked finds the request sv serves next by the spread rules: of the
@@ -168,7 +174,7 @@ func (sv *server) nextWantLocked() (i uint64, ok, more bool) {
 // nobody yet when other sessions are open, else the first. With take, it
 // withdraws it from the queue and records its send. When every request
 // looked at is held back, it arms the hold timer. sv.mu is held.
-func (sv *server) pickLocked(take bool) (i uint64, ok, more bool) {
+func (sv *server) pickLocked(take bool) (i uint64, ok bool) {
 	sp := sv.spread
 	now := sv.sw.cfg.Now()
 	net := sv.sw.host.Network()
@@ -220,17 +226,17 @@ func (sv *server) pickLocked(take bool) (i uint64, ok, more bool) {
 		if !wake.IsZero() {
 			sv.armHoldLocked(wake.Sub(now))
 		}
-		return 0, false, false
+		return 0, false
 	}
 	if !take {
-		return i, true, false
+		return i, true
 	}
 	if nFresh == 0 && freeMissed {
 		sv.holdsMissed++
 	}
 	sv.wants.cancel(i)
 	sp.sentLocked(sv.peer, i, sv.src.Layout().NumChunks())
-	return i, true, nFresh+nFree > 1
+	return i, true
 }
 
 // armHoldLocked wakes the sender after d (at least a millisecond). sv.mu
