@@ -187,7 +187,9 @@ func (s *Swarm) dismiss(sv *server) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	sv.spread.setUsers(sv.spread.users-1, s.cfg.UploadSlots)
-	if sv.spread.users == 0 && !sv.spread.recorded() {
+	// After StopServing and Serve again, the root's record may be a newer
+	// one than sv's: that one is not sv's to drop.
+	if sv.spread.users == 0 && !sv.spread.recorded() && s.spreads[sv.root] == sv.spread {
 		delete(s.spreads, sv.root) // nothing to remember
 	}
 	delete(s.serving[sv.root], sv)

@@ -36,13 +36,17 @@ func newPickRig(t *testing.T, sessions int) *pickRig {
 	src := &memSource{l: l, data: data}
 	seed.Serve(root, src)
 	rig := &pickRig{seed: seed, root: root, src: src, hosts: hosts}
+	t.Cleanup(func() { // before Close: the sessions have no stream
+		for _, sv := range rig.sv {
+			seed.dismiss(sv)
+		}
+	})
 	for _, h := range hosts[1:] {
 		p := h.ID()
 		sv := &server{sw: seed, peer: p, root: root, wake: make(chan struct{}, 1), lim: seed.lim.peer(p)}
 		if !seed.admit(sv) {
 			t.Fatal("session not admitted")
 		}
-		t.Cleanup(func() { seed.dismiss(sv) }) // before Close: sv has no stream
 		rig.sv = append(rig.sv, sv)
 	}
 	return rig
@@ -94,5 +98,31 @@ func TestSpreadChunkFlushed(t *testing.T) {
 	}
 	if more {
 		t.Error("chunk 4 was taken with more: it would stay in the buffer while chunk 3 is held back")
+	}
+}
+
+// TestDismissKeepsNewerSpread: a session of a root that stopped being
+// served and then was served again ends after the new root's first
+// session began: its end leaves the new session's record in place.
+func TestDismissKeepsNewerSpread(t *testing.T) {
+	rig := newPickRig(t, 1)
+	old := rig.sv[0]
+	rig.seed.StopServing(rig.root)
+	rig.seed.Serve(rig.root, rig.src)
+	sv := &server{sw: rig.seed, peer: old.peer, root: rig.root, wake: make(chan struct{}, 1), lim: rig.seed.lim.peer(old.peer)}
+	if !rig.seed.admit(sv) {
+		t.Fatal("session not admitted")
+	}
+	t.Cleanup(func() { rig.seed.dismiss(sv) })
+	if sv.spread == old.spread {
+		t.Fatal("the new session shares the old record; the test sets up nothing")
+	}
+	rig.seed.dismiss(old)
+	rig.sv = nil // dismissed
+	rig.seed.mu.Lock()
+	got := rig.seed.spreads[rig.root]
+	rig.seed.mu.Unlock()
+	if got != sv.spread {
+		t.Errorf("the old session's end dropped the new session's spread record")
 	}
 }
