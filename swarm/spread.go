@@ -95,26 +95,60 @@ func (sp *spread) recipient(i uint64) (peer.ID, bool) {
 	return sp.peers[sp.to[i]-1], true
 }
 
-// sentLocked records that chunk i of n goes to p. sp.mu is held.
-func (sp *spread) sentLocked(p peer.ID, i uint64, n int64) {
+// sentLocked records that chunk i of n goes to p, and returns the record
+// it made (k; 0: none) and the one it replaced (prev), for unsend. sp.mu
+// is held.
+func (sp *spread) sentLocked(p peer.ID, i uint64, n int64) (k, prev uint16) {
 	if n <= 0 || i >= uint64(n) {
-		return
+		return 0, 0
 	}
 	if sp.to == nil {
 		sp.to = make([]uint16, n)
 		sp.index = map[peer.ID]uint16{}
 	}
+	prev = sp.to[i]
 	k, ok := sp.index[p]
 	if !ok {
 		if len(sp.peers) == maxSpreadPeers {
 			sp.to[i] = 0
-			return
+			return 0, prev
 		}
 		sp.peers = append(sp.peers, p)
 		k = uint16(len(sp.peers))
 		sp.index[p] = k
 	}
 	sp.to[i] = k
+	return k, prev
+}
+
+// unsend undoes the record k of chunk i that sentLocked made, putting back
+// prev, unless a later send replaced it: the chunk did not go out.
+func (sp *spread) unsend(i uint64, k, prev uint16) {
+	sp.mu.Lock()
+	defer sp.mu.Unlock()
+	if k != 0 && i < uint64(len(sp.to)) && sp.to[i] == k {
+		sp.to[i] = prev
+	}
+}
+
+// spreadSend is a send recorded at its take, while the chunk is written:
+// if the write fails, the record is undone (settleSend).
+type spreadSend struct {
+	i       uint64
+	k, prev uint16 // from sentLocked; k 0: nothing to undo
+}
+
+// settleSend ends the send of the chunk last taken: when it did not go
+// out (ok false), its record is undone, and other sessions' requests for
+// it are no longer held back for this peer.
+func (sv *server) settleSend(ok bool) {
+	sv.mu.Lock()
+	s := sv.inflight
+	sv.inflight = spreadSend{}
+	sv.mu.Unlock()
+	if !ok && s.k != 0 {
+		sv.spread.unsend(s.i, s.k, s.prev)
+	}
 }
 
 // recorded reports whether any send is recorded.
@@ -172,7 +206,8 @@ func (sv *server) nextWantLocked() (i uint64, ok, more bool) {
 // pickLocked finds the request sv serves next by the spread rules: of the
 // requests not held back, the first (in arrival order) of a chunk sent to
 // nobody yet when other sessions are open, else the first. With take, it
-// withdraws it from the queue and records its send. When every request
+// withdraws it from the queue and records its send (in sv.inflight,
+// until settleSend). When every request
 // looked at is held back, it arms the hold timer. sv.mu is held.
 func (sv *server) pickLocked(take bool) (i uint64, ok bool) {
 	sp := sv.spread
@@ -235,7 +270,10 @@ func (sv *server) pickLocked(take bool) (i uint64, ok bool) {
 		sv.holdsMissed++
 	}
 	sv.wants.cancel(i)
-	sp.sentLocked(sv.peer, i, sv.src.Layout().NumChunks())
+	// Recorded now, not once written, so that other sessions do not take
+	// it fresh while it goes out; undone if it does not (settleSend).
+	k, prev := sp.sentLocked(sv.peer, i, sv.src.Layout().NumChunks())
+	sv.inflight = spreadSend{i: i, k: k, prev: prev}
 	return i, true
 }
 

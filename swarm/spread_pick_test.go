@@ -2,10 +2,14 @@ package swarm
 
 import (
 	"context"
+	"io"
 	"testing"
 
 	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
+
+	"github.com/peer-project/peer/swarm/wire"
 )
 
 // pickRig is a seed's Swarm on a mesh of hosts, all connected, serving a
@@ -124,5 +128,51 @@ func TestDismissKeepsNewerSpread(t *testing.T) {
 	rig.seed.mu.Unlock()
 	if got != sv.spread {
 		t.Errorf("the old session's end dropped the new session's spread record")
+	}
+}
+
+// failWriter fails every write, as a reset stream does.
+type failWriter struct{}
+
+func (failWriter) Write([]byte) (int, error) { return 0, network.ErrReset }
+
+// TestSpreadSendNotRecordedWhenWriteFails: a chunk whose write fails is
+// not recorded as sent to that peer, and another session's request for it
+// is served, not held back for a peer that does not have it.
+func TestSpreadSendNotRecordedWhenWriteFails(t *testing.T) {
+	rig := newPickRig(t, 2)
+	a, b := rig.sv[0], rig.sv[1]
+	// A stream to a's host, for the deadlines and the memory scope; the
+	// writes go to failWriter.
+	rig.hosts[1].SetStreamHandler("/test/sink", func(st network.Stream) {
+		io.Copy(io.Discard, st) // until the test resets it
+		st.Reset()
+	})
+	st, err := rig.seed.host.NewStream(context.Background(), a.peer, "/test/sink")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Reset()
+	a.stream = st
+	pf := newPrefetcher(context.Background(), st.Scope())
+	defer pf.release()
+
+	a.wants.pushAt([]uint64{5}, rig.seed.cfg.Now())
+	bt := rig.seed.chk.take(a)
+	if !bt.serve || bt.chunk != 5 {
+		t.Fatalf("took %+v", bt)
+	}
+	if err := a.writeBatch(wire.NewWriter(failWriter{}), pf, bt); err == nil {
+		t.Fatal("the write did not fail")
+	}
+	if p := rig.recipient(a, 5); p == a.peer.String() {
+		t.Errorf("chunk 5 is recorded as sent to %s, whose write failed", p)
+	}
+	b.wants.pushAt([]uint64{5}, rig.seed.cfg.Now())
+	b.mu.Lock()
+	ready := b.readyLocked()
+	b.mu.Unlock()
+	if !ready {
+		t.Error("b's request of chunk 5 is held back for a peer that never got it")
 	}
 }
