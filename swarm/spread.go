@@ -207,8 +207,8 @@ func (sv *server) nextWantLocked() (i uint64, ok, more bool) {
 // requests not held back, the first (in arrival order) of a chunk sent to
 // nobody yet when other sessions are open, else the first. With take, it
 // withdraws it from the queue and records its send (in sv.inflight,
-// until settleSend). When every request
-// looked at is held back, it arms the hold timer. sv.mu is held.
+// until settleSend). It marks the requests it holds back. When every
+// request looked at is held back, it arms the hold timer. sv.mu is held.
 func (sv *server) pickLocked(take bool) (i uint64, ok bool) {
 	sp := sv.spread
 	now := sv.sw.cfg.Now()
@@ -219,10 +219,11 @@ func (sv *server) pickLocked(take bool) (i uint64, ok bool) {
 	var (
 		fresh, free   uint64
 		nFresh, nFree int
-		freeMissed    bool // free's hold ran out
+		freeMissed    bool // free was held back, and its hold ran out
 		wake          time.Time
 	)
-	sv.wants.scan(spreadScan, func(j uint64, at time.Time) bool {
+	sv.wants.scan(spreadScan, func(h *want) bool {
+		j, at := h.idx, h.at
 		q, sent := sp.recipient(j)
 		holder := sent && q != sv.peer
 		if holder {
@@ -235,12 +236,16 @@ func (sv *server) pickLocked(take bool) (i uint64, ok bool) {
 		}
 		switch {
 		case holder && sp.few && sv.holdsMissed < maxHoldsMissed && now.Before(at.Add(spreadHold)):
+			h.held = true
 			if until := at.Add(spreadHold); wake.IsZero() || until.Before(wake) {
 				wake = until
 			}
 		case sent || !sp.many:
 			if nFree == 0 {
-				free, freeMissed = j, holder && sp.few && sv.holdsMissed < maxHoldsMissed
+				// A miss only if it was held: one that waited out
+				// spreadHold before its chunk went to another peer
+				// was never held, and says nothing of the fetcher.
+				free, freeMissed = j, h.held && holder && sp.few && sv.holdsMissed < maxHoldsMissed
 			}
 			nFree++
 		default:

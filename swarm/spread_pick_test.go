@@ -176,3 +176,64 @@ func TestSpreadSendNotRecordedWhenWriteFails(t *testing.T) {
 		t.Error("b's request of chunk 5 is held back for a peer that never got it")
 	}
 }
+
+// TestSpreadUnheldRequestNoMiss: a request that waited longer than a hold
+// before its chunk went to another peer is served, but was never held: it
+// counts no miss, and the session's later requests are still held back.
+func TestSpreadUnheldRequestNoMiss(t *testing.T) {
+	rig := newPickRig(t, 2)
+	a, b := rig.sv[0], rig.sv[1]
+	n := rig.src.l.NumChunks()
+	now := rig.seed.cfg.Now()
+	a.wants.pushAt([]uint64{7}, now.Add(-2*spreadHold)) // it waited
+	b.spread.mu.Lock()
+	b.spread.sentLocked(b.peer, 7, n) // and only now is chunk 7 sent to b
+	b.spread.sentLocked(b.peer, 8, n)
+	b.spread.mu.Unlock()
+	if i, ok, _ := rig.take(a); !ok || i != 7 {
+		t.Fatalf("took %d %v, want 7", i, ok)
+	}
+	if a.holdsMissed != 0 {
+		t.Errorf("holdsMissed is %d after a request that was never held", a.holdsMissed)
+	}
+	a.wants.pushAt([]uint64{8}, rig.seed.cfg.Now())
+	a.mu.Lock()
+	ready := a.readyLocked()
+	a.mu.Unlock()
+	if ready {
+		t.Error("a's request of chunk 8, which b has, is not held back")
+	}
+}
+
+// TestSpreadHeldRequestMisses: a request held back until its hold ran out
+// counts a miss, and the session's later requests are not held back.
+func TestSpreadHeldRequestMisses(t *testing.T) {
+	rig := newPickRig(t, 2)
+	a, b := rig.sv[0], rig.sv[1]
+	n := rig.src.l.NumChunks()
+	b.spread.mu.Lock()
+	b.spread.sentLocked(b.peer, 7, n)
+	b.spread.sentLocked(b.peer, 8, n)
+	b.spread.mu.Unlock()
+	a.wants.pushAt([]uint64{7}, rig.seed.cfg.Now())
+	a.mu.Lock()
+	ready := a.readyLocked()
+	a.wants.q[0].at = a.wants.q[0].at.Add(-2 * spreadHold) // its hold runs out
+	a.mu.Unlock()
+	if ready {
+		t.Fatal("a's request of chunk 7, which b has, is not held back")
+	}
+	if i, ok, _ := rig.take(a); !ok || i != 7 {
+		t.Fatalf("took %d %v, want 7", i, ok)
+	}
+	if a.holdsMissed != 1 {
+		t.Errorf("holdsMissed is %d after a held request ran out its hold, want 1", a.holdsMissed)
+	}
+	a.wants.pushAt([]uint64{8}, rig.seed.cfg.Now())
+	a.mu.Lock()
+	ready = a.readyLocked()
+	a.mu.Unlock()
+	if !ready {
+		t.Error("a's request of chunk 8 is held back after a miss")
+	}
+}
