@@ -540,7 +540,7 @@ func (sv *server) node(c cid.Cid) wire.Msg {
 }
 
 // writeChunk writes chunk i, read and verified (by the prefetcher, which
-// then starts on the next one wanted) and within the upload caps; or
+// then starts on the one served next) and within the upload caps; or
 // DONT_HAVE when it cannot be served here; sent says which. An error is
 // the stream's.
 func (sv *server) writeChunk(w *wire.Writer, pf *prefetcher, i uint64) (sent bool, err error) {
@@ -550,7 +550,7 @@ func (sv *server) writeChunk(w *wire.Writer, pf *prefetcher, i uint64) (sent boo
 	}
 	data, err := pf.read(src, i)
 	sv.mu.Lock()
-	next, ok := sv.wants.peek()
+	next, ok := sv.nextPrefetchLocked()
 	sv.mu.Unlock()
 	if ok {
 		pf.ahead(src, next)

@@ -183,7 +183,7 @@ func (sv *server) readyLocked() bool {
 	if !sv.spreadingLocked() {
 		return true
 	}
-	_, ok := sv.pickLocked(false)
+	_, ok := sv.pickLocked(pickAny)
 	return ok
 }
 
@@ -199,17 +199,35 @@ func (sv *server) nextWantLocked() (i uint64, ok, more bool) {
 	// the next batch (another peer got its chunk meanwhile), and the chunk
 	// written now would wait in the buffer for a hold. A chunk is large
 	// against a flush.
-	i, ok = sv.pickLocked(true)
+	i, ok = sv.pickLocked(pickTake)
 	return i, ok, false
 }
 
+// nextPrefetchLocked returns the chunk request sv would serve next, for
+// the prefetcher to read ahead, without taking it. sv.mu is held.
+func (sv *server) nextPrefetchLocked() (i uint64, ok bool) {
+	if !sv.spreadingLocked() {
+		return sv.wants.peek()
+	}
+	return sv.pickLocked(pickNext)
+}
+
+// pickMode says what pickLocked is asked.
+type pickMode int
+
+const (
+	pickAny  pickMode = iota // is any request not held back?
+	pickNext                 // which request would be served next?
+	pickTake                 // take the request served next
+)
+
 // pickLocked finds the request sv serves next by the spread rules: of the
 // requests not held back, the first (in arrival order) of a chunk sent to
-// nobody yet when other sessions are open, else the first. With take, it
-// withdraws it from the queue and records its send (in sv.inflight,
-// until settleSend). It marks the requests it holds back. When every
+// nobody yet when other sessions are open, else the first (pickAny
+// returns any one of them). With pickTake, it withdraws it from the queue
+// and records its send (in sv.inflight, until settleSend). It marks the requests it holds back. When every
 // request looked at is held back, it arms the hold timer. sv.mu is held.
-func (sv *server) pickLocked(take bool) (i uint64, ok bool) {
+func (sv *server) pickLocked(mode pickMode) (i uint64, ok bool) {
 	sp := sv.spread
 	now := sv.sw.cfg.Now()
 	net := sv.sw.host.Network()
@@ -254,8 +272,11 @@ func (sv *server) pickLocked(take bool) (i uint64, ok bool) {
 			}
 			nFresh++
 		}
-		// Taking, look on for a fresh one; only asking, any will do.
-		return take && nFresh == 0 || !take && nFresh+nFree == 0
+		// Choosing, look on for a fresh one; only asking, any will do.
+		if mode == pickAny {
+			return nFresh+nFree == 0
+		}
+		return nFresh == 0
 	})
 	switch {
 	case nFresh > 0:
@@ -268,7 +289,7 @@ func (sv *server) pickLocked(take bool) (i uint64, ok bool) {
 		}
 		return 0, false
 	}
-	if !take {
+	if mode != pickTake {
 		return i, true
 	}
 	if nFresh == 0 && freeMissed {

@@ -56,6 +56,28 @@ func newPickRig(t *testing.T, sessions int) *pickRig {
 	return rig
 }
 
+// stream gives sv (of hosts[k+1]) a stream to its host, for the write
+// deadlines and the memory scope, and returns a prefetcher on it; the test
+// writes elsewhere.
+func (rig *pickRig) stream(t *testing.T, sv *server) *prefetcher {
+	t.Helper()
+	for _, h := range rig.hosts[1:] {
+		h.SetStreamHandler("/test/sink", func(st network.Stream) {
+			io.Copy(io.Discard, st) // until the test resets it
+			st.Reset()
+		})
+	}
+	st, err := rig.seed.host.NewStream(context.Background(), sv.peer, "/test/sink")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Reset() })
+	sv.stream = st
+	pf := newPrefetcher(context.Background(), st.Scope())
+	t.Cleanup(pf.release)
+	return pf
+}
+
 // take takes sv's next chunk request as the send loop does.
 func (rig *pickRig) take(sv *server) (i uint64, ok, more bool) {
 	sv.mu.Lock()
@@ -142,20 +164,8 @@ func (failWriter) Write([]byte) (int, error) { return 0, network.ErrReset }
 func TestSpreadSendNotRecordedWhenWriteFails(t *testing.T) {
 	rig := newPickRig(t, 2)
 	a, b := rig.sv[0], rig.sv[1]
-	// A stream to a's host, for the deadlines and the memory scope; the
-	// writes go to failWriter.
-	rig.hosts[1].SetStreamHandler("/test/sink", func(st network.Stream) {
-		io.Copy(io.Discard, st) // until the test resets it
-		st.Reset()
-	})
-	st, err := rig.seed.host.NewStream(context.Background(), a.peer, "/test/sink")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Reset()
-	a.stream = st
-	pf := newPrefetcher(context.Background(), st.Scope())
-	defer pf.release()
+	// The writes go to failWriter.
+	pf := rig.stream(t, a)
 
 	a.wants.pushAt([]uint64{5}, rig.seed.cfg.Now())
 	bt := rig.seed.chk.take(a)
@@ -235,5 +245,33 @@ func TestSpreadHeldRequestMisses(t *testing.T) {
 	a.mu.Unlock()
 	if !ready {
 		t.Error("a's request of chunk 8 is held back after a miss")
+	}
+}
+
+// TestSpreadPrefetchesWhatIsServed: while spreading, the chunk read ahead
+// is the one served next. A session asks for a chunk held back (another
+// peer has it) and two fresh ones: the seed serves the fresh ones first,
+// and read ahead the held one, in arrival order, before: one read and
+// hash wasted per chunk.
+func TestSpreadPrefetchesWhatIsServed(t *testing.T) {
+	rig := newPickRig(t, 2)
+	a, b := rig.sv[0], rig.sv[1]
+	pf := rig.stream(t, a)
+	b.spread.mu.Lock()
+	b.spread.sentLocked(b.peer, 3, rig.src.l.NumChunks())
+	b.spread.mu.Unlock()
+	a.wants.pushAt([]uint64{3, 4, 5}, rig.seed.cfg.Now())
+	w := wire.NewWriter(io.Discard)
+	for _, want := range []uint64{4, 5} {
+		bt := rig.seed.chk.take(a)
+		if !bt.serve || bt.chunk != want {
+			t.Fatalf("took %+v, want chunk %d", bt, want)
+		}
+		if err := a.writeBatch(w, pf, bt); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if pf.misses != 0 {
+		t.Errorf("%d chunks read ahead were not served next", pf.misses)
 	}
 }
