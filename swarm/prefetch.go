@@ -20,6 +20,9 @@ type prefetcher struct {
 	held  [2]int // bytes reserved in scope for bufs
 	cur   int    // the buffer the next read fills
 	pre   *preload
+	// misses counts chunks read ahead that were not the next read: a
+	// read and a hash wasted.
+	misses int
 }
 
 // preload is a chunk being read and verified ahead of its turn, into the
@@ -45,6 +48,7 @@ func (pf *prefetcher) read(src Source, i uint64) ([]byte, error) {
 			pf.cur = 1 - pf.cur
 			return p.data, p.err
 		}
+		pf.misses++
 	}
 	buf, err := pf.buffer(pf.cur, int(src.Layout().Chunks[i].Size))
 	if err != nil {

@@ -58,6 +58,7 @@ type server struct {
 	// holdsMissed counts held-back requests served when their hold ran
 	// out (see spread.go).
 	holdsMissed int
+	inflight    spreadSend // the chunk being written, as recorded by the spread rules
 }
 
 func (s *Swarm) handleStream(st network.Stream) {
@@ -187,7 +188,9 @@ func (s *Swarm) dismiss(sv *server) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	sv.spread.setUsers(sv.spread.users-1, s.cfg.UploadSlots)
-	if sv.spread.users == 0 && !sv.spread.recorded() {
+	// After StopServing and Serve again, the root's record may be a newer
+	// one than sv's: that one is not sv's to drop.
+	if sv.spread.users == 0 && !sv.spread.recorded() && s.spreads[sv.root] == sv.spread {
 		delete(s.spreads, sv.root) // nothing to remember
 	}
 	delete(s.serving[sv.root], sv)
@@ -499,17 +502,19 @@ func (sv *server) writeBatch(w *wire.Writer, pf *prefetcher, b batch) error {
 			return err
 		}
 	}
+	var err error
+	delivered := false
 	if b.serve {
-		err := sv.writeChunk(w, pf, b.chunk)
+		delivered, err = sv.writeChunk(w, pf, b.chunk)
 		sv.sw.chk.sent(sv)
-		if err != nil {
-			return err
-		}
 	}
-	if b.more {
-		return nil
+	if err == nil && !b.more {
+		err = w.Flush()
 	}
-	return w.Flush()
+	if b.serve {
+		sv.settleSend(delivered && err == nil)
+	}
+	return err
 }
 
 // node returns the answer to a WANT_NODE of c: the block, or NODE_MISSING.
@@ -535,32 +540,33 @@ func (sv *server) node(c cid.Cid) wire.Msg {
 }
 
 // writeChunk writes chunk i, read and verified (by the prefetcher, which
-// then starts on the next one wanted) and within the upload caps; or
-// DONT_HAVE when it cannot be served here. An error is the stream's.
-func (sv *server) writeChunk(w *wire.Writer, pf *prefetcher, i uint64) error {
+// then starts on the one served next) and within the upload caps; or
+// DONT_HAVE when it cannot be served here; sent says which. An error is
+// the stream's.
+func (sv *server) writeChunk(w *wire.Writer, pf *prefetcher, i uint64) (sent bool, err error) {
 	src := sv.source()
 	if src == nil || !src.Has(int64(i)) {
-		return w.Write(&wire.DontHave{Indices: []uint64{i}})
+		return false, w.Write(&wire.DontHave{Indices: []uint64{i}})
 	}
 	data, err := pf.read(src, i)
 	sv.mu.Lock()
-	next, ok := sv.wants.peek()
+	next, ok := sv.nextPrefetchLocked()
 	sv.mu.Unlock()
 	if ok {
 		pf.ahead(src, next)
 	}
 	if err != nil {
 		sv.sw.log.Warn("serving a chunk", "root", sv.root, "index", i, "err", err)
-		return w.Write(&wire.DontHave{Indices: []uint64{i}})
+		return false, w.Write(&wire.DontHave{Indices: []uint64{i}})
 	}
 	if err := sv.sw.lim.sending(sv.sw.ctx, sv.lim, len(data)); err != nil {
-		return err
+		return false, err
 	}
 	sv.writeDeadline() // after the wait for the caps, which may be long
 	err = w.Write(&wire.Block{Index: i, Data: data})
 	n := int64(len(data))
 	sv.sw.count(func(st *Stats) { st.BytesUp += n; st.ChunksServed++ })
-	return err
+	return err == nil, err
 }
 
 // writeDeadline gives the writes that follow IdleTimeout to go out: a

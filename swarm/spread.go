@@ -95,26 +95,60 @@ func (sp *spread) recipient(i uint64) (peer.ID, bool) {
 	return sp.peers[sp.to[i]-1], true
 }
 
-// sentLocked records that chunk i of n goes to p. sp.mu is held.
-func (sp *spread) sentLocked(p peer.ID, i uint64, n int64) {
+// sentLocked records that chunk i of n goes to p, and returns the record
+// it made (k; 0: none) and the one it replaced (prev), for unsend. sp.mu
+// is held.
+func (sp *spread) sentLocked(p peer.ID, i uint64, n int64) (k, prev uint16) {
 	if n <= 0 || i >= uint64(n) {
-		return
+		return 0, 0
 	}
 	if sp.to == nil {
 		sp.to = make([]uint16, n)
 		sp.index = map[peer.ID]uint16{}
 	}
+	prev = sp.to[i]
 	k, ok := sp.index[p]
 	if !ok {
 		if len(sp.peers) == maxSpreadPeers {
 			sp.to[i] = 0
-			return
+			return 0, prev
 		}
 		sp.peers = append(sp.peers, p)
 		k = uint16(len(sp.peers))
 		sp.index[p] = k
 	}
 	sp.to[i] = k
+	return k, prev
+}
+
+// unsend undoes the record k of chunk i that sentLocked made, putting back
+// prev, unless a later send replaced it: the chunk did not go out.
+func (sp *spread) unsend(i uint64, k, prev uint16) {
+	sp.mu.Lock()
+	defer sp.mu.Unlock()
+	if k != 0 && i < uint64(len(sp.to)) && sp.to[i] == k {
+		sp.to[i] = prev
+	}
+}
+
+// spreadSend is a send recorded at its take, while the chunk is written:
+// if the write fails, the record is undone (settleSend).
+type spreadSend struct {
+	i       uint64
+	k, prev uint16 // from sentLocked; k 0: nothing to undo
+}
+
+// settleSend ends the send of the chunk last taken: when it did not go
+// out (ok false), its record is undone, and other sessions' requests for
+// it are no longer held back for this peer.
+func (sv *server) settleSend(ok bool) {
+	sv.mu.Lock()
+	s := sv.inflight
+	sv.inflight = spreadSend{}
+	sv.mu.Unlock()
+	if !ok && s.k != 0 {
+		sv.spread.unsend(s.i, s.k, s.prev)
+	}
 }
 
 // recorded reports whether any send is recorded.
@@ -149,26 +183,51 @@ func (sv *server) readyLocked() bool {
 	if !sv.spreadingLocked() {
 		return true
 	}
-	_, ok, _ := sv.pickLocked(false)
+	_, ok := sv.pickLocked(pickAny)
 	return ok
 }
 
 // nextWantLocked takes the chunk request sv serves next (ok), and says
-// whether another may be served right after it (more). sv.mu is held.
+// whether another may be served right after it (more: never while
+// spreading, see pickLocked). sv.mu is held.
 func (sv *server) nextWantLocked() (i uint64, ok, more bool) {
 	if !sv.spreadingLocked() {
 		i, ok = sv.wants.pop()
 		return i, ok, sv.wants.len() > 0
 	}
-	return sv.pickLocked(true)
+	// Never more while spreading: a request free now may be held back by
+	// the next batch (another peer got its chunk meanwhile), and the chunk
+	// written now would wait in the buffer for a hold. A chunk is large
+	// against a flush.
+	i, ok = sv.pickLocked(pickTake)
+	return i, ok, false
 }
+
+// nextPrefetchLocked returns the chunk request sv would serve next, for
+// the prefetcher to read ahead, without taking it. sv.mu is held.
+func (sv *server) nextPrefetchLocked() (i uint64, ok bool) {
+	if !sv.spreadingLocked() {
+		return sv.wants.peek()
+	}
+	return sv.pickLocked(pickNext)
+}
+
+// pickMode says what pickLocked is asked.
+type pickMode int
+
+const (
+	pickAny  pickMode = iota // is any request not held back?
+	pickNext                 // which request would be served next?
+	pickTake                 // take the request served next
+)
 
 // pickLocked finds the request sv serves next by the spread rules: of the
 // requests not held back, the first (in arrival order) of a chunk sent to
-// nobody yet when other sessions are open, else the first. With take, it
-// withdraws it from the queue and records its send. When every request
-// looked at is held back, it arms the hold timer. sv.mu is held.
-func (sv *server) pickLocked(take bool) (i uint64, ok, more bool) {
+// nobody yet when other sessions are open, else the first (pickAny
+// returns any one of them). With pickTake, it withdraws it from the queue
+// and records its send (in sv.inflight, until settleSend). It marks the requests it holds back. When every
+// request looked at is held back, it arms the hold timer. sv.mu is held.
+func (sv *server) pickLocked(mode pickMode) (i uint64, ok bool) {
 	sp := sv.spread
 	now := sv.sw.cfg.Now()
 	net := sv.sw.host.Network()
@@ -178,10 +237,11 @@ func (sv *server) pickLocked(take bool) (i uint64, ok, more bool) {
 	var (
 		fresh, free   uint64
 		nFresh, nFree int
-		freeMissed    bool // free's hold ran out
+		freeMissed    bool // free was held back, and its hold ran out
 		wake          time.Time
 	)
-	sv.wants.scan(spreadScan, func(j uint64, at time.Time) bool {
+	sv.wants.scan(spreadScan, func(h *want) bool {
+		j, at := h.idx, h.at
 		q, sent := sp.recipient(j)
 		holder := sent && q != sv.peer
 		if holder {
@@ -194,12 +254,16 @@ func (sv *server) pickLocked(take bool) (i uint64, ok, more bool) {
 		}
 		switch {
 		case holder && sp.few && sv.holdsMissed < maxHoldsMissed && now.Before(at.Add(spreadHold)):
+			h.held = true
 			if until := at.Add(spreadHold); wake.IsZero() || until.Before(wake) {
 				wake = until
 			}
 		case sent || !sp.many:
 			if nFree == 0 {
-				free, freeMissed = j, holder && sp.few && sv.holdsMissed < maxHoldsMissed
+				// A miss only if it was held: one that waited out
+				// spreadHold before its chunk went to another peer
+				// was never held, and says nothing of the fetcher.
+				free, freeMissed = j, h.held && holder && sp.few && sv.holdsMissed < maxHoldsMissed
 			}
 			nFree++
 		default:
@@ -208,8 +272,11 @@ func (sv *server) pickLocked(take bool) (i uint64, ok, more bool) {
 			}
 			nFresh++
 		}
-		// Taking, look on for a fresh one; only asking, any will do.
-		return take && nFresh == 0 || !take && nFresh+nFree == 0
+		// Choosing, look on for a fresh one; only asking, any will do.
+		if mode == pickAny {
+			return nFresh+nFree == 0
+		}
+		return nFresh == 0
 	})
 	switch {
 	case nFresh > 0:
@@ -220,17 +287,20 @@ func (sv *server) pickLocked(take bool) (i uint64, ok, more bool) {
 		if !wake.IsZero() {
 			sv.armHoldLocked(wake.Sub(now))
 		}
-		return 0, false, false
+		return 0, false
 	}
-	if !take {
-		return i, true, false
+	if mode != pickTake {
+		return i, true
 	}
 	if nFresh == 0 && freeMissed {
 		sv.holdsMissed++
 	}
 	sv.wants.cancel(i)
-	sp.sentLocked(sv.peer, i, sv.src.Layout().NumChunks())
-	return i, true, nFresh+nFree > 1
+	// Recorded now, not once written, so that other sessions do not take
+	// it fresh while it goes out; undone if it does not (settleSend).
+	k, prev := sp.sentLocked(sv.peer, i, sv.src.Layout().NumChunks())
+	sv.inflight = spreadSend{i: i, k: k, prev: prev}
+	return i, true
 }
 
 // armHoldLocked wakes the sender after d (at least a millisecond). sv.mu

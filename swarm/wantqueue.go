@@ -18,17 +18,16 @@ type wantQueue struct {
 	n    int                 // requests waiting: the lengths of live
 }
 
-// want is one request: its chunk, its number and when it came.
+// want is one request: its chunk, its number and when it came, and
+// whether the spread rules held it back (spread.go).
 type want struct {
 	idx, seq uint64
 	at       time.Time
+	held     bool
 }
 
 // len returns the number of requests waiting.
 func (w *wantQueue) len() int { return w.n }
-
-// push queues requests for the chunks idx, in order.
-func (w *wantQueue) push(idx []uint64) { w.pushAt(idx, time.Time{}) }
 
 // pushAt queues requests for the chunks idx, in order, that came at at.
 func (w *wantQueue) pushAt(idx []uint64, at time.Time) {
@@ -36,7 +35,7 @@ func (w *wantQueue) pushAt(idx []uint64, at time.Time) {
 		w.live = map[uint64][]uint64{}
 	}
 	for _, i := range idx {
-		w.q = append(w.q, want{i, w.seq, at})
+		w.q = append(w.q, want{idx: i, seq: w.seq, at: at})
 		w.live[i] = append(w.live[i], w.seq)
 		w.seq++
 	}
@@ -111,12 +110,13 @@ func (w *wantQueue) compact() {
 	w.q = out
 }
 
-// scan calls fn with the chunks of up to n waiting requests, and when
-// each came, in the order they are served, until fn returns false. A chunk
-// asked for twice is seen once, at its earliest request. fn must not
-// change the queue.
-func (w *wantQueue) scan(n int, fn func(i uint64, at time.Time) bool) {
-	for _, h := range w.q {
+// scan calls fn with up to n waiting requests, in the order they are
+// served, until fn returns false. A chunk asked for twice is seen once, at
+// its earliest request. fn may set the request's held, and must not change
+// the queue otherwise.
+func (w *wantQueue) scan(n int, fn func(h *want) bool) {
+	for k := range w.q {
+		h := &w.q[k]
 		if n == 0 {
 			return
 		}
@@ -124,7 +124,7 @@ func (w *wantQueue) scan(n int, fn func(i uint64, at time.Time) bool) {
 			continue // cancelled, or a later request of a chunk seen
 		}
 		n--
-		if !fn(h.idx, h.at) {
+		if !fn(h) {
 			return
 		}
 	}

@@ -30,7 +30,7 @@ func TestWantQueueModel(t *testing.T) {
 				for k := range idx {
 					idx[k] = uint64(r.IntN(12))
 				}
-				w.push(idx)
+				w.pushAt(idx, time.Time{})
 				model = append(model, idx...)
 			case op < 8:
 				i := uint64(r.IntN(14))
@@ -65,21 +65,21 @@ func TestWantQueueModel(t *testing.T) {
 			}
 			// scan sees each waiting chunk once, in the order of its
 			// first request, and stops where asked.
-			var want, got []uint64
+			var exp, got []uint64
 			for _, i := range model {
-				if !slices.Contains(want, i) {
-					want = append(want, i)
+				if !slices.Contains(exp, i) {
+					exp = append(exp, i)
 				}
 			}
-			w.scan(len(model)+1, func(i uint64, _ time.Time) bool { got = append(got, i); return true })
-			if !slices.Equal(got, want) {
-				t.Fatalf("seed %d step %d: scan %v, want %v", seed, step, got, want)
+			w.scan(len(model)+1, func(h *want) bool { got = append(got, h.idx); return true })
+			if !slices.Equal(got, exp) {
+				t.Fatalf("seed %d step %d: scan %v, want %v", seed, step, got, exp)
 			}
-			if len(want) > 1 {
+			if len(exp) > 1 {
 				got = got[:0]
-				w.scan(2, func(i uint64, _ time.Time) bool { got = append(got, i); return len(got) < 1 })
-				if !slices.Equal(got, want[:1]) {
-					t.Fatalf("seed %d step %d: scan stopped after %v, want %v", seed, step, got, want[:1])
+				w.scan(2, func(h *want) bool { got = append(got, h.idx); return len(got) < 1 })
+				if !slices.Equal(got, exp[:1]) {
+					t.Fatalf("seed %d step %d: scan stopped after %v, want %v", seed, step, got, exp[:1])
 				}
 			}
 			if len(w.q) > 2*w.len()+65 {
@@ -109,9 +109,9 @@ func TestWantQueueModel(t *testing.T) {
 // small as the requests waiting.
 func TestWantQueueCancelFlood(t *testing.T) {
 	var w wantQueue
-	w.push(make([]uint64, 1000)) // 1000 requests of chunk 0
+	w.pushAt(make([]uint64, 1000), time.Time{}) // 1000 requests of chunk 0
 	for range 1_000_000 {
-		w.push([]uint64{1})
+		w.pushAt([]uint64{1}, time.Time{})
 		w.cancel(1)
 		w.cancel(2)
 	}

@@ -78,10 +78,10 @@ type Config struct {
 	Logger *slog.Logger
 }
 
-// ask is what was asked of a peer for one CID: how many wants of it were
-// sent that no block or DONT_HAVE has answered yet (a want sent again
-// after a cancel may be answered twice), and whether the last was
-// cancelled. A cancelled entry stays, so that a block that crossed the
+// ask is what was asked of a peer for one CID: how many answers (a block
+// or DONT_HAVE) may still come (a want sent again after a cancel may be
+// answered twice; one sent again while open is the same wantlist entry,
+// answered once), and whether the last was cancelled. A cancelled entry stays, so that a block that crossed the
 // CANCEL is no stray, until it is answered or the table is full.
 type ask struct {
 	wants     uint32
@@ -413,8 +413,12 @@ func (l *Link) Want(ctx context.Context, cs, cancels []cid.Cid) error {
 	}
 	cancels = sent
 	for _, c := range cs {
-		a := asked[c]
-		asked[c] = ask{wants: a.wants + 1}
+		// A want still open at the peer (another link's, or this
+		// one's again) is the same entry of its wantlist, answered
+		// once: only a want after a CANCEL may bring a second answer.
+		if a, ok := asked[c]; !ok || a.cancelled {
+			asked[c] = ask{wants: a.wants + 1}
+		}
 		l.open[c] = struct{}{}
 	}
 	x.mu.Unlock()

@@ -295,6 +295,51 @@ func TestWantedAgainAnsweredTwice(t *testing.T) {
 	}
 }
 
+// TestWantedTwiceAnsweredOnce: a block wanted by two links to one peer,
+// or twice by one link, is one entry of the peer's wantlist, which the
+// peer answers once: that answer leaves nothing asked of the peer. Before,
+// the entry stayed (one want still counted) and took a place of maxAsked
+// for good.
+func TestWantedTwiceAnsweredOnce(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	hs := hosts(t, 2)
+	x := New(hs[0], Config{Blocks: &mapBlocks{}, Logger: quiet()})
+	defer x.Close()
+	server := bsnet.NewFromIpfsHost(hs[1])
+	server.Start(nopReceiver{})
+	defer server.Stop()
+	l1, err := x.Link(hs[1].ID())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l1.Close()
+	l2, err := x.Link(hs[1].ID())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l2.Close()
+	b := rawBlock(t, "once")
+	for _, l := range []*Link{l1, l1, l2} {
+		if err := l.Want(ctx, []cid.Cid{b.Cid()}, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	m := bsmsg.New(false)
+	m.AddBlock(b)
+	if err := server.SendMessage(ctx, hs[0].ID(), m); err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range []*Link{l1, l2} {
+		if got := next(t, ctx, l); len(got.Blocks) != 1 {
+			t.Fatalf("%d blocks, strays %v; want the block", len(got.Blocks), got.Strays)
+		}
+	}
+	if left := askedOf(x, hs[1].ID()); len(left) != 0 {
+		t.Fatalf("after the one answer, %d CIDs are still asked of the peer: %v", len(left), left)
+	}
+}
+
 // askedOf returns what x has outstanding with p: the CIDs and whether
 // each is cancelled.
 func askedOf(x *Exchange, p peer.ID) map[cid.Cid]bool {
