@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
-	"os"
 	"path/filepath"
 	"time"
 
@@ -114,12 +113,12 @@ func decodeStamp(v []byte) (stamp, error) {
 // system, of the size and modification time the caller indexes, last
 // changed at least racyAge before began.
 func (s *Store) sealOf(path string, size int64, mtime int64, began time.Time) (stamp, bool) {
-	f, err := os.Open(path)
+	f, fi, err := openRegular(path) // a FIFO: no seal, and no wait for a writer
 	if err != nil {
 		return stamp{}, false
 	}
 	defer f.Close()
-	st, ok := stampAfter(f)
+	st, ok := stampOf(fi)
 	if !ok || st.size != size || st.mtime != mtime || !s.isLocal(f) {
 		return stamp{}, false
 	}

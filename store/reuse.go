@@ -3,7 +3,6 @@ package store
 import (
 	"bytes"
 	"fmt"
-	"os"
 	"path/filepath"
 	"time"
 
@@ -186,15 +185,11 @@ func (r *Reuser) File(path string, size int64, mtime time.Time) (cid.Cid, []Chun
 // unchanged reports whether the file at path is a regular file on a local
 // file system whose stamp now is st.
 func (r *Reuser) unchanged(path string, st stamp) bool {
-	// Stat first: opening a FIFO to read waits for a writer, for good.
-	if fi, err := os.Stat(path); err != nil || !fi.Mode().IsRegular() {
-		return false
-	}
-	f, err := os.Open(path)
+	f, fi, err := openRegular(path) // a FIFO: not unchanged, and no wait for a writer
 	if err != nil {
 		return false
 	}
 	defer f.Close()
-	now, ok := stampAfter(f)
+	now, ok := stampOf(fi)
 	return ok && now == st && r.s.isLocal(f)
 }

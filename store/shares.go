@@ -707,23 +707,18 @@ func (s *Store) ReadChunk(ctx context.Context, c cid.Cid, buf []byte) ([]byte, e
 // a proof (proof.go) or the location's seal (index.go) holds for them.
 // Errors that mean the file no longer holds the chunk are *staleError.
 func (s *Store) readLocation(c cid.Cid, l Location, buf []byte) ([]byte, error) {
-	// Stat first: opening a FIFO to read waits for a writer, for good.
-	if fi, err := os.Stat(l.Path); err == nil && !fi.Mode().IsRegular() {
+	// One lookup, and no wait on a FIFO for a writer (openRegular).
+	f, fi, err := openRegular(l.Path)
+	switch {
+	case errors.Is(err, errNotRegular):
 		return nil, &staleError{path: l.Path, reason: "not a regular file now (" + fi.Mode().Type().String() + ")"}
-	}
-	f, err := os.Open(l.Path)
-	if err != nil {
-		if errors.Is(err, os.ErrNotExist) {
-			return nil, &staleError{path: l.Path, reason: "gone"}
-		}
+	case errors.Is(err, os.ErrNotExist):
+		return nil, &staleError{path: l.Path, reason: "gone"}
+	case err != nil:
 		return nil, err
 	}
 	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
-	if !fi.Mode().IsRegular() || fi.Size() != l.FileSize || !fi.ModTime().Equal(l.ModTime) {
+	if fi.Size() != l.FileSize || !fi.ModTime().Equal(l.ModTime) {
 		return nil, &staleError{path: l.Path, reason: fmt.Sprintf(
 			"size %d, modified %v; indexed with size %d, modified %v",
 			fi.Size(), fi.ModTime(), l.FileSize, l.ModTime)}
