@@ -503,8 +503,12 @@ func (f *follower) sync(ctx context.Context, rec *names.Record) (*FollowEvent, e
 		return fail(fmt.Errorf("follow %s: applying version %d (%s): %w; %s is left at %s", f.name, rec.Seq, rec.Root, err, f.dir, f.held()))
 	}
 	// Indexed once, where it now is: served from dir, and the version
-	// before (indexed at dir too) is forgotten.
-	if err := f.n.adopt(ctx, &swarm.Result{Root: res.Root, Dest: f.dir, Layout: res.Layout}); err != nil {
+	// before (indexed at dir too) is forgotten. Only the files apply
+	// placed or kept: one a conflict left alone holds the user's bytes (or
+	// is missing), and indexed as the version's it would be stamped with
+	// them, so that a later share of dir would reuse the version's chunks
+	// for it.
+	if err := f.n.adopt(ctx, &swarm.Result{Root: res.Root, Dest: f.dir, Layout: f.placed(res.Layout)}); err != nil {
 		f.n.log.Warn("follow: serving the version from its folder", "dir", f.dir, "err", err)
 		f.n.unserveStaged(res)
 		f.n.unshareReplaced(f.dir, res.Root)
@@ -512,6 +516,21 @@ func (f *follower) sync(ctx context.Context, rec *names.Record) (*FollowEvent, e
 	e.Applied = true
 	f.event(e)
 	return &e, nil
+}
+
+// placed returns l with only the files that dir holds for it (f.st.Files
+// after apply: written or kept), to be indexed at dir.
+func (f *follower) placed(l *swarm.Layout) *swarm.Layout {
+	files := make([]swarm.FileSpan, 0, len(l.Files))
+	for _, sp := range l.Files {
+		if f.st.Files[sp.Path] != nil {
+			files = append(files, sp)
+		}
+	}
+	return &swarm.Layout{
+		Root: l.Root, Name: l.Name, Dir: l.Dir, Size: l.Size, Files: files, Dirs: l.Dirs,
+		Chunks: l.Chunks, Symlinks: l.Symlinks, Meta: l.Meta, Blocks: l.Blocks,
+	}
 }
 
 // keeps says whether file sp of a version is in dir already: written by
@@ -549,7 +568,9 @@ func (f *follower) clearStage(stage string, root cid.Cid) error {
 	return nil
 }
 
-// apply moves the fetched version from stage into dir (see Follow).
+// apply moves the fetched version from stage into dir (see Follow). On
+// success f.st.Files lists what dir holds of the version, each file it
+// wrote or kept, and nothing a conflict left alone (placed).
 func (f *follower) apply(ctx context.Context, e *FollowEvent, l *swarm.Layout, stage string) error {
 	next := followState{Name: f.name.String(), Root: l.Root.String(), Seq: e.Seq, Files: map[string]*fileState{}, Dirs: slices.Clone(l.Dirs)}
 	stageRel, err := filepath.Rel(f.dir, stage)

@@ -1034,3 +1034,112 @@ func TestFollowSeesEditWithTimeSetBack(t *testing.T) {
 		cancel()
 	})
 }
+
+// TestFollowIndexesWhatItPlaced: a follow indexes at DIR only the files it
+// wrote or kept. A file a conflict left alone holds the user's bytes: its
+// record would give it the version's chunks (and a stamp of the user's
+// bytes), so that a later share of DIR reused them and published the
+// version's root for other content. A conflict whose file is missing (the
+// user's file stands where the version has a folder) leaves the rest of
+// the version served.
+//
+// It runs on the wall clock, not in a bubble: B's clock runs two minutes
+// ahead of it, so that the files written here are old enough at once to be
+// stamped and sealed (store/index.go), with no wait. (A bubble's clock
+// starts in 2000, before any file's change time, and would stamp none; and
+// B's clock cannot run ahead of A's in one, because names' Publisher dates
+// records by time.Now, not the node's clock.) Nothing here waits on time:
+// each step is one call that returns when done.
+func TestFollowIndexesWhatItPlaced(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	mn := mocknet.New()
+	t.Cleanup(func() { mn.Close() })
+	var nodes []*Node
+	for i := range 3 {
+		h, err := mn.GenPeer()
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg := testConfig(t)
+		cfg.Host, cfg.NoDHT = h, true
+		if i == 1 {
+			cfg.Now = func() time.Time { return time.Now().Add(2 * time.Minute) }
+		}
+		nodes = append(nodes, startNode(t, cfg))
+	}
+	a, b, fresh := nodes[0], nodes[1], nodes[2]
+	connectMock(t, mn, a, b)
+	src := filepath.Join(t.TempDir(), "site")
+	writeTree(t, src, map[string]string{"a.txt": "alpha", "b.txt": "bravo", "c.txt": "charlie"})
+	pub1, err := a.Publish(ctx, src, PublishOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(t.TempDir(), "b")
+	if _, err := b.SyncName(ctx, pub1.Name, dir, FollowOptions{}); err != nil {
+		t.Fatal(err)
+	}
+
+	// The user's bytes, as long as the version's: only the stamp's
+	// size could tell them apart.
+	writeTree(t, dir, map[string]string{"a.txt": "mine 2!", "d.txt": "mydel"})
+	writeTree(t, src, map[string]string{"a.txt": "alpha 2", "d.txt": "delta", "e.txt": "echo"})
+	if _, err := a.Publish(ctx, src, PublishOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	e, err := b.SyncName(ctx, pub1.Name, dir, FollowOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(e.Conflicts) != 2 || e.Written != 1 {
+		t.Fatalf("event %+v; want conflicts a.txt and d.txt, e.txt written", e)
+	}
+	files, err := b.store.SharedFilesAt(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var indexed []string
+	for _, sf := range files {
+		rel, _ := filepath.Rel(dir, sf.Path)
+		indexed = append(indexed, filepath.ToSlash(rel))
+	}
+	slices.Sort(indexed)
+	if want := []string{"b.txt", "c.txt", "e.txt"}; !slices.Equal(indexed, want) {
+		t.Errorf("files indexed at %s: %v; want %v (not the conflicts)", dir, indexed, want)
+	}
+	got, err := b.Share(ctx, dir, ShareOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := fresh.Share(ctx, dir, ShareOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Root != want.Root {
+		t.Errorf("B shares %s as %s (%d files reused); a fresh node as %s", dir, got.Root, got.Reused, want.Root)
+	}
+
+	writeTree(t, dir, map[string]string{"sub": "my file"})
+	writeTree(t, src, map[string]string{"sub/x.txt": "x-ray"})
+	pub3, err := a.Publish(ctx, src, PublishOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err = b.SyncName(ctx, pub1.Name, dir, FollowOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.ContainsFunc(e.Conflicts, func(c Conflict) bool { return c.Path == "sub/x.txt" }) {
+		t.Fatalf("conflicts %+v; want sub/x.txt among them", e.Conflicts)
+	}
+	if _, err := b.store.Share(pub3.Root); err != nil {
+		t.Errorf("version 3 is not shared from %s: %v", dir, err)
+	}
+	if _, err := b.store.ReadChunk(ctx, integrity.Chunk([]byte("echo")), nil); err != nil {
+		t.Errorf("e.txt of version 3 is not served: %v", err)
+	}
+	if _, err := b.store.ReadChunk(ctx, integrity.Chunk([]byte("x-ray")), nil); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("ReadChunk of sub/x.txt, which B does not hold: %v; want ErrNotFound", err)
+	}
+}

@@ -428,9 +428,14 @@ func (n *Node) share(ctx context.Context, path string, opts ShareOptions) (*Shar
 	iopts := importer.Options{Params: params, Progress: opts.Progress, Private: []string{n.cfg.Home}, FollowLinks: opts.FollowLinks,
 		PreserveMode: opts.PreserveMode, PreserveMtime: opts.PreserveMtime}
 	iopts.Open = opts.open
-	// What the last share of path recorded: unchanged files are not read.
-	reuser, err := n.store.Reuser(path, params)
+	tx, err := n.store.BeginShare(path)
 	if err != nil {
+		return nil, fmt.Errorf("share %s: %w", path, err)
+	}
+	// What the last share of path recorded: unchanged files are not read.
+	reuser, err := tx.Reuser(params)
+	if err != nil {
+		tx.Abort()
 		return nil, fmt.Errorf("share %s: %w", path, err)
 	}
 	iopts.Reuse = func(p string, info fs.FileInfo) (cid.Cid, []importer.Loc, bool) {
@@ -443,10 +448,6 @@ func (n *Node) share(ctx context.Context, path string, opts ShareOptions) (*Shar
 			locs[i] = importer.Loc{CID: c.CID, Offset: c.Offset, Size: c.Size}
 		}
 		return root, locs, true
-	}
-	tx, err := n.store.BeginShare(path)
-	if err != nil {
-		return nil, fmt.Errorf("share %s: %w", path, err)
 	}
 	sink := &shareSink{tx: tx, store: n.store, pending: map[string][]store.ChunkLoc{}}
 	res, err := importer.Import(ctx, path, iopts, sink)

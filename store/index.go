@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
-	"os"
 	"path/filepath"
 	"time"
 
@@ -32,16 +31,20 @@ import (
 // file systems only as the in-memory proofs (proof.go).
 //
 // Two things rest on a stamp:
-//   - A seal: when the stamp's ctime is also proofAge older than the
-//     share's start (the in-memory proofs' age, which also covers writes
-//     through a shared mapping that set no time until write-back),
+//   - A seal: when the stamp's ctime is also proofAge older than the time
+//     the bytes were hashed (the in-memory proofs' age, which also covers
+//     writes through a shared mapping that set no time until write-back),
 //     ReadChunk serves the file's chunks without hashing them, across
 //     restarts; the first serve no longer hashes.
 //   - Reuse (reuse.go): a share of the same path again takes the chunks a
 //     file's record lists instead of reading and hashing the file, when its
 //     stamp now is the recorded one.
 //
-// A stamp is one record per file (some 40 bytes), not per chunk: the
+// The record keeps the time the bytes were hashed: the start of the share
+// that read them, carried by every share that reused them since, so that
+// a reuse never turns a stamp too young to seal into a seal.
+//
+// A stamp is one record per file (some 50 bytes), not per chunk: the
 // index's cost per chunk stays that of locs and rev (see IndexBytesPerChunk).
 
 // racyAge is how much older than a share's start a file's ctime must be
@@ -84,29 +87,44 @@ var addedBuckets = [][]byte{bucketStamps}
 // (1 Mi chunks) costs some 330 MiB of index.
 const IndexBytesPerChunk = 384
 
-// encodeStamp encodes the value of stamps[id, fileNo].
-func encodeStamp(st stamp) []byte {
-	b := []byte{recordVersion}
-	b = binary.AppendUvarint(b, st.dev)
-	b = binary.AppendUvarint(b, st.ino)
-	b = binary.AppendUvarint(b, uint64(st.size))
-	b = binary.AppendVarint(b, st.mtime)
-	return binary.AppendVarint(b, st.ctime)
+// stampRecord is the value of stamps[id, fileNo]: the file's stamp, and
+// when the bytes its chunks hold were hashed (Unix ns): the start of the
+// share whose import read them, carried over by each share that reused
+// them since (reuse.go). hashed is 0 in a record written before it was
+// kept: such a stamp is neither a seal nor reused (the next share hashes
+// the file once again).
+type stampRecord struct {
+	st     stamp
+	hashed int64
 }
 
-func decodeStamp(v []byte) (stamp, error) {
-	var st stamp
+// encodeStamp encodes the value of stamps[id, fileNo].
+func encodeStamp(r stampRecord) []byte {
+	b := []byte{recordVersion}
+	b = binary.AppendUvarint(b, r.st.dev)
+	b = binary.AppendUvarint(b, r.st.ino)
+	b = binary.AppendUvarint(b, uint64(r.st.size))
+	b = binary.AppendVarint(b, r.st.mtime)
+	b = binary.AppendVarint(b, r.st.ctime)
+	return binary.AppendVarint(b, r.hashed)
+}
+
+func decodeStamp(v []byte) (stampRecord, error) {
+	var r stampRecord
 	d := decoder{b: v, what: "stamp"}
 	d.version()
-	st.dev = d.uvarint()
-	st.ino = d.uvarint()
-	st.size = d.int64()
-	st.mtime = d.varint()
-	st.ctime = d.varint()
-	if err := d.finish(); err != nil {
-		return stamp{}, err
+	r.st.dev = d.uvarint()
+	r.st.ino = d.uvarint()
+	r.st.size = d.int64()
+	r.st.mtime = d.varint()
+	r.st.ctime = d.varint()
+	if d.err == nil && len(d.b) > 0 { // absent from records written before it was kept
+		r.hashed = d.varint()
 	}
-	return st, nil
+	if err := d.finish(); err != nil {
+		return stampRecord{}, err
+	}
+	return r, nil
 }
 
 // sealOf returns the stamp of the file at path if it may record chunks
@@ -114,12 +132,12 @@ func decodeStamp(v []byte) (stamp, error) {
 // system, of the size and modification time the caller indexes, last
 // changed at least racyAge before began.
 func (s *Store) sealOf(path string, size int64, mtime int64, began time.Time) (stamp, bool) {
-	f, err := os.Open(path)
+	f, fi, err := openRegular(path) // a FIFO: no seal, and no wait for a writer
 	if err != nil {
 		return stamp{}, false
 	}
 	defer f.Close()
-	st, ok := stampAfter(f)
+	st, ok := stampOf(fi)
 	if !ok || st.size != size || st.mtime != mtime || !s.isLocal(f) {
 		return stamp{}, false
 	}
@@ -130,25 +148,25 @@ func (s *Store) sealOf(path string, size int64, mtime int64, began time.Time) (s
 }
 
 // sealLocked records or removes the seal of file fileNo of share id.
-func sealLocked(tx *bolt.Tx, id, fileNo uint64, st stamp, ok bool) error {
+func sealLocked(tx *bolt.Tx, id, fileNo uint64, r stampRecord, ok bool) error {
 	b := tx.Bucket(bucketStamps)
 	if !ok {
 		return b.Delete(fileKey(id, fileNo))
 	}
-	return b.Put(fileKey(id, fileNo), encodeStamp(st))
+	return b.Put(fileKey(id, fileNo), encodeStamp(r))
 }
 
 // sealOfLocked returns the seal of file fileNo of share id, if it has one.
-func sealOfLocked(tx *bolt.Tx, id, fileNo uint64) (*stamp, error) {
+func sealOfLocked(tx *bolt.Tx, id, fileNo uint64) (*stampRecord, error) {
 	v := tx.Bucket(bucketStamps).Get(fileKey(id, fileNo))
 	if v == nil {
 		return nil, nil
 	}
-	st, err := decodeStamp(v)
+	r, err := decodeStamp(v)
 	if err != nil {
 		return nil, err
 	}
-	return &st, nil
+	return &r, nil
 }
 
 // LocationsUpTo returns up to limit of the places chunk c is indexed at
@@ -220,20 +238,36 @@ func (s *Store) HasChunk(c cid.Cid) (bool, error) {
 }
 
 // sealFor returns the stamp to record for file rec of t (see sealOf), the
-// file's next batch if same. It opens the file only when a stamp may come
-// of it: not on a system without stamps, not for a later batch of a file
-// whose earlier one was not stamped, and not for a file modified within
-// racyAge of the share's start (a download just written and adopted as a
-// share): its ctime, which no call sets back, is at least as recent unless
-// its mtime was set to the future, which only costs that file its stamp.
-func (t *ShareTx) sealFor(rec fileRecord, same bool) (stamp, bool) {
+// file's next batch if same, with the time its bytes were hashed: the
+// share's start, or for a file whose chunks t's Reuser gave, the time the
+// share that hashed them recorded (a stamp 1 s old there is no seal here
+// however late this share started: its bytes were not hashed again). A
+// file that Reuser gave but whose stamp moved since gets none: its chunks
+// are the old bytes'.
+//
+// It opens the file only when a stamp may come of it: not on a system
+// without stamps, not for a later batch of a file whose earlier one was
+// not stamped, and not for a file modified within racyAge of the share's
+// start (a download just written and adopted as a share): its ctime,
+// which no call sets back, is at least as recent unless its mtime was set
+// to the future, which only costs that file its stamp.
+func (t *ShareTx) sealFor(rec fileRecord, same bool) (stampRecord, bool) {
 	if !stamps || (same && !t.curOK) || t.began.UnixNano()-rec.mtime < int64(racyAge) {
-		return stamp{}, false
+		return stampRecord{}, false
 	}
 	path := rec.path
 	if !filepath.IsAbs(path) {
 		path = filepath.Join(t.path, path)
 	}
 	t.s.sealOpens.Add(1)
-	return t.s.sealOf(path, rec.size, rec.mtime, t.began)
+	st, ok := t.s.sealOf(path, rec.size, rec.mtime, t.began)
+	if !ok {
+		return stampRecord{}, false
+	}
+	if t.reuser != nil {
+		if h, reused := t.reuser.gave[path]; reused {
+			return h, h.st == st
+		}
+	}
+	return stampRecord{st: st, hashed: t.began.UnixNano()}, true
 }

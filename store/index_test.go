@@ -233,9 +233,10 @@ func TestIndexSize(t *testing.T) {
 // FuzzDecodeStamp: decodeStamp refuses what is not a stamp with
 // ErrCorrupt, never panics, and round-trips what it accepts.
 func FuzzDecodeStamp(f *testing.F) {
-	f.Add(encodeStamp(stamp{dev: 2049, ino: 1 << 40, size: 1 << 30, mtime: 1_700_000_000_000_000_000, ctime: -5}))
-	f.Add(encodeStamp(stamp{}))
+	f.Add(encodeStamp(stampRecord{st: stamp{dev: 2049, ino: 1 << 40, size: 1 << 30, mtime: 1_700_000_000_000_000_000, ctime: -5}, hashed: 1_700_000_060_000_000_000}))
+	f.Add(encodeStamp(stampRecord{}))
 	f.Add([]byte{recordVersion, 0xff})
+	f.Add([]byte{recordVersion, 1, 2, 3, 4, 5}) // written before the hash time was kept
 	f.Fuzz(func(t *testing.T, data []byte) {
 		st, err := decodeStamp(data)
 		if err != nil {

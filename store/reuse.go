@@ -3,7 +3,6 @@ package store
 import (
 	"bytes"
 	"fmt"
-	"os"
 	"path/filepath"
 	"time"
 
@@ -19,8 +18,9 @@ import (
 // answers, for one file about to be imported, the chunks and the root its
 // record lists, when the file's stamp now is the one recorded with it
 // (index.go: recorded only when the file's ctime was racyAge older than
-// that share's start, so that it proves the bytes hashed then are the
-// bytes there now). Anything else (no record, no stamp, another stamp, a
+// the time its bytes were hashed, so that it proves the bytes hashed then
+// are the bytes there now). The ShareTx whose Reuser gave a file's chunks
+// records them with that time, not its own start. Anything else (no record, no stamp, another stamp, a
 // network file system, a chunk list with a hole in it) is not reused: the
 // importer reads and hashes the file as it would have.
 //
@@ -34,21 +34,39 @@ import (
 type Reuser struct {
 	s        *Store
 	id       uint64 // the share; 0 if none may be reused
-	created  int64  // its start, Unix ns
 	minChunk int
 	files    map[string]uint64 // absolute path → fileNo
+
+	// gave holds the stamp record of each file File gave the chunks of:
+	// the ShareTx that made r seals such a file with the time its bytes
+	// were hashed, not its own start (sealFor).
+	gave map[string]stampRecord
 }
 
-// Reuser returns the Reuser of a share of path (made absolute) cut with
-// chunking. It reads the file records of the newest committed share of
-// that path whose chunking is the same (one map entry a file); with none,
-// its File finds nothing. It blocks on a read transaction.
-func (s *Store) Reuser(path string, chunking chunker.Params) (*Reuser, error) {
+// Reuser returns the Reuser of t, a share of a path: what the newest
+// committed share of the same path cut with chunking recorded of its
+// files. It reads their records (one map entry a file); with none, its
+// File finds nothing. A file whose chunks File gives keeps, when t adds
+// it, the time its bytes were hashed, not t's start: a stamp too young to
+// be a seal where they were hashed is none in t either. It blocks on a
+// read transaction.
+func (t *ShareTx) Reuser(chunking chunker.Params) (*Reuser, error) {
+	r, err := t.s.newReuser(t.path, chunking)
+	if err != nil {
+		return nil, err
+	}
+	t.reuser = r
+	return r, nil
+}
+
+// newReuser returns the Reuser of a share of path (made absolute) cut with
+// chunking, tied to no ShareTx.
+func (s *Store) newReuser(path string, chunking chunker.Params) (*Reuser, error) {
 	abs, err := filepath.Abs(path)
 	if err != nil {
 		return nil, fmt.Errorf("store: reuse %s: %w", path, err)
 	}
-	r := &Reuser{s: s, minChunk: chunking.MinChunk(), files: map[string]uint64{}}
+	r := &Reuser{s: s, minChunk: chunking.MinChunk(), files: map[string]uint64{}, gave: map[string]stampRecord{}}
 	if !stamps || chunking.Validate() != nil {
 		return r, nil
 	}
@@ -65,7 +83,7 @@ func (s *Store) Reuser(path string, chunking chunker.Params) (*Reuser, error) {
 			if len(k) != 8 {
 				return fmt.Errorf("%w: share key of %d bytes", ErrCorrupt, len(k))
 			}
-			r.id, r.created = idFromKey(k), rec.created
+			r.id = idFromKey(k)
 			fc := tx.Bucket(bucketFiles).Cursor()
 			for fk, fv := fc.Seek(k); fk != nil && bytes.HasPrefix(fk, k); fk, fv = fc.Next() {
 				if len(fk) != 16 {
@@ -113,7 +131,7 @@ func (r *Reuser) File(path string, size int64, mtime time.Time) (cid.Cid, []Chun
 	}
 	var (
 		rec    fileRecord
-		seal   *stamp
+		seal   *stampRecord
 		chunks []ChunkLoc
 	)
 	err := r.s.view(func(tx *bolt.Tx) error {
@@ -128,7 +146,7 @@ func (r *Reuser) File(path string, size int64, mtime time.Time) (cid.Cid, []Chun
 		if seal, err = sealOfLocked(tx, r.id, no); err != nil || seal == nil {
 			return ErrNotFound
 		}
-		if rec.size != size || rec.mtime != mtime.UnixNano() || seal.size != size || seal.mtime != rec.mtime {
+		if rec.size != size || rec.mtime != mtime.UnixNano() || seal.st.size != size || seal.st.mtime != rec.mtime {
 			return ErrNotFound
 		}
 		// Hostile records: never more chunks than the file can hold,
@@ -175,26 +193,26 @@ func (r *Reuser) File(path string, size int64, mtime time.Time) (cid.Cid, []Chun
 	if err != nil {
 		return cid.Undef, nil, false
 	}
-	// The stamp's ctime must be safely older than the share's start: the
-	// bytes hashed after it are the file's as of the stamp.
-	if racy(r.created, seal.ctime) || !r.unchanged(path, *seal) {
+	// The stamp's ctime must be safely older than the time the bytes were
+	// hashed, so that they are the file's as of the stamp. AddFile records
+	// a stamp only when that holds, so this is a guard: against a record
+	// written before the hash time was kept (hashed 0: the file is hashed
+	// again, once) and a database edited or damaged.
+	if racy(seal.hashed, seal.st.ctime) || !r.unchanged(path, seal.st) {
 		return cid.Undef, nil, false
 	}
+	r.gave[path] = *seal
 	return rec.root, chunks, true
 }
 
 // unchanged reports whether the file at path is a regular file on a local
 // file system whose stamp now is st.
 func (r *Reuser) unchanged(path string, st stamp) bool {
-	// Stat first: opening a FIFO to read waits for a writer, for good.
-	if fi, err := os.Stat(path); err != nil || !fi.Mode().IsRegular() {
-		return false
-	}
-	f, err := os.Open(path)
+	f, fi, err := openRegular(path) // a FIFO: not unchanged, and no wait for a writer
 	if err != nil {
 		return false
 	}
 	defer f.Close()
-	now, ok := stampAfter(f)
+	now, ok := stampOf(fi)
 	return ok && now == st && r.s.isLocal(f)
 }

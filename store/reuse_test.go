@@ -44,7 +44,7 @@ func reuseSetup(t *testing.T, after time.Duration) (*Store, []testFile, func(f t
 	shareFiles(t, s, dir, integrity.Block([]byte("r")), 3, a, b)
 	find := func(f testFile) (cid.Cid, []ChunkLoc, bool) {
 		t.Helper()
-		r, err := s.Reuser(dir, testParams())
+		r, err := s.newReuser(dir, testParams())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -78,23 +78,36 @@ func TestReuseRefusesRacy(t *testing.T) {
 	if _, _, ok := find(files[1]); ok {
 		t.Fatal("a file changed 1 ms before the share started was reused")
 	}
-	// A stamp recorded by an older version (or an edited database) is
-	// judged again at reuse against its share's start.
-	s, files, find := reuseSetup(t, time.Second)
-	err := s.db.Update(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketShares)
-		rec, err := decodeShare(b.Get(idKey(1)))
+	// A stamp of an edited database, or of one written before the hash
+	// time was kept (hashed 0), is judged again at reuse against the time
+	// its bytes were hashed.
+	for _, tc := range []struct {
+		name   string
+		hashed func(ctime time.Time) int64
+	}{
+		{"hashed 1 ms after the change", func(ctime time.Time) int64 { return ctime.Add(time.Millisecond).UnixNano() }},
+		{"no hash time", func(time.Time) int64 { return 0 }},
+	} {
+		s, files, find := reuseSetup(t, time.Second)
+		err := s.db.Update(func(tx *bolt.Tx) error {
+			b := tx.Bucket(bucketStamps)
+			k := fileKey(1, 1) // b, the second file of share 1
+			r, err := decodeStamp(b.Get(k))
+			if err != nil {
+				return err
+			}
+			r.hashed = tc.hashed(ctimeOf(t, files[1].path))
+			return b.Put(k, encodeStamp(r))
+		})
 		if err != nil {
-			return err
+			t.Fatal(err)
 		}
-		rec.created = ctimeOf(t, files[1].path).Add(time.Millisecond).UnixNano()
-		return b.Put(idKey(1), encodeShare(rec))
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, _, ok := find(files[1]); ok {
-		t.Fatal("a stamp 1 ms older than its share's start was trusted")
+		if _, _, ok := find(files[1]); ok {
+			t.Fatalf("%s: the stamp was trusted", tc.name)
+		}
+		if _, _, ok := find(files[0]); !ok {
+			t.Fatalf("%s: the other file, unedited, was not reused", tc.name)
+		}
 	}
 }
 
@@ -205,7 +218,7 @@ func TestReuseRefusesPartialRecords(t *testing.T) {
 // TestReuseOtherChunking: a share cut another way is no source of chunks.
 func TestReuseOtherChunking(t *testing.T) {
 	s, files, _ := reuseSetup(t, time.Second)
-	r, err := s.Reuser(filepath.Dir(files[0].path), chunker.CDCParams(1<<20))
+	r, err := s.newReuser(filepath.Dir(files[0].path), chunker.CDCParams(1<<20))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -227,5 +240,47 @@ func TestReuseStampIsNoSeal(t *testing.T) {
 	}
 	if got := s.hashed.Load(); got != 1 {
 		t.Fatalf("ReadChunk hashed %d chunks, want 1: a young stamp served as a seal", got)
+	}
+}
+
+// TestReuseKeepsHashTime: a file a later share reuses keeps the time its
+// bytes were hashed. Its stamp, 1 s old at the share that hashed it, is no
+// seal there (proofAge); nor is it at the share that reused it, however
+// late that one started: ReadChunk hashes the chunk it serves.
+func TestReuseKeepsHashTime(t *testing.T) {
+	s, files, _ := reuseSetup(t, time.Second)
+	f := files[0]
+	dir := filepath.Dir(f.path)
+	s.opts.Now = func() time.Time { return ctimeOf(t, f.path).Add(2 * proofAge) }
+	tx, err := s.BeginShare(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Abort()
+	r, err := tx.Reuser(testParams())
+	if err != nil {
+		t.Fatal(err)
+	}
+	size := int64(len(f.data))
+	root, chunks, ok := r.File(f.path, size, f.mtime)
+	if !ok {
+		t.Fatal("an unchanged file was not reused")
+	}
+	if err := tx.AddFile(f.path, size, f.mtime, root, chunks); err != nil {
+		t.Fatal(err)
+	}
+	// The same root: the share that hashed the file is replaced, and
+	// ReadChunk finds the chunk at the share that reused it only.
+	if err := tx.Commit(integrity.Block([]byte("r")), ShareInfo{Name: "r", Size: size, Files: 1, Dir: true, Chunking: testParams()}); err != nil {
+		t.Fatal(err)
+	}
+	if locs, err := s.Locations(f.chunks[0].CID); err != nil || len(locs) != 1 {
+		t.Fatalf("Locations: %v, %v; want the reusing share's only", locs, err)
+	}
+	if _, err := s.ReadChunk(context.Background(), f.chunks[0].CID, nil); err != nil {
+		t.Fatal(err)
+	}
+	if got := s.hashed.Load(); got != 1 {
+		t.Fatalf("ReadChunk hashed %d chunks, want 1: a stamp hashed 1 s after its change served as a seal", got)
 	}
 }

@@ -92,9 +92,13 @@ type ShareTx struct {
 	cur      fileRecord
 	curNo    uint64
 	haveCur  bool
-	curSeal  stamp // the seal of cur, if curSealed
+	curSeal  stampRecord // the seal of cur, if curOK
 	curOK    bool
 	nextFile uint64
+
+	// reuser is the Reuser of this share (Reuser), if any: the files its
+	// File gave keep the time their bytes were hashed (sealFor).
+	reuser *Reuser
 
 	// What AddFile has taken and not yet written: flush writes it in one
 	// transaction once it holds about addBatchBytes, and Commit writes the
@@ -115,7 +119,7 @@ type pendingFile struct {
 	// The file's seal (index.go): written (or, if not sealed, deleted)
 	// when writeSeal, as the first batch of a file and any batch that
 	// finds its stamp moved do.
-	seal              stamp
+	seal              stampRecord
 	sealed, writeSeal bool
 }
 
@@ -617,12 +621,13 @@ func (s *Store) locations(c cid.Cid, limit int) ([]Location, error) {
 			if err != nil {
 				return err
 			}
-			if seal != nil && rec.created-seal.ctime < int64(proofAge) {
-				seal = nil // a stamp for reuse, too young to serve unhashed (index.go)
+			var sealSt *stamp
+			if seal != nil && seal.hashed-seal.st.ctime >= int64(proofAge) {
+				sealSt = &seal.st // else a stamp for reuse, too young to serve unhashed (index.go)
 			}
 			out = append(out, Location{
 				Share: rec.root, File: f.root, Path: path, Offset: off, Size: size,
-				FileSize: f.size, ModTime: time.Unix(0, f.mtime), shareID: id, stale: rec.stale, seal: seal,
+				FileSize: f.size, ModTime: time.Unix(0, f.mtime), shareID: id, stale: rec.stale, seal: sealSt,
 			})
 		}
 		return nil
@@ -707,23 +712,18 @@ func (s *Store) ReadChunk(ctx context.Context, c cid.Cid, buf []byte) ([]byte, e
 // a proof (proof.go) or the location's seal (index.go) holds for them.
 // Errors that mean the file no longer holds the chunk are *staleError.
 func (s *Store) readLocation(c cid.Cid, l Location, buf []byte) ([]byte, error) {
-	// Stat first: opening a FIFO to read waits for a writer, for good.
-	if fi, err := os.Stat(l.Path); err == nil && !fi.Mode().IsRegular() {
+	// One lookup, and no wait on a FIFO for a writer (openRegular).
+	f, fi, err := openRegular(l.Path)
+	switch {
+	case errors.Is(err, errNotRegular):
 		return nil, &staleError{path: l.Path, reason: "not a regular file now (" + fi.Mode().Type().String() + ")"}
-	}
-	f, err := os.Open(l.Path)
-	if err != nil {
-		if errors.Is(err, os.ErrNotExist) {
-			return nil, &staleError{path: l.Path, reason: "gone"}
-		}
+	case errors.Is(err, os.ErrNotExist):
+		return nil, &staleError{path: l.Path, reason: "gone"}
+	case err != nil:
 		return nil, err
 	}
 	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
-	if !fi.Mode().IsRegular() || fi.Size() != l.FileSize || !fi.ModTime().Equal(l.ModTime) {
+	if fi.Size() != l.FileSize || !fi.ModTime().Equal(l.ModTime) {
 		return nil, &staleError{path: l.Path, reason: fmt.Sprintf(
 			"size %d, modified %v; indexed with size %d, modified %v",
 			fi.Size(), fi.ModTime(), l.FileSize, l.ModTime)}

@@ -221,3 +221,28 @@ func mapErr(err error) error {
 	}
 	return err
 }
+
+// openRegular opens the file at path to read and returns it with its
+// FileInfo, or an error wrapping errNotRegular when it is not a regular
+// file now. It never waits for a FIFO's writer (openFlags), and needs one
+// path lookup: the mode is checked on the open file, so nothing can swap
+// the path between the check and the open.
+func openRegular(path string) (*os.File, os.FileInfo, error) {
+	f, err := os.OpenFile(path, openFlags, 0)
+	if err != nil {
+		return nil, nil, err
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, nil, err
+	}
+	if !fi.Mode().IsRegular() {
+		f.Close()
+		return nil, fi, fmt.Errorf("%w: %s is %s", errNotRegular, path, fi.Mode().Type())
+	}
+	return f, fi, nil
+}
+
+// errNotRegular: a path that was indexed as a file is something else now.
+var errNotRegular = errors.New("store: not a regular file")
