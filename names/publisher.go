@@ -53,6 +53,9 @@ type PublisherConfig struct {
 	// is called from the goroutine that published (the Publisher's, or
 	// Publish's caller); it must not call Set or Publish.
 	OnPublish func(rec *Record, err error)
+	// Now is the clock a record's validity counts from, the Resolver's
+	// (Config.Now); nil means time.Now.
+	Now func() time.Time
 	// Logger receives logs; nil discards them.
 	Logger *slog.Logger
 }
@@ -110,6 +113,9 @@ func NewPublisher(cfg PublisherConfig) (*Publisher, error) {
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
 	}
 	name, err := NameFromKey(cfg.Key.GetPublic())
 	if err != nil {
@@ -217,7 +223,7 @@ func (p *Publisher) publish(ctx context.Context, root cid.Cid) (*Record, error) 
 	if p.cfg.Resolver != nil {
 		seq = max(seq, p.cfg.Resolver.heldSeq(p.name))
 	}
-	rec, err := NewRecord(p.cfg.Key, root, seq+1, time.Now().Add(p.cfg.Validity), p.cfg.TTL)
+	rec, err := NewRecord(p.cfg.Key, root, seq+1, p.cfg.Now().Add(p.cfg.Validity), p.cfg.TTL)
 	if err == nil && p.cfg.Resolver != nil {
 		err = p.cfg.Resolver.Publish(rec)
 	}

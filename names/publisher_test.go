@@ -166,3 +166,24 @@ func TestPublisherConfig(t *testing.T) {
 		t.Fatalf("second Close: %v", err)
 	}
 }
+
+// TestPublisherUsesItsClock: a record's validity counts from the clock the
+// Publisher is given, the Resolver's; a record dated by the machine's
+// clock would be expired for a Resolver whose clock is hours ahead.
+func TestPublisherUsesItsClock(t *testing.T) {
+	ahead := func() time.Time { return time.Now().Add(3 * time.Hour) }
+	tn := newTestNet(t, 1, 0, Config{Now: ahead})
+	sk, _ := newKey(t)
+	pub, err := NewPublisher(PublisherConfig{Key: sk, Resolver: tn.rs[0], Validity: time.Hour, Now: ahead})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pub.Close()
+	rec, err := pub.Publish(context.Background(), rootOfBytes("clock"))
+	if err != nil {
+		t.Fatalf("a record from a Publisher on the Resolver's clock: %v", err)
+	}
+	if want := ahead().Add(30 * time.Minute); rec.EOL.Before(want) {
+		t.Fatalf("the record is valid until %v, before %v: dated by another clock", rec.EOL, want)
+	}
+}

@@ -262,7 +262,7 @@ func (n *Node) publication(ctx context.Context, sk ic.PrivKey) (*publication, er
 		}
 		cancel()
 	}
-	pcfg := names.PublisherConfig{Key: sk, Resolver: n.names, LastSeq: p.lastSeq, Logger: n.log, OnPublish: p.saved(n)}
+	pcfg := names.PublisherConfig{Key: sk, Resolver: n.names, LastSeq: p.lastSeq, Now: n.cfg.Now, Logger: n.log, OnPublish: p.saved(n)}
 	if n.dht != nil {
 		pcfg.DHT = n.dht.ValueStore()
 	}
