@@ -101,7 +101,8 @@ type FetchOptions struct {
 	// the staging area and Dest hold none of them (one an earlier fetch
 	// staged is removed). The download is then never a complete Source of
 	// the root. A follow fetches this way only the files a new version
-	// changed.
+	// changed. A file root with Want is refused (ErrWantFile), before
+	// anything is written.
 	Want func(f FileSpan) bool
 	// Local, if not nil, names the places on this machine that held chunk
 	// c when they were indexed (the node's shares and finished
@@ -509,6 +510,9 @@ func (f *fetch) start() error {
 	}
 	var skip []bool
 	if f.opts.Want != nil {
+		if !l.Dir {
+			return fmt.Errorf("%w: this root is a single file; fetch it without Want", ErrWantFile)
+		}
 		skip = make([]bool, len(l.Files))
 		for fi, sp := range l.Files {
 			skip[fi] = !f.opts.Want(sp)
