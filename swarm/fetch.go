@@ -1048,6 +1048,12 @@ func (f *fetch) probeArrivals(now time.Time) {
 	f.mu.Lock()
 	ids := make([]peer.ID, 0, len(f.arrivals))
 	for p := range f.arrivals {
+		// Tried since it arrived (a hint, a lookup): not asked again, and
+		// not counted against maxConnectedProbe.
+		if f.tried[p] {
+			delete(f.arrivals, p)
+			continue
+		}
 		ids = append(ids, p)
 	}
 	slices.SortFunc(ids, func(a, b peer.ID) int { return xorCompare(self, a, b) })
