@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/peer-project/peer/gateway"
-	"github.com/peer-project/peer/internal/loopback"
 	"github.com/peer-project/peer/node"
 )
 
@@ -46,14 +45,9 @@ func (s Settings) GatewayAddr() (string, error) {
 	}
 }
 
-// isLoopbackAddr reports whether host:port listens on loopback only.
-func isLoopbackAddr(addr string) bool {
-	host, _, err := net.SplitHostPort(addr)
-	if err != nil {
-		return false
-	}
-	return loopback.Name(host)
-}
+// isLoopbackAddr reports whether host:port listens on loopback only: the
+// test of checkLoopback (server.go), without its error.
+func isLoopbackAddr(addr string) bool { return checkLoopback(addr) == nil }
 
 // listenGateway listens on the gateway's address. The default address
 // falls back to a free loopback port when another program holds it (a

@@ -14,10 +14,12 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/protocol"
 	"google.golang.org/protobuf/encoding/protodelim"
+	"google.golang.org/protobuf/encoding/protowire"
+	"google.golang.org/protobuf/proto"
 )
 
-// readTimeout bounds the wait for a peer's answer, as kad-dht's own
-// sender does (10 s).
+// readTimeout bounds the wait for a peer's answer, or for it to take a
+// message (SendMessage), as kad-dht's own sender does (10 s).
 const readTimeout = 10 * time.Second
 
 // maxMessage is the largest DHT message read: kad-dht's limit
@@ -79,19 +81,38 @@ func (s *streamSender) SendRequest(ctx context.Context, p peer.ID, pmes *kadpb.M
 }
 
 // SendMessage sends pmes to p on a new stream, which it then closes. It
-// blocks until the message is written or ctx ends; safe for concurrent use.
+// blocks until the message is written, ctx ends or readTimeout passes (a
+// peer that takes the stream and never reads it); safe for concurrent use.
 func (s *streamSender) SendMessage(ctx context.Context, p peer.ID, pmes *kadpb.Message) error {
 	st, err := s.h.NewStream(ctx, p, s.protos...)
 	if err != nil {
 		return err
 	}
-	stop := context.AfterFunc(ctx, func() { st.Reset() })
+	// A timer, not a deadline, as in SendRequest: mocknet keeps none.
+	wctx, cancel := context.WithTimeout(ctx, readTimeout)
+	defer cancel()
+	stop := context.AfterFunc(wctx, func() { st.Reset() })
 	defer stop()
 	if err := writeMsg(st, pmes); err != nil {
 		st.Reset()
-		return fmt.Errorf("dht: message to %s: %w", p, err)
+		return sendFailed(ctx, wctx, p, err)
 	}
-	return st.Close()
+	if err := st.Close(); err != nil {
+		st.Reset()
+		return sendFailed(ctx, wctx, p, err)
+	}
+	return nil
+}
+
+// sendFailed says why a message failed: ctx's end, its timeout, or err.
+func sendFailed(ctx, wctx context.Context, p peer.ID, err error) error {
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	if wctx.Err() != nil {
+		return fmt.Errorf("dht: message to %s: not taken in %s", p, readTimeout)
+	}
+	return fmt.Errorf("dht: message to %s: %w", p, err)
 }
 
 // failed says why a request failed: ctx's end, the answer's timeout, or err.
@@ -108,13 +129,17 @@ func (s *streamSender) failed(ctx, rctx context.Context, what string, p peer.ID,
 // OnDisconnect does nothing: no stream outlives its request.
 func (s *streamSender) OnDisconnect(context.Context, peer.ID) {}
 
-// writeMsg writes m varint-delimited, in one write.
+// writeMsg writes m varint-delimited, length and body in one write.
 func writeMsg(w io.Writer, m *kadpb.Message) error {
-	bw := bufio.NewWriterSize(w, 512)
-	if _, err := protodelim.MarshalTo(bw, m); err != nil {
+	size := proto.Size(m)
+	buf := make([]byte, 0, protowire.SizeVarint(uint64(size))+size)
+	buf = protowire.AppendVarint(buf, uint64(size))
+	buf, err := proto.MarshalOptions{UseCachedSize: true}.MarshalAppend(buf, m)
+	if err != nil {
 		return err
 	}
-	return bw.Flush()
+	_, err = w.Write(buf)
+	return err
 }
 
 // readMsg reads one varint-delimited message of at most maxMessage bytes.

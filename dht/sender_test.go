@@ -89,6 +89,66 @@ func TestSendRequestTimeout(t *testing.T) {
 	})
 }
 
+// TestSendMessageTimeout: a peer that takes a message and never reads it
+// nor closes its end holds SendMessage readTimeout at most, not until the
+// caller's ctx ends (Provide passes its caller's): mocknet keeps no
+// deadline, so a timer resets the stream.
+func TestSendMessageTimeout(t *testing.T) {
+	bubble.Test(t, func(t *testing.T) {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Hour)
+		defer cancel()
+		ds := crowd(ctx, t, 2)
+		const proto = "/silent/kad/1.0.0"
+		ds[1].host.SetStreamHandler(proto, func(st network.Stream) {
+			<-ctx.Done()
+			st.Reset()
+		})
+		s := newStreamSender(ds[0].host, []protocol.ID{proto})
+		// More than mocknet buffers, so that the write waits for a reader.
+		big := &kadpb.Message{Type: kadpb.Message_ADD_PROVIDER, Key: bytes.Repeat([]byte{1}, 1<<20)}
+		start := time.Now()
+		err := s.SendMessage(ctx, ds[1].host.ID(), big)
+		took := time.Since(start)
+		if err == nil || !strings.Contains(err.Error(), "not taken in 10s") {
+			t.Fatalf("SendMessage = %v after %s, want not taken in 10s", err, took)
+		}
+		if took < readTimeout || took > readTimeout+time.Second {
+			t.Errorf("gave up after %s, want %s", took, readTimeout)
+		}
+	})
+}
+
+// countWrites counts the writes it is given.
+type countWrites struct {
+	bytes.Buffer
+	n int
+}
+
+func (w *countWrites) Write(b []byte) (int, error) {
+	w.n++
+	return w.Buffer.Write(b)
+}
+
+// TestWriteMsgOneWrite: writeMsg gives a message, its length first, to
+// the stream in one write whatever its size (a bufio of 512 bytes wrote
+// the length and a body past it in two), and it reads back.
+func TestWriteMsgOneWrite(t *testing.T) {
+	for _, size := range []int{0, 100, 509, 510, 4000, 1 << 20} {
+		m := &kadpb.Message{Type: kadpb.Message_PUT_VALUE, Key: bytes.Repeat([]byte{7}, size)}
+		var w countWrites
+		if err := writeMsg(&w, m); err != nil {
+			t.Fatal(err)
+		}
+		if w.n != 1 {
+			t.Errorf("a message with a key of %d bytes took %d writes, want 1", size, w.n)
+		}
+		got, err := readMsg(&w.Buffer)
+		if err != nil || !bytes.Equal(got.Key, m.Key) || got.Type != m.Type {
+			t.Errorf("a message with a key of %d bytes reads back as %v, %v", size, got, err)
+		}
+	}
+}
+
 // FuzzReadMsg: whatever a peer sends, readMsg returns a message or an
 // error, never allocates past maxMessage, and a message it returns encodes
 // back to what it read.

@@ -102,6 +102,13 @@ func (n *Node) open(ctx context.Context, target Target, opts FetchOptions) (*Rea
 	// precede (the fetch hears of a chunk after its readers). It stays in
 	// n.streams until then, so that an Open meanwhile reads it rather
 	// than fetching it again into the same place.
+	// Close decides its fate (finishStreams, under streamMu): a stream
+	// registered after it has looked is refused here, under the same lock.
+	if n.ctx.Err() != nil {
+		n.streamMu.Unlock()
+		done()
+		return nil, ErrClosed
+	}
 	fctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	st := &stream{
 		refs:    1,
@@ -109,12 +116,8 @@ func (n *Node) open(ctx context.Context, target Target, opts FetchOptions) (*Rea
 		focus:   make(chan swarm.Range, 1),
 		ready:   make(chan struct{}),
 		done:    make(chan struct{}),
+		cancel:  cancel,
 	}
-	stopOnClose := context.AfterFunc(n.ctx, func() {
-		if !st.verifiedAll() {
-			cancel()
-		}
-	})
 	st.unref = func() {
 		n.streamMu.Lock()
 		st.refs--
@@ -139,7 +142,6 @@ func (n *Node) open(ctx context.Context, target Target, opts FetchOptions) (*Rea
 	go func() {
 		defer done()
 		defer close(st.done)
-		defer stopOnClose()
 		defer cancel()
 		defer func() {
 			n.streamMu.Lock()
@@ -185,13 +187,14 @@ var closedChan = func() chan struct{} { c := make(chan struct{}); close(c); retu
 // that feeds them. A stream without a fetch (a complete source) has nil
 // focus and unref.
 type stream struct {
-	refs  int              // readers open; guarded by Node.streamMu
-	ended bool             // the fetch has returned; guarded by Node.streamMu
-	unref func()           // drops a reader; the last one stops the fetch
-	focus chan swarm.Range // to the fetch; the latest range wins
-	ready chan struct{}    // closed once layout and src are set, or the fetch ended
-	done  chan struct{}    // closed when the fetch has ended
-	once  sync.Once        // closes ready
+	refs   int              // readers open; guarded by Node.streamMu
+	ended  bool             // the fetch has returned; guarded by Node.streamMu
+	unref  func()           // drops a reader; the last one stops the fetch
+	cancel func()           // stops the fetch; nil without one
+	focus  chan swarm.Range // to the fetch; the latest range wins
+	ready  chan struct{}    // closed once layout and src are set, or the fetch ended
+	done   chan struct{}    // closed when the fetch has ended
+	once   sync.Once        // closes ready
 
 	// layout, src and read are set before ready is closed and never
 	// change.
@@ -224,16 +227,22 @@ func (st *stream) start(l *swarm.Layout, src swarm.Source) {
 	st.once.Do(func() { close(st.ready) })
 }
 
-// finishStreams waits until the fetches of Open that hold every chunk have
-// moved their file into place and indexed it. Close calls it after it
-// cancelled n.ctx (which stops the other fetches of Open) and before it
-// closes the swarm.
+// finishStreams decides, once and alone, the fate of every fetch of Open:
+// it cancels those that do not hold every chunk and waits until the others
+// have moved their file into place and indexed it. Close calls it after it
+// cancelled n.ctx (after which open registers no stream) and before it
+// closes the swarm. Each stream is checked once, under streamMu, so a chunk
+// verified meanwhile cannot leave a fetch neither cancelled nor waited for.
 func (n *Node) finishStreams() {
 	n.streamMu.Lock()
 	var wait []chan struct{}
 	for _, st := range n.streams {
-		if st.unref != nil && st.verifiedAll() {
+		switch {
+		case st.cancel == nil:
+		case st.verifiedAll():
 			wait = append(wait, st.done)
+		default:
+			st.cancel()
 		}
 	}
 	n.streamMu.Unlock()

@@ -426,38 +426,8 @@ func (n *Node) startPunchRetry() error {
 	punching := slices.Contains(n.host.Mux().Protocols(), holepunch.Protocol)
 	n.goroutine(func() {
 		defer sub.Close()
-		var r punchRetry
-		r.punching = punching
-		r.public = publicAddrs(n.host.Addrs())
-		timer := time.NewTimer(0)
-		if !timer.Stop() {
-			<-timer.C
-		}
-		defer timer.Stop()
-		for {
-			var due bool
-			select {
-			case <-n.ctx.Done():
-				return
-			case e, ok := <-sub.Out():
-				if !ok {
-					return
-				}
-				due = r.event(e)
-			case <-timer.C:
-				due = true
-			}
-			if !due {
-				continue
-			}
-			now := n.cfg.Now()
-			if wait := r.wait(now); wait > 0 {
-				timer.Reset(wait)
-				continue
-			}
-			r.last, r.pending = now, false
-			n.redialLimited()
-		}
+		r := punchRetry{punching: punching, public: publicAddrs(n.host.Addrs())}
+		r.run(n.ctx, sub.Out(), n.redialLimited)
 	})
 	return nil
 }
@@ -466,12 +436,41 @@ func (n *Node) startPunchRetry() error {
 const punchRetryGap = 10 * time.Second
 
 // punchRetry is startPunchRetry's state: whether the hole-punch service is
-// up, the public addresses the host had, and when it last redialled.
+// up, the public addresses the host had, and whether a round's gap runs
+// and a transition waits for its end.
 type punchRetry struct {
 	punching bool
 	public   map[string]bool
-	last     time.Time
+	gap      bool // the timer of the last round's gap runs
 	pending  bool // a transition waits for the gap to end
+}
+
+// run takes events until ctx ends or events closes, and calls redial at
+// each transition (event), punchRetryGap apart at least. The gap's timer
+// alone spaces the rounds: it is armed after each round, a transition
+// while it runs is pending, and its end redials if one is.
+func (r *punchRetry) run(ctx context.Context, events <-chan any, redial func()) {
+	timer := time.NewTimer(punchRetryGap)
+	timer.Stop()
+	defer timer.Stop()
+	for {
+		var due bool
+		select {
+		case <-ctx.Done():
+			return
+		case e, ok := <-events:
+			if !ok {
+				return
+			}
+			due = r.event(e) && r.transition()
+		case <-timer.C:
+			due = r.gapEnded()
+		}
+		if due {
+			redial()
+			timer.Reset(punchRetryGap)
+		}
+	}
 }
 
 // event takes one event and reports whether it is a transition to a
@@ -503,21 +502,27 @@ func (r *punchRetry) event(e any) bool {
 	return false
 }
 
-// wait returns how long a transition seen at now must wait for the gap
-// to end (0: redial now), and marks it pending if it must.
-func (r *punchRetry) wait(now time.Time) time.Duration {
-	if r.last.IsZero() {
-		return 0
+// transition takes a transition and reports whether to redial now (then
+// the caller arms the gap's timer), or marks it pending while the gap
+// runs.
+func (r *punchRetry) transition() bool {
+	if r.gap {
+		r.pending = true
+		return false
 	}
-	w := r.last.Add(punchRetryGap).Sub(now)
-	if w <= 0 {
-		return 0
+	r.gap = true
+	return true
+}
+
+// gapEnded takes the end of a gap and reports whether a transition
+// pending makes a round now (then the caller arms the timer again).
+func (r *punchRetry) gapEnded() bool {
+	if !r.pending {
+		r.gap = false
+		return false
 	}
-	if r.pending {
-		return w // the timer is set already; a reset to the same end is harmless
-	}
-	r.pending = true
-	return w
+	r.pending = false
+	return true
 }
 
 // publicAddrs returns the public, non-relayed addresses of addrs as a set.

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/libp2p/go-libp2p"
@@ -23,6 +24,7 @@ import (
 	"github.com/libp2p/go-libp2p/p2p/protocol/holepunch"
 	ma "github.com/multiformats/go-multiaddr"
 
+	"github.com/peer-project/peer/internal/bubble"
 	"github.com/peer-project/peer/ticket"
 )
 
@@ -511,15 +513,62 @@ func TestPunchRetryTransitions(t *testing.T) {
 	}
 
 	var g punchRetry
-	t0 := time.Unix(1000, 0)
-	if w := g.wait(t0); w != 0 {
-		t.Fatalf("first round waits %v, want none", w)
+	if !g.transition() {
+		t.Fatal("the first transition does not redial at once")
 	}
-	g.last = t0
-	if w := g.wait(t0.Add(3 * time.Second)); w != punchRetryGap-3*time.Second || !g.pending {
-		t.Fatalf("a round 3 s after the last waits %v (pending %v), want %v", w, g.pending, punchRetryGap-3*time.Second)
+	for range 2 {
+		if g.transition() || !g.pending {
+			t.Fatal("a transition inside the gap redials at once, or is not pending")
+		}
 	}
-	if w := g.wait(t0.Add(punchRetryGap)); w != 0 {
-		t.Fatalf("a round a gap after the last waits %v, want none", w)
+	if !g.gapEnded() {
+		t.Fatal("the gap's end does not redial for the transitions pending")
 	}
+	if g.gapEnded() || g.gap {
+		t.Fatal("a gap with nothing pending redials, or does not end")
+	}
+	if !g.transition() {
+		t.Fatal("a transition after the gap does not redial at once")
+	}
+}
+
+// TestPunchRetryGapTimer: the rounds of startPunchRetry are spaced by the
+// gap's timer alone, whatever the node's clock says. With a Config.Now that
+// does not follow the wall (here stopped), a transition inside the gap
+// used to wait for that clock to pass the gap's end, for good: it never
+// redialled.
+func TestPunchRetryGapTimer(t *testing.T) {
+	bubble.Test(t, func(t *testing.T) {
+		ctx, cancel := context.WithCancel(context.Background())
+		events := make(chan any)
+		var rounds []time.Duration
+		start := time.Now()
+		done := make(chan struct{})
+		up := event.EvtLocalProtocolsUpdated{Added: []protocol.ID{holepunch.Protocol}}
+		addr := func(s string) event.EvtLocalAddressesUpdated {
+			return event.EvtLocalAddressesUpdated{Current: []event.UpdatedAddress{{Address: ma.StringCast(s)}}}
+		}
+		r := punchRetry{}
+		go func() {
+			defer close(done)
+			r.run(ctx, events, func() { rounds = append(rounds, time.Since(start)) })
+		}()
+		at := func(d time.Duration, e any) {
+			time.Sleep(d - time.Since(start)) // virtual time
+			events <- e
+			synctest.Wait()
+		}
+		at(0, up)                                      // a round at once
+		at(3*time.Second, addr("/ip4/1.2.3.4/tcp/1"))  // pending: one round at 10 s
+		at(5*time.Second, addr("/ip4/1.2.3.5/tcp/1"))  // pending still
+		at(25*time.Second, addr("/ip4/1.2.3.6/tcp/1")) // the gap ended at 20 s: at once
+		time.Sleep(time.Minute)
+		synctest.Wait()
+		cancel()
+		<-done
+		want := []time.Duration{0, punchRetryGap, 25 * time.Second}
+		if !slices.Equal(rounds, want) {
+			t.Errorf("rounds at %v, want %v", rounds, want)
+		}
+	})
 }

@@ -24,7 +24,7 @@ import (
 // answered with DONT_HAVE, or times out), a WANT becomes a want-block of
 // the chunk's CID, a CANCEL a cancel, and a block that arrives is given to
 // every chunk index asked of it with that CID, checked against the size
-// the root declares, verified and written as ours are (conn.block). It
+// the root declares, verified and written as ours are (conn.bsBlock). It
 // never chokes. A block that answers no want of ours is a violation, as an
 // unrequested BLOCK is: Bitswap names a block by the hash of its bytes, so
 // a block with the wrong bytes arrives as one nobody asked for.

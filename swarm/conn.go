@@ -554,7 +554,8 @@ func (c *conn) readMsgs(r *wire.Reader, handOff func(*wire.Block)) error {
 	}
 }
 
-// block handles one BLOCK: it must have been asked for; it is verified
+// block handles one BLOCK of our protocol (a Bitswap block goes through
+// bsBlock): it must have been asked for; it is verified
 // against its CID, credited to the peer (the swarm's choker serves first
 // the peers that serve us), then written, then reported.
 func (c *conn) block(l *Layout, dl *download, m *wire.Block) error {
@@ -565,12 +566,7 @@ func (c *conn) block(l *Layout, dl *download, m *wire.Block) error {
 	c.answered(i)
 	c.mu.Unlock()
 	n := int64(len(m.Data))
-	f.sw.count(func(s *Stats) {
-		s.BytesDown += n
-		if c.link != nil {
-			s.BitswapBytesDown += n
-		}
-	})
+	f.sw.count(func(s *Stats) { s.BytesDown += n })
 	switch {
 	case !expected || dl == nil || i >= l.NumChunks():
 		f.sw.count(func(s *Stats) { s.UnrequestedBlocks++ })

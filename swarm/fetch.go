@@ -101,7 +101,8 @@ type FetchOptions struct {
 	// the staging area and Dest hold none of them (one an earlier fetch
 	// staged is removed). The download is then never a complete Source of
 	// the root. A follow fetches this way only the files a new version
-	// changed.
+	// changed. A file root with Want is refused (ErrWantFile), before
+	// anything is written.
 	Want func(f FileSpan) bool
 	// Local, if not nil, names the places on this machine that held chunk
 	// c when they were indexed (the node's shares and finished
@@ -509,6 +510,9 @@ func (f *fetch) start() error {
 	}
 	var skip []bool
 	if f.opts.Want != nil {
+		if !l.Dir {
+			return fmt.Errorf("%w: this root is a single file; fetch it without Want", ErrWantFile)
+		}
 		skip = make([]bool, len(l.Files))
 		for fi, sp := range l.Files {
 			skip[fi] = !f.opts.Want(sp)
@@ -1044,6 +1048,12 @@ func (f *fetch) probeArrivals(now time.Time) {
 	f.mu.Lock()
 	ids := make([]peer.ID, 0, len(f.arrivals))
 	for p := range f.arrivals {
+		// Tried since it arrived (a hint, a lookup): not asked again, and
+		// not counted against maxConnectedProbe.
+		if f.tried[p] {
+			delete(f.arrivals, p)
+			continue
+		}
 		ids = append(ids, p)
 	}
 	slices.SortFunc(ids, func(a, b peer.ID) int { return xorCompare(self, a, b) })

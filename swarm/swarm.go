@@ -26,6 +26,9 @@ var (
 	ErrNoProviders = errors.New("swarm: no peer provides this root")
 	ErrExists      = errors.New("swarm: destination exists")
 	ErrStalled     = errors.New("swarm: fetch stalled")
+	// ErrWantFile refuses FetchOptions.Want on a root that is a single
+	// file: Want picks the files of a folder.
+	ErrWantFile = errors.New("swarm: Want picks the files of a folder root")
 )
 
 // BlockStore keeps DAG nodes. The node's store implements it.

@@ -1,7 +1,9 @@
 package swarm
 
 import (
+	"bytes"
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"testing"
@@ -93,6 +95,51 @@ func TestFetchWant(t *testing.T) {
 		}
 		if res.Source.Complete() {
 			t.Error("a download of some files says it is complete")
+		}
+	})
+}
+
+// TestFetchWantFileRoot: Want picks the files of a folder; on a root that
+// is a single file it is refused with ErrWantFile before anything is
+// written (it used to drop the staging file and then fail to rename it),
+// and a partial an earlier fetch staged is left as it was.
+func TestFetchWantFileRoot(t *testing.T) {
+	bubble.Test(t, func(t *testing.T) {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		mn := cappedMesh(t, 2, 4<<20)
+		hosts := mn.Hosts()
+		data := randomData(300<<10, 74)
+		blocks := &memBlocks{m: map[cid.Cid][]byte{}}
+		root := build(t, blocks, "", data, 100<<10)
+		l := layoutOf(t, blocks, root)
+		seeder := New(hosts[0], blocks, Config{Logger: quiet()})
+		defer seeder.Close()
+		seeder.Serve(root, &memSource{l: l, data: data})
+
+		fetcher := New(hosts[1], &memBlocks{m: map[cid.Cid][]byte{}}, Config{Logger: quiet(), Seed: 1})
+		defer fetcher.Close()
+		dest := filepath.Join(t.TempDir(), "got")
+		partial := PartialPath(dest, root)
+		staged := data[:1000]
+		if err := os.WriteFile(partial, staged, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		for _, want := range []bool{false, true} {
+			_, err := fetcher.Fetch(ctx, root, FetchOptions{
+				Dest: dest, Hints: []peer.AddrInfo{{ID: hosts[0].ID()}}, NoConnected: true,
+				Want: func(FileSpan) bool { return want },
+			})
+			if !errors.Is(err, ErrWantFile) {
+				t.Fatalf("Fetch of a file root with a Want that says %v: %v, want ErrWantFile", want, err)
+			}
+			t.Logf("Want says %v: %v", want, err)
+			if _, err := os.Stat(dest); !errors.Is(err, os.ErrNotExist) {
+				t.Errorf("dest after the refused fetch: %v, want none", err)
+			}
+			if got, err := os.ReadFile(partial); err != nil || !bytes.Equal(got, staged) {
+				t.Errorf("the staged partial after the refused fetch: %d bytes, %v; want it as it was", len(got), err)
+			}
 		}
 	})
 }
