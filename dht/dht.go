@@ -119,6 +119,23 @@ type Config struct {
 	Logger *slog.Logger
 }
 
+// prefix is the protocol prefix a DHT of c speaks: AminoPrefix on the
+// public DHT, else Prefix, else DefaultPrefix.
+func (c *Config) prefix() protocol.ID {
+	switch {
+	case c.Amino:
+		return AminoPrefix
+	case c.Prefix == "":
+		return DefaultPrefix
+	}
+	return c.Prefix
+}
+
+// Protocol returns the protocol ID a DHT of c speaks, before it is
+// started: what DHT.Protocol will say (New refuses an Amino Config with
+// another Prefix).
+func (c Config) Protocol() protocol.ID { return c.prefix() + "/kad/1.0.0" }
+
 func (c *Config) fill() error {
 	if c.Amino && c.Prefix != "" && c.Prefix != AminoPrefix {
 		return fmt.Errorf("dht: the public DHT's prefix is %s, not %s", AminoPrefix, c.Prefix)
@@ -126,12 +143,7 @@ func (c *Config) fill() error {
 	if c.Amino && c.BucketSize != 0 && c.BucketSize != DefaultBucketSize {
 		return fmt.Errorf("dht: the public DHT's bucket size is %d, not %d", DefaultBucketSize, c.BucketSize)
 	}
-	if c.Amino {
-		c.Prefix = AminoPrefix
-	}
-	if c.Prefix == "" {
-		c.Prefix = DefaultPrefix
-	}
+	c.Prefix = c.prefix()
 	if c.ProvideValidity == 0 {
 		c.ProvideValidity = DefaultProvideValidity
 	}
@@ -468,7 +480,7 @@ func (d *DHT) FindProviders(ctx context.Context, root cid.Cid, limit int) <-chan
 }
 
 // Protocol returns the DHT's protocol ID: Prefix + "/kad/1.0.0".
-func (d *DHT) Protocol() protocol.ID { return d.cfg.Prefix + "/kad/1.0.0" }
+func (d *DHT) Protocol() protocol.ID { return d.cfg.Protocol() }
 
 // Peers returns the number of peers in the routing table.
 func (d *DHT) Peers() int { return d.kad.RoutingTable().Size() }

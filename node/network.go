@@ -119,14 +119,7 @@ func (c *Config) dhtProtocol() protocol.ID {
 	if c.NoDHT {
 		return ""
 	}
-	prefix := protocol.ID(c.DHTPrefix)
-	switch {
-	case c.Network == NetworkPublic:
-		prefix = dht.AminoPrefix // validate refused any other
-	case prefix == "":
-		prefix = dht.DefaultPrefix
-	}
-	return prefix + "/kad/1.0.0"
+	return c.dhtConfig(nil).Protocol()
 }
 
 // dhtConfig returns the DHT's Config for the node, logging to log.
