@@ -13,6 +13,7 @@ package loopback
 import (
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 )
 
@@ -86,17 +87,8 @@ func split(host string) (name, port string, ok bool) {
 // validPort reports whether p is a port number: 1 to 5 decimal digits,
 // below 65536.
 func validPort(p string) bool {
-	if len(p) == 0 || len(p) > 5 {
-		return false
-	}
-	n := 0
-	for _, c := range []byte(p) {
-		if c < '0' || c > '9' {
-			return false
-		}
-		n = n*10 + int(c-'0')
-	}
-	return n < 65536
+	_, err := strconv.ParseUint(p, 10, 16)
+	return err == nil && len(p) <= 5
 }
 
 // asciiLower is s with its ASCII letters in lower case and nothing else
