@@ -4,11 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -19,7 +17,6 @@ import (
 	"github.com/libp2p/go-libp2p/core/event"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
-	"github.com/libp2p/go-libp2p/core/peerstore"
 	"github.com/libp2p/go-libp2p/core/protocol"
 	"github.com/libp2p/go-libp2p/p2p/protocol/holepunch"
 	ma "github.com/multiformats/go-multiaddr"
@@ -319,169 +316,6 @@ func TestReachStateJSON(t *testing.T) {
 	if err := json.Unmarshal(b, &r); err != nil || r.State != ReachPrivate {
 		t.Fatalf("%+v, %v", r, err)
 	}
-}
-
-// TestPunchRetryEveryTransition: a public node reaches a peer only over a
-// limited relayed connection (127.0.0.1, a relay with go-libp2p's default
-// limits). Each time the node becomes able to hole-punch, or gains a
-// public address, it closes that connection and dials again, so that the
-// peer behind the relay punches again with what the node has now: once
-// when its hole-punch service comes up, and again when, later, a public
-// address appears (a first punch that failed for want of one would
-// otherwise never be retried). The transitions are events on the node's
-// bus, as go-libp2p emits them; no packet leaves loopback. Before, the
-// node redialled on the first transition only.
-func TestPunchRetryEveryTransition(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	rcfg := testConfig(t)
-	rcfg.NoDHT = true
-	rcfg.RelayService = true
-	relay := startNode(t, rcfg)
-
-	// The sharer refuses direct connections from the public node, as a
-	// NAT would: a redial comes back through the relay, limited again.
-	ka, kb := newKey(t), newKey(t)
-	bcfg := publicTestConfig(t, []string{unreachablePeer(t)})
-	kbBytes, err := crypto.MarshalPrivateKey(kb)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(bcfg.Home, keyFile), kbBytes, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	acfg := testConfig(t)
-	acfg.NoDHT = true
-	acfg.Relays = []string{relay.Addrs()[0].String()}
-	acfg.ForceReachability = ReachPrivate
-	a := gatedNode(t, acfg, ka, kb)
-	rsv, err := waitReservation(ctx, a)
-	if err != nil {
-		t.Fatal(err)
-	}
-
-	b := startNode(t, bcfg)
-	bh := b.Host()
-	if id, _ := peer.IDFromPrivateKey(kb); bh.ID() != id {
-		t.Fatal("the public node does not have the identity written to its home")
-	}
-	sub, err := bh.EventBus().Subscribe(new(event.EvtPeerConnectednessChanged))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sub.Close()
-	// waitFor waits for a's connectedness at b to become want.
-	waitFor := func(what string, want network.Connectedness, within time.Duration) {
-		t.Helper()
-		timer := time.NewTimer(within)
-		defer timer.Stop()
-		for {
-			select {
-			case e := <-sub.Out():
-				if ev := e.(event.EvtPeerConnectednessChanged); ev.Peer == a.ID() && ev.Connectedness == want {
-					return
-				}
-			case <-timer.C:
-				t.Fatalf("%s: the sharer never became %s at the public node in %v (conns %v, addrs %v)", what, want, within, bh.Network().ConnsToPeer(a.ID()), bh.Peerstore().Addrs(a.ID()))
-			}
-		}
-	}
-	// On loopback the relay has no public address, so the sharer's signed
-	// record names no circuit address: the node keeps the ticket's, as a
-	// peer it found through the DHT would have them from the record.
-	bh.Peerstore().AddAddrs(a.ID(), rsv.Addrs, peerstore.PermanentAddrTTL)
-	if err := bh.Connect(ctx, peer.AddrInfo{ID: a.ID(), Addrs: rsv.Addrs}); err != nil {
-		t.Fatal(err)
-	}
-	if bh.Network().Connectedness(a.ID()) != network.Limited {
-		t.Fatalf("the public node reaches the sharer %v, want only over a limited relayed connection", bh.Network().Connectedness(a.ID()))
-	}
-
-	protos, err := bh.EventBus().Emitter(new(event.EvtLocalProtocolsUpdated))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer protos.Close()
-	addrs, err := bh.EventBus().Emitter(new(event.EvtLocalAddressesUpdated))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer addrs.Close()
-
-	start := time.Now()
-	if err := protos.Emit(event.EvtLocalProtocolsUpdated{Added: []protocol.ID{holepunch.Protocol}}); err != nil {
-		t.Fatal(err)
-	}
-	waitFor("hole punching up", network.NotConnected, 10*time.Second)
-	t.Logf("hole punching up: the limited connection closed and redialled after %v", time.Since(start).Round(time.Millisecond))
-	// The node dials again at once, but on loopback that new relayed
-	// connection is sometimes closed a moment later, and a dial of ours
-	// made while the node's round is still running is too (seen in 2 of 6
-	// runs on a quiet machine: ten dials in 0.1 s, each closed at once;
-	// the cause is not known). The next round needs one that stays: dial
-	// until a limited connection lasts a second, 10 times at most, each
-	// try waiting up to a second for the connection to come.
-	lasts := func() bool {
-		timer := time.NewTimer(time.Second)
-		defer timer.Stop()
-		for bh.Network().Connectedness(a.ID()) != network.Limited {
-			select {
-			case <-sub.Out():
-			case <-timer.C:
-				return false
-			}
-		}
-		conns := bh.Network().ConnsToPeer(a.ID())
-		timer.Reset(time.Second)
-		for {
-			select {
-			case <-sub.Out(): // events of the sharer's connectedness, stale ones too
-			case <-timer.C:
-				return !slices.ContainsFunc(conns, network.Conn.IsClosed)
-			}
-		}
-	}
-	for try := 1; ; try++ {
-		if try > 10 {
-			t.Fatalf("the public node reaches the sharer %v after 10 dials, want a limited relayed connection", bh.Network().Connectedness(a.ID()))
-		}
-		if bh.Network().Connectedness(a.ID()) != network.Limited {
-			if err := bh.Connect(network.WithAllowLimitedConn(ctx, "test"), peer.AddrInfo{ID: a.ID(), Addrs: rsv.Addrs}); err != nil {
-				t.Logf("dial %d: %v", try, err)
-			}
-		}
-		if lasts() {
-			break
-		}
-		t.Logf("dial %d: the limited connection did not last a second", try)
-	}
-
-	// The redial must close this connection, not one before it.
-	conns := bh.Network().ConnsToPeer(a.ID())
-	closed := make(chan struct{})
-	var once sync.Once
-	nb := &network.NotifyBundle{DisconnectedF: func(_ network.Network, c network.Conn) {
-		if slices.Contains(conns, c) {
-			once.Do(func() { close(closed) })
-		}
-	}}
-	bh.Network().Notify(nb)
-	defer bh.Network().StopNotify(nb)
-	if !slices.ContainsFunc(conns, func(c network.Conn) bool { return !c.IsClosed() }) {
-		t.Fatalf("no open connection to the sharer: %v", conns)
-	}
-
-	start = time.Now()
-	public := ma.StringCast("/ip4/1.2.3.4/tcp/4001")
-	if err := addrs.Emit(event.EvtLocalAddressesUpdated{Current: []event.UpdatedAddress{{Address: public, Action: event.Added}}}); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case <-closed:
-	case <-time.After(punchRetryGap + 10*time.Second):
-		t.Fatalf("a public address gained: the limited connection %v was not closed and dialled again in %v", conns, punchRetryGap+10*time.Second)
-	}
-	t.Logf("a public address gained: redialled after %v (rounds at least %v apart)", time.Since(start).Round(time.Millisecond), punchRetryGap)
 }
 
 // TestPunchRetryTransitions: which events make startPunchRetry dial
