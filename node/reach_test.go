@@ -51,6 +51,12 @@ func (g relayOnlyGater) InterceptUpgraded(network.Conn) (bool, control.Disconnec
 // peers with the given keys.
 func gatedNode(t *testing.T, cfg Config, key crypto.PrivKey, blocked ...crypto.PrivKey) *Node {
 	t.Helper()
+	return gatedNodeWith(t, cfg, key, nil, blocked...)
+}
+
+// gatedNodeWith is gatedNode with extra libp2p options after the node's.
+func gatedNodeWith(t *testing.T, cfg Config, key crypto.PrivKey, extra []libp2p.Option, blocked ...crypto.PrivKey) *Node {
+	t.Helper()
 	if err := cfg.validate(); err != nil {
 		t.Fatal(err)
 	}
@@ -66,7 +72,7 @@ func gatedNode(t *testing.T, cfg Config, key crypto.PrivKey, blocked ...crypto.P
 	if err != nil {
 		t.Fatal(err)
 	}
-	h, err := libp2p.New(append(opts, libp2p.ConnectionGater(g))...)
+	h, err := libp2p.New(append(append(opts, extra...), libp2p.ConnectionGater(g))...)
 	if err != nil {
 		release()
 		t.Fatal(err)
