@@ -77,9 +77,12 @@ func (p *proofs) holds(k proofKey, c cid.Cid, st stamp) bool {
 }
 
 // add records that chunk c at k hashed right while the file had stamp st,
-// read at readAt, if st is old enough to prove anything later.
-func (p *proofs) add(k proofKey, c cid.Cid, st stamp, readAt time.Time) {
-	if readAt.UnixNano()-st.ctime < int64(proofAge) {
+// read at readAt, if st proves anything later: if it is proofAge old, or
+// if nothing could write the file at unwrittenAt (not zero: a read lease
+// was granted then, before the read) and st is not racy then.
+func (p *proofs) add(k proofKey, c cid.Cid, st stamp, readAt, unwrittenAt time.Time) {
+	old := readAt.UnixNano()-st.ctime >= int64(proofAge)
+	if !old && (unwrittenAt.IsZero() || racy(unwrittenAt.UnixNano(), st.ctime)) {
 		return
 	}
 	p.mu.Lock()
