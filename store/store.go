@@ -257,6 +257,11 @@ func openRegular(path string) (*os.File, os.FileInfo, error) {
 	return f, fi, nil
 }
 
+// Hashed returns how many chunks ReadChunk has hashed since Open: the
+// work proofs and seals spare (proof.go, index.go). It is safe for
+// concurrent use.
+func (s *Store) Hashed() int64 { return s.hashed.Load() }
+
 // unwritten reports whether nothing can write f's file now without moving
 // its stamp first: f (open read-only) lies on a file system where a read
 // lease proves it (leaseFS) and one was granted (noWriter).
