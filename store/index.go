@@ -31,11 +31,15 @@ import (
 // file systems only as the in-memory proofs (proof.go).
 //
 // Two things rest on a stamp:
-//   - A seal: when the stamp's ctime is also proofAge older than the time
-//     the bytes were hashed (the in-memory proofs' age, which also covers
-//     writes through a shared mapping that set no time until write-back),
-//     ReadChunk serves the file's chunks without hashing them, across
-//     restarts; the first serve no longer hashes.
+//   - A seal: when nothing could write the file as its import began to
+//     read it (ShareTx.Opened: a read lease granted on the descriptor the
+//     import reads, and the stamp then is the stamp after the hash: the
+//     record's noWriter), or else when the stamp's ctime is proofAge older
+//     than the time the bytes were hashed (the in-memory proofs' two
+//     grounds, proof.go), ReadChunk serves the file's chunks without
+//     hashing them, across restarts; the first serve no longer hashes. A
+//     file written and closed just before its share is thus sealed at
+//     once, unless something still has it open for writing or mapped.
 //   - Reuse (reuse.go): a share of the same path again takes the chunks a
 //     file's record lists instead of reading and hashing the file, when its
 //     stamp now is the recorded one.

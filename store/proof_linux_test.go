@@ -17,11 +17,6 @@ import (
 	"github.com/peer-project/peer/integrity"
 )
 
-// soon is a store clock a second ahead: a file the test just wrote was
-// last changed a second before its share began, well past racyAge and far
-// short of proofAge, as a file written just before it is shared.
-func soon() time.Time { return time.Now().Add(time.Second) }
-
 // shareRead shares dir holding files under root as the importer does:
 // each file opened read-only, Opened told before a byte is read, its bytes
 // read (and checked against f.data), then added.

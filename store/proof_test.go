@@ -16,6 +16,11 @@ import (
 // old enough (proofAge) for ReadChunk to prove their chunks.
 func later() time.Time { return time.Now().Add(2 * time.Minute) }
 
+// soon is a store clock a second ahead: a file the test just wrote was
+// last changed a second before its share began, well past racyAge and far
+// short of proofAge, as a file written just before it is shared.
+func soon() time.Time { return time.Now().Add(time.Second) }
+
 func hasProof(s *Store, f testFile, i int) bool {
 	k := proofKey{path: f.path, offset: f.chunks[i].Offset, size: f.chunks[i].Size}
 	fi, err := os.Stat(f.path)
