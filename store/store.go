@@ -17,7 +17,7 @@ import (
 
 // SchemaVersion is the version of the database layout this package writes.
 // Open records it in a new database, migrates one of an older version in
-// place (migrate.go), and refuses one of a newer version.
+// place (migrateLocked), and refuses one of a newer version.
 //
 // Version 2 added a field to the stamp records (index.go); an older binary
 // refuses a version 2 database with ErrSchema instead of misreading it.
@@ -146,7 +146,8 @@ func Open(path string, opts Options) (*Store, error) {
 // initSchema creates the buckets of a new database, or checks the version of
 // an existing one.
 func (s *Store) initSchema() error {
-	return s.db.Update(func(tx *bolt.Tx) error {
+	dropped := 0 // seals the migration dropped
+	err := s.db.Update(func(tx *bolt.Tx) error {
 		meta := tx.Bucket(bucketMeta)
 		if meta == nil {
 			empty := true
@@ -186,7 +187,8 @@ func (s *Store) initSchema() error {
 			}
 		}
 		if v < SchemaVersion {
-			if err := s.migrateLocked(tx, v); err != nil {
+			var err error
+			if dropped, err = migrateLocked(tx, v); err != nil {
 				return fmt.Errorf("migrating schema version %d to %d: %w", v, SchemaVersion, err)
 			}
 		}
@@ -200,6 +202,11 @@ func (s *Store) initSchema() error {
 		}
 		return nil
 	})
+	if err == nil && dropped > 0 {
+		s.log.Warn("store: dropped unreadable seals while migrating the database; their files are hashed again when served",
+			"count", dropped)
+	}
+	return err
 }
 
 // Close closes the database. It waits for the operations in flight; later
@@ -279,13 +286,12 @@ var errNotRegular = errors.New("store: not a regular file")
 // Version 1 to 2: every stamp record gains its flags byte (stampRecord),
 // and a record written before the hash time was kept gets hashed 0 (no
 // seal, no reuse: the file is hashed once again). A stamp record that does
-// not decode is dropped, with a log line: a stamp only spares work, and
-// without it the file is hashed again when served or shared.
-func (s *Store) migrateLocked(tx *bolt.Tx, v uint64) error {
+// not decode is dropped (and counted: Open logs it): a stamp only spares
+// work, and without it the file is hashed again when served or shared.
+func migrateLocked(tx *bolt.Tx, v uint64) (dropped int, err error) {
 	if v == 1 {
 		b := tx.Bucket(bucketStamps)
 		var keys, vals [][]byte
-		dropped := 0
 		// Collected first: bbolt forbids writing a bucket while a cursor
 		// walks it.
 		err := b.ForEach(func(k, v []byte) error {
@@ -299,7 +305,7 @@ func (s *Store) migrateLocked(tx *bolt.Tx, v uint64) error {
 			return nil
 		})
 		if err != nil {
-			return err
+			return 0, err
 		}
 		for i, k := range keys {
 			if vals[i] == nil {
@@ -308,14 +314,10 @@ func (s *Store) migrateLocked(tx *bolt.Tx, v uint64) error {
 				err = b.Put(k, vals[i])
 			}
 			if err != nil {
-				return err
+				return 0, err
 			}
-		}
-		if dropped > 0 {
-			s.log.Warn("store: dropped unreadable seals while migrating the database; their files are hashed again when served",
-				"count", dropped)
 		}
 		v = 2
 	}
-	return tx.Bucket(bucketMeta).Put(keySchema, encodeSchema(v))
+	return dropped, tx.Bucket(bucketMeta).Put(keySchema, encodeSchema(v))
 }
