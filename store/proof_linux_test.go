@@ -17,6 +17,22 @@ import (
 	"github.com/peer-project/peer/integrity"
 )
 
+// leaseDir returns a temporary folder on a file system where a read lease
+// proves a file has no writer (leaseFS), or skips the test.
+func leaseDir(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	f, err := os.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if !leaseFS(f) {
+		t.Skipf("%s lies on a file system where a lease proves nothing (tmpfs, overlayfs...)", dir)
+	}
+	return dir
+}
+
 // shareRead shares dir holding files under root as the importer does:
 // each file opened read-only, Opened told before a byte is read, its bytes
 // read (and checked against f.data), then added.
@@ -108,7 +124,7 @@ func TestSealNoWriter(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			var now func() time.Time
 			s, path := openTest(t, Options{Now: func() time.Time { return now() }})
-			dir := t.TempDir()
+			dir := leaseDir(t)
 			f := writeFile(t, dir, "f", content("f", 3*testChunk+7))
 			now = tc.now(f)
 			if tc.share != nil {
@@ -184,7 +200,7 @@ func statOf(t *testing.T, p string) stamp {
 // changed, and serve nothing of it.
 func TestSealMappedWriter(t *testing.T) {
 	s, _ := openTest(t, Options{Now: soon})
-	dir := t.TempDir()
+	dir := leaseDir(t)
 	f := writeFile(t, dir, "f", content("f", 3*testChunk))
 	m := mapShared(t, f.path, len(f.data), 0)
 	const at = testChunk + 5 // in chunk 1
@@ -224,7 +240,7 @@ func TestSealMappedAfter(t *testing.T) {
 	}{{"mmap", 0}, {"MAP_POPULATE", unix.MAP_POPULATE}} {
 		t.Run(tc.name, func(t *testing.T) {
 			s, _ := openTest(t, Options{Now: soon})
-			dir := t.TempDir()
+			dir := leaseDir(t)
 			f := writeFile(t, dir, "f", content("f", 3*testChunk))
 			shareRead(t, s, dir, integrity.Block([]byte("r")), f)
 			if recs := stampRecords(t, s); len(recs) != 1 || !recs[0].sealed() {
@@ -282,7 +298,7 @@ func TestLeaseFSRefusesTmpfs(t *testing.T) {
 func TestReadChunkProofNoWriter(t *testing.T) {
 	for _, writer := range []bool{false, true} {
 		s, _ := openTest(t, Options{Now: soon})
-		dir := t.TempDir()
+		dir := leaseDir(t)
 		f := writeFile(t, dir, "f", content("f", 3*testChunk))
 		shareFiles(t, s, dir, integrity.Block([]byte("r")), 10, f) // no Opened: no seal
 		if writer {
@@ -315,7 +331,7 @@ func TestReadChunkProofNoWriter(t *testing.T) {
 // time: it is sealed in the reusing share too, and served unhashed.
 func TestReuseKeepsNoWriter(t *testing.T) {
 	s, _ := openTest(t, Options{Now: soon})
-	dir := t.TempDir()
+	dir := leaseDir(t)
 	f := writeFile(t, dir, "f", content("f", 3*testChunk))
 	shareRead(t, s, dir, integrity.Block([]byte("r")), f)
 	tx, err := s.BeginShare(dir)
