@@ -396,9 +396,9 @@ type ShareOptions struct {
 	// root then is not the unixfs-v1-2025 one.
 	PreserveMode, PreserveMtime bool
 
-	// open, if set, opens the files the import reads (tests count what is
-	// read); nil means os.Open.
-	open func(name string) (io.ReadCloser, error)
+	// read, if set, wraps each file the import reads, once opened (tests
+	// count what is read); nil reads the file as it is.
+	read func(name string, f *os.File) io.ReadCloser
 }
 
 // Share indexes the file or folder at path in place (nothing is copied),
@@ -427,10 +427,22 @@ func (n *Node) share(ctx context.Context, path string, opts ShareOptions) (*Shar
 	// The home (identity key, API token, database) is never shared.
 	iopts := importer.Options{Params: params, Progress: opts.Progress, Private: []string{n.cfg.Home}, FollowLinks: opts.FollowLinks,
 		PreserveMode: opts.PreserveMode, PreserveMtime: opts.PreserveMtime}
-	iopts.Open = opts.open
 	tx, err := n.store.BeginShare(path)
 	if err != nil {
 		return nil, fmt.Errorf("share %s: %w", path, err)
+	}
+	iopts.Open = func(name string) (io.ReadCloser, error) {
+		f, err := os.Open(name)
+		if err != nil {
+			return nil, err
+		}
+		// Before the import reads a byte of it: if nothing can write the
+		// file now, the store seals it at once (store.ShareTx.Opened).
+		tx.Opened(name, f)
+		if opts.read != nil {
+			return opts.read(name, f), nil
+		}
+		return f, nil
 	}
 	// What the last share of path recorded: unchanged files are not read.
 	reuser, err := tx.Reuser(params)

@@ -27,13 +27,9 @@ func (r countingReader) Read(p []byte) (int, error) {
 // countReads returns ShareOptions whose import counts the bytes it reads
 // into n, and the files it opens into files.
 func countReads(n *atomic.Int64, files *[]string) ShareOptions {
-	return ShareOptions{open: func(name string) (io.ReadCloser, error) {
+	return ShareOptions{read: func(name string, f *os.File) io.ReadCloser {
 		*files = append(*files, name)
-		f, err := os.Open(name)
-		if err != nil {
-			return nil, err
-		}
-		return countingReader{f, n}, nil
+		return countingReader{f, n}
 	}}
 }
 

@@ -423,9 +423,11 @@ func runRole(role string) error {
 	cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	if d := os.Getenv("PEER_BENCH_FILE_AGE"); d != "" && role == "seed" {
 		// The seeder's clock that far ahead: as if the file had been
-		// written that long before it was shared. The store proves or
-		// seals chunks only of files last changed over a minute before
-		// they were hashed (store/proof.go), never of one just written.
+		// written that long before it was shared. Where no read lease
+		// can show that nothing writes the file (another file system,
+		// a writer still has it open), the store proves or seals chunks
+		// only of files last changed over a minute before they were
+		// hashed (store/proof.go).
 		age, err := time.ParseDuration(d)
 		if err != nil {
 			return fmt.Errorf("PEER_BENCH_FILE_AGE=%q: %w", d, err)

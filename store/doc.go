@@ -31,11 +31,16 @@
 // behind the store's back is never served as the old content. A chunk that
 // hashed right is served again without hashing while its file's stamp
 // (device, inode, size, mtime and ctime, taken after the read) is what it
-// was, on a local file system, for files last changed over a minute before
-// (proof.go says why that is the same guarantee). A file last changed over
-// a minute before its share began is sealed at share time: its stamp is
-// kept in the database beside its record, and its chunks are served without
-// hashing from the first read on, across restarts (index.go).
+// was, on a local file system, when nothing could write the file before the
+// read that hashed it (a read lease, taken and released at once), or else
+// for files last changed over a minute before (proof.go says why that is
+// the same guarantee). A file is sealed at share time on the same grounds:
+// when the import tells ShareTx.Opened, before it reads the file, and
+// nothing can write it, or when it was last changed over a minute before
+// its share began. Its stamp is kept in the database beside its record,
+// and its chunks are served without hashing from the first read on, across
+// restarts (index.go). A file written and closed just before it is shared
+// is thus sealed at once.
 //
 // # Sharing again
 //
@@ -56,8 +61,9 @@
 //
 // # On disk
 //
-// Schema version SchemaVersion is kept in bucket "meta"; Open refuses a
-// database of a newer version (ErrSchema). Keys are binary CIDs and
+// Schema version SchemaVersion is kept in bucket "meta"; Open migrates a
+// database of an older version in place, in one transaction, and refuses
+// one of a newer version (ErrSchema). Keys are binary CIDs and
 // big-endian integers; see keys.go for every bucket. Each value starts with
 // a record version byte (1), followed by its fields: unsigned integers as
 // uvarints, times as zig-zag varints of Unix nanoseconds, strings and CIDs

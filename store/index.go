@@ -31,11 +31,15 @@ import (
 // file systems only as the in-memory proofs (proof.go).
 //
 // Two things rest on a stamp:
-//   - A seal: when the stamp's ctime is also proofAge older than the time
-//     the bytes were hashed (the in-memory proofs' age, which also covers
-//     writes through a shared mapping that set no time until write-back),
-//     ReadChunk serves the file's chunks without hashing them, across
-//     restarts; the first serve no longer hashes.
+//   - A seal: when nothing could write the file as its import began to
+//     read it (ShareTx.Opened: a read lease granted on the descriptor the
+//     import reads, and the stamp then is the stamp after the hash: the
+//     record's noWriter), or else when the stamp's ctime is proofAge older
+//     than the time the bytes were hashed (the in-memory proofs' two
+//     grounds, proof.go), ReadChunk serves the file's chunks without
+//     hashing them, across restarts; the first serve no longer hashes. A
+//     file written and closed just before its share is thus sealed at
+//     once, unless something still has it open for writing or mapped.
 //   - Reuse (reuse.go): a share of the same path again takes the chunks a
 //     file's record lists instead of reading and hashing the file, when its
 //     stamp now is the recorded one.
@@ -90,16 +94,43 @@ const IndexBytesPerChunk = 384
 // stampRecord is the value of stamps[id, fileNo]: the file's stamp, and
 // when the bytes its chunks hold were hashed (Unix ns): the start of the
 // share whose import read them, carried over by each share that reused
-// them since (reuse.go). hashed is 0 in a record written before it was
-// kept: such a stamp is neither a seal nor reused (the next share hashes
-// the file once again).
+// them since (reuse.go). hashed is 0 in a record migrated from one written
+// before it was kept: such a stamp is neither a seal nor reused (the next
+// share hashes the file once again). noWriter says that nothing could
+// write the file when its import began to read it (a read lease was
+// granted: lease_linux.go), so that the stamp is a seal as soon as it is
+// not racy; it is carried over with hashed.
 type stampRecord struct {
-	st     stamp
-	hashed int64
+	st       stamp
+	hashed   int64
+	noWriter bool
 }
 
-// encodeStamp encodes the value of stamps[id, fileNo].
+// sealed reports whether r is a seal: whether its file's chunks may be
+// served without hashing while the file's stamp is r's (index.go).
+func (r stampRecord) sealed() bool {
+	if r.noWriter {
+		return !racy(r.hashed, r.st.ctime)
+	}
+	return r.hashed-r.st.ctime >= int64(proofAge)
+}
+
+// Flags of a stampRecord.
+const stampNoWriter = 1 << 0
+
+// encodeStamp encodes the value of stamps[id, fileNo] (schema version 2).
 func encodeStamp(r stampRecord) []byte {
+	b := appendStampV1(r)
+	var flags byte
+	if r.noWriter {
+		flags |= stampNoWriter
+	}
+	return append(b, flags)
+}
+
+// appendStampV1 encodes the fields a stamp record of schema version 1
+// holds: the stamp, and the time it was hashed (absent from the earliest).
+func appendStampV1(r stampRecord) []byte {
 	b := []byte{recordVersion}
 	b = binary.AppendUvarint(b, r.st.dev)
 	b = binary.AppendUvarint(b, r.st.ino)
@@ -109,22 +140,48 @@ func encodeStamp(r stampRecord) []byte {
 	return binary.AppendVarint(b, r.hashed)
 }
 
+// decodeStamp decodes the value of stamps[id, fileNo]; every field is
+// there since schema version 2 (Open migrates older records).
 func decodeStamp(v []byte) (stampRecord, error) {
-	var r stampRecord
 	d := decoder{b: v, what: "stamp"}
-	d.version()
-	r.st.dev = d.uvarint()
-	r.st.ino = d.uvarint()
-	r.st.size = d.int64()
-	r.st.mtime = d.varint()
-	r.st.ctime = d.varint()
-	if d.err == nil && len(d.b) > 0 { // absent from records written before it was kept
+	r := d.stampFields()
+	r.hashed = d.varint()
+	flags := d.byte()
+	if err := d.finish(); err != nil {
+		return stampRecord{}, err
+	}
+	if flags&^stampNoWriter != 0 {
+		return stampRecord{}, d.errorf("unknown flags %#x", flags)
+	}
+	r.noWriter = flags&stampNoWriter != 0
+	return r, nil
+}
+
+// decodeStampV1 decodes a stamp record of schema version 1, for the
+// migration: the stamp, then the time it was hashed, which the records
+// written before it was kept lack (0: no seal, no reuse).
+func decodeStampV1(v []byte) (stampRecord, error) {
+	d := decoder{b: v, what: "stamp (schema 1)"}
+	r := d.stampFields()
+	if d.err == nil && len(d.b) > 0 {
 		r.hashed = d.varint()
 	}
 	if err := d.finish(); err != nil {
 		return stampRecord{}, err
 	}
 	return r, nil
+}
+
+// stampFields reads the record version and the stamp.
+func (d *decoder) stampFields() stampRecord {
+	var r stampRecord
+	d.version()
+	r.st.dev = d.uvarint()
+	r.st.ino = d.uvarint()
+	r.st.size = d.int64()
+	r.st.mtime = d.varint()
+	r.st.ctime = d.varint()
+	return r
 }
 
 // sealOf returns the stamp of the file at path if it may record chunks
@@ -255,10 +312,7 @@ func (t *ShareTx) sealFor(rec fileRecord, same bool) (stampRecord, bool) {
 	if !stamps || (same && !t.curOK) || t.began.UnixNano()-rec.mtime < int64(racyAge) {
 		return stampRecord{}, false
 	}
-	path := rec.path
-	if !filepath.IsAbs(path) {
-		path = filepath.Join(t.path, path)
-	}
+	path := t.abs(rec.path)
 	t.s.sealOpens.Add(1)
 	st, ok := t.s.sealOf(path, rec.size, rec.mtime, t.began)
 	if !ok {
@@ -269,5 +323,6 @@ func (t *ShareTx) sealFor(rec fileRecord, same bool) (stampRecord, bool) {
 			return h, h.st == st
 		}
 	}
-	return stampRecord{st: st, hashed: t.began.UnixNano()}, true
+	w, tested := t.unwritten[path]
+	return stampRecord{st: st, hashed: t.began.UnixNano(), noWriter: tested && w == st}, true
 }

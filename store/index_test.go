@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"os"
-	"reflect"
 	"runtime"
 	"testing"
 	"time"
@@ -230,23 +229,38 @@ func TestIndexSize(t *testing.T) {
 	}
 }
 
-// FuzzDecodeStamp: decodeStamp refuses what is not a stamp with
-// ErrCorrupt, never panics, and round-trips what it accepts.
+// FuzzDecodeStamp: decodeStamp refuses what is not a stamp record with
+// ErrCorrupt, never panics, and round-trips what it accepts; so does
+// decodeStampV1, the migration's decoder of schema 1 records, whose
+// records encode to ones decodeStamp reads back the same.
 func FuzzDecodeStamp(f *testing.F) {
-	f.Add(encodeStamp(stampRecord{st: stamp{dev: 2049, ino: 1 << 40, size: 1 << 30, mtime: 1_700_000_000_000_000_000, ctime: -5}, hashed: 1_700_000_060_000_000_000}))
+	st := stamp{dev: 2049, ino: 1 << 40, size: 1 << 30, mtime: 1_700_000_000_000_000_000, ctime: -5}
+	f.Add(encodeStamp(stampRecord{st: st, hashed: 1_700_000_060_000_000_000}))
+	f.Add(encodeStamp(stampRecord{st: st, hashed: 1_700_000_000_100_000_000, noWriter: true}))
 	f.Add(encodeStamp(stampRecord{}))
+	f.Add(append(appendStampV1(stampRecord{st: st}), 0x80)) // unknown flags
+	f.Add(appendStampV1(stampRecord{st: st, hashed: 1}))    // schema 1
 	f.Add([]byte{recordVersion, 0xff})
-	f.Add([]byte{recordVersion, 1, 2, 3, 4, 5}) // written before the hash time was kept
+	f.Add([]byte{recordVersion, 1, 2, 3, 4, 5}) // schema 1, written before the hash time was kept
 	f.Fuzz(func(t *testing.T, data []byte) {
-		st, err := decodeStamp(data)
-		if err != nil {
-			if !errors.Is(err, ErrCorrupt) {
+		check := func(err error) bool {
+			if err != nil && !errors.Is(err, ErrCorrupt) {
 				t.Fatalf("error %v does not wrap ErrCorrupt", err)
 			}
-			return
+			return err == nil
 		}
-		if st2, err := decodeStamp(encodeStamp(st)); err != nil || !reflect.DeepEqual(st, st2) {
-			t.Fatalf("stamp %+v round-trips to %+v, %v", st, st2, err)
+		if r, err := decodeStamp(data); check(err) {
+			if r2, err := decodeStamp(encodeStamp(r)); err != nil || r != r2 {
+				t.Fatalf("stamp %+v round-trips to %+v, %v", r, r2, err)
+			}
+		}
+		if r, err := decodeStampV1(data); check(err) {
+			if r.noWriter {
+				t.Fatalf("schema 1 record %x decoded with noWriter", data)
+			}
+			if r2, err := decodeStamp(encodeStamp(r)); err != nil || r != r2 {
+				t.Fatalf("migrated stamp %+v decodes as %+v, %v", r, r2, err)
+			}
 		}
 	})
 }

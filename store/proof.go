@@ -21,21 +21,38 @@ import (
 // changed stamp after that read. What the stamp cannot see:
 //   - a change in the same clock tick as the stamp's ctime (file systems
 //     keep time in ticks of up to 2 s): no proof is made for a file whose
-//     ctime is not proofAge older than the read that hashed it;
+//     ctime is racy (index.go) at the time it is checked from;
 //   - writes through a shared mapping to a page that is dirty already set
-//     no time; the kernel sets one at the first write to a clean page, and
-//     writes dirty pages back within 30 s by default, so proofAge (longer)
-//     covers them as far as the kernel's defaults go;
+//     no time: the kernel sets one at the first write through a mapping
+//     to a page it mapped read-only (page_mkwrite), which a mapping gets
+//     again only once write-back cleaned the page (within 30 s by
+//     default);
 //   - a file system whose metadata comes from another machine through a
 //     cache (NFS, SMB, FUSE, 9p, Ceph...): no proofs at all there
 //     (localFS).
+//
+// So a proof is made on one of two grounds:
+//   - no writer: before the read that hashed the chunk, a read lease on the
+//     file was granted (noWriter, proof_linux.go: no open file description
+//     of it was open for writing, which any shared mapping that can write
+//     it holds open until unmapped), on a file system where that proves
+//     the rest (leaseFS: ext4, xfs, btrfs, f2fs, bcachefs, zfs), and its
+//     ctime was not racy then. From then on, nothing can change a byte
+//     without a new open or a new mapping, whose first write to each page
+//     stamps the time first: a chunk the read saw is the file's while the
+//     stamp is the same;
+//   - age: the file's ctime is proofAge older than the read, longer than
+//     write-back takes to clean a page under the kernel's defaults, for
+//     files a lease cannot test (a writer has the file open, another
+//     owner without CAP_LEASE, leases disabled, another file system).
 //
 // Proofs live in memory only (a restart hashes each chunk once again), one
 // per chunk served, at most maxProofs (then they are all dropped and made
 // again).
 
 // proofAge is how much older than the read that hashed a chunk a file's
-// last change must be for the chunk to get a proof.
+// last change must be for the chunk to get a proof when no lease said that
+// nothing could write the file.
 const proofAge = time.Minute
 
 // maxProofs bounds the chunks that have a proof: 256 Ki of them (256 GiB
@@ -77,9 +94,12 @@ func (p *proofs) holds(k proofKey, c cid.Cid, st stamp) bool {
 }
 
 // add records that chunk c at k hashed right while the file had stamp st,
-// read at readAt, if st is old enough to prove anything later.
-func (p *proofs) add(k proofKey, c cid.Cid, st stamp, readAt time.Time) {
-	if readAt.UnixNano()-st.ctime < int64(proofAge) {
+// read at readAt, if st proves anything later: if it is proofAge old, or
+// if nothing could write the file at unwrittenAt (not zero: a read lease
+// was granted then, before the read) and st is not racy then.
+func (p *proofs) add(k proofKey, c cid.Cid, st stamp, readAt, unwrittenAt time.Time) {
+	old := readAt.UnixNano()-st.ctime >= int64(proofAge)
+	if !old && (unwrittenAt.IsZero() || racy(unwrittenAt.UnixNano(), st.ctime)) {
 		return
 	}
 	p.mu.Lock()

@@ -26,8 +26,9 @@ import (
 //
 // What a stamp cannot see is what it cannot see for a seal (proof.go): a
 // write through a shared mapping to a page that was dirty already, before
-// the share that recorded it started; a fresh import reading such a file
-// would not see it either.
+// the share that recorded it started, unless that share found no writer
+// (the record's noWriter, which a reuse carries as it carries the hash
+// time); a fresh import reading such a file would not see it either.
 
 // Reuser looks up what the last share of a path recorded of its files. It
 // is not safe for concurrent use.

@@ -100,6 +100,10 @@ type ShareTx struct {
 	// File gave keep the time their bytes were hashed (sealFor).
 	reuser *Reuser
 
+	// unwritten holds, for each file Opened found without a writer, its
+	// stamp then (absolute path → stamp), until the next file is added.
+	unwritten map[string]stamp
+
 	// What AddFile has taken and not yet written: flush writes it in one
 	// transaction once it holds about addBatchBytes, and Commit writes the
 	// rest in its own.
@@ -201,6 +205,9 @@ func (t *ShareTx) AddFile(path string, size int64, mtime time.Time, root cid.Cid
 		sealed = sealed && t.curOK && seal == t.curSeal
 	}
 	if !same {
+		if t.haveCur {
+			delete(t.unwritten, t.abs(t.cur.path))
+		}
 		t.cur, t.curNo, t.haveCur = rec, fileNo, true
 		t.nextFile++
 	}
@@ -220,6 +227,47 @@ func (t *ShareTx) AddFile(path string, size int64, mtime time.Time, root cid.Cid
 		return fmt.Errorf("store: add file %s: %w", path, err)
 	}
 	return nil
+}
+
+// Opened tells t that its import is about to read the file at path
+// (absolute, or relative to the share's path) from f, opened read-only,
+// and has read nothing of it yet. It checks that nothing can write the
+// file now (a read lease, taken and released at once: noWriter in
+// proof_linux.go), and if so keeps the file's stamp as it is then: when
+// AddFile finds the same stamp after the chunks were hashed, and the
+// file's last change was racyAge before the share began, the file is
+// sealed at once instead of only when that change was proofAge old
+// (index.go). Call it on the descriptor the import reads, so that the
+// file tested is the file read.
+//
+// It costs two fcntl calls, a fstat and a fstatfs; it blocks on nothing
+// but them. Opening the file for writing from elsewhere waits during
+// those microseconds (an open with O_NONBLOCK fails with EWOULDBLOCK).
+func (t *ShareTx) Opened(path string, f *os.File) {
+	if t.done || !stamps || !t.s.unwritten(f) {
+		return
+	}
+	fi, err := f.Stat() // after the lease: the stamp the test vouches for
+	if err != nil {
+		return
+	}
+	st, ok := stampOf(fi)
+	if !ok {
+		return
+	}
+	if t.unwritten == nil {
+		t.unwritten = map[string]stamp{}
+	}
+	t.unwritten[t.abs(filepath.Clean(path))] = st
+}
+
+// abs returns path, which is absolute or relative to the share's path,
+// made absolute.
+func (t *ShareTx) abs(path string) string {
+	if filepath.IsAbs(path) {
+		return path
+	}
+	return filepath.Join(t.path, path)
 }
 
 // flushLocked writes the batch in tx, which is the caller's, and empties
@@ -346,7 +394,7 @@ func (t *ShareTx) Commit(root cid.Cid, info ShareInfo) error {
 	if err != nil {
 		return fmt.Errorf("store: commit share %s: %w", root, err)
 	}
-	t.done = true
+	t.done, t.unwritten = true, nil
 	if old != 0 {
 		if err := t.s.purge(old); err != nil {
 			// The old share is invisible already; Open finishes the job.
@@ -364,6 +412,7 @@ func (t *ShareTx) Abort() error {
 	}
 	t.done = true
 	t.clearBatch()
+	t.unwritten = nil
 	if err := t.s.purge(t.id); err != nil {
 		return fmt.Errorf("store: abort share: %w", err)
 	}
@@ -622,8 +671,8 @@ func (s *Store) locations(c cid.Cid, limit int) ([]Location, error) {
 				return err
 			}
 			var sealSt *stamp
-			if seal != nil && seal.hashed-seal.st.ctime >= int64(proofAge) {
-				sealSt = &seal.st // else a stamp for reuse, too young to serve unhashed (index.go)
+			if seal != nil && seal.sealed() {
+				sealSt = &seal.st // else a stamp for reuse only (index.go)
 			}
 			out = append(out, Location{
 				Share: rec.root, File: f.root, Path: path, Offset: off, Size: size,
@@ -734,6 +783,11 @@ func (s *Store) readLocation(c cid.Cid, l Location, buf []byte) ([]byte, error) 
 	buf = buf[:l.Size]
 	st, stamped := stampOf(fi)
 	key := proofKey{path: l.Path, offset: l.Offset, size: l.Size}
+	trusted := stamped && ((l.seal != nil && *l.seal == st) || s.proofs.holds(key, c, st))
+	var unwrittenAt time.Time // when nothing could write the file, if so, before the read
+	if stamped && !trusted && s.unwritten(f) {
+		unwrittenAt = s.opts.Now()
+	}
 	readAt := s.opts.Now()
 	n, err := f.ReadAt(buf, l.Offset)
 	if n < len(buf) {
@@ -742,7 +796,7 @@ func (s *Store) readLocation(c cid.Cid, l Location, buf []byte) ([]byte, error) 
 		}
 		return nil, err
 	}
-	if stamped && ((l.seal != nil && *l.seal == st) || s.proofs.holds(key, c, st)) {
+	if trusted {
 		// The stamp after the read: a write that the read saw set it.
 		if after, ok := stampAfter(f); ok && after == st {
 			return buf, nil
@@ -755,7 +809,7 @@ func (s *Store) readLocation(c cid.Cid, l Location, buf []byte) ([]byte, error) 
 	}
 	if stamped {
 		if after, ok := stampAfter(f); ok && after == st && localFS(f) {
-			s.proofs.add(key, c, st, readAt)
+			s.proofs.add(key, c, st, readAt, unwrittenAt)
 		}
 	}
 	return buf, nil

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -15,8 +16,12 @@ import (
 )
 
 // SchemaVersion is the version of the database layout this package writes.
-// Open records it in a new database and refuses a database of a newer one.
-const SchemaVersion = 1
+// Open records it in a new database, migrates one of an older version in
+// place (migrateLocked), and refuses one of a newer version.
+//
+// Version 2 added a field to the stamp records (index.go); an older binary
+// refuses a version 2 database with ErrSchema instead of misreading it.
+const SchemaVersion = 2
 
 // Defaults of Options.
 const DefaultTimeout = time.Second
@@ -97,6 +102,10 @@ type Store struct {
 	// isLocal reports whether a file's metadata is this kernel's
 	// (localFS); tests make it false to stand for a network file system.
 	isLocal func(*os.File) bool
+	// leaseFS reports whether a read lease on a file proves it has no
+	// writer (leaseFS in proof_linux.go); tests make it false to stand for
+	// overlayfs or tmpfs.
+	leaseFS func(*os.File) bool
 }
 
 // Open opens the database at path, creating it (mode 0600) if it does not
@@ -122,7 +131,7 @@ func Open(path string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("store: open %s: %w", path, err)
 	}
-	s := &Store{db: db, opts: opts, log: opts.Logger, isLocal: localFS}
+	s := &Store{db: db, opts: opts, log: opts.Logger, isLocal: localFS, leaseFS: leaseFS}
 	if err := s.initSchema(); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("store: open %s: %w", path, err)
@@ -137,7 +146,8 @@ func Open(path string, opts Options) (*Store, error) {
 // initSchema creates the buckets of a new database, or checks the version of
 // an existing one.
 func (s *Store) initSchema() error {
-	return s.db.Update(func(tx *bolt.Tx) error {
+	dropped := 0 // seals the migration dropped
+	err := s.db.Update(func(tx *bolt.Tx) error {
 		meta := tx.Bucket(bucketMeta)
 		if meta == nil {
 			empty := true
@@ -162,9 +172,8 @@ func (s *Store) initSchema() error {
 		case v > SchemaVersion:
 			return fmt.Errorf("%w: database has schema version %d, newer than this program's %d: upgrade peer",
 				ErrSchema, v, SchemaVersion)
-		case v < SchemaVersion:
-			// Version 1 is the first: there is nothing older to migrate.
-			return fmt.Errorf("%w: database has schema version %d, older than any this program reads (%d)",
+		case v < 1:
+			return fmt.Errorf("%w: database has schema version %d, older than any this program reads (1 to %d)",
 				ErrSchema, v, SchemaVersion)
 		}
 		for _, name := range allBuckets {
@@ -177,6 +186,12 @@ func (s *Store) initSchema() error {
 				return err
 			}
 		}
+		if v < SchemaVersion {
+			var err error
+			if dropped, err = migrateLocked(tx, v); err != nil {
+				return fmt.Errorf("migrating schema version %d to %d: %w", v, SchemaVersion, err)
+			}
+		}
 		// Buckets that earlier builds wrote and nothing reads any more.
 		for _, name := range obsoleteBuckets {
 			if tx.Bucket(name) != nil {
@@ -187,6 +202,11 @@ func (s *Store) initSchema() error {
 		}
 		return nil
 	})
+	if err == nil && dropped > 0 {
+		s.log.Warn("store: dropped unreadable seals while migrating the database; their files are hashed again when served",
+			"count", dropped)
+	}
+	return err
 }
 
 // Close closes the database. It waits for the operations in flight; later
@@ -244,5 +264,60 @@ func openRegular(path string) (*os.File, os.FileInfo, error) {
 	return f, fi, nil
 }
 
+// Hashed returns how many chunks ReadChunk has hashed since Open: the
+// work proofs and seals spare (proof.go, index.go). It is safe for
+// concurrent use.
+func (s *Store) Hashed() int64 { return s.hashed.Load() }
+
+// unwritten reports whether nothing can write f's file now without moving
+// its stamp first: f (open read-only) lies on a file system where a read
+// lease proves it (leaseFS) and one was granted (noWriter).
+func (s *Store) unwritten(f *os.File) bool {
+	return stamps && s.leaseFS(f) && noWriter(f)
+}
+
 // errNotRegular: a path that was indexed as a file is something else now.
 var errNotRegular = errors.New("store: not a regular file")
+
+// migrateLocked brings a database of schema version v (older than
+// SchemaVersion) to SchemaVersion in tx, the transaction of Open that
+// checked it: all or nothing.
+//
+// Version 1 to 2: every stamp record gains its flags byte (stampRecord),
+// and a record written before the hash time was kept gets hashed 0 (no
+// seal, no reuse: the file is hashed once again). A stamp record that does
+// not decode is dropped (and counted: Open logs it): a stamp only spares
+// work, and without it the file is hashed again when served or shared.
+func migrateLocked(tx *bolt.Tx, v uint64) (dropped int, err error) {
+	if v == 1 {
+		b := tx.Bucket(bucketStamps)
+		var keys, vals [][]byte
+		// Collected first: bbolt forbids writing a bucket while a cursor
+		// walks it.
+		err := b.ForEach(func(k, v []byte) error {
+			keys = append(keys, bytes.Clone(k))
+			if r, err := decodeStampV1(v); err == nil {
+				vals = append(vals, encodeStamp(r))
+			} else {
+				vals = append(vals, nil)
+				dropped++
+			}
+			return nil
+		})
+		if err != nil {
+			return 0, err
+		}
+		for i, k := range keys {
+			if vals[i] == nil {
+				err = b.Delete(k)
+			} else {
+				err = b.Put(k, vals[i])
+			}
+			if err != nil {
+				return 0, err
+			}
+		}
+		v = 2
+	}
+	return dropped, tx.Bucket(bucketMeta).Put(keySchema, encodeSchema(v))
+}

@@ -3,10 +3,13 @@ package store
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -149,7 +152,7 @@ func TestSchemaNewerRefused(t *testing.T) {
 	if !errors.Is(err, ErrSchema) {
 		t.Fatalf("Open of a newer schema = %v, want ErrSchema", err)
 	}
-	for _, want := range []string{"schema version 2", "newer", "upgrade peer"} {
+	for _, want := range []string{fmt.Sprintf("schema version %d", SchemaVersion+1), "newer", "upgrade peer"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error %q does not say %q", err, want)
 		}
@@ -212,4 +215,131 @@ func TestLocked(t *testing.T) {
 func logBuffer() (*slog.Logger, *bytes.Buffer) {
 	var b bytes.Buffer
 	return slog.New(slog.NewTextHandler(&b, nil)), &b
+}
+
+// stampV1 is a stamp record as schema version 1 wrote it: the stamp, and
+// the time it was hashed unless withHashed is false (the records written
+// before it was kept).
+func stampV1(r stampRecord, withHashed bool) []byte {
+	b := []byte{1}
+	b = binary.AppendUvarint(b, r.st.dev)
+	b = binary.AppendUvarint(b, r.st.ino)
+	b = binary.AppendUvarint(b, uint64(r.st.size))
+	b = binary.AppendVarint(b, r.st.mtime)
+	b = binary.AppendVarint(b, r.st.ctime)
+	if withHashed {
+		b = binary.AppendVarint(b, r.hashed)
+	}
+	return b
+}
+
+// TestMigrateSchema1: a database of schema version 1 opens, Open rewrites
+// its stamp records in place (a record with its hash time stays a seal, one
+// without is none, an unreadable one is dropped with a log line), and its
+// meta says SchemaVersion after; a second Open changes nothing.
+func TestMigrateSchema1(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("stamps are kept on Linux only")
+	}
+	s, path := openTest(t, Options{Now: later})
+	dir := t.TempDir()
+	a := writeFile(t, dir, "a", content("a", 2*testChunk))
+	b := writeFile(t, dir, "b", content("b", 2*testChunk))
+	c := writeFile(t, dir, "c", content("c", 2*testChunk))
+	shareFiles(t, s, dir, integrity.Block([]byte("r")), 10, a, b, c)
+	recs := map[string]stampRecord{}
+	s.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketStamps).ForEach(func(k, v []byte) error {
+			r, err := decodeStamp(v)
+			recs[string(k)] = r
+			return err
+		})
+	})
+	if len(recs) != 3 {
+		t.Fatalf("%d stamp records, want 3", len(recs))
+	}
+	s.Close()
+
+	// Back to what schema 1 wrote: a's record with its hash time, b's
+	// without, c's unreadable.
+	db, err := bolt.Open(path, 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]*stampRecord{}
+	err = db.Update(func(tx *bolt.Tx) error {
+		if err := tx.Bucket(bucketMeta).Put(keySchema, binary.AppendUvarint(nil, 1)); err != nil {
+			return err
+		}
+		st := tx.Bucket(bucketStamps)
+		for k, r := range recs {
+			var v []byte
+			switch no := binary.BigEndian.Uint64([]byte(k)[8:]); no {
+			case 0:
+				v, want[k] = stampV1(r, true), &r
+			case 1:
+				v, want[k] = stampV1(r, false), &stampRecord{st: r.st}
+			case 2:
+				v = []byte{1, 0xff}
+			}
+			if err := st.Put([]byte(k), v); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	db.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	for round := range 2 {
+		logger, logs := logBuffer()
+		s2, err := Open(path, Options{NoSync: true, Now: later, Logger: logger})
+		if err != nil {
+			t.Fatalf("round %d: Open of a schema 1 database: %v", round, err)
+		}
+		if err := checkConsistent(s2); err != nil {
+			t.Fatal(err)
+		}
+		var version uint64
+		got := map[string]*stampRecord{}
+		s2.db.View(func(tx *bolt.Tx) error {
+			version, _ = decodeSchema(tx.Bucket(bucketMeta).Get(keySchema))
+			return tx.Bucket(bucketStamps).ForEach(func(k, v []byte) error {
+				r, err := decodeStamp(v)
+				got[string(k)] = &r
+				return err
+			})
+		})
+		if version != SchemaVersion {
+			t.Fatalf("round %d: schema version %d after Open, want %d", round, version, SchemaVersion)
+		}
+		if len(got) != 2 || *got[keyOf(want, 0)] != *want[keyOf(want, 0)] || *got[keyOf(want, 1)] != *want[keyOf(want, 1)] {
+			t.Fatalf("round %d: records after Open %v, want %v", round, got, want)
+		}
+		if dropped := strings.Contains(logs.String(), "dropped unreadable seals"); dropped != (round == 0) {
+			t.Errorf("round %d: log %q", round, logs)
+		}
+		readAll(t, a, s2.ReadChunk) // sealed: not hashed
+		if n := s2.hashed.Load(); n != 0 {
+			t.Fatalf("round %d: a sealed file of the old database: %d chunks hashed", round, n)
+		}
+		readAll(t, b, s2.ReadChunk) // no hash time: no seal
+		if n := s2.hashed.Load(); n != int64(len(b.chunks)) {
+			t.Fatalf("round %d: a file whose record had no hash time: %d chunks hashed, want %d", round, n, len(b.chunks))
+		}
+		s2.Close()
+	}
+}
+
+// keyOf returns the key of file no in m, whose keys are fileKeys of one
+// share.
+func keyOf(m map[string]*stampRecord, no uint64) string {
+	for k := range m {
+		if binary.BigEndian.Uint64([]byte(k)[8:]) == no {
+			return k
+		}
+	}
+	return ""
 }
