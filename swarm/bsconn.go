@@ -80,13 +80,9 @@ func newBSWants() *bsWants {
 	return &bsWants{sent: map[int64]bsSent{}, skipped: map[int64]bool{}, presumed: map[int64]bool{}, restored: map[int64]bool{}}
 }
 
-// requestTimeout is the scheduler's base request timeout.
-func (f *fetch) requestTimeout() time.Duration {
-	if t := f.sw.cfg.RequestTimeout; t > 0 {
-		return t
-	}
-	return sched.DefaultRequestTimeout
-}
+// requestTimeout is the scheduler's base request timeout, its default
+// filled in by the scheduler. For the loop, with the scheduler started.
+func (f *fetch) requestTimeout() time.Duration { return f.sched.Config().RequestTimeout }
 
 // answeredLocked records that the want of chunk i was answered at now, by
 // a block if block. c.mu is held.
@@ -318,7 +314,8 @@ func (c *conn) abort() {
 // does not answer a cancelled want, so it is forgotten here (a block that
 // crossed the cancel is dropped, not counted against the peer). The cancel
 // is sent unless the WANT never went out, or another chunk asked of the
-// peer has the same CID. c.mu is held.
+// peer has the same CID. From the fetch's loop (a Cancel of the
+// scheduler, or bsPresume); c.mu is held.
 func (c *conn) bsCancel(i int64) {
 	delete(c.requested, i)
 	c.bs.withdrawnLocked(i, c.f.sw.cfg.Now(), c.f.requestTimeout())
