@@ -746,22 +746,11 @@ func (f *follower) applyDirMeta(l *swarm.Layout) {
 	mask := swarm.Umask()
 	for i := len(l.Meta) - 1; i >= 0; i-- {
 		m := l.Meta[i]
-		if !dirs[m.Path] {
+		if !dirs[m.Path] || f.blockedParent(m.Path, nil) != "" {
 			continue
 		}
-		p := f.abs(m.Path)
-		if info, err := os.Lstat(p); err != nil || !info.IsDir() || f.blockedParent(m.Path, nil) != "" {
-			continue
-		}
-		if m.Mode != 0 {
-			if err := os.Chmod(p, m.Mode.Perm()&^mask); err != nil {
-				f.n.log.Debug("follow: a folder's mode", "dir", p, "err", err)
-			}
-		}
-		if !m.Mtime.IsZero() {
-			if err := os.Chtimes(p, time.Time{}, m.Mtime); err != nil {
-				f.n.log.Debug("follow: a folder's time", "dir", p, "err", err)
-			}
+		if err := swarm.ApplyMeta(f.abs(m.Path), m.Meta, mask, true); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			f.n.log.Debug("follow: a folder's metadata", "dir", m.Path, "err", err)
 		}
 	}
 }
