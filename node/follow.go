@@ -519,16 +519,20 @@ func (f *follower) sync(ctx context.Context, rec *names.Record) (*FollowEvent, e
 }
 
 // placed returns l with only the files that dir holds for it (f.st.Files
-// after apply: written or kept), to be indexed at dir.
+// after apply: written or kept), to be indexed at dir, and their bytes as
+// its Size: the share's Files and Size both count what it indexes (a
+// conflict's file is the user's, not the version's).
 func (f *follower) placed(l *swarm.Layout) *swarm.Layout {
 	files := make([]swarm.FileSpan, 0, len(l.Files))
+	var size int64
 	for _, sp := range l.Files {
 		if f.st.Files[sp.Path] != nil {
 			files = append(files, sp)
+			size += sp.Size
 		}
 	}
 	return &swarm.Layout{
-		Root: l.Root, Name: l.Name, Dir: l.Dir, Size: l.Size, Files: files, Dirs: l.Dirs,
+		Root: l.Root, Name: l.Name, Dir: l.Dir, Size: size, Files: files, Dirs: l.Dirs,
 		Chunks: l.Chunks, Symlinks: l.Symlinks, Meta: l.Meta, Blocks: l.Blocks,
 	}
 }
