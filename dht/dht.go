@@ -291,7 +291,7 @@ func (d *DHT) Bootstrap(ctx context.Context) error {
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
-			return fmt.Errorf("dht: bootstrap: connected to %d peers but none speaks %s/kad/1.0.0 in server mode", len(d.host.Network().Peers()), d.cfg.Prefix)
+			return fmt.Errorf("dht: bootstrap: connected to %d peers but none speaks %s in server mode", len(d.host.Network().Peers()), d.Protocol())
 		case <-d.ctx.Done():
 			return ErrClosed
 		case <-tick.C:

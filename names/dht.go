@@ -2,6 +2,7 @@ package names
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -36,6 +37,28 @@ func GetDHT(ctx context.Context, vs routing.ValueStore, name Name, now time.Time
 	rec, err := Validate(name, raw, now)
 	if err != nil {
 		return nil, fmt.Errorf("names: record of %s from the DHT: %w", name, err)
+	}
+	return rec, nil
+}
+
+// ResolveDHT looks name up in a value store as GetDHT does, at the
+// Resolver's time, and gives what it finds to the Resolver as Learn does
+// (kept if the name is followed here and the record is newer than the one
+// held, and pushed to the peers that follow it), validating it once for
+// both. It returns the newest record known: the one found, or the one held
+// if that has a higher sequence. Its errors are GetDHT's; a record found
+// but not kept is logged, not returned. It blocks until the store answers
+// or ctx ends; safe for concurrent use.
+func (r *Resolver) ResolveDHT(ctx context.Context, vs routing.ValueStore, name Name) (*Record, error) {
+	rec, err := GetDHT(ctx, vs, name, r.cfg.Now())
+	if err != nil {
+		return nil, err
+	}
+	if err := r.accept(nil, rec); err != nil && !errors.Is(err, ErrNotFollowing) {
+		r.log.Debug("a record found in the DHT", "name", name.String(), "seq", rec.Seq, "err", err)
+	}
+	if best, ok := r.Best(name); ok && best.Seq > rec.Seq {
+		return best, nil
 	}
 	return rec, nil
 }

@@ -97,3 +97,69 @@ func TestDHT(t *testing.T) {
 		}
 	})
 }
+
+// valueMap is a routing.ValueStore of one map, as kad-dht's GetValue and
+// PutValue look to PutDHT, GetDHT and ResolveDHT (no validation of its own).
+type valueMap map[string][]byte
+
+func (m valueMap) PutValue(_ context.Context, key string, val []byte, _ ...routing.Option) error {
+	m[key] = val
+	return nil
+}
+
+func (m valueMap) GetValue(_ context.Context, key string, _ ...routing.Option) ([]byte, error) {
+	if v, ok := m[key]; ok {
+		return v, nil
+	}
+	return nil, routing.ErrNotFound
+}
+
+func (m valueMap) SearchValue(context.Context, string, ...routing.Option) (<-chan []byte, error) {
+	return nil, routing.ErrNotSupported
+}
+
+// TestResolveDHT: ResolveDHT returns a record found in the DHT, keeps it
+// if the name is followed (and the subscribers get it), returns the held
+// record when that is newer, and refuses a forged one without keeping it.
+func TestResolveDHT(t *testing.T) {
+	tn := newTestNet(t, 1, 0, Config{})
+	r := tn.rs[0]
+	ctx := context.Background()
+	sk, name := newKey(t)
+	eol := time.Now().Add(time.Hour)
+	vs := valueMap{}
+	if _, err := r.ResolveDHT(ctx, vs, name); !errors.Is(err, routing.ErrNotFound) {
+		t.Fatalf("a name nobody published: %v, want routing.ErrNotFound", err)
+	}
+	vs[name.RoutingKey()] = mustRecord(t, sk, "v1", 1, eol).Raw
+	rec, err := r.ResolveDHT(ctx, vs, name)
+	if err != nil || rec.Seq != 1 || rec.Root != rootOfBytes("v1") {
+		t.Fatalf("ResolveDHT = %+v, %v; want sequence 1", rec, err)
+	}
+	if _, ok := r.Best(name); ok {
+		t.Fatal("a record of a name not followed was kept")
+	}
+	sub, err := r.Follow(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rec, err := r.ResolveDHT(ctx, vs, name); err != nil || rec.Seq != 1 {
+		t.Fatalf("followed: %+v, %v", rec, err)
+	}
+	recvSeq(t, sub.C, 1)
+	if err := r.Learn(mustRecord(t, sk, "v3", 3, eol)); err != nil {
+		t.Fatal(err)
+	}
+	recvSeq(t, sub.C, 3)
+	if rec, err := r.ResolveDHT(ctx, vs, name); err != nil || rec.Seq != 3 {
+		t.Fatalf("with sequence 3 held and 1 in the DHT: %+v, %v; want the held one", rec, err)
+	}
+	forged := *mustRecord(t, sk, "evil", 4, eol)
+	vs[name.RoutingKey()] = rewrite(t, forged.Raw, func(pb *ipnsRecordPB) { pb.SignatureV2[0] ^= 0x80 })
+	if _, err := r.ResolveDHT(ctx, vs, name); !errors.Is(err, ErrSignature) {
+		t.Fatalf("a forged record in the DHT: %v, want ErrSignature", err)
+	}
+	if best, _ := r.Best(name); best.Seq != 3 {
+		t.Fatalf("after the forged record %d is held, want 3", best.Seq)
+	}
+}

@@ -62,13 +62,15 @@
 //
 // PutDHT and GetDHT store and look up a record in a routing.ValueStore,
 // such as kad-dht (which validates the "ipns" namespace with boxo's
-// validator, DHTValidator, by default). A record found there can be given
-// to the Resolver with Learn, which pushes it to the name's followers.
+// validator, DHTValidator, by default). Resolver.ResolveDHT looks a name
+// up there and gives what it finds to the Resolver (kept if the name is
+// followed, and pushed to its followers), validating it once; Learn gives
+// it a record found elsewhere.
 //
 // # Wiring into a node
 //
 // One Resolver per host (NewResolver with the node's host and a callback
 // that strikes peers); one Publisher per published name, with the
 // Resolver and the node's DHT; Follow for `get --follow`, Resolve then
-// GetDHT (and Learn) for a one-off lookup.
+// ResolveDHT for a one-off lookup.
 package names

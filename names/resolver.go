@@ -252,8 +252,10 @@ func (r *Resolver) Publish(rec *Record) error {
 
 // Learn offers a record found elsewhere (the DHT, a ticket): if its name is
 // followed here and it is newer than the one held, it is kept, pushed to
-// the peers that follow the name and given to subscribers. It returns the
-// validation error, ErrStale, or ErrNotFollowing.
+// the peers that follow the name and given to subscribers. rec is
+// validated again from its Raw bytes (its other fields are not trusted).
+// It returns the validation error, ErrStale, or ErrNotFollowing. A
+// lookup in the DHT is ResolveDHT, which validates what it finds once.
 func (r *Resolver) Learn(rec *Record) error {
 	if rec == nil {
 		return errors.New("names: Learn: nil record")
@@ -581,6 +583,13 @@ func (r *Resolver) offer(from *session, name Name, raw []byte) error {
 	if err != nil {
 		return err
 	}
+	return r.accept(from, rec)
+}
+
+// accept keeps rec, which Validate returned, if its name is followed here
+// and it is newer than the record held (see offer). from as for offer.
+func (r *Resolver) accept(from *session, rec *Record) error {
+	name := rec.Name
 	r.mu.Lock()
 	cur := r.held[name]
 	switch {

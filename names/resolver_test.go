@@ -358,6 +358,22 @@ func TestLearn(t *testing.T) {
 	if err := a.Learn(v1); !errors.Is(err, ErrStale) {
 		t.Fatalf("Learn of an older record: %v, want ErrStale", err)
 	}
+	// A bad record given directly is refused: Learn validates its bytes,
+	// and trusts none of its other fields.
+	forged := *mustRecord(t, sk, "evil", 3, time.Now().Add(time.Hour))
+	forged.Raw = rewrite(t, forged.Raw, func(pb *ipnsRecordPB) { pb.SignatureV2[0] ^= 0x80 })
+	if err := a.Learn(&forged); !errors.Is(err, ErrSignature) {
+		t.Fatalf("Learn of a forged record: %v, want ErrSignature", err)
+	}
+	skOther, _ := newKey(t)
+	other := *mustRecord(t, skOther, "other", 4, time.Now().Add(time.Hour))
+	other.Name = name // the fields say name, the signed bytes another key
+	if err := a.Learn(&other); !errors.Is(err, ErrWrongKey) {
+		t.Fatalf("Learn of another key's record under this name: %v, want ErrWrongKey", err)
+	}
+	if best, ok := a.Best(name); !ok || best.Seq != 2 {
+		t.Fatalf("after the refused records A holds %+v, want sequence 2", best)
+	}
 }
 
 // resolveRelay: D, which follows nothing, asks its peers for a name; C,

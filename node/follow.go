@@ -519,16 +519,20 @@ func (f *follower) sync(ctx context.Context, rec *names.Record) (*FollowEvent, e
 }
 
 // placed returns l with only the files that dir holds for it (f.st.Files
-// after apply: written or kept), to be indexed at dir.
+// after apply: written or kept), to be indexed at dir, and their bytes as
+// its Size: the share's Files and Size both count what it indexes (a
+// conflict's file is the user's, not the version's).
 func (f *follower) placed(l *swarm.Layout) *swarm.Layout {
 	files := make([]swarm.FileSpan, 0, len(l.Files))
+	var size int64
 	for _, sp := range l.Files {
 		if f.st.Files[sp.Path] != nil {
 			files = append(files, sp)
+			size += sp.Size
 		}
 	}
 	return &swarm.Layout{
-		Root: l.Root, Name: l.Name, Dir: l.Dir, Size: l.Size, Files: files, Dirs: l.Dirs,
+		Root: l.Root, Name: l.Name, Dir: l.Dir, Size: size, Files: files, Dirs: l.Dirs,
 		Chunks: l.Chunks, Symlinks: l.Symlinks, Meta: l.Meta, Blocks: l.Blocks,
 	}
 }
@@ -746,22 +750,11 @@ func (f *follower) applyDirMeta(l *swarm.Layout) {
 	mask := swarm.Umask()
 	for i := len(l.Meta) - 1; i >= 0; i-- {
 		m := l.Meta[i]
-		if !dirs[m.Path] {
+		if !dirs[m.Path] || f.blockedParent(m.Path, nil) != "" {
 			continue
 		}
-		p := f.abs(m.Path)
-		if info, err := os.Lstat(p); err != nil || !info.IsDir() || f.blockedParent(m.Path, nil) != "" {
-			continue
-		}
-		if m.Mode != 0 {
-			if err := os.Chmod(p, m.Mode.Perm()&^mask); err != nil {
-				f.n.log.Debug("follow: a folder's mode", "dir", p, "err", err)
-			}
-		}
-		if !m.Mtime.IsZero() {
-			if err := os.Chtimes(p, time.Time{}, m.Mtime); err != nil {
-				f.n.log.Debug("follow: a folder's time", "dir", p, "err", err)
-			}
+		if err := swarm.ApplyMeta(f.abs(m.Path), m.Meta, mask, true); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			f.n.log.Debug("follow: a folder's metadata", "dir", m.Path, "err", err)
 		}
 	}
 }

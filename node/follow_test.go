@@ -1108,6 +1108,18 @@ func TestFollowIndexesWhatItPlaced(t *testing.T) {
 	if want := []string{"b.txt", "c.txt", "e.txt"}; !slices.Equal(indexed, want) {
 		t.Errorf("files indexed at %s: %v; want %v (not the conflicts)", dir, indexed, want)
 	}
+	// The share counts what it indexes: its Files and its Size alike.
+	shares, err := b.Shares()
+	if err != nil {
+		t.Fatal(err)
+	}
+	i := slices.IndexFunc(shares, func(sh Share) bool { return sh.Root == e.Root })
+	if i < 0 {
+		t.Fatalf("version 2 (%s) is not among B's shares %+v", e.Root, shares)
+	}
+	if sh, size := shares[i], int64(len("bravo")+len("charlie")+len("echo")); sh.Files != 3 || sh.Size != size {
+		t.Errorf("the share of version 2 has %d files of %d bytes; want 3 of %d (b.txt, c.txt, e.txt)", sh.Files, sh.Size, size)
+	}
 	got, err := b.Share(ctx, dir, ShareOptions{})
 	if err != nil {
 		t.Fatal(err)

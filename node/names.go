@@ -509,17 +509,11 @@ func (n *Node) Resolve(ctx context.Context, name string) (*NameRecord, error) {
 	if n.dht == nil {
 		return nil, fmt.Errorf("%w: no connected peer has a record of %s (%v), and the node runs no DHT", ErrName, nm, perr)
 	}
-	rec, err = names.GetDHT(ctx, n.dht.ValueStore(), nm, n.cfg.Now())
+	// Kept if the name is followed here, and passed on at once to the
+	// peers that follow it through this node; validated once.
+	rec, err = n.names.ResolveDHT(ctx, n.dht.ValueStore(), nm)
 	if err != nil {
 		return nil, fmt.Errorf("%w: no record of %s among connected peers (%v) nor in the DHT: %w", ErrName, nm, perr, err)
-	}
-	// Kept if the name is followed here, and passed on at once to the
-	// peers that follow it through this node.
-	if err := n.names.Learn(rec); err != nil && !errors.Is(err, names.ErrNotFollowing) {
-		n.log.Debug("resolve: a record found in the DHT", "name", nm.String(), "err", err)
-	}
-	if best, ok := n.names.Best(nm); ok && best.Seq > rec.Seq {
-		rec = best
 	}
 	return nameRecord(rec, "dht"), nil
 }

@@ -34,7 +34,8 @@ import (
 // request after a timeout would sit idle for as long. So a session
 // learns: once the peer has let bsSilentAfter wants go unanswered (a
 // request timed out with neither block nor DONT_HAVE, or the peer sent
-// later blocks and skipped it for bsPresumeRTTs round trips) and has never
+// later blocks and skipped it for bsPresumeRTTs round trips, or it has
+// sent blocks before and left it half a request timeout) and has never
 // sent a DONT_HAVE, a want it skips is taken as a DONT_HAVE (the chunk
 // goes to another peer, and the want is cancelled), as boxo's client
 // does for peers that cannot send one. What it was presumed to lack is
@@ -79,13 +80,9 @@ func newBSWants() *bsWants {
 	return &bsWants{sent: map[int64]bsSent{}, skipped: map[int64]bool{}, presumed: map[int64]bool{}, restored: map[int64]bool{}}
 }
 
-// requestTimeout is the scheduler's base request timeout.
-func (f *fetch) requestTimeout() time.Duration {
-	if t := f.sw.cfg.RequestTimeout; t > 0 {
-		return t
-	}
-	return sched.DefaultRequestTimeout
-}
+// requestTimeout is the scheduler's base request timeout, its default
+// filled in by the scheduler. For the loop, with the scheduler started.
+func (f *fetch) requestTimeout() time.Duration { return f.sched.Config().RequestTimeout }
 
 // answeredLocked records that the want of chunk i was answered at now, by
 // a block if block. c.mu is held.
@@ -123,7 +120,9 @@ func (w *bsWants) withdrawnLocked(i int64, now time.Time, timeout time.Duration)
 // it has waited one want-to-block time more (a Bitswap server answers
 // wants of equal priority in order, but not strictly), or when it has
 // waited bsPresumeRTTs of those times (within [timeout/8, timeout/2])
-// while a block came after it went out: each counts as silent, as a
+// while a block came after it went out, or timeout/2 from a peer that
+// has sent a block before (all its wants in flight may be of chunks it
+// lacks, so that no later block comes): each counts as silent, as a
 // timed-out want does. Once bsSilentAfter have, every overdue want is
 // taken as lacking, also the only one in flight (a peer held to one
 // request after a timeout sends no later block). Each is forgotten here
@@ -141,7 +140,8 @@ func (w *bsWants) overdueLocked(now time.Time, timeout time.Duration) []int64 {
 		if w.restored[i] || (!overtaken && waited < wait) {
 			continue
 		}
-		if (overtaken || w.lastBlock.After(s.at)) && !w.skipped[i] {
+		quiet := !w.lastBlock.IsZero() && waited >= timeout/2
+		if (overtaken || w.lastBlock.After(s.at) || quiet) && !w.skipped[i] {
 			w.skipped[i] = true
 			w.silent++
 		}
@@ -314,7 +314,8 @@ func (c *conn) abort() {
 // does not answer a cancelled want, so it is forgotten here (a block that
 // crossed the cancel is dropped, not counted against the peer). The cancel
 // is sent unless the WANT never went out, or another chunk asked of the
-// peer has the same CID. c.mu is held.
+// peer has the same CID. From the fetch's loop (a Cancel of the
+// scheduler, or bsPresume); c.mu is held.
 func (c *conn) bsCancel(i int64) {
 	delete(c.requested, i)
 	c.bs.withdrawnLocked(i, c.f.sw.cfg.Now(), c.f.requestTimeout())

@@ -22,6 +22,7 @@ import (
 
 	"github.com/peer-project/peer/bitfield"
 	"github.com/peer-project/peer/integrity"
+	"github.com/peer-project/peer/unixfs"
 )
 
 // PartialSuffix marks a download in progress: ".NAME.ROOT.peer-partial"
@@ -712,11 +713,9 @@ func (d *download) symlinksLocked() error {
 }
 
 // applyMetaLocked gives the staged files and folders the mode and
-// modification time their nodes store, once every file is complete and
-// fsynced: only permission bits, less the umask (never setuid, setgid or
-// sticky), deepest entries first so that a folder's time is set after
-// its entries are. It never follows a symbolic link. d.io and d.mu are
-// held.
+// modification time their nodes store (see ApplyMeta), once every file is
+// complete and fsynced, deepest entries first so that a folder's time is
+// set after its entries are. d.io and d.mu are held.
 func (d *download) applyMetaLocked() error {
 	mask := umask()
 	for i := len(d.layout.Meta) - 1; i >= 0; i-- {
@@ -728,25 +727,41 @@ func (d *download) applyMetaLocked() error {
 			}
 			p = filepath.Join(d.partial, filepath.FromSlash(m.Path))
 		}
-		fi, err := os.Lstat(p)
+		err := ApplyMeta(p, m.Meta, mask, false)
 		if errors.Is(err, fs.ErrNotExist) && d.skip != nil {
 			continue // a file not fetched
 		}
 		if err != nil {
-			return fmt.Errorf("swarm: applying metadata: %w", err)
+			return err
 		}
-		if !fi.Mode().IsRegular() && !fi.IsDir() {
-			continue // a symlink's metadata is not applied: it is never followed
+	}
+	return nil
+}
+
+// ApplyMeta gives the file or folder at p the mode and modification time
+// m stores (UnixFS 1.5), as a fetch does: permission bits only, less mask
+// (the process's umask, see Umask: never setuid, setgid or sticky). It
+// never follows a symbolic link: anything at p but a regular file or a
+// folder is left alone, and so is a file when dirOnly. An error of Lstat
+// is returned wrapped (errors.Is(err, fs.ErrNotExist) when p is gone). A
+// follow applies its folders' metadata with it, a fetch its staged
+// entries'. It is safe for concurrent use.
+func ApplyMeta(p string, m unixfs.Meta, mask fs.FileMode, dirOnly bool) error {
+	fi, err := os.Lstat(p)
+	if err != nil {
+		return fmt.Errorf("swarm: applying metadata: %w", err)
+	}
+	if !fi.IsDir() && (dirOnly || !fi.Mode().IsRegular()) {
+		return nil
+	}
+	if m.Mode != 0 {
+		if err := os.Chmod(p, m.Mode.Perm()&^mask); err != nil {
+			return fmt.Errorf("swarm: applying the mode of %s: %w", p, err)
 		}
-		if m.Mode != 0 {
-			if err := os.Chmod(p, m.Mode.Perm()&^mask); err != nil {
-				return fmt.Errorf("swarm: applying the mode of %s: %w", p, err)
-			}
-		}
-		if !m.Mtime.IsZero() {
-			if err := os.Chtimes(p, time.Time{}, m.Mtime); err != nil {
-				return fmt.Errorf("swarm: applying the time of %s: %w", p, err)
-			}
+	}
+	if !m.Mtime.IsZero() {
+		if err := os.Chtimes(p, time.Time{}, m.Mtime); err != nil {
+			return fmt.Errorf("swarm: applying the time of %s: %w", p, err)
 		}
 	}
 	return nil

@@ -81,7 +81,12 @@
 //
 // Windows. A peer's window is ⌈rate × (InFlight + RTT) / ChunkSize⌉
 // clamped to [MinWindow, MaxWindow]: enough requests to keep its pipe full
-// for a round trip plus InFlight (250 ms by default). The rate is the ratio
+// for a round trip plus InFlight (250 ms by default). It at most doubles at
+// each block (slow start): a first block that comes at once, let through
+// by the sender's upload cap in a burst, would otherwise read as a rate
+// hundreds of times the real one and ask that peer for the whole file,
+// leaving the other peers idle until its requests time out
+// (testdata/burst.txt). The rate is the ratio
 // of exponentially decayed sums of bytes and of sending time (a block's
 // sending time runs from the previous block's arrival, or from its request
 // less a round trip if the peer was idle); the round trip is the least

@@ -152,14 +152,18 @@ func (p *peer) observe(r *request, size int, now time.Time) {
 
 // resize sets the window to keep inFlight plus one round trip of data in
 // flight at the measured rate: ⌈rate × (inFlight + baseRTT) / chunkSize⌉,
-// clamped to [minW, maxW]. An unknown rate leaves the window alone.
+// clamped to [minW, maxW], and at most twice what it was (slow start: one
+// block that came at once, from a sender's burst or its buffers, would
+// otherwise ask one peer for the whole file). An unknown rate leaves the
+// window alone.
 func (p *peer) resize(chunkSize int, inFlight time.Duration, minW, maxW int) {
 	if p.rate <= 0 {
 		return
 	}
 	w := p.rate * (inFlight + p.baseRTT(chunkSize)).Seconds() / float64(chunkSize)
-	if w > float64(maxW) {
-		p.window = maxW
+	limit := min(maxW, 2*max(p.window, minW))
+	if w > float64(limit) {
+		p.window = limit
 		return
 	}
 	p.window = max(int(math.Ceil(w)), minW)

@@ -250,6 +250,11 @@ func (s *Scheduler) drain() []Action {
 // Done reports whether every chunk is verified.
 func (s *Scheduler) Done() bool { return s.done }
 
+// Config returns the Scheduler's Config with its defaults filled in: the
+// values it works with (RequestTimeout is DefaultRequestTimeout when
+// New was given 0). SizeOf is the function New was given.
+func (s *Scheduler) Config() Config { return s.cfg }
+
 // Banned reports whether p is banned. The caller must not write blocks
 // from a banned peer: the scheduler ignores its events.
 func (s *Scheduler) Banned(p PeerID) bool {

@@ -57,8 +57,12 @@ func TestConfig(t *testing.T) {
 	s := newTest(t, Config{Chunks: 1, ChunkSize: 1}, 1)
 	want := Config{Chunks: 1, ChunkSize: 1, MinWindow: DefaultMinWindow, MaxWindow: DefaultMaxWindow, InFlight: DefaultInFlight,
 		RequestTimeout: DefaultRequestTimeout, MaxStrikes: DefaultMaxStrikes, EndgameDup: DefaultEndgameDup}
-	if s.cfg.SizeOf != nil || fmt.Sprint(s.cfg) != fmt.Sprint(want) {
-		t.Fatalf("defaults: %+v, want %+v", s.cfg, want)
+	if got := s.Config(); got.SizeOf != nil || fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("defaults: %+v, want %+v", got, want)
+	}
+	// What is given stays (the swarm reads its request timeout here).
+	if got := newTest(t, Config{Chunks: 1, ChunkSize: 1, RequestTimeout: 3 * time.Second}, 1).Config().RequestTimeout; got != 3*time.Second {
+		t.Fatalf("RequestTimeout 3s became %v", got)
 	}
 }
 
