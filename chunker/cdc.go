@@ -186,7 +186,8 @@ func (c *cutter) next(data []byte, eof bool) int {
 }
 
 // scan rolls the gear hash h over data[i:] and returns the first index whose
-// hash has no bit of mask set, or -1 and the hash after the last byte. It
+// hash has no bit of mask set and 0 (nobody resumes a search from a cut), or
+// -1 and the hash after the last byte. It
 // takes scanLanes where the mask makes a cut rare enough to pay, scanSerial
 // elsewhere; both give the same result.
 func scan(data []byte, i int, h, mask uint64) (int, uint64) {
@@ -211,13 +212,13 @@ func scanSerial(data []byte, i int, h, mask uint64) (int, uint64) {
 		}
 		h += g[d[j+1]]
 		if h&mask == 0 {
-			return i + j + 1, h
+			return i + j + 1, 0
 		}
 	}
 	if j < len(d) {
 		h = h<<1 + g[d[j]]
 		if h&mask == 0 {
-			return i + j, h
+			return i + j, 0
 		}
 	}
 	return -1, h

@@ -298,6 +298,11 @@ func TestScanLanes(t *testing.T) {
 				}
 				if cut >= 0 {
 					hits++
+					// Nobody resumes from a cut: no scan spends
+					// time on the hash there.
+					if h != 0 {
+						t.Fatalf("mask %#x, from %d with h %#x: a cut at %d with hash %#x, not 0", mask, i, h0, cut, h)
+					}
 				}
 			}
 		}

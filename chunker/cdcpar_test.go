@@ -331,7 +331,7 @@ func TestFillMixesModes(t *testing.T) {
 	for _, pattern := range [][]int{{0}, {1}, {0, 1}, {1, 0, 0}, {3, 0, 1, 2}} {
 		stop := make(chan struct{})
 		rd := reader{ctx: context.Background(), r: bytes.NewReader(data), cut: newCutter(p), stop: stop, segs: 4}
-		s := &slab{buf: make([]byte, p.Max+parMinSeg*3)}
+		s := newSlab(p.Max + parMinSeg*3)
 		var sizes []int
 		for k := 0; ; k++ {
 			queue, last := rd.fill(s, pattern[k%len(pattern)])
@@ -345,7 +345,7 @@ func TestFillMixesModes(t *testing.T) {
 			}
 			// The next fill copies the unfinished chunk from this
 			// buffer: give it another, as the pipeline does.
-			s = &slab{buf: make([]byte, len(s.buf))}
+			s = newSlab(len(s.buf))
 			if last {
 				break
 			}

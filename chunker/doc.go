@@ -32,3 +32,9 @@
 // length, and no goroutine outlives Split. The package is pure: readers and
 // bytes in, chunks and CIDs out; no package-level mutable state.
 package chunker
+
+// The amd64 assembly (gear_amd64.s, gearv_amd64.s) is written by
+// internal/asmgen: change the generator, never the .s files, and run go
+// generate (on any machine; the program writes the files whatever GOARCH).
+//
+//go:generate go run ./internal/asmgen

@@ -66,9 +66,9 @@ func useFilter(mask uint64) bool {
 }
 
 // gearFilterScan is scanLanes' step for the block data[i:i+laneBlock]
-// with gearFilter: the first cut in the block and the hash scanSerial
-// returns with it, or -1 and the hash after the block. ok is false when
-// the filter passed too many positions: scan the block otherwise.
+// with gearFilter: the first cut in the block and 0, or -1 and the hash
+// after the block. ok is false when the filter passed too many positions:
+// scan the block otherwise.
 func gearFilterScan(data []byte, i int, h, mask uint64, cand *[filterCap]uint32) (cut int, hh uint64, ok bool) {
 	var buf [filterMaxPos]int
 	pos, ok := filterPositions(data, i, h, mask, cand, &buf)
@@ -77,19 +77,11 @@ func gearFilterScan(data []byte, i int, h, mask uint64, cand *[filterCap]uint32)
 	}
 	slices.Sort(pos)
 	for _, q := range pos {
-		p := i + q
-		if maskedHash(data, i, h, p)&mask != 0 {
-			continue
+		// The first candidate whose full hash passes is the first cut:
+		// no position before it passed the filter.
+		if p := i + q; maskedHash(data, i, h, p)&mask == 0 {
+			return p, 0, true
 		}
-		// p is the first cut: no position before it passed. Scan
-		// serially from p or p-1, whichever keeps scanSerial's pairs of
-		// bytes where they are from i, for the hash it returns with a cut.
-		s := p - (p-i)%2
-		cut, hh := scanSerial(data[:i+laneBlock], s, exactHash(data, i, h, s-1), mask)
-		if cut != p {
-			panic("chunker: the gear filter's cut is not the serial scan's")
-		}
-		return cut, hh, true
 	}
 	return -1, exactHash(data, i, h, i+laneBlock-1), true
 }

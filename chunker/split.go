@@ -139,6 +139,9 @@ func slabSize(p Params) int {
 // worker that hashes it. Bytes past the last chunk (the unfinished one) are
 // only ever read by the reader.
 type slab struct {
+	// mem is the slab's memory, readAlign bytes more than buf: fill
+	// places buf in it as the stream's offsets lie modulo readAlign.
+	mem   []byte
 	buf   []byte
 	seq   int64 // position in the stream of slabs, from 0
 	base  int64 // stream offset of buf[0]
@@ -150,6 +153,11 @@ type slab struct {
 
 	next    int // the next chunk to hand out for hashing
 	pending int // chunks not hashed yet
+}
+
+// newSlab returns a slab of n bytes.
+func newSlab(n int) *slab {
+	return &slab{mem: make([]byte, n+readAlign)}
 }
 
 // pipeline is what the goroutines of one Split share.
@@ -204,7 +212,7 @@ func run(ctx context.Context, r io.Reader, p Params, workers, slabLen int, fn fu
 		pl.rd.segs = workers
 	}
 	for i := range nslabs {
-		pl.free = append(pl.free, &slab{buf: make([]byte, slabLen)})
+		pl.free = append(pl.free, newSlab(slabLen))
 		pl.slots[i] = make(chan *slab, 1)
 	}
 	var wg sync.WaitGroup
@@ -351,6 +359,19 @@ const parMinSeg = 64 << 10
 // the bytes are still in the CPU's cache when the cutter scans them.
 const readPiece = 1 << 20
 
+// readAlign is the boundary modulo which fill places each slab's bytes as
+// the stream's offsets are, whatever the length of the unfinished chunk it
+// moves to the start of a slab. A kernel copies a file's bytes from its
+// page cache fastest into a buffer that lies as far past such a boundary as
+// the bytes lie in the file. Measured on this project's 2-core AMD EPYC
+// machine, 1 GiB read in 1 MiB pieces: 0.13 CPU-ns a byte with the two
+// equally placed, 0.16 from a file offset 7 or 40 bytes past a multiple of
+// 64 into a buffer on one, 0.36 from a multiple of 64 into a buffer 7 or 8
+// bytes past one. In Split over a 1 GiB file in the page cache, FastCDC
+// around 1 MiB, the reads took 0.084-0.113 CPU-ns a byte with slabs placed
+// at 0, 0.063-0.088 placed so.
+const readAlign = 64
+
 // maxEmptyReads is how many reads in a row may return nothing before the
 // reader is deemed stuck (io.ErrNoProgress), as bufio does.
 const maxEmptyReads = 100
@@ -370,6 +391,14 @@ func (rd *reader) fill(s *slab, spare int) (queue, last bool) {
 	// the CPU's cache; or, to cut in segments at once, cut once all are
 	// read. After a read error the bytes read are not the end of the
 	// stream: cut only the chunks they complete.
+	//
+	// buf is placed in mem (whose start is on a readAlign boundary: the
+	// allocator aligns large blocks to pages) so that each of its bytes
+	// lies as far past such a boundary as its offset in the stream does:
+	// reads of full pieces land as a file's page cache holds the bytes,
+	// modulo readAlign.
+	pad := int(rd.offset % readAlign)
+	s.buf = s.mem[pad : pad+len(s.mem)-readAlign]
 	n := copy(s.buf, rd.carry)
 	start := 0
 	s.ends = s.ends[:0]

@@ -15,6 +15,7 @@ import (
 	"sync/atomic"
 	"testing"
 	"testing/iotest"
+	"unsafe"
 
 	"go.uber.org/goleak"
 
@@ -550,6 +551,50 @@ func TestReadsTakeTurns(t *testing.T) {
 			}
 			if !same(got, want) {
 				t.Errorf("%s, %d workers: chunks differ from one worker's", p, workers)
+			}
+		}
+	}
+}
+
+// alignReader records the Reads whose buffer does not lie as far past a
+// multiple of readAlign bytes as the stream's position does, but for those
+// that follow a short read (which ends anywhere).
+type alignReader struct {
+	r                 io.Reader
+	pos               int  // bytes read so far
+	short             bool // the last Read filled less than its buffer
+	reads, misaligned int
+}
+
+func (a *alignReader) Read(p []byte) (int, error) {
+	a.reads++
+	if len(p) > 0 && uintptr(unsafe.Pointer(&p[0]))%readAlign != uintptr(a.pos%readAlign) && !a.short {
+		a.misaligned++
+	}
+	n, err := a.r.Read(p)
+	a.pos += n
+	a.short = n < len(p)
+	return n, err
+}
+
+// TestReadsAligned checks that Split reads each piece of the stream into a
+// buffer that lies as far past a 64-byte boundary as the piece's offset in
+// the stream does (as a file's bytes lie in its page cache) when the reader
+// fills what it is given, whatever the length of the unfinished chunk moved
+// to the start of each FastCDC slab: a kernel copies a file's bytes into a
+// buffer placed otherwise at up to less than half the speed (readAlign).
+func TestReadsAligned(t *testing.T) {
+	data := randData(25, 3<<20)
+	for _, p := range []Params{{Algorithm: FastCDC, Min: 256, Avg: 1024, Max: 4096}, FixedParams(1000)} {
+		for _, workers := range []int{1, 2} {
+			ar := &alignReader{r: bytes.NewReader(data)}
+			got := runAll(t, ar, p, workers, 3*p.MaxChunk()+1)
+			if ar.misaligned > 0 {
+				t.Errorf("%s, %d workers: %d of %d reads into a buffer placed off the stream's offset modulo %d",
+					p, workers, ar.misaligned, ar.reads, readAlign)
+			}
+			if !same(got, runAll(t, bytes.NewReader(data), p, 1, p.MaxChunk())) {
+				t.Errorf("%s, %d workers: chunks differ from one worker's with the smallest slabs", p, workers)
 			}
 		}
 	}

@@ -85,6 +85,9 @@ var house = map[string]rule{
 	"internal/benchreport": {imports: []string{"internal/benchrec"}},
 	"internal/layers":      {},
 	"internal/browsertest": {}, // Chromium for the web UI's tests
+
+	// Tools run by go generate, with a test that their output is committed.
+	"chunker/internal/asmgen": {}, // the chunker's amd64 assembly
 }
 
 // pkg is what go list -json says of a package.
