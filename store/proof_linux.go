@@ -65,12 +65,29 @@ func stampFS(f *os.File) bool {
 	if err := rc.Control(func(fd uintptr) { serr = unix.Fstatfs(int(fd), &s) }); err != nil || serr != nil {
 		return false
 	}
-	switch uint32(s.Type) {
+	return stampFSType(uint32(s.Type))
+}
+
+// stampFSType reports whether stampFS accepts file systems of type t
+// (statfs's f_type).
+func stampFSType(t uint32) bool {
+	switch t {
 	case unix.EXT4_SUPER_MAGIC /* and ext2, ext3 */, unix.XFS_SUPER_MAGIC, unix.BTRFS_SUPER_MAGIC,
 		unix.F2FS_SUPER_MAGIC, unix.BCACHEFS_SUPER_MAGIC, zfsSuperMagic:
 		return true
 	}
 	return false
+}
+
+// KeepsStamps reports whether the store keeps stamps (seals, proofs,
+// reuse: package doc) for files at path, a file or a folder: whether it
+// lies on one of the file systems stampFS allows (ext2/3/4, xfs, btrfs,
+// f2fs, bcachefs, zfs). Elsewhere, tmpfs included, every chunk is hashed
+// each time it is served and every file each time it is shared. It does
+// not open path; any error is false. It is safe for concurrent use.
+func KeepsStamps(path string) bool {
+	var s unix.Statfs_t
+	return unix.Statfs(path, &s) == nil && stampFSType(uint32(s.Type))
 }
 
 // noWriter reports whether no open file description of f's inode is open

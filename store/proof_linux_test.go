@@ -283,8 +283,17 @@ func TestStampFSRefusesTmpfs(t *testing.T) {
 	if _, err := f.Write(make([]byte, 3*4096)); err != nil {
 		t.Fatal(err)
 	}
-	if stampFS(f) {
-		t.Fatal("stampFS accepts tmpfs")
+	if stampFS(f) || KeepsStamps(f.Name()) || KeepsStamps("/dev/shm") {
+		t.Fatal("stampFS or KeepsStamps accepts tmpfs")
+	}
+	dir := t.TempDir()
+	d, err := os.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	if KeepsStamps(dir) != stampFS(d) {
+		t.Fatalf("KeepsStamps(%s) = %v, stampFS %v", dir, KeepsStamps(dir), stampFS(d))
 	}
 	st := statOf(t, f.Name())
 	m := mapShared(t, f.Name(), 3*4096, unix.MAP_POPULATE)
