@@ -31,9 +31,10 @@
 // behind the store's back is never served as the old content. A chunk that
 // hashed right is served again without hashing while its file's stamp
 // (device, inode, size, mtime and ctime, taken after the read) is what it
-// was, when nothing could write the file before the read that hashed it (a read lease, taken and released at once), or else
-// for files last changed over a minute before (proof.go says why that is
-// the same guarantee). A file is sealed at share time on the same grounds:
+// was, when nothing could write the file before the read that hashed it
+// (a read lease, taken and released at once), or else for files last
+// changed over a minute before (proof.go says why that is the same
+// guarantee). A file is sealed at share time on the same grounds:
 // when the import tells ShareTx.Opened, before it reads the file, and
 // nothing can write it, or when it was last changed over a minute before
 // its share began. Its stamp is kept in the database beside its record,

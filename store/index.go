@@ -190,8 +190,8 @@ func (d *decoder) stampFields() stampRecord {
 
 // sealOf returns the stamp of the file at path if it may record chunks
 // read and hashed from it since began: a regular file on a file system
-// that gives stamps (stampFS), of the size and modification time the caller indexes, last
-// changed at least racyAge before began.
+// that gives stamps (stampFS), of the size and modification time the
+// caller indexes, last changed at least racyAge before began.
 func (s *Store) sealOf(path string, size int64, mtime int64, began time.Time) (stamp, bool) {
 	f, fi, err := openRegular(path) // a FIFO: no seal, and no wait for a writer
 	if err != nil {

@@ -36,18 +36,19 @@ import (
 //     and others are not). Elsewhere every chunk is hashed each time it
 //     is served: slower, never wrong.
 //
-// So a proof is made, on such a file system, on one of two grounds:
+// So a proof is made, on a file system of that list, on one of two
+// grounds:
 //   - no writer: before the read that hashed the chunk, a read lease on the
 //     file was granted (noWriter, proof_linux.go: no open file description
 //     of it was open for writing, which any shared mapping that can write
-//     it holds open until unmapped), and its ctime was not racy then. From then on, nothing can change a byte
-//     without a new open or a new mapping, whose first write to each page
-//     stamps the time first: a chunk the read saw is the file's while the
-//     stamp is the same;
+//     it holds open until unmapped), and its ctime was not racy then.
+//     From then on, nothing can change a byte without a new open or a new
+//     mapping, whose first write to each page stamps the time first: a
+//     chunk the read saw is the file's while the stamp is the same;
 //   - age: the file's ctime is proofAge older than the read, longer than
 //     write-back takes to clean a page under the kernel's defaults, for
 //     files a lease cannot test (a writer has the file open, another
-//     owner without CAP_LEASE, leases disabled, another file system).
+//     owner without CAP_LEASE, leases disabled).
 //
 // Proofs live in memory only (a restart hashes each chunk once again), one
 // per chunk served, at most maxProofs (then they are all dropped and made

@@ -33,23 +33,25 @@ const zfsSuperMagic = 0x2fc12fc1
 // bcachefs and zfs. Each is a local disk file system that keeps a change
 // time on disk, no call sets back, and whose mmap write fault stamps the
 // time before the first write through each mapping to each page (its own
-// page_mkwrite, or zfs's generic filemap_page_mkwrite, calls
-// file_update_time): a write through a mapping moves the stamp like a
-// write(2). Any other file system gives no stamps: its files are hashed on
-// every serve and every share, slower, never wrong. Left out, among
-// others:
+// page_mkwrite, or for zfs, whose zpl_mmap calls generic_file_mmap, the
+// generic filemap_page_mkwrite, calls file_update_time): a write through
+// a mapping moves the stamp like a write(2). Any other file system gives
+// no stamps: its files are hashed on every serve and every share, slower,
+// never wrong. Left out, among others:
 //   - tmpfs, ramfs, hugetlbfs: shmem has no page_mkwrite, so a shared
 //     writable mapping (made with MAP_POPULATE, or read before it is
 //     written) writes without any fault and the time never moves
 //     (TestTmpfsNoStamps); nor does write-back ever clean a page, so age
 //     proves nothing there either;
-//   - overlayfs: a mapping writes the upper layer's inode (ovl_mmap), which
-//     may lie on tmpfs (live systems, some container runtimes), and
-//     fstatfs does not say;
-//   - vfat, exfat: no change time on disk (Linux reads back the creation
-//     or the modification time, which utimes sets back, whenever the inode
-//     leaves the cache); ntfs3: NTFS's change time can be set by any
-//     program through Windows;
+//   - overlayfs: ovl_mmap swaps the mapping's file for the upper layer's,
+//     so the overlay inode counts no writer while the mapping writes (a
+//     lease proves nothing), and the upper layer may lie on tmpfs (live
+//     systems, some container runtimes), which fstatfs does not say;
+//   - vfat, exfat: no change time on disk: whenever the inode leaves the
+//     cache, Linux reads the modification time back as the ctime
+//     (fat_fill_inode, exfat_fill_inode), and utimes sets that back;
+//     ntfs3: NTFS's change time can be set by any program through
+//     Windows;
 //   - network, cluster and FUSE file systems (NFS, SMB, 9p, Ceph, GFS2,
 //     OCFS2...): the metadata comes from another machine through a cache.
 //
