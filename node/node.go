@@ -406,9 +406,10 @@ type ShareOptions struct {
 // hashed. Sharing the same path again replaces the earlier share, and
 // reads only what changed: a file whose stamp (device, inode, size,
 // modification and change times) is the one the last share of the path
-// recorded, on a local file system, last changed safely before that share
-// started, keeps the chunks hashed then (ShareResult.Reused; package store
-// says why that is safe). Hash computes the same root without a node.
+// recorded, on a file system that keeps stamps (ext4, xfs, btrfs...; not
+// tmpfs), last changed safely before that share started, keeps the chunks
+// hashed then (ShareResult.Reused; package store says why that is safe).
+// Hash computes the same root without a node.
 func (n *Node) Share(ctx context.Context, path string, opts ShareOptions) (*ShareResult, error) {
 	res, err := n.share(ctx, path, opts)
 	return res, translate(err)

@@ -14,8 +14,7 @@ import (
 // BenchmarkReadChunk serves 1 MiB chunks from a shared file, re-verifying
 // each: the cost of answering a peer, which should allow ≥ 1 GB/s per core
 // less the sha2-256 cost. The file was just written, on a file system
-// where no lease proves it has no writer (leaseFS false): nothing spares
-// the hash.
+// whose read lease is refused (lease false): nothing spares the hash.
 func BenchmarkReadChunk(b *testing.B) { benchReadChunk(b, time.Now, false) }
 
 // BenchmarkReadChunkProved serves the same chunks again and again from a
@@ -36,7 +35,7 @@ func benchReadChunk(b *testing.B, now func() time.Time, lease bool) {
 	}
 	defer s.Close()
 	if !lease {
-		s.leaseFS = func(*os.File) bool { return false }
+		s.lease = func(*os.File) bool { return false }
 	}
 	dir := b.TempDir()
 	const size, n = chunker.DefaultSize, 16

@@ -31,10 +31,10 @@
 // behind the store's back is never served as the old content. A chunk that
 // hashed right is served again without hashing while its file's stamp
 // (device, inode, size, mtime and ctime, taken after the read) is what it
-// was, on a local file system, when nothing could write the file before the
-// read that hashed it (a read lease, taken and released at once), or else
-// for files last changed over a minute before (proof.go says why that is
-// the same guarantee). A file is sealed at share time on the same grounds:
+// was, when nothing could write the file before the read that hashed it
+// (a read lease, taken and released at once), or else for files last
+// changed over a minute before (proof.go says why that is the same
+// guarantee). A file is sealed at share time on the same grounds:
 // when the import tells ShareTx.Opened, before it reads the file, and
 // nothing can write it, or when it was last changed over a minute before
 // its share began. Its stamp is kept in the database beside its record,
@@ -42,13 +42,21 @@
 // restarts (index.go). A file written and closed just before it is shared
 // is thus sealed at once.
 //
+// Stamps (proofs, seals, reuse) are kept only on the disk file systems of
+// an allow-list, where a write through a shared mapping moves the time as
+// a write does: ext2/3/4, xfs, btrfs, f2fs, bcachefs, zfs (stampFS in
+// proof_linux.go says why). On any other (tmpfs, where a mapping writes
+// without moving it; overlayfs; FAT; network file systems), and on systems
+// other than Linux, every chunk is hashed each time it is served, and
+// every file each time it is shared: slower, never wrong.
+//
 // # Sharing again
 //
 // The stamp is kept for every file last changed safely before its share
-// began (racyAge, git's "racy" rule), and a share of the same path again
-// asks a Reuser for each file: one whose stamp is still the recorded one
-// gets its recorded root and chunks back, and is not read or hashed again
-// (reuse.go).
+// began (racyAge, git's "racy" rule), on the file systems above, and a
+// share of the same path again asks a Reuser for each file: one whose
+// stamp is still the recorded one gets its recorded root and chunks back,
+// and is not read or hashed again (reuse.go).
 //
 // # The chunk index
 //

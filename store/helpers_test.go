@@ -26,20 +26,36 @@ func TestMain(m *testing.M) {
 // allows, so that a small file has several chunks.
 const testChunk = chunker.MinSize
 
-// openTest opens a fresh store in a temporary directory.
+// openTest opens a fresh store in a temporary directory. The store takes
+// every file system for one that gives stamps (anyFS), so that the tests
+// of the stamp logic run wherever the temporary folder lies (tmpfs too);
+// a test of what the kernel does sets s.stampFS = stampFS, or skips where
+// it does not apply (leaseDir).
 func openTest(t *testing.T, opts Options) (*Store, string) {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "peer.db")
-	if !opts.NoSync {
-		opts.NoSync = true
-	}
-	s, err := Open(path, opts)
+	s, err := reopen(path, opts)
 	if err != nil {
 		t.Fatalf("Open: %v", err)
 	}
 	t.Cleanup(func() { s.Close() })
 	return s, path
 }
+
+// reopen opens the database at path as openTest does (NoSync, anyFS).
+// The caller closes it.
+func reopen(path string, opts Options) (*Store, error) {
+	opts.NoSync = true
+	s, err := Open(path, opts)
+	if err != nil {
+		return nil, err
+	}
+	s.stampFS = anyFS
+	return s, nil
+}
+
+// anyFS stands for a file system that gives stamps (stampFS).
+func anyFS(*os.File) bool { return true }
 
 // snapshot copies the database as a crash at this instant would leave it:
 // every committed transaction and nothing else. It returns the copy's path.

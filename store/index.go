@@ -27,8 +27,12 @@ import (
 // "racy" rule: a change in the same timestamp tick as the start could leave
 // ctime where it was). Any write, truncate, rename over or chmod after that
 // sets ctime to a later clock tick, so a file whose stamp is still the
-// recorded one still holds the bytes that were hashed, on the same local
-// file systems only as the in-memory proofs (proof.go).
+// recorded one still holds the bytes that were hashed, on the file systems
+// of stampFS's allow-list only, as for the in-memory proofs (proof.go):
+// elsewhere (tmpfs, where a write through a mapping need not move the
+// time; overlayfs; network file systems) no stamp is recorded, and a
+// record written there by an older version is no seal (readLocation asks
+// stampFS on every read) and is not reused (Reuser asks it too).
 //
 // Two things rest on a stamp:
 //   - A seal: when nothing could write the file as its import began to
@@ -98,8 +102,8 @@ const IndexBytesPerChunk = 384
 // before it was kept: such a stamp is neither a seal nor reused (the next
 // share hashes the file once again). noWriter says that nothing could
 // write the file when its import began to read it (a read lease was
-// granted: lease_linux.go), so that the stamp is a seal as soon as it is
-// not racy; it is carried over with hashed.
+// granted: noWriter in proof_linux.go), so that the stamp is a seal as
+// soon as it is not racy; it is carried over with hashed.
 type stampRecord struct {
 	st       stamp
 	hashed   int64
@@ -185,9 +189,9 @@ func (d *decoder) stampFields() stampRecord {
 }
 
 // sealOf returns the stamp of the file at path if it may record chunks
-// read and hashed from it since began: a regular file on a local file
-// system, of the size and modification time the caller indexes, last
-// changed at least racyAge before began.
+// read and hashed from it since began: a regular file on a file system
+// that gives stamps (stampFS), of the size and modification time the
+// caller indexes, last changed at least racyAge before began.
 func (s *Store) sealOf(path string, size int64, mtime int64, began time.Time) (stamp, bool) {
 	f, fi, err := openRegular(path) // a FIFO: no seal, and no wait for a writer
 	if err != nil {
@@ -195,7 +199,7 @@ func (s *Store) sealOf(path string, size int64, mtime int64, began time.Time) (s
 	}
 	defer f.Close()
 	st, ok := stampOf(fi)
-	if !ok || st.size != size || st.mtime != mtime || !s.isLocal(f) {
+	if !ok || st.size != size || st.mtime != mtime || !s.stampFS(f) {
 		return stamp{}, false
 	}
 	if racy(began.UnixNano(), st.ctime) {

@@ -61,7 +61,7 @@ func TestSealServesWithoutHash(t *testing.T) {
 			}
 			// Persisted: a restarted store trusts the seal too.
 			s.Close()
-			s2, err := Open(path, Options{NoSync: true, Now: tc.now})
+			s2, err := reopen(path, Options{Now: tc.now})
 			if err != nil {
 				t.Fatal(err)
 			}

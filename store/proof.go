@@ -27,24 +27,28 @@ import (
 //     to a page it mapped read-only (page_mkwrite), which a mapping gets
 //     again only once write-back cleaned the page (within 30 s by
 //     default);
-//   - a file system whose metadata comes from another machine through a
-//     cache (NFS, SMB, FUSE, 9p, Ceph...): no proofs at all there
-//     (localFS).
+//   - a file system where a write through a mapping need not stamp the
+//     time at all (tmpfs, ramfs, hugetlbfs: no page_mkwrite, no
+//     write-back), or whose metadata comes from another machine through
+//     a cache (NFS, SMB, FUSE, 9p, Ceph...): no stamps at all, hence no
+//     proofs, seals or reuse, but on the disk file systems of an
+//     allow-list (stampFS, proof_linux.go, which says why each is on it
+//     and others are not). Elsewhere every chunk is hashed each time it
+//     is served: slower, never wrong.
 //
-// So a proof is made on one of two grounds:
+// So a proof is made, on a file system of that list, on one of two
+// grounds:
 //   - no writer: before the read that hashed the chunk, a read lease on the
 //     file was granted (noWriter, proof_linux.go: no open file description
 //     of it was open for writing, which any shared mapping that can write
-//     it holds open until unmapped), on a file system where that proves
-//     the rest (leaseFS: ext4, xfs, btrfs, f2fs, bcachefs, zfs), and its
-//     ctime was not racy then. From then on, nothing can change a byte
-//     without a new open or a new mapping, whose first write to each page
-//     stamps the time first: a chunk the read saw is the file's while the
-//     stamp is the same;
+//     it holds open until unmapped), and its ctime was not racy then.
+//     From then on, nothing can change a byte without a new open or a new
+//     mapping, whose first write to each page stamps the time first: a
+//     chunk the read saw is the file's while the stamp is the same;
 //   - age: the file's ctime is proofAge older than the read, longer than
 //     write-back takes to clean a page under the kernel's defaults, for
 //     files a lease cannot test (a writer has the file open, another
-//     owner without CAP_LEASE, leases disabled, another file system).
+//     owner without CAP_LEASE, leases disabled).
 //
 // Proofs live in memory only (a restart hashes each chunk once again), one
 // per chunk served, at most maxProofs (then they are all dropped and made

@@ -22,36 +22,42 @@ func stampOf(fi os.FileInfo) (stamp, bool) {
 	}, true
 }
 
-// localFS reports whether f's metadata is kept by this kernel, not cached
-// from another machine's, so that its ctime moves with every change.
-func localFS(f *os.File) bool {
-	var s unix.Statfs_t
-	if err := unix.Fstatfs(int(f.Fd()), &s); err != nil {
-		return false
-	}
-	switch uint32(s.Type) {
-	case unix.NFS_SUPER_MAGIC, unix.SMB_SUPER_MAGIC, unix.SMB2_SUPER_MAGIC, unix.CIFS_SUPER_MAGIC,
-		unix.FUSE_SUPER_MAGIC, unix.V9FS_MAGIC, unix.CEPH_SUPER_MAGIC, unix.AFS_SUPER_MAGIC,
-		unix.AFS_FS_MAGIC, unix.CODA_SUPER_MAGIC, unix.NCP_SUPER_MAGIC, 0x47504653 /* GPFS */, 0x013111A8 /* IBRIX */ :
-		return false
-	}
-	return true
-}
-
 // zfsSuperMagic is ZFS on Linux's, which x/sys/unix does not name.
 const zfsSuperMagic = 0x2fc12fc1
 
-// leaseFS reports whether f lies on a file system where a granted read
-// lease (noWriter) proves that nothing can change the file's bytes
-// without moving its stamp: a local disk file system whose mmap write
-// faults stamp the time (page_mkwrite, before the first write through
-// each new mapping to each page) and whose inode is the one written. Not
-// overlayfs (ovl_mmap swaps the mapping's file for the upper layer's, so
-// the overlay inode counts no writer while the mapping writes), not tmpfs
-// or ramfs (a mapping made with MAP_POPULATE or MADV_POPULATE_READ writes
-// without a fault: seen on Linux 6.18, the ctime never moves), not a
-// network or FUSE file system (localFS).
-func leaseFS(f *os.File) bool {
+// stampFS reports whether f lies on a file system where a file's stamp
+// moves with every change to its bytes, so that stamps may stand for a
+// hash (seals, proofs, reuse) and a granted read lease proves that
+// nothing can change the file without moving its stamp (noWriter). It is
+// an allow-list: ext2, ext3 and ext4 (one magic), xfs, btrfs, f2fs,
+// bcachefs and zfs. Each is a local disk file system that keeps a change
+// time on disk, no call sets back, and whose mmap write fault stamps the
+// time before the first write through each mapping to each page (its own
+// page_mkwrite, or for zfs, whose zpl_mmap calls generic_file_mmap, the
+// generic filemap_page_mkwrite, calls file_update_time): a write through
+// a mapping moves the stamp like a write(2). Any other file system gives
+// no stamps: its files are hashed on every serve and every share, slower,
+// never wrong. Left out, among others:
+//   - tmpfs, ramfs, hugetlbfs: shmem has no page_mkwrite, so a shared
+//     writable mapping (made with MAP_POPULATE, or read before it is
+//     written) writes without any fault and the time never moves
+//     (TestTmpfsNoStamps); nor does write-back ever clean a page, so age
+//     proves nothing there either;
+//   - overlayfs: ovl_mmap swaps the mapping's file for the upper layer's,
+//     so the overlay inode counts no writer while the mapping writes (a
+//     lease proves nothing), and the upper layer may lie on tmpfs (live
+//     systems, some container runtimes), which fstatfs does not say;
+//   - vfat, exfat: no change time on disk: whenever the inode leaves the
+//     cache, Linux reads the modification time back as the ctime
+//     (fat_fill_inode, exfat_fill_inode), and utimes sets that back;
+//     ntfs3: NTFS's change time can be set by any program through
+//     Windows;
+//   - network, cluster and FUSE file systems (NFS, SMB, 9p, Ceph, GFS2,
+//     OCFS2...): the metadata comes from another machine through a cache.
+//
+// Another may join the list once its source shows both: a change time no
+// call sets back, and a page_mkwrite that stamps it.
+func stampFS(f *os.File) bool {
 	rc, err := f.SyscallConn()
 	if err != nil {
 		return false
@@ -61,12 +67,29 @@ func leaseFS(f *os.File) bool {
 	if err := rc.Control(func(fd uintptr) { serr = unix.Fstatfs(int(fd), &s) }); err != nil || serr != nil {
 		return false
 	}
-	switch uint32(s.Type) {
+	return stampFSType(uint32(s.Type))
+}
+
+// stampFSType reports whether stampFS accepts file systems of type t
+// (statfs's f_type).
+func stampFSType(t uint32) bool {
+	switch t {
 	case unix.EXT4_SUPER_MAGIC /* and ext2, ext3 */, unix.XFS_SUPER_MAGIC, unix.BTRFS_SUPER_MAGIC,
 		unix.F2FS_SUPER_MAGIC, unix.BCACHEFS_SUPER_MAGIC, zfsSuperMagic:
 		return true
 	}
 	return false
+}
+
+// KeepsStamps reports whether the store keeps stamps (seals, proofs,
+// reuse: package doc) for files at path, a file or a folder: whether it
+// lies on one of the file systems stampFS allows (ext2/3/4, xfs, btrfs,
+// f2fs, bcachefs, zfs). Elsewhere, tmpfs included, every chunk is hashed
+// each time it is served and every file each time it is shared. It does
+// not open path; any error is false. It is safe for concurrent use.
+func KeepsStamps(path string) bool {
+	var s unix.Statfs_t
+	return unix.Statfs(path, &s) == nil && stampFSType(uint32(s.Type))
 }
 
 // noWriter reports whether no open file description of f's inode is open

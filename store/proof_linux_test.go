@@ -18,7 +18,8 @@ import (
 )
 
 // leaseDir returns a temporary folder on a file system where a read lease
-// proves a file has no writer (leaseFS), or skips the test.
+// proves a file has no writer and a mapping's write moves the stamp
+// (stampFS), or skips the test: it tests the kernel.
 func leaseDir(t *testing.T) string {
 	t.Helper()
 	dir := t.TempDir()
@@ -27,8 +28,8 @@ func leaseDir(t *testing.T) string {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	if !leaseFS(f) {
-		t.Skipf("%s lies on a file system where a lease proves nothing (tmpfs, overlayfs...)", dir)
+	if !stampFS(f) {
+		t.Skipf("%s lies on a file system that gives no stamps (tmpfs, overlayfs...: stampFS); set TMPDIR to a folder on ext4, xfs, btrfs... to run this test", dir)
 	}
 	return dir
 }
@@ -113,7 +114,7 @@ func TestSealNoWriter(t *testing.T) {
 			}, false},
 		{"file system without proof", func(testFile) func() time.Time { return soon },
 			func(t *testing.T, s *Store, dir string, f testFile) {
-				s.leaseFS = func(*os.File) bool { return false } // stands for overlayfs, tmpfs
+				s.stampFS = func(*os.File) bool { return false } // stands for overlayfs, tmpfs
 				shareRead(t, s, dir, integrity.Block([]byte("r")), f)
 			}, false},
 		{"racy", func(f testFile) func() time.Time {
@@ -148,7 +149,7 @@ func TestSealNoWriter(t *testing.T) {
 				t.Fatalf("ReadChunk hashed %d chunks, want %d", got, want)
 			}
 			s.Close()
-			s2, err := Open(path, Options{NoSync: true, Now: now})
+			s2, err := reopen(path, Options{Now: now})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -265,10 +266,10 @@ func TestSealMappedAfter(t *testing.T) {
 	}
 }
 
-// TestLeaseFSRefusesTmpfs: tmpfs is no file system a lease proves
-// anything on: a mapping made there with MAP_POPULATE writes without ever
-// stamping the time (seen on Linux 6.18), which the test shows first.
-func TestLeaseFSRefusesTmpfs(t *testing.T) {
+// TestStampFSRefusesTmpfs: tmpfs gives no stamps: a mapping made there
+// with MAP_POPULATE writes without ever stamping the time (seen on Linux
+// 6.18), which the test logs.
+func TestStampFSRefusesTmpfs(t *testing.T) {
 	var sfs unix.Statfs_t
 	if err := unix.Statfs("/dev/shm", &sfs); err != nil || uint32(sfs.Type) != unix.TMPFS_MAGIC {
 		t.Skip("no tmpfs at /dev/shm")
@@ -282,8 +283,17 @@ func TestLeaseFSRefusesTmpfs(t *testing.T) {
 	if _, err := f.Write(make([]byte, 3*4096)); err != nil {
 		t.Fatal(err)
 	}
-	if leaseFS(f) {
-		t.Fatal("leaseFS accepts tmpfs")
+	if stampFS(f) || KeepsStamps(f.Name()) || KeepsStamps("/dev/shm") {
+		t.Fatal("stampFS or KeepsStamps accepts tmpfs")
+	}
+	dir := t.TempDir()
+	d, err := os.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	if KeepsStamps(dir) != stampFS(d) {
+		t.Fatalf("KeepsStamps(%s) = %v, stampFS %v", dir, KeepsStamps(dir), stampFS(d))
 	}
 	st := statOf(t, f.Name())
 	m := mapShared(t, f.Name(), 3*4096, unix.MAP_POPULATE)
@@ -364,5 +374,57 @@ func TestReuseKeepsNoWriter(t *testing.T) {
 	readAll(t, f, s.ReadChunk)
 	if n := s.hashed.Load(); n != 0 {
 		t.Fatalf("the reused file: %d chunks hashed, want 0", n)
+	}
+}
+
+// shmDir returns a fresh folder on the tmpfs at /dev/shm, or skips the
+// test.
+func shmDir(t *testing.T) string {
+	t.Helper()
+	var sfs unix.Statfs_t
+	if err := unix.Statfs("/dev/shm", &sfs); err != nil || uint32(sfs.Type) != unix.TMPFS_MAGIC {
+		t.Skip("no tmpfs at /dev/shm")
+	}
+	dir, err := os.MkdirTemp("/dev/shm", "peer-store-test-")
+	if err != nil {
+		t.Skip(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	return dir
+}
+
+// TestTmpfsNoStamps: on tmpfs a write through a shared mapping need not
+// move the file's stamp (shmem has no page_mkwrite, and never writes a
+// page back), however old the file is. A file shared there under a clock
+// that makes it proofAge old (the age rule's seal, were it sound there),
+// then changed through a mapping that leaves its stamp as it was, must
+// not be served with the changed bytes (ReadChunk hashes, finds them
+// wrong: ErrStale, a hash mismatch), nor be reused by a later share (its
+// chunks are not the file's).
+func TestTmpfsNoStamps(t *testing.T) {
+	s, _ := openTest(t, Options{Now: later})
+	s.stampFS = stampFS // the kernel's word, not the test's
+	dir := shmDir(t)
+	f := writeFile(t, dir, "f", content("f", 3*testChunk))
+	shareFiles(t, s, dir, integrity.Block([]byte("r")), 10, f)
+	readAll(t, f, s.ReadChunk) // a proof of each chunk, were it sound
+	m := mapShared(t, f.path, len(f.data), unix.MAP_POPULATE)
+	before := statOf(t, f.path)
+	m[testChunk+5] ^= 0xff // in chunk 1
+	if after := statOf(t, f.path); after != before {
+		t.Skipf("on this kernel a write through a mapping on tmpfs moved the stamp (%+v → %+v): nothing to test", before, after)
+	}
+	got, err := s.ReadChunk(context.Background(), f.chunks[1].CID, nil)
+	var mm *integrity.MismatchError
+	if !errors.Is(err, ErrStale) || !errors.As(err, &mm) {
+		t.Fatalf("ReadChunk of the chunk the mapping changed = %d bytes (the old ones: %v), %v; want ErrStale, a hash mismatch",
+			len(got), bytes.Equal(got, f.chunkData(1)), err)
+	}
+	r, err := s.newReuser(dir, testParams())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, ok := r.File(f.path, int64(len(f.data)), f.mtime); ok {
+		t.Fatal("a share again reused the chunks of a file a mapping changed")
 	}
 }

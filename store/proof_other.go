@@ -11,8 +11,10 @@ const stamps = false
 // stampOf: no proofs but on Linux; every read is hashed.
 func stampOf(os.FileInfo) (stamp, bool) { return stamp{}, false }
 
-func localFS(*os.File) bool { return false }
-
-// leaseFS and noWriter: no leases but on Linux, so no proof.
-func leaseFS(*os.File) bool  { return false }
+// stampFS and noWriter: no stamps and no leases but on Linux.
+func stampFS(*os.File) bool  { return false }
 func noWriter(*os.File) bool { return false }
+
+// KeepsStamps reports whether the store keeps stamps for files at path:
+// never but on Linux.
+func KeepsStamps(string) bool { return false }

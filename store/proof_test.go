@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"runtime"
 	"testing"
@@ -99,6 +100,44 @@ func TestReadChunkProofsSeeChanges(t *testing.T) {
 			got, err := s.ReadChunk(context.Background(), f.chunks[1].CID, nil)
 			if !errors.Is(err, ErrStale) {
 				t.Fatalf("ReadChunk of the changed chunk = %d bytes, %v; want ErrStale", len(got), err)
+			}
+		})
+	}
+}
+
+// TestNoStampsHashEveryRead: on a file system that gives no stamps
+// (stampFS false: tmpfs, a network file system), ReadChunk hashes every
+// chunk on every read: it makes no proof (readLocation asks the store's
+// stampFS, not the kernel's), and trusts no seal, not even one recorded
+// while the file system passed for one with stamps (as a version before
+// stampFS recorded them on tmpfs).
+func TestNoStampsHashEveryRead(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("stamps are kept on Linux only")
+	}
+	for _, sealed := range []bool{true, false} {
+		t.Run(fmt.Sprint("sealed=", sealed), func(t *testing.T) {
+			s, _ := openTest(t, Options{Now: later})
+			dir := t.TempDir()
+			f := writeFile(t, dir, "f", content("f", 3*testChunk))
+			shareFiles(t, s, dir, integrity.Block([]byte("r")), 10, f)
+			if n := bucketLen(t, s, bucketStamps); n != 1 {
+				t.Fatalf("%d seals, want 1", n)
+			}
+			if !sealed {
+				dropSeals(t, s)
+			}
+			s.stampFS = func(*os.File) bool { return false }
+			for range 2 {
+				readAll(t, f, s.ReadChunk)
+			}
+			if got, want := s.hashed.Load(), int64(2*len(f.chunks)); got != want {
+				t.Fatalf("two rounds of reads hashed %d chunks, want %d", got, want)
+			}
+			for i := range f.chunks {
+				if hasProof(s, f, i) {
+					t.Fatalf("chunk %d got a proof", i)
+				}
 			}
 		})
 	}

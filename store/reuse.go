@@ -20,9 +20,11 @@ import (
 // (index.go: recorded only when the file's ctime was racyAge older than
 // the time its bytes were hashed, so that it proves the bytes hashed then
 // are the bytes there now). The ShareTx whose Reuser gave a file's chunks
-// records them with that time, not its own start. Anything else (no record, no stamp, another stamp, a
-// network file system, a chunk list with a hole in it) is not reused: the
-// importer reads and hashes the file as it would have.
+// records them with that time, not its own start. Anything else (no
+// record, no stamp, another stamp, a file system that gives no stamps, such
+// as tmpfs or a network file system (stampFS), a chunk list with a hole in
+// it) is not reused: the importer reads and hashes the file as it would
+// have.
 //
 // What a stamp cannot see is what it cannot see for a seal (proof.go): a
 // write through a shared mapping to a page that was dirty already, before
@@ -206,8 +208,8 @@ func (r *Reuser) File(path string, size int64, mtime time.Time) (cid.Cid, []Chun
 	return rec.root, chunks, true
 }
 
-// unchanged reports whether the file at path is a regular file on a local
-// file system whose stamp now is st.
+// unchanged reports whether the file at path is a regular file on a file
+// system that gives stamps (stampFS) whose stamp now is st.
 func (r *Reuser) unchanged(path string, st stamp) bool {
 	f, fi, err := openRegular(path) // a FIFO: not unchanged, and no wait for a writer
 	if err != nil {
@@ -215,5 +217,5 @@ func (r *Reuser) unchanged(path string, st stamp) bool {
 	}
 	defer f.Close()
 	now, ok := stampOf(fi)
-	return ok && now == st && r.s.isLocal(f)
+	return ok && now == st && r.s.stampFS(f)
 }

@@ -157,7 +157,7 @@ func TestReuseRefusesReplaced(t *testing.T) {
 // system is seen so at the share or only at the reuse.
 func TestReuseRefusesNetworkFS(t *testing.T) {
 	s, files, find := reuseSetup(t, time.Second)
-	s.isLocal = func(*os.File) bool { return false }
+	s.stampFS = func(*os.File) bool { return false }
 	if _, _, ok := find(files[0]); ok {
 		t.Fatal("a file on a network file system was reused")
 	}
@@ -166,7 +166,7 @@ func TestReuseRefusesNetworkFS(t *testing.T) {
 	}
 	dir := filepath.Dir(files[0].path)
 	shareFiles(t, s, dir, integrity.Block([]byte("r2")), 3, files...)
-	s.isLocal = localFS
+	s.stampFS = anyFS
 	if _, _, ok := find(files[0]); ok {
 		t.Fatal("a file shared from a network file system was reused")
 	}

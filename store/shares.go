@@ -781,7 +781,10 @@ func (s *Store) readLocation(c cid.Cid, l Location, buf []byte) ([]byte, error) 
 		buf = make([]byte, l.Size)
 	}
 	buf = buf[:l.Size]
+	// No stamp from a file system where it need not move with every change
+	// (stampFS): not even a seal an older version recorded there counts.
 	st, stamped := stampOf(fi)
+	stamped = stamped && s.stampFS(f)
 	key := proofKey{path: l.Path, offset: l.Offset, size: l.Size}
 	trusted := stamped && ((l.seal != nil && *l.seal == st) || s.proofs.holds(key, c, st))
 	var unwrittenAt time.Time // when nothing could write the file, if so, before the read
@@ -808,7 +811,7 @@ func (s *Store) readLocation(c cid.Cid, l Location, buf []byte) ([]byte, error) 
 		return nil, &staleError{path: l.Path, reason: "content changed", err: err}
 	}
 	if stamped {
-		if after, ok := stampAfter(f); ok && after == st && localFS(f) {
+		if after, ok := stampAfter(f); ok && after == st {
 			s.proofs.add(key, c, st, readAt, unwrittenAt)
 		}
 	}

@@ -99,13 +99,16 @@ type Store struct {
 	hashed    atomic.Int64 // chunks readLocation hashed: what proofs and seals spare
 	sealOpens atomic.Int64 // files AddFile opened to seal them (index.go)
 
-	// isLocal reports whether a file's metadata is this kernel's
-	// (localFS); tests make it false to stand for a network file system.
-	isLocal func(*os.File) bool
-	// leaseFS reports whether a read lease on a file proves it has no
-	// writer (leaseFS in proof_linux.go); tests make it false to stand for
-	// overlayfs or tmpfs.
-	leaseFS func(*os.File) bool
+	// stampFS reports whether a file lies on a file system where its stamp
+	// moves with every change (stampFS in proof_linux.go): seals, proofs,
+	// reuse and leases rest on it. Tests make it true to test the stamp
+	// logic wherever the temporary folder lies, false to stand for tmpfs or
+	// a network file system.
+	stampFS func(*os.File) bool
+	// lease reports whether a read lease on a file open read-only was
+	// granted (noWriter); tests make it false to stand for one refused (a
+	// writer, another owner, leases disabled).
+	lease func(*os.File) bool
 }
 
 // Open opens the database at path, creating it (mode 0600) if it does not
@@ -131,7 +134,7 @@ func Open(path string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("store: open %s: %w", path, err)
 	}
-	s := &Store{db: db, opts: opts, log: opts.Logger, isLocal: localFS, leaseFS: leaseFS}
+	s := &Store{db: db, opts: opts, log: opts.Logger, stampFS: stampFS, lease: noWriter}
 	if err := s.initSchema(); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("store: open %s: %w", path, err)
@@ -271,9 +274,9 @@ func (s *Store) Hashed() int64 { return s.hashed.Load() }
 
 // unwritten reports whether nothing can write f's file now without moving
 // its stamp first: f (open read-only) lies on a file system where a read
-// lease proves it (leaseFS) and one was granted (noWriter).
+// lease proves it (stampFS) and one was granted (noWriter).
 func (s *Store) unwritten(f *os.File) bool {
-	return stamps && s.leaseFS(f) && noWriter(f)
+	return stamps && s.stampFS(f) && s.lease(f)
 }
 
 // errNotRegular: a path that was indexed as a file is something else now.

@@ -295,7 +295,7 @@ func TestMigrateSchema1(t *testing.T) {
 
 	for round := range 2 {
 		logger, logs := logBuffer()
-		s2, err := Open(path, Options{NoSync: true, Now: later, Logger: logger})
+		s2, err := reopen(path, Options{Now: later, Logger: logger})
 		if err != nil {
 			t.Fatalf("round %d: Open of a schema 1 database: %v", round, err)
 		}
