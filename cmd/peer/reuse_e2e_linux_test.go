@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"io/fs"
+	"os"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -117,5 +118,48 @@ func TestShareAgainSaysReused(t *testing.T) {
 	}
 	if r, ok := first["reused"]; ok {
 		t.Fatalf("a first share's JSON says reused %v", r)
+	}
+}
+
+// TestShareForegroundSaysReused: with no daemon, a share in the
+// foreground of a folder shared before by this home says what it reused
+// as a share through the daemon does.
+func TestShareForegroundSaysReused(t *testing.T) {
+	home := t.TempDir()
+	src := filepath.Join(t.TempDir(), "docs")
+	writeFile(t, filepath.Join(src, "big.bin"), randomBytes(2<<20, 5))
+	writeFile(t, filepath.Join(src, "note.txt"), []byte("first draft\n"))
+	// share runs `peer share` in the foreground until it has printed its
+	// ticket, stops it with Ctrl-C, and returns all it printed.
+	share := func() []string {
+		t.Helper()
+		settled(t, src)
+		p := startProc(t, "share", "--home", home, "--listen", "/ip4/127.0.0.1/tcp/0", "--no-mdns", "--dht", "off", src)
+		var out []string
+		for len(out) == 0 || !strings.HasPrefix(out[len(out)-1], "ticket: ") {
+			l, more := p.line(t, 30*time.Second)
+			if !more {
+				t.Fatalf("share exited: %s", p.stderr)
+			}
+			out = append(out, l)
+		}
+		// What follows the ticket is printed before it seeds: Ctrl-C
+		// cuts nothing of it.
+		if code := p.signal(t, os.Interrupt); code != 0 {
+			t.Fatalf("foreground share: exit %d after Ctrl-C; stderr:\n%s", code, p.stderr)
+		}
+		for l := range p.lines {
+			out = append(out, l)
+		}
+		return out
+	}
+	if out := share(); strings.Contains(strings.Join(out, "\n"), "reused") {
+		t.Fatalf("the first share says:\n%s", strings.Join(out, "\n"))
+	}
+	writeFile(t, filepath.Join(src, "note.txt"), []byte("second draft, longer\n"))
+	out := share()
+	want := "  reused 1 unchanged file (2.0 MiB) from the last share; hashed 1 file (21 B)"
+	if len(out) != 3 || out[2] != want {
+		t.Fatalf("share again says:\n%s\nwant its third line %q", strings.Join(out, "\n"), want)
 	}
 }
