@@ -117,6 +117,12 @@ type ShareInfo struct {
 	// Standard says, in Share's answer only, whether the root is the
 	// unixfs-v1-2025 one that Kubo computes for the same bytes.
 	Standard *bool `json:"standard,omitempty"`
+	// Reused counts, in Share's answer only, the files that were not read
+	// again: unchanged since the last share of the same path (see
+	// node.Node.Share); ReusedBytes are their bytes. Both are left out of
+	// the JSON when none was (a first share).
+	Reused      int64 `json:"reused,omitempty"`
+	ReusedBytes int64 `json:"reused_bytes,omitempty"`
 }
 
 // InspectRequest asks for a listing of a DAG.

@@ -115,6 +115,9 @@ func shareNet(c *cli.Context) error {
 			if u := gatewayLink(c, sh.Root); u != "" && !foreground {
 				fmt.Fprintf(c.App.Writer, "gateway: %s\n", u)
 			}
+			if l := reuseLine(sh); l != "" {
+				fmt.Fprintln(c.App.Writer, l)
+			}
 			if sh.Standard != nil && !*sh.Standard {
 				printNotStandard(c, sh.Chunker)
 			}
@@ -145,6 +148,22 @@ func shareNet(c *cli.Context) error {
 	<-c.Context.Done()
 	fmt.Fprintln(c.App.ErrWriter, "stopped seeding")
 	return nil
+}
+
+// reuseLine says how many files of a share were taken unchanged from the
+// last share of its path and how many were read and hashed (and their
+// bytes), so that a share again says why it took a moment, or an hour;
+// "" when none was reused.
+func reuseLine(sh daemon.ShareInfo) string {
+	if sh.Reused == 0 {
+		return ""
+	}
+	hashed := "hashed nothing"
+	if n := sh.Files - sh.Reused; n > 0 {
+		hashed = fmt.Sprintf("hashed %d %s (%s)", n, plural(int(n), "file", "files"), humanBytes(sh.Size-sh.ReusedBytes))
+	}
+	return fmt.Sprintf("  reused %d unchanged %s (%s) from the last share; %s",
+		sh.Reused, plural(int(sh.Reused), "file", "files"), humanBytes(sh.ReusedBytes), hashed)
 }
 
 // printNotStandard says that a root is not the unixfs-v1-2025 one, and
