@@ -8,6 +8,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -170,7 +171,9 @@ func describeHave(m wire.Msg, n int64) string {
 // that B is the one C would rather ask). C must get a.bin's chunks from A
 // alone: B announces a bitfield of b.bin's chunks, never HAVE_ALL, and is
 // asked for none of a.bin's (so answers no DONT_HAVE). a.bin's own root is
-// not served by B at all; b.bin's is, whole.
+// not served by B at all; b.bin's is, whole. Started again, B still
+// serves the version in part, and its own Open of a.bin fetches it rather
+// than read it from the share.
 func TestPartialShareAnnouncesWhatItHolds(t *testing.T) {
 	bubble.Test(t, func(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
@@ -310,8 +313,21 @@ func TestPartialShareAnnouncesWhatItHolds(t *testing.T) {
 		}
 		cfgs[1].Host = h
 		b2 := startNode(t, cfgs[1])
+		link(t, mn, b2, a, 0)
 		if src := b2.swarm.Registered(pub2.Root); src == nil || src.Complete() || !bytes.Equal(src.Bits(), want.Bytes()) {
 			t.Errorf("B, started again, serves version 2 from %T; want the chunks of b.bin only", src)
+		}
+
+		// B reads a.bin of version 2, which it does not hold: from A, not
+		// from its own share.
+		r, err := b2.Open(ctx, Target{Root: pub2.Root, Path: "a.bin"}, FetchOptions{Peers: []peer.AddrInfo{a.AddrInfo()}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := io.ReadAll(r)
+		r.Close()
+		if err != nil || !bytes.Equal(got, a2) {
+			t.Errorf("B's Open of a.bin: %d bytes, %v; want version 2's %d bytes", len(got), err, len(a2))
 		}
 		cancel()
 	})
