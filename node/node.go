@@ -205,7 +205,7 @@ func (n *Node) serve(ctx context.Context, root cid.Cid) error {
 	if err != nil {
 		return err
 	}
-	src, err := newShareSource(ctx, n.store, l, shareHolds(n.store, root, l))
+	src, err := newShareSource(ctx, n.store, root, l, shareHolds(n.store, root, l))
 	if err != nil {
 		return err
 	}

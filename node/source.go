@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"os"
+	"slices"
 
 	"github.com/ipfs/go-cid"
 
@@ -26,17 +27,18 @@ type shareSource struct {
 	have   *bitfield.Bitfield // nil: every chunk; never changed once set
 }
 
-// newShareSource returns the source of layout l. whole says that the store
-// indexes every file of l (the caller knows it cheaply, see shareHolds);
-// otherwise the store is asked for each chunk, one seek each, and a share
-// that holds them all after all (a conflict's file of no bytes, or with
-// the same chunks as another file) is whole too.
-func newShareSource(ctx context.Context, st *store.Store, l *swarm.Layout, whole bool) (*shareSource, error) {
+// newShareSource returns the source of layout l, inside the share of root
+// share (l's own root, or a folder's or file's in it). whole says that the
+// store indexes every file of l (the caller knows it cheaply, see
+// shareHolds); otherwise the store is asked which chunks it holds
+// (heldChunks), and a share that holds them all after all (a conflict's
+// file of no bytes, or with the same chunks as another file) is whole too.
+func newShareSource(ctx context.Context, st *store.Store, share cid.Cid, l *swarm.Layout, whole bool) (*shareSource, error) {
 	src := &shareSource{layout: l, store: st}
 	if whole {
 		return src, nil
 	}
-	have, err := heldChunks(ctx, st, l)
+	have, err := heldChunks(ctx, st, share, l)
 	if err != nil {
 		return nil, err
 	}
@@ -46,22 +48,48 @@ func newShareSource(ctx context.Context, st *store.Store, l *swarm.Layout, whole
 	return src, nil
 }
 
+// fileLocations bounds the locations heldChunks looks through for a file's
+// first chunk; a file found in none of them is looked at chunk by chunk.
+const fileLocations = 16
+
 // heldChunks returns which chunks of l some committed share indexes: those
-// ReadChunk can find (a chunk is read from whichever file holds it).
-func heldChunks(ctx context.Context, st *store.Store, l *swarm.Layout) (*bitfield.Bitfield, error) {
+// ReadChunk can find (a chunk is read from whichever file holds it). A
+// file that the share of root share indexes has every chunk indexed (a
+// share indexes whole files): one lookup of its first chunk says so. Only
+// the chunks of the other files are looked up one by one (about 10 µs
+// each), as another file or share may hold them.
+func heldChunks(ctx context.Context, st *store.Store, share cid.Cid, l *swarm.Layout) (*bitfield.Bitfield, error) {
 	have := bitfield.New(l.NumChunks())
-	for i, c := range l.Chunks {
-		if i%1024 == 0 {
-			if err := ctx.Err(); err != nil {
-				return nil, err
-			}
+	for _, f := range l.Files {
+		if f.Count == 0 {
+			continue
 		}
-		ok, err := st.HasChunk(c.CID)
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		locs, err := st.LocationsUpTo(l.Chunks[f.First].CID, fileLocations)
 		if err != nil {
 			return nil, err
 		}
-		if ok {
-			have.Set(int64(i))
+		if slices.ContainsFunc(locs, func(loc store.Location) bool { return loc.Share.Equals(share) && loc.File.Equals(f.CID) }) {
+			for i := f.First; i < f.First+f.Count; i++ {
+				have.Set(i)
+			}
+			continue
+		}
+		for i := f.First; i < f.First+f.Count; i++ {
+			if (i-f.First)%1024 == 1023 {
+				if err := ctx.Err(); err != nil {
+					return nil, err
+				}
+			}
+			ok, err := st.HasChunk(l.Chunks[i].CID)
+			if err != nil {
+				return nil, err
+			}
+			if ok {
+				have.Set(i)
+			}
 		}
 	}
 	return have, nil
@@ -114,7 +142,7 @@ func (n *Node) lookup(ctx context.Context, root cid.Cid) swarm.Source {
 		return nil
 	}
 	// Inside a share that holds all its chunks, root's are held too.
-	src, err := newShareSource(ctx, n.store, l, in.Complete())
+	src, err := newShareSource(ctx, n.store, in.layout.Root, l, in.Complete())
 	if err != nil || (src.have != nil && src.have.Count() == 0) {
 		return nil
 	}

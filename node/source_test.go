@@ -390,3 +390,62 @@ func TestWholeShareNeedsNoChunkLookups(t *testing.T) {
 		cancel()
 	})
 }
+
+// TestHeldChunks: which chunks of a root the node holds, file by file
+// where its share indexes the file, chunk by chunk where not: a file that
+// another share indexes is held, one that no share indexes is not.
+func TestHeldChunks(t *testing.T) {
+	ctx := context.Background()
+	cfg := testConfig(t)
+	cfg.NoDHT = true
+	n := startNode(t, cfg)
+	_, x := randomFile(t, t.TempDir(), "x", 600<<10, 5) // 3 chunks
+	_, z := randomFile(t, t.TempDir(), "z", 300<<10, 6) // 2 chunks
+	one, two := filepath.Join(t.TempDir(), "one"), filepath.Join(t.TempDir(), "two")
+	writeTree(t, one, map[string]string{"x": string(x)})
+	writeTree(t, two, map[string]string{"x": string(x), "z": string(z)})
+	sh1, err := n.Share(ctx, one, ShareOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sh2, err := n.Share(ctx, two, ShareOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := n.swarm.Registered(sh2.Root).Layout()
+	check := func(what string, share cid.Cid, want ...string) {
+		t.Helper()
+		have, err := heldChunks(ctx, n.store, share, l)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, f := range l.Files {
+			for i := f.First; i < f.First+f.Count; i++ {
+				if have.Has(i) {
+					got = append(got, fmt.Sprintf("%s#%d", f.Path, i-f.First))
+				}
+			}
+		}
+		var exp []string
+		for _, p := range want {
+			i := slices.IndexFunc(l.Files, func(f swarm.FileSpan) bool { return f.Path == p })
+			for k := range l.Files[i].Count {
+				exp = append(exp, fmt.Sprintf("%s#%d", p, k))
+			}
+		}
+		if !slices.Equal(got, exp) {
+			t.Errorf("%s: held %v; want %v", what, got, exp)
+		}
+	}
+	check("in its own share", sh2.Root, "x", "z")
+	check("as another share's", sh1.Root, "x", "z")
+	if err := n.Unshare(sh2.Root); err != nil {
+		t.Fatal(err)
+	}
+	check("once two is unshared", sh2.Root, "x")
+	if err := n.Unshare(sh1.Root); err != nil {
+		t.Fatal(err)
+	}
+	check("once both are", sh1.Root)
+}
