@@ -521,7 +521,9 @@ func (f *follower) sync(ctx context.Context, rec *names.Record) (*FollowEvent, e
 // placed returns l with only the files that dir holds for it (f.st.Files
 // after apply: written or kept), to be indexed at dir, and their bytes as
 // its Size: the share's Files and Size both count what it indexes (a
-// conflict's file is the user's, not the version's).
+// conflict's file is the user's, not the version's). Counts short of the
+// version's tell serve that the share holds only part of it, which it
+// then announces chunk by chunk (shareHolds, newShareSource).
 func (f *follower) placed(l *swarm.Layout) *swarm.Layout {
 	files := make([]swarm.FileSpan, 0, len(l.Files))
 	var size int64

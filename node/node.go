@@ -205,7 +205,15 @@ func (n *Node) serve(ctx context.Context, root cid.Cid) error {
 	if err != nil {
 		return err
 	}
-	n.swarm.Serve(root, &shareSource{layout: l, store: n.store})
+	src, err := newShareSource(ctx, n.store, root, l, shareHolds(n.store, root, l))
+	if err != nil {
+		return err
+	}
+	if src.have != nil {
+		n.log.Info("serving part of a share: it indexes only some of its files", "root", root,
+			"chunks", src.have.Count(), "of", l.NumChunks())
+	}
+	n.swarm.Serve(root, src)
 	n.provide(root)
 	return nil
 }

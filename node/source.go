@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"os"
+	"slices"
 
 	"github.com/ipfs/go-cid"
 
@@ -13,16 +14,107 @@ import (
 
 // shareSource serves a share from the files it was indexed from, through
 // the store, which re-verifies every chunk it reads.
+//
+// A share may index only some of its root's chunks: a follow indexes the
+// files it placed, not those a conflict left to the user (follower.placed),
+// and a folder or file served from inside such a share holds what the
+// share does of it. have says which chunks are held, and the exchange
+// announces them as it does a download's (HAVE_BITFIELD, not HAVE_ALL), so
+// that no peer asks here for a chunk this node cannot read.
 type shareSource struct {
 	layout *swarm.Layout
 	store  *store.Store
+	have   *bitfield.Bitfield // nil: every chunk; never changed once set
+}
+
+// newShareSource returns the source of layout l, inside the share of root
+// share (l's own root, or a folder's or file's in it). whole says that the
+// store indexes every file of l (the caller knows it cheaply, see
+// shareHolds); otherwise the store is asked which chunks it holds
+// (heldChunks), and a share that holds them all after all (a conflict's
+// file of no bytes, or with the same chunks as another file) is whole too.
+func newShareSource(ctx context.Context, st *store.Store, share cid.Cid, l *swarm.Layout, whole bool) (*shareSource, error) {
+	src := &shareSource{layout: l, store: st}
+	if whole {
+		return src, nil
+	}
+	have, err := heldChunks(ctx, st, share, l)
+	if err != nil {
+		return nil, err
+	}
+	if !have.Full() {
+		src.have = have
+	}
+	return src, nil
+}
+
+// fileLocations bounds the locations heldChunks looks through for a file's
+// first chunk; a file found in none of them is looked at chunk by chunk.
+const fileLocations = 16
+
+// heldChunks returns which chunks of l some committed share indexes: those
+// ReadChunk can find (a chunk is read from whichever file holds it). A
+// file that the share of root share indexes has every chunk indexed (a
+// share indexes whole files): one lookup of its first chunk says so. Only
+// the chunks of the other files are looked up one by one (about 10 µs
+// each), as another file or share may hold them.
+func heldChunks(ctx context.Context, st *store.Store, share cid.Cid, l *swarm.Layout) (*bitfield.Bitfield, error) {
+	have := bitfield.New(l.NumChunks())
+	for _, f := range l.Files {
+		if f.Count == 0 {
+			continue
+		}
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		locs, err := st.LocationsUpTo(l.Chunks[f.First].CID, fileLocations)
+		if err != nil {
+			return nil, err
+		}
+		if slices.ContainsFunc(locs, func(loc store.Location) bool { return loc.Share.Equals(share) && loc.File.Equals(f.CID) }) {
+			for i := f.First; i < f.First+f.Count; i++ {
+				have.Set(i)
+			}
+			continue
+		}
+		for i := f.First; i < f.First+f.Count; i++ {
+			if (i-f.First)%1024 == 1023 {
+				if err := ctx.Err(); err != nil {
+					return nil, err
+				}
+			}
+			ok, err := st.HasChunk(l.Chunks[i].CID)
+			if err != nil {
+				return nil, err
+			}
+			if ok {
+				have.Set(i)
+			}
+		}
+	}
+	return have, nil
+}
+
+// shareHolds reports whether the share of root indexes every file of l,
+// by the counts it was committed with: every way of making a share counts
+// the files and bytes it indexes (a follow's, what it placed), so equal
+// counts mean every file. It reads one record: cheap at every start.
+func shareHolds(st *store.Store, root cid.Cid, l *swarm.Layout) bool {
+	sh, err := st.Share(root)
+	return err == nil && sh.Files == int64(len(l.Files)) && sh.Size == l.Size
 }
 
 func (s *shareSource) Layout() *swarm.Layout { return s.layout }
-func (s *shareSource) Has(i int64) bool      { return i >= 0 && i < s.layout.NumChunks() }
-func (s *shareSource) Complete() bool        { return true }
+func (s *shareSource) Complete() bool        { return s.have == nil }
+
+func (s *shareSource) Has(i int64) bool {
+	return i >= 0 && i < s.layout.NumChunks() && (s.have == nil || s.have.Has(i))
+}
 
 func (s *shareSource) Bits() []byte {
+	if s.have != nil {
+		return s.have.Bytes()
+	}
 	b := bitfield.New(s.layout.NumChunks())
 	for i := range s.layout.NumChunks() {
 		b.Set(i)
@@ -38,37 +130,61 @@ func (s *shareSource) ReadChunk(ctx context.Context, i int64, buf []byte) ([]byt
 // file inside a share: one of the nodes of a share served here, or the one
 // raw leaf of a file in it. Having the nodes is not enough (a fetch, an inspect keep the blocks
 // they load): a root only stored is not served, and is refused without a
-// walk of it.
+// walk of it. Nor is one of a share that lacks every chunk of it (a
+// conflict's file in a follow's share).
 func (n *Node) lookup(ctx context.Context, root cid.Cid) swarm.Source {
-	if !n.inShare(root) {
+	in := n.shareOf(root)
+	if in == nil {
 		return nil
 	}
 	l, err := swarm.BuildLayout(ctx, n.store, root)
 	if err != nil {
 		return nil
 	}
-	return &shareSource{layout: l, store: n.store}
+	// Inside a share that holds all its chunks, root's are held too.
+	src, err := newShareSource(ctx, n.store, in.layout.Root, l, in.Complete())
+	if err != nil || (src.have != nil && src.have.Count() == 0) {
+		return nil
+	}
+	return src
 }
 
 // inShare reports whether c is a node, or a file, of a share served here.
-func (n *Node) inShare(c cid.Cid) bool {
+func (n *Node) inShare(c cid.Cid) bool { return n.shareOf(c) != nil }
+
+// shareOf returns the source of a share served here that c is a node, or a
+// file, of: one that holds every chunk if there is one. Nil if none.
+func (n *Node) shareOf(c cid.Cid) *shareSource {
 	shares, err := n.store.Shares()
 	if err != nil {
-		return false
+		return nil
 	}
+	var found *shareSource
 	for _, sh := range shares {
 		src, ok := n.swarm.Registered(sh.Root).(*shareSource)
-		if !ok {
+		if !ok || !src.holdsNode(c) {
 			continue
 		}
-		if src.layout.HasBlock(c) {
-			return true
+		if src.Complete() {
+			return src
 		}
-		if c.Prefix().Codec == cid.Raw { // a file of one chunk is its own root
-			for _, f := range src.layout.Files {
-				if f.CID.Equals(c) {
-					return true
-				}
+		if found == nil {
+			found = src
+		}
+	}
+	return found
+}
+
+// holdsNode reports whether c is a node of s's DAG, or the root of one of
+// its files (a file of one chunk is its own raw root).
+func (s *shareSource) holdsNode(c cid.Cid) bool {
+	if s.layout.HasBlock(c) {
+		return true
+	}
+	if c.Prefix().Codec == cid.Raw {
+		for _, f := range s.layout.Files {
+			if f.CID.Equals(c) {
+				return true
 			}
 		}
 	}
