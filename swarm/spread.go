@@ -49,6 +49,23 @@ import (
 // with the seed, with nobody else holding the root's chunks, is served in
 // the order it asks, as before. A node that is itself still fetching
 // serves in order.
+//
+// In order, too, a session whose requests ascend (wantQueue.inOrder): a
+// streaming reader (node.Open, the gateway) asks for the chunks it is
+// about to read in index order, and waits on the first. Fresh first would
+// serve its later requests before that one, and a hold would stop it for
+// up to spreadHold: its scheduler asks the other peers for the chunks
+// that follow and leaves a request of its priority range where it is
+// until it looks late. So its requests are neither held nor passed, only
+// recorded, and the others are spared what it got. A fetch picking
+// rarest first asks in random order: its first request or two may be
+// served as asked, then the rules apply. Beside a fetcher half-way
+// through a file of 128 chunks of 256 KiB, on 4 MiB/s links, a reader had
+// its first 2 MiB after 1 s and its first 8 MiB after 2.2 s; beside one
+// done, its first 1 MiB after 1 s (a hold). Served in order: at once,
+// 0.3 to 0.6 s, and 0.06 s (TestStreamingReaderServedInOrder); the seed
+// then sends the reader a few more chunks the other could have (1.50×
+// the file in all instead of 1.44× beside the one done).
 
 // spreadHold is the longest a seed holds back a request for a chunk that
 // another peer can give: long enough for the fetcher to hear of it and ask
@@ -63,6 +80,13 @@ const spreadHold = time.Second
 // within spreadHold, so a single miss says that it cannot, and more would
 // cost a fetcher with a window of a few requests a second each.
 const maxHoldsMissed = 1
+
+// streamRun is how many requests in a row must ascend, once a session's
+// requests have not, for the session to be served in the order it asks
+// again (wantQueue.inOrder): a streaming reader after a seek back, or
+// after a request that went back to the pool. A fetcher picking at
+// random keeps 8 in a row ascending in 1 of 8! = 40320 cases.
+const streamRun = 8
 
 // spreadScan bounds the waiting requests a session looks at for one that
 // is not held back: the first requests of a fetcher's window.
@@ -224,7 +248,8 @@ const (
 // pickLocked finds the request sv serves next by the spread rules: of the
 // requests not held back, the first (in arrival order) of a chunk sent to
 // nobody yet when other sessions are open, else the first (pickAny
-// returns any one of them). With pickTake, it withdraws it from the queue
+// returns any one of them); the first of all if sv's requests come in
+// order. With pickTake, it withdraws it from the queue
 // and records its send (in sv.inflight, until settleSend). It marks the requests it holds back. When every
 // request looked at is held back, it arms the hold timer. sv.mu is held.
 func (sv *server) pickLocked(mode pickMode) (i uint64, ok bool) {
@@ -240,8 +265,13 @@ func (sv *server) pickLocked(mode pickMode) (i uint64, ok bool) {
 		freeMissed    bool // free was held back, and its hold ran out
 		wake          time.Time
 	)
+	inOrder := sv.wants.inOrder()
 	sv.wants.scan(spreadScan, func(h *want) bool {
 		j, at := h.idx, h.at
+		if inOrder { // served as it asks: the first
+			free, nFree = j, 1
+			return false
+		}
 		q, sent := sp.recipient(j)
 		holder := sent && q != sv.peer
 		if holder {

@@ -85,6 +85,17 @@ func (rig *pickRig) take(sv *server) (i uint64, ok, more bool) {
 	return sv.nextWantLocked()
 }
 
+// shuffled gives sv a history of requests out of index order, as a fetch
+// picking rarest first has: the spread rules apply to its requests, not
+// the order of a streaming reader's (wantQueue.inOrder). It leaves none
+// waiting.
+func (rig *pickRig) shuffled(sv *server) {
+	sv.wants.pushAt([]uint64{1, 0}, rig.seed.cfg.Now())
+	sv.wants.cancel(1)
+	sv.wants.cancel(0)
+	sv.wants.peek() // drops them from q
+}
+
 // recipient returns the peer chunk i is recorded as sent to.
 func (rig *pickRig) recipient(sv *server, i uint64) string {
 	sv.spread.mu.Lock()
@@ -193,6 +204,7 @@ func TestSpreadSendNotRecordedWhenWriteFails(t *testing.T) {
 func TestSpreadUnheldRequestNoMiss(t *testing.T) {
 	rig := newPickRig(t, 2)
 	a, b := rig.sv[0], rig.sv[1]
+	rig.shuffled(a)
 	n := rig.src.l.NumChunks()
 	now := rig.seed.cfg.Now()
 	a.wants.pushAt([]uint64{7}, now.Add(-2*spreadHold)) // it waited
@@ -220,6 +232,7 @@ func TestSpreadUnheldRequestNoMiss(t *testing.T) {
 func TestSpreadHeldRequestMisses(t *testing.T) {
 	rig := newPickRig(t, 2)
 	a, b := rig.sv[0], rig.sv[1]
+	rig.shuffled(a)
 	n := rig.src.l.NumChunks()
 	b.spread.mu.Lock()
 	b.spread.sentLocked(b.peer, 7, n)
@@ -256,6 +269,7 @@ func TestSpreadHeldRequestMisses(t *testing.T) {
 func TestSpreadPrefetchesWhatIsServed(t *testing.T) {
 	rig := newPickRig(t, 2)
 	a, b := rig.sv[0], rig.sv[1]
+	rig.shuffled(a)
 	pf := rig.stream(t, a)
 	b.spread.mu.Lock()
 	b.spread.sentLocked(b.peer, 3, rig.src.l.NumChunks())
@@ -273,5 +287,56 @@ func TestSpreadPrefetchesWhatIsServed(t *testing.T) {
 	}
 	if pf.misses != 0 {
 		t.Errorf("%d chunks read ahead were not served next", pf.misses)
+	}
+}
+
+// TestSpreadServesInOrderSession: a session whose requests ascend (a
+// streaming reader) is served in the order it asks, while the seed spreads:
+// neither held back for a chunk another connected peer got, nor passed by
+// a fresh chunk; each send is still recorded. Once its requests come out
+// of order it is served by the spread rules, until streamRun ascend again.
+func TestSpreadServesInOrderSession(t *testing.T) {
+	rig := newPickRig(t, 2)
+	a, b := rig.sv[0], rig.sv[1]
+	n := rig.src.l.NumChunks()
+	b.spread.mu.Lock()
+	for _, i := range []uint64{2, 3, 9, 10} {
+		b.spread.sentLocked(b.peer, i, n) // b has them, and is connected
+	}
+	b.spread.mu.Unlock()
+	a.wants.pushAt([]uint64{2, 3, 4, 5}, rig.seed.cfg.Now())
+	for _, want := range []uint64{2, 3, 4} {
+		if i, ok, _ := rig.take(a); !ok || i != want {
+			t.Fatalf("took %d %v, want chunk %d: the reader's requests in order", i, ok, want)
+		}
+		if got := rig.recipient(a, want); got != a.peer.String() {
+			t.Errorf("chunk %d recorded as sent to %s, want a", want, got)
+		}
+	}
+	// Out of order now (chunk 9 after 5, then 1): the rules apply, the
+	// request of chunk 9 (b has it) is held and the fresh 1 goes first.
+	a.wants.pushAt([]uint64{9, 1}, rig.seed.cfg.Now())
+	for _, want := range []uint64{5, 1} {
+		if i, ok, _ := rig.take(a); !ok || i != want {
+			t.Fatalf("took %d %v, want chunk %d: fresh first", i, ok, want)
+		}
+	}
+	if i, ok, _ := rig.take(a); ok {
+		t.Fatalf("took %d, want the request of chunk 9 held back", i)
+	}
+	// With chunk 1, streamRun requests ascending: in order again, the
+	// held chunk 9 first.
+	a.wants.cancel(9)
+	run := []uint64{9}
+	for i := range uint64(streamRun - 2) {
+		run = append(run, 11+i)
+	}
+	a.wants.pushAt(run[:len(run)-1], rig.seed.cfg.Now())
+	if i, ok, _ := rig.take(a); ok && i == 9 {
+		t.Fatalf("took chunk 9 after %d requests in order, fewer than streamRun", len(run))
+	}
+	a.wants.pushAt(run[len(run)-1:], rig.seed.cfg.Now())
+	if i, ok, _ := rig.take(a); !ok || i != 9 {
+		t.Fatalf("took %d %v after streamRun requests in order, want chunk 9", i, ok)
 	}
 }

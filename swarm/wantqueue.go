@@ -16,6 +16,14 @@ type wantQueue struct {
 	live map[uint64][]uint64 // each chunk's waiting requests, by number, ascending
 	seq  uint64              // number of the next request
 	n    int                 // requests waiting: the lengths of live
+
+	// The order the requests came in (inOrder): the latest one's chunk,
+	// how many requests the ascending run that ends with it holds, and
+	// whether a request ever failed to ascend. CHOKE keeps them: they
+	// describe the fetcher, not the queue.
+	last   uint64
+	run    int
+	broken bool
 }
 
 // want is one request: its chunk, its number and when it came, and
@@ -35,11 +43,27 @@ func (w *wantQueue) pushAt(idx []uint64, at time.Time) {
 		w.live = map[uint64][]uint64{}
 	}
 	for _, i := range idx {
+		if w.run == 0 || i > w.last {
+			w.run++
+		} else {
+			w.run, w.broken = 1, true
+		}
+		w.last = i
 		w.q = append(w.q, want{idx: i, seq: w.seq, at: at})
 		w.live[i] = append(w.live[i], w.seq)
 		w.seq++
 	}
 	w.n += len(idx)
+}
+
+// inOrder reports whether the fetcher asks for chunks in index order, as
+// a streaming reader does (its scheduler asks for its priority range in
+// order, package sched): every request so far, or the last streamRun,
+// named a chunk past the one before. A fetcher picking rarest first, in
+// random order, keeps streamRun requests ascending about once in
+// streamRun! (1 in 40320); its first few requests may pass.
+func (w *wantQueue) inOrder() bool {
+	return w.run > 0 && (!w.broken || w.run >= streamRun)
 }
 
 // cancel withdraws the earliest waiting request for chunk i and reports

@@ -167,3 +167,47 @@ func TestNodeAnswers(t *testing.T) {
 		t.Fatal("a third answer to two WANT_NODEs was taken")
 	}
 }
+
+// TestWantQueueInOrder: a queue reports its requests in order while every
+// one so far named a chunk past the one before, or the last streamRun did;
+// CHOKE (reset) and CANCEL do not change what the fetcher did.
+func TestWantQueueInOrder(t *testing.T) {
+	ascending := func(from uint64, n int) []uint64 {
+		out := make([]uint64, n)
+		for k := range out {
+			out[k] = from + uint64(k)
+		}
+		return out
+	}
+	for _, tc := range []struct {
+		name   string
+		pushes [][]uint64
+		want   bool
+	}{
+		{"none", nil, false},
+		{"one", [][]uint64{{7}}, true},
+		{"ascending, with gaps", [][]uint64{{0, 1, 5}, {6}, {40}}, true},
+		{"descending", [][]uint64{{5, 3}}, false},
+		{"repeated", [][]uint64{{5}, {5}}, false},
+		{"a seek back, then fewer than streamRun", [][]uint64{{10, 11, 12}, ascending(2, streamRun-1)}, false},
+		{"a seek back, then streamRun", [][]uint64{{10, 11, 12}, ascending(2, streamRun)}, true},
+		{"in order, then out", [][]uint64{ascending(0, 3*streamRun), {1}}, false},
+	} {
+		var w wantQueue
+		for _, p := range tc.pushes {
+			w.pushAt(p, time.Time{})
+		}
+		if got := w.inOrder(); got != tc.want {
+			t.Errorf("%s: inOrder() = %v, want %v", tc.name, got, tc.want)
+		}
+		for _, p := range tc.pushes {
+			for _, i := range p {
+				w.cancel(i)
+			}
+		}
+		w.reset()
+		if got := w.inOrder(); got != tc.want {
+			t.Errorf("%s: inOrder() = %v after CANCEL and CHOKE, want %v", tc.name, got, tc.want)
+		}
+	}
+}
