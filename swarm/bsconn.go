@@ -495,7 +495,7 @@ func (c *conn) bsBlock(pl *peerLimit, l *Layout, dl *download, data []byte, idx 
 		if k > 0 {
 			n = 0 // counted at the first
 		}
-		c.keep(dl, i, data, n)
+		c.keep(dl, i, data, n, false)
 	}
 	return nil
 }

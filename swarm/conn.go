@@ -582,7 +582,9 @@ func (c *conn) block(l *Layout, dl *download, m *wire.Block) error {
 	// Verified: the peer gave us something, and earns its credit with
 	// our choker (a duplicate too: we asked for it).
 	f.sw.chk.credit(c.peer, len(m.Data))
-	c.keep(dl, i, m.Data, int(n))
+	if c.keep(dl, i, m.Data, int(n), true) {
+		m.Data = nil // the download keeps it for a streaming reader: not recycled here
+	}
 	return nil
 }
 
@@ -615,10 +617,21 @@ func (c *conn) verified(l *Layout, i int64, data []byte) bool {
 }
 
 // keep writes the verified chunk i and tells the loop; n is the bytes
-// it counts as received (0 for a block counted at another index).
-func (c *conn) keep(dl *download, i int64, data []byte, n int) {
+// it counts as received (0 for a block counted at another index). With
+// own, data is a buffer from getBuf that the download may keep (see
+// download.writeOwned): keep then reports true, and the caller must
+// neither use nor recycle it.
+func (c *conn) keep(dl *download, i int64, data []byte, n int, own bool) (kept bool) {
 	f := c.f
-	fresh, err := dl.write(i, data)
+	var (
+		fresh bool
+		err   error
+	)
+	if own {
+		fresh, kept, err = dl.writeOwned(i, data)
+	} else {
+		fresh, err = dl.write(i, data)
+	}
 	switch {
 	case err != nil:
 		f.post(event{kind: evSched, what: sched.Event{Kind: sched.BlockWriteFailed, Index: i}, conn: c, err: err})
@@ -633,6 +646,7 @@ func (c *conn) keep(dl *download, i int64, data []byte, n int) {
 		f.sw.Announce(f.root, i)
 		f.post(event{kind: evSched, what: sched.Event{Kind: sched.BlockVerified, Index: i}, conn: c, size: n})
 	}
+	return kept
 }
 
 // chokeMsg checks a CHOKE (choke true) or UNCHOKE against the protocol:

@@ -34,7 +34,9 @@
 // renamed only if it holds nothing the root does not list. A fetch started
 // again resumes from it, verifying what it holds instead of fetching it
 // again. Written pages go to disk and leave the page
-// cache as the download goes (see writeBehind).
+// cache as the download goes (see writeBehind); a streaming reader
+// (ReadBack) gets the chunks just verified from memory instead (see
+// handoff).
 //
 // Looking again. While fewer than a handful of sessions have a chunk the
 // fetch lacks (a peer that holds only chunks it has, as one cut off from

@@ -110,6 +110,7 @@ type download struct {
 	lock     *os.File // a folder root's staging folder, open and locked
 	syncErr  error    // of a background fsync (syncBehind)
 	complete bool     // renamed into place
+	handoff  handoff  // chunks just written, for a streaming reader
 }
 
 // openDownload prepares the staging area for l at dest: the partial file or
@@ -130,6 +131,7 @@ func openDownloadOf(l *Layout, dest string, skip []bool) (*download, error) {
 		return nil, fmt.Errorf("swarm: %d files to skip or not, for %d files", len(skip), len(l.Files))
 	}
 	d := &download{layout: l, dest: dest, partial: PartialPath(dest, l.Root), have: bitfield.New(l.NumChunks()), files: map[int]*os.File{}, old: make([]bool, len(l.Files)), saveAt: syncEvery, skip: skip}
+	d.handoff.max = handoffBytes
 	if err := d.open(); err != nil {
 		d.closeFiles()
 		return nil, err
@@ -518,18 +520,31 @@ func grow(b []byte, n int) []byte {
 
 // write stores verified chunk i. It reports false when it was already had.
 func (d *download) write(i int64, data []byte) (bool, error) {
+	fresh, _, err := d.writeAt(i, data, false)
+	return fresh, err
+}
+
+// writeOwned is write of a buffer from getBuf that the caller gives up
+// when kept is true: the download then holds it for a streaming reader
+// (see handoff) and gives it back to the pool itself; the caller must not
+// use it again. When kept is false the buffer is still the caller's.
+func (d *download) writeOwned(i int64, data []byte) (fresh, kept bool, err error) {
+	return d.writeAt(i, data, true)
+}
+
+func (d *download) writeAt(i int64, data []byte, own bool) (fresh, kept bool, err error) {
 	if d.Has(i) {
-		return false, nil
+		return false, false, nil
 	}
 	c := d.layout.Chunks[i]
 	if d.skipped(int(c.File)) {
-		return false, nil // not fetched: nowhere to write it
+		return false, false, nil // not fetched: nowhere to write it
 	}
 	if len(data) != int(c.Size) {
 		// conn.block refuses such a block before it gets here.
-		return false, fmt.Errorf("swarm: chunk %d is %d bytes, the root declares %d", i, len(data), c.Size)
+		return false, false, fmt.Errorf("swarm: chunk %d is %d bytes, the root declares %d", i, len(data), c.Size)
 	}
-	err := d.withFile(int(c.File), os.O_WRONLY, func(f *os.File) error {
+	err = d.withFile(int(c.File), os.O_WRONLY, func(f *os.File) error {
 		if _, err := f.WriteAt(data, c.Offset); err != nil {
 			return err
 		}
@@ -545,15 +560,18 @@ func (d *download) write(i int64, data []byte) (bool, error) {
 		return nil
 	})
 	if err != nil {
-		return false, fmt.Errorf("swarm: writing chunk %d: %w", i, err)
+		return false, false, fmt.Errorf("swarm: writing chunk %d: %w", i, err)
 	}
+	// Kept in the same critical section as the chunk is marked had: a
+	// reader that sees it had finds it kept, if it is.
 	d.mu.Lock()
-	fresh := d.have.Set(i)
+	fresh = d.have.Set(i)
 	if fresh {
 		d.bytes += int64(c.Size)
+		kept = own && d.handoff.keepLocked(i, data)
 	}
 	d.mu.Unlock()
-	return fresh, nil
+	return fresh, kept, nil
 }
 
 // syncBehind fsyncs file fi if the download holds it open (see syncEvery).
@@ -865,13 +883,15 @@ func (d *download) syncDir(path string) error {
 }
 
 // closeFiles closes the files the download holds open, once a background
-// fsync has ended.
+// fsync has ended, and gives back the chunks it kept for a streaming
+// reader (later ReadBacks read the file).
 func (d *download) closeFiles() {
 	d.bg.Wait() // before io: a background fsync holds it shared
 	d.io.Lock()
 	defer d.io.Unlock()
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	d.handoff.closeLocked()
 	for fi, f := range d.files {
 		f.Close()
 		delete(d.files, fi)
@@ -925,8 +945,26 @@ func (d *download) ReadChunk(_ context.Context, i int64, buf []byte) ([]byte, er
 // so this is for a reader in this process of a download into a folder of
 // the node's own (node.Open's streams folder), which no one else edits;
 // bytes for a peer, or from a file the user can edit, go through ReadChunk.
+//
+// From the first call on, the download keeps its last few verified chunks
+// in memory (handoffBytes in all) until they are read: a reader that reads
+// a chunk soon after it was verified gets it copied from the buffer it was
+// verified in, without reading the disk; any other chunk is read from the
+// file. Like ReadChunk, it returns buf (grown if too small) filled, and
+// keeps no reference to it. Safe for concurrent use.
 func (d *download) ReadBack(_ context.Context, i int64, buf []byte) ([]byte, error) {
-	return d.readChunk(i, buf, false)
+	d.mu.Lock()
+	d.handoff.on = true
+	data := d.handoff.takeLocked(i)
+	d.mu.Unlock()
+	if data == nil {
+		return d.readChunk(i, buf, false)
+	}
+	// Taken out of kept under mu: no one else holds it now.
+	buf = grow(buf, len(data))
+	copy(buf, data)
+	putBuf(data)
+	return buf, nil
 }
 
 func (d *download) readChunk(i int64, buf []byte, verify bool) ([]byte, error) {
