@@ -220,52 +220,78 @@ func TestClientHangsUp(t *testing.T) {
 // write has to fail first (none would: nothing comes to write). The
 // gateway's node has the first chunk here (a file of its own holds it),
 // and the sharer sends 1000 bytes a second: the next would take minutes.
+// A multi-range answer reads the file in a goroutine of net/http's while
+// the handler waits on a pipe; it must end as well.
 func TestClientHangsUpWhileWaiting(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	a := startNodeWith(t, func(c *node.Config) { c.UploadRate = 1000 })
-	root, data := shareFile(t, a, 4*seamChunk, 24)
-	// A stall would end the wait too, but not within the test.
-	b := startNodeWith(t, func(c *node.Config) { c.StallTimeout = 10 * time.Minute })
-	shareFile(t, b, seamChunk, 24) // the same first chunk, alone
-	if err := b.Connect(ctx, a.AddrInfo()); err != nil {
-		t.Fatal(err)
-	}
-	g, err := gateway.New(gateway.Config{Node: b, Loopback: true, Fetch: true, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	returned := make(chan struct{})
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		defer close(returned) // one request only
-		g.ServeHTTP(w, r)
-	}))
-	t.Cleanup(srv.Close)
-	conn, err := net.Dial("tcp", srv.Listener.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	fmt.Fprintf(conn, "GET /ipfs/%s HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", root)
-	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("GET = %d, want 200", resp.StatusCode)
-	}
-	head := make([]byte, seamChunk)
-	if _, err := io.ReadFull(resp.Body, head); err != nil || !bytes.Equal(head, data[:seamChunk]) {
-		t.Fatalf("the first chunk: %v, or not the file's", err)
-	}
-	conn.Close()
-	select {
-	case <-returned:
-	case <-ctx.Done():
-		b.Close() // ends the wait: the server's Close waits for the handler
-		t.Fatal("the handler still waits for a chunk a minute after its client hung up")
-	}
-	if got := b.Stats().BytesDown; got >= int64(len(data)-seamChunk) {
-		t.Fatalf("the node had received %d bytes when the handler returned, all it lacked: the test proves nothing", got)
+	const c = seamChunk
+	for _, tt := range []struct{ name, rng string }{
+		{"whole file", ""},
+		{"two ranges", fmt.Sprintf("bytes=0-%d,%d-%d", c-1, 2*c, 2*c+9)},
+	} {
+		rng := tt.rng
+		t.Run(tt.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			a := startNodeWith(t, func(c *node.Config) { c.UploadRate = 1000 })
+			root, data := shareFile(t, a, 4*c, 24)
+			// A stall would end the wait too, but not within the test.
+			b := startNodeWith(t, func(c *node.Config) { c.StallTimeout = 10 * time.Minute })
+			shareFile(t, b, c, 24) // the same first chunk, alone
+			if err := b.Connect(ctx, a.AddrInfo()); err != nil {
+				t.Fatal(err)
+			}
+			g, err := gateway.New(gateway.Config{Node: b, Loopback: true, Fetch: true, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+			if err != nil {
+				t.Fatal(err)
+			}
+			returned := make(chan struct{})
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				defer close(returned) // one request only
+				g.ServeHTTP(w, r)
+			}))
+			t.Cleanup(srv.Close)
+			conn, err := net.Dial("tcp", srv.Listener.Addr().String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			req := fmt.Sprintf("GET /ipfs/%s HTTP/1.1\r\nHost: 127.0.0.1\r\n", root)
+			if rng != "" {
+				req += "Range: " + rng + "\r\n"
+			}
+			fmt.Fprint(conn, req+"\r\n")
+			resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body := resp.Body
+			if rng != "" {
+				_, params, err := mime.ParseMediaType(resp.Header.Get("Content-Type"))
+				if resp.StatusCode != http.StatusPartialContent || err != nil {
+					t.Fatalf("GET = %d %q, want 206 multipart/byteranges", resp.StatusCode, resp.Header.Get("Content-Type"))
+				}
+				mp, err := multipart.NewReader(body, params["boundary"]).NextPart()
+				if err != nil {
+					t.Fatal(err)
+				}
+				body = mp
+			} else if resp.StatusCode != http.StatusOK {
+				t.Fatalf("GET = %d, want 200", resp.StatusCode)
+			}
+			head := make([]byte, c)
+			if _, err := io.ReadFull(body, head); err != nil || !bytes.Equal(head, data[:c]) {
+				t.Fatalf("the first chunk: %v, or not the file's", err)
+			}
+			conn.Close()
+			select {
+			case <-returned:
+			case <-ctx.Done():
+				b.Close() // ends the wait: the server's Close waits for the handler
+				t.Fatal("the handler still waits for a chunk a minute after its client hung up")
+			}
+			if got := b.Stats().BytesDown; got >= int64(len(data)-c) {
+				t.Fatalf("the node had received %d bytes when the handler returned, all it lacked: the test proves nothing", got)
+			}
+		})
 	}
 }
