@@ -37,9 +37,11 @@ import (
 // get -o -` writes to stdout (and, with a daemon, reads the daemon's HTTP
 // body first), while the gateway's body crosses a loopback socket to a
 // client in this process, whose CPU time counts. That crossing is what the
-// gateway pays beyond the anchor: on the 2-core VM of this figure, about
-// 0.2-0.3 ns a byte (a write and a read of each byte in the kernel) on
-// the anchor's ~3 ns, the whole of the gap between the two CPU figures.
+// gateway pays beyond the anchor: on the 2-core VM of this figure, 0.2 to
+// 0.4 ns a byte (a write and a read of each byte in the kernel, and the
+// wakeups between them) on the anchor's ~3 ns, the whole of the gap
+// between the two CPU figures; a pipe to a reader, as stdout is, costs as
+// much.
 func BenchmarkGateway(b *testing.B) {
 	size := int64(128 << 20)
 	if v := os.Getenv("PEER_BENCH_GATEWAY_SIZE"); v != "" {
