@@ -42,6 +42,12 @@ func TestMain(m *testing.M) {
 // chunks.
 func startNode(t *testing.T) *node.Node {
 	t.Helper()
+	return startNodeWith(t, nil)
+}
+
+// startNodeWith is startNode with edit applied to its Config (nil: none).
+func startNodeWith(t *testing.T, edit func(*node.Config)) *node.Node {
+	t.Helper()
 	cfg := node.DefaultConfig()
 	cfg.Home = t.TempDir()
 	cfg.Listen = []string{"/ip4/127.0.0.1/tcp/0"}
@@ -51,6 +57,9 @@ func startNode(t *testing.T) *node.Node {
 	cfg.FindTimeout = 5 * time.Second
 	cfg.RequestTimeout = 2 * time.Second
 	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	if edit != nil {
+		edit(&cfg)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	n, err := node.New(ctx, cfg)
