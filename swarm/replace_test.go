@@ -177,7 +177,7 @@ func openRaw(ctx context.Context, h host.Host, p peer.ID, root cid.Cid) (*rawSes
 		return nil, err
 	}
 	s := &rawSess{st: st, w: wire.NewWriter(st), msgs: make(chan rawMsg, 1024), done: make(chan struct{})}
-	if err := s.w.Write(&wire.Hello{Version: wire.Version, Root: root}); err == nil {
+	if err = s.w.Write(&wire.Hello{Version: wire.Version, Root: root}); err == nil {
 		err = s.w.Flush()
 	}
 	r := wire.NewReader(st, 0)
@@ -320,5 +320,70 @@ func TestServeAnnouncesWhatTheNewSourceAdds(t *testing.T) {
 	}
 	if got := haves(1); len(got) != 0 {
 		t.Fatalf("HAVEs %v from a smaller source", got)
+	}
+}
+
+// goneSource has every chunk, but each read waits for release and then
+// fails, as a read of a download whose files were moved away does.
+type goneSource struct {
+	memSource
+	reading chan int64    // each read says which chunk it is at
+	release chan struct{} // closed: reads fail
+}
+
+func (s *goneSource) ReadChunk(_ context.Context, i int64, _ []byte) ([]byte, error) {
+	s.reading <- i
+	<-s.release
+	return nil, os.ErrNotExist
+}
+
+// TestServeMidRead: Serve replaces the source while a session reads a
+// chunk from the old one, which then fails: the chunk is read again from
+// the new source and sent, not answered DONT_HAVE.
+func TestServeMidRead(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	mn, err := mocknet.FullMeshConnected(2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mn.Close()
+	hs := mn.Hosts()
+	blocks := &memBlocks{m: map[cid.Cid][]byte{}}
+	data := randomData(4*16384, 5)
+	root := build(t, blocks, "f", data, 16384)
+	l, err := BuildLayout(ctx, blocks, root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := &goneSource{memSource: memSource{l: l, data: data}, reading: make(chan int64, 8), release: make(chan struct{})}
+	sw := New(hs[0], blocks, Config{Logger: quiet()})
+	defer sw.Close()
+	sw.Serve(root, old)
+	c, err := openRaw(ctx, hs[1], hs[0].ID(), root)
+	if err != nil {
+		close(old.release)
+		t.Fatal(err)
+	}
+	defer c.close()
+	c.send(t, &wire.Want{Indices: []uint64{2}})
+	select {
+	case <-old.reading:
+	case <-ctx.Done():
+		close(old.release)
+		t.Fatal("the old source was never read")
+	}
+	sw.Serve(root, &memSource{l: l, data: data})
+	close(old.release)
+	m, err := c.next(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, ok := m.(*wire.Block)
+	if !ok || b.Index != 2 {
+		t.Fatalf("%v, want BLOCK 2", m)
+	}
+	if err := integrity.Verify(l.Chunks[2].CID, b.Data); err != nil {
+		t.Fatal(err)
 	}
 }
