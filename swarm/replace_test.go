@@ -387,3 +387,68 @@ func TestServeMidRead(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// failSource has every chunk, but no read of it succeeds.
+type failSource struct{ memSource }
+
+func (s *failSource) ReadChunk(context.Context, int64, []byte) ([]byte, error) {
+	return nil, os.ErrNotExist
+}
+
+// TestServeDuringAdmit: a session whose source is being looked up when
+// Serve registers the root is served from what Serve registered, not from
+// what the lookup found before it.
+func TestServeDuringAdmit(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	mn, err := mocknet.FullMeshConnected(2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mn.Close()
+	hs := mn.Hosts()
+	blocks := &memBlocks{m: map[cid.Cid][]byte{}}
+	data := randomData(4*16384, 6)
+	root := build(t, blocks, "f", data, 16384)
+	l, err := BuildLayout(ctx, blocks, root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	looking, release := make(chan struct{}), make(chan struct{})
+	sw := New(hs[0], blocks, Config{Logger: quiet(), Lookup: func(context.Context, cid.Cid) Source {
+		close(looking)
+		<-release
+		return &failSource{memSource{l: l, data: data}}
+	}})
+	defer sw.Close()
+	type opened struct {
+		c   *rawSess
+		err error
+	}
+	ch := make(chan opened, 1)
+	go func() {
+		c, err := openRaw(ctx, hs[1], hs[0].ID(), root)
+		ch <- opened{c, err}
+	}()
+	select {
+	case <-looking:
+	case <-ctx.Done():
+		t.Fatal("no lookup")
+	}
+	sw.Serve(root, &memSource{l: l, data: data})
+	close(release)
+	o := <-ch
+	if o.err != nil {
+		t.Fatal(o.err)
+	}
+	c := o.c
+	defer c.close()
+	c.send(t, &wire.Want{Indices: []uint64{1}})
+	m, err := c.next(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, ok := m.(*wire.Block); !ok || b.Index != 1 {
+		t.Fatalf("%v, want BLOCK 1", m)
+	}
+}
