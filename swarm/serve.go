@@ -159,13 +159,19 @@ func (s *Swarm) admit(sv *server) bool {
 		endWith(sv.stream, wire.NewWriter(sv.stream), wire.NewError(code, err.Error()), s.cfg.Now())
 		return false
 	}
-	sv.src = src
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
 		sv.stream.Reset()
 		return false
 	}
+	// A Serve of the root since sourceFor has not seen sv (it is not in
+	// the set yet): what it registered is the source, not what was found
+	// before it.
+	if reg := s.sources[sv.root]; reg != nil {
+		src = reg
+	}
+	sv.src = src
 	set := s.serving[sv.root]
 	if set == nil {
 		set = map[*server]struct{}{}
