@@ -208,3 +208,56 @@ func (s *rawSession) close() {
 	s.st.Reset()
 	<-s.done
 }
+
+// TestFailedFetchKeepsShare: B fetches a root and serves it from the
+// download; meanwhile B's user shares a copy of the same file, which
+// serves the root from then on. The fetch then fails (cancelled): the
+// share is still served.
+func TestFailedFetchKeepsShare(t *testing.T) {
+	bubble.Test(t, func(t *testing.T) {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		defer cancel()
+		mn, nodes := mockNodes(t, 2)
+		a, b := nodes[0], nodes[1]
+		link(t, mn, a, b, 1<<20) // 4 MiB take four seconds
+		if _, err := mn.ConnectPeers(a.ID(), b.ID()); err != nil {
+			t.Fatal(err)
+		}
+		_, data := randomFile(t, t.TempDir(), "big.bin", 4<<20, 10)
+		sh, err := a.Share(ctx, writeFile(t, "big.bin", data), ShareOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		fctx, fcancel := context.WithCancel(ctx)
+		defer fcancel()
+		done := make(chan error, 1)
+		go func() {
+			_, err := b.Fetch(fctx, Target{Root: sh.Root, Hint: ptr(a.AddrInfo())}, filepath.Join(t.TempDir(), "big.bin"), FetchOptions{})
+			done <- err
+		}()
+		for !b.swarm.Serving(sh.Root) {
+			if ctx.Err() != nil {
+				t.Fatal("B never served the root it fetches")
+			}
+			time.Sleep(10 * time.Millisecond) // virtual time: the fetch moves on
+		}
+		dl := b.swarm.Registered(sh.Root)
+		own, err := b.Share(ctx, writeFile(t, "copy.bin", data), ShareOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !own.Root.Equals(sh.Root) {
+			t.Fatalf("the copy's root %s, want %s", own.Root, sh.Root)
+		}
+		if b.swarm.Registered(sh.Root) == dl {
+			t.Fatal("the share did not replace the download as the root's source")
+		}
+		fcancel()
+		if err := <-done; err == nil {
+			t.Fatal("the cancelled fetch succeeded")
+		}
+		if !b.swarm.Serving(sh.Root) {
+			t.Fatal("B no longer serves the root it shares, after a fetch of it failed")
+		}
+	})
+}
