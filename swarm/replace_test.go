@@ -452,3 +452,32 @@ func TestServeDuringAdmit(t *testing.T) {
 		t.Fatalf("%v, want BLOCK 1", m)
 	}
 }
+
+// TestStopServingFrom: a source that was replaced is not withdrawn by
+// StopServingFrom, and does not end what replaced it; the source that
+// serves the root is.
+func TestStopServingFrom(t *testing.T) {
+	mn, err := mocknet.FullMeshConnected(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mn.Close()
+	blocks := &memBlocks{m: map[cid.Cid][]byte{}}
+	data := randomData(2*16384, 8)
+	root := build(t, blocks, "f", data, 16384)
+	l, err := BuildLayout(context.Background(), blocks, root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sw := New(mn.Hosts()[0], blocks, Config{Logger: quiet()})
+	defer sw.Close()
+	dl, share := &memSource{l: l, data: data}, &memSource{l: l, data: data}
+	sw.Serve(root, dl)
+	sw.Serve(root, share)
+	if sw.StopServingFrom(root, dl) || sw.Registered(root) != share {
+		t.Fatal("StopServingFrom of a replaced source withdrew what replaced it")
+	}
+	if !sw.StopServingFrom(root, share) || sw.Serving(root) {
+		t.Fatal("StopServingFrom of the root's source left it served")
+	}
+}

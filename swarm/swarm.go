@@ -289,7 +289,29 @@ func (s *Swarm) Serve(root cid.Cid, src Source) {
 // StopServing stops serving root and ends the sessions that fetch it.
 func (s *Swarm) StopServing(root cid.Cid) {
 	s.forgetDerived(root)
+	s.stopServing(root, nil)
+}
+
+// StopServingFrom is StopServing of root if src is what serves it, and
+// reports whether it was: whoever registered src (a fetch, serving root
+// from its download) withdraws it without ending what replaced it since
+// (a share of the same root). Safe for concurrent use.
+func (s *Swarm) StopServingFrom(root cid.Cid, src Source) bool {
+	if !s.stopServing(root, src) {
+		return false
+	}
+	s.forgetDerived(root)
+	return true
+}
+
+// stopServing ends the serving of root, if only (when not nil) serves it,
+// and reports whether it did.
+func (s *Swarm) stopServing(root cid.Cid, only Source) bool {
 	s.mu.Lock()
+	if only != nil && s.sources[root] != only {
+		s.mu.Unlock()
+		return false
+	}
 	delete(s.sources, root)
 	delete(s.spreads, root)
 	var end []*server
@@ -300,6 +322,7 @@ func (s *Swarm) StopServing(root cid.Cid) {
 	for _, sv := range end {
 		sv.close(wire.CodeNotFound, "no longer shared")
 	}
+	return true
 }
 
 // Serving reports whether root has a source.
