@@ -481,3 +481,57 @@ func TestStopServingFrom(t *testing.T) {
 		t.Fatal("StopServingFrom of the root's source left it served")
 	}
 }
+
+// TestStopThenServeAgain: unshare then share again (StopServing, then
+// Serve with a source reading from elsewhere). The session open at the
+// unshare is ended with ERROR not found; one opened after the new share
+// is served from the new source, not from anything of the old.
+func TestStopThenServeAgain(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	mn, err := mocknet.FullMeshConnected(2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mn.Close()
+	hs := mn.Hosts()
+	blocks := &memBlocks{m: map[cid.Cid][]byte{}}
+	data := randomData(4*16384, 9)
+	root := build(t, blocks, "f", data, 16384)
+	l, err := BuildLayout(ctx, blocks, root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sw := New(hs[0], blocks, Config{Logger: quiet()})
+	defer sw.Close()
+	sw.Serve(root, &failSource{memSource{l: l, data: data}}) // its files are gone by the time it is asked
+	c1, err := openRaw(ctx, hs[1], hs[0].ID(), root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c1.close()
+	sw.StopServing(root)
+	m, err := c1.next(ctx)
+	if e, ok := m.(*wire.Error); err != nil || !ok || e.Code != wire.CodeNotFound {
+		t.Fatalf("the open session after StopServing: %v, %v; want ERROR not found", m, err)
+	}
+	sw.Serve(root, &memSource{l: l, data: data})
+	c2, err := openRaw(ctx, hs[1], hs[0].ID(), root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c2.close()
+	if _, ok := c2.first.(*wire.HaveAll); !ok {
+		t.Fatalf("first message %v, want HAVE_ALL", c2.first)
+	}
+	c2.send(t, &wire.Want{Indices: []uint64{0, 3}})
+	for range 2 {
+		m, err := c2.next(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, ok := m.(*wire.Block); !ok {
+			t.Fatalf("%v, want a BLOCK", m)
+		}
+	}
+}
