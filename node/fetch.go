@@ -226,7 +226,7 @@ type fetchHooks struct {
 func (n *Node) fetch(ctx context.Context, root cid.Cid, dest string, opts FetchOptions, src sources, hooks fetchHooks) (*swarm.Result, error) {
 	var (
 		provideOnce sync.Once
-		servedHere  bool // the download itself serves root (no share did)
+		servedHere  swarm.Source // the download, when it serves root (no share did)
 	)
 	res, err := n.swarm.Fetch(ctx, root, swarm.FetchOptions{
 		Dest:         dest,
@@ -245,7 +245,7 @@ func (n *Node) fetch(ctx context.Context, root cid.Cid, dest string, opts FetchO
 			// A peer that is still downloading serves what it has.
 			if !n.swarm.Serving(root) {
 				n.swarm.Serve(root, s)
-				servedHere = true
+				servedHere = s
 			}
 			if hooks.started != nil {
 				hooks.started(l, s)
@@ -262,9 +262,10 @@ func (n *Node) fetch(ctx context.Context, root cid.Cid, dest string, opts FetchO
 	})
 	if err != nil {
 		// What was fetched stays in the partial file for the next try;
-		// it is served only while a fetch runs.
-		if servedHere {
-			n.swarm.StopServing(root)
+		// it is served only while a fetch runs. A share of root made
+		// meanwhile serves it now, and goes on.
+		if servedHere != nil {
+			n.swarm.StopServingFrom(root, servedHere)
 		}
 		return nil, err
 	}
@@ -283,9 +284,7 @@ func (n *Node) fetch(ctx context.Context, root cid.Cid, dest string, opts FetchO
 // unserveStaged stops serving res's root from the staging area it was
 // fetched to (fetchHooks.staged), unless something else serves it now.
 func (n *Node) unserveStaged(res *swarm.Result) {
-	if n.swarm.Registered(res.Root) == res.Source {
-		n.swarm.StopServing(res.Root)
-	}
+	n.swarm.StopServingFrom(res.Root, res.Source)
 }
 
 // localCopies names the places in this node's shares and finished

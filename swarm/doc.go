@@ -9,7 +9,10 @@
 //
 // Serving. Serve registers a Source for a root: a share indexed in place, or
 // a download in progress (which serves the chunks it has verified and
-// announces each new one with HAVE). Every chunk is re-verified against its
+// announces each new one with HAVE). A Serve that replaces a root's source
+// moves the root's open sessions to the new one, and tells each of the
+// chunks it adds (a finished download adopted as a share, wherever it was
+// moved). Every chunk is re-verified against its
 // CID as it is read, so a file edited behind the node's back is never served
 // as the old content. A few peers are sent blocks at once (upload slots);
 // the others are choked and wait in line, and a freed slot goes first to

@@ -28,6 +28,7 @@ type prefetcher struct {
 // preload is a chunk being read and verified ahead of its turn, into the
 // buffer that is not cur.
 type preload struct {
+	src  Source
 	idx  uint64
 	data []byte
 	err  error
@@ -39,12 +40,14 @@ func newPrefetcher(ctx context.Context, scope network.ResourceScope) *prefetcher
 }
 
 // read returns chunk i of src, verified: the one read ahead, or read now.
-// The bytes are good until the next read or release.
+// A chunk read ahead from another source (Serve replaced it since) is
+// taken only if that read succeeded. The bytes are good until the next
+// read or release.
 func (pf *prefetcher) read(src Source, i uint64) ([]byte, error) {
 	if p := pf.pre; p != nil {
 		<-p.done // a preload of another chunk was cancelled; its buffer is free again
 		pf.pre = nil
-		if p.idx == i {
+		if p.idx == i && (p.src == src || p.err == nil) {
 			pf.cur = 1 - pf.cur
 			return p.data, p.err
 		}
@@ -69,7 +72,7 @@ func (pf *prefetcher) ahead(src Source, i uint64) {
 	if err != nil {
 		return // read when its turn comes, or answered DONT_HAVE then
 	}
-	p := &preload{idx: i, done: make(chan struct{})}
+	p := &preload{src: src, idx: i, done: make(chan struct{})}
 	pf.pre = p
 	go func() { // waited for by read and release
 		defer close(p.done)

@@ -10,6 +10,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 
+	"github.com/peer-project/peer/bitfield"
 	"github.com/peer-project/peer/swarm/choker"
 	"github.com/peer-project/peer/swarm/wire"
 )
@@ -46,7 +47,9 @@ type server struct {
 	nodes    []cid.Cid       // DAG node requests
 	sent     map[cid.Cid]int // NODEs sent, by CID: the WANT_NODE budget
 	haves    []uint64        // announcements to send
-	none     bool            // the session began with HAVE_NONE and no source yet
+	began    bool            // the first HAVE is decided (writeFirst)
+	toldAll  bool            // the first HAVE was HAVE_ALL
+	told     []uint64        // bit i: chunk i was announced (first HAVE or HAVE), or is queued in haves
 	choked   bool            // told (or about to be told) CHOKE: WANTs are dropped
 	ctl      []wire.Msg      // CHOKE and UNCHOKE to send, in order
 	closeMsg *wire.Error     // a final ERROR to send, then close
@@ -156,13 +159,19 @@ func (s *Swarm) admit(sv *server) bool {
 		endWith(sv.stream, wire.NewWriter(sv.stream), wire.NewError(code, err.Error()), s.cfg.Now())
 		return false
 	}
-	sv.src = src
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
 		sv.stream.Reset()
 		return false
 	}
+	// A Serve of the root since sourceFor has not seen sv (it is not in
+	// the set yet): what it registered is the source, not what was found
+	// before it.
+	if reg := s.sources[sv.root]; reg != nil {
+		src = reg
+	}
+	sv.src = src
 	set := s.serving[sv.root]
 	if set == nil {
 		set = map[*server]struct{}{}
@@ -354,9 +363,50 @@ func (sv *server) cancel(idx []uint64) bool {
 
 func (sv *server) announce(i int64) {
 	sv.mu.Lock()
-	sv.haves = append(sv.haves, uint64(i))
+	sv.tellLocked(uint64(i))
 	sv.mu.Unlock()
 	sv.signal()
+}
+
+// tellLocked queues a HAVE of chunk i unless the session was told of it
+// already: each chunk is announced once per session (wire: Budgets).
+func (sv *server) tellLocked(i uint64) {
+	if sv.toldAll {
+		return
+	}
+	w, bit := int(i/64), uint64(1)<<(i%64)
+	if w >= len(sv.told) {
+		sv.told = append(sv.told, make([]uint64, w+1-len(sv.told))...)
+	}
+	if sv.told[w]&bit != 0 {
+		return
+	}
+	sv.told[w] |= bit
+	sv.haves = append(sv.haves, i)
+}
+
+// replaceSourceLocked serves the session from src from now on, and queues
+// a HAVE of each chunk of src that the session was not told of yet
+// (nothing is taken back: the wire has no way to, and a chunk src lacks is
+// answered DONT_HAVE). bits is src's bitfield, nil when src is complete.
+// A read of the old source that is under way finishes on it (writeChunk
+// reads again from src if it failed).
+func (sv *server) replaceSourceLocked(src Source, bits *bitfield.Bitfield) {
+	sv.src = src
+	if !sv.began || sv.toldAll {
+		return // writeFirst announces what src has; or all was said
+	}
+	if bits == nil {
+		for i := range src.Layout().NumChunks() {
+			sv.tellLocked(uint64(i))
+		}
+		return
+	}
+	for i := range bits.Len() {
+		if bits.Has(i) {
+			sv.tellLocked(uint64(i))
+		}
+	}
 }
 
 func (sv *server) signal() {
@@ -428,12 +478,16 @@ func (sv *server) writeFirst(w *wire.Writer) error {
 	if sv.src == nil {
 		sv.src = sv.sw.Registered(sv.root)
 	}
+	sv.began = true
 	if src := sv.src; src == nil {
-		sv.none = true
+		// Serve tells the session of what a source has, once there is one.
 	} else if src.Complete() {
 		first = &wire.HaveAll{}
+		sv.toldAll, sv.told, sv.haves = true, nil, nil // HAVEs queued before say nothing more
 	} else {
-		first = &wire.HaveBitfield{Bits: src.Bits()}
+		bits := src.Bits()
+		first = &wire.HaveBitfield{Bits: bits}
+		sv.toldBitsLocked(bits)
 	}
 	sv.mu.Unlock()
 	sv.writeDeadline()
@@ -441,6 +495,32 @@ func (sv *server) writeFirst(w *wire.Writer) error {
 		return err
 	}
 	return w.Flush()
+}
+
+// toldBitsLocked records that the session is told of the chunks of bits,
+// a HAVE_BITFIELD (most significant bit first), and drops the HAVEs of them
+// queued before it.
+func (sv *server) toldBitsLocked(bits []byte) {
+	in := func(i uint64) bool { return i/8 < uint64(len(bits)) && bits[i/8]&(0x80>>(i%8)) != 0 }
+	kept := sv.haves[:0]
+	for _, i := range sv.haves {
+		if !in(i) {
+			kept = append(kept, i)
+		}
+	}
+	sv.haves = kept
+	for b, v := range bits {
+		for k := range 8 {
+			if v&(0x80>>k) != 0 {
+				i := uint64(b*8 + k)
+				w := int(i / 64)
+				if w >= len(sv.told) {
+					sv.told = append(sv.told, make([]uint64, w+1-len(sv.told))...)
+				}
+				sv.told[w] |= 1 << (i % 64)
+			}
+		}
+	}
 }
 
 // await waits until the session has something to send. It returns the
@@ -549,6 +629,14 @@ func (sv *server) writeChunk(w *wire.Writer, pf *prefetcher, i uint64) (sent boo
 		return false, w.Write(&wire.DontHave{Indices: []uint64{i}})
 	}
 	data, err := pf.read(src, i)
+	if err != nil {
+		// Serve may have replaced the source while it was read (a
+		// download moved into place, whose old paths are gone).
+		if cur := sv.source(); cur != src && cur != nil && cur.Has(int64(i)) {
+			src = cur
+			data, err = pf.read(src, i)
+		}
+	}
 	sv.mu.Lock()
 	next, ok := sv.nextPrefetchLocked()
 	sv.mu.Unlock()

@@ -245,39 +245,42 @@ func (s *Swarm) Close() error {
 }
 
 // Serve makes this node serve root from src, replacing any earlier source.
+// The root's open sessions are served from src from then on, and hear of
+// each chunk of src they were not told of yet (a session that began with
+// HAVE_NONE while this node fetched root, of all; one that began with the
+// download's bitfield, of what src adds); nothing told is taken back. It
+// does not block on the network; safe for concurrent use.
 func (s *Swarm) Serve(root cid.Cid, src Source) {
 	s.forgetDerived(root) // registered now: the cache need not keep it
 	s.mu.Lock()
 	s.sources[root] = src
-	var waiting []*server
+	var open []*server
 	for sv := range s.serving[root] {
-		waiting = append(waiting, sv)
+		open = append(open, sv)
 	}
 	s.mu.Unlock()
-	// Sessions that began with HAVE_NONE (this node was fetching root and
-	// had nothing to serve yet) hear of every chunk src has now: a resumed
+	if len(open) == 0 {
+		return
+	}
+	// The sessions' old source may read through paths that are gone by
+	// now (a follow moves its staged download into place), and a resumed
 	// download holds chunks that no HAVE will ever announce otherwise.
-	for _, sv := range waiting {
-		sv.mu.Lock()
-		if sv.none {
-			sv.none = false
-			sv.src = src
-			if src.Complete() {
-				for i := range src.Layout().NumChunks() {
-					sv.haves = append(sv.haves, uint64(i))
-				}
-			} else if bits, err := bitfield.FromBytes(src.Layout().NumChunks(), src.Bits()); err != nil {
-				// A source of our own that breaks its contract: its
-				// peers learn of its chunks from HAVEs as they come.
-				s.log.Error("a source's bitfield", "root", root, "err", err)
-			} else {
-				for i := range bits.Len() {
-					if bits.Has(i) {
-						sv.haves = append(sv.haves, uint64(i))
-					}
-				}
-			}
+	var bits *bitfield.Bitfield // nil: src is complete
+	if !src.Complete() {
+		var err error
+		if bits, err = bitfield.FromBytes(src.Layout().NumChunks(), src.Bits()); err != nil {
+			// A source of our own that breaks its contract: its
+			// peers learn of its chunks from HAVEs as they come.
+			s.log.Error("a source's bitfield", "root", root, "err", err)
+			bits = bitfield.New(src.Layout().NumChunks())
 		}
+	}
+	for _, sv := range open {
+		// Also when sv.src is src already: a session that began with
+		// HAVE_NONE may have picked src up (source) before this loop
+		// reached it, and has yet to hear of its chunks.
+		sv.mu.Lock()
+		sv.replaceSourceLocked(src, bits)
 		sv.mu.Unlock()
 		sv.signal()
 	}
@@ -286,7 +289,29 @@ func (s *Swarm) Serve(root cid.Cid, src Source) {
 // StopServing stops serving root and ends the sessions that fetch it.
 func (s *Swarm) StopServing(root cid.Cid) {
 	s.forgetDerived(root)
+	s.stopServing(root, nil)
+}
+
+// StopServingFrom is StopServing of root if src is what serves it, and
+// reports whether it was: whoever registered src (a fetch, serving root
+// from its download) withdraws it without ending what replaced it since
+// (a share of the same root). Safe for concurrent use.
+func (s *Swarm) StopServingFrom(root cid.Cid, src Source) bool {
+	if !s.stopServing(root, src) {
+		return false
+	}
+	s.forgetDerived(root)
+	return true
+}
+
+// stopServing ends the serving of root, if only (when not nil) serves it,
+// and reports whether it did.
+func (s *Swarm) stopServing(root cid.Cid, only Source) bool {
 	s.mu.Lock()
+	if only != nil && s.sources[root] != only {
+		s.mu.Unlock()
+		return false
+	}
 	delete(s.sources, root)
 	delete(s.spreads, root)
 	var end []*server
@@ -297,6 +322,7 @@ func (s *Swarm) StopServing(root cid.Cid) {
 	for _, sv := range end {
 		sv.close(wire.CodeNotFound, "no longer shared")
 	}
+	return true
 }
 
 // Serving reports whether root has a source.
