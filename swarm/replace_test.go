@@ -238,19 +238,7 @@ func (s *rawSess) close() {
 func TestServeAnnouncesWhatTheNewSourceAdds(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	mn, err := mocknet.FullMeshConnected(2)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer mn.Close()
-	hs := mn.Hosts()
-	blocks := &memBlocks{m: map[cid.Cid][]byte{}}
-	data := randomData(12*16384, 3)
-	root := build(t, blocks, "f", data, 16384)
-	l, err := BuildLayout(ctx, blocks, root)
-	if err != nil {
-		t.Fatal(err)
-	}
+	hs, blocks, data, root, l := replaceRig(t, 12, 3)
 	n := l.NumChunks()
 	partial := func(upTo int64) Source {
 		have := bitfield.New(n)
@@ -343,19 +331,7 @@ func (s *goneSource) ReadChunk(_ context.Context, i int64, _ []byte) ([]byte, er
 func TestServeMidRead(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	mn, err := mocknet.FullMeshConnected(2)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer mn.Close()
-	hs := mn.Hosts()
-	blocks := &memBlocks{m: map[cid.Cid][]byte{}}
-	data := randomData(4*16384, 5)
-	root := build(t, blocks, "f", data, 16384)
-	l, err := BuildLayout(ctx, blocks, root)
-	if err != nil {
-		t.Fatal(err)
-	}
+	hs, blocks, data, root, l := replaceRig(t, 4, 5)
 	old := &goneSource{memSource: memSource{l: l, data: data}, reading: make(chan int64, 8), release: make(chan struct{})}
 	sw := New(hs[0], blocks, Config{Logger: quiet()})
 	defer sw.Close()
@@ -401,19 +377,7 @@ func (s *failSource) ReadChunk(context.Context, int64, []byte) ([]byte, error) {
 func TestServeDuringAdmit(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	mn, err := mocknet.FullMeshConnected(2)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer mn.Close()
-	hs := mn.Hosts()
-	blocks := &memBlocks{m: map[cid.Cid][]byte{}}
-	data := randomData(4*16384, 6)
-	root := build(t, blocks, "f", data, 16384)
-	l, err := BuildLayout(ctx, blocks, root)
-	if err != nil {
-		t.Fatal(err)
-	}
+	hs, blocks, data, root, l := replaceRig(t, 4, 6)
 	looking, release := make(chan struct{}), make(chan struct{})
 	sw := New(hs[0], blocks, Config{Logger: quiet(), Lookup: func(context.Context, cid.Cid) Source {
 		close(looking)
@@ -489,19 +453,7 @@ func TestStopServingFrom(t *testing.T) {
 func TestStopThenServeAgain(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	mn, err := mocknet.FullMeshConnected(2)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer mn.Close()
-	hs := mn.Hosts()
-	blocks := &memBlocks{m: map[cid.Cid][]byte{}}
-	data := randomData(4*16384, 9)
-	root := build(t, blocks, "f", data, 16384)
-	l, err := BuildLayout(ctx, blocks, root)
-	if err != nil {
-		t.Fatal(err)
-	}
+	hs, blocks, data, root, l := replaceRig(t, 4, 9)
 	sw := New(hs[0], blocks, Config{Logger: quiet()})
 	defer sw.Close()
 	sw.Serve(root, &failSource{memSource{l: l, data: data}}) // its files are gone by the time it is asked
@@ -534,4 +486,24 @@ func TestStopThenServeAgain(t *testing.T) {
 			t.Fatalf("%v, want a BLOCK", m)
 		}
 	}
+}
+
+// replaceRig returns two connected mocknet hosts (closed when the test
+// ends), and a file of chunks chunks of 16 KiB, random bytes from seed, in
+// blocks under root, with its layout.
+func replaceRig(t *testing.T, chunks, seed int) ([]host.Host, *memBlocks, []byte, cid.Cid, *Layout) {
+	t.Helper()
+	mn, err := mocknet.FullMeshConnected(2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { mn.Close() })
+	blocks := &memBlocks{m: map[cid.Cid][]byte{}}
+	data := randomData(chunks*16384, uint64(seed))
+	root := build(t, blocks, "f", data, 16384)
+	l, err := BuildLayout(context.Background(), blocks, root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return mn.Hosts(), blocks, data, root, l
 }
