@@ -159,6 +159,9 @@ func (s *Swarm) admit(sv *server) bool {
 		endWith(sv.stream, wire.NewWriter(sv.stream), wire.NewError(code, err.Error()), s.cfg.Now())
 		return false
 	}
+	if s.admitting != nil {
+		s.admitting(sv.root)
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {

@@ -171,6 +171,11 @@ type Swarm struct {
 
 	bs  *bitswap.Exchange // nil unless Config.Bitswap
 	bsp *bsPeers          // Bitswap peers' limiters; nil unless Config.Bitswap
+
+	// admitting, if not nil, is called by admit between finding a
+	// session's source and registering the session: a test's hook into
+	// that window, set before the first session. Nil outside tests.
+	admitting func(root cid.Cid)
 }
 
 // Stats counts what a swarm has done since it started.
