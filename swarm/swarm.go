@@ -158,8 +158,14 @@ type Swarm struct {
 	goroutines group // every goroutine of the swarm: Close waits for them
 	once       sync.Once
 
-	mu      sync.Mutex
-	closed  bool
+	mu     sync.Mutex // taken before lookups.mu when both are held
+	closed bool
+	// gen counts the times a root stopped being served (StopServing,
+	// StopServingFrom, ForgetLookups, a failed fetch withdrawing its
+	// download): a source found before it changed may be one withdrawn
+	// since, so that a lookup keeps it, or a session is admitted with it,
+	// only while gen is what it was before the source was found.
+	gen     uint64
 	sources map[cid.Cid]Source
 	serving map[cid.Cid]map[*server]struct{}
 	spreads map[cid.Cid]*spread   // who got which chunk, by root served (spread.go)
@@ -256,7 +262,7 @@ func (s *Swarm) Close() error {
 // download's bitfield, of what src adds); nothing told is taken back. It
 // does not block on the network; safe for concurrent use.
 func (s *Swarm) Serve(root cid.Cid, src Source) {
-	s.forgetDerived(root) // registered now: the cache need not keep it
+	s.lookups.forget(root) // registered now: the cache need not keep it
 	s.mu.Lock()
 	s.sources[root] = src
 	var open []*server
@@ -291,10 +297,13 @@ func (s *Swarm) Serve(root cid.Cid, src Source) {
 	}
 }
 
-// StopServing stops serving root and ends the sessions that fetch it.
+// StopServing stops serving root and ends the sessions that fetch it (they
+// are told it is no longer shared): what a share registered, or Lookup
+// found. A fetch of root still running goes on serving its download, as
+// it does from its start when nothing else serves root: an unshare stops
+// the share, not the fetch. Safe for concurrent use.
 func (s *Swarm) StopServing(root cid.Cid) {
-	s.forgetDerived(root)
-	s.stopServing(root, nil)
+	s.stopServing(root, nil, nil)
 }
 
 // StopServingFrom is StopServing of root if src is what serves it, and
@@ -302,23 +311,28 @@ func (s *Swarm) StopServing(root cid.Cid) {
 // from its download) withdraws it without ending what replaced it since
 // (a share of the same root). Safe for concurrent use.
 func (s *Swarm) StopServingFrom(root cid.Cid, src Source) bool {
-	if !s.stopServing(root, src) {
-		return false
-	}
-	s.forgetDerived(root)
-	return true
+	return s.stopServing(root, src, nil)
 }
 
 // stopServing ends the serving of root, if only (when not nil) serves it,
-// and reports whether it did.
-func (s *Swarm) stopServing(root cid.Cid, only Source) bool {
+// and reports whether it did. The download of a fetch of root in flight
+// other than except, if one has begun, serves root from then on.
+func (s *Swarm) stopServing(root cid.Cid, only Source, except *fetch) bool {
 	s.mu.Lock()
 	if only != nil && s.sources[root] != only {
 		s.mu.Unlock()
 		return false
 	}
+	// In one step with the cache: a lookup or a session that found a
+	// source before this sees gen changed, and one that comes after
+	// finds none.
+	s.gen++
 	delete(s.sources, root)
+	s.lookups.forget(root)
 	delete(s.spreads, root)
+	if dl := s.downloadLocked(root, except); dl != nil {
+		s.sources[root] = dl
+	}
 	var end []*server
 	for sv := range s.serving[root] {
 		end = append(end, sv)
@@ -328,6 +342,29 @@ func (s *Swarm) stopServing(root cid.Cid, only Source) bool {
 		sv.close(wire.CodeNotFound, "no longer shared")
 	}
 	return true
+}
+
+// downloadLocked returns the download of a fetch of root in flight, other
+// than except, that has begun (FetchOptions.Started); nil if none.
+func (s *Swarm) downloadLocked(root cid.Cid, except *fetch) Source {
+	for _, f := range s.fetches[root] {
+		if f != except && f.served != nil {
+			return f.served
+		}
+	}
+	return nil
+}
+
+// withdraw stops serving f's root from its download, after the fetch
+// failed: what a failed fetch wrote is served only while it runs. Whatever
+// replaced the download as the root's source (a share) goes on.
+func (s *Swarm) withdraw(f *fetch) {
+	s.mu.Lock()
+	dl := f.served
+	s.mu.Unlock()
+	if dl != nil {
+		s.stopServing(f.root, dl, f)
+	}
 }
 
 // Serving reports whether root has a source.
