@@ -357,10 +357,13 @@ func (s *Swarm) downloadLocked(root cid.Cid, except *fetch) Source {
 
 // withdraw stops serving f's root from its download, after the fetch
 // failed: what a failed fetch wrote is served only while it runs. Whatever
-// replaced the download as the root's source (a share) goes on.
+// replaced the download as the root's source (a share) goes on. f stays
+// among the fetches until Fetch returns: from here on, no StopServing
+// takes its download as the root's source (downloadLocked).
 func (s *Swarm) withdraw(f *fetch) {
 	s.mu.Lock()
 	dl := f.served
+	f.served = nil
 	s.mu.Unlock()
 	if dl != nil {
 		s.stopServing(f.root, dl, f)
