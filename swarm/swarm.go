@@ -104,7 +104,9 @@ type Config struct {
 	// that has none registered (a folder inside a share, say); what it
 	// returns is kept in a bounded cache (the least recently used of
 	// maxDerived dropped first). It may return nil. One lookup runs at a
-	// time, and a peer may cause lookupBurst a minute.
+	// time, and a peer may cause lookupBurst a minute. When a root stops
+	// being served while it runs (an unshare), what it returns is dropped
+	// and it is asked again: it may have read a share just unshared.
 	Lookup func(ctx context.Context, root cid.Cid) Source
 	// Allow, if not nil, says which peers may exchange with this swarm:
 	// others get no session either way (a node's allowlist).
