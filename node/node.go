@@ -499,8 +499,9 @@ func (n *Node) Ticket(root cid.Cid) string {
 
 // Unshare stops serving and announcing root and forgets its index: from
 // then on nothing of it is answered to peers (no HAVE, no DAG node,
-// no chunk), unless another share holds it. The files themselves are
-// untouched.
+// no chunk), unless another share holds it. A fetch of root that is
+// running goes on, and serves what it has fetched, as every fetch does;
+// it seeds root when it is done. The files themselves are untouched.
 func (n *Node) Unshare(root cid.Cid) error {
 	if n.isClosed() {
 		return ErrClosed

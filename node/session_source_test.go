@@ -146,10 +146,11 @@ func writeFile(t *testing.T, name string, data []byte) string {
 // rawSession is a wire session opened by hand; its messages are read on a
 // goroutine of its own.
 type rawSession struct {
-	st   interface{ Reset() error }
-	w    *wire.Writer
-	msgs chan sessMsg
-	done chan struct{}
+	st    interface{ Reset() error }
+	w     *wire.Writer
+	first wire.Msg // the HAVE the session began with
+	msgs  chan sessMsg
+	done  chan struct{}
 }
 
 type sessMsg struct {
@@ -186,6 +187,7 @@ func openSession(t *testing.T, ctx context.Context, h host.Host, n *Node, root c
 		st.Reset()
 		t.Fatalf("first message %v, want a HAVE", first)
 	}
+	s.first = first
 	go func() {
 		defer close(s.done)
 		for {

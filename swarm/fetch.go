@@ -200,6 +200,7 @@ func (s *Swarm) Fetch(ctx context.Context, root cid.Cid, opts FetchOptions) (*Re
 	cancel() // ends the sessions and any node lookup still waiting
 	f.shutdown()
 	if err != nil {
+		s.withdraw(f)
 		return nil, fmt.Errorf("fetch %s: %w", root, err)
 	}
 	return res, nil
@@ -316,6 +317,10 @@ type fetch struct {
 	layout *Layout
 	dl     *download
 	ready  chan struct{} // closed when a session is up, for the node getter
+	// served is dl once handed to FetchOptions.Started (guarded by
+	// Swarm.mu): what serves root if its source stops while the fetch
+	// runs (see Swarm.stopServing).
+	served Source
 
 	sched       *sched.Scheduler
 	actions     []sched.Action           // what the scheduler decided, for apply
@@ -540,6 +545,9 @@ func (f *fetch) start() error {
 	f.progressed, f.lastSource = now, now
 	total, of := dl.wanted()
 	f.progress = Progress{Root: f.root, Total: total, Of: of, Resumed: resumed, Local: local, PerPeer: map[peer.ID]int64{}}
+	f.sw.mu.Lock()
+	f.served = dl
+	f.sw.mu.Unlock()
 	if f.opts.Started != nil {
 		f.opts.Started(l, dl)
 	}

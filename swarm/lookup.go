@@ -26,6 +26,10 @@ const (
 	// maxLookupPeers bounds the peers whose lookups are counted; past it,
 	// the counts of windows that have ended are dropped.
 	maxLookupPeers = 4096
+
+	// maxLookupTries is how many times a lookup asks Config.Lookup when
+	// roots stop being served while it runs (see lookup).
+	maxLookupTries = 3
 )
 
 // lookups is the swarm's cache of roots found by Config.Lookup, and the
@@ -33,7 +37,7 @@ const (
 type lookups struct {
 	run sync.Mutex // held while Config.Lookup runs: one at a time
 
-	mu      sync.Mutex // guards the fields below
+	mu      sync.Mutex // guards the fields below; taken after Swarm.mu
 	derived map[cid.Cid]*derived
 	clock   uint64 // ticks at each use, for least-recently-used
 	peers   map[peer.ID]*lookupCount
@@ -119,18 +123,37 @@ func (s *Swarm) chargeLookup(p peer.ID) bool {
 }
 
 // lookup asks Config.Lookup for root, one lookup at a time, and keeps what
-// it finds.
+// it finds. What a lookup finds while a root stops being served (an
+// unshare) may come from the share just unshared: it is neither kept nor
+// returned, and Lookup is asked again, up to maxLookupTries times.
 func (s *Swarm) lookup(root cid.Cid) Source {
 	lk := &s.lookups
 	lk.run.Lock()
 	defer lk.run.Unlock()
-	if src := s.Registered(root); src != nil { // found while this one waited
-		return src
+	for range maxLookupTries {
+		if src := s.Registered(root); src != nil { // found while this one waited
+			return src
+		}
+		s.mu.Lock()
+		gen := s.gen
+		s.mu.Unlock()
+		src := s.cfg.Lookup(s.ctx, root)
+		if src == nil || s.keepDerived(root, src, gen) {
+			return src
+		}
 	}
-	src := s.cfg.Lookup(s.ctx, root)
-	if src == nil {
-		return nil
+	return nil
+}
+
+// keepDerived caches src as the source of root, and reports true, unless a
+// root stopped being served since gen.
+func (s *Swarm) keepDerived(root cid.Cid, src Source, gen uint64) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.gen != gen {
+		return false
 	}
+	lk := &s.lookups
 	lk.mu.Lock()
 	defer lk.mu.Unlock()
 	if lk.derived == nil {
@@ -148,23 +171,35 @@ func (s *Swarm) lookup(root cid.Cid) Source {
 	}
 	lk.clock++
 	lk.derived[root] = &derived{src: src, used: lk.clock}
-	return src
+	return true
 }
 
-// forgetDerived drops root from the cache.
-func (s *Swarm) forgetDerived(root cid.Cid) {
-	lk := &s.lookups
+// forget drops root from the cache.
+func (lk *lookups) forget(root cid.Cid) {
 	lk.mu.Lock()
 	delete(lk.derived, root)
 	lk.mu.Unlock()
 }
 
+// cached returns the source of root in the cache, or nil.
+func (lk *lookups) cached(root cid.Cid) Source {
+	lk.mu.Lock()
+	defer lk.mu.Unlock()
+	if d := lk.derived[root]; d != nil {
+		return d.src
+	}
+	return nil
+}
+
 // ForgetLookups drops every root that Lookup found and keep refuses, and
 // ends the sessions that fetch it from here, as StopServing does: after an
-// unshare, what only that share held is no longer answered. keep is called
-// without locks held. Safe for concurrent use.
+// unshare, what only that share held is no longer answered. A lookup
+// running meanwhile keeps nothing it found before (it asks Lookup again).
+// keep is called without locks held. Safe for concurrent use.
 func (s *Swarm) ForgetLookups(keep func(root cid.Cid, src Source) bool) {
 	lk := &s.lookups
+	s.mu.Lock()
+	s.gen++
 	lk.mu.Lock()
 	roots := make([]cid.Cid, 0, len(lk.derived))
 	srcs := make([]Source, 0, len(lk.derived))
@@ -173,6 +208,7 @@ func (s *Swarm) ForgetLookups(keep func(root cid.Cid, src Source) bool) {
 		srcs = append(srcs, d.src)
 	}
 	lk.mu.Unlock()
+	s.mu.Unlock()
 	for i, root := range roots {
 		if !keep(root, srcs[i]) {
 			s.StopServing(root)

@@ -147,30 +147,41 @@ func (s *Swarm) admit(sv *server) bool {
 	// Only roots served here are answered: shared (or inside a share), or
 	// being fetched. A root whose DAG is merely stored (inspected,
 	// unshared, a failed fetch) is not.
+	s.mu.Lock()
+	gen := s.gen
+	s.mu.Unlock()
 	src, err := s.sourceFor(sv.peer, sv.root)
 	if err == nil && src == nil && !s.isFetching(sv.root) {
 		err = errNotProvided
 	}
 	if err != nil {
-		code := wire.CodeNotFound
-		if err == errTooManyLookups {
-			code = wire.CodeTooManyRequests
-		}
-		endWith(sv.stream, wire.NewWriter(sv.stream), wire.NewError(code, err.Error()), s.cfg.Now())
+		s.refuse(sv, err)
 		return false
 	}
+	if s.admitting != nil {
+		s.admitting(sv.root)
+	}
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	if s.closed {
+		s.mu.Unlock()
 		sv.stream.Reset()
 		return false
 	}
 	// A Serve of the root since sourceFor has not seen sv (it is not in
 	// the set yet): what it registered is the source, not what was found
-	// before it.
+	// before it. A root that stopped being served since (an unshare) has
+	// not seen sv either: what was found before may be what it withdrew,
+	// so only what is registered or cached now serves sv.
 	if reg := s.sources[sv.root]; reg != nil {
 		src = reg
+	} else if s.gen != gen {
+		if src = s.lookups.cached(sv.root); src == nil && len(s.fetches[sv.root]) == 0 {
+			s.mu.Unlock()
+			s.refuse(sv, errNotProvided)
+			return false
+		}
 	}
+	defer s.mu.Unlock()
 	sv.src = src
 	set := s.serving[sv.root]
 	if set == nil {
@@ -190,6 +201,15 @@ func (s *Swarm) admit(sv *server) bool {
 	set[sv] = struct{}{}
 	s.stats.ServeSessions++
 	return true
+}
+
+// refuse ends sv, which admit did not register, with ERROR saying why.
+func (s *Swarm) refuse(sv *server, err error) {
+	code := wire.CodeNotFound
+	if err == errTooManyLookups {
+		code = wire.CodeTooManyRequests
+	}
+	endWith(sv.stream, wire.NewWriter(sv.stream), wire.NewError(code, err.Error()), s.cfg.Now())
 }
 
 // dismiss unregisters sv, from admit.

@@ -104,7 +104,9 @@ type Config struct {
 	// that has none registered (a folder inside a share, say); what it
 	// returns is kept in a bounded cache (the least recently used of
 	// maxDerived dropped first). It may return nil. One lookup runs at a
-	// time, and a peer may cause lookupBurst a minute.
+	// time, and a peer may cause lookupBurst a minute. When a root stops
+	// being served while it runs (an unshare), what it returns is dropped
+	// and it is asked again: it may have read a share just unshared.
 	Lookup func(ctx context.Context, root cid.Cid) Source
 	// Allow, if not nil, says which peers may exchange with this swarm:
 	// others get no session either way (a node's allowlist).
@@ -158,8 +160,14 @@ type Swarm struct {
 	goroutines group // every goroutine of the swarm: Close waits for them
 	once       sync.Once
 
-	mu      sync.Mutex
-	closed  bool
+	mu     sync.Mutex // taken before lookups.mu when both are held
+	closed bool
+	// gen counts the times a root stopped being served (StopServing,
+	// StopServingFrom, ForgetLookups, a failed fetch withdrawing its
+	// download): a source found before it changed may be one withdrawn
+	// since, so that a lookup keeps it, or a session is admitted with it,
+	// only while gen is what it was before the source was found.
+	gen     uint64
 	sources map[cid.Cid]Source
 	serving map[cid.Cid]map[*server]struct{}
 	spreads map[cid.Cid]*spread   // who got which chunk, by root served (spread.go)
@@ -171,6 +179,11 @@ type Swarm struct {
 
 	bs  *bitswap.Exchange // nil unless Config.Bitswap
 	bsp *bsPeers          // Bitswap peers' limiters; nil unless Config.Bitswap
+
+	// admitting, if not nil, is called by admit between finding a
+	// session's source and registering the session: a test's hook into
+	// that window, set before the first session. Nil outside tests.
+	admitting func(root cid.Cid)
 }
 
 // Stats counts what a swarm has done since it started.
@@ -251,7 +264,7 @@ func (s *Swarm) Close() error {
 // download's bitfield, of what src adds); nothing told is taken back. It
 // does not block on the network; safe for concurrent use.
 func (s *Swarm) Serve(root cid.Cid, src Source) {
-	s.forgetDerived(root) // registered now: the cache need not keep it
+	s.lookups.forget(root) // registered now: the cache need not keep it
 	s.mu.Lock()
 	s.sources[root] = src
 	var open []*server
@@ -286,10 +299,13 @@ func (s *Swarm) Serve(root cid.Cid, src Source) {
 	}
 }
 
-// StopServing stops serving root and ends the sessions that fetch it.
+// StopServing stops serving root and ends the sessions that fetch it (they
+// are told it is no longer shared): what a share registered, or Lookup
+// found. A fetch of root still running goes on serving its download, as
+// it does from its start when nothing else serves root: an unshare stops
+// the share, not the fetch. Safe for concurrent use.
 func (s *Swarm) StopServing(root cid.Cid) {
-	s.forgetDerived(root)
-	s.stopServing(root, nil)
+	s.stopServing(root, nil, nil)
 }
 
 // StopServingFrom is StopServing of root if src is what serves it, and
@@ -297,23 +313,28 @@ func (s *Swarm) StopServing(root cid.Cid) {
 // from its download) withdraws it without ending what replaced it since
 // (a share of the same root). Safe for concurrent use.
 func (s *Swarm) StopServingFrom(root cid.Cid, src Source) bool {
-	if !s.stopServing(root, src) {
-		return false
-	}
-	s.forgetDerived(root)
-	return true
+	return s.stopServing(root, src, nil)
 }
 
 // stopServing ends the serving of root, if only (when not nil) serves it,
-// and reports whether it did.
-func (s *Swarm) stopServing(root cid.Cid, only Source) bool {
+// and reports whether it did. The download of a fetch of root in flight
+// other than except, if one has begun, serves root from then on.
+func (s *Swarm) stopServing(root cid.Cid, only Source, except *fetch) bool {
 	s.mu.Lock()
 	if only != nil && s.sources[root] != only {
 		s.mu.Unlock()
 		return false
 	}
+	// In one step with the cache: a lookup or a session that found a
+	// source before this sees gen changed, and one that comes after
+	// finds none.
+	s.gen++
 	delete(s.sources, root)
+	s.lookups.forget(root)
 	delete(s.spreads, root)
+	if dl := s.downloadLocked(root, except); dl != nil {
+		s.sources[root] = dl
+	}
 	var end []*server
 	for sv := range s.serving[root] {
 		end = append(end, sv)
@@ -323,6 +344,32 @@ func (s *Swarm) stopServing(root cid.Cid, only Source) bool {
 		sv.close(wire.CodeNotFound, "no longer shared")
 	}
 	return true
+}
+
+// downloadLocked returns the download of a fetch of root in flight, other
+// than except, that has begun (FetchOptions.Started); nil if none.
+func (s *Swarm) downloadLocked(root cid.Cid, except *fetch) Source {
+	for _, f := range s.fetches[root] {
+		if f != except && f.served != nil {
+			return f.served
+		}
+	}
+	return nil
+}
+
+// withdraw stops serving f's root from its download, after the fetch
+// failed: what a failed fetch wrote is served only while it runs. Whatever
+// replaced the download as the root's source (a share) goes on. f stays
+// among the fetches until Fetch returns: from here on, no StopServing
+// takes its download as the root's source (downloadLocked).
+func (s *Swarm) withdraw(f *fetch) {
+	s.mu.Lock()
+	dl := f.served
+	f.served = nil
+	s.mu.Unlock()
+	if dl != nil {
+		s.stopServing(f.root, dl, f)
+	}
 }
 
 // Serving reports whether root has a source.
