@@ -310,7 +310,7 @@ type fetch struct {
 
 	goroutines group // the fetch's own goroutines
 
-	mu     sync.Mutex // guards conns, tried, known, layout, dl, ready, and conn.up and conn.firstHave
+	mu     sync.Mutex // guards conns, tried, known, layout, dl, ready, refound, and conn.up and conn.firstHave
 	conns  map[peer.ID]*conn
 	tried  map[peer.ID]bool
 	known  map[peer.ID]peer.AddrInfo // every peer dialled, for the re-dials of a stalled fetch
@@ -321,6 +321,10 @@ type fetch struct {
 	// Swarm.mu): what serves root if its source stops while the fetch
 	// runs (see Swarm.stopServing).
 	served Source
+	// refound: peers found again (a peer that fetches the root opened a
+	// session to us, discovery) while the session to them was being
+	// opened: if it fails, they are dialled again at once (dial, handle).
+	refound map[peer.ID]bool
 
 	sched       *sched.Scheduler
 	actions     []sched.Action           // what the scheduler decided, for apply
@@ -652,6 +656,9 @@ func (f *fetch) handle(ev event) {
 		if c.hasSome {
 			f.lastSource = now
 		}
+		f.mu.Lock()
+		delete(f.refound, c.peer) // it took the session
+		f.mu.Unlock()
 		if f.sched != nil {
 			f.join(c, now)
 		}
@@ -662,6 +669,17 @@ func (f *fetch) handle(ev event) {
 			f.step(sched.Event{Kind: sched.PeerLeft, Peer: f.schedID(c.peer), Time: now})
 		}
 		f.drop(c)
+		// Found again while this session was opened: a peer that
+		// refused the root then started fetching it and asked us. Ask
+		// it again now: the next rediscovery may come after the seed
+		// stopped holding back our requests for what it has.
+		f.mu.Lock()
+		again := f.refound[c.peer]
+		delete(f.refound, c.peer)
+		f.mu.Unlock()
+		if again {
+			f.dial(peer.AddrInfo{ID: c.peer})
+		}
 		return
 	}
 	e := ev.what
@@ -1199,6 +1217,14 @@ func (f *fetch) dial(ai peer.AddrInfo) {
 	}
 	f.mu.Lock()
 	if f.tried[ai.ID] {
+		if c := f.conns[ai.ID]; c == nil || !c.up {
+			// Being opened: it may yet be refused by a peer that did not
+			// fetch the root when it was asked, and does now.
+			if f.refound == nil {
+				f.refound = map[peer.ID]bool{}
+			}
+			f.refound[ai.ID] = true
+		}
 		f.mu.Unlock()
 		return
 	}

@@ -32,7 +32,9 @@ import (
 // (fetch.sources), a node fetching a root accepts sessions for it with
 // HAVE_NONE and then a HAVE per chunk verified (admit, Announce; node
 // serves the download from its start), dials back whoever asks it for that
-// root (Swarm.fetching), and announces itself as a provider after its
+// root (Swarm.fetching; at once too when its own session to that peer, opened
+// a moment before the peer fetched, is refused: followers of an update start
+// within milliseconds of each other), and announces itself as a provider after its
 // first chunk (node.Fetch). (A Swarm used without node must Serve a
 // download from FetchOptions.Started for this; see spread_test.go.)
 //
