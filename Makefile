@@ -71,13 +71,16 @@ fuzz:
 # Benchmarks: each prints its figure beside the limit it is measured against
 # in the same run, and adds a line to the report printed at the end (also
 # written to $(BENCH_JSON)). Each benchmark runs once: the figures that matter
-# are ratios to a limit measured alongside, not nanoseconds per op.
+# are ratios to a limit measured alongside, not nanoseconds per op. -p 1:
+# one package's benchmarks at a time; go test would otherwise run two
+# packages' at once (GOMAXPROCS), and a figure and its anchor need not see
+# the same neighbour (the chunker's ran beside the gateway's).
 # PEER_BENCH_KUBO=/path/to/ipfs also times Kubo's get and cat of the transfer's
 # file between two Kubo daemons on loopback (internal/benchrec/kubo.go).
 BENCH_JSON ?= bench.json
 bench:
 	@rm -f bench-records.jsonl
-	PEER_BENCH_REPORT=$(CURDIR)/bench-records.jsonl $(GO) test -run '^$$' -bench . -benchtime 1x -timeout 30m $(PKGS)
+	PEER_BENCH_REPORT=$(CURDIR)/bench-records.jsonl $(GO) test -run '^$$' -bench . -benchtime 1x -p 1 -timeout 30m $(PKGS)
 	@echo; $(GO) run ./internal/benchreport bench-records.jsonl $(BENCH_JSON)
 
 # The scale run of the simulation: flash-crowd at 1000 peers, after the same
