@@ -395,9 +395,7 @@ func (sv *server) tellLocked(i uint64) {
 		return
 	}
 	w, bit := int(i/64), uint64(1)<<(i%64)
-	if w >= len(sv.told) {
-		sv.told = append(sv.told, make([]uint64, w+1-len(sv.told))...)
-	}
+	sv.growTold(w + 1)
 	if sv.told[w]&bit != 0 {
 		return
 	}
@@ -521,25 +519,25 @@ func (sv *server) writeFirst(w *wire.Writer) error {
 // a HAVE_BITFIELD (most significant bit first), and drops the HAVEs of them
 // queued before it.
 func (sv *server) toldBitsLocked(bits []byte) {
-	in := func(i uint64) bool { return i/8 < uint64(len(bits)) && bits[i/8]&(0x80>>(i%8)) != 0 }
 	kept := sv.haves[:0]
 	for _, i := range sv.haves {
-		if !in(i) {
+		if !bitfield.Get(bits, int64(i)) {
 			kept = append(kept, i)
 		}
 	}
 	sv.haves = kept
-	for b, v := range bits {
-		for k := range 8 {
-			if v&(0x80>>k) != 0 {
-				i := uint64(b*8 + k)
-				w := int(i / 64)
-				if w >= len(sv.told) {
-					sv.told = append(sv.told, make([]uint64, w+1-len(sv.told))...)
-				}
-				sv.told[w] |= 1 << (i % 64)
-			}
-		}
+	// Whole bytes: no bit lies past n, so Words cannot refuse them.
+	w, _ := bitfield.Words(nil, int64(len(bits))*8, bits)
+	sv.growTold(len(w))
+	for k, v := range w {
+		sv.told[k] |= v
+	}
+}
+
+// growTold makes told at least n words long.
+func (sv *server) growTold(n int) {
+	if n > len(sv.told) {
+		sv.told = append(sv.told, make([]uint64, n-len(sv.told))...)
 	}
 }
 
@@ -584,7 +582,13 @@ type batch struct {
 
 // writeBatch writes b: control messages, announcements, DAG nodes,
 // then the chunk; it flushes unless more is to come at once.
-func (sv *server) writeBatch(w *wire.Writer, pf *prefetcher, b batch) error {
+func (sv *server) writeBatch(w *wire.Writer, pf *prefetcher, b batch) (err error) {
+	delivered := false
+	if b.serve {
+		// The chunk was recorded as sent to this peer when it was taken
+		// (spread.go): undone unless it went out, whichever write fails.
+		defer func() { sv.settleSend(delivered && err == nil) }()
+	}
 	sv.touch()
 	sv.writeDeadline()
 	for _, m := range b.ctl {
@@ -602,17 +606,12 @@ func (sv *server) writeBatch(w *wire.Writer, pf *prefetcher, b batch) error {
 			return err
 		}
 	}
-	var err error
-	delivered := false
 	if b.serve {
 		delivered, err = sv.writeChunk(w, pf, b.chunk)
 		sv.sw.chk.sent(sv)
 	}
 	if err == nil && !b.more {
 		err = w.Flush()
-	}
-	if b.serve {
-		sv.settleSend(delivered && err == nil)
 	}
 	return err
 }
