@@ -676,9 +676,11 @@ func (f *fetch) handle(ev event) {
 		f.mu.Lock()
 		again := f.refound[c.peer]
 		delete(f.refound, c.peer)
+		ai := f.known[c.peer] // the addresses it was found at, not its ID alone
 		f.mu.Unlock()
 		if again {
-			f.dial(peer.AddrInfo{ID: c.peer})
+			ai.ID = c.peer
+			f.dial(ai)
 		}
 		return
 	}
