@@ -118,9 +118,10 @@ type Options struct {
 	// usual. It is called from the goroutine that called Import.
 	Reuse func(path string, info fs.FileInfo) (root cid.Cid, chunks []Loc, ok bool)
 
-	// Open opens a file for reading; nil means os.Open. Tests replace it
-	// to count what is read, or to reach read errors that root's
-	// privileges would hide.
+	// Open opens a file for reading; nil means os.Open. node.Share opens
+	// with it to tell its store each file before a byte is read (a read
+	// lease may seal it: store.ShareTx.Opened); tests to count what is
+	// read, or to reach read errors that root's privileges would hide.
 	Open func(name string) (io.ReadCloser, error)
 }
 

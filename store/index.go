@@ -78,9 +78,10 @@ func racy(began, ctime int64) bool {
 	return began-ctime < age
 }
 
-// bucketStamps: id (8) | fileNo (8) → stampRecord, the file's seal. A
-// bucket added after schema version 1 was first written: Open creates it in
-// a database that lacks it (an older database simply has no seals).
+// bucketStamps: id (8) | fileNo (8) → stampRecord, the file's stamp (a
+// seal, or for reuse only: stampRecord.sealed). A bucket added after
+// schema version 1 was first written: Open creates it in a database that
+// lacks it (an older database simply has no seals).
 var bucketStamps = []byte("stamps")
 
 // addedBuckets are created by Open in an existing database that lacks them.

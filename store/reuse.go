@@ -123,8 +123,8 @@ func idFromKey(k []byte) uint64 {
 
 // File returns the root and the chunks (in order, from offset 0, without a
 // gap) that the share recorded for the file at path (absolute), if the file
-// is there now as it was when they were hashed: a regular file on a local
-// file system whose stamp (device, inode, size, mtime, ctime) is the one
+// is there now as it was when they were hashed: a regular file on a file
+// system that keeps stamps (stampFS) whose stamp (device, inode, size, mtime, ctime) is the one
 // recorded, of size bytes modified at mtime. It opens the file to stat it,
 // and reads nothing of it. It blocks on the database and the stat.
 func (r *Reuser) File(path string, size int64, mtime time.Time) (cid.Cid, []ChunkLoc, bool) {

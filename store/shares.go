@@ -787,9 +787,13 @@ func (s *Store) readLocation(c cid.Cid, l Location, buf []byte) ([]byte, error) 
 	stamped = stamped && s.stampFS(f)
 	key := proofKey{path: l.Path, offset: l.Offset, size: l.Size}
 	trusted := stamped && ((l.seal != nil && *l.seal == st) || s.proofs.holds(key, c, st))
-	var unwrittenAt time.Time // when nothing could write the file, if so, before the read
-	if stamped && !trusted && s.unwritten(f) {
-		unwrittenAt = s.opts.Now()
+	// When nothing could write the file, if so, before the read: asked only
+	// where it can make the proof (stampFS held already, above), not for a
+	// stamp the age rule proves anyway or the racy rule refuses.
+	var unwrittenAt time.Time
+	if now := s.opts.Now(); stamped && !trusted && !racy(now.UnixNano(), st.ctime) &&
+		now.UnixNano()-st.ctime < int64(proofAge) && s.lease(f) {
+		unwrittenAt = now
 	}
 	readAt := s.opts.Now()
 	n, err := f.ReadAt(buf, l.Offset)

@@ -301,9 +301,11 @@ func (s *Swarm) Serve(root cid.Cid, src Source) {
 
 // StopServing stops serving root and ends the sessions that fetch it (they
 // are told it is no longer shared): what a share registered, or Lookup
-// found. A fetch of root still running goes on serving its download, as
-// it does from its start when nothing else serves root: an unshare stops
-// the share, not the fetch. Safe for concurrent use.
+// found. A fetch of root still running goes on serving its download to
+// the sessions that come after, as it does from its start when nothing
+// else serves root (those ended here were told HAVE_ALL, which its
+// download cannot back): an unshare stops the share, not the fetch. Safe
+// for concurrent use.
 func (s *Swarm) StopServing(root cid.Cid) {
 	s.stopServing(root, nil, nil)
 }
