@@ -49,14 +49,7 @@ func BenchmarkGateway(b *testing.B) {
 		}
 		size = n
 	}
-	rounds := 5
-	if v := os.Getenv("PEER_BENCH_ROUNDS"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n <= 0 {
-			b.Fatalf("PEER_BENCH_ROUNDS=%q: want a positive count", v)
-		}
-		rounds = n
-	}
+	rounds := benchrec.Rounds(b, 5)
 	seed := benchNode(b)
 	p := filepath.Join(b.TempDir(), "movie.bin")
 	if err := os.WriteFile(p, randomBytes(int(size), 11), 0o644); err != nil {

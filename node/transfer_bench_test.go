@@ -96,14 +96,7 @@ func BenchmarkTransfer(b *testing.B) {
 	// and in alternate order: the machine's speed drifts by a quarter
 	// within a minute here, so each round's ratio compares like with
 	// like, and the median round is the figure.
-	rounds := 3
-	if s := os.Getenv("PEER_BENCH_ROUNDS"); s != "" {
-		v, err := strconv.Atoi(s)
-		if err != nil || v <= 0 {
-			b.Fatalf("PEER_BENCH_ROUNDS=%q: want a positive count", s)
-		}
-		rounds = v
-	}
+	rounds := benchrec.Rounds(b, 3)
 	type round struct{ fetch, open, raw, disk, kuboGet, kuboCat, fetchCPU, openCPU, rawCPU float64 } // MB/s, CPU-s
 	var (
 		runs            []round

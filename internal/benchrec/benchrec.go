@@ -79,3 +79,20 @@ func EnvMiB(tb testing.TB, key string, def int64) int64 {
 	}
 	return def << 20
 }
+
+// Rounds returns the number of rounds that PEER_BENCH_ROUNDS asks for, or
+// def; a value that is not a positive count fails tb. A benchmark that
+// compares a figure with its anchor runs both once per round, back to
+// back, and reports the median round: these machines are shared, and
+// their speed drifts within a minute.
+func Rounds(tb testing.TB, def int) int {
+	tb.Helper()
+	if v := os.Getenv("PEER_BENCH_ROUNDS"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n <= 0 {
+			tb.Fatalf("PEER_BENCH_ROUNDS=%q: want a positive count", v)
+		}
+		return n
+	}
+	return def
+}
