@@ -385,6 +385,15 @@ type ShareResult struct {
 	// their bytes.
 	Reused      int
 	ReusedBytes int64
+	// KeepsStamps says whether the shared path lies on a file system
+	// where the store keeps stamps (store.KeepsStamps: ext4, xfs, btrfs,
+	// f2fs, bcachefs, zfs, on Linux). Elsewhere (tmpfs, overlayfs, FAT, a
+	// network file system, any system but Linux) every chunk served is
+	// hashed again each time it is read, and sharing the path again reads
+	// every file again: sharing from a disk file system costs less. Only
+	// the path's own file system is looked at, not those mounted inside a
+	// folder.
+	KeepsStamps bool
 }
 
 // ShareOptions tune Share.
@@ -488,7 +497,7 @@ func (n *Node) share(ctx context.Context, path string, opts ShareOptions) (*Shar
 	return &ShareResult{
 		Root: res.Root, Ticket: n.Ticket(res.Root), Name: res.Name, Dir: res.Dir, Size: res.Size, Files: res.Files,
 		Chunks: res.Chunks, Chunking: params.String(), Standard: res.Standard, Skipped: res.Skipped, SkippedLinks: res.SkippedLinks,
-		Reused: res.Reused, ReusedBytes: res.ReusedBytes,
+		Reused: res.Reused, ReusedBytes: res.ReusedBytes, KeepsStamps: store.KeepsStamps(path),
 	}, nil
 }
 
