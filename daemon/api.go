@@ -123,6 +123,10 @@ type ShareInfo struct {
 	// the JSON when none was (a first share).
 	Reused      int64 `json:"reused,omitempty"`
 	ReusedBytes int64 `json:"reused_bytes,omitempty"`
+	// KeepsStamps says, in Share's answer only, whether the path lies on
+	// a file system where the store keeps stamps (node.ShareResult): if
+	// false, every chunk served is hashed again each time.
+	KeepsStamps *bool `json:"keeps_stamps,omitempty"`
 }
 
 // InspectRequest asks for a listing of a DAG.

@@ -273,6 +273,7 @@ func (l *Local) Share(ctx context.Context, req ShareRequest) (ShareInfo, error) 
 		Root: res.Root.String(), Ticket: res.Ticket, Path: req.Path, Name: res.Name, Dir: res.Dir,
 		Size: res.Size, Files: int64(res.Files), Chunks: res.Chunks, Chunker: res.Chunking, Standard: &res.Standard, Skipped: res.Skipped,
 		SkippedLinks: res.SkippedLinks, Reused: int64(res.Reused), ReusedBytes: res.ReusedBytes,
+		KeepsStamps: &res.KeepsStamps,
 	}, nil
 }
 

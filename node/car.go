@@ -268,7 +268,8 @@ func (n *Node) importCAR(ctx context.Context, r io.Reader) (_ *ImportResult, err
 }
 
 // shareImported indexes root's leaves in the imports file at path and
-// serves it.
+// serves it. Like adopt (fetch.go, which says why), it does not call
+// store.ShareTx.Opened: the file was just written, and is not read again.
 func (n *Node) shareImported(ctx context.Context, g unixfs.Getter, root cid.Cid, path string, fi os.FileInfo, leaves map[cid.Cid]leafLoc) error {
 	l, err := swarm.BuildLayout(ctx, g, root)
 	if err != nil {

@@ -408,6 +408,16 @@ func (g *peerGetter) resolve(ctx context.Context, w *unixfs.Walker, t Target) (r
 
 // adopt indexes a finished download in place, so that it is served from
 // the files it was written to, across restarts.
+//
+// It does not tell the store that nothing can write the files
+// (store.ShareTx.Opened) to have them sealed at once: that vouches for
+// bytes read and hashed after the read lease, and adopt reads none (the
+// chunks were verified before they were written). A process that wrote a
+// file between the download's last write and a lease would go unseen:
+// its stamp is not the download's, but nothing here knows the
+// download's. Nor could it seal a file changed within racyAge of the
+// share's start, as a download just finished is. Its chunks get proofs
+// as they are first served instead (store's proof.go).
 func (n *Node) adopt(ctx context.Context, res *swarm.Result) error {
 	l := res.Layout
 	tx, err := n.store.BeginShare(res.Dest)

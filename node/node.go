@@ -14,6 +14,7 @@ import (
 	"slices"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ipfs/go-cid"
@@ -63,6 +64,11 @@ type Node struct {
 
 	streamMu sync.Mutex
 	streams  map[cid.Cid]*stream // Open's fetches in flight, by root
+
+	// unshares counts the shares Unshare removed, each after the store
+	// forgot it: a partial share whose holdings were looked up before
+	// the count moved looks them up again (source.go, serve).
+	unshares atomic.Uint64
 
 	names   *names.Resolver // names.go
 	namesMu sync.Mutex
@@ -205,15 +211,21 @@ func (n *Node) serve(ctx context.Context, root cid.Cid) error {
 	if err != nil {
 		return err
 	}
+	gen := n.unshares.Load()
 	src, err := newShareSource(ctx, n.store, root, l, shareHolds(n.store, root, l))
 	if err != nil {
 		return err
 	}
-	if src.have != nil {
+	if have := src.have.Load(); have != nil {
 		n.log.Info("serving part of a share: it indexes only some of its files", "root", root,
-			"chunks", src.have.Count(), "of", l.NumChunks())
+			"chunks", have.Count(), "of", l.NumChunks())
 	}
 	n.swarm.Serve(root, src)
+	if n.unshares.Load() != gen {
+		// An unshare since its holdings were looked up, which may have
+		// looked at the registered sources before src was one of them.
+		n.reheld(src)
+	}
 	n.provide(root)
 	return nil
 }
@@ -385,6 +397,15 @@ type ShareResult struct {
 	// their bytes.
 	Reused      int
 	ReusedBytes int64
+	// KeepsStamps says whether the shared path lies on a file system
+	// where the store keeps stamps (store.KeepsStamps: ext4, xfs, btrfs,
+	// f2fs, bcachefs, zfs, on Linux). Elsewhere (tmpfs, overlayfs, FAT, a
+	// network file system, any system but Linux) every chunk served is
+	// hashed again each time it is read, and sharing the path again reads
+	// every file again: sharing from a disk file system costs less. Only
+	// the path's own file system is looked at, not those mounted inside a
+	// folder.
+	KeepsStamps bool
 }
 
 // ShareOptions tune Share.
@@ -488,7 +509,7 @@ func (n *Node) share(ctx context.Context, path string, opts ShareOptions) (*Shar
 	return &ShareResult{
 		Root: res.Root, Ticket: n.Ticket(res.Root), Name: res.Name, Dir: res.Dir, Size: res.Size, Files: res.Files,
 		Chunks: res.Chunks, Chunking: params.String(), Standard: res.Standard, Skipped: res.Skipped, SkippedLinks: res.SkippedLinks,
-		Reused: res.Reused, ReusedBytes: res.ReusedBytes,
+		Reused: res.Reused, ReusedBytes: res.ReusedBytes, KeepsStamps: store.KeepsStamps(path),
 	}, nil
 }
 
@@ -517,9 +538,13 @@ func (n *Node) Unshare(root cid.Cid) error {
 	if err := n.store.Unshare(root); err != nil {
 		return fmt.Errorf("unshare %s: %w", root, err)
 	}
-	// Folders and files of it that were served on their own go too,
-	// unless another share still holds them.
-	n.swarm.ForgetLookups(func(c cid.Cid, _ swarm.Source) bool { return n.inShare(c) })
+	// The partial shares that held some of its chunks hold them no
+	// more; folders and files of it that were served on their own go
+	// too, unless another share still holds them (and then hold what it
+	// does).
+	n.unshares.Add(1)
+	n.reheldShares()
+	n.swarm.ForgetLookups(n.keepLookup)
 	n.dropImported(sh.Path)
 	return nil
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"os"
 	"slices"
+	"sync"
+	"sync/atomic"
 
 	"github.com/ipfs/go-cid"
 
@@ -21,10 +23,24 @@ import (
 // share does of it. have says which chunks are held, and the exchange
 // announces them as it does a download's (HAVE_BITFIELD, not HAVE_ALL), so
 // that no peer asks here for a chunk this node cannot read.
+//
+// What such a source holds may lie in other shares too (heldChunks): when
+// one of them is unshared, Node.Unshare looks the holdings up again
+// (reheld, keepLookup), so that the source claims no chunk the store can
+// no longer find; peers told of it before get DONT_HAVE when they ask.
 type shareSource struct {
 	layout *swarm.Layout
 	store  *store.Store
-	have   *bitfield.Bitfield // nil: every chunk; never changed once set
+	share  cid.Cid // the share whose index the holdings were looked up in
+	// whole says that share indexes every file of layout: its holdings
+	// rest on no other share's and never change.
+	whole bool
+	// have is nil for every chunk. A bitfield set here is never changed:
+	// a new one replaces it.
+	have atomic.Pointer[bitfield.Bitfield]
+	// lookingUp is held while the holdings are looked up again and
+	// replaced, so that the last look up is the one kept.
+	lookingUp sync.Mutex
 }
 
 // newShareSource returns the source of layout l, inside the share of root
@@ -32,9 +48,10 @@ type shareSource struct {
 // store indexes every file of l (the caller knows it cheaply, see
 // shareHolds); otherwise the store is asked which chunks it holds
 // (heldChunks), and a share that holds them all after all (a conflict's
-// file of no bytes, or with the same chunks as another file) is whole too.
+// file of no bytes, or with the same chunks as another file) is whole too,
+// until an unshare takes some away (reheld).
 func newShareSource(ctx context.Context, st *store.Store, share cid.Cid, l *swarm.Layout, whole bool) (*shareSource, error) {
-	src := &shareSource{layout: l, store: st}
+	src := &shareSource{layout: l, store: st, share: share, whole: whole}
 	if whole {
 		return src, nil
 	}
@@ -42,10 +59,75 @@ func newShareSource(ctx context.Context, st *store.Store, share cid.Cid, l *swar
 	if err != nil {
 		return nil, err
 	}
-	if !have.Full() {
-		src.have = have
-	}
+	src.setHave(have)
 	return src, nil
+}
+
+// setHave makes have what s holds: nil (every chunk) if it is full.
+func (s *shareSource) setHave(have *bitfield.Bitfield) {
+	if have.Full() {
+		have = nil
+	}
+	s.have.Store(have)
+}
+
+// reheld looks up again which chunks src holds, unless its own share
+// holds them all. On an error it claims nothing, until the next unshare
+// or start: better a chunk not offered than one offered and not found.
+func (n *Node) reheld(src *shareSource) {
+	if src.whole {
+		return
+	}
+	src.lookingUp.Lock()
+	defer src.lookingUp.Unlock()
+	have, err := heldChunks(n.ctx, n.store, src.share, src.layout)
+	if err != nil {
+		n.log.Warn("looking up what a partial share holds", "root", src.layout.Root, "err", err)
+		have = bitfield.New(src.layout.NumChunks())
+	}
+	src.setHave(have)
+}
+
+// reheldShares looks up again what every partial share served here
+// holds: after an unshare, which may have taken some of it away.
+func (n *Node) reheldShares() {
+	shares, err := n.store.Shares()
+	if err != nil {
+		n.log.Warn("looking up what partial shares hold", "err", err)
+		return
+	}
+	for _, sh := range shares {
+		if src, ok := n.swarm.Registered(sh.Root).(*shareSource); ok {
+			n.reheld(src)
+		}
+	}
+}
+
+// keepLookup says whether a root found by lookup (a folder or file inside
+// a share) is still served after an unshare, as lookup would now find it:
+// inside a share still served, holding what that share holds of it. Its
+// holdings are looked up again in place, so that its sessions go on.
+func (n *Node) keepLookup(root cid.Cid, src swarm.Source) bool {
+	s, ok := src.(*shareSource)
+	if !ok {
+		return n.inShare(root)
+	}
+	in := n.shareOf(root)
+	if in == nil {
+		return false
+	}
+	s.lookingUp.Lock()
+	defer s.lookingUp.Unlock()
+	if in.Complete() {
+		s.have.Store(nil)
+		return true
+	}
+	have, err := heldChunks(n.ctx, n.store, in.layout.Root, s.layout)
+	if err != nil || have.Count() == 0 {
+		return false // found again, if at all, by the next lookup
+	}
+	s.setHave(have)
+	return true
 }
 
 // fileLocations bounds the locations heldChunks looks through for a file's
@@ -105,15 +187,16 @@ func shareHolds(st *store.Store, root cid.Cid, l *swarm.Layout) bool {
 }
 
 func (s *shareSource) Layout() *swarm.Layout { return s.layout }
-func (s *shareSource) Complete() bool        { return s.have == nil }
+func (s *shareSource) Complete() bool        { return s.have.Load() == nil }
 
 func (s *shareSource) Has(i int64) bool {
-	return i >= 0 && i < s.layout.NumChunks() && (s.have == nil || s.have.Has(i))
+	have := s.have.Load()
+	return i >= 0 && i < s.layout.NumChunks() && (have == nil || have.Has(i))
 }
 
 func (s *shareSource) Bits() []byte {
-	if s.have != nil {
-		return s.have.Bytes()
+	if have := s.have.Load(); have != nil {
+		return have.Bytes()
 	}
 	b := bitfield.New(s.layout.NumChunks())
 	for i := range s.layout.NumChunks() {
@@ -143,7 +226,10 @@ func (n *Node) lookup(ctx context.Context, root cid.Cid) swarm.Source {
 	}
 	// Inside a share that holds all its chunks, root's are held too.
 	src, err := newShareSource(ctx, n.store, in.layout.Root, l, in.Complete())
-	if err != nil || (src.have != nil && src.have.Count() == 0) {
+	if err != nil {
+		return nil
+	}
+	if have := src.have.Load(); have != nil && have.Count() == 0 {
 		return nil
 	}
 	return src

@@ -304,29 +304,34 @@ func (s *Store) HasChunk(c cid.Cid) (bool, error) {
 // share's start, or for a file whose chunks t's Reuser gave, the time the
 // share that hashed them recorded (a stamp 1 s old there is no seal here
 // however late this share started: its bytes were not hashed again). A
-// file that Reuser gave but whose stamp moved since gets none: its chunks
-// are the old bytes'.
+// file that Reuser gave keeps the record it was given by, without being
+// opened again: Reuser.File opened it and found that stamp, and a stamp
+// says what the file holds while the file has it, whenever it is checked.
+// Should the file change between the two, its stamp moves (a later ctime)
+// and the record no longer matches it: ReadChunk hashes what it serves
+// and the next share reads the file again, as if it were not sealed.
 //
 // It opens the file only when a stamp may come of it: not on a system
 // without stamps, not for a later batch of a file whose earlier one was
-// not stamped, and not for a file modified within racyAge of the share's
-// start (a download just written and adopted as a share): its ctime,
-// which no call sets back, is at least as recent unless its mtime was set
-// to the future, which only costs that file its stamp.
+// not stamped, not for a file Reuser gave, and not for a file modified
+// within racyAge of the share's start (a download just written and
+// adopted as a share): its ctime, which no call sets back, is at least as
+// recent unless its mtime was set to the future, which only costs that
+// file its stamp.
 func (t *ShareTx) sealFor(rec fileRecord, same bool) (stampRecord, bool) {
 	if !stamps || (same && !t.curOK) || t.began.UnixNano()-rec.mtime < int64(racyAge) {
 		return stampRecord{}, false
 	}
 	path := t.abs(rec.path)
+	if t.reuser != nil {
+		if h, reused := t.reuser.gave[path]; reused && h.st.size == rec.size && h.st.mtime == rec.mtime {
+			return h, true
+		}
+	}
 	t.s.sealOpens.Add(1)
 	st, ok := t.s.sealOf(path, rec.size, rec.mtime, t.began)
 	if !ok {
 		return stampRecord{}, false
-	}
-	if t.reuser != nil {
-		if h, reused := t.reuser.gave[path]; reused {
-			return h, h.st == st
-		}
 	}
 	w, tested := t.unwritten[path]
 	return stampRecord{st: st, hashed: t.began.UnixNano(), noWriter: tested && w == st}, true

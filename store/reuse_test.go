@@ -284,3 +284,54 @@ func TestReuseKeepsHashTime(t *testing.T) {
 		t.Fatalf("ReadChunk hashed %d chunks, want 1: a stamp hashed 1 s after its change served as a seal", got)
 	}
 }
+
+// TestReuseOpensOnce: a file whose chunks Reuser.File gave is opened by
+// File alone (to see its stamp), not again by AddFile to seal it, in
+// however many batches: AddFile records the stamp File found, and the
+// share that reused it serves it sealed as the one that hashed it did.
+func TestReuseOpensOnce(t *testing.T) {
+	s, files, _ := reuseSetup(t, time.Second)
+	f := files[0]
+	dir := filepath.Dir(f.path)
+	// Hashed 2 minutes after the file's last change: a seal.
+	s.opts.Now = func() time.Time { return ctimeOf(t, f.path).Add(2 * proofAge) }
+	shareFiles(t, s, dir, integrity.Block([]byte("r")), 4, f)
+	tx, err := s.BeginShare(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Abort()
+	r, err := tx.Reuser(testParams())
+	if err != nil {
+		t.Fatal(err)
+	}
+	size := int64(len(f.data))
+	root, chunks, ok := r.File(f.path, size, f.mtime)
+	if !ok {
+		t.Fatal("an unchanged file was not reused")
+	}
+	before := s.sealOpens.Load()
+	for i := 0; i < len(chunks); i += 2 { // two batches
+		if err := tx.AddFile(f.path, size, f.mtime, root, chunks[i:i+2]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := s.sealOpens.Load() - before; got != 0 {
+		t.Errorf("AddFile opened a reused file %d times to seal it, want 0: File saw its stamp already", got)
+	}
+	if err := tx.Commit(integrity.Block([]byte("r2")), ShareInfo{Name: "r2", Size: size, Files: 1, Dir: true, Chunking: testParams()}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Unshare(integrity.Block([]byte("r"))); err != nil {
+		t.Fatal(err)
+	}
+	hashed := s.hashed.Load()
+	for _, c := range f.chunks {
+		if _, err := s.ReadChunk(context.Background(), c.CID, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := s.hashed.Load() - hashed; got != 0 {
+		t.Errorf("ReadChunk hashed %d chunks of a sealed file reused, want 0", got)
+	}
+}

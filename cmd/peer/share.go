@@ -121,6 +121,9 @@ func shareNet(c *cli.Context) error {
 			if sh.Standard != nil && !*sh.Standard {
 				printNotStandard(c, sh.Chunker)
 			}
+			if sh.KeepsStamps != nil && !*sh.KeepsStamps {
+				fmt.Fprintln(c.App.Writer, noStampsNote)
+			}
 			for _, s := range sh.Skipped {
 				fmt.Fprintf(c.App.ErrWriter, "left out (not a regular file or folder): %s\n", s)
 			}
@@ -165,6 +168,12 @@ func reuseLine(sh daemon.ShareInfo) string {
 	return fmt.Sprintf("  reused %d unchanged %s (%s) from the last share; %s",
 		sh.Reused, plural(int(sh.Reused), "file", "files"), humanBytes(sh.ReusedBytes), hashed)
 }
+
+// noStampsNote says that a share lies where the store keeps no stamps
+// (daemon.ShareInfo.KeepsStamps), what that costs, and what to do.
+const noStampsNote = "  note: this file system keeps no stamps the store trusts (tmpfs, overlayfs, FAT, network, or not Linux), " +
+	"so every chunk served is hashed again and every file read again when shared again; " +
+	"share from a disk file system (ext4, xfs, btrfs...) to serve it cheaper"
 
 // printNotStandard says that a root is not the unixfs-v1-2025 one, and
 // why.
