@@ -504,8 +504,9 @@ func TestRefusedPeerAskedAgainWhenItFetches(t *testing.T) {
 				case <-ctx.Done():
 					return
 				}
-				w.Write(wire.NewError(wire.CodeNotFound, errNotProvided.Error()))
-				w.Flush()
+				// As the serving side refuses (endWith): a Reset right
+				// after the ERROR may discard it.
+				endWith(st, w, wire.NewError(wire.CodeNotFound, errNotProvided.Error()), time.Now())
 				return
 			}
 			w.Write(&wire.HaveNone{})
