@@ -7,7 +7,13 @@
 //     file's CID, a Content-Type from the name's extension or sniffed from
 //     its first bytes, and Cache-Control immutable. A root this node does
 //     not hold is fetched from the swarm as it is read: a Range near the end
-//     moves the fetch's priority there before the rest.
+//     moves the fetch's priority there before the rest. Sniffing waits for
+//     the first chunk, so it is done only when that chunk is here or the
+//     answer sends it (sendsStart); a Range past it on a root not here is
+//     application/octet-stream, the type not known yet. A browser's first
+//     request of a file reads from its start, and is sniffed; a Range that
+//     starts further on comes from a seek or a resumed download, which has
+//     the type from that first answer or reads the bytes' own.
 //   - A folder is served as its index.html if it has one, else as an HTML
 //     listing (names escaped, links relative to the folder's URL, which
 //     ends in a slash: /ipfs/ROOT/dir is redirected to /ipfs/ROOT/dir/).

@@ -361,6 +361,18 @@ func newReader(ctx context.Context, st *stream) *Reader {
 // Size returns the file's length in bytes.
 func (r *Reader) Size() int64 { return r.size }
 
+// Here reports whether the byte at off is verified here, so that a Read
+// there returns without waiting for the fetch (false past the end of the
+// file). It neither blocks nor moves the fetch's priority, and is safe for
+// concurrent use.
+func (r *Reader) Here(off int64) bool {
+	if off < 0 || off >= r.size || r.st.src == nil {
+		return false
+	}
+	i, _ := r.st.layout.Span(0, off, 1)
+	return r.st.src.Has(i)
+}
+
 // Read reads from the current position. It blocks until the chunk there is
 // verified, the fetch fails, ctx is done or the reader is closed.
 func (r *Reader) Read(p []byte) (int, error) {
