@@ -16,18 +16,18 @@ import (
 	"github.com/peer-project/peer/swarm/wire"
 )
 
-// redialStage stages what TestRefusedPeerAskedAgainWhenItFetches does,
-// with the failure of the sessions the fetcher opens to the peer told by
-// fail: a fetcher (hosts[1]) asks a connected peer b (hosts[2]) for the
+// redialStage stages a peer found again while the session to it is being
+// opened, with the failure of the sessions the fetcher opens to it told
+// by fail: a fetcher (hosts[1]) asks a connected peer b (hosts[2]) for the
 // root; b, before it answers, starts fetching the root and opens a
 // session to the fetcher (which then finds b again, Swarm.fetching); then
 // b ends the fetcher's session with fail(k, st, w), k counting from 1, or
 // answers HAVE_NONE when fail returns false. A fail that sends ERROR ends
 // the stream as the serving side does (endWith: ERROR, then Close): a
 // Reset right after the ERROR may discard it, and the fetcher then sees a
-// reset, not the ERROR. It returns how many more
-// sessions the fetcher opened to b within spreadHold of the first
-// failure: no rediscovery comes that soon, so any is the re-dial at once.
+// reset, not the ERROR. It returns how many more sessions the fetcher
+// opened to b within spreadHold of the first failure: no rediscovery
+// comes that soon, so any is the re-dial at once.
 func redialStage(t *testing.T, fail func(k int, st network.Stream, w *wire.Writer) bool) int {
 	t.Helper()
 	var again int
@@ -123,19 +123,17 @@ func redialStage(t *testing.T, fail func(k int, st network.Stream, w *wire.Write
 
 // TestFailedPeerNotRedialled: the immediate re-dial of a peer found again
 // while its session was being opened is for a refusal only (a peer that
-// did not serve the root, and now fetches it). A session that failed for
-// another reason is left to the next rediscovery: dialled again at once,
-// a peer that resets, bans or breaks the protocol would be dialled in a
-// loop whenever it is found.
+// did not serve the root, and now fetches it; see
+// TestRefusedPeerAskedAgainWhenItFetches). A session that failed for
+// another reason is left to the next rediscovery: dialled again at once, a
+// peer that resets, bans or breaks the protocol would be dialled in a loop
+// whenever it is found.
 func TestFailedPeerNotRedialled(t *testing.T) {
 	for _, tc := range []struct {
 		name string
 		fail func(st network.Stream, w *wire.Writer)
 		want int
 	}{
-		{"refused", func(st network.Stream, w *wire.Writer) {
-			endWith(st, w, wire.NewError(wire.CodeNotFound, errNotProvided.Error()), time.Now())
-		}, 1},
 		{"reset", func(st network.Stream, _ *wire.Writer) { st.Reset() }, 0},
 		{"banned", func(st network.Stream, w *wire.Writer) {
 			endWith(st, w, wire.NewError(wire.CodeBanned, "banned"), time.Now())
