@@ -85,6 +85,11 @@ type request struct {
 	elems  []string // the path's names
 	format string   // "", "raw" or "car"
 	slash  bool     // the URL path ends in "/"
+	// filename (?filename=) names a file answer: its type comes from the
+	// name's extension, and Content-Disposition carries it (attachment
+	// with ?download=true, else inline), as the path gateway spec says.
+	filename string
+	download bool
 }
 
 // ServeHTTP serves GET and HEAD of /ipfs/ROOT[/path] and /ipns/NAME[/path].
@@ -168,6 +173,13 @@ func parse(r *http.Request) (request, int, error) {
 	}
 	t.Path = strings.Join(req.elems, "/")
 	req.target = t
+	if fn := r.URL.Query().Get("filename"); fn != "" {
+		if err := unixfs.ValidName(fn); err != nil {
+			return request{}, http.StatusBadRequest, fmt.Errorf("gateway: ?filename: %w; it is the one name the file is shown or saved as, e.g. ?filename=report.pdf", err)
+		}
+		req.filename = fn
+	}
+	req.download = r.URL.Query().Get("download") == "true"
 	switch f := r.URL.Query().Get("format"); f {
 	case "raw", "car":
 		req.format = f
@@ -319,7 +331,10 @@ func (g *Gateway) serveFile(w http.ResponseWriter, r *http.Request, req request,
 		w.WriteHeader(http.StatusNotModified)
 		return
 	}
-	if t := mime.TypeByExtension(path.Ext(name)); t != "" && req.target.Path != "" {
+	if req.filename != "" {
+		name = req.filename
+	}
+	if t := mime.TypeByExtension(path.Ext(name)); t != "" && (req.target.Path != "" || req.filename != "") {
 		h.Set("Content-Type", t)
 	}
 	// The reader lives as long as the request: the fetch it drives (for a
@@ -356,10 +371,44 @@ func (g *Gateway) serveFile(w http.ResponseWriter, r *http.Request, req request,
 			return
 		}
 	}
+	if req.filename != "" {
+		// Here, not before: an error answer is not saved under the name.
+		h.Set("Content-Disposition", disposition(req.filename, req.download))
+	}
 	// A read that fails after the status line is sent leaves the body
 	// short of its Content-Length: net/http then closes the connection, and
 	// the client sees a cut transfer, not a short file.
 	http.ServeContent(chunkWrites{w, rd}, r, "", time.Time{}, rd)
+}
+
+// disposition returns the Content-Disposition of a file answer named name:
+// inline (shown where the browser can), or attachment (saved) when
+// download; the name as RFC 6266 has it, in ASCII (any other byte, '"',
+// '\\' and '%' made '_') for old browsers and in UTF-8 (RFC 8187) for the
+// others. name is a ValidName: no control character.
+func disposition(name string, download bool) string {
+	kind := "inline"
+	if download {
+		kind = "attachment"
+	}
+	ascii := make([]byte, 0, len(name))
+	ext := make([]byte, 0, len(name))
+	for _, r := range name {
+		if r < 0x20 || r > 0x7e || r == '"' || r == '\\' || r == '%' {
+			ascii = append(ascii, '_')
+		} else {
+			ascii = append(ascii, byte(r))
+		}
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		if 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.IndexByte("!#$&+-.^_`|~", c) >= 0 {
+			ext = append(ext, c)
+		} else {
+			ext = fmt.Appendf(ext, "%%%02X", c)
+		}
+	}
+	return fmt.Sprintf(`%s; filename="%s"; filename*=UTF-8''%s`, kind, ascii, ext)
 }
 
 // sendsStart reports whether the answer to r may hold the file's first

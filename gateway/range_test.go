@@ -156,13 +156,17 @@ func newRangeRig(t *testing.T, missing ...int64) *rangeRig {
 	return &rangeRig{gw: gw, root: root.CID, data: data, src: src}
 }
 
-// get asks the gateway for the root with the Range rng ("" for none),
-// giving up after a minute.
-func (rr *rangeRig) get(t *testing.T, rng string) *http.Response {
+// get asks the gateway for the root, with the query (after "?", "" for
+// none) and the Range rng ("" for none), giving up after a minute.
+func (rr *rangeRig) get(t *testing.T, query, rng string) *http.Response {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	req := httptest.NewRequestWithContext(ctx, "GET", "http://127.0.0.1/ipfs/"+rr.root.String(), nil)
+	u := "http://127.0.0.1/ipfs/" + rr.root.String()
+	if query != "" {
+		u += "?" + query
+	}
+	req := httptest.NewRequestWithContext(ctx, "GET", u, nil)
 	if rng != "" {
 		req.Header.Set("Range", rng)
 	}
@@ -197,7 +201,7 @@ func TestRangeWithoutFirstChunk(t *testing.T) {
 	bubble.Test(t, func(t *testing.T) {
 		rr := newRangeRig(t, 0)
 		from := len(rr.data) - 300<<10
-		rr.checkRange(t, rr.get(t, fmt.Sprintf("bytes=%d-", from)), from, "application/octet-stream")
+		rr.checkRange(t, rr.get(t, "", fmt.Sprintf("bytes=%d-", from)), from, "application/octet-stream")
 		served := 0
 		for i := range rr.src.l.NumChunks() {
 			served += rr.src.read(i)
@@ -216,7 +220,7 @@ func TestRangeWithoutFirstChunk(t *testing.T) {
 func TestRangeSniffedOnceHere(t *testing.T) {
 	bubble.Test(t, func(t *testing.T) {
 		rr := newRangeRig(t)
-		resp := rr.get(t, "bytes=0-99")
+		resp := rr.get(t, "", "bytes=0-99")
 		body, _ := io.ReadAll(resp.Body)
 		if resp.StatusCode != http.StatusPartialContent || !bytes.Equal(body, rr.data[:100]) {
 			t.Fatalf("Range bytes=0-99 = %d, %d bytes", resp.StatusCode, len(body))
@@ -225,6 +229,25 @@ func TestRangeSniffedOnceHere(t *testing.T) {
 			t.Fatalf("Range bytes=0-99: Content-Type %q, want image/gif (sniffed)", got)
 		}
 		from := len(rr.data) - 300<<10
-		rr.checkRange(t, rr.get(t, fmt.Sprintf("bytes=%d-", from)), from, "image/gif")
+		rr.checkRange(t, rr.get(t, "", fmt.Sprintf("bytes=%d-", from)), from, "image/gif")
+	})
+}
+
+// TestRangeTypeFromFilename: a file root named by ?filename= takes its
+// type from the name's extension, so a Range past the first chunk on a
+// node that has nothing needs no sniffing: the type is the name's, and the
+// first chunk (which no peer has here) is never waited for.
+func TestRangeTypeFromFilename(t *testing.T) {
+	bubble.Test(t, func(t *testing.T) {
+		rr := newRangeRig(t, 0)
+		from := len(rr.data) - 300<<10
+		resp := rr.get(t, "filename=clip.pdf", fmt.Sprintf("bytes=%d-", from))
+		rr.checkRange(t, resp, from, "application/pdf")
+		if cd, want := resp.Header.Get("Content-Disposition"), `inline; filename="clip.pdf"; filename*=UTF-8''clip.pdf`; cd != want {
+			t.Errorf("Content-Disposition %q, want %q", cd, want)
+		}
+		if n := rr.src.read(0); n != 0 {
+			t.Errorf("the seed sent chunk 0 %d times", n)
+		}
 	})
 }
