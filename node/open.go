@@ -102,8 +102,11 @@ func (n *Node) open(ctx context.Context, target Target, opts FetchOptions) (*Rea
 		n.streamMu.Unlock()
 		select {
 		case <-st.done:
-		case <-ctx.Done():
+		case <-ectx.Done(): // ctx, or the node closing
 			done()
+			if n.ctx.Err() != nil {
+				return nil, ErrClosed
+			}
 			return nil, ctx.Err()
 		}
 		n.streamMu.Lock()
