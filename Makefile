@@ -20,7 +20,7 @@ build:
 # detector can crash on a bubble's timers (internal/bubble), and unixfs's
 # vectors of a GiB and more, single-goroutine hashing where the detector
 # finds nothing and costs minutes.
-NORACE_PKGS := ./swarm ./node ./simulate ./unixfs ./names
+NORACE_PKGS := ./swarm ./node ./simulate ./unixfs ./names ./gateway
 test: lint
 	$(GO) test -race -count=1 -timeout 14m $(PKGS)
 	$(GO) test -count=1 -timeout 10m $(NORACE_PKGS)

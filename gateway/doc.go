@@ -5,9 +5,18 @@
 //   - A file is served with http.ServeContent over node.Open: Range (one or
 //     more ranges), If-None-Match and If-Range against an ETag that is the
 //     file's CID, a Content-Type from the name's extension or sniffed from
-//     its first bytes, and Cache-Control immutable. A root this node does
+//     its first bytes, and Cache-Control immutable. ?filename=NAME names a
+//     file (a file root has no name of its own): the type comes from its
+//     extension, and Content-Disposition carries it, inline or, with
+//     ?download=true, attachment (as Kubo's gateway does). A root this node does
 //     not hold is fetched from the swarm as it is read: a Range near the end
-//     moves the fetch's priority there before the rest.
+//     moves the fetch's priority there before the rest. Sniffing waits for
+//     the first chunk, so it is done only when that chunk is here or the
+//     answer sends it (sendsStart); a Range past it on a root not here is
+//     application/octet-stream, the type not known yet. A browser's first
+//     request of a file reads from its start, and is sniffed; a Range that
+//     starts further on comes from a seek or a resumed download, which has
+//     the type from that first answer or reads the bytes' own.
 //   - A folder is served as its index.html if it has one, else as an HTML
 //     listing (names escaped, links relative to the folder's URL, which
 //     ends in a slash: /ipfs/ROOT/dir is redirected to /ipfs/ROOT/dir/).
@@ -21,7 +30,8 @@
 //
 // Bad input is refused before anything is fetched: 400 for a root that is
 // not a CID peer reads, a path with "..", "." or NUL or another name no
-// folder may hold, or an unknown format; 404 for a path that names
+// folder may hold, a ?filename= that is not one such name, or an unknown
+// format; 404 for a path that names
 // nothing; 416 for a range outside the file; 405 for a method other than
 // GET and HEAD; 502 when no peer has the root or its DAG is invalid; 504
 // when it is not found within Config.Timeout.

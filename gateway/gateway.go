@@ -10,8 +10,10 @@ import (
 	"log/slog"
 	"mime"
 	"net/http"
+	"net/textproto"
 	"net/url"
 	"path"
+	"strconv"
 	"strings"
 	"time"
 
@@ -83,6 +85,11 @@ type request struct {
 	elems  []string // the path's names
 	format string   // "", "raw" or "car"
 	slash  bool     // the URL path ends in "/"
+	// filename (?filename=) names a file answer: its type comes from the
+	// name's extension, and Content-Disposition carries it (attachment
+	// with ?download=true, else inline), as the path gateway spec says.
+	filename string
+	download bool
 }
 
 // ServeHTTP serves GET and HEAD of /ipfs/ROOT[/path] and /ipns/NAME[/path].
@@ -166,6 +173,13 @@ func parse(r *http.Request) (request, int, error) {
 	}
 	t.Path = strings.Join(req.elems, "/")
 	req.target = t
+	if fn := r.URL.Query().Get("filename"); fn != "" {
+		if err := unixfs.ValidName(fn); err != nil {
+			return request{}, http.StatusBadRequest, fmt.Errorf("gateway: ?filename: %w; it is the one name the file is shown or saved as, e.g. ?filename=report.pdf", err)
+		}
+		req.filename = fn
+	}
+	req.download = r.URL.Query().Get("download") == "true"
 	switch f := r.URL.Query().Get("format"); f {
 	case "raw", "car":
 		req.format = f
@@ -317,7 +331,10 @@ func (g *Gateway) serveFile(w http.ResponseWriter, r *http.Request, req request,
 		w.WriteHeader(http.StatusNotModified)
 		return
 	}
-	if t := mime.TypeByExtension(path.Ext(name)); t != "" && req.target.Path != "" {
+	if req.filename != "" {
+		name = req.filename
+	}
+	if t := mime.TypeByExtension(path.Ext(name)); t != "" && (req.target.Path != "" || req.filename != "") {
 		h.Set("Content-Type", t)
 	}
 	// The reader lives as long as the request: the fetch it drives (for a
@@ -330,6 +347,16 @@ func (g *Gateway) serveFile(w http.ResponseWriter, r *http.Request, req request,
 		return
 	}
 	defer rd.Close()
+	if h.Get("Content-Type") == "" && !rd.Here(0) && !sendsStart(r, h.Get("Etag"), rd.Size()) {
+		// Sniffing reads the first chunk: on a root not here, a Range
+		// past it would wait for that chunk's fetch before its own bytes.
+		// The type is unknown until then: said as such, as RFC 9110
+		// (8.3) has it. A browser's first request of a file reads from
+		// its start (no Range, or bytes=0-), and is sniffed; a range that
+		// starts past it comes from a seek or a resumed download, which
+		// has the type from that first answer or reads the bytes' own.
+		h.Set("Content-Type", "application/octet-stream")
+	}
 	if h.Get("Content-Type") == "" {
 		// Sniff as ServeContent would, but say it in one place.
 		var buf [512]byte
@@ -344,10 +371,117 @@ func (g *Gateway) serveFile(w http.ResponseWriter, r *http.Request, req request,
 			return
 		}
 	}
+	if req.filename != "" {
+		// Here, not before: an error answer is not saved under the name.
+		h.Set("Content-Disposition", disposition(req.filename, req.download))
+	}
 	// A read that fails after the status line is sent leaves the body
 	// short of its Content-Length: net/http then closes the connection, and
 	// the client sees a cut transfer, not a short file.
 	http.ServeContent(chunkWrites{w, rd}, r, "", time.Time{}, rd)
+}
+
+// disposition returns the Content-Disposition of a file answer named name:
+// inline (shown where the browser can), or attachment (saved) when
+// download; the name as RFC 6266 has it, in ASCII (any other byte, '"',
+// '\\' and '%' made '_') for old browsers and in UTF-8 (RFC 8187) for the
+// others. name is a ValidName: no control character.
+func disposition(name string, download bool) string {
+	kind := "inline"
+	if download {
+		kind = "attachment"
+	}
+	ascii := make([]byte, 0, len(name))
+	ext := make([]byte, 0, len(name))
+	for _, r := range name {
+		if r < 0x20 || r > 0x7e || r == '"' || r == '\\' || r == '%' {
+			ascii = append(ascii, '_')
+		} else {
+			ascii = append(ascii, byte(r))
+		}
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		if 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.IndexByte("!#$&+-.^_`|~", c) >= 0 {
+			ext = append(ext, c)
+		} else {
+			ext = fmt.Appendf(ext, "%%%02X", c)
+		}
+	}
+	return fmt.Sprintf(`%s; filename="%s"; filename*=UTF-8''%s`, kind, ascii, ext)
+}
+
+// sendsStart reports whether the answer to r may hold the file's first
+// bytes, reading r as http.ServeContent does (parseRange, checkIfRange): a
+// request with no Range, or whose If-Range is not etag, or whose ranges
+// are none or add up to more than the file, is answered with the whole
+// file; a range from byte 0 (a suffix as long as the file) holds it too. A
+// Range that does not parse, or that no byte of the file satisfies, is
+// answered 416, with no bytes: it does not.
+func sendsStart(r *http.Request, etag string, size int64) bool {
+	rng := r.Header.Get("Range")
+	if rng == "" || size == 0 {
+		return true // an empty file has nothing to wait for
+	}
+	if ir := r.Header.Get("If-Range"); ir != "" && textproto.TrimString(ir) != etag {
+		return true
+	}
+	specs, ok := strings.CutPrefix(rng, "bytes=")
+	if !ok {
+		return false
+	}
+	var n, sum int64
+	for spec := range strings.SplitSeq(specs, ",") {
+		spec = textproto.TrimString(spec)
+		if spec == "" {
+			continue
+		}
+		a, b, ok := strings.Cut(spec, "-")
+		if !ok {
+			return false
+		}
+		a, b = textproto.TrimString(a), textproto.TrimString(b)
+		var from, length int64
+		if a == "" {
+			k, err := strconv.ParseInt(b, 10, 64)
+			if b == "" || b[0] == '-' || err != nil || k < 0 {
+				return false
+			}
+			from = size - min(k, size)
+			length = size - from
+		} else {
+			i, err := strconv.ParseInt(a, 10, 64)
+			if err != nil || i < 0 {
+				return false
+			}
+			if i >= size {
+				continue // satisfies nothing: left out
+			}
+			from, length = i, size-i
+			if b != "" {
+				j, err := strconv.ParseInt(b, 10, 64)
+				if err != nil || i > j {
+					return false
+				}
+				length = min(j, size-1) - i + 1
+			}
+		}
+		if from == 0 {
+			return true
+		}
+		n++
+		sum += length
+	}
+	if n == 0 {
+		// None satisfiable is a 416; none at all ("bytes=") the whole file.
+		for spec := range strings.SplitSeq(specs, ",") {
+			if textproto.TrimString(spec) != "" {
+				return false
+			}
+		}
+		return true
+	}
+	return sum > size
 }
 
 // chunkWrites is the ResponseWriter that serveFile gives http.ServeContent,

@@ -34,7 +34,8 @@ const toTheEnd = math.MaxInt64
 // other source a fetch has (ticket hint, opts.Peers, the DHT, connected
 // peers); the fetch goes on while the reader is open, and when complete
 // the file is served like any download. Closing the last reader of a root
-// that is not complete stops its fetch; the next Open resumes it.
+// that is not complete stops its fetch; the next Open resumes it (once the
+// stopped fetch has ended: an Open right after the Close waits for it).
 //
 // Open blocks until it knows the file (its DAG), ctx is done, or no
 // peer has it. ctx bounds the whole life of the reader: once it is done,
@@ -88,11 +89,27 @@ func (n *Node) open(ctx context.Context, target Target, opts FetchOptions) (*Rea
 	// reader finds out from the layout whether it is a file.
 
 	n.streamMu.Lock()
-	if st := n.streams[root]; st != nil {
-		st.refs++
+	for st := n.streams[root]; st != nil; st = n.streams[root] {
+		if !st.stopping {
+			st.refs++
+			n.streamMu.Unlock()
+			done()
+			return st.reader(ctx)
+		}
+		// Its last reader closed a moment ago (a player that seeks drops
+		// one request and sends the next at once): the next fetch into
+		// the same place starts once this one has ended.
 		n.streamMu.Unlock()
-		done()
-		return st.reader(ctx)
+		select {
+		case <-st.done:
+		case <-ectx.Done(): // ctx, or the node closing
+			done()
+			if n.ctx.Err() != nil {
+				return nil, ErrClosed
+			}
+			return nil, ctx.Err()
+		}
+		n.streamMu.Lock()
 	}
 	// The fetch belongs to the node and to every reader of the root, not
 	// to the first caller: it stops when the last reader closes.
@@ -123,8 +140,16 @@ func (n *Node) open(ctx context.Context, target Target, opts FetchOptions) (*Rea
 		st.refs--
 		last := st.refs == 0
 		finishing := last && !st.ended && st.verifiedAll()
-		if last && !finishing && n.streams[root] == st {
-			delete(n.streams, root)
+		switch {
+		case !last || finishing:
+		case st.ended:
+			if n.streams[root] == st {
+				delete(n.streams, root)
+			}
+		default:
+			// Kept in n.streams until its fetch has ended (the
+			// goroutine below removes it): an Open meanwhile waits.
+			st.stopping = true
 		}
 		n.streamMu.Unlock()
 		if last && !finishing {
@@ -195,6 +220,10 @@ type stream struct {
 	ready  chan struct{}    // closed once layout and src are set, or the fetch ended
 	done   chan struct{}    // closed when the fetch has ended
 	once   sync.Once        // closes ready
+
+	// stopping: the last reader closed before the fetch held every chunk;
+	// the fetch is cancelled and ending. Guarded by Node.streamMu.
+	stopping bool
 
 	// layout, src and read are set before ready is closed and never
 	// change.
@@ -334,6 +363,18 @@ func newReader(ctx context.Context, st *stream) *Reader {
 
 // Size returns the file's length in bytes.
 func (r *Reader) Size() int64 { return r.size }
+
+// Here reports whether the byte at off is verified here, so that a Read
+// there returns without waiting for the fetch (false past the end of the
+// file). It neither blocks nor moves the fetch's priority, and is safe for
+// concurrent use.
+func (r *Reader) Here(off int64) bool {
+	if off < 0 || off >= r.size || r.st.src == nil {
+		return false
+	}
+	i, _ := r.st.layout.Span(0, off, 1)
+	return r.st.src.Has(i)
+}
 
 // Read reads from the current position. It blocks until the chunk there is
 // verified, the fetch fails, ctx is done or the reader is closed.

@@ -177,7 +177,7 @@ func (f *fetch) session(ai peer.AddrInfo) {
 	case *wire.HaveAll, *wire.HaveNone, *wire.HaveBitfield:
 	case *wire.Error:
 		st.Close()
-		f.post(event{kind: evDown, conn: c, err: fmt.Errorf("it answered: %w", m)})
+		f.post(event{kind: evDown, conn: c, err: fmt.Errorf("it answered: %w", m), refused: m.Code == wire.CodeNotFound})
 		return
 	default:
 		err := fmt.Errorf("first message %s, want a HAVE", first.Type())

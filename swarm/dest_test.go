@@ -647,18 +647,12 @@ func TestFinishSyncsEveryFolder(t *testing.T) {
 func TestForceRefusedBeforeFetching(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	mn, err := mocknet.FullMeshConnected(2)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer mn.Close()
-	hosts := mn.Hosts()
-	blocks := &memBlocks{m: map[cid.Cid][]byte{}}
+	hosts := meshHosts(t, 2)
 	data := randomData(256<<10, 61)
-	root := build(t, blocks, "report.pdf", data, 16<<10)
+	blocks, root, l := fileRoot(t, data, 16<<10)
 	server := New(hosts[0], blocks, Config{Logger: quiet()})
 	defer server.Close()
-	server.Serve(root, &memSource{l: layoutOf(t, blocks, root), data: data})
+	server.Serve(root, &memSource{l: l, data: data})
 	fetcher := New(hosts[1], &memBlocks{m: map[cid.Cid][]byte{}}, Config{Logger: quiet(), Seed: 1})
 	defer fetcher.Close()
 	dest := filepath.Join(t.TempDir(), "Downloads")
@@ -668,7 +662,7 @@ func TestForceRefusedBeforeFetching(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dest, "thesis.pdf"), []byte("years of work"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	_, err = fetcher.Fetch(ctx, root, FetchOptions{Dest: dest, Force: true, Hints: []peer.AddrInfo{{ID: hosts[0].ID()}}, NoConnected: true})
+	_, err := fetcher.Fetch(ctx, root, FetchOptions{Dest: dest, Force: true, Hints: []peer.AddrInfo{{ID: hosts[0].ID()}}, NoConnected: true})
 	t.Logf("fetch with force onto a folder: %v; chunks served %d", err, server.Stats().ChunksServed)
 	if err == nil {
 		t.Fatalf("the fetch replaced the folder %s", dest)

@@ -281,6 +281,10 @@ type event struct {
 	size int   // evSched BlockVerified: the chunk's size
 	dup  bool  // evSched BlockVerified: the chunk was had already
 	peer peer.AddrInfo
+	// refused, evDown: the peer answered HELLO with ERROR CodeNotFound
+	// (it does not serve the root, errNotProvided), the one failure that
+	// asking again can mend: see refound.
+	refused bool
 }
 
 type eventKind int
@@ -323,7 +327,13 @@ type fetch struct {
 	served Source
 	// refound: peers found again (a peer that fetches the root opened a
 	// session to us, discovery) while the session to them was being
-	// opened: if it fails, they are dialled again at once (dial, handle).
+	// opened: if it is refused (event.refused), they are dialled again at
+	// once, at most once per find: the session's end spends the mark
+	// whatever it was (dial, handle). A session that fails otherwise (a reset, a
+	// protocol error, a ban, too many requests) is not dialled again at
+	// once: the next round of discovery or hints asks it again, and two
+	// fetchers that fail each other would otherwise dial each other in a
+	// loop.
 	refound map[peer.ID]bool
 
 	sched       *sched.Scheduler
@@ -669,12 +679,13 @@ func (f *fetch) handle(ev event) {
 			f.step(sched.Event{Kind: sched.PeerLeft, Peer: f.schedID(c.peer), Time: now})
 		}
 		f.drop(c)
-		// Found again while this session was opened: a peer that
-		// refused the root then started fetching it and asked us. Ask
-		// it again now: the next rediscovery may come after the seed
-		// stopped holding back our requests for what it has.
+		// Refused, and found again while this session was opened: a
+		// peer that did not serve the root then started fetching it and
+		// asked us. Ask it again now: the next rediscovery may come
+		// after the seed stopped holding back our requests for what it
+		// has. Any other failure is left to the next rediscovery.
 		f.mu.Lock()
-		again := f.refound[c.peer]
+		again := f.refound[c.peer] && ev.refused
 		delete(f.refound, c.peer)
 		ai := f.known[c.peer] // the addresses it was found at, not its ID alone
 		f.mu.Unlock()

@@ -13,7 +13,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"io"
-	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -42,17 +41,8 @@ const (
 // hostileRoot builds a 1 MiB root of 16 chunks in blocks.
 func hostileRoot(t testing.TB) (*memBlocks, cid.Cid, *Layout, []byte) {
 	t.Helper()
-	r := rand.New(rand.NewPCG(11, 11))
-	data := make([]byte, hostileChunk*hostileChunks)
-	for i := range data {
-		data[i] = byte(r.Uint32())
-	}
-	blocks := &memBlocks{m: map[cid.Cid][]byte{}}
-	root := build(t, blocks, "f.bin", data, hostileChunk)
-	l, err := BuildLayout(context.Background(), blocks, root)
-	if err != nil {
-		t.Fatal(err)
-	}
+	data := randomData(hostileChunk*hostileChunks, 11)
+	blocks, root, l := fileRoot(t, data, hostileChunk)
 	return blocks, root, l, data
 }
 
@@ -70,12 +60,7 @@ type rawSession struct {
 func newRawSession(tb testing.TB) *rawSession {
 	tb.Helper()
 	blocks, root, l, data := hostileRoot(tb)
-	mn, err := mocknet.FullMeshConnected(2)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { mn.Close() })
-	hosts := mn.Hosts()
+	hosts := meshHosts(tb, 2)
 	server := New(hosts[0], blocks, Config{Logger: quiet()})
 	tb.Cleanup(func() { server.Close() })
 	server.Serve(root, strictSource{&memSource{l: l, data: data}})
@@ -160,12 +145,7 @@ func TestHostileFetcher(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
-			mn, err := mocknet.FullMeshConnected(3)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer mn.Close()
-			hosts := mn.Hosts()
+			hosts := meshHosts(t, 3)
 			server := New(hosts[0], blocks, Config{Logger: quiet()})
 			defer server.Close()
 			server.Serve(root, strictSource{&memSource{l: l, data: data}})
@@ -427,6 +407,8 @@ func TestHostileSeeder(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
+			// Not meshHosts: the mocknet must close before the Cleanup of
+			// hostileSeeder waits for its handlers.
 			mn, err := mocknet.FullMeshConnected(3)
 			if err != nil {
 				t.Fatal(err)
@@ -492,12 +474,7 @@ func TestHostileSeeder(t *testing.T) {
 // banned, whether it is posted after the fetch's context ended or was left
 // in the queue the loop did not get to.
 func TestBadBlockAfterTheLoop(t *testing.T) {
-	mn, err := mocknet.FullMeshConnected(3)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer mn.Close()
-	hosts := mn.Hosts()
+	hosts := meshHosts(t, 3)
 	s := New(hosts[0], &memBlocks{m: map[cid.Cid][]byte{}}, Config{Logger: quiet()})
 	defer s.Close()
 	queued, late := hosts[1].ID(), hosts[2].ID()
@@ -555,12 +532,7 @@ func TestFetcherSaysWhy(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
-			mn, err := mocknet.FullMeshConnected(2)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer mn.Close()
-			hosts := mn.Hosts()
+			hosts := meshHosts(t, 2)
 			// The seeder's last read: the ERROR it got, or the error that
 			// ended its stream.
 			type end struct {
@@ -612,7 +584,7 @@ func TestFetcherSaysWhy(t *testing.T) {
 			fetcher := New(hosts[1], &memBlocks{m: map[cid.Cid][]byte{}}, Config{Logger: quiet(), Seed: 1})
 			defer fetcher.Close()
 			dest := filepath.Join(t.TempDir(), "f.bin")
-			_, err = fetcher.Fetch(ctx, root, FetchOptions{Dest: dest, Hints: []peer.AddrInfo{{ID: hosts[0].ID()}}, NoConnected: true, FindTimeout: time.Second})
+			_, err := fetcher.Fetch(ctx, root, FetchOptions{Dest: dest, Hints: []peer.AddrInfo{{ID: hosts[0].ID()}}, NoConnected: true, FindTimeout: time.Second})
 			if err == nil {
 				t.Fatal("the fetch from a hostile seeder alone completed")
 			}
@@ -646,12 +618,7 @@ func TestBadNodeBanned(t *testing.T) {
 		t.Run(path, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
-			mn, err := mocknet.FullMeshConnected(2)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer mn.Close()
-			hosts := mn.Hosts()
+			hosts := meshHosts(t, 2)
 			codes := make(chan wire.ErrCode, 1)
 			hosts[0].SetStreamHandler(wire.ProtocolID, func(st network.Stream) {
 				defer st.Reset()
@@ -810,12 +777,7 @@ func TestHaveFloodWhileManifestLoads(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
-			mn, err := mocknet.FullMeshConnected(2)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer mn.Close()
-			hosts := mn.Hosts()
+			hosts := meshHosts(t, 2)
 			var flood [][]byte // pieces of whole frames
 			var piece []byte
 			size := 0
@@ -871,7 +833,7 @@ func TestHaveFloodWhileManifestLoads(t *testing.T) {
 			defer fetcher.Close()
 			runtime.GC()
 			before := totalAlloc()
-			_, err = fetcher.Fetch(ctx, root, FetchOptions{Dest: filepath.Join(t.TempDir(), "f"), Hints: []peer.AddrInfo{{ID: hosts[0].ID()}}, NoConnected: true, FindTimeout: time.Second})
+			_, err := fetcher.Fetch(ctx, root, FetchOptions{Dest: filepath.Join(t.TempDir(), "f"), Hints: []peer.AddrInfo{{ID: hosts[0].ID()}}, NoConnected: true, FindTimeout: time.Second})
 			alloc := totalAlloc() - before
 			t.Logf("fetch: %v; banned %v; %d KiB allocated for %d KiB of HAVEs", err, fetcher.Banned(hosts[0].ID()), alloc>>10, size>>10)
 			if !errors.Is(err, ErrNoProviders) {

@@ -5,9 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p/core/network"
-	mocknet "github.com/libp2p/go-libp2p/p2p/net/mock"
 
 	"github.com/peer-project/peer/bitfield"
 	"github.com/peer-project/peer/swarm/wire"
@@ -30,15 +28,9 @@ func (s *partialSource) Bits() []byte     { return s.have.Bytes() }
 func TestLateSourceAnnounced(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	mn, err := mocknet.FullMeshConnected(2)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer mn.Close()
-	hs := mn.Hosts()
-	blocks := &memBlocks{m: map[cid.Cid][]byte{}}
+	hs := meshHosts(t, 2)
 	data := make([]byte, 10*16384)
-	root := build(t, blocks, "f", data, 16384)
+	blocks, root, l := fileRoot(t, data, 16384)
 	sw := New(hs[0], blocks, Config{Logger: quiet()})
 	defer sw.Close()
 
@@ -55,8 +47,9 @@ func TestLateSourceAnnounced(t *testing.T) {
 	// fetch registers itself before it looks for peers; ask until the
 	// session is taken.
 	var (
-		r  *wire.Reader
-		st network.Stream
+		r   *wire.Reader
+		st  network.Stream
+		err error
 	)
 	for {
 		st, err = hs[1].NewStream(ctx, hs[0].ID(), wire.ProtocolID)
@@ -80,10 +73,6 @@ func TestLateSourceAnnounced(t *testing.T) {
 		st.Close()
 	}
 
-	l, err := BuildLayout(ctx, blocks, root)
-	if err != nil {
-		t.Fatal(err)
-	}
 	have := bitfield.New(l.NumChunks())
 	have.Set(2)
 	have.Set(7)

@@ -12,7 +12,6 @@ import (
 	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
-	mocknet "github.com/libp2p/go-libp2p/p2p/net/mock"
 
 	"github.com/peer-project/peer/bitfield"
 	"github.com/peer-project/peer/integrity"
@@ -68,12 +67,7 @@ func serveReplacesSessionSource(t *testing.T, moved bool) {
 	hs := mn.Hosts()
 	const size, chunk = 16 * 16384, 16384
 	data := randomData(size, 11)
-	aBlocks := &memBlocks{m: map[cid.Cid][]byte{}}
-	root := build(t, aBlocks, "f", data, chunk)
-	l, err := BuildLayout(ctx, aBlocks, root)
-	if err != nil {
-		t.Fatal(err)
-	}
+	aBlocks, root, l := fileRoot(t, data, chunk)
 	a := New(hs[0], aBlocks, Config{Logger: quiet()})
 	defer a.Close()
 	a.Serve(root, &memSource{l: l, data: data})
@@ -385,15 +379,7 @@ func TestServeDuringAdmit(t *testing.T) {
 		return &failSource{memSource{l: l, data: data}}
 	}})
 	defer sw.Close()
-	type opened struct {
-		c   *rawSess
-		err error
-	}
-	ch := make(chan opened, 1)
-	go func() {
-		c, err := openRaw(ctx, hs[1], hs[0].ID(), root)
-		ch <- opened{c, err}
-	}()
+	ch := openRawLater(ctx, hs[1], hs[0].ID(), root)
 	select {
 	case <-looking:
 	case <-ctx.Done():
@@ -421,19 +407,9 @@ func TestServeDuringAdmit(t *testing.T) {
 // StopServingFrom, and does not end what replaced it; the source that
 // serves the root is.
 func TestStopServingFrom(t *testing.T) {
-	mn, err := mocknet.FullMeshConnected(1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer mn.Close()
-	blocks := &memBlocks{m: map[cid.Cid][]byte{}}
 	data := randomData(2*16384, 8)
-	root := build(t, blocks, "f", data, 16384)
-	l, err := BuildLayout(context.Background(), blocks, root)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sw := New(mn.Hosts()[0], blocks, Config{Logger: quiet()})
+	blocks, root, l := fileRoot(t, data, 16384)
+	sw := New(meshHosts(t, 1)[0], blocks, Config{Logger: quiet()})
 	defer sw.Close()
 	dl, share := &memSource{l: l, data: data}, &memSource{l: l, data: data}
 	sw.Serve(root, dl)
@@ -493,17 +469,8 @@ func TestStopThenServeAgain(t *testing.T) {
 // blocks under root, with its layout.
 func replaceRig(t *testing.T, chunks, seed int) ([]host.Host, *memBlocks, []byte, cid.Cid, *Layout) {
 	t.Helper()
-	mn, err := mocknet.FullMeshConnected(2)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { mn.Close() })
-	blocks := &memBlocks{m: map[cid.Cid][]byte{}}
+	hs := meshHosts(t, 2)
 	data := randomData(chunks*16384, uint64(seed))
-	root := build(t, blocks, "f", data, 16384)
-	l, err := BuildLayout(context.Background(), blocks, root)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return mn.Hosts(), blocks, data, root, l
+	blocks, root, l := fileRoot(t, data, 16384)
+	return hs, blocks, data, root, l
 }

@@ -10,7 +10,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
-	"testing/synctest"
 	"time"
 
 	"github.com/ipfs/go-cid"
@@ -474,90 +473,17 @@ func TestStreamingReaderServedInOrder(t *testing.T) {
 // then takes from the seed what the others had (the update bench's
 // publisher upload of 1.7-2.3× the changed bytes instead of about 1.1×).
 func TestRefusedPeerAskedAgainWhenItFetches(t *testing.T) {
-	bubble.Test(t, func(t *testing.T) {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		ss := newSpreadSetup(t, 3, 1<<20, 4<<20, 256<<10)
-		a, b := ss.hosts[1], ss.hosts[2]
-
-		// b's serving side: it refuses the first session, when told to,
-		// as a node not yet fetching the root does; it answers the next
-		// ones with HAVE_NONE, as a node fetching it does.
-		hellos := make(chan int, 8)
-		refuse := make(chan struct{})
-		var n atomic.Int32
-		var wg sync.WaitGroup
-		defer wg.Wait()
-		b.SetStreamHandler(wire.ProtocolID, func(st network.Stream) {
-			wg.Add(1)
-			defer wg.Done()
-			defer st.Reset()
-			r, w := wire.NewReader(st, 0), wire.NewWriter(st)
-			if m, err := r.Read(); err != nil || m.Type() != wire.TypeHello {
-				return
-			}
-			k := int(n.Add(1))
-			hellos <- k
-			if k == 1 {
-				select {
-				case <-refuse:
-				case <-ctx.Done():
-					return
-				}
-				w.Write(wire.NewError(wire.CodeNotFound, errNotProvided.Error()))
-				w.Flush()
-				return
-			}
-			w.Write(&wire.HaveNone{})
-			if w.Flush() != nil {
-				return
-			}
-			for {
-				if _, err := r.Read(); err != nil {
-					return
-				}
-			}
-		})
-
-		fa := New(a, &memBlocks{m: map[cid.Cid][]byte{}}, Config{Logger: quiet(), Seed: 1})
-		defer fa.Close()
-		fetched := make(chan error, 1)
-		wg.Go(func() {
-			_, err := fa.Fetch(ctx, ss.root, FetchOptions{Dest: filepath.Join(t.TempDir(), "new.bin"), Started: func(_ *Layout, src Source) {
-				fa.Serve(ss.root, src)
-			}})
-			fetched <- err
-		})
-		if k := <-hellos; k != 1 {
-			t.Fatalf("first session %d", k)
+	// a is hosts[1], b hosts[2]; b refuses the first session, as a node
+	// not yet fetching the root does (the serving side's endWith), and
+	// answers the next ones with HAVE_NONE, as a node fetching it does.
+	again := redialStage(t, func(k int, st network.Stream, w *wire.Writer) bool {
+		if k > 1 {
+			return false
 		}
-		// b starts fetching: its session to a is admitted (a fetches the
-		// root too), and a learns that b fetches it.
-		st, err := b.NewStream(ctx, a.ID(), wire.ProtocolID)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer st.Reset()
-		w, r := wire.NewWriter(st), wire.NewReader(st, 0)
-		w.Write(&wire.Hello{Version: wire.Version, Root: ss.root})
-		if err := w.Flush(); err != nil {
-			t.Fatal(err)
-		}
-		if m, err := r.Read(); err != nil || (m.Type() != wire.TypeHaveNone && m.Type() != wire.TypeHaveBitfield) {
-			t.Fatalf("a answered b's HELLO with %v, %v; want a HAVE", m, err)
-		}
-		synctest.Wait() // a has taken in that b fetches the root
-		close(refuse)
-		start := time.Now()
-		select {
-		case <-hellos:
-			t.Logf("a asked b again after %v", time.Since(start))
-		case <-time.After(spreadHold):
-			t.Errorf("a did not ask b again within %v of b's refusal, though b fetches the root", spreadHold)
-		}
-		if err := <-fetched; err != nil {
-			t.Fatal(err)
-		}
-		st.Reset()
+		endWith(st, w, wire.NewError(wire.CodeNotFound, errNotProvided.Error()), time.Now())
+		return true
 	})
+	if again == 0 {
+		t.Errorf("a did not ask b again within %v of b's refusal, though b fetches the root", spreadHold)
+	}
 }

@@ -10,7 +10,6 @@ import (
 
 	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p/core/peer"
-	mocknet "github.com/libp2p/go-libp2p/p2p/net/mock"
 
 	"github.com/peer-project/peer/bitfield"
 	"github.com/peer-project/peer/swarm/wire"
@@ -38,12 +37,7 @@ func TestLookupDuringUnshare(t *testing.T) {
 		t.Run(u.name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
-			mn, err := mocknet.FullMeshConnected(2)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer mn.Close()
-			hs := mn.Hosts()
+			hs := meshHosts(t, 2)
 			blocks, root, l, data := hostileRoot(t)
 			var calls atomic.Int32
 			looking, release := make(chan struct{}), make(chan struct{})
@@ -91,12 +85,7 @@ func TestAdmitDuringUnshare(t *testing.T) {
 		t.Run(u.name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
-			mn, err := mocknet.FullMeshConnected(2)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer mn.Close()
-			hs := mn.Hosts()
+			hs := meshHosts(t, 2)
 			blocks, root, l, data := hostileRoot(t)
 			cfg := Config{Logger: quiet()}
 			if u.name == "ForgetLookups" { // a folder inside a share
@@ -115,15 +104,7 @@ func TestAdmitDuringUnshare(t *testing.T) {
 					<-release
 				})
 			}
-			type opened struct {
-				c   *rawSess
-				err error
-			}
-			ch := make(chan opened, 1)
-			go func() {
-				c, err := openRaw(ctx, hs[1], hs[0].ID(), root)
-				ch <- opened{c, err}
-			}()
+			ch := openRawLater(ctx, hs[1], hs[0].ID(), root)
 			select {
 			case <-at:
 			case <-ctx.Done():
@@ -175,12 +156,7 @@ func (s *gateSource) ReadChunk(ctx context.Context, i int64, buf []byte) ([]byte
 func TestUnshareDuringFetch(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	mn, err := mocknet.FullMeshConnected(3)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer mn.Close()
-	hs := mn.Hosts()
+	hs := meshHosts(t, 3)
 	blocks, root, l, data := hostileRoot(t)
 	gate := &gateSource{memSource: memSource{l: l, data: data}, open: make(chan struct{})}
 	b := New(hs[1], blocks, Config{Logger: quiet()})

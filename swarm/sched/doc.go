@@ -44,21 +44,36 @@
 //  4. a chunk moved from the seeders (see below);
 //  5. in endgame, a duplicate of a slow request.
 //
-// Sparing the seeders. A peer with a partial bitfield that has room and
-// nothing unrequested to give takes over a chunk that only seeders (HAVE
-// all) were asked for and that it has announced since: the seeders'
-// requests are cancelled. Fetchers of the same root that start together
-// all ask the one seed for the same new chunks; with this, each asks the
-// others for what they announce, and the seed (which serves first the
-// chunks it has sent to nobody, and holds back for a while those another
-// connected peer got: see the swarm package) uploads each chunk about
-// once. A seeder that got the chunk takes over a held request by the
-// endgame's duplicate of a request that looks stalled. The newest such requests move first: they wait longest in
-// the seed's queue, so the CANCEL most likely arrives before the block
-// leaves. With no partial peer (a single fetcher and its seed) nothing
-// changes. A peer that announces a chunk and never sends it costs one
-// request timeout: the chunk then goes to another holder, and the liar is
-// avoided for it.
+// Sparing the seeders. A chunk that only seeders (HAVE all) were asked
+// for moves to a peer that announces it since: the seeders' requests are
+// cancelled (Cancel actions) and the peer is asked instead. Fetchers of
+// the same root that start together all ask the one seed for the same new
+// chunks; with this, each asks the others for what they announce, and the
+// seed (which serves first the chunks it has sent to nobody, and holds
+// back for a while those another connected peer got: see the swarm
+// package) uploads each chunk about once. The move happens in two places:
+//
+//   - On the HAVE itself (moveTo), if the peer has room in its window,
+//     whatever else it could be asked for: it most likely got the chunk
+//     from the seed, which then holds our request back. This includes the
+//     HAVE that completes the peer and makes it a seeder, so the follower
+//     that finishes first takes over the last chunks the others asked of
+//     the seed (testdata/steal_last.txt).
+//   - When a partial peer (not a seeder) has room and nothing unrequested
+//     to give (pickSteal, step 4 above): chunks it announced while its
+//     window was full, or in its first bitfield. It looks at the dupScan
+//     newest outstanding chunks, newest first: they wait longest in the
+//     seed's queue, so the CANCEL most likely arrives before the block
+//     leaves.
+//
+// Neither moves a chunk while the scheduler is paused (Pause), a chunk that
+// was asked of a partial peer too, one the peer is avoided for, or one
+// asked of a seeder known to be more than twice as fast as the peer
+// (movable). A peer that was a seeder from the start takes nothing over, so
+// with no partial peer (a single fetcher and its seed) nothing changes. A
+// peer that announces a chunk and never sends it costs one request timeout:
+// the chunk then goes to another holder, and the liar is avoided for it
+// (testdata/steal.txt).
 //
 // Endgame. When a peer has a free slot and nothing unrequested to ask for
 // (always the case near the end, when every missing chunk is requested) it

@@ -443,10 +443,10 @@ func (s *Scheduler) have(id PeerID, i int64, now time.Time) error {
 }
 
 // moveTo moves chunk c to p, which has just announced it, if only seeders
-// were asked for it and p has room (see pickSteal): p got c lately, most
-// likely from one of them, which then holds it back from us. Done here,
-// it works for the HAVE that makes p a seeder too: then pickSteal no
-// longer takes p.
+// were asked for it and p has room (doc.go, "Sparing the seeders";
+// pickSteal does the rest): p got c lately, most likely from one of them,
+// which then holds it back from us. Done here, it works for the HAVE that
+// makes p a seeder too: then pickSteal no longer takes p.
 func (s *Scheduler) moveTo(p *peer, c int32, now time.Time) {
 	oc := s.out[c]
 	if s.state[c] != stOut || oc == nil || s.paused || s.done || len(p.out) >= p.effWindow() ||

@@ -1,0 +1,59 @@
+package swarm
+
+import (
+	"context"
+	"testing"
+
+	"github.com/ipfs/go-cid"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/peer"
+	mocknet "github.com/libp2p/go-libp2p/p2p/net/mock"
+)
+
+// The rig that the swarm's tests share: hosts on a mocknet, a file root
+// held in memory, and a hand-written session opened in the background.
+// (memBlocks, memSource, build and randomData are in swarm_test.go;
+// rawSess and openRaw in replace_test.go.)
+
+// meshHosts returns n mocknet hosts, each linked and connected to every
+// other; the mocknet is closed when tb ends.
+func meshHosts(tb testing.TB, n int) []host.Host {
+	tb.Helper()
+	mn, err := mocknet.FullMeshConnected(n)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { mn.Close() })
+	return mn.Hosts()
+}
+
+// fileRoot puts data, cut in chunks of chunk bytes, in a new block store
+// as a UnixFS file, and returns the store, the file's root and its layout.
+func fileRoot(tb testing.TB, data []byte, chunk int) (*memBlocks, cid.Cid, *Layout) {
+	tb.Helper()
+	blocks := &memBlocks{m: map[cid.Cid][]byte{}}
+	root := build(tb, blocks, "f", data, chunk)
+	l, err := BuildLayout(context.Background(), blocks, root)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return blocks, root, l
+}
+
+// opened is a raw session that openRawLater opened, or why it could not.
+type opened struct {
+	c   *rawSess
+	err error
+}
+
+// openRawLater opens a raw session from h to p for root (openRaw) on a
+// goroutine of its own, for a test that must act while it is being
+// admitted; the channel gets the outcome.
+func openRawLater(ctx context.Context, h host.Host, p peer.ID, root cid.Cid) <-chan opened {
+	ch := make(chan opened, 1)
+	go func() {
+		c, err := openRaw(ctx, h, p, root)
+		ch <- opened{c, err}
+	}()
+	return ch
+}
