@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -116,6 +117,18 @@ func (d *Daemon) GatewayURL(root string) string {
 		return ""
 	}
 	return urlOf(d.GatewayAddr(), root)
+}
+
+// ShareURL returns the gateway URL of a share, given u, the gateway URL
+// of its root (GatewayURL): a folder's as it is; a file's with
+// ?filename= its name, so that the gateway types it by its extension and
+// a browser saves it under that name (a file root alone names no file).
+// It returns "" when u is "".
+func ShareURL(u string, si ShareInfo) string {
+	if u == "" || si.Dir || si.Name == "" {
+		return u
+	}
+	return strings.TrimSuffix(u, "/") + "?filename=" + url.QueryEscape(si.Name)
 }
 
 func urlOf(addr, root string) string {

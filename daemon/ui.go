@@ -184,7 +184,7 @@ func (b uiBackend) Peers(ctx context.Context) ([]webui.Peer, error) {
 
 func (b uiBackend) share(si ShareInfo) webui.Share {
 	return webui.Share{
-		Root: si.Root, Name: si.Name, Path: si.Path, Ticket: si.Ticket, Link: b.s.d.GatewayURL(si.Root),
+		Root: si.Root, Name: si.Name, Path: si.Path, Ticket: si.Ticket, Link: ShareURL(b.s.d.GatewayURL(si.Root), si),
 		Dir: si.Dir, Stale: si.Stale, Size: si.Size, Files: si.Files,
 	}
 }

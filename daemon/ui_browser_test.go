@@ -144,7 +144,7 @@ func TestBrowserUI(t *testing.T) {
 	ticket := run(t, ctx, "ticket", chromedp.Value(chromedp.CSS("input.ticket")))
 	link := run(t, ctx, "link", chromedp.AttributeValue(chromedp.CSS("a.link"), "href"))
 	shares, err := a.local.Shares(context.Background())
-	if err != nil || len(shares) != 1 || shares[0].Ticket != ticket || a.GatewayURL(shares[0].Root) != link.Value {
+	if err != nil || len(shares) != 1 || shares[0].Ticket != ticket || ShareURL(a.GatewayURL(shares[0].Root), shares[0]) != link.Value {
 		t.Fatalf("the page shows ticket %q and link %q; A shares %+v (%v)", ticket, link.Value, shares, err)
 	}
 	// Copy the link with its button, as a user would, and read the
@@ -243,7 +243,7 @@ func TestBrowserNoJS(t *testing.T) {
 	}
 	ticket := run(t, ctx, "ticket", chromedp.Value(chromedp.CSS("input.ticket")))
 	link := run(t, ctx, "link", chromedp.AttributeValue(chromedp.CSS("a.link"), "href"))
-	if ticket != shares[0].Ticket || link.Value != d.GatewayURL(shares[0].Root) {
+	if ticket != shares[0].Ticket || link.Value != ShareURL(d.GatewayURL(shares[0].Root), shares[0]) {
 		t.Errorf("the page shows ticket %q and link %q", ticket, link.Value)
 	}
 	do(t, ctx, "unshare", chromedp.Click(chromedp.CSS(`form[action="/ui/shares/remove"] button`)), chromedp.WaitVisible(chromedp.CSS("p.empty")))

@@ -126,12 +126,14 @@ func TestUI(t *testing.T) {
 	}
 	sh := shares[0]
 	_, page = ba.do("GET", resp.Header.Get("Location"), nil, nil)
-	for _, want := range []string{"Shared ui.txt", sh.Ticket, a.GatewayURL(sh.Root)} {
+	link := a.GatewayURL(sh.Root)
+	link = strings.TrimSuffix(link, "/") + "?filename=ui.txt" // the file's name, for its type and a download's
+	for _, want := range []string{"Shared ui.txt", sh.Ticket, link} {
 		if !strings.Contains(page, want) {
 			t.Errorf("the shares page lacks %q", want)
 		}
 	}
-	if code, got := httpGet(t, "GET", a.GatewayURL(sh.Root), ""); code != 200 || string(got) != string(data) {
+	if code, got := httpGet(t, "GET", link, ""); code != 200 || string(got) != string(data) {
 		t.Errorf("the share's gateway link: %d, %d bytes", code, len(got))
 	}
 

@@ -12,15 +12,16 @@ import (
 )
 
 // TestGatewayE2E: `peer daemon --gateway` serves the gateway and says
-// where; `peer share` prints the file's gateway URL beside the ticket, and
-// the URL gives the file; `--gateway off` runs none and share prints none.
+// where; `peer share` prints the file's gateway URL beside the ticket,
+// named by ?filename=, and the URL gives the file, typed by its name and
+// saved under it; `--gateway off` runs none and share prints none.
 func TestGatewayE2E(t *testing.T) {
 	d := startDaemon(t, "--gateway", "127.0.0.1:0")
 	if !strings.HasPrefix(d.info.Gateway, "http://127.0.0.1:") || !strings.HasSuffix(d.info.Gateway, "/ipfs/") {
 		t.Fatalf("daemon's gateway = %q", d.info.Gateway)
 	}
 	data := randomBytes(300<<10, 9)
-	src := filepath.Join(t.TempDir(), "clip.bin")
+	src := filepath.Join(t.TempDir(), "clip one.mp4")
 	writeFile(t, src, data)
 	out := ok(t, "share", "--home", d.home, src)
 	m := regexp.MustCompile(`(?m)^gateway: (http://\S+)$`).FindStringSubmatch(out)
@@ -28,7 +29,10 @@ func TestGatewayE2E(t *testing.T) {
 		t.Fatalf("share printed no gateway URL on %s:\n%s", d.info.Gateway, out)
 	}
 	client := &http.Client{Timeout: time.Minute}
-	resp, err := client.Get(strings.TrimSuffix(m[1], "/"))
+	if !strings.HasSuffix(m[1], "?filename=clip+one.mp4") {
+		t.Fatalf("share's gateway URL %s does not name the file", m[1])
+	}
+	resp, err := client.Get(m[1])
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -36,6 +40,9 @@ func TestGatewayE2E(t *testing.T) {
 	resp.Body.Close()
 	if err != nil || resp.StatusCode != 200 || !bytes.Equal(body, data) {
 		t.Fatalf("GET %s = %d, %d bytes, %v", m[1], resp.StatusCode, len(body), err)
+	}
+	if ct, cd := resp.Header.Get("Content-Type"), resp.Header.Get("Content-Disposition"); ct != "video/mp4" || !strings.Contains(cd, "clip one.mp4") {
+		t.Fatalf("GET %s: Content-Type %q, Content-Disposition %q; want video/mp4 and the file's name", m[1], ct, cd)
 	}
 
 	off := startDaemon(t, "--gateway", "off")

@@ -112,7 +112,7 @@ func shareNet(c *cli.Context) error {
 			}
 			fmt.Fprintf(c.App.Writer, "%s  %s  (%s, %s)\n", sh.Root, p, humanBytes(sh.Size), kind)
 			fmt.Fprintf(c.App.Writer, "ticket: %s\n", sh.Ticket)
-			if u := gatewayLink(c, sh.Root); u != "" && !foreground {
+			if u := daemon.ShareURL(gatewayLink(c, sh.Root), sh); u != "" && !foreground {
 				fmt.Fprintf(c.App.Writer, "gateway: %s\n", u)
 			}
 			if l := reuseLine(sh); l != "" {
