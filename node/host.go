@@ -130,8 +130,8 @@ func resourceLimits(dhtProto protocol.ID) rcmgr.ConcreteLimitConfig {
 	limits := rcmgr.DefaultLimits
 	libp2p.SetDefaultServiceLimits(&limits)
 	// The exchange protocol keeps one stream per peer and root, and a
-	// chunk in flight is at most 4 MiB.
-	bound(&limits, 1024, 256<<20, 64, 64<<20, wire.ProtocolID)
+	// chunk in flight is at most 4 MiB; each version has its own bound.
+	bound(&limits, 1024, 256<<20, 64, 64<<20, wire.ProtocolID, wire.PrevProtocolID)
 	// The DHT's and the relay's protocols get bounds of their own, so a
 	// public network's queries and relayed connections can't take what the
 	// exchange needs. A kad-dht message is at most 4 MiB and a query is one

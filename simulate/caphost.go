@@ -47,18 +47,24 @@ func (h *cappedHost) wrap(s network.Stream) network.Stream {
 func (h *cappedHost) NewStream(ctx context.Context, p peer.ID, pids ...protocol.ID) (network.Stream, error) {
 	h.dialing(p)
 	s, err := h.Host.NewStream(ctx, p, pids...)
-	if err != nil || s.Protocol() != wire.ProtocolID {
+	if err != nil || !exchange(s.Protocol()) {
 		return s, err
 	}
 	return h.wrap(s), nil
 }
 
 func (h *cappedHost) SetStreamHandler(pid protocol.ID, handler network.StreamHandler) {
-	if pid != wire.ProtocolID {
+	if !exchange(pid) {
 		h.Host.SetStreamHandler(pid, handler)
 		return
 	}
 	h.Host.SetStreamHandler(pid, func(s network.Stream) { handler(h.wrap(s)) })
+}
+
+// exchange reports whether pid is the exchange protocol, of either
+// version a node speaks.
+func exchange(pid protocol.ID) bool {
+	return pid == wire.ProtocolID || pid == wire.PrevProtocolID
 }
 
 // cappedStream waits for the budget before each write (Reset and Close end

@@ -50,6 +50,7 @@ func (r *runner) freeRider(i int) bool { return i >= r.sc.Peers-r.sc.FreeRiders 
 func (r *runner) freeRide(p *simPeer) {
 	if r.freeRider(p.idx) {
 		p.host.RemoveStreamHandler(wire.ProtocolID)
+		p.host.RemoveStreamHandler(wire.PrevProtocolID)
 	}
 }
 

@@ -54,6 +54,7 @@ func bitswapOnly(t *testing.T, data []byte) (server, fetcher *Swarm, root cid.Ci
 	server = New(hosts[0], blocks, Config{Logger: quiet(), Bitswap: true})
 	t.Cleanup(func() { server.Close() })
 	hosts[0].RemoveStreamHandler(wire.ProtocolID)
+	hosts[0].RemoveStreamHandler(wire.PrevProtocolID)
 	server.Serve(root, &memSource{l: l, data: data})
 	fetcher = New(hosts[1], &memBlocks{m: map[cid.Cid][]byte{}}, Config{Logger: quiet(), Bitswap: true, Seed: 3})
 	t.Cleanup(func() { fetcher.Close() })

@@ -147,7 +147,13 @@ func (f *fetch) session(ai peer.AddrInfo) {
 	defer close(c.done)
 	w := wire.NewWriter(st)
 	st.SetDeadline(time.Now().Add(dialTimeout))
-	if err := w.Write(&wire.Hello{Version: wire.Version, Root: f.root}); err != nil || w.Flush() != nil {
+	err = w.Write(&wire.Hello{Version: wire.Version, Root: f.root})
+	if err == nil && f.opts.Focus != nil && st.Protocol() == wire.ProtocolID {
+		// A streaming reader's fetch: it waits on the chunks it asks for,
+		// in order (spread.go). A peer of 2.0 cannot be told.
+		err = w.Write(&wire.InOrder{})
+	}
+	if err != nil || w.Flush() != nil {
 		st.Reset()
 		f.post(event{kind: evDown, conn: c, err: errors.New("sending HELLO failed")})
 		return

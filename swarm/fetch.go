@@ -82,7 +82,10 @@ type FetchOptions struct {
 	// Focus, if not nil, carries the chunks a streaming reader wants next:
 	// the fetch asks for them before any other, in order, until the next
 	// Range replaces them (a seek) or an empty one clears them. The fetch
-	// only receives from it; the caller never has to close it.
+	// only receives from it; the caller never has to close it. A fetch
+	// with Focus tells each peer it asks that it reads in order
+	// (wire.InOrder), so that a seed serves it as it asks and holds
+	// nothing back for it (spread.go), seeks or not.
 	Focus <-chan Range
 	// Replaceable, if not nil, lets Force replace a folder Dest that holds
 	// files the root does not list: those of which it returns true (given
@@ -1030,7 +1033,7 @@ func (f *fetch) watchArrivals() {
 				case libp2pevent.EvtPeerProtocolsUpdated:
 					p, protos = e.Peer, e.Added
 				}
-				if slices.Contains(protos, wire.ProtocolID) {
+				if slices.Contains(protos, wire.ProtocolID) || slices.Contains(protos, wire.PrevProtocolID) {
 					f.arrival(p)
 				}
 			}

@@ -62,6 +62,12 @@ type server struct {
 	// out (see spread.go).
 	holdsMissed int
 	inflight    spreadSend // the chunk being written, as recorded by the spread rules
+	// prev: the stream speaks wire.PrevProtocolID, whose fetcher cannot
+	// say IN_ORDER (the spread rules guess from the order of its
+	// requests); set before the session starts.
+	prev bool
+	// inOrder: the fetcher said IN_ORDER, it reads as it asks.
+	inOrder bool
 }
 
 func (s *Swarm) handleStream(st network.Stream) {
@@ -90,7 +96,8 @@ func (s *Swarm) serve(st network.Stream, p peer.ID) {
 	if !ok {
 		return
 	}
-	sv := &server{sw: s, stream: st, peer: p, root: hello.Root, wake: make(chan struct{}, 1), lim: s.lim.peer(p)}
+	sv := &server{sw: s, stream: st, peer: p, root: hello.Root, wake: make(chan struct{}, 1), lim: s.lim.peer(p),
+		prev: st.Protocol() == wire.PrevProtocolID}
 	defer s.lim.release(p, sv.lim)
 	if !s.admit(sv) {
 		return
@@ -131,7 +138,7 @@ func (s *Swarm) readHello(st network.Stream, r *wire.Reader) (*wire.Hello, bool)
 		// Counted before the stream ends, so that whoever sees it end
 		// sees the count too.
 		s.count(func(st *Stats) { st.ProtocolViolations++ })
-		endWith(st, wire.NewWriter(st), wire.NewError(wire.CodeProtocol, "expected HELLO version 1"), s.cfg.Now())
+		endWith(st, wire.NewWriter(st), wire.NewError(wire.CodeProtocol, fmt.Sprintf("expected HELLO version %d", wire.Version)), s.cfg.Now())
 		return nil, false
 	}
 	st.SetReadDeadline(time.Time{})
@@ -266,7 +273,7 @@ func (sv *server) idleCheck() {
 
 // readLoop reads the fetcher's requests until the stream ends.
 func (sv *server) readLoop(r *wire.Reader) {
-	for {
+	for first := true; ; first = false {
 		m, err := r.Read()
 		if err != nil {
 			if errors.Is(err, wire.ErrProtocol) {
@@ -287,6 +294,18 @@ func (sv *server) readLoop(r *wire.Reader) {
 			}
 		case *wire.NotInterested:
 			sv.sw.chk.notInterested(sv)
+		case *wire.InOrder:
+			if why := "IN_ORDER after another message: it comes right after HELLO"; !first || sv.prev {
+				if sv.prev {
+					why = "IN_ORDER on " + wire.PrevProtocolID + ", which has no such message"
+				}
+				sv.sw.count(func(st *Stats) { st.ProtocolViolations++ })
+				sv.close(wire.CodeProtocol, why)
+				return
+			}
+			sv.mu.Lock()
+			sv.inOrder = true
+			sv.mu.Unlock()
 		case *wire.WantNode:
 			sv.mu.Lock()
 			if len(sv.nodes) >= 64 {

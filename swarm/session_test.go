@@ -17,6 +17,7 @@ import (
 	"github.com/libp2p/go-libp2p"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/protocol"
 	rcmgr "github.com/libp2p/go-libp2p/p2p/host/resource-manager"
 
 	"github.com/peer-project/peer/internal/bubble"
@@ -43,6 +44,7 @@ func (p *pipeStream) SetWriteDeadline(t time.Time) error           { return p.c.
 func (p *pipeStream) Scope() network.StreamScope                   { return &network.NullScope{} }
 func (p *pipeStream) Conn() network.Conn                           { return nil }
 func (p *pipeStream) ResetWithError(network.StreamErrorCode) error { return p.c.Close() }
+func (p *pipeStream) Protocol() protocol.ID                        { return wire.ProtocolID }
 
 // TestServeWriteDeadline: a fetcher says HELLO, reads our HAVE, asks for a
 // block and then reads nothing, over a stream that keeps deadlines. The

@@ -86,9 +86,9 @@ func (rig *pickRig) take(sv *server) (i uint64, ok, more bool) {
 }
 
 // shuffled gives sv a history of requests out of index order, as a fetch
-// picking rarest first has: the spread rules apply to its requests, not
-// the order of a streaming reader's (wantQueue.inOrder). It leaves none
-// waiting.
+// picking rarest first has: on protocol 2.0 (server.prev) too, the spread
+// rules apply to its requests, not the order of a streaming reader's
+// (wantQueue.inOrder). It leaves none waiting.
 func (rig *pickRig) shuffled(sv *server) {
 	sv.wants.pushAt([]uint64{1, 0}, rig.seed.cfg.Now())
 	sv.wants.cancel(1)
@@ -290,14 +290,16 @@ func TestSpreadPrefetchesWhatIsServed(t *testing.T) {
 	}
 }
 
-// TestSpreadServesInOrderSession: a session whose requests ascend (a
-// streaming reader) is served in the order it asks, while the seed spreads:
-// neither held back for a chunk another connected peer got, nor passed by
-// a fresh chunk; each send is still recorded. Once its requests come out
-// of order it is served by the spread rules, until streamRun ascend again.
+// TestSpreadServesInOrderSession: a session of protocol 2.0, whose
+// fetcher cannot say IN_ORDER, and whose requests ascend (a streaming
+// reader) is served in the order it asks, while the seed spreads: neither
+// held back for a chunk another connected peer got, nor passed by a fresh
+// chunk; each send is still recorded. Once its requests come out of order
+// it is served by the spread rules, until streamRun ascend again.
 func TestSpreadServesInOrderSession(t *testing.T) {
 	rig := newPickRig(t, 2)
 	a, b := rig.sv[0], rig.sv[1]
+	a.prev = true
 	n := rig.src.l.NumChunks()
 	b.spread.mu.Lock()
 	for _, i := range []uint64{2, 3, 9, 10} {
@@ -338,5 +340,55 @@ func TestSpreadServesInOrderSession(t *testing.T) {
 	a.wants.pushAt(run[len(run)-1:], rig.seed.cfg.Now())
 	if i, ok, _ := rig.take(a); !ok || i != 9 {
 		t.Fatalf("took %d %v after streamRun requests in order, want chunk 9", i, ok)
+	}
+}
+
+// TestSpreadHoldsAscendingFetcher: a fetcher of protocol 2.1 that did not
+// say IN_ORDER is held back by the spread rules whatever the order of its
+// requests: the first requests of one picking rarest first may ascend
+// ([0 1], [0 13], [7 8] were seen), and serving them as asked sent the
+// chunks a second time that another peer had.
+func TestSpreadHoldsAscendingFetcher(t *testing.T) {
+	for _, first := range [][]uint64{{0, 1}, {0, 13}, {7, 8}} {
+		rig := newPickRig(t, 2)
+		a, b := rig.sv[0], rig.sv[1]
+		n := rig.src.l.NumChunks()
+		b.spread.mu.Lock()
+		for _, i := range first {
+			b.spread.sentLocked(b.peer, i, n) // b has them, and is connected
+		}
+		b.spread.mu.Unlock()
+		a.wants.pushAt(first, rig.seed.cfg.Now())
+		if i, ok, _ := rig.take(a); ok {
+			t.Errorf("first requests %v: took chunk %d, want both held back (b has them)", first, i)
+		}
+	}
+}
+
+// TestSpreadServesInOrderFlagged: a session whose fetcher said IN_ORDER
+// is served in the order it asks from its first request on, and after a
+// seek back, while the seed spreads: neither held back for a chunk
+// another connected peer got, nor passed by a fresh one; each send is
+// still recorded for the others.
+func TestSpreadServesInOrderFlagged(t *testing.T) {
+	rig := newPickRig(t, 2)
+	a, b := rig.sv[0], rig.sv[1]
+	a.inOrder = true
+	n := rig.src.l.NumChunks()
+	b.spread.mu.Lock()
+	for _, i := range []uint64{2, 3, 9, 10} {
+		b.spread.sentLocked(b.peer, i, n) // b has them, and is connected
+	}
+	b.spread.mu.Unlock()
+	a.wants.pushAt([]uint64{9, 10, 11}, rig.seed.cfg.Now())
+	// A seek back: the reader asks for chunk 2 on.
+	a.wants.pushAt([]uint64{2, 3, 4}, rig.seed.cfg.Now())
+	for _, want := range []uint64{9, 10, 11, 2, 3, 4} {
+		if i, ok, _ := rig.take(a); !ok || i != want {
+			t.Fatalf("took %d %v, want chunk %d: the reader's requests in the order it asked", i, ok, want)
+		}
+		if got := rig.recipient(a, want); got != a.peer.String() {
+			t.Errorf("chunk %d recorded as sent to %s, want a", want, got)
+		}
 	}
 }

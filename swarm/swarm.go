@@ -205,7 +205,8 @@ type Stats struct {
 	BitswapBytesUp, BitswapBytesDown int64
 }
 
-// New starts a swarm on h: it handles wire.ProtocolID streams until Close.
+// New starts a swarm on h: it handles wire.ProtocolID and
+// wire.PrevProtocolID streams until Close.
 func New(h host.Host, blocks BlockStore, cfg Config) *Swarm {
 	cfg.fill()
 	ctx, cancel := context.WithCancel(context.Background())
@@ -222,6 +223,7 @@ func New(h host.Host, blocks BlockStore, cfg Config) *Swarm {
 	}
 	s.chk = newSlots(cfg.UploadSlots, cfg.Now, s.goroutines.Go, s.count)
 	h.SetStreamHandler(wire.ProtocolID, s.handleStream)
+	h.SetStreamHandler(wire.PrevProtocolID, s.handleStream)
 	if cfg.Bitswap {
 		s.startBitswap()
 	}
@@ -233,6 +235,7 @@ func New(h host.Host, blocks BlockStore, cfg Config) *Swarm {
 func (s *Swarm) Close() error {
 	s.once.Do(func() {
 		s.host.RemoveStreamHandler(wire.ProtocolID)
+		s.host.RemoveStreamHandler(wire.PrevProtocolID)
 		if s.bs != nil {
 			s.bs.Close()
 			s.bsp.close()
@@ -506,8 +509,9 @@ func (s *Swarm) count(fn func(*Stats)) {
 	s.mu.Unlock()
 }
 
-// openStream opens a wire stream to p unless p is banned. The caller says
-// HELLO.
+// openStream opens a wire stream to p unless p is banned: on
+// wire.ProtocolID, or wire.PrevProtocolID if p speaks only that (a node of
+// the version before). The caller says HELLO.
 func (s *Swarm) openStream(ctx context.Context, p peer.ID) (network.Stream, error) {
 	if s.Banned(p) {
 		return nil, fmt.Errorf("swarm: %s is banned", p)
@@ -515,7 +519,7 @@ func (s *Swarm) openStream(ctx context.Context, p peer.ID) (network.Stream, erro
 	if s.cfg.Allow != nil && !s.cfg.Allow(p) {
 		return nil, fmt.Errorf("swarm: %s is not on the allowlist", p)
 	}
-	st, err := s.host.NewStream(ctx, p, wire.ProtocolID)
+	st, err := s.host.NewStream(ctx, p, wire.ProtocolID, wire.PrevProtocolID)
 	if err != nil {
 		return nil, limitedRelayError(s.host.Network().ConnsToPeer(p), p, err)
 	}

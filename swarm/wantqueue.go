@@ -59,7 +59,8 @@ func (w *wantQueue) pushAt(idx []uint64, at time.Time) {
 // inOrder reports whether the fetcher asks for chunks in index order, as
 // a streaming reader does (its scheduler asks for its priority range in
 // order, package sched): every request so far, or the last streamRun,
-// named a chunk past the one before. A fetcher picking rarest first, in
+// named a chunk past the one before. The spread rules ask it only of a
+// fetcher of protocol 2.0, which cannot say IN_ORDER (spread.go). A fetcher picking rarest first, in
 // random order, keeps streamRun requests ascending about once in
 // streamRun! (1 in 40320); its first few requests may pass.
 func (w *wantQueue) inOrder() bool {

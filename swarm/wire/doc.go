@@ -33,7 +33,8 @@
 // This section is the spec: another implementation can follow it alone.
 //
 // Session. One libp2p stream per (peer, root), protocol ID
-// "/peer/xfer/2.0.0". The side that opens the stream sends HELLO first; after
+// "/peer/xfer/2.1.0" (or "/peer/xfer/2.0.0", see Versions). The side that
+// opens the stream sends HELLO first; after
 // that both sides may send any message but HELLO at any time. The stream is
 // full duplex, requests are pipelined and replies come in any order. A side
 // that receives a message it cannot decode sends ERROR (code 1) if it can,
@@ -54,7 +55,17 @@
 // limit. A receiver refuses a length over its limit, or a payload longer
 // than its type allows (below), as soon as it has read the length and type
 // byte, before reading the payload. An unknown type byte is an error; types
-// 0x00 and 0x11-0xff are unassigned.
+// 0x00 and 0x12-0xff are unassigned, and 0x11 is unknown on 2.0.
+//
+// Versions. Nothing in a frame can be skipped (an unknown type, a trailing
+// byte, are errors), so a message or field is added under a new protocol ID,
+// and peers agree on the version before HELLO, by libp2p's protocol
+// negotiation (multistream-select): a node accepts every version it speaks,
+// and the opener of a stream offers the newest first, so that two nodes of
+// different versions speak the older one. 2.1 is 2.0 and IN_ORDER; a 2.1
+// node asks a 2.0 peer on 2.0 and sends it no IN_ORDER, and serves a 2.0
+// fetcher, which cannot say it reads in order, as 2.0 did. The version in
+// HELLO is the major version (2), the same on 2.0 and 2.1.
 //
 // Fields. A payload is a sequence of fields and must end exactly where its
 // last field ends. Field kinds:
@@ -88,6 +99,7 @@
 //	0x0e CHOKE          (empty)                                    0
 //	0x0f UNCHOKE        (empty)                                    0
 //	0x10 NOT_INTERESTED (empty)                                    0
+//	0x11 IN_ORDER       (empty; 2.1 on)                            0
 //
 // HELLO: version is 2 for this spec; root is the CID of the root (a UnixFS
 // dag-pb node, or the raw leaf that is a whole file of one chunk);
@@ -153,6 +165,16 @@
 // WANT received while the peer was unchoked, a different one each time: a
 // repeated CHOKE or UNCHOKE, or more CHOKEs than WANT messages, is a
 // protocol error.
+//
+// IN_ORDER (2.1 on; sent by the fetching side, once per session at most,
+// right after HELLO): the sender reads the chunks in the order it asks for
+// them and waits on each (a streaming reader, seeks and all). The receiver
+// serves its WANTs in the order they come, and never holds one back for
+// another peer that could give the chunk (a seed may do so to fetchers that
+// can trade among themselves, as BitTorrent's super-seeding does). A
+// fetcher that does not send it is served in whatever order suits the
+// receiver. A second IN_ORDER, or one from the serving side, is a protocol
+// error.
 //
 // ERROR: the sender's last message. Codes: 1 protocol error, 2 not found
 // (the root of HELLO), 3 rate limited, 4 too many requests, 5 banned, 6

@@ -27,6 +27,8 @@ func FuzzRead(f *testing.F) {
 	f.Add([]byte{0x00})
 	f.Add([]byte{0xff, 0xff, 0xff, 0xff, 0x0f, 0x09})
 	f.Add(frame(0x11))
+	f.Add(frame(0x12))
+	f.Add(encodeAll(f, &Hello{Version: Version, Root: nodeCID}, &InOrder{}, &Want{Indices: []uint64{0, 1}}))
 
 	f.Fuzz(func(t *testing.T, data []byte) {
 		for _, useAlloc := range []bool{false, true} {

@@ -14,8 +14,8 @@ import (
 
 // Msg is one message of the protocol. The concrete types are *Hello,
 // *HaveAll, *HaveNone, *HaveBitfield, *Have, *Want, *Cancel, *DontHave,
-// *Block, *WantNode, *Node, *NodeMissing, *Error, *Choke, *Unchoke and
-// *NotInterested; the interface is sealed
+// *Block, *WantNode, *Node, *NodeMissing, *Error, *Choke, *Unchoke,
+// *NotInterested and *InOrder; the interface is sealed
 // so that every Msg is one the Writer can encode.
 type Msg interface {
 	// Type returns the message's type byte.
@@ -57,6 +57,14 @@ type Unchoke struct{}
 // the receiver for now, so that an upload slot it was just given can go to
 // another peer. Its next WANT says otherwise.
 type NotInterested struct{}
+
+// InOrder (protocol 2.1 on, ProtocolID) says that the sender (the fetching
+// side) reads the root's chunks in the order it asks for them and waits on
+// each: a streaming reader. The receiver serves its WANTs in the order they
+// come, and holds none back for another peer that has the chunk. It is
+// sent once per session, at most, right after HELLO; a seek or a longer
+// read-ahead changes nothing.
+type InOrder struct{}
 
 // HaveBitfield says which chunks of the root the sender has, in the
 // encoding of package bitfield (the one codec of it): chunk i is present
@@ -216,6 +224,9 @@ func (*Unchoke) Type() Type { return TypeUnchoke }
 // Type implements Msg.
 func (*NotInterested) Type() Type { return TypeNotInterested }
 
+// Type implements Msg.
+func (*InOrder) Type() Type { return TypeInOrder }
+
 func (*Hello) isMsg()         {}
 func (*HaveAll) isMsg()       {}
 func (*HaveNone) isMsg()      {}
@@ -232,6 +243,7 @@ func (*Error) isMsg()         {}
 func (*Choke) isMsg()         {}
 func (*Unchoke) isMsg()       {}
 func (*NotInterested) isMsg() {}
+func (*InOrder) isMsg()       {}
 
 // encode appends to b the type byte and the payload of m, all but a trailing
 // byte string (Block.Data, Node.Data, HaveBitfield.Bits) that it returns as
@@ -272,6 +284,10 @@ func encode(b []byte, m Msg) (head, tail []byte, err error) {
 	case *NotInterested:
 		if m != nil {
 			return append(b, byte(TypeNotInterested)), nil, nil
+		}
+	case *InOrder:
+		if m != nil {
+			return append(b, byte(TypeInOrder)), nil, nil
 		}
 	case *HaveBitfield:
 		if m == nil {
@@ -411,6 +427,8 @@ func decode(t Type, p []byte) (Msg, error) {
 		m = &Unchoke{}
 	case TypeNotInterested:
 		m = &NotInterested{}
+	case TypeInOrder:
+		m = &InOrder{}
 	case TypeHaveBitfield:
 		m = &HaveBitfield{Bits: d.rest()}
 	case TypeHave:

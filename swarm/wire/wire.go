@@ -11,13 +11,23 @@ import (
 // a plain string so that this package need not import libp2p; convert it with
 // protocol.ID(wire.ProtocolID).
 //
-// Version 2 (this one) names UnixFS DAGs: a root is a dag-pb node or a raw
-// leaf, chunks are the file's raw leaves in DAG order, NODE carries dag-pb
-// nodes (and the raw root of a file of one chunk). Version 1 named
-// DAG-CBOR manifests; the two do not speak to each other.
-const ProtocolID = "/peer/xfer/2.0.0"
+// Version 2 names UnixFS DAGs: a root is a dag-pb node or a raw leaf,
+// chunks are the file's raw leaves in DAG order, NODE carries dag-pb nodes
+// (and the raw root of a file of one chunk). Version 1 named DAG-CBOR
+// manifests; the two do not speak to each other. 2.1 (this one) is 2.0
+// and the message IN_ORDER. A node speaks both 2.1 and 2.0 (PrevProtocolID):
+// the opener of a stream offers 2.1 first, and a peer of the version
+// before, which knows only 2.0, is asked on 2.0, where no IN_ORDER is sent.
+const ProtocolID = "/peer/xfer/2.1.0"
 
-// Version is the protocol version this package speaks, sent in Hello.Version.
+// PrevProtocolID is the protocol of the version before, 2.0: ProtocolID
+// without IN_ORDER. A node serves it and asks on it peers that do not
+// speak ProtocolID.
+const PrevProtocolID = "/peer/xfer/2.0.0"
+
+// Version is the major protocol version this package speaks, sent in
+// Hello.Version: 2 on both 2.0 and 2.1 (the minor version is the protocol
+// ID's, negotiated before HELLO).
 const Version = 2
 
 // Limits of the protocol. A message that breaks one is refused by the Reader
@@ -71,6 +81,7 @@ const (
 	TypeChoke         Type = 0x0e
 	TypeUnchoke       Type = 0x0f
 	TypeNotInterested Type = 0x10
+	TypeInOrder       Type = 0x11 // 2.1 on (ProtocolID), unknown on 2.0
 )
 
 var typeNames = [...]string{
@@ -90,6 +101,7 @@ var typeNames = [...]string{
 	TypeChoke:         "CHOKE",
 	TypeUnchoke:       "UNCHOKE",
 	TypeNotInterested: "NOT_INTERESTED",
+	TypeInOrder:       "IN_ORDER",
 }
 
 // String returns the name of t as the protocol spec writes it, e.g. "WANT".
@@ -111,7 +123,7 @@ func maxPayload(t Type) int {
 	switch t {
 	case TypeHello:
 		return maxVarintLen + cidField + maxVarintLen
-	case TypeHaveAll, TypeHaveNone, TypeChoke, TypeUnchoke, TypeNotInterested:
+	case TypeHaveAll, TypeHaveNone, TypeChoke, TypeUnchoke, TypeNotInterested, TypeInOrder:
 		return 0
 	case TypeHaveBitfield:
 		return MaxMessageSize - 1

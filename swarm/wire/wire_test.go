@@ -45,6 +45,7 @@ func allMessages() []struct {
 		{"choke", &Choke{}},
 		{"unchoke", &Unchoke{}},
 		{"not interested", &NotInterested{}},
+		{"in order", &InOrder{}},
 		{"bitfield", &HaveBitfield{Bits: []byte{0x01, 0x02}}},
 		{"bitfield empty", &HaveBitfield{}},
 		{"bitfield 1 MiB", &HaveBitfield{Bits: bytes.Repeat([]byte{0xa5}, 1<<20)}},
@@ -185,6 +186,7 @@ func TestVectors(t *testing.T) {
 		{&Choke{}, "010e"},
 		{&Unchoke{}, "010f"},
 		{&NotInterested{}, "0110"},
+		{&InOrder{}, "0111"},
 		{&Have{Index: 300}, "0305ac02"},
 		{&Want{Indices: []uint64{0, 1, 200}}, "0606030001c801"},
 		{&Cancel{Indices: []uint64{5}}, "03070105"},
@@ -261,7 +263,8 @@ func TestMalformed(t *testing.T) {
 		{"length overflows 64 bits", bytes.Repeat([]byte{0xff}, 11), ErrMalformed},
 		{"length of 10 bytes over 64 bits", append(bytes.Repeat([]byte{0xff}, 9), 0x02), ErrMalformed},
 		{"type 0", frame(0x00), ErrUnknownType},
-		{"type 0x11", frame(0x11), ErrUnknownType},
+		{"type 0x12", frame(0x12), ErrUnknownType},
+		{"in order with payload", frame(0x11, 0), ErrTooLarge},
 		{"type 0xff", frame(0xff, 1, 2, 3), ErrUnknownType},
 		{"have all with payload", frame(0x02, 0), ErrTooLarge},
 		{"have trailing", frame(0x05, 1, 2), ErrMalformed},
@@ -349,6 +352,7 @@ func TestTypeLimitBeforePayload(t *testing.T) {
 		{TypeChoke, 1},
 		{TypeUnchoke, 1},
 		{TypeNotInterested, 1},
+		{TypeInOrder, 1},
 		{TypeWant, 2563},
 		{TypeError, 260},
 		{TypeWantNode, 75},
@@ -655,7 +659,7 @@ func TestNames(t *testing.T) {
 			t.Errorf("%T has no name", tt.msg)
 		}
 	}
-	if Type(0).Known() || Type(0x11).Known() || Type(0).String() != "TYPE(0x00)" {
+	if Type(0).Known() || Type(0x12).Known() || Type(0).String() != "TYPE(0x00)" {
 		t.Errorf("type 0 is known or misnamed: %v", Type(0))
 	}
 	for c := CodeProtocol; c <= CodeInternal; c++ {
