@@ -27,6 +27,32 @@ func meshHosts(tb testing.TB, n int) []host.Host {
 	return mn.Hosts()
 }
 
+// starHosts returns n mocknet hosts on links of bw bytes/s: the first
+// linked and connected to each of the others, which have no link between
+// them (a seed and fetchers that cannot reach each other); the mocknet
+// is closed when tb ends.
+func starHosts(tb testing.TB, n int, bw float64) []host.Host {
+	tb.Helper()
+	mn := mocknet.New()
+	tb.Cleanup(func() { mn.Close() })
+	for range n {
+		if _, err := mn.GenPeer(); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	mn.SetLinkDefaults(mocknet.LinkOptions{Bandwidth: bw})
+	hosts := mn.Hosts()
+	for _, h := range hosts[1:] {
+		if _, err := mn.LinkPeers(hosts[0].ID(), h.ID()); err != nil {
+			tb.Fatal(err)
+		}
+		if _, err := mn.ConnectPeers(hosts[0].ID(), h.ID()); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	return hosts
+}
+
 // fileRoot puts data, cut in chunks of chunk bytes, in a new block store
 // as a UnixFS file, and returns the store, the file's root and its layout.
 func fileRoot(tb testing.TB, data []byte, chunk int) (*memBlocks, cid.Cid, *Layout) {

@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/ipfs/go-cid"
-	mocknet "github.com/libp2p/go-libp2p/p2p/net/mock"
 
 	"github.com/peer-project/peer/internal/bubble"
 	"github.com/peer-project/peer/swarm/sched"
@@ -45,23 +44,7 @@ func TestStreamingReaderServedInOrderAfterSeek(t *testing.T) {
 		defer cancel()
 		// The seed, the other fetcher and the reader; no link between
 		// the last two.
-		mn := mocknet.New()
-		t.Cleanup(func() { mn.Close() })
-		for range 3 {
-			if _, err := mn.GenPeer(); err != nil {
-				t.Fatal(err)
-			}
-		}
-		mn.SetLinkDefaults(mocknet.LinkOptions{Bandwidth: bw})
-		hosts := mn.Hosts()
-		for _, h := range hosts[1:] {
-			if _, err := mn.LinkPeers(hosts[0].ID(), h.ID()); err != nil {
-				t.Fatal(err)
-			}
-			if _, err := mn.ConnectPeers(hosts[0].ID(), h.ID()); err != nil {
-				t.Fatal(err)
-			}
-		}
+		hosts := starHosts(t, 3, bw)
 		ss := &spreadSetup{hosts: hosts, data: randomData(size, 26)}
 		blocks := &memBlocks{m: map[cid.Cid][]byte{}}
 		ss.root = build(t, blocks, "new.bin", ss.data, chunk)

@@ -15,7 +15,6 @@ import (
 	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
-	mocknet "github.com/libp2p/go-libp2p/p2p/net/mock"
 
 	"github.com/peer-project/peer/internal/bubble"
 	"github.com/peer-project/peer/swarm/sched"
@@ -141,23 +140,7 @@ func TestLateFetcherCutOffLosesOneHold(t *testing.T) {
 			bw   = 4 << 20
 			size = 8 << 20
 		)
-		mn := mocknet.New()
-		t.Cleanup(func() { mn.Close() })
-		for range 3 {
-			if _, err := mn.GenPeer(); err != nil {
-				t.Fatal(err)
-			}
-		}
-		mn.SetLinkDefaults(mocknet.LinkOptions{Bandwidth: bw})
-		hosts := mn.Hosts()
-		for _, h := range hosts[1:] {
-			if _, err := mn.LinkPeers(hosts[0].ID(), h.ID()); err != nil {
-				t.Fatal(err)
-			}
-			if _, err := mn.ConnectPeers(hosts[0].ID(), h.ID()); err != nil {
-				t.Fatal(err)
-			}
-		}
+		hosts := starHosts(t, 3, bw)
 		ss := &spreadSetup{hosts: hosts, data: randomData(size, 21)}
 		blocks := &memBlocks{m: map[cid.Cid][]byte{}}
 		ss.root = build(t, blocks, "new.bin", ss.data, 256<<10)
