@@ -312,7 +312,8 @@ func (c *conn) abort() {
 
 // bsCancel withdraws the want of chunk i from a Bitswap peer: Bitswap
 // does not answer a cancelled want, so it is forgotten here (a block that
-// crossed the cancel is dropped, not counted against the peer). The cancel
+// crossed the cancel is no violation: it is kept if still new, or counted
+// as a duplicate, see bsLate). The cancel
 // is sent unless the WANT never went out, or another chunk asked of the
 // peer has the same CID. From the fetch's loop (a Cancel of the
 // scheduler, or bsPresume); c.mu is held.
@@ -424,7 +425,11 @@ func (c *conn) bsReadLoop() error {
 			if dl == nil {
 				continue
 			}
-			if idx := c.bsAsked(layout, k); len(idx) > 0 {
+			idx := c.bsAsked(layout, k)
+			if len(idx) == 0 {
+				idx = bsLate(layout, dl, k)
+			}
+			if len(idx) > 0 {
 				if err := c.bsBlock(pl, layout, dl, b.RawData(), idx); err != nil {
 					return err
 				}
@@ -512,6 +517,31 @@ func (c *conn) bsAsked(l *Layout, k cid.Cid) []int64 {
 	}
 	slices.Sort(out)
 	return out
+}
+
+// bsLate returns the chunks a block with CID k that answers no want in
+// flight is to be given to: one that crossed our CANCEL (the Link passes
+// on only blocks of wants we sent). Like a late BLOCK of ours, it is used
+// if the download still lacks a chunk with its CID (each such chunk), and
+// is otherwise counted as a duplicate (the first such chunk): either way
+// the bytes that came are counted, not dropped unseen. A CID that is no
+// chunk of the root (a DAG node) gives none.
+func bsLate(l *Layout, dl *download, k cid.Cid) []int64 {
+	var all, lack []int64
+	l.ChunkIndexFunc(k, func(i int64) bool {
+		all = append(all, i)
+		if !dl.Has(i) {
+			lack = append(lack, i)
+		}
+		return false
+	})
+	if len(lack) > 0 {
+		return lack
+	}
+	if len(all) > 0 {
+		return all[:1]
+	}
+	return nil
 }
 
 // deliverIfAsked hands a DAG node (nil: the peer lacks it) to those
