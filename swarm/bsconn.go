@@ -40,7 +40,12 @@ import (
 // goes to another peer, and the want is cancelled), as boxo's client
 // does for peers that cannot send one. What it was presumed to lack is
 // given back to it once if no session has a chunk the fetch lacks, so a
-// wrong guess costs time, never the fetch.
+// wrong guess costs time, never the fetch. A guess proven wrong (the
+// block of a want taken as lacking comes after all: the peer answers out
+// of order, or slowly, as a loaded Kubo node does) makes the session
+// patient: from then on a want is taken as lacking only once it has
+// waited half a request timeout, never because later ones were answered
+// first, rather than have the same chunk come from two peers.
 
 const (
 	// bsSilentAfter is how many wants a Bitswap peer may leave
@@ -67,6 +72,7 @@ type bsWants struct {
 	lastBlock time.Time        // when the last block that answered a want came
 	silent    int              // wants left unanswered
 	dontHaves bool             // it sent a DONT_HAVE: it answers what it lacks
+	late      bool             // a block came of a want taken as lacking: wait timeout/2
 	learned   bool             // logged that it does not
 }
 
@@ -85,9 +91,16 @@ func newBSWants() *bsWants {
 func (f *fetch) requestTimeout() time.Duration { return f.sched.Config().RequestTimeout }
 
 // answeredLocked records that the want of chunk i was answered at now, by
-// a block if block. c.mu is held.
+// a block if block. A block of a want taken as lacking (it crossed the
+// CANCEL) shows that the peer answers late rather than never: from then
+// on a want of it is taken as lacking only after half a request timeout,
+// never for being overtaken. c.mu is held.
 func (w *bsWants) answeredLocked(i int64, now time.Time, block bool) {
 	s, ok := w.sent[i]
+	if !ok && block && w.presumed[i] {
+		w.late = true // it was not skipped: be patient from now on
+		delete(w.presumed, i)
+	}
 	delete(w.sent, i)
 	delete(w.skipped, i)
 	if !ok || !block {
@@ -133,10 +146,13 @@ func (w *bsWants) overdueLocked(now time.Time, timeout time.Duration) []int64 {
 		return nil
 	}
 	wait := min(max(bsPresumeRTTs*w.srtt, timeout/8), timeout/2)
+	if w.late {
+		wait = timeout / 2
+	}
 	var out []int64
 	for i, s := range w.sent {
 		waited := now.Sub(s.at)
-		overtaken := s.msg < w.answered && waited >= w.srtt
+		overtaken := !w.late && s.msg < w.answered && waited >= w.srtt
 		if w.restored[i] || (!overtaken && waited < wait) {
 			continue
 		}

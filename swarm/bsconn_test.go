@@ -259,6 +259,40 @@ func TestBitswapQuietPeerLearned(t *testing.T) {
 	}
 }
 
+// TestBitswapLatePeerNotPresumed: a Bitswap peer whose wants were taken as
+// lacking (two skipped by later blocks) and that then sends the block of
+// one of them after all (it crossed the CANCEL: a loaded Kubo node answers
+// out of order) has shown that it answers late, not never: a want it
+// leaves waiting is then taken as lacking only after half a request
+// timeout, not for being overtaken. Before, it was at once, and
+// under load an IPFS node that has every block lost a want every few
+// chunks to the other peer, the chunk then coming from both.
+func TestBitswapLatePeerNotPresumed(t *testing.T) {
+	const timeout = 10 * time.Second
+	t0 := time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
+	ms := time.Millisecond
+	w := newBSWants()
+	w.sent[0] = bsSent{at: t0, msg: 1}
+	w.sent[1] = bsSent{at: t0, msg: 1}
+	w.sent[2] = bsSent{at: t0.Add(ms), msg: 2}
+	w.answeredLocked(2, t0.Add(20*ms), true)
+	if got := w.overdueLocked(t0.Add(40*ms), timeout); !slices.Equal(got, []int64{0, 1}) {
+		t.Fatalf("two wants overtaken: %v taken as lacking, want [0 1]", got)
+	}
+	w.answeredLocked(1, t0.Add(60*ms), true) // crossed the CANCEL
+	w.sent[3] = bsSent{at: t0.Add(70 * ms), msg: 3}
+	w.sent[4] = bsSent{at: t0.Add(70 * ms), msg: 3}
+	w.sent[5] = bsSent{at: t0.Add(71 * ms), msg: 4}
+	w.answeredLocked(5, t0.Add(90*ms), true)
+	if got := w.overdueLocked(t0.Add(timeout/2), timeout); got != nil {
+		t.Fatalf("after a block of a want taken as lacking: %v taken as lacking before half a timeout, want none", got)
+	}
+	// Still learned: half a request timeout is enough.
+	if got := w.overdueLocked(t0.Add(70*ms+timeout/2), timeout); !slices.Equal(got, []int64{3, 4}) {
+		t.Fatalf("after half a timeout: %v taken as lacking, want [3 4]", got)
+	}
+}
+
 // TestSilentBitswapPeerLearned: a fetch of an 8 MiB file (128 chunks of
 // 64 KiB) from a peer seeder capped at 256 KiB/s and a Bitswap-only peer on
 // a 256 KiB/s link that sends the root and the even chunks but never
