@@ -78,6 +78,9 @@ type Stats struct {
 	// BytesDown that went over Bitswap (see Config.Bitswap); the rest
 	// went over peer's own protocol.
 	BitswapBytesUp, BitswapBytesDown int64
+	// BitswapDuplicateBytes is the part of DuplicateBytes that came over
+	// Bitswap (a block that crossed our CANCEL, or an endgame duplicate).
+	BitswapDuplicateBytes int64
 }
 
 func statsOf(s swarm.Stats) Stats {
@@ -86,7 +89,7 @@ func statsOf(s swarm.Stats) Stats {
 		ChunksRejected: s.ChunksRejected, DuplicateBytes: s.DuplicateBytes, Bans: s.Bans,
 		ServeSessions: s.ServeSessions, FetchSessions: s.FetchSessions, UnrequestedBlocks: s.UnrequestedBlocks,
 		ProtocolViolations: s.ProtocolViolations, Chokes: s.Chokes,
-		BitswapBytesUp: s.BitswapBytesUp, BitswapBytesDown: s.BitswapBytesDown,
+		BitswapBytesUp: s.BitswapBytesUp, BitswapBytesDown: s.BitswapBytesDown, BitswapDuplicateBytes: s.BitswapDuplicateBytes,
 	}
 }
 

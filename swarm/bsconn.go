@@ -40,7 +40,12 @@ import (
 // goes to another peer, and the want is cancelled), as boxo's client
 // does for peers that cannot send one. What it was presumed to lack is
 // given back to it once if no session has a chunk the fetch lacks, so a
-// wrong guess costs time, never the fetch.
+// wrong guess costs time, never the fetch. A guess proven wrong (the
+// block of a want taken as lacking comes after all: the peer answers out
+// of order, or slowly, as a loaded Kubo node does) makes the session
+// patient: from then on a want is taken as lacking only once it has
+// waited half a request timeout, never because later ones were answered
+// first, rather than have the same chunk come from two peers.
 
 const (
 	// bsSilentAfter is how many wants a Bitswap peer may leave
@@ -67,6 +72,7 @@ type bsWants struct {
 	lastBlock time.Time        // when the last block that answered a want came
 	silent    int              // wants left unanswered
 	dontHaves bool             // it sent a DONT_HAVE: it answers what it lacks
+	late      bool             // a block came of a want taken as lacking: wait timeout/2
 	learned   bool             // logged that it does not
 }
 
@@ -85,9 +91,16 @@ func newBSWants() *bsWants {
 func (f *fetch) requestTimeout() time.Duration { return f.sched.Config().RequestTimeout }
 
 // answeredLocked records that the want of chunk i was answered at now, by
-// a block if block. c.mu is held.
+// a block if block. A block of a want taken as lacking (it crossed the
+// CANCEL) shows that the peer answers late rather than never: from then
+// on a want of it is taken as lacking only after half a request timeout,
+// never for being overtaken. c.mu is held.
 func (w *bsWants) answeredLocked(i int64, now time.Time, block bool) {
 	s, ok := w.sent[i]
+	if !ok && block && w.presumed[i] {
+		w.late = true // it was not skipped: be patient from now on
+		delete(w.presumed, i)
+	}
 	delete(w.sent, i)
 	delete(w.skipped, i)
 	if !ok || !block {
@@ -133,10 +146,13 @@ func (w *bsWants) overdueLocked(now time.Time, timeout time.Duration) []int64 {
 		return nil
 	}
 	wait := min(max(bsPresumeRTTs*w.srtt, timeout/8), timeout/2)
+	if w.late {
+		wait = timeout / 2
+	}
 	var out []int64
 	for i, s := range w.sent {
 		waited := now.Sub(s.at)
-		overtaken := s.msg < w.answered && waited >= w.srtt
+		overtaken := !w.late && s.msg < w.answered && waited >= w.srtt
 		if w.restored[i] || (!overtaken && waited < wait) {
 			continue
 		}
@@ -312,7 +328,8 @@ func (c *conn) abort() {
 
 // bsCancel withdraws the want of chunk i from a Bitswap peer: Bitswap
 // does not answer a cancelled want, so it is forgotten here (a block that
-// crossed the cancel is dropped, not counted against the peer). The cancel
+// crossed the cancel is no violation: it is kept if still new, or counted
+// as a duplicate, see bsLate). The cancel
 // is sent unless the WANT never went out, or another chunk asked of the
 // peer has the same CID. From the fetch's loop (a Cancel of the
 // scheduler, or bsPresume); c.mu is held.
@@ -424,7 +441,11 @@ func (c *conn) bsReadLoop() error {
 			if dl == nil {
 				continue
 			}
-			if idx := c.bsAsked(layout, k); len(idx) > 0 {
+			idx := c.bsAsked(layout, k)
+			if len(idx) == 0 {
+				idx = bsLate(layout, dl, k)
+			}
+			if len(idx) > 0 {
 				if err := c.bsBlock(pl, layout, dl, b.RawData(), idx); err != nil {
 					return err
 				}
@@ -512,6 +533,31 @@ func (c *conn) bsAsked(l *Layout, k cid.Cid) []int64 {
 	}
 	slices.Sort(out)
 	return out
+}
+
+// bsLate returns the chunks a block with CID k that answers no want in
+// flight is to be given to: one that crossed our CANCEL (the Link passes
+// on only blocks of wants we sent). Like a late BLOCK of ours, it is used
+// if the download still lacks a chunk with its CID (each such chunk), and
+// is otherwise counted as a duplicate (the first such chunk): either way
+// the bytes that came are counted, not dropped unseen. A CID that is no
+// chunk of the root (a DAG node) gives none.
+func bsLate(l *Layout, dl *download, k cid.Cid) []int64 {
+	var all, lack []int64
+	l.ChunkIndexFunc(k, func(i int64) bool {
+		all = append(all, i)
+		if !dl.Has(i) {
+			lack = append(lack, i)
+		}
+		return false
+	})
+	if len(lack) > 0 {
+		return lack
+	}
+	if len(all) > 0 {
+		return all[:1]
+	}
+	return nil
 }
 
 // deliverIfAsked hands a DAG node (nil: the peer lacks it) to those

@@ -260,6 +260,40 @@ func TestBitswapQuietPeerLearned(t *testing.T) {
 	}
 }
 
+// TestBitswapLatePeerNotPresumed: a Bitswap peer whose wants were taken as
+// lacking (two skipped by later blocks) and that then sends the block of
+// one of them after all (it crossed the CANCEL: a loaded Kubo node answers
+// out of order) has shown that it answers late, not never: a want it
+// leaves waiting is then taken as lacking only after half a request
+// timeout, not for being overtaken. Before, it was at once, and
+// under load an IPFS node that has every block lost a want every few
+// chunks to the other peer, the chunk then coming from both.
+func TestBitswapLatePeerNotPresumed(t *testing.T) {
+	const timeout = 10 * time.Second
+	t0 := time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
+	ms := time.Millisecond
+	w := newBSWants()
+	w.sent[0] = bsSent{at: t0, msg: 1}
+	w.sent[1] = bsSent{at: t0, msg: 1}
+	w.sent[2] = bsSent{at: t0.Add(ms), msg: 2}
+	w.answeredLocked(2, t0.Add(20*ms), true)
+	if got := w.overdueLocked(t0.Add(40*ms), timeout); !slices.Equal(got, []int64{0, 1}) {
+		t.Fatalf("two wants overtaken: %v taken as lacking, want [0 1]", got)
+	}
+	w.answeredLocked(1, t0.Add(60*ms), true) // crossed the CANCEL
+	w.sent[3] = bsSent{at: t0.Add(70 * ms), msg: 3}
+	w.sent[4] = bsSent{at: t0.Add(70 * ms), msg: 3}
+	w.sent[5] = bsSent{at: t0.Add(71 * ms), msg: 4}
+	w.answeredLocked(5, t0.Add(90*ms), true)
+	if got := w.overdueLocked(t0.Add(timeout/2), timeout); got != nil {
+		t.Fatalf("after a block of a want taken as lacking: %v taken as lacking before half a timeout, want none", got)
+	}
+	// Still learned: half a request timeout is enough.
+	if got := w.overdueLocked(t0.Add(70*ms+timeout/2), timeout); !slices.Equal(got, []int64{3, 4}) {
+		t.Fatalf("after half a timeout: %v taken as lacking, want [3 4]", got)
+	}
+}
+
 // TestSilentBitswapPeerLearned: a fetch of an 8 MiB file (128 chunks of
 // 64 KiB) from a peer seeder capped at 256 KiB/s and a Bitswap-only peer on
 // a 256 KiB/s link that sends the root and the even chunks but never
@@ -403,6 +437,161 @@ func TestSilentBitswapPeerGivenBack(t *testing.T) {
 		t.Logf("%d chunks in %v of virtual time; %d wants left unanswered", n, took, silent.asked.Load())
 		if limit := 80 * time.Second; took > limit {
 			t.Fatalf("the fetch took %v of virtual time, want at most %v", took, limit)
+		}
+	})
+}
+
+// holdingPeer is a Bitswap-only peer that has every block but holds the
+// first want of each chunk in hold: it answers it only when the want is
+// cancelled, as a server whose block was already on its way when the
+// CANCEL came. Every other want is answered at once. It never sends
+// DONT_HAVE.
+type holdingPeer struct {
+	net    bsnetwork.BitSwapNetwork
+	blocks map[cid.Cid][]byte
+	mu     sync.Mutex
+	hold   map[cid.Cid]bool // chunks whose first want is held
+	held   map[cid.Cid]bool // wants held now
+	asked  int              // wants held, in all
+	cancel int              // held wants then cancelled
+	sent   int64            // block bytes sent at once
+	late   int64            // block bytes sent after a CANCEL
+	seen   chan struct{}    // a held want cancelled; buffered for all
+}
+
+func (h *holdingPeer) ReceiveMessage(ctx context.Context, p peer.ID, m bsmsg.BitSwapMessage) {
+	out := bsmsg.New(false)
+	h.mu.Lock()
+	for _, e := range m.Wantlist() {
+		send := false
+		switch {
+		case e.Cancel && h.held[e.Cid]:
+			delete(h.held, e.Cid)
+			h.cancel++
+			h.seen <- struct{}{}
+			send = true // it crossed the CANCEL
+		case e.Cancel:
+		case h.hold[e.Cid]:
+			delete(h.hold, e.Cid)
+			h.held[e.Cid] = true
+			h.asked++
+		case !h.held[e.Cid]:
+			send = true
+		}
+		if data, ok := h.blocks[e.Cid]; ok && send {
+			b, _ := blockformat.NewBlockWithCid(data, e.Cid)
+			out.AddBlock(b)
+			if e.Cancel {
+				h.late += int64(len(data))
+			} else {
+				h.sent += int64(len(data))
+			}
+		}
+	}
+	h.mu.Unlock()
+	if len(out.Blocks()) > 0 {
+		_ = h.net.SendMessage(ctx, p, out)
+	}
+}
+func (*holdingPeer) ReceiveError(error)       {}
+func (*holdingPeer) PeerConnected(peer.ID)    {}
+func (*holdingPeer) PeerDisconnected(peer.ID) {}
+
+// TestBitswapCancelledWantCrossed: a fetch of 64 chunks from a seeder of
+// ours (capped) and a Bitswap peer that leaves the first want of every
+// fourth chunk waiting. The fetch gives up on those wants (it takes the
+// peer as one that skips what it lacks) and asks the seeder: the peer
+// must see a CANCEL of each, and the block it then sends anyway (it
+// crossed the CANCEL) is used if the chunk is still missing, or counted
+// as a duplicate, never dropped unseen. Before, such a block was dropped
+// uncounted and the chunk waited for the seeder: nothing the peer held
+// was credited to it, and its bytes were in no counter.
+func TestBitswapCancelledWantCrossed(t *testing.T) {
+	bubble.Test(t, func(t *testing.T) {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		defer cancel()
+		const chunk, n = 64 << 10, 64
+		mn := cappedMesh(t, 3, 1<<20)
+		hs := mn.Hosts()
+		data := randomData(n*chunk, 79)
+		blocks := &memBlocks{m: map[cid.Cid][]byte{}}
+		root := build(t, blocks, "data.bin", data, chunk)
+		l, err := BuildLayout(ctx, blocks, root)
+		if err != nil {
+			t.Fatal(err)
+		}
+		seeder := New(hs[0], blocks, Config{Logger: quiet(), PeerUploadRate: 256 << 10})
+		defer seeder.Close()
+		seeder.Serve(root, &memSource{l: l, data: data})
+
+		holder := &holdingPeer{net: bsnet.NewFromIpfsHost(hs[1]), blocks: map[cid.Cid][]byte{}, hold: map[cid.Cid]bool{}, held: map[cid.Cid]bool{}, seen: make(chan struct{}, n)}
+		for k, v := range blocks.m {
+			holder.blocks[k] = v
+		}
+		held := map[int64]bool{}
+		for i, ch := range l.Chunks {
+			holder.blocks[ch.CID] = data[ch.Offset : ch.Offset+int64(ch.Size)]
+			if i%4 == 0 {
+				holder.hold[ch.CID] = true
+				held[int64(i)] = true
+			}
+		}
+		holder.net.Start(holder)
+		defer holder.net.Stop()
+
+		fetcher := New(hs[2], &memBlocks{m: map[cid.Cid][]byte{}}, Config{Logger: quiet(), Bitswap: true, Seed: 5})
+		defer fetcher.Close()
+		dest := filepath.Join(t.TempDir(), "data.bin")
+		res, err := fetcher.Fetch(ctx, root, FetchOptions{Dest: dest, NoConnected: true, Hints: []peer.AddrInfo{
+			{ID: hs[1].ID(), Addrs: hs[1].Addrs()},
+			{ID: hs[0].ID(), Addrs: hs[0].Addrs()},
+		}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, _ := os.ReadFile(dest)
+		if !bytes.Equal(got, data) {
+			t.Fatal("fetched file differs")
+		}
+		// A want still held when the last chunk came from the seeder is
+		// cancelled as the session closes, in the background: wait for it.
+		holder.mu.Lock()
+		asked := holder.asked
+		holder.mu.Unlock()
+		for range asked {
+			select {
+			case <-holder.seen:
+			case <-ctx.Done():
+				holder.mu.Lock()
+				cancelled := holder.cancel
+				holder.mu.Unlock()
+				t.Fatalf("%d wants held, only %d cancelled", asked, cancelled)
+			}
+		}
+		holder.mu.Lock()
+		cancelled, sent, late := holder.cancel, holder.sent, holder.late
+		holder.mu.Unlock()
+		st := fetcher.Stats()
+		fromHolder, fromSeeder := res.Progress.PerPeer[hs[1].ID()], res.Progress.PerPeer[hs[0].ID()]
+		t.Logf("%d wants held, %d cancelled; holder sent %d B at once and %d B after a CANCEL, credited %d B; seeder credited %d B; Bitswap down %d B (%d duplicate), ours %d B (%d duplicate)",
+			asked, cancelled, sent, late, fromHolder, fromSeeder, st.BitswapBytesDown, st.BitswapDuplicateBytes, st.BytesDown-st.BitswapBytesDown, st.DuplicateBytes-st.BitswapDuplicateBytes)
+		if asked == 0 || cancelled != asked {
+			t.Fatalf("%d wants held, %d of them cancelled: want some, and each cancelled", asked, cancelled)
+		}
+		// A block that crossed the CANCEL may still be on its way when the
+		// fetch ends (it is never read), so what came is at most what was
+		// sent; and one that came while the chunk was missing was used.
+		if st.BitswapBytesDown > sent+late {
+			t.Fatalf("the fetcher counts %d B down over Bitswap, the holder sent %d B", st.BitswapBytesDown, sent+late)
+		}
+		if fromHolder <= sent {
+			t.Fatalf("the holder is credited %d B, no more than the %d B it sent at once: no block that crossed a CANCEL was used (the chunks waited for the seeder)", fromHolder, sent)
+		}
+		if used := st.BitswapBytesDown - st.BitswapDuplicateBytes; used != fromHolder {
+			t.Fatalf("%d B used over Bitswap (%d B down, %d B duplicate), progress credits the holder %d B", used, st.BitswapBytesDown, st.BitswapDuplicateBytes, fromHolder)
+		}
+		if used := st.BytesDown - st.BitswapBytesDown - (st.DuplicateBytes - st.BitswapDuplicateBytes); used != fromSeeder {
+			t.Fatalf("%d B used over our protocol, progress credits the seeder %d B", used, fromSeeder)
 		}
 	})
 }

@@ -642,7 +642,13 @@ func (c *conn) keep(dl *download, i int64, data []byte, n int, own bool) (kept b
 	case err != nil:
 		f.post(event{kind: evSched, what: sched.Event{Kind: sched.BlockWriteFailed, Index: i}, conn: c, err: err})
 	case !fresh:
-		f.sw.count(func(s *Stats) { s.DuplicateBytes += int64(n) })
+		bs := c.link != nil
+		f.sw.count(func(s *Stats) {
+			s.DuplicateBytes += int64(n)
+			if bs {
+				s.BitswapDuplicateBytes += int64(n)
+			}
+		})
 		f.post(event{kind: evSched, what: sched.Event{Kind: sched.BlockVerified, Index: i}, conn: c, size: n, dup: true})
 	default:
 		f.sw.count(func(s *Stats) { s.ChunksVerified++ })

@@ -203,6 +203,10 @@ type Stats struct {
 	// BytesDown that went over Bitswap (blocks sent include the DAG
 	// nodes asked for, as the wire protocol's NODEs are not counted).
 	BitswapBytesUp, BitswapBytesDown int64
+	// BitswapDuplicateBytes is the part of DuplicateBytes that came over
+	// Bitswap: BitswapBytesDown less it is what Bitswap peers gave that
+	// was used (or rejected: see ChunksRejected).
+	BitswapDuplicateBytes int64
 }
 
 // New starts a swarm on h: it handles wire.ProtocolID and
