@@ -309,7 +309,9 @@ func (s *Store) HasChunk(c cid.Cid) (bool, error) {
 // says what the file holds while the file has it, whenever it is checked.
 // Should the file change between the two, its stamp moves (a later ctime)
 // and the record no longer matches it: ReadChunk hashes what it serves
-// and the next share reads the file again, as if it were not sealed.
+// and the next share reads the file again, as if it were not sealed. A
+// file given for another size or modification time than rec's gets no
+// stamp at all: its chunks were not hashed from what rec describes.
 //
 // It opens the file only when a stamp may come of it: not on a system
 // without stamps, not for a later batch of a file whose earlier one was
@@ -324,8 +326,10 @@ func (t *ShareTx) sealFor(rec fileRecord, same bool) (stampRecord, bool) {
 	}
 	path := t.abs(rec.path)
 	if t.reuser != nil {
-		if h, reused := t.reuser.gave[path]; reused && h.st.size == rec.size && h.st.mtime == rec.mtime {
-			return h, true
+		if h, reused := t.reuser.gave[path]; reused {
+			// Its chunks are the bytes Reuser.File found: no seal of
+			// this share's time, whatever the file holds now.
+			return h, h.st.size == rec.size && h.st.mtime == rec.mtime
 		}
 	}
 	t.s.sealOpens.Add(1)

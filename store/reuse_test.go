@@ -335,3 +335,56 @@ func TestReuseOpensOnce(t *testing.T) {
 		t.Errorf("ReadChunk hashed %d chunks of a sealed file reused, want 0", got)
 	}
 }
+
+// TestReuseGivenOtherStampNotSealed: a file whose chunks Reuser gave, then
+// added with another modification time than File saw (the file was
+// rewritten between the two), gets no seal: its chunks are the old bytes,
+// so ReadChunk must hash what the file holds now and refuse it, not serve
+// the new bytes under the old CIDs.
+func TestReuseGivenOtherStampNotSealed(t *testing.T) {
+	s, files, _ := reuseSetup(t, time.Second)
+	f := files[0]
+	dir := filepath.Dir(f.path)
+	s.opts.Now = func() time.Time { return ctimeOf(t, f.path).Add(2 * proofAge) }
+	shareFiles(t, s, dir, integrity.Block([]byte("r")), 4, f)
+	tx, err := s.BeginShare(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Abort()
+	r, err := tx.Reuser(testParams())
+	if err != nil {
+		t.Fatal(err)
+	}
+	size := int64(len(f.data))
+	root, chunks, ok := r.File(f.path, size, f.mtime)
+	if !ok {
+		t.Fatal("an unchanged file was not reused")
+	}
+	// Rewritten, same size, modified a second later; the share's clock
+	// is well past its change, so nothing racy stops a seal.
+	changed := content("changed", len(f.data))
+	if err := os.WriteFile(f.path, changed, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	later := f.mtime.Add(time.Second)
+	if err := os.Chtimes(f.path, later, later); err != nil {
+		t.Fatal(err)
+	}
+	s.opts.Now = func() time.Time { return ctimeOf(t, f.path).Add(2 * proofAge) }
+	if err := tx.AddFile(f.path, size, later, root, chunks); err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.Commit(integrity.Block([]byte("r2")), ShareInfo{Name: "r2", Size: size, Files: 1, Dir: true, Chunking: testParams()}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Unshare(integrity.Block([]byte("r"))); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range f.chunks {
+		b, err := s.ReadChunk(context.Background(), c.CID, nil)
+		if err == nil && !integrity.Chunk(b).Equals(c.CID) {
+			t.Fatalf("ReadChunk served %d changed bytes as chunk %s: the rewritten file was sealed", len(b), c.CID)
+		}
+	}
+}
