@@ -13,7 +13,9 @@
 //     moves the fetch's priority there before the rest. Sniffing waits for
 //     the first chunk, so it is done only when that chunk is here or the
 //     answer sends it (sendsStart); a Range past it on a root not here is
-//     application/octet-stream, the type not known yet. A browser's first
+//     application/octet-stream, the type not known yet, and not to be
+//     cached (no-store: once the first chunk is here, the same URL is
+//     sniffed). A browser's first
 //     request of a file reads from its start, and is sniffed; a Range that
 //     starts further on comes from a seek or a resumed download, which has
 //     the type from that first answer or reads the bytes' own.

@@ -355,7 +355,11 @@ func (g *Gateway) serveFile(w http.ResponseWriter, r *http.Request, req request,
 		// its start (no Range, or bytes=0-), and is sniffed; a range that
 		// starts past it comes from a seek or a resumed download, which
 		// has the type from that first answer or reads the bytes' own.
+		// Not kept by caches: the same URL is sniffed once the first
+		// chunk is here, and an immutable answer would say
+		// octet-stream for a year.
 		h.Set("Content-Type", "application/octet-stream")
+		h.Set("Cache-Control", "no-store")
 	}
 	if h.Get("Content-Type") == "" {
 		// Sniff as ServeContent would, but say it in one place.

@@ -196,12 +196,17 @@ func (rr *rangeRig) checkRange(t *testing.T, resp *http.Response, from int, ctyp
 // answered without the first chunk: sniffing the type would wait for it.
 // The seed cannot give chunk 0 at all, so the answer shows that it never
 // waited for it, and the seed's reads that it was never fetched; its type
-// is application/octet-stream, not known yet.
+// is application/octet-stream, not known yet, and no cache may keep it
+// (the same URL is typed by its bytes once the first chunk is here).
 func TestRangeWithoutFirstChunk(t *testing.T) {
 	bubble.Test(t, func(t *testing.T) {
 		rr := newRangeRig(t, 0)
 		from := len(rr.data) - 300<<10
-		rr.checkRange(t, rr.get(t, "", fmt.Sprintf("bytes=%d-", from)), from, "application/octet-stream")
+		resp := rr.get(t, "", fmt.Sprintf("bytes=%d-", from))
+		if cc := resp.Header.Get("Cache-Control"); cc != "no-store" {
+			t.Errorf("a Range typed before the first chunk is here: Cache-Control %q, want no-store", cc)
+		}
+		rr.checkRange(t, resp, from, "application/octet-stream")
 		served := 0
 		for i := range rr.src.l.NumChunks() {
 			served += rr.src.read(i)
