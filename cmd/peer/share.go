@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"os"
+	"runtime"
 
 	"github.com/urfave/cli/v2"
 
@@ -121,7 +122,9 @@ func shareNet(c *cli.Context) error {
 			if sh.Standard != nil && !*sh.Standard {
 				printNotStandard(c, sh.Chunker)
 			}
-			if sh.KeepsStamps != nil && !*sh.KeepsStamps {
+			if sh.KeepsStamps != nil && !*sh.KeepsStamps && runtime.GOOS == "linux" {
+				// Elsewhere no path has stamps (store.KeepsStamps): a
+				// note on every share would say nothing about this one.
 				fmt.Fprintln(c.App.Writer, noStampsNote)
 			}
 			for _, s := range sh.Skipped {
@@ -171,7 +174,7 @@ func reuseLine(sh daemon.ShareInfo) string {
 
 // noStampsNote says that a share lies where the store keeps no stamps
 // (daemon.ShareInfo.KeepsStamps), what that costs, and what to do.
-const noStampsNote = "  note: this file system keeps no stamps the store trusts (tmpfs, overlayfs, FAT, network, or not Linux), " +
+const noStampsNote = "  note: this file system keeps no stamps the store trusts (tmpfs, overlayfs, FAT, network), " +
 	"so every chunk served is hashed again and every file read again when shared again; " +
 	"share from a disk file system (ext4, xfs, btrfs...) to serve it cheaper"
 
