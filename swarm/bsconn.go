@@ -138,9 +138,11 @@ func (w *bsWants) withdrawnLocked(i int64, now time.Time, timeout time.Duration)
 // lacks, so that no later block comes): each counts as silent, as a
 // timed-out want does. Once bsSilentAfter have, every overdue want is
 // taken as lacking, also the only one in flight (a peer held to one
-// request after a timeout sends no later block). Each is forgotten here
-// and marked presumed; the caller tells the scheduler and has them
-// cancelled. c.mu is held.
+// request after a timeout sends no later block). Once a block came of a
+// want taken as lacking (late: the peer answers, only out of order or
+// slowly), neither of the first two rules applies: a want is overdue only
+// after timeout/2. Each is forgotten here and marked presumed; the caller
+// tells the scheduler and has them cancelled. c.mu is held.
 func (w *bsWants) overdueLocked(now time.Time, timeout time.Duration) []int64 {
 	if w.dontHaves {
 		return nil

@@ -83,9 +83,10 @@ type FetchOptions struct {
 	// the fetch asks for them before any other, in order, until the next
 	// Range replaces them (a seek) or an empty one clears them. The fetch
 	// only receives from it; the caller never has to close it. A fetch
-	// with Focus tells each peer it asks that it reads in order
-	// (wire.InOrder), so that a seed serves it as it asks and holds
-	// nothing back for it (spread.go), seeks or not.
+	// with Focus tells each peer of protocol 2.1 (wire.ProtocolID) it
+	// asks that it reads in order (wire.InOrder), so that a seed serves
+	// it as it asks and holds nothing back for it (spread.go), seeks or
+	// not; a 2.0 or Bitswap peer cannot be told.
 	Focus <-chan Range
 	// Replaceable, if not nil, lets Force replace a folder Dest that holds
 	// files the root does not list: those of which it returns true (given

@@ -60,9 +60,10 @@ func (w *wantQueue) pushAt(idx []uint64, at time.Time) {
 // a streaming reader does (its scheduler asks for its priority range in
 // order, package sched): every request so far, or the last streamRun,
 // named a chunk past the one before. The spread rules ask it only of a
-// fetcher of protocol 2.0, which cannot say IN_ORDER (spread.go). A fetcher picking rarest first, in
-// random order, keeps streamRun requests ascending about once in
-// streamRun! (1 in 40320); its first few requests may pass.
+// fetcher of protocol 2.0, which cannot say IN_ORDER (spread.go). A
+// fetcher picking rarest first, in random order, keeps streamRun requests
+// ascending about once in streamRun! (1 in 40320); its first few requests
+// may pass.
 func (w *wantQueue) inOrder() bool {
 	return w.run > 0 && (!w.broken || w.run >= streamRun)
 }

@@ -173,8 +173,9 @@
 // another peer that could give the chunk (a seed may do so to fetchers that
 // can trade among themselves, as BitTorrent's super-seeding does). A
 // fetcher that does not send it is served in whatever order suits the
-// receiver. A second IN_ORDER, or one from the serving side, is a protocol
-// error.
+// receiver. An IN_ORDER that does not come right after HELLO (a second
+// one, or one after a WANT), one from the serving side, or any on 2.0 is
+// a protocol error.
 //
 // ERROR: the sender's last message. Codes: 1 protocol error, 2 not found
 // (the root of HELLO), 3 rate limited, 4 too many requests, 5 banned, 6
