@@ -22,8 +22,8 @@ import (
 	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
 	ma "github.com/multiformats/go-multiaddr"
 
+	"github.com/peer-project/peer/swarm"
 	"github.com/peer-project/peer/swarm/bitswap"
-	"github.com/peer-project/peer/swarm/wire"
 )
 
 // KeyFile is the name of the node's identity key in its home directory
@@ -131,7 +131,7 @@ func resourceLimits(dhtProto protocol.ID) rcmgr.ConcreteLimitConfig {
 	libp2p.SetDefaultServiceLimits(&limits)
 	// The exchange protocol keeps one stream per peer and root, and a
 	// chunk in flight is at most 4 MiB; each version has its own bound.
-	bound(&limits, 1024, 256<<20, 64, 64<<20, wire.ProtocolID, wire.PrevProtocolID)
+	bound(&limits, 1024, 256<<20, 64, 64<<20, swarm.Protocols()...)
 	// The DHT's and the relay's protocols get bounds of their own, so a
 	// public network's queries and relayed connections can't take what the
 	// exchange needs. A kad-dht message is at most 4 MiB and a query is one

@@ -2,6 +2,7 @@ package simulate
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"time"
 
@@ -10,6 +11,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/protocol"
 
+	"github.com/peer-project/peer/swarm"
 	"github.com/peer-project/peer/swarm/wire"
 )
 
@@ -64,7 +66,7 @@ func (h *cappedHost) SetStreamHandler(pid protocol.ID, handler network.StreamHan
 // exchange reports whether pid is the exchange protocol, of either
 // version a node speaks.
 func exchange(pid protocol.ID) bool {
-	return pid == wire.ProtocolID || pid == wire.PrevProtocolID
+	return slices.Contains(swarm.Protocols(), pid)
 }
 
 // cappedStream waits for the budget before each write (Reset and Close end

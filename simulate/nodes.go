@@ -13,7 +13,7 @@ import (
 
 	"github.com/peer-project/peer/chunker"
 	"github.com/peer-project/peer/node"
-	"github.com/peer-project/peer/swarm/wire"
+	"github.com/peer-project/peer/swarm"
 )
 
 func (r *runner) nodeConfig(p *simPeer, boot []*simPeer) node.Config {
@@ -49,8 +49,9 @@ func (r *runner) freeRider(i int) bool { return i >= r.sc.Peers-r.sc.FreeRiders 
 // free rider: peers see it refuse the exchange protocol and ask others.
 func (r *runner) freeRide(p *simPeer) {
 	if r.freeRider(p.idx) {
-		p.host.RemoveStreamHandler(wire.ProtocolID)
-		p.host.RemoveStreamHandler(wire.PrevProtocolID)
+		for _, pid := range swarm.Protocols() {
+			p.host.RemoveStreamHandler(pid)
+		}
 	}
 }
 

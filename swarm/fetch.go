@@ -1034,7 +1034,7 @@ func (f *fetch) watchArrivals() {
 				case libp2pevent.EvtPeerProtocolsUpdated:
 					p, protos = e.Peer, e.Added
 				}
-				if slices.Contains(protos, wire.ProtocolID) || slices.Contains(protos, wire.PrevProtocolID) {
+				if slices.ContainsFunc(protos, func(p protocol.ID) bool { return slices.Contains(Protocols(), p) }) {
 					f.arrival(p)
 				}
 			}

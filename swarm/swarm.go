@@ -13,6 +13,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/protocol"
 	"github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/client"
 
 	"github.com/peer-project/peer/bitfield"
@@ -226,20 +227,30 @@ func New(h host.Host, blocks BlockStore, cfg Config) *Swarm {
 		lim:     newLimits(&cfg),
 	}
 	s.chk = newSlots(cfg.UploadSlots, cfg.Now, s.goroutines.Go, s.count)
-	h.SetStreamHandler(wire.ProtocolID, s.handleStream)
-	h.SetStreamHandler(wire.PrevProtocolID, s.handleStream)
+	for _, pid := range Protocols() {
+		h.SetStreamHandler(pid, s.handleStream)
+	}
 	if cfg.Bitswap {
 		s.startBitswap()
 	}
 	return s
 }
 
+// Protocols returns the exchange's protocol IDs that a Swarm speaks,
+// newest first (the order it offers them in when it opens a stream):
+// wire.ProtocolID and wire.PrevProtocolID. A test or simulation that
+// makes a node refuse the exchange removes the handlers of all of them.
+func Protocols() []protocol.ID {
+	return []protocol.ID{wire.ProtocolID, wire.PrevProtocolID}
+}
+
 // Close stops serving and every fetch, and waits for all sessions to end.
 // It is idempotent; it does not close the host.
 func (s *Swarm) Close() error {
 	s.once.Do(func() {
-		s.host.RemoveStreamHandler(wire.ProtocolID)
-		s.host.RemoveStreamHandler(wire.PrevProtocolID)
+		for _, pid := range Protocols() {
+			s.host.RemoveStreamHandler(pid)
+		}
 		if s.bs != nil {
 			s.bs.Close()
 			s.bsp.close()
@@ -523,7 +534,7 @@ func (s *Swarm) openStream(ctx context.Context, p peer.ID) (network.Stream, erro
 	if s.cfg.Allow != nil && !s.cfg.Allow(p) {
 		return nil, fmt.Errorf("swarm: %s is not on the allowlist", p)
 	}
-	st, err := s.host.NewStream(ctx, p, wire.ProtocolID, wire.PrevProtocolID)
+	st, err := s.host.NewStream(ctx, p, Protocols()...)
 	if err != nil {
 		return nil, limitedRelayError(s.host.Network().ConnsToPeer(p), p, err)
 	}
