@@ -89,7 +89,7 @@ func (n *Node) open(ctx context.Context, target Target, opts FetchOptions) (*Rea
 	// reader finds out from the layout whether it is a file.
 
 	n.streamMu.Lock()
-	for st := n.streams[root]; st != nil; st = n.streams[root] {
+	if st := n.streams[root]; st != nil {
 		if !st.stopping {
 			st.refs++
 			n.streamMu.Unlock()
@@ -98,10 +98,14 @@ func (n *Node) open(ctx context.Context, target Target, opts FetchOptions) (*Rea
 		}
 		// Its last reader closed a moment ago (a player that seeks drops
 		// one request and sends the next at once): the next fetch into
-		// the same place starts once this one has ended.
+		// the same place starts once this one has ended, and from the
+		// start: the ended fetch may have held every chunk and put the
+		// file in place, to be read there.
 		n.streamMu.Unlock()
 		select {
 		case <-st.done:
+			done()
+			return n.open(ctx, target, opts)
 		case <-ectx.Done(): // ctx, or the node closing
 			done()
 			if n.ctx.Err() != nil {
@@ -109,7 +113,6 @@ func (n *Node) open(ctx context.Context, target Target, opts FetchOptions) (*Rea
 			}
 			return nil, ctx.Err()
 		}
-		n.streamMu.Lock()
 	}
 	// The fetch belongs to the node and to every reader of the root, not
 	// to the first caller: it stops when the last reader closes.
