@@ -106,11 +106,14 @@ func (n *Node) reheldShares() {
 // keepLookup says whether a root found by lookup (a folder or file inside
 // a share) is still served after an unshare, as lookup would now find it:
 // inside a share still served, holding what that share holds of it. Its
-// holdings are looked up again in place, so that its sessions go on.
+// holdings are looked up again in place, so that its sessions go on, if
+// they only shrank: peers learn of a chunk held only from Serve, so a
+// source that would now hold more is dropped, and the next lookup serves
+// it anew and tells them.
 func (n *Node) keepLookup(root cid.Cid, src swarm.Source) bool {
 	s, ok := src.(*shareSource)
-	if !ok {
-		return n.inShare(root)
+	if !ok { // lookup makes no other
+		return false
 	}
 	in := n.shareOf(root)
 	if in == nil {
@@ -118,16 +121,33 @@ func (n *Node) keepLookup(root cid.Cid, src swarm.Source) bool {
 	}
 	s.lookingUp.Lock()
 	defer s.lookingUp.Unlock()
-	if in.Complete() {
-		s.have.Store(nil)
-		return true
+	var have *bitfield.Bitfield // nil: every chunk
+	if !in.Complete() {
+		var err error
+		have, err = heldChunks(n.ctx, n.store, in.layout.Root, s.layout)
+		if err != nil || have.Count() == 0 {
+			return false // found again, if at all, by the next lookup
+		}
 	}
-	have, err := heldChunks(n.ctx, n.store, in.layout.Root, s.layout)
-	if err != nil || have.Count() == 0 {
-		return false // found again, if at all, by the next lookup
+	if grows(s.have.Load(), have, s.layout.NumChunks()) {
+		return false
 	}
 	s.setHave(have)
 	return true
+}
+
+// grows reports whether holdings now, of n chunks, hold one that before
+// did not (nil holds every chunk).
+func grows(before, now *bitfield.Bitfield, n int64) bool {
+	if before == nil {
+		return false
+	}
+	for i := range n {
+		if (now == nil || now.Has(i)) && !before.Has(i) {
+			return true
+		}
+	}
+	return false
 }
 
 // fileLocations bounds the locations heldChunks looks through for a file's
@@ -234,9 +254,6 @@ func (n *Node) lookup(ctx context.Context, root cid.Cid) swarm.Source {
 	}
 	return src
 }
-
-// inShare reports whether c is a node, or a file, of a share served here.
-func (n *Node) inShare(c cid.Cid) bool { return n.shareOf(c) != nil }
 
 // shareOf returns the source of a share served here that c is a node, or a
 // file, of: one that holds every chunk if there is one. Nil if none.
