@@ -124,11 +124,19 @@ func TestSeederDiesMidTransfer(t *testing.T) {
 	sameFile(t, dest, data)
 }
 
+// TestResumeFetchesNoVerifiedChunkTwice: a fetch cancelled half-way
+// leaves its partial file, and the next fetch of the root takes exactly
+// the chunks it lacks. The seeder sends at 32 MiB/s, so that the fetch
+// lasts some 2 s: Progress comes every 50 ms or so, and at loopback speed
+// the whole 64 MiB could arrive between two calls, before any cancel (1 run
+// in 30 did so).
 func TestResumeFetchesNoVerifiedChunkTwice(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	path, data := randomFile(t, t.TempDir(), "f.bin", 64<<20, 5)
-	a := startNode(t, testConfig(t))
+	cfg := testConfig(t)
+	cfg.UploadRate = 32 << 20
+	a := startNode(t, cfg)
 	sh, err := a.Share(ctx, path, ShareOptions{})
 	if err != nil {
 		t.Fatal(err)
