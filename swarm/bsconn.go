@@ -482,6 +482,8 @@ func (c *conn) bsReadLoop() error {
 // these bytes. It is charged to the download caps, counted, verified and
 // credited once, checked against the size the root declares for each
 // chunk, and written at each. It blocks while the caps hold it back.
+// data's CID must be the chunks': bsReadLoop gives only a block whose
+// bytes hash to it.
 func (c *conn) bsBlock(pl *peerLimit, l *Layout, dl *download, data []byte, idx []int64) error {
 	f := c.f
 	n := len(data)
@@ -507,12 +509,12 @@ func (c *conn) bsBlock(pl *peerLimit, l *Layout, dl *download, data []byte, idx 
 	if len(fit) == 0 {
 		return nil
 	}
-	if !c.verified(l, fit[0], data) {
-		for _, i := range fit[1:] {
-			f.badBlock(c, i)
-		}
-		return nil
-	}
+	// Verified already: boxo's message decoder names each block by the
+	// hash of its bytes (message.NewWantlistBlock: the sender's prefix,
+	// summed over the data), and idx are the chunks whose CID equals
+	// that name, sha2-256 and all. A block whose bytes are wrong answers
+	// no want (a stray, bsReadLoop). Hashing again would cost as much as
+	// the decoder's hash.
 	f.sw.chk.credit(c.peer, n)
 	for k, i := range fit {
 		if k > 0 {
