@@ -285,31 +285,40 @@ func TestReuseKeepsHashTime(t *testing.T) {
 	}
 }
 
-// TestReuseOpensOnce: a file whose chunks Reuser.File gave is opened by
-// File alone (to see its stamp), not again by AddFile to seal it, in
-// however many batches: AddFile records the stamp File found, and the
-// share that reused it serves it sealed as the one that hashed it did.
-func TestReuseOpensOnce(t *testing.T) {
+// reusedInTx shares a file (hashed 2 minutes after its last change: a
+// seal) under root "r", begins a share of its folder, and has the share's
+// Reuser give the file's chunks. The transaction is aborted when t ends,
+// unless committed.
+func reusedInTx(t *testing.T) (s *Store, f testFile, tx *ShareTx, root cid.Cid, chunks []ChunkLoc) {
+	t.Helper()
 	s, files, _ := reuseSetup(t, time.Second)
-	f := files[0]
+	f = files[0]
 	dir := filepath.Dir(f.path)
-	// Hashed 2 minutes after the file's last change: a seal.
 	s.opts.Now = func() time.Time { return ctimeOf(t, f.path).Add(2 * proofAge) }
 	shareFiles(t, s, dir, integrity.Block([]byte("r")), 4, f)
 	tx, err := s.BeginShare(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer tx.Abort()
+	t.Cleanup(func() { tx.Abort() })
 	r, err := tx.Reuser(testParams())
 	if err != nil {
 		t.Fatal(err)
 	}
-	size := int64(len(f.data))
-	root, chunks, ok := r.File(f.path, size, f.mtime)
+	root, chunks, ok := r.File(f.path, int64(len(f.data)), f.mtime)
 	if !ok {
 		t.Fatal("an unchanged file was not reused")
 	}
+	return s, f, tx, root, chunks
+}
+
+// TestReuseOpensOnce: a file whose chunks Reuser.File gave is opened by
+// File alone (to see its stamp), not again by AddFile to seal it, in
+// however many batches: AddFile records the stamp File found, and the
+// share that reused it serves it sealed as the one that hashed it did.
+func TestReuseOpensOnce(t *testing.T) {
+	s, f, tx, root, chunks := reusedInTx(t)
+	size := int64(len(f.data))
 	before := s.sealOpens.Load()
 	for i := 0; i < len(chunks); i += 2 { // two batches
 		if err := tx.AddFile(f.path, size, f.mtime, root, chunks[i:i+2]); err != nil {
@@ -342,25 +351,8 @@ func TestReuseOpensOnce(t *testing.T) {
 // so ReadChunk must hash what the file holds now and refuse it, not serve
 // the new bytes under the old CIDs.
 func TestReuseGivenOtherStampNotSealed(t *testing.T) {
-	s, files, _ := reuseSetup(t, time.Second)
-	f := files[0]
-	dir := filepath.Dir(f.path)
-	s.opts.Now = func() time.Time { return ctimeOf(t, f.path).Add(2 * proofAge) }
-	shareFiles(t, s, dir, integrity.Block([]byte("r")), 4, f)
-	tx, err := s.BeginShare(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tx.Abort()
-	r, err := tx.Reuser(testParams())
-	if err != nil {
-		t.Fatal(err)
-	}
+	s, f, tx, root, chunks := reusedInTx(t)
 	size := int64(len(f.data))
-	root, chunks, ok := r.File(f.path, size, f.mtime)
-	if !ok {
-		t.Fatal("an unchanged file was not reused")
-	}
 	// Rewritten, same size, modified a second later; the share's clock
 	// is well past its change, so nothing racy stops a seal.
 	changed := content("changed", len(f.data))
