@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
 	mocknet "github.com/libp2p/go-libp2p/p2p/net/mock"
 
@@ -52,6 +53,31 @@ func link(t *testing.T, mn mocknet.Mocknet, a, b *Node, bw float64) {
 		t.Fatal(err)
 	}
 	l.SetOptions(mocknet.LinkOptions{Bandwidth: bw})
+}
+
+// chainNodes starts nodes a and b and a bare host c on one mocknet,
+// connected a–b, over a link of 1 MiB/s (4 MiB take four seconds), and
+// b–c, with no link between a and c: c reaches what a shares through b
+// alone.
+func chainNodes(t *testing.T) (a, b *Node, c host.Host) {
+	t.Helper()
+	mn, nodes := mockNodes(t, 2)
+	a, b = nodes[0], nodes[1]
+	c, err := mn.GenPeer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	link(t, mn, a, b, 1<<20)
+	if _, err := mn.LinkPeers(b.ID(), c.ID()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := mn.ConnectPeers(a.ID(), b.ID()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := mn.ConnectPeers(b.ID(), c.ID()); err != nil {
+		t.Fatal(err)
+	}
+	return a, b, c
 }
 
 // verifiedOf counts the chunks a reader's fetch holds.

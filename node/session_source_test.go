@@ -32,22 +32,7 @@ func TestSessionOutlivesFetch(t *testing.T) {
 func sessionOutlivesFetch(t *testing.T, how string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	mn, nodes := mockNodes(t, 2)
-	a, b := nodes[0], nodes[1]
-	c, err := mn.GenPeer()
-	if err != nil {
-		t.Fatal(err)
-	}
-	link(t, mn, a, b, 1<<20) // 4 MiB take four seconds
-	if _, err := mn.LinkPeers(b.ID(), c.ID()); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := mn.ConnectPeers(a.ID(), b.ID()); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := mn.ConnectPeers(b.ID(), c.ID()); err != nil {
-		t.Fatal(err)
-	}
+	a, b, c := chainNodes(t) // 4 MiB from a take four seconds
 	_, data := randomFile(t, t.TempDir(), "big.bin", 4<<20, 9)
 
 	var root cid.Cid
@@ -101,7 +86,7 @@ func sessionOutlivesFetch(t *testing.T, how string) {
 	for i := range idx {
 		idx[i] = uint64(i)
 	}
-	err = s.w.Write(&wire.Want{Indices: idx})
+	err := s.w.Write(&wire.Want{Indices: idx})
 	if err == nil {
 		err = s.w.Flush()
 	}

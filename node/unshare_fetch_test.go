@@ -23,22 +23,7 @@ func TestUnshareDuringFetch(t *testing.T) {
 	bubble.Test(t, func(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 		defer cancel()
-		mn, nodes := mockNodes(t, 2)
-		a, b := nodes[0], nodes[1]
-		c, err := mn.GenPeer()
-		if err != nil {
-			t.Fatal(err)
-		}
-		link(t, mn, a, b, 1<<20) // 4 MiB take four seconds
-		if _, err := mn.LinkPeers(b.ID(), c.ID()); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := mn.ConnectPeers(a.ID(), b.ID()); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := mn.ConnectPeers(b.ID(), c.ID()); err != nil {
-			t.Fatal(err)
-		}
+		a, b, c := chainNodes(t) // 4 MiB from a take four seconds
 		_, data := randomFile(t, t.TempDir(), "big.bin", 4<<20, 11)
 		sh, err := a.Share(ctx, writeFile(t, "big.bin", data), ShareOptions{})
 		if err != nil {
