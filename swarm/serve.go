@@ -295,10 +295,14 @@ func (sv *server) readLoop(r *wire.Reader) {
 		case *wire.NotInterested:
 			sv.sw.chk.notInterested(sv)
 		case *wire.InOrder:
-			if why := "IN_ORDER after another message: it comes right after HELLO"; !first || sv.prev {
-				if sv.prev {
-					why = "IN_ORDER on " + wire.PrevProtocolID + ", which has no such message"
-				}
+			why := ""
+			switch {
+			case sv.prev:
+				why = "IN_ORDER on " + wire.PrevProtocolID + ", which has no such message"
+			case !first:
+				why = "IN_ORDER after another message: it comes right after HELLO"
+			}
+			if why != "" {
 				sv.sw.count(func(st *Stats) { st.ProtocolViolations++ })
 				sv.close(wire.CodeProtocol, why)
 				return
