@@ -313,9 +313,6 @@ func (f *fetch) bsSession(p peer.ID) {
 	err = c.bsReadLoop()
 	l.Close()
 	c.signal()
-	if err != nil && f.ctx.Err() == nil {
-		f.log.Debug("Bitswap session ended", "peer", p, "err", err)
-	}
 	f.post(event{kind: evDown, conn: c, err: fmt.Errorf("the Bitswap session ended: %w", err)})
 }
 

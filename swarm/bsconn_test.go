@@ -19,6 +19,7 @@ import (
 	"github.com/ipfs/go-cid"
 	ipld "github.com/ipfs/go-ipld-format"
 	"github.com/libp2p/go-libp2p/core/peer"
+	basichost "github.com/libp2p/go-libp2p/p2p/host/basic"
 	mocknet "github.com/libp2p/go-libp2p/p2p/net/mock"
 
 	"github.com/peer-project/peer/integrity"
@@ -33,9 +34,15 @@ import (
 // tells the fetcher what the server speaks.
 func bitswapOnly(t *testing.T, data []byte) (server, fetcher *Swarm, root cid.Cid) {
 	t.Helper()
-	ctx := context.Background()
 	mn := mocknet.New()
 	t.Cleanup(func() { mn.Close() })
+	return bitswapOnlyOn(t, mn, data)
+}
+
+// bitswapOnlyOn is bitswapOnly on mn, whose link defaults it keeps.
+func bitswapOnlyOn(t *testing.T, mn mocknet.Mocknet, data []byte) (server, fetcher *Swarm, root cid.Cid) {
+	t.Helper()
+	ctx := context.Background()
 	for range 2 {
 		if _, err := mn.GenPeer(); err != nil {
 			t.Fatal(err)
@@ -88,6 +95,50 @@ func TestBitswapProviderFromDiscovery(t *testing.T) {
 	}
 	if st := server.Stats(); st.BitswapBytesUp < int64(len(data)) {
 		t.Fatalf("the provider counts %d bytes up over Bitswap, want at least %d", st.BitswapBytesUp, len(data))
+	}
+}
+
+// TestBitswapProviderStaleIdentify: a provider that speaks only Bitswap,
+// though identify said (or once said) it speaks our protocol, serves the
+// fetch. libp2p then sends HELLO behind the protocol's name without
+// waiting for an answer; the provider refuses the name and resets the
+// stream when it reads HELLO as the next name. The link's latency holds
+// the refusal back, so that the reset overtakes it, as it did at random
+// on a loaded machine: the fetcher must not take the reset for the end
+// of the provider (the fetch would then wait an hour for a lookup).
+func TestBitswapProviderStaleIdentify(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	mn := mocknet.New()
+	t.Cleanup(func() { mn.Close() })
+	mn.SetLinkDefaults(mocknet.LinkOptions{Latency: 20 * time.Millisecond})
+	data := randomData(256<<10+99, 11)
+	server, fetcher, root := bitswapOnlyOn(t, mn, data)
+	ai := peer.AddrInfo{ID: server.host.ID(), Addrs: server.host.Addrs()}
+	if err := fetcher.host.Connect(ctx, ai); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range fetcher.host.Network().ConnsToPeer(ai.ID) {
+		<-fetcher.host.(*basichost.BasicHost).IDService().IdentifyWait(c)
+	}
+	if err := fetcher.host.Peerstore().AddProtocols(ai.ID, Protocols()...); err != nil {
+		t.Fatal(err)
+	}
+	dest := filepath.Join(t.TempDir(), "data.bin")
+	_, err := fetcher.Fetch(ctx, root, FetchOptions{Dest: dest, NoConnected: true, RediscoverEvery: time.Hour, Discover: func(ctx context.Context) <-chan peer.AddrInfo {
+		ch := make(chan peer.AddrInfo, 1)
+		ch <- ai
+		close(ch)
+		return ch
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := os.ReadFile(dest); !bytes.Equal(got, data) {
+		t.Fatal("fetched file differs")
+	}
+	if st := fetcher.Stats(); st.BitswapBytesDown != int64(len(data)) {
+		t.Fatalf("%d bytes down over Bitswap, want %d", st.BitswapBytesDown, len(data))
 	}
 }
 

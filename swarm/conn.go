@@ -122,7 +122,12 @@ func (c *conn) noDAG() bool {
 
 // session connects to ai, says HELLO and serves the conn until it ends.
 // It runs on a goroutine of the fetch.
-func (f *fetch) session(ai peer.AddrInfo) {
+func (f *fetch) session(ai peer.AddrInfo) { f.sessionTry(ai, true) }
+
+// sessionTry is session; renegotiate allows one more try, negotiating
+// the protocol anew, when the peer resets the stream at HELLO as a peer
+// that does not speak it would (see staleProtocol).
+func (f *fetch) sessionTry(ai peer.AddrInfo, renegotiate bool) {
 	h := f.sw.host
 	if len(ai.Addrs) > 0 {
 		h.Peerstore().AddAddrs(ai.ID, ai.Addrs, peerstore.TempAddrTTL)
@@ -136,7 +141,6 @@ func (f *fetch) session(ai peer.AddrInfo) {
 		return
 	}
 	if err != nil {
-		f.log.Debug("no session", "peer", ai.ID, "err", err)
 		f.post(event{kind: evDown, conn: &conn{peer: ai.ID}, err: err})
 		return
 	}
@@ -166,6 +170,20 @@ func (f *fetch) session(ai peer.AddrInfo) {
 		// peer does not speak ours, but Bitswap.
 		st.Reset()
 		f.bsSession(ai.ID)
+		return
+	}
+	if renegotiate && staleProtocol(err) && f.sw.bs != nil && f.provider(ai.ID) {
+		// libp2p sent HELLO with the protocol's name, without waiting
+		// for the peer to accept it, as identify said the peer speaks
+		// it. A peer whose identify was stale (it has since stopped
+		// speaking ours, or never spoke it and speaks Bitswap) refuses
+		// the name and resets the stream, often before its refusal can
+		// be read. Forget the claim and ask again: this time libp2p
+		// negotiates, and a refusal reads as such.
+		st.Reset()
+		h.Peerstore().RemoveProtocols(ai.ID, Protocols()...)
+		f.log.Debug("reset at HELLO: negotiating the protocol anew", "peer", ai.ID, "err", err)
+		f.sessionTry(ai, false)
 		return
 	}
 	if err != nil {
@@ -205,9 +223,6 @@ func (f *fetch) session(ai peer.AddrInfo) {
 		c.writeLoop(w)
 	})
 	err = c.readLoop(r)
-	if err != nil && f.ctx.Err() == nil {
-		f.log.Debug("session ended", "peer", c.peer, "err", err)
-	}
 	c.mu.Lock()
 	final := c.closeMsg != nil
 	c.mu.Unlock()
@@ -780,4 +795,20 @@ func (c *conn) badNode(id cid.Cid, err error) {
 		code = wire.CodeBanned
 	}
 	c.close(code, err.Error())
+}
+
+// staleProtocol reports whether err, the first read of a session's
+// stream, may be a peer refusing the protocol that libp2p proposed
+// without waiting for an answer: a reset that the peer gave no reason for
+// (some transports carry none), or one it said was for a failed
+// negotiation.
+func staleProtocol(err error) bool {
+	if !errors.Is(err, network.ErrReset) {
+		return false
+	}
+	var se *network.StreamError
+	if !errors.As(err, &se) {
+		return true
+	}
+	return se.Remote && se.ErrorCode == network.StreamProtocolNegotiationFailed
 }

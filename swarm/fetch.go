@@ -654,6 +654,9 @@ func (f *fetch) handle(ev event) {
 		f.progressed = now
 		return
 	case evDown:
+		if f.ctx.Err() == nil {
+			f.log.Debug("session ended", "peer", c.peer, "err", ev.err)
+		}
 		if ev.err != nil {
 			f.lastErr = ev.err
 			f.said[c.peer] = ev.err.Error()
