@@ -126,7 +126,7 @@ func (f *fetch) session(ai peer.AddrInfo) { f.sessionTry(ai, true) }
 
 // sessionTry is session; renegotiate allows one more try, negotiating
 // the protocol anew, when the peer resets the stream at HELLO as a peer
-// that does not speak it would (see staleProtocol).
+// that does not speak the version proposed would (see staleProtocol).
 func (f *fetch) sessionTry(ai peer.AddrInfo, renegotiate bool) {
 	h := f.sw.host
 	if len(ai.Addrs) > 0 {
@@ -172,14 +172,15 @@ func (f *fetch) sessionTry(ai peer.AddrInfo, renegotiate bool) {
 		f.bsSession(ai.ID)
 		return
 	}
-	if renegotiate && staleProtocol(err) && f.sw.bs != nil && f.provider(ai.ID) {
-		// libp2p sent HELLO with the protocol's name, without waiting
+	if renegotiate && f.staleProtocol(ai.ID, err) {
+		// libp2p sent HELLO behind the protocol's name, without waiting
 		// for the peer to accept it, as identify said the peer speaks
 		// it. A peer whose identify was stale (it has since stopped
-		// speaking ours, or never spoke it and speaks Bitswap) refuses
-		// the name and resets the stream, often before its refusal can
-		// be read. Forget the claim and ask again: this time libp2p
-		// negotiates, and a refusal reads as such.
+		// speaking that version, or never spoke ours and speaks
+		// Bitswap) refuses the name, reads HELLO as the next name and
+		// resets the stream, which drops its refusal unread. Forget the
+		// claim and ask again: this time libp2p negotiates, and picks
+		// the version the peer speaks or reads the refusal.
 		st.Reset()
 		h.Peerstore().RemoveProtocols(ai.ID, Protocols()...)
 		f.log.Debug("reset at HELLO: negotiating the protocol anew", "peer", ai.ID, "err", err)
@@ -798,17 +799,17 @@ func (c *conn) badNode(id cid.Cid, err error) {
 }
 
 // staleProtocol reports whether err, the first read of a session's
-// stream, may be a peer refusing the protocol that libp2p proposed
-// without waiting for an answer: a reset that the peer gave no reason for
-// (some transports carry none), or one it said was for a failed
-// negotiation.
-func staleProtocol(err error) bool {
+// stream to p, may be p refusing the protocol that libp2p proposed
+// without waiting for an answer: a reset that p said was for a failed
+// negotiation or, from a provider this fetch could ask over Bitswap
+// instead, one it gave no reason for (some transports carry none, as
+// mocknet; a peer that speaks ours and resets is then asked once more).
+func (f *fetch) staleProtocol(p peer.ID, err error) bool {
 	if !errors.Is(err, network.ErrReset) {
 		return false
 	}
-	var se *network.StreamError
-	if !errors.As(err, &se) {
-		return true
+	if se := (*network.StreamError)(nil); errors.As(err, &se) {
+		return se.Remote && se.ErrorCode == network.StreamProtocolNegotiationFailed
 	}
-	return se.Remote && se.ErrorCode == network.StreamProtocolNegotiationFailed
+	return f.sw.bs != nil && f.provider(p)
 }

@@ -10,11 +10,13 @@ import (
 	"time"
 
 	"github.com/ipfs/go-cid"
+	"github.com/libp2p/go-libp2p"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/protocol"
 	mocknet "github.com/libp2p/go-libp2p/p2p/net/mock"
+	"github.com/libp2p/go-libp2p/p2p/protocol/identify"
 
 	"github.com/peer-project/peer/swarm/wire"
 )
@@ -90,8 +92,6 @@ func TestFetchSaysInOrder(t *testing.T) {
 // stream is negotiated on 2.0, no IN_ORDER is sent there (2.0 has none:
 // the seed would end the session), and the fetch completes.
 func TestStreamFromPrevVersionSeed(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
 	mn := mocknet.New()
 	t.Cleanup(func() { mn.Close() })
 	for range 2 {
@@ -102,7 +102,40 @@ func TestStreamFromPrevVersionSeed(t *testing.T) {
 	if err := mn.LinkAll(); err != nil {
 		t.Fatal(err)
 	}
-	hosts := mn.Hosts()
+	fetchFromPrevVersionSeed(t, mn.Hosts()[0], mn.Hosts()[1], false)
+}
+
+// TestStaleVersionClaimRenegotiated: as TestStreamFromPrevVersionSeed,
+// but the fetcher's peerstore says the seed speaks 2.1 too (identify was
+// stale: the seed stopped speaking it). libp2p sends HELLO behind 2.1's
+// name unasked; the seed refuses the name and resets the stream with
+// "protocol negotiation failed" (TCP carries the reason, mocknet none).
+// The fetcher negotiates again, gets 2.0, and the fetch completes.
+func TestStaleVersionClaimRenegotiated(t *testing.T) {
+	seed, err := libp2p.New(libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer seed.Close()
+	fetcher, err := libp2p.New(libp2p.NoListenAddrs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fetcher.Close()
+	fetchFromPrevVersionSeed(t, seed, fetcher, true)
+}
+
+// fetchFromPrevVersionSeed has seedHost serve a root over protocol 2.0
+// only, connects fetchHost to it and, once identify is done, sets what
+// fetchHost's peerstore says of 2.1: that the seed speaks it if
+// staleClaim, that it does not otherwise (identify may have been sent
+// before the seed dropped 2.1). Then fetchHost fetches the root as a
+// streaming reader, and the file must be exact, with no protocol
+// violation at the seed.
+func fetchFromPrevVersionSeed(t *testing.T, seedHost, fetchHost host.Host, staleClaim bool) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
 	data := randomData(1<<20, 23)
 	blocks := &memBlocks{m: map[cid.Cid][]byte{}}
 	root := build(t, blocks, "old.bin", data, 64<<10)
@@ -110,20 +143,32 @@ func TestStreamFromPrevVersionSeed(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	seed := New(hosts[0], blocks, Config{Logger: quiet()})
+	seed := New(seedHost, blocks, Config{Logger: quiet()})
 	defer seed.Close()
 	seed.Serve(root, &memSource{l: l, data: data})
-	hosts[0].RemoveStreamHandler(wire.ProtocolID) // a 2.0 node, before anyone asks
-	if err := mn.ConnectAllButSelf(); err != nil {
+	seedHost.RemoveStreamHandler(wire.ProtocolID) // a 2.0 node, before anyone asks
+	hints := hintsOf([]host.Host{seedHost})
+	if err := fetchHost.Connect(ctx, hints[0]); err != nil {
+		t.Fatal(err)
+	}
+	ids := fetchHost.(interface{ IDService() identify.IDService }).IDService()
+	for _, c := range fetchHost.Network().ConnsToPeer(seedHost.ID()) {
+		<-ids.IdentifyWait(c)
+	}
+	claim := fetchHost.Peerstore().RemoveProtocols
+	if staleClaim {
+		claim = fetchHost.Peerstore().AddProtocols
+	}
+	if err := claim(seedHost.ID(), wire.ProtocolID); err != nil {
 		t.Fatal(err)
 	}
 
-	f := New(hosts[1], &memBlocks{m: map[cid.Cid][]byte{}}, Config{Logger: quiet()})
+	f := New(fetchHost, &memBlocks{m: map[cid.Cid][]byte{}}, Config{Logger: quiet()})
 	defer f.Close()
 	focus := make(chan Range, 1)
 	focus <- Range{From: 0, To: 1 << 62}
 	dest := filepath.Join(t.TempDir(), "old.bin")
-	if _, err := f.Fetch(ctx, root, FetchOptions{Dest: dest, Focus: focus, Hints: hintsOf(hosts[:1])}); err != nil {
+	if _, err := f.Fetch(ctx, root, FetchOptions{Dest: dest, Focus: focus, Hints: hints}); err != nil {
 		t.Fatal(err)
 	}
 	if got, _ := os.ReadFile(dest); !bytes.Equal(got, data) {
