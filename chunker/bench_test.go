@@ -16,9 +16,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
-	"time"
 
 	"github.com/peer-project/peer/internal/benchrec"
 )
@@ -71,15 +69,6 @@ func writeBenchFile(b *testing.B, path string, size int64) {
 	if err := f.Close(); err != nil {
 		b.Fatal(err)
 	}
-}
-
-// cpuTime returns the CPU time the process has used, user and system.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // mbps returns the throughput of n runs over size bytes each.
@@ -140,7 +129,7 @@ func benchSplit(b *testing.B, p Params, label string) {
 		b.Run(fmt.Sprintf("sha256-file/round=%d", r), func(b *testing.B) {
 			buf := make([]byte, 1<<20)
 			n := 0
-			cpu0 := cpuTime()
+			cpu0 := benchrec.CPUTime()
 			for b.Loop() {
 				f, err := os.Open(path)
 				if err != nil {
@@ -159,7 +148,7 @@ func benchSplit(b *testing.B, p Params, label string) {
 				n++
 			}
 			run.sha = mbps(b, n, size)
-			run.shaCPU = float64(cpuTime()-cpu0) / float64(size) / float64(n)
+			run.shaCPU = float64(benchrec.CPUTime()-cpu0) / float64(size) / float64(n)
 			b.ReportMetric(run.sha, "MB/s")
 			b.ReportMetric(run.shaCPU, "cpu-ns/B")
 		})
@@ -167,7 +156,7 @@ func benchSplit(b *testing.B, p Params, label string) {
 			b.Run(fmt.Sprintf("workers=%d/round=%d", workers, r), func(b *testing.B) {
 				s := Splitter{Params: p, Workers: workers}
 				n := 0
-				cpu0 := cpuTime()
+				cpu0 := benchrec.CPUTime()
 				for b.Loop() {
 					f, err := os.Open(path)
 					if err != nil {
@@ -185,9 +174,9 @@ func benchSplit(b *testing.B, p Params, label string) {
 					n++
 				}
 				run.rate[workers] = mbps(b, n, size)
-				run.cpu[workers] = float64(cpuTime()-cpu0) / float64(size) / float64(n)
+				run.cpu[workers] = float64(benchrec.CPUTime()-cpu0) / float64(size) / float64(n)
 				b.ReportMetric(run.rate[workers], "MB/s")
-				b.ReportMetric(float64(cpuTime()-cpu0)/b.Elapsed().Seconds()/1e9, "cores")
+				b.ReportMetric(float64(benchrec.CPUTime()-cpu0)/b.Elapsed().Seconds()/1e9, "cores")
 				b.ReportMetric(run.cpu[workers], "cpu-ns/B")
 				b.ReportMetric(run.rate[workers]/run.sha, "x-sha256")
 				b.ReportMetric(run.rate[workers]/shaMem, "x-sha256-mem")
@@ -359,7 +348,7 @@ func BenchmarkScan(b *testing.B) {
 	}{{names[0], scanSerial}, {names[1], scanLanesGo}, {names[2], scanLanesBlock}, {names[3], scanLanes}} {
 		b.Run(tc.name, func(b *testing.B) {
 			b.SetBytes(int64(len(data)))
-			cpu0 := cpuTime()
+			cpu0 := benchrec.CPUTime()
 			for b.Loop() {
 				for i := 0; i < len(data); i++ {
 					cut, _ := tc.scan(data, i, 0, mask)
@@ -370,7 +359,7 @@ func BenchmarkScan(b *testing.B) {
 				}
 			}
 			rate[tc.name] = float64(len(data)) * float64(b.N) / b.Elapsed().Seconds() / 1e6
-			cpu[tc.name] = float64(cpuTime()-cpu0) / float64(len(data)) / float64(b.N)
+			cpu[tc.name] = float64(benchrec.CPUTime()-cpu0) / float64(len(data)) / float64(b.N)
 			b.ReportMetric(cpu[tc.name], "cpu-ns/B")
 		})
 	}
@@ -414,7 +403,7 @@ func BenchmarkCutPar(b *testing.B) {
 	for k, name := range names {
 		b.Run(name, func(b *testing.B) {
 			b.SetBytes(int64(len(data)))
-			cpu0 := cpuTime()
+			cpu0 := benchrec.CPUTime()
 			for b.Loop() {
 				switch k {
 				case 0:
@@ -431,7 +420,7 @@ func BenchmarkCutPar(b *testing.B) {
 				}
 			}
 			rate[name] = float64(len(data)) * float64(b.N) / b.Elapsed().Seconds() / 1e6
-			used := float64(cpuTime() - cpu0)
+			used := float64(benchrec.CPUTime() - cpu0)
 			cpu[name] = used / float64(len(data)) / float64(b.N)
 			b.ReportMetric(used/b.Elapsed().Seconds()/1e9, "cores")
 			b.ReportMetric(cpu[name], "cpu-ns/B")

@@ -75,7 +75,7 @@ func BenchmarkGateway(b *testing.B) {
 			f := benchNode(b)
 			defer f.Close()
 			connect(b, ctx, f, seed)
-			start, cpu := time.Now(), cpuTime()
+			start, cpu := time.Now(), benchrec.CPUTime()
 			rd, err := f.Open(ctx, node.Target{Root: sh.Root}, node.FetchOptions{})
 			if err != nil {
 				b.Fatal(err)
@@ -85,7 +85,7 @@ func BenchmarkGateway(b *testing.B) {
 			if err != nil || n != size {
 				b.Fatalf("Open and copy: %d bytes, %v", n, err)
 			}
-			r.open, r.openCPU = mb/time.Since(start).Seconds(), (cpuTime() - cpu).Seconds()
+			r.open, r.openCPU = mb/time.Since(start).Seconds(), (benchrec.CPUTime() - cpu).Seconds()
 		}
 		// The gateway, on another node that has nothing.
 		viaGateway := func() {
@@ -93,11 +93,11 @@ func BenchmarkGateway(b *testing.B) {
 			defer g.Close()
 			connect(b, ctx, g, seed)
 			u := benchGateway(b, g) + "/ipfs/" + sh.Root.String()
-			start, cpu := time.Now(), cpuTime()
+			start, cpu := time.Now(), benchrec.CPUTime()
 			if n := httpCopy(b, u, ""); n != size {
 				b.Fatalf("gateway GET: %d bytes", n)
 			}
-			r.gw, r.gwCPU = mb/time.Since(start).Seconds(), (cpuTime() - cpu).Seconds()
+			r.gw, r.gwCPU = mb/time.Since(start).Seconds(), (benchrec.CPUTime() - cpu).Seconds()
 		}
 		// Each goes first in every other round: neither gets a warmer
 		// machine.

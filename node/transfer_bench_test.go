@@ -24,7 +24,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -435,7 +434,7 @@ func runRole(role string) error {
 	size, _ := strconv.ParseInt(os.Getenv("PEER_BENCH_SIZE"), 10, 64)
 	report := func(rep childReport) {
 		rep.PeakRSS = peakRSS()
-		rep.CPU = cpuSeconds()
+		rep.CPU = benchrec.CPUTime().Seconds()
 		b, _ := json.Marshal(rep)
 		fmt.Printf("REPORT %s\n", b)
 	}
@@ -446,7 +445,7 @@ func runRole(role string) error {
 		if err != nil {
 			return err
 		}
-		shared, shareRSS, shareCPU := time.Since(start), peakRSS(), cpuSeconds()
+		shared, shareRSS, shareCPU := time.Since(start), peakRSS(), benchrec.CPUTime().Seconds()
 		fmt.Printf("TICKET %s\n", sh.Ticket)
 		io.Copy(io.Discard, os.Stdin)
 		report(childReport{ShareSeconds: shared.Seconds(), SharePeakRSS: shareRSS, ShareCPU: shareCPU})
@@ -552,16 +551,6 @@ func runRole(role string) error {
 		return fmt.Errorf("unknown role %q", role)
 	}
 	return nil
-}
-
-// cpuSeconds returns the CPU time this process has used, user and system,
-// or 0 where getrusage fails.
-func cpuSeconds() float64 {
-	var ru syscall.Rusage
-	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
 }
 
 // peakRSS returns this process's peak resident set size (VmHWM) in bytes,

@@ -15,7 +15,6 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	"syscall"
 	"testing"
 	"time"
 
@@ -61,9 +60,8 @@ func BenchmarkImport(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer os.RemoveAll(dir)
-	var st syscall.Statfs_t
-	if err := syscall.Statfs(dir, &st); err == nil {
-		if free := int64(st.Bavail)*int64(st.Bsize) - 1<<30; free < size {
+	if free, ok := freeBytes(dir); ok {
+		if free -= 1 << 30; free < size {
 			if free < 64<<20 {
 				b.Skipf("%s has %d MiB free: no room for the file", dir, free>>20)
 			}

@@ -10,7 +10,6 @@ import (
 	"runtime/pprof"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"text/tabwriter"
 	"time"
@@ -294,7 +293,7 @@ type memWatch struct {
 // end up near the peak.
 func watchMemory(peers int, goFile, heapFile string) *memWatch {
 	w := &memWatch{stopc: make(chan struct{}), done: make(chan struct{})}
-	cpu0 := cpuTime()
+	cpu0 := benchrec.CPUTime()
 	gc0, all0 := gcSeconds()
 	write := func(file, profile string, debug int) {
 		if out, err := os.Create(file); err == nil {
@@ -312,7 +311,7 @@ func watchMemory(peers int, goFile, heapFile string) *memWatch {
 			select {
 			case <-w.stopc:
 				gc, all := gcSeconds()
-				w.cpu = cpuTime() - cpu0
+				w.cpu = benchrec.CPUTime() - cpu0
 				if all > all0 {
 					w.gcShare = (gc - gc0) / (all - all0)
 				}
@@ -371,13 +370,4 @@ func orDefault(s, def string) string {
 		return def
 	}
 	return s
-}
-
-// cpuTime returns the CPU time the process has used, user and system.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

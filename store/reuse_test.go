@@ -6,7 +6,6 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
-	"syscall"
 	"testing"
 	"time"
 
@@ -16,16 +15,6 @@ import (
 	"github.com/peer-project/peer/chunker"
 	"github.com/peer-project/peer/integrity"
 )
-
-// ctimeOf returns the change time of the file at p.
-func ctimeOf(t *testing.T, p string) time.Time {
-	t.Helper()
-	var st syscall.Stat_t
-	if err := syscall.Stat(p, &st); err != nil {
-		t.Fatal(err)
-	}
-	return time.Unix(st.Ctim.Unix())
-}
 
 // reuseSetup shares dir with files a and b (4 chunks each) under a clock
 // that says the share started at (the files' ctime + after), and returns

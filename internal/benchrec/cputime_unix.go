@@ -1,14 +1,15 @@
 //go:build unix
 
-package gateway_test
+package benchrec
 
 import (
 	"syscall"
 	"time"
 )
 
-// cpuTime returns the CPU time this process has used, user and system.
-func cpuTime() time.Duration {
+// CPUTime returns the CPU time this process has used, user and system,
+// or 0 where the system does not say.
+func CPUTime() time.Duration {
 	var ru syscall.Rusage
 	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
 		return 0
