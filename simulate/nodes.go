@@ -164,6 +164,10 @@ func addMetrics(a, b node.Metrics) node.Metrics {
 	a.Swarm.Bans += b.Swarm.Bans
 	a.Swarm.UnrequestedBlocks += b.Swarm.UnrequestedBlocks
 	a.Swarm.ProtocolViolations += b.Swarm.ProtocolViolations
+	a.Swarm.Chokes += b.Swarm.Chokes
+	a.Swarm.BitswapBytesUp += b.Swarm.BitswapBytesUp
+	a.Swarm.BitswapBytesDown += b.Swarm.BitswapBytesDown
+	a.Swarm.BitswapDuplicateBytes += b.Swarm.BitswapDuplicateBytes
 	a.DHTLookups += b.DHTLookups
 	a.DHTLookupsFound += b.DHTLookupsFound
 	h := &a.DHTLookupSeconds

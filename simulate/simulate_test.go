@@ -16,6 +16,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/peer-project/peer/internal/bubble"
+	"github.com/peer-project/peer/node"
 )
 
 func TestMain(m *testing.M) {
@@ -511,4 +512,27 @@ func TestLoopback(t *testing.T) {
 			t.Fatalf("a loopback scenario in a bubble: %v", err)
 		}
 	})
+}
+
+// TestAddMetricsSumsEveryCounter: every counter of the swarm's Stats is
+// summed, so a counter added there cannot be left out of a simulation's
+// totals; the gauges (sessions open now) are not.
+func TestAddMetricsSumsEveryCounter(t *testing.T) {
+	var one node.Metrics
+	v := reflect.ValueOf(&one.Swarm).Elem()
+	for i := range v.NumField() {
+		v.Field(i).SetInt(1)
+	}
+	sum := reflect.ValueOf(addMetrics(one, one).Swarm)
+	gauges := map[string]bool{"ServeSessions": true, "FetchSessions": true}
+	for i := range sum.NumField() {
+		name := sum.Type().Field(i).Name
+		want := int64(2)
+		if gauges[name] {
+			want = 1
+		}
+		if got := sum.Field(i).Int(); got != want {
+			t.Errorf("Swarm.%s summed to %d, want %d", name, got, want)
+		}
+	}
 }
