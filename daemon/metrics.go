@@ -51,7 +51,7 @@ func newCollector(n *node.Node) *collector {
 		verified:   d(MetricChunksVerified, "Chunks received that matched their CID."),
 		rejected:   d(MetricChunksRejected, "Chunks received that failed their CID (the sender is struck)."),
 		served:     d(MetricChunksServed, "Chunks sent to peers."),
-		dup:        d(MetricDuplicateBytes, "Bytes received for chunks already verified (endgame duplicates)."),
+		dup:        d(MetricDuplicateBytes, "Bytes received for chunks already verified (endgame duplicates, and Bitswap blocks that crossed a cancel), by exchange: peer's own protocol, or Bitswap.", "exchange"),
 		peers:      d(MetricPeers, "Peers connected now."),
 		dhtPeer:    d(MetricDHTPeers, "Peers in the DHT routing table."),
 		banned:     d(MetricBanned, "Peers banned now."),
@@ -86,7 +86,8 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	counter(c.verified, m.Swarm.ChunksVerified)
 	counter(c.rejected, m.Swarm.ChunksRejected)
 	counter(c.served, m.Swarm.ChunksServed)
-	counter(c.dup, m.Swarm.DuplicateBytes)
+	counter(c.dup, m.Swarm.DuplicateBytes-m.Swarm.BitswapDuplicateBytes, "peer")
+	counter(c.dup, m.Swarm.BitswapDuplicateBytes, "bitswap")
 	gauge(c.peers, int64(m.Peers))
 	gauge(c.dhtPeer, int64(m.DHTPeers))
 	gauge(c.banned, int64(m.Banned))
