@@ -21,6 +21,7 @@ import (
 	"github.com/libp2p/go-libp2p/p2p/protocol/identify"
 
 	"github.com/peer-project/peer/dht"
+	"github.com/peer-project/peer/swarm"
 	"github.com/peer-project/peer/swarm/bitswap"
 	"github.com/peer-project/peer/swarm/wire"
 )
@@ -201,6 +202,45 @@ func waitIdentified(t *testing.T, n *Node, conns []network.Conn) {
 		case <-h.IDService().IdentifyWait(c):
 		case <-timeout.C:
 			t.Fatalf("identify with %s did not end in 10 s", c.RemotePeer())
+		}
+	}
+}
+
+// TestExchangeVersionsShareBounds: a peer's serving streams on the two
+// versions of the exchange protocol together are held to the per-peer
+// bound of one (64), by the resource manager the node builds: each version
+// has 64, and the service both join has 64 in all. Before, the service
+// had the resource manager's default, 128 and more.
+func TestExchangeVersionsShareBounds(t *testing.T) {
+	rm, err := rcmgr.NewResourceManager(rcmgr.NewFixedLimiter(resourceLimits("")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rm.Close()
+	p := peer.ID("a peer that opens sessions on both versions")
+	open := func(proto protocol.ID) error {
+		s, err := rm.OpenStream(p, network.DirInbound)
+		if err != nil {
+			return err
+		}
+		if err := s.SetProtocol(proto); err != nil {
+			s.Done()
+			return err
+		}
+		if err := s.SetService(swarm.ServiceName); err != nil {
+			s.Done()
+			return err
+		}
+		return nil
+	}
+	for i := range 64 {
+		if err := open(swarm.Protocols()[i%2]); err != nil {
+			t.Fatalf("serving stream %d refused: %v", i+1, err)
+		}
+	}
+	for _, proto := range swarm.Protocols() {
+		if err := open(proto); err == nil {
+			t.Errorf("a 65th serving stream, on %s, was let in", proto)
 		}
 	}
 }
