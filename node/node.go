@@ -543,8 +543,9 @@ func (n *Node) Unshare(root cid.Cid) error {
 	// too, unless another share still holds them (and then hold what it
 	// does).
 	n.unshares.Add(1)
-	n.reheldShares()
-	n.swarm.ForgetLookups(n.keepLookup)
+	srcs := n.servedShares()
+	n.reheldShares(srcs)
+	n.swarm.ForgetLookups(func(root cid.Cid, src swarm.Source) bool { return n.keepLookup(srcs, root, src) })
 	n.dropImported(sh.Path)
 	return nil
 }

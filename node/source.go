@@ -88,18 +88,11 @@ func (n *Node) reheld(src *shareSource) {
 	src.setHave(have)
 }
 
-// reheldShares looks up again what every partial share served here
+// reheldShares looks up again what each of srcs, the shares served here,
 // holds: after an unshare, which may have taken some of it away.
-func (n *Node) reheldShares() {
-	shares, err := n.store.Shares()
-	if err != nil {
-		n.log.Warn("looking up what partial shares hold", "err", err)
-		return
-	}
-	for _, sh := range shares {
-		if src, ok := n.swarm.Registered(sh.Root).(*shareSource); ok {
-			n.reheld(src)
-		}
+func (n *Node) reheldShares(srcs []*shareSource) {
+	for _, src := range srcs {
+		n.reheld(src)
 	}
 }
 
@@ -110,12 +103,13 @@ func (n *Node) reheldShares() {
 // they only shrank: peers learn of a chunk held only from Serve, so a
 // source that would now hold more is dropped, and the next lookup serves
 // it anew and tells them.
-func (n *Node) keepLookup(root cid.Cid, src swarm.Source) bool {
+// srcs are the shares served now (servedShares).
+func (n *Node) keepLookup(srcs []*shareSource, root cid.Cid, src swarm.Source) bool {
 	s, ok := src.(*shareSource)
 	if !ok { // lookup makes no other
 		return false
 	}
-	in := n.shareOf(root)
+	in := shareIn(srcs, root)
 	if in == nil {
 		return false
 	}
@@ -257,15 +251,31 @@ func (n *Node) lookup(ctx context.Context, root cid.Cid) swarm.Source {
 
 // shareOf returns the source of a share served here that c is a node, or a
 // file, of: one that holds every chunk if there is one. Nil if none.
-func (n *Node) shareOf(c cid.Cid) *shareSource {
+func (n *Node) shareOf(c cid.Cid) *shareSource { return shareIn(n.servedShares(), c) }
+
+// servedShares returns the sources of the shares served here, in the
+// store's order (nil if the store cannot say).
+func (n *Node) servedShares() []*shareSource {
 	shares, err := n.store.Shares()
 	if err != nil {
+		n.log.Warn("listing the shares served", "err", err)
 		return nil
 	}
-	var found *shareSource
+	var out []*shareSource
 	for _, sh := range shares {
-		src, ok := n.swarm.Registered(sh.Root).(*shareSource)
-		if !ok || !src.holdsNode(c) {
+		if src, ok := n.swarm.Registered(sh.Root).(*shareSource); ok {
+			out = append(out, src)
+		}
+	}
+	return out
+}
+
+// shareIn returns the first of srcs that c is a node, or a file, of: the
+// first that holds every chunk if there is one. Nil if none.
+func shareIn(srcs []*shareSource, c cid.Cid) *shareSource {
+	var found *shareSource
+	for _, src := range srcs {
+		if !src.holdsNode(c) {
 			continue
 		}
 		if src.Complete() {
