@@ -19,7 +19,6 @@ import (
 	"github.com/ipfs/go-cid"
 	ipld "github.com/ipfs/go-ipld-format"
 	"github.com/libp2p/go-libp2p/core/peer"
-	basichost "github.com/libp2p/go-libp2p/p2p/host/basic"
 	mocknet "github.com/libp2p/go-libp2p/p2p/net/mock"
 
 	"github.com/peer-project/peer/integrity"
@@ -115,12 +114,7 @@ func TestBitswapProviderStaleIdentify(t *testing.T) {
 	data := randomData(256<<10+99, 11)
 	server, fetcher, root := bitswapOnlyOn(t, mn, data)
 	ai := peer.AddrInfo{ID: server.host.ID(), Addrs: server.host.Addrs()}
-	if err := fetcher.host.Connect(ctx, ai); err != nil {
-		t.Fatal(err)
-	}
-	for _, c := range fetcher.host.Network().ConnsToPeer(ai.ID) {
-		<-fetcher.host.(*basichost.BasicHost).IDService().IdentifyWait(c)
-	}
+	identified(ctx, t, fetcher.host, ai)
 	if err := fetcher.host.Peerstore().AddProtocols(ai.ID, Protocols()...); err != nil {
 		t.Fatal(err)
 	}

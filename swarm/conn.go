@@ -122,26 +122,48 @@ func (c *conn) noDAG() bool {
 
 // session connects to ai, says HELLO and serves the conn until it ends.
 // It runs on a goroutine of the fetch.
-func (f *fetch) session(ai peer.AddrInfo) { f.sessionTry(ai, true) }
-
-// sessionTry is session; renegotiate allows one more try, negotiating
-// the protocol anew, when the peer resets the stream at HELLO as a peer
-// that does not speak the version proposed would (see staleProtocol).
-func (f *fetch) sessionTry(ai peer.AddrInfo, renegotiate bool) {
+func (f *fetch) session(ai peer.AddrInfo) {
 	h := f.sw.host
 	if len(ai.Addrs) > 0 {
 		h.Peerstore().AddAddrs(ai.ID, ai.Addrs, peerstore.TempAddrTTL)
 	}
-	ctx, cancel := context.WithTimeout(f.ctx, dialTimeout)
-	st, err := f.sw.openStream(ctx, ai.ID)
-	cancel()
-	if notOurs(err) && f.bitswapPeer(ai.ID) {
-		// It does not speak our protocol, but Bitswap: a slower source.
-		f.bsSession(ai.ID)
-		return
+	st, w, r, first, err := f.hello(ai.ID)
+	if refused := (*refusedErr)(nil); errors.As(err, &refused) {
+		// libp2p sent HELLO behind the protocol's name, without waiting
+		// for the peer to accept it, as identify said the peer speaks
+		// it. A peer whose identify was stale (it has since stopped
+		// speaking that version, or never spoke ours) refuses the name.
+		// Forget the claim and ask again: this time libp2p negotiates
+		// first, and picks the version the peer speaks or reads its
+		// refusal (at open, where the Bitswap peer is told below).
+		st.Reset()
+		h.Peerstore().RemoveProtocols(ai.ID, Protocols()...)
+		f.log.Debug("HELLO refused, maybe its protocol: negotiating anew", "peer", ai.ID, "err", err)
+		st, w, r, first, err = f.hello(ai.ID)
 	}
 	if err != nil {
+		if st != nil {
+			st.Reset()
+		}
+		if notOurs(err) && f.bitswapPeer(ai.ID) {
+			// It does not speak our protocol, but Bitswap: a slower source.
+			f.bsSession(ai.ID)
+			return
+		}
 		f.post(event{kind: evDown, conn: &conn{peer: ai.ID}, err: err})
+		return
+	}
+	switch m := first.(type) {
+	case *wire.HaveAll, *wire.HaveNone, *wire.HaveBitfield:
+	case *wire.Error:
+		st.Close()
+		f.post(event{kind: evDown, conn: &conn{peer: ai.ID}, err: fmt.Errorf("it answered: %w", m), refused: m.Code == wire.CodeNotFound})
+		return
+	default:
+		err := fmt.Errorf("first message %s, want a HAVE", first.Type())
+		endWith(st, w, wire.NewError(wire.CodeProtocol, err.Error()), f.sw.cfg.Now())
+		f.strikeEarly(ai.ID, err)
+		f.post(event{kind: evDown, conn: &conn{peer: ai.ID}})
 		return
 	}
 	c := &conn{
@@ -149,68 +171,6 @@ func (f *fetch) sessionTry(ai peer.AddrInfo, renegotiate bool) {
 		nodeWait: map[cid.Cid][]chan []byte{}, nodeAsked: map[cid.Cid]int{}, requested: map[int64]asked{},
 	}
 	defer close(c.done)
-	w := wire.NewWriter(st)
-	st.SetDeadline(time.Now().Add(dialTimeout))
-	err = w.Write(&wire.Hello{Version: wire.Version, Root: f.root})
-	if err == nil && f.opts.Focus != nil && st.Protocol() == wire.ProtocolID {
-		// A streaming reader's fetch: it waits on the chunks it asks for,
-		// in order (spread.go). A peer of 2.0 cannot be told.
-		err = w.Write(&wire.InOrder{})
-	}
-	if err != nil || w.Flush() != nil {
-		st.Reset()
-		f.post(event{kind: evDown, conn: c, err: errors.New("sending HELLO failed")})
-		return
-	}
-	r := wire.NewReader(st, 0)
-	first, err := r.Read()
-	st.SetDeadline(time.Time{})
-	if notOurs(err) && f.bitswapPeer(ai.ID) {
-		// The stream's protocol is negotiated as it is first read: the
-		// peer does not speak ours, but Bitswap.
-		st.Reset()
-		f.bsSession(ai.ID)
-		return
-	}
-	if renegotiate && f.staleProtocol(ai.ID, err) {
-		// libp2p sent HELLO behind the protocol's name, without waiting
-		// for the peer to accept it, as identify said the peer speaks
-		// it. A peer whose identify was stale (it has since stopped
-		// speaking that version, or never spoke ours and speaks
-		// Bitswap) refuses the name, reads HELLO as the next name and
-		// resets the stream, which drops its refusal unread. Forget the
-		// claim and ask again: this time libp2p negotiates, and picks
-		// the version the peer speaks or reads the refusal.
-		st.Reset()
-		h.Peerstore().RemoveProtocols(ai.ID, Protocols()...)
-		f.log.Debug("reset at HELLO: negotiating the protocol anew", "peer", ai.ID, "err", err)
-		f.sessionTry(ai, false)
-		return
-	}
-	if err != nil {
-		if errors.Is(err, wire.ErrProtocol) {
-			err = fmt.Errorf("first message: %w", err)
-			endWith(st, w, wire.NewError(wire.CodeProtocol, err.Error()), f.sw.cfg.Now())
-			f.strikeEarly(ai.ID, err)
-		} else {
-			st.Reset()
-		}
-		f.post(event{kind: evDown, conn: c, err: fmt.Errorf("no answer to HELLO: %w", err)})
-		return
-	}
-	switch m := first.(type) {
-	case *wire.HaveAll, *wire.HaveNone, *wire.HaveBitfield:
-	case *wire.Error:
-		st.Close()
-		f.post(event{kind: evDown, conn: c, err: fmt.Errorf("it answered: %w", m), refused: m.Code == wire.CodeNotFound})
-		return
-	default:
-		err := fmt.Errorf("first message %s, want a HAVE", first.Type())
-		endWith(st, w, wire.NewError(wire.CodeProtocol, err.Error()), f.sw.cfg.Now())
-		f.strikeEarly(ai.ID, err)
-		f.post(event{kind: evDown, conn: c})
-		return
-	}
 	if bf, ok := first.(*wire.HaveBitfield); ok {
 		first = &wire.HaveBitfield{Bits: append([]byte(nil), bf.Bits...)}
 	}
@@ -246,6 +206,62 @@ func (f *fetch) sessionTry(ai peer.AddrInfo, renegotiate bool) {
 	}
 	f.post(event{kind: evDown, conn: c, err: err})
 }
+
+// hello opens a stream to p, says HELLO (and IN_ORDER for a streaming
+// reader on 2.1) and reads the peer's first message. On an error it
+// returns the stream to be reset if it is still open: a first message
+// that breaks the protocol ends it (ERROR) and strikes the peer. An error
+// of the first read that may be the peer refusing the protocol is a
+// *refusedErr.
+func (f *fetch) hello(p peer.ID) (network.Stream, *wire.Writer, *wire.Reader, wire.Msg, error) {
+	ctx, cancel := context.WithTimeout(f.ctx, dialTimeout)
+	st, err := f.sw.openStream(ctx, p)
+	cancel()
+	if err != nil {
+		return nil, nil, nil, nil, err
+	}
+	w := wire.NewWriter(st)
+	st.SetDeadline(time.Now().Add(dialTimeout))
+	err = w.Write(&wire.Hello{Version: wire.Version, Root: f.root})
+	if err == nil && f.opts.Focus != nil && st.Protocol() == wire.ProtocolID {
+		// A streaming reader's fetch: it waits on the chunks it asks for,
+		// in order (spread.go). A peer of 2.0 cannot be told.
+		err = w.Write(&wire.InOrder{})
+	}
+	if err == nil {
+		err = w.Flush()
+	}
+	if err != nil {
+		return st, nil, nil, nil, fmt.Errorf("sending HELLO: %w", err)
+	}
+	r := wire.NewReader(st, 0)
+	first, err := r.Read()
+	st.SetDeadline(time.Time{})
+	switch {
+	case err == nil:
+		return st, w, r, first, nil
+	case notOurs(err) || f.staleProtocol(p, err):
+		return st, nil, nil, nil, &refusedErr{err}
+	case errors.Is(err, wire.ErrProtocol):
+		err = fmt.Errorf("first message: %w", err)
+		endWith(st, w, wire.NewError(wire.CodeProtocol, err.Error()), f.sw.cfg.Now())
+		f.strikeEarly(p, err)
+		return nil, nil, nil, nil, fmt.Errorf("no answer to HELLO: %w", err)
+	}
+	return st, nil, nil, nil, fmt.Errorf("no answer to HELLO: %w", err)
+}
+
+// refusedErr is an error of a session's first read that may be the peer
+// refusing the protocol that libp2p proposed without waiting for its
+// answer, which it does when identify said the peer speaks it. The
+// stream's protocol is then negotiated as it is first read: the refusal
+// is read (ErrNotSupported), or the peer, reading HELLO as the next
+// protocol name, resets the stream, and the reset drops the refusal
+// unread (yamux, mocknet; see staleProtocol).
+type refusedErr struct{ err error }
+
+func (e *refusedErr) Error() string { return "no answer to HELLO: " + e.err.Error() }
+func (e *refusedErr) Unwrap() error { return e.err }
 
 func (c *conn) signal() {
 	select {
@@ -800,10 +816,11 @@ func (c *conn) badNode(id cid.Cid, err error) {
 
 // staleProtocol reports whether err, the first read of a session's
 // stream to p, may be p refusing the protocol that libp2p proposed
-// without waiting for an answer: a reset that p said was for a failed
-// negotiation or, from a provider this fetch could ask over Bitswap
-// instead, one it gave no reason for (some transports carry none, as
-// mocknet; a peer that speaks ours and resets is then asked once more).
+// without waiting (see refusedErr): a reset that p said was for a failed
+// negotiation (yamux and QUIC carry the reason) or, from a provider this
+// fetch could ask over Bitswap instead, one it gave no reason for
+// (mocknet carries none; such a peer that speaks ours and resets is then
+// asked once more).
 func (f *fetch) staleProtocol(p peer.ID, err error) bool {
 	if !errors.Is(err, network.ErrReset) {
 		return false

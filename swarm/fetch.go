@@ -654,8 +654,8 @@ func (f *fetch) handle(ev event) {
 		f.progressed = now
 		return
 	case evDown:
-		if f.ctx.Err() == nil {
-			f.log.Debug("session ended", "peer", c.peer, "err", ev.err)
+		if ev.err != nil && f.ctx.Err() == nil {
+			f.log.Debug("no session, or it ended", "peer", c.peer, "err", ev.err)
 		}
 		if ev.err != nil {
 			f.lastErr = ev.err

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"testing"
@@ -16,7 +17,6 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/protocol"
 	mocknet "github.com/libp2p/go-libp2p/p2p/net/mock"
-	"github.com/libp2p/go-libp2p/p2p/protocol/identify"
 
 	"github.com/peer-project/peer/swarm/wire"
 )
@@ -125,6 +125,36 @@ func TestStaleVersionClaimRenegotiated(t *testing.T) {
 	fetchFromPrevVersionSeed(t, seed, fetcher, true)
 }
 
+// TestRefusedVersionReadRenegotiated: as TestStaleVersionClaimRenegotiated,
+// but the seed's refusal of 2.1 is read: its host answers "na" and waits
+// for the next name, where go-libp2p's resets the stream at once (other
+// implementations need not; and the reset may come after the "na" is
+// read). On mocknet.
+func TestRefusedVersionReadRenegotiated(t *testing.T) {
+	mn := mocknet.New()
+	t.Cleanup(func() { mn.Close() })
+	for range 2 {
+		if _, err := mn.GenPeer(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := mn.LinkAll(); err != nil {
+		t.Fatal(err)
+	}
+	seedHost := mn.Hosts()[0]
+	seedHost.Network().SetStreamHandler(func(s network.Stream) {
+		proto, handle, err := seedHost.Mux().Negotiate(s)
+		if err != nil {
+			io.Copy(io.Discard, s) // no reset: the "na" stays to be read
+			s.Reset()
+			return
+		}
+		s.SetProtocol(proto)
+		handle(proto, s)
+	})
+	fetchFromPrevVersionSeed(t, seedHost, mn.Hosts()[1], true)
+}
+
 // fetchFromPrevVersionSeed has seedHost serve a root over protocol 2.0
 // only, connects fetchHost to it and, once identify is done, sets what
 // fetchHost's peerstore says of 2.1: that the seed speaks it if
@@ -148,13 +178,7 @@ func fetchFromPrevVersionSeed(t *testing.T, seedHost, fetchHost host.Host, stale
 	seed.Serve(root, &memSource{l: l, data: data})
 	seedHost.RemoveStreamHandler(wire.ProtocolID) // a 2.0 node, before anyone asks
 	hints := hintsOf([]host.Host{seedHost})
-	if err := fetchHost.Connect(ctx, hints[0]); err != nil {
-		t.Fatal(err)
-	}
-	ids := fetchHost.(interface{ IDService() identify.IDService }).IDService()
-	for _, c := range fetchHost.Network().ConnsToPeer(seedHost.ID()) {
-		<-ids.IdentifyWait(c)
-	}
+	identified(ctx, t, fetchHost, hints[0])
 	claim := fetchHost.Peerstore().RemoveProtocols
 	if staleClaim {
 		claim = fetchHost.Peerstore().AddProtocols

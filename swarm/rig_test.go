@@ -8,6 +8,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
 	mocknet "github.com/libp2p/go-libp2p/p2p/net/mock"
+	"github.com/libp2p/go-libp2p/p2p/protocol/identify"
 )
 
 // The rig that the swarm's tests share: hosts on a mocknet, a file root
@@ -82,4 +83,22 @@ func openRawLater(ctx context.Context, h host.Host, p peer.ID, root cid.Cid) <-c
 		ch <- opened{c, err}
 	}()
 	return ch
+}
+
+// identified connects h to ai and waits until identify has run on each
+// connection to it: h's peerstore then says of ai's protocols what ai
+// said, for the test to change.
+func identified(ctx context.Context, t *testing.T, h host.Host, ai peer.AddrInfo) {
+	t.Helper()
+	if err := h.Connect(ctx, ai); err != nil {
+		t.Fatal(err)
+	}
+	ids := h.(interface{ IDService() identify.IDService }).IDService()
+	for _, c := range h.Network().ConnsToPeer(ai.ID) {
+		select {
+		case <-ids.IdentifyWait(c):
+		case <-ctx.Done():
+			t.Fatal(ctx.Err())
+		}
+	}
 }
