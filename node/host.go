@@ -130,14 +130,16 @@ func resourceLimits(dhtProto protocol.ID) rcmgr.ConcreteLimitConfig {
 	limits := rcmgr.DefaultLimits
 	libp2p.SetDefaultServiceLimits(&limits)
 	// The exchange protocol keeps one stream per peer and root, and a
-	// chunk in flight is at most 4 MiB. Each version has its own bound,
-	// and the service that both versions' serving streams join holds the
-	// same bound for the two together: a peer that opens sessions on 2.0
-	// and on 2.1 gets no more streams or memory than on one.
+	// chunk in flight is at most 4 MiB; each version has its own bound.
+	// The service that both versions' serving streams join holds a peer
+	// to the streams of one version, so that a peer that opens sessions
+	// on 2.0 and on 2.1 gets no more; its memory per peer, and all its
+	// limits, stay the manager's defaults.
 	bound(&limits, 1024, 256<<20, 64, 64<<20, swarm.Protocols()...)
-	all, more, perPeer := bounds(1024, 256<<20, 64, 64<<20)
-	limits.AddServiceLimit(swarm.ServiceName, all, more)
-	limits.AddServicePeerLimit(swarm.ServiceName, perPeer, rcmgr.BaseLimitIncrease{})
+	perPeer, more := limits.ServicePeerBaseLimit, limits.ServicePeerLimitIncrease
+	perPeer.StreamsInbound, perPeer.StreamsOutbound, perPeer.Streams = 64, 64, 128
+	more.StreamsInbound, more.StreamsOutbound, more.Streams = 0, 0, 0
+	limits.AddServicePeerLimit(swarm.ServiceName, perPeer, more)
 	// The DHT's and the relay's protocols get bounds of their own, so a
 	// public network's queries and relayed connections can't take what the
 	// exchange needs. A kad-dht message is at most 4 MiB and a query is one
@@ -163,20 +165,14 @@ func resourceLimits(dhtProto protocol.ID) rcmgr.ConcreteLimitConfig {
 // (AutoScale), and to each peer on it peerStreams streams each way and
 // peerMem bytes, whatever the machine.
 func bound(limits *rcmgr.ScalingLimitConfig, streams int, mem int64, peerStreams int, peerMem int64, protos ...protocol.ID) {
-	all, more, perPeer := bounds(streams, mem, peerStreams, peerMem)
 	for _, proto := range protos {
-		limits.AddProtocolLimit(proto, all, more)
-		limits.AddProtocolPeerLimit(proto, perPeer, rcmgr.BaseLimitIncrease{})
+		limits.AddProtocolLimit(proto,
+			rcmgr.BaseLimit{StreamsInbound: streams, StreamsOutbound: streams, Streams: 2 * streams, Memory: mem},
+			rcmgr.BaseLimitIncrease{StreamsInbound: streams / 4, StreamsOutbound: streams / 4, Streams: streams / 2, Memory: mem / 4})
+		limits.AddProtocolPeerLimit(proto,
+			rcmgr.BaseLimit{StreamsInbound: peerStreams, StreamsOutbound: peerStreams, Streams: 2 * peerStreams, Memory: peerMem},
+			rcmgr.BaseLimitIncrease{})
 	}
-}
-
-// bounds returns bound's limits: in all, its increase per GiB, and per
-// peer.
-func bounds(streams int, mem int64, peerStreams int, peerMem int64) (all rcmgr.BaseLimit, more rcmgr.BaseLimitIncrease, perPeer rcmgr.BaseLimit) {
-	all = rcmgr.BaseLimit{StreamsInbound: streams, StreamsOutbound: streams, Streams: 2 * streams, Memory: mem}
-	more = rcmgr.BaseLimitIncrease{StreamsInbound: streams / 4, StreamsOutbound: streams / 4, Streams: streams / 2, Memory: mem / 4}
-	perPeer = rcmgr.BaseLimit{StreamsInbound: peerStreams, StreamsOutbound: peerStreams, Streams: 2 * peerStreams, Memory: peerMem}
-	return all, more, perPeer
 }
 
 // hostDeps are what a host the node builds reports to and asks; each may

@@ -210,9 +210,15 @@ func waitIdentified(t *testing.T, n *Node, conns []network.Conn) {
 // versions of the exchange protocol together are held to the per-peer
 // bound of one (64), by the resource manager the node builds: each version
 // has 64, and the service both join has 64 in all. Before, the service
-// had the resource manager's default, 128 and more.
+// had the resource manager's default, 128 and more. Its memory per peer
+// is still the default.
 func TestExchangeVersionsShareBounds(t *testing.T) {
-	rm, err := rcmgr.NewResourceManager(rcmgr.NewFixedLimiter(resourceLimits("")))
+	limits := resourceLimits("")
+	l := limits.ToPartialLimitConfig()
+	if got, want := l.ServicePeer[swarm.ServiceName].Memory, l.ServicePeerDefault.Memory; got != want {
+		t.Errorf("the exchange's service allows %v bytes per peer, want the default %v", got, want)
+	}
+	rm, err := rcmgr.NewResourceManager(rcmgr.NewFixedLimiter(limits))
 	if err != nil {
 		t.Fatal(err)
 	}

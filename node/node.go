@@ -543,7 +543,10 @@ func (n *Node) Unshare(root cid.Cid) error {
 	// too, unless another share still holds them (and then hold what it
 	// does).
 	n.unshares.Add(1)
-	srcs := n.servedShares()
+	srcs, err := n.servedShares()
+	if err != nil {
+		n.log.Warn("looking up what partial shares hold", "err", err)
+	}
 	n.reheldShares(srcs)
 	n.swarm.ForgetLookups(func(root cid.Cid, src swarm.Source) bool { return n.keepLookup(srcs, root, src) })
 	n.dropImported(sh.Path)

@@ -251,15 +251,17 @@ func (n *Node) lookup(ctx context.Context, root cid.Cid) swarm.Source {
 
 // shareOf returns the source of a share served here that c is a node, or a
 // file, of: one that holds every chunk if there is one. Nil if none.
-func (n *Node) shareOf(c cid.Cid) *shareSource { return shareIn(n.servedShares(), c) }
+func (n *Node) shareOf(c cid.Cid) *shareSource {
+	srcs, _ := n.servedShares()
+	return shareIn(srcs, c)
+}
 
 // servedShares returns the sources of the shares served here, in the
-// store's order (nil if the store cannot say).
-func (n *Node) servedShares() []*shareSource {
+// store's order.
+func (n *Node) servedShares() ([]*shareSource, error) {
 	shares, err := n.store.Shares()
 	if err != nil {
-		n.log.Warn("listing the shares served", "err", err)
-		return nil
+		return nil, err
 	}
 	var out []*shareSource
 	for _, sh := range shares {
@@ -267,7 +269,7 @@ func (n *Node) servedShares() []*shareSource {
 			out = append(out, src)
 		}
 	}
-	return out
+	return out, nil
 }
 
 // shareIn returns the first of srcs that c is a node, or a file, of: the
