@@ -98,9 +98,10 @@ func BenchmarkTransfer(b *testing.B) {
 	rounds := benchrec.Rounds(b, 3)
 	type round struct{ fetch, open, raw, disk, kuboGet, kuboCat, fetchCPU, openCPU, rawCPU float64 } // MB/s, CPU-s
 	var (
-		runs            []round
-		firstByte, ttfb float64
-		fetchRSS, dup   int64
+		runs             []round
+		firstByte        float64
+		ttfbs, rawFirsts []float64 // seconds, one of each a round
+		fetchRSS, dup    int64
 	)
 	mb := float64(size) / 1e6
 	b.ResetTimer()
@@ -124,6 +125,7 @@ func BenchmarkTransfer(b *testing.B) {
 				b.Fatalf("raw stream carried %d bytes, want %d", rr.Bytes, size)
 			}
 			r.raw, r.rawCPU = mb/rr.Seconds, rr.CPU
+			rawFirsts = append(rawFirsts, rr.FirstByte)
 		}
 		// The disk alone: the transfer's writes to the same file system,
 		// without the network (diskWrite).
@@ -159,7 +161,7 @@ func BenchmarkTransfer(b *testing.B) {
 		}
 		runs = append(runs, r)
 		tf := runChild(b, "ttfb", map[string]string{"PEER_BENCH_TICKET": ticket, "PEER_BENCH_HOME": filepath.Join(dir, fmt.Sprintf("reader-%d", i))})
-		ttfb += tf.FirstByte
+		ttfbs = append(ttfbs, tf.FirstByte)
 	}
 	b.StopTimer()
 	seedRep := seeder.finish(b)
@@ -208,7 +210,16 @@ func BenchmarkTransfer(b *testing.B) {
 	b.ReportMetric(float64(fetchRSS)/(1<<20), "fetcher-MiB")
 	b.ReportMetric(float64(seedRSS)/(1<<20), "seeder-MiB")
 	dupPct := 100 * float64(dup) / (float64(size) * float64(len(runs)))
-	ttfb /= float64(len(runs))
+	// The median, as for the rates: with a mean, one slow round in three
+	// decides the row on a shared machine. The raw stream's first byte
+	// (its dial included) shows what dialling alone took in the same runs.
+	eachTTFB := make([]string, len(ttfbs))
+	for i := range ttfbs {
+		eachTTFB[i] = fmt.Sprintf("%.1f/%.1f ms", ttfbs[i]*1000, rawFirsts[i]*1000)
+	}
+	slices.Sort(ttfbs)
+	slices.Sort(rawFirsts)
+	ttfb, rawFirst := ttfbs[len(ttfbs)/2], rawFirsts[len(rawFirsts)/2]
 	mib := func(v int64) float64 { return float64(v) / (1 << 20) }
 	benchrec.Add(benchrec.Record{Name: fmt.Sprintf("transfer %d MiB, two processes, TCP+TLS+yamux", size>>20), Figure: fetchRate, Unit: "MB/s",
 		Limit: rawRate, LimitName: "MB/s raw libp2p stream", Target: ">= 0.6x", Met: fetchRate/rawRate >= 0.6})
@@ -237,7 +248,8 @@ func BenchmarkTransfer(b *testing.B) {
 	benchrec.Add(benchrec.Record{Name: fmt.Sprintf("fetcher peak RSS, %d MiB", size>>20), Figure: mib(fetchRSS), Unit: "MiB", Target: "<= 64 MiB", Met: mib(fetchRSS) <= 64})
 	benchrec.Add(benchrec.Record{Name: fmt.Sprintf("seeder peak RSS, %d MiB", size>>20), Figure: mib(seedRSS), Unit: "MiB", Target: "<= 96 MiB", Met: mib(seedRSS) <= 96})
 	benchrec.Add(benchrec.Record{Name: "duplicate bytes, one seeder", Figure: dupPct, Unit: "% of file", Target: "<= 2%", Met: dupPct <= 2})
-	benchrec.Add(benchrec.Record{Name: "time to first verified byte (Open, known peer)", Figure: ttfb * 1000, Unit: "ms", Target: "<= 50 ms", Met: ttfb <= 0.05})
+	benchrec.Add(benchrec.Record{Name: "time to first verified byte (Open, known peer), median round", Figure: ttfb * 1000, Unit: "ms",
+		Limit: rawFirst * 1000, LimitName: "ms to a raw stream's first byte, dial included", Target: "<= 50 ms", Met: ttfb <= 0.05})
 	fmt.Printf("--- %s: %d MiB between two processes on 127.0.0.1 (TCP+TLS+yamux), %d round(s) of transfer and raw stream:\n"+
 		"    transfer %.0f MB/s = %.2fx raw libp2p stream %.0f MB/s (target >= 0.6x), the median round of: %s\n"+
 		"      its writes alone (same file system, no network, diskWrite): %.0f MB/s; transfer/disk per round: %s\n"+
@@ -247,11 +259,13 @@ func BenchmarkTransfer(b *testing.B) {
 		"      raw/transfer CPU %.2f, the ratio a run with every core busy tends to\n"+
 		"    fetcher peak RSS %.0f MiB (limit 64 MiB); seeder peak RSS %.0f MiB (limit 96 MiB)\n"+
 		"    duplicate bytes %.2f%% of the file (limit 2%%); first progress report with verified bytes after %.0f ms (reports come every 50 ms)\n"+
-		"    time to first verified byte through Open from a known peer (dial, manifest, first chunk): %.1f ms (target <= 50 ms)\n%s",
+		"    time to first verified byte through Open from a known peer (dial, manifest, first chunk), median round: %.1f ms (target <= 50 ms),\n"+
+		"      against %.1f ms to the first byte of a raw libp2p stream from a fresh process (dial included); per round: %s\n%s",
 		b.Name(), size>>20, len(runs), fetchRate, fetchRate/rawRate, rawRate, strings.Join(each, ", "), med.disk, strings.Join(eachDisk, ", "),
 		openMed.open, openMed.open/openMed.raw, openMed.raw, strings.Join(eachOpen, ", "), vsFile[len(vsFile)/2], openCPU[len(runs)/2], fetchCPU[len(runs)/2],
 		fetchGiB, rawGiB, seedCPU, rawServeCPU, (rawGiB+rawServeCPU)/(fetchGiB+seedCPU),
-		float64(fetchRSS)/(1<<20), float64(seedRSS)/(1<<20), dupPct, firstByte*1000, ttfb*1000, kuboLine)
+		float64(fetchRSS)/(1<<20), float64(seedRSS)/(1<<20), dupPct, firstByte*1000, ttfb*1000,
+		rawFirst*1000, strings.Join(eachTTFB, ", "), kuboLine)
 }
 
 // writeRandom writes size pseudo-random bytes to path, fast.
@@ -533,6 +547,10 @@ func runRole(role string) error {
 		if err != nil {
 			return err
 		}
+		// FirstByte times what the ttfb role's Open does before its
+		// first byte, without our protocol: dial, then a stream's first
+		// byte. The rate is timed from the stream's opening.
+		dial := time.Now()
 		if err := n.Connect(ctx, *ai); err != nil {
 			return err
 		}
@@ -541,12 +559,18 @@ func runRole(role string) error {
 		if err != nil {
 			return err
 		}
-		got, err := io.CopyBuffer(io.Discard, s, make([]byte, 1<<20))
+		buf := make([]byte, 1<<20)
+		if _, err := io.ReadFull(s, buf[:1]); err != nil {
+			s.Reset()
+			return err
+		}
+		first := time.Since(dial)
+		got, err := io.CopyBuffer(io.Discard, s, buf)
 		s.Close()
 		if err != nil {
 			return err
 		}
-		report(childReport{Seconds: time.Since(start).Seconds(), Bytes: got})
+		report(childReport{Seconds: time.Since(start).Seconds(), Bytes: got + 1, FirstByte: first.Seconds()})
 	default:
 		return fmt.Errorf("unknown role %q", role)
 	}
