@@ -77,8 +77,8 @@ fuzz:
 # one package's benchmarks at a time; go test would otherwise run two
 # packages' at once (GOMAXPROCS), and a figure and its anchor need not see
 # the same neighbour (the chunker's ran beside the gateway's).
-# The transfer, chunking and gateway benchmarks run a figure and its anchor
-# back to back in each of PEER_BENCH_ROUNDS rounds and report the median.
+# The transfer, chunking, gateway and flooder benchmarks run a figure and its
+# anchor back to back in each of PEER_BENCH_ROUNDS rounds and report the median.
 # PEER_BENCH_KUBO=/path/to/ipfs also times Kubo's get and cat of the transfer's
 # file between two Kubo daemons on loopback (internal/benchrec/kubo.go).
 BENCH_JSON ?= bench.json
