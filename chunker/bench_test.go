@@ -2,7 +2,6 @@ package chunker
 
 import (
 	"bufio"
-	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/binary"
@@ -12,7 +11,6 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -191,9 +189,7 @@ func benchSplit(b *testing.B, p Params, label string) {
 			target = 0.8 * float64(workers) // 1.6x on two cores
 		}
 		ratio := func(r splitRound) float64 { return r.rate[workers] / r.sha }
-		byRatio := slices.Clone(runs)
-		slices.SortFunc(byRatio, func(x, y splitRound) int { return cmp.Compare(ratio(x), ratio(y)) })
-		med := byRatio[len(byRatio)/2]
+		med := benchrec.MedianBy(runs, ratio)
 		var each []string
 		for _, r := range runs {
 			each = append(each, fmt.Sprintf("%.2fx (%.3f cpu-ns/B)", ratio(r), r.cpu[workers]))

@@ -1,7 +1,6 @@
 package gateway_test
 
 import (
-	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -10,7 +9,6 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -122,17 +120,8 @@ func BenchmarkGateway(b *testing.B) {
 		runs = append(runs, r)
 	}
 	b.StopTimer()
-	median := func(f func(round) float64) float64 {
-		v := make([]float64, len(runs))
-		for i, r := range runs {
-			v[i] = f(r)
-		}
-		slices.Sort(v)
-		return v[len(v)/2]
-	}
-	byRatio := slices.Clone(runs)
-	slices.SortFunc(byRatio, func(x, y round) int { return cmp.Compare(x.gw/x.open, y.gw/y.open) })
-	med := byRatio[len(byRatio)/2]
+	median := func(f func(round) float64) float64 { return benchrec.MedianOf(runs, f) }
+	med := benchrec.MedianBy(runs, func(r round) float64 { return r.gw / r.open })
 	var each []string
 	for _, r := range runs {
 		each = append(each, fmt.Sprintf("%.0f/%.0f = %.2f", r.gw, r.open, r.gw/r.open))

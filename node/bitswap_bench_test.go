@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
-	"slices"
 	"testing"
 	"time"
 
@@ -94,9 +93,7 @@ func BenchmarkBitswapVsPeer(b *testing.B) {
 			}
 		}
 	}
-	slices.Sort(fromBitswap)
-	slices.Sort(fromPeer)
-	bsRate, peerRate := fromBitswap[len(fromBitswap)/2], fromPeer[len(fromPeer)/2]
+	bsRate, peerRate := benchrec.Median(fromBitswap), benchrec.Median(fromPeer)
 	b.ReportMetric(bsRate, "bitswap-MB/s")
 	b.ReportMetric(peerRate, "peer-MB/s")
 	b.ReportMetric(peerRate/bsRate, "x-bitswap")

@@ -1,12 +1,10 @@
 package node
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"path/filepath"
-	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -245,8 +243,7 @@ func BenchmarkFlooder(b *testing.B) {
 	for i, r := range runs {
 		each[i] = fmt.Sprintf("%.0f/%.0f = %.2fx", r.flooded, r.alone, r.flooded/r.alone)
 	}
-	slices.SortFunc(runs, func(x, y round) int { return cmp.Compare(x.flooded/x.alone, y.flooded/y.alone) })
-	med := runs[len(runs)/2]
+	med := benchrec.MedianBy(runs, func(r round) float64 { return r.flooded / r.alone })
 	alone, flooded := med.alone, med.flooded
 	b.ReportMetric(flooded/alone, "x-alone")
 	benchrec.Add(benchrec.Record{Name: "honest fetch beside a flooder, median round", Figure: flooded, Unit: "MB/s",

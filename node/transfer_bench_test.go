@@ -8,7 +8,6 @@ package node
 
 import (
 	"bufio"
-	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -21,7 +20,6 @@ import (
 	"runtime"
 	"runtime/pprof"
 	"runtime/trace"
-	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -178,14 +176,10 @@ func BenchmarkTransfer(b *testing.B) {
 	// comparison that the seeder (the same for both) does not blur.
 	// And the CPU time of each process (start, fetch, stop), which the
 	// machine's load blurs much less.
-	vsFile, fetchCPU, openCPU, rawCPU := make([]float64, len(runs)), make([]float64, len(runs)), make([]float64, len(runs)), make([]float64, len(runs))
-	for i, r := range runs {
-		vsFile[i], fetchCPU[i], openCPU[i], rawCPU[i] = r.open/r.fetch, r.fetchCPU, r.openCPU, r.rawCPU
-	}
-	slices.Sort(vsFile)
-	slices.Sort(fetchCPU)
-	slices.Sort(openCPU)
-	slices.Sort(rawCPU)
+	median := func(f func(round) float64) float64 { return benchrec.MedianOf(runs, f) }
+	vsFile := median(func(r round) float64 { return r.open / r.fetch })
+	fetchCPU, openCPU := median(func(r round) float64 { return r.fetchCPU }), median(func(r round) float64 { return r.openCPU })
+	rawCPU := median(func(r round) float64 { return r.rawCPU })
 	// CPU per GiB moved, each side against its raw counterpart: on a
 	// machine whose cores are all busy, each process's throughput follows
 	// its share of CPU, so the transfer's ratio to raw tends to the ratio
@@ -195,13 +189,9 @@ func BenchmarkTransfer(b *testing.B) {
 	gib := float64(size) / (1 << 30)
 	seedCPU := (seedRep.CPU - seedRep.ShareCPU) / (2 * float64(len(runs)) * gib)
 	rawServeCPU := rawRep.CPU / (float64(len(runs)) * gib)
-	fetchGiB, rawGiB := fetchCPU[len(runs)/2]/gib, rawCPU[len(runs)/2]/gib
-	openRuns := slices.Clone(runs)
-	slices.SortFunc(openRuns, func(x, y round) int { return cmp.Compare(x.open/x.raw, y.open/y.raw) })
-	openMed := openRuns[len(openRuns)/2]
-	byRatio := slices.Clone(runs)
-	slices.SortFunc(byRatio, func(x, y round) int { return cmp.Compare(x.fetch/x.raw, y.fetch/y.raw) })
-	med := byRatio[len(byRatio)/2]
+	fetchGiB, rawGiB := fetchCPU/gib, rawCPU/gib
+	openMed := benchrec.MedianBy(runs, func(r round) float64 { return r.open / r.raw })
+	med := benchrec.MedianBy(runs, func(r round) float64 { return r.fetch / r.raw })
 	fetchRate, rawRate := med.fetch, med.raw
 	b.ReportMetric(fetchRate, "MB/s")
 	b.ReportMetric(rawRate, "raw-MB/s")
@@ -217,27 +207,17 @@ func BenchmarkTransfer(b *testing.B) {
 	for i := range ttfbs {
 		eachTTFB[i] = fmt.Sprintf("%.1f/%.1f ms", ttfbs[i]*1000, rawFirsts[i]*1000)
 	}
-	slices.Sort(ttfbs)
-	slices.Sort(rawFirsts)
-	ttfb, rawFirst := ttfbs[len(ttfbs)/2], rawFirsts[len(rawFirsts)/2]
+	ttfb, rawFirst := benchrec.Median(ttfbs), benchrec.Median(rawFirsts)
 	mib := func(v int64) float64 { return float64(v) / (1 << 20) }
 	benchrec.Add(benchrec.Record{Name: fmt.Sprintf("transfer %d MiB, two processes, TCP+TLS+yamux", size>>20), Figure: fetchRate, Unit: "MB/s",
 		Limit: rawRate, LimitName: "MB/s raw libp2p stream", Target: ">= 0.6x", Met: fetchRate/rawRate >= 0.6})
 	b.ReportMetric(openMed.open/openMed.raw, "open-x-raw")
-	b.ReportMetric(vsFile[len(vsFile)/2], "open-x-file")
+	b.ReportMetric(vsFile, "open-x-file")
 	benchrec.Add(benchrec.Record{Name: fmt.Sprintf("stdout path (Open, io.Copy) %d MiB, two processes, TCP+TLS+yamux", size>>20), Figure: openMed.open, Unit: "MB/s",
 		Limit: openMed.raw, LimitName: "MB/s raw libp2p stream", Target: ">= 0.6x", Met: openMed.open/openMed.raw >= 0.6})
 	kuboLine := fmt.Sprintf("    no Kubo in this run: set %s to an ipfs binary to time its get and cat of the same file\n", benchrec.EnvKubo)
 	if kubo != nil {
-		med := func(f func(round) float64) float64 {
-			v := make([]float64, len(runs))
-			for i, r := range runs {
-				v[i] = f(r)
-			}
-			slices.Sort(v)
-			return v[len(v)/2]
-		}
-		kGet, kCat := med(func(r round) float64 { return r.kuboGet }), med(func(r round) float64 { return r.kuboCat })
+		kGet, kCat := median(func(r round) float64 { return r.kuboGet }), median(func(r round) float64 { return r.kuboCat })
 		benchrec.Add(benchrec.Record{Name: fmt.Sprintf("transfer %d MiB against Kubo ipfs get, same file and rounds", size>>20), Figure: fetchRate, Unit: "MB/s",
 			Limit: kGet, LimitName: "MB/s Kubo ipfs get", Target: ">= 1.0x", Met: fetchRate >= kGet})
 		benchrec.Add(benchrec.Record{Name: fmt.Sprintf("transfer %d MiB against Kubo ipfs cat, same file and rounds", size>>20), Figure: fetchRate, Unit: "MB/s",
@@ -262,7 +242,7 @@ func BenchmarkTransfer(b *testing.B) {
 		"    time to first verified byte through Open from a known peer (dial, manifest, first chunk), median round: %.1f ms (target <= 50 ms),\n"+
 		"      against %.1f ms to the first byte of a raw libp2p stream from a fresh process (dial included); per round: %s\n%s",
 		b.Name(), size>>20, len(runs), fetchRate, fetchRate/rawRate, rawRate, strings.Join(each, ", "), med.disk, strings.Join(eachDisk, ", "),
-		openMed.open, openMed.open/openMed.raw, openMed.raw, strings.Join(eachOpen, ", "), vsFile[len(vsFile)/2], openCPU[len(runs)/2], fetchCPU[len(runs)/2],
+		openMed.open, openMed.open/openMed.raw, openMed.raw, strings.Join(eachOpen, ", "), vsFile, openCPU, fetchCPU,
 		fetchGiB, rawGiB, seedCPU, rawServeCPU, (rawGiB+rawServeCPU)/(fetchGiB+seedCPU),
 		float64(fetchRSS)/(1<<20), float64(seedRSS)/(1<<20), dupPct, firstByte*1000, ttfb*1000,
 		rawFirst*1000, strings.Join(eachTTFB, ", "), kuboLine)

@@ -14,8 +14,10 @@
 package benchrec
 
 import (
+	"cmp"
 	"encoding/json"
 	"os"
+	"slices"
 	"strconv"
 	"testing"
 )
@@ -95,4 +97,24 @@ func Rounds(tb testing.TB, def int) int {
 		return n
 	}
 	return def
+}
+
+// MedianBy returns the round whose key is the median of the rounds' keys
+// (the upper middle one of an even count), and leaves rounds as they are:
+// a benchmark's median round, by the ratio its row reports. It panics when
+// there are no rounds.
+func MedianBy[T any](rounds []T, key func(T) float64) T {
+	sorted := slices.Clone(rounds)
+	slices.SortFunc(sorted, func(x, y T) int { return cmp.Compare(key(x), key(y)) })
+	return sorted[len(sorted)/2]
+}
+
+// MedianOf returns the median of f over the rounds, as MedianBy picks it.
+func MedianOf[T any](rounds []T, f func(T) float64) float64 {
+	return f(MedianBy(rounds, f))
+}
+
+// Median returns the median of xs, as MedianBy picks it.
+func Median(xs []float64) float64 {
+	return MedianOf(xs, func(x float64) float64 { return x })
 }
